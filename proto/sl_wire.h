@@ -1,0 +1,188 @@
+/* Sluice wire format, version 1. This header is the single source of truth
+ * for every layout, size and limit that crosses the diode; docs/protocol.md
+ * mirrors it field for field. All integers are big-endian (network order).
+ *
+ * Layers, outermost first:
+ *   datagram  = DATA frame (one FEC symbol) | BEACON (small, signed, no FEC)
+ *   FEC block = k data symbols of S bytes = BLOCK (header, payload, signature)
+ *               followed by zero padding; m repair symbols computed over them
+ *   payload   = a sequence of messages (tag channel: SCHEMA, KEYFRAME, DELTA,
+ *               EVENT; file channel: FILE_*), each [type][flags][len][body]
+ */
+#ifndef SL_WIRE_H
+#define SL_WIRE_H
+
+#include <stdint.h>
+
+/* ---- common ------------------------------------------------------------- */
+#define SL_WIRE_MAGIC        0x534Cu   /* "SL": first two bytes of every datagram */
+#define SL_WIRE_VERSION      1u
+#define SL_FRAME_DATA        1u        /* frame type: one FEC symbol */
+#define SL_FRAME_BEACON      2u        /* frame type: control-plane beacon */
+#define SL_DEFAULT_PORT      7400u
+
+#define SL_CHANNEL_TAGS      0u        /* tag snapshot channel */
+#define SL_CHANNEL_FILES     1u        /* bulk file channel */
+
+#define SL_KEY_ID_BYTES      8u        /* first 8 bytes of BLAKE2b-256(public key) */
+#define SL_SIG_BYTES         64u       /* Ed25519 detached signature */
+#define SL_PK_BYTES          32u
+#define SL_CRC_BYTES         4u        /* CRC32C (Castagnoli), see docs */
+#define SL_FP_BYTES          16u       /* fingerprints: BLAKE2b-128 */
+
+/* ---- DATA frame: one datagram per FEC symbol ------------------------------
+ * off size field
+ *   0    2 magic        SL_WIRE_MAGIC
+ *   2    1 version      SL_WIRE_VERSION
+ *   3    1 type         SL_FRAME_DATA
+ *   4    2 channel      SL_CHANNEL_*
+ *   6    2 symbol_size  S, constant for a session
+ *   8    8 session      random per TX start
+ *  16    8 epoch        persisted on TX, strictly increasing across restarts
+ *  24    8 block_seq    per channel, starts at 0 for each session
+ *  32    8 key_id       signer's key id
+ *  40    1 k            data symbols in this block (k' <= configured k)
+ *  41    1 m            repair symbols in this block (m' >= 1)
+ *  42    1 index        0..k-1 data, k..k+m-1 repair
+ *  43    1 flags        0 in v1 (receivers reject non-zero)
+ *  44    S symbol
+ *  44+S  4 crc32c       over bytes [0, 44+S)
+ * Datagram length is exactly SL_FRAME_OVERHEAD + S.
+ */
+#define SL_FRAME_HDR_BYTES   44u
+#define SL_FRAME_OVERHEAD    (SL_FRAME_HDR_BYTES + SL_CRC_BYTES)   /* 48 */
+#define SL_SYMBOL_MIN        64u
+#define SL_SYMBOL_MAX        8900u     /* jumbo frames */
+#define SL_FEC_MAX_SYMBOLS   255u      /* k + m <= 255 (GF(2^8)) */
+#define SL_IPV4_UDP_BYTES    28u       /* IPv4 (20) + UDP (8) headers */
+/* Symbol size that fills an IP MTU: mtu - 28 - 48 (1500 -> 1424). */
+#define SL_SYMBOL_FOR_MTU(mtu) ((mtu) - SL_IPV4_UDP_BYTES - SL_FRAME_OVERHEAD)
+
+/* ---- BLOCK: the FEC-protected, signed unit --------------------------------
+ * off  size field
+ *   0     2 magic        SL_BLOCK_MAGIC ("SB"; differs from datagram magic
+ *                        so a block and a beacon can never verify as each other)
+ *   2     1 version      SL_WIRE_VERSION
+ *   3     1 flags        0 in v1
+ *   4     2 channel      must equal the frames' channel
+ *   6     2 reserved     0
+ *   8     8 session      must equal the frames' session
+ *  16     8 epoch        must equal the frames' epoch
+ *  24     8 block_seq    must equal the frames' block_seq
+ *  32     8 tx_time_us   TX wall clock at block close, µs since Unix epoch
+ *  40     4 payload_len  L
+ *  44     L payload      messages
+ *  44+L  64 signature    Ed25519 over bytes [0, 44+L)
+ *  108+L  . padding      zeros up to k*S; fewer than S bytes (k is minimal)
+ */
+#define SL_BLOCK_MAGIC       0x5342u
+#define SL_BLOCK_HDR_BYTES   44u
+#define SL_BLOCK_OVERHEAD    (SL_BLOCK_HDR_BYTES + SL_SIG_BYTES)   /* 108 */
+
+/* ---- BEACON: one small signed datagram every beacon_ms --------------------
+ * off size field
+ *   0    2 magic          SL_WIRE_MAGIC
+ *   2    1 version        SL_WIRE_VERSION
+ *   3    1 type           SL_FRAME_BEACON
+ *   4    2 channel        0
+ *   6    2 reserved       0
+ *   8    8 session
+ *  16    8 epoch
+ *  24    8 key_id
+ *  32    8 beacon_seq     increments per beacon within a session
+ *  40    8 tx_time_us     TX wall clock, µs since Unix epoch
+ *  48    8 highest_block  highest block_seq sent on the tag channel (+1; 0 = none)
+ *  56    2 symbol_size    S
+ *  58    1 k
+ *  59    1 m
+ *  60    1 interleave     D
+ *  61    1 flags          0 in v1
+ *  62    2 reserved       0
+ *  64    4 rate_kbps      configured link rate, kbit/s
+ *  68   16 config_fp      BLAKE2b-128 of the TX configuration
+ *  84   16 schema_fp      BLAKE2b-128 of the tag schema
+ * 100    8 poll_errors    TX health counters (monotonic within a session)
+ * 108    8 queue_drops
+ * 116    8 blocks_sent
+ * 124    8 frames_sent
+ * 132   64 signature      Ed25519 over bytes [0, 132)
+ * 196    4 crc32c         over bytes [0, 196)
+ */
+#define SL_BEACON_SIGNED_BYTES 132u
+#define SL_BEACON_BYTES        200u
+
+/* ---- messages inside a block payload --------------------------------------
+ * Each message: type u8, flags u8 (0), body_len u16, body[body_len].
+ * A payload is a sequence of whole messages, exactly consumed.
+ */
+#define SL_MSG_HDR_BYTES     4u
+#define SL_MSG_SCHEMA        1u
+#define SL_MSG_KEYFRAME      2u
+#define SL_MSG_DELTA         3u
+#define SL_MSG_EVENT         4u
+#define SL_MSG_FILE_BEGIN    16u
+#define SL_MSG_FILE_DATA     17u
+#define SL_MSG_FILE_END      18u
+
+/* Value types (DESIGN.md §6). Raw value is carried as 64 bits: the value's
+ * own bit pattern zero-extended (bool 0/1; int16/uint16 in the low 16 bits;
+ * 32-bit types in the low 32; float32 as IEEE-754 bits), independent of the
+ * PLC's word order, which the schema carries for the mirror. */
+#define SL_TYPE_BOOL     1u
+#define SL_TYPE_INT16    2u
+#define SL_TYPE_UINT16   3u
+#define SL_TYPE_INT32    4u
+#define SL_TYPE_UINT32   5u
+#define SL_TYPE_INT64    6u
+#define SL_TYPE_FLOAT32  7u
+#define SL_TYPE_FLOAT64  8u
+
+#define SL_REG_HOLDING   1u
+#define SL_REG_INPUT     2u
+#define SL_REG_COIL      3u
+#define SL_REG_DISCRETE  4u
+
+#define SL_WORD_ABCD     0u
+#define SL_WORD_CDAB     1u
+#define SL_WORD_BADC     2u
+#define SL_WORD_DCBA     3u
+
+/* Tag value entry, used by KEYFRAME and DELTA (25 bytes):
+ *   0 4 tag_id   1 type   5 8 raw   13 4 quality (OPC UA StatusCode)
+ *  17 8 source_time_us
+ */
+#define SL_VALUE_BYTES   25u
+
+/* KEYFRAME body: keyframe_id u32, chunk u16, chunks u16, total_tags u32,
+ *                count u16, count * value entry. */
+#define SL_KEYFRAME_HDR_BYTES 14u
+/* DELTA body: count u16, count * value entry. */
+#define SL_DELTA_HDR_BYTES    2u
+/* SCHEMA body: schema_id u32 (low 32 bits of schema_fp), chunk u16,
+ *   chunks u16, total_tags u32, count u16, then count * tag:
+ *   tag_id u32, type u8, register u8, word_order u8, mirror_unit u8,
+ *   address u16, scale f64 bits u64, offset f64 bits u64,
+ *   name_len u8, name, path_len u8, path, units_len u8, units.
+ * Strings are UTF-8 without control characters or NUL. */
+#define SL_SCHEMA_HDR_BYTES   14u
+#define SL_SCHEMA_TAG_FIXED   27u   /* 4+1+1+1+1+2+8+8 + 3 length bytes */
+#define SL_NAME_MAX      64u
+#define SL_PATH_MAX      128u
+#define SL_UNITS_MAX     16u
+/* EVENT body: kind u8, mirror_unit u8, time_us u64, text_len u16, text. */
+#define SL_EVENT_HDR_BYTES    12u
+#define SL_EVENT_TEXT_MAX     256u
+#define SL_EVENT_DEVICE_DOWN  1u
+#define SL_EVENT_DEVICE_UP    2u
+#define SL_EVENT_CONFIG       3u
+#define SL_EVENT_TX_START     4u
+
+/* OPC UA StatusCodes used on the mirror (DESIGN.md §4). */
+#define SL_Q_GOOD                          0x00000000u
+#define SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE 0x408F0000u
+#define SL_Q_UNCERTAIN_LAST_USABLE         0x40900000u
+#define SL_Q_BAD_COMM_ERROR                0x80050000u
+#define SL_Q_BAD_NO_COMM                   0x80310000u
+#define SL_Q_BAD_WAITING_INITIAL           0x80320000u
+
+#endif

@@ -1,0 +1,57 @@
+# Test helpers: each new unit test file or fuzz target is one line in CMake.
+
+# sl_unit_test(<module> SOURCES a.c b.c LIBS sl_proto ...)
+# One CUnit executable per module (test_<module>), registered with CTest.
+# Test files register their cases with SL_TEST() from tests/unit/sl_test.h.
+function(sl_unit_test module)
+  cmake_parse_arguments(A "" "" "SOURCES;LIBS" ${ARGN})
+  add_executable(test_${module} ${A_SOURCES} ${PROJECT_SOURCE_DIR}/tests/unit/sl_test_main.c)
+  target_include_directories(test_${module} PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit
+                             ${CMAKE_CURRENT_SOURCE_DIR})
+  target_compile_definitions(test_${module} PRIVATE
+    SL_TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data"
+    SL_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  target_link_libraries(test_${module} PRIVATE ${A_LIBS} PkgConfig::CUNIT)
+  add_test(NAME unit_${module} COMMAND test_${module})
+  set_tests_properties(unit_${module} PROPERTIES LABELS unit TIMEOUT 300)
+endfunction()
+
+# sl_fuzz_target(<name> SOURCE fuzz_x.c LIBS sl_proto [SECONDS n])
+# The target defines LLVMFuzzerTestOneInput. Its seed corpus lives in
+# tests/fuzz/corpus/<name>/. In every build a replay driver runs the corpus
+# (fuzz_<name>_replay); with SL_FUZZ a libFuzzer binary (fuzz_<name>) also
+# gets a short bounded fuzz run in CTest.
+function(sl_fuzz_target name)
+  cmake_parse_arguments(A "" "SOURCE;SECONDS" "LIBS" ${ARGN})
+  if(NOT A_SECONDS)
+    set(A_SECONDS 15)
+  endif()
+  set(corpus ${PROJECT_SOURCE_DIR}/tests/fuzz/corpus/${name})
+  add_executable(fuzz_${name}_replay ${A_SOURCE} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.c)
+  target_link_libraries(fuzz_${name}_replay PRIVATE ${A_LIBS})
+  add_test(NAME fuzz_replay_${name} COMMAND fuzz_${name}_replay ${corpus})
+  set_tests_properties(fuzz_replay_${name} PROPERTIES LABELS fuzz TIMEOUT 300)
+  if(SL_FUZZ)
+    add_executable(fuzz_${name} ${A_SOURCE})
+    target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    target_link_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
+    target_link_libraries(fuzz_${name} PRIVATE ${A_LIBS})
+    # Fuzz into a scratch copy so the committed corpus stays small and stable.
+    add_test(NAME fuzz_run_${name}
+             COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+                     sh -c "rm -rf work_${name} && mkdir -p work_${name} && exec $<TARGET_FILE:fuzz_${name}> -max_total_time=${A_SECONDS} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 work_${name} ${corpus}")
+    set_tests_properties(fuzz_run_${name} PROPERTIES LABELS fuzz TIMEOUT 300)
+  endif()
+endfunction()
+
+# sl_integration_test(<name> COMMAND ... [TIMEOUT s]) for tests/integration.
+function(sl_integration_test name)
+  cmake_parse_arguments(A "" "TIMEOUT" "COMMAND" ${ARGN})
+  if(NOT A_TIMEOUT)
+    set(A_TIMEOUT 300)
+  endif()
+  add_test(NAME integ_${name} COMMAND ${A_COMMAND})
+  set_tests_properties(integ_${name} PROPERTIES LABELS integration TIMEOUT ${A_TIMEOUT}
+                       RUN_SERIAL TRUE
+                       ENVIRONMENT "SL_BUILD_DIR=${PROJECT_BINARY_DIR};SL_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
+endfunction()

@@ -1,0 +1,99 @@
+/* sl_buf / sl_wbuf: every getter fails cleanly one byte short, zeroes its
+ * output, never moves the cursor on failure; exactly-consumed is enforced. */
+#include <string.h>
+
+#include "sl_buf.h"
+#include "sl_test.h"
+
+SL_TEST(buf, roundtrip_all_widths)
+{
+    uint8_t mem[32];
+    struct sl_wbuf w = sl_wbuf_make(mem, sizeof mem);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u8(&w, 0xA5), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u16be(&w, 0x1234), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u32be(&w, 0xDEADBEEFu), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u64be(&w, 0x0102030405060708ull), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_bytes(&w, "xyz", 3), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_zeros(&w, 2), SL_OK);
+    CU_ASSERT_EQUAL(w.off, 20u);
+    static const uint8_t want[20] = { 0xA5, 0x12, 0x34, 0xDE, 0xAD, 0xBE, 0xEF, 1, 2, 3, 4, 5, 6, 7, 8,
+                                      'x', 'y', 'z', 0, 0 };
+    CU_ASSERT_EQUAL(memcmp(mem, want, sizeof want), 0);
+
+    struct sl_buf b = sl_buf_make(mem, w.off);
+    uint8_t u8;
+    uint16_t u16;
+    uint32_t u32;
+    uint64_t u64;
+    uint8_t s[3];
+    CU_ASSERT_EQUAL(sl_buf_get_u8(&b, &u8), SL_OK);
+    CU_ASSERT_EQUAL(u8, 0xA5);
+    CU_ASSERT_EQUAL(sl_buf_get_u16be(&b, &u16), SL_OK);
+    CU_ASSERT_EQUAL(u16, 0x1234);
+    CU_ASSERT_EQUAL(sl_buf_get_u32be(&b, &u32), SL_OK);
+    CU_ASSERT_EQUAL(u32, 0xDEADBEEFu);
+    CU_ASSERT_EQUAL(sl_buf_get_u64be(&b, &u64), SL_OK);
+    CU_ASSERT_EQUAL(u64, 0x0102030405060708ull);
+    CU_ASSERT_EQUAL(sl_buf_get_bytes(&b, s, 3), SL_OK);
+    CU_ASSERT_EQUAL(memcmp(s, "xyz", 3), 0);
+    CU_ASSERT_EQUAL(sl_buf_end(&b), SL_ERR_TRAILING);
+    CU_ASSERT_EQUAL(sl_buf_skip(&b, 2), SL_OK);
+    CU_ASSERT_EQUAL(sl_buf_end(&b), SL_OK);
+}
+
+SL_TEST(buf, one_byte_short_fails_and_zeroes)
+{
+    const uint8_t mem[8] = { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF };
+    for (size_t n = 0; n < 8; n++) {
+        struct sl_buf b = sl_buf_make(mem, n);
+        uint64_t u64 = 99;
+        CU_ASSERT_EQUAL(sl_buf_get_u64be(&b, &u64), SL_ERR_TRUNCATED);
+        CU_ASSERT_EQUAL(u64, 0);
+        CU_ASSERT_EQUAL(b.off, 0);
+    }
+    struct sl_buf b = sl_buf_make(mem, 3);
+    uint32_t u32 = 1;
+    CU_ASSERT_EQUAL(sl_buf_get_u32be(&b, &u32), SL_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(u32, 0);
+    uint16_t u16 = 1;
+    b = sl_buf_make(mem, 1);
+    CU_ASSERT_EQUAL(sl_buf_get_u16be(&b, &u16), SL_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(u16, 0);
+    uint8_t u8 = 1;
+    b = sl_buf_make(mem, 0);
+    CU_ASSERT_EQUAL(sl_buf_get_u8(&b, &u8), SL_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(u8, 0);
+    CU_ASSERT_EQUAL(sl_buf_end(&b), SL_OK);
+}
+
+SL_TEST(buf, huge_lengths_do_not_wrap)
+{
+    const uint8_t mem[4] = { 0 };
+    struct sl_buf b = sl_buf_make(mem, sizeof mem);
+    CU_ASSERT_EQUAL(sl_buf_skip(&b, 1), SL_OK);
+    const uint8_t *p = mem;
+    CU_ASSERT_EQUAL(sl_buf_get_ptr(&b, &p, SIZE_MAX), SL_ERR_TRUNCATED);
+    CU_ASSERT_PTR_NULL(p);
+    CU_ASSERT_EQUAL(sl_buf_skip(&b, SIZE_MAX - 1), SL_ERR_TRUNCATED);
+    struct sl_buf sub;
+    CU_ASSERT_EQUAL(sl_buf_sub(&b, &sub, 4), SL_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(sl_buf_sub(&b, &sub, 3), SL_OK);
+    CU_ASSERT_EQUAL(sub.len, 3u);
+    CU_ASSERT_EQUAL(sl_buf_end(&b), SL_OK);
+}
+
+SL_TEST(buf, writer_overflow_writes_nothing)
+{
+    uint8_t mem[5] = { 0 };
+    struct sl_wbuf w = sl_wbuf_make(mem, 3);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u32be(&w, 0xFFFFFFFFu), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(w.off, 0u);
+    CU_ASSERT_EQUAL(mem[0], 0);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u16be(&w, 0xFFFF), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u16be(&w, 0xFFFF), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(sl_wbuf_put_bytes(&w, "ab", 2), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(sl_wbuf_put_zeros(&w, SIZE_MAX), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u8(&w, 7), SL_OK);
+    CU_ASSERT_EQUAL(sl_wbuf_put_u8(&w, 7), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(mem[3], 0);
+}
