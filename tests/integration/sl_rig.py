@@ -1,0 +1,97 @@
+"""Fixtures for integration tests on the loopback diode rig (Python stdlib).
+
+Processes started here are tracked by their Popen objects and always
+stopped by the fixture itself (terminate, then kill): no killall, no pkill.
+"""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+SOURCE_DIR = os.environ.get(
+    "SL_SOURCE_DIR",
+    os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BUILD_DIR = os.environ.get("SL_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
+RIG = os.path.join(SOURCE_DIR, "scripts", "rig")
+OT_ADDR = "10.77.0.1"
+IT_ADDR = "10.77.0.2"
+PY = "/usr/bin/python3"
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def rig(*args, check=True):
+    r = subprocess.run([RIG, *args], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        fail("scripts/rig %s failed (%d): %s" % (" ".join(args), r.returncode,
+                                                 r.stderr.strip()))
+    return r.stdout
+
+
+def counter(side, name):
+    return int(rig("counter", side, name).strip())
+
+
+@contextlib.contextmanager
+def rig_up(*impairments):
+    """Bring the rig up; always take it down. Fails loudly without root or
+    namespaces, never skips."""
+    if os.geteuid() != 0:
+        fail("the rig needs root (network namespaces); run scripts/test as root")
+    r = subprocess.run([RIG, "up", *impairments], capture_output=True, text=True)
+    if r.returncode != 0:
+        subprocess.run([RIG, "down"], capture_output=True)
+        fail("cannot create the rig (network namespaces/veth/nftables): "
+             + r.stderr.strip())
+    try:
+        yield
+    finally:
+        subprocess.run([RIG, "down"], capture_output=True)
+
+
+class Procs:
+    """Start processes inside rig namespaces; stop all of them on exit."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, side, argv, **kw):
+        cmd = ["ip", "netns", "exec", "sl-" + side, *argv] if side else list(argv)
+        p = subprocess.Popen(cmd, start_new_session=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=5.0):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(5)
+        return p.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for p in reversed(self.procs):
+            self.stop(p)
+
+
+def wait_for(pred, timeout, step=0.05):
+    """Poll pred() until true or timeout seconds pass; returns its last value."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v or time.monotonic() >= end:
+            return v
+        time.sleep(step)
