@@ -32,6 +32,11 @@ static const struct {
     [SL_ERR_AGAIN]       = { "again",       "try again" },
     [SL_ERR_MISMATCH]    = { "mismatch",    "parameter mismatch" },
     [SL_ERR_STATE]       = { "state",       "invalid state" },
+    [SL_ERR_EOF]         = { "eof",         "end of input" },
+    [SL_ERR_CHECKSUM]    = { "checksum",    "header checksum mismatch" },
+    [SL_ERR_FRAGMENT]    = { "fragment",    "IP fragment" },
+    [SL_ERR_FILTERED]    = { "filtered",    "not addressed to this receiver" },
+    [SL_ERR_EXCEPTION]   = { "exception",   "peer answered with a protocol exception" },
 };
 
 const char *sl_strerror(sl_err e)

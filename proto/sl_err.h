@@ -32,6 +32,11 @@ typedef enum sl_err {
     SL_ERR_AGAIN,         /* nothing to do now; try later */
     SL_ERR_MISMATCH,      /* parameters disagree with what was announced */
     SL_ERR_STATE,         /* operation invalid in the current state */
+    SL_ERR_EOF,           /* end of input (a replayed capture is exhausted) */
+    SL_ERR_CHECKSUM,      /* IPv4/UDP header checksum mismatch */
+    SL_ERR_FRAGMENT,      /* IPv4 fragment (diode frames are never fragmented) */
+    SL_ERR_FILTERED,      /* well-formed but not addressed to us (e.g. port) */
+    SL_ERR_EXCEPTION,     /* the peer answered with a protocol exception (Modbus) */
     SL_ERR__COUNT
 } sl_err;
 
