@@ -179,6 +179,27 @@ sl_err sl_hw_open(struct sl_hw **out, char *why, size_t why_cap, const struct sl
     return e;
 }
 
+sl_err sl_hw_send_small(struct sl_hw *hw, const uint8_t *dg, size_t len)
+{
+    if (hw->cfg.dir != SL_HW_TX || !hw->ops->send)
+        return SL_ERR_STATE;
+    if (len == 0 || len > hw->cfg.datagram_bytes)
+        return SL_ERR_RANGE;
+    /* Every transport reads the datagram length from the config at call
+     * time, so one shorter send is a temporary override. A UDP GSO socket
+     * sends a datagram no longer than its segment size as a plain one. */
+    size_t keep = hw->cfg.datagram_bytes;
+    hw->cfg.datagram_bytes = len;
+    size_t done = 0;
+    sl_err e = hw->ops->send(hw, &done, &dg, 1);
+    hw->cfg.datagram_bytes = keep;
+    hw->st.datagrams += done;
+    hw->st.bytes += done * len;
+    if (e == SL_OK && done != 1)
+        e = SL_ERR_IO;
+    return e;
+}
+
 sl_err sl_hw_send(struct sl_hw *hw, size_t *sent, const uint8_t *const *dgrams, size_t n)
 {
     *sent = 0;

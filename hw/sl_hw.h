@@ -143,6 +143,12 @@ __attribute__((warn_unused_result))
 sl_err sl_hw_send_paced(struct sl_hw *hw, struct sl_pace *pace, size_t *sent,
                         const uint8_t *const *dgrams, size_t n);
 
+/* Sends one datagram of len bytes (1..cfg.datagram_bytes), unpaced: the
+ * control plane's beacons, which are smaller than the session's data
+ * frames. Same errors as sl_hw_send(). */
+__attribute__((warn_unused_result))
+sl_err sl_hw_send_small(struct sl_hw *hw, const uint8_t *dg, size_t len);
+
 /* Receives up to n datagrams into msgs[i].buf (up to msgs[i].cap bytes,
  * length in msgs[i].len), waiting at most timeout_ms (0: poll, -1: forever)
  * for the first. *got is how many. Frames that are malformed, filtered or

@@ -1,0 +1,270 @@
+#include "sl_sender.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_block.h"
+#include "sl_fec.h"
+#include "sl_hw.h"
+#include "sl_pace.h"
+
+/* Datagrams built per link call: one sendmmsg (or a few GSO super-packets). */
+#define BATCH 64u
+
+struct sl_sender {
+    struct sl_sender_config cfg;
+    size_t dgram_bytes;                 /* SL_FRAME_OVERHEAD + S */
+    uint8_t key_id[SL_KEY_ID_BYTES];
+    struct sl_fec_pool *pool;
+    struct sl_fec_encoder *enc;
+    struct sl_fec_interleaver *il;
+    struct sl_pace pace;
+
+    /* The block being filled: header room + payload live in the pool
+     * block's own symbol storage, so sealing and encoding work in place. */
+    struct sl_fec_block *open;
+    uint16_t open_channel;
+
+    uint8_t *batch;                     /* BATCH * dgram_bytes */
+    const uint8_t *batch_ptr[BATCH];
+    struct sl_fec_block *release[BATCH];/* blocks whose last frame is in the batch */
+    size_t batch_n, release_n;
+
+    struct sl_sender_stats st;
+};
+
+void sl_sender_destroy(struct sl_sender *s)
+{
+    if (!s)
+        return;
+    sl_fec_interleaver_destroy(s->il);
+    sl_fec_encoder_destroy(s->enc);
+    sl_fec_pool_destroy(s->pool);
+    free(s->batch);
+    free(s);
+}
+
+sl_err sl_sender_create(struct sl_sender **out, const struct sl_sender_config *cfg)
+{
+    *out = NULL;
+    if (!cfg->key || !cfg->hw || cfg->k < 1 || cfg->m < 1 || cfg->k + cfg->m > SL_FEC_MAX_SYMBOLS ||
+        cfg->interleave < 1 || cfg->interleave > 64 || cfg->symbol_size < SL_SYMBOL_MIN ||
+        cfg->symbol_size > SL_SYMBOL_MAX || (size_t)cfg->k * cfg->symbol_size <= SL_BLOCK_OVERHEAD)
+        return SL_ERR_RANGE;
+    struct sl_sender *s = calloc(1, sizeof *s);
+    if (!s)
+        return SL_ERR_NOMEM;
+    s->cfg = *cfg;
+    s->dgram_bytes = SL_FRAME_OVERHEAD + cfg->symbol_size;
+    struct sl_key_public pub;
+    sl_key_public_of(&pub, cfg->key);
+    memcpy(s->key_id, pub.id, sizeof s->key_id);
+
+    /* Two interleave groups in flight (one filling, one draining) plus the
+     * block being written. */
+    unsigned blocks = 2 * cfg->interleave + 1;
+    sl_err e = sl_fec_pool_create(&s->pool, blocks, cfg->k, cfg->m, cfg->symbol_size);
+    if (e == SL_OK)
+        e = sl_fec_encoder_create(&s->enc, cfg->k, cfg->m, cfg->symbol_size);
+    if (e == SL_OK)
+        e = sl_fec_interleaver_create(&s->il, cfg->interleave, 2 * cfg->interleave, cfg->max_delay_us);
+    if (e == SL_OK)
+        e = sl_pace_init(&s->pace, cfg->rate_mbps, s->dgram_bytes, 0);
+    if (e == SL_OK) {
+        s->batch = malloc(BATCH * s->dgram_bytes);
+        if (!s->batch)
+            e = SL_ERR_NOMEM;
+    }
+    if (e != SL_OK) {
+        sl_sender_destroy(s);
+        return e;
+    }
+    for (size_t i = 0; i < BATCH; i++)
+        s->batch_ptr[i] = s->batch + i * s->dgram_bytes;
+    *out = s;
+    return SL_OK;
+}
+
+size_t sl_sender_payload_cap(const struct sl_sender *s)
+{
+    return (size_t)s->cfg.k * s->cfg.symbol_size - SL_BLOCK_OVERHEAD;
+}
+
+/* Hands the built batch to the link (paced) and returns the blocks whose
+ * last frame it held to the pool. A link error loses those frames (the
+ * receiver's FEC or the next keyframe covers it) but is reported. */
+static sl_err send_batch(struct sl_sender *s)
+{
+    sl_err e = SL_OK;
+    if (s->batch_n) {
+        size_t sent = 0;
+        e = sl_hw_send_paced(s->cfg.hw, &s->pace, &sent, s->batch_ptr, s->batch_n);
+        s->st.frames_sent += sent;
+        s->st.frames_unsent += s->batch_n - sent;
+        s->st.bytes_sent += sent * s->dgram_bytes;
+        s->batch_n = 0;
+    }
+    for (size_t i = 0; i < s->release_n; i++)
+        sl_fec_pool_put(s->pool, s->release[i]);
+    s->release_n = 0;
+    return e;
+}
+
+/* Pulls every sealed symbol from the interleaver into frames and sends them.
+ * Cost: one S-byte copy and one CRC per frame; one link call per BATCH. */
+static sl_err drain(struct sl_sender *s)
+{
+    sl_err first = SL_OK;
+    struct sl_fec_emit em;
+    while (sl_fec_interleave_next(s->il, &em) == SL_OK) {
+        const struct sl_fec_block *b = em.block;
+        struct sl_data_frame f = {
+            .channel = b->channel,
+            .symbol_size = b->symbol_size,
+            .session = s->cfg.session,
+            .epoch = s->cfg.epoch,
+            .block_seq = b->seq,
+            .k = b->k,
+            .m = b->m,
+            .index = em.index,
+            .symbol = b->sym + (size_t)em.index * b->symbol_size,
+        };
+        memcpy(f.key_id, s->key_id, sizeof f.key_id);
+        size_t len = 0;
+        sl_err e = sl_datagram_data_encode((uint8_t *)s->batch_ptr[s->batch_n], s->dgram_bytes, &len, &f);
+        if (e == SL_OK)
+            s->batch_n++;
+        else if (first == SL_OK)
+            first = e;     /* cannot happen for blocks we encoded; never silent */
+        if (em.last)
+            s->release[s->release_n++] = em.block;
+        if (s->batch_n == BATCH || s->release_n == BATCH) {
+            e = send_batch(s);
+            if (e != SL_OK && first == SL_OK)
+                first = e;
+        }
+    }
+    sl_err e = send_batch(s);
+    return first != SL_OK ? first : e;
+}
+
+sl_err sl_sender_block(struct sl_sender *s, uint8_t **payload, size_t *cap, uint16_t channel)
+{
+    *payload = NULL;
+    *cap = 0;
+    if (s->open)
+        return SL_ERR_STATE;
+    if (channel >= SL_CHANNEL_COUNT)
+        return SL_ERR_RANGE;
+    struct sl_fec_block *b = sl_fec_pool_get(s->pool);
+    if (!b) {
+        /* Every buffer is queued: seal what is waiting and send it. */
+        sl_fec_interleave_flush(s->il);
+        sl_err e = drain(s);
+        b = sl_fec_pool_get(s->pool);
+        if (!b)
+            return e != SL_OK ? e : SL_ERR_STATE;
+    }
+    s->open = b;
+    s->open_channel = channel;
+    *payload = b->sym + SL_BLOCK_HDR_BYTES;
+    *cap = sl_sender_payload_cap(s);
+    return SL_OK;
+}
+
+sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, uint64_t now_us)
+{
+    struct sl_fec_block *b = s->open;
+    if (!b)
+        return SL_ERR_STATE;
+    s->open = NULL;
+    if (len == 0) {
+        sl_fec_pool_put(s->pool, b);
+        return SL_OK;
+    }
+    if (len > sl_sender_payload_cap(s)) {
+        sl_fec_pool_put(s->pool, b);
+        return SL_ERR_RANGE;
+    }
+    uint16_t ch = s->open_channel;
+    struct sl_block_hdr h = {
+        .channel = ch,
+        .session = s->cfg.session,
+        .epoch = s->cfg.epoch,
+        .block_seq = s->st.next_seq[ch],
+        .tx_time_us = tx_time_us,
+    };
+    size_t blen = 0;
+    sl_err e = sl_block_seal(b->sym, b->cap, &blen, &h, b->sym + SL_BLOCK_HDR_BYTES, len, s->cfg.key);
+    if (e == SL_OK)
+        e = sl_fec_encode(s->enc, b, b->sym, blen);   /* in place: pads, adds repair */
+    if (e != SL_OK) {
+        sl_fec_pool_put(s->pool, b);
+        return e;
+    }
+    b->seq = h.block_seq;
+    b->channel = ch;
+    s->st.next_seq[ch]++;
+    s->st.blocks_sent[ch]++;
+    e = sl_fec_interleave_push(s->il, b, now_us);
+    if (e == SL_ERR_TABLE_FULL) {
+        /* Both groups are queued: send the older ones, then retry. */
+        sl_fec_interleave_flush(s->il);
+        sl_err d = drain(s);
+        e = sl_fec_interleave_push(s->il, b, now_us);
+        if (e == SL_OK && d != SL_OK) {
+            sl_err ignored = drain(s);   /* the block is queued; report d */
+            (void)ignored;
+            return d;
+        }
+    }
+    if (e != SL_OK) {
+        sl_fec_pool_put(s->pool, b);
+        return e;
+    }
+    sl_err d = drain(s);      /* a group sealed by reaching depth D goes now */
+    return e != SL_OK ? e : d;
+}
+
+sl_err sl_sender_flush(struct sl_sender *s)
+{
+    sl_fec_interleave_flush(s->il);
+    return drain(s);
+}
+
+sl_err sl_sender_tick(struct sl_sender *s, uint64_t now_us)
+{
+    sl_fec_interleave_tick(s->il, now_us);
+    return drain(s);
+}
+
+sl_err sl_sender_deadline(const struct sl_sender *s, uint64_t *out_us)
+{
+    return sl_fec_interleave_deadline(s->il, out_us);
+}
+
+sl_err sl_sender_beacon(struct sl_sender *s, struct sl_beacon *b)
+{
+    b->session = s->cfg.session;
+    b->epoch = s->cfg.epoch;
+    b->symbol_size = s->cfg.symbol_size;
+    b->k = (uint8_t)s->cfg.k;
+    b->m = (uint8_t)s->cfg.m;
+    b->interleave = (uint8_t)s->cfg.interleave;
+    b->highest_block = s->st.next_seq[SL_CHANNEL_TAGS];
+    b->blocks_sent = s->st.blocks_sent[SL_CHANNEL_TAGS] + s->st.blocks_sent[SL_CHANNEL_FILES];
+    b->frames_sent = s->st.frames_sent;
+    uint8_t dg[SL_BEACON_BYTES];
+    sl_err e = sl_datagram_beacon_encode(dg, sizeof dg, b, s->cfg.key);
+    if (e != SL_OK)
+        return e;
+    e = sl_hw_send_small(s->cfg.hw, dg, sizeof dg);
+    if (e == SL_OK)
+        s->st.beacons_sent++;
+    return e;
+}
+
+void sl_sender_stats(const struct sl_sender *s, struct sl_sender_stats *out)
+{
+    *out = s->st;
+}
