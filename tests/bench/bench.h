@@ -1,0 +1,13 @@
+/* Shared by sluice-bench subcommands. */
+#ifndef BENCH_H
+#define BENCH_H
+
+#include <stdint.h>
+
+/* Monotonic clock in ns (benchmarks may read clocks; the libraries may not). */
+uint64_t bench_now_ns(void);
+
+/* A subcommand: argv[0] is its name; returns the process exit status. */
+int bench_fec(int argc, char **argv);
+
+#endif
