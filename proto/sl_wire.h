@@ -23,6 +23,7 @@
 
 #define SL_CHANNEL_TAGS      0u        /* tag snapshot channel */
 #define SL_CHANNEL_FILES     1u        /* bulk file channel */
+#define SL_CHANNEL_COUNT     2u        /* v1 receivers reject channel >= this */
 
 #define SL_KEY_ID_BYTES      8u        /* first 8 bytes of BLAKE2b-256(public key) */
 #define SL_SIG_BYTES         64u       /* Ed25519 detached signature */
@@ -57,6 +58,8 @@
 #define SL_IPV4_UDP_BYTES    28u       /* IPv4 (20) + UDP (8) headers */
 /* Symbol size that fills an IP MTU: mtu - 28 - 48 (1500 -> 1424). */
 #define SL_SYMBOL_FOR_MTU(mtu) ((mtu) - SL_IPV4_UDP_BYTES - SL_FRAME_OVERHEAD)
+#define SL_FRAME_MIN_BYTES   (SL_FRAME_OVERHEAD + SL_SYMBOL_MIN)  /* 112 */
+#define SL_FRAME_MAX_BYTES   (SL_FRAME_OVERHEAD + SL_SYMBOL_MAX)  /* 8948 */
 
 /* ---- BLOCK: the FEC-protected, signed unit --------------------------------
  * off  size field
@@ -78,6 +81,9 @@
 #define SL_BLOCK_MAGIC       0x5342u
 #define SL_BLOCK_HDR_BYTES   44u
 #define SL_BLOCK_OVERHEAD    (SL_BLOCK_HDR_BYTES + SL_SIG_BYTES)   /* 108 */
+/* Largest block: k' <= 254 data symbols (m' >= 1) of at most SL_SYMBOL_MAX. */
+#define SL_BLOCK_MAX_BYTES   ((SL_FEC_MAX_SYMBOLS - 1u) * SL_SYMBOL_MAX)  /* 2260600 */
+#define SL_BLOCK_PAYLOAD_MAX (SL_BLOCK_MAX_BYTES - SL_BLOCK_OVERHEAD)
 
 /* ---- BEACON: one small signed datagram every beacon_ms --------------------
  * off size field
@@ -113,9 +119,12 @@
 
 /* ---- messages inside a block payload --------------------------------------
  * Each message: type u8, flags u8 (0), body_len u16, body[body_len].
- * A payload is a sequence of whole messages, exactly consumed.
+ * A payload is a sequence of whole messages, exactly consumed. Byte-level
+ * tables, chunk rules and the sl_err of each rejection:
+ * docs/protocol-messages.md; codec: sl_msg.h.
  */
 #define SL_MSG_HDR_BYTES     4u
+#define SL_MSG_BODY_MAX      65535u    /* body_len is u16; bigger lists split */
 #define SL_MSG_SCHEMA        1u
 #define SL_MSG_KEYFRAME      2u
 #define SL_MSG_DELTA         3u
@@ -127,7 +136,9 @@
 /* Value types (DESIGN.md §6). Raw value is carried as 64 bits: the value's
  * own bit pattern zero-extended (bool 0/1; int16/uint16 in the low 16 bits;
  * 32-bit types in the low 32; float32 as IEEE-754 bits), independent of the
- * PLC's word order, which the schema carries for the mirror. */
+ * PLC's word order, which the schema carries for the mirror. Zero-extended
+ * exactly: int16 -2 is raw 0x000000000000FFFE, never sign-extended; a raw
+ * with any bit set above the type's width is rejected (SL_ERR_RANGE). */
 #define SL_TYPE_BOOL     1u
 #define SL_TYPE_INT16    2u
 #define SL_TYPE_UINT16   3u
@@ -152,6 +163,9 @@
  *  17 8 source_time_us
  */
 #define SL_VALUE_BYTES   25u
+/* Most values one message can hold (body_len <= SL_MSG_BODY_MAX). */
+#define SL_DELTA_VALUES_MAX    2621u  /* (65535 - 2) / 25 */
+#define SL_KEYFRAME_VALUES_MAX 2620u  /* (65535 - 14) / 25 */
 
 /* KEYFRAME body: keyframe_id u32, chunk u16, chunks u16, total_tags u32,
  *                count u16, count * value entry. */
@@ -165,10 +179,11 @@
  *   name_len u8, name, path_len u8, path, units_len u8, units.
  * Strings are UTF-8 without control characters or NUL. */
 #define SL_SCHEMA_HDR_BYTES   14u
-#define SL_SCHEMA_TAG_FIXED   27u   /* 4+1+1+1+1+2+8+8 + 3 length bytes */
+#define SL_SCHEMA_TAG_FIXED   29u   /* 4+1+1+1+1+2+8+8 (26) + 3 length bytes */
 #define SL_NAME_MAX      64u
 #define SL_PATH_MAX      128u
 #define SL_UNITS_MAX     16u
+#define SL_SCHEMA_TAG_MAX_BYTES 237u  /* fixed + longest name, path, units */
 /* EVENT body: kind u8, mirror_unit u8, time_us u64, text_len u16, text. */
 #define SL_EVENT_HDR_BYTES    12u
 #define SL_EVENT_TEXT_MAX     256u

@@ -1,0 +1,144 @@
+#include "sl_block.h"
+
+#include <string.h>
+
+#include "sl_buf.h"
+
+_Static_assert(SL_BLOCK_OVERHEAD == 108, "BLOCK layout");
+
+static int symbol_size_ok(uint16_t s)
+{
+    return s >= SL_SYMBOL_MIN && s <= SL_SYMBOL_MAX;
+}
+
+sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
+                     const uint8_t *payload, size_t payload_len, const struct sl_key_secret *key)
+{
+    *out_len = 0;
+    if (h->channel >= SL_CHANNEL_COUNT || payload_len > SL_BLOCK_PAYLOAD_MAX)
+        return SL_ERR_RANGE;
+    size_t signed_len = SL_BLOCK_HDR_BYTES + payload_len;
+    if (cap < signed_len + SL_SIG_BYTES)
+        return SL_ERR_OVERFLOW;
+    struct sl_wbuf w = sl_wbuf_make(out, SL_BLOCK_HDR_BYTES);
+    sl_err e = sl_wbuf_put_u16be(&w, SL_BLOCK_MAGIC);
+    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_WIRE_VERSION);
+    if (e == SL_OK) e = sl_wbuf_put_u8(&w, 0);      /* flags */
+    if (e == SL_OK) e = sl_wbuf_put_u16be(&w, h->channel);
+    if (e == SL_OK) e = sl_wbuf_put_u16be(&w, 0);   /* reserved */
+    if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->session);
+    if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->epoch);
+    if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->block_seq);
+    if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->tx_time_us);
+    if (e == SL_OK) e = sl_wbuf_put_u32be(&w, (uint32_t)payload_len);
+    if (e != SL_OK || w.off != SL_BLOCK_HDR_BYTES)
+        return SL_ERR_OVERFLOW;   /* unreachable: the header is fixed-size */
+    if (payload_len > 0 && payload != out + SL_BLOCK_HDR_BYTES)
+        memmove(out + SL_BLOCK_HDR_BYTES, payload, payload_len);
+    sl_key_sign(out + signed_len, out, signed_len, key);
+    *out_len = signed_len + SL_SIG_BYTES;
+    return SL_OK;
+}
+
+size_t sl_block_symbols(size_t len, uint16_t symbol_size)
+{
+    if (!symbol_size_ok(symbol_size) || len == 0)
+        return 0;
+    return len / symbol_size + (len % symbol_size != 0);
+}
+
+sl_err sl_block_pad(size_t *padded_len, uint8_t *buf, size_t cap, size_t len, uint16_t symbol_size)
+{
+    *padded_len = 0;
+    size_t k = sl_block_symbols(len, symbol_size);
+    if (k == 0 || k > SL_FEC_MAX_SYMBOLS - 1u)
+        return SL_ERR_RANGE;
+    size_t total = k * symbol_size;
+    if (cap < total)
+        return SL_ERR_OVERFLOW;
+    memset(buf + len, 0, total - len);
+    *padded_len = total;
+    return SL_OK;
+}
+
+/* The body of sl_block_open; the wrapper publishes outputs only on SL_OK. */
+static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl_block_hdr *h,
+                         const uint8_t *blk, size_t blk_len, const struct sl_block_expect *x,
+                         const struct sl_key_set *trusted)
+{
+    if (!symbol_size_ok(x->symbol_size) || x->k == 0 || blk_len != (size_t)x->k * x->symbol_size)
+        return SL_ERR_LENGTH;
+    if (blk_len < SL_BLOCK_OVERHEAD)
+        return SL_ERR_TRUNCATED;
+    struct sl_buf b = sl_buf_make(blk, blk_len);
+    uint16_t magic, reserved;
+    uint8_t version, flags;
+    uint32_t len;
+    /* blk_len >= SL_BLOCK_OVERHEAD covers the header getters. */
+    sl_err e = sl_buf_get_u16be(&b, &magic);
+    if (e == SL_OK && magic != SL_BLOCK_MAGIC)
+        return SL_ERR_MAGIC;
+    if (e == SL_OK) e = sl_buf_get_u8(&b, &version);
+    if (e == SL_OK && version != SL_WIRE_VERSION)
+        return SL_ERR_VERSION;
+    if (e == SL_OK) e = sl_buf_get_u8(&b, &flags);
+    if (e == SL_OK) e = sl_buf_get_u16be(&b, &h->channel);
+    if (e == SL_OK) e = sl_buf_get_u16be(&b, &reserved);
+    if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->session);
+    if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->epoch);
+    if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->block_seq);
+    if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->tx_time_us);
+    if (e == SL_OK) e = sl_buf_get_u32be(&b, &len);
+    if (e != SL_OK)
+        return e;
+    if (flags != 0 || reserved != 0)
+        return SL_ERR_HEADER;
+    if (h->channel != x->channel || h->session != x->session || h->epoch != x->epoch ||
+        h->block_seq != x->block_seq)
+        return SL_ERR_MISMATCH;
+    /* Room for payload and signature: L <= blk_len - 108 (blk_len >= 108). */
+    if (len > blk_len - SL_BLOCK_OVERHEAD)
+        return SL_ERR_LENGTH;
+    size_t pad = blk_len - SL_BLOCK_OVERHEAD - len;
+    if (pad >= x->symbol_size)
+        return SL_ERR_LENGTH;   /* k' not minimal */
+    const uint8_t *body, *sig, *padding;
+    e = sl_buf_get_ptr(&b, &body, len);
+    if (e == SL_OK) e = sl_buf_get_ptr(&b, &sig, SL_SIG_BYTES);
+    if (e == SL_OK) e = sl_buf_get_ptr(&b, &padding, pad);
+    if (e == SL_OK) e = sl_buf_end(&b);
+    if (e != SL_OK)
+        return SL_ERR_LENGTH;
+    uint8_t acc = 0;
+    for (size_t i = 0; i < pad; i++)
+        acc |= padding[i];
+    if (acc != 0)
+        return SL_ERR_TRAILING;
+    const struct sl_key_public *key = sl_key_set_find(trusted, x->key_id);
+    if (!key)
+        return SL_ERR_UNKNOWN_KEY;
+    e = sl_key_verify(key, sig, blk, SL_BLOCK_HDR_BYTES + (size_t)len);
+    if (e != SL_OK)
+        return e;
+    *payload = body;
+    *payload_len = len;
+    return SL_OK;
+}
+
+sl_err sl_block_open(const uint8_t **payload, size_t *payload_len, struct sl_block_hdr *hdr,
+                     const uint8_t *blk, size_t blk_len, const struct sl_block_expect *x,
+                     const struct sl_key_set *trusted)
+{
+    struct sl_block_hdr h;
+    memset(&h, 0, sizeof h);
+    *payload = NULL;
+    *payload_len = 0;
+    sl_err e = block_open(payload, payload_len, &h, blk, blk_len, x, trusted);
+    if (e != SL_OK) {
+        memset(&h, 0, sizeof h);
+        *payload = NULL;
+        *payload_len = 0;
+    }
+    *hdr = h;
+    return e;
+}

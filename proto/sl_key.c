@@ -1,0 +1,280 @@
+#include "sl_key.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_file.h"
+
+struct sl_key_secret {
+    uint8_t sk[SL_KEY_SK_BYTES];
+    struct sl_key_public pub;
+};
+
+/* Hex text sizes: digits plus an optional newline (plus one byte so an
+ * over-long file is detected as such). */
+#define SECRET_HEX   (2u * SL_KEY_SK_BYTES)
+#define PUBLIC_HEX   (2u * SL_PK_BYTES)
+
+_Static_assert(SL_KEY_SK_BYTES == crypto_sign_SECRETKEYBYTES, "libsodium secret key size");
+_Static_assert(SL_PK_BYTES == crypto_sign_PUBLICKEYBYTES, "libsodium public key size");
+_Static_assert(SL_SIG_BYTES == crypto_sign_BYTES, "libsodium signature size");
+_Static_assert(SL_KEY_SEED_BYTES == crypto_sign_SEEDBYTES, "libsodium seed size");
+
+void sl_key_id(uint8_t id[SL_KEY_ID_BYTES], const uint8_t pk[SL_PK_BYTES])
+{
+    uint8_t h[32];
+    crypto_generichash(h, sizeof h, pk, SL_PK_BYTES, NULL, 0);
+    memcpy(id, h, SL_KEY_ID_BYTES);
+}
+
+void sl_key_id_format(char out[SL_KEY_ID_HEX_BYTES], const uint8_t id[SL_KEY_ID_BYTES])
+{
+    sodium_bin2hex(out, SL_KEY_ID_HEX_BYTES, id, SL_KEY_ID_BYTES);
+}
+
+void sl_key_public_make(struct sl_key_public *out, const uint8_t pk[SL_PK_BYTES])
+{
+    memcpy(out->pk, pk, SL_PK_BYTES);
+    sl_key_id(out->id, pk);
+}
+
+static sl_err secret_alloc(struct sl_key_secret **out)
+{
+    *out = NULL;
+    if (sodium_init() < 0)
+        return SL_ERR_NOMEM;
+    struct sl_key_secret *k = sodium_malloc(sizeof *k);
+    if (!k)
+        return SL_ERR_NOMEM;
+    *out = k;
+    return SL_OK;
+}
+
+/* Finishes a freshly filled key: public half, id, then read-only. */
+static void secret_seal(struct sl_key_secret *k)
+{
+    sl_key_public_make(&k->pub, k->sk + SL_KEY_SEED_BYTES);
+    sodium_mprotect_readonly(k);
+}
+
+sl_err sl_key_generate(struct sl_key_secret **out)
+{
+    struct sl_key_secret *k;
+    sl_err e = secret_alloc(&k);
+    if (e != SL_OK)
+        return e;
+    uint8_t pk[SL_PK_BYTES];
+    crypto_sign_keypair(pk, k->sk);
+    secret_seal(k);
+    *out = k;
+    return SL_OK;
+}
+
+sl_err sl_key_from_seed(struct sl_key_secret **out, const uint8_t seed[SL_KEY_SEED_BYTES])
+{
+    struct sl_key_secret *k;
+    sl_err e = secret_alloc(&k);
+    if (e != SL_OK)
+        return e;
+    uint8_t pk[SL_PK_BYTES];
+    crypto_sign_seed_keypair(pk, k->sk, seed);
+    secret_seal(k);
+    *out = k;
+    return SL_OK;
+}
+
+void sl_key_free(struct sl_key_secret *k)
+{
+    if (!k)
+        return;
+    sodium_mprotect_readwrite(k);
+    sodium_memzero(k, sizeof *k);
+    sodium_free(k);
+}
+
+void sl_key_public_of(struct sl_key_public *out, const struct sl_key_secret *k)
+{
+    *out = k->pub;
+}
+
+sl_err sl_key_save(const char *secret_path, const char *public_path, const struct sl_key_secret *k,
+                   bool force)
+{
+    struct stat st;
+    if (!force && (lstat(secret_path, &st) == 0 || lstat(public_path, &st) == 0))
+        return SL_ERR_EXISTS;
+    if (sodium_init() < 0)
+        return SL_ERR_NOMEM;
+    char *text = sodium_malloc(SECRET_HEX + 1);   /* digits + NUL from bin2hex */
+    if (!text)
+        return SL_ERR_NOMEM;
+    sodium_bin2hex(text, SECRET_HEX + 1, k->sk, SL_KEY_SK_BYTES);
+    text[SECRET_HEX] = '\n';
+    sl_err e = sl_file_write_atomic(secret_path, text, SECRET_HEX + 1, 0600, force);
+    int saved = errno;
+    sodium_memzero(text, SECRET_HEX + 1);
+    sodium_free(text);
+    errno = saved;
+    if (e != SL_OK)
+        return e;
+    char pub[PUBLIC_HEX + 1];
+    sodium_bin2hex(pub, sizeof pub, k->pub.pk, SL_PK_BYTES);
+    pub[PUBLIC_HEX] = '\n';
+    return sl_file_write_atomic(public_path, pub, sizeof pub, 0644, force);
+}
+
+/* Opens path for reading and checks it is a regular file; with secret, also
+ * that no group/other permission bit is set, judged on the opened fd so the
+ * checked file is the file read. */
+static sl_err open_key_file(int *fd_out, const char *path, bool secret)
+{
+    *fd_out = -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
+    struct stat st;
+    sl_err e = SL_OK;
+    if (fstat(fd, &st) != 0)
+        e = SL_ERR_IO;
+    else if (!S_ISREG(st.st_mode))
+        e = SL_ERR_CONFIG;
+    else if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+        e = SL_ERR_PERM;
+    if (e != SL_OK) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return e;
+    }
+    *fd_out = fd;
+    return SL_OK;
+}
+
+/* Decodes exactly want_hex hex digits, optionally followed by one newline,
+ * into bin (want_hex / 2 bytes). */
+static sl_err decode_hex_line(uint8_t *bin, const char *text, size_t len, size_t want_hex)
+{
+    if (len == want_hex + 1 && text[want_hex] == '\n')
+        len--;
+    if (len != want_hex)
+        return SL_ERR_CONFIG;
+    size_t bin_len = 0;
+    if (sodium_hex2bin(bin, want_hex / 2, text, want_hex, NULL, &bin_len, NULL) != 0 ||
+        bin_len != want_hex / 2)
+        return SL_ERR_CONFIG;
+    return SL_OK;
+}
+
+sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path)
+{
+    *out = NULL;
+    int fd;
+    sl_err e = open_key_file(&fd, path, true);
+    if (e != SL_OK)
+        return e;
+    struct sl_key_secret *k = NULL;
+    char *text = NULL;
+    e = secret_alloc(&k);
+    if (e == SL_OK) {
+        text = sodium_malloc(SECRET_HEX + 1);
+        if (!text)
+            e = SL_ERR_NOMEM;
+    }
+    size_t len = 0;
+    if (e == SL_OK) {
+        e = sl_file_read_fd(text, SECRET_HEX + 1, &len, fd);
+        if (e == SL_ERR_LENGTH)
+            e = SL_ERR_CONFIG;
+    }
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    if (e == SL_OK)
+        e = decode_hex_line(k->sk, text, len, SECRET_HEX);
+    if (e == SL_OK) {
+        /* The libsodium secret key repeats the public key after the seed;
+         * a file whose halves disagree would sign under a key that is not
+         * the one published. */
+        uint8_t pk[SL_PK_BYTES];
+        uint8_t sk[SL_KEY_SK_BYTES];
+        crypto_sign_seed_keypair(pk, sk, k->sk);
+        if (sodium_memcmp(sk, k->sk, sizeof sk) != 0)
+            e = SL_ERR_CONFIG;
+        sodium_memzero(sk, sizeof sk);
+    }
+    if (text) {
+        sodium_memzero(text, SECRET_HEX + 1);
+        sodium_free(text);
+    }
+    if (e != SL_OK) {
+        sl_key_free(k);
+        return e;
+    }
+    secret_seal(k);
+    *out = k;
+    return SL_OK;
+}
+
+sl_err sl_key_load_public(struct sl_key_public *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    int fd;
+    sl_err e = open_key_file(&fd, path, false);
+    if (e != SL_OK)
+        return e;
+    char text[PUBLIC_HEX + 1];
+    size_t len = 0;
+    e = sl_file_read_fd(text, sizeof text, &len, fd);
+    if (e == SL_ERR_LENGTH)
+        e = SL_ERR_CONFIG;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    uint8_t pk[SL_PK_BYTES];
+    if (e == SL_OK)
+        e = decode_hex_line(pk, text, len, PUBLIC_HEX);
+    if (e != SL_OK)
+        return e;
+    sl_key_public_make(out, pk);
+    return SL_OK;
+}
+
+void sl_key_sign(uint8_t sig[SL_SIG_BYTES], const void *msg, size_t len, const struct sl_key_secret *k)
+{
+    crypto_sign_detached(sig, NULL, msg, len, k->sk);
+}
+
+sl_err sl_key_verify(const struct sl_key_public *k, const uint8_t sig[SL_SIG_BYTES], const void *msg,
+                     size_t len)
+{
+    if (crypto_sign_verify_detached(sig, msg, len, k->pk) != 0)
+        return SL_ERR_SIGNATURE;
+    return SL_OK;
+}
+
+void sl_key_set_init(struct sl_key_set *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+sl_err sl_key_set_add(struct sl_key_set *s, const struct sl_key_public *k)
+{
+    if (sl_key_set_find(s, k->id))
+        return SL_ERR_DUPLICATE;
+    if (s->count >= SL_KEY_SET_MAX)
+        return SL_ERR_TABLE_FULL;
+    s->key[s->count++] = *k;
+    return SL_OK;
+}
+
+const struct sl_key_public *sl_key_set_find(const struct sl_key_set *s, const uint8_t id[SL_KEY_ID_BYTES])
+{
+    for (size_t i = 0; i < s->count && i < SL_KEY_SET_MAX; i++)
+        if (memcmp(s->key[i].id, id, SL_KEY_ID_BYTES) == 0)
+            return &s->key[i];
+    return NULL;
+}

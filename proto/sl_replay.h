@@ -1,0 +1,96 @@
+/* Replay protection for a link with no back-channel (after WireGuard's
+ * counter window, drivers/net/wireguard/receive.c).
+ *
+ * One entry per (key id, channel): the highest epoch accepted and, for that
+ * epoch, the highest block sequence accepted plus a bitmap of the
+ * SL_REPLAY_WINDOW sequences at or below it. A sequence is acceptable if
+ * the epoch is newer (the window restarts), or the epoch is the same and
+ * the sequence is above the highest, or within the window and not yet seen.
+ * Older epoch: SL_ERR_EPOCH. Seen, or too far below the highest:
+ * SL_ERR_REPLAY.
+ *
+ * Beacons use the same table under the pseudo-channel
+ * SL_REPLAY_CHANNEL_BEACON with beacon_seq as the sequence.
+ *
+ * The table is a fixed array (no allocation): SL_REPLAY_ENTRIES entries,
+ * SL_ERR_TABLE_FULL beyond that. Not thread-safe. */
+#ifndef SL_REPLAY_H
+#define SL_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_key.h"
+#include "sl_wire.h"
+
+#define SL_REPLAY_BITMAP_BITS    8192u
+/* One 64-bit word of the ring is always being recycled, so the guaranteed
+ * window is the bitmap minus one word: sequences more than this far below
+ * the highest accepted are refused as too old. */
+#define SL_REPLAY_WINDOW         (SL_REPLAY_BITMAP_BITS - 64u)   /* 8128 */
+#define SL_REPLAY_ENTRIES        64u   /* >= SL_KEY_SET_MAX * (channels + beacons) */
+#define SL_REPLAY_CHANNEL_BEACON 0xFFFFu
+
+/* State file (see docs/protocol.md, "Replay state file"). */
+#define SL_REPLAY_FILE_MAGIC     0x534C5250u   /* "SLRP" */
+#define SL_REPLAY_FILE_VERSION   1u
+#define SL_REPLAY_FILE_HDR_BYTES 12u
+#define SL_REPLAY_FILE_ENTRY_BYTES (SL_KEY_ID_BYTES + 2u + 2u + 4u + 8u + 8u + SL_REPLAY_BITMAP_BITS / 8u)
+#define SL_REPLAY_FILE_MAX_BYTES \
+    (SL_REPLAY_FILE_HDR_BYTES + SL_REPLAY_ENTRIES * SL_REPLAY_FILE_ENTRY_BYTES + SL_CRC_BYTES)
+
+struct sl_replay_entry {
+    uint8_t key_id[SL_KEY_ID_BYTES];
+    uint16_t channel;
+    uint64_t epoch;        /* highest epoch accepted */
+    uint64_t highest;      /* highest sequence accepted in that epoch */
+    uint64_t bitmap[SL_REPLAY_BITMAP_BITS / 64u];   /* bit (seq % BITS) */
+};
+
+struct sl_replay {
+    struct sl_replay_entry entry[SL_REPLAY_ENTRIES];
+    size_t count;          /* entries in use, packed at the front */
+};
+
+/* Empties the table. Cost: clears ~67 KiB. */
+void sl_replay_init(struct sl_replay *r);
+
+/* Would (epoch, seq) be accepted for (key_id, channel)? Changes nothing;
+ * RX calls it before the signature check to drop replays cheaply.
+ * SL_OK, SL_ERR_EPOCH, SL_ERR_REPLAY, or SL_ERR_TABLE_FULL if the pair is
+ * new and the table is full. Cost: a lookup and a bit test. */
+__attribute__((warn_unused_result))
+sl_err sl_replay_check(const struct sl_replay *r, const uint8_t key_id[SL_KEY_ID_BYTES], uint16_t channel,
+                       uint64_t epoch, uint64_t seq);
+
+/* The same decision as sl_replay_check and, on SL_OK, records (epoch, seq)
+ * as accepted. Call only after the block's signature verified, so forged
+ * frames can never move the window. Cost: a lookup, a bit set, at most a
+ * 1 KiB clear when the window advances or the epoch changes. */
+__attribute__((warn_unused_result))
+sl_err sl_replay_accept(struct sl_replay *r, const uint8_t key_id[SL_KEY_ID_BYTES], uint16_t channel,
+                        uint64_t epoch, uint64_t seq);
+
+/* The highest epoch and sequence accepted for (key_id, channel), or
+ * SL_ERR_NOT_FOUND. */
+__attribute__((warn_unused_result))
+sl_err sl_replay_position(uint64_t *epoch, uint64_t *seq, const struct sl_replay *r,
+                          const uint8_t key_id[SL_KEY_ID_BYTES], uint16_t channel);
+
+/* Writes the whole table to path via temp file, fsync and rename (mode
+ * 0600). SL_ERR_IO with errno set on failure. Cost: ~1 KiB per entry. */
+__attribute__((warn_unused_result))
+sl_err sl_replay_save(const struct sl_replay *r, const char *path);
+
+/* Replaces *r with the table stored at path. *r is unchanged on failure:
+ * SL_ERR_NOT_FOUND (no file: start empty), SL_ERR_IO, SL_ERR_LENGTH (size
+ * not that of a header, n entries and a CRC), SL_ERR_MAGIC, SL_ERR_VERSION,
+ * SL_ERR_CRC, SL_ERR_TABLE_FULL (more entries than SL_REPLAY_ENTRIES),
+ * SL_ERR_HEADER (reserved bits set, bad channel), SL_ERR_DUPLICATE (a
+ * (key id, channel) pair twice). Start-up only: allocates the read buffer. */
+__attribute__((warn_unused_result))
+sl_err sl_replay_load(struct sl_replay *r, const char *path);
+
+#endif
