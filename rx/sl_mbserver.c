@@ -1,0 +1,450 @@
+/* accept4() */
+#define _GNU_SOURCE
+#include "sl_mbserver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sl_buf.h"
+
+/* Input holds several pipelined requests; output several responses, so a
+ * burst is answered without waiting for the client between requests. */
+#define IN_BYTES     1024u
+#define OUT_BYTES    2048u
+#define MAX_EVENTS   64
+#define ACCEPT_BURST 64
+#define LISTEN_TAG   UINT32_MAX
+
+struct conn {
+    int fd;                   /* -1: free slot */
+    uint32_t events;          /* registered epoll events */
+    uint64_t last_ms;         /* last byte received (or accept) */
+    size_t in_len;
+    size_t out_off, out_len;  /* unsent bytes are out[out_off, out_len) */
+    char peer[SL_MBSERVER_PEER_MAX];
+    uint8_t in[IN_BYTES];
+    uint8_t out[OUT_BYTES];
+};
+
+struct sl_mbserver {
+    int lfd;
+    int epfd;
+    uint16_t port;
+    unsigned max_conns;
+    unsigned nconns;
+    uint32_t idle_ms;
+    uint64_t now_ms;
+    const struct sl_mirror *m;
+    struct conn *conns;       /* [max_conns] */
+    sl_mbserver_write_hook hook;
+    void *hook_ctx;
+    struct sl_mbserver_stats st;
+};
+
+/* ---- the answer: pure -----------------------------------------------------*/
+
+static uint8_t exception(uint8_t *out, size_t cap, size_t *out_len, const struct sl_mbreq *req,
+                         uint8_t code)
+{
+    if (sl_mbreq_exception(out, cap, out_len, req, code) != SL_OK)
+        *out_len = 0;
+    return code;
+}
+
+uint8_t sl_mbserver_answer(uint8_t *out, size_t cap, size_t *out_len, const struct sl_mbreq *req,
+                           const struct sl_mirror *m)
+{
+    *out_len = 0;
+    if (req->exception)
+        return exception(out, cap, out_len, req, req->exception);
+    if (!sl_mirror_has_unit(m, req->unit))
+        return exception(out, cap, out_len, req, SL_MB_EX_GATEWAY_PATH);
+
+    bool bits = req->fc == SL_MB_FC_READ_COILS || req->fc == SL_MB_FC_READ_DISCRETE;
+    uint8_t reg = req->fc == SL_MB_FC_READ_COILS      ? SL_REG_COIL
+                  : req->fc == SL_MB_FC_READ_DISCRETE ? SL_REG_DISCRETE
+                  : req->fc == SL_MB_FC_READ_HOLDING  ? SL_REG_HOLDING
+                                                      : SL_REG_INPUT;
+    size_t nbytes = bits ? ((size_t)req->count + 7u) / 8u : 2u * req->count;
+    if (cap < SL_MB_MBAP_BYTES + 2u + nbytes || nbytes > 250u)
+        return exception(out, cap, out_len, req, SL_MB_EX_ILLEGAL_VALUE);
+
+    /* Data goes straight into its place in the response. */
+    uint8_t *data = out + SL_MB_MBAP_BYTES + 2u;
+    uint16_t words[SL_MB_MAX_REGS];
+    uint32_t quality;
+    sl_err e = bits ? sl_mirror_read_bits(m, req->unit, reg, req->addr, req->count, data, &quality)
+                    : sl_mirror_read_regs(m, req->unit, reg, req->addr, req->count, words, &quality);
+    if (e != SL_OK)
+        return exception(out, cap, out_len, req, SL_MB_EX_ILLEGAL_ADDRESS);
+    if (!sl_mirror_link_up(m))
+        return exception(out, cap, out_len, req, SL_MB_EX_GATEWAY_PATH);
+    if (quality != SL_Q_GOOD)
+        return exception(out, cap, out_len, req, SL_MB_EX_GATEWAY_TARGET);
+
+    sl_be16_put(out, req->tid);
+    sl_be16_put(out + 2, 0);
+    sl_be16_put(out + 4, (uint16_t)(3u + nbytes));
+    out[6] = req->unit;
+    out[7] = req->fc;
+    out[8] = (uint8_t)nbytes;
+    if (!bits)
+        for (unsigned i = 0; i < req->count; i++)
+            sl_be16_put(data + 2 * i, words[i]);
+    *out_len = SL_MB_MBAP_BYTES + 2u + nbytes;
+    return 0;
+}
+
+/* ---- sockets --------------------------------------------------------------*/
+
+/* "HOST:PORT" or "[V6]:PORT" into host[] and port[]. */
+static sl_err split_hostport(const char *s, char *host, size_t hcap, char *port, size_t pcap)
+{
+    const char *colon;
+    const char *h = s;
+    size_t hlen;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return SL_ERR_CONFIG;
+        h = s + 1;
+        hlen = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return SL_ERR_CONFIG;
+        hlen = (size_t)(colon - s);
+    }
+    size_t plen = strlen(colon + 1);
+    if (hlen >= hcap || plen == 0 || plen >= pcap)
+        return SL_ERR_CONFIG;
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    memcpy(port, colon + 1, plen + 1);
+    for (size_t i = 0; i < plen; i++)
+        if (port[i] < '0' || port[i] > '9')
+            return SL_ERR_CONFIG;
+    return SL_OK;
+}
+
+static sl_err bind_listen(struct sl_mbserver *s, const char *listen_at)
+{
+    char host[256], port[8];
+    if (!listen_at || split_hostport(listen_at, host, sizeof host, port, sizeof port) != SL_OK)
+        return SL_ERR_CONFIG;
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    if (getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res) != 0)
+        return SL_ERR_CONFIG;
+    sl_err e = SL_ERR_IO;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 128) == 0) {
+            s->lfd = fd;
+            e = SL_OK;
+            break;
+        }
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    freeaddrinfo(res);
+    if (e != SL_OK)
+        return e;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(s->lfd, (struct sockaddr *)&ss, &sl) != 0)
+        return SL_ERR_IO;
+    s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                       : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return SL_OK;
+}
+
+sl_err sl_mbserver_open(struct sl_mbserver **out, const struct sl_mbserver_config *cfg,
+                        const struct sl_mirror *m)
+{
+    *out = NULL;
+    if (!cfg || !m)
+        return SL_ERR_CONFIG;
+    struct sl_mbserver *s = calloc(1, sizeof *s);
+    if (!s)
+        return SL_ERR_NOMEM;
+    s->lfd = -1;
+    s->epfd = -1;
+    s->m = m;
+    s->max_conns = cfg->max_conns ? cfg->max_conns : SL_MBSERVER_DEFAULT_CONNS;
+    s->idle_ms = cfg->idle_ms ? cfg->idle_ms : SL_MBSERVER_DEFAULT_IDLE_MS;
+    s->conns = calloc(s->max_conns, sizeof *s->conns);
+    if (!s->conns) {
+        sl_mbserver_close(s);
+        return SL_ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < s->max_conns; i++)
+        s->conns[i].fd = -1;
+    sl_err e = bind_listen(s, cfg->listen);
+    if (e == SL_OK) {
+        s->epfd = epoll_create1(EPOLL_CLOEXEC);
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = LISTEN_TAG };
+        if (s->epfd < 0 || epoll_ctl(s->epfd, EPOLL_CTL_ADD, s->lfd, &ev) != 0)
+            e = SL_ERR_IO;
+    }
+    if (e != SL_OK) {
+        int saved = errno;
+        sl_mbserver_close(s);
+        errno = saved;
+        return e;
+    }
+    *out = s;
+    return SL_OK;
+}
+
+static void conn_close(struct sl_mbserver *s, struct conn *c)
+{
+    if (c->fd < 0)
+        return;
+    close(c->fd);   /* also removes it from the epoll set */
+    c->fd = -1;
+    s->nconns--;
+}
+
+void sl_mbserver_close(struct sl_mbserver *s)
+{
+    if (!s)
+        return;
+    if (s->conns)
+        for (unsigned i = 0; i < s->max_conns; i++)
+            conn_close(s, &s->conns[i]);
+    if (s->lfd >= 0)
+        close(s->lfd);
+    if (s->epfd >= 0)
+        close(s->epfd);
+    free(s->conns);
+    free(s);
+}
+
+int sl_mbserver_fd(const struct sl_mbserver *s) { return s->epfd; }
+uint16_t sl_mbserver_port(const struct sl_mbserver *s) { return s->port; }
+unsigned sl_mbserver_conns(const struct sl_mbserver *s) { return s->nconns; }
+void sl_mbserver_stats(const struct sl_mbserver *s, struct sl_mbserver_stats *out) { *out = s->st; }
+
+void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn, void *ctx)
+{
+    s->hook = fn;
+    s->hook_ctx = ctx;
+}
+
+static void format_peer(char *dst, size_t cap, const struct sockaddr_storage *ss)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, a, sizeof a);
+        port = ntohs(in->sin_port);
+        snprintf(dst, cap, "%s:%u", a, port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, a, sizeof a);
+        port = ntohs(in6->sin6_port);
+        snprintf(dst, cap, "[%s]:%u", a, port);
+    } else {
+        snprintf(dst, cap, "?");
+    }
+}
+
+static void accept_all(struct sl_mbserver *s)
+{
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;   /* EAGAIN, or a transient error the next event retries */
+        struct conn *c = NULL;
+        for (unsigned j = 0; j < s->max_conns && !c; j++)
+            if (s->conns[j].fd < 0)
+                c = &s->conns[j];
+        /* Over the cap: accept and close at once, so the client learns
+         * immediately instead of waiting in the backlog. */
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = c ? (uint32_t)(c - s->conns) : 0 };
+        if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+            close(fd);
+            s->st.refused_cap++;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        c->fd = fd;
+        c->events = EPOLLIN;
+        c->last_ms = s->now_ms;
+        c->in_len = 0;
+        c->out_off = c->out_len = 0;
+        format_peer(c->peer, sizeof c->peer, &ss);
+        s->nconns++;
+        s->st.accepted++;
+    }
+}
+
+/* Answers every whole request buffered, as long as a maximum-size response
+ * still fits in the output buffer. Returns false if the stream is broken. */
+static bool process(struct sl_mbserver *s, struct conn *c)
+{
+    size_t off = 0;
+    while (off < c->in_len && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
+        size_t adu;
+        sl_err e = sl_mbreq_frame(&adu, c->in + off, c->in_len - off);
+        if (e == SL_ERR_AGAIN)
+            break;
+        struct sl_mbreq req;
+        if (e == SL_OK)
+            e = sl_mbreq_parse(&req, c->in + off, adu);
+        if (e != SL_OK) {
+            s->st.bad_frames++;
+            return false;
+        }
+        off += adu;
+        s->st.requests++;
+        if (req.write) {
+            s->st.refused_writes++;
+            if (s->hook)
+                s->hook(s->hook_ctx, c->peer, &req);
+        }
+        size_t n;
+        uint8_t code = sl_mbserver_answer(c->out + c->out_len, OUT_BYTES - c->out_len, &n, &req, s->m);
+        if (code)
+            s->st.exceptions[code & 15u]++;
+        else
+            s->st.served++;
+        c->out_len += n;
+    }
+    if (off) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    return true;
+}
+
+/* Sends what is pending. Returns false on a socket error. */
+static bool flush(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return true;
+}
+
+/* Answers buffered requests for as long as the socket takes the answers:
+ * once the output is flushed, requests already read must not wait for a
+ * socket event that may never come (the client may have sent its last). */
+static bool drain(struct sl_mbserver *s, struct conn *c)
+{
+    for (;;) {
+        size_t before = c->in_len;
+        if (!process(s, c) || !flush(c))
+            return false;
+        if (c->in_len == before || c->out_len)
+            return true;
+    }
+}
+
+/* Compacts the output buffer and registers the events the slot can take
+ * now: no EPOLLIN while a response could not be buffered (level-triggered
+ * epoll would otherwise spin on data we refuse to read). */
+static bool rearm(struct sl_mbserver *s, struct conn *c)
+{
+    if (c->out_off) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    uint32_t want = 0;
+    if (c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX)
+        want |= EPOLLIN;
+    if (c->out_len)
+        want |= EPOLLOUT;
+    if (want == c->events)
+        return true;
+    struct epoll_event ev = { .events = want, .data.u32 = (uint32_t)(c - s->conns) };
+    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        return false;
+    c->events = want;
+    return true;
+}
+
+static void on_conn(struct sl_mbserver *s, struct conn *c, uint32_t events)
+{
+    uint64_t bad_before = s->st.bad_frames;
+    bool ok = true;
+    if (events & EPOLLOUT)
+        ok = flush(c) && drain(s, c);
+    if (ok && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        /* Read what fits; answer; repeat while the socket has more. */
+        while (ok && c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
+            ssize_t n = recv(c->fd, c->in + c->in_len, IN_BYTES - c->in_len, 0);
+            if (n == 0) {
+                ok = false;
+            } else if (n < 0) {
+                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                    ok = false;
+                break;
+            } else {
+                c->in_len += (size_t)n;
+                c->last_ms = s->now_ms;
+                ok = drain(s, c);
+            }
+        }
+    }
+    if (ok)
+        ok = rearm(s, c);
+    if (!ok) {
+        if (s->st.bad_frames == bad_before)
+            s->st.closed_peer++;
+        conn_close(s, c);
+    }
+}
+
+sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now_ms)
+{
+    s->now_ms = now_ms;
+    struct epoll_event evs[MAX_EVENTS];
+    int n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        return SL_ERR_IO;
+    for (int i = 0; i < n; i++) {
+        uint32_t tag = evs[i].data.u32;
+        if (tag == LISTEN_TAG)
+            accept_all(s);
+        else if (tag < s->max_conns && s->conns[tag].fd >= 0)
+            on_conn(s, &s->conns[tag], evs[i].events);
+    }
+    for (unsigned i = 0; i < s->max_conns; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->fd >= 0 && now_ms >= c->last_ms && now_ms - c->last_ms >= s->idle_ms) {
+            s->st.closed_idle++;
+            conn_close(s, c);
+        }
+    }
+    return SL_OK;
+}

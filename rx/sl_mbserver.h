@@ -1,0 +1,92 @@
+/* Read-only Modbus TCP server over the mirror ([modbus] listen).
+ *
+ * Serves FC 1-4 at each device's mirror_unit and the PLC's addresses; every
+ * write and unknown function is refused (docs/mirror.md has the exception
+ * table). Non-blocking sockets on one epoll instance, driven by the daemon's
+ * loop: put sl_mbserver_fd() in its poll set and call sl_mbserver_poll_once()
+ * when it is readable (or on a timer, for idle timeouts).
+ *
+ * All memory is taken at sl_mbserver_open(): max_conns connection slots with
+ * fixed input and output buffers. A request is answered from those buffers
+ * with no allocation. Frames split across TCP segments and several requests
+ * in one segment are handled; a client that does not read its responses is
+ * paused (no more requests read from it) until it does. */
+#ifndef SL_MBSERVER_H
+#define SL_MBSERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_mbreq.h"
+#include "sl_mirror.h"
+
+#define SL_MBSERVER_DEFAULT_CONNS    64u
+#define SL_MBSERVER_DEFAULT_IDLE_MS  60000u
+#define SL_MBSERVER_PEER_MAX         64u    /* "[v6 address]:port" + NUL */
+
+struct sl_mbserver_config {
+    const char *listen;      /* "HOST:PORT", "[V6]:PORT"; port 0 picks a free one */
+    unsigned max_conns;      /* 0 means SL_MBSERVER_DEFAULT_CONNS */
+    uint32_t idle_ms;        /* 0 means SL_MBSERVER_DEFAULT_IDLE_MS */
+};
+
+struct sl_mbserver_stats {
+    uint64_t accepted;           /* connections taken */
+    uint64_t refused_cap;        /* accepted and closed at once: all slots busy */
+    uint64_t closed_idle;        /* closed after idle_ms without a byte */
+    uint64_t closed_peer;        /* closed by the client or a socket error */
+    uint64_t bad_frames;         /* closed on a malformed MBAP header */
+    uint64_t requests;           /* well-framed requests */
+    uint64_t served;             /* answered with data */
+    uint64_t refused_writes;     /* write function codes refused */
+    uint64_t exceptions[16];     /* by exception code */
+};
+
+/* Called for every refused write, with the client as "ADDR:PORT", so the
+ * daemon can log it (rate-limited). Must not call back into the server. */
+typedef void (*sl_mbserver_write_hook)(void *ctx, const char *peer, const struct sl_mbreq *req);
+
+struct sl_mbserver;
+
+/* Binds and listens on cfg->listen and allocates every connection slot
+ * (about 3.5 KiB each). m is read at each request and must outlive the
+ * server. SL_ERR_CONFIG for an unparsable address, SL_ERR_IO for socket
+ * errors (errno kept). The caller owns *out (sl_mbserver_close). */
+__attribute__((warn_unused_result))
+sl_err sl_mbserver_open(struct sl_mbserver **out, const struct sl_mbserver_config *cfg,
+                        const struct sl_mirror *m);
+
+/* Closes every connection and the listening socket; s may be NULL. */
+void sl_mbserver_close(struct sl_mbserver *s);
+
+/* One descriptor (the epoll instance) that is readable whenever the server
+ * has work; owned by the server. */
+int sl_mbserver_fd(const struct sl_mbserver *s);
+
+/* The bound port (useful after port 0). */
+uint16_t sl_mbserver_port(const struct sl_mbserver *s);
+
+/* Waits up to timeout_ms (0: no wait) for socket events and handles them:
+ * accepts, reads, answers, writes; then closes connections idle for
+ * idle_ms at now_ms (the caller's monotonic clock). SL_ERR_IO only if epoll
+ * itself fails. Cost: O(events + connections). */
+sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now_ms);
+
+void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn, void *ctx);
+
+/* Open connections now. */
+unsigned sl_mbserver_conns(const struct sl_mbserver *s);
+
+void sl_mbserver_stats(const struct sl_mbserver *s, struct sl_mbserver_stats *out);
+
+/* Answers one parsed request from the mirror into out[0..cap) (cap >=
+ * SL_MB_RESP_MAX): data, or the exception chosen in this order: the
+ * parser's (0x01, 0x03, 0x02); unit id served by no device 0x0A; an address
+ * in the range covered by no tag 0x02; link stale 0x0A; any covering tag
+ * not Good 0x0B. Returns the exception code sent (0 for data). Pure: no
+ * I/O, no allocation; O(log tags + count). */
+uint8_t sl_mbserver_answer(uint8_t *out, size_t cap, size_t *out_len, const struct sl_mbreq *req,
+                           const struct sl_mirror *m);
+
+#endif

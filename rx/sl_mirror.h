@@ -1,0 +1,213 @@
+/* The RX mirror: the IT side's copy of every tag, with an honest OPC UA
+ * quality (DESIGN.md §4, docs/mirror.md).
+ *
+ * Built from SCHEMA chunks, filled by KEYFRAME and DELTA values, aged by the
+ * beacon clock the caller passes in (no clock is read here). One writer: all
+ * functions are called from the daemon's single thread; the read functions
+ * are safe to call between writes from the same thread.
+ *
+ * Memory is fixed at sl_mirror_create() from the configured bounds (tag
+ * count, string bytes): two schema tables (active and staging, swapped when a
+ * new schema is complete), one value array, one dirty list and the sorted
+ * register maps. Applying values, ticking the clock and serving reads never
+ * allocate.
+ *
+ * Tags are addressed two ways: by tag_id (from TX) and by position, the
+ * index 0..count-1 in the active schema, ordered by tag_id. Positions are
+ * stable until the next schema change (sl_mirror_generation() changes). */
+#ifndef SL_MIRROR_H
+#define SL_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_msg.h"
+#include "sl_wire.h"
+
+/* Upper bound on sl_mirror_config.max_tags: positions keep 2 bits for the
+ * word index in the register maps. */
+#define SL_MIRROR_MAX_TAGS      (1u << 30)
+#define SL_MIRROR_DEFAULT_STALE_MS 1000u
+
+/* Input types come from the message codecs (proto/sl_msg.h): struct
+ * sl_schema_tag (one SCHEMA entry) and struct sl_value (one KEYFRAME/DELTA
+ * entry). */
+
+/* Read-only view of one tag, filled by sl_mirror_get(). The strings point
+ * into the mirror and stay valid until the next schema change. */
+struct sl_mirror_tag {
+    uint32_t tag_id;
+    uint8_t type, reg, word_order, mirror_unit;
+    uint16_t address;
+    double scale, offset;
+    const char *name, *path, *units;
+    bool has_value;            /* a value is held (live or restored) */
+    uint64_t raw;
+    uint32_t quality;          /* effective quality, per the table in §4 */
+    uint32_t tx_quality;       /* quality as last received from TX */
+    uint64_t source_time_us;   /* from TX; 0 when !has_value */
+    uint64_t rx_time_us;       /* when RX applied (or originally received) it */
+};
+
+struct sl_mirror_config {
+    uint32_t max_tags;          /* 1..SL_MIRROR_MAX_TAGS */
+    uint32_t stale_ms;          /* 0 means SL_MIRROR_DEFAULT_STALE_MS */
+    size_t max_string_bytes;    /* names+paths+units incl. NULs per schema;
+                                   0 means max_tags * 96 */
+};
+
+struct sl_mirror_stats {
+    uint64_t applied;           /* values accepted */
+    uint64_t older;             /* ignored: source time older than held */
+    uint64_t unknown_tag;       /* ignored: tag id not in the schema */
+    uint64_t type_mismatch;     /* ignored: type differs from the schema */
+    uint64_t invalid;           /* ignored: fails sl_msg_value_check */
+    uint64_t no_schema;         /* ignored: no schema yet */
+    uint64_t schema_loads;      /* schemas committed (rebuilds) */
+    uint64_t schema_errors;     /* schema chunks or tags refused */
+    uint64_t link_changes;      /* stale <-> live transitions */
+};
+
+/* Change notifications, for HTTP SSE, MQTT and the like. */
+enum sl_mirror_event {
+    SL_MIRROR_EV_VALUE = 1,     /* the tag at `pos` changed (value, quality or time) */
+    SL_MIRROR_EV_LINK = 2,      /* link went stale or came back: every tag's
+                                   effective quality may have changed; pos unused */
+    SL_MIRROR_EV_SCHEMA = 3,    /* a new schema is active; pos unused */
+};
+typedef void (*sl_mirror_hook)(void *ctx, enum sl_mirror_event ev, uint32_t pos);
+
+struct sl_mirror;
+
+/* Allocates a mirror with every table sized from cfg; nothing is allocated
+ * afterwards. Costs O(max_tags) memory: up to about 180 bytes per tag plus
+ * two string budgets (pages the schema never uses stay untouched). The
+ * caller owns *out and frees it with sl_mirror_destroy(). */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *cfg);
+
+/* Frees everything; m may be NULL. */
+void sl_mirror_destroy(struct sl_mirror *m);
+
+/* Installs (or with fn NULL removes) the change hook. It is called
+ * synchronously from the writing function and must not call back into the
+ * mirror's writers. */
+void sl_mirror_set_hook(struct sl_mirror *m, sl_mirror_hook fn, void *ctx);
+
+/* ---- schema ---------------------------------------------------------------
+ * A schema is staged tag by tag and swapped in whole, so the old schema keeps
+ * serving until the new one is complete. Committing a schema resets every
+ * value (tags wait for the next keyframe), bumps the generation, marks every
+ * tag dirty and raises SL_MIRROR_EV_SCHEMA. */
+
+/* Feeds one SCHEMA chunk as received. Chunks may come in any order and be
+ * repeated; a chunk of the active schema id is ignored at O(1) cost; a
+ * chunk of another id (re)starts staging. When every chunk is in and the
+ * tag count equals total_tags, the schema is committed (O(n log n)).
+ * Errors: SL_ERR_HEADER (chunk fields inconsistent), SL_ERR_TYPE or
+ * SL_ERR_RANGE (a tag fails sl_msg_tag_check), SL_ERR_DUPLICATE (tag id
+ * twice), SL_ERR_LENGTH (tag count differs from total_tags),
+ * SL_ERR_TABLE_FULL / SL_ERR_CAPACITY (max_tags / string budget); staging
+ * is abandoned and counted in schema_errors. */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_schema_chunk(struct sl_mirror *m, uint32_t schema_id, uint16_t chunk,
+                              uint16_t chunks, uint32_t total_tags,
+                              const struct sl_schema_tag *tags, size_t n);
+
+/* Lower-level staging used by the store's restore and by the chunk path:
+ * begin discards any staging in progress; add validates and copies one tag
+ * (O(1)); commit sorts, checks and swaps (O(n log n)). */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_schema_begin(struct sl_mirror *m, uint32_t schema_id, uint32_t total_tags);
+__attribute__((warn_unused_result))
+sl_err sl_mirror_schema_add(struct sl_mirror *m, const struct sl_schema_tag *t);
+__attribute__((warn_unused_result))
+sl_err sl_mirror_schema_commit(struct sl_mirror *m);
+
+/* True once a schema is active; its id and the generation, which changes on
+ * every commit (even to the same id), so followers know positions moved. */
+bool sl_mirror_has_schema(const struct sl_mirror *m);
+uint32_t sl_mirror_schema_id(const struct sl_mirror *m);
+uint64_t sl_mirror_generation(const struct sl_mirror *m);
+
+/* ---- values ---------------------------------------------------------------*/
+
+/* Applies n KEYFRAME/DELTA values received at rx_time_us (RX wall clock).
+ * A value is taken when its tag exists with the same type and its source
+ * time is not older than the one held; otherwise it is ignored and counted
+ * (sl_mirror_stats). O(n log tags), no allocation. Returns SL_ERR_STATE when
+ * no schema is active (all counted as no_schema), else SL_OK. */
+sl_err sl_mirror_apply(struct sl_mirror *m, const struct sl_value *v, size_t n,
+                       uint64_t rx_time_us);
+
+/* Loads one value from the database after a restart: held, effective
+ * quality UncertainLastUsableValue until a live value replaces it. v->quality
+ * is ignored. Does not mark the tag dirty. SL_ERR_NOT_FOUND / SL_ERR_TYPE
+ * when the tag is not in the active schema as that type, SL_ERR_RANGE when
+ * the value fails sl_msg_value_check. O(log tags). */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v,
+                         uint64_t rx_time_us);
+
+/* Ages the link: stale when now_ms - last_beacon_ms >= stale_ms (both on
+ * the caller's monotonic ms clock; pass the start time as last_beacon_ms
+ * until the first beacon). On a transition every tag is marked dirty and
+ * SL_MIRROR_EV_LINK raised (O(tags) then, O(1) otherwise). */
+void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_ms);
+
+/* False while the link is stale (after the last sl_mirror_tick). */
+bool sl_mirror_link_up(const struct sl_mirror *m);
+
+/* ---- reads ----------------------------------------------------------------*/
+
+/* Tags in the active schema (0 before the first). */
+uint32_t sl_mirror_count(const struct sl_mirror *m);
+
+/* Position of tag_id, O(log n). SL_ERR_NOT_FOUND if absent. */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos);
+
+/* Fills *out for the tag at pos. SL_ERR_RANGE if pos >= count. O(1). */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_tag *out);
+
+/* Effective quality of the tag at pos (SL_Q_BAD_WAITING_INITIAL if out of
+ * range). O(1). */
+uint32_t sl_mirror_quality(const struct sl_mirror *m, uint32_t pos);
+
+/* True if any tag of the active schema is served at this unit id. */
+bool sl_mirror_has_unit(const struct sl_mirror *m, uint8_t unit);
+
+/* Register image read for Modbus FC 3/4 (reg SL_REG_HOLDING/SL_REG_INPUT):
+ * count words starting at addr into out, bit-identical to the PLC's
+ * (sl_regs_encode of each tag's raw value in its word order).
+ * SL_ERR_NOT_FOUND if any address in [addr, addr+count) is covered by no
+ * tag, SL_ERR_RANGE if the range passes 65535. *quality gets SL_Q_GOOD when
+ * every covering tag is Good, else the first other effective quality met.
+ * O(log map + count). */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_read_regs(const struct sl_mirror *m, uint8_t unit, uint8_t reg, uint16_t addr,
+                           uint16_t count, uint16_t *out, uint32_t *quality);
+
+/* Bit image read for Modbus FC 1/2 (SL_REG_COIL/SL_REG_DISCRETE): count bits
+ * packed LSB first into out[(count + 7) / 8] (spare bits zero); a bit is 1
+ * when the tag's raw value is non-zero. Errors and *quality as above. */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_read_bits(const struct sl_mirror *m, uint8_t unit, uint8_t reg, uint16_t addr,
+                           uint16_t count, uint8_t *out, uint32_t *quality);
+
+/* ---- followers ------------------------------------------------------------*/
+
+/* Positions changed since the last sl_mirror_dirty_clear(), each once, in
+ * change order; *n gets the count. The array belongs to the mirror and is
+ * valid until the next write. */
+const uint32_t *sl_mirror_dirty(const struct sl_mirror *m, size_t *n);
+
+/* Empties the dirty list (after a successful checkpoint). O(dirty). */
+void sl_mirror_dirty_clear(struct sl_mirror *m);
+
+void sl_mirror_stats(const struct sl_mirror *m, struct sl_mirror_stats *out);
+
+#endif

@@ -1,0 +1,78 @@
+/* SQLite persistence of the mirror ([mirror] database; schema in
+ * docs/mirror.md).
+ *
+ * The database is a follower: the mirror in memory is the truth and keeps
+ * working whatever the disk does. The daemon calls sl_store_checkpoint()
+ * periodically with the mirror's dirty list; each call is one transaction
+ * with prepared statements reused, so the cost is one fsync per batch, not
+ * per update. WAL mode lets `sqlite3` read the file while RX writes.
+ *
+ * On an error (disk full, I/O error, read-only file) the transaction is
+ * rolled back, the call returns an sl_err, sl_store_errmsg() gives SQLite's
+ * text, and the caller keeps its dirty list to retry at the next period. */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_mirror.h"
+
+/* Layout version kept in meta.format; a database of another version is
+ * refused (SL_ERR_VERSION) rather than misread. */
+#define SL_STORE_FORMAT 1
+
+struct sl_store_config {
+    const char *path;       /* database file; created if missing */
+    uint64_t max_bytes;     /* size cap (0 = none): beyond it writes fail
+                               like a full disk (SQLITE_FULL) */
+};
+
+struct sl_store_stats {
+    uint64_t checkpoints;       /* committed transactions */
+    uint64_t rows_written;      /* value rows upserted */
+    uint64_t schemas_written;
+    uint64_t failures;          /* checkpoints rolled back */
+};
+
+struct sl_store;
+
+/* Opens or creates the database, sets WAL mode, creates the tables and
+ * prepares the statements reused by every checkpoint. On failure nothing is
+ * returned in *out, so SQLite's text goes to errbuf[errcap] (if non-NULL):
+ * SL_ERR_IO when the file cannot be opened, created or written (missing
+ * directory, a file in the way, read-only medium), SL_ERR_VERSION for a
+ * database of another format. The caller owns *out (sl_store_close). */
+__attribute__((warn_unused_result))
+sl_err sl_store_open(struct sl_store **out, const struct sl_store_config *cfg, char *errbuf,
+                     size_t errcap);
+
+/* Closes the database (the WAL is checkpointed by SQLite); s may be NULL. */
+void sl_store_close(struct sl_store *s);
+
+/* SQLite's text for the last failure ("" if none); owned by s, valid until
+ * the next call. */
+const char *sl_store_errmsg(const struct sl_store *s);
+
+/* Writes the tags at positions pos[0..n) (normally the mirror's dirty list)
+ * in one transaction. When the mirror's schema generation differs from the
+ * one last written, the tags table is replaced and old values dropped in the
+ * same transaction (O(tags)). Tags without a value are skipped. Cost: one
+ * prepared-statement step per row plus one commit. */
+__attribute__((warn_unused_result))
+sl_err sl_store_checkpoint(struct sl_store *s, const struct sl_mirror *m, const uint32_t *pos,
+                           size_t n, uint64_t now_us);
+
+/* Loads the saved schema and values into m (used once, at start): the
+ * schema is committed with its saved id, so the same schema arriving from
+ * TX does not reset it, and every saved value whose quality was not Bad is
+ * restored as UncertainLastUsableValue, keeping its source and receive
+ * times. SL_ERR_NOT_FOUND when the database holds no schema yet; *restored
+ * gets the number of values loaded. O(tags log tags). */
+__attribute__((warn_unused_result))
+sl_err sl_store_restore(struct sl_store *s, struct sl_mirror *m, size_t *restored);
+
+void sl_store_stats(const struct sl_store *s, struct sl_store_stats *out);
+
+#endif

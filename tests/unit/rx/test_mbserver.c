@@ -1,0 +1,362 @@
+/* The Modbus TCP server over 127.0.0.1 with real client sockets, driven from
+ * this one thread: split frames, pipelined requests, a client that does not
+ * read, the connection cap, idle timeout (injected now), malformed MBAP,
+ * refused writes with the client address. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rx_fixture.h"
+#include "sl_mbserver.h"
+
+static struct sl_mbserver *start(const struct sl_mirror *m, unsigned max_conns, uint32_t idle_ms)
+{
+    struct sl_mbserver_config cfg = { "127.0.0.1:0", max_conns, idle_ms };
+    struct sl_mbserver *s = NULL;
+    CU_ASSERT_FATAL(sl_mbserver_open(&s, &cfg, m) == SL_OK);
+    CU_ASSERT_FATAL(sl_mbserver_port(s) != 0);
+    return s;
+}
+
+static int client(const struct sl_mbserver *s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(sl_mbserver_port(s)) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+/* Lets the server handle whatever is pending (a few rounds, short waits). */
+static void pump(struct sl_mbserver *s, uint64_t now_ms)
+{
+    for (int i = 0; i < 4; i++)
+        CU_ASSERT(sl_mbserver_poll_once(s, 5, now_ms) == SL_OK);
+}
+
+static void send_all(int fd, const void *p, size_t n)
+{
+    CU_ASSERT_FATAL(send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n);
+}
+
+/* Reads exactly n bytes, pumping the server in between; returns bytes got
+ * (less on EOF or after ~2 s). */
+static size_t recv_n(struct sl_mbserver *s, int fd, uint8_t *p, size_t n, uint64_t now_ms)
+{
+    size_t got = 0;
+    for (int round = 0; round < 400 && got < n; round++) {
+        ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
+        if (r == 0)
+            break;
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        pump(s, now_ms);
+    }
+    return got;
+}
+
+/* True when the server has closed the client's connection. */
+static bool closed_by_server(struct sl_mbserver *s, int fd, uint64_t now_ms)
+{
+    for (int round = 0; round < 100; round++) {
+        uint8_t c;
+        ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return true;
+        if (r > 0)
+            return false;
+        pump(s, now_ms);
+    }
+    return false;
+}
+
+static size_t mk_read(uint8_t *b, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr,
+                      uint16_t count)
+{
+    const uint8_t adu[12] = { (uint8_t)(tid >> 8), (uint8_t)tid, 0, 0, 0, 6, unit, fc,
+                              (uint8_t)(addr >> 8), (uint8_t)addr, (uint8_t)(count >> 8),
+                              (uint8_t)count };
+    memcpy(b, adu, sizeof adu);
+    return sizeof adu;
+}
+
+SL_TEST(mbserver, read_float_and_split_frame)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start(m, 4, 60000);
+    int fd = client(s);
+    pump(s, 0);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
+    uint8_t req[12], resp[64];
+    mk_read(req, 0x0501, 1, 3, 2, 2);           /* the CDAB float */
+    /* Byte by byte across "segments": the server waits for the whole ADU. */
+    for (size_t i = 0; i < sizeof req; i++) {
+        send_all(fd, req + i, 1);
+        pump(s, 0);
+    }
+    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 13, 0), 13);
+    static const uint8_t want[13] = { 0x05, 0x01, 0, 0, 0, 7, 1, 3, 4, 0x20, 0x00, 0x47, 0xF1 };
+    CU_ASSERT_EQUAL(memcmp(resp, want, 13), 0);
+    /* Split in the middle of the MBAP header, then in the PDU. */
+    mk_read(req, 0x0502, 1, 3, 0, 2);
+    send_all(fd, req, 3);
+    pump(s, 0);
+    send_all(fd, req + 3, 6);
+    pump(s, 0);
+    send_all(fd, req + 9, 3);
+    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 13, 0), 13);
+    CU_ASSERT(resp[1] == 0x02 && resp[9] == 0x47 && resp[10] == 0xF1);
+    close(fd);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, pipelined_requests_in_order)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start(m, 4, 60000);
+    int fd = client(s);
+    uint8_t req[36], resp[64];
+    size_t n = mk_read(req, 1, 1, 3, 10, 1);
+    n += mk_read(req + n, 2, 1, 4, 0, 1);
+    n += mk_read(req + n, 3, 1, 1, 0, 3);
+    send_all(fd, req, n);                        /* three requests, one segment */
+    size_t want = 11 + 11 + 10;
+    CU_ASSERT_EQUAL(recv_n(s, fd, resp, want, 0), want);
+    CU_ASSERT(resp[1] == 1 && resp[7] == 3 && resp[9] == 0xFF && resp[10] == 0x85);
+    CU_ASSERT(resp[12] == 2 && resp[18] == 4 && resp[21] == 0x42);
+    CU_ASSERT(resp[23] == 3 && resp[29] == 1 && resp[31] == 0x05);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.requests, 3);
+    CU_ASSERT_EQUAL(st.served, 3);
+    close(fd);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, slow_reader_gets_every_response)
+{
+    struct sl_mirror_config cfg = { .max_tags = 200, .stale_ms = 1000, .max_string_bytes = 0 };
+    struct sl_mirror *m;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
+    static struct sl_schema_tag d[125];
+    struct sl_value v[125];
+    for (uint16_t i = 0; i < 125; i++) {
+        d[i] = fx_tag(i, SL_TYPE_UINT16, SL_REG_HOLDING, 0, 1, i);
+        v[i] = fx_val(i, SL_TYPE_UINT16, i, SL_Q_GOOD, 1);
+    }
+    CU_ASSERT_FATAL(sl_mirror_schema_chunk(m, 1, 0, 1, 125, d, 125) == SL_OK);
+    CU_ASSERT(sl_mirror_apply(m, v, 125, 2) == SL_OK);
+    struct sl_mbserver *s = start(m, 4, 60000);
+    int fd = client(s);
+    /* 300 maximum-size reads sent before reading anything: far more than
+     * the server's buffers; it must pause the client, not drop answers. */
+    enum { REQS = 300, RESP = 259 };
+    static uint8_t req[REQS * 12];
+    for (unsigned i = 0; i < REQS; i++)
+        mk_read(req + 12 * i, (uint16_t)i, 1, 3, 0, 125);
+    size_t sent = 0;
+    static uint8_t resp[REQS * RESP];
+    size_t got = 0;
+    for (int round = 0; round < 2000 && got < sizeof resp; round++) {
+        if (sent < sizeof req) {
+            ssize_t r = send(fd, req + sent, sizeof req - sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (r > 0)
+                sent += (size_t)r;
+        }
+        pump(s, 0);
+        if (round > 3) {                          /* start reading late */
+            ssize_t r = recv(fd, resp + got, sizeof resp - got, MSG_DONTWAIT);
+            if (r > 0)
+                got += (size_t)r;
+        }
+    }
+    CU_ASSERT_EQUAL(got, sizeof resp);
+    if (got != sizeof resp) {
+        struct sl_mbserver_stats st;
+        sl_mbserver_stats(s, &st);
+        fprintf(stderr, "sent %zu got %zu requests %llu served %llu\n", sent, got,
+                (unsigned long long)st.requests, (unsigned long long)st.served);
+    }
+    for (unsigned i = 0; i < REQS && got == sizeof resp; i++) {
+        const uint8_t *p = resp + (size_t)i * RESP;
+        CU_ASSERT_EQUAL(p[0] * 256 + p[1], i);
+        CU_ASSERT_EQUAL(p[8], 250);
+        CU_ASSERT_EQUAL(p[9 + 2 * 124 + 1], 124);
+    }
+    close(fd);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, connection_cap)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    struct sl_mbserver *s = start(m, 2, 60000);
+    int a = client(s), b = client(s);
+    pump(s, 0);
+    int c = client(s);
+    pump(s, 0);
+    CU_ASSERT(closed_by_server(s, c, 0));
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 2);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.accepted, 2);
+    CU_ASSERT_EQUAL(st.refused_cap, 1);
+    /* A slot frees up: the next client is served. */
+    close(a);
+    pump(s, 0);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
+    int d = client(s);
+    uint8_t req[12], resp[16];
+    mk_read(req, 9, 1, 3, 0, 2);
+    send_all(d, req, sizeof req);
+    CU_ASSERT_EQUAL(recv_n(s, d, resp, 9, 0), 9);        /* 0x0B: no value yet */
+    CU_ASSERT(resp[7] == 0x83 && resp[8] == 0x0B);
+    close(b);
+    close(c);
+    close(d);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, idle_timeout_injected_clock)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start(m, 4, 1000);
+    int fd = client(s);
+    pump(s, 5000);                               /* accepted at 5000 */
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
+    pump(s, 5999);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
+    /* Traffic at 5900 resets the clock. */
+    uint8_t req[12], resp[16];
+    mk_read(req, 1, 1, 3, 10, 1);
+    send_all(fd, req, sizeof req);
+    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 11, 5900), 11);
+    pump(s, 6800);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
+    pump(s, 6900);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 0);
+    CU_ASSERT(closed_by_server(s, fd, 6900));
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.closed_idle, 1);
+    close(fd);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, malformed_mbap_closes)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    struct sl_mbserver *s = start(m, 4, 60000);
+    static const uint8_t bad[][8] = {
+        { 0, 1, 0, 1, 0, 6, 1, 3 },              /* protocol id 1 */
+        { 0, 1, 0, 0, 0, 1, 1, 3 },              /* length 1 */
+        { 0, 1, 0, 0, 0, 0xFF, 1, 3 },           /* 261 bytes */
+        { 0, 1, 0, 0, 0xFF, 0xFF, 1, 3 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int fd = client(s);
+        send_all(fd, bad[i], sizeof bad[i]);
+        CU_ASSERT(closed_by_server(s, fd, 0));
+        close(fd);
+    }
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.bad_frames, 4);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 0);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+struct seen {
+    unsigned calls;
+    char peer[SL_MBSERVER_PEER_MAX];
+    uint8_t fc;
+};
+
+static void on_write(void *ctx, const char *peer, const struct sl_mbreq *req)
+{
+    struct seen *w = ctx;
+    w->calls++;
+    snprintf(w->peer, sizeof w->peer, "%s", peer);
+    w->fc = req->fc;
+}
+
+SL_TEST(mbserver, writes_refused_counted_and_reported)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start(m, 4, 60000);
+    struct seen w = { 0, "", 0 };
+    sl_mbserver_set_write_hook(s, on_write, &w);
+    int fd = client(s);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof me;
+    CU_ASSERT(getsockname(fd, (struct sockaddr *)&me, &ml) == 0);
+    /* FC 6 write single register, FC 16 write multiple. */
+    static const uint8_t fc6[] = { 0, 7, 0, 0, 0, 6, 1, 6, 0, 10, 0x12, 0x34 };
+    static const uint8_t fc16[] = { 0, 8, 0, 0, 0, 11, 1, 16, 0, 0, 0, 2, 4, 0, 1, 0, 2 };
+    send_all(fd, fc6, sizeof fc6);
+    send_all(fd, fc16, sizeof fc16);
+    uint8_t resp[18];
+    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 18, 0), 18);
+    CU_ASSERT(resp[1] == 7 && resp[7] == 0x86 && resp[8] == 0x01);
+    CU_ASSERT(resp[10] == 8 && resp[16] == 0x90 && resp[17] == 0x01);
+    CU_ASSERT_EQUAL(w.calls, 2);
+    CU_ASSERT_EQUAL(w.fc, 16);
+    char want[64];
+    snprintf(want, sizeof want, "127.0.0.1:%u", ntohs(me.sin_port));
+    CU_ASSERT_STRING_EQUAL(w.peer, want);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.refused_writes, 2);
+    CU_ASSERT_EQUAL(st.exceptions[1], 2);
+    /* The mirror is untouched. */
+    uint16_t reg;
+    uint32_t q;
+    CU_ASSERT(sl_mirror_read_regs(m, 1, SL_REG_HOLDING, 10, 1, &reg, &q) == SL_OK);
+    CU_ASSERT_EQUAL(reg, 0xFF85);
+    close(fd);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, bad_listen_addresses)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    static const char *const bad[] = { "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http",
+                                       "[::1", "[::1]502", "127.0.0.1:99999x" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct sl_mbserver_config cfg = { bad[i], 0, 0 };
+        struct sl_mbserver *s = (struct sl_mbserver *)1;
+        CU_ASSERT_EQUAL(sl_mbserver_open(&s, &cfg, m), SL_ERR_CONFIG);
+        CU_ASSERT_PTR_NULL(s);
+    }
+    /* Port in use. */
+    struct sl_mbserver *a = start(m, 1, 1000), *b = NULL;
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", sl_mbserver_port(a));
+    struct sl_mbserver_config cfg = { addr, 0, 0 };
+    CU_ASSERT_EQUAL(sl_mbserver_open(&b, &cfg, m), SL_ERR_IO);
+    /* The epoll descriptor is what the daemon polls. */
+    int fd = client(a);
+    struct pollfd p = { sl_mbserver_fd(a), POLLIN, 0 };
+    CU_ASSERT_EQUAL(poll(&p, 1, 1000), 1);
+    close(fd);
+    sl_mbserver_close(a);
+    sl_mbserver_close(NULL);
+    sl_mirror_destroy(m);
+}

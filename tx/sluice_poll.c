@@ -1,0 +1,196 @@
+/* sluice-poll: a debug tool. Loads a sluice-tx configuration, polls its
+ * devices with the same pollers sluice-tx uses and prints every tag's raw
+ * value, engineering value, quality and source time. No link, no keys. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sl_poller.h"
+#include "sl_regs.h"
+#include "sl_txconf.h"
+
+#ifndef SL_VERSION
+#define SL_VERSION "0"
+#endif
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: sluice-poll -c FILE [--once | --count N] [--device NAME]\n"
+            "\n"
+            "Polls the [device] sections of a sluice-tx configuration and prints, per poll:\n"
+            "  poll DEVICE ok=READS failed=READS\n"
+            "  tag DEVICE NAME raw=0xHEX value=ENG q=0xQUALITY t=SOURCE_TIME_US\n"
+            "and on a device state change:\n"
+            "  event DEVICE up|down [WHY]\n"
+            "\n"
+            "  -c, --config FILE   sluice-tx configuration (key file and user are not checked)\n"
+            "  -1, --once          poll every device once and exit\n"
+            "  -n, --count N       poll every device N times and exit (default: until SIGTERM)\n"
+            "  -d, --device NAME   poll only this device\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
+            "Exit status: 0 done, 1 runtime failure, 2 usage or configuration errors.\n");
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void print_poll(struct sl_poller *p, const struct sl_poller_report *rep)
+{
+    const struct sl_txconf_device *d = sl_poller_device(p);
+    if (rep->event)
+        printf("event %s %s%s%s\n", d->name, rep->event == SL_EVENT_DEVICE_UP ? "up" : "down",
+               rep->why[0] ? " " : "", rep->why);
+    printf("poll %s ok=%u failed=%u\n", d->name, rep->reads_ok, rep->reads_failed);
+    size_t n;
+    const struct sl_tagval *v = sl_poller_values(p, &n);
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_tag *t = &d->tagmap.tags[i];
+        printf("tag %s %s raw=0x%llx value=%.17g q=0x%08X t=%llu\n", d->name, t->name,
+               (unsigned long long)v[i].raw, sl_regs_eng(v[i].raw, t->type, t->scale, t->offset),
+               v[i].quality, (unsigned long long)v[i].time_us);
+    }
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, '1' },
+        { "count", required_argument, NULL, 'n' },  { "device", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *conf = NULL, *only = NULL;
+    unsigned long count = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:1n:d:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': conf = optarg; break;
+        case '1': count = 1; break;
+        case 'n': {
+            char *end;
+            errno = 0;
+            count = strtoul(optarg, &end, 10);
+            if (errno || *end || !*optarg || count == 0) {
+                fprintf(stderr, "sluice-poll: bad count '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'd': only = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("sluice-poll %s\n", SL_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!conf || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct sl_diag diag;
+    struct sl_txconf cfg;
+    sl_diag_init(&diag);
+    sl_err e = sl_txconf_load(&cfg, conf, SL_TXCONF_SKIP_HOST_CHECKS, &diag);
+    if (e != SL_OK) {
+        size_t need;
+        char *text = NULL;
+        if (sl_diag_render(NULL, 0, &need, &diag) == SL_ERR_OVERFLOW && (text = malloc(need + 1)) &&
+            sl_diag_render(text, need + 1, &need, &diag) == SL_OK)
+            fputs(text, stderr);
+        else
+            fprintf(stderr, "sluice-poll: %s\n", sl_strerror(e));
+        free(text);
+        sl_diag_free(&diag);
+        sl_txconf_free(&cfg);
+        return e == SL_ERR_NOMEM ? 1 : 2;
+    }
+    sl_diag_free(&diag);
+
+    struct sl_poller **pollers = calloc(cfg.ndevices, sizeof *pollers);
+    unsigned long *done = calloc(cfg.ndevices, sizeof *done);
+    size_t np = 0;
+    int rc = 0;
+    if (!pollers || !done) {
+        fprintf(stderr, "sluice-poll: out of memory\n");
+        rc = 1;
+    }
+    for (size_t i = 0; rc == 0 && i < cfg.ndevices; i++) {
+        if (only && strcmp(only, cfg.devices[i].name) != 0)
+            continue;
+        e = sl_poller_create(&pollers[np], &cfg.devices[i], NULL);
+        if (e != SL_OK) {
+            fprintf(stderr, "sluice-poll: device %s: %s\n", cfg.devices[i].name, sl_strerror(e));
+            rc = 1;
+        } else {
+            np++;
+        }
+    }
+    if (rc == 0 && np == 0) {
+        fprintf(stderr, "sluice-poll: no device named '%s'\n", only ? only : "");
+        rc = 2;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    while (rc == 0 && !stop) {
+        uint64_t now = now_ms(), next = UINT64_MAX;
+        size_t finished = 0;
+        for (size_t i = 0; i < np; i++) {
+            if (count && done[i] >= count) {
+                finished++;
+                continue;
+            }
+            uint64_t due = sl_poller_due_ms(pollers[i]);
+            if (due <= now) {
+                struct sl_poller_report rep;
+                /* Failures show up as qualities and events; the status is for the daemon. */
+                sl_err pe = sl_poller_poll(pollers[i], &rep);
+                (void)pe;
+                if (rep.polled) {
+                    print_poll(pollers[i], &rep);
+                    done[i]++;
+                }
+                due = sl_poller_due_ms(pollers[i]);
+            }
+            if (due < next)
+                next = due;
+        }
+        if (finished == np)
+            break;
+        now = now_ms();
+        if (next > now) {
+            uint64_t ms = next - now;
+            struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };
+            nanosleep(&ts, NULL);   /* a signal cuts it short */
+        }
+    }
+    for (size_t i = 0; i < np; i++)
+        sl_poller_destroy(pollers[i]);
+    free(pollers);
+    free(done);
+    sl_txconf_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,383 @@
+/* sluice-sim: the demo's built-in PLC. A libmodbus TCP server (several
+ * clients at once, one select loop) whose holding/input registers and
+ * coils/discretes move every SL_SIM_TICK_MS: ramps, sines, counters and
+ * toggles in every type and word order of the tag-map format, plus a few
+ * static setpoints that keep what clients write, like a PLC's memory.
+ * `--print-tags` prints the matching tag map (docs/examples/sim-tags.csv). */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <modbus.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_regs.h"
+#include "sl_wire.h"
+
+#ifndef SL_VERSION
+#define SL_VERSION "0"
+#endif
+
+#define SL_SIM_TICK_MS    100
+#define SL_SIM_CLIENTS    64
+#define SL_SIM_HOLDING    128
+#define SL_SIM_INPUT      16
+#define SL_SIM_COILS      16
+#define SL_SIM_DISCRETES  16
+#define SL_SIM_PATH       "demo/site1/area1/line1"
+
+enum gen {
+    GEN_STATIC,    /* a: initial value; keeps client writes */
+    GEN_RAMP,      /* from a, rising b per second, wrapping after c */
+    GEN_SINE,      /* a + b * sin(2 pi t / c + phase) */
+    GEN_COUNTER,   /* a + b per second, integer, wraps at the type's width */
+    GEN_TOGGLE,    /* bool flipping every a seconds */
+};
+
+struct simtag {
+    const char *name;
+    uint8_t reg, type, order;
+    uint16_t address;
+    const char *scale, *offset, *units, *deadband;   /* CSV text, "" = default */
+    enum gen gen;
+    double a, b, c;
+};
+
+#define H SL_REG_HOLDING
+#define I SL_REG_INPUT
+#define C SL_REG_COIL
+#define D SL_REG_DISCRETE
+#define ABCD SL_WORD_ABCD
+#define CDAB SL_WORD_CDAB
+#define BADC SL_WORD_BADC
+#define DCBA SL_WORD_DCBA
+
+/* One row per tag; addresses leave gaps so the grouping rule is exercised. */
+static const struct simtag tags[] = {
+    { "temp_raw",        H, SL_TYPE_INT16,   ABCD,  0, "0.1", "",     "degC", "0.5", GEN_SINE,    200, 150, 60 },
+    { "parts_count",     H, SL_TYPE_UINT16,  ABCD,  1, "",    "",     "",     "",    GEN_COUNTER, 0, 5, 0 },
+    { "flow_i32_abcd",   H, SL_TYPE_INT32,   ABCD, 10, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "flow_i32_cdab",   H, SL_TYPE_INT32,   CDAB, 12, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "flow_i32_badc",   H, SL_TYPE_INT32,   BADC, 14, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "flow_i32_dcba",   H, SL_TYPE_INT32,   DCBA, 16, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "energy_u32_abcd", H, SL_TYPE_UINT32,  ABCD, 20, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "energy_u32_cdab", H, SL_TYPE_UINT32,  CDAB, 22, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "energy_u32_badc", H, SL_TYPE_UINT32,  BADC, 24, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "energy_u32_dcba", H, SL_TYPE_UINT32,  DCBA, 26, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "level_f32_abcd",  H, SL_TYPE_FLOAT32, ABCD, 30, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "level_f32_cdab",  H, SL_TYPE_FLOAT32, CDAB, 32, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "level_f32_badc",  H, SL_TYPE_FLOAT32, BADC, 34, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "level_f32_dcba",  H, SL_TYPE_FLOAT32, DCBA, 36, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "ticks_i64_abcd",  H, SL_TYPE_INT64,   ABCD, 40, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "ticks_i64_cdab",  H, SL_TYPE_INT64,   CDAB, 44, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "ticks_i64_badc",  H, SL_TYPE_INT64,   BADC, 48, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "ticks_i64_dcba",  H, SL_TYPE_INT64,   DCBA, 52, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "pressure_f64_abcd", H, SL_TYPE_FLOAT64, ABCD, 60, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "pressure_f64_cdab", H, SL_TYPE_FLOAT64, CDAB, 64, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "pressure_f64_badc", H, SL_TYPE_FLOAT64, BADC, 68, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "pressure_f64_dcba", H, SL_TYPE_FLOAT64, DCBA, 72, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "speed_setpoint",  H, SL_TYPE_FLOAT32, ABCD, 100, "",   "",     "rpm",  "",    GEN_STATIC,  1450.5, 0, 0 },
+    { "mode",            H, SL_TYPE_UINT16,  ABCD, 102, "",   "",     "",     "",    GEN_STATIC,  1, 0, 0 },
+    { "vibration_raw",   I, SL_TYPE_INT16,   ABCD,  0, "0.01", "",    "mm/s", "",    GEN_SINE,    300, 250, 7 },
+    { "tank_percent",    I, SL_TYPE_UINT16,  ABCD,  1, "0.1", "",     "%",    "",    GEN_RAMP,    0, 20, 1000 },
+    { "voltage",         I, SL_TYPE_FLOAT32, CDAB,  2, "",    "",     "V",    "",    GEN_SINE,    230, 5, 13 },
+    { "cycles",          I, SL_TYPE_INT32,   DCBA,  4, "",    "",     "",     "",    GEN_COUNTER, 0, 3, 0 },
+    { "heat_flux",       I, SL_TYPE_FLOAT64, BADC,  8, "1000", "-273.15", "W", "",   GEN_SINE,    1.5, 0.5, 17 },
+    { "motor_run",       C, SL_TYPE_BOOL,    ABCD,  0, "",    "",     "",     "",    GEN_TOGGLE,  1, 0, 0 },
+    { "valve_open",      C, SL_TYPE_BOOL,    ABCD,  1, "",    "",     "",     "",    GEN_TOGGLE,  3, 0, 0 },
+    { "maintenance",     C, SL_TYPE_BOOL,    ABCD,  5, "",    "",     "",     "",    GEN_STATIC,  0, 0, 0 },
+    { "door_closed",     D, SL_TYPE_BOOL,    ABCD,  0, "",    "",     "",     "",    GEN_TOGGLE,  0.5, 0, 0 },
+    { "estop_ok",        D, SL_TYPE_BOOL,    ABCD,  1, "",    "",     "",     "",    GEN_STATIC,  1, 0, 0 },
+};
+#define NTAGS (sizeof tags / sizeof tags[0])
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+static void print_tags(void)
+{
+    printf("# Tag map of sluice-sim (generated by `sluice-sim --print-tags`; a test compares\n"
+           "# this file with the output). One row per tag, see docs/tx.md. Registers move\n"
+           "# every %d ms; speed_setpoint, mode, maintenance and estop_ok keep what\n"
+           "# clients write.\n", SL_SIM_TICK_MS);
+    printf("name,path,register,address,type,word_order,scale,offset,units,deadband\n");
+    for (size_t i = 0; i < NTAGS; i++) {
+        const struct simtag *t = &tags[i];
+        printf("%s,%s,%s,%u,%s,%s,%s,%s,%s,%s\n", t->name, SL_SIM_PATH,
+               sl_regs_space_name(t->reg), t->address, sl_regs_type_name(t->type),
+               sl_regs_multi(t->type) ? sl_regs_order_name(t->order) : "", t->scale, t->offset,
+               t->units, t->deadband);
+    }
+}
+
+/* The value's bit pattern for type (integers wrap at their width). */
+static uint64_t to_raw(double v, uint8_t type)
+{
+    switch (type) {
+    case SL_TYPE_BOOL:    return v != 0.0;
+    case SL_TYPE_INT16:
+    case SL_TYPE_UINT16:  return (uint16_t)(int64_t)llround(fmod(v, 65536.0));
+    case SL_TYPE_INT32:
+    case SL_TYPE_UINT32:  return (uint32_t)(int64_t)llround(fmod(v, 4294967296.0));
+    case SL_TYPE_INT64:   return (uint64_t)(int64_t)llround(v);
+    case SL_TYPE_FLOAT32: {
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        return u;
+    }
+    case SL_TYPE_FLOAT64: {
+        uint64_t u;
+        memcpy(&u, &v, sizeof u);
+        return u;
+    }
+    default:              return 0;
+    }
+}
+
+static double gen_value(const struct simtag *t, double secs, double phase)
+{
+    switch (t->gen) {
+    case GEN_RAMP:    return t->a + fmod(secs * t->b, t->c);
+    case GEN_SINE:    return t->a + t->b * sin(2.0 * M_PI * secs / t->c + phase);
+    case GEN_COUNTER: return t->a + floor(secs * t->b);
+    case GEN_TOGGLE:  return fmod(floor(secs / t->a + phase), 2.0);
+    case GEN_STATIC:
+    default:          return t->a;
+    }
+}
+
+static void write_tag(modbus_mapping_t *mb, const struct simtag *t, double v)
+{
+    uint16_t regs[SL_REGS_MAX];
+    unsigned n = sl_regs_count(t->type);
+    if (sl_regs_encode(regs, n, to_raw(v, t->type), t->type, t->order) != SL_OK)
+        return;   /* cannot happen for the table above */
+    switch (t->reg) {
+    case SL_REG_HOLDING:  memcpy(mb->tab_registers + t->address, regs, n * sizeof *regs); break;
+    case SL_REG_INPUT:    memcpy(mb->tab_input_registers + t->address, regs, n * sizeof *regs); break;
+    case SL_REG_COIL:     mb->tab_bits[t->address] = (uint8_t)regs[0]; break;
+    case SL_REG_DISCRETE: mb->tab_input_bits[t->address] = (uint8_t)regs[0]; break;
+    default:              break;
+    }
+}
+
+static void update(modbus_mapping_t *mb, double secs, const double *phase, bool first)
+{
+    for (size_t i = 0; i < NTAGS; i++)
+        if (first || tags[i].gen != GEN_STATIC)
+            write_tag(mb, &tags[i], gen_value(&tags[i], secs, phase[i]));
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: sluice-sim -l HOST:PORT [--seed S]\n"
+            "       sluice-sim --print-tags | --help | --version\n"
+            "\n"
+            "A Modbus TCP PLC simulator for demos and tests: holding and input registers,\n"
+            "coils and discrete inputs whose values move every %d ms (ramps, sines,\n"
+            "counters, toggles) in every type and word order of the tag-map format.\n"
+            "Serves up to %d clients at once, any unit id; accepts writes like a PLC.\n"
+            "\n"
+            "  -l, --listen HOST:PORT  address to listen on (e.g. 127.0.0.1:5020)\n"
+            "  -s, --seed S            phase seed for the moving values (default 1)\n"
+            "  -p, --print-tags        print the matching tag map CSV and exit\n"
+            "  -h, --help              this text\n"
+            "  -V, --version           print the version\n"
+            "SIGTERM or SIGINT stops it (exit 0).\n",
+            SL_SIM_TICK_MS, SL_SIM_CLIENTS);
+}
+
+static int serve(const char *listen, unsigned long seed)
+{
+    char host[256], port[16];
+    const char *colon = strrchr(listen, ':');
+    const char *h = listen;
+    size_t hl = colon ? (size_t)(colon - listen) : 0;
+    if (hl > 1 && listen[0] == '[' && listen[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (!colon || hl == 0 || hl >= sizeof host || strlen(colon + 1) == 0 ||
+        strlen(colon + 1) >= sizeof port || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
+        fprintf(stderr, "sluice-sim: bad listen address '%s' (HOST:PORT)\n", listen);
+        return 2;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    snprintf(port, sizeof port, "%s", colon + 1);
+
+    modbus_t *ctx = modbus_new_tcp_pi(host, port);
+    modbus_mapping_t *mb = modbus_mapping_new(SL_SIM_COILS, SL_SIM_DISCRETES, SL_SIM_HOLDING,
+                                              SL_SIM_INPUT);
+    if (!ctx || !mb) {
+        fprintf(stderr, "sluice-sim: out of memory\n");
+        return 1;
+    }
+    int lfd = modbus_tcp_pi_listen(ctx, SL_SIM_CLIENTS);
+    if (lfd < 0) {
+        fprintf(stderr, "sluice-sim: cannot listen on %s: %s\n", listen, modbus_strerror(errno));
+        modbus_mapping_free(mb);
+        modbus_free(ctx);
+        return 1;
+    }
+    /* A client that stalls mid-request must not stall the others for long. */
+    modbus_set_indication_timeout(ctx, 1, 0);
+
+    double phase[NTAGS];
+    srand((unsigned)seed);
+    for (size_t i = 0; i < NTAGS; i++) {
+        phase[i] = 2.0 * M_PI * (double)rand() / ((double)RAND_MAX + 1.0);
+        /* One phase per family (same generator, other word order), so the
+         * four orders of a value always decode to the same number. */
+        for (size_t j = 0; j < i; j++)
+            if (tags[j].gen == tags[i].gen && tags[j].a == tags[i].a && tags[j].b == tags[i].b &&
+                tags[j].c == tags[i].c && tags[j].type == tags[i].type)
+                phase[i] = phase[j];
+    }
+    double t0 = mono_s(), next = t0;
+    update(mb, 0.0, phase, true);
+    fprintf(stderr, "sluice-sim: listening on %s (%zu tags, seed %lu)\n", listen, NTAGS, seed);
+
+    int clients[SL_SIM_CLIENTS];
+    size_t nclients = 0;
+    uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
+    while (!stop) {
+        double now = mono_s();
+        if (now >= next) {
+            update(mb, now - t0, phase, false);
+            next += SL_SIM_TICK_MS / 1000.0;
+            if (next < now)
+                next = now + SL_SIM_TICK_MS / 1000.0;
+        }
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(lfd, &rd);
+        int maxfd = lfd;
+        for (size_t i = 0; i < nclients; i++) {
+            FD_SET(clients[i], &rd);
+            if (clients[i] > maxfd)
+                maxfd = clients[i];
+        }
+        double wait = next - mono_s();
+        if (wait < 0)
+            wait = 0;
+        struct timeval tv = { (time_t)wait, (suseconds_t)((wait - floor(wait)) * 1e6) };
+        int n = select(maxfd + 1, &rd, NULL, NULL, &tv);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            fprintf(stderr, "sluice-sim: select: %s\n", strerror(errno));
+            break;
+        }
+        if (n == 0)
+            continue;
+        if (FD_ISSET(lfd, &rd)) {
+            int fd = modbus_tcp_pi_accept(ctx, &lfd);
+            if (fd >= 0 && (nclients == SL_SIM_CLIENTS || fd >= FD_SETSIZE))
+                close(fd);          /* full: the client sees the connection close */
+            else if (fd >= 0)
+                clients[nclients++] = fd;
+        }
+        for (size_t i = 0; i < nclients;) {
+            if (!FD_ISSET(clients[i], &rd)) {
+                i++;
+                continue;
+            }
+            modbus_set_socket(ctx, clients[i]);
+            int rc = modbus_receive(ctx, query);
+            if (rc > 0) {
+                modbus_reply(ctx, query, rc, mb);
+                i++;
+            } else if (rc == 0) {
+                i++;                /* not for us; libmodbus ignored it */
+            } else {
+                close(clients[i]);  /* closed or garbled: drop this client only */
+                clients[i] = clients[--nclients];
+            }
+        }
+    }
+    for (size_t i = 0; i < nclients; i++)
+        close(clients[i]);
+    close(lfd);
+    modbus_set_socket(ctx, -1);
+    modbus_mapping_free(mb);
+    modbus_free(ctx);
+    fprintf(stderr, "sluice-sim: stopped\n");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "seed", required_argument, NULL, 's' },
+        { "print-tags", no_argument, NULL, 'p' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *listen = NULL;
+    unsigned long seed = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "l:s:phV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'l':
+            listen = optarg;
+            break;
+        case 's': {
+            char *end;
+            errno = 0;
+            seed = strtoul(optarg, &end, 10);
+            if (errno || *end || !*optarg) {
+                fprintf(stderr, "sluice-sim: bad seed '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        }
+        case 'p':
+            print_tags();
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("sluice-sim %s\n", SL_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!listen || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;   /* no SA_RESTART: select returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return serve(listen, seed);
+}
