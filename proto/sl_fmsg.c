@@ -1,0 +1,149 @@
+#include "sl_fmsg.h"
+
+#include <string.h>
+
+#include "sl_buf.h"
+#include "sl_wire.h"
+
+static sl_err name_ok(const char *name, size_t *len)
+{
+    size_t n = name ? strnlen(name, SL_FILE_NAME_MAX + 1) : 0;
+    if (n == 0 || n > SL_FILE_NAME_MAX)
+        return SL_ERR_RANGE;
+    *len = n;
+    return SL_OK;
+}
+
+/* Writes the 4-byte message header. */
+static void put_hdr(uint8_t *p, uint8_t type, size_t body_len)
+{
+    p[0] = type;
+    p[1] = 0;
+    sl_be16_put(p + 2, (uint16_t)body_len);
+}
+
+sl_err sl_fmsg_put_begin(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
+                         const char *name)
+{
+    size_t n;
+    if (name_ok(name, &n) != SL_OK)
+        return SL_ERR_RANGE;
+    size_t body = SL_FILE_BEGIN_FIXED + n;
+    if (*off > cap || SL_MSG_HDR_BYTES + body > cap - *off)
+        return SL_ERR_CAPACITY;
+    uint8_t *p = out + *off;
+    put_hdr(p, SL_MSG_FILE_BEGIN, body);
+    sl_be32_put(p + 4, file_id);
+    sl_be64_put(p + 8, size);
+    p[16] = (uint8_t)n;
+    memcpy(p + 17, name, n);
+    *off += SL_MSG_HDR_BYTES + body;
+    return SL_OK;
+}
+
+sl_err sl_fmsg_put_end(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
+                       const uint8_t sha256[SL_FILE_SHA256_BYTES], const char *name)
+{
+    size_t n;
+    if (name_ok(name, &n) != SL_OK)
+        return SL_ERR_RANGE;
+    size_t body = SL_FILE_END_FIXED + n;
+    if (*off > cap || SL_MSG_HDR_BYTES + body > cap - *off)
+        return SL_ERR_CAPACITY;
+    uint8_t *p = out + *off;
+    put_hdr(p, SL_MSG_FILE_END, body);
+    sl_be32_put(p + 4, file_id);
+    sl_be64_put(p + 8, size);
+    memcpy(p + 16, sha256, SL_FILE_SHA256_BYTES);
+    p[48] = (uint8_t)n;
+    memcpy(p + 49, name, n);
+    *off += SL_MSG_HDR_BYTES + body;
+    return SL_OK;
+}
+
+size_t sl_fmsg_data_room(size_t cap)
+{
+    if (cap <= SL_MSG_HDR_BYTES + SL_FILE_DATA_HDR)
+        return 0;
+    size_t room = cap - SL_MSG_HDR_BYTES - SL_FILE_DATA_HDR;
+    return room < SL_MSG_BODY_MAX - SL_FILE_DATA_HDR ? room : SL_MSG_BODY_MAX - SL_FILE_DATA_HDR;
+}
+
+sl_err sl_fmsg_put_data(uint8_t *out, size_t cap, size_t *off, uint8_t **data, uint32_t file_id,
+                        uint64_t offset, size_t len)
+{
+    *data = NULL;
+    if (len == 0)
+        return SL_ERR_RANGE;
+    if (*off > cap || len > sl_fmsg_data_room(cap - *off))
+        return SL_ERR_CAPACITY;
+    uint8_t *p = out + *off;
+    put_hdr(p, SL_MSG_FILE_DATA, SL_FILE_DATA_HDR + len);
+    sl_be32_put(p + 4, file_id);
+    sl_be64_put(p + 8, offset);
+    *data = p + SL_MSG_HDR_BYTES + SL_FILE_DATA_HDR;
+    *off += SL_MSG_HDR_BYTES + SL_FILE_DATA_HDR + len;
+    return SL_OK;
+}
+
+/* Reads name_len u8 + name through the cursor into out (NUL-terminated). */
+static sl_err get_name(struct sl_buf *b, char out[SL_FILE_NAME_MAX + 1])
+{
+    uint8_t n;
+    const uint8_t *p;
+    sl_err e = sl_buf_get_u8(b, &n);
+    if (e == SL_OK)
+        e = sl_buf_get_ptr(b, &p, n);
+    if (e != SL_OK)
+        return e;
+    if (n == 0 || memchr(p, 0, n))
+        return SL_ERR_RANGE;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return SL_OK;
+}
+
+sl_err sl_fmsg_decode(struct sl_fmsg *out, uint8_t type, const uint8_t *body, size_t len)
+{
+    memset(out, 0, sizeof *out);
+    struct sl_fmsg m = { .type = type };
+    struct sl_buf b = sl_buf_make(body, len);
+    sl_err e;
+    switch (type) {
+    case SL_MSG_FILE_BEGIN:
+        e = sl_buf_get_u32be(&b, &m.file_id);
+        if (e == SL_OK)
+            e = sl_buf_get_u64be(&b, &m.size);
+        if (e == SL_OK)
+            e = get_name(&b, m.name);
+        break;
+    case SL_MSG_FILE_DATA:
+        e = sl_buf_get_u32be(&b, &m.file_id);
+        if (e == SL_OK)
+            e = sl_buf_get_u64be(&b, &m.offset);
+        if (e == SL_OK) {
+            m.data_len = sl_buf_left(&b);
+            if (m.data_len == 0 || m.offset > UINT64_MAX - m.data_len)
+                e = SL_ERR_LENGTH;
+            else
+                e = sl_buf_get_ptr(&b, &m.data, m.data_len);
+        }
+        break;
+    case SL_MSG_FILE_END:
+        e = sl_buf_get_u32be(&b, &m.file_id);
+        if (e == SL_OK)
+            e = sl_buf_get_u64be(&b, &m.size);
+        if (e == SL_OK)
+            e = sl_buf_get_bytes(&b, m.sha256, sizeof m.sha256);
+        if (e == SL_OK)
+            e = get_name(&b, m.name);
+        break;
+    default:
+        return SL_ERR_TYPE;
+    }
+    if (e == SL_OK)
+        e = sl_buf_end(&b);
+    if (e == SL_OK)
+        *out = m;
+    return e;
+}

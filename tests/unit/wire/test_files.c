@@ -1,0 +1,391 @@
+/* The file channel end to end through a pcap file: sl_filesend -> sl_sender
+ * -> capture -> sl_receiver -> sl_filerecv. A file appears whole and
+ * verified or not at all; names are sanitised; an existing name is never
+ * overwritten; damaged or inconsistent files are discarded and counted. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_buf.h"
+#include "sl_filerecv.h"
+#include "sl_filesend.h"
+#include "sl_fmsg.h"
+#include "sl_hw.h"
+#include "sl_msg.h"
+#include "sl_receiver.h"
+#include "sl_sender.h"
+#include "sl_test.h"
+#include "sl_wire.h"
+
+#define K 16u
+#define M 4u
+#define S 512u
+
+static struct sl_key_secret *key_of(uint8_t fill)
+{
+    uint8_t seed[SL_KEY_SEED_BYTES];
+    memset(seed, fill, sizeof seed);
+    struct sl_key_secret *k = NULL;
+    CU_ASSERT_FATAL(sl_key_from_seed(&k, seed) == SL_OK);
+    return k;
+}
+
+static void write_file(const char *path, size_t len, unsigned seed)
+{
+    FILE *f = fopen(path, "wb");
+    CU_ASSERT_FATAL(f != NULL);
+    unsigned x = seed;
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        fputc((int)(x >> 16) & 0xff, f);
+    }
+    fclose(f);
+}
+
+static int same_file(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb)
+            same = 0;
+        if (ca == EOF || cb == EOF)
+            break;
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    return same;
+}
+
+static unsigned count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    unsigned n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Sends files[] into a capture at cap_path. */
+static void send_files(const char *cap_path, const struct sl_key_secret *key, const char *const *files, size_t n)
+{
+    struct sl_hw_config hc;
+    sl_hw_config_init(&hc);
+    hc.transport = SL_HW_PCAPFILE;
+    hc.dir = SL_HW_TX;
+    hc.datagram_bytes = SL_FRAME_OVERHEAD + S;
+    hc.file = cap_path;
+    struct sl_hw *hw = NULL;
+    char why[256] = "";
+    CU_ASSERT_FATAL(sl_hw_open(&hw, why, sizeof why, &hc) == SL_OK);
+    struct sl_sender_config sc = { .k = K, .m = M, .interleave = 4, .symbol_size = S, .max_delay_us = 1000,
+                                   .session = 99, .epoch = 1, .key = key, .hw = hw };
+    struct sl_sender *snd = NULL;
+    CU_ASSERT_FATAL(sl_sender_create(&snd, &sc) == SL_OK);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_FATAL(sl_filesend_file(snd, files[i], (uint32_t)(i + 1), NULL, NULL) == SL_OK);
+    CU_ASSERT_FATAL(sl_sender_flush(snd) == SL_OK);
+    sl_sender_destroy(snd);
+    sl_hw_close(hw);
+}
+
+struct ctx {
+    struct sl_filerecv *fr;
+    unsigned logs_ok, logs_bad;
+};
+
+static void on_payload(void *c, const struct sl_block_hdr *h, const uint8_t *key_id, const uint8_t *payload,
+                       size_t len, uint64_t now_us)
+{
+    (void)key_id;
+    struct ctx *x = c;
+    if (h->channel == SL_CHANNEL_FILES)
+        sl_filerecv_payload(x->fr, h->session, payload, len, now_us);
+}
+
+static void on_log(void *c, int ok, const char *line)
+{
+    struct ctx *x = c;
+    (void)line;
+    if (ok)
+        x->logs_ok++;
+    else
+        x->logs_bad++;
+}
+
+/* Replays cap_path into dir; drop_every > 0 deletes every drop_every-th
+ * data frame of the capture first (by rewriting it). */
+static void receive(const char *cap_path, const char *dir, const struct sl_key_secret *key, struct ctx *x,
+                    struct sl_filerecv_stats *st)
+{
+    struct sl_key_set trusted;
+    sl_key_set_init(&trusted);
+    struct sl_key_public pub;
+    sl_key_public_of(&pub, key);
+    CU_ASSERT_FATAL(sl_key_set_add(&trusted, &pub) == SL_OK);
+    static struct sl_replay rp;
+    sl_replay_init(&rp);
+
+    struct sl_filerecv_config fc = { .directory = dir, .slots = 4, .max_bytes = 0,
+                                     .idle_timeout_us = 1000000, .log = on_log, .ctx = x };
+    CU_ASSERT_FATAL(sl_filerecv_create(&x->fr, &fc) == SL_OK);
+
+    struct sl_hw_config hc;
+    sl_hw_config_init(&hc);
+    hc.transport = SL_HW_PCAPFILE;
+    hc.dir = SL_HW_RX;
+    hc.datagram_bytes = SL_FRAME_OVERHEAD + S;
+    hc.file = cap_path;
+    hc.port = 0;
+    struct sl_hw *hw = NULL;
+    char why[256] = "";
+    CU_ASSERT_FATAL(sl_hw_open(&hw, why, sizeof why, &hc) == SL_OK);
+    struct sl_receiver_config rc = {
+        .hw = hw, .trusted = &trusted, .replay = &rp,
+        .fec = { .k_max = K, .m_max = M, .symbol_max = S, .entries = 16, .done_history = 256,
+                 .cache_entries = 16, .max_age_us = 5000000 },
+        .batch = 32, .datagram_max = SL_FRAME_OVERHEAD + S, .on_payload = on_payload, .ctx = x,
+    };
+    struct sl_receiver *r = NULL;
+    CU_ASSERT_FATAL(sl_receiver_create(&r, &rc) == SL_OK);
+    sl_err e;
+    unsigned polls = 0;
+    while ((e = sl_receiver_poll(r, 10, 1000)) == SL_OK || e == SL_ERR_AGAIN)
+        CU_ASSERT_FATAL(++polls < 1000000);
+    CU_ASSERT_EQUAL(e, SL_ERR_EOF);
+    sl_filerecv_tick(x->fr, 10000000);      /* idle files expire */
+    sl_filerecv_stats(x->fr, st);
+    sl_filerecv_destroy(x->fr);
+    sl_receiver_destroy(r);
+    sl_hw_close(hw);
+}
+
+static void drop_frames(const char *cap_path, unsigned from, unsigned count)
+{
+    /* Deletes `count` consecutive records starting at record `from`. */
+    FILE *f = fopen(cap_path, "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)n);
+    CU_ASSERT_FATAL(buf && fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    f = fopen(cap_path, "wb");
+    fwrite(buf, 1, 24, f);
+    unsigned rec = 0;
+    for (size_t off = 24; off + 16 <= (size_t)n; rec++) {
+        uint32_t incl = (uint32_t)buf[off + 8] | (uint32_t)buf[off + 9] << 8 | (uint32_t)buf[off + 10] << 16 |
+                        (uint32_t)buf[off + 11] << 24;
+        if (rec < from || rec >= from + count)
+            fwrite(buf + off, 1, 16 + incl, f);
+        off += 16 + incl;
+    }
+    fclose(f);
+    free(buf);
+}
+
+SL_TEST(files, whole_verified_sanitised_never_overwritten)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    char src_dir[300], dst_dir[300], cap[300], a[320], b[320], empty[320], out[400];
+    snprintf(src_dir, sizeof src_dir, "%s/src", tmp);
+    snprintf(dst_dir, sizeof dst_dir, "%s/dst", tmp);
+    snprintf(cap, sizeof cap, "%s/cap.pcap", tmp);
+    mkdir(src_dir, 0700);
+    mkdir(dst_dir, 0700);
+    snprintf(a, sizeof a, "%s/data.bin", src_dir);
+    snprintf(b, sizeof b, "%s/..hidden", src_dir);
+    snprintf(empty, sizeof empty, "%s/empty", src_dir);
+    write_file(a, 300000, 1);     /* many blocks, out-of-order completion */
+    write_file(b, 1000, 2);
+    write_file(empty, 0, 3);
+    struct sl_key_secret *key = key_of(7);
+    const char *files[] = { a, b, empty };
+    send_files(cap, key, files, 3);
+
+    struct ctx x = { 0 };
+    struct sl_filerecv_stats st;
+    receive(cap, dst_dir, key, &x, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 3);
+    CU_ASSERT_EQUAL(st.files_failed, 0);
+    CU_ASSERT_EQUAL(st.in_progress, 0);
+    snprintf(out, sizeof out, "%s/data.bin", dst_dir);
+    CU_ASSERT(same_file(a, out));
+    snprintf(out, sizeof out, "%s/_..hidden", dst_dir);   /* leading dot neutralised */
+    CU_ASSERT(same_file(b, out));
+    snprintf(out, sizeof out, "%s/empty", dst_dir);
+    CU_ASSERT(same_file(empty, out));
+    CU_ASSERT_EQUAL(count_entries(dst_dir), 3);
+
+    /* Same files again (new receiver state): published as name.1, never over. */
+    struct ctx y = { 0 };
+    receive(cap, dst_dir, key, &y, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 3);
+    CU_ASSERT_EQUAL(st.files_renamed, 3);
+    snprintf(out, sizeof out, "%s/data.bin.1", dst_dir);
+    CU_ASSERT(same_file(a, out));
+    CU_ASSERT_EQUAL(count_entries(dst_dir), 6);
+
+    /* Lose 40 consecutive frames (beyond m for some block, no interleave
+     * covers that): the file is refused, nothing partial is visible. */
+    char dst2[300];
+    snprintf(dst2, sizeof dst2, "%s/dst2", tmp);
+    mkdir(dst2, 0700);
+    drop_frames(cap, 100, 40);
+    struct ctx z = { 0 };
+    receive(cap, dst2, key, &z, &st);
+    CU_ASSERT_EQUAL(st.files_failed, 1);
+    CU_ASSERT_EQUAL(st.failed_incomplete, 1);
+    CU_ASSERT_EQUAL(st.files_ok, 2);               /* the two small files still arrive */
+    CU_ASSERT(z.logs_bad >= 1);
+    snprintf(out, sizeof out, "%s/data.bin", dst2);
+    CU_ASSERT_EQUAL(access(out, F_OK), -1);
+    CU_ASSERT_EQUAL(count_entries(dst2), 2);       /* no temporary left behind */
+
+    sl_key_free(key);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+static void log_sink(void *c, int ok, const char *line)
+{
+    (void)c;
+    (void)ok;
+    (void)line;
+}
+
+SL_TEST(files, bad_hash_and_inconsistent_sizes_discarded)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    struct sl_filerecv *fr = NULL;
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 2, .max_bytes = 100, .idle_timeout_us = 10,
+                                     .log = log_sink };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    uint8_t p[512];
+    size_t off = 0;
+    uint8_t *d;
+    uint8_t zero_hash[SL_FILE_SHA256_BYTES] = { 0 };
+    /* Wrong hash. */
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 1, 4, "x") == SL_OK);
+    CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 1, 0, 4) == SL_OK);
+    memcpy(d, "abcd", 4);
+    CU_ASSERT(sl_fmsg_put_end(p, sizeof p, &off, 1, 4, zero_hash, "x") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    /* Sizes disagree. */
+    off = 0;
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 2, 4, "y") == SL_OK);
+    CU_ASSERT(sl_fmsg_put_end(p, sizeof p, &off, 2, 5, zero_hash, "y") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    /* Too big for max_bytes. */
+    off = 0;
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 3, 101, "z") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    /* Data beyond the size. */
+    off = 0;
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 4, 2, "w") == SL_OK);
+    CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 4, 1, 4) == SL_OK);
+    memset(d, 1, 4);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    /* Garbage framing. */
+    uint8_t junk[7] = { 17, 0, 0, 200, 1, 2, 3 };
+    sl_filerecv_payload(fr, 5, junk, sizeof junk, 1);
+    /* Begun, never finished: idle timeout. */
+    off = 0;
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 6, 10, "v") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    sl_filerecv_tick(fr, 1000);
+
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 0);
+    CU_ASSERT_EQUAL(st.failed_hash, 1);
+    CU_ASSERT_EQUAL(st.failed_invalid, 3);
+    CU_ASSERT_EQUAL(st.failed_incomplete, 1);
+    CU_ASSERT_EQUAL(st.messages_bad, 1);
+    CU_ASSERT_EQUAL(st.in_progress, 0);
+    CU_ASSERT_EQUAL(count_entries(tmp), 0);
+    sl_filerecv_destroy(fr);
+    rmdir(tmp);
+}
+
+SL_TEST(files, sanitize)
+{
+    char out[SL_FILE_NAME_MAX + 2];
+    sl_filerecv_sanitize(out, sizeof out, "../../etc/passwd");
+    CU_ASSERT_STRING_EQUAL(out, "_.._.._etc_passwd");
+    sl_filerecv_sanitize(out, sizeof out, "..");
+    CU_ASSERT_STRING_EQUAL(out, "_..");
+    sl_filerecv_sanitize(out, sizeof out, "a\x01\x7f\\b");
+    CU_ASSERT_STRING_EQUAL(out, "a___b");
+    sl_filerecv_sanitize(out, sizeof out, "report.csv");
+    CU_ASSERT_STRING_EQUAL(out, "report.csv");
+}
+
+SL_TEST(fmsg, roundtrip_and_rejections)
+{
+    uint8_t p[600];
+    size_t off = 0;
+    uint8_t h[SL_FILE_SHA256_BYTES];
+    memset(h, 0xab, sizeof h);
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 9, 12345, "n.txt") == SL_OK);
+    CU_ASSERT(sl_fmsg_put_end(p, sizeof p, &off, 9, 12345, h, "n.txt") == SL_OK);
+    uint8_t *d;
+    CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 9, 77, 3) == SL_OK);
+    memcpy(d, "xyz", 3);
+    CU_ASSERT_EQUAL(off, 4 + 13 + 5 + 4 + 45 + 5 + 4 + 12 + 3);
+
+    struct sl_buf b = sl_buf_make(p, off);
+    uint8_t type;
+    const uint8_t *body;
+    size_t blen;
+    struct sl_fmsg m;
+    CU_ASSERT(sl_msg_split(&b, &type, &body, &blen) == SL_OK);
+    CU_ASSERT(sl_fmsg_decode(&m, type, body, blen) == SL_OK);
+    CU_ASSERT_EQUAL(m.type, SL_MSG_FILE_BEGIN);
+    CU_ASSERT_EQUAL(m.size, 12345);
+    CU_ASSERT_STRING_EQUAL(m.name, "n.txt");
+    /* every truncation of the BEGIN body fails */
+    for (size_t n = 0; n < blen; n++)
+        CU_ASSERT(sl_fmsg_decode(&m, type, body, n) != SL_OK);
+    CU_ASSERT(sl_msg_split(&b, &type, &body, &blen) == SL_OK);
+    CU_ASSERT(sl_fmsg_decode(&m, type, body, blen) == SL_OK);
+    CU_ASSERT_EQUAL(memcmp(m.sha256, h, sizeof h), 0);
+    for (size_t n = 0; n < blen; n++)
+        CU_ASSERT(sl_fmsg_decode(&m, type, body, n) != SL_OK);
+    CU_ASSERT(sl_msg_split(&b, &type, &body, &blen) == SL_OK);
+    CU_ASSERT(sl_fmsg_decode(&m, type, body, blen) == SL_OK);
+    CU_ASSERT_EQUAL(m.offset, 77);
+    CU_ASSERT_EQUAL(m.data_len, 3);
+    CU_ASSERT_EQUAL(memcmp(m.data, "xyz", 3), 0);
+    CU_ASSERT_EQUAL(sl_fmsg_decode(&m, type, body, 12), SL_ERR_LENGTH);   /* no data */
+    CU_ASSERT_EQUAL(sl_buf_end(&b), SL_OK);
+    CU_ASSERT_EQUAL(sl_fmsg_decode(&m, 99, body, blen), SL_ERR_TYPE);
+
+    /* capacity: nothing written when it does not fit */
+    off = 0;
+    CU_ASSERT_EQUAL(sl_fmsg_put_begin(p, 10, &off, 1, 1, "abc"), SL_ERR_CAPACITY);
+    CU_ASSERT_EQUAL(off, 0);
+    CU_ASSERT_EQUAL(sl_fmsg_put_begin(p, sizeof p, &off, 1, 1, ""), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_fmsg_put_data(p, 20, &off, &d, 1, 0, 5), SL_ERR_CAPACITY);
+    CU_ASSERT_EQUAL(sl_fmsg_put_data(p, 21, &off, &d, 1, 0, 5), SL_OK);
+    CU_ASSERT_EQUAL(sl_fmsg_data_room(16), 0);
+    CU_ASSERT_EQUAL(sl_fmsg_data_room(100000), 65535 - 12);
+    /* a name with NUL inside is refused by the decoder */
+    uint8_t bad[4 + 8 + 1 + 2] = { 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2, 'a', 0 };
+    CU_ASSERT_EQUAL(sl_fmsg_decode(&m, SL_MSG_FILE_BEGIN, bad, sizeof bad), SL_ERR_RANGE);
+}
