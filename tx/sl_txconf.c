@@ -483,7 +483,7 @@ static void do_fec(struct parse *p)
     uint32_t k, m, d;
     bool ok = num(p, s, SEC_FEC, K_K, 1, SL_FEC_MAX_SYMBOLS - 1, SL_TXCONF_DEFAULT_K, &k);
     ok &= num(p, s, SEC_FEC, K_M, 1, SL_FEC_MAX_SYMBOLS - 1, SL_TXCONF_DEFAULT_M, &m);
-    num(p, s, SEC_FEC, K_INTERLEAVE, 1, 255, SL_TXCONF_DEFAULT_INTERLEAVE, &d);
+    num(p, s, SEC_FEC, K_INTERLEAVE, 1, 64, SL_TXCONF_DEFAULT_INTERLEAVE, &d);   /* sl_sender limit */
     if (ok && k + m > SL_FEC_MAX_SYMBOLS)
         sl_diag_add(p->diag, p->file, s->line[K_M] ? s->line[K_M] : s->line[K_K],
                     "k + m = %u exceeds %u (GF(2^8) Reed-Solomon)", k + m, SL_FEC_MAX_SYMBOLS);

@@ -25,9 +25,9 @@
 /* Defaults (docs/tx.md explains each). */
 #define SL_TXCONF_DEFAULT_RATE_MBPS     100.0
 #define SL_TXCONF_DEFAULT_MTU           1500u
-#define SL_TXCONF_DEFAULT_K             32u    /* with m=8 and interleave 8: survives 5 % random loss */
-#define SL_TXCONF_DEFAULT_M             8u
-#define SL_TXCONF_DEFAULT_INTERLEAVE    8u
+#define SL_TXCONF_DEFAULT_K             64u    /* m=16, D=16: 5 % random loss plus 50-frame bursts (docs/tx.md) */
+#define SL_TXCONF_DEFAULT_M             16u
+#define SL_TXCONF_DEFAULT_INTERLEAVE    16u
 #define SL_TXCONF_DEFAULT_KEYFRAME_MS   1000u
 #define SL_TXCONF_DEFAULT_BEACON_MS     200u
 #define SL_TXCONF_DEFAULT_MAX_DELAY_MS  2u

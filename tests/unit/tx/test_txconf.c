@@ -120,9 +120,9 @@ SL_TEST(txconf, minimal_and_defaults)
     CU_ASSERT_EQUAL(cfg.link.mtu, 1500);
     CU_ASSERT_EQUAL(cfg.link.symbol_bytes, 1424);
     CU_ASSERT_EQUAL(cfg.link.rate_kbps, 100000);
-    CU_ASSERT_EQUAL(cfg.fec.k, 32);
-    CU_ASSERT_EQUAL(cfg.fec.m, 8);
-    CU_ASSERT_EQUAL(cfg.fec.interleave, 8);
+    CU_ASSERT_EQUAL(cfg.fec.k, 64);
+    CU_ASSERT_EQUAL(cfg.fec.m, 16);
+    CU_ASSERT_EQUAL(cfg.fec.interleave, 16);
     CU_ASSERT_EQUAL(cfg.snapshot.keyframe_ms, 1000);
     CU_ASSERT_EQUAL(cfg.snapshot.beacon_ms, 200);
     CU_ASSERT_EQUAL(cfg.snapshot.max_delay_ms, 2);
@@ -245,7 +245,7 @@ SL_TEST(txconf, fec_and_snapshot_errors)
     one(BASE "[fec]\nk = 0\n", "tx.conf:12: bad k '0' (integer 1..254)");
     one(BASE "[fec]\nm = 255\n", "tx.conf:12: bad m '255' (integer 1..254)");
     one(BASE "[fec]\nk = 200\nm = 56\n", "tx.conf:13: k + m = 256 exceeds 255 (GF(2^8) Reed-Solomon)");
-    one(BASE "[fec]\ninterleave = 0\n", "tx.conf:12: bad interleave '0' (integer 1..255)");
+    one(BASE "[fec]\ninterleave = 0\n", "tx.conf:12: bad interleave '0' (integer 1..64)");
     one(BASE "[fec]\nk = -3\n", "tx.conf:12: bad k '-3' (integer 1..254)");
     one(BASE "[fec]\nk = 99999999999\n", "tx.conf:12: bad k '99999999999' (integer 1..254)");
     one(BASE "[snapshot]\nkeyframe_ms = 50\n",
