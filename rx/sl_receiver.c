@@ -143,7 +143,13 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
      * only reads the window; only a verified block updates it. */
     e = sl_replay_check(r->cfg.replay, f.key_id, f.channel, f.epoch, f.block_seq);
     if (e != SL_OK) {
-        drop(r, SL_RX_REPLAY, e);
+        /* Repair symbols of a block decoded before they arrived are the
+         * normal tail of every clean block, not a replay: count them where
+         * the decoder counts its own late symbols. */
+        if (e == SL_ERR_REPLAY && f.index >= f.k)
+            drop(r, SL_RX_FEC, SL_ERR_DUPLICATE);
+        else
+            drop(r, SL_RX_REPLAY, e);
         return;
     }
     struct sl_fec_symbol sym = {

@@ -1,0 +1,1035 @@
+/* Read-only HTTP services over the mirror (sl_http.h, docs/services.md). */
+#include "sl_http.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "sl_json.h"
+#include "sl_regs.h"
+
+#define BLOCK_BYTES   (16u * 1024u)    /* content-reader block */
+#define EVENT_BYTES   (SL_JSON_TAG_MAX + 64u)
+#define TAGS_PREFIX   "/api/tags/"
+
+struct sse {
+    struct sl_http *h;
+    struct MHD_Connection *conn;
+    bool used, suspended, closing;
+    bool ev_hello, ev_schema, ev_link, ev_ping;
+    uint64_t *bits;            /* pending tag positions (latest value wins) */
+    size_t cursor;             /* next word to scan: round robin over the table */
+    uint64_t last_ms;          /* monotonic time of the last bytes handed to MHD */
+    struct sl_jbuf ev;         /* the event being sent, over text[] */
+    size_t ev_off;
+    char text[EVENT_BYTES];
+};
+
+struct sl_http {
+    struct MHD_Daemon *d;
+    const struct sl_mirror *m;
+    sl_http_status_fn status;
+    void *ctx;
+    char token[SL_HTTP_TOKEN_MAX + 1];
+    size_t token_len;
+    unsigned timeout_s;
+    uint32_t max_tags;
+    size_t words;              /* bitmap words per SSE slot */
+    struct sse *sse;
+    unsigned nsse;
+    uint16_t port;
+    int fd;
+    struct sl_http_stats st;
+};
+
+/* A streamed tag list: /api/tags, or the tags under one path. */
+struct tagstream {
+    struct sl_http *h;
+    uint64_t generation;
+    uint64_t now_us;
+    uint32_t pos, count;
+    int phase;                 /* 0 head, 1 tags, 2 tail, 3 done */
+    char filter[SL_PATH_MAX + 2];
+    size_t filter_len;         /* 0: every tag */
+    struct sl_jbuf out;
+    size_t off;
+    char text[SL_JSON_TAG_MAX + 256];
+};
+
+static uint64_t now_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t now_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- responses ----------------------------------------------------------- */
+
+static void common_headers(struct MHD_Response *r, const char *type)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+}
+
+/* Queues b's text (ownership passes to MHD) with status and type. */
+static enum MHD_Result send_body(struct sl_http *h, struct MHD_Connection *c, unsigned status,
+                                 const char *type, struct sl_jbuf *b, const char *allow)
+{
+    if (b->failed) {
+        sl_jbuf_free(b);
+        return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b->len, b->p, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        sl_jbuf_free(b);
+        return MHD_NO;
+    }
+    b->p = NULL;       /* MHD frees it */
+    b->grow = false;
+    common_headers(r, type);
+    if (allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"sluice\"");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    h->st.requests++;
+    return ret;
+}
+
+static enum MHD_Result send_error(struct sl_http *h, struct MHD_Connection *c, unsigned status,
+                                  const char *msg, const char *allow)
+{
+    struct sl_jbuf b;
+    if (sl_jbuf_alloc(&b, 256, 4096) != SL_OK)
+        return MHD_NO;
+    sl_jbuf_lit(&b, "{\"error\":");
+    sl_json_str(&b, msg);
+    sl_jbuf_printf(&b, ",\"status\":%u}\n", status);
+    return send_body(h, c, status, "application/json", &b, allow);
+}
+
+/* ---- authentication ------------------------------------------------------ */
+
+/* Compares without an early exit, so the time taken does not say how many
+ * leading bytes of a guess were right; it depends on the token's length
+ * only. */
+static bool token_ok(const struct sl_http *h, const char *got)
+{
+    if (!got)
+        return false;
+    size_t n = strlen(got);
+    unsigned diff = (unsigned)(n != h->token_len);
+    for (size_t i = 0; i < h->token_len; i++) {
+        unsigned char g = i < n ? (unsigned char)got[i] : 0;
+        diff |= (unsigned)(g ^ (unsigned char)h->token[i]);
+    }
+    return diff == 0;
+}
+
+static bool authorized(const struct sl_http *h, struct MHD_Connection *c)
+{
+    if (h->token_len == 0)
+        return true;
+    const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (a && strncasecmp(a, "Bearer ", 7) == 0) {
+        a += 7;
+        while (*a == ' ')
+            a++;
+        return token_ok(h, a);
+    }
+    /* RFC 6750 §2.3: EventSource cannot set headers, so the dashboard
+     * passes the token as a query parameter. */
+    return token_ok(h, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token"));
+}
+
+/* ---- tag lists ----------------------------------------------------------- */
+
+static void stream_head(struct tagstream *s)
+{
+    struct sl_jbuf *b = &s->out;
+    sl_jbuf_lit(b, "{\"schema_id\":");
+    sl_json_u64(b, sl_mirror_schema_id(s->h->m));
+    sl_jbuf_lit(b, ",\"generation\":");
+    sl_json_u64(b, s->generation);
+    sl_jbuf_lit(b, ",\"link_up\":");
+    sl_jbuf_lit(b, sl_mirror_link_up(s->h->m) ? "true" : "false");
+    sl_jbuf_lit(b, ",\"time\":");
+    sl_json_time(b, s->now_us);
+    if (s->filter_len) {
+        sl_jbuf_lit(b, ",\"path\":");
+        sl_json_strn(b, s->filter, s->filter_len - 1);
+    }
+    sl_jbuf_lit(b, ",\"tags\":[");
+}
+
+/* True when the tag's path is the filter path or lies under it. */
+static bool under(const struct tagstream *s, const struct sl_mirror_tag *t)
+{
+    size_t pl = strlen(t->path), fl = s->filter_len - 1;   /* filter holds "path/" */
+    return (pl == fl && memcmp(t->path, s->filter, fl) == 0) ||
+           (pl > fl && memcmp(t->path, s->filter, fl + 1) == 0);
+}
+
+/* Produces the next piece of the body into s->out; false at the end. */
+static bool stream_next(struct tagstream *s)
+{
+    sl_jbuf_reset(&s->out);
+    s->off = 0;
+    if (s->phase == 0) {
+        stream_head(s);
+        s->phase = 1;
+        s->count = 0;
+        return true;
+    }
+    if (s->phase == 1) {
+        uint32_t n = sl_mirror_count(s->h->m);
+        while (s->pos < n) {
+            struct sl_mirror_tag t;
+            uint32_t pos = s->pos++;
+            if (sl_mirror_get(s->h->m, pos, &t) != SL_OK)
+                break;
+            if (s->filter_len && !under(s, &t))
+                continue;
+            if (s->count++)
+                sl_jbuf_lit(&s->out, ",\n");
+            sl_json_tag(&s->out, &t, s->now_us, SL_JSON_TAG_HTTP);
+            return true;
+        }
+        s->phase = 2;
+    }
+    if (s->phase == 2) {
+        sl_jbuf_printf(&s->out, "],\"count\":%" PRIu32 "}\n", s->count);
+        s->phase = 3;
+        return true;
+    }
+    return false;
+}
+
+static ssize_t stream_read(void *cls, uint64_t at, char *buf, size_t max)
+{
+    (void)at;
+    struct tagstream *s = cls;
+    /* A schema change moved the positions: a clean end is impossible, so
+     * the client sees a broken chunked body rather than a mixed list. */
+    if (sl_mirror_generation(s->h->m) != s->generation)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = 0;
+    while (n < max) {
+        if (s->off >= s->out.len && !stream_next(s))
+            break;
+        size_t k = s->out.len - s->off;
+        if (k > max - n)
+            k = max - n;
+        memcpy(buf + n, s->out.p + s->off, k);
+        s->off += k;
+        n += k;
+    }
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    free(cls);
+}
+
+/* Streams every tag (filter NULL) or those at or under one path. */
+static enum MHD_Result send_tags(struct sl_http *h, struct MHD_Connection *c, const char *filter)
+{
+    struct tagstream *s = calloc(1, sizeof *s);
+    if (!s)
+        return MHD_NO;
+    s->h = h;
+    s->generation = sl_mirror_generation(h->m);
+    s->now_us = now_wall_us();
+    sl_jbuf_fixed(&s->out, s->text, sizeof s->text);
+    if (filter) {
+        s->filter_len = strlen(filter) + 1;
+        memcpy(s->filter, filter, s->filter_len - 1);
+        s->filter[s->filter_len - 1] = '/';
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_BYTES, stream_read, s, stream_free);
+    if (!r) {
+        free(s);
+        return MHD_NO;
+    }
+    common_headers(r, "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    h->st.requests++;
+    return ret;
+}
+
+/* /api/tags/<path>/<name>: the tag whose "path/name" is rest, else the list
+ * of tags at or under the path rest, else 404. O(tags). */
+static enum MHD_Result send_tag(struct sl_http *h, struct MHD_Connection *c, const char *rest)
+{
+    size_t rl = strlen(rest);
+    while (rl && rest[rl - 1] == '/')
+        rl--;
+    if (rl == 0)
+        return send_tags(h, c, NULL);
+    uint32_t n = sl_mirror_count(h->m);
+    bool is_path = false;
+    for (uint32_t pos = 0; pos < n; pos++) {
+        struct sl_mirror_tag t;
+        if (sl_mirror_get(h->m, pos, &t) != SL_OK)
+            break;
+        size_t pl = strlen(t.path), nl = strlen(t.name);
+        size_t full = pl ? pl + 1 + nl : nl;
+        if (full == rl && (pl == 0 || (memcmp(rest, t.path, pl) == 0 && rest[pl] == '/')) &&
+            memcmp(rest + (pl ? pl + 1 : 0), t.name, nl) == 0) {
+            struct sl_jbuf b;
+            if (sl_jbuf_alloc(&b, 1024, SL_JSON_TAG_MAX + 8) != SL_OK)
+                return MHD_NO;
+            sl_json_tag(&b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+            sl_jbuf_lit(&b, "\n");
+            return send_body(h, c, MHD_HTTP_OK, "application/json", &b, NULL);
+        }
+        if (!is_path && rl <= SL_PATH_MAX && pl >= rl && memcmp(t.path, rest, rl) == 0 &&
+            (pl == rl || t.path[rl] == '/'))
+            is_path = true;
+    }
+    if (is_path) {
+        char path[SL_PATH_MAX + 1];
+        memcpy(path, rest, rl);
+        path[rl] = '\0';
+        return send_tags(h, c, path);
+    }
+    h->st.not_found++;
+    return send_error(h, c, MHD_HTTP_NOT_FOUND, "no such tag or path", NULL);
+}
+
+/* ---- status and metrics -------------------------------------------------- */
+
+/* Tag counts per quality name (a handful of distinct names). */
+#define QNAMES 8
+struct qcount {
+    const char *name[QNAMES];
+    uint64_t n[QNAMES];
+};
+
+static void count_qualities(const struct sl_mirror *m, struct qcount *q)
+{
+    static const uint32_t known[] = { SL_Q_GOOD, SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE,
+                                      SL_Q_UNCERTAIN_LAST_USABLE, SL_Q_BAD_COMM_ERROR,
+                                      SL_Q_BAD_NO_COMM, SL_Q_BAD_WAITING_INITIAL,
+                                      0x40000000u, 0x80000000u };
+    memset(q, 0, sizeof *q);
+    for (int i = 0; i < QNAMES; i++)
+        q->name[i] = sl_quality_name(known[i]);
+    uint32_t n = sl_mirror_count(m);
+    for (uint32_t pos = 0; pos < n; pos++) {
+        const char *name = sl_quality_name(sl_mirror_quality(m, pos));
+        for (int i = 0; i < QNAMES; i++) {
+            if (q->name[i] == name) {      /* static strings: same pointer */
+                q->n[i]++;
+                break;
+            }
+        }
+    }
+}
+
+static void get_status(struct sl_http *h, struct sl_http_status *s)
+{
+    memset(s, 0, sizeof *s);
+    if (h->status)
+        h->status(h->ctx, s);
+}
+
+static uint64_t drops_total(const struct sl_receiver_stats *rx)
+{
+    uint64_t t = 0;
+    for (int st = 0; st < SL_RX_STAGES; st++)
+        for (int e = 0; e < SL_ERR__COUNT; e++)
+            t += rx->drops[st][e];
+    return t;
+}
+
+static void field_u64(struct sl_jbuf *b, const char *key, uint64_t v, bool first)
+{
+    sl_jbuf_printf(b, "%s\"%s\":%" PRIu64, first ? "" : ",", key, v);
+}
+
+static enum MHD_Result send_status(struct sl_http *h, struct MHD_Connection *c)
+{
+    struct sl_http_status s;
+    get_status(h, &s);
+    uint64_t now = now_wall_us();
+    struct sl_jbuf b;
+    if (sl_jbuf_alloc(&b, 8192, SL_HTTP_BODY_MAX) != SL_OK)
+        return MHD_NO;
+    sl_jbuf_lit(&b, "{\"time\":");
+    sl_json_time(&b, now);
+    sl_jbuf_lit(&b, ",\"started\":");
+    if (s.started_us)
+        sl_json_time(&b, s.started_us);
+    else
+        sl_jbuf_lit(&b, "null");
+
+    sl_jbuf_lit(&b, ",\"link\":{\"up\":");
+    sl_jbuf_lit(&b, sl_mirror_link_up(h->m) ? "true" : "false");
+    sl_jbuf_lit(&b, ",\"last_beacon\":");
+    if (s.have_beacon) {
+        sl_json_time(&b, s.last_beacon_us);
+        sl_jbuf_lit(&b, ",\"beacon_age_ms\":");
+        sl_json_u64(&b, now > s.last_beacon_us ? (now - s.last_beacon_us) / 1000u : 0);
+        sl_jbuf_lit(&b, ",\"clock_offset_ms\":");
+        sl_json_num(&b, (double)s.clock_offset_us / 1000.0);
+    } else {
+        sl_jbuf_lit(&b, "null,\"beacon_age_ms\":null,\"clock_offset_ms\":null");
+    }
+    sl_jbuf_lit(&b, ",\"frame_loss\":");
+    sl_json_num(&b, s.frame_loss);
+    sl_jbuf_lit(&b, "}");
+
+    sl_jbuf_lit(&b, ",\"tx\":");
+    if (s.have_beacon) {
+        const struct sl_beacon *bc = &s.beacon;
+        sl_jbuf_printf(&b, "{\"session\":\"%016" PRIx64 "\"", bc->session);
+        field_u64(&b, "epoch", bc->epoch, false);
+        sl_jbuf_lit(&b, ",\"key_id\":");
+        sl_json_hex(&b, bc->key_id, sizeof bc->key_id);
+        sl_jbuf_lit(&b, ",\"config_fp\":");
+        sl_json_hex(&b, bc->config_fp, sizeof bc->config_fp);
+        sl_jbuf_lit(&b, ",\"schema_fp\":");
+        sl_json_hex(&b, bc->schema_fp, sizeof bc->schema_fp);
+        field_u64(&b, "highest_block", bc->highest_block, false);
+        field_u64(&b, "k", bc->k, false);
+        field_u64(&b, "m", bc->m, false);
+        field_u64(&b, "symbol_size", bc->symbol_size, false);
+        field_u64(&b, "interleave", bc->interleave, false);
+        field_u64(&b, "rate_kbps", bc->rate_kbps, false);
+        field_u64(&b, "frames_sent", bc->frames_sent, false);
+        field_u64(&b, "blocks_sent", bc->blocks_sent, false);
+        field_u64(&b, "poll_errors", bc->poll_errors, false);
+        field_u64(&b, "queue_drops", bc->queue_drops, false);
+        sl_jbuf_lit(&b, "}");
+    } else {
+        sl_jbuf_lit(&b, "null");
+    }
+
+    const struct sl_receiver_stats *rx = &s.rx;
+    sl_jbuf_lit(&b, ",\"rx\":{");
+    field_u64(&b, "datagrams", rx->datagrams, true);
+    field_u64(&b, "frames", rx->frames, false);
+    field_u64(&b, "beacons", rx->beacons, false);
+    field_u64(&b, "blocks", rx->blocks, false);
+    field_u64(&b, "blocks_recovered", rx->blocks_recovered, false);
+    field_u64(&b, "blocks_unrecoverable", rx->fec.unrecoverable, false);
+    field_u64(&b, "blocks_evicted", rx->fec.evicted, false);
+    field_u64(&b, "fec_symbols", rx->fec.symbols_in, false);
+    field_u64(&b, "fec_duplicates", rx->fec.duplicates, false);
+    field_u64(&b, "fec_late", rx->fec.late, false);
+    field_u64(&b, "drops_total", drops_total(rx), false);
+    sl_jbuf_lit(&b, ",\"drops\":{");
+    bool first_stage = true;
+    for (int st = 0; st < SL_RX_STAGES; st++) {
+        bool first = true;
+        for (int e = 0; e < SL_ERR__COUNT; e++) {
+            if (!rx->drops[st][e])
+                continue;
+            if (first) {
+                sl_jbuf_lit(&b, first_stage ? "" : ",");
+                sl_json_str(&b, sl_receiver_stage_name((enum sl_rx_stage)st));
+                sl_jbuf_lit(&b, ":{");
+                first_stage = false;
+            }
+            sl_jbuf_lit(&b, first ? "" : ",");
+            sl_json_str(&b, sl_err_name((sl_err)e));
+            sl_jbuf_printf(&b, ":%" PRIu64, rx->drops[st][e]);
+            first = false;
+        }
+        if (!first)
+            sl_jbuf_lit(&b, "}");
+    }
+    sl_jbuf_lit(&b, "}}");
+
+    struct sl_mirror_stats ms;
+    sl_mirror_stats(h->m, &ms);
+    struct qcount q;
+    count_qualities(h->m, &q);
+    sl_jbuf_lit(&b, ",\"mirror\":{");
+    field_u64(&b, "schema_id", sl_mirror_schema_id(h->m), true);
+    field_u64(&b, "generation", sl_mirror_generation(h->m), false);
+    field_u64(&b, "tags", sl_mirror_count(h->m), false);
+    field_u64(&b, "applied", ms.applied, false);
+    field_u64(&b, "older", ms.older, false);
+    field_u64(&b, "schema_loads", ms.schema_loads, false);
+    field_u64(&b, "schema_errors", ms.schema_errors, false);
+    sl_jbuf_lit(&b, ",\"by_quality\":{");
+    for (int i = 0; i < QNAMES; i++)
+        field_u64(&b, q.name[i], q.n[i], i == 0);
+    sl_jbuf_lit(&b, "}}");
+
+    sl_jbuf_lit(&b, ",\"modbus\":{");
+    field_u64(&b, "refused_writes", s.modbus_refused_writes, true);
+    sl_jbuf_lit(&b, "},\"http\":{");
+    field_u64(&b, "requests", h->st.requests, true);
+    field_u64(&b, "sse_clients", h->st.sse_clients, false);
+    sl_jbuf_lit(&b, "},\"counters\":{");
+    for (size_t i = 0; i < s.ncounters; i++) {
+        sl_jbuf_lit(&b, i ? "," : "");
+        sl_json_str(&b, s.counters[i].name);
+        sl_jbuf_printf(&b, ":%" PRIu64, s.counters[i].value);
+    }
+    sl_jbuf_lit(&b, "}}\n");
+    return send_body(h, c, MHD_HTTP_OK, "application/json", &b, NULL);
+}
+
+static void metric(struct sl_jbuf *b, const char *name, const char *type, const char *help)
+{
+    sl_jbuf_printf(b, "# HELP %s ", name);
+    sl_jbuf_lit(b, help);
+    sl_jbuf_printf(b, "\n# TYPE %s %s\n", name, type);
+}
+
+static void sample(struct sl_jbuf *b, const char *name, const char *type, const char *help,
+                   uint64_t v)
+{
+    metric(b, name, type, help);
+    sl_jbuf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+static void sample_f(struct sl_jbuf *b, const char *name, const char *help, double v)
+{
+    metric(b, name, "gauge", help);
+    sl_jbuf_printf(b, "%s ", name);
+    if (v != v)
+        sl_jbuf_lit(b, "NaN");
+    else
+        sl_json_num(b, v);
+    sl_jbuf_lit(b, "\n");
+}
+
+static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
+{
+    struct sl_http_status s;
+    get_status(h, &s);
+    uint64_t now = now_wall_us();
+    struct sl_jbuf b;
+    if (sl_jbuf_alloc(&b, 16384, SL_HTTP_BODY_MAX) != SL_OK)
+        return MHD_NO;
+    const struct sl_receiver_stats *rx = &s.rx;
+
+    sample(&b, "sluice_link_up", "gauge", "1 while beacons arrive within stale_ms",
+           sl_mirror_link_up(h->m) ? 1 : 0);
+    if (s.have_beacon) {
+        sample_f(&b, "sluice_beacon_age_seconds", "Time since the last accepted beacon",
+                 now > s.last_beacon_us ? (double)(now - s.last_beacon_us) / 1e6 : 0.0);
+        sample_f(&b, "sluice_clock_offset_seconds", "TX clock minus RX clock",
+                 (double)s.clock_offset_us / 1e6);
+        sample(&b, "sluice_tx_epoch", "gauge", "TX epoch of the current session", s.beacon.epoch);
+        metric(&b, "sluice_tx_info", "gauge", "Current TX session, key and fingerprints");
+        /* sl_json_hex's quoted hex is also a valid label value. */
+        sl_jbuf_printf(&b, "sluice_tx_info{session=\"%016" PRIx64 "\",key_id=", s.beacon.session);
+        sl_json_hex(&b, s.beacon.key_id, sizeof s.beacon.key_id);
+        sl_jbuf_lit(&b, ",config_fp=");
+        sl_json_hex(&b, s.beacon.config_fp, sizeof s.beacon.config_fp);
+        sl_jbuf_lit(&b, ",schema_fp=");
+        sl_json_hex(&b, s.beacon.schema_fp, sizeof s.beacon.schema_fp);
+        sl_jbuf_lit(&b, "} 1\n");
+        sample(&b, "sluice_tx_frames_sent_total", "counter", "Frames TX reports sent this session",
+               s.beacon.frames_sent);
+        sample(&b, "sluice_tx_blocks_sent_total", "counter", "Blocks TX reports sent this session",
+               s.beacon.blocks_sent);
+        sample(&b, "sluice_tx_poll_errors_total", "counter", "Device poll errors TX reports",
+               s.beacon.poll_errors);
+        sample(&b, "sluice_tx_queue_drops_total", "counter", "Deltas TX dropped on a full queue",
+               s.beacon.queue_drops);
+    }
+    sample_f(&b, "sluice_rx_frame_loss_ratio", "Fraction of frames lost this session",
+             s.frame_loss);
+    sample(&b, "sluice_rx_datagrams_total", "counter", "Datagrams handed over by the link",
+           rx->datagrams);
+    sample(&b, "sluice_rx_frames_total", "counter", "Valid DATA frames", rx->frames);
+    sample(&b, "sluice_rx_beacons_total", "counter", "Accepted beacons", rx->beacons);
+    sample(&b, "sluice_rx_blocks_total", "counter", "Verified, fresh blocks delivered",
+           rx->blocks);
+    sample(&b, "sluice_rx_blocks_recovered_total", "counter",
+           "Blocks that needed repair symbols", rx->blocks_recovered);
+    sample(&b, "sluice_rx_blocks_unrecoverable_total", "counter",
+           "Blocks expired with more than m symbols lost", rx->fec.unrecoverable);
+    sample(&b, "sluice_rx_blocks_evicted_total", "counter",
+           "Partial blocks pushed out of a full decoder table", rx->fec.evicted);
+    sample(&b, "sluice_rx_fec_symbols_total", "counter", "Symbols fed to the FEC decoder",
+           rx->fec.symbols_in);
+    metric(&b, "sluice_rx_drops_total", "counter",
+           "Datagrams dropped, by stage and reason (non-zero series only)");
+    for (int st = 0; st < SL_RX_STAGES; st++) {
+        for (int e = 0; e < SL_ERR__COUNT; e++) {
+            if (!rx->drops[st][e])
+                continue;
+            sl_jbuf_lit(&b, "sluice_rx_drops_total{stage=\"");
+            sl_prom_label(&b, sl_receiver_stage_name((enum sl_rx_stage)st));
+            sl_jbuf_lit(&b, "\",reason=\"");
+            sl_prom_label(&b, sl_err_name((sl_err)e));
+            sl_jbuf_printf(&b, "\"} %" PRIu64 "\n", rx->drops[st][e]);
+        }
+    }
+
+    struct sl_mirror_stats ms;
+    sl_mirror_stats(h->m, &ms);
+    struct qcount q;
+    count_qualities(h->m, &q);
+    sample(&b, "sluice_mirror_tags_count", "gauge", "Tags in the active schema",
+           sl_mirror_count(h->m));
+    metric(&b, "sluice_mirror_tags", "gauge", "Tags by effective OPC UA quality");
+    for (int i = 0; i < QNAMES; i++)
+        sl_jbuf_printf(&b, "sluice_mirror_tags{quality=\"%s\"} %" PRIu64 "\n", q.name[i], q.n[i]);
+    sample(&b, "sluice_mirror_schema_id", "gauge", "Active schema id", sl_mirror_schema_id(h->m));
+    sample(&b, "sluice_mirror_values_applied_total", "counter", "Values accepted", ms.applied);
+    metric(&b, "sluice_mirror_values_ignored_total", "counter", "Values ignored, by reason");
+    sl_jbuf_printf(&b,
+                   "sluice_mirror_values_ignored_total{reason=\"older\"} %" PRIu64 "\n"
+                   "sluice_mirror_values_ignored_total{reason=\"unknown_tag\"} %" PRIu64 "\n"
+                   "sluice_mirror_values_ignored_total{reason=\"type_mismatch\"} %" PRIu64 "\n",
+                   ms.older, ms.unknown_tag, ms.type_mismatch);
+    sl_jbuf_printf(&b,
+                   "sluice_mirror_values_ignored_total{reason=\"invalid\"} %" PRIu64 "\n"
+                   "sluice_mirror_values_ignored_total{reason=\"no_schema\"} %" PRIu64 "\n",
+                   ms.invalid, ms.no_schema);
+    sample(&b, "sluice_mirror_schema_loads_total", "counter", "Schemas committed",
+           ms.schema_loads);
+    sample(&b, "sluice_mirror_schema_errors_total", "counter", "Schema chunks or tags refused",
+           ms.schema_errors);
+    sample(&b, "sluice_mirror_link_changes_total", "counter", "Link stale/live transitions",
+           ms.link_changes);
+    sample(&b, "sluice_modbus_refused_writes_total", "counter",
+           "Modbus write requests refused by the read-only server", s.modbus_refused_writes);
+    sample(&b, "sluice_http_requests_total", "counter", "HTTP requests answered",
+           h->st.requests);
+    sample(&b, "sluice_http_sse_clients", "gauge", "Open /api/stream connections",
+           h->st.sse_clients);
+    if (s.started_us)
+        sample_f(&b, "sluice_start_time_seconds", "RX start, Unix time",
+                 (double)s.started_us / 1e6);
+    for (size_t i = 0; i < s.ncounters; i++) {
+        const struct sl_http_counter *k = &s.counters[i];
+        sample(&b, k->name, k->gauge ? "gauge" : "counter", k->help ? k->help : k->name,
+               k->value);
+    }
+    return send_body(h, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b, NULL);
+}
+
+/* ---- server-sent events -------------------------------------------------- */
+
+static void sse_resume(struct sse *s)
+{
+    if (s->suspended) {
+        s->suspended = false;
+        MHD_resume_connection(s->conn);
+    }
+}
+
+/* Fills s->ev with the next event; false when nothing is pending. */
+static bool sse_next(struct sse *s)
+{
+    const struct sl_mirror *m = s->h->m;
+    struct sl_jbuf *b = &s->ev;
+    sl_jbuf_reset(b);
+    s->ev_off = 0;
+    if (s->ev_hello || s->ev_schema) {
+        sl_jbuf_lit(b, s->ev_hello ? "retry: 2000\nevent: hello\ndata: {\"schema_id\":"
+                                   : "event: schema\ndata: {\"schema_id\":");
+        s->ev_hello = s->ev_schema = false;
+        sl_json_u64(b, sl_mirror_schema_id(m));
+        sl_jbuf_lit(b, ",\"generation\":");
+        sl_json_u64(b, sl_mirror_generation(m));
+        sl_jbuf_lit(b, ",\"tags\":");
+        sl_json_u64(b, sl_mirror_count(m));
+        sl_jbuf_lit(b, ",\"link_up\":");
+        sl_jbuf_lit(b, sl_mirror_link_up(m) ? "true}\n\n" : "false}\n\n");
+        return true;
+    }
+    if (s->ev_link) {
+        s->ev_link = false;
+        sl_jbuf_lit(b, sl_mirror_link_up(m) ? "event: link\ndata: {\"up\":true}\n\n"
+                                            : "event: link\ndata: {\"up\":false}\n\n");
+        return true;
+    }
+    uint32_t count = sl_mirror_count(m);
+    size_t words = s->h->words;
+    for (size_t i = 0; i < words; i++) {
+        size_t w = (s->cursor + i) % words;
+        while (s->bits[w]) {
+            unsigned bit = (unsigned)__builtin_ctzll(s->bits[w]);
+            s->bits[w] &= s->bits[w] - 1;
+            uint32_t pos = (uint32_t)(w * 64u + bit);
+            struct sl_mirror_tag t;
+            if (pos >= count || sl_mirror_get(m, pos, &t) != SL_OK)
+                continue;
+            s->cursor = w;
+            sl_jbuf_lit(b, "event: tag\ndata: ");
+            sl_json_tag(b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+            sl_jbuf_lit(b, "\n\n");
+            return !b->failed;
+        }
+    }
+    if (s->ev_ping) {
+        s->ev_ping = false;
+        sl_jbuf_lit(b, ": ping\n\n");
+        return true;
+    }
+    return false;
+}
+
+static ssize_t sse_read(void *cls, uint64_t at, char *buf, size_t max)
+{
+    (void)at;
+    struct sse *s = cls;
+    if (s->closing)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    size_t n = 0;
+    while (n < max) {
+        if (s->ev_off >= s->ev.len && !sse_next(s))
+            break;
+        size_t k = s->ev.len - s->ev_off;
+        if (k > max - n)
+            k = max - n;
+        memcpy(buf + n, s->ev.p + s->ev_off, k);
+        s->ev_off += k;
+        n += k;
+    }
+    if (n == 0) {
+        /* Nothing to say: park the connection until sl_http_notify or the
+         * ping timer resumes it (returning 0 unsuspended would spin). */
+        s->suspended = true;
+        MHD_suspend_connection(s->conn);
+        return 0;
+    }
+    s->last_ms = now_mono_ms();
+    return (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    struct sse *s = cls;
+    s->used = false;
+    s->suspended = false;
+    s->conn = NULL;
+    s->h->st.sse_clients--;
+}
+
+static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, bool head)
+{
+    struct sse *s = NULL;
+    for (unsigned i = 0; i < h->nsse && !head; i++) {
+        if (!h->sse[i].used) {
+            s = &h->sse[i];
+            break;
+        }
+    }
+    if (!s && !head) {
+        h->st.sse_refused++;
+        return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams", NULL);
+    }
+    struct MHD_Response *r;
+    if (head) {
+        r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    } else {
+        memset(s->bits, 0, h->words * sizeof *s->bits);
+        s->conn = c;
+        s->used = true;
+        s->suspended = s->closing = s->ev_schema = s->ev_link = s->ev_ping = false;
+        s->ev_hello = true;
+        s->cursor = 0;
+        s->last_ms = now_mono_ms();
+        sl_jbuf_fixed(&s->ev, s->text, sizeof s->text);
+        s->ev_off = 0;
+        h->st.sse_clients++;
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_BYTES, sse_read, s,
+                                              sse_free);
+        if (!r) {
+            sse_free(s);
+            return MHD_NO;
+        }
+        /* Idle timeout well above the ping period: a live stream is never
+         * cut, a dead peer (its window full) is. */
+        unsigned t = 3 * SL_HTTP_SSE_PING_MS / 1000;
+        MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  h->timeout_s > t ? h->timeout_s : t);
+    }
+    common_headers(r, "text/event-stream; charset=utf-8");
+    MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    h->st.requests++;
+    return ret;
+}
+
+void sl_http_notify(struct sl_http *h, enum sl_mirror_event ev, uint32_t pos)
+{
+    if (!h)
+        return;
+    uint32_t count = sl_mirror_count(h->m);
+    for (unsigned i = 0; i < h->nsse; i++) {
+        struct sse *s = &h->sse[i];
+        if (!s->used || s->closing)
+            continue;
+        if (ev == SL_MIRROR_EV_VALUE) {
+            if (pos >= h->max_tags)
+                continue;
+            s->bits[pos / 64] |= 1ull << (pos % 64);
+        } else if (ev == SL_MIRROR_EV_LINK) {
+            s->ev_link = true;
+            size_t n = count < h->max_tags ? count : h->max_tags;
+            memset(s->bits, 0xFF, (n / 64) * sizeof *s->bits);
+            if (n % 64)
+                s->bits[n / 64] |= (1ull << (n % 64)) - 1;
+        } else if (ev == SL_MIRROR_EV_SCHEMA) {
+            memset(s->bits, 0, h->words * sizeof *s->bits);
+            s->ev_schema = true;
+            s->ev_link = false;
+        } else {
+            continue;
+        }
+        sse_resume(s);
+    }
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    (void)upload_data;
+    (void)con_cls;
+    struct sl_http *h = cls;
+    *upload_size = 0;     /* any request body is ignored */
+    bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
+        h->st.not_allowed++;
+        return send_error(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
+    }
+    if (!authorized(h, c)) {
+        h->st.unauthorized++;
+        return send_error(h, c, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token", NULL);
+    }
+    if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            sl_dashboard_html_len, (void *)sl_dashboard_html, MHD_RESPMEM_PERSISTENT);
+        if (!r)
+            return MHD_NO;
+        common_headers(r, "text/html; charset=utf-8");
+        /* Everything the page needs is inline or same-origin. */
+        MHD_add_response_header(r, "Content-Security-Policy",
+                                "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                "style-src 'self' 'unsafe-inline'; img-src 'self' data:");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_destroy_response(r);
+        h->st.requests++;
+        return ret;
+    }
+    if (strcmp(url, "/api/tags") == 0)
+        return send_tags(h, c, NULL);
+    if (strncmp(url, TAGS_PREFIX, strlen(TAGS_PREFIX)) == 0)
+        return send_tag(h, c, url + strlen(TAGS_PREFIX));
+    if (strcmp(url, "/api/status") == 0)
+        return send_status(h, c);
+    if (strcmp(url, "/api/stream") == 0)
+        return send_stream(h, c, head);
+    if (strcmp(url, "/metrics") == 0)
+        return send_metrics(h, c);
+    h->st.not_found++;
+    return send_error(h, c, MHD_HTTP_NOT_FOUND, "not found", NULL);
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+/* Resolves "HOST:PORT" / "[V6]:PORT" (numeric port) into *ss. */
+static sl_err parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
+{
+    char host[256];
+    const char *port;
+    if (!text || !*text)
+        return SL_ERR_CONFIG;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
+            return SL_ERR_CONFIG;
+        memcpy(host, text + 1, (size_t)(end - text - 1));
+        host[end - text - 1] = '\0';
+        port = end + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon || (size_t)(colon - text) >= sizeof host)
+            return SL_ERR_CONFIG;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port = colon + 1;
+    }
+    if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
+        atoi(port) > 65535)
+        return SL_ERR_CONFIG;
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                              .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(*host ? host : NULL, port, &hints, &res) != 0 || !res)
+        return SL_ERR_CONFIG;
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return SL_OK;
+}
+
+sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
+                    const struct sl_mirror *m, sl_http_status_fn status, void *ctx)
+{
+    *out = NULL;
+    if (!cfg || !m || cfg->max_tags == 0 || cfg->max_tags > SL_MIRROR_MAX_TAGS)
+        return SL_ERR_CONFIG;
+    size_t tl = cfg->token ? strlen(cfg->token) : 0;
+    if (tl > SL_HTTP_TOKEN_MAX)
+        return SL_ERR_CONFIG;
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    sl_err e = parse_listen(cfg->listen, &ss, &sl);
+    if (e != SL_OK)
+        return e;
+
+    struct sl_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return SL_ERR_NOMEM;
+    h->m = m;
+    h->status = status;
+    h->ctx = ctx;
+    memcpy(h->token, cfg->token ? cfg->token : "", tl);
+    h->token_len = tl;
+    h->timeout_s = cfg->timeout_s ? cfg->timeout_s : SL_HTTP_DEFAULT_TIMEOUT_S;
+    h->max_tags = cfg->max_tags;
+    h->words = ((size_t)cfg->max_tags + 63) / 64;
+    h->nsse = cfg->max_sse ? cfg->max_sse : SL_HTTP_DEFAULT_SSE;
+    h->sse = calloc(h->nsse, sizeof *h->sse);
+    if (!h->sse)
+        goto nomem;
+    for (unsigned i = 0; i < h->nsse; i++) {
+        h->sse[i].h = h;
+        h->sse[i].bits = calloc(h->words, sizeof *h->sse[i].bits);
+        if (!h->sse[i].bits)
+            goto nomem;
+    }
+    unsigned conns = cfg->max_conns ? cfg->max_conns : SL_HTTP_DEFAULT_CONNS;
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    errno = 0;
+    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_CONNECTION_LIMIT, conns,
+                            MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
+                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                            MHD_OPTION_END);
+    if (!h->d) {
+        sl_http_close(h);
+        return SL_ERR_IO;
+    }
+    const union MHD_DaemonInfo *fi = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);
+    if (!fi || !pi) {
+        sl_http_close(h);
+        return SL_ERR_IO;
+    }
+    h->fd = fi->epoll_fd;
+    h->port = pi->port;
+    *out = h;
+    return SL_OK;
+nomem:
+    sl_http_close(h);
+    return SL_ERR_NOMEM;
+}
+
+void sl_http_close(struct sl_http *h)
+{
+    if (!h)
+        return;
+    if (h->d) {
+        /* Streams end cleanly; MHD must not be stopped with a connection
+         * still suspended. */
+        for (unsigned i = 0; i < h->nsse; i++) {
+            if (h->sse[i].used) {
+                h->sse[i].closing = true;
+                sse_resume(&h->sse[i]);
+            }
+        }
+        MHD_run(h->d);
+        MHD_stop_daemon(h->d);
+    }
+    if (h->sse)
+        for (unsigned i = 0; i < h->nsse; i++)
+            free(h->sse[i].bits);
+    free(h->sse);
+    free(h);
+}
+
+int sl_http_fd(const struct sl_http *h)
+{
+    return h->fd;
+}
+
+uint16_t sl_http_port(const struct sl_http *h)
+{
+    return h->port;
+}
+
+int sl_http_timeout_ms(struct sl_http *h)
+{
+    uint64_t t = SL_HTTP_SSE_PING_MS;
+    MHD_UNSIGNED_LONG_LONG mt = 0;
+    if (MHD_get_timeout(h->d, &mt) == MHD_YES && mt < t)
+        t = mt;
+    if (h->st.sse_clients) {
+        uint64_t now = now_mono_ms();
+        for (unsigned i = 0; i < h->nsse; i++) {
+            const struct sse *s = &h->sse[i];
+            if (!s->used || !s->suspended)
+                continue;
+            uint64_t due = s->last_ms + SL_HTTP_SSE_PING_MS;
+            uint64_t wait = due > now ? due - now : 0;
+            if (wait < t)
+                t = wait;
+        }
+    }
+    return (int)t;
+}
+
+sl_err sl_http_run(struct sl_http *h)
+{
+    if (h->st.sse_clients) {
+        uint64_t now = now_mono_ms();
+        for (unsigned i = 0; i < h->nsse; i++) {
+            struct sse *s = &h->sse[i];
+            if (s->used && s->suspended && now - s->last_ms >= SL_HTTP_SSE_PING_MS) {
+                s->ev_ping = true;
+                sse_resume(s);
+            }
+        }
+    }
+    return MHD_run(h->d) == MHD_YES ? SL_OK : SL_ERR_IO;
+}
+
+void sl_http_stats(const struct sl_http *h, struct sl_http_stats *out)
+{
+    *out = h->st;
+}

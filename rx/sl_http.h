@@ -1,0 +1,130 @@
+/* Read-only HTTP services over the mirror ([http] listen, docs/services.md):
+ * JSON API, server-sent events, Prometheus metrics and the live dashboard.
+ *
+ * libmicrohttpd runs WITHOUT a thread of its own: it uses epoll and exposes
+ * one descriptor (sl_http_fd) for the daemon's poll set; sl_http_run() does
+ * all the work. Every mirror read and every status callback therefore
+ * happens on the daemon's one thread, between mirror writes.
+ *
+ * Memory: the SSE client slots (each one dirty bitmap of max_tags bits and
+ * a fixed event buffer) are allocated at sl_http_open(). A change event
+ * (sl_http_notify) sets bits and allocates nothing: a slow client
+ * accumulates at most one pending entry per tag (latest value wins, read
+ * from the mirror when sent). A request allocates its body once (growing
+ * buffer) or, for /api/tags, streams it tag by tag from a small context. */
+#ifndef SL_HTTP_H
+#define SL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_datagram.h"
+#include "sl_err.h"
+#include "sl_mirror.h"
+#include "sl_receiver.h"
+
+#define SL_HTTP_DEFAULT_CONNS     64u
+#define SL_HTTP_DEFAULT_TIMEOUT_S 30u
+#define SL_HTTP_DEFAULT_SSE       16u      /* concurrent /api/stream clients */
+#define SL_HTTP_SSE_PING_MS       15000u   /* comment line on an idle stream */
+#define SL_HTTP_TOKEN_MAX         256u
+#define SL_HTTP_BODY_MAX          (64u << 20)  /* largest built (non-streamed) body */
+
+struct sl_http_config {
+    const char *listen;        /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free one */
+    const char *token;         /* NULL or "": no authentication; else the bearer token
+                                  (1..SL_HTTP_TOKEN_MAX bytes, copied) */
+    unsigned max_conns;        /* 0: SL_HTTP_DEFAULT_CONNS */
+    unsigned timeout_s;        /* idle connection timeout; 0: SL_HTTP_DEFAULT_TIMEOUT_S */
+    unsigned max_sse;          /* 0: SL_HTTP_DEFAULT_SSE */
+    uint32_t max_tags;         /* the mirror's max_tags (sizes the SSE bitmaps) */
+};
+
+/* A counter the daemon wants published as is (e.g. store checkpoints). */
+struct sl_http_counter {
+    const char *name;          /* Prometheus metric name, [a-zA-Z_:][a-zA-Z0-9_:]* */
+    const char *help;          /* one line */
+    uint64_t value;
+    bool gauge;                /* false: counter (name should end in _total) */
+};
+
+/* What the daemon knows about the link, filled on demand by the status
+ * callback (at each /api/status and /metrics request). Zero it first: the
+ * module treats zero as "unknown". Mirror-derived figures (tag counts by
+ * quality, link state) are read from the mirror directly. */
+struct sl_http_status {
+    bool have_beacon;                  /* a beacon was accepted since start */
+    struct sl_beacon beacon;           /* the last one: session, epoch, key id,
+                                          link parameters, fingerprints, TX counters */
+    uint64_t last_beacon_us;           /* RX wall clock when it arrived (µs) */
+    int64_t clock_offset_us;           /* TX clock minus RX clock (beacon tx_time_us
+                                          minus arrival time), the daemon's estimate */
+    double frame_loss;                 /* 0..1: frames lost this session, the
+                                          daemon's estimate from beacon frames_sent */
+    struct sl_receiver_stats rx;       /* frames, blocks, drops by stage and reason, FEC */
+    uint64_t modbus_refused_writes;
+    uint64_t started_us;               /* RX start (wall clock), for uptime */
+    const struct sl_http_counter *counters;  /* extra counters, borrowed for the call */
+    size_t ncounters;
+};
+
+typedef void (*sl_http_status_fn)(void *ctx, struct sl_http_status *out);
+
+struct sl_http_stats {
+    uint64_t requests;         /* answered, any status */
+    uint64_t unauthorized;     /* 401 */
+    uint64_t not_allowed;      /* 405 */
+    uint64_t not_found;        /* 404 */
+    uint64_t sse_refused;      /* 503: every SSE slot busy */
+    unsigned sse_clients;      /* open /api/stream connections */
+};
+
+struct sl_http;
+
+/* Binds cfg->listen, allocates the SSE slots and starts libmicrohttpd in
+ * external-poll mode (epoll). m and the status callback are used at each
+ * request and must outlive the server; status may be NULL (then only
+ * mirror figures are served). SL_ERR_CONFIG for a bad address, token or
+ * max_tags; SL_ERR_IO when the socket cannot be bound (errno kept);
+ * SL_ERR_NOMEM. The caller owns *out (sl_http_close). Cost: about
+ * max_sse * (max_tags / 8 + 8 KiB) bytes. */
+__attribute__((warn_unused_result))
+sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
+                    const struct sl_mirror *m, sl_http_status_fn status, void *ctx);
+
+/* Ends every stream, closes every connection and frees everything; h may
+ * be NULL. */
+void sl_http_close(struct sl_http *h);
+
+/* The descriptor to poll for input (owned by the server; stable). */
+int sl_http_fd(const struct sl_http *h);
+
+/* The bound TCP port (useful after port 0). */
+uint16_t sl_http_port(const struct sl_http *h);
+
+/* Longest the daemon may wait before the next sl_http_run(), in ms, even
+ * without input on sl_http_fd (pending work returns 0; at most
+ * SL_HTTP_SSE_PING_MS). */
+int sl_http_timeout_ms(struct sl_http *h);
+
+/* Does all pending work without blocking: accepts, reads requests, answers
+ * them from the mirror, writes, streams events, times out idle clients.
+ * Call when sl_http_fd() is readable or the timeout expires. SL_ERR_IO if
+ * libmicrohttpd fails. Cost: O(ready connections + bytes sent). */
+sl_err sl_http_run(struct sl_http *h);
+
+/* Feeds a mirror change to the SSE clients; call from the mirror hook (the
+ * same arguments). VALUE marks the tag pending for each client; LINK sends
+ * a link event and marks every tag; SCHEMA drops pending tags and sends a
+ * schema event (clients reload /api/tags). O(clients) for VALUE,
+ * O(clients * tags / 64) for LINK and SCHEMA; never allocates or blocks. */
+void sl_http_notify(struct sl_http *h, enum sl_mirror_event ev, uint32_t pos);
+
+void sl_http_stats(const struct sl_http *h, struct sl_http_stats *out);
+
+/* The embedded dashboard (rx/dashboard.html, generated at build time). */
+extern const char sl_dashboard_html[];
+extern const size_t sl_dashboard_html_len;
+
+#endif

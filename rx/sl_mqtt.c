@@ -1,0 +1,441 @@
+/* MQTT Unified Namespace publisher (sl_mqtt.h, docs/services.md). */
+#include "sl_mqtt.h"
+
+#include <mosquitto.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_json.h"
+
+#define TOPIC_MAX   (SL_MQTT_PREFIX_MAX + 1 + SL_PATH_MAX + 1 + SL_NAME_MAX + 1)
+#define STATUS_SUFFIX "/_sluice/status"
+#define WILL_PAYLOAD "{\"online\":false,\"reason\":\"connection lost\"}"
+#define BYE_PAYLOAD  "{\"online\":false,\"reason\":\"shutdown\"}"
+
+enum state { WAITING, CONNECTING, CONNECTED };
+
+struct sl_mqtt {
+    struct mosquitto *mosq;
+    const struct sl_mirror *m;
+    char host[256];
+    int port;
+    char prefix[SL_MQTT_PREFIX_MAX + 1];
+    char client_id[SL_MQTT_CLIENT_ID_MAX + 1];
+    char status_topic[SL_MQTT_PREFIX_MAX + sizeof STATUS_SUFFIX];
+    unsigned keepalive_s, max_inflight, max_per_run;
+    uint32_t backoff_min_ms, backoff_max_ms, backoff_ms;
+
+    enum state state;
+    bool lost;                 /* set by callbacks, acted on after the loop call */
+    bool fresh;                /* the client has never connected: no reinitialise */
+    uint64_t next_try_ms;      /* WAITING: when to connect again */
+    uint64_t since_ms;         /* CONNECTING: when the attempt started */
+
+    uint32_t max_tags;
+    size_t words;
+    uint64_t *dirty;           /* one bit per tag position */
+    size_t cursor;             /* round-robin word index */
+    bool status_dirty;
+    struct sl_mqtt_stats st;
+
+    char topic[TOPIC_MAX];
+    char payload[SL_JSON_TAG_MAX];
+};
+
+static uint64_t now_wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void mark_all(struct sl_mqtt *q)
+{
+    uint32_t n = sl_mirror_count(q->m);
+    if (n > q->max_tags)
+        n = q->max_tags;
+    memset(q->dirty, 0, q->words * sizeof *q->dirty);
+    memset(q->dirty, 0xFF, (n / 64) * sizeof *q->dirty);
+    if (n % 64)
+        q->dirty[n / 64] = (1ull << (n % 64)) - 1;
+    q->st.pending = n;
+    q->status_dirty = true;
+}
+
+/* ---- libmosquitto callbacks (run inside loop_read/loop_write) ------------ */
+
+static void on_connect(struct mosquitto *mosq, void *obj, int rc)
+{
+    (void)mosq;
+    struct sl_mqtt *q = obj;
+    if (rc != 0) {             /* CONNACK refused */
+        q->lost = true;
+        return;
+    }
+    q->state = CONNECTED;
+    q->st.connected = true;
+    q->st.connects++;
+    q->backoff_ms = q->backoff_min_ms;
+    q->st.inflight = 0;
+    mark_all(q);               /* retained state may be older than ours */
+}
+
+static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
+{
+    (void)mosq;
+    (void)rc;
+    struct sl_mqtt *q = obj;
+    q->lost = true;
+}
+
+static void on_publish(struct mosquitto *mosq, void *obj, int mid)
+{
+    (void)mosq;
+    (void)mid;
+    struct sl_mqtt *q = obj;
+    q->st.acked++;
+    if (q->st.inflight)
+        q->st.inflight--;
+}
+
+/* Callbacks, options and will for a new or re-initialised client. */
+static sl_err setup(struct sl_mqtt *q)
+{
+    mosquitto_connect_callback_set(q->mosq, on_connect);
+    mosquitto_disconnect_callback_set(q->mosq, on_disconnect);
+    mosquitto_publish_callback_set(q->mosq, on_publish);
+    mosquitto_int_option(q->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    mosquitto_int_option(q->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_int_option(q->mosq, MOSQ_OPT_SEND_MAXIMUM, (int)q->max_inflight);
+    if (mosquitto_will_set(q->mosq, q->status_topic, (int)strlen(WILL_PAYLOAD), WILL_PAYLOAD, 1,
+                           true) != MOSQ_ERR_SUCCESS)
+        return SL_ERR_NOMEM;
+    return SL_OK;
+}
+
+/* ---- connection ---------------------------------------------------------- */
+
+/* Drops the connection (closing the socket without DISCONNECT, so the
+ * broker publishes the will) and schedules the next attempt. */
+static sl_err lose(struct sl_mqtt *q, uint64_t now_ms)
+{
+    if (q->state == CONNECTED)
+        q->st.disconnects++;
+    else
+        q->st.connect_failures++;
+    q->state = WAITING;
+    q->st.connected = false;
+    q->st.inflight = 0;
+    q->lost = false;
+    q->next_try_ms = now_ms + q->backoff_ms;
+    q->backoff_ms = q->backoff_ms > q->backoff_max_ms / 2 ? q->backoff_max_ms : q->backoff_ms * 2;
+    /* Re-initialising closes the socket and forgets queued messages: after
+     * the reconnect every tag is published again anyway. */
+    if (mosquitto_reinitialise(q->mosq, q->client_id, true, q) != MOSQ_ERR_SUCCESS)
+        return SL_ERR_NOMEM;
+    return setup(q);
+}
+
+static sl_err try_connect(struct sl_mqtt *q, uint64_t now_ms)
+{
+    q->since_ms = now_ms;
+    q->state = CONNECTING;
+    q->lost = false;
+    int rc = mosquitto_connect_async(q->mosq, q->host, q->port, (int)q->keepalive_s);
+    if (rc != MOSQ_ERR_SUCCESS)
+        return lose(q, now_ms);
+    return SL_OK;
+}
+
+/* ---- publishing ---------------------------------------------------------- */
+
+/* Appends a topic level, with the MQTT wildcards + and # (not allowed in a
+ * published topic) replaced by '_'. */
+static size_t put_level(char *dst, size_t at, const char *s)
+{
+    for (; *s && at < TOPIC_MAX - 1; s++)
+        dst[at++] = (*s == '+' || *s == '#') ? '_' : *s;
+    return at;
+}
+
+static bool publish_status(struct sl_mqtt *q)
+{
+    struct sl_jbuf b;
+    sl_jbuf_fixed(&b, q->payload, sizeof q->payload);
+    sl_jbuf_lit(&b, "{\"online\":true,\"link_up\":");
+    sl_jbuf_lit(&b, sl_mirror_link_up(q->m) ? "true" : "false");
+    sl_jbuf_lit(&b, ",\"schema_id\":");
+    sl_json_u64(&b, sl_mirror_schema_id(q->m));
+    sl_jbuf_lit(&b, ",\"tags\":");
+    sl_json_u64(&b, sl_mirror_count(q->m));
+    sl_jbuf_lit(&b, ",\"ts\":");
+    sl_json_time(&b, now_wall_us());
+    sl_jbuf_lit(&b, "}");
+    int rc = mosquitto_publish(q->mosq, NULL, q->status_topic, (int)b.len, b.p, 1, true);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        q->st.inflight++;
+        return true;
+    }
+    q->st.publish_errors++;
+    return rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST;
+}
+
+/* Publishes the tag at pos; false when the connection is gone. */
+static bool publish_tag(struct sl_mqtt *q, uint32_t pos)
+{
+    struct sl_mirror_tag t;
+    if (sl_mirror_get(q->m, pos, &t) != SL_OK)
+        return true;           /* schema shrank: nothing to send */
+    size_t at = put_level(q->topic, 0, q->prefix);
+    q->topic[at++] = '/';
+    if (t.path[0]) {
+        at = put_level(q->topic, at, t.path);
+        q->topic[at++] = '/';
+    }
+    at = put_level(q->topic, at, t.name);
+    q->topic[at] = '\0';
+    struct sl_jbuf b;
+    sl_jbuf_fixed(&b, q->payload, sizeof q->payload);
+    sl_json_tag(&b, &t, 0, SL_JSON_TAG_MQTT);
+    if (b.failed) {
+        q->st.publish_errors++;
+        return true;
+    }
+    int rc = mosquitto_publish(q->mosq, NULL, q->topic, (int)b.len, b.p, 1, true);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        q->st.published++;
+        q->st.inflight++;
+        return true;
+    }
+    q->st.publish_errors++;
+    return rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST;
+}
+
+/* Up to max_per_run publishes, keeping at most max_inflight unacknowledged. */
+static bool publish_some(struct sl_mqtt *q)
+{
+    unsigned budget = q->max_per_run;
+    if (q->status_dirty && q->st.inflight < q->max_inflight) {
+        q->status_dirty = false;
+        if (!publish_status(q))
+            return false;
+        budget--;
+    }
+    for (size_t i = 0; i < q->words && q->st.pending; i++) {
+        size_t w = (q->cursor + i) % q->words;
+        while (q->dirty[w]) {
+            if (budget == 0 || q->st.inflight >= q->max_inflight) {
+                q->cursor = w;
+                return true;
+            }
+            unsigned bit = (unsigned)__builtin_ctzll(q->dirty[w]);
+            q->dirty[w] &= q->dirty[w] - 1;
+            q->st.pending--;
+            budget--;
+            if (!publish_tag(q, (uint32_t)(w * 64u + bit)))
+                return false;
+        }
+    }
+    q->cursor = 0;
+    return true;
+}
+
+/* ---- public -------------------------------------------------------------- */
+
+static sl_err parse_broker(struct sl_mqtt *q, const char *text)
+{
+    if (!text || !*text)
+        return SL_ERR_CONFIG;
+    const char *port = NULL;
+    size_t hl;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return SL_ERR_CONFIG;
+        text++;
+        hl = (size_t)(end - text);
+        port = end[1] ? end + 2 : NULL;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon && strchr(colon + 1, ':'))
+            return SL_ERR_CONFIG;      /* bare IPv6 needs brackets */
+        hl = colon ? (size_t)(colon - text) : strlen(text);
+        port = colon ? colon + 1 : NULL;
+    }
+    if (hl == 0 || hl >= sizeof q->host)
+        return SL_ERR_CONFIG;
+    memcpy(q->host, text, hl);
+    q->host[hl] = '\0';
+    q->port = 1883;
+    if (port) {
+        if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
+            return SL_ERR_CONFIG;
+        q->port = atoi(port);
+        if (q->port < 1 || q->port > 65535)
+            return SL_ERR_CONFIG;
+    }
+    return SL_OK;
+}
+
+sl_err sl_mqtt_open(struct sl_mqtt **out, const struct sl_mqtt_config *cfg,
+                    const struct sl_mirror *m)
+{
+    *out = NULL;
+    if (!cfg || !m || cfg->max_tags == 0 || cfg->max_tags > SL_MIRROR_MAX_TAGS)
+        return SL_ERR_CONFIG;
+    const char *prefix = cfg->prefix && *cfg->prefix ? cfg->prefix : SL_MQTT_DEFAULT_PREFIX;
+    size_t pl = strlen(prefix);
+    if (pl > SL_MQTT_PREFIX_MAX || strpbrk(prefix, "+#") || prefix[0] == '/' ||
+        prefix[pl - 1] == '/')
+        return SL_ERR_CONFIG;
+    if (cfg->client_id && strlen(cfg->client_id) > SL_MQTT_CLIENT_ID_MAX)
+        return SL_ERR_CONFIG;
+
+    struct sl_mqtt *q = calloc(1, sizeof *q);
+    if (!q)
+        return SL_ERR_NOMEM;
+    q->m = m;
+    sl_err e = parse_broker(q, cfg->broker);
+    if (e != SL_OK) {
+        free(q);
+        return e;
+    }
+    memcpy(q->prefix, prefix, pl + 1);
+    snprintf(q->status_topic, sizeof q->status_topic, "%s%s", prefix, STATUS_SUFFIX);
+    if (cfg->client_id && *cfg->client_id)
+        snprintf(q->client_id, sizeof q->client_id, "%s", cfg->client_id);
+    else
+        snprintf(q->client_id, sizeof q->client_id, "sluice-rx-%ld", (long)getpid());
+    q->keepalive_s = cfg->keepalive_s ? cfg->keepalive_s : SL_MQTT_DEFAULT_KEEPALIVE_S;
+    if (q->keepalive_s < 5)
+        q->keepalive_s = 5;
+    q->max_inflight = cfg->max_inflight ? cfg->max_inflight : SL_MQTT_DEFAULT_INFLIGHT;
+    if (q->max_inflight > 65535)
+        q->max_inflight = 65535;
+    q->max_per_run = cfg->max_per_run ? cfg->max_per_run : SL_MQTT_DEFAULT_PER_RUN;
+    q->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms : SL_MQTT_DEFAULT_BACKOFF_MIN_MS;
+    q->backoff_max_ms = cfg->backoff_max_ms ? cfg->backoff_max_ms : SL_MQTT_DEFAULT_BACKOFF_MAX_MS;
+    if (q->backoff_max_ms < q->backoff_min_ms)
+        q->backoff_max_ms = q->backoff_min_ms;
+    q->backoff_ms = q->backoff_min_ms;
+    q->max_tags = cfg->max_tags;
+    q->words = ((size_t)cfg->max_tags + 63) / 64;
+    q->dirty = calloc(q->words, sizeof *q->dirty);
+    if (!q->dirty) {
+        free(q);
+        return SL_ERR_NOMEM;
+    }
+    mosquitto_lib_init();
+    q->mosq = mosquitto_new(q->client_id, true, q);
+    if (!q->mosq || setup(q) != SL_OK) {
+        sl_mqtt_close(q);
+        return SL_ERR_NOMEM;
+    }
+    q->state = WAITING;
+    q->next_try_ms = 0;        /* first attempt at the first run */
+    *out = q;
+    return SL_OK;
+}
+
+void sl_mqtt_close(struct sl_mqtt *q)
+{
+    if (!q)
+        return;
+    if (q->mosq) {
+        if (q->state == CONNECTED) {
+            /* A clean DISCONNECT suppresses the will, so say goodbye
+             * ourselves; flush for at most ~200 ms. */
+            mosquitto_publish(q->mosq, NULL, q->status_topic, (int)strlen(BYE_PAYLOAD),
+                              BYE_PAYLOAD, 1, true);
+            mosquitto_disconnect(q->mosq);
+            for (int i = 0; i < 20 && mosquitto_want_write(q->mosq); i++) {
+                struct pollfd p = { .fd = mosquitto_socket(q->mosq), .events = POLLOUT };
+                if (p.fd < 0 || poll(&p, 1, 10) < 0)
+                    break;
+                if (mosquitto_loop_write(q->mosq, 1) != MOSQ_ERR_SUCCESS)
+                    break;
+            }
+        }
+        mosquitto_destroy(q->mosq);
+        mosquitto_lib_cleanup();
+    }
+    free(q->dirty);
+    free(q);
+}
+
+int sl_mqtt_fd(const struct sl_mqtt *q)
+{
+    return q->state == WAITING ? -1 : mosquitto_socket(q->mosq);
+}
+
+bool sl_mqtt_want_write(const struct sl_mqtt *q)
+{
+    return q->state != WAITING && mosquitto_want_write(q->mosq);
+}
+
+int sl_mqtt_timeout_ms(const struct sl_mqtt *q, uint64_t now_ms)
+{
+    uint64_t t = 1000;     /* keepalive and connect timeout checks */
+    if (q->state == WAITING) {
+        uint64_t wait = q->next_try_ms > now_ms ? q->next_try_ms - now_ms : 0;
+        if (wait < t)
+            t = wait;
+    } else if (q->state == CONNECTED && (q->st.pending || q->status_dirty) &&
+               q->st.inflight < q->max_inflight) {
+        t = 0;
+    }
+    return (int)t;
+}
+
+sl_err sl_mqtt_run(struct sl_mqtt *q, short revents, uint64_t now_ms)
+{
+    if (q->state != WAITING) {
+        int rc = MOSQ_ERR_SUCCESS;
+        if (revents & (POLLIN | POLLERR | POLLHUP))
+            rc = mosquitto_loop_read(q->mosq, 16);
+        if (rc == MOSQ_ERR_SUCCESS && !q->lost && (revents & POLLOUT) &&
+            mosquitto_want_write(q->mosq))
+            rc = mosquitto_loop_write(q->mosq, 16);
+        if (rc == MOSQ_ERR_SUCCESS && !q->lost)
+            rc = mosquitto_loop_misc(q->mosq);
+        if (rc != MOSQ_ERR_SUCCESS || q->lost ||
+            (q->state == CONNECTING && now_ms - q->since_ms >= SL_MQTT_CONNECT_TIMEOUT_MS))
+            return lose(q, now_ms);
+    }
+    if (q->state == WAITING) {
+        if (now_ms < q->next_try_ms)
+            return SL_OK;
+        return try_connect(q, now_ms);
+    }
+    if (q->state == CONNECTED) {
+        if (!publish_some(q) || q->lost)
+            return lose(q, now_ms);
+    }
+    return SL_OK;
+}
+
+void sl_mqtt_notify(struct sl_mqtt *q, enum sl_mirror_event ev, uint32_t pos)
+{
+    if (!q)
+        return;
+    if (ev == SL_MIRROR_EV_VALUE) {
+        if (pos >= q->max_tags)
+            return;
+        uint64_t bit = 1ull << (pos % 64);
+        if (!(q->dirty[pos / 64] & bit)) {
+            q->dirty[pos / 64] |= bit;
+            q->st.pending++;
+        }
+    } else if (ev == SL_MIRROR_EV_LINK || ev == SL_MIRROR_EV_SCHEMA) {
+        mark_all(q);
+    }
+}
+
+void sl_mqtt_stats(const struct sl_mqtt *q, struct sl_mqtt_stats *out)
+{
+    *out = q->st;
+}

@@ -1,0 +1,726 @@
+#include "sl_rxconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- phase 1: collect every key's text and line ------------------------------
+ * Same scheme as the TX configuration (tx/sl_txconf.c): libinih gets its
+ * lines through our own reader, which counts lines, classifies section
+ * headers and syntax errors with their line numbers, strips leading blanks
+ * (no multi-line continuations: one `key = value` per line) and blanks out
+ * over-long lines after reporting them. The handler only records each key's
+ * text and line; phase 2 interprets them once everything is known (the
+ * transport decides which [link] keys apply wherever they appear). */
+
+enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQTT, SEC_FILES,
+           SEC_RX, SEC__COUNT, SEC_UNKNOWN = SEC__COUNT, SEC_NONE };
+
+enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU };
+enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
+enum { K_TRUSTED, K_STATE_DIR };
+enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS };
+enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS };
+enum { K_HTTP_LISTEN, K_TOKEN_FILE };
+enum { K_BROKER, K_PREFIX };
+enum { K_DIRECTORY, K_FILES_MAX_BYTES };
+enum { K_USER };
+
+#define KEYS_MAX 8
+
+static const char *const sec_names[SEC__COUNT] = { "link", "fec", "keys", "mirror", "modbus",
+                                                    "http", "mqtt", "files", "rx" };
+static const char *const sec_keys[SEC__COUNT][KEYS_MAX + 1] = {
+    [SEC_LINK] = { "transport", "listen", "interface", "port", "file", "follow", "mtu", NULL },
+    [SEC_FEC] = { "max_k", "max_m", "entries", "max_age_ms", NULL },
+    [SEC_KEYS] = { "trusted", "state_dir", NULL },
+    [SEC_MIRROR] = { "stale_ms", "database", "max_bytes", "max_tags", "checkpoint_ms", NULL },
+    [SEC_MODBUS] = { "listen", "max_conns", "idle_ms", NULL },
+    [SEC_HTTP] = { "listen", "token_file", NULL },
+    [SEC_MQTT] = { "broker", "prefix", NULL },
+    [SEC_FILES] = { "directory", "max_bytes", NULL },
+    [SEC_RX] = { "user", NULL },
+};
+
+struct rawsec {
+    unsigned header;              /* line of [section], 0 = absent */
+    unsigned line[KEYS_MAX];      /* line of each key, 0 = absent */
+    char *val[KEYS_MAX];          /* owned copies */
+};
+
+struct parse {
+    struct sl_rxconf *c;
+    struct sl_diag *diag;
+    const char *file;
+    const char *base_dir;
+    unsigned flags;
+    const char *text;
+    size_t len, off;
+    unsigned line;
+    enum sec cur;
+    struct rawsec sec[SEC__COUNT];
+    bool nomem;
+};
+
+/* A section header line "[...]" (leading blanks already stripped). */
+static void section_line(struct parse *p, const char *s, size_t n)
+{
+    const char *end = memchr(s, ']', n);
+    p->cur = SEC_UNKNOWN;
+    if (!end) {
+        sl_diag_add(p->diag, p->file, p->line, "unterminated section header");
+        return;
+    }
+    const char *a = s + 1, *b = end;
+    while (a < b && (*a == ' ' || *a == '\t'))
+        a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+        b--;
+    size_t len = (size_t)(b - a);
+    for (int i = 0; i < SEC__COUNT; i++) {
+        if (len == strlen(sec_names[i]) && memcmp(a, sec_names[i], len) == 0) {
+            if (p->sec[i].header)
+                sl_diag_add(p->diag, p->file, p->line, "duplicate section [%s] (first at line %u)",
+                            sec_names[i], p->sec[i].header);
+            else
+                p->sec[i].header = p->line;
+            p->cur = (enum sec)i;
+            return;
+        }
+    }
+    sl_diag_add(p->diag, p->file, p->line, "unknown section [%.*s]", (int)len, a);
+}
+
+/* fgets-style reader over p->text; see the comment at the top. */
+static char *reader(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    if (p->off >= p->len || num < 4)
+        return NULL;
+    const char *s = p->text + p->off;
+    const char *nl = memchr(s, '\n', p->len - p->off);
+    size_t n = nl ? (size_t)(nl - s) : p->len - p->off;
+    p->off += n + (nl ? 1 : 0);
+    p->line++;
+    while (n > 0 && (*s == ' ' || *s == '\t')) {
+        s++;
+        n--;
+    }
+    if (n > 0 && s[n - 1] == '\r')
+        n--;
+    if (memchr(s, '\0', n)) {
+        sl_diag_add(p->diag, p->file, p->line, "NUL byte in line");
+        n = 0;
+    } else if (n > (size_t)num - 3) {
+        sl_diag_add(p->diag, p->file, p->line, "line longer than %d bytes", num - 3);
+        n = 0;
+    } else if (n > 0 && s[0] == '[') {
+        section_line(p, s, n);
+    } else if (n > 0 && s[0] != ';' && s[0] != '#' && !memchr(s, '=', n) && !memchr(s, ':', n)) {
+        sl_diag_add(p->diag, p->file, p->line, "expected 'key = value'");
+        n = 0;
+    }
+    memcpy(str, s, n);
+    str[n] = '\n';
+    str[n + 1] = '\0';
+    return str;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse *p = user;
+    (void)section;   /* p->cur, kept by the reader, is authoritative */
+    if (p->cur == SEC_UNKNOWN)
+        return 1;    /* already reported at the section header */
+    if (p->cur == SEC_NONE) {
+        sl_diag_add(p->diag, p->file, p->line, "key '%s' outside any section", name);
+        return 1;
+    }
+    int kind = (int)p->cur;
+    struct rawsec *s = &p->sec[kind];
+    int k = -1;
+    for (int i = 0; sec_keys[kind][i]; i++)
+        if (strcmp(sec_keys[kind][i], name) == 0)
+            k = i;
+    if (k < 0) {
+        sl_diag_add(p->diag, p->file, p->line, "unknown key '%s' in [%s]", name, sec_names[kind]);
+        return 1;
+    }
+    if (s->line[k]) {
+        sl_diag_add(p->diag, p->file, p->line, "duplicate key '%s' (first at line %u)", name,
+                    s->line[k]);
+        return 1;
+    }
+    if (strlen(value) >= SL_RXCONF_STR_MAX) {
+        sl_diag_add(p->diag, p->file, p->line, "value of '%s' longer than %u bytes", name,
+                    SL_RXCONF_STR_MAX - 1);
+        return 1;
+    }
+    s->val[k] = strdup(value);
+    if (!s->val[k]) {
+        p->nomem = true;
+        return 1;
+    }
+    s->line[k] = p->line;
+    return 1;
+}
+
+/* ---- phase 2: interpret ------------------------------------------------------ */
+
+static const char *val(const struct rawsec *s, int k)
+{
+    return s->line[k] ? s->val[k] : NULL;
+}
+
+static bool parse_u64(const char *v, uint64_t *out)
+{
+    uint64_t n = 0;
+    if (!*v)
+        return false;
+    for (const char *q = v; *q; q++) {
+        if (*q < '0' || *q > '9')
+            return false;
+        uint64_t d = (uint64_t)(*q - '0');
+        if (n > (UINT64_MAX - d) / 10)
+            return false;
+        n = n * 10 + d;
+    }
+    *out = n;
+    return true;
+}
+
+/* Reads key k of section kind as an integer in [min, max] into *out
+ * (default def when absent); reports and returns false when bad. */
+static bool num64(struct parse *p, int kind, int k, uint64_t min, uint64_t max, uint64_t def,
+                  uint64_t *out)
+{
+    const struct rawsec *s = &p->sec[kind];
+    const char *v = val(s, k);
+    *out = def;
+    if (!v)
+        return true;
+    uint64_t n;
+    if (!parse_u64(v, &n) || n < min || n > max) {
+        sl_diag_add(p->diag, p->file, s->line[k], "bad %s '%s' (integer %llu..%llu)",
+                    sec_keys[kind][k], v, (unsigned long long)min, (unsigned long long)max);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static bool num(struct parse *p, int kind, int k, uint32_t min, uint32_t max, uint32_t def,
+                uint32_t *out)
+{
+    uint64_t n;
+    bool ok = num64(p, kind, k, min, max, def, &n);
+    *out = (uint32_t)n;
+    return ok;
+}
+
+static bool require(struct parse *p, int kind, int k, const char *why)
+{
+    const struct rawsec *s = &p->sec[kind];
+    if (val(s, k))
+        return true;
+    sl_diag_add(p->diag, p->file, s->header, "[%s]: missing required key '%s'%s", sec_names[kind],
+                sec_keys[kind][k], why);
+    return false;
+}
+
+static void forbid(struct parse *p, int kind, int k, const char *why)
+{
+    const struct rawsec *s = &p->sec[kind];
+    if (val(s, k))
+        sl_diag_add(p->diag, p->file, s->line[k], "key '%s' %s", sec_keys[kind][k], why);
+}
+
+/* Resolves v against base_dir into out (SL_RXCONF_STR_MAX); reports an
+ * empty value or a path too long. False when out is unusable. */
+static bool resolve(struct parse *p, char *out, int kind, int k)
+{
+    const char *v = val(&p->sec[kind], k);
+    unsigned line = p->sec[kind].line[k];
+    int n;
+    out[0] = '\0';
+    if (!v)
+        return false;
+    if (!*v) {
+        sl_diag_add(p->diag, p->file, line, "empty %s", sec_keys[kind][k]);
+        return false;
+    }
+    if (v[0] == '/' || !p->base_dir || !p->base_dir[0])
+        n = snprintf(out, SL_RXCONF_STR_MAX, "%s", v);
+    else
+        n = snprintf(out, SL_RXCONF_STR_MAX, "%s/%s", p->base_dir, v);
+    if (n < 0 || (size_t)n >= SL_RXCONF_STR_MAX) {
+        sl_diag_add(p->diag, p->file, line, "path '%s' too long", v);
+        out[0] = '\0';
+        return false;
+    }
+    return true;
+}
+
+sl_err sl_rxconf_split_hostport(char *host, size_t cap, uint16_t *port, const char *text,
+                                uint16_t default_port)
+{
+    const char *h = text, *colon;
+    size_t hl;
+    *port = 0;
+    if (cap)
+        host[0] = '\0';
+    if (text[0] == '[') {
+        const char *rb = strchr(text, ']');
+        if (!rb || rb == text + 1)
+            return SL_ERR_CONFIG;
+        h = text + 1;
+        hl = (size_t)(rb - h);
+        if (rb[1] != '\0' && rb[1] != ':')
+            return SL_ERR_CONFIG;
+        colon = rb[1] == ':' ? rb + 1 : NULL;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon && strchr(text, ':') != colon)
+            return SL_ERR_CONFIG;   /* bare IPv6 needs brackets */
+        hl = colon ? (size_t)(colon - text) : strlen(text);
+    }
+    if (hl == 0 || hl >= cap)
+        return SL_ERR_CONFIG;
+    for (size_t i = 0; i < hl; i++)
+        if ((unsigned char)h[i] <= ' ' || (unsigned char)h[i] == 0x7F)
+            return SL_ERR_CONFIG;
+    uint64_t pn = default_port;
+    if (colon && (!parse_u64(colon + 1, &pn) || pn < 1 || pn > 65535))
+        return SL_ERR_CONFIG;
+    if (pn < 1 || pn > 65535)
+        return SL_ERR_CONFIG;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (uint16_t)pn;
+    return SL_OK;
+}
+
+/* A listen address of [link] (udp), [modbus] or [http]: syntax only (DNS
+ * and binding happen at start). The services need an explicit port and may
+ * use port 0 (a free one is picked: tests); the link may leave the port out
+ * (default 7400) but never uses 0. */
+static void listen_addr(struct parse *p, int kind, int k, char *out, char *host, uint16_t *port,
+                        bool service)
+{
+    const char *v = val(&p->sec[kind], k);
+    char h[SL_RXCONF_STR_MAX], tmp[SL_RXCONF_STR_MAX];
+    const char *text = v, *colon, *rb;
+    uint16_t pn = 0;
+    bool zero = false;
+    if (!v)
+        return;
+    snprintf(out, SL_RXCONF_STR_MAX, "%s", v);
+    if (v[0] == '[')
+        colon = (rb = strchr(v, ']')) && rb[1] == ':' ? rb + 1 : NULL;
+    else
+        colon = strrchr(v, ':');
+    if (service && colon && strcmp(colon, ":0") == 0) {
+        /* The splitter takes ports 1..65535 only: check the host part alone. */
+        zero = true;
+        snprintf(tmp, sizeof tmp, "%.*s", (int)(colon - v), v);
+        text = tmp;
+    }
+    if ((service && !colon) ||
+        sl_rxconf_split_hostport(h, sizeof h, &pn, text, SL_DEFAULT_PORT) != SL_OK) {
+        sl_diag_add(p->diag, p->file, p->sec[kind].line[k], "bad %s '%s' (%s)", sec_keys[kind][k], v,
+                    service ? "HOST:PORT or [IPv6]:PORT" : "HOST:PORT, [IPv6]:PORT or HOST");
+        return;
+    }
+    if (host)
+        snprintf(host, SL_RXCONF_STR_MAX, "%s", h);
+    if (port)
+        *port = zero ? 0 : pn;
+}
+
+static bool on_off(struct parse *p, int kind, int k, bool def)
+{
+    const char *v = val(&p->sec[kind], k);
+    if (!v)
+        return def;
+    if (strcmp(v, "on") == 0)
+        return true;
+    if (strcmp(v, "off") == 0)
+        return false;
+    sl_diag_add(p->diag, p->file, p->sec[kind].line[k], "bad %s '%s' (on|off)", sec_keys[kind][k], v);
+    return def;
+}
+
+static void do_link(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    const struct rawsec *s = &p->sec[SEC_LINK];
+    const char *v;
+    c->link.listen_port = SL_DEFAULT_PORT;
+    if (!s->header) {
+        sl_diag_add(p->diag, p->file, 0, "missing section [link]");
+    } else if (require(p, SEC_LINK, K_TRANSPORT, "")) {
+        v = val(s, K_TRANSPORT);
+        if (strcmp(v, "udp") == 0)
+            c->link.transport = SL_RXCONF_UDP;
+        else if (strcmp(v, "pcap") == 0)
+            c->link.transport = SL_RXCONF_PCAP;
+        else if (strcmp(v, "pcapfile") == 0)
+            c->link.transport = SL_RXCONF_PCAPFILE;
+        else
+            sl_diag_add(p->diag, p->file, s->line[K_TRANSPORT],
+                        "bad transport '%s' (udp|pcap|pcapfile)", v);
+    }
+    switch (c->link.transport) {
+    case SL_RXCONF_UDP:
+        require(p, SEC_LINK, K_LISTEN, " for transport udp");
+        forbid(p, SEC_LINK, K_INTERFACE, "does not apply to transport udp");
+        forbid(p, SEC_LINK, K_PORT, "does not apply to transport udp (the port is in listen)");
+        forbid(p, SEC_LINK, K_FILE, "does not apply to transport udp");
+        forbid(p, SEC_LINK, K_FOLLOW, "applies only to transport pcapfile");
+        break;
+    case SL_RXCONF_PCAP:
+        require(p, SEC_LINK, K_INTERFACE, " for transport pcap");
+        forbid(p, SEC_LINK, K_LISTEN, "applies only to transport udp");
+        forbid(p, SEC_LINK, K_FILE, "does not apply to transport pcap");
+        forbid(p, SEC_LINK, K_FOLLOW, "applies only to transport pcapfile");
+        break;
+    case SL_RXCONF_PCAPFILE:
+        require(p, SEC_LINK, K_FILE, " for transport pcapfile");
+        forbid(p, SEC_LINK, K_LISTEN, "applies only to transport udp");
+        forbid(p, SEC_LINK, K_INTERFACE, "does not apply to transport pcapfile");
+        break;
+    default:
+        break;
+    }
+    if (val(s, K_LISTEN))
+        listen_addr(p, SEC_LINK, K_LISTEN, c->link.listen, c->link.listen_host,
+                    &c->link.listen_port, false);
+    if ((v = val(s, K_INTERFACE))) {
+        if (!*v || strlen(v) >= SL_RXCONF_IFNAME_MAX || strchr(v, '/') || strchr(v, ' '))
+            sl_diag_add(p->diag, p->file, s->line[K_INTERFACE],
+                        "bad interface name '%s' (1..%u bytes, no '/' or spaces)", v,
+                        SL_RXCONF_IFNAME_MAX - 1);
+        else
+            snprintf(c->link.interface, sizeof c->link.interface, "%s", v);
+    }
+    /* pcapfile replays any port unless told; a live capture needs a filter. */
+    uint32_t port;
+    if (c->link.transport == SL_RXCONF_PCAPFILE)
+        num(p, SEC_LINK, K_PORT, 0, 65535, 0, &port);
+    else
+        num(p, SEC_LINK, K_PORT, 1, 65535, SL_DEFAULT_PORT, &port);
+    c->link.port = (uint16_t)port;
+    if (val(s, K_FILE))
+        resolve(p, c->link.file, SEC_LINK, K_FILE);
+    c->link.follow = on_off(p, SEC_LINK, K_FOLLOW, false);
+    num(p, SEC_LINK, K_MTU, SL_RXCONF_MTU_MIN, SL_RXCONF_MTU_MAX, SL_RXCONF_DEFAULT_MTU,
+        &c->link.mtu);
+    c->link.symbol_max = SL_SYMBOL_FOR_MTU(c->link.mtu);
+    c->link.datagram_max = c->link.mtu - SL_IPV4_UDP_BYTES;
+}
+
+static void do_fec(struct parse *p)
+{
+    const struct rawsec *s = &p->sec[SEC_FEC];
+    struct sl_rxconf *c = p->c;
+    bool ok = num(p, SEC_FEC, K_MAX_K, 1, SL_FEC_MAX_SYMBOLS - 1, SL_RXCONF_DEFAULT_MAX_K,
+                  &c->fec.max_k);
+    ok &= num(p, SEC_FEC, K_MAX_M, 1, SL_FEC_MAX_SYMBOLS - 1, SL_RXCONF_DEFAULT_MAX_M, &c->fec.max_m);
+    num(p, SEC_FEC, K_ENTRIES, 1, 4096, SL_RXCONF_DEFAULT_ENTRIES, &c->fec.entries);
+    num(p, SEC_FEC, K_MAX_AGE_MS, 10, 600000, SL_RXCONF_DEFAULT_MAX_AGE_MS, &c->fec.max_age_ms);
+    if (ok && c->fec.max_k + c->fec.max_m > SL_FEC_MAX_SYMBOLS)
+        sl_diag_add(p->diag, p->file, s->line[K_MAX_M] ? s->line[K_MAX_M] : s->line[K_MAX_K],
+                    "max_k + max_m = %u exceeds %u (GF(2^8) Reed-Solomon)",
+                    c->fec.max_k + c->fec.max_m, SL_FEC_MAX_SYMBOLS);
+}
+
+/* One trusted key file: loaded now, so --check finds a missing, unreadable,
+ * malformed or duplicate key before the daemon would. */
+static void load_trusted(struct parse *p, const char *path, unsigned line)
+{
+    struct sl_rxconf *c = p->c;
+    struct sl_key_public k;
+    sl_err e = sl_key_load_public(&k, path);
+    if (e == SL_ERR_NOT_FOUND || e == SL_ERR_IO) {
+        sl_diag_add(p->diag, p->file, line, "trusted key '%s': %s", path,
+                    e == SL_ERR_NOT_FOUND ? "no such file" : strerror(errno));
+        return;
+    }
+    if (e != SL_OK) {
+        sl_diag_add(p->diag, p->file, line,
+                    "trusted key '%s': not a public key file (64 hex digits): %s", path,
+                    sl_strerror(e));
+        return;
+    }
+    e = sl_key_set_add(&c->keys.keys, &k);
+    if (e == SL_ERR_DUPLICATE) {
+        char id[SL_KEY_ID_HEX_BYTES];
+        sl_key_id_format(id, k.id);
+        sl_diag_add(p->diag, p->file, line, "trusted key '%s': key id %s listed twice", path, id);
+    } else if (e != SL_OK) {
+        sl_diag_add(p->diag, p->file, line, "trusted key '%s': %s", path, sl_strerror(e));
+    }
+}
+
+static void do_keys(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    const struct rawsec *s = &p->sec[SEC_KEYS];
+    bool host = !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS);
+    sl_key_set_init(&c->keys.keys);
+    if (!s->header) {
+        sl_diag_add(p->diag, p->file, 0, "missing section [keys]");
+        return;
+    }
+    if (require(p, SEC_KEYS, K_TRUSTED, "")) {
+        const char *v = val(s, K_TRUSTED);
+        unsigned line = s->line[K_TRUSTED];
+        const char *q = v;
+        for (;;) {
+            const char *comma = strchr(q, ',');
+            const char *a = q, *b = comma ? comma : q + strlen(q);
+            while (a < b && (*a == ' ' || *a == '\t'))
+                a++;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            if (a == b) {
+                sl_diag_add(p->diag, p->file, line, "empty entry in trusted '%s'", v);
+            } else if (c->keys.ntrusted == SL_KEY_SET_MAX) {
+                sl_diag_add(p->diag, p->file, line, "more than %u trusted keys", SL_KEY_SET_MAX);
+                break;
+            } else {
+                char one[SL_RXCONF_STR_MAX];
+                char *dst = c->keys.trusted[c->keys.ntrusted];
+                snprintf(one, sizeof one, "%.*s", (int)(b - a), a);
+                int n = one[0] == '/' || !p->base_dir || !p->base_dir[0]
+                            ? snprintf(dst, SL_RXCONF_STR_MAX, "%s", one)
+                            : snprintf(dst, SL_RXCONF_STR_MAX, "%s/%s", p->base_dir, one);
+                if (n < 0 || (size_t)n >= SL_RXCONF_STR_MAX) {
+                    sl_diag_add(p->diag, p->file, line, "path '%s' too long", one);
+                } else {
+                    c->keys.trusted_line[c->keys.ntrusted++] = line;
+                    if (host)
+                        load_trusted(p, dst, line);
+                }
+            }
+            if (!comma)
+                break;
+            q = comma + 1;
+        }
+    }
+    if (require(p, SEC_KEYS, K_STATE_DIR, " (replay state survives restarts)") &&
+        resolve(p, c->keys.state_dir, SEC_KEYS, K_STATE_DIR) && host) {
+        /* A missing state_dir is created at start; something else in its place is not. */
+        struct stat st;
+        if (stat(c->keys.state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+            sl_diag_add(p->diag, p->file, s->line[K_STATE_DIR], "state_dir '%s' is not a directory",
+                        c->keys.state_dir);
+    }
+}
+
+static void do_mirror(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    const struct rawsec *s = &p->sec[SEC_MIRROR];
+    num(p, SEC_MIRROR, K_STALE_MS, 10, 3600000, SL_RXCONF_DEFAULT_STALE_MS, &c->mirror.stale_ms);
+    num(p, SEC_MIRROR, K_MAX_TAGS, 1, 1u << 30, SL_RXCONF_DEFAULT_MAX_TAGS, &c->mirror.max_tags);
+    num(p, SEC_MIRROR, K_CHECKPOINT_MS, 10, 3600000, SL_RXCONF_DEFAULT_CHECKPOINT_MS,
+        &c->mirror.checkpoint_ms);
+    num64(p, SEC_MIRROR, K_DB_MAX_BYTES, 0, UINT64_MAX / 2, 0, &c->mirror.max_bytes);
+    if (val(s, K_DATABASE))
+        resolve(p, c->mirror.database, SEC_MIRROR, K_DATABASE);
+    else if (val(s, K_DB_MAX_BYTES))
+        sl_diag_add(p->diag, p->file, s->line[K_DB_MAX_BYTES], "key 'max_bytes' needs 'database'");
+}
+
+static void do_modbus(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    if (!p->sec[SEC_MODBUS].header)
+        return;
+    c->modbus.enabled = true;
+    if (require(p, SEC_MODBUS, K_MB_LISTEN, ""))
+        listen_addr(p, SEC_MODBUS, K_MB_LISTEN, c->modbus.listen, NULL, NULL, true);
+    num(p, SEC_MODBUS, K_MAX_CONNS, 1, 4096, SL_RXCONF_DEFAULT_MB_CONNS, &c->modbus.max_conns);
+    num(p, SEC_MODBUS, K_IDLE_MS, 100, 86400000, SL_RXCONF_DEFAULT_MB_IDLE_MS, &c->modbus.idle_ms);
+}
+
+static void readable_file(struct parse *p, const char *path, int kind, int k)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        sl_diag_add(p->diag, p->file, p->sec[kind].line[k], "%s '%s': %s", sec_keys[kind][k], path,
+                    strerror(errno));
+        return;
+    }
+    close(fd);
+}
+
+static void do_http(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    if (!p->sec[SEC_HTTP].header)
+        return;
+    c->http.enabled = true;
+    if (require(p, SEC_HTTP, K_HTTP_LISTEN, ""))
+        listen_addr(p, SEC_HTTP, K_HTTP_LISTEN, c->http.listen, NULL, NULL, true);
+    if (val(&p->sec[SEC_HTTP], K_TOKEN_FILE) &&
+        resolve(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE) &&
+        !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS))
+        readable_file(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE);
+}
+
+static void do_mqtt(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    const struct rawsec *s = &p->sec[SEC_MQTT];
+    const char *v;
+    snprintf(c->mqtt.prefix, sizeof c->mqtt.prefix, "%s", SL_RXCONF_DEFAULT_PREFIX);
+    if (!s->header)
+        return;
+    c->mqtt.enabled = true;
+    if (require(p, SEC_MQTT, K_BROKER, "")) {
+        v = val(s, K_BROKER);
+        snprintf(c->mqtt.broker, sizeof c->mqtt.broker, "%s", v);
+        if (sl_rxconf_split_hostport(c->mqtt.host, sizeof c->mqtt.host, &c->mqtt.port, v,
+                                     SL_RXCONF_DEFAULT_MQTT_PORT) != SL_OK)
+            sl_diag_add(p->diag, p->file, s->line[K_BROKER],
+                        "bad broker '%s' (HOST:PORT, [IPv6]:PORT or HOST)", v);
+    }
+    if ((v = val(s, K_PREFIX))) {
+        /* Topic levels: no wildcards, no empty level at either end, printable. */
+        size_t n = strlen(v);
+        bool ok = n > 0 && n < sizeof c->mqtt.prefix && v[0] != '/' && v[n - 1] != '/';
+        for (size_t i = 0; ok && i < n; i++)
+            if ((unsigned char)v[i] < 0x21 || v[i] == 0x7F || v[i] == '+' || v[i] == '#')
+                ok = false;
+        if (ok)
+            snprintf(c->mqtt.prefix, sizeof c->mqtt.prefix, "%s", v);
+        else
+            sl_diag_add(p->diag, p->file, s->line[K_PREFIX],
+                        "bad prefix '%s' (1..%u printable bytes, no '+', '#' or spaces, "
+                        "no leading or trailing '/')", v, SL_RXCONF_PREFIX_MAX - 1);
+    }
+}
+
+static void do_files(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    const struct rawsec *s = &p->sec[SEC_FILES];
+    if (!s->header)
+        return;
+    c->files.enabled = true;
+    if (require(p, SEC_FILES, K_DIRECTORY, "") &&
+        resolve(p, c->files.directory, SEC_FILES, K_DIRECTORY) &&
+        !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS)) {
+        struct stat st;
+        if (stat(c->files.directory, &st) != 0)
+            sl_diag_add(p->diag, p->file, s->line[K_DIRECTORY], "directory '%s': %s",
+                        c->files.directory, strerror(errno));
+        else if (!S_ISDIR(st.st_mode))
+            sl_diag_add(p->diag, p->file, s->line[K_DIRECTORY], "directory '%s' is not a directory",
+                        c->files.directory);
+    }
+    num64(p, SEC_FILES, K_FILES_MAX_BYTES, 0, UINT64_MAX / 2, 0, &c->files.max_bytes);
+}
+
+static void do_rx(struct parse *p)
+{
+    const struct rawsec *s = &p->sec[SEC_RX];
+    const char *v = val(s, K_USER);
+    if (!v)
+        return;
+    if (!*v || strlen(v) >= sizeof p->c->rx.user) {
+        sl_diag_add(p->diag, p->file, s->line[K_USER], "bad user '%s'", v);
+        return;
+    }
+    snprintf(p->c->rx.user, sizeof p->c->rx.user, "%s", v);
+    if (!(p->flags & SL_RXCONF_SKIP_HOST_CHECKS)) {
+        errno = 0;
+        if (!getpwnam(v))
+            sl_diag_add(p->diag, p->file, s->line[K_USER], "user '%s' does not exist", v);
+    }
+}
+
+sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, const char *file,
+                       const char *base_dir, unsigned flags, struct sl_diag *diag)
+{
+    struct parse p;
+    memset(out, 0, sizeof *out);
+    memset(&p, 0, sizeof p);
+    snprintf(out->file, sizeof out->file, "%s", file);
+    p.c = out;
+    p.diag = diag;
+    p.file = out->file;
+    p.base_dir = base_dir;
+    p.flags = flags;
+    p.text = text;
+    p.len = len;
+    p.cur = SEC_NONE;
+    size_t before = sl_diag_total(diag);
+
+    int r = ini_parse_stream(reader, &p, handler, &p);
+    if (r > 0 && sl_diag_total(diag) == before)
+        sl_diag_add(diag, out->file, (unsigned)r, "syntax error");   /* safety net */
+    else if (r < 0)
+        p.nomem = true;
+
+    do_link(&p);
+    do_fec(&p);
+    do_keys(&p);
+    do_mirror(&p);
+    do_modbus(&p);
+    do_http(&p);
+    do_mqtt(&p);
+    do_files(&p);
+    do_rx(&p);
+    for (int i = 0; i < SEC__COUNT; i++)
+        for (int k = 0; k < KEYS_MAX; k++)
+            free(p.sec[i].val[k]);
+    if (p.nomem)
+        return SL_ERR_NOMEM;
+    return sl_diag_total(diag) == before ? SL_OK : SL_ERR_CONFIG;
+}
+
+sl_err sl_rxconf_load(struct sl_rxconf *out, const char *path, unsigned flags, struct sl_diag *diag)
+{
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "re");
+    if (!f) {
+        sl_diag_add(diag, path, 0, "cannot open configuration: %s", strerror(errno));
+        return SL_ERR_IO;
+    }
+    /* Configurations are small; 1 MiB bounds a mistaken path. */
+    size_t cap = 1u << 20;
+    char *text = malloc(cap);
+    if (!text) {
+        fclose(f);
+        return SL_ERR_NOMEM;
+    }
+    size_t len = fread(text, 1, cap, f);
+    bool err = ferror(f) != 0, big = len == cap;
+    fclose(f);
+    if (err || big) {
+        sl_diag_add(diag, path, 0, err ? "cannot read configuration" : "configuration larger than 1 MiB");
+        free(text);
+        return SL_ERR_IO;
+    }
+    char dir[SL_RXCONF_STR_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        dir[0] = '\0';
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    sl_err e = sl_rxconf_parse(out, text, len, path, dir, flags, diag);
+    free(text);
+    return e;
+}

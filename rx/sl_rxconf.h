@@ -1,0 +1,143 @@
+/* sluice-rx configuration (DESIGN.md §6, docs/rx.md): an INI file read with
+ * libinih into one struct, every problem collected as `file:line: message`
+ * (unknown sections and keys, duplicates, bad numbers, missing required
+ * keys, keys that do not apply to the chosen transport, unreadable or
+ * duplicate trusted key files, a state_dir or files directory that is not a
+ * directory, an unknown user), so `sluice-rx --check` lists them all.
+ *
+ * A section left out turns its service off ([modbus], [http], [mqtt],
+ * [files]); [link] and [keys] are required; [mirror], [fec] and [rx] have
+ * defaults. Relative paths are resolved against the directory holding the
+ * configuration file and stored resolved. */
+#ifndef SL_RXCONF_H
+#define SL_RXCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_diag.h"
+#include "sl_err.h"
+#include "sl_key.h"
+#include "sl_wire.h"
+
+#define SL_RXCONF_STR_MAX      1024u   /* bytes of any value (paths, addresses), with NUL */
+#define SL_RXCONF_IFNAME_MAX   16u     /* IF_NAMESIZE */
+#define SL_RXCONF_PREFIX_MAX   128u    /* MQTT topic prefix, with NUL */
+#define SL_RXCONF_USER_MAX     64u
+
+/* Defaults (docs/rx.md explains each). */
+#define SL_RXCONF_DEFAULT_MTU           1500u
+#define SL_RXCONF_DEFAULT_MAX_K         128u
+#define SL_RXCONF_DEFAULT_MAX_M         64u
+#define SL_RXCONF_DEFAULT_ENTRIES       64u     /* partial blocks held by the decoder */
+#define SL_RXCONF_DEFAULT_MAX_AGE_MS    2000u
+#define SL_RXCONF_DEFAULT_STALE_MS      1000u
+#define SL_RXCONF_DEFAULT_MAX_TAGS      1000000u
+#define SL_RXCONF_DEFAULT_CHECKPOINT_MS 1000u
+#define SL_RXCONF_DEFAULT_MB_CONNS      64u
+#define SL_RXCONF_DEFAULT_MB_IDLE_MS    60000u
+#define SL_RXCONF_DEFAULT_MQTT_PORT     1883u
+#define SL_RXCONF_DEFAULT_PREFIX        "uns"
+/* The MTU bounds keep the symbol (mtu - 76) within SL_SYMBOL_MIN..SL_SYMBOL_MAX. */
+#define SL_RXCONF_MTU_MIN               576u
+#define SL_RXCONF_MTU_MAX               (SL_SYMBOL_MAX + SL_IPV4_UDP_BYTES + SL_FRAME_OVERHEAD)
+
+/* Load flags. */
+#define SL_RXCONF_SKIP_HOST_CHECKS 1u  /* don't load the trusted keys, don't stat directories,
+                                          don't look up the user (tools, tests of syntax) */
+
+enum sl_rxconf_transport {
+    SL_RXCONF_UDP = 1,
+    SL_RXCONF_PCAP,
+    SL_RXCONF_PCAPFILE,
+};
+
+struct sl_rxconf {
+    char file[SL_RXCONF_STR_MAX];       /* the configuration's path, for messages */
+    struct {
+        uint8_t transport;              /* enum sl_rxconf_transport */
+        char listen[SL_RXCONF_STR_MAX]; /* udp, as written ("" if absent) */
+        char listen_host[SL_RXCONF_STR_MAX];
+        uint16_t listen_port;           /* default SL_DEFAULT_PORT */
+        char interface[SL_RXCONF_IFNAME_MAX];   /* pcap */
+        uint16_t port;                  /* pcap: default 7400; pcapfile: default 0 = any */
+        char file[SL_RXCONF_STR_MAX];   /* pcapfile, resolved */
+        bool follow;                    /* pcapfile: wait for appended records at EOF */
+        uint32_t mtu;
+        uint32_t symbol_max;            /* SL_SYMBOL_FOR_MTU(mtu): largest S the decoder takes */
+        uint32_t datagram_max;          /* mtu - 28: largest datagram slot */
+    } link;
+    struct {
+        uint32_t max_k, max_m;          /* largest k', m' accepted (k + m <= 255) */
+        uint32_t entries;               /* partial blocks held at once */
+        uint32_t max_age_ms;            /* a partial block expires this long after its first symbol */
+    } fec;
+    struct {
+        char trusted[SL_KEY_SET_MAX][SL_RXCONF_STR_MAX];  /* resolved key file paths */
+        unsigned trusted_line[SL_KEY_SET_MAX];
+        size_t ntrusted;
+        struct sl_key_set keys;         /* loaded (empty with SL_RXCONF_SKIP_HOST_CHECKS) */
+        char state_dir[SL_RXCONF_STR_MAX];      /* resolved */
+    } keys;
+    struct {
+        uint32_t stale_ms;
+        char database[SL_RXCONF_STR_MAX];       /* resolved; "" = no persistence */
+        uint64_t max_bytes;             /* database size cap; 0 = none */
+        uint32_t max_tags;
+        uint32_t checkpoint_ms;
+    } mirror;
+    struct {
+        bool enabled;
+        char listen[SL_RXCONF_STR_MAX];
+        uint32_t max_conns;
+        uint32_t idle_ms;
+    } modbus;
+    struct {
+        bool enabled;
+        char listen[SL_RXCONF_STR_MAX];
+        char token_file[SL_RXCONF_STR_MAX];     /* resolved; "" = none */
+    } http;
+    struct {
+        bool enabled;
+        char broker[SL_RXCONF_STR_MAX];         /* as written */
+        char host[SL_RXCONF_STR_MAX];
+        uint16_t port;                  /* default 1883 */
+        char prefix[SL_RXCONF_PREFIX_MAX];      /* default "uns" */
+    } mqtt;
+    struct {
+        bool enabled;
+        char directory[SL_RXCONF_STR_MAX];      /* resolved */
+        uint64_t max_bytes;             /* largest file accepted; 0 = no limit */
+    } files;
+    struct {
+        char user[SL_RXCONF_USER_MAX];  /* "" = keep running as started */
+    } rx;
+};
+
+/* Parses INI text (len bytes) named file in messages; relative paths are
+ * resolved against base_dir (NULL or "" = the current directory). Unless
+ * flags has SL_RXCONF_SKIP_HOST_CHECKS the trusted key files are loaded into
+ * c->keys.keys, and state_dir, the files directory, token_file and user are
+ * checked on this host. Every problem goes to diag. SL_OK when there were
+ * none, SL_ERR_CONFIG otherwise (*out is filled as far as possible),
+ * SL_ERR_NOMEM. Start-up only: allocates temporarily and reads files. The
+ * struct is large (~40 KiB): keep it static or on the heap. */
+__attribute__((warn_unused_result))
+sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, const char *file,
+                       const char *base_dir, unsigned flags, struct sl_diag *diag);
+
+/* Reads path (at most 1 MiB) and parses it with base_dir = its directory.
+ * An unreadable file is one diag entry and SL_ERR_IO. */
+__attribute__((warn_unused_result))
+sl_err sl_rxconf_load(struct sl_rxconf *out, const char *path, unsigned flags,
+                      struct sl_diag *diag);
+
+/* Splits "HOST:PORT", "[V6]:PORT" or "HOST" (then default_port) into host
+ * (cap bytes) and *port, syntax only (no DNS). SL_ERR_CONFIG when malformed,
+ * port outside 1..65535, or host does not fit. */
+__attribute__((warn_unused_result))
+sl_err sl_rxconf_split_hostport(char *host, size_t cap, uint16_t *port, const char *text,
+                                uint16_t default_port);
+
+#endif

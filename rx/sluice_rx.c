@@ -1,0 +1,896 @@
+/* sluice-rx: the IT side of the diode (docs/rx.md).
+ *
+ * One thread, one poll loop: datagrams from the link go through the wire
+ * path (frames, FEC, signature, replay) into the mirror; the read-only
+ * Modbus server answers from the mirror; the SQLite store, the replay state
+ * and the drop log follow on timers. Everything is opened first, then
+ * privileges are dropped, then the loop runs until SIGTERM/SIGINT (or the
+ * end of a replayed capture). Nothing is allocated per datagram, block or
+ * message: every buffer is taken at start-up. */
+#define _GNU_SOURCE   /* setresuid, setresgid */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_diag.h"
+#include "sl_filerecv.h"
+#include "sl_hw.h"
+#include "sl_key.h"
+#include "sl_mbserver.h"
+#include "sl_mirror.h"
+#include "sl_msg.h"
+#include "sl_receiver.h"
+#include "sl_replay.h"
+#include "sl_rxconf.h"
+#include "sl_rxstats.h"
+#include "sl_store.h"
+
+#ifndef SL_VERSION
+#define SL_VERSION "0"
+#endif
+
+#define REPLAY_FILE          "replay.state"
+#define SAVE_PERIOD_MS       1000u     /* replay state saved at most this often when changed */
+#define DROP_LOG_PERIOD_MS   10000u    /* at most one drop summary line per period */
+#define LOOP_MAX_WAIT_MS     100       /* poll timeout cap: timers are checked this often */
+#define RX_BATCHES_PER_LOOP  16        /* link batches per loop turn, so Modbus is served too */
+#define FEC_DONE_HISTORY     1024u     /* completed block ids remembered (late symbols) */
+#define FEC_CACHE_ENTRIES    16u       /* cached decode matrices */
+#define FILES_IDLE_US        (60ull * 1000000u)   /* a file with no progress for 60 s is dropped */
+#define SCHEMA_TAGS_MAX      (SL_MSG_BODY_MAX / SL_SCHEMA_TAG_FIXED)  /* tags one SCHEMA can hold */
+
+static volatile sig_atomic_t stop_sig;
+static volatile sig_atomic_t hup_sig;
+static int verbose;
+
+/* ---- logging: the only place that prints ------------------------------------- */
+
+__attribute__((format(printf, 1, 2))) static void logline(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "sluice-rx: %s\n", buf);
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* ---- the daemon's state --------------------------------------------------------- */
+
+struct rxd {
+    const struct sl_rxconf *conf;
+    struct sl_replay *replay;
+    char replay_path[SL_RXCONF_STR_MAX + 32];
+    bool replay_dirty;
+    struct sl_hw *hw;
+    struct sl_receiver *rcv;
+    struct sl_mirror *mirror;
+    struct sl_store *store;
+    struct sl_mbserver *mb;
+    struct sl_filerecv *fr;
+    struct sl_rxbeacon_limits limits;
+
+    struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
+    struct sl_schema_tag *tags;     /* one SCHEMA chunk's tags: SCHEMA_TAGS_MAX */
+    uint64_t generation;            /* mirror schema generation last logged */
+
+    uint64_t now_ms;                /* monotonic, refreshed every loop turn */
+    uint64_t start_ms;
+    uint64_t last_beacon_ms;        /* start time until the first beacon */
+    uint64_t next_checkpoint_ms, next_save_ms, next_drop_log_ms;
+    bool checkpoint_failing;
+    uint64_t next_ckpt_log_ms;
+    uint64_t next_save_log_ms;
+    uint64_t next_bad_log_ms;       /* malformed payloads / refused schema chunks */
+    uint64_t next_write_log_ms;
+    uint64_t writes_unlogged;
+    uint64_t next_io_log_ms;
+
+    struct sl_rxstats st;           /* every counter, refreshed by rxd_stats() */
+    /* Snapshot of drop counters at the last summary line, for deltas. */
+    uint64_t prev_drops[SL_RX_STAGES][SL_ERR__COUNT];
+    uint64_t prev_link_reject[SL_ERR__COUNT];
+    uint64_t prev_kernel, prev_ifdrops, prev_unrec, prev_evicted;
+};
+
+/* Every counter of the daemon in one struct, refreshed from each module
+ * (receiver, link, mirror, store, Modbus server, file receiver). This is
+ * what a metrics or status page reads; cost: a few struct copies and, for
+ * pcap, one pcap_stats call. */
+static const struct sl_rxstats *rxd_stats(struct rxd *d)
+{
+    struct sl_rxstats *st = &d->st;
+    sl_receiver_stats(d->rcv, &st->rx);
+    sl_hw_stats(d->hw, &st->link);
+    sl_mirror_stats(d->mirror, &st->mirror);
+    st->link_up = sl_mirror_link_up(d->mirror);
+    st->tags = sl_mirror_count(d->mirror);
+    st->store_on = d->store != NULL;
+    if (d->store)
+        sl_store_stats(d->store, &st->store);
+    st->modbus_on = d->mb != NULL;
+    if (d->mb) {
+        sl_mbserver_stats(d->mb, &st->modbus);
+        st->modbus_conns = sl_mbserver_conns(d->mb);
+    }
+    st->files_on = d->fr != NULL;
+    if (d->fr)
+        sl_filerecv_stats(d->fr, &st->files);
+    return st;
+}
+
+/* ---- tag channel ---------------------------------------------------------------- */
+
+static void log_schema_change(struct rxd *d)
+{
+    uint64_t g = sl_mirror_generation(d->mirror);
+    if (g == d->generation)
+        return;
+    d->generation = g;
+    logline("schema %08" PRIx32 " active: %" PRIu32 " tags (values wait for the next keyframe)",
+            sl_mirror_schema_id(d->mirror), sl_mirror_count(d->mirror));
+}
+
+static bool rate_ok(uint64_t *next, uint64_t now, uint64_t period)
+{
+    if (now < *next)
+        return false;
+    *next = now + period;
+    return true;
+}
+
+static void tags_payload(struct rxd *d, const uint8_t *payload, size_t len, uint64_t now_us)
+{
+    struct sl_msg_reader r;
+    struct sl_msg msg;
+    sl_err e = sl_msg_reader_init(&r, payload, len);
+    d->st.tagch.payloads++;
+    if (e != SL_OK) {
+        /* Signed by a trusted key yet malformed: a TX/RX version mismatch or
+         * a TX bug, never line noise. Nothing of it is applied. */
+        d->st.tagch.bad_payloads++;
+        if (rate_ok(&d->next_bad_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+            logline("warning: signed tag payload refused (%s), %" PRIu64 " so far",
+                    sl_strerror(e), d->st.tagch.bad_payloads);
+        return;
+    }
+    while (sl_msg_next(&r, &msg)) {
+        switch (msg.type) {
+        case SL_MSG_SCHEMA: {
+            struct sl_msg_schema *s = &msg.u.schema;
+            size_t n = 0;
+            while (n < SCHEMA_TAGS_MAX && sl_msg_tag_next(&s->tags, &d->tags[n]))
+                n++;
+            d->st.tagch.schema_chunks++;
+            if (verbose)
+                logline("schema %08" PRIx32 " chunk %u/%u: %zu tags", s->schema_id, s->chunk + 1u,
+                        s->chunks, n);
+            e = sl_mirror_schema_chunk(d->mirror, s->schema_id, s->chunk, s->chunks, s->total_tags,
+                                       d->tags, n);
+            if (e != SL_OK) {
+                d->st.tagch.schema_refused++;
+                if (rate_ok(&d->next_bad_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+                    logline("warning: schema %08" PRIx32 " chunk %u/%u refused: %s "
+                            "(the mirror keeps the previous schema)",
+                            s->schema_id, s->chunk + 1u, s->chunks, sl_strerror(e));
+            }
+            log_schema_change(d);
+            break;
+        }
+        case SL_MSG_KEYFRAME:
+        case SL_MSG_DELTA: {
+            struct sl_value_iter *it =
+                msg.type == SL_MSG_KEYFRAME ? &msg.u.keyframe.values : &msg.u.delta.values;
+            size_t n = 0;
+            /* One message holds at most SL_DELTA_VALUES_MAX values: one batch. */
+            while (n < SL_DELTA_VALUES_MAX && sl_msg_value_next(it, &d->vals[n]))
+                n++;
+            d->st.tagch.values += n;
+            (void)sl_mirror_apply(d->mirror, d->vals, n, now_us);   /* ignored values are counted */
+            break;
+        }
+        case SL_MSG_EVENT: {
+            const struct sl_msg_event *ev = &msg.u.event;
+            static const char *const kinds[] = { "event", "device down", "device up",
+                                                 "configuration", "start" };
+            d->st.tagch.events++;
+            if (ev->mirror_unit)
+                logline("TX %s (unit %u): %s", ev->kind < 5 ? kinds[ev->kind] : "event",
+                        ev->mirror_unit, ev->text);
+            else
+                logline("TX %s: %s", ev->kind < 5 ? kinds[ev->kind] : "event", ev->text);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t key_id[SL_KEY_ID_BYTES],
+                       const uint8_t *payload, size_t len, uint64_t now_us)
+{
+    struct rxd *d = ctx;
+    (void)key_id;
+    d->replay_dirty = true;   /* the receiver accepted (epoch, seq) into the window */
+    if (h->channel == SL_CHANNEL_TAGS)
+        tags_payload(d, payload, len, now_us);
+    else if (h->channel == SL_CHANNEL_FILES && d->fr)
+        sl_filerecv_payload(d->fr, h->session, payload, len, now_us);
+    else
+        d->st.tagch.other_channel++;
+}
+
+/* ---- beacons -------------------------------------------------------------------- */
+
+static void fp_hex(char out[2 * SL_FP_BYTES + 1], const uint8_t fp[SL_FP_BYTES])
+{
+    for (unsigned i = 0; i < SL_FP_BYTES; i++)
+        snprintf(out + 2 * i, 3, "%02x", fp[i]);
+}
+
+static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
+{
+    struct rxd *d = ctx;
+    struct sl_rxbeacon *t = &d->st.beacon;
+    struct sl_beacon prev = t->last;
+    d->replay_dirty = true;
+    d->last_beacon_ms = d->now_ms;
+    unsigned ev = sl_rxbeacon_update(t, b, &d->limits, d->now_ms, now_us);
+    if (verbose)
+        logline("beacon %" PRIu64 " session %016" PRIx64 " epoch %" PRIu64 " highest_block %" PRIu64
+                " clock offset %+" PRId64 " us", b->beacon_seq, b->session, b->epoch,
+                b->highest_block, t->clock_offset_us);
+    if (!ev)
+        return;
+    char kid[SL_KEY_ID_HEX_BYTES], a[2 * SL_FP_BYTES + 1], z[2 * SL_FP_BYTES + 1];
+    sl_key_id_format(kid, b->key_id);
+    if (ev & SL_RXB_SESSION)
+        logline("TX session %016" PRIx64 " epoch %" PRIu64 " (key %s)%s: S=%u k=%u m=%u "
+                "interleave=%u rate=%" PRIu32 " kbit/s, clock offset %+" PRId64 " ms",
+                b->session, b->epoch, kid, (ev & SL_RXB_FIRST) ? "" : " (new)", b->symbol_size, b->k,
+                b->m, b->interleave, b->rate_kbps, t->clock_offset_us / 1000);
+    if (ev & SL_RXB_PARAMS)
+        logline("WARNING: TX link parameters changed within session %016" PRIx64
+                ": S %u->%u, k %u->%u, m %u->%u, interleave %u->%u, rate %" PRIu32 "->%" PRIu32
+                " kbit/s (changes so far: %" PRIu64 ")",
+                b->session, prev.symbol_size, b->symbol_size, prev.k, b->k, prev.m, b->m,
+                prev.interleave, b->interleave, prev.rate_kbps, b->rate_kbps, t->param_changes);
+    if (ev & SL_RXB_CONFIG_FP) {
+        fp_hex(a, prev.config_fp);
+        fp_hex(z, b->config_fp);
+        logline("WARNING: TX configuration fingerprint changed within session %016" PRIx64
+                ": %s -> %s", b->session, a, z);
+    }
+    if (ev & SL_RXB_SCHEMA_FP) {
+        fp_hex(a, prev.schema_fp);
+        fp_hex(z, b->schema_fp);
+        logline("WARNING: TX schema fingerprint changed within session %016" PRIx64 ": %s -> %s",
+                b->session, a, z);
+    }
+    if (ev & SL_RXB_LIMITS)
+        logline("ERROR: TX parameters exceed this receiver's decoder limits: S=%u (max %" PRIu32
+                ", from [link] mtu), k=%u (max_k %" PRIu32 "), m=%u (max_m %" PRIu32
+                "); blocks beyond them are dropped: raise [fec] max_k/max_m or [link] mtu",
+                b->symbol_size, d->limits.symbol_max, b->k, d->limits.max_k, b->m, d->limits.max_m);
+    if (ev & SL_RXB_LIMITS_OK)
+        logline("TX parameters fit the decoder limits again (S=%u k=%u m=%u)", b->symbol_size, b->k,
+                b->m);
+}
+
+/* ---- Modbus write log ----------------------------------------------------------- */
+
+static void on_write(void *ctx, const char *peer, const struct sl_mbreq *req)
+{
+    struct rxd *d = ctx;
+    if (rate_ok(&d->next_write_log_ms, d->now_ms, DROP_LOG_PERIOD_MS)) {
+        logline("refused Modbus write FC %u from %s (unit %u, exception 0x01)%s", req->fc, peer,
+                req->unit, d->writes_unlogged ? "; more refused since the last line" : "");
+        d->writes_unlogged = 0;
+    } else {
+        d->writes_unlogged++;
+    }
+}
+
+static void on_file_log(void *ctx, int ok, const char *line)
+{
+    (void)ctx;
+    logline("%s%s", ok ? "" : "warning: ", line);
+}
+
+/* ---- periodic work -------------------------------------------------------------- */
+
+/* Appends " stage/reason=N" for every counter that moved since the
+ * snapshot (or since start when snap is false), and updates the snapshot. */
+static size_t drop_deltas(struct rxd *d, char *out, size_t cap, bool snap)
+{
+    const struct sl_rxstats *st = rxd_stats(d);
+    size_t off = 0;
+    int n;
+#define ADD(...)                                                              \
+    do {                                                                      \
+        n = snprintf(out + off, off < cap ? cap - off : 0, __VA_ARGS__);      \
+        if (n > 0)                                                            \
+            off += (size_t)n;                                                 \
+    } while (0)
+    for (int s = 0; s < SL_RX_STAGES; s++)
+        for (int e = 0; e < SL_ERR__COUNT; e++) {
+            uint64_t v = st->rx.drops[s][e] - (snap ? d->prev_drops[s][e] : 0);
+            if (v)
+                ADD(" %s/%s=%" PRIu64, sl_receiver_stage_name((enum sl_rx_stage)s),
+                    sl_err_name((sl_err)e), v);
+            if (snap)
+                d->prev_drops[s][e] = st->rx.drops[s][e];
+        }
+    for (int e = 0; e < SL_ERR__COUNT; e++) {
+        uint64_t v = st->link.rx_reject[e] - (snap ? d->prev_link_reject[e] : 0);
+        if (v)
+            ADD(" link/%s=%" PRIu64, sl_err_name((sl_err)e), v);
+        if (snap)
+            d->prev_link_reject[e] = st->link.rx_reject[e];
+    }
+    uint64_t v;
+    if ((v = st->link.rx_kernel_drops - (snap ? d->prev_kernel : 0)))
+        ADD(" link/socket_overflow=%" PRIu64, v);
+    if ((v = st->link.rx_if_drops - (snap ? d->prev_ifdrops : 0)))
+        ADD(" link/nic_drop=%" PRIu64, v);
+    if ((v = st->rx.fec.unrecoverable - (snap ? d->prev_unrec : 0)))
+        ADD(" fec/undecodable=%" PRIu64, v);
+    if ((v = st->rx.fec.evicted - (snap ? d->prev_evicted : 0)))
+        ADD(" fec/table_full=%" PRIu64, v);
+    if (snap) {
+        d->prev_kernel = st->link.rx_kernel_drops;
+        d->prev_ifdrops = st->link.rx_if_drops;
+        d->prev_unrec = st->rx.fec.unrecoverable;
+        d->prev_evicted = st->rx.fec.evicted;
+    }
+#undef ADD
+    return off;
+}
+
+static void drop_log(struct rxd *d)
+{
+    char buf[768];
+    buf[0] = '\0';
+    if (drop_deltas(d, buf, sizeof buf, true) > 0)
+        logline("drops in the last %u s:%s", DROP_LOG_PERIOD_MS / 1000u, buf);
+    if (d->writes_unlogged) {
+        logline("refused %" PRIu64 " more Modbus writes", d->writes_unlogged);
+        d->writes_unlogged = 0;
+    }
+}
+
+/* Writes the mirror's dirty tags; the list is cleared only on success, so a
+ * failed checkpoint (disk full) is retried whole at the next period. */
+static bool checkpoint(struct rxd *d)
+{
+    size_t n;
+    const uint32_t *pos = sl_mirror_dirty(d->mirror, &n);
+    if (!d->store) {
+        sl_mirror_dirty_clear(d->mirror);   /* nothing follows it: keep it short */
+        return true;
+    }
+    if (n == 0)
+        return true;
+    sl_err e = sl_store_checkpoint(d->store, d->mirror, pos, n, wall_us());
+    if (e == SL_OK) {
+        sl_mirror_dirty_clear(d->mirror);
+        if (d->checkpoint_failing)
+            logline("database checkpoint works again (%zu rows)", n);
+        d->checkpoint_failing = false;
+        return true;
+    }
+    d->st.checkpoint_failures++;
+    if (!d->checkpoint_failing || rate_ok(&d->next_ckpt_log_ms, d->now_ms, DROP_LOG_PERIOD_MS)) {
+        d->next_ckpt_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
+        logline("warning: database checkpoint failed: %s (%zu rows kept; serving from memory, "
+                "retrying every %" PRIu32 " ms; failures: %" PRIu64 ")",
+                sl_store_errmsg(d->store), n, d->conf->mirror.checkpoint_ms,
+                d->st.checkpoint_failures);
+    }
+    d->checkpoint_failing = true;
+    return false;
+}
+
+static bool save_state(struct rxd *d)
+{
+    if (sl_replay_save(d->replay, d->replay_path) == SL_OK) {
+        d->replay_dirty = false;
+        d->st.state_saves++;
+        return true;
+    }
+    d->st.state_save_failures++;
+    if (rate_ok(&d->next_save_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+        logline("warning: cannot save replay state %s: %s (failures: %" PRIu64 ")", d->replay_path,
+                strerror(errno), d->st.state_save_failures);
+    return false;
+}
+
+static void periodic(struct rxd *d)
+{
+    sl_mirror_tick(d->mirror, d->now_ms, d->last_beacon_ms);
+    if (d->fr)
+        sl_filerecv_tick(d->fr, wall_us());
+    if (d->now_ms >= d->next_checkpoint_ms) {
+        d->next_checkpoint_ms = d->now_ms + d->conf->mirror.checkpoint_ms;
+        checkpoint(d);
+    }
+    if (d->now_ms >= d->next_save_ms) {
+        d->next_save_ms = d->now_ms + SAVE_PERIOD_MS;
+        if (d->replay_dirty)
+            save_state(d);
+    }
+    if (d->now_ms >= d->next_drop_log_ms) {
+        d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
+        drop_log(d);
+    }
+}
+
+/* ---- start-up --------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sluice-rx -c FILE [--check] [-v]\n"
+            "       sluice-rx --help | --version\n"
+            "\n"
+            "The IT side of the Sluice data diode: receives signed, FEC-protected frames,\n"
+            "verifies them, keeps the mirror (SQLite) and serves it read-only over Modbus TCP.\n"
+            "\n"
+            "  -c, --config FILE  configuration (INI; docs/rx.md, docs/examples/rx.conf)\n"
+            "      --check        validate the configuration (and its key files, state_dir,\n"
+            "                     directories, user) and exit: 0 and a summary when clean,\n"
+            "                     2 with every problem as file:line: message\n"
+            "  -v, --verbose      also log every verified beacon's session and each schema chunk\n"
+            "  -h, --help         this text\n"
+            "  -V, --version      print the version\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT checkpoint the database, save the replay state and exit 0;\n"
+            "SIGHUP is logged and ignored (restart to apply configuration changes).\n"
+            "Exit status: 0 clean stop (or end of a pcapfile replay), 1 start-up or runtime\n"
+            "failure, 2 configuration problems.\n");
+}
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        hup_sig = 1;
+    else
+        stop_sig = 1;
+}
+
+static int print_diag(const struct sl_diag *diag)
+{
+    size_t need = 0;
+    sl_err sized = sl_diag_render(NULL, 0, &need, diag);   /* SL_ERR_OVERFLOW: need is set */
+    (void)sized;
+    char *text = malloc(need + 1);
+    if (!text)
+        return 1;
+    if (sl_diag_render(text, need + 1, &need, diag) == SL_OK)
+        fputs(text, stderr);
+    free(text);
+    return 0;
+}
+
+static const char *transport_name(uint8_t t)
+{
+    return t == SL_RXCONF_UDP ? "udp" : t == SL_RXCONF_PCAP ? "pcap" : "pcapfile";
+}
+
+static void print_summary(const struct sl_rxconf *c)
+{
+    printf("%s: OK\n", c->file);
+    printf("  link: %s %s, mtu %" PRIu32 " (symbols up to %" PRIu32 " bytes)\n",
+           transport_name(c->link.transport),
+           c->link.transport == SL_RXCONF_UDP ? c->link.listen
+           : c->link.transport == SL_RXCONF_PCAP ? c->link.interface : c->link.file,
+           c->link.mtu, c->link.symbol_max);
+    printf("  fec: max_k %" PRIu32 " max_m %" PRIu32 ", %" PRIu32 " partial blocks, %" PRIu32 " ms\n",
+           c->fec.max_k, c->fec.max_m, c->fec.entries, c->fec.max_age_ms);
+    printf("  keys: %zu trusted, state in %s\n", c->keys.ntrusted, c->keys.state_dir);
+    printf("  mirror: up to %" PRIu32 " tags, stale after %" PRIu32 " ms, database %s\n",
+           c->mirror.max_tags, c->mirror.stale_ms, c->mirror.database[0] ? c->mirror.database : "(none)");
+    printf("  modbus: %s\n", c->modbus.enabled ? c->modbus.listen : "off");
+    printf("  http: %s\n", c->http.enabled ? c->http.listen : "off");
+    printf("  mqtt: %s\n", c->mqtt.enabled ? c->mqtt.broker : "off");
+    printf("  files: %s\n", c->files.enabled ? c->files.directory : "off");
+    if (c->rx.user[0])
+        printf("  runs as user %s\n", c->rx.user);
+}
+
+static int open_link(struct rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    struct sl_hw_config hc;
+    char why[256] = "";
+    sl_hw_config_init(&hc);
+    hc.dir = SL_HW_RX;
+    hc.datagram_bytes = c->link.datagram_max;
+    switch (c->link.transport) {
+    case SL_RXCONF_UDP:
+        hc.transport = SL_HW_UDP;
+        if (sl_hw_addr_parse(&hc.addr, &hc.addr_len, c->link.listen, SL_DEFAULT_PORT) != SL_OK) {
+            logline("error: cannot resolve listen address '%s'", c->link.listen);
+            return -1;
+        }
+        break;
+    case SL_RXCONF_PCAP:
+        hc.transport = SL_HW_PCAP;
+        snprintf(hc.interface, sizeof hc.interface, "%s", c->link.interface);
+        hc.port = c->link.port;
+        break;
+    default:
+        hc.transport = SL_HW_PCAPFILE;
+        hc.file = c->link.file;
+        hc.port = c->link.port;
+        hc.follow = c->link.follow;
+        break;
+    }
+    if (sl_hw_open(&d->hw, why, sizeof why, &hc) != SL_OK) {
+        logline("error: cannot open the link: %s", why);
+        return -1;
+    }
+    struct sl_hw_stats hs;
+    sl_hw_stats(d->hw, &hs);
+    if (hs.warning[0])
+        logline("warning: %s", hs.warning);
+    return 0;
+}
+
+/* Hands the files RX writes after dropping privileges to the target user. */
+static void chown_quiet(const char *path, uid_t uid, gid_t gid)
+{
+    if (chown(path, uid, gid) != 0 && errno != ENOENT)
+        logline("warning: cannot chown %s to the [rx] user: %s", path, strerror(errno));
+}
+
+static int drop_privileges(const struct rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    struct passwd *pw = getpwnam(c->rx.user);
+    if (!pw) {
+        logline("error: user '%s' does not exist", c->rx.user);
+        return -1;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    char path[SL_RXCONF_STR_MAX + 8];
+    chown_quiet(c->keys.state_dir, uid, gid);
+    chown_quiet(d->replay_path, uid, gid);
+    if (c->mirror.database[0]) {
+        chown_quiet(c->mirror.database, uid, gid);
+        snprintf(path, sizeof path, "%s-wal", c->mirror.database);
+        chown_quiet(path, uid, gid);
+        snprintf(path, sizeof path, "%s-shm", c->mirror.database);
+        chown_quiet(path, uid, gid);
+    }
+    /* OpenBSD order: groups first, then gid, then uid (after which no way back). */
+    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
+        logline("error: cannot drop privileges to '%s': %s", c->rx.user, strerror(errno));
+        return -1;
+    }
+    if (uid != 0 && setuid(0) == 0) {
+        logline("error: privileges could be regained after dropping to '%s'", c->rx.user);
+        return -1;
+    }
+    if (c->files.enabled && access(c->files.directory, W_OK) != 0)
+        logline("warning: [files] directory %s is not writable by '%s': files will fail",
+                c->files.directory, c->rx.user);
+    logline("running as %s (uid %u, gid %u)", c->rx.user, (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
+/* Opens everything in the documented order (docs/rx.md §3). */
+static int start(struct rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    char err[512] = "";
+
+    if (mkdir(c->keys.state_dir, 0700) != 0 && errno != EEXIST) {
+        logline("error: cannot create state_dir %s: %s", c->keys.state_dir, strerror(errno));
+        return -1;
+    }
+    int pn = snprintf(d->replay_path, sizeof d->replay_path, "%s/%s", c->keys.state_dir, REPLAY_FILE);
+    if (pn < 0 || (size_t)pn >= sizeof d->replay_path) {
+        logline("error: state_dir path too long");
+        return -1;
+    }
+    d->replay = malloc(sizeof *d->replay);
+    d->vals = malloc(SL_DELTA_VALUES_MAX * sizeof *d->vals);
+    d->tags = malloc(SCHEMA_TAGS_MAX * sizeof *d->tags);
+    if (!d->replay || !d->vals || !d->tags) {
+        logline("error: out of memory");
+        return -1;
+    }
+    sl_replay_init(d->replay);
+    sl_err e = sl_replay_load(d->replay, d->replay_path);
+    if (e == SL_ERR_NOT_FOUND) {
+        logline("no replay state at %s: starting with an empty window (first start)", d->replay_path);
+    } else if (e != SL_OK) {
+        /* Resetting would silently re-open every old epoch to replay. */
+        logline("error: replay state %s is unusable (%s%s%s); refusing to start. Restore it from a "
+                "backup, or, if you accept that blocks recorded before now could be replayed "
+                "once, move it aside and start again",
+                d->replay_path, sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+                e == SL_ERR_IO ? strerror(errno) : "");
+        return -1;
+    } else {
+        logline("replay state loaded from %s (%zu entries)", d->replay_path, d->replay->count);
+    }
+
+    struct sl_mirror_config mc = { .max_tags = c->mirror.max_tags, .stale_ms = c->mirror.stale_ms };
+    if ((e = sl_mirror_create(&d->mirror, &mc)) != SL_OK) {
+        logline("error: cannot create the mirror for %" PRIu32 " tags: %s", c->mirror.max_tags,
+                sl_strerror(e));
+        return -1;
+    }
+    if (c->mirror.database[0]) {
+        struct sl_store_config sc = { .path = c->mirror.database, .max_bytes = c->mirror.max_bytes };
+        if ((e = sl_store_open(&d->store, &sc, err, sizeof err)) != SL_OK) {
+            logline("error: cannot open database %s: %s", c->mirror.database, err);
+            return -1;
+        }
+        size_t restored = 0;
+        e = sl_store_restore(d->store, d->mirror, &restored);
+        if (e == SL_OK) {
+            logline("restored schema %08" PRIx32 " (%" PRIu32 " tags) and %zu values from %s, "
+                    "quality UncertainLastUsableValue until refreshed",
+                    sl_mirror_schema_id(d->mirror), sl_mirror_count(d->mirror), restored,
+                    c->mirror.database);
+            d->generation = sl_mirror_generation(d->mirror);
+            /* Rewrite every row now, so the file shows the quality the
+             * services show (restored values are no longer Good). */
+            uint32_t n = sl_mirror_count(d->mirror);
+            uint32_t *all = malloc((n ? n : 1) * sizeof *all);
+            if (all) {
+                for (uint32_t i = 0; i < n; i++)
+                    all[i] = i;
+                if (sl_store_checkpoint(d->store, d->mirror, all, n, wall_us()) != SL_OK)
+                    logline("warning: database checkpoint failed: %s", sl_store_errmsg(d->store));
+                free(all);
+            }
+        } else if (e != SL_ERR_NOT_FOUND) {
+            logline("warning: cannot restore the mirror from %s (%s: %s); starting empty",
+                    c->mirror.database, sl_strerror(e), sl_store_errmsg(d->store));
+        }
+    }
+
+    if (open_link(d) != 0)
+        return -1;
+    d->limits = (struct sl_rxbeacon_limits){ c->fec.max_k, c->fec.max_m, c->link.symbol_max };
+    struct sl_receiver_config rc = {
+        .hw = d->hw, .trusted = &c->keys.keys, .replay = d->replay,
+        .fec = { .k_max = c->fec.max_k, .m_max = c->fec.max_m, .symbol_max = c->link.symbol_max,
+                 .entries = c->fec.entries, .done_history = FEC_DONE_HISTORY,
+                 .cache_entries = FEC_CACHE_ENTRIES,
+                 .max_age_us = (uint64_t)c->fec.max_age_ms * 1000u },
+        .batch = SL_HW_BATCH_DEFAULT, .datagram_max = c->link.datagram_max,
+        .on_payload = on_payload, .on_beacon = on_beacon, .ctx = d,
+    };
+    if ((e = sl_receiver_create(&d->rcv, &rc)) != SL_OK) {
+        logline("error: cannot create the receiver: %s", sl_strerror(e));
+        return -1;
+    }
+    if (c->modbus.enabled) {
+        struct sl_mbserver_config mbc = { .listen = c->modbus.listen, .max_conns = c->modbus.max_conns,
+                                          .idle_ms = c->modbus.idle_ms };
+        if ((e = sl_mbserver_open(&d->mb, &mbc, d->mirror)) != SL_OK) {
+            logline("error: cannot listen for Modbus on %s: %s%s%s", c->modbus.listen,
+                    sl_strerror(e), e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+            return -1;
+        }
+        sl_mbserver_set_write_hook(d->mb, on_write, d);
+        logline("Modbus TCP (read-only) on %s", c->modbus.listen);
+    }
+    if (c->files.enabled) {
+        struct sl_filerecv_config fc = { .directory = c->files.directory,
+                                         .slots = SL_FILERECV_SLOTS_DEFAULT,
+                                         .max_bytes = c->files.max_bytes,
+                                         .idle_timeout_us = FILES_IDLE_US,
+                                         .log = on_file_log, .ctx = d };
+        if ((e = sl_filerecv_create(&d->fr, &fc)) != SL_OK) {
+            logline("error: cannot use [files] directory %s: %s%s%s", c->files.directory,
+                    sl_strerror(e), e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+            return -1;
+        }
+    }
+    if (c->http.enabled)
+        logline("[http] %s configured: served by the HTTP module when built in", c->http.listen);
+    if (c->mqtt.enabled)
+        logline("[mqtt] %s configured: published by the MQTT module when built in", c->mqtt.broker);
+    if (c->rx.user[0] && drop_privileges(d) != 0)
+        return -1;
+    return 0;
+}
+
+static void stop(struct rxd *d)
+{
+    sl_filerecv_destroy(d->fr);
+    sl_mbserver_close(d->mb);
+    sl_receiver_destroy(d->rcv);
+    sl_hw_close(d->hw);
+    sl_store_close(d->store);
+    sl_mirror_destroy(d->mirror);
+    free(d->tags);
+    free(d->vals);
+    free(d->replay);
+}
+
+/* Final checkpoint and state save; returns 0 when both succeeded. */
+static int finish(struct rxd *d, const char *why)
+{
+    d->now_ms = mono_ms();
+    sl_mirror_tick(d->mirror, d->now_ms, d->last_beacon_ms);
+    bool ok = checkpoint(d);
+    ok &= save_state(d);
+    const struct sl_rxstats *st = rxd_stats(d);
+    char drops[768] = "";
+    drop_deltas(d, drops, sizeof drops, false);
+    logline("%s: datagrams=%" PRIu64 " blocks=%" PRIu64 " (recovered %" PRIu64 ") beacons=%" PRIu64
+            " values=%" PRIu64 " applied=%" PRIu64 " older=%" PRIu64 " tags=%" PRIu32
+            " checkpoints=%" PRIu64 " drops:%s",
+            why, st->rx.datagrams, st->rx.blocks, st->rx.blocks_recovered, st->rx.beacons,
+            st->tagch.values, st->mirror.applied, st->mirror.older, st->tags, st->store.checkpoints,
+            drops[0] ? drops : " none");
+    return ok ? 0 : 1;
+}
+
+static int run(struct rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    bool pcapfile = c->link.transport == SL_RXCONF_PCAPFILE;
+    int link_fd = sl_hw_fd(d->hw);
+    d->start_ms = d->last_beacon_ms = d->now_ms = mono_ms();
+    d->next_checkpoint_ms = d->now_ms + c->mirror.checkpoint_ms;
+    d->next_save_ms = d->now_ms + SAVE_PERIOD_MS;
+    d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
+    d->st.start_us = wall_us();
+    sl_rxbeacon_init(&d->st.beacon);
+    logline("receiving (%s)", transport_name(c->link.transport));
+
+    while (!stop_sig) {
+        if (hup_sig) {
+            hup_sig = 0;
+            logline("SIGHUP: nothing is reloaded by sluice-rx; restart it to apply configuration changes");
+        }
+        struct pollfd fds[2];
+        nfds_t nf = 0;
+        int li = -1, mi = -1;
+        if (link_fd >= 0) {
+            li = (int)nf;
+            fds[nf++] = (struct pollfd){ .fd = link_fd, .events = POLLIN };
+        }
+        if (d->mb) {
+            mi = (int)nf;
+            fds[nf++] = (struct pollfd){ .fd = sl_mbserver_fd(d->mb), .events = POLLIN };
+        }
+        /* A capture file has no descriptor: it is read below without
+         * waiting, so here only the Modbus socket is looked at. */
+        int wait = pcapfile ? 0 : LOOP_MAX_WAIT_MS;
+        int pr = nf ? poll(fds, nf, wait) : 0;
+        if (pr < 0 && errno != EINTR) {
+            logline("error: poll: %s", strerror(errno));
+            return 1;
+        }
+        d->now_ms = mono_ms();
+        sl_err e = SL_ERR_AGAIN;
+        if (pcapfile || (pr > 0 && li >= 0 && (fds[li].revents & (POLLIN | POLLERR)))) {
+            /* follow mode waits a little inside recv for appended records. */
+            int t = pcapfile && c->link.follow ? 10 : 0;
+            for (int i = 0; i < RX_BATCHES_PER_LOOP && !stop_sig; i++) {
+                e = sl_receiver_poll(d->rcv, t, wall_us());
+                d->now_ms = mono_ms();
+                if (e != SL_OK)
+                    break;
+                t = 0;
+            }
+            if (e == SL_ERR_EOF) {
+                periodic(d);
+                return finish(d, "end of capture");
+            }
+            if (e == SL_ERR_IO && rate_ok(&d->next_io_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+                logline("warning: link receive failed: %s", strerror(errno));
+        }
+        if (d->mb && (mi < 0 || pr >= 0))
+            (void)sl_mbserver_poll_once(d->mb, 0, d->now_ms);
+        periodic(d);
+    }
+    return finish(d, "stopping on signal");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, 'k' },
+        { "verbose", no_argument, NULL, 'v' },      { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },      { NULL, 0, NULL, 0 },
+    };
+    const char *conf_path = NULL;
+    bool check = false;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            conf_path = optarg;
+            break;
+        case 'k':
+            check = true;
+            break;
+        case 'v':
+            verbose++;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'V':
+            printf("sluice-rx %s\n", SL_VERSION);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!conf_path || optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    static struct sl_rxconf conf;   /* ~40 KiB: not on the stack */
+    struct sl_diag diag;
+    sl_diag_init(&diag);
+    sl_err e = sl_rxconf_load(&conf, conf_path, 0, &diag);
+    if (e != SL_OK) {
+        print_diag(&diag);
+        fprintf(stderr, "sluice-rx: %s: %zu problem%s\n", conf_path, sl_diag_total(&diag),
+                sl_diag_total(&diag) == 1 ? "" : "s");
+        sl_diag_free(&diag);
+        return e == SL_ERR_NOMEM ? 1 : 2;
+    }
+    sl_diag_free(&diag);
+    if (check) {
+        print_summary(&conf);
+        return 0;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);   /* a Modbus client closing mid-answer is not fatal */
+
+    logline("sluice-rx %s starting with %s", SL_VERSION, conf_path);
+    static struct rxd d;
+    d.conf = &conf;
+    int rc = start(&d) == 0 ? run(&d) : 1;
+    stop(&d);
+    return rc;
+}

@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""The command lines of sluice-tx and sluice-keygen (host only, no network
+beyond writing a pcapfile):
+
+1. `sluice-tx --check` on a broken configuration prints every problem as
+   file:line: message and exits 2; on a good one prints "config OK".
+2. A signing key with mode 0644 is refused (--check and a real start).
+3. sluice-keygen refuses to overwrite without --force and replaces with it.
+4. --help documents every option; --version answers.
+5. --send: a missing file is a clear error (non-zero, nothing sent); real
+   files cross whole (sluice-inspect sees FILE_BEGIN, data, FILE_END with
+   the SHA-256 of each file) and the run ends with exit 0."""
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sl_rig  # noqa: E402
+import tx_util as tu  # noqa: E402
+
+
+def run(*argv, timeout=60):
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+
+
+def check_broken(d, key):
+    csv_path = os.path.join(d, "bad.csv")
+    with open(csv_path, "w") as f:
+        f.write("name,path,register,address,type,word_order,scale,offset,units,deadband\n"
+                "a,e/s/a/l,holding,0,float32,,,,,\n"
+                "b,e/s/a/l,holding,1,int16,,,,,\n")          # overlaps a (line 3)
+    conf = os.path.join(d, "broken.conf")
+    with open(conf, "w") as f:
+        f.write("[link]\ntransport = pcapfile\nfile = x.pcap\n"   # lines 1-3
+                "colour = blue\n"                                 # line 4: unknown key
+                "[fec]\nk = 300\n"                                # line 6: out of range
+                "[keys]\nsigning_key = %s\nstate_dir = %s\n"      # lines 7-9
+                "[device plc]\nprotocol = modbus-tcp\naddress = 127.0.0.1:1502\n"
+                "tags = %s\n" % (key, os.path.join(d, "state"), csv_path))
+    r = run(tu.TX, "-c", conf, "--check")
+    if r.returncode != 2:
+        sl_rig.fail("--check on a broken config exited %d, want 2: %s" % (r.returncode, r.stderr))
+    for want in (r"broken\.conf:4: ", r"broken\.conf:6: ", r"bad\.csv:3: "):
+        if not re.search(want, r.stderr):
+            sl_rig.fail("--check output lacks %r:\n%s" % (want, r.stderr))
+    print("--check on a broken config: exit 2,\n" + r.stderr.strip())
+    r = run(tu.TX, "-c", conf)
+    if r.returncode != 2 or "broken.conf:4:" not in r.stderr:
+        sl_rig.fail("starting with a broken config: exit %d, %s" % (r.returncode, r.stderr))
+
+
+def good_conf(d, key, capture, name="good"):
+    csv_path = os.path.join(d, "one.csv")
+    with open(csv_path, "w") as f:
+        f.write("name,path,register,address,type,word_order,scale,offset,units,deadband\n"
+                "x,e/s/a/l,holding,0,uint16,,,,,\n")
+    return tu.write_conf(d, name, key, capture, [("plc", tu.free_port(), csv_path, 1000)])
+
+
+def check_key_mode(d, key):
+    conf = good_conf(d, key, os.path.join(d, "unused.pcap"))
+    r = run(tu.TX, "-c", conf, "--check")
+    if r.returncode != 0 or "config OK: 1 devices, 1 tags" not in r.stdout:
+        sl_rig.fail("--check on a good config: exit %d, %s%s" % (r.returncode, r.stdout, r.stderr))
+    os.chmod(key, 0o644)
+    try:
+        r = run(tu.TX, "-c", conf, "--check")
+        if r.returncode != 2 or "good.conf:" not in r.stderr or "key" not in r.stderr:
+            sl_rig.fail("--check with a 0644 key: exit %d, %s" % (r.returncode, r.stderr))
+        print("0644 key refused by --check: " + r.stderr.strip().splitlines()[0])
+        r = run(tu.TX, "-c", conf, timeout=20)
+        if r.returncode == 0 or os.path.exists(os.path.join(d, "unused.pcap")):
+            sl_rig.fail("sluice-tx started with a 0644 key (exit %d)" % r.returncode)
+    finally:
+        os.chmod(key, 0o600)
+
+
+def check_keygen(d, key, kid):
+    with open(key) as f:
+        before = f.read()
+    r = run(tu.KEYGEN, "-o", os.path.dirname(key))
+    if r.returncode != 1 or "--force" not in r.stderr:
+        sl_rig.fail("keygen over an existing key: exit %d, %s" % (r.returncode, r.stderr))
+    with open(key) as f:
+        if f.read() != before:
+            sl_rig.fail("keygen without --force changed the key file")
+    r = run(tu.KEYGEN, "-o", os.path.dirname(key), "--force")
+    if r.returncode != 0 or r.stdout.strip() == kid or os.stat(key).st_mode & 0o777 != 0o600:
+        sl_rig.fail("keygen --force: exit %d, id %s (old %s)" % (r.returncode, r.stdout, kid))
+    print("sluice-keygen: refuses to overwrite (exit 1), --force replaces (new id %s)" % r.stdout.strip())
+
+
+def check_help():
+    r = run(tu.TX, "--help")
+    if r.returncode != 0:
+        sl_rig.fail("sluice-tx --help exited %d" % r.returncode)
+    for opt in ("--config", "--check", "--send", "--verbose", "--help", "--version", "docs/tx.md",
+                "keyframe_ms", "signing_key", "state_dir", "user", "SIGHUP"):
+        if opt not in r.stdout:
+            sl_rig.fail("sluice-tx --help does not mention %s" % opt)
+    r = run(tu.KEYGEN, "--help")
+    for opt in ("--output", "--force", "--help", "--version", "sluice.key", "sluice.pub"):
+        if opt not in r.stdout:
+            sl_rig.fail("sluice-keygen --help does not mention %s" % opt)
+    for exe in (tu.TX, tu.KEYGEN):
+        r = run(exe, "--version")
+        if r.returncode != 0 or not r.stdout.startswith(os.path.basename(exe) + " "):
+            sl_rig.fail("%s --version: %r" % (exe, r.stdout))
+    r = run(tu.TX)
+    if r.returncode != 2:
+        sl_rig.fail("sluice-tx without -c exited %d, want 2" % r.returncode)
+
+
+def check_send(d, key, pub):
+    cap = os.path.join(d, "bulk.pcap")
+    conf = good_conf(d, key, cap, "bulk")
+    r = run(tu.TX, "-c", conf, "--send", os.path.join(d, "no-such-file"))
+    if r.returncode == 0 or "no-such-file" not in r.stderr:
+        sl_rig.fail("--send of a missing file: exit %d, %s" % (r.returncode, r.stderr))
+    files = []
+    for name, size in (("small.txt", 5), ("big.bin", 300000)):
+        path = os.path.join(d, name)
+        with open(path, "wb") as f:
+            f.write(os.urandom(size))
+        files.append(path)
+    r = run(tu.TX, "-c", conf, "--send", *files, timeout=120)
+    if r.returncode != 0:
+        sl_rig.fail("--send exited %d: %s" % (r.returncode, r.stderr))
+    tu.wait_inspect()
+    objs = tu.inspect(pub, cap)
+    tu.check_beacons(objs, least=BULK_BEACONS)
+    fmsgs = tu.kinds(objs, "file")
+    for i, path in enumerate(files, 1):
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+        ends = [m for m in fmsgs if m["file_id"] == i and m["msg"] == "end"]
+        data = sum(m["bytes"] for m in fmsgs if m["file_id"] == i and m["msg"] == "data")
+        if not ends or ends[0]["sha256"] != digest or ends[0]["name"] != os.path.basename(path):
+            sl_rig.fail("file %d (%s): FILE_END %s, want sha256 %s" % (i, path, ends, digest))
+        if data != os.path.getsize(path):
+            sl_rig.fail("file %d: %d data bytes crossed, want %d" % (i, data, os.path.getsize(path)))
+    print("--send: %d files crossed whole with their SHA-256" % len(files))
+
+
+BULK_BEACONS = 4   # three before the first file, one after the last
+
+
+def main():
+    tu.need(tu.TX, tu.KEYGEN)
+    with tempfile.TemporaryDirectory() as d:
+        key, pub, kid = tu.keygen(d)
+        check_help()
+        check_broken(d, key)
+        check_key_mode(d, key)
+        check_send(d, key, pub)
+        check_keygen(d, key, kid)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,756 @@
+/* The HTTP services over 127.0.0.1 with a plain socket client, all driven
+ * from this one thread (the server runs only inside sl_http_run, as in the
+ * daemon): JSON validity and escaping, one tag and one path, 404/405/401,
+ * bearer token, Prometheus lines, SSE events after sl_http_notify with
+ * coalescing, 10,000 tags, the dashboard. Also the JSON writer itself. */
+#define _GNU_SOURCE   /* strcasestr */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "rx_fixture.h"
+#include "sl_http.h"
+#include "sl_json.h"
+
+/* ---- a tiny JSON validator (RFC 8259 grammar) ----------------------------- */
+
+static const char *ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+static const char *j_value(const char *p, int depth);
+
+static const char *j_string(const char *p)
+{
+    if (*p++ != '"')
+        return NULL;
+    while (*p != '"') {
+        unsigned char c = (unsigned char)*p;
+        if (c == 0 || c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            p++;
+            if (*p == 'u') {
+                for (int i = 1; i <= 4; i++)
+                    if (!strchr("0123456789abcdefABCDEF", p[i]) || !p[i])
+                        return NULL;
+                p += 5;
+                continue;
+            }
+            if (!*p || !strchr("\"\\/bfnrt", *p))
+                return NULL;
+        }
+        p++;
+    }
+    return p + 1;
+}
+
+static const char *j_number(const char *p)
+{
+    const char *s = p;
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (*p >= '1' && *p <= '9')
+        while (*p >= '0' && *p <= '9')
+            p++;
+    else
+        return NULL;
+    if (*p == '.') {
+        p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(*p >= '0' && *p <= '9'))
+            return NULL;
+        while (*p >= '0' && *p <= '9')
+            p++;
+    }
+    return p > s ? p : NULL;
+}
+
+static const char *j_value(const char *p, int depth)
+{
+    if (depth > 32)
+        return NULL;
+    p = ws(p);
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        bool obj = *p == '{';
+        p = ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        for (;;) {
+            if (obj) {
+                p = j_string(ws(p));
+                if (!p)
+                    return NULL;
+                p = ws(p);
+                if (*p++ != ':')
+                    return NULL;
+            }
+            p = j_value(p, depth + 1);
+            if (!p)
+                return NULL;
+            p = ws(p);
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            return *p == close ? p + 1 : NULL;
+        }
+    }
+    if (*p == '"')
+        return j_string(p);
+    if (!strncmp(p, "true", 4))
+        return p + 4;
+    if (!strncmp(p, "false", 5))
+        return p + 5;
+    if (!strncmp(p, "null", 4))
+        return p + 4;
+    return j_number(p);
+}
+
+static bool json_valid(const char *s)
+{
+    const char *e = j_value(s, 0);
+    return e && *ws(e) == '\0';
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* ---- server and client ---------------------------------------------------- */
+
+static struct sl_http_status g_status;
+
+static void fill_status(void *ctx, struct sl_http_status *s)
+{
+    (void)ctx;
+    *s = g_status;
+}
+
+static struct sl_http *start(const struct sl_mirror *m, const char *token, unsigned max_sse,
+                             uint32_t max_tags)
+{
+    struct sl_http_config cfg = { .listen = "127.0.0.1:0", .token = token, .max_conns = 16,
+                                  .timeout_s = 5, .max_sse = max_sse, .max_tags = max_tags };
+    struct sl_http *h = NULL;
+    CU_ASSERT_FATAL(sl_http_open(&h, &cfg, m, fill_status, NULL) == SL_OK);
+    CU_ASSERT_FATAL(sl_http_port(h) != 0);
+    CU_ASSERT_FATAL(sl_http_fd(h) >= 0);
+    return h;
+}
+
+/* What the daemon's loop does: wait on the fd (briefly), then run. */
+static void pump(struct sl_http *h)
+{
+    int t = sl_http_timeout_ms(h);
+    struct pollfd p = { .fd = sl_http_fd(h), .events = POLLIN };
+    CU_ASSERT(poll(&p, 1, t < 2 ? t : 2) >= 0);
+    CU_ASSERT(sl_http_run(h) == SL_OK);
+}
+
+static int client(struct sl_http *h)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(sl_http_port(h)) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+struct resp {
+    int status;
+    char *text;        /* whole response, NUL-terminated */
+    size_t len;
+    const char *body;
+};
+
+static void resp_free(struct resp *r)
+{
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+/* Appends what the socket has; returns false on EOF. */
+static bool drain(int fd, struct resp *r, size_t *cap)
+{
+    for (;;) {
+        if (*cap - r->len < 65536) {
+            *cap = *cap * 2 + 65536;
+            r->text = realloc(r->text, *cap);
+            CU_ASSERT_FATAL(r->text != NULL);
+        }
+        ssize_t n = recv(fd, r->text + r->len, *cap - r->len - 1, MSG_DONTWAIT);
+        if (n == 0)
+            return false;
+        if (n < 0)
+            return true;
+        r->len += (size_t)n;
+        r->text[r->len] = '\0';
+    }
+}
+
+/* Sends a raw request and reads until the server closes (HTTP/1.0). */
+static struct resp request_raw(struct sl_http *h, const char *req)
+{
+    struct resp r = { 0 };
+    size_t cap = 0;
+    int fd = client(h);
+    CU_ASSERT_FATAL(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+    for (int round = 0; round < 5000; round++) {
+        if (!drain(fd, &r, &cap))
+            break;
+        pump(h);
+    }
+    close(fd);
+    CU_ASSERT_FATAL(r.text != NULL);
+    sscanf(r.text, "HTTP/1.%*d %d", &r.status);
+    char *sep = strstr(r.text, "\r\n\r\n");
+    r.body = sep ? sep + 4 : "";
+    return r;
+}
+
+static struct resp get(struct sl_http *h, const char *method, const char *path,
+                       const char *extra)
+{
+    char req[1024];
+    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: t\r\n%s\r\n", method, path,
+             extra ? extra : "");
+    return request_raw(h, req);
+}
+
+static bool has_header(const struct resp *r, const char *line)
+{
+    size_t hl = (size_t)(r->body - r->text);
+    char *hdrs = strndup(r->text, hl);
+    bool ok = strcasestr(hdrs, line) != NULL;
+    free(hdrs);
+    return ok;
+}
+
+static void hook(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    sl_http_notify(ctx, ev, pos);
+}
+
+/* A mirror whose tag 1 has a name and path with every character that
+ * needs care in JSON and HTML (controls cannot cross the wire at all). */
+static struct sl_mirror *nasty_mirror(void)
+{
+    struct sl_mirror_config cfg = { .max_tags = 8, .stale_ms = 1000 };
+    struct sl_mirror *m = NULL;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
+    struct sl_schema_tag d[2];
+    d[0] = fx_tag(0, SL_TYPE_FLOAT32, SL_REG_HOLDING, SL_WORD_ABCD, 1, 0);
+    d[0].scale = 0.5;
+    d[0].offset = 10;
+    d[1] = fx_tag(1, SL_TYPE_BOOL, SL_REG_COIL, SL_WORD_ABCD, 1, 0);
+    snprintf(d[1].name, sizeof d[1].name, "q\"uo\\te</script>&\xc3\xa9\xe2\x82\xac");
+    snprintf(d[1].path, sizeof d[1].path, "acme/plant 1/\xc3\xa1rea/line1");
+    CU_ASSERT_FATAL(sl_mirror_schema_chunk(m, 9, 0, 1, 2, d, 2) == SL_OK);
+    struct sl_value v[2] = { fx_val(0, SL_TYPE_FLOAT32, 0x42280000u /* 42.0f */, SL_Q_GOOD, 1000),
+                             fx_val(1, SL_TYPE_BOOL, 1, SL_Q_GOOD, 2000000) };
+    CU_ASSERT(sl_mirror_apply(m, v, 2, 3000000) == SL_OK);
+    return m;
+}
+
+/* ---- the JSON writer ------------------------------------------------------ */
+
+SL_TEST(json, escaping)
+{
+    char mem[256];
+    struct sl_jbuf b;
+    sl_jbuf_fixed(&b, mem, sizeof mem);
+    const char s[] = "a\"b\\c\n\x01\x7f</\xc3\xa9\xe2\x80\xa8\xff!";
+    sl_json_strn(&b, s, sizeof s - 1);
+    CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b),
+                           "\"a\\\"b\\\\c\\n\\u0001\\u007f\\u003c/\xc3\xa9\\u2028\\ufffd!\"");
+    CU_ASSERT(json_valid(sl_jbuf_cstr(&b)));
+    /* Truncated and overlong sequences are replaced, never passed on. */
+    sl_jbuf_reset(&b);
+    sl_json_str(&b, "\xe2\x82");
+    CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b), "\"\\ufffd\\ufffd\"");
+    sl_jbuf_reset(&b);
+    sl_json_str(&b, "\xc0\xaf");
+    CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b), "\"\\ufffd\\ufffd\"");
+}
+
+SL_TEST(json, numbers_and_times)
+{
+    char mem[128];
+    struct sl_jbuf b;
+    sl_jbuf_fixed(&b, mem, sizeof mem);
+    sl_json_num(&b, 0.1);
+    sl_jbuf_lit(&b, " ");
+    sl_json_num(&b, 123456.0);
+    sl_jbuf_lit(&b, " ");
+    sl_json_num(&b, 0.0 / 0.0);
+    sl_jbuf_lit(&b, " ");
+    sl_json_num(&b, 1.0 / 3.0);
+    sl_jbuf_lit(&b, " ");
+    sl_json_i64(&b, INT64_MIN);
+    CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b),
+                           "0.1 123456 null 0.3333333333333333 -9223372036854775808");
+    sl_jbuf_reset(&b);
+    sl_json_time(&b, 1000);
+    sl_json_time(&b, 1700000000123456ull);
+    CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b),
+                           "\"1970-01-01T00:00:00.001000Z\"\"2023-11-14T22:13:20.123456Z\"");
+}
+
+SL_TEST(json, fixed_buffer_fails_cleanly)
+{
+    char mem[8];
+    struct sl_jbuf b;
+    sl_jbuf_fixed(&b, mem, sizeof mem);
+    sl_jbuf_lit(&b, "0123456789");
+    CU_ASSERT(b.failed);
+    CU_ASSERT_EQUAL(b.len, 0);
+    CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b), "");
+}
+
+SL_TEST(json, quality_names)
+{
+    CU_ASSERT_STRING_EQUAL(sl_quality_name(SL_Q_GOOD), "Good");
+    CU_ASSERT_STRING_EQUAL(sl_quality_name(SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE),
+                           "UncertainNoCommunicationLastUsableValue");
+    CU_ASSERT_STRING_EQUAL(sl_quality_name(SL_Q_BAD_WAITING_INITIAL), "BadWaitingForInitialData");
+    CU_ASSERT_STRING_EQUAL(sl_quality_name(0x80340000u), "Bad");
+    CU_ASSERT_STRING_EQUAL(sl_quality_name(0x40000000u), "Uncertain");
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+SL_TEST(http, tags_json_and_escaping)
+{
+    struct sl_mirror *m = nasty_mirror();
+    struct sl_http *h = start(m, NULL, 2, 8);
+    struct resp r = get(h, "GET", "/api/tags", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(has_header(&r, "Content-Type: application/json"));
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strstr(r.body, "\"count\":2}") != NULL);
+    CU_ASSERT(strstr(r.body, "\"schema_id\":9") != NULL);
+    /* 42.0 * 0.5 + 10 = 31 (engineering), raw 42 (typed, unscaled). */
+    CU_ASSERT(strstr(r.body, "{\"id\":0,\"name\":\"tag0\",\"path\":\"acme/plant1/area1/line1\","
+                             "\"value\":31,\"raw\":42,\"type\":\"float32\",\"units\":\"degC\","
+                             "\"quality\":0,\"quality_name\":\"Good\","
+                             "\"ts\":\"1970-01-01T00:00:00.001000Z\","
+                             "\"rx_ts\":\"1970-01-01T00:00:03.000000Z\",\"age_ms\":") != NULL);
+    CU_ASSERT(strstr(r.body, "\"name\":\"q\\\"uo\\\\te\\u003c/script\\u003e\\u0026\xc3\xa9\xe2\x82\xac\","
+                             "\"path\":\"acme/plant 1/\xc3\xa1rea/line1\",\"value\":true,\"raw\":1,"
+                             "\"type\":\"bool\"") != NULL);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, one_tag_one_path_and_404)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, 1000);
+    struct sl_http *h = start(m, NULL, 2, 64);
+    struct resp r = get(h, "GET", "/api/tags/acme/plant1/area1/line1/tag5", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strncmp(r.body, "{\"id\":5,\"name\":\"tag5\",", 22) == 0);
+    CU_ASSERT(strstr(r.body, "\"value\":48879,\"raw\":48879,\"type\":\"uint16\"") != NULL);
+    resp_free(&r);
+    /* Percent-encoding is decoded before matching. */
+    r = get(h, "GET", "/api/tags/acme/plant1/area1/line1/tag%35", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(strstr(r.body, "\"id\":5,") != NULL);
+    resp_free(&r);
+    /* A path lists the tags at and under it. */
+    r = get(h, "GET", "/api/tags/acme/plant1/area7/line1", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strstr(r.body, "\"count\":1}") != NULL);
+    CU_ASSERT(strstr(r.body, "\"name\":\"tag15\"") != NULL);
+    resp_free(&r);
+    r = get(h, "GET", "/api/tags/acme/plant1", NULL);
+    CU_ASSERT(strstr(r.body, "\"count\":16}") != NULL);
+    resp_free(&r);
+    /* A path prefix that is not a whole segment is not a path. */
+    r = get(h, "GET", "/api/tags/acme/plant", NULL);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+    r = get(h, "GET", "/api/tags/acme/plant1/area1/line1/nope", NULL);
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT(has_header(&r, "Content-Type: application/json"));
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strstr(r.body, "\"status\":404") != NULL);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, methods_and_unknown_paths)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http *h = start(m, NULL, 2, 64);
+    static const char *const methods[] = { "POST", "PUT", "DELETE", "PATCH", "OPTIONS" };
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        struct resp r = get(h, methods[i], "/api/tags", "Content-Length: 0\r\n");
+        CU_ASSERT_EQUAL(r.status, 405);
+        CU_ASSERT(has_header(&r, "Allow: GET, HEAD"));
+        CU_ASSERT(json_valid(r.body));
+        resp_free(&r);
+    }
+    struct resp r = get(h, "POST", "/metrics", "Content-Length: 5\r\n\r\nhello");
+    CU_ASSERT_EQUAL(r.status, 405);
+    resp_free(&r);
+    r = get(h, "GET", "/etc/passwd", NULL);
+    CU_ASSERT_EQUAL(r.status, 404);
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT_STRING_EQUAL(r.body, "{\"error\":\"not found\",\"status\":404}\n");
+    resp_free(&r);
+    r = get(h, "HEAD", "/api/tags", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT_STRING_EQUAL(r.body, "");
+    resp_free(&r);
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.not_allowed, 6);
+    CU_ASSERT_EQUAL(st.not_found, 1);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, bearer_token)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http *h = start(m, "s3cret-t0ken", 2, 64);
+    struct resp r = get(h, "GET", "/api/status", NULL);
+    CU_ASSERT_EQUAL(r.status, 401);
+    CU_ASSERT(has_header(&r, "WWW-Authenticate: Bearer"));
+    CU_ASSERT(json_valid(r.body));
+    resp_free(&r);
+    static const char *const wrong[] = { "Authorization: Bearer s3cret-t0ke\r\n",
+                                         "Authorization: Bearer s3cret-t0ken2\r\n",
+                                         "Authorization: Basic s3cret-t0ken\r\n",
+                                         "Authorization: Bearer \r\n" };
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++) {
+        r = get(h, "GET", "/api/tags", wrong[i]);
+        CU_ASSERT_EQUAL(r.status, 401);
+        resp_free(&r);
+    }
+    r = get(h, "GET", "/api/tags", "Authorization: Bearer s3cret-t0ken\r\n");
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    r = get(h, "GET", "/", "Authorization: bearer s3cret-t0ken\r\n");
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    /* The query form, for EventSource (which cannot set headers). */
+    r = get(h, "GET", "/metrics?access_token=s3cret-t0ken", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    r = get(h, "GET", "/metrics?access_token=nope", NULL);
+    CU_ASSERT_EQUAL(r.status, 401);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+static void demo_status(void)
+{
+    memset(&g_status, 0, sizeof g_status);
+    g_status.have_beacon = true;
+    g_status.beacon.session = 0x0123456789abcdefull;
+    g_status.beacon.epoch = 42;
+    g_status.beacon.frames_sent = 1000;
+    g_status.beacon.config_fp[0] = 0xAB;
+    g_status.last_beacon_us = 1700000000000000ull;
+    g_status.clock_offset_us = -1500;
+    g_status.frame_loss = 0.25;
+    g_status.rx.frames = 100;
+    g_status.rx.blocks = 10;
+    g_status.rx.blocks_recovered = 4;
+    g_status.rx.beacons = 7;
+    g_status.rx.fec.unrecoverable = 2;
+    g_status.rx.drops[SL_RX_FRAME][SL_ERR_CRC] = 3;
+    g_status.rx.drops[SL_RX_BLOCK][SL_ERR_SIGNATURE] = 1;
+    g_status.modbus_refused_writes = 2;
+}
+
+SL_TEST(http, metrics_prometheus)
+{
+    static const struct sl_http_counter extra[] = {
+        { "sluice_store_checkpoints_total", "SQLite checkpoints", 5, false },
+    };
+    demo_status();
+    g_status.counters = extra;
+    g_status.ncounters = 1;
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, 1000);
+    sl_mirror_tick(m, 100, 0);
+    struct sl_http *h = start(m, NULL, 2, 64);
+    struct resp r = get(h, "GET", "/metrics", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(has_header(&r, "Content-Type: text/plain; version=0.0.4"));
+    static const char *const want[] = {
+        "\nsluice_link_up 1\n",
+        "\nsluice_rx_frames_total 100\n",
+        "\nsluice_rx_blocks_total 10\n",
+        "\nsluice_rx_blocks_recovered_total 4\n",
+        "\nsluice_rx_blocks_unrecoverable_total 2\n",
+        "\nsluice_rx_beacons_total 7\n",
+        "\nsluice_rx_drops_total{stage=\"frame\",reason=\"crc\"} 3\n",
+        "\nsluice_rx_drops_total{stage=\"block\",reason=\"signature\"} 1\n",
+        "\nsluice_mirror_tags{quality=\"Good\"} 16\n",
+        "\nsluice_mirror_tags{quality=\"BadNoCommunication\"} 0\n",
+        "\nsluice_mirror_tags_count 16\n",
+        "\nsluice_modbus_refused_writes_total 2\n",
+        "\nsluice_tx_epoch 42\n",
+        "\nsluice_clock_offset_seconds -0.0015\n",
+        "\nsluice_rx_frame_loss_ratio 0.25\n",
+        "\nsluice_tx_info{session=\"0123456789abcdef\",key_id=\"",
+        "\n# TYPE sluice_rx_drops_total counter\n",
+        "\n# TYPE sluice_store_checkpoints_total counter\nsluice_store_checkpoints_total 5\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        bool found = strstr(r.body, want[i]) != NULL;
+        if (!found)
+            fprintf(stderr, "missing metric line: %s", want[i]);
+        CU_ASSERT(found);
+    }
+    /* Every line is a comment or `name[{labels}] value`. */
+    char *copy = strdup(r.body), *save = NULL;
+    size_t lines = 0;
+    for (char *ln = strtok_r(copy, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        lines++;
+        if (ln[0] == '#') {
+            CU_ASSERT(!strncmp(ln, "# HELP sluice_", 14) || !strncmp(ln, "# TYPE sluice_", 14));
+            continue;
+        }
+        size_t name = strspn(ln, "abcdefghijklmnopqrstuvwxyz_0123456789:");
+        CU_ASSERT(name > 0);
+        char *rest = ln + name;
+        if (*rest == '{') {
+            rest = strchr(rest, '}');
+            CU_ASSERT_FATAL(rest != NULL);
+            rest++;
+        }
+        CU_ASSERT(*rest == ' ');
+        char *end = NULL;
+        strtod(rest + 1, &end);
+        CU_ASSERT(end && end != rest + 1 && *end == '\0');
+    }
+    CU_ASSERT(lines > 40);
+    free(copy);
+    resp_free(&r);
+    g_status.counters = NULL;
+    g_status.ncounters = 0;
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, status_json)
+{
+    demo_status();
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, 1000);
+    sl_mirror_tick(m, 5000, 0);              /* stale */
+    struct sl_http *h = start(m, NULL, 2, 64);
+    struct resp r = get(h, "GET", "/api/status", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strstr(r.body, "\"link\":{\"up\":false,\"last_beacon\":\"2023-11-14T22:13:20.000000Z\"") != NULL);
+    CU_ASSERT(strstr(r.body, "\"clock_offset_ms\":-1.5,\"frame_loss\":0.25}") != NULL);
+    CU_ASSERT(strstr(r.body, "\"tx\":{\"session\":\"0123456789abcdef\",\"epoch\":42,") != NULL);
+    CU_ASSERT(strstr(r.body, "\"config_fp\":\"ab00") != NULL);
+    CU_ASSERT(strstr(r.body, "\"drops\":{\"frame\":{\"crc\":3},\"block\":{\"signature\":1}}") != NULL);
+    CU_ASSERT(strstr(r.body, "\"UncertainNoCommunicationLastUsableValue\":16") != NULL);
+    CU_ASSERT(strstr(r.body, "\"modbus\":{\"refused_writes\":2}") != NULL);
+    resp_free(&r);
+    sl_http_close(h);
+    /* Without a status callback: mirror figures only, tx null. */
+    struct sl_http_config cfg = { .listen = "127.0.0.1:0", .max_tags = 64 };
+    CU_ASSERT_FATAL(sl_http_open(&h, &cfg, m, NULL, NULL) == SL_OK);
+    r = get(h, "GET", "/api/status", NULL);
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strstr(r.body, "\"tx\":null") != NULL);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+/* Reads the stream into *acc until `want` appears (pumping the server). */
+static bool stream_until(struct sl_http *h, int fd, struct resp *acc, size_t *cap,
+                         const char *want)
+{
+    for (int round = 0; round < 1000; round++) {
+        if (acc->text && strstr(acc->text, want))
+            return true;
+        if (!drain(fd, acc, cap))
+            return acc->text && strstr(acc->text, want);
+        pump(h);
+    }
+    return false;
+}
+
+SL_TEST(http, sse_events_coalesce)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, 1000);
+    sl_mirror_tick(m, 100, 0);
+    struct sl_http *h = start(m, NULL, 1, 64);
+    sl_mirror_set_hook(m, hook, h);
+    int fd = client(h);
+    const char req[] = "GET /api/stream HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    struct resp acc = { 0 };
+    size_t cap = 0;
+    CU_ASSERT_FATAL(stream_until(h, fd, &acc, &cap,
+                                 "event: hello\ndata: {\"schema_id\":3,\"generation\":"));
+    CU_ASSERT(strstr(acc.text, "Content-Type: text/event-stream") != NULL);
+    CU_ASSERT(strstr(acc.text, "\"tags\":16,\"link_up\":true}\n\n") != NULL);
+    /* The only slot is taken: a second stream is refused, not queued. */
+    struct resp busy = get(h, "GET", "/api/stream", NULL);
+    CU_ASSERT_EQUAL(busy.status, 503);
+    resp_free(&busy);
+
+    /* Two changes of tag 5 before the client is served: one event, the
+     * latest value. */
+    struct sl_value v = fx_val(5, SL_TYPE_UINT16, 111, SL_Q_GOOD, 2000);
+    CU_ASSERT(sl_mirror_apply(m, &v, 1, 2001) == SL_OK);
+    v = fx_val(5, SL_TYPE_UINT16, 222, SL_Q_GOOD, 3000);
+    CU_ASSERT(sl_mirror_apply(m, &v, 1, 3001) == SL_OK);
+    CU_ASSERT(stream_until(h, fd, &acc, &cap, "\"value\":222,"));
+    CU_ASSERT_EQUAL(count_of(acc.text, "event: tag\n"), 1);
+    CU_ASSERT(strstr(acc.text, "event: tag\ndata: {\"id\":5,\"name\":\"tag5\",") != NULL);
+    CU_ASSERT(strstr(acc.text, "\"value\":111,") == NULL);
+
+    /* Link stale: a link event and every tag with its new quality. */
+    sl_mirror_tick(m, 5000, 0);
+    CU_ASSERT(stream_until(h, fd, &acc, &cap, "event: link\ndata: {\"up\":false}\n\n"));
+    for (int i = 0; i < 50 && count_of(acc.text, "event: tag\n") < 17; i++)
+        stream_until(h, fd, &acc, &cap, "never");
+    CU_ASSERT_EQUAL(count_of(acc.text, "event: tag\n"), 17);
+    CU_ASSERT_EQUAL(count_of(acc.text, "\"quality\":1083113472,"), 16);   /* 0x408F0000 */
+
+    /* A new schema: pending tags dropped, a schema event sent. */
+    struct sl_schema_tag d[FX_TAGS];
+    fx_defs(d);
+    CU_ASSERT(sl_mirror_schema_chunk(m, 4, 0, 1, FX_TAGS, d, FX_TAGS) == SL_OK);
+    CU_ASSERT(stream_until(h, fd, &acc, &cap, "event: schema\ndata: {\"schema_id\":4,"));
+
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.sse_clients, 1);
+    CU_ASSERT_EQUAL(st.sse_refused, 1);
+    close(fd);
+    /* The server notices the closed client at its next write (a change). */
+    v = fx_val(5, SL_TYPE_UINT16, 333, SL_Q_GOOD, 4000);
+    for (int i = 0; i < 200 && st.sse_clients; i++) {
+        v.source_time_us += 1;
+        v.raw++;
+        CU_ASSERT(sl_mirror_apply(m, &v, 1, v.source_time_us) == SL_OK);
+        pump(h);
+        sl_http_stats(h, &st);
+    }
+    CU_ASSERT_EQUAL(st.sse_clients, 0);
+    resp_free(&acc);
+    sl_mirror_set_hook(m, NULL, NULL);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, close_with_open_stream)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http *h = start(m, NULL, 2, 64);
+    int fd = client(h);
+    const char req[] = "GET /api/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    struct resp acc = { 0 };
+    size_t cap = 0;
+    CU_ASSERT(stream_until(h, fd, &acc, &cap, "event: hello"));
+    pump(h);                     /* now suspended, waiting for changes */
+    sl_http_close(h);            /* must end the suspended stream cleanly */
+    close(fd);
+    resp_free(&acc);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, ten_thousand_tags)
+{
+    enum { N = 10000 };
+    struct sl_mirror_config cfg = { .max_tags = N, .stale_ms = 1000 };
+    struct sl_mirror *m = NULL;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
+    CU_ASSERT_FATAL(sl_mirror_schema_begin(m, 77, N) == SL_OK);
+    for (uint32_t i = 0; i < N; i++) {
+        struct sl_schema_tag t = fx_tag(i, SL_TYPE_FLOAT32, SL_REG_INPUT, SL_WORD_ABCD,
+                                        (uint8_t)(1 + i / 30000), (uint16_t)(i * 2));
+        snprintf(t.name, sizeof t.name, "temperature_%05u", (unsigned)i);
+        snprintf(t.path, sizeof t.path, "acme/plant1/area%u/line%u", (unsigned)(i / 1000),
+                 (unsigned)(i % 10));
+        CU_ASSERT_FATAL(sl_mirror_schema_add(m, &t) == SL_OK);
+    }
+    CU_ASSERT_FATAL(sl_mirror_schema_commit(m) == SL_OK);
+    static struct sl_value v[N];
+    for (uint32_t i = 0; i < N; i++)
+        v[i] = fx_val(i, SL_TYPE_FLOAT32, 0x41200000u /* 10.0f */, SL_Q_GOOD, 1000 + i);
+    CU_ASSERT(sl_mirror_apply(m, v, N, 5000000) == SL_OK);
+    struct sl_http *h = start(m, NULL, 2, N);
+    struct resp r = get(h, "GET", "/api/tags", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(json_valid(r.body));
+    CU_ASSERT(strstr(r.body, "\"count\":10000}") != NULL);
+    CU_ASSERT_EQUAL(count_of(r.body, "\"quality_name\":\"Good\""), N);
+    CU_ASSERT(strstr(r.body, "\"name\":\"temperature_09999\"") != NULL);
+    resp_free(&r);
+    r = get(h, "GET", "/api/tags/acme/plant1/area9/line9/temperature_09999", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(http, dashboard_and_config_errors)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http *h = start(m, NULL, 2, 64);
+    struct resp r = get(h, "GET", "/", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(has_header(&r, "Content-Type: text/html"));
+    CU_ASSERT(has_header(&r, "Content-Security-Policy: default-src 'self'"));
+    CU_ASSERT_EQUAL(strlen(r.body), sl_dashboard_html_len);
+    CU_ASSERT(strstr(r.body, "/api/stream") != NULL);
+    CU_ASSERT(strstr(r.body, "http://") == NULL && strstr(r.body, "https://") == NULL);
+    resp_free(&r);
+    sl_http_close(h);
+
+    struct sl_http_config cfg = { .listen = "127.0.0.1", .max_tags = 64 };
+    CU_ASSERT_EQUAL(sl_http_open(&h, &cfg, m, NULL, NULL), SL_ERR_CONFIG);
+    cfg.listen = "127.0.0.1:99999";
+    CU_ASSERT_EQUAL(sl_http_open(&h, &cfg, m, NULL, NULL), SL_ERR_CONFIG);
+    cfg.listen = "127.0.0.1:0";
+    cfg.max_tags = 0;
+    CU_ASSERT_EQUAL(sl_http_open(&h, &cfg, m, NULL, NULL), SL_ERR_CONFIG);
+    CU_ASSERT(h == NULL);
+    sl_mirror_destroy(m);
+}

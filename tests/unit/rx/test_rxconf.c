@@ -1,0 +1,429 @@
+/* sluice-rx configuration: defaults, every error path with its
+ * `file:line: message`, trusted key files, host checks, the shipped
+ * docs/examples/rx.conf; and the beacon tracker's change decisions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_rxconf.h"
+#include "sl_rxstats.h"
+#include "sl_test.h"
+
+static char dir[64];
+static struct sl_diag diag;
+static struct sl_rxconf cfg;
+
+static void write_file(const char *name, const char *text, mode_t mode)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(text, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+/* A scratch directory with two public keys, a malformed one, a file where
+ * a directory belongs and a directory for [files]. */
+static void setup(void)
+{
+    if (dir[0])
+        return;
+    snprintf(dir, sizeof dir, "/tmp/sl-rxconf-XXXXXX");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    write_file("a.pub", "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\n", 0644);
+    write_file("b.pub", "D75A980182B10AB7D54BFED3C964073A0EE172F3DAA62325AF021A68F707511A\n", 0644);
+    write_file("bad.pub", "not hex\n", 0644);
+    write_file("token", "secret\n", 0600);
+    write_file("notadir", "", 0600);
+    char path[128];
+    snprintf(path, sizeof path, "%s/in", dir);
+    mkdir(path, 0755);
+}
+
+__attribute__((destructor)) static void cleanup(void)
+{
+    static const char *const names[] = { "a.pub", "b.pub", "bad.pub", "token", "notadir" };
+    char path[128];
+    if (!dir[0])
+        return;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/in", dir);
+    rmdir(path);
+    rmdir(dir);
+}
+
+#define BASE_LINK "[link]\ntransport = udp\nlisten = 10.77.0.2:7400\n"
+#define BASE_KEYS "[keys]\ntrusted = a.pub\nstate_dir = .\n"
+#define BASE BASE_LINK BASE_KEYS
+
+static sl_err parse_flags(const char *text, unsigned flags)
+{
+    setup();
+    sl_diag_free(&diag);
+    return sl_rxconf_parse(&cfg, text, strlen(text), "rx.conf", dir, flags, &diag);
+}
+
+static sl_err parse(const char *text)
+{
+    return parse_flags(text, 0);
+}
+
+/* True when some message equals want, where "DIR" in want stands for the
+ * scratch directory. */
+static int has(const char *want)
+{
+    char w[600];
+    size_t o = 0;
+    for (const char *q = want; *q && o < sizeof w - sizeof dir; q++) {
+        if (strncmp(q, "DIR", 3) == 0) {
+            o += (size_t)snprintf(w + o, sizeof w - o, "%s", dir);
+            q += 2;
+        } else {
+            w[o++] = *q;
+        }
+    }
+    w[o] = '\0';
+    for (size_t i = 0; i < diag.count; i++)
+        if (strcmp(diag.msg[i], w) == 0)
+            return 1;
+    fprintf(stderr, "\nwanted: %s\n", w);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "   got: %s\n", diag.msg[i]);
+    return 0;
+}
+
+/* text must fail with exactly one message, want. */
+static void one(const char *text, const char *want)
+{
+    CU_ASSERT_EQUAL(parse(text), SL_ERR_CONFIG);
+    if (diag.count != 1)
+        for (size_t i = 0; i < diag.count; i++)
+            fprintf(stderr, "\n  extra: %s", diag.msg[i]);
+    CU_ASSERT_EQUAL(diag.count, 1);
+    CU_ASSERT_TRUE(has(want));
+}
+
+SL_TEST(rxconf, minimal_and_defaults)
+{
+    CU_ASSERT_EQUAL(parse(BASE), SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_EQUAL(cfg.link.transport, SL_RXCONF_UDP);
+    CU_ASSERT_STRING_EQUAL(cfg.link.listen_host, "10.77.0.2");
+    CU_ASSERT_EQUAL(cfg.link.listen_port, 7400);
+    CU_ASSERT_EQUAL(cfg.link.mtu, 1500);
+    CU_ASSERT_EQUAL(cfg.link.symbol_max, 1424);
+    CU_ASSERT_EQUAL(cfg.link.datagram_max, 1472);
+    CU_ASSERT_EQUAL(cfg.fec.max_k, 128);
+    CU_ASSERT_EQUAL(cfg.fec.max_m, 64);
+    CU_ASSERT_EQUAL(cfg.fec.entries, 64);
+    CU_ASSERT_EQUAL(cfg.fec.max_age_ms, 2000);
+    CU_ASSERT_EQUAL(cfg.keys.ntrusted, 1);
+    CU_ASSERT_EQUAL(cfg.keys.keys.count, 1);
+    CU_ASSERT_EQUAL(cfg.mirror.stale_ms, 1000);
+    CU_ASSERT_EQUAL(cfg.mirror.max_tags, 1000000);
+    CU_ASSERT_EQUAL(cfg.mirror.checkpoint_ms, 1000);
+    CU_ASSERT_STRING_EQUAL(cfg.mirror.database, "");
+    CU_ASSERT_FALSE(cfg.modbus.enabled);
+    CU_ASSERT_FALSE(cfg.http.enabled);
+    CU_ASSERT_FALSE(cfg.mqtt.enabled);
+    CU_ASSERT_FALSE(cfg.files.enabled);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.prefix, "uns");
+    CU_ASSERT_STRING_EQUAL(cfg.rx.user, "");
+    /* Relative paths resolved against the configuration's directory. */
+    char want[160];
+    snprintf(want, sizeof want, "%s/.", dir);
+    CU_ASSERT_STRING_EQUAL(cfg.keys.state_dir, want);
+    snprintf(want, sizeof want, "%s/a.pub", dir);
+    CU_ASSERT_STRING_EQUAL(cfg.keys.trusted[0], want);
+}
+
+SL_TEST(rxconf, every_service)
+{
+    CU_ASSERT_EQUAL(parse(BASE "[mirror]\nstale_ms = 500\ndatabase = /var/x.db\nmax_bytes = 1000000\n"
+                               "max_tags = 5000\ncheckpoint_ms = 250\n"
+                               "[modbus]\nlisten = 0.0.0.0:502\nmax_conns = 8\nidle_ms = 1000\n"
+                               "[http]\nlisten = [::1]:0\ntoken_file = token\n"
+                               "[mqtt]\nbroker = broker.local\nprefix = plant/uns\n"
+                               "[files]\ndirectory = in\nmax_bytes = 1048576\n"
+                               "[fec]\nmax_k = 200\nmax_m = 55\nentries = 8\nmax_age_ms = 500\n"
+                               "[rx]\nuser = root\n"),
+                    SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_EQUAL(cfg.mirror.stale_ms, 500);
+    CU_ASSERT_STRING_EQUAL(cfg.mirror.database, "/var/x.db");
+    CU_ASSERT_EQUAL(cfg.mirror.max_bytes, 1000000);
+    CU_ASSERT_EQUAL(cfg.mirror.max_tags, 5000);
+    CU_ASSERT_EQUAL(cfg.mirror.checkpoint_ms, 250);
+    CU_ASSERT_TRUE(cfg.modbus.enabled);
+    CU_ASSERT_STRING_EQUAL(cfg.modbus.listen, "0.0.0.0:502");
+    CU_ASSERT_EQUAL(cfg.modbus.max_conns, 8);
+    CU_ASSERT_EQUAL(cfg.modbus.idle_ms, 1000);
+    CU_ASSERT_TRUE(cfg.http.enabled);
+    CU_ASSERT_STRING_EQUAL(cfg.http.listen, "[::1]:0");
+    CU_ASSERT_TRUE(cfg.mqtt.enabled);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.host, "broker.local");
+    CU_ASSERT_EQUAL(cfg.mqtt.port, 1883);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.prefix, "plant/uns");
+    CU_ASSERT_TRUE(cfg.files.enabled);
+    CU_ASSERT_EQUAL(cfg.files.max_bytes, 1048576);
+    CU_ASSERT_EQUAL(cfg.fec.max_k, 200);
+    CU_ASSERT_EQUAL(cfg.fec.max_m, 55);
+    CU_ASSERT_STRING_EQUAL(cfg.rx.user, "root");
+}
+
+SL_TEST(rxconf, transports)
+{
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = pcap\ninterface = eth1\n" BASE_KEYS), SL_OK);
+    CU_ASSERT_EQUAL(cfg.link.port, 7400);
+    CU_ASSERT_STRING_EQUAL(cfg.link.interface, "eth1");
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = pcap\ninterface = eth1\nport = 9000\nmtu = 8976\n" BASE_KEYS),
+                    SL_OK);
+    CU_ASSERT_EQUAL(cfg.link.port, 9000);
+    CU_ASSERT_EQUAL(cfg.link.symbol_max, SL_SYMBOL_MAX);
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = pcapfile\nfile = x.pcap\nfollow = on\n" BASE_KEYS), SL_OK);
+    CU_ASSERT_EQUAL(cfg.link.port, 0);
+    CU_ASSERT_TRUE(cfg.link.follow);
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = 127.0.0.1\n" BASE_KEYS), SL_OK);
+    CU_ASSERT_EQUAL(cfg.link.listen_port, 7400);
+}
+
+SL_TEST(rxconf, syntax_errors)
+{
+    one(BASE "[bogus]\nx = 1\n", "rx.conf:7: unknown section [bogus]");
+    one(BASE "[link\n", "rx.conf:7: unterminated section header");
+    one(BASE "[mirror]\nnonsense\n", "rx.conf:8: expected 'key = value'");
+    one(BASE "[mirror]\ncolour = red\n", "rx.conf:8: unknown key 'colour' in [mirror]");
+    one(BASE "[mirror]\nstale_ms = 100\nstale_ms = 200\n", "rx.conf:9: duplicate key 'stale_ms' (first at line 8)");
+    one(BASE "[link]\n", "rx.conf:7: duplicate section [link] (first at line 1)");
+    one("x = 1\n" BASE, "rx.conf:1: key 'x' outside any section");
+}
+
+SL_TEST(rxconf, missing_sections_and_keys)
+{
+    one(BASE_KEYS, "rx.conf: missing section [link]");
+    one(BASE_LINK, "rx.conf: missing section [keys]");
+    one("[link]\nlisten = 1.2.3.4:5\n" BASE_KEYS, "rx.conf:1: [link]: missing required key 'transport'");
+    one("[link]\ntransport = udp\n" BASE_KEYS,
+        "rx.conf:1: [link]: missing required key 'listen' for transport udp");
+    one("[link]\ntransport = pcap\n" BASE_KEYS,
+        "rx.conf:1: [link]: missing required key 'interface' for transport pcap");
+    one("[link]\ntransport = pcapfile\n" BASE_KEYS,
+        "rx.conf:1: [link]: missing required key 'file' for transport pcapfile");
+    one(BASE_LINK "[keys]\nstate_dir = .\n", "rx.conf:4: [keys]: missing required key 'trusted'");
+    one(BASE_LINK "[keys]\ntrusted = a.pub\n",
+        "rx.conf:4: [keys]: missing required key 'state_dir' (replay state survives restarts)");
+    one(BASE "[modbus]\nmax_conns = 4\n", "rx.conf:7: [modbus]: missing required key 'listen'");
+    one(BASE "[http]\n", "rx.conf:7: [http]: missing required key 'listen'");
+    one(BASE "[mqtt]\n", "rx.conf:7: [mqtt]: missing required key 'broker'");
+    one(BASE "[files]\n", "rx.conf:7: [files]: missing required key 'directory'");
+}
+
+SL_TEST(rxconf, transport_specific_keys)
+{
+    one("[link]\ntransport = tcp\n" BASE_KEYS, "rx.conf:2: bad transport 'tcp' (udp|pcap|pcapfile)");
+    one(BASE_LINK "interface = eth1\n" BASE_KEYS, "rx.conf:4: key 'interface' does not apply to transport udp");
+    one(BASE_LINK "port = 7400\n" BASE_KEYS,
+        "rx.conf:4: key 'port' does not apply to transport udp (the port is in listen)");
+    one(BASE_LINK "file = x\n" BASE_KEYS, "rx.conf:4: key 'file' does not apply to transport udp");
+    one(BASE_LINK "follow = on\n" BASE_KEYS, "rx.conf:4: key 'follow' applies only to transport pcapfile");
+    one("[link]\ntransport = pcap\ninterface = eth1\nlisten = 1.2.3.4:1\n" BASE_KEYS,
+        "rx.conf:4: key 'listen' applies only to transport udp");
+    one("[link]\ntransport = pcap\ninterface = eth1\nfile = x\n" BASE_KEYS,
+        "rx.conf:4: key 'file' does not apply to transport pcap");
+    one("[link]\ntransport = pcap\ninterface = eth1\nfollow = off\n" BASE_KEYS,
+        "rx.conf:4: key 'follow' applies only to transport pcapfile");
+    one("[link]\ntransport = pcapfile\nfile = x\ninterface = eth1\n" BASE_KEYS,
+        "rx.conf:4: key 'interface' does not apply to transport pcapfile");
+    one("[link]\ntransport = pcapfile\nfile = x\nlisten = 1.2.3.4:1\n" BASE_KEYS,
+        "rx.conf:4: key 'listen' applies only to transport udp");
+    one("[link]\ntransport = pcap\ninterface = a/b\n" BASE_KEYS,
+        "rx.conf:3: bad interface name 'a/b' (1..15 bytes, no '/' or spaces)");
+    one("[link]\ntransport = pcapfile\nfile = \n" BASE_KEYS, "rx.conf:3: empty file");
+    one("[link]\ntransport = pcapfile\nfile = x\nfollow = yes\n" BASE_KEYS,
+        "rx.conf:4: bad follow 'yes' (on|off)");
+}
+
+SL_TEST(rxconf, bad_values)
+{
+    one("[link]\ntransport = udp\nlisten = 1.2.3.4:99999\n" BASE_KEYS,
+        "rx.conf:3: bad listen '1.2.3.4:99999' (HOST:PORT, [IPv6]:PORT or HOST)");
+    one("[link]\ntransport = udp\nlisten = 1.2.3.4:0\n" BASE_KEYS,
+        "rx.conf:3: bad listen '1.2.3.4:0' (HOST:PORT, [IPv6]:PORT or HOST)");
+    one("[link]\ntransport = udp\nlisten = ::1\n" BASE_KEYS,
+        "rx.conf:3: bad listen '::1' (HOST:PORT, [IPv6]:PORT or HOST)");
+    one(BASE_LINK "mtu = 575\n" BASE_KEYS, "rx.conf:4: bad mtu '575' (integer 576..8976)");
+    one(BASE_LINK "mtu = 8977\n" BASE_KEYS, "rx.conf:4: bad mtu '8977' (integer 576..8976)");
+    one(BASE_LINK "mtu = 1500x\n" BASE_KEYS, "rx.conf:4: bad mtu '1500x' (integer 576..8976)");
+    one("[link]\ntransport = pcap\ninterface = e\nport = 0\n" BASE_KEYS,
+        "rx.conf:4: bad port '0' (integer 1..65535)");
+    one(BASE "[fec]\nmax_k = 255\n", "rx.conf:8: bad max_k '255' (integer 1..254)");
+    one(BASE "[fec]\nmax_k = 200\nmax_m = 60\n",
+        "rx.conf:9: max_k + max_m = 260 exceeds 255 (GF(2^8) Reed-Solomon)");
+    one(BASE "[fec]\nentries = 0\n", "rx.conf:8: bad entries '0' (integer 1..4096)");
+    one(BASE "[fec]\nmax_age_ms = 5\n", "rx.conf:8: bad max_age_ms '5' (integer 10..600000)");
+    one(BASE "[mirror]\nstale_ms = -1\n", "rx.conf:8: bad stale_ms '-1' (integer 10..3600000)");
+    one(BASE "[mirror]\nmax_tags = 0\n", "rx.conf:8: bad max_tags '0' (integer 1..1073741824)");
+    one(BASE "[mirror]\ncheckpoint_ms = 99999999999999999999999\n",
+        "rx.conf:8: bad checkpoint_ms '99999999999999999999999' (integer 10..3600000)");
+    one(BASE "[mirror]\nmax_bytes = 10\n", "rx.conf:8: key 'max_bytes' needs 'database'");
+    one(BASE "[mirror]\ndatabase =\n", "rx.conf:8: empty database");
+    one(BASE "[modbus]\nlisten = 0.0.0.0\n", "rx.conf:8: bad listen '0.0.0.0' (HOST:PORT or [IPv6]:PORT)");
+    one(BASE "[modbus]\nlisten = :502\n", "rx.conf:8: bad listen ':502' (HOST:PORT or [IPv6]:PORT)");
+    one(BASE "[modbus]\nlisten = 0.0.0.0:502\nmax_conns = 0\n",
+        "rx.conf:9: bad max_conns '0' (integer 1..4096)");
+    one(BASE "[modbus]\nlisten = 0.0.0.0:502\nidle_ms = 99\n",
+        "rx.conf:9: bad idle_ms '99' (integer 100..86400000)");
+    one(BASE "[http]\nlisten = x:1\ntoken_file = nothere\n",
+        "rx.conf:9: token_file 'DIR/nothere': No such file or directory");
+    one(BASE "[mqtt]\nbroker = a:b\n", "rx.conf:8: bad broker 'a:b' (HOST:PORT, [IPv6]:PORT or HOST)");
+    one(BASE "[mqtt]\nbroker = a\nprefix = uns/#\n",
+        "rx.conf:9: bad prefix 'uns/#' (1..127 printable bytes, no '+', '#' or spaces, no leading or "
+        "trailing '/')");
+    one(BASE "[mqtt]\nbroker = a\nprefix = /uns\n",
+        "rx.conf:9: bad prefix '/uns' (1..127 printable bytes, no '+', '#' or spaces, no leading or "
+        "trailing '/')");
+    one(BASE "[files]\ndirectory = in\nmax_bytes = x\n",
+        "rx.conf:9: bad max_bytes 'x' (integer 0..9223372036854775807)");
+    one(BASE "[rx]\nuser = nosuchuser-sluice\n", "rx.conf:8: user 'nosuchuser-sluice' does not exist");
+}
+
+SL_TEST(rxconf, trusted_keys_and_directories)
+{
+    CU_ASSERT_EQUAL(parse(BASE_LINK "[keys]\ntrusted = a.pub, b.pub\nstate_dir = .\n"), SL_OK);
+    CU_ASSERT_EQUAL(cfg.keys.ntrusted, 2);
+    CU_ASSERT_EQUAL(cfg.keys.keys.count, 2);
+    one(BASE_LINK "[keys]\ntrusted = nothere.pub\nstate_dir = .\n",
+        "rx.conf:5: trusted key 'DIR/nothere.pub': no such file");
+    one(BASE_LINK "[keys]\ntrusted = bad.pub\nstate_dir = .\n",
+        "rx.conf:5: trusted key 'DIR/bad.pub': not a public key file (64 hex digits): invalid configuration");
+    one(BASE_LINK "[keys]\ntrusted = a.pub,a.pub\nstate_dir = .\n",
+        "rx.conf:5: trusted key 'DIR/a.pub': key id 6ec9e955a19ba3c9 listed twice");
+    one(BASE_LINK "[keys]\ntrusted = a.pub,,b.pub\nstate_dir = .\n",
+        "rx.conf:5: empty entry in trusted 'a.pub,,b.pub'");
+    one(BASE_LINK "[keys]\ntrusted = a.pub\nstate_dir = notadir\n",
+        "rx.conf:6: state_dir 'DIR/notadir' is not a directory");
+    one(BASE "[files]\ndirectory = notadir\n", "rx.conf:8: directory 'DIR/notadir' is not a directory");
+    one(BASE "[files]\ndirectory = nothere\n", "rx.conf:8: directory 'DIR/nothere': No such file or directory");
+    /* Without host checks nothing is opened: syntax only. */
+    CU_ASSERT_EQUAL(parse_flags(BASE_LINK "[keys]\ntrusted = nothere.pub\nstate_dir = notadir\n"
+                                "[files]\ndirectory = nothere\n[rx]\nuser = nosuchuser-sluice\n",
+                                SL_RXCONF_SKIP_HOST_CHECKS),
+                    SL_OK);
+    CU_ASSERT_EQUAL(cfg.keys.ntrusted, 1);
+    CU_ASSERT_EQUAL(cfg.keys.keys.count, 0);
+}
+
+SL_TEST(rxconf, every_problem_reported)
+{
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nmtu = 1\n[keys]\n[modbus]\n[bogus]\n"), SL_ERR_CONFIG);
+    CU_ASSERT_TRUE(has("rx.conf:3: bad mtu '1' (integer 576..8976)"));
+    CU_ASSERT_TRUE(has("rx.conf:1: [link]: missing required key 'listen' for transport udp"));
+    CU_ASSERT_TRUE(has("rx.conf:4: [keys]: missing required key 'trusted'"));
+    CU_ASSERT_TRUE(has("rx.conf:5: [modbus]: missing required key 'listen'"));
+    CU_ASSERT_TRUE(has("rx.conf:6: unknown section [bogus]"));
+}
+
+SL_TEST(rxconf, load_file)
+{
+    setup();
+    sl_diag_free(&diag);
+    CU_ASSERT_EQUAL(sl_rxconf_load(&cfg, "/nonexistent/rx.conf", 0, &diag), SL_ERR_IO);
+    CU_ASSERT_TRUE(has("/nonexistent/rx.conf: cannot open configuration: No such file or directory"));
+    char path[128];
+    snprintf(path, sizeof path, "%s/t.conf", dir);
+    write_file("t.conf", BASE, 0644);
+    sl_diag_free(&diag);
+    CU_ASSERT_EQUAL(sl_rxconf_load(&cfg, path, 0, &diag), SL_OK);
+    CU_ASSERT_EQUAL(cfg.keys.keys.count, 1);
+    unlink(path);
+}
+
+/* The shipped example parses clean (syntax: its key paths are the
+ * installation's, not this machine's). */
+SL_TEST(rxconf, example_parses)
+{
+    sl_diag_free(&diag);
+    CU_ASSERT_EQUAL(sl_rxconf_load(&cfg, SL_SOURCE_DIR "/docs/examples/rx.conf",
+                                   SL_RXCONF_SKIP_HOST_CHECKS, &diag),
+                    SL_OK);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "\n  %s", diag.msg[i]);
+    CU_ASSERT_TRUE(cfg.modbus.enabled);
+    CU_ASSERT_TRUE(cfg.http.enabled);
+    CU_ASSERT_TRUE(cfg.mqtt.enabled);
+    CU_ASSERT_TRUE(cfg.files.enabled);
+    sl_diag_free(&diag);
+}
+
+/* ---- beacon tracker --------------------------------------------------------- */
+
+static struct sl_beacon beacon(uint64_t session, uint64_t epoch)
+{
+    struct sl_beacon b;
+    memset(&b, 0, sizeof b);
+    b.session = session;
+    b.epoch = epoch;
+    b.symbol_size = 1424;
+    b.k = 32;
+    b.m = 8;
+    b.interleave = 8;
+    b.rate_kbps = 100000;
+    b.tx_time_us = 1000000;
+    return b;
+}
+
+SL_TEST(rxbeacon, changes_reported_once)
+{
+    struct sl_rxbeacon t;
+    struct sl_rxbeacon_limits lim = { 128, 64, 1424 };
+    sl_rxbeacon_init(&t);
+    struct sl_beacon b = beacon(1, 5);
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 10, 1500000), SL_RXB_FIRST | SL_RXB_SESSION);
+    CU_ASSERT_EQUAL(t.clock_offset_us, 500000);
+    CU_ASSERT_EQUAL(t.last_ms, 10);
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 20, 1500000), 0);
+    b.k = 16;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 30, 1500000), SL_RXB_PARAMS);
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 40, 1500000), 0);   /* once per change */
+    b.config_fp[0] = 1;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 50, 1500000), SL_RXB_CONFIG_FP);
+    b.schema_fp[3] = 1;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 60, 1500000), SL_RXB_SCHEMA_FP);
+    CU_ASSERT_EQUAL(t.param_changes, 1);
+    CU_ASSERT_EQUAL(t.fp_changes, 2);
+    /* A new session is not a parameter change, even with other values. */
+    struct sl_beacon c = beacon(2, 6);
+    c.interleave = 2;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &c, &lim, 70, 1500000), SL_RXB_SESSION);
+    CU_ASSERT_EQUAL(t.sessions, 2);
+    c.epoch = 7;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &c, &lim, 80, 1500000), SL_RXB_SESSION);
+    CU_ASSERT_EQUAL(t.beacons, 8);
+}
+
+SL_TEST(rxbeacon, decoder_limits)
+{
+    struct sl_rxbeacon t;
+    struct sl_rxbeacon_limits lim = { 64, 16, 1424 };
+    sl_rxbeacon_init(&t);
+    struct sl_beacon b = beacon(1, 1);
+    b.k = 100;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 1, 1), SL_RXB_FIRST | SL_RXB_SESSION | SL_RXB_LIMITS);
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 2, 1), 0);
+    b.m = 32;   /* still over, and changed: reported again with the change */
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 3, 1), SL_RXB_PARAMS | SL_RXB_LIMITS);
+    b.k = 32;
+    b.m = 8;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 4, 1), SL_RXB_PARAMS | SL_RXB_LIMITS_OK);
+    CU_ASSERT_EQUAL(t.limit_mismatches, 2);
+    b.symbol_size = 8900;
+    CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 5, 1), SL_RXB_PARAMS | SL_RXB_LIMITS);
+    CU_ASSERT_FALSE(sl_rxbeacon_fits(&b, &lim));
+}

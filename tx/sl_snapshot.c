@@ -1,0 +1,566 @@
+#include "sl_snapshot.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_regs.h"
+
+#define NONE UINT32_MAX
+#define EVENT_BYTES (SL_MSG_HDR_BYTES + SL_EVENT_HDR_BYTES + SL_EVENT_TEXT_MAX)
+
+/* Per-tag state. The pending list is intrusive (prev/next tag indices), so
+ * removing a tag a keyframe has just carried is O(1) and the FIFO can never
+ * hold a tag twice. */
+struct tagstate {
+    uint64_t raw, time_us;
+    uint32_t quality;
+    uint64_t sent_raw;           /* last value put on the wire (delta or keyframe) */
+    uint32_t sent_quality;
+    uint64_t queued_us;          /* when it joined the pending list */
+    uint32_t prev, next;
+    bool pending;
+    bool urgent;                 /* quality changed: due at once */
+    double deadband;
+};
+
+/* A set sent in chunks spread over an interval: keyframes and the schema. */
+struct spread {
+    uint64_t start_us;
+    uint32_t next;               /* next chunk to write; == chunks when done */
+    uint32_t chunks;
+};
+
+struct event {
+    uint8_t bytes[EVENT_BYTES];  /* one encoded EVENT message */
+    uint16_t len;
+};
+
+struct sl_snapshot {
+    uint32_t ntags;
+    uint32_t schema_id;
+    uint64_t keyframe_us, max_delay_us;
+    uint32_t schema_every;
+    size_t payload_cap;
+    uint32_t chunk_values;       /* keyframe chunk size (last chunk may be smaller) */
+    size_t delta_full;           /* pending values that make a full block */
+
+    struct sl_schema_tag *schema;    /* ntags */
+    struct tagstate *tag;            /* ntags */
+    struct sl_value *scratch;        /* max(chunk_values, one DELTA) values */
+    size_t scratch_n;
+    uint32_t *schema_start;          /* first tag of each schema chunk, +1 sentinel */
+
+    uint32_t head, tail;             /* pending FIFO */
+    uint32_t npending, nurgent;
+
+    struct spread kf;
+    uint32_t kf_id;
+    uint64_t kf_started;             /* keyframes started since create */
+    struct spread sc;
+    bool sc_active, sc_urgent;
+
+    struct event ev[SL_SNAPSHOT_EVENTS];
+    uint32_t ev_head, ev_n;
+
+    struct sl_snapshot_stats st;
+};
+
+/* ---- set-up -------------------------------------------------------------- */
+
+/* Greedy schema chunking: as many records as fit an empty payload, at most
+ * chunk_values each (so schema chunks spread like keyframe chunks). */
+static sl_err plan_schema(uint32_t *starts, uint32_t *nchunks, const struct sl_schema_tag *tags,
+                          uint32_t n, size_t payload_cap, uint32_t per)
+{
+    uint32_t c = 0, i = 0;
+    starts[0] = 0;
+    while (i < n) {
+        size_t left = n - i < per ? n - i : per;
+        size_t fit = sl_msg_schema_fit(payload_cap, tags + i, left);
+        if (fit == 0 || c >= UINT16_MAX)
+            return SL_ERR_RANGE;
+        i += (uint32_t)fit;
+        starts[++c] = i;
+    }
+    *nchunks = c ? c : 1;    /* an empty set is one empty chunk */
+    if (n == 0)
+        starts[1] = 0;
+    return SL_OK;
+}
+
+static sl_err check_tags(const struct sl_snapshot_tag *tags, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (tags[i].schema.tag_id != i || !(tags[i].deadband >= 0))
+            return SL_ERR_RANGE;
+        sl_err e = sl_msg_tag_check(&tags[i].schema);
+        if (e != SL_OK)
+            return e;
+    }
+    return SL_OK;
+}
+
+static void schema_start(struct sl_snapshot *s, uint64_t now_us, bool urgent)
+{
+    s->sc.start_us = now_us;
+    s->sc.next = 0;
+    s->sc_active = true;
+    s->sc_urgent = urgent;
+}
+
+void sl_snapshot_destroy(struct sl_snapshot *s)
+{
+    if (!s)
+        return;
+    free(s->schema);
+    free(s->tag);
+    free(s->scratch);
+    free(s->schema_start);
+    free(s);
+}
+
+sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_config *cfg,
+                          uint64_t now_us)
+{
+    *out = NULL;
+    if ((cfg->ntags && !cfg->tags) || cfg->keyframe_ms == 0 ||
+        cfg->schema_every > SL_SNAPSHOT_SCHEMA_EVERY_MAX || cfg->payload_cap > SL_BLOCK_PAYLOAD_MAX)
+        return SL_ERR_RANGE;
+    size_t fit = sl_msg_keyframe_fit(cfg->payload_cap);
+    size_t dfit = sl_msg_delta_fit(cfg->payload_cap);
+    if (fit == 0 || dfit == 0 || cfg->chunk_values > fit)
+        return SL_ERR_RANGE;
+    sl_err e = check_tags(cfg->tags, cfg->ntags);
+    if (e != SL_OK)
+        return e;
+
+    uint32_t per = cfg->chunk_values;
+    if (per == 0) {
+        /* Enough chunks to spread a big table, never so small that each
+         * costs a nearly empty block. */
+        uint64_t want = ((uint64_t)cfg->ntags + SL_SNAPSHOT_SLICES_MAX - 1) / SL_SNAPSHOT_SLICES_MAX;
+        if (want < SL_SNAPSHOT_CHUNK_MIN)
+            want = SL_SNAPSHOT_CHUNK_MIN;
+        per = (uint32_t)(want < fit ? want : fit);
+    }
+    uint64_t kchunks = cfg->ntags ? ((uint64_t)cfg->ntags + per - 1) / per : 1;
+    /* Schema chunks hold up to per records, fewer when records are long:
+     * bound the worst case (every record at its maximum) so a schema
+     * loaded later by sl_snapshot_set_schema() always plans. */
+    size_t body = cfg->payload_cap - SL_MSG_HDR_BYTES;
+    if (body > SL_MSG_BODY_MAX)
+        body = SL_MSG_BODY_MAX;
+    if (cfg->payload_cap < SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES + SL_SCHEMA_TAG_MAX_BYTES)
+        return SL_ERR_RANGE;
+    uint64_t worst = (body - SL_SCHEMA_HDR_BYTES) / SL_SCHEMA_TAG_MAX_BYTES;
+    if (worst > per)
+        worst = per;
+    if (kchunks > UINT16_MAX || (cfg->ntags + worst - 1) / worst > UINT16_MAX)
+        return SL_ERR_RANGE;
+
+    struct sl_snapshot *s = calloc(1, sizeof *s);
+    if (!s)
+        return SL_ERR_NOMEM;
+    size_t nt = cfg->ntags ? cfg->ntags : 1;
+    s->scratch_n = per > dfit ? per : dfit;   /* both <= SL_DELTA_VALUES_MAX */
+    s->schema = calloc(nt, sizeof *s->schema);
+    s->tag = calloc(nt, sizeof *s->tag);
+    s->scratch = calloc(s->scratch_n, sizeof *s->scratch);
+    s->schema_start = calloc(nt + 1, sizeof *s->schema_start);
+    if (!s->schema || !s->tag || !s->scratch || !s->schema_start) {
+        sl_snapshot_destroy(s);
+        return SL_ERR_NOMEM;
+    }
+    s->ntags = cfg->ntags;
+    s->schema_id = cfg->schema_id;
+    s->keyframe_us = (uint64_t)cfg->keyframe_ms * 1000u;
+    s->max_delay_us = (uint64_t)cfg->max_delay_ms * 1000u;
+    s->schema_every = cfg->schema_every ? cfg->schema_every : SL_SNAPSHOT_SCHEMA_EVERY_MAX;
+    s->payload_cap = cfg->payload_cap;
+    s->chunk_values = per;
+    s->delta_full = dfit;
+    for (uint32_t i = 0; i < cfg->ntags; i++) {
+        s->schema[i] = cfg->tags[i].schema;
+        struct tagstate *t = &s->tag[i];
+        t->quality = t->sent_quality = SL_Q_BAD_WAITING_INITIAL;
+        t->prev = t->next = NONE;
+        t->deadband = cfg->tags[i].deadband;
+    }
+    e = plan_schema(s->schema_start, &s->sc.chunks, s->schema, s->ntags, s->payload_cap, per);
+    if (e != SL_OK) {
+        sl_snapshot_destroy(s);
+        return e;
+    }
+    s->head = s->tail = NONE;
+    s->kf.chunks = (uint32_t)kchunks;
+    s->kf.start_us = now_us;
+    s->kf.next = 0;
+    s->kf_id = 1;
+    s->kf_started = 1;
+    schema_start(s, now_us, true);
+    *out = s;
+    return SL_OK;
+}
+
+sl_err sl_snapshot_set_schema(struct sl_snapshot *s, const struct sl_snapshot_tag *tags,
+                              uint32_t ntags, uint32_t schema_id, uint64_t now_us)
+{
+    if (ntags != s->ntags)
+        return SL_ERR_MISMATCH;
+    for (uint32_t i = 0; i < ntags; i++)
+        if (tags[i].schema.type != s->schema[i].type)
+            return SL_ERR_MISMATCH;
+    sl_err e = check_tags(tags, ntags);
+    if (e != SL_OK)
+        return e;
+    /* Create proved that even the largest records fit in fewer than 65536
+     * chunks, so planning cannot fail for checked tags. */
+    for (uint32_t i = 0; i < ntags; i++) {
+        s->schema[i] = tags[i].schema;
+        s->tag[i].deadband = tags[i].deadband;
+    }
+    e = plan_schema(s->schema_start, &s->sc.chunks, s->schema, ntags, s->payload_cap, s->chunk_values);
+    if (e != SL_OK)
+        return e;
+    s->schema_id = schema_id;
+    schema_start(s, now_us, true);
+    return SL_OK;
+}
+
+/* ---- updates ------------------------------------------------------------- */
+
+static void unlink_pending(struct sl_snapshot *s, uint32_t id)
+{
+    struct tagstate *t = &s->tag[id];
+    if (t->prev != NONE)
+        s->tag[t->prev].next = t->next;
+    else
+        s->head = t->next;
+    if (t->next != NONE)
+        s->tag[t->next].prev = t->prev;
+    else
+        s->tail = t->prev;
+    t->prev = t->next = NONE;
+    t->pending = false;
+    if (t->urgent)
+        s->nurgent--;
+    t->urgent = false;
+    s->npending--;
+}
+
+sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
+                          uint64_t source_time_us, uint64_t now_us)
+{
+    if (tag_id >= s->ntags)
+        return SL_ERR_RANGE;
+    const struct sl_schema_tag *sc = &s->schema[tag_id];
+    struct sl_value v = { .tag_id = tag_id, .type = sc->type, .raw = raw };
+    if (sl_msg_value_check(&v) != SL_OK)
+        return SL_ERR_RANGE;
+    struct tagstate *t = &s->tag[tag_id];
+    t->raw = raw;
+    t->quality = quality;
+    t->time_us = source_time_us;
+    s->st.updates++;
+    bool qchange = quality != t->sent_quality;
+    if (!qchange && !sl_regs_deadband_exceeded(t->sent_raw, raw, sc->type, sc->scale, t->deadband))
+        return SL_OK;   /* within the band of what RX holds; a pending entry stays */
+    s->st.changes++;
+    if (t->pending) {
+        s->st.coalesced++;   /* the waiting value is replaced by this one */
+    } else {
+        t->pending = true;
+        t->queued_us = now_us;
+        t->next = NONE;
+        t->prev = s->tail;
+        if (s->tail != NONE)
+            s->tag[s->tail].next = tag_id;
+        else
+            s->head = tag_id;
+        s->tail = tag_id;
+        s->npending++;
+    }
+    if (qchange && !t->urgent) {
+        t->urgent = true;
+        s->nurgent++;
+    }
+    return SL_OK;
+}
+
+sl_err sl_snapshot_event(struct sl_snapshot *s, uint8_t kind, uint8_t mirror_unit, uint64_t time_us,
+                         const char *text, size_t text_len)
+{
+    struct event tmp;
+    struct sl_msg_writer w;
+    sl_msg_writer_init(&w, tmp.bytes, sizeof tmp.bytes);
+    sl_err e = sl_msg_put_event(&w, kind, mirror_unit, time_us, text, text_len);
+    if (e != SL_OK)
+        return e == SL_ERR_CAPACITY ? SL_ERR_RANGE : e;
+    if (s->ev_n == SL_SNAPSHOT_EVENTS) {
+        s->ev_head = (s->ev_head + 1) % SL_SNAPSHOT_EVENTS;   /* drop the oldest */
+        s->ev_n--;
+        s->st.events_dropped++;
+    }
+    struct event *slot = &s->ev[(s->ev_head + s->ev_n) % SL_SNAPSHOT_EVENTS];
+    memcpy(slot->bytes, tmp.bytes, w.off);
+    slot->len = (uint16_t)w.off;
+    s->ev_n++;
+    return SL_OK;
+}
+
+/* ---- scheduling ---------------------------------------------------------- */
+
+static uint64_t chunk_due(const struct spread *sp, uint64_t interval_us)
+{
+    if (sp->next >= sp->chunks)
+        return sp->start_us + interval_us;   /* the next set's first chunk */
+    return sp->start_us + interval_us * sp->next / sp->chunks;
+}
+
+static uint64_t delta_due(const struct sl_snapshot *s)
+{
+    if (!s->npending)
+        return UINT64_MAX;
+    if (s->nurgent || s->npending >= s->delta_full)
+        return 0;
+    return s->tag[s->head].queued_us + s->max_delay_us;
+}
+
+static uint64_t schema_due(const struct sl_snapshot *s)
+{
+    if (!s->sc_active)
+        return UINT64_MAX;
+    return s->sc_urgent ? 0 : chunk_due(&s->sc, s->keyframe_us);
+}
+
+/* Starts the next keyframe once the current one is complete and its
+ * interval is over; a schedule more than an interval behind restarts at
+ * now instead of bursting to catch up. */
+static void roll(struct sl_snapshot *s, uint64_t now_us)
+{
+    if (s->kf.next < s->kf.chunks || now_us < s->kf.start_us + s->keyframe_us)
+        return;
+    s->kf.start_us += s->keyframe_us;
+    if (now_us >= s->kf.start_us + s->keyframe_us)
+        s->kf.start_us = now_us;
+    s->kf.next = 0;
+    s->kf_id++;
+    if (s->kf_started++ % s->schema_every == 0 && !s->sc_active)
+        schema_start(s, s->kf.start_us, false);
+}
+
+uint64_t sl_snapshot_next_due_us(const struct sl_snapshot *s)
+{
+    if (s->ev_n)
+        return 0;
+    uint64_t due = chunk_due(&s->kf, s->keyframe_us);
+    uint64_t d = delta_due(s);
+    if (d < due)
+        due = d;
+    d = schema_due(s);
+    return d < due ? d : due;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static void fill_value(const struct sl_snapshot *s, uint32_t id, struct sl_value *v)
+{
+    const struct tagstate *t = &s->tag[id];
+    v->tag_id = id;
+    v->type = s->schema[id].type;
+    v->raw = t->raw;
+    v->quality = t->quality;
+    v->source_time_us = t->time_us;
+}
+
+static void mark_sent(struct sl_snapshot *s, uint32_t id)
+{
+    struct tagstate *t = &s->tag[id];
+    t->sent_raw = t->raw;
+    t->sent_quality = t->quality;
+}
+
+static size_t room(const struct sl_msg_writer *w)
+{
+    return w->cap - w->off;
+}
+
+/* Events, oldest first, while they fit. */
+static void write_events(struct sl_snapshot *s, struct sl_msg_writer *w)
+{
+    while (s->ev_n) {
+        const struct event *ev = &s->ev[s->ev_head];
+        if (ev->len > room(w))
+            return;
+        memcpy(w->p + w->off, ev->bytes, ev->len);   /* encoded and checked at queue time */
+        w->off += ev->len;
+        s->ev_head = (s->ev_head + 1) % SL_SNAPSHOT_EVENTS;
+        s->ev_n--;
+        s->st.events_sent++;
+    }
+}
+
+/* One whole keyframe chunk if it fits; false otherwise (nothing written). */
+static bool write_kf_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
+{
+    uint32_t c = s->kf.next;
+    uint32_t first = c * s->chunk_values;
+    uint32_t n = s->ntags - first < s->chunk_values ? s->ntags - first : s->chunk_values;
+    /* Only a whole chunk keeps "every tag exactly once per keyframe". */
+    if (SL_MSG_HDR_BYTES + SL_KEYFRAME_HDR_BYTES + (size_t)n * SL_VALUE_BYTES > room(w))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        fill_value(s, first + i, &s->scratch[i]);
+    size_t taken = 0;
+    sl_err e = sl_msg_put_keyframe(w, &taken, s->kf_id, (uint16_t)c, (uint16_t)s->kf.chunks, s->ntags,
+                                   s->scratch, n);
+    if (e != SL_OK || taken != n)
+        return false;   /* sized and checked above: not reached */
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t id = first + i;
+        if (s->tag[id].pending) {
+            unlink_pending(s, id);   /* the keyframe carries the same absolute value */
+            s->st.satisfied++;
+        }
+        mark_sent(s, id);
+    }
+    s->st.keyframe_chunks++;
+    if (++s->kf.next == s->kf.chunks)
+        s->st.keyframes++;
+    return true;
+}
+
+static bool write_schema_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
+{
+    uint32_t c = s->sc.next;
+    uint32_t first = s->schema_start[c], n = s->schema_start[c + 1] - first;
+    if (n ? sl_msg_schema_fit(room(w), s->schema + first, n) < n
+          : room(w) < SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES)
+        return false;   /* whole chunks only */
+    size_t taken = 0;
+    sl_err e = sl_msg_put_schema(w, &taken, s->schema_id, (uint16_t)c, (uint16_t)s->sc.chunks, s->ntags,
+                                 s->schema + first, n);
+    if (e != SL_OK || taken != n)
+        return false;   /* fit said it fits and tags were checked: not reached */
+    s->st.schema_chunks++;
+    if (++s->sc.next == s->sc.chunks) {
+        s->sc_active = false;
+        s->sc_urgent = false;
+        s->st.schemas++;
+    }
+    return true;
+}
+
+/* Every pending delta that fits, oldest first. */
+static void write_deltas(struct sl_snapshot *s, struct sl_msg_writer *w)
+{
+    while (s->npending) {
+        size_t fit = sl_msg_delta_fit(room(w));
+        if (fit == 0)
+            return;
+        size_t n = 0;
+        for (uint32_t id = s->head; id != NONE && n < fit && n < s->scratch_n; id = s->tag[id].next)
+            fill_value(s, id, &s->scratch[n++]);
+        size_t taken = 0;
+        if (sl_msg_put_delta(w, &taken, s->scratch, n) != SL_OK)
+            return;   /* values were checked on update: not reached */
+        for (size_t i = 0; i < taken; i++) {
+            uint32_t id = s->head;
+            unlink_pending(s, id);
+            mark_sent(s, id);
+        }
+        s->st.deltas_sent += taken;
+    }
+}
+
+sl_err sl_snapshot_fill(struct sl_snapshot *s, uint8_t *payload, size_t cap, uint64_t now_us,
+                        size_t *used)
+{
+    *used = 0;
+    roll(s, now_us);
+    if (sl_snapshot_next_due_us(s) > now_us)
+        return SL_ERR_AGAIN;
+    struct sl_msg_writer w;
+    sl_msg_writer_init(&w, payload, cap);
+
+    write_events(s, &w);
+    while (s->sc_active && s->sc_urgent && write_schema_chunk(s, &w))
+        ;
+    if (s->sc_active && s->sc_urgent && w.off > 0)
+        goto done;   /* values only after the whole new schema */
+    /* Overload: chunks a whole interval late go ahead of deltas. */
+    while (s->kf.next < s->kf.chunks && chunk_due(&s->kf, s->keyframe_us) + s->keyframe_us <= now_us &&
+           write_kf_chunk(s, &w))
+        s->st.late++;
+    while (s->sc_active && schema_due(s) + s->keyframe_us <= now_us && write_schema_chunk(s, &w))
+        s->st.late++;
+    write_deltas(s, &w);
+    while (s->kf.next < s->kf.chunks && chunk_due(&s->kf, s->keyframe_us) <= now_us && write_kf_chunk(s, &w))
+        ;
+    while (s->sc_active && schema_due(s) <= now_us && write_schema_chunk(s, &w))
+        ;
+done:
+    if (w.off == 0)
+        return SL_ERR_CAPACITY;
+    *used = w.off;
+    s->st.blocks++;
+    return SL_OK;
+}
+
+/* ---- queries ------------------------------------------------------------- */
+
+sl_err sl_snapshot_value(const struct sl_snapshot *s, uint32_t tag_id, struct sl_value *out)
+{
+    memset(out, 0, sizeof *out);
+    if (tag_id >= s->ntags)
+        return SL_ERR_RANGE;
+    fill_value(s, tag_id, out);
+    return SL_OK;
+}
+
+void sl_snapshot_stats(const struct sl_snapshot *s, struct sl_snapshot_stats *out)
+{
+    *out = s->st;
+    out->pending = s->npending;
+    out->keyframe_id = s->kf_id;
+}
+
+sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema_id,
+                                  const struct sl_txconf *c)
+{
+    *out = NULL;
+    struct sl_snapshot_tag *tags = calloc(c->ntags ? c->ntags : 1, sizeof *tags);
+    if (!tags)
+        return SL_ERR_NOMEM;
+    for (size_t d = 0; d < c->ndevices; d++) {
+        const struct sl_txconf_device *dev = &c->devices[d];
+        for (size_t i = 0; i < dev->tagmap.count; i++) {
+            const struct sl_tag *t = &dev->tagmap.tags[i];
+            uint32_t id = dev->first_tag_id + (uint32_t)i;
+            if (id >= c->ntags) {
+                free(tags);
+                return SL_ERR_RANGE;
+            }
+            struct sl_schema_tag *st = &tags[id].schema;
+            st->tag_id = id;
+            st->type = t->type;
+            st->reg = t->reg;
+            st->word_order = t->word_order;
+            st->mirror_unit = dev->mirror_unit;
+            st->address = t->address;
+            st->scale = t->scale;
+            st->offset = t->offset;
+            memcpy(st->name, t->name, sizeof st->name);
+            memcpy(st->path, t->path, sizeof st->path);
+            memcpy(st->units, t->units, sizeof st->units);
+            tags[id].deadband = t->deadband;
+        }
+    }
+    uint8_t fp[SL_FP_BYTES];
+    sl_txconf_schema_fp(fp, c);
+    *schema_id = (uint32_t)fp[SL_FP_BYTES - 4] << 24 | (uint32_t)fp[SL_FP_BYTES - 3] << 16 |
+                 (uint32_t)fp[SL_FP_BYTES - 2] << 8 | fp[SL_FP_BYTES - 1];
+    *out = tags;
+    return SL_OK;
+}

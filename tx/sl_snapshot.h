@@ -1,0 +1,158 @@
+/* The snapshot engine: sluice-tx's tag table and the scheduler that turns it
+ * into tag channel messages (SCHEMA, KEYFRAME, DELTA, EVENT) block by block.
+ *
+ * Pure: no I/O, no clock reads, no threads; every call takes the time it
+ * runs at (now_us, a monotonic clock in µs chosen by the caller). Everything
+ * is allocated by sl_snapshot_create(); updates and fills allocate nothing.
+ * Not thread-safe: the daemon's main loop owns it.
+ *
+ * Policies (docs/tx.md, "Snapshot engine"):
+ *   - Deltas: a tag whose new value passes its deadband against the value
+ *     last *sent* (by a DELTA or a KEYFRAME) joins a FIFO of pending tags.
+ *     Pending entries are coalesced per tag: a newer change of a tag that is
+ *     still waiting replaces its value in place (counted in `coalesced`), so
+ *     the queue is bounded by the tag count and never refuses an update.
+ *     Values are absolute, so the newest one is the right one to send.
+ *     Deltas are due when the oldest has waited max_delay_ms, when a block's
+ *     worth is pending, or at once for a quality change (a device going down
+ *     or recovering). Once a block goes out, every pending delta that fits
+ *     rides along.
+ *   - Keyframes: every tag every keyframe_ms, in chunks whose due times are
+ *     spread evenly over the interval (chunk c of C at start + c*K/C). A
+ *     keyframe value also satisfies that tag's pending delta.
+ *   - Schema: at creation, after sl_snapshot_set_schema(), and with every
+ *     schema_every-th keyframe (1..10), chunked and spread like keyframes.
+ *     A schema not yet sent (start, change) goes ahead of every value: RX
+ *     ignores values for tags it has no schema for.
+ *   - Priority inside a block: events, a first schema, overdue chunks
+ *     (below), deltas, keyframe chunks due, schema chunks due. A keyframe or
+ *     schema chunk more than one keyframe interval late (a link slower than
+ *     the change rate) is promoted ahead of deltas (counted in `late`), so
+ *     overload degrades delta latency but never starves keyframes.
+ *   - Events: a ring of SL_SNAPSHOT_EVENTS encoded messages; when full the
+ *     oldest is dropped (counted). */
+#ifndef SL_SNAPSHOT_H
+#define SL_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+#include "sl_msg.h"
+#include "sl_txconf.h"
+
+#define SL_SNAPSHOT_EVENTS           64u    /* events queued before the oldest is dropped */
+#define SL_SNAPSHOT_SCHEMA_EVERY_MAX 10u    /* DESIGN: schema at least every 10 keyframes */
+#define SL_SNAPSHOT_SLICES_MAX       100u   /* automatic sizing: chunks per keyframe interval */
+#define SL_SNAPSHOT_CHUNK_MIN        48u    /* automatic sizing: values per chunk, about one
+                                               1424-byte symbol, so a chunk never costs a
+                                               nearly empty FEC block */
+
+/* One tag as the snapshot needs it: its schema record and deadband. */
+struct sl_snapshot_tag {
+    struct sl_schema_tag schema;    /* schema.tag_id must equal the tag's index */
+    double deadband;                /* engineering units, >= 0 (0: every change) */
+};
+
+struct sl_snapshot_config {
+    const struct sl_snapshot_tag *tags;   /* ntags entries, copied by create */
+    uint32_t ntags;
+    uint32_t schema_id;             /* low 32 bits of the schema fingerprint */
+    uint32_t keyframe_ms;           /* >= 1 */
+    uint32_t max_delay_ms;          /* longest a delta waits for company */
+    uint32_t schema_every;          /* keyframes per schema, 1..10; 0 = 10 */
+    size_t payload_cap;             /* bytes of one block payload (sl_sender_payload_cap) */
+    uint32_t chunk_values;          /* values per keyframe/schema chunk; 0 = automatic */
+};
+
+struct sl_snapshot_stats {
+    uint64_t updates;               /* sl_snapshot_update calls accepted */
+    uint64_t changes;               /* updates that passed the deadband */
+    uint64_t deltas_sent;           /* values carried by DELTA messages */
+    uint64_t coalesced;             /* changes replaced while pending: never sent as such */
+    uint64_t satisfied;             /* pending deltas sent by a keyframe chunk instead */
+    uint64_t keyframes;             /* keyframes completed (every chunk written) */
+    uint64_t keyframe_chunks;
+    uint64_t schemas;               /* schema repetitions completed */
+    uint64_t schema_chunks;
+    uint64_t events_sent;
+    uint64_t events_dropped;        /* ring full: oldest dropped */
+    uint64_t late;                  /* overdue chunks promoted ahead of deltas */
+    uint64_t blocks;                /* successful fills */
+    uint32_t pending;               /* deltas waiting now */
+    uint32_t keyframe_id;           /* id of the current keyframe */
+};
+
+struct sl_snapshot;
+
+/* Builds the tag table (every tag BadWaitingForInitialData, time 0), sizes
+ * keyframe and schema chunks for cfg->payload_cap, and schedules the first
+ * schema and keyframe at now_us (queue a TX_START event yourself). Copies
+ * cfg->tags. SL_ERR_RANGE for bad parameters (a tag id that is not its
+ * index, a chunk that cannot fit an empty payload, more than 65535 chunks),
+ * the sl_msg_tag_check error of an invalid tag, SL_ERR_NOMEM. Cost: O(tags),
+ * one allocation per array. */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_config *cfg,
+                          uint64_t now_us);
+
+/* Frees everything; NULL is a no-op. */
+void sl_snapshot_destroy(struct sl_snapshot *s);
+
+/* Records a poll result for tag_id: raw bits (zero-extended, sl_wire.h),
+ * OPC UA quality, source time (µs since the Unix epoch). Queues a delta when
+ * the quality changed (due at once) or the deadband against the last sent
+ * value is exceeded (due within max_delay_ms). SL_ERR_RANGE for an unknown
+ * tag id or a raw value the tag's type cannot carry (nothing changes). O(1). */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
+                          uint64_t source_time_us, uint64_t now_us);
+
+/* Queues an EVENT (kind SL_EVENT_*, mirror_unit or 0, time_us since the Unix
+ * epoch, text of text_len bytes: UTF-8 without controls, at most
+ * SL_EVENT_TEXT_MAX). Encoded now, so a bad argument is SL_ERR_RANGE here
+ * and never blocks the queue. A full ring drops its oldest event. O(text). */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_event(struct sl_snapshot *s, uint8_t kind, uint8_t mirror_unit, uint64_t time_us,
+                         const char *text, size_t text_len);
+
+/* Replaces the schema with tags[0..ntags) under schema_id (SIGHUP): names,
+ * paths, units, scale, offset, mirror unit, deadband. Values and
+ * schedules are kept; the new schema is sent at once, ahead of values.
+ * SL_ERR_MISMATCH when ntags or any tag's type differs (values would no
+ * longer match it), else the errors of create; nothing changes on error.
+ * O(tags), no allocation. */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_set_schema(struct sl_snapshot *s, const struct sl_snapshot_tag *tags,
+                              uint32_t ntags, uint32_t schema_id, uint64_t now_us);
+
+/* Writes the messages due at now_us into payload[0..cap) (one block), in
+ * priority order (header comment), as many as fit; *used is the payload
+ * length. SL_OK with *used >= 1; SL_ERR_AGAIN (and *used 0) when nothing is
+ * due; SL_ERR_CAPACITY when something is due but cap is too small for it
+ * (cap below cfg->payload_cap). Cost: O(values written). */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_fill(struct sl_snapshot *s, uint8_t *payload, size_t cap, uint64_t now_us,
+                        size_t *used);
+
+/* Earliest time (same clock as now_us) at which sl_snapshot_fill has
+ * something to write; <= now when something is due already. O(1). */
+uint64_t sl_snapshot_next_due_us(const struct sl_snapshot *s);
+
+/* Current value of tag_id (tag_id, type, raw, quality, source time);
+ * SL_ERR_RANGE for an unknown id. O(1). */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_value(const struct sl_snapshot *s, uint32_t tag_id, struct sl_value *out);
+
+void sl_snapshot_stats(const struct sl_snapshot *s, struct sl_snapshot_stats *out);
+
+/* Builds the snapshot tag array of a loaded configuration (tag ids as
+ * sl_txconf assigns them: devices in order, rows in order, from 0) into a
+ * new array *out of c->ntags entries (caller frees with free()), and the
+ * schema id (low 32 bits of sl_txconf_schema_fp, read big-endian from its
+ * last four bytes). SL_ERR_NOMEM. Start-up and reload only. */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema_id,
+                                  const struct sl_txconf *c);
+
+#endif

@@ -1,0 +1,1040 @@
+/* sluice-tx: the OT-side daemon. Polls the configured PLCs (one thread per
+ * device), keeps the tag table (sl_snapshot), and sends it across the diode
+ * as signed, FEC-protected, paced blocks with a beacon every beacon_ms.
+ * `--send PATH...` is the bulk mode: files over the file channel, then exit.
+ *
+ * Threads: the main thread owns the snapshot, the sender and the link;
+ * each poller thread owns its sl_poller (and its libmodbus connection) and
+ * hands results over through a per-device mutex-protected copy of the
+ * values. The main thread only ever holds such a mutex for a memcpy-sized
+ * moment, so it never waits on a PLC. Behaviour: docs/tx.md. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sl_diag.h"
+#include "sl_file.h"
+#include "sl_filesend.h"
+#include "sl_hw.h"
+#include "sl_key.h"
+#include "sl_poller.h"
+#include "sl_sender.h"
+#include "sl_snapshot.h"
+#include "sl_txconf.h"
+
+#ifndef SL_VERSION
+#define SL_VERSION "0"
+#endif
+
+#define PROG "sluice-tx"
+#define EPOCH_FILE "epoch"
+#define EPOCH_TEXT_MAX 32u
+#define DEV_EVENTS 8u              /* transitions a poller can report before main takes them */
+#define BLOCKS_PER_TURN 64u        /* blocks per loop turn, so beacons are never starved */
+#define BULK_PRE_BEACONS 3u        /* beacons before the first file: RX learns the session */
+#define PROGRESS_EVERY_US 250000u
+#define STATS_EVERY_US 10000000u   /* -v status line */
+#define STOP_JOIN_MS 3000u         /* shutdown: longest wait for pollers blocked in libmodbus */
+
+static volatile sig_atomic_t got_term, got_hup;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        got_hup = 1;
+    else
+        got_term = 1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: " PROG " -c FILE [--check] [-v]\n"
+            "       " PROG " -c FILE --send PATH...\n"
+            "\n"
+            "The OT side of the Sluice data diode: polls the PLCs of FILE's [device]\n"
+            "sections over Modbus, and sends every tag (schema, keyframes, deltas, events)\n"
+            "as signed, FEC-protected, paced UDP frames, with a beacon every beacon_ms.\n"
+            "\n"
+            "  -c, --config FILE   configuration (INI); every key is documented in\n"
+            "                      docs/tx.md, a commented example is docs/examples/tx.conf:\n"
+            "                      [link] transport destination gso interface destination_mac\n"
+            "                             file rate_mbps mtu\n"
+            "                      [fec] k m interleave   [keys] signing_key state_dir\n"
+            "                      [snapshot] keyframe_ms beacon_ms max_delay_ms   [tx] user\n"
+            "                      [device NAME] protocol address unit mirror_unit poll_ms\n"
+            "                             timeout_ms max_gap tags baud parity data_bits stop_bits\n"
+            "      --check         validate FILE, its tag maps, the key file's permissions,\n"
+            "                      state_dir and user; print every problem as file:line: message\n"
+            "      --send PATH...  bulk mode: send these files once over the file channel\n"
+            "                      (no polling), then exit; progress on stderr when it is a tty\n"
+            "  -v, --verbose       also log a status line every 10 s\n"
+            "  -h, --help          this text\n"
+            "  -V, --version       print the version\n"
+            "\n"
+            "Each start increments the epoch in state_dir/epoch before the first frame.\n"
+            "Signals: SIGTERM/SIGINT flush, send a final beacon and exit 0; SIGHUP re-reads\n"
+            "the configuration and applies tag-map changes that keep every poll the same\n"
+            "(names, paths, units, scale, offset, deadband, mirror_unit), else logs why not.\n"
+            "Exit status: 0 done, 1 runtime failure, 2 usage or configuration errors.\n");
+}
+
+static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logmsg(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, PROG ": %s\n", line);
+}
+
+static uint64_t clock_us(clockid_t c)
+{
+    struct timespec ts;
+    clock_gettime(c, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t mono_us(void)
+{
+    return clock_us(CLOCK_MONOTONIC);
+}
+
+static uint64_t real_us(void)
+{
+    return clock_us(CLOCK_REALTIME);
+}
+
+/* Prints every collected problem (file:line: message) to stderr. */
+static void print_diag(const struct sl_diag *d)
+{
+    size_t need = 0;
+    char *text = NULL;
+    if (sl_diag_render(NULL, 0, &need, d) == SL_ERR_OVERFLOW && (text = malloc(need + 1)) &&
+        sl_diag_render(text, need + 1, &need, d) == SL_OK)
+        fputs(text, stderr);
+    else if (sl_diag_total(d))
+        logmsg("%zu configuration problems (out of memory rendering them)", sl_diag_total(d));
+    free(text);
+}
+
+/* ---- start-up: epoch, link, privileges ----------------------------------- */
+
+/* Reads state_dir/epoch (decimal; missing = 0), writes epoch + 1 back with
+ * fsync (sl_file_write_atomic) and returns it: a restarted TX always uses a
+ * larger epoch, so RX never mistakes it for a replay. A corrupt file is an
+ * error rather than a silent restart from 1, which RX would refuse. */
+static int next_epoch(uint64_t *out, const char *state_dir)
+{
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+        logmsg("cannot create state_dir %s: %s", state_dir, strerror(errno));
+        return -1;
+    }
+    char path[SL_TXCONF_STR_MAX + 16];
+    if ((size_t)snprintf(path, sizeof path, "%s/" EPOCH_FILE, state_dir) >= sizeof path) {
+        logmsg("state_dir path too long");
+        return -1;
+    }
+    uint64_t epoch = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) {
+        char text[EPOCH_TEXT_MAX + 1];
+        size_t len = 0;
+        sl_err e = sl_file_read_fd(text, EPOCH_TEXT_MAX, &len, fd);
+        close(fd);
+        text[e == SL_OK ? len : 0] = '\0';
+        if (len && text[len - 1] == '\n')
+            text[--len] = '\0';
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (e != SL_OK || len == 0 || *end || errno || text[0] < '0' || text[0] > '9' ||
+            v >= UINT64_MAX) {
+            logmsg("%s: not a decimal epoch; refusing to guess (RX drops older epochs)", path);
+            return -1;
+        }
+        epoch = v;
+    } else if (errno != ENOENT) {
+        logmsg("cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    epoch++;
+    char text[EPOCH_TEXT_MAX];
+    int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)epoch);
+    if (sl_file_write_atomic(path, text, (size_t)n, 0600, true) != SL_OK) {
+        logmsg("cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    *out = epoch;
+    return 0;
+}
+
+/* Maps [link] onto the transport's configuration and opens it for TX. */
+static int open_link(struct sl_hw **out, const struct sl_txconf *c)
+{
+    struct sl_hw_config hc;
+    sl_hw_config_init(&hc);
+    hc.dir = SL_HW_TX;
+    hc.datagram_bytes = SL_FRAME_OVERHEAD + c->link.symbol_bytes;
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    bool have_dest = c->link.destination[0] != '\0';
+    if (have_dest && sl_hw_addr_parse(&ss, &sl, c->link.destination, SL_DEFAULT_PORT) != SL_OK) {
+        logmsg("%s: [link] destination %s: cannot resolve", c->file, c->link.destination);
+        return -1;
+    }
+    switch (c->link.transport) {
+    case SL_TXCONF_UDP:
+        hc.transport = SL_HW_UDP;
+        hc.addr = ss;
+        hc.addr_len = sl;
+        hc.gso = c->link.gso;
+        break;
+    case SL_TXCONF_RAW:
+        hc.transport = SL_HW_RAW;
+        snprintf(hc.interface, sizeof hc.interface, "%s", c->link.interface);
+        memcpy(hc.frame.dst_mac, c->link.destination_mac, sizeof hc.frame.dst_mac);
+        break;
+    default:
+        hc.transport = SL_HW_PCAPFILE;
+        hc.file = c->link.file;
+        break;
+    }
+    /* raw and pcapfile write their own IPv4/UDP headers: use the
+     * destination when one is given (IPv4 only). */
+    if (have_dest && hc.transport != SL_HW_UDP && ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        hc.frame.dst_ip = ntohl(in->sin_addr.s_addr);
+        hc.frame.dst_port = ntohs(in->sin_port);
+    }
+    char why[256] = "";
+    sl_err e = sl_hw_open(out, why, sizeof why, &hc);
+    if (e != SL_OK) {
+        logmsg("cannot open the link: %s%s%s", why[0] ? why : sl_strerror(e),
+               e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+        return -1;
+    }
+    struct sl_hw_stats st;
+    sl_hw_stats(*out, &st);
+    if (st.warning[0])
+        logmsg("link: %s", st.warning);
+    return 0;
+}
+
+/* setgroups, setresgid, setresuid, in that order, then verifies that none
+ * of the real, effective or saved ids is left behind and that root cannot
+ * be regained. */
+static int drop_privileges(const char *user)
+{
+    errno = 0;
+    struct passwd *pw = getpwnam(user);
+    if (!pw) {
+        logmsg("[tx] user %s: %s", user, errno ? strerror(errno) : "no such user");
+        return -1;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = pw->pw_gid;
+    if (geteuid() != 0) {
+        if (getuid() == uid && geteuid() == uid)
+            return 0;   /* started as that user already */
+        logmsg("[tx] user %s: not started as root, cannot switch user", user);
+        return -1;
+    }
+    if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
+        logmsg("cannot drop privileges to %s: %s", user, strerror(errno));
+        return -1;
+    }
+    uid_t ru, eu, su;
+    gid_t rg, eg, sg;
+    if (getresuid(&ru, &eu, &su) != 0 || getresgid(&rg, &eg, &sg) != 0 || ru != uid || eu != uid ||
+        su != uid || rg != gid || eg != gid || sg != gid || (uid != 0 && setuid(0) != -1)) {
+        logmsg("privilege drop to %s did not stick", user);
+        return -1;
+    }
+    logmsg("running as %s (uid %u, gid %u)", user, (unsigned)uid, (unsigned)gid);
+    return 0;
+}
+
+/* ---- poller threads ------------------------------------------------------ */
+
+struct devevent {
+    uint8_t kind;                        /* SL_EVENT_DEVICE_UP / _DOWN */
+    uint64_t time_us;
+    char why[SL_POLLER_WHY_BYTES];
+};
+
+struct dev {
+    const struct sl_txconf_device *cfg;
+    struct sl_poller *poller;
+    pthread_t thread;
+    bool running;
+    int wake_fd;                         /* main's eventfd */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;                   /* CLOCK_MONOTONIC: wakes the sleeper at stop */
+    /* Guarded by mu: */
+    bool stop;
+    bool fresh;                          /* shared holds a poll main has not taken */
+    struct sl_tagval *shared;            /* cfg->tagmap.count values */
+    struct devevent ev[DEV_EVENTS];
+    unsigned ev_n;
+    uint64_t poll_errors;                /* failed reads since start */
+    bool done;                           /* thread has left its loop */
+};
+
+static void *poll_thread(void *arg)
+{
+    struct dev *d = arg;
+    pthread_mutex_lock(&d->mu);
+    while (!d->stop) {
+        uint64_t due = sl_poller_due_ms(d->poller), now = mono_us() / 1000u;
+        if (due > now) {
+            struct timespec ts = { (time_t)(due / 1000u), (long)(due % 1000u) * 1000000L };
+            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&d->mu);
+        /* The only place that can block on a PLC; no lock held. */
+        struct sl_poller_report rep;
+        sl_err e = sl_poller_poll(d->poller, &rep);
+        (void)e;   /* the truth is in the qualities and rep.event */
+        size_t n = 0;
+        const struct sl_tagval *v = sl_poller_values(d->poller, &n);
+        pthread_mutex_lock(&d->mu);
+        if (!rep.polled)
+            continue;
+        memcpy(d->shared, v, n * sizeof *v);
+        d->fresh = true;
+        d->poll_errors += rep.reads_failed;
+        if (rep.event) {
+            if (d->ev_n == DEV_EVENTS) {
+                memmove(d->ev, d->ev + 1, (DEV_EVENTS - 1) * sizeof d->ev[0]);
+                d->ev_n--;
+            }
+            struct devevent *ev = &d->ev[d->ev_n++];
+            ev->kind = rep.event;
+            ev->time_us = rep.time_us;
+            memcpy(ev->why, rep.why, sizeof ev->why);
+        }
+        uint64_t one = 1;
+        ssize_t w = write(d->wake_fd, &one, sizeof one);
+        (void)w;   /* a full counter already wakes main */
+    }
+    d->done = true;
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+/* ---- the daemon ---------------------------------------------------------- */
+
+struct daemon {
+    const char *conf_path;
+    struct sl_txconf cfg;
+    bool verbose;
+    struct sl_key_secret *key;
+    struct sl_hw *hw;
+    struct sl_sender *snd;
+    struct sl_snapshot *snap;
+    struct dev *dev;
+    size_t ndev;
+    int wake_fd;
+    uint64_t epoch, session;
+    uint8_t config_fp[SL_FP_BYTES], schema_fp[SL_FP_BYTES];
+    uint32_t schema_id;
+    uint64_t beacon_seq;
+    uint64_t poll_errors;
+    bool link_failing;
+    bool overloaded;
+    uint64_t overload_seen, overload_last_us;
+    uint64_t status_next_us;
+};
+
+/* One log line per link state change, not per failed frame. */
+static void link_result(struct daemon *D, sl_err e, const char *what)
+{
+    if (e == SL_OK) {
+        if (D->link_failing)
+            logmsg("link: sending again");
+        D->link_failing = false;
+        return;
+    }
+    if (!D->link_failing)
+        logmsg("link: %s failed: %s%s%s (frames are counted as unsent)", what, sl_strerror(e),
+               e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+    D->link_failing = true;
+}
+
+static uint64_t queue_drops(const struct sl_snapshot_stats *st)
+{
+    return st->coalesced + st->events_dropped;
+}
+
+static void send_beacon(struct daemon *D)
+{
+    struct sl_beacon b;
+    memset(&b, 0, sizeof b);
+    b.beacon_seq = D->beacon_seq++;
+    b.tx_time_us = real_us();
+    b.rate_kbps = D->cfg.link.rate_kbps;
+    memcpy(b.config_fp, D->config_fp, SL_FP_BYTES);
+    memcpy(b.schema_fp, D->schema_fp, SL_FP_BYTES);
+    b.poll_errors = D->poll_errors;
+    if (D->snap) {
+        struct sl_snapshot_stats st;
+        sl_snapshot_stats(D->snap, &st);
+        b.queue_drops = queue_drops(&st);
+    }
+    link_result(D, sl_sender_beacon(D->snd, &b), "beacon");
+}
+
+/* Fills and commits one block of what the snapshot has due at now. */
+static sl_err send_block(struct daemon *D, uint64_t now)
+{
+    uint8_t *p;
+    size_t cap, used = 0;
+    sl_err e = sl_sender_block(D->snd, &p, &cap, SL_CHANNEL_TAGS);
+    if (e != SL_OK) {
+        link_result(D, e, "block");
+        return e;
+    }
+    sl_err f = sl_snapshot_fill(D->snap, p, cap, now, &used);
+    e = sl_sender_commit(D->snd, f == SL_OK ? used : 0, real_us(), mono_us());
+    if (f == SL_OK)
+        link_result(D, e, "send");
+    return f;
+}
+
+/* Text for an EVENT: printable ASCII only (libmodbus messages are), so it
+ * always passes the message codec's character rules. */
+static size_t event_text(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static size_t event_text(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+            out[i] = '?';
+    return len;
+}
+
+/* Takes what a poller handed over: values into the snapshot, transitions
+ * logged and queued as EVENTs. */
+static void take_device(struct daemon *D, struct dev *d, uint64_t now)
+{
+    struct devevent ev[DEV_EVENTS];
+    unsigned nev;
+    uint64_t bad = 0;
+    pthread_mutex_lock(&d->mu);
+    nev = d->ev_n;
+    memcpy(ev, d->ev, nev * sizeof ev[0]);
+    d->ev_n = 0;
+    if (d->fresh) {
+        for (size_t i = 0; i < d->cfg->tagmap.count; i++) {
+            const struct sl_tagval *v = &d->shared[i];
+            if (sl_snapshot_update(D->snap, d->cfg->first_tag_id + (uint32_t)i, v->raw, v->quality,
+                                   v->time_us, now) != SL_OK)
+                bad++;
+        }
+        d->fresh = false;
+    }
+    pthread_mutex_unlock(&d->mu);
+    if (bad)
+        logmsg("device %s: %llu values refused by the snapshot (poller bug?)", d->cfg->name,
+               (unsigned long long)bad);
+    for (unsigned i = 0; i < nev; i++) {
+        bool up = ev[i].kind == SL_EVENT_DEVICE_UP;
+        char text[SL_EVENT_TEXT_MAX + 1];
+        size_t len = up ? event_text(text, sizeof text, "%s up", d->cfg->name)
+                        : event_text(text, sizeof text, "%s down: %s", d->cfg->name,
+                                     ev[i].why[0] ? ev[i].why : "no answer");
+        logmsg("device %.*s", (int)len, text);
+        if (sl_snapshot_event(D->snap, ev[i].kind, d->cfg->mirror_unit, ev[i].time_us, text, len) != SL_OK)
+            logmsg("device %s: event not queued", d->cfg->name);
+    }
+}
+
+static int start_pollers(struct daemon *D)
+{
+    D->dev = calloc(D->cfg.ndevices ? D->cfg.ndevices : 1, sizeof *D->dev);
+    if (!D->dev) {
+        logmsg("out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < D->cfg.ndevices; i++) {
+        struct dev *d = &D->dev[i];
+        d->cfg = &D->cfg.devices[i];
+        d->wake_fd = D->wake_fd;
+        sl_err e = sl_poller_create(&d->poller, d->cfg, NULL);
+        if (e != SL_OK) {
+            logmsg("device %s: cannot create its poller: %s", d->cfg->name, sl_strerror(e));
+            return -1;
+        }
+        d->shared = calloc(d->cfg->tagmap.count ? d->cfg->tagmap.count : 1, sizeof *d->shared);
+        if (!d->shared) {
+            logmsg("out of memory");
+            return -1;
+        }
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_mutex_init(&d->mu, NULL);
+        pthread_cond_init(&d->cv, &ca);
+        pthread_condattr_destroy(&ca);
+        D->ndev = i + 1;
+        int rc = pthread_create(&d->thread, NULL, poll_thread, d);
+        if (rc != 0) {
+            logmsg("device %s: cannot start its thread: %s", d->cfg->name, strerror(rc));
+            return -1;
+        }
+        d->running = true;
+    }
+    return 0;
+}
+
+/* Asks every poller to stop and joins those that finish within
+ * STOP_JOIN_MS (one may be inside a libmodbus timeout). Returns false when
+ * some did not: their memory must then stay allocated until exit. */
+static bool stop_pollers(struct daemon *D)
+{
+    for (size_t i = 0; i < D->ndev; i++) {
+        struct dev *d = &D->dev[i];
+        pthread_mutex_lock(&d->mu);
+        d->stop = true;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+    }
+    uint64_t deadline = mono_us() + STOP_JOIN_MS * 1000ull;
+    bool all = true;
+    for (size_t i = 0; i < D->ndev; i++) {
+        struct dev *d = &D->dev[i];
+        if (!d->running)
+            continue;
+        for (;;) {
+            pthread_mutex_lock(&d->mu);
+            bool done = d->done;
+            pthread_mutex_unlock(&d->mu);
+            if (done || mono_us() >= deadline)
+                break;
+            struct timespec ts = { 0, 5000000L };
+            nanosleep(&ts, NULL);
+        }
+        pthread_mutex_lock(&d->mu);
+        bool done = d->done;
+        pthread_mutex_unlock(&d->mu);
+        if (done) {
+            pthread_join(d->thread, NULL);
+            d->running = false;
+        } else {
+            logmsg("device %s: poller still inside a Modbus request at exit", d->cfg->name);
+            all = false;
+        }
+    }
+    return all;
+}
+
+static void free_pollers(struct daemon *D)
+{
+    for (size_t i = 0; i < D->ndev; i++) {
+        struct dev *d = &D->dev[i];
+        sl_poller_destroy(d->poller);
+        free(d->shared);
+        pthread_mutex_destroy(&d->mu);
+        pthread_cond_destroy(&d->cv);
+    }
+    free(D->dev);
+    D->dev = NULL;
+    D->ndev = 0;
+}
+
+#define SAME(field) (a->field == b->field)
+#define SAME_STR(field) (strcmp(a->field, b->field) == 0)
+
+/* True when b can be applied to a running TX built from a without touching
+ * the link, the keys or any poll: only schema metadata and deadbands may
+ * differ. *what names the first difference. */
+static bool same_shape(const struct sl_txconf *a, const struct sl_txconf *b, const char **what)
+{
+    *what = "[link]";
+    if (!SAME(link.transport) || !SAME_STR(link.destination) || !SAME(link.gso) ||
+        !SAME_STR(link.interface) || memcmp(a->link.destination_mac, b->link.destination_mac, 6) ||
+        !SAME_STR(link.file) || !SAME(link.rate_mbps) || !SAME(link.mtu))
+        return false;
+    *what = "[fec]";
+    if (!SAME(fec.k) || !SAME(fec.m) || !SAME(fec.interleave))
+        return false;
+    *what = "[keys]";
+    if (!SAME_STR(keys.signing_key) || !SAME_STR(keys.state_dir))
+        return false;
+    *what = "[snapshot]";
+    if (!SAME(snapshot.keyframe_ms) || !SAME(snapshot.beacon_ms) || !SAME(snapshot.max_delay_ms))
+        return false;
+    *what = "[tx] user";
+    if (!SAME_STR(tx.user))
+        return false;
+    *what = "the device list";
+    if (!SAME(ndevices))
+        return false;
+    for (size_t i = 0; i < a->ndevices; i++) {
+        const struct sl_txconf_device *x = &a->devices[i], *y = &b->devices[i];
+        *what = "a device's polling parameters";
+        if (strcmp(x->name, y->name) || x->protocol != y->protocol || strcmp(x->address, y->address) ||
+            x->unit != y->unit || x->poll_ms != y->poll_ms || x->timeout_ms != y->timeout_ms ||
+            x->max_gap != y->max_gap || x->baud != y->baud || x->parity != y->parity ||
+            x->data_bits != y->data_bits || x->stop_bits != y->stop_bits)
+            return false;
+        *what = "a tag map's registers or types";
+        if (x->tagmap.count != y->tagmap.count)
+            return false;
+        for (size_t j = 0; j < x->tagmap.count; j++) {
+            const struct sl_tag *s = &x->tagmap.tags[j], *t = &y->tagmap.tags[j];
+            if (s->reg != t->reg || s->address != t->address || s->type != t->type ||
+                s->word_order != t->word_order || s->nregs != t->nregs)
+                return false;
+        }
+    }
+    return true;
+}
+
+/* SIGHUP: re-reads the configuration and its tag maps; applies what is
+ * safe (schema metadata, deadbands), else logs and keeps running. */
+static void reload(struct daemon *D, uint64_t now)
+{
+    struct sl_diag diag;
+    struct sl_txconf nc;
+    sl_diag_init(&diag);
+    /* The key is loaded and privileges may be dropped: no host checks. */
+    sl_err e = sl_txconf_load(&nc, D->conf_path, SL_TXCONF_SKIP_HOST_CHECKS, &diag);
+    if (e != SL_OK) {
+        logmsg("reload: %zu problem(s) in %s; keeping the running configuration:", sl_diag_total(&diag),
+               D->conf_path);
+        print_diag(&diag);
+        goto out;
+    }
+    const char *what;
+    if (!same_shape(&D->cfg, &nc, &what)) {
+        logmsg("reload: %s changed; restart sluice-tx to apply it (keeping the running configuration)",
+               what);
+        goto out;
+    }
+    uint8_t sfp[SL_FP_BYTES], cfp[SL_FP_BYTES];
+    sl_txconf_schema_fp(sfp, &nc);
+    sl_txconf_config_fp(cfp, &nc);
+    if (memcmp(sfp, D->schema_fp, SL_FP_BYTES) == 0 && memcmp(cfp, D->config_fp, SL_FP_BYTES) == 0) {
+        logmsg("reload: no change");
+        goto out;
+    }
+    struct sl_snapshot_tag *tags = NULL;
+    uint32_t sid = 0;
+    e = sl_snapshot_tags_from_conf(&tags, &sid, &nc);
+    if (e == SL_OK)
+        e = sl_snapshot_set_schema(D->snap, tags, nc.ntags, sid, now);
+    free(tags);
+    if (e != SL_OK) {
+        logmsg("reload: new schema refused (%s); keeping the running one", sl_strerror(e));
+        goto out;
+    }
+    memcpy(D->schema_fp, sfp, SL_FP_BYTES);
+    memcpy(D->config_fp, cfp, SL_FP_BYTES);
+    D->schema_id = sid;
+    char text[SL_EVENT_TEXT_MAX + 1];
+    size_t len = event_text(text, sizeof text, "tag maps reloaded: schema %08x, %u tags", sid, nc.ntags);
+    if (sl_snapshot_event(D->snap, SL_EVENT_CONFIG, 0, real_us(), text, len) != SL_OK)
+        logmsg("reload: event not queued");
+    logmsg("reload: %.*s", (int)len, text);
+out:
+    sl_txconf_free(&nc);
+    sl_diag_free(&diag);
+}
+
+/* Logs entering and leaving overload (deltas coalesced, events dropped or
+ * keyframe chunks late), checked once per beacon. */
+static void check_overload(struct daemon *D, uint64_t now)
+{
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(D->snap, &st);
+    uint64_t seen = queue_drops(&st) + st.late;
+    if (seen != D->overload_seen) {
+        if (!D->overloaded)
+            logmsg("overload: the link cannot keep up: %llu update(s) coalesced, %llu event(s) dropped, "
+                   "%llu keyframe/schema chunk(s) late so far",
+                   (unsigned long long)st.coalesced, (unsigned long long)st.events_dropped,
+                   (unsigned long long)st.late);
+        D->overloaded = true;
+        D->overload_seen = seen;
+        D->overload_last_us = now;
+    } else if (D->overloaded && now - D->overload_last_us >= 2ull * D->cfg.snapshot.keyframe_ms * 1000u) {
+        logmsg("overload over");
+        D->overloaded = false;
+    }
+}
+
+static void status_line(struct daemon *D)
+{
+    struct sl_snapshot_stats st;
+    struct sl_sender_stats ss;
+    sl_snapshot_stats(D->snap, &st);
+    sl_sender_stats(D->snd, &ss);
+    logmsg("status: blocks=%llu frames=%llu unsent=%llu beacons=%llu deltas=%llu keyframes=%llu "
+           "schemas=%llu pending=%u coalesced=%llu poll_errors=%llu",
+           (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
+           (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent,
+           (unsigned long long)st.deltas_sent, (unsigned long long)st.keyframes,
+           (unsigned long long)st.schemas, st.pending, (unsigned long long)st.coalesced,
+           (unsigned long long)D->poll_errors);
+}
+
+static void collect(struct daemon *D, uint64_t now)
+{
+    uint64_t n;
+    ssize_t r = read(D->wake_fd, &n, sizeof n);   /* non-blocking: resets the counter */
+    (void)r;
+    uint64_t errs = 0;
+    for (size_t i = 0; i < D->ndev; i++) {
+        take_device(D, &D->dev[i], now);
+        pthread_mutex_lock(&D->dev[i].mu);
+        errs += D->dev[i].poll_errors;
+        pthread_mutex_unlock(&D->dev[i].mu);
+    }
+    D->poll_errors = errs;
+}
+
+static int run_daemon(struct daemon *D, const sigset_t *waitmask)
+{
+    struct sl_snapshot_tag *tags = NULL;
+    sl_err e = sl_snapshot_tags_from_conf(&tags, &D->schema_id, &D->cfg);
+    if (e != SL_OK) {
+        logmsg("cannot build the tag table: %s", sl_strerror(e));
+        return 1;
+    }
+    struct sl_snapshot_config sc = {
+        .tags = tags, .ntags = D->cfg.ntags, .schema_id = D->schema_id,
+        .keyframe_ms = D->cfg.snapshot.keyframe_ms, .max_delay_ms = D->cfg.snapshot.max_delay_ms,
+        .payload_cap = sl_sender_payload_cap(D->snd),
+    };
+    e = sl_snapshot_create(&D->snap, &sc, mono_us());
+    free(tags);
+    if (e != SL_OK) {
+        logmsg("cannot create the snapshot engine: %s", sl_strerror(e));
+        return 1;
+    }
+    char text[SL_EVENT_TEXT_MAX + 1];
+    size_t len = event_text(text, sizeof text, "sluice-tx %s started: epoch %llu, %zu devices, %u tags",
+                            SL_VERSION, (unsigned long long)D->epoch, D->cfg.ndevices, D->cfg.ntags);
+    if (sl_snapshot_event(D->snap, SL_EVENT_TX_START, 0, real_us(), text, len) != SL_OK)
+        logmsg("start event not queued");
+    if (start_pollers(D) != 0)
+        return 1;
+    logmsg("started: epoch %llu, %zu device(s), %u tag(s), schema %08x", (unsigned long long)D->epoch,
+           D->cfg.ndevices, D->cfg.ntags, D->schema_id);
+
+    uint64_t beacon_us = (uint64_t)D->cfg.snapshot.beacon_ms * 1000u;
+    uint64_t next_beacon = mono_us();
+    D->status_next_us = mono_us() + STATS_EVERY_US;
+    while (!got_term) {
+        uint64_t now = mono_us();
+        if (got_hup) {
+            got_hup = 0;
+            reload(D, now);
+        }
+        collect(D, now);
+        if (now >= next_beacon) {
+            send_beacon(D);
+            check_overload(D, now);
+            next_beacon += beacon_us;
+            if (next_beacon <= now)   /* stalled (pacing, suspend): no burst of beacons */
+                next_beacon = now + beacon_us;
+        }
+        for (unsigned i = 0; i < BLOCKS_PER_TURN && !got_term; i++) {
+            now = mono_us();
+            if (sl_snapshot_next_due_us(D->snap) > now || send_block(D, now) != SL_OK)
+                break;
+        }
+        now = mono_us();
+        link_result(D, sl_sender_tick(D->snd, now), "send");
+        if (D->verbose && now >= D->status_next_us) {
+            status_line(D);
+            D->status_next_us = now + STATS_EVERY_US;
+        }
+
+        uint64_t wake = next_beacon, t = sl_snapshot_next_due_us(D->snap);
+        if (t < wake)
+            wake = t;
+        if (sl_sender_deadline(D->snd, &t) == SL_OK && t < wake)
+            wake = t;
+        now = mono_us();
+        uint64_t wait = wake > now ? wake - now : 0;
+        if (wait > 1000000u)
+            wait = 1000000u;
+        struct timespec ts = { (time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000L };
+        struct pollfd pfd = { .fd = D->wake_fd, .events = POLLIN };
+        /* Signals are blocked except inside ppoll: none is lost between
+         * the flag checks above and the wait. */
+        if (wait > 0 && ppoll(&pfd, 1, &ts, waitmask) < 0 && errno != EINTR) {
+            logmsg("ppoll: %s", strerror(errno));
+            return 1;
+        }
+    }
+
+    /* Stop: the last values and everything pending go out, then a final
+     * beacon that carries the final counters. */
+    uint64_t now = mono_us();
+    collect(D, now);
+    uint64_t flush_at = now + (uint64_t)D->cfg.snapshot.max_delay_ms * 1000u;
+    for (unsigned i = 0; i < BLOCKS_PER_TURN; i++)
+        if (send_block(D, flush_at) != SL_OK)
+            break;
+    link_result(D, sl_sender_flush(D->snd), "flush");
+    send_beacon(D);
+    struct sl_sender_stats ss;
+    sl_sender_stats(D->snd, &ss);
+    logmsg("stopping: %llu blocks, %llu frames sent (%llu unsent), %llu beacons",
+           (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
+           (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent);
+    return 0;
+}
+
+/* ---- bulk mode ----------------------------------------------------------- */
+
+struct bulk {
+    struct daemon *D;
+    bool tty;
+    uint64_t start_us, last_print_us, next_beacon_us, beacon_us;
+};
+
+static void bulk_progress(void *ctx, const char *name, uint64_t done, uint64_t total)
+{
+    struct bulk *b = ctx;
+    uint64_t now = mono_us();
+    if (now >= b->next_beacon_us) {   /* RX keeps seeing the session during long files */
+        send_beacon(b->D);
+        b->next_beacon_us = now + b->beacon_us;
+    }
+    if (!b->tty || (now - b->last_print_us < PROGRESS_EVERY_US && done < total))
+        return;
+    b->last_print_us = now;
+    double secs = (double)(now - b->start_us) / 1e6;
+    double rate = secs > 0 ? (double)done / secs : 0;
+    double eta = rate > 0 ? (double)(total - done) / rate : 0;
+    fprintf(stderr, "\r%s: %llu/%llu bytes, %.1f Mbit/s, ETA %.0f s   ", name, (unsigned long long)done,
+            (unsigned long long)total, rate * 8 / 1e6, eta);
+    if (done >= total)
+        fputc('\n', stderr);
+}
+
+static int run_bulk(struct daemon *D, char **paths, int npaths)
+{
+    /* Fail before sending anything when a file cannot be read. */
+    for (int i = 0; i < npaths; i++) {
+        int fd = open(paths[i], O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+            logmsg("cannot send %s: %s", paths[i], fd < 0 ? strerror(errno) : "not a regular file");
+            if (fd >= 0)
+                close(fd);
+            return 1;
+        }
+        close(fd);
+    }
+    struct bulk b = {
+        .D = D, .tty = isatty(STDERR_FILENO) == 1, .start_us = mono_us(),
+        .beacon_us = (uint64_t)D->cfg.snapshot.beacon_ms * 1000u,
+    };
+    for (unsigned i = 0; i < BULK_PRE_BEACONS; i++) {
+        send_beacon(D);
+        struct timespec ts = { 0, 20000000L };
+        nanosleep(&ts, NULL);
+    }
+    b.next_beacon_us = mono_us() + b.beacon_us;
+    int rc = 0;
+    for (int i = 0; i < npaths; i++) {
+        b.start_us = b.last_print_us = mono_us();
+        sl_err e = sl_filesend_file(D->snd, paths[i], (uint32_t)i + 1, bulk_progress, &b);
+        if (e != SL_OK) {
+            if (b.tty)
+                fputc('\n', stderr);
+            logmsg("cannot send %s: %s%s%s", paths[i], sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+                   e == SL_ERR_IO ? strerror(errno) : "");
+            rc = 1;
+            break;
+        }
+        logmsg("sent %s as file %d", paths[i], i + 1);
+    }
+    link_result(D, sl_sender_flush(D->snd), "flush");
+    send_beacon(D);
+    struct sl_sender_stats ss;
+    sl_sender_stats(D->snd, &ss);
+    logmsg("bulk: %llu blocks, %llu frames, %llu bytes on the link", (unsigned long long)ss.blocks_sent[SL_CHANNEL_FILES],
+           (unsigned long long)ss.frames_sent, (unsigned long long)ss.bytes_sent);
+    return rc;
+}
+
+/* ---- main ---------------------------------------------------------------- */
+
+static int check_only(const char *conf)
+{
+    struct sl_diag diag;
+    struct sl_txconf cfg;
+    sl_diag_init(&diag);
+    sl_err e = sl_txconf_load(&cfg, conf, 0, &diag);
+    print_diag(&diag);
+    int rc = 0;
+    if (e != SL_OK || sl_diag_total(&diag)) {
+        fprintf(stderr, PROG ": %s: %zu problem(s)\n", conf, sl_diag_total(&diag));
+        rc = e == SL_ERR_NOMEM ? 1 : 2;
+    } else {
+        printf("config OK: %zu devices, %u tags\n", cfg.ndevices, cfg.ntags);
+    }
+    sl_txconf_free(&cfg);
+    sl_diag_free(&diag);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_CHECK = 256, OPT_SEND };
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' }, { "check", no_argument, NULL, OPT_CHECK },
+        { "send", no_argument, NULL, OPT_SEND },    { "verbose", no_argument, NULL, 'v' },
+        { "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *conf = NULL;
+    bool check = false, send = false, verbose = false;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:vhV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': conf = optarg; break;
+        case OPT_CHECK: check = true; break;
+        case OPT_SEND: send = true; break;
+        case 'v': verbose = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf(PROG " %s\n", SL_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!conf || (check && send) || (send && optind == argc) || (!send && optind != argc)) {
+        usage(stderr);
+        return 2;
+    }
+    if (check)
+        return check_only(conf);
+
+    static struct daemon D;   /* static: poller threads may outlive main's frame at exit */
+    D.conf_path = conf;
+    D.verbose = verbose;
+    D.wake_fd = -1;
+    struct sl_diag diag;
+    sl_diag_init(&diag);
+    sl_err e = sl_txconf_load(&D.cfg, conf, 0, &diag);
+    if (e != SL_OK) {
+        print_diag(&diag);
+        fprintf(stderr, PROG ": %s: %zu problem(s); see `" PROG " -c %s --check`\n", conf,
+                sl_diag_total(&diag), conf);
+        sl_diag_free(&diag);
+        sl_txconf_free(&D.cfg);
+        return e == SL_ERR_NOMEM ? 1 : 2;
+    }
+    sl_diag_free(&diag);
+    sl_txconf_schema_fp(D.schema_fp, &D.cfg);
+    sl_txconf_config_fp(D.config_fp, &D.cfg);
+
+    int rc = 1;
+    if (sodium_init() < 0) {
+        logmsg("libsodium cannot initialise");
+        goto out;
+    }
+    e = sl_key_load_secret(&D.key, D.cfg.keys.signing_key);
+    if (e != SL_OK) {
+        logmsg("%s: %s%s%s", D.cfg.keys.signing_key,
+               e == SL_ERR_PERM ? "readable by group or others; chmod 600 it" : sl_strerror(e),
+               e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+        goto out;
+    }
+    /* Signals: blocked everywhere (poller threads inherit the mask) and
+     * taken only inside the main loop's ppoll. Bulk mode keeps the default
+     * actions: a killed transfer is simply incomplete on RX. */
+    sigset_t block, waitmask;
+    sigemptyset(&waitmask);
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
+    if (!send) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        pthread_sigmask(SIG_BLOCK, &block, &waitmask);
+        sigdelset(&waitmask, SIGTERM);
+        sigdelset(&waitmask, SIGINT);
+        sigdelset(&waitmask, SIGHUP);
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    if (open_link(&D.hw, &D.cfg) != 0)
+        goto out;
+    if (next_epoch(&D.epoch, D.cfg.keys.state_dir) != 0)
+        goto out;
+    randombytes_buf(&D.session, sizeof D.session);
+    D.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (D.wake_fd < 0) {
+        logmsg("eventfd: %s", strerror(errno));
+        goto out;
+    }
+    if (D.cfg.tx.user[0] && drop_privileges(D.cfg.tx.user) != 0)
+        goto out;
+
+    struct sl_sender_config scfg = {
+        .k = D.cfg.fec.k, .m = D.cfg.fec.m, .interleave = D.cfg.fec.interleave,
+        .symbol_size = (uint16_t)D.cfg.link.symbol_bytes, .rate_mbps = D.cfg.link.rate_mbps,
+        .max_delay_us = (uint64_t)D.cfg.snapshot.max_delay_ms * 1000u, .session = D.session,
+        .epoch = D.epoch, .key = D.key, .hw = D.hw,
+    };
+    e = sl_sender_create(&D.snd, &scfg);
+    if (e != SL_OK) {
+        logmsg("cannot create the sender: %s", sl_strerror(e));
+        goto out;
+    }
+    rc = send ? run_bulk(&D, argv + optind, argc - optind) : run_daemon(&D, &waitmask);
+
+out:;
+    bool joined = stop_pollers(&D);
+    sl_sender_destroy(D.snd);
+    sl_hw_close(D.hw);
+    if (!joined) {
+        /* A poller is still inside libmodbus and reads its device config:
+         * leave the memory to the exit. The capture is already closed. */
+        fflush(stderr);
+        _exit(rc);
+    }
+    free_pollers(&D);
+    sl_snapshot_destroy(D.snap);
+    sl_key_free(D.key);
+    if (D.wake_fd >= 0)
+        close(D.wake_fd);
+    sl_txconf_free(&D.cfg);
+    return rc;
+}
