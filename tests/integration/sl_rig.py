@@ -4,6 +4,7 @@ Processes started here are tracked by their Popen objects and always
 stopped by the fixture itself (terminate, then kill): no killall, no pkill.
 """
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
@@ -43,15 +44,29 @@ def rig_up(*impairments):
     namespaces, never skips."""
     if os.geteuid() != 0:
         fail("the rig needs root (network namespaces); run scripts/test as root")
+    # One rig per machine: tests (or developers' runs) in other processes
+    # wait here instead of tearing each other's rig down.
+    lock = open("/run/sluice-rig.lock", "w")
+    deadline = time.monotonic() + 1200
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                fail("the rig stayed busy (locked by another process) for 20 minutes")
+            time.sleep(0.5)
     r = subprocess.run([RIG, "up", *impairments], capture_output=True, text=True)
     if r.returncode != 0:
         subprocess.run([RIG, "down"], capture_output=True)
+        lock.close()
         fail("cannot create the rig (network namespaces/veth/nftables): "
              + r.stderr.strip())
     try:
         yield
     finally:
         subprocess.run([RIG, "down"], capture_output=True)
+        lock.close()
 
 
 class Procs:
