@@ -21,14 +21,17 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sodium.h>
 #include <unistd.h>
 
 #include "sl_diag.h"
 #include "sl_filerecv.h"
+#include "sl_http.h"
 #include "sl_hw.h"
 #include "sl_key.h"
 #include "sl_mbserver.h"
 #include "sl_mirror.h"
+#include "sl_mqtt.h"
 #include "sl_msg.h"
 #include "sl_receiver.h"
 #include "sl_replay.h"
@@ -93,6 +96,8 @@ struct rxd {
     struct sl_store *store;
     struct sl_mbserver *mb;
     struct sl_filerecv *fr;
+    struct sl_http *http;
+    struct sl_mqtt *mqtt;
     struct sl_rxbeacon_limits limits;
 
     struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
@@ -607,6 +612,107 @@ static int drop_privileges(const struct rxd *d)
 }
 
 /* Opens everything in the documented order (docs/rx.md §3). */
+/* ---- read-only services: HTTP and MQTT ------------------------------------------ */
+
+/* The one mirror hook: every follower of changes hears every event. */
+static void on_mirror(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    struct rxd *d = ctx;
+    if (d->http)
+        sl_http_notify(d->http, ev, pos);
+    if (d->mqtt)
+        sl_mqtt_notify(d->mqtt, ev, pos);
+}
+
+/* Fills what /api/status and /metrics show, from the daemon's counters. */
+static void fill_status(void *ctx, struct sl_http_status *out)
+{
+    struct rxd *d = ctx;
+    const struct sl_rxstats *st = rxd_stats(d);
+    static struct sl_http_counter extra[8];
+    size_t n = 0;
+    extra[n++] = (struct sl_http_counter){ "sluice_store_checkpoints_total", "SQLite checkpoints written",
+                                           st->store.checkpoints, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_link_kernel_drops_total",
+                                           "datagrams dropped by the kernel (socket overflow, capture ring)",
+                                           st->link.rx_kernel_drops, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_link_nic_drops_total", "frames dropped by the NIC/driver",
+                                           st->link.rx_if_drops, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_files_ok_total", "files published whole and verified",
+                                           st->files.files_ok, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_files_failed_total", "files discarded",
+                                           st->files.files_failed, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_tx_sessions_total", "TX sessions or epochs seen",
+                                           st->beacon.sessions, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_beacon_param_changes_total",
+                                           "link parameter or fingerprint changes announced by beacons",
+                                           st->beacon.param_changes + st->beacon.fp_changes, false };
+    memset(out, 0, sizeof *out);
+    out->have_beacon = st->beacon.seen;
+    out->beacon = st->beacon.last;
+    out->last_beacon_us = st->beacon.last_rx_us;
+    /* sl_rxbeacon keeps RX - TX; the status page wants TX - RX. */
+    out->clock_offset_us = -st->beacon.clock_offset_us;
+    /* Frame loss this session: frames TX says it sent vs frames that
+     * arrived intact (a lower bound before the first beacon). */
+    uint64_t sent = st->beacon.seen ? st->beacon.last.frames_sent : 0;
+    uint64_t got = st->rx.frames;
+    out->frame_loss = sent > got ? (double)(sent - got) / (double)sent : 0.0;
+    out->rx = st->rx;
+    out->modbus_refused_writes = st->modbus.refused_writes;
+    out->started_us = st->start_us;
+    out->counters = extra;
+    out->ncounters = n;
+}
+
+static int open_services(struct rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    sl_err e;
+    if (c->http.enabled) {
+        char token[SL_HTTP_TOKEN_MAX + 2] = "";
+        if (c->http.token_file[0]) {
+            FILE *f = fopen(c->http.token_file, "r");
+            if (!f || !fgets(token, sizeof token, f)) {
+                logline("error: cannot read [http] token_file %s: %s", c->http.token_file,
+                        f ? "empty" : strerror(errno));
+                if (f)
+                    fclose(f);
+                return -1;
+            }
+            fclose(f);
+            token[strcspn(token, "\r\n")] = '\0';
+            if (!token[0] || strlen(token) > SL_HTTP_TOKEN_MAX) {
+                logline("error: [http] token_file %s: token must be 1..%u bytes on the first line",
+                        c->http.token_file, SL_HTTP_TOKEN_MAX);
+                return -1;
+            }
+        }
+        struct sl_http_config hc = { .listen = c->http.listen, .token = token[0] ? token : NULL,
+                                     .max_tags = c->mirror.max_tags };
+        e = sl_http_open(&d->http, &hc, d->mirror, fill_status, d);
+        sodium_memzero(token, sizeof token);
+        if (e != SL_OK) {
+            logline("error: cannot serve HTTP on %s: %s%s%s", c->http.listen, sl_strerror(e),
+                    e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+            return -1;
+        }
+        logline("HTTP (read-only) on %s%s", c->http.listen, c->http.token_file[0] ? ", bearer token required" : "");
+    }
+    if (c->mqtt.enabled) {
+        struct sl_mqtt_config qc = { .broker = c->mqtt.broker, .prefix = c->mqtt.prefix,
+                                     .max_tags = c->mirror.max_tags };
+        if ((e = sl_mqtt_open(&d->mqtt, &qc, d->mirror)) != SL_OK) {
+            logline("error: cannot set up MQTT for %s: %s", c->mqtt.broker, sl_strerror(e));
+            return -1;
+        }
+        logline("MQTT publishing to %s under %s/ (retained, QoS 1; never subscribes)", c->mqtt.broker,
+                c->mqtt.prefix);
+    }
+    sl_mirror_set_hook(d->mirror, on_mirror, d);
+    return 0;
+}
+
 static int start(struct rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
@@ -720,10 +826,8 @@ static int start(struct rxd *d)
             return -1;
         }
     }
-    if (c->http.enabled)
-        logline("[http] %s configured: served by the HTTP module when built in", c->http.listen);
-    if (c->mqtt.enabled)
-        logline("[mqtt] %s configured: published by the MQTT module when built in", c->mqtt.broker);
+    if (open_services(d) != 0)
+        return -1;
     if (c->rx.user[0] && drop_privileges(d) != 0)
         return -1;
     return 0;
@@ -731,6 +835,10 @@ static int start(struct rxd *d)
 
 static void stop(struct rxd *d)
 {
+    if (d->mirror)
+        sl_mirror_set_hook(d->mirror, NULL, NULL);
+    sl_mqtt_close(d->mqtt);
+    sl_http_close(d->http);
     sl_filerecv_destroy(d->fr);
     sl_mbserver_close(d->mb);
     sl_receiver_destroy(d->rcv);
@@ -779,9 +887,9 @@ static int run(struct rxd *d)
             hup_sig = 0;
             logline("SIGHUP: nothing is reloaded by sluice-rx; restart it to apply configuration changes");
         }
-        struct pollfd fds[2];
+        struct pollfd fds[4];
         nfds_t nf = 0;
-        int li = -1, mi = -1;
+        int li = -1, mi = -1, qi = -1;
         if (link_fd >= 0) {
             li = (int)nf;
             fds[nf++] = (struct pollfd){ .fd = link_fd, .events = POLLIN };
@@ -790,9 +898,29 @@ static int run(struct rxd *d)
             mi = (int)nf;
             fds[nf++] = (struct pollfd){ .fd = sl_mbserver_fd(d->mb), .events = POLLIN };
         }
+        if (d->http) {
+            fds[nf++] = (struct pollfd){ .fd = sl_http_fd(d->http), .events = POLLIN };
+        }
+        if (d->mqtt) {
+            /* The descriptor changes with every reconnect (-1 while down:
+             * poll ignores it). */
+            qi = (int)nf;
+            fds[nf++] = (struct pollfd){ .fd = sl_mqtt_fd(d->mqtt),
+                                         .events = (short)(POLLIN | (sl_mqtt_want_write(d->mqtt) ? POLLOUT : 0)) };
+        }
         /* A capture file has no descriptor: it is read below without
-         * waiting, so here only the Modbus socket is looked at. */
+         * waiting, so here only the service sockets are looked at. */
         int wait = pcapfile ? 0 : LOOP_MAX_WAIT_MS;
+        if (d->http) {
+            int t = sl_http_timeout_ms(d->http);
+            if (t >= 0 && t < wait)
+                wait = t;
+        }
+        if (d->mqtt) {
+            int t = sl_mqtt_timeout_ms(d->mqtt, mono_ms());
+            if (t >= 0 && t < wait)
+                wait = t;
+        }
         int pr = nf ? poll(fds, nf, wait) : 0;
         if (pr < 0 && errno != EINTR) {
             logline("error: poll: %s", strerror(errno));
@@ -820,6 +948,12 @@ static int run(struct rxd *d)
         if (d->mb && (mi < 0 || pr >= 0))
             (void)sl_mbserver_poll_once(d->mb, 0, d->now_ms);
         periodic(d);
+        /* After periodic(): a link that just went stale reaches HTTP and
+         * MQTT clients in this same turn. */
+        if (d->http)
+            (void)sl_http_run(d->http);
+        if (d->mqtt)
+            (void)sl_mqtt_run(d->mqtt, qi >= 0 && pr > 0 ? fds[qi].revents : 0, d->now_ms);
     }
     return finish(d, "stopping on signal");
 }
