@@ -99,6 +99,9 @@ struct rxd {
     struct sl_http *http;
     struct sl_mqtt *mqtt;
     struct sl_rxbeacon_limits limits;
+    /* Frame loss of the current session: frames TX reported sent vs frames
+     * that arrived, both counted from the session's first beacon. */
+    uint64_t loss_base_sent, loss_base_got, loss_sent, loss_got;
 
     struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
     struct sl_schema_tag *tags;     /* one SCHEMA chunk's tags: SCHEMA_TAGS_MAX */
@@ -267,6 +270,14 @@ static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
     d->replay_dirty = true;
     d->last_beacon_ms = d->now_ms;
     unsigned ev = sl_rxbeacon_update(t, b, &d->limits, d->now_ms, now_us);
+    struct sl_receiver_stats rs;
+    sl_receiver_stats(d->rcv, &rs);
+    if (ev & SL_RXB_SESSION) {
+        d->loss_base_sent = b->frames_sent;
+        d->loss_base_got = rs.frames;
+    }
+    d->loss_sent = b->frames_sent;
+    d->loss_got = rs.frames;
     if (verbose)
         logline("beacon %" PRIu64 " session %016" PRIx64 " epoch %" PRIu64 " highest_block %" PRIu64
                 " clock offset %+" PRId64 " us", b->beacon_seq, b->session, b->epoch,
@@ -653,10 +664,10 @@ static void fill_status(void *ctx, struct sl_http_status *out)
     out->last_beacon_us = st->beacon.last_rx_us;
     /* sl_rxbeacon keeps RX - TX; the status page wants TX - RX. */
     out->clock_offset_us = -st->beacon.clock_offset_us;
-    /* Frame loss this session: frames TX says it sent vs frames that
-     * arrived intact (a lower bound before the first beacon). */
-    uint64_t sent = st->beacon.seen ? st->beacon.last.frames_sent : 0;
-    uint64_t got = st->rx.frames;
+    /* Frame loss this session, measured at beacons (a beacon follows the
+     * frames it counts): 1 - arrived / sent since the session's first. */
+    uint64_t sent = d->loss_sent - d->loss_base_sent;
+    uint64_t got = d->loss_got - d->loss_base_got;
     out->frame_loss = sent > got ? (double)(sent - got) / (double)sent : 0.0;
     out->rx = st->rx;
     out->modbus_refused_writes = st->modbus.refused_writes;

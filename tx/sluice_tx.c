@@ -727,10 +727,19 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         logmsg("cannot build the tag table: %s", sl_strerror(e));
         return 1;
     }
+    /* A receiver that starts (or loses the schema block) after TX waits for
+     * the next SCHEMA: repeat it with every keyframe while that costs at
+     * most 5 % of the link, and at least every 10 keyframes when it is big
+     * (~80 bytes a tag on the wire). */
+    double schema_bytes = 80.0 * D->cfg.ntags;
+    double budget = D->cfg.link.rate_mbps * 1e6 / 8.0 * D->cfg.snapshot.keyframe_ms / 1000.0 * 0.05;
+    uint32_t schema_every = 10;
+    if (budget > 0 && schema_bytes <= 9.0 * budget)
+        schema_every = (uint32_t)(schema_bytes / budget) + 1;
     struct sl_snapshot_config sc = {
         .tags = tags, .ntags = D->cfg.ntags, .schema_id = D->schema_id,
         .keyframe_ms = D->cfg.snapshot.keyframe_ms, .max_delay_ms = D->cfg.snapshot.max_delay_ms,
-        .payload_cap = sl_sender_payload_cap(D->snd),
+        .schema_every = schema_every, .payload_cap = sl_sender_payload_cap(D->snd),
     };
     e = sl_snapshot_create(&D->snap, &sc, mono_us());
     free(tags);

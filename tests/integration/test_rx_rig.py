@@ -33,8 +33,17 @@ MB = "%s:1502" % sl_rig.IT_ADDR
 STALE_MS = 1000
 
 
+LOG = None   # the daemons' shared log, shown when a check fails
+
+
 def check(cond, msg):
     if not cond:
+        if LOG:
+            try:
+                with open(LOG) as f:
+                    sys.stderr.write("--- daemon log (last 60 lines) ---\n" + "".join(f.readlines()[-60:]))
+            except OSError:
+                pass
         sl_rig.fail(msg)
 
 
@@ -79,7 +88,9 @@ def main():
                     "[mirror]\ndatabase = mirror.db\nstale_ms = %d\ncheckpoint_ms = 200\n"
                     "[modbus]\nlisten = %s\n" % (sl_rig.IT_ADDR, STALE_MS, MB))
         os.makedirs(os.path.join(d, "txstate"), exist_ok=True)
-        log = open(os.path.join(d, "log"), "w")
+        global LOG
+        LOG = os.path.join(d, "log")
+        log = open(LOG, "w")
         with sl_rig.rig_up("--loss", "5"), sl_rig.Procs() as procs:
             procs.start("ot", [SIM, "-l", "127.0.0.1:5020"], stderr=log)
             time.sleep(0.5)
