@@ -379,7 +379,7 @@ static void do_link(struct parse *p)
     switch (c->link.transport) {
     case SL_RXCONF_UDP:
         require(p, SEC_LINK, K_LISTEN, " for transport udp");
-        forbid(p, SEC_LINK, K_INTERFACE, "does not apply to transport udp");
+        /* interface is optional here: the diode NIC, for link health. */
         forbid(p, SEC_LINK, K_PORT, "does not apply to transport udp (the port is in listen)");
         forbid(p, SEC_LINK, K_FILE, "does not apply to transport udp");
         forbid(p, SEC_LINK, K_FOLLOW, "applies only to transport pcapfile");

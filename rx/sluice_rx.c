@@ -28,6 +28,7 @@
 #include "sl_filerecv.h"
 #include "sl_http.h"
 #include "sl_hw.h"
+#include "sl_link.h"
 #include "sl_key.h"
 #include "sl_mbserver.h"
 #include "sl_mirror.h"
@@ -102,6 +103,11 @@ struct rxd {
     /* Frame loss of the current session: frames TX reported sent vs frames
      * that arrived, both counted from the session's first beacon. */
     uint64_t loss_base_sent, loss_base_got, loss_sent, loss_got;
+    /* Health of the diode NIC ([link] interface), read once a second. */
+    struct sl_link_health health;
+    bool health_ok;
+    int carrier;                    /* last carrier logged; -2 = none yet */
+    uint64_t next_health_ms;
 
     struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
     struct sl_schema_tag *tags;     /* one SCHEMA chunk's tags: SCHEMA_TAGS_MAX */
@@ -447,8 +453,27 @@ static bool save_state(struct rxd *d)
     return false;
 }
 
+/* Carrier and NIC counters of the diode interface from sysfs, with one
+ * log line per carrier change. An RX NIC that transmits anything is worth
+ * a look: on a diode its tx counters stay at zero. */
+static void read_health(struct rxd *d)
+{
+    const char *ifname = d->conf->link.interface;
+    if (!ifname[0] || d->now_ms < d->next_health_ms)
+        return;
+    d->next_health_ms = d->now_ms + 1000;
+    d->health_ok = sl_link_read(&d->health, NULL, ifname) == SL_OK;
+    int carrier = d->health_ok ? d->health.carrier : -1;
+    if (carrier != d->carrier)
+        logline("link %s: carrier %s, operstate %s", ifname,
+                carrier == 1 ? "up" : carrier == 0 ? "DOWN" : "unknown",
+                d->health_ok ? sl_link_oper_name(d->health.oper) : "unknown");
+    d->carrier = carrier;
+}
+
 static void periodic(struct rxd *d)
 {
+    read_health(d);
     sl_mirror_tick(d->mirror, d->now_ms, d->last_beacon_ms);
     if (d->fr)
         sl_filerecv_tick(d->fr, wall_us());
@@ -640,7 +665,7 @@ static void fill_status(void *ctx, struct sl_http_status *out)
 {
     struct rxd *d = ctx;
     const struct sl_rxstats *st = rxd_stats(d);
-    static struct sl_http_counter extra[8];
+    static struct sl_http_counter extra[16];
     size_t n = 0;
     extra[n++] = (struct sl_http_counter){ "sluice_store_checkpoints_total", "SQLite checkpoints written",
                                            st->store.checkpoints, false };
@@ -658,6 +683,21 @@ static void fill_status(void *ctx, struct sl_http_status *out)
     extra[n++] = (struct sl_http_counter){ "sluice_beacon_param_changes_total",
                                            "link parameter or fingerprint changes announced by beacons",
                                            st->beacon.param_changes + st->beacon.fp_changes, false };
+    if (d->health_ok) {
+        const struct sl_link_health *h = &d->health;
+        extra[n++] = (struct sl_http_counter){ "sluice_nic_carrier", "diode NIC carrier (1 up, 0 down)",
+                                               h->carrier == 1 ? 1u : 0u, true };
+        extra[n++] = (struct sl_http_counter){ "sluice_nic_rx_dropped_total", "NIC rx_dropped (sysfs)",
+                                               h->rx_dropped, false };
+        extra[n++] = (struct sl_http_counter){ "sluice_nic_rx_missed_total",
+                                               "NIC rx_missed_errors: ring full, host did not drain it",
+                                               h->rx_missed_errors, false };
+        extra[n++] = (struct sl_http_counter){ "sluice_nic_rx_crc_errors_total", "NIC rx_crc_errors",
+                                               h->rx_crc_errors, false };
+        extra[n++] = (struct sl_http_counter){ "sluice_nic_tx_packets_total",
+                                               "packets the RX diode NIC transmitted (should stay 0)",
+                                               h->tx_packets, false };
+    }
     memset(out, 0, sizeof *out);
     out->have_beacon = st->beacon.seen;
     out->beacon = st->beacon.last;
@@ -1035,6 +1075,7 @@ int main(int argc, char **argv)
     logline("sluice-rx %s starting with %s", SL_VERSION, conf_path);
     static struct rxd d;
     d.conf = &conf;
+    d.carrier = -2;
     int rc = start(&d) == 0 ? run(&d) : 1;
     stop(&d);
     return rc;

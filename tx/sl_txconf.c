@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_generator.h"
 
 /* ---- phase 1: collect every key's text and line ------------------------------
  * libinih calls the handler for key lines only and does not pass line
@@ -33,9 +34,9 @@ enum { K_SIGNING_KEY, K_STATE_DIR };
 enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
 enum { K_USER };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
-       K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP };
+       K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE };
 
-#define KEYS_MAX 12
+#define KEYS_MAX 13
 
 static const char *const sec_names[SEC__SINGLE + 1] = { "link", "fec", "keys", "snapshot", "tx",
                                                          "device" };
@@ -47,7 +48,7 @@ static const char *const sec_keys[SEC__SINGLE + 1][KEYS_MAX + 1] = {
     [SEC_SNAPSHOT] = { "keyframe_ms", "beacon_ms", "max_delay_ms", NULL },
     [SEC_TX] = { "user", NULL },
     [SEC_DEVICE] = { "protocol", "address", "unit", "mirror_unit", "poll_ms", "timeout_ms", "tags",
-                     "baud", "parity", "data_bits", "stop_bits", "max_gap", NULL },
+                     "baud", "parity", "data_bits", "stop_bits", "max_gap", "rate", NULL },
 };
 
 struct rawsec {
@@ -407,7 +408,7 @@ static void do_link(struct parse *p)
     switch (c->link.transport) {
     case SL_TXCONF_UDP:
         require(p, s, SEC_LINK, K_DESTINATION, " for transport udp");
-        forbid(p, s, SEC_LINK, K_INTERFACE, "does not apply to transport udp");
+        /* interface is optional here: the diode NIC, for link health. */
         forbid(p, s, SEC_LINK, K_DESTINATION_MAC, "does not apply to transport udp");
         forbid(p, s, SEC_LINK, K_FILE, "does not apply to transport udp");
         break;
@@ -579,6 +580,32 @@ static void do_tx(struct parse *p)
     }
 }
 
+/* protocol = generator: `tags` is a tag count and `rate` updates per
+ * second (tx/sl_generator.h); nothing is polled, so the Modbus keys do not
+ * apply. */
+static void do_generator(struct parse *p, const struct rawsec *s, struct sl_txconf_device *d)
+{
+    uint32_t n;
+    static const int modbus_only[] = { K_ADDRESS, K_POLL_MS, K_TIMEOUT_MS, K_MAX_GAP, K_BAUD,
+                                       K_PARITY, K_DATA_BITS, K_STOP_BITS };
+    for (size_t i = 0; i < sizeof modbus_only / sizeof modbus_only[0]; i++)
+        forbid(p, s, SEC_DEVICE, modbus_only[i], "does not apply to protocol generator");
+    num(p, s, SEC_DEVICE, K_UNIT, 0, 255, SL_TXCONF_DEFAULT_UNIT, &n);
+    d->unit = (uint8_t)n;
+    num(p, s, SEC_DEVICE, K_MIRROR_UNIT, 0, 255, d->unit, &n);
+    d->mirror_unit = (uint8_t)n;
+    num(p, s, SEC_DEVICE, K_RATE, 0, SL_GENERATOR_MAX_RATE, SL_GENERATOR_DEFAULT_RATE, &d->rate);
+    if (require(p, s, SEC_DEVICE, K_TAGS, " (the number of tags)") &&
+        num(p, s, SEC_DEVICE, K_TAGS, 1, SL_GENERATOR_MAX_TAGS, 1, &n)) {
+        sl_err e = sl_generator_tagmap(&d->tagmap, d->name, n);
+        if (e == SL_ERR_NOMEM)
+            p->nomem = true;
+        else if (e != SL_OK)
+            sl_diag_add(p->diag, p->file, s->header, "device '%s': cannot build its tags: %s",
+                        d->name, sl_strerror(e));
+    }
+}
+
 static void do_device(struct parse *p, const struct rawsec *s, struct sl_txconf_device *d)
 {
     const char *v;
@@ -591,11 +618,18 @@ static void do_device(struct parse *p, const struct rawsec *s, struct sl_txconf_
             d->protocol = SL_TXCONF_MODBUS_TCP;
         else if (strcmp(v, "modbus-rtu") == 0)
             d->protocol = SL_TXCONF_MODBUS_RTU;
+        else if (strcmp(v, "generator") == 0)
+            d->protocol = SL_TXCONF_GENERATOR;
         else
             sl_diag_add(p->diag, p->file, s->line[K_PROTOCOL],
-                        "bad protocol '%s' (modbus-tcp|modbus-rtu)", v);
+                        "bad protocol '%s' (modbus-tcp|modbus-rtu|generator)", v);
     }
     bool rtu = d->protocol == SL_TXCONF_MODBUS_RTU;
+    if (d->protocol == SL_TXCONF_GENERATOR) {
+        do_generator(p, s, d);
+        return;
+    }
+    forbid(p, s, SEC_DEVICE, K_RATE, "applies only to protocol generator");
     if (require(p, s, SEC_DEVICE, K_ADDRESS, "")) {
         v = val(s, K_ADDRESS);
         snprintf(d->address, sizeof d->address, "%s", v);
@@ -886,6 +920,8 @@ void sl_txconf_config_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c)
         hash_u32(&st, (uint32_t)d->parity);
         hash_u32(&st, d->data_bits);
         hash_u32(&st, d->stop_bits);
+        if (d->protocol == SL_TXCONF_GENERATOR)
+            hash_u32(&st, d->rate);
     }
     sl_txconf_schema_fp(schema, c);
     crypto_generichash_update(&st, schema, sizeof schema);

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
@@ -32,7 +33,9 @@
 #include "sl_diag.h"
 #include "sl_file.h"
 #include "sl_filesend.h"
+#include "sl_generator.h"
 #include "sl_hw.h"
+#include "sl_link.h"
 #include "sl_key.h"
 #include "sl_poller.h"
 #include "sl_sender.h"
@@ -48,6 +51,7 @@
 #define EPOCH_TEXT_MAX 32u
 #define DEV_EVENTS 8u              /* transitions a poller can report before main takes them */
 #define BLOCKS_PER_TURN 64u        /* blocks per loop turn, so beacons are never starved */
+#define GEN_PER_TURN 262144u      /* generated updates per device per loop turn */
 #define BULK_PRE_BEACONS 3u        /* beacons before the first file: RX learns the session */
 #define PROGRESS_EVERY_US 250000u
 #define STATS_EVERY_US 10000000u   /* -v status line */
@@ -298,6 +302,9 @@ struct dev {
     unsigned ev_n;
     uint64_t poll_errors;                /* failed reads since start */
     bool done;                           /* thread has left its loop */
+    /* protocol = generator: no thread, no poller; main runs it. */
+    bool is_gen;
+    struct sl_generator gen;
 };
 
 static void *poll_thread(void *arg)
@@ -365,6 +372,8 @@ struct daemon {
     bool overloaded;
     uint64_t overload_seen, overload_last_us;
     uint64_t status_next_us;
+    uint64_t health_next_us;
+    int carrier;                    /* last carrier seen on [link] interface; -2 = not read yet */
 };
 
 /* One log line per link state change, not per failed frame. */
@@ -380,6 +389,24 @@ static void link_result(struct daemon *D, sl_err e, const char *what)
         logmsg("link: %s failed: %s%s%s (frames are counted as unsent)", what, sl_strerror(e),
                e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
     D->link_failing = true;
+}
+
+/* Carrier of the diode NIC ([link] interface), read from sysfs once a
+ * second: a one-strand fibre whose far end lost light, or a media converter
+ * with link-fault pass-through, shows up here first. One line per change. */
+static void check_link_health(struct daemon *D, uint64_t now)
+{
+    if (!D->cfg.link.interface[0] || now < D->health_next_us)
+        return;
+    D->health_next_us = now + 1000000u;
+    struct sl_link_health h;
+    if (sl_link_read(&h, NULL, D->cfg.link.interface) != SL_OK)
+        h.carrier = -1;
+    if (h.carrier != D->carrier)
+        logmsg("link %s: carrier %s, operstate %s, %" PRIu64 " tx dropped", D->cfg.link.interface,
+               h.carrier == 1 ? "up" : h.carrier == 0 ? "DOWN" : "unknown",
+               h.carrier == -1 ? "unknown" : sl_link_oper_name(h.oper), h.carrier == -1 ? 0 : h.tx_dropped);
+    D->carrier = h.carrier;
 }
 
 static uint64_t queue_drops(const struct sl_snapshot_stats *st)
@@ -485,6 +512,15 @@ static int start_pollers(struct daemon *D)
         struct dev *d = &D->dev[i];
         d->cfg = &D->cfg.devices[i];
         d->wake_fd = D->wake_fd;
+        if (d->cfg->protocol == SL_TXCONF_GENERATOR) {
+            pthread_mutex_init(&d->mu, NULL);
+            pthread_cond_init(&d->cv, NULL);
+            d->is_gen = true;
+            sl_generator_init(&d->gen, d->cfg->first_tag_id, (uint32_t)d->cfg->tagmap.count,
+                              d->cfg->rate, mono_us());
+            D->ndev = i + 1;
+            continue;
+        }
         sl_err e = sl_poller_create(&d->poller, d->cfg, NULL);
         if (e != SL_OK) {
             logmsg("device %s: cannot create its poller: %s", d->cfg->name, sl_strerror(e));
@@ -601,7 +637,7 @@ static bool same_shape(const struct sl_txconf *a, const struct sl_txconf *b, con
         if (strcmp(x->name, y->name) || x->protocol != y->protocol || strcmp(x->address, y->address) ||
             x->unit != y->unit || x->poll_ms != y->poll_ms || x->timeout_ms != y->timeout_ms ||
             x->max_gap != y->max_gap || x->baud != y->baud || x->parity != y->parity ||
-            x->data_bits != y->data_bits || x->stop_bits != y->stop_bits)
+            x->data_bits != y->data_bits || x->stop_bits != y->stop_bits || x->rate != y->rate)
             return false;
         *what = "a tag map's registers or types";
         if (x->tagmap.count != y->tagmap.count)
@@ -719,6 +755,34 @@ static void collect(struct daemon *D, uint64_t now)
     D->poll_errors = errs;
 }
 
+/* Feeds the updates every generator device has due into the snapshot, as
+ * a poller's results would be (Good, value = source time = now). At most
+ * GEN_PER_TURN per device per turn, so beacons and blocks keep their turn;
+ * the rest stay due. Returns the earliest time a generator wants a turn. */
+static uint64_t run_generators(struct daemon *D, uint64_t now)
+{
+    uint64_t wake = UINT64_MAX;
+    for (size_t i = 0; i < D->ndev; i++) {
+        struct dev *d = &D->dev[i];
+        if (!d->is_gen)
+            continue;
+        uint64_t n = sl_generator_due(&d->gen, now);
+        if (n > GEN_PER_TURN)
+            n = GEN_PER_TURN;
+        uint64_t wall = real_us(), bad = 0;
+        for (uint64_t j = 0; j < n; j++)
+            if (sl_snapshot_update(D->snap, sl_generator_next(&d->gen), wall, SL_Q_GOOD, wall, now) != SL_OK)
+                bad++;
+        if (bad)
+            logmsg("device %s: %llu generated values refused by the snapshot", d->cfg->name,
+                   (unsigned long long)bad);
+        uint64_t t = n == GEN_PER_TURN ? now : sl_generator_wake_us(&d->gen, now);
+        if (t < wake)
+            wake = t;
+    }
+    return wake;
+}
+
 static int run_daemon(struct daemon *D, const sigset_t *waitmask)
 {
     struct sl_snapshot_tag *tags = NULL;
@@ -767,9 +831,11 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             reload(D, now);
         }
         collect(D, now);
+        uint64_t gen_wake = run_generators(D, now);
         if (now >= next_beacon) {
             send_beacon(D);
             check_overload(D, now);
+            check_link_health(D, now);
             next_beacon += beacon_us;
             if (next_beacon <= now)   /* stalled (pacing, suspend): no burst of beacons */
                 next_beacon = now + beacon_us;
@@ -791,6 +857,8 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             wake = t;
         if (sl_sender_deadline(D->snd, &t) == SL_OK && t < wake)
             wake = t;
+        if (gen_wake < wake)
+            wake = gen_wake;
         now = mono_us();
         uint64_t wait = wake > now ? wake - now : 0;
         if (wait > 1000000u)
@@ -820,6 +888,16 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
     logmsg("stopping: %llu blocks, %llu frames sent (%llu unsent), %llu beacons",
            (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
            (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent);
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(D->snap, &st);
+    for (size_t i = 0; i < D->ndev; i++)
+        if (D->dev[i].is_gen)
+            logmsg("generator %s: %llu updates produced, %llu skipped (behind schedule); snapshot: "
+                   "%llu changes, %llu delta values sent, %llu coalesced, %llu keyframes",
+                   D->dev[i].cfg->name, (unsigned long long)D->dev[i].gen.produced,
+                   (unsigned long long)D->dev[i].gen.skipped, (unsigned long long)st.changes,
+                   (unsigned long long)st.deltas_sent, (unsigned long long)st.coalesced,
+                   (unsigned long long)st.keyframes);
     return 0;
 }
 
@@ -953,6 +1031,7 @@ int main(int argc, char **argv)
     D.conf_path = conf;
     D.verbose = verbose;
     D.wake_fd = -1;
+    D.carrier = -2;
     struct sl_diag diag;
     sl_diag_init(&diag);
     sl_err e = sl_txconf_load(&D.cfg, conf, 0, &diag);

@@ -92,12 +92,13 @@ def main():
         os.makedirs(os.path.join(d, "txstate"))
         with open(os.path.join(d, "tx.conf"), "w") as f:
             f.write(f"[link]\ntransport = udp\ndestination = {sl_rig.IT_ADDR}:7400\ngso = off\n"
+                    f"interface = sl-veth-ot\n"
                     f"rate_mbps = 50\n[keys]\nsigning_key = sluice.key\nstate_dir = txstate\n"
                     f"[snapshot]\nkeyframe_ms = {KEYFRAME_MS}\nbeacon_ms = {BEACON_MS}\n"
                     f"[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:5020\n"
                     f"poll_ms = 200\ntags = tags.csv\n")
         with open(os.path.join(d, "rx.conf"), "w") as f:
-            f.write(f"[link]\ntransport = udp\nlisten = {sl_rig.IT_ADDR}:7400\n"
+            f.write(f"[link]\ntransport = udp\nlisten = {sl_rig.IT_ADDR}:7400\ninterface = sl-veth-it\n"
                     f"[keys]\ntrusted = sluice.pub\nstate_dir = rxstate\n"
                     f"[mirror]\nstale_ms = {STALE_MS}\nmax_tags = 10000\n"
                     f"[modbus]\nlisten = {sl_rig.IT_ADDR}:1502\n"
@@ -146,6 +147,11 @@ def main():
             check(code == 200 and st["link"]["up"] and st["rx"]["blocks"] > 0, "status: %s" % body[:300])
             code, body = http("/metrics")
             check(code == 200 and "sluice_" in body, "metrics: %d" % code)
+            # Link health of the diode NIC: carrier up, and it never transmitted.
+            metrics = dict(ln.rsplit(" ", 1) for ln in body.splitlines() if ln and not ln.startswith("#"))
+            check(metrics.get("sluice_nic_carrier") == "1", "sluice_nic_carrier: %s" % metrics.get("sluice_nic_carrier"))
+            check(metrics.get("sluice_nic_tx_packets_total") == "0",
+                  "the RX diode NIC transmitted: %s" % metrics.get("sluice_nic_tx_packets_total"))
             for method in ("POST", "PUT", "DELETE"):
                 code, _ = http("/api/tags", method)
                 check(code == 405, "%s /api/tags gave %d, want 405" % (method, code))

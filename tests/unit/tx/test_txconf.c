@@ -214,8 +214,6 @@ SL_TEST(txconf, link_errors)
         "tx.conf:2: bad transport 'tcp' (udp|raw|pcapfile)");
     one("[link]\ntransport = udp\n" BASE_KEYS BASE_DEV,
         "tx.conf:1: [link]: missing required key 'destination' for transport udp");
-    one(BASE_LINK "interface = eth0\n" BASE_KEYS BASE_DEV,
-        "tx.conf:4: key 'interface' does not apply to transport udp");
     one("[link]\ntransport = raw\ninterface = eth0\n" BASE_KEYS BASE_DEV,
         "tx.conf:1: [link]: missing required key 'destination_mac' for transport raw");
     one("[link]\ntransport = raw\ninterface = eth0\ndestination_mac = 1:2:3\n" BASE_KEYS BASE_DEV,
@@ -290,7 +288,7 @@ SL_TEST(txconf, device_errors)
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = modbus-tcp\naddress = x\n",
         "tx.conf:7: device 'd': missing required key 'tags'");
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = bacnet\naddress = x\ntags = a.csv\n",
-        "tx.conf:8: bad protocol 'bacnet' (modbus-tcp|modbus-rtu)");
+        "tx.conf:8: bad protocol 'bacnet' (modbus-tcp|modbus-rtu|generator)");
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = modbus-tcp\naddress = x:99999\ntags = a.csv\n",
         "tx.conf:9: bad address 'x:99999' for modbus-tcp (HOST:PORT, [IPv6]:PORT or HOST)");
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = modbus-rtu\naddress = ttyS0\ntags = a.csv\n",
