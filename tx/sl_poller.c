@@ -42,6 +42,8 @@ sl_err sl_poller_create(struct sl_poller **out, const struct sl_txconf_device *d
                         const struct sl_poller_clock *clock)
 {
     *out = NULL;
+    if (dev->protocol == SL_TXCONF_GENERATOR)   /* nothing to poll: sl_generator.h */
+        return SL_ERR_RANGE;
     struct sl_poller *p = calloc(1, sizeof *p);
     if (!p)
         return SL_ERR_NOMEM;

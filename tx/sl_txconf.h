@@ -55,6 +55,7 @@ enum sl_txconf_transport {
 enum sl_txconf_protocol {
     SL_TXCONF_MODBUS_TCP = 1,
     SL_TXCONF_MODBUS_RTU,
+    SL_TXCONF_GENERATOR,                /* synthetic source for benchmarks (tx/sl_generator.h) */
 };
 
 struct sl_txconf_device {
@@ -74,6 +75,7 @@ struct sl_txconf_device {
     char parity;                        /* RTU: 'N', 'E' or 'O' */
     uint8_t data_bits;                  /* RTU: 7 or 8 */
     uint8_t stop_bits;                  /* RTU: 1 or 2 */
+    uint32_t rate;                      /* generator: updates per second over all its tags */
     struct sl_tagmap tagmap;            /* owned */
     uint32_t first_tag_id;              /* tag ids: devices in file order, rows in file order */
 };
