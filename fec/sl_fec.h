@@ -26,7 +26,8 @@
 /* ---- code parameters ------------------------------------------------------ */
 
 /* Repair symbols for a block of kb data symbols under configured (k, m):
- * max(1, ceil(m * kb / k)). Early-closed blocks get proportionally fewer.
+ * max(ceil(m * kb / k), min(m, kb + 1)): proportional for large blocks,
+ * with a floor so early-closed small blocks are not the weakest link.
  * Returns 0 when the arguments are out of range (kb == 0, kb > k, m == 0,
  * k + m > 255). Cost: a few integer operations. */
 unsigned sl_fec_repair_count(unsigned k, unsigned m, unsigned kb);

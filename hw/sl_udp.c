@@ -136,6 +136,15 @@ static size_t deliver(struct udp *u, struct sl_hw_rxmsg *msgs, size_t n)
     while (got < n && u->cur < u->filled) {
         size_t total = u->msgs[u->cur].msg_len;
         size_t seg = u->seg[u->cur];
+        if (total == 0) {
+            /* An empty datagram is still a datagram: hand it over so the
+             * receiver counts it (datagram/truncated) instead of it
+             * vanishing here. */
+            msgs[got++].len = 0;
+            u->cur++;
+            u->cur_off = 0;
+            continue;
+        }
         if (u->cur_off >= total) {
             u->cur++;
             u->cur_off = 0;

@@ -7,7 +7,10 @@
 
 /* Value states: a tag holds nothing, a value restored from the database
  * (not yet refreshed), or a value received live from TX. */
-enum { ST_EMPTY = 0, ST_RESTORED = 1, ST_LIVE = 2 };
+/* ST_HELD: a live value that lived through a stale link. It stays
+ * "last usable" after beacons return, until TX sends it again: a value
+ * from before an outage is never shown Good (DESIGN.md §2). */
+enum { ST_EMPTY = 0, ST_RESTORED = 1, ST_LIVE = 2, ST_HELD = 3 };
 
 struct tag {
     uint32_t id;
@@ -438,6 +441,10 @@ void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_m
         return;
     m->stale = stale;
     m->st.link_changes++;
+    if (stale && m->active->valid)
+        for (uint32_t i = 0; i < m->active->n; i++)
+            if (m->vals[i].state == ST_LIVE)
+                m->vals[i].state = ST_HELD;
     mark_all_dirty(m);
     notify(m, SL_MIRROR_EV_LINK, 0);
 }
@@ -454,6 +461,8 @@ static uint32_t effective(const struct sl_mirror *m, const struct val *x)
         return m->stale ? SL_Q_BAD_NO_COMM : SL_Q_BAD_WAITING_INITIAL;
     case ST_RESTORED:
         return SL_Q_UNCERTAIN_LAST_USABLE;
+    case ST_HELD:
+        return (x->quality & 0x80000000u) ? SL_Q_BAD_NO_COMM : SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE;
     default:
         if (!m->stale)
             return x->quality;

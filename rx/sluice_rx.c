@@ -103,6 +103,10 @@ struct rxd {
     /* Frame loss of the current session: frames TX reported sent vs frames
      * that arrived, both counted from the session's first beacon. */
     uint64_t loss_base_sent, loss_base_got, loss_sent, loss_got;
+    /* Tag blocks of a session that never arrived, including the ones no
+     * frame of which reached us (invisible to the FEC decoder): the
+     * beacon's highest_block minus the blocks delivered in that session. */
+    uint64_t pl_session, pl_blocks, blocks_missing;
     /* Health of the diode NIC ([link] interface), read once a second. */
     struct sl_link_health health;
     bool health_ok;
@@ -252,8 +256,14 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
     struct rxd *d = ctx;
     (void)key_id;
     d->replay_dirty = true;   /* the receiver accepted (epoch, seq) into the window */
-    if (h->channel == SL_CHANNEL_TAGS)
+    if (h->channel == SL_CHANNEL_TAGS) {
+        if (h->session != d->pl_session) {
+            d->pl_session = h->session;
+            d->pl_blocks = 0;
+        }
+        d->pl_blocks++;
         tags_payload(d, payload, len, now_us);
+    }
     else if (h->channel == SL_CHANNEL_FILES && d->fr)
         sl_filerecv_payload(d->fr, h->session, payload, len, now_us);
     else
@@ -284,6 +294,10 @@ static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
     }
     d->loss_sent = b->frames_sent;
     d->loss_got = rs.frames;
+    /* A block still in flight when the beacon overtakes it counts as
+     * missing until the next beacon: a gauge, not a counter. */
+    uint64_t delivered = b->session == d->pl_session ? d->pl_blocks : 0;
+    d->blocks_missing = b->highest_block > delivered ? b->highest_block - delivered : 0;
     if (verbose)
         logline("beacon %" PRIu64 " session %016" PRIx64 " epoch %" PRIu64 " highest_block %" PRIu64
                 " clock offset %+" PRId64 " us", b->beacon_seq, b->session, b->epoch,
@@ -683,6 +697,13 @@ static void fill_status(void *ctx, struct sl_http_status *out)
     extra[n++] = (struct sl_http_counter){ "sluice_beacon_param_changes_total",
                                            "link parameter or fingerprint changes announced by beacons",
                                            st->beacon.param_changes + st->beacon.fp_changes, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_rx_blocks_missing",
+                                           "tag blocks of this TX session announced by beacons but not received "
+                                           "(lost whole, or still in flight)",
+                                           d->blocks_missing, true };
+    extra[n++] = (struct sl_http_counter){ "sluice_link_rejected_total",
+                                           "datagrams the link layer refused (bigger than a slot, bad framing)",
+                                           st->link.rx_rejected, false };
     if (d->health_ok) {
         const struct sl_link_health *h = &d->health;
         extra[n++] = (struct sl_http_counter){ "sluice_nic_carrier", "diode NIC carrier (1 up, 0 down)",
@@ -911,10 +932,11 @@ static int finish(struct rxd *d, const char *why)
     const struct sl_rxstats *st = rxd_stats(d);
     char drops[768] = "";
     drop_deltas(d, drops, sizeof drops, false);
-    logline("%s: datagrams=%" PRIu64 " blocks=%" PRIu64 " (recovered %" PRIu64 ") beacons=%" PRIu64
+    logline("%s: datagrams=%" PRIu64 " blocks=%" PRIu64 " (recovered %" PRIu64 ") missing=%" PRIu64
+            " beacons=%" PRIu64
             " values=%" PRIu64 " applied=%" PRIu64 " older=%" PRIu64 " tags=%" PRIu32
             " checkpoints=%" PRIu64 " drops:%s",
-            why, st->rx.datagrams, st->rx.blocks, st->rx.blocks_recovered, st->rx.beacons,
+            why, st->rx.datagrams, st->rx.blocks, st->rx.blocks_recovered, d->blocks_missing, st->rx.beacons,
             st->tagch.values, st->mirror.applied, st->mirror.older, st->tags, st->store.checkpoints,
             drops[0] ? drops : " none");
     return ok ? 0 : 1;

@@ -12,17 +12,24 @@
 SL_TEST(code, repair_count_rule)
 {
     CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 64), 8);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 1), 1);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 8), 1);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 9), 2);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 1), 2);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 8), 8);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 9), 8);
     CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 57), 8);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(4, 2, 1), 1);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(4, 2, 2), 1);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(4, 2, 1), 2);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(4, 2, 2), 2);
     CU_ASSERT_EQUAL(sl_fec_repair_count(4, 2, 3), 2);
     CU_ASSERT_EQUAL(sl_fec_repair_count(1, 254, 1), 254);
+    /* the small-block floor min(m, k' + 1), then proportional */
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 16, 1), 2);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 16, 4), 5);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 16, 15), 16);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(64, 16, 40), 16);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(32, 4, 2), 3);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(32, 4, 31), 4);
     CU_ASSERT_EQUAL(sl_fec_repair_count(254, 1, 254), 1);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(128, 127, 1), 1);
-    CU_ASSERT_EQUAL(sl_fec_repair_count(128, 127, 2), 2);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(128, 127, 1), 2);
+    CU_ASSERT_EQUAL(sl_fec_repair_count(128, 127, 2), 3);
     CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 0), 0);
     CU_ASSERT_EQUAL(sl_fec_repair_count(64, 8, 65), 0);
     CU_ASSERT_EQUAL(sl_fec_repair_count(200, 56, 1), 0);
@@ -188,13 +195,13 @@ SL_TEST(code, argument_errors)
     CU_ASSERT_EQUAL(sl_fec_encode(enc, &blk, in, sizeof in), SL_ERR_RANGE);
     CU_ASSERT_EQUAL(sl_fec_encoded_bytes(enc, 0), 0);
     CU_ASSERT_EQUAL(sl_fec_encoded_bytes(enc, 256), 6 * 64);
-    CU_ASSERT_EQUAL(sl_fec_encoded_bytes(enc, 64), 2 * 64);
+    CU_ASSERT_EQUAL(sl_fec_encoded_bytes(enc, 64), 3 * 64);   /* k'=1, m'=min(2, 1+1) */
     blk.cap = 6 * 64 - 1;
     CU_ASSERT_EQUAL(sl_fec_encode(enc, &blk, in, 256), SL_ERR_OVERFLOW);
-    blk.cap = 2 * 64;
+    blk.cap = 3 * 64;
     CU_ASSERT_EQUAL(sl_fec_encode(enc, &blk, in, 64), SL_OK);
     CU_ASSERT_EQUAL(blk.k, 1);
-    CU_ASSERT_EQUAL(blk.m, 1);
+    CU_ASSERT_EQUAL(blk.m, 2);
     sl_fec_encoder_destroy(enc);
 }
 

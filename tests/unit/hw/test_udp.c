@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "hw_test_util.h"
 #include "sl_hw.h"
@@ -180,4 +182,32 @@ SL_TEST(udp, oversize_and_misuse)
     c.batch = 0;
     CU_ASSERT_EQUAL(sl_hw_open(&h, NULL, 0, &c), SL_ERR_CONFIG);
     sl_hw_close(NULL);
+}
+
+/* An empty datagram is delivered with length 0 (the receiver counts it as
+ * truncated), never silently skipped; the next one still arrives. */
+SL_TEST(udp, empty_datagram_delivered)
+{
+    struct pair p;
+    open_pair(&p, 200, false, true, 8);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in to;
+    socklen_t tlen = sizeof to;
+    CU_ASSERT_EQUAL_FATAL(getsockname(sl_hw_fd(p.rx), (struct sockaddr *)&to, &tlen), 0);
+    CU_ASSERT_EQUAL(sendto(fd, "", 0, 0, (struct sockaddr *)&to, tlen), 0);
+    CU_ASSERT_EQUAL(sendto(fd, "abc", 3, 0, (struct sockaddr *)&to, tlen), 3);
+    uint8_t b0[200], b1[200];
+    struct sl_hw_rxmsg m[2] = { { b0, sizeof b0, 99 }, { b1, sizeof b1, 99 } };
+    size_t got = 0, total = 0;
+    for (int i = 0; i < 50 && total < 2; i++) {
+        CU_ASSERT(sl_hw_recv(p.rx, &got, m + total, 2 - total, 100) != SL_ERR_IO);
+        total += got;
+    }
+    CU_ASSERT_EQUAL(total, 2u);
+    CU_ASSERT_EQUAL(m[0].len, 0u);
+    CU_ASSERT_EQUAL(m[1].len, 3u);
+    close(fd);
+    sl_hw_close(p.tx);
+    sl_hw_close(p.rx);
 }

@@ -255,6 +255,10 @@ SL_TEST(mbanswer, every_exception)
     /* ...but an unmapped address is still the client's error. */
     CU_ASSERT_EQUAL(ask(m, 1, 3, 16, 1, out, &n), SL_MB_EX_ILLEGAL_ADDRESS);
     sl_mirror_tick(m, 10000, 9999);
+    /* Link back, value not yet refreshed: still not Good (0x0B). */
+    CU_ASSERT_EQUAL(ask(m, 1, 3, 0, 2, out, &n), SL_MB_EX_GATEWAY_TARGET);
+    v = fx_val(0, SL_TYPE_FLOAT32, 0, SL_Q_GOOD, 300);
+    CU_ASSERT(sl_mirror_apply(m, &v, 1, 301) == SL_OK);
     CU_ASSERT_EQUAL(ask(m, 1, 3, 0, 2, out, &n), 0);
     /* Restored from the database (Uncertain) is not Good: 0x0B. */
     v = fx_val(5, SL_TYPE_UINT16, 1, 0, 1);

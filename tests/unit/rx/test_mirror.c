@@ -78,11 +78,18 @@ SL_TEST(mirror, stale_link_and_return)
     CU_ASSERT(sl_mirror_get(m, 5, &t) == SL_OK);
     CU_ASSERT_EQUAL(t.raw, 42);
     CU_ASSERT_EQUAL(t.tx_quality, SL_Q_GOOD);
-    /* Beacons again: held values return to what TX said, empty ones wait. */
+    /* Beacons again: a value from before the outage is still only "last
+     * usable" until TX sends it again (never stale data shown Good); empty
+     * ones wait. */
     sl_mirror_tick(m, 10100, 10050);
     CU_ASSERT(sl_mirror_link_up(m));
-    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE);
     CU_ASSERT_EQUAL(q_of(m, 0), SL_Q_BAD_WAITING_INITIAL);
+    CU_ASSERT_EQUAL(q_of(m, 4), SL_Q_BAD_NO_COMM);
+    /* The next keyframe refreshes them: the same source time counts. */
+    apply1(m, 5, SL_TYPE_UINT16, 42, SL_Q_GOOD, 1000);
+    apply1(m, 4, SL_TYPE_INT16, 1, SL_Q_BAD_COMM_ERROR, 1000);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
     CU_ASSERT_EQUAL(q_of(m, 4), SL_Q_BAD_COMM_ERROR);
     struct sl_mirror_stats st;
     sl_mirror_stats(m, &st);
