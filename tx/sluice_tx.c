@@ -783,6 +783,21 @@ static uint64_t run_generators(struct daemon *D, uint64_t now)
     return wake;
 }
 
+/* max_delay_ms is one budget for a change, shared by the two places that
+ * may hold it: the snapshot engine (a delta waits for company to fill a
+ * block) and the interleaver (a block waits for its group). Giving each the
+ * whole budget let them add up (p99 above 5 ms at the default 2 ms,
+ * docs/performance.md). */
+static uint32_t snapshot_delay_ms(const struct sl_txconf *c)
+{
+    return (c->snapshot.max_delay_ms + 1u) / 2u;
+}
+
+static uint64_t interleave_delay_us(const struct sl_txconf *c)
+{
+    return ((uint64_t)c->snapshot.max_delay_ms - snapshot_delay_ms(c)) * 1000u;
+}
+
 static int run_daemon(struct daemon *D, const sigset_t *waitmask)
 {
     struct sl_snapshot_tag *tags = NULL;
@@ -802,7 +817,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         schema_every = (uint32_t)(schema_bytes / budget) + 1;
     struct sl_snapshot_config sc = {
         .tags = tags, .ntags = D->cfg.ntags, .schema_id = D->schema_id,
-        .keyframe_ms = D->cfg.snapshot.keyframe_ms, .max_delay_ms = D->cfg.snapshot.max_delay_ms,
+        .keyframe_ms = D->cfg.snapshot.keyframe_ms, .max_delay_ms = snapshot_delay_ms(&D->cfg),
         .schema_every = schema_every, .payload_cap = sl_sender_payload_cap(D->snd),
     };
     e = sl_snapshot_create(&D->snap, &sc, mono_us());
@@ -866,8 +881,10 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         struct timespec ts = { (time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000L };
         struct pollfd pfd = { .fd = D->wake_fd, .events = POLLIN };
         /* Signals are blocked except inside ppoll: none is lost between
-         * the flag checks above and the wait. */
-        if (wait > 0 && ppoll(&pfd, 1, &ts, waitmask) < 0 && errno != EINTR) {
+         * the flag checks above and the wait. Called even with nothing to
+         * wait for (a zero timeout), or a loop that always has work (an
+         * overloaded link) would never see SIGTERM. */
+        if (ppoll(&pfd, 1, &ts, waitmask) < 0 && errno != EINTR) {
             logmsg("ppoll: %s", strerror(errno));
             return 1;
         }
@@ -1098,7 +1115,7 @@ int main(int argc, char **argv)
     struct sl_sender_config scfg = {
         .k = D.cfg.fec.k, .m = D.cfg.fec.m, .interleave = D.cfg.fec.interleave,
         .symbol_size = (uint16_t)D.cfg.link.symbol_bytes, .rate_mbps = D.cfg.link.rate_mbps,
-        .max_delay_us = (uint64_t)D.cfg.snapshot.max_delay_ms * 1000u, .session = D.session,
+        .max_delay_us = interleave_delay_us(&D.cfg), .session = D.session,
         .epoch = D.epoch, .key = D.key, .hw = D.hw,
     };
     e = sl_sender_create(&D.snd, &scfg);

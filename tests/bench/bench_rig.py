@@ -1,0 +1,952 @@
+#!/usr/bin/python3
+"""The measurements behind scripts/bench (not a test): FEC/crypto figures,
+bulk goodput against udpcast on the rig, tag throughput, change-to-mirror
+latency and RX memory. Called by scripts/bench, which holds the rig lock
+and always takes the rig down; this file only runs `scripts/rig up/set`.
+
+Every figure is the median of >= 3 runs with min and max (1 run in
+--quick). Every loop here is bounded in count and time; every process
+started here is stopped here, by its own pid.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RIG = os.path.join(SRC, "scripts", "rig")
+OT, IT = "10.77.0.1", "10.77.0.2"
+MIB = 1 << 20
+PY = "/usr/bin/python3"
+HERE = os.path.abspath(__file__)
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def rig(*args):
+    r = subprocess.run([RIG, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError("scripts/rig %s: %s" % (" ".join(args), r.stderr.strip()))
+    return r.stdout
+
+
+def stat(vals):
+    vals = [v for v in vals if v is not None]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "runs": vals}
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(4 * MIB), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Proc:
+    """One process in a namespace (ip netns exec execs, so the pid is the
+    program's own); CPU seconds from wait4's rusage."""
+
+    def __init__(self, side, argv, logpath):
+        self.log = open(logpath, "w")
+        cmd = ["ip", "netns", "exec", "sl-" + side, *argv] if side else list(argv)
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+        self.pid = self.p.pid
+        self.t0 = time.monotonic()
+        self.rc = None
+        self.cpu = None
+
+    def alive(self):
+        if self.rc is not None:
+            return False
+        pid, status, ru = os.wait4(self.pid, os.WNOHANG)
+        if pid == 0:
+            return True
+        self._done(status, ru)
+        return False
+
+    def _done(self, status, ru):
+        self.rc = os.waitstatus_to_exitcode(status)
+        self.cpu = ru.ru_utime + ru.ru_stime
+        self.p.returncode = self.rc
+        self.log.close()
+
+    def wait(self, timeout):
+        end = time.monotonic() + timeout
+        while self.alive():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def stop(self, timeout=10):
+        if self.rc is None and self.alive():
+            os.kill(self.pid, signal.SIGTERM)
+            if not self.wait(timeout):
+                os.kill(self.pid, signal.SIGKILL)
+                self.wait(5)
+        return self.rc
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return None
+
+
+def listening(port, proto="u"):
+    r = subprocess.run(["ip", "netns", "exec", "sl-it", "ss", "-Hln" + proto, "sport = :%d" % port],
+                       capture_output=True, text=True)
+    return bool(r.stdout.strip())
+
+
+def wait_until(pred, timeout, step=0.02):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+class Watch(threading.Thread):
+    """Polls a directory every 2 ms: when the first byte of any file
+    appeared, and when a file first reached `size` bytes (the last byte).
+    Both receivers write the file in order, so this is first-to-last byte
+    as the receiver wrote it. Bounded by `timeout` seconds."""
+
+    def __init__(self, d, size, timeout):
+        super().__init__(daemon=True)
+        self.d, self.size, self.timeout = d, size, timeout
+        self.first = self.last = None
+        self.stop = False
+
+    def run(self):
+        end = time.monotonic() + self.timeout
+        while not self.stop and time.monotonic() < end and self.last is None:
+            try:
+                for n in os.listdir(self.d):
+                    try:
+                        sz = os.stat(os.path.join(self.d, n)).st_size
+                    except FileNotFoundError:
+                        continue
+                    now = time.monotonic()
+                    if sz > 0 and self.first is None:
+                        self.first = now
+                    if sz >= self.size and self.last is None:
+                        self.last = now
+            except FileNotFoundError:
+                pass
+            time.sleep(0.002)
+
+
+# ---------------------------------------------------------------- machine
+
+def machine():
+    model = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) // 1024
+    rev = subprocess.run(["git", "-C", SRC, "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True).stdout.strip()
+    dirty = subprocess.run(["git", "-C", SRC, "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True).stdout.strip()
+    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+            "memory_mib": mem, "loadavg_start": os.getloadavg()[0],
+            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "commit": rev + ("+local changes" if dirty else "")}
+
+
+# ---------------------------------------------------------------- 1. FEC
+
+def bench_fec(build, runs):
+    exe = os.path.join(build, "tests", "bench", "sluice-bench")
+    rows, extra = {}, {}
+    for i in range(runs):
+        out = subprocess.run([exe, "fec"], capture_output=True, text=True, timeout=300).stdout
+        for line in out.splitlines():
+            m = re.match(r"\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+) \(.*?\)\s+(\d+) \(.*?\)\s+(\d+) \(", line)
+            if m:
+                k, mm, s, cpy, enc, dw, dc = map(int, m.groups())
+                r = rows.setdefault((k, mm, s), {"memcpy": [], "encode": [], "decode_warm": [],
+                                                  "decode_cold": []})
+                for key, v in (("memcpy", cpy), ("encode", enc), ("decode_warm", dw), ("decode_cold", dc)):
+                    r[key].append(v)
+            m = re.search(r"memcpy of 64 MiB.*: (\d+) MB/s", line)
+            if m:
+                extra.setdefault("memcpy_64mib_mbs", []).append(int(m.group(1)))
+            m = re.search(r"CRC32C.*: (\d+) MB/s, ([\d.]+) M datagrams/s", line)
+            if m:
+                extra.setdefault("crc32c_mbs", []).append(int(m.group(1)))
+            m = re.search(r"sign (\d+)/s, verify (\d+)/s", line)
+            if m:
+                extra.setdefault("ed25519_sign_per_s", []).append(int(m.group(1)))
+                extra.setdefault("ed25519_verify_per_s", []).append(int(m.group(2)))
+    res = {"rs": [dict({"k": k, "m": m, "S": s}, **{n: stat(v) for n, v in r.items()})
+                  for (k, m, s), r in rows.items()]}
+    res.update({n: stat(v) for n, v in extra.items()})
+    return res
+
+
+# ---------------------------------------------------------------- configs
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def tx_conf(work, name, rate, gso, devices, k=64, m=16, interleave=16, max_delay_ms=2,
+            keyframe_ms=1000):
+    path = os.path.join(work, name)
+    write(path, f"""[link]
+transport = udp
+destination = {IT}:7400
+gso = {"on" if gso else "off"}
+rate_mbps = {rate}
+[fec]
+k = {k}
+m = {m}
+interleave = {interleave}
+[keys]
+signing_key = {work}/keys/sluice.key
+state_dir = {work}/tx-state
+[snapshot]
+keyframe_ms = {keyframe_ms}
+max_delay_ms = {max_delay_ms}
+{devices}""")
+    return path
+
+
+def rx_conf(work, name, services):
+    path = os.path.join(work, name)
+    write(path, f"""[link]
+transport = udp
+listen = {IT}:7400
+[keys]
+trusted = {work}/keys/sluice.pub
+state_dir = {work}/rx-state
+{services}""")
+    return path
+
+
+def fresh(work, *dirs):
+    for d in dirs:
+        p = os.path.join(work, d)
+        shutil.rmtree(p, ignore_errors=True)
+        os.makedirs(p)
+
+
+RX_BAD = ("fec/undecodable", "fec/table_full", "link/socket_overflow", "block/", "replay/",
+          "frame/crc")
+
+
+def rx_totals(text):
+    """The totals line sluice-rx logs at exit, as a dict (drops too)."""
+    out = {}
+    for line in text.splitlines():
+        if "datagrams=" in line and "drops:" in line:
+            head, drops = line.split("drops:", 1)
+            for k, v in re.findall(r"(\w+)=(\d+)", head):
+                out[k] = int(v)
+            out["drops"] = {k: int(v) for k, v in re.findall(r"([\w/]+)=(\d+)", drops)}
+    return out
+
+
+def bad_drops(totals):
+    return {k: v for k, v in totals.get("drops", {}).items() if v and k.startswith(RX_BAD)}
+
+
+# ---------------------------------------------------------------- 2. bulk
+
+def sluice_bulk(b, work, src, size, want, rate, gso, k, m, interleave):
+    fresh(work, "incoming", "rx-state", "tx-state")
+    txc = tx_conf(work, "bulk-tx.conf", rate, gso,
+                  "[device none]\nprotocol = generator\ntags = 1\nrate = 0\n", k, m, interleave)
+    rxc = rx_conf(work, "bulk-rx.conf", f"[files]\ndirectory = {work}/incoming\n")
+    rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, "bulk-rx.log"))
+    try:
+        if not wait_until(lambda: listening(7400), 10):
+            raise RuntimeError("sluice-rx did not listen")
+        timeout = size * 8 / (rate * 1e6 * 0.3) + 30
+        w = Watch(os.path.join(work, "incoming"), size, timeout)
+        w.start()
+        t0 = time.monotonic()
+        tx = Proc("ot", [b.tx, "-c", txc, "--send", src], os.path.join(work, "bulk-tx.log"))
+        if not tx.wait(timeout):
+            tx.stop()
+            raise RuntimeError("sluice-tx --send did not finish")
+        dst = os.path.join(work, "incoming", os.path.basename(src))
+        wait_until(lambda: os.path.exists(dst), 8)
+        t_pub = time.monotonic()
+        w.stop = True
+        w.join()
+    finally:
+        rx.stop()
+    ok = os.path.exists(dst) and sha256(dst) == want
+    res = {"ok": ok, "rate_mbps": rate, "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
+           "publish_s": (t_pub - t0) if ok else None}
+    if ok and w.first is not None and w.last is not None and w.last > w.first:
+        res["wall_s"] = w.last - w.first
+        res["goodput_mbps"] = size * 8 / res["wall_s"] / 1e6
+    else:
+        res["ok"] = False
+    res["rx_drops"] = rx_totals(open(os.path.join(work, "bulk-rx.log")).read()).get("drops", {})
+    return res
+
+
+def udpcast_bulk(b, work, src, size, want, rate):
+    fresh(work, "incoming")
+    out = os.path.join(work, "incoming", "udpcast.out")
+    rcv = Proc("it", ["udp-receiver", "--nosync", "--interface", "sl-veth-it", "--mcast-rdv-address",
+                      "224.0.0.1", "--file", out, "--nokbd", "--no-progress"],
+               os.path.join(work, "udpcast-rx.log"))
+    try:
+        time.sleep(0.3)
+        timeout = size * 8 / (rate * 1e6 * 0.3) + 30
+        w = Watch(os.path.join(work, "incoming"), size, timeout)
+        w.start()
+        snd = Proc("ot", ["udp-sender", "--async", "--fec", "8x32/128", "--max-bitrate", "%dm" % rate,
+                          "--file", src, "--interface", "sl-veth-ot", "--nokbd", "--no-progress",
+                          "--autostart", "1"], os.path.join(work, "udpcast-tx.log"))
+        if not snd.wait(timeout):
+            snd.stop()
+        rcv.wait(8)
+        w.stop = True
+        w.join()
+    finally:
+        rcv.stop(3)
+    ok = os.path.exists(out) and os.path.getsize(out) == size and sha256(out) == want
+    res = {"ok": ok, "rate_mbps": rate, "tx_cpu_s": snd.cpu, "rx_cpu_s": rcv.cpu}
+    if ok and w.first is not None and w.last is not None and w.last > w.first:
+        res["wall_s"] = w.last - w.first
+        res["goodput_mbps"] = size * 8 / res["wall_s"] / 1e6
+    else:
+        res["ok"] = False
+    return res
+
+
+def ladder_search(run, ladder, runs, label):
+    """Highest rung whose first run delivers the file intact, then `runs`
+    runs there; a rung where any run fails is abandoned for the next one
+    down. At most len(ladder) rungs, each at most `runs` runs."""
+    tried = []
+    for rate in ladder:
+        first = run(rate)
+        tried.append((rate, first["ok"]))
+        log("%s at %d Mbit/s: %s" % (label, rate, "%.0f Mbit/s goodput" % first["goodput_mbps"]
+                                      if first["ok"] else "FAILED"))
+        if not first["ok"]:
+            continue
+        results = [first]
+        for _ in range(runs - 1):
+            r = run(rate)
+            log("%s at %d Mbit/s: %s" % (label, rate, "%.0f Mbit/s goodput" % r["goodput_mbps"]
+                                          if r["ok"] else "FAILED"))
+            results.append(r)
+            if not r["ok"]:
+                break
+        tried[-1] = (rate, all(r["ok"] for r in results))
+        if all(r["ok"] for r in results):
+            return {"rate_mbps": rate, "runs": len(results), "sha256_match": True,
+                    "goodput_mbps": stat([r["goodput_mbps"] for r in results]),
+                    "wall_s": stat([r["wall_s"] for r in results]),
+                    "tx_cpu_s": stat([r["tx_cpu_s"] for r in results]),
+                    "rx_cpu_s": stat([r["rx_cpu_s"] for r in results]),
+                    "ladder_tried": tried, "detail": results}
+    return {"rate_mbps": None, "sha256_match": False, "ladder_tried": tried}
+
+
+def bench_bulk(b, work, quick, runs):
+    size = (64 if quick else 256) * MIB
+    src = os.path.join(work, "bulk.bin")
+    with open(src, "wb") as f:
+        for _ in range(size // MIB):
+            f.write(os.urandom(MIB))
+    want = sha256(src)
+    ladders = {  # Mbit/s, highest first
+        0: ([4000, 3000, 2000, 1500, 1000, 700], [2000, 1000, 700, 500, 300]),
+        1: ([2500, 2000, 1500, 1000, 700, 500], [1500, 1000, 700, 500, 300, 200, 100]),
+        5: ([2500, 2000, 1500, 1000, 700, 500, 300], [1000, 700, 500, 300, 200, 100, 50]),
+    }
+    if quick:
+        ladders = {l: (s[1:4], u[1:4]) for l, (s, u) in ladders.items()}
+    out = {"file_bytes": size, "overhead": "25 %: Sluice k=64 m=16 (interleave 16) and udpcast "
+           "--fec 8x32/128 (32 repair per 128 data, 8 stripes)", "loss": {}}
+    for loss in (0, 1, 5):
+        rig("set", "--loss", str(loss))
+        gso = loss == 0
+        s = ladder_search(lambda r: sluice_bulk(b, work, src, size, want, r, gso, 64, 16, 16),
+                          ladders[loss][0], runs, "sluice %d %% loss" % loss)
+        s["gso"] = gso
+        u = ladder_search(lambda r: udpcast_bulk(b, work, src, size, want, r),
+                          ladders[loss][1], runs, "udpcast %d %% loss" % loss)
+        ratio = None
+        if s.get("goodput_mbps") and u.get("goodput_mbps"):
+            ratio = s["goodput_mbps"]["median"] / u["goodput_mbps"]["median"]
+        out["loss"][str(loss)] = {"sluice": s, "udpcast": u, "ratio": ratio,
+                                  "rig_status": rig("status")}
+    rig("set", "--loss", "0")
+    return out
+
+
+# ---------------------------------------------------------------- tags
+
+RX_TAG_SERVICES = """[mirror]
+{db}
+[modbus]
+listen = {it}:5502
+[http]
+listen = {it}:8080
+"""
+
+
+def gen_device(n, rate, unit=1):
+    return f"[device gen]\nprotocol = generator\ntags = {n}\nrate = {rate}\nmirror_unit = {unit}\n"
+
+
+def start_pair(b, work, n, rate, link_mbps=3000, max_delay_ms=2, tag="tags", db=True):
+    fresh(work, "rx-state", "tx-state")
+    for f in ("mirror.db", "mirror.db-wal", "mirror.db-shm"):
+        if os.path.exists(os.path.join(work, f)):
+            os.unlink(os.path.join(work, f))
+    dbline = "database = %s/mirror.db" % work if db else "; no database: memory only"
+    rxc = rx_conf(work, tag + "-rx.conf", RX_TAG_SERVICES.format(db=dbline, it=IT))
+    txc = tx_conf(work, tag + "-tx.conf", link_mbps, True, gen_device(n, rate), max_delay_ms=max_delay_ms)
+    rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, tag + "-rx.log"))
+    if not wait_until(lambda: listening(7400), 10):
+        rx.stop()
+        raise RuntimeError("sluice-rx did not listen: " + open(os.path.join(work, tag + "-rx.log")).read())
+    tx = Proc("ot", [b.tx, "-c", txc], os.path.join(work, tag + "-tx.log"))
+    return tx, rx
+
+
+def mirror_ready(work, tag, n):
+    text = open(os.path.join(work, tag + "-rx.log")).read()
+    return ("active: %d tags" % n) in text
+
+
+def sqlite(work, q):
+    r = subprocess.run(["sqlite3", os.path.join(work, "mirror.db"), q], capture_output=True, text=True,
+                       timeout=60)
+    return r.stdout.strip()
+
+
+def tag_run(b, work, n, rate, secs):
+    tx, rx = start_pair(b, work, n, rate)
+    try:
+        t0 = tx.t0
+        if not wait_until(lambda: mirror_ready(work, "tags", n), 20):
+            raise RuntimeError("schema did not arrive")
+        time.sleep(secs)
+        tx.stop()
+        t1 = time.monotonic()
+        # sluice-rx's exit checkpoint must come within stale_ms (1 s) of the
+        # final beacon, or every tag is (rightly) Uncertain.
+        time.sleep(0.3)
+    finally:
+        tx.stop()
+        rx.stop()
+    txlog = open(os.path.join(work, "tags-tx.log")).read()
+    m = re.search(r"generator gen: (\d+) updates produced, (\d+) skipped.*?(\d+) changes, (\d+) delta values "
+                  r"sent, (\d+) coalesced, (\d+) keyframes", txlog)
+    if not m:   # did not stop on SIGTERM within 10 s: a failed run
+        log("no generator totals in the TX log (killed?):\n" + txlog[-1000:])
+        m = re.match(r"(\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", "0 1 0 0 1 0")
+    produced, skipped, changes, deltas, coalesced, keyframes = map(int, m.groups())
+    tot = rx_totals(open(os.path.join(work, "tags-rx.log")).read())
+    dur = t1 - t0
+    bad = bad_drops(tot)
+    # The mirror after the last checkpoint: every tag present, Good, and
+    # holding its own source time (generator values are their timestamps).
+    q = sqlite(work, "select count(*), sum(raw != source_time_us), sum(quality != 0) from tag_values")
+    cnt, mismatch, notgood = (int(x or 0) for x in q.split("|")) if q else (0, 0, 0)
+    kf_values = keyframes * n
+    lost = deltas + kf_values - tot.get("values", 0)
+    ok = (skipped == 0 and produced >= 0.97 * rate * dur and not bad and cnt == n and mismatch == 0
+          and notgood == 0 and lost <= 0 and coalesced <= 0.01 * max(changes, 1))
+    return {"ok": ok, "target_rate": rate, "tags": n, "seconds": dur,
+            "produced_per_s": produced / dur, "delta_values_per_s": deltas / dur,
+            "rx_values_per_s": tot.get("values", 0) / dur, "rx_applied_per_s": tot.get("applied", 0) / dur,
+            "skipped": skipped, "coalesced": coalesced, "keyframes": keyframes, "bad_drops": bad,
+            "mirror_tags": cnt, "mirror_mismatch": mismatch, "mirror_not_good": notgood,
+            "values_missing": max(lost, 0), "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
+            "tx_cpu_frac": tx.cpu / dur, "rx_cpu_frac": rx.cpu / dur}
+
+
+def bench_tags(b, work, quick, runs):
+    n = 100000
+    secs = 5 if quick else 10
+    ladder = [250000, 500000, 1000000, 2000000, 4000000, 8000000]
+    best, tried = None, []
+    for rate in ladder:
+        r = tag_run(b, work, n, rate, secs)
+        tried.append(r)
+        log("tags %d/s over %d tags: %s (delta values %.0f/s, tx cpu %.0f %%, rx cpu %.0f %%)" % (
+            rate, n, "ok" if r["ok"] else "FAILED", r["delta_values_per_s"], 100 * r["tx_cpu_frac"],
+            100 * r["rx_cpu_frac"]))
+        if not r["ok"]:
+            break
+        best = rate
+    out = {"tags": n, "seconds": secs, "ladder": tried, "max_rate": best}
+    if best:
+        rs = [r for r in tried if r["target_rate"] == best]
+        for _ in range(runs - 1):
+            r = tag_run(b, work, n, best, secs)
+            log("tags %d/s repeat: %s" % (best, "ok" if r["ok"] else "FAILED"))
+            rs.append(r)
+        out["at_max"] = {k: stat([r[k] for r in rs]) for k in
+                         ("delta_values_per_s", "rx_values_per_s", "tx_cpu_frac", "rx_cpu_frac")}
+        out["at_max"]["all_ok"] = all(r["ok"] for r in rs)
+    return out
+
+
+# ---------------------------------------------------------------- latency
+
+def pct(vals, p):
+    s = sorted(vals)
+    return s[min(len(s) - 1, int(round(p / 100.0 * (len(s) - 1))))]
+
+
+def lat_summary(us):
+    if not us:
+        return None
+    ms = [u / 1000.0 for u in us]
+    return {"n": len(ms), "p50_ms": pct(ms, 50), "p99_ms": pct(ms, 99), "max_ms": max(ms)}
+
+
+def helper(side, mode, *args, timeout):
+    """Runs this file in a namespace as a measuring helper; JSON on stdout."""
+    r = subprocess.run(["ip", "netns", "exec", "sl-" + side, PY, HERE, "--helper", mode, *map(str, args)],
+                       capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise RuntimeError("helper %s: %s" % (mode, r.stderr[-1000:]))
+    return json.loads(r.stdout)
+
+
+def latency_generator(b, work, n, rate, changes, label, db=True):
+    """Generator path: each value is its own source time; a Modbus client in
+    it reads the first 31 tags (124 registers) in a tight loop and a second
+    client follows /api/stream (SSE)."""
+    tx, rx = start_pair(b, work, n, rate, tag="lat", db=db)
+    try:
+        if not wait_until(lambda: mirror_ready(work, "lat", n), 20):
+            raise RuntimeError("schema did not arrive")
+        time.sleep(1.5)
+        per_s = rate * min(31, n) / n
+        secs = min(60, max(5, changes / max(per_s, 1) * 1.2))
+        sse = [None]
+
+        def run_sse():
+            try:
+                sse[0] = helper("it", "sse", IT, 8080, secs, min(31, n), timeout=secs + 30)
+            except Exception as e:   # noqa: BLE001 - reported, not fatal
+                sse[0] = {"error": str(e)}
+        th = threading.Thread(target=run_sse)
+        th.start()
+        mb = helper("it", "mbread", IT, 5502, 1, secs, "gen", timeout=secs + 30)
+        th.join(secs + 40)
+    finally:
+        tx.stop()
+        rx.stop()
+    res = {"label": label, "tags": n, "rate": rate, "modbus": lat_summary(mb["lat_us"]),
+           "modbus_read_period_us": mb.get("period_us")}
+    if sse[0] and "lat_us" in sse[0]:
+        res["sse"] = lat_summary(sse[0]["lat_us"])
+    else:
+        res["sse"] = sse[0]
+    return res
+
+
+SIM_TAGS = os.path.join(SRC, "docs", "examples", "sim-tags.csv")
+
+
+def latency_sim(b, work, changes, poll_ms):
+    """Full path from a PLC: a writer in ot writes holding registers 100-101
+    (speed_setpoint, float32 bits, kept by sluice-sim) of sluice-sim with the
+    low 32 bits of CLOCK_REALTIME µs; sluice-tx polls every poll_ms; a
+    Modbus client in it reads the mirror's 100-101 in a tight loop."""
+    fresh(work, "rx-state", "tx-state")
+    rxc = rx_conf(work, "sim-rx.conf", RX_TAG_SERVICES.format(db="database = %s/mirror.db" % work, it=IT))
+    txc = tx_conf(work, "sim-tx.conf", 1000, True,
+                  f"[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:5020\npoll_ms = {poll_ms}\n"
+                  f"timeout_ms = 1000\ntags = {SIM_TAGS}\n")
+    sim = Proc("ot", [b.sim, "-l", "127.0.0.1:5020"], os.path.join(work, "sim.log"))
+    rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, "sim-rx.log"))
+    tx = None
+    try:
+        time.sleep(0.5)
+        wait_until(lambda: listening(7400), 10)
+        tx = Proc("ot", [b.tx, "-c", txc], os.path.join(work, "sim-tx.log"))
+        if not wait_until(lambda: "active:" in open(os.path.join(work, "sim-rx.log")).read(), 20):
+            raise RuntimeError("schema did not arrive")
+        time.sleep(2)
+        period_ms = 15
+        secs = changes * period_ms / 1000.0 * 1.1 + 1
+        th = threading.Thread(target=lambda: helper("ot", "mbwrite", "127.0.0.1", 5020, secs, period_ms,
+                                                    timeout=secs + 30))
+        th.start()
+        mb = helper("it", "mbread", IT, 5502, 1, secs, "sim", timeout=secs + 30)
+        th.join(secs + 40)
+    finally:
+        if tx:
+            tx.stop()
+        rx.stop()
+        sim.stop()
+    return {"label": "sluice-sim, poll_ms=%d" % poll_ms, "poll_ms": poll_ms,
+            "modbus": lat_summary(mb["lat_us"]), "modbus_read_period_us": mb.get("period_us")}
+
+
+def bench_latency(b, work, quick, max_rate):
+    changes = 300 if quick else 1200
+    out = {"changes_target": changes, "runs": []}
+    out["runs"].append(latency_generator(b, work, 31, 3100, changes, "light: 31 tags, 3,100 updates/s"))
+    if max_rate:
+        half = max_rate // 2
+        out["runs"].append(latency_generator(b, work, 100000, half, changes,
+                                             "50 %% of max: 100,000 tags, %d updates/s" % half))
+        # The same without SQLite: isolates the checkpoint's share.
+        out["runs"].append(latency_generator(b, work, 100000, half, changes,
+                                             "50 % of max, RX without SQLite", db=False))
+    out["runs"].append(latency_sim(b, work, changes, 10))
+    return out
+
+
+# ---------------------------------------------------------------- memory
+
+def bench_memory(b, work, quick):
+    out = []
+    for n in (1000, 100000, 1000000):
+        tx, rx = start_pair(b, work, n, 1000, tag="mem")
+        try:
+            ok = wait_until(lambda: mirror_ready(work, "mem", n), 60, 0.2)
+            time.sleep(3)   # two more keyframes: every tag has a value
+            rss = rx.rss_kb()
+            with open("/proc/%d/status" % rx.pid) as f:
+                hwm = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), None)
+            with open("/proc/%d/status" % tx.pid) as f:
+                txrss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), None)
+        finally:
+            tx.stop()
+            rx.stop()
+        cnt = int(sqlite(work, "select count(*) from tag_values") or 0)
+        out.append({"tags": n, "schema_ok": bool(ok), "mirror_values": cnt, "rx_rss_mib": rss / 1024.0,
+                    "rx_hwm_mib": (hwm or 0) / 1024.0, "tx_rss_mib": (txrss or 0) / 1024.0})
+        log("memory: %d tags: RX RSS %.1f MiB (values in SQLite %d)" % (n, rss / 1024.0, cnt))
+    return out
+
+
+# ---------------------------------------------------------------- helpers run in a namespace
+
+def mb_req(sock, tid, unit, fc, body):
+    pdu = bytes([fc]) + body
+    sock.sendall(struct.pack(">HHHB", tid, 0, len(pdu) + 1, unit) + pdu)
+    hdr = b""
+    while len(hdr) < 7:
+        chunk = sock.recv(7 - len(hdr))
+        if not chunk:
+            raise RuntimeError("connection closed")
+        hdr += chunk
+    ln = struct.unpack(">H", hdr[4:6])[0] - 1
+    data = b""
+    while len(data) < ln:
+        chunk = sock.recv(ln - len(data))
+        if not chunk:
+            raise RuntimeError("connection closed")
+        data += chunk
+    return data
+
+
+def helper_mbread(host, port, unit, secs, kind):
+    """Tight-loop Modbus reads of the mirror; a sample per changed value:
+    gen: 31 int64 tags at 0..123 (value = source time µs); sim: registers
+    100-101 = low 32 bits of the writer's CLOCK_REALTIME µs."""
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    end = time.monotonic() + float(secs)
+    last, lat, reads, tid = {}, [], 0, 0
+    t_start = time.monotonic()
+    while time.monotonic() < end and len(lat) < 200000:
+        tid = (tid + 1) & 0xFFFF
+        if kind == "gen":
+            d = mb_req(s, tid, int(unit), 3, struct.pack(">HH", 0, 124))
+            now = time.time_ns() // 1000
+            reads += 1
+            if d[0] & 0x80:
+                continue
+            regs = d[2:]
+            for i in range(31):
+                v = struct.unpack(">q", regs[8 * i:8 * i + 8])[0]
+                if v and last.get(i) != v:
+                    if i in last:
+                        lat.append(now - v)
+                    last[i] = v
+        else:
+            d = mb_req(s, tid, int(unit), 3, struct.pack(">HH", 100, 2))
+            now = time.time_ns() // 1000
+            reads += 1
+            if d[0] & 0x80:
+                continue
+            v = struct.unpack(">I", d[2:6])[0]
+            if last.get(0) != v:
+                if 0 in last:
+                    lat.append((now - v) & 0xFFFFFFFF)
+                last[0] = v
+    per = (time.monotonic() - t_start) * 1e6 / max(reads, 1)
+    print(json.dumps({"lat_us": lat, "reads": reads, "period_us": per}))
+
+
+def helper_mbwrite(host, port, secs, period_ms):
+    """Writes registers 100-101 of sluice-sim with CLOCK_REALTIME µs (low 32
+    bits) every period_ms (+ up to 3 ms jitter, so changes do not lock to
+    the poll phase)."""
+    import random
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    end = time.monotonic() + float(secs)
+    tid, n = 0, 0
+    while time.monotonic() < end and n < 100000:
+        tid = (tid + 1) & 0xFFFF
+        v = (time.time_ns() // 1000) & 0xFFFFFFFF
+        mb_req(s, tid, 1, 16, struct.pack(">HHBI", 100, 2, 4, v))
+        n += 1
+        time.sleep(float(period_ms) / 1000.0 + random.random() * 0.003)
+    print(json.dumps({"writes": n}))
+
+
+def helper_sse(host, port, secs, ntags):
+    """Follows /api/stream; a sample per event of a generator tag t0..t<ntags-1>:
+    arrival time minus the value (= its source time)."""
+    s = socket.create_connection((host, int(port)), timeout=5)
+    s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    s.settimeout(0.5)
+    end = time.monotonic() + float(secs)
+    buf, lat, events = b"", [], 0
+    names = {"t%d" % i for i in range(int(ntags))}
+    while time.monotonic() < end and len(lat) < 200000:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            break
+        now = time.time_ns() // 1000
+        buf += chunk
+        while b"\n\n" in buf:
+            ev, buf = buf.split(b"\n\n", 1)
+            events += 1
+            for line in ev.split(b"\n"):
+                if not line.startswith(b"data:"):
+                    continue
+                try:
+                    j = json.loads(line[5:])
+                except ValueError:
+                    continue
+                for t in (j if isinstance(j, list) else [j]):
+                    if isinstance(t, dict) and t.get("name") in names and isinstance(t.get("value"), (int, float)):
+                        lat.append(now - int(t["value"]))
+    print(json.dumps({"lat_us": lat, "events": events}))
+
+
+# ---------------------------------------------------------------- table
+
+def fmt(st, f="%.0f"):
+    if not st:
+        return "-"
+    if not isinstance(st, dict):
+        return f % st
+    return (f + " [" + f + "-" + f + "]") % (st["median"], st["min"], st["max"])
+
+
+def table(res):
+    """The human table scripts/bench prints (medians, [min-max])."""
+    m = res["machine"]
+    out = ["Sluice benchmark %s (%s), %d CPUs %s, %d MiB, kernel %s, load %.1f%s" % (
+        m["date"], m["commit"], m["nproc"], m["cpu_model"], m["memory_mib"], m["kernel"],
+        m["loadavg_start"], ", QUICK" if res.get("quick") else ""),
+        "figures: median [min-max] of %d run(s)" % res["runs_per_figure"], ""]
+    f = res.get("fec")
+    if f:
+        out.append("1. FEC and crypto (sluice-bench fec), MB/s of block data")
+        out.append("%4s %3s %5s %26s %26s %26s %26s" % ("k", "m", "S", "memcpy", "encode", "decode warm",
+                                                       "decode cold"))
+        for r in f["rs"]:
+            out.append("%4d %3d %5d %26s %26s %26s %26s" % (r["k"], r["m"], r["S"], fmt(r["memcpy"]),
+                                                           fmt(r["encode"]), fmt(r["decode_warm"]),
+                                                           fmt(r["decode_cold"])))
+        out.append("memcpy 64 MiB %s MB/s; CRC32C %s MB/s; Ed25519 sign %s/s, verify %s/s" % (
+            fmt(f.get("memcpy_64mib_mbs")), fmt(f.get("crc32c_mbs")), fmt(f.get("ed25519_sign_per_s")),
+            fmt(f.get("ed25519_verify_per_s"))))
+        out.append("")
+    bl = res.get("bulk")
+    if bl:
+        out.append("2. Bulk: %d MiB file, %s" % (bl["file_bytes"] // MIB, bl["overhead"]))
+        out.append("%5s %-8s %6s %24s %18s %18s %6s %7s" % ("loss", "peer", "rate", "goodput Mbit/s",
+                                                         "TX CPU s", "RX CPU s", "sha", "ratio"))
+        for loss, e in bl["loss"].items():
+            for peer in ("sluice", "udpcast"):
+                r = e[peer]
+                out.append("%4s%% %-8s %6s %24s %18s %18s %6s %7s" % (
+                    loss, peer + (" gso" if r.get("gso") else ""), r.get("rate_mbps") or "none",
+                    fmt(r.get("goodput_mbps")), fmt(r.get("tx_cpu_s"), "%.2f"), fmt(r.get("rx_cpu_s"), "%.2f"),
+                    "match" if r.get("sha256_match") else "FAIL",
+                    ("%.2fx" % e["ratio"]) if (peer == "sluice" and e.get("ratio")) else ""))
+        out.append("")
+    t = res.get("tags")
+    if t:
+        out.append("3. Tag throughput: %d generator tags, %d s per run" % (t["tags"], t["seconds"]))
+        for r in t["ladder"]:
+            out.append("   %9d/s: %-6s delta values %.0f/s, RX values %.0f/s, TX CPU %.0f %%, RX CPU %.0f %%%s" % (
+                r["target_rate"], "ok" if r["ok"] else "FAILED", r["delta_values_per_s"], r["rx_values_per_s"],
+                100 * r["tx_cpu_frac"], 100 * r["rx_cpu_frac"],
+                "" if r["ok"] else " (skipped %d, coalesced %d, missing %d, drops %s, mirror mismatch %d)" % (
+                    r["skipped"], r["coalesced"], r["values_missing"], r["bad_drops"], r["mirror_mismatch"])))
+        if t.get("at_max"):
+            a = t["at_max"]
+            out.append("   max sustained: %s updates/s (delta values %s/s, TX CPU %s, RX CPU %s)%s" % (
+                t["max_rate"], fmt(a["delta_values_per_s"]), fmt(a["tx_cpu_frac"], "%.2f"),
+                fmt(a["rx_cpu_frac"], "%.2f"), "" if a["all_ok"] else " (a repeat FAILED)"))
+        out.append("")
+    la = res.get("latency")
+    if la:
+        out.append("4. Latency, change at the source -> visible on the mirror (ms)")
+        for r in la["runs"]:
+            for how in ("modbus", "sse"):
+                x = r.get(how)
+                if isinstance(x, dict) and "p50_ms" in x:
+                    out.append("   %-44s %-6s n=%5d p50 %6.2f p99 %6.2f max %7.2f" % (
+                        r["label"], how, x["n"], x["p50_ms"], x["p99_ms"], x["max_ms"]))
+                elif x is not None:
+                    out.append("   %-44s %-6s %s" % (r["label"], how, x))
+        out.append("")
+    me = res.get("memory")
+    if me:
+        out.append("5. RX memory after schema + keyframe (VmRSS of sluice-rx)")
+        for r in me:
+            out.append("   %8d tags: RX %7.1f MiB (peak %.1f), TX %.1f MiB, values in SQLite %d" % (
+                r["tags"], r["rx_rss_mib"], r["rx_hwm_mib"], r["tx_rss_mib"], r["mirror_values"]))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------- plot
+
+def plot(res, png):
+    """Goodput vs loss for both peers (median, min-max bars) with gnuplot,
+    when it is installed; returns the PNG path or None."""
+    bl = res.get("bulk")
+    if not bl or not shutil.which("gnuplot"):
+        return None
+    data = png + ".dat"
+    with open(data, "w") as f:
+        for loss, e in sorted(bl["loss"].items(), key=lambda x: float(x[0])):
+            row = [loss]
+            for peer in ("sluice", "udpcast"):
+                g = e[peer].get("goodput_mbps") or {"median": 0, "min": 0, "max": 0}
+                row += [g["median"], g["min"], g["max"]]
+            f.write(" ".join(str(x) for x in row) + "\n")
+    script = f"""set terminal pngcairo size 800,480
+set output '{png}'
+set title 'Bulk goodput on the rig, {bl["file_bytes"] // MIB} MiB file, 25 % repair overhead (Sluice GSO on at 0 %, off at 1 and 5 %)'
+set xlabel 'random loss (%)'
+set ylabel 'goodput (Mbit/s), highest intact rate'
+set yrange [0:*]
+set xrange [-0.5:5.5]
+set key top right
+set grid ytics
+plot '{data}' using 1:2:3:4 with yerrorlines lw 2 pt 7 title 'Sluice (k=64 m=16)', \
+     '{data}' using 1:5:6:7 with yerrorlines lw 2 pt 5 title 'udpcast (--fec 8x32/128)'
+"""
+    r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True)
+    os.unlink(data)
+    return png if r.returncode == 0 else None
+
+
+# ---------------------------------------------------------------- main
+
+class Bins:
+    def __init__(self, build):
+        self.tx = os.path.join(build, "tx", "sluice-tx")
+        self.rx = os.path.join(build, "rx", "sluice-rx")
+        self.sim = os.path.join(build, "tx", "sluice-sim")
+        self.keygen = os.path.join(build, "tx", "sluice-keygen")
+
+
+def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--helper":
+        mode, args = sys.argv[2], sys.argv[3:]
+        {"mbread": helper_mbread, "mbwrite": helper_mbwrite, "sse": helper_sse}[mode](*args)
+        return 0
+    if len(sys.argv) == 3 and sys.argv[1] == "--table":
+        with open(sys.argv[2]) as f:
+            print(table(json.load(f)))
+        return 0
+    if len(sys.argv) == 4 and sys.argv[1] == "--plot":
+        with open(sys.argv[2]) as f:
+            print(plot(json.load(f), os.path.abspath(sys.argv[3])) or "no plot (gnuplot missing?)")
+        return 0
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="fec,bulk,tags,latency,memory")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    runs = 1 if a.quick else 3
+    b = Bins(a.build)
+    res = {"machine": machine(), "quick": a.quick, "runs_per_figure": runs}
+    work = tempfile.mkdtemp(prefix="sl_bench_")
+    try:
+        subprocess.run([b.keygen, "-o", os.path.join(work, "keys")], check=True, capture_output=True)
+        if "fec" in only:
+            log("FEC and crypto (sluice-bench fec x%d)" % runs)
+            res["fec"] = bench_fec(a.build, runs)
+        rig("up")
+        if "bulk" in only:
+            res["bulk"] = bench_bulk(b, work, a.quick, runs)
+        max_rate = None
+        if "tags" in only:
+            res["tags"] = bench_tags(b, work, a.quick, runs)
+            max_rate = res["tags"].get("max_rate")
+        if "latency" in only:
+            res["latency"] = bench_latency(b, work, a.quick, max_rate or 1000000)
+        if "memory" in only:
+            res["memory"] = bench_memory(b, work, a.quick)
+        res["machine"]["loadavg_end"] = os.getloadavg()[0]
+    finally:
+        os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+        with open(a.out, "w") as f:
+            json.dump(res, f, indent=1)
+        shutil.rmtree(work, ignore_errors=True)
+    print(table(res))
+    png = plot(res, os.path.join(os.path.dirname(os.path.abspath(a.out)), "goodput.png"))
+    print("plot: " + (png or "skipped (gnuplot not installed)"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
