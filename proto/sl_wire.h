@@ -97,7 +97,7 @@
  *  24    8 key_id
  *  32    8 beacon_seq     increments per beacon within a session
  *  40    8 tx_time_us     TX wall clock, µs since Unix epoch
- *  48    8 highest_block  highest block_seq sent on the tag channel (+1; 0 = none)
+ *  48    8 highest_block  tag blocks fully sent: highest such block_seq + 1 (0 = none)
  *  56    2 symbol_size    S
  *  58    1 k
  *  59    1 m

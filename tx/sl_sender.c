@@ -136,8 +136,10 @@ static sl_err drain(struct sl_sender *s)
             s->batch_n++;
         else if (first == SL_OK)
             first = e;     /* cannot happen for blocks we encoded; never silent */
-        if (em.last)
+        if (em.last) {
             s->release[s->release_n++] = em.block;
+            s->st.emitted[b->channel]++;
+        }
         if (s->batch_n == BATCH || s->release_n == BATCH) {
             e = send_batch(s);
             if (e != SL_OK && first == SL_OK)
@@ -251,8 +253,11 @@ sl_err sl_sender_beacon(struct sl_sender *s, struct sl_beacon *b)
     b->k = (uint8_t)s->cfg.k;
     b->m = (uint8_t)s->cfg.m;
     b->interleave = (uint8_t)s->cfg.interleave;
-    b->highest_block = s->st.next_seq[SL_CHANNEL_TAGS];
-    b->blocks_sent = s->st.blocks_sent[SL_CHANNEL_TAGS] + s->st.blocks_sent[SL_CHANNEL_FILES];
+    /* Blocks fully handed to the link, not merely queued for interleaving:
+     * groups go out whole and in order, so between drains this is a prefix
+     * of the sequence and RX can count what never arrived. */
+    b->highest_block = s->st.emitted[SL_CHANNEL_TAGS];
+    b->blocks_sent = s->st.emitted[SL_CHANNEL_TAGS] + s->st.emitted[SL_CHANNEL_FILES];
     b->frames_sent = s->st.frames_sent;
     uint8_t dg[SL_BEACON_BYTES];
     sl_err e = sl_datagram_beacon_encode(dg, sizeof dg, b, s->cfg.key);

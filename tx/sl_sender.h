@@ -41,6 +41,7 @@ struct sl_sender_config {
 struct sl_sender_stats {
     uint64_t blocks_sent[SL_CHANNEL_COUNT];
     uint64_t next_seq[SL_CHANNEL_COUNT];   /* next block_seq per channel */
+    uint64_t emitted[SL_CHANNEL_COUNT];    /* blocks whose every frame went to the link */
     uint64_t frames_sent;
     uint64_t frames_unsent;                /* transport refused (counted, lost) */
     uint64_t beacons_sent;
