@@ -1,4 +1,5 @@
 #include "sl_rxconf.h"
+#include "sl_ini.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +13,7 @@
 
 /* ---- phase 1: collect every key's text and line ------------------------------
  * Same scheme as the TX configuration (tx/sl_txconf.c): libinih gets its
- * lines through our own reader, which counts lines, classifies section
+ * lines through sl_ini_reader (proto/sl_ini.h), which counts lines, classifies section
  * headers and syntax errors with their line numbers, strips leading blanks
  * (no multi-line continuations: one `key = value` per line) and blanks out
  * over-long lines after reporting them. The handler only records each key's
@@ -60,9 +61,7 @@ struct parse {
     const char *file;
     const char *base_dir;
     unsigned flags;
-    const char *text;
-    size_t len, off;
-    unsigned line;
+    struct sl_ini_src src;              /* text, offset and line number */
     enum sec cur;
     struct rawsec sec[SEC__COUNT];
     bool nomem;
@@ -74,7 +73,7 @@ static void section_line(struct parse *p, const char *s, size_t n)
     const char *end = memchr(s, ']', n);
     p->cur = SEC_UNKNOWN;
     if (!end) {
-        sl_diag_add(p->diag, p->file, p->line, "unterminated section header");
+        sl_diag_add(p->diag, p->file, p->src.line, "unterminated section header");
         return;
     }
     const char *a = s + 1, *b = end;
@@ -86,50 +85,21 @@ static void section_line(struct parse *p, const char *s, size_t n)
     for (int i = 0; i < SEC__COUNT; i++) {
         if (len == strlen(sec_names[i]) && memcmp(a, sec_names[i], len) == 0) {
             if (p->sec[i].header)
-                sl_diag_add(p->diag, p->file, p->line, "duplicate section [%s] (first at line %u)",
+                sl_diag_add(p->diag, p->file, p->src.line, "duplicate section [%s] (first at line %u)",
                             sec_names[i], p->sec[i].header);
             else
-                p->sec[i].header = p->line;
+                p->sec[i].header = p->src.line;
             p->cur = (enum sec)i;
             return;
         }
     }
-    sl_diag_add(p->diag, p->file, p->line, "unknown section [%.*s]", (int)len, a);
+    sl_diag_add(p->diag, p->file, p->src.line, "unknown section [%.*s]", (int)len, a);
 }
 
-/* fgets-style reader over p->text; see the comment at the top. */
-static char *reader(char *str, int num, void *stream)
+/* sl_ini_reader's section callback. */
+static void on_section(void *ctx, const char *s, size_t n)
 {
-    struct parse *p = stream;
-    if (p->off >= p->len || num < 4)
-        return NULL;
-    const char *s = p->text + p->off;
-    const char *nl = memchr(s, '\n', p->len - p->off);
-    size_t n = nl ? (size_t)(nl - s) : p->len - p->off;
-    p->off += n + (nl ? 1 : 0);
-    p->line++;
-    while (n > 0 && (*s == ' ' || *s == '\t')) {
-        s++;
-        n--;
-    }
-    if (n > 0 && s[n - 1] == '\r')
-        n--;
-    if (memchr(s, '\0', n)) {
-        sl_diag_add(p->diag, p->file, p->line, "NUL byte in line");
-        n = 0;
-    } else if (n > (size_t)num - 3) {
-        sl_diag_add(p->diag, p->file, p->line, "line longer than %d bytes", num - 3);
-        n = 0;
-    } else if (n > 0 && s[0] == '[') {
-        section_line(p, s, n);
-    } else if (n > 0 && s[0] != ';' && s[0] != '#' && !memchr(s, '=', n) && !memchr(s, ':', n)) {
-        sl_diag_add(p->diag, p->file, p->line, "expected 'key = value'");
-        n = 0;
-    }
-    memcpy(str, s, n);
-    str[n] = '\n';
-    str[n + 1] = '\0';
-    return str;
+    section_line(ctx, s, n);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -139,7 +109,7 @@ static int handler(void *user, const char *section, const char *name, const char
     if (p->cur == SEC_UNKNOWN)
         return 1;    /* already reported at the section header */
     if (p->cur == SEC_NONE) {
-        sl_diag_add(p->diag, p->file, p->line, "key '%s' outside any section", name);
+        sl_diag_add(p->diag, p->file, p->src.line, "key '%s' outside any section", name);
         return 1;
     }
     int kind = (int)p->cur;
@@ -149,16 +119,16 @@ static int handler(void *user, const char *section, const char *name, const char
         if (strcmp(sec_keys[kind][i], name) == 0)
             k = i;
     if (k < 0) {
-        sl_diag_add(p->diag, p->file, p->line, "unknown key '%s' in [%s]", name, sec_names[kind]);
+        sl_diag_add(p->diag, p->file, p->src.line, "unknown key '%s' in [%s]", name, sec_names[kind]);
         return 1;
     }
     if (s->line[k]) {
-        sl_diag_add(p->diag, p->file, p->line, "duplicate key '%s' (first at line %u)", name,
+        sl_diag_add(p->diag, p->file, p->src.line, "duplicate key '%s' (first at line %u)", name,
                     s->line[k]);
         return 1;
     }
     if (strlen(value) >= SL_RXCONF_STR_MAX) {
-        sl_diag_add(p->diag, p->file, p->line, "value of '%s' longer than %u bytes", name,
+        sl_diag_add(p->diag, p->file, p->src.line, "value of '%s' longer than %u bytes", name,
                     SL_RXCONF_STR_MAX - 1);
         return 1;
     }
@@ -167,7 +137,7 @@ static int handler(void *user, const char *section, const char *name, const char
         p->nomem = true;
         return 1;
     }
-    s->line[k] = p->line;
+    s->line[k] = p->src.line;
     return 1;
 }
 
@@ -660,12 +630,12 @@ sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, cons
     p.file = out->file;
     p.base_dir = base_dir;
     p.flags = flags;
-    p.text = text;
-    p.len = len;
+    p.src = (struct sl_ini_src){ .text = text, .len = len, .diag = diag, .file = out->file,
+                                 .section = on_section, .ctx = &p };
     p.cur = SEC_NONE;
     size_t before = sl_diag_total(diag);
 
-    int r = ini_parse_stream(reader, &p, handler, &p);
+    int r = ini_parse_stream(sl_ini_reader, &p.src, handler, &p);
     if (r > 0 && sl_diag_total(diag) == before)
         sl_diag_add(diag, out->file, (unsigned)r, "syntax error");   /* safety net */
     else if (r < 0)

@@ -12,11 +12,12 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_ini.h"
 #include "sl_generator.h"
 
 /* ---- phase 1: collect every key's text and line ------------------------------
  * libinih calls the handler for key lines only and does not pass line
- * numbers in Debian's build, so we feed it through our own line reader: it
+ * numbers in Debian's build, so we feed it through sl_ini_reader (proto/sl_ini.h): it
  * counts lines, classifies each one (so sections, duplicates and syntax
  * errors are found with their line), strips leading blanks (which turns off
  * inih's multi-line continuation: one `key = value` per line) and replaces
@@ -64,9 +65,7 @@ struct parse {
     const char *file;
     const char *base_dir;
     unsigned flags;
-    const char *text;
-    size_t len, off;
-    unsigned line;
+    struct sl_ini_src src;              /* text, offset and line number */
     enum sec cur;
     size_t cur_dev;
     struct rawsec single[SEC__SINGLE];
@@ -94,7 +93,7 @@ static void section_line(struct parse *p, const char *s, size_t n)
     const char *end = memchr(s, ']', n);
     p->cur = SEC_UNKNOWN;
     if (!end) {
-        sl_diag_add(p->diag, p->file, p->line, "unterminated section header");
+        sl_diag_add(p->diag, p->file, p->src.line, "unterminated section header");
         return;
     }
     const char *a = s + 1, *b = end;
@@ -106,10 +105,10 @@ static void section_line(struct parse *p, const char *s, size_t n)
     for (int i = 0; i < SEC__SINGLE; i++) {
         if (len == strlen(sec_names[i]) && memcmp(a, sec_names[i], len) == 0) {
             if (p->single[i].header)
-                sl_diag_add(p->diag, p->file, p->line, "duplicate section [%s] (first at line %u)",
+                sl_diag_add(p->diag, p->file, p->src.line, "duplicate section [%s] (first at line %u)",
                             sec_names[i], p->single[i].header);
             else
-                p->single[i].header = p->line;
+                p->single[i].header = p->src.line;
             p->cur = (enum sec)i;
             return;
         }
@@ -120,21 +119,21 @@ static void section_line(struct parse *p, const char *s, size_t n)
             nm++;
         size_t nl = (size_t)(b - nm);
         if (!valid_devname(nm, nl)) {
-            sl_diag_add(p->diag, p->file, p->line,
+            sl_diag_add(p->diag, p->file, p->src.line,
                         "bad device name '%.*s' (1..%u of A-Z a-z 0-9 _ - .)", (int)nl, nm,
                         SL_NAME_MAX);
             return;
         }
         for (size_t i = 0; i < p->ndev; i++) {
             if (strlen(p->dev[i].name) == nl && memcmp(p->dev[i].name, nm, nl) == 0) {
-                sl_diag_add(p->diag, p->file, p->line,
+                sl_diag_add(p->diag, p->file, p->src.line,
                             "duplicate device name '%.*s' (first at line %u)", (int)nl, nm,
                             p->dev[i].header);
                 return;
             }
         }
         if (p->ndev == SL_TXCONF_MAX_DEVICES) {
-            sl_diag_add(p->diag, p->file, p->line, "more than %u devices", SL_TXCONF_MAX_DEVICES);
+            sl_diag_add(p->diag, p->file, p->src.line, "more than %u devices", SL_TXCONF_MAX_DEVICES);
             return;
         }
         if (p->ndev == p->devcap) {
@@ -150,50 +149,21 @@ static void section_line(struct parse *p, const char *s, size_t n)
         struct rawsec *d = &p->dev[p->ndev];
         memset(d, 0, sizeof *d);
         memcpy(d->name, nm, nl);
-        d->header = p->line;
+        d->header = p->src.line;
         p->cur = SEC_DEVICE;
         p->cur_dev = p->ndev++;
         return;
     }
     if (len == 6 && memcmp(a, "device", 6) == 0)
-        sl_diag_add(p->diag, p->file, p->line, "section [device] needs a name: [device NAME]");
+        sl_diag_add(p->diag, p->file, p->src.line, "section [device] needs a name: [device NAME]");
     else
-        sl_diag_add(p->diag, p->file, p->line, "unknown section [%.*s]", (int)len, a);
+        sl_diag_add(p->diag, p->file, p->src.line, "unknown section [%.*s]", (int)len, a);
 }
 
-/* fgets-style reader over p->text; see the comment at the top. */
-static char *reader(char *str, int num, void *stream)
+/* sl_ini_reader's section callback. */
+static void on_section(void *ctx, const char *s, size_t n)
 {
-    struct parse *p = stream;
-    if (p->off >= p->len || num < 4)
-        return NULL;
-    const char *s = p->text + p->off;
-    const char *nl = memchr(s, '\n', p->len - p->off);
-    size_t n = nl ? (size_t)(nl - s) : p->len - p->off;
-    p->off += n + (nl ? 1 : 0);
-    p->line++;
-    while (n > 0 && (*s == ' ' || *s == '\t')) {
-        s++;
-        n--;
-    }
-    if (n > 0 && s[n - 1] == '\r')
-        n--;
-    if (memchr(s, '\0', n)) {
-        sl_diag_add(p->diag, p->file, p->line, "NUL byte in line");
-        n = 0;
-    } else if (n > (size_t)num - 3) {
-        sl_diag_add(p->diag, p->file, p->line, "line longer than %d bytes", num - 3);
-        n = 0;
-    } else if (n > 0 && s[0] == '[') {
-        section_line(p, s, n);
-    } else if (n > 0 && s[0] != ';' && s[0] != '#' && !memchr(s, '=', n) && !memchr(s, ':', n)) {
-        sl_diag_add(p->diag, p->file, p->line, "expected 'key = value'");
-        n = 0;
-    }
-    memcpy(str, s, n);
-    str[n] = '\n';
-    str[n + 1] = '\0';
-    return str;
+    section_line(ctx, s, n);
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -205,7 +175,7 @@ static int handler(void *user, const char *section, const char *name, const char
     if (p->cur == SEC_UNKNOWN)
         return 1;    /* already reported at the section header */
     if (p->cur == SEC_NONE) {
-        sl_diag_add(p->diag, p->file, p->line, "key '%s' outside any section", name);
+        sl_diag_add(p->diag, p->file, p->src.line, "key '%s' outside any section", name);
         return 1;
     }
     if (p->cur == SEC_DEVICE) {
@@ -221,16 +191,16 @@ static int handler(void *user, const char *section, const char *name, const char
             k = i;
     const char *sname = kind == SEC_DEVICE ? "device" : sec_names[kind];
     if (k < 0) {
-        sl_diag_add(p->diag, p->file, p->line, "unknown key '%s' in [%s]", name, sname);
+        sl_diag_add(p->diag, p->file, p->src.line, "unknown key '%s' in [%s]", name, sname);
         return 1;
     }
     if (s->line[k]) {
-        sl_diag_add(p->diag, p->file, p->line, "duplicate key '%s' (first at line %u)", name,
+        sl_diag_add(p->diag, p->file, p->src.line, "duplicate key '%s' (first at line %u)", name,
                     s->line[k]);
         return 1;
     }
     if (strlen(value) >= SL_TXCONF_STR_MAX) {
-        sl_diag_add(p->diag, p->file, p->line, "value of '%s' longer than %u bytes", name,
+        sl_diag_add(p->diag, p->file, p->src.line, "value of '%s' longer than %u bytes", name,
                     SL_TXCONF_STR_MAX - 1);
         return 1;
     }
@@ -239,7 +209,7 @@ static int handler(void *user, const char *section, const char *name, const char
         p->nomem = true;
         return 1;
     }
-    s->line[k] = p->line;
+    s->line[k] = p->src.line;
     return 1;
 }
 
@@ -778,12 +748,12 @@ sl_err sl_txconf_parse(struct sl_txconf *out, const char *text, size_t len, cons
     p.file = out->file;
     p.base_dir = base_dir;
     p.flags = flags;
-    p.text = text;
-    p.len = len;
+    p.src = (struct sl_ini_src){ .text = text, .len = len, .diag = diag, .file = out->file,
+                                 .section = on_section, .ctx = &p };
     p.cur = SEC_NONE;
     size_t before = sl_diag_total(diag);
 
-    int r = ini_parse_stream(reader, &p, handler, &p);
+    int r = ini_parse_stream(sl_ini_reader, &p.src, handler, &p);
     if (r > 0 && sl_diag_total(diag) == before)
         sl_diag_add(diag, out->file, (unsigned)r, "syntax error");   /* safety net */
     else if (r < 0)
