@@ -2,9 +2,22 @@
 
 #include <string.h>
 
+#include <openssl/sha.h>
+
 #include "sl_buf.h"
 
 _Static_assert(SL_BLOCK_OVERHEAD == 108, "BLOCK layout");
+
+/* The bytes a version-2 block signature covers: the 44-byte header as it
+ * is, then SHA-256 of the L payload bytes that follow it in blk. The header
+ * (magic "SB" first) keeps blocks and beacons in separate domains; the
+ * digest binds every payload byte at SHA-NI speed (~2 GB/s here), where
+ * pure Ed25519 over a 91 KB block hashed it twice with SHA-512. */
+static void signed_bytes(uint8_t out[SL_BLOCK_SIGNED_BYTES], const uint8_t *blk, size_t payload_len)
+{
+    memcpy(out, blk, SL_BLOCK_HDR_BYTES);
+    SHA256(blk + SL_BLOCK_HDR_BYTES, payload_len, out + SL_BLOCK_HDR_BYTES);
+}
 
 static int symbol_size_ok(uint16_t s)
 {
@@ -22,7 +35,7 @@ sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_
         return SL_ERR_OVERFLOW;
     struct sl_wbuf w = sl_wbuf_make(out, SL_BLOCK_HDR_BYTES);
     sl_err e = sl_wbuf_put_u16be(&w, SL_BLOCK_MAGIC);
-    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_WIRE_VERSION);
+    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_BLOCK_VERSION);
     if (e == SL_OK) e = sl_wbuf_put_u8(&w, 0);      /* flags */
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, h->channel);
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, 0);   /* reserved */
@@ -35,7 +48,9 @@ sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_
         return SL_ERR_OVERFLOW;   /* unreachable: the header is fixed-size */
     if (payload_len > 0 && payload != out + SL_BLOCK_HDR_BYTES)
         memmove(out + SL_BLOCK_HDR_BYTES, payload, payload_len);
-    sl_key_sign(out + signed_len, out, signed_len, key);
+    uint8_t msg[SL_BLOCK_SIGNED_BYTES];
+    signed_bytes(msg, out, payload_len);
+    sl_key_sign(out + signed_len, msg, sizeof msg, key);
     *out_len = signed_len + SL_SIG_BYTES;
     return SL_OK;
 }
@@ -79,7 +94,7 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
     if (e == SL_OK && magic != SL_BLOCK_MAGIC)
         return SL_ERR_MAGIC;
     if (e == SL_OK) e = sl_buf_get_u8(&b, &version);
-    if (e == SL_OK && version != SL_WIRE_VERSION)
+    if (e == SL_OK && version != SL_BLOCK_VERSION)
         return SL_ERR_VERSION;
     if (e == SL_OK) e = sl_buf_get_u8(&b, &flags);
     if (e == SL_OK) e = sl_buf_get_u16be(&b, &h->channel);
@@ -117,7 +132,9 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
     const struct sl_key_public *key = sl_key_set_find(trusted, x->key_id);
     if (!key)
         return SL_ERR_UNKNOWN_KEY;
-    e = sl_key_verify(key, sig, blk, SL_BLOCK_HDR_BYTES + (size_t)len);
+    uint8_t msg[SL_BLOCK_SIGNED_BYTES];
+    signed_bytes(msg, blk, len);
+    e = sl_key_verify(key, sig, msg, sizeof msg);
     if (e != SL_OK)
         return e;
     *payload = body;

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <string.h>
@@ -14,7 +13,6 @@
 struct sl_key_secret {
     uint8_t sk[SL_KEY_SK_BYTES];
     struct sl_key_public pub;
-    EVP_PKEY *ossl;     /* the same key for OpenSSL's faster signer; NULL: libsodium only */
 };
 
 /* Hex text sizes: digits plus an optional newline (plus one byte so an
@@ -53,7 +51,7 @@ static sl_err secret_alloc(struct sl_key_secret **out)
     struct sl_key_secret *k = sodium_malloc(sizeof *k);
     if (!k)
         return SL_ERR_NOMEM;
-    memset(k, 0, sizeof *k);   /* sodium_malloc fills with garbage; ossl must start NULL */
+    memset(k, 0, sizeof *k);   /* sodium_malloc fills with garbage */
     *out = k;
     return SL_OK;
 }
@@ -62,9 +60,6 @@ static sl_err secret_alloc(struct sl_key_secret **out)
 static void secret_seal(struct sl_key_secret *k)
 {
     sl_key_public_make(&k->pub, k->sk + SL_KEY_SEED_BYTES);
-    /* OpenSSL keeps its own copy of the seed (cleansed when freed, but not
-     * in guarded memory); when it refuses, sl_key_sign uses libsodium. */
-    k->ossl = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, k->sk, SL_KEY_SEED_BYTES);
     sodium_mprotect_readonly(k);
 }
 
@@ -99,7 +94,6 @@ void sl_key_free(struct sl_key_secret *k)
     if (!k)
         return;
     sodium_mprotect_readwrite(k);
-    EVP_PKEY_free(k->ossl);
     sodium_memzero(k, sizeof *k);
     sodium_free(k);
 }
@@ -251,24 +245,13 @@ sl_err sl_key_load_public(struct sl_key_public *out, const char *path)
     return SL_OK;
 }
 
-/* Ed25519 is deterministic (RFC 8032): OpenSSL and libsodium produce the
- * same bytes for the same key and message (the known-answer tests check
- * it). Signing hashes the whole message twice with SHA-512, which for a
- * 91 KB block dominates the cost; OpenSSL's SHA-512 is assembly, libsodium's
- * portable C: 476 vs 330 MB/s per block measured here (docs/performance.md),
- * the largest single cost of bulk TX. libsodium remains the fallback and
- * does every verification. */
+/* libsodium only: the secret never leaves guarded memory. Messages are
+ * short (a block is signed as header || SHA-256(payload), 76 bytes; a beacon
+ * is 132), so the hashing inside Ed25519 no longer matters and an OpenSSL
+ * signer (once used for its faster SHA-512, at the price of a second,
+ * unguarded copy of the seed) has nothing left to win. */
 void sl_key_sign(uint8_t sig[SL_SIG_BYTES], const void *msg, size_t len, const struct sl_key_secret *k)
 {
-    if (k->ossl) {
-        EVP_MD_CTX *c = EVP_MD_CTX_new();
-        size_t siglen = SL_SIG_BYTES;
-        bool ok = c && EVP_DigestSignInit(c, NULL, NULL, NULL, k->ossl) == 1 &&
-                  EVP_DigestSign(c, sig, &siglen, msg, len) == 1 && siglen == SL_SIG_BYTES;
-        EVP_MD_CTX_free(c);
-        if (ok)
-            return;
-    }
     crypto_sign_detached(sig, NULL, msg, len, k->sk);
 }
 

@@ -96,9 +96,10 @@ sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path);
 __attribute__((warn_unused_result))
 sl_err sl_key_load_public(struct sl_key_public *out, const char *path);
 
-/* Detached Ed25519 signature of len bytes at msg. Cost: ~20 µs plus hashing
- * the message twice (OpenSSL's SHA-512 when available, else libsodium's; the
- * bytes are the same); once per block or beacon, never per datagram. */
+/* Detached Ed25519 signature of len bytes at msg (libsodium). Cost: ~20 µs
+ * plus hashing the message twice with SHA-512, so callers sign short
+ * messages (a block's header and payload digest, a beacon); once per block
+ * or beacon, never per datagram. */
 void sl_key_sign(uint8_t sig[SL_SIG_BYTES], const void *msg, size_t len, const struct sl_key_secret *k);
 
 /* SL_OK if sig is k's signature of msg, else SL_ERR_SIGNATURE (including

@@ -1,6 +1,9 @@
 /* sluice-bench fec: encode and decode throughput of sl_fec for the
  * configurations in docs/performance.md, each beside memcpy of the same
- * bytes measured in the same run, and Ed25519 sign/verify rates.
+ * bytes measured in the same run, Ed25519 sign/verify rates, and the cost
+ * of signing and verifying a full default block (sl_block_seal /
+ * sl_block_open: header || SHA-256(payload)) beside pure Ed25519 over the
+ * same bytes (the block version 1 rule), so the two are compared in one run.
  *
  * MB/s counts the k * S data bytes of a block (10^6 bytes per MB).
  * encode: block assembled in place (sl_fec_encode with data == blk->sym),
@@ -15,8 +18,10 @@
 #include <string.h>
 
 #include "bench.h"
+#include "sl_block.h"
 #include "sl_crc.h"
 #include "sl_fec.h"
+#include "sl_key.h"
 
 #define MIN_NS 300000000ull   /* each figure runs at least 0.3 s */
 
@@ -148,6 +153,64 @@ static int bench_ed25519(void)
     return 0;
 }
 
+/* One full default block: k = 64 symbols of 1424 bytes (mtu 1500), 91 KB.
+ * MB/s of block bytes for sealing (sign) and opening (verify), version 2
+ * (sl_block_*) against pure Ed25519 over header and payload (version 1). */
+static int bench_block_sign(void)
+{
+    enum { K = 64, S = 1424, LEN = K * S };
+    static uint8_t blk[LEN];
+    struct sl_key_secret *key = NULL;
+    if (sl_key_generate(&key) != SL_OK)
+        return -1;
+    struct sl_key_public pub;
+    sl_key_public_of(&pub, key);
+    struct sl_key_set trusted;
+    sl_key_set_init(&trusted);
+    if (sl_key_set_add(&trusted, &pub) != SL_OK) {
+        sl_key_free(key);
+        return -1;
+    }
+    size_t plen = LEN - SL_BLOCK_OVERHEAD, sealed = 0;
+    randombytes_buf(blk + SL_BLOCK_HDR_BYTES, plen);
+    struct sl_block_hdr h = { .channel = 0, .session = 1, .epoch = 1, .block_seq = 1, .tx_time_us = 1 };
+    struct sl_block_expect x = { .channel = 0, .symbol_size = S, .session = 1, .epoch = 1, .block_seq = 1,
+                                 .k = K };
+    memcpy(x.key_id, pub.id, sizeof x.key_id);
+    /* seal v2, open v2 (of the block just sealed), sign v1 in place, verify
+     * v1 (of that signature); MB/s of block bytes. */
+    double r[4];
+    for (int which = 0; which < 4; which++) {
+        uint64_t t0 = bench_now_ns(), t, n = 0;
+        do {
+            const uint8_t *p;
+            size_t pl;
+            struct sl_block_hdr got;
+            sl_err e = SL_OK;
+            if (which == 0)
+                e = sl_block_seal(blk, sizeof blk, &sealed, &h, blk + SL_BLOCK_HDR_BYTES, plen, key);
+            else if (which == 1)
+                e = sl_block_open(&p, &pl, &got, blk, sizeof blk, &x, &trusted);
+            else if (which == 2)
+                sl_key_sign(blk + LEN - SL_SIG_BYTES, blk, LEN - SL_SIG_BYTES, key);
+            else
+                e = sl_key_verify(&pub, blk + LEN - SL_SIG_BYTES, blk, LEN - SL_SIG_BYTES);
+            if (e != SL_OK || (which == 0 && sealed != LEN)) {
+                sl_key_free(key);
+                return -1;
+            }
+            n++;
+            t = bench_now_ns() - t0;
+        } while (t < MIN_NS);
+        r[which] = mbps(n * LEN, t);
+    }
+    sl_key_free(key);
+    printf("Signed block (k=64, S=1424, %d bytes): seal %.0f MB/s (%.0f us), open %.0f MB/s (%.0f us); "
+           "pure Ed25519 over the same bytes (block v1): sign %.0f MB/s, verify %.0f MB/s\n",
+           LEN, r[0], LEN / r[0], r[1], LEN / r[1], r[2], r[3]);
+    return 0;
+}
+
 int bench_fec(int argc, char **argv)
 {
     (void)argv;
@@ -206,5 +269,7 @@ int bench_fec(int argc, char **argv)
     free(a);
     free(b);
     bench_crc();
-    return bench_ed25519() == 0 ? 0 : 1;
+    if (bench_ed25519() != 0)
+        return 1;
+    return bench_block_sign() == 0 ? 0 : 1;
 }

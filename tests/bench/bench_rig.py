@@ -204,6 +204,13 @@ def bench_fec(build, runs):
             m = re.search(r"CRC32C.*: (\d+) MB/s, ([\d.]+) M datagrams/s", line)
             if m:
                 extra.setdefault("crc32c_mbs", []).append(int(m.group(1)))
+            m = re.search(r"Signed block .*?: seal (\d+) MB/s .*?open (\d+) MB/s .*?sign (\d+) MB/s, "
+                          r"verify (\d+) MB/s", line)
+            if m:
+                for key, v in zip(("block_seal_mbs", "block_open_mbs", "block_v1_sign_mbs",
+                                   "block_v1_verify_mbs"), m.groups()):
+                    extra.setdefault(key, []).append(int(v))
+                continue
             m = re.search(r"sign (\d+)/s, verify (\d+)/s", line)
             if m:
                 extra.setdefault("ed25519_sign_per_s", []).append(int(m.group(1)))
@@ -802,6 +809,11 @@ def table(res):
         out.append("memcpy 64 MiB %s MB/s; CRC32C %s MB/s; Ed25519 sign %s/s, verify %s/s" % (
             fmt(f.get("memcpy_64mib_mbs")), fmt(f.get("crc32c_mbs")), fmt(f.get("ed25519_sign_per_s")),
             fmt(f.get("ed25519_verify_per_s"))))
+        if f.get("block_seal_mbs"):
+            out.append("signed 91 KB block, MB/s: seal %s, open %s (header || SHA-256); pure Ed25519 over "
+                       "it (block v1): sign %s, verify %s" % (
+                           fmt(f.get("block_seal_mbs")), fmt(f.get("block_open_mbs")),
+                           fmt(f.get("block_v1_sign_mbs")), fmt(f.get("block_v1_verify_mbs"))))
         out.append("")
     bl = res.get("bulk")
     if bl:
