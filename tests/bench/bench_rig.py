@@ -405,13 +405,8 @@ def bench_bulk(b, work, quick, runs):
         ladders = {l: (s[1:4], u[1:4]) for l, (s, u) in ladders.items()}
     out = {"file_bytes": size, "overhead": "25 %: Sluice k=64 m=16 (interleave 16) and udpcast "
            "--fec 8x32/128 (32 repair per 128 data, 8 stripes)", "loss": {}}
-    # GRO on the receiving veth, as on a real NIC: it coalesces datagrams
-    # after the loss rule, and only for a socket that asked (sluice-rx sets
-    # UDP_GRO; udp-receiver does not), so both peers still see per-datagram
-    # loss (docs/performance.md, Method).
-    out["rig"] = "it gro on"
     for loss in (0, 1, 5):
-        rig("set", "--loss", str(loss), "--gro", "on")
+        rig("set", "--loss", str(loss))
         gso = loss == 0
         s = ladder_search(lambda r: sluice_bulk(b, work, src, size, want, r, gso, 64, 16, 16),
                           ladders[loss][0], runs, "sluice %d %% loss" % loss)
@@ -822,8 +817,7 @@ def table(res):
         out.append("")
     bl = res.get("bulk")
     if bl:
-        out.append("2. Bulk: %d MiB file, %s%s" % (bl["file_bytes"] // MIB, bl["overhead"],
-                                                  "; rig: " + bl["rig"] if bl.get("rig") else ""))
+        out.append("2. Bulk: %d MiB file, %s" % (bl["file_bytes"] // MIB, bl["overhead"]))
         out.append("%5s %-8s %6s %24s %18s %18s %6s %7s" % ("loss", "peer", "rate", "goodput Mbit/s",
                                                          "TX CPU s", "RX CPU s", "sha", "ratio"))
         for loss, e in bl["loss"].items():
