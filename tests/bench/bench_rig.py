@@ -657,6 +657,13 @@ def bench_memory(b, work, quick):
         try:
             ok = wait_until(lambda: mirror_ready(work, "mem", n), 60, 0.2)
             time.sleep(3)   # two more keyframes: every tag has a value
+            # ... unless keyframe blocks were lost (at 10^6 tags a SQLite
+            # checkpoint can stall the receive loop long enough for the socket
+            # to overflow): then wait for later keyframes, bounded, until
+            # every tag's value is in SQLite, and say how long it took.
+            t_full = time.monotonic()
+            wait_until(lambda: int(sqlite(work, "select count(*) from tag_values") or 0) >= n, 30, 0.5)
+            extra_s = time.monotonic() - t_full
             rss = rx.rss_kb()
             with open("/proc/%d/status" % rx.pid) as f:
                 hwm = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), None)
@@ -666,7 +673,8 @@ def bench_memory(b, work, quick):
             tx.stop()
             rx.stop()
         cnt = int(sqlite(work, "select count(*) from tag_values") or 0)
-        out.append({"tags": n, "schema_ok": bool(ok), "mirror_values": cnt, "rx_rss_mib": rss / 1024.0,
+        out.append({"tags": n, "schema_ok": bool(ok), "mirror_values": cnt, "extra_wait_s": extra_s,
+                    "rx_rss_mib": rss / 1024.0,
                     "rx_hwm_mib": (hwm or 0) / 1024.0, "tx_rss_mib": (txrss or 0) / 1024.0})
         log("memory: %d tags: RX RSS %.1f MiB (values in SQLite %d)" % (n, rss / 1024.0, cnt))
     return out
@@ -865,8 +873,9 @@ def table(res):
     if me:
         out.append("5. RX memory after schema + keyframe (VmRSS of sluice-rx)")
         for r in me:
-            out.append("   %8d tags: RX %7.1f MiB (peak %.1f), TX %.1f MiB, values in SQLite %d" % (
-                r["tags"], r["rx_rss_mib"], r["rx_hwm_mib"], r["tx_rss_mib"], r["mirror_values"]))
+            out.append("   %8d tags: RX %7.1f MiB (peak %.1f), TX %.1f MiB, values in SQLite %d%s" % (
+                r["tags"], r["rx_rss_mib"], r["rx_hwm_mib"], r["tx_rss_mib"], r["mirror_values"],
+                " (after %.1f s more)" % r["extra_wait_s"] if r.get("extra_wait_s", 0) >= 0.5 else ""))
     return "\n".join(out)
 
 
@@ -888,7 +897,7 @@ def plot(res, png):
             f.write(" ".join(str(x) for x in row) + "\n")
     script = f"""set terminal pngcairo size 800,480
 set output '{png}'
-set title 'Bulk goodput on the rig, {bl["file_bytes"] // MIB} MiB file, 25 % repair overhead (Sluice GSO on at 0 %, off at 1 and 5 %)'
+set title 'Bulk goodput on the rig, {bl["file_bytes"] // MIB} MiB file, 25 % repair overhead , per-datagram wire loss'
 set xlabel 'random loss (%)'
 set ylabel 'goodput (Mbit/s), highest intact rate'
 set yrange [0:*]
