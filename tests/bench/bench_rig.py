@@ -897,7 +897,7 @@ def plot(res, png):
             f.write(" ".join(str(x) for x in row) + "\n")
     script = f"""set terminal pngcairo size 800,480
 set output '{png}'
-set title 'Bulk goodput on the rig, {bl["file_bytes"] // MIB} MiB file, 25 % repair overhead , per-datagram wire loss'
+set title 'Bulk goodput on the rig, {bl["file_bytes"] // MIB} MiB file, 25 % repair overhead, per-datagram wire loss'
 set xlabel 'random loss (%)'
 set ylabel 'goodput (Mbit/s), highest intact rate'
 set yrange [0:*]
