@@ -86,9 +86,9 @@
  * directly (pure Ed25519 over [0, 44+L)); version 2 signs the header and the
  * payload's SHA-256. Datagram framing (SL_WIRE_VERSION) did not change. */
 #define SL_BLOCK_VERSION     2u
+#define SL_BLOCK_HDR_BYTES   44u
 #define SL_BLOCK_DIGEST_BYTES 32u                                     /* SHA-256 */
 #define SL_BLOCK_SIGNED_BYTES (SL_BLOCK_HDR_BYTES + SL_BLOCK_DIGEST_BYTES) /* 76 */
-#define SL_BLOCK_HDR_BYTES   44u
 #define SL_BLOCK_OVERHEAD    (SL_BLOCK_HDR_BYTES + SL_SIG_BYTES)   /* 108 */
 /* Largest block: k' <= 254 data symbols (m' >= 1) of at most SL_SYMBOL_MAX. */
 #define SL_BLOCK_MAX_BYTES   ((SL_FEC_MAX_SYMBOLS - 1u) * SL_SYMBOL_MAX)  /* 2260600 */

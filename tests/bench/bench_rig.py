@@ -411,10 +411,9 @@ def bench_bulk(b, work, quick, runs):
     out["rig"] = "loss: scripts/rig --wire-loss (per datagram, after segmentation)"
     for loss in (0, 1, 5):
         rig("set", "--wire-loss", str(loss))
-        gso = True
-        s = ladder_search(lambda r: sluice_bulk(b, work, src, size, want, r, gso, 64, 16, 16),
+        s = ladder_search(lambda r: sluice_bulk(b, work, src, size, want, r, True, 64, 16, 16),
                           ladders[loss][0], runs, "sluice %d %% loss" % loss)
-        s["gso"] = gso
+        s["gso"] = True
         u = ladder_search(lambda r: udpcast_bulk(b, work, src, size, want, r),
                           ladders[loss][1], runs, "udpcast %d %% loss" % loss)
         ratio = None
