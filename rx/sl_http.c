@@ -5,12 +5,16 @@
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sl_json.h"
 #include "sl_regs.h"
@@ -19,8 +23,28 @@
 #define EVENT_BYTES   (SL_JSON_TAG_MAX + 64u)
 #define TAGS_PREFIX   "/api/tags/"
 
+/* One open connection, as MHD reports it (its socket context). */
+struct hconn {
+    struct MHD_Connection *conn;   /* NULL: free */
+    uint8_t key[16];               /* source address (IPv4 mapped into IPv6) */
+    uint64_t since_ms;             /* opened, or its last response ended */
+    bool in_request;               /* the head arrived; answering or streaming */
+    bool killed;                   /* shut down for the head deadline */
+};
+
+/* Tag index, rebuilt when the schema generation changes: "path/name" ->
+ * position, and every path and path prefix (whole segments) -> the range
+ * of positions holding tags at or under it. Open addressing, power-of-two
+ * sizes, at most half full. */
+struct pfx {
+    uint32_t first1;               /* first position + 1; 0: empty */
+    uint32_t last;                 /* last position */
+    uint32_t len;                  /* prefix length in the path of first */
+};
+
 struct sse {
     struct sl_http *h;
+    uint8_t key[16];           /* client's source address */
     struct MHD_Connection *conn;
     bool used, suspended, closing;
     bool ev_hello, ev_schema, ev_link, ev_ping;
@@ -40,6 +64,17 @@ struct sl_http {
     char token[SL_HTTP_TOKEN_MAX + 1];
     size_t token_len;
     unsigned timeout_s;
+    unsigned per_peer, sse_per_peer;
+    uint32_t req_ms;
+    struct hconn *conns;       /* [nslots] */
+    unsigned nslots;
+    char hosts[SL_HTTP_HOSTS_MAX];
+    char cookie[65];           /* hex of 32 random bytes */
+    uint64_t idx_gen;          /* generation the index reflects; UINT64_MAX: none */
+    uint32_t *idx_name;        /* [idx_name_mask + 1]: position + 1, 0 empty */
+    uint32_t idx_name_mask;
+    struct pfx *idx_pfx;       /* [idx_pfx_mask + 1] */
+    uint32_t idx_pfx_mask, idx_pfx_n;
     uint32_t max_tags;
     size_t words;              /* bitmap words per SSE slot */
     struct sse *sse;
@@ -54,7 +89,7 @@ struct tagstream {
     struct sl_http *h;
     uint64_t generation;
     uint64_t now_us;
-    uint32_t pos, count;
+    uint32_t pos, end, count;  /* positions scanned: [pos, end) */
     int phase;                 /* 0 head, 1 tags, 2 tail, 3 done */
     char filter[SL_PATH_MAX + 2];
     size_t filter_len;         /* 0: every tag */
@@ -142,7 +177,10 @@ static bool token_ok(const struct sl_http *h, const char *got)
     return diff == 0;
 }
 
-static bool authorized(const struct sl_http *h, struct MHD_Connection *c)
+/* The token in the Authorization header; for /api/stream also the session
+ * cookie (EventSource cannot set headers). Never the query string: a URL
+ * lands in proxy logs, browser history and Referer headers. */
+static bool authorized(const struct sl_http *h, struct MHD_Connection *c, bool stream)
 {
     if (h->token_len == 0)
         return true;
@@ -153,9 +191,96 @@ static bool authorized(const struct sl_http *h, struct MHD_Connection *c)
             a++;
         return token_ok(h, a);
     }
-    /* RFC 6750 §2.3: EventSource cannot set headers, so the dashboard
-     * passes the token as a query parameter. */
-    return token_ok(h, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token"));
+    if (stream) {
+        const char *k = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, SL_HTTP_COOKIE);
+        if (k && strlen(k) == 64) {
+            unsigned diff = 0;
+            for (size_t i = 0; i < 64; i++)
+                diff |= (unsigned)(k[i] ^ h->cookie[i]);
+            return diff == 0;
+        }
+    }
+    return false;
+}
+
+/* DNS rebinding: a page from evil.example whose name is re-pointed at this
+ * server is same-origin for the browser, but its requests carry
+ * "Host: evil.example". Without a token, accept only an IP literal (with
+ * or without port), "localhost", or a configured name. No Host at all
+ * (HTTP/1.0 tools) is not a browser and passes. */
+static bool host_ok(const struct sl_http *h, struct MHD_Connection *c)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!v)
+        return true;
+    char host[256];
+    size_t n;
+    if (v[0] == '[') {
+        const char *rb = strchr(v, ']');
+        if (!rb || (rb[1] && rb[1] != ':') || (size_t)(rb - v - 1) >= sizeof host)
+            return false;
+        n = (size_t)(rb - v - 1);
+        memcpy(host, v + 1, n);
+        host[n] = '\0';
+        struct in6_addr a6;
+        return inet_pton(AF_INET6, host, &a6) == 1;
+    }
+    const char *colon = strchr(v, ':');
+    n = colon ? (size_t)(colon - v) : strlen(v);
+    if (n == 0 || n >= sizeof host)
+        return false;
+    memcpy(host, v, n);
+    host[n] = '\0';
+    if (colon && (!colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1)))
+        return false;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || strcasecmp(host, "localhost") == 0)
+        return true;
+    for (const char *q = h->hosts; *q;) {
+        const char *comma = strchr(q, ',');
+        const char *a = q, *b = comma ? comma : q + strlen(q);
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        if ((size_t)(b - a) == n && strncasecmp(a, host, n) == 0)
+            return true;
+        if (!comma)
+            break;
+        q = comma + 1;
+    }
+    return false;
+}
+
+/* GET /api/session: with a good Authorization header, the cookie that lets
+ * this browser open /api/stream. */
+static enum MHD_Result send_session(struct sl_http *h, struct MHD_Connection *c)
+{
+    struct sl_jbuf b;
+    if (sl_jbuf_alloc(&b, 64, 256) != SL_OK)
+        return MHD_NO;
+    sl_jbuf_lit(&b, h->token_len ? "{\"auth\":true}\n" : "{\"auth\":false}\n");
+    if (b.failed) {
+        sl_jbuf_free(&b);
+        return MHD_NO;
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(b.len, b.p, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        sl_jbuf_free(&b);
+        return MHD_NO;
+    }
+    b.p = NULL;
+    common_headers(r, "application/json");
+    if (h->token_len) {
+        char cookie[160];
+        snprintf(cookie, sizeof cookie,
+                 SL_HTTP_COOKIE "=%s; Path=/api/stream; HttpOnly; SameSite=Strict", h->cookie);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    h->st.requests++;
+    return ret;
 }
 
 /* ---- tag lists ----------------------------------------------------------- */
@@ -199,6 +324,8 @@ static bool stream_next(struct tagstream *s)
     }
     if (s->phase == 1) {
         uint32_t n = sl_mirror_count(s->h->m);
+        if (n > s->end)
+            n = s->end;
         while (s->pos < n) {
             struct sl_mirror_tag t;
             uint32_t pos = s->pos++;
@@ -250,8 +377,10 @@ static void stream_free(void *cls)
     free(cls);
 }
 
-/* Streams every tag (filter NULL) or those at or under one path. */
-static enum MHD_Result send_tags(struct sl_http *h, struct MHD_Connection *c, const char *filter)
+/* Streams every tag (filter NULL) or those at or under one path, looking
+ * only at positions [first, end). */
+static enum MHD_Result send_tags(struct sl_http *h, struct MHD_Connection *c, const char *filter,
+                                 uint32_t first, uint32_t end)
 {
     struct tagstream *s = calloc(1, sizeof *s);
     if (!s)
@@ -259,6 +388,8 @@ static enum MHD_Result send_tags(struct sl_http *h, struct MHD_Connection *c, co
     s->h = h;
     s->generation = sl_mirror_generation(h->m);
     s->now_us = now_wall_us();
+    s->pos = first;
+    s->end = end;
     sl_jbuf_fixed(&s->out, s->text, sizeof s->text);
     if (filter) {
         s->filter_len = strlen(filter) + 1;
@@ -278,41 +409,173 @@ static enum MHD_Result send_tags(struct sl_http *h, struct MHD_Connection *c, co
     return ret;
 }
 
+/* FNV-1a, 64 bit, continued from h (start with FNV_START). */
+#define FNV_START 0xcbf29ce484222325ull
+static uint64_t fnv(uint64_t h, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+/* The index key of a tag: "path/name", or "name" with an empty path. */
+static uint64_t tag_hash(const struct sl_mirror_tag *t)
+{
+    size_t pl = strlen(t->path);
+    uint64_t x = fnv(FNV_START, t->path, pl);
+    if (pl)
+        x = fnv(x, "/", 1);
+    return fnv(x, t->name, strlen(t->name));
+}
+
+static bool tag_is(const struct sl_mirror_tag *t, const char *rest, size_t rl)
+{
+    size_t pl = strlen(t->path), nl = strlen(t->name);
+    size_t full = pl ? pl + 1 + nl : nl;
+    return full == rl && (pl == 0 || (memcmp(rest, t->path, pl) == 0 && rest[pl] == '/')) &&
+           memcmp(rest + (pl ? pl + 1 : 0), t->name, nl) == 0;
+}
+
+static uint32_t pow2_at_least(uint64_t n)
+{
+    uint32_t p = 16;
+    while (p < n && p < (1u << 31))
+        p <<= 1;
+    return p;
+}
+
+/* Finds the slot of prefix path[0..len) (its entry, or the empty slot where
+ * it belongs). */
+static struct pfx *pfx_slot(struct sl_http *h, const char *path, uint32_t len)
+{
+    uint32_t i = (uint32_t)fnv(FNV_START, path, len) & h->idx_pfx_mask;
+    for (;;) {
+        struct pfx *e = &h->idx_pfx[i];
+        if (!e->first1)
+            return e;
+        struct sl_mirror_tag t;
+        if (e->len == len && sl_mirror_get(h->m, e->first1 - 1, &t) == SL_OK &&
+            memcmp(t.path, path, len) == 0)
+            return e;
+        i = (i + 1) & h->idx_pfx_mask;
+    }
+}
+
+static void index_free(struct sl_http *h)
+{
+    free(h->idx_name);
+    free(h->idx_pfx);
+    h->idx_name = NULL;
+    h->idx_pfx = NULL;
+    h->idx_gen = UINT64_MAX;
+}
+
+/* Doubles the prefix table (rehashing every entry). */
+static bool pfx_grow(struct sl_http *h)
+{
+    struct pfx *old = h->idx_pfx;
+    uint32_t oldn = h->idx_pfx_mask + 1;
+    if (oldn >= (1u << 30))
+        return false;
+    h->idx_pfx = calloc((size_t)oldn * 2, sizeof *h->idx_pfx);
+    if (!h->idx_pfx) {
+        h->idx_pfx = old;
+        return false;
+    }
+    h->idx_pfx_mask = oldn * 2 - 1;
+    for (uint32_t i = 0; i < oldn; i++) {
+        struct sl_mirror_tag t;
+        if (old[i].first1 && sl_mirror_get(h->m, old[i].first1 - 1, &t) == SL_OK)
+            *pfx_slot(h, t.path, old[i].len) = old[i];
+    }
+    free(old);
+    return true;
+}
+
+/* Builds the index for the mirror's current generation. Runs on the first
+ * lookup after a schema change: O(tags x path depth) once, then every
+ * lookup is O(1). Allocates (only here); false when memory runs out (the
+ * caller falls back to 503). */
+static bool index_build(struct sl_http *h)
+{
+    uint64_t gen = sl_mirror_generation(h->m);
+    if (h->idx_name && h->idx_gen == gen)
+        return true;
+    index_free(h);
+    uint32_t n = sl_mirror_count(h->m);
+    uint32_t nn = pow2_at_least((uint64_t)n * 2);
+    h->idx_name = calloc(nn, sizeof *h->idx_name);
+    h->idx_pfx = calloc(nn, sizeof *h->idx_pfx);
+    if (!h->idx_name || !h->idx_pfx) {
+        index_free(h);
+        return false;
+    }
+    h->idx_name_mask = nn - 1;
+    h->idx_pfx_mask = nn - 1;
+    h->idx_pfx_n = 0;
+    for (uint32_t pos = 0; pos < n; pos++) {
+        struct sl_mirror_tag t;
+        if (sl_mirror_get(h->m, pos, &t) != SL_OK)
+            break;
+        uint32_t i = (uint32_t)tag_hash(&t) & h->idx_name_mask;
+        while (h->idx_name[i])
+            i = (i + 1) & h->idx_name_mask;   /* duplicates: the first one wins at lookup */
+        h->idx_name[i] = pos + 1;
+        size_t pl = strlen(t.path);
+        for (size_t k = 1; k <= pl; k++) {
+            if (k < pl && t.path[k] != '/')
+                continue;
+            if ((uint64_t)(h->idx_pfx_n + 1) * 2 > (uint64_t)h->idx_pfx_mask + 1 && !pfx_grow(h)) {
+                index_free(h);
+                return false;
+            }
+            struct pfx *e = pfx_slot(h, t.path, (uint32_t)k);
+            if (!e->first1) {
+                e->first1 = pos + 1;
+                e->len = (uint32_t)k;
+                h->idx_pfx_n++;
+            }
+            e->last = pos;
+        }
+    }
+    h->idx_gen = gen;
+    return true;
+}
+
 /* /api/tags/<path>/<name>: the tag whose "path/name" is rest, else the list
- * of tags at or under the path rest, else 404. O(tags). */
+ * of tags at or under the path rest, else 404. O(1) through the index
+ * (rebuilt after a schema change), plus the listed range for a path. */
 static enum MHD_Result send_tag(struct sl_http *h, struct MHD_Connection *c, const char *rest)
 {
     size_t rl = strlen(rest);
     while (rl && rest[rl - 1] == '/')
         rl--;
     if (rl == 0)
-        return send_tags(h, c, NULL);
-    uint32_t n = sl_mirror_count(h->m);
-    bool is_path = false;
-    for (uint32_t pos = 0; pos < n; pos++) {
+        return send_tags(h, c, NULL, 0, UINT32_MAX);
+    if (!index_build(h))
+        return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the tag index", NULL);
+    uint32_t i = (uint32_t)fnv(FNV_START, rest, rl) & h->idx_name_mask;
+    for (; h->idx_name[i]; i = (i + 1) & h->idx_name_mask) {
         struct sl_mirror_tag t;
-        if (sl_mirror_get(h->m, pos, &t) != SL_OK)
-            break;
-        size_t pl = strlen(t.path), nl = strlen(t.name);
-        size_t full = pl ? pl + 1 + nl : nl;
-        if (full == rl && (pl == 0 || (memcmp(rest, t.path, pl) == 0 && rest[pl] == '/')) &&
-            memcmp(rest + (pl ? pl + 1 : 0), t.name, nl) == 0) {
-            struct sl_jbuf b;
-            if (sl_jbuf_alloc(&b, 1024, SL_JSON_TAG_MAX + 8) != SL_OK)
-                return MHD_NO;
-            sl_json_tag(&b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
-            sl_jbuf_lit(&b, "\n");
-            return send_body(h, c, MHD_HTTP_OK, "application/json", &b, NULL);
-        }
-        if (!is_path && rl <= SL_PATH_MAX && pl >= rl && memcmp(t.path, rest, rl) == 0 &&
-            (pl == rl || t.path[rl] == '/'))
-            is_path = true;
+        if (sl_mirror_get(h->m, h->idx_name[i] - 1, &t) != SL_OK || !tag_is(&t, rest, rl))
+            continue;
+        struct sl_jbuf b;
+        if (sl_jbuf_alloc(&b, 1024, SL_JSON_TAG_MAX + 8) != SL_OK)
+            return MHD_NO;
+        sl_json_tag(&b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+        sl_jbuf_lit(&b, "\n");
+        return send_body(h, c, MHD_HTTP_OK, "application/json", &b, NULL);
     }
-    if (is_path) {
-        char path[SL_PATH_MAX + 1];
-        memcpy(path, rest, rl);
-        path[rl] = '\0';
-        return send_tags(h, c, path);
+    if (rl <= SL_PATH_MAX) {
+        const struct pfx *e = pfx_slot(h, rest, (uint32_t)rl);
+        if (e->first1) {
+            char path[SL_PATH_MAX + 1];
+            memcpy(path, rest, rl);
+            path[rl] = '\0';
+            return send_tags(h, c, path, e->first1 - 1, e->last + 1);
+        }
     }
     h->st.not_found++;
     return send_error(h, c, MHD_HTTP_NOT_FOUND, "no such tag or path", NULL);
@@ -619,6 +882,43 @@ static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
            h->st.requests);
     sample(&b, "sluice_http_sse_clients", "gauge", "Open /api/stream connections",
            h->st.sse_clients);
+    sample(&b, "sluice_http_refused_cap_total", "counter",
+           "HTTP connections refused at accept: max_conns reached", h->st.refused_cap);
+    sample(&b, "sluice_http_refused_peer_total", "counter",
+           "HTTP connections refused at accept: max_conns_per_peer reached", h->st.refused_peer);
+    sample(&b, "sluice_http_closed_slow_total", "counter",
+           "HTTP connections closed: no request head within request_timeout_ms", h->st.closed_slow);
+    sample(&b, "sluice_http_sse_refused_total", "counter",
+           "/api/stream refused (503): max_streams or max_streams_per_peer reached",
+           h->st.sse_refused + h->st.sse_refused_peer);
+    sample(&b, "sluice_http_unauthorized_total", "counter", "HTTP requests refused (401)",
+           h->st.unauthorized);
+    sample(&b, "sluice_http_bad_host_total", "counter",
+           "HTTP requests refused (403): Host not allowed without a token", h->st.bad_host);
+    if (s.modbus_on) {
+        const struct sl_mbserver_stats *mb = &s.modbus;
+        sample(&b, "sluice_modbus_connections", "gauge", "Open Modbus TCP connections",
+               s.modbus_conns);
+        sample(&b, "sluice_modbus_accepted_total", "counter", "Modbus connections accepted",
+               mb->accepted);
+        sample(&b, "sluice_modbus_refused_cap_total", "counter",
+               "Modbus connections refused: max_conns reached", mb->refused_cap);
+        sample(&b, "sluice_modbus_refused_peer_total", "counter",
+               "Modbus connections refused: max_conns_per_peer reached", mb->refused_peer);
+        sample(&b, "sluice_modbus_closed_idle_total", "counter",
+               "Modbus connections closed: no complete request for idle_ms", mb->closed_idle);
+        sample(&b, "sluice_modbus_closed_slow_total", "counter",
+               "Modbus connections closed: a request incomplete for request_timeout_ms",
+               mb->closed_slow);
+        sample(&b, "sluice_modbus_bad_frames_total", "counter",
+               "Modbus connections closed on a malformed MBAP header", mb->bad_frames);
+        sample(&b, "sluice_modbus_requests_total", "counter", "Modbus requests answered",
+               mb->requests);
+        sample(&b, "sluice_modbus_exceptions_total", "counter",
+               "Modbus requests answered with an exception", mb->requests - mb->served);
+        sample(&b, "sluice_modbus_deferred_total", "counter",
+               "Modbus requests left for the next loop turn by the per-turn caps", mb->deferred);
+    }
     if (s.started_us)
         sample_f(&b, "sluice_start_time_seconds", "RX start, Unix time",
                  (double)s.started_us / 1e6);
@@ -628,6 +928,111 @@ static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
                k->value);
     }
     return send_body(h, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b, NULL);
+}
+
+/* ---- connections ---------------------------------------------------------- */
+
+static void addr_key(uint8_t key[16], const struct sockaddr *sa)
+{
+    memset(key, 0, 16);
+    if (sa && sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xFF;
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    }
+}
+
+static struct hconn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* MHD asks before taking a connection: refuse when the slots are full or
+ * the address holds per_peer of them already (counted). O(slots). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    (void)addrlen;
+    struct sl_http *h = cls;
+    uint8_t key[16];
+    addr_key(key, addr);
+    unsigned same = 0;
+    bool free_slot = false;
+    for (unsigned i = 0; i < h->nslots; i++) {
+        if (!h->conns[i].conn)
+            free_slot = true;
+        else if (memcmp(h->conns[i].key, key, sizeof key) == 0)
+            same++;
+    }
+    if (!free_slot) {
+        h->st.refused_cap++;
+        return MHD_NO;
+    }
+    if (same >= h->per_peer) {
+        h->st.refused_peer++;
+        return MHD_NO;
+    }
+    return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct sl_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct hconn *k = NULL;
+        for (unsigned i = 0; i < h->nslots && !k; i++)
+            if (!h->conns[i].conn)
+                k = &h->conns[i];
+        *socket_context = k;
+        if (!k)
+            return;   /* cannot happen: on_accept checked; then just untracked */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        addr_key(k->key, ci ? ci->client_addr : NULL);
+        k->conn = c;
+        k->since_ms = now_mono_ms();
+        k->in_request = k->killed = false;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct hconn *k = *socket_context;
+        if (k)
+            k->conn = NULL;
+        *socket_context = NULL;
+    }
+}
+
+/* A response was sent in full (or the request ended otherwise): the head
+ * deadline starts again for the next request on this connection. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)con_cls;
+    (void)toe;
+    struct hconn *k = conn_of(c);
+    if (k) {
+        k->in_request = false;
+        k->since_ms = now_mono_ms();
+    }
+}
+
+/* Shuts down connections whose request head is overdue. MHD cannot close
+ * a connection on request from outside, so the socket is shut down and MHD
+ * closes it when it next reads (end of stream). O(slots). */
+static void reap_slow(struct sl_http *h, uint64_t now)
+{
+    for (unsigned i = 0; i < h->nslots; i++) {
+        struct hconn *k = &h->conns[i];
+        if (!k->conn || k->in_request || k->killed || now - k->since_ms < h->req_ms)
+            continue;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(k->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!ci)
+            continue;
+        shutdown(ci->connect_fd, SHUT_RDWR);
+        k->killed = true;
+        h->st.closed_slow++;
+    }
 }
 
 /* ---- server-sent events -------------------------------------------------- */
@@ -742,11 +1147,27 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
         h->st.sse_refused++;
         return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "too many event streams", NULL);
     }
+    const struct hconn *k = conn_of(c);
+    if (s && k) {
+        unsigned same = 0;
+        for (unsigned i = 0; i < h->nsse; i++)
+            if (h->sse[i].used && memcmp(h->sse[i].key, k->key, sizeof k->key) == 0)
+                same++;
+        if (same >= h->sse_per_peer) {
+            h->st.sse_refused_peer++;
+            return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                              "too many event streams from this address", NULL);
+        }
+    }
     struct MHD_Response *r;
     if (head) {
         r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     } else {
         memset(s->bits, 0, h->words * sizeof *s->bits);
+        if (k)
+            memcpy(s->key, k->key, sizeof s->key);
+        else
+            memset(s->key, 0, sizeof s->key);
         s->conn = c;
         s->used = true;
         s->suspended = s->closing = s->ev_schema = s->ev_link = s->ev_ping = false;
@@ -817,15 +1238,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)con_cls;
     struct sl_http *h = cls;
     *upload_size = 0;     /* any request body is ignored */
+    struct hconn *k = conn_of(c);
+    if (k)
+        k->in_request = true;
     bool head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (!head && strcmp(method, MHD_HTTP_METHOD_GET) != 0) {
         h->st.not_allowed++;
         return send_error(h, c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
     }
-    if (!authorized(h, c)) {
+    if (!h->token_len && !host_ok(h, c)) {
+        h->st.bad_host++;
+        return send_error(h, c, MHD_HTTP_FORBIDDEN,
+                          "Host not allowed (use an IP address, localhost, [http] allowed_hosts, or a token)",
+                          NULL);
+    }
+    if (!authorized(h, c, strcmp(url, "/api/stream") == 0)) {
         h->st.unauthorized++;
         return send_error(h, c, MHD_HTTP_UNAUTHORIZED, "missing or wrong bearer token", NULL);
     }
+    if (strcmp(url, "/api/session") == 0)
+        return send_session(h, c);
     if (strcmp(url, "/") == 0 || strcmp(url, "/index.html") == 0) {
         struct MHD_Response *r = MHD_create_response_from_buffer(
             sl_dashboard_html_len, (void *)sl_dashboard_html, MHD_RESPMEM_PERSISTENT);
@@ -842,7 +1274,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return ret;
     }
     if (strcmp(url, "/api/tags") == 0)
-        return send_tags(h, c, NULL);
+        return send_tags(h, c, NULL, 0, UINT32_MAX);
     if (strncmp(url, TAGS_PREFIX, strlen(TAGS_PREFIX)) == 0)
         return send_tag(h, c, url + strlen(TAGS_PREFIX));
     if (strcmp(url, "/api/status") == 0)
@@ -900,7 +1332,8 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     if (!cfg || !m || cfg->max_tags == 0 || cfg->max_tags > SL_MIRROR_MAX_TAGS)
         return SL_ERR_CONFIG;
     size_t tl = cfg->token ? strlen(cfg->token) : 0;
-    if (tl > SL_HTTP_TOKEN_MAX)
+    if (tl > SL_HTTP_TOKEN_MAX ||
+        (cfg->allowed_hosts && strlen(cfg->allowed_hosts) >= SL_HTTP_HOSTS_MAX))
         return SL_ERR_CONFIG;
     struct sockaddr_storage ss;
     socklen_t sl = 0;
@@ -917,9 +1350,23 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     memcpy(h->token, cfg->token ? cfg->token : "", tl);
     h->token_len = tl;
     h->timeout_s = cfg->timeout_s ? cfg->timeout_s : SL_HTTP_DEFAULT_TIMEOUT_S;
+    h->req_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : SL_HTTP_DEFAULT_REQ_MS;
+    h->idx_gen = UINT64_MAX;
     h->max_tags = cfg->max_tags;
     h->words = ((size_t)cfg->max_tags + 63) / 64;
     h->nsse = cfg->max_sse ? cfg->max_sse : SL_HTTP_DEFAULT_SSE;
+    h->sse_per_peer = cfg->max_sse_per_peer ? cfg->max_sse_per_peer : SL_HTTP_DEFAULT_SSE_PEER;
+    if (h->sse_per_peer > h->nsse)
+        h->sse_per_peer = h->nsse;
+    if (cfg->allowed_hosts)
+        snprintf(h->hosts, sizeof h->hosts, "%s", cfg->allowed_hosts);
+    uint8_t rnd[32];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) {
+        sl_http_close(h);
+        return SL_ERR_IO;
+    }
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(h->cookie + 2 * i, 3, "%02x", rnd[i]);
     h->sse = calloc(h->nsse, sizeof *h->sse);
     if (!h->sse)
         goto nomem;
@@ -930,13 +1377,26 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
             goto nomem;
     }
     unsigned conns = cfg->max_conns ? cfg->max_conns : SL_HTTP_DEFAULT_CONNS;
+    h->per_peer = cfg->max_conns_per_peer ? cfg->max_conns_per_peer : SL_HTTP_DEFAULT_PER_PEER;
+    if (h->per_peer > conns)
+        h->per_peer = conns;
+    /* A few spare slots: MHD counts a closing connection a little longer
+     * than our CLOSED notification does. */
+    h->nslots = conns + 8;
+    h->conns = calloc(h->nslots, sizeof *h->conns);
+    if (!h->conns)
+        goto nomem;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     errno = 0;
-    h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+    h->d = MHD_start_daemon(flags, 0, on_accept, h, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
                             MHD_OPTION_CONNECTION_LIMIT, conns,
+                            /* A backstop only: on_accept refuses (and counts) first. */
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->per_peer + 1,
+                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
@@ -980,6 +1440,10 @@ void sl_http_close(struct sl_http *h)
         for (unsigned i = 0; i < h->nsse; i++)
             free(h->sse[i].bits);
     free(h->sse);
+    free(h->conns);
+    index_free(h);
+    sodium_memzero(h->cookie, sizeof h->cookie);
+    sodium_memzero(h->token, sizeof h->token);
     free(h);
 }
 
@@ -1016,6 +1480,7 @@ int sl_http_timeout_ms(struct sl_http *h)
 
 sl_err sl_http_run(struct sl_http *h)
 {
+    reap_slow(h, now_mono_ms());
     if (h->st.sse_clients) {
         uint64_t now = now_mono_ms();
         for (unsigned i = 0; i < h->nsse; i++) {

@@ -11,7 +11,23 @@
  * (sl_http_notify) sets bits and allocates nothing: a slow client
  * accumulates at most one pending entry per tag (latest value wins, read
  * from the mirror when sent). A request allocates its body once (growing
- * buffer) or, for /api/tags, streams it tag by tag from a small context. */
+ * buffer) or, for /api/tags, streams it tag by tag from a small context.
+ *
+ * Bounds against IT clients (the loop also serves intake): max_conns in all
+ * and max_conns_per_peer per source address (refused at accept, counted);
+ * a request head must arrive within request_timeout_ms of the connection
+ * opening or of the previous response ending (trickled bytes do not extend
+ * it: slowloris), and timeout_s bounds any connection that makes no
+ * progress; max_sse streams in all, max_sse_per_peer per address. One
+ * sl_http_run() handles each ready connection once (one read, one write of
+ * at most one 16 KiB block), so its cost is bounded by max_conns.
+ *
+ * Authentication: the bearer token only in the Authorization header (never
+ * the query string: URLs end up in logs and history). EventSource cannot
+ * set headers, so GET /api/session with the header sets a same-origin
+ * cookie (HttpOnly, SameSite=Strict, random per server start) that
+ * /api/stream accepts. Without a token, the Host header must be an IP
+ * literal, "localhost" or a name in allowed_hosts (DNS rebinding). */
 #ifndef SL_HTTP_H
 #define SL_HTTP_H
 
@@ -21,12 +37,18 @@
 
 #include "sl_datagram.h"
 #include "sl_err.h"
+#include "sl_mbserver.h"
 #include "sl_mirror.h"
 #include "sl_receiver.h"
 
 #define SL_HTTP_DEFAULT_CONNS     64u
 #define SL_HTTP_DEFAULT_TIMEOUT_S 30u
 #define SL_HTTP_DEFAULT_SSE       16u      /* concurrent /api/stream clients */
+#define SL_HTTP_DEFAULT_SSE_PEER  4u       /* ... from one source address */
+#define SL_HTTP_DEFAULT_PER_PEER  16u      /* connections from one source address */
+#define SL_HTTP_DEFAULT_REQ_MS    10000u   /* request head deadline */
+#define SL_HTTP_HOSTS_MAX         1024u    /* allowed_hosts text, with NUL */
+#define SL_HTTP_COOKIE            "sluice_session"
 #define SL_HTTP_SSE_PING_MS       15000u   /* comment line on an idle stream */
 #define SL_HTTP_TOKEN_MAX         256u
 #define SL_HTTP_BODY_MAX          (64u << 20)  /* largest built (non-streamed) body */
@@ -38,6 +60,12 @@ struct sl_http_config {
     unsigned max_conns;        /* 0: SL_HTTP_DEFAULT_CONNS */
     unsigned timeout_s;        /* idle connection timeout; 0: SL_HTTP_DEFAULT_TIMEOUT_S */
     unsigned max_sse;          /* 0: SL_HTTP_DEFAULT_SSE */
+    unsigned max_conns_per_peer;   /* 0: SL_HTTP_DEFAULT_PER_PEER (capped at max_conns) */
+    unsigned max_sse_per_peer;     /* 0: SL_HTTP_DEFAULT_SSE_PEER (capped at max_sse) */
+    uint32_t request_timeout_ms;   /* 0: SL_HTTP_DEFAULT_REQ_MS */
+    const char *allowed_hosts;     /* NULL or comma-separated Host names accepted
+                                      without a token (besides IP literals and
+                                      localhost); copied */
     uint32_t max_tags;         /* the mirror's max_tags (sizes the SSE bitmaps) */
 };
 
@@ -64,6 +92,9 @@ struct sl_http_status {
                                           daemon's estimate from beacon frames_sent */
     struct sl_receiver_stats rx;       /* frames, blocks, drops by stage and reason, FEC */
     uint64_t modbus_refused_writes;
+    bool modbus_on;                    /* the Modbus server runs: publish its figures */
+    unsigned modbus_conns;
+    struct sl_mbserver_stats modbus;
     uint64_t started_us;               /* RX start (wall clock), for uptime */
     const struct sl_http_counter *counters;  /* extra counters, borrowed for the call */
     size_t ncounters;
@@ -77,6 +108,11 @@ struct sl_http_stats {
     uint64_t not_allowed;      /* 405 */
     uint64_t not_found;        /* 404 */
     uint64_t sse_refused;      /* 503: every SSE slot busy */
+    uint64_t sse_refused_peer; /* 503: the address holds max_sse_per_peer streams */
+    uint64_t refused_cap;      /* connections refused at accept: max_conns reached */
+    uint64_t refused_peer;     /* connections refused at accept: max_conns_per_peer */
+    uint64_t closed_slow;      /* closed: no whole request head within request_timeout_ms */
+    uint64_t bad_host;         /* 403: Host not allowed (no token configured) */
     unsigned sse_clients;      /* open /api/stream connections */
 };
 

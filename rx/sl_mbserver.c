@@ -18,8 +18,10 @@
 #include "sl_buf.h"
 
 /* Input holds several pipelined requests; output several responses, so a
- * burst is answered without waiting for the client between requests. */
-#define IN_BYTES     1024u
+ * burst is answered without waiting for the client between requests. The
+ * input buffer is also the per-turn read cap: one recv of at most its free
+ * space per connection per turn. */
+#define IN_BYTES     SL_MBSERVER_READ_BYTES
 #define OUT_BYTES    2048u
 #define MAX_EVENTS   64
 #define ACCEPT_BURST 64
@@ -28,7 +30,12 @@
 struct conn {
     int fd;                   /* -1: free slot */
     uint32_t events;          /* registered epoll events */
-    uint64_t last_ms;         /* last byte received (or accept) */
+    uint64_t last_req_ms;     /* last complete request (or accept) */
+    uint64_t partial_ms;      /* when an incomplete request was first seen */
+    bool partial;             /* an incomplete request waits on the client */
+    bool readable, writable;  /* epoll reported it; not yet handled */
+    bool pending;             /* whole requests buffered, answerable now */
+    uint8_t addr[16];         /* source address (IPv4 as ::ffff:a.b.c.d), per-peer cap */
     size_t in_len;
     size_t out_off, out_len;  /* unsent bytes are out[out_off, out_len) */
     char peer[SL_MBSERVER_PEER_MAX];
@@ -42,7 +49,12 @@ struct sl_mbserver {
     uint16_t port;
     unsigned max_conns;
     unsigned nconns;
+    unsigned per_peer;
+    unsigned conn_reqs, turn_reqs;
+    unsigned rr;              /* slot served first next turn (round robin) */
+    unsigned npending;        /* slots with work left after the last turn */
     uint32_t idle_ms;
+    uint32_t req_ms;
     uint64_t now_ms;
     const struct sl_mirror *m;
     struct conn *conns;       /* [max_conns] */
@@ -192,6 +204,14 @@ sl_err sl_mbserver_open(struct sl_mbserver **out, const struct sl_mbserver_confi
     s->m = m;
     s->max_conns = cfg->max_conns ? cfg->max_conns : SL_MBSERVER_DEFAULT_CONNS;
     s->idle_ms = cfg->idle_ms ? cfg->idle_ms : SL_MBSERVER_DEFAULT_IDLE_MS;
+    s->req_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : SL_MBSERVER_DEFAULT_REQ_MS;
+    s->per_peer = cfg->max_conns_per_peer ? cfg->max_conns_per_peer : SL_MBSERVER_DEFAULT_PER_PEER;
+    if (s->per_peer > s->max_conns)
+        s->per_peer = s->max_conns;
+    s->conn_reqs = cfg->reqs_per_conn ? cfg->reqs_per_conn : SL_MBSERVER_DEFAULT_CONN_REQS;
+    s->turn_reqs = cfg->reqs_per_turn ? cfg->reqs_per_turn : SL_MBSERVER_DEFAULT_TURN_REQS;
+    if (s->turn_reqs < s->conn_reqs)
+        s->turn_reqs = s->conn_reqs;
     s->conns = calloc(s->max_conns, sizeof *s->conns);
     if (!s->conns) {
         sl_mbserver_close(s);
@@ -222,6 +242,7 @@ static void conn_close(struct sl_mbserver *s, struct conn *c)
         return;
     close(c->fd);   /* also removes it from the epoll set */
     c->fd = -1;
+    c->pending = c->readable = c->writable = c->partial = false;
     s->nconns--;
 }
 
@@ -243,12 +264,26 @@ void sl_mbserver_close(struct sl_mbserver *s)
 int sl_mbserver_fd(const struct sl_mbserver *s) { return s->epfd; }
 uint16_t sl_mbserver_port(const struct sl_mbserver *s) { return s->port; }
 unsigned sl_mbserver_conns(const struct sl_mbserver *s) { return s->nconns; }
+int sl_mbserver_timeout_ms(const struct sl_mbserver *s) { return s->npending ? 0 : -1; }
 void sl_mbserver_stats(const struct sl_mbserver *s, struct sl_mbserver_stats *out) { *out = s->st; }
 
 void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn, void *ctx)
 {
     s->hook = fn;
     s->hook_ctx = ctx;
+}
+
+/* The source address alone (no port) as 16 bytes, IPv4 mapped into IPv6,
+ * so a peer is the same whichever family its socket used. */
+static void peer_key(uint8_t key[16], const struct sockaddr_storage *ss)
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        key[10] = key[11] = 0xFF;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    }
 }
 
 static void format_peer(char *dst, size_t cap, const struct sockaddr_storage *ss)
@@ -270,6 +305,10 @@ static void format_peer(char *dst, size_t cap, const struct sockaddr_storage *ss
     }
 }
 
+/* Accepts up to ACCEPT_BURST waiting clients. Over the total cap or the
+ * per-peer cap a client is accepted and closed at once, so it learns
+ * immediately instead of waiting in the backlog. One scan of the slots
+ * per client finds a free one and counts the peer's: O(max_conns). */
 static void accept_all(struct sl_mbserver *s)
 {
     for (int i = 0; i < ACCEPT_BURST; i++) {
@@ -278,12 +317,24 @@ static void accept_all(struct sl_mbserver *s)
         int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;   /* EAGAIN, or a transient error the next event retries */
+        uint8_t key[16];
+        peer_key(key, &ss);
         struct conn *c = NULL;
-        for (unsigned j = 0; j < s->max_conns && !c; j++)
-            if (s->conns[j].fd < 0)
-                c = &s->conns[j];
-        /* Over the cap: accept and close at once, so the client learns
-         * immediately instead of waiting in the backlog. */
+        unsigned same = 0;
+        for (unsigned j = 0; j < s->max_conns; j++) {
+            struct conn *x = &s->conns[j];
+            if (x->fd < 0) {
+                if (!c)
+                    c = x;
+            } else if (memcmp(x->addr, key, sizeof key) == 0) {
+                same++;
+            }
+        }
+        if (c && same >= s->per_peer) {
+            close(fd);
+            s->st.refused_peer++;
+            continue;
+        }
         struct epoll_event ev = { .events = EPOLLIN, .data.u32 = c ? (uint32_t)(c - s->conns) : 0 };
         if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
             close(fd);
@@ -294,21 +345,26 @@ static void accept_all(struct sl_mbserver *s)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         c->fd = fd;
         c->events = EPOLLIN;
-        c->last_ms = s->now_ms;
+        c->last_req_ms = s->now_ms;
+        c->partial = c->pending = c->readable = c->writable = false;
         c->in_len = 0;
         c->out_off = c->out_len = 0;
+        memcpy(c->addr, key, sizeof key);
         format_peer(c->peer, sizeof c->peer, &ss);
         s->nconns++;
         s->st.accepted++;
     }
 }
 
-/* Answers every whole request buffered, as long as a maximum-size response
- * still fits in the output buffer. Returns false if the stream is broken. */
-static bool process(struct sl_mbserver *s, struct conn *c)
+/* Answers whole buffered requests, at most max of them, while a
+ * maximum-size response still fits in the output buffer; *done gets the
+ * number answered. Each one restarts the connection's idle clock. Returns
+ * false if the stream is broken (bad MBAP header). */
+static bool process(struct sl_mbserver *s, struct conn *c, unsigned max, unsigned *done)
 {
     size_t off = 0;
-    while (off < c->in_len && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
+    *done = 0;
+    while (*done < max && off < c->in_len && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
         size_t adu;
         sl_err e = sl_mbreq_frame(&adu, c->in + off, c->in_len - off);
         if (e == SL_ERR_AGAIN)
@@ -321,6 +377,8 @@ static bool process(struct sl_mbserver *s, struct conn *c)
             return false;
         }
         off += adu;
+        (*done)++;
+        c->last_req_ms = s->now_ms;
         s->st.requests++;
         if (req.write) {
             s->st.refused_writes++;
@@ -355,23 +413,27 @@ static bool flush(struct conn *c)
     return true;
 }
 
-/* Answers buffered requests for as long as the socket takes the answers:
- * once the output is flushed, requests already read must not wait for a
- * socket event that may never come (the client may have sent its last). */
-static bool drain(struct sl_mbserver *s, struct conn *c)
+/* Answers buffered requests while the socket takes the answers, up to
+ * *quota requests (decremented): once the output is flushed, requests
+ * already read must not wait for a socket event that may never come (the
+ * client may have sent its last). */
+static bool drain(struct sl_mbserver *s, struct conn *c, unsigned *quota)
 {
-    for (;;) {
-        size_t before = c->in_len;
-        if (!process(s, c) || !flush(c))
+    while (*quota) {
+        unsigned done;
+        if (!process(s, c, *quota, &done) || !flush(c))
             return false;
-        if (c->in_len == before || c->out_len)
+        *quota -= done;
+        if (done == 0 || c->out_len)
             return true;
     }
+    return true;
 }
 
 /* Compacts the output buffer and registers the events the slot can take
- * now: no EPOLLIN while a response could not be buffered (level-triggered
- * epoll would otherwise spin on data we refuse to read). */
+ * now: no EPOLLIN while the input buffer is full or a response could not
+ * be buffered (level-triggered epoll would otherwise spin on data we
+ * refuse to read). */
 static bool rearm(struct sl_mbserver *s, struct conn *c)
 {
     if (c->out_off) {
@@ -393,35 +455,73 @@ static bool rearm(struct sl_mbserver *s, struct conn *c)
     return true;
 }
 
-static void on_conn(struct sl_mbserver *s, struct conn *c, uint32_t events)
+/* Whole requests at the start of the input buffer (at most the buffer's
+ * worth: O(IN_BYTES / 8)). */
+static unsigned whole_requests(const struct conn *c)
+{
+    unsigned n = 0;
+    size_t off = 0, adu;
+    while (off < c->in_len && sl_mbreq_frame(&adu, c->in + off, c->in_len - off) == SL_OK) {
+        off += adu;
+        n++;
+    }
+    return n;
+}
+
+/* One connection's turn: flush, answer what is buffered, read once (at
+ * most the input buffer's free space), answer again, all within *budget
+ * requests (decremented) and the per-connection cap. Then records whether
+ * whole requests remain (pending: served next turn without a socket event,
+ * counted as deferred) or an incomplete one waits on the client (its
+ * deadline starts). */
+static void serve(struct sl_mbserver *s, struct conn *c, unsigned *budget)
 {
     uint64_t bad_before = s->st.bad_frames;
+    unsigned quota = s->conn_reqs < *budget ? s->conn_reqs : *budget;
+    unsigned start = quota;
     bool ok = true;
-    if (events & EPOLLOUT)
-        ok = flush(c) && drain(s, c);
-    if (ok && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
-        /* Read what fits; answer; repeat while the socket has more. */
-        while (ok && c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
-            ssize_t n = recv(c->fd, c->in + c->in_len, IN_BYTES - c->in_len, 0);
-            if (n == 0) {
+    if (c->writable) {
+        c->writable = false;
+        ok = flush(c);
+    }
+    if (ok)
+        ok = drain(s, c, &quota);
+    if (ok && c->readable && c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
+        c->readable = false;
+        ssize_t n = recv(c->fd, c->in + c->in_len, IN_BYTES - c->in_len, 0);
+        if (n == 0) {
+            ok = false;
+        } else if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 ok = false;
-            } else if (n < 0) {
-                if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                    ok = false;
-                break;
-            } else {
-                c->in_len += (size_t)n;
-                c->last_ms = s->now_ms;
-                ok = drain(s, c);
-            }
+        } else {
+            c->in_len += (size_t)n;
+            ok = drain(s, c, &quota);
         }
     }
+    *budget -= start - quota;
     if (ok)
         ok = rearm(s, c);
     if (!ok) {
         if (s->st.bad_frames == bad_before)
             s->st.closed_peer++;
         conn_close(s, c);
+        return;
+    }
+    size_t adu;
+    bool whole = c->in_len && sl_mbreq_frame(&adu, c->in, c->in_len) == SL_OK;
+    /* Blocked on the client reading its answers is not pending: EPOLLOUT
+     * wakes it. Blocked on our caps is. */
+    c->pending = whole && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX;
+    if (c->pending)
+        s->st.deferred += whole_requests(c);
+    if (c->in_len && !whole && c->out_len == 0) {
+        if (!c->partial) {
+            c->partial = true;
+            c->partial_ms = s->now_ms;
+        }
+    } else {
+        c->partial = false;
     }
 }
 
@@ -429,21 +529,50 @@ sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now
 {
     s->now_ms = now_ms;
     struct epoll_event evs[MAX_EVENTS];
-    int n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout_ms);
+    int n = epoll_wait(s->epfd, evs, MAX_EVENTS, s->npending ? 0 : timeout_ms);
     if (n < 0 && errno != EINTR)
         return SL_ERR_IO;
     for (int i = 0; i < n; i++) {
         uint32_t tag = evs[i].data.u32;
-        if (tag == LISTEN_TAG)
+        if (tag == LISTEN_TAG) {
             accept_all(s);
-        else if (tag < s->max_conns && s->conns[tag].fd >= 0)
-            on_conn(s, &s->conns[tag], evs[i].events);
+        } else if (tag < s->max_conns && s->conns[tag].fd >= 0) {
+            struct conn *c = &s->conns[tag];
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                c->readable = true;
+            if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+                c->writable = true;
+        }
     }
+    /* Round robin from where the last turn stopped, within the budget. */
+    unsigned budget = s->turn_reqs;
+    unsigned next = s->rr;
+    for (unsigned k = 0; k < s->max_conns; k++) {
+        unsigned i = (s->rr + k) % s->max_conns;
+        struct conn *c = &s->conns[i];
+        if (c->fd < 0 || !(c->readable || c->writable || c->pending))
+            continue;
+        if (budget == 0) {
+            next = i;
+            break;
+        }
+        serve(s, c, &budget);
+        next = (i + 1) % s->max_conns;
+    }
+    s->rr = next;
+    s->npending = 0;
     for (unsigned i = 0; i < s->max_conns; i++) {
         struct conn *c = &s->conns[i];
-        if (c->fd >= 0 && now_ms >= c->last_ms && now_ms - c->last_ms >= s->idle_ms) {
+        if (c->fd < 0)
+            continue;
+        if (now_ms >= c->last_req_ms && now_ms - c->last_req_ms >= s->idle_ms) {
             s->st.closed_idle++;
             conn_close(s, c);
+        } else if (c->partial && now_ms >= c->partial_ms && now_ms - c->partial_ms >= s->req_ms) {
+            s->st.closed_slow++;
+            conn_close(s, c);
+        } else if (c->pending || c->readable || c->writable) {
+            s->npending++;
         }
     }
     return SL_OK;

@@ -10,7 +10,19 @@
  * fixed input and output buffers. A request is answered from those buffers
  * with no allocation. Frames split across TCP segments and several requests
  * in one segment are handled; a client that does not read its responses is
- * paused (no more requests read from it) until it does. */
+ * paused (no more requests read from it) until it does.
+ *
+ * Fairness (the daemon runs intake and every service on one thread, so a
+ * turn here must stay short whatever a client sends): one call answers at
+ * most reqs_per_conn requests per connection and reqs_per_turn in all, and
+ * reads at most SL_MBSERVER_READ_BYTES per connection; connections are
+ * served round robin, so the one after the last served goes first next
+ * turn. Requests left buffered wait for the next call (counted as
+ * deferred; sl_mbserver_timeout_ms() then says 0 so the daemon does not
+ * sleep on them). A source address holds at most max_conns_per_peer
+ * connections. A connection is closed when no complete request arrived for
+ * idle_ms (bytes that never form a request do not count: slowloris), or
+ * when an incomplete request has been waiting request_timeout_ms. */
 #ifndef SL_MBSERVER_H
 #define SL_MBSERVER_H
 
@@ -23,18 +35,32 @@
 
 #define SL_MBSERVER_DEFAULT_CONNS    64u
 #define SL_MBSERVER_DEFAULT_IDLE_MS  60000u
+#define SL_MBSERVER_DEFAULT_PER_PEER 8u       /* connections per source address */
+#define SL_MBSERVER_DEFAULT_REQ_MS   5000u    /* deadline of an incomplete request */
+#define SL_MBSERVER_DEFAULT_CONN_REQS 16u     /* requests answered per connection per turn */
+#define SL_MBSERVER_DEFAULT_TURN_REQS 256u    /* requests answered per turn, all connections */
+#define SL_MBSERVER_READ_BYTES       1024u    /* bytes read per connection per turn (its input buffer) */
 #define SL_MBSERVER_PEER_MAX         64u    /* "[v6 address]:port" + NUL */
 
 struct sl_mbserver_config {
     const char *listen;      /* "HOST:PORT", "[V6]:PORT"; port 0 picks a free one */
     unsigned max_conns;      /* 0 means SL_MBSERVER_DEFAULT_CONNS */
     uint32_t idle_ms;        /* 0 means SL_MBSERVER_DEFAULT_IDLE_MS */
+    unsigned max_conns_per_peer;   /* 0: SL_MBSERVER_DEFAULT_PER_PEER (capped at max_conns) */
+    uint32_t request_timeout_ms;   /* 0: SL_MBSERVER_DEFAULT_REQ_MS */
+    unsigned reqs_per_conn;        /* 0: SL_MBSERVER_DEFAULT_CONN_REQS */
+    unsigned reqs_per_turn;        /* 0: SL_MBSERVER_DEFAULT_TURN_REQS (at least reqs_per_conn) */
 };
 
 struct sl_mbserver_stats {
     uint64_t accepted;           /* connections taken */
     uint64_t refused_cap;        /* accepted and closed at once: all slots busy */
-    uint64_t closed_idle;        /* closed after idle_ms without a byte */
+    uint64_t refused_peer;       /* accepted and closed at once: the source address
+                                    already holds max_conns_per_peer connections */
+    uint64_t closed_idle;        /* closed after idle_ms without a complete request */
+    uint64_t closed_slow;        /* closed: a request incomplete for request_timeout_ms */
+    uint64_t deferred;           /* whole requests left buffered at the end of a turn
+                                    (a request waiting two turns counts twice) */
     uint64_t closed_peer;        /* closed by the client or a socket error */
     uint64_t bad_frames;         /* closed on a malformed MBAP header */
     uint64_t requests;           /* well-framed requests */
@@ -68,10 +94,17 @@ int sl_mbserver_fd(const struct sl_mbserver *s);
 uint16_t sl_mbserver_port(const struct sl_mbserver *s);
 
 /* Waits up to timeout_ms (0: no wait) for socket events and handles them:
- * accepts, reads, answers, writes; then closes connections idle for
- * idle_ms at now_ms (the caller's monotonic clock). SL_ERR_IO only if epoll
- * itself fails. Cost: O(events + connections). */
+ * accepts, reads, answers, writes, within the per-turn caps above; then
+ * closes connections idle for idle_ms or stuck in a request for
+ * request_timeout_ms at now_ms (the caller's monotonic clock). SL_ERR_IO
+ * only if epoll itself fails. Cost: O(events + connections) plus at most
+ * reqs_per_turn answers. */
 sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now_ms);
+
+/* 0 when whole requests wait in a buffer (the next sl_mbserver_poll_once
+ * must come without waiting for a socket event), else -1 (no wish: the
+ * descriptor and the caller's own timer suffice). O(1). */
+int sl_mbserver_timeout_ms(const struct sl_mbserver *s);
 
 void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn, void *ctx);
 

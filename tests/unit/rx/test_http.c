@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rx_fixture.h"
@@ -236,7 +237,7 @@ static struct resp get(struct sl_http *h, const char *method, const char *path,
                        const char *extra)
 {
     char req[1024];
-    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: t\r\n%s\r\n", method, path,
+    snprintf(req, sizeof req, "%s %s HTTP/1.0\r\nHost: localhost\r\n%s\r\n", method, path,
              extra ? extra : "");
     return request_raw(h, req);
 }
@@ -267,7 +268,8 @@ static struct sl_mirror *nasty_mirror(void)
     d[0].scale = 0.5;
     d[0].offset = 10;
     d[1] = fx_tag(1, SL_TYPE_BOOL, SL_REG_COIL, SL_WORD_ABCD, 1, 0);
-    snprintf(d[1].name, sizeof d[1].name, "q\"uo\\te</script>&\xc3\xa9\xe2\x82\xac");
+    /* No '/' in a name: RX refuses it at schema apply (an MQTT topic level). */
+    snprintf(d[1].name, sizeof d[1].name, "q\"uo\\te<script>&\xc3\xa9\xe2\x82\xac");
     snprintf(d[1].path, sizeof d[1].path, "acme/plant 1/\xc3\xa1rea/line1");
     CU_ASSERT_FATAL(sl_mirror_schema_chunk(m, 9, 0, 1, 2, d, 2) == SL_OK);
     struct sl_value v[2] = { fx_val(0, SL_TYPE_FLOAT32, 0x42280000u /* 42.0f */, SL_Q_GOOD, 1000),
@@ -359,7 +361,7 @@ SL_TEST(http, tags_json_and_escaping)
                              "\"quality\":0,\"quality_name\":\"Good\","
                              "\"ts\":\"1970-01-01T00:00:00.001000Z\","
                              "\"rx_ts\":\"1970-01-01T00:00:03.000000Z\",\"age_ms\":") != NULL);
-    CU_ASSERT(strstr(r.body, "\"name\":\"q\\\"uo\\\\te\\u003c/script\\u003e\\u0026\xc3\xa9\xe2\x82\xac\","
+    CU_ASSERT(strstr(r.body, "\"name\":\"q\\\"uo\\\\te\\u003cscript\\u003e\\u0026\xc3\xa9\xe2\x82\xac\","
                              "\"path\":\"acme/plant 1/\xc3\xa1rea/line1\",\"value\":true,\"raw\":1,"
                              "\"type\":\"bool\"") != NULL);
     resp_free(&r);
@@ -463,13 +465,16 @@ SL_TEST(http, bearer_token)
     r = get(h, "GET", "/", "Authorization: bearer s3cret-t0ken\r\n");
     CU_ASSERT_EQUAL(r.status, 200);
     resp_free(&r);
-    /* The query form, for EventSource (which cannot set headers). */
-    r = get(h, "GET", "/metrics?access_token=s3cret-t0ken", NULL);
-    CU_ASSERT_EQUAL(r.status, 200);
-    resp_free(&r);
-    r = get(h, "GET", "/metrics?access_token=nope", NULL);
-    CU_ASSERT_EQUAL(r.status, 401);
-    resp_free(&r);
+    /* Never in the query string (URLs land in logs and history): refused
+     * even when right, on every path. */
+    static const char *const query[] = { "/metrics?access_token=s3cret-t0ken",
+                                         "/api/stream?access_token=s3cret-t0ken",
+                                         "/api/tags?token=s3cret-t0ken" };
+    for (size_t i = 0; i < sizeof query / sizeof *query; i++) {
+        r = get(h, "GET", query[i], NULL);
+        CU_ASSERT_EQUAL(r.status, 401);
+        resp_free(&r);
+    }
     sl_http_close(h);
     sl_mirror_destroy(m);
 }
@@ -619,7 +624,7 @@ SL_TEST(http, sse_events_coalesce)
     struct sl_http *h = start(m, NULL, 1, 64);
     sl_mirror_set_hook(m, hook, h);
     int fd = client(h);
-    const char req[] = "GET /api/stream HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n";
+    const char req[] = "GET /api/stream HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
     CU_ASSERT_FATAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
     struct resp acc = { 0 };
     size_t cap = 0;
@@ -683,7 +688,7 @@ SL_TEST(http, close_with_open_stream)
     struct sl_mirror *m = fx_mirror(3);
     struct sl_http *h = start(m, NULL, 2, 64);
     int fd = client(h);
-    const char req[] = "GET /api/stream HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char req[] = "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
     CU_ASSERT_FATAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
     struct resp acc = { 0 };
     size_t cap = 0;
@@ -752,5 +757,267 @@ SL_TEST(http, dashboard_and_config_errors)
     cfg.max_tags = 0;
     CU_ASSERT_EQUAL(sl_http_open(&h, &cfg, m, NULL, NULL), SL_ERR_CONFIG);
     CU_ASSERT(h == NULL);
+    sl_mirror_destroy(m);
+}
+
+/* EventSource cannot send the header: /api/session (with the header) sets
+ * a cookie that /api/stream, and only it, accepts. */
+SL_TEST(http, session_cookie_for_the_stream)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http *h = start(m, "s3cret-t0ken", 2, 64);
+    struct resp r = get(h, "GET", "/api/session", NULL);
+    CU_ASSERT_EQUAL(r.status, 401);
+    resp_free(&r);
+    r = get(h, "GET", "/api/session", "Authorization: Bearer s3cret-t0ken\r\n");
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(has_header(&r, "HttpOnly; SameSite=Strict"));
+    const char *k = strstr(r.text, SL_HTTP_COOKIE "=");
+    CU_ASSERT_FATAL(k != NULL);
+    char cookie[128];
+    snprintf(cookie, sizeof cookie, "Cookie: %.*s\r\n", (int)strlen(SL_HTTP_COOKIE "=") + 64, k);
+    resp_free(&r);
+    /* The cookie opens the stream. */
+    char req[512];
+    snprintf(req, sizeof req, "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n%s\r\n", cookie);
+    int fd = client(h);
+    CU_ASSERT_FATAL(send(fd, req, strlen(req), MSG_NOSIGNAL) == (ssize_t)strlen(req));
+    struct resp acc = { 0 };
+    size_t cap = 0;
+    CU_ASSERT(stream_until(h, fd, &acc, &cap, "event: hello"));
+    close(fd);
+    resp_free(&acc);
+    /* Not elsewhere, and not a wrong one. */
+    r = get(h, "GET", "/api/tags", cookie);
+    CU_ASSERT_EQUAL(r.status, 401);
+    resp_free(&r);
+    r = get(h, "GET", "/api/stream",
+            "Cookie: " SL_HTTP_COOKIE "=0000000000000000000000000000000000000000000000000000000000000000\r\n");
+    CU_ASSERT_EQUAL(r.status, 401);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+static struct resp get_host(struct sl_http *h, const char *host, const char *extra)
+{
+    char req[512];
+    snprintf(req, sizeof req, "GET /api/status HTTP/1.0\r\nHost: %s\r\n%s\r\n", host,
+             extra ? extra : "");
+    return request_raw(h, req);
+}
+
+/* DNS rebinding: without a token only IP literals, localhost and
+ * allowed_hosts are served; with a token the token suffices. */
+SL_TEST(http, host_check)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http_config cfg = { .listen = "127.0.0.1:0", .max_conns = 16, .max_tags = 64,
+                                  .allowed_hosts = "scada.plant.example, hmi" };
+    struct sl_http *h = NULL;
+    CU_ASSERT_FATAL(sl_http_open(&h, &cfg, m, fill_status, NULL) == SL_OK);
+    static const char *const good[] = { "127.0.0.1", "127.0.0.1:8080", "10.1.2.3:80", "[::1]",
+                                        "[::1]:8080", "localhost", "LOCALHOST:80",
+                                        "scada.plant.example", "SCADA.plant.example:8080", "hmi" };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        struct resp r = get_host(h, good[i], NULL);
+        CU_ASSERT_EQUAL(r.status, 200);
+        if (r.status != 200)
+            fprintf(stderr, "Host %s: %d\n", good[i], r.status);
+        resp_free(&r);
+    }
+    static const char *const bad[] = { "evil.example", "evil.example:8080", "127.0.0.1.evil.example",
+                                       "localhost.evil.example", "hmi.evil", "[::1", "127.0.0.1:x",
+                                       "scada.plant.example.evil" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct resp r = get_host(h, bad[i], NULL);
+        CU_ASSERT_EQUAL(r.status, 403);
+        if (r.status != 403)
+            fprintf(stderr, "Host %s: %d\n", bad[i], r.status);
+        resp_free(&r);
+    }
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.bad_host, sizeof bad / sizeof *bad);
+    sl_http_close(h);
+    /* With a token: any Host, the token decides. */
+    h = start(m, "s3cret-t0ken", 2, 64);
+    struct resp r = get_host(h, "evil.example", "Authorization: Bearer s3cret-t0ken\r\n");
+    CU_ASSERT_EQUAL(r.status, 200);
+    resp_free(&r);
+    r = get_host(h, "evil.example", NULL);
+    CU_ASSERT_EQUAL(r.status, 401);
+    resp_free(&r);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+static int client_from(struct sl_http *h, const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in b = { .sin_family = AF_INET };
+    CU_ASSERT_FATAL(inet_pton(AF_INET, src, &b.sin_addr) == 1);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&b, sizeof b) == 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(sl_http_port(h)) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+/* True when the server closed fd (pumping it meanwhile, ~2 s at most). */
+static bool http_closed(struct sl_http *h, int fd)
+{
+    for (int round = 0; round < 1000; round++) {
+        char c[256];
+        ssize_t r = recv(fd, c, sizeof c, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno == ECONNRESET))
+            return true;
+        pump(h);
+    }
+    return false;
+}
+
+SL_TEST(http, per_peer_connections_and_streams)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http_config cfg = { .listen = "127.0.0.1:0", .max_conns = 16, .max_conns_per_peer = 3,
+                                  .max_sse = 8, .max_sse_per_peer = 2, .max_tags = 64 };
+    struct sl_http *h = NULL;
+    CU_ASSERT_FATAL(sl_http_open(&h, &cfg, m, fill_status, NULL) == SL_OK);
+    /* Two streams from one address; the third is refused, another
+     * address still gets one. */
+    const char sreq[] = "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    int fd[3];
+    struct resp acc = { 0 };
+    size_t cap = 0;
+    for (int i = 0; i < 2; i++) {
+        fd[i] = client_from(h, "127.0.0.1");
+        CU_ASSERT_FATAL(send(fd[i], sreq, sizeof sreq - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof sreq - 1));
+        CU_ASSERT(stream_until(h, fd[i], &acc, &cap, "event: hello"));
+        resp_free(&acc);
+        cap = 0;
+    }
+    struct resp r = get(h, "GET", "/api/stream", NULL);
+    CU_ASSERT_EQUAL(r.status, 503);
+    resp_free(&r);
+    int other = client_from(h, "127.0.0.2");
+    CU_ASSERT_FATAL(send(other, sreq, sizeof sreq - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof sreq - 1));
+    CU_ASSERT(stream_until(h, other, &acc, &cap, "event: hello"));
+    resp_free(&acc);
+    cap = 0;
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.sse_refused_peer, 1);
+    CU_ASSERT_EQUAL(st.sse_clients, 3);
+    /* 127.0.0.1 holds two streams; one more connection is its third, a
+     * fourth is refused at accept. */
+    fd[2] = client_from(h, "127.0.0.1");
+    pump(h);
+    int extra = client_from(h, "127.0.0.1");
+    CU_ASSERT(http_closed(h, extra));
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.refused_peer, 1);
+    /* The third connection still works. */
+    const char treq[] = "GET /api/status HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd[2], treq, sizeof treq - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof treq - 1));
+    CU_ASSERT(stream_until(h, fd[2], &acc, &cap, "\"mirror\":"));
+    resp_free(&acc);
+    for (int i = 0; i < 3; i++)
+        close(fd[i]);
+    close(extra);
+    close(other);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+/* Slowloris: a head trickled a byte at a time is cut at
+ * request_timeout_ms (real clock) while another client is answered. */
+SL_TEST(http, slowloris_closed_good_client_served)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    struct sl_http_config cfg = { .listen = "127.0.0.1:0", .max_conns = 16, .timeout_s = 30,
+                                  .request_timeout_ms = 300, .max_tags = 64 };
+    struct sl_http *h = NULL;
+    CU_ASSERT_FATAL(sl_http_open(&h, &cfg, m, fill_status, NULL) == SL_OK);
+    int slow = client(h);
+    const char head[] = "GET /api/status HTTP/1.1\r\nHost: localhost\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    bool closed = false;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (size_t i = 0; i < sizeof head - 1 && !closed; i++) {
+        if (send(slow, head + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        for (int k = 0; k < 25; k++)          /* ~50 ms per byte */
+            pump(h);
+        char c[64];
+        ssize_t n = recv(slow, c, sizeof c, MSG_DONTWAIT);
+        closed = n == 0 || (n < 0 && errno == ECONNRESET);
+        if (i % 4 == 0) {
+            struct resp r = get(h, "GET", "/api/status", NULL);
+            CU_ASSERT_EQUAL(r.status, 200);
+            resp_free(&r);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (!closed)
+        closed = http_closed(h, slow);
+    CU_ASSERT(closed);
+    double el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CU_ASSERT(el < 2.0);
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.closed_slow, 1);
+    close(slow);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+/* /api/tags/<x> through the index gives what the scan gave, and follows a
+ * schema change (new names found, old ones gone). */
+SL_TEST(http, tag_index_follows_schema)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, 1000);
+    struct sl_http *h = start(m, NULL, 2, 64);
+    /* Every tag by its own URL equals its element in /api/tags. */
+    struct resp all = get(h, "GET", "/api/tags", NULL);
+    CU_ASSERT_EQUAL(all.status, 200);
+    for (uint32_t pos = 0; pos < sl_mirror_count(m); pos++) {
+        struct sl_mirror_tag t;
+        CU_ASSERT_FATAL(sl_mirror_get(m, pos, &t) == SL_OK);
+        char url[256];
+        snprintf(url, sizeof url, "/api/tags/%s/%s", t.path, t.name);
+        struct resp r = get(h, "GET", url, NULL);
+        CU_ASSERT_EQUAL(r.status, 200);
+        char idname[96];
+        snprintf(idname, sizeof idname, "{\"id\":%u,\"name\":\"%s\"", t.tag_id, t.name);
+        CU_ASSERT(strncmp(r.body, idname, strlen(idname)) == 0);
+        CU_ASSERT(strstr(all.body, idname) != NULL);
+        resp_free(&r);
+    }
+    resp_free(&all);
+    /* Rename every tag: the index is rebuilt. */
+    struct sl_schema_tag d[FX_TAGS];
+    fx_defs(d);
+    for (unsigned i = 0; i < FX_TAGS; i++)
+        snprintf(d[i].name, sizeof d[i].name, "renamed%u", i);
+    snprintf(d[15].path, sizeof d[15].path, "acme/plant2/x/y");
+    CU_ASSERT_FATAL(sl_mirror_schema_chunk(m, 4, 0, 1, FX_TAGS, d, FX_TAGS) == SL_OK);
+    struct resp r = get(h, "GET", "/api/tags/acme/plant1/area1/line1/tag5", NULL);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+    r = get(h, "GET", "/api/tags/acme/plant1/area1/line1/renamed5", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(strstr(r.body, "\"id\":5,\"name\":\"renamed5\"") != NULL);
+    resp_free(&r);
+    r = get(h, "GET", "/api/tags/acme/plant2", NULL);
+    CU_ASSERT_EQUAL(r.status, 200);
+    CU_ASSERT(strstr(r.body, "\"count\":1}") != NULL);
+    resp_free(&r);
+    r = get(h, "GET", "/api/tags/acme/plant1/area7", NULL);
+    CU_ASSERT_EQUAL(r.status, 404);
+    resp_free(&r);
+    sl_http_close(h);
     sl_mirror_destroy(m);
 }

@@ -1,7 +1,9 @@
 /* The Modbus TCP server over 127.0.0.1 with real client sockets, driven from
  * this one thread: split frames, pipelined requests, a client that does not
  * read, the connection cap, idle timeout (injected now), malformed MBAP,
- * refused writes with the client address. */
+ * refused writes with the client address; and the bounds against one
+ * client starving the daemon's loop: per-turn caps with round robin,
+ * per-peer connection cap, slowloris (idle and request deadlines). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -14,7 +16,7 @@
 
 static struct sl_mbserver *start(const struct sl_mirror *m, unsigned max_conns, uint32_t idle_ms)
 {
-    struct sl_mbserver_config cfg = { "127.0.0.1:0", max_conns, idle_ms };
+    struct sl_mbserver_config cfg = { .listen = "127.0.0.1:0", .max_conns = max_conns, .idle_ms = idle_ms };
     struct sl_mbserver *s = NULL;
     CU_ASSERT_FATAL(sl_mbserver_open(&s, &cfg, m) == SL_OK);
     CU_ASSERT_FATAL(sl_mbserver_port(s) != 0);
@@ -340,7 +342,7 @@ SL_TEST(mbserver, bad_listen_addresses)
     static const char *const bad[] = { "", "127.0.0.1", "127.0.0.1:", "127.0.0.1:http",
                                        "[::1", "[::1]502", "127.0.0.1:99999x" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct sl_mbserver_config cfg = { bad[i], 0, 0 };
+        struct sl_mbserver_config cfg = { .listen = bad[i] };
         struct sl_mbserver *s = (struct sl_mbserver *)1;
         CU_ASSERT_EQUAL(sl_mbserver_open(&s, &cfg, m), SL_ERR_CONFIG);
         CU_ASSERT_PTR_NULL(s);
@@ -349,7 +351,7 @@ SL_TEST(mbserver, bad_listen_addresses)
     struct sl_mbserver *a = start(m, 1, 1000), *b = NULL;
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", sl_mbserver_port(a));
-    struct sl_mbserver_config cfg = { addr, 0, 0 };
+    struct sl_mbserver_config cfg = { .listen = addr };
     CU_ASSERT_EQUAL(sl_mbserver_open(&b, &cfg, m), SL_ERR_IO);
     /* The epoll descriptor is what the daemon polls. */
     int fd = client(a);
@@ -358,5 +360,234 @@ SL_TEST(mbserver, bad_listen_addresses)
     close(fd);
     sl_mbserver_close(a);
     sl_mbserver_close(NULL);
+    sl_mirror_destroy(m);
+}
+
+static struct sl_mbserver *start_cfg(const struct sl_mirror *m, struct sl_mbserver_config cfg)
+{
+    cfg.listen = "127.0.0.1:0";
+    struct sl_mbserver *s = NULL;
+    CU_ASSERT_FATAL(sl_mbserver_open(&s, &cfg, m) == SL_OK);
+    return s;
+}
+
+/* A client bound to a given loopback source address (127.0.0.0/8 is all
+ * local), so tests can play several peers. */
+static int client_from(const struct sl_mbserver *s, const char *src)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sockaddr_in b = { .sin_family = AF_INET };
+    CU_ASSERT_FATAL(inet_pton(AF_INET, src, &b.sin_addr) == 1);
+    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&b, sizeof b) == 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(sl_mbserver_port(s)) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CU_ASSERT_FATAL(connect(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    return fd;
+}
+
+/* Waits (really) until the server's descriptor reports fd's data. */
+static void settle(const struct sl_mbserver *s)
+{
+    struct pollfd p = { sl_mbserver_fd(s), POLLIN, 0 };
+    CU_ASSERT(poll(&p, 1, 1000) == 1);
+    usleep(20000);   /* the rest of a multi-segment send */
+}
+
+/* The finding of issue 13: one client pipelining requests kept one poll
+ * call busy for seconds. Now one turn answers at most the per-connection
+ * cap, the rest waits (deferred, timeout 0), every request is answered in
+ * order, and a second client is answered in the same first turn. */
+SL_TEST(mbserver, pipelined_flood_capped_per_turn)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start_cfg(m, (struct sl_mbserver_config){ .max_conns = 4 });
+    int a = client(s), b = client(s);
+    pump(s, 0);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 2);
+    enum { N = 200 };
+    static uint8_t req[N * 12];
+    for (unsigned i = 0; i < N; i++)
+        mk_read(req + 12 * i, (uint16_t)i, 1, 3, 10, 1);
+    send_all(a, req, sizeof req);
+    uint8_t one[12], resp[16];
+    mk_read(one, 0xBEEF, 1, 3, 10, 1);
+    send_all(b, one, sizeof one);
+    settle(s);
+
+    CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);     /* ONE turn */
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.requests, SL_MBSERVER_DEFAULT_CONN_REQS + 1);
+    CU_ASSERT(st.deferred > 0);
+    CU_ASSERT_EQUAL(sl_mbserver_timeout_ms(s), 0);
+    /* b was not starved behind a's flood: answered in that same turn. */
+    CU_ASSERT_EQUAL(recv(b, resp, sizeof resp, MSG_DONTWAIT), 11);
+    CU_ASSERT(resp[0] == 0xBE && resp[1] == 0xEF);
+
+    /* Every request answered, in order, turn after turn. */
+    static uint8_t got[N * 11];
+    size_t n = 0;
+    unsigned turns = 1;
+    for (int round = 0; round < 2000 && n < sizeof got; round++) {
+        CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+        turns++;
+        ssize_t r = recv(a, got + n, sizeof got - n, MSG_DONTWAIT);
+        if (r > 0)
+            n += (size_t)r;
+    }
+    CU_ASSERT_EQUAL(n, sizeof got);
+    for (unsigned i = 0; i < N && n == sizeof got; i++)
+        CU_ASSERT_EQUAL(got[11 * i] * 256 + got[11 * i + 1], i);
+    CU_ASSERT(turns >= N / SL_MBSERVER_DEFAULT_CONN_REQS);
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.served, N + 1);
+    CU_ASSERT_EQUAL(sl_mbserver_timeout_ms(s), -1);
+    close(a);
+    close(b);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+/* The per-turn total: several flooding clients share reqs_per_turn, and
+ * whoever was cut off goes first next turn. Exceptions are still sent. */
+SL_TEST(mbserver, turn_budget_round_robin)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start_cfg(m, (struct sl_mbserver_config){
+        .max_conns = 8, .reqs_per_conn = 8, .reqs_per_turn = 20 });
+    enum { C = 3, N = 40 };
+    int fd[C];
+    for (int i = 0; i < C; i++)
+        fd[i] = client(s);
+    pump(s, 0);
+    static uint8_t req[N * 12];
+    for (unsigned i = 0; i < N; i++)
+        mk_read(req + 12 * i, (uint16_t)i, 1, 6, 10, 1);   /* FC 6: exception 0x01 */
+    for (int i = 0; i < C; i++)
+        send_all(fd[i], req, sizeof req);
+    settle(s);
+    CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.requests, 20);                 /* 8 + 8 + 4 */
+    CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.requests, 40);
+    size_t got[C] = { 0 };
+    uint8_t buf[N * 9];
+    for (int round = 0; round < 500; round++) {
+        CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+        for (int i = 0; i < C; i++) {
+            ssize_t r = recv(fd[i], buf, sizeof buf, MSG_DONTWAIT);
+            if (r > 0) {
+                CU_ASSERT(buf[7] == 0x86 && buf[8] == 0x01);
+                got[i] += (size_t)r;
+            }
+        }
+    }
+    for (int i = 0; i < C; i++) {
+        CU_ASSERT_EQUAL(got[i], N * 9);
+        close(fd[i]);
+    }
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.exceptions[1], C * N);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mbserver, per_peer_cap)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start_cfg(m, (struct sl_mbserver_config){
+        .max_conns = 8, .max_conns_per_peer = 2 });
+    int a = client_from(s, "127.0.0.1"), b = client_from(s, "127.0.0.1");
+    pump(s, 0);
+    int c = client_from(s, "127.0.0.1");
+    pump(s, 0);
+    CU_ASSERT(closed_by_server(s, c, 0));
+    /* Another address is not affected. */
+    int d = client_from(s, "127.0.0.2");
+    pump(s, 0);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 3);
+    uint8_t req[12], resp[16];
+    mk_read(req, 3, 1, 3, 10, 1);
+    send_all(d, req, sizeof req);
+    CU_ASSERT_EQUAL(recv_n(s, d, resp, 11, 0), 11);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.refused_peer, 1);
+    CU_ASSERT_EQUAL(st.refused_cap, 0);
+    CU_ASSERT_EQUAL(st.accepted, 3);
+    /* A slot of the first address frees: it may connect again. */
+    close(a);
+    pump(s, 0);
+    int e = client_from(s, "127.0.0.1");
+    pump(s, 0);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 3);
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.refused_peer, 1);
+    close(b);
+    close(c);
+    close(d);
+    close(e);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+/* Slowloris: bytes that never complete a request neither reset the idle
+ * clock nor hold a connection past request_timeout_ms; a client sending
+ * whole requests stays. Injected clock. */
+SL_TEST(mbserver, slowloris_closed_good_client_stays)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start_cfg(m, (struct sl_mbserver_config){
+        .max_conns = 8, .idle_ms = 1000, .request_timeout_ms = 500 });
+    int slow = client(s), good = client(s);
+    pump(s, 10000);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 2);
+    uint8_t req[12], resp[16];
+    mk_read(req, 1, 1, 3, 10, 1);
+    /* One byte every 100 ms; the good client asks every 200 ms. */
+    uint64_t t = 10000;
+    for (size_t i = 0; i < sizeof req - 1; i++, t += 100) {
+        if (send(slow, req + i, 1, MSG_NOSIGNAL) != 1)
+            break;
+        if (i % 2 == 0) {
+            send_all(good, req, sizeof req);
+            CU_ASSERT_EQUAL(recv_n(s, good, resp, 11, t), 11);
+        }
+        pump(s, t);
+    }
+    CU_ASSERT(closed_by_server(s, slow, t));
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.closed_slow, 1);
+    CU_ASSERT_EQUAL(st.closed_idle, 0);
+    send_all(good, req, sizeof req);
+    CU_ASSERT_EQUAL(recv_n(s, good, resp, 11, t), 11);
+
+    /* Partial bytes do not extend the idle clock either (deadline far). */
+    struct sl_mbserver *s2 = start_cfg(m, (struct sl_mbserver_config){
+        .max_conns = 8, .idle_ms = 1000, .request_timeout_ms = 60000 });
+    int c = client(s2);
+    pump(s2, 5000);
+    send_all(c, req, 3);
+    pump(s2, 5900);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s2), 1);
+    pump(s2, 6000);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s2), 0);
+    sl_mbserver_stats(s2, &st);
+    CU_ASSERT_EQUAL(st.closed_idle, 1);
+    close(c);
+    close(slow);
+    close(good);
+    sl_mbserver_close(s2);
+    sl_mbserver_close(s);
     sl_mirror_destroy(m);
 }
