@@ -27,13 +27,14 @@ enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
 enum { K_TRUSTED, K_STATE_DIR };
 enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS };
-enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS };
-enum { K_HTTP_LISTEN, K_TOKEN_FILE };
+enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS, K_MB_PER_PEER, K_MB_REQ_MS };
+enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOUT_S, K_HTTP_REQ_MS,
+       K_HTTP_STREAMS, K_HTTP_STREAMS_PER_PEER, K_HTTP_HOSTS };
 enum { K_BROKER, K_PREFIX };
 enum { K_DIRECTORY, K_FILES_MAX_BYTES };
 enum { K_USER };
 
-#define KEYS_MAX 8
+#define KEYS_MAX 10
 
 static const char *const sec_names[SEC__COUNT] = { "link", "fec", "keys", "mirror", "modbus",
                                                     "http", "mqtt", "files", "rx" };
@@ -42,8 +43,9 @@ static const char *const sec_keys[SEC__COUNT][KEYS_MAX + 1] = {
     [SEC_FEC] = { "max_k", "max_m", "entries", "max_age_ms", NULL },
     [SEC_KEYS] = { "trusted", "state_dir", NULL },
     [SEC_MIRROR] = { "stale_ms", "database", "max_bytes", "max_tags", "checkpoint_ms", NULL },
-    [SEC_MODBUS] = { "listen", "max_conns", "idle_ms", NULL },
-    [SEC_HTTP] = { "listen", "token_file", NULL },
+    [SEC_MODBUS] = { "listen", "max_conns", "idle_ms", "max_conns_per_peer", "request_timeout_ms", NULL },
+    [SEC_HTTP] = { "listen", "token_file", "max_conns", "max_conns_per_peer", "timeout_s",
+                   "request_timeout_ms", "max_streams", "max_streams_per_peer", "allowed_hosts", NULL },
     [SEC_MQTT] = { "broker", "prefix", NULL },
     [SEC_FILES] = { "directory", "max_bytes", NULL },
     [SEC_RX] = { "user", NULL },
@@ -519,6 +521,18 @@ static void do_modbus(struct parse *p)
         listen_addr(p, SEC_MODBUS, K_MB_LISTEN, c->modbus.listen, NULL, NULL, true);
     num(p, SEC_MODBUS, K_MAX_CONNS, 1, 4096, SL_RXCONF_DEFAULT_MB_CONNS, &c->modbus.max_conns);
     num(p, SEC_MODBUS, K_IDLE_MS, 100, 86400000, SL_RXCONF_DEFAULT_MB_IDLE_MS, &c->modbus.idle_ms);
+    num(p, SEC_MODBUS, K_MB_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_MB_REQ_MS,
+        &c->modbus.request_timeout_ms);
+    if (num(p, SEC_MODBUS, K_MB_PER_PEER, 1, 4096, SL_RXCONF_DEFAULT_MB_PER_PEER,
+            &c->modbus.max_conns_per_peer) &&
+        c->modbus.max_conns_per_peer > c->modbus.max_conns) {
+        /* Only an explicit value is an error; the default follows a small max_conns. */
+        if (p->sec[SEC_MODBUS].line[K_MB_PER_PEER])
+            sl_diag_add(p->diag, p->file, p->sec[SEC_MODBUS].line[K_MB_PER_PEER],
+                        "max_conns_per_peer %u exceeds max_conns %u", c->modbus.max_conns_per_peer,
+                        c->modbus.max_conns);
+        c->modbus.max_conns_per_peer = c->modbus.max_conns;
+    }
 }
 
 static void readable_file(struct parse *p, const char *path, int kind, int k)
@@ -544,6 +558,68 @@ static void do_http(struct parse *p)
         resolve(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE) &&
         !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS))
         readable_file(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE);
+    const struct rawsec *s = &p->sec[SEC_HTTP];
+    num(p, SEC_HTTP, K_HTTP_CONNS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_CONNS, &c->http.max_conns);
+    num(p, SEC_HTTP, K_HTTP_TIMEOUT_S, 1, 86400, SL_RXCONF_DEFAULT_HTTP_TIMEOUT_S, &c->http.timeout_s);
+    num(p, SEC_HTTP, K_HTTP_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_HTTP_REQ_MS,
+        &c->http.request_timeout_ms);
+    /* Per-peer caps above their totals: an explicit one is an error, a
+     * default one follows the total down. */
+    if (num(p, SEC_HTTP, K_HTTP_PER_PEER, 1, 4096, SL_RXCONF_DEFAULT_HTTP_PER_PEER,
+            &c->http.max_conns_per_peer) &&
+        c->http.max_conns_per_peer > c->http.max_conns) {
+        if (s->line[K_HTTP_PER_PEER])
+            sl_diag_add(p->diag, p->file, s->line[K_HTTP_PER_PEER],
+                        "max_conns_per_peer %u exceeds max_conns %u", c->http.max_conns_per_peer,
+                        c->http.max_conns);
+        c->http.max_conns_per_peer = c->http.max_conns;
+    }
+    if (num(p, SEC_HTTP, K_HTTP_STREAMS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_STREAMS,
+            &c->http.max_streams) &&
+        c->http.max_streams >= c->http.max_conns) {
+        if (s->line[K_HTTP_STREAMS])
+            sl_diag_add(p->diag, p->file, s->line[K_HTTP_STREAMS],
+                        "max_streams %u must be below max_conns %u (streams hold connections)",
+                        c->http.max_streams, c->http.max_conns);
+        c->http.max_streams = c->http.max_conns > 1 ? c->http.max_conns - 1 : 1;
+    }
+    if (num(p, SEC_HTTP, K_HTTP_STREAMS_PER_PEER, 1, 4096, SL_RXCONF_DEFAULT_HTTP_STREAMS_PER_PEER,
+            &c->http.max_streams_per_peer) &&
+        c->http.max_streams_per_peer > c->http.max_streams) {
+        if (s->line[K_HTTP_STREAMS_PER_PEER])
+            sl_diag_add(p->diag, p->file, s->line[K_HTTP_STREAMS_PER_PEER],
+                        "max_streams_per_peer %u exceeds max_streams %u",
+                        c->http.max_streams_per_peer, c->http.max_streams);
+        c->http.max_streams_per_peer = c->http.max_streams;
+    }
+    const char *v = val(s, K_HTTP_HOSTS);
+    if (v) {
+        /* Host names only (letters, digits, '-', '.'; 1..253 bytes each):
+         * IP literals and localhost are always allowed. */
+        const char *q = v;
+        bool ok = *v != '\0';
+        while (ok) {
+            const char *comma = strchr(q, ',');
+            const char *a = q, *b = comma ? comma : q + strlen(q);
+            while (a < b && (*a == ' ' || *a == '\t'))
+                a++;
+            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+                b--;
+            ok = b > a && b - a <= 253;
+            for (const char *x = a; ok && x < b; x++)
+                ok = (*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') ||
+                     (*x >= '0' && *x <= '9') || *x == '-' || *x == '.';
+            if (!comma)
+                break;
+            q = comma + 1;
+        }
+        if (ok)
+            snprintf(c->http.allowed_hosts, sizeof c->http.allowed_hosts, "%s", v);
+        else
+            sl_diag_add(p->diag, p->file, s->line[K_HTTP_HOSTS],
+                        "bad allowed_hosts '%s' (comma-separated host names: letters, digits, '-', '.')",
+                        v);
+    }
 }
 
 static void do_mqtt(struct parse *p)

@@ -37,6 +37,14 @@
 #define SL_RXCONF_DEFAULT_CHECKPOINT_MS 1000u
 #define SL_RXCONF_DEFAULT_MB_CONNS      64u
 #define SL_RXCONF_DEFAULT_MB_IDLE_MS    60000u
+#define SL_RXCONF_DEFAULT_MB_PER_PEER   8u      /* Modbus connections per source address */
+#define SL_RXCONF_DEFAULT_MB_REQ_MS     5000u   /* an incomplete Modbus request is closed after this */
+#define SL_RXCONF_DEFAULT_HTTP_CONNS    64u
+#define SL_RXCONF_DEFAULT_HTTP_PER_PEER 16u
+#define SL_RXCONF_DEFAULT_HTTP_TIMEOUT_S 30u    /* idle HTTP connection */
+#define SL_RXCONF_DEFAULT_HTTP_REQ_MS   10000u  /* request head must arrive within this */
+#define SL_RXCONF_DEFAULT_HTTP_STREAMS  16u     /* /api/stream clients in all */
+#define SL_RXCONF_DEFAULT_HTTP_STREAMS_PER_PEER 4u
 #define SL_RXCONF_DEFAULT_MQTT_PORT     1883u
 #define SL_RXCONF_DEFAULT_PREFIX        "uns"
 /* The MTU bounds keep the symbol (mtu - 76) within SL_SYMBOL_MIN..SL_SYMBOL_MAX. */
@@ -92,11 +100,20 @@ struct sl_rxconf {
         char listen[SL_RXCONF_STR_MAX];
         uint32_t max_conns;
         uint32_t idle_ms;
+        uint32_t max_conns_per_peer;
+        uint32_t request_timeout_ms;
     } modbus;
     struct {
         bool enabled;
         char listen[SL_RXCONF_STR_MAX];
         char token_file[SL_RXCONF_STR_MAX];     /* resolved; "" = none */
+        uint32_t max_conns;
+        uint32_t max_conns_per_peer;
+        uint32_t timeout_s;             /* idle connection */
+        uint32_t request_timeout_ms;    /* request head deadline */
+        uint32_t max_streams;           /* /api/stream clients in all (< max_conns) */
+        uint32_t max_streams_per_peer;
+        char allowed_hosts[SL_RXCONF_STR_MAX];  /* comma-separated Host names; "" = none */
     } http;
     struct {
         bool enabled;

@@ -732,6 +732,9 @@ static void fill_status(void *ctx, struct sl_http_status *out)
     out->frame_loss = sent > got ? (double)(sent - got) / (double)sent : 0.0;
     out->rx = st->rx;
     out->modbus_refused_writes = st->modbus.refused_writes;
+    out->modbus_on = st->modbus_on;
+    out->modbus_conns = st->modbus_conns;
+    out->modbus = st->modbus;
     out->started_us = st->start_us;
     out->counters = extra;
     out->ncounters = n;
@@ -761,7 +764,13 @@ static int open_services(struct rxd *d)
             }
         }
         struct sl_http_config hc = { .listen = c->http.listen, .token = token[0] ? token : NULL,
-                                     .max_tags = c->mirror.max_tags };
+                                     .max_tags = c->mirror.max_tags, .max_conns = c->http.max_conns,
+                                     .max_conns_per_peer = c->http.max_conns_per_peer,
+                                     .timeout_s = c->http.timeout_s,
+                                     .request_timeout_ms = c->http.request_timeout_ms,
+                                     .max_sse = c->http.max_streams,
+                                     .max_sse_per_peer = c->http.max_streams_per_peer,
+                                     .allowed_hosts = c->http.allowed_hosts };
         e = sl_http_open(&d->http, &hc, d->mirror, fill_status, d);
         sodium_memzero(token, sizeof token);
         if (e != SL_OK) {
@@ -877,7 +886,9 @@ static int start(struct rxd *d)
     }
     if (c->modbus.enabled) {
         struct sl_mbserver_config mbc = { .listen = c->modbus.listen, .max_conns = c->modbus.max_conns,
-                                          .idle_ms = c->modbus.idle_ms };
+                                          .idle_ms = c->modbus.idle_ms,
+                                          .max_conns_per_peer = c->modbus.max_conns_per_peer,
+                                          .request_timeout_ms = c->modbus.request_timeout_ms };
         if ((e = sl_mbserver_open(&d->mb, &mbc, d->mirror)) != SL_OK) {
             logline("error: cannot listen for Modbus on %s: %s%s%s", c->modbus.listen,
                     sl_strerror(e), e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
@@ -984,6 +995,9 @@ static int run(struct rxd *d)
         /* A capture file has no descriptor: it is read below without
          * waiting, so here only the service sockets are looked at. */
         int wait = pcapfile ? 0 : LOOP_MAX_WAIT_MS;
+        /* Modbus requests left by its per-turn caps: come straight back. */
+        if (d->mb && sl_mbserver_timeout_ms(d->mb) == 0)
+            wait = 0;
         if (d->http) {
             int t = sl_http_timeout_ms(d->http);
             if (t >= 0 && t < wait)
