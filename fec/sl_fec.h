@@ -168,23 +168,39 @@ unsigned sl_fec_interleave_queued(const struct sl_fec_interleaver *il);
 /* ---- decoder ---------------------------------------------------------------- */
 
 /* One received symbol, fields as in the DATA frame header. data is borrowed
- * for the call only (copied into the decoder). */
+ * for the call only (copied into the decoder).
+ *
+ * Identity: a partial block is the set of symbols that agree on every field
+ * but index and data: (session, channel, block_seq, k', m', S, epoch, tag).
+ * Nothing here is authenticated, so a forged symbol whose parameters differ
+ * from the genuine block's opens its own entry instead of refusing or
+ * corrupting the genuine one. tag is opaque to the decoder (RX puts the key
+ * id there). unannounced picks the table part the block may take room in
+ * (RX: the frame does not match a verified beacon); see the config. */
 struct sl_fec_symbol {
     uint64_t session;
+    uint64_t epoch;
     uint64_t block_seq;
+    uint64_t tag;           /* caller's label, part of the identity */
     uint16_t channel;
     uint8_t k;              /* k' */
     uint8_t m;              /* m' */
     uint8_t index;          /* 0..k'+m'-1 */
+    bool unannounced;       /* take room in the unannounced part */
     uint16_t symbol_size;   /* S, bytes at data */
     const uint8_t *data;
 };
 
-/* A completed block. data (k' * S bytes, padding included) points into the
- * decoder and stays valid until the next call on the decoder. */
+/* A completed block: k' symbols agreed on its identity, which says nothing
+ * about authenticity. The caller verifies it and, only if it is genuine,
+ * calls sl_fec_decoder_done so that late symbols of it are refused. data
+ * (k' * S bytes, padding included) points into the decoder and stays valid
+ * until the next sl_fec_decode or sl_fec_decoder_tick call. */
 struct sl_fec_decoded {
     uint64_t session;
+    uint64_t epoch;
     uint64_t block_seq;
+    uint64_t tag;
     uint16_t channel;
     uint8_t k;
     uint8_t m;
@@ -194,12 +210,20 @@ struct sl_fec_decoded {
     size_t len;             /* k' * S */
 };
 
+/* The table of partial blocks has two parts that never evict each other:
+ * entries for announced blocks (RX: frames that match the last verified
+ * beacon of their key) and entries_unannounced for everything else (a TX
+ * restart whose first beacon has not arrived, or frames before any
+ * beacon; also where junk lands). A flood of unannounced symbols only
+ * evicts unannounced blocks. entries_unannounced = 0 means one shared
+ * table of entries for both (tests, tools). */
 struct sl_fec_decoder_config {
     unsigned k_max;         /* largest k' accepted (1..254) */
     unsigned m_max;         /* largest m' accepted (1..255-k_max) */
     unsigned symbol_max;    /* largest S accepted, bytes (64..8900) */
-    unsigned entries;       /* partial blocks held at once (>= 1) */
-    unsigned done_history;  /* completed/expired block ids remembered (>= 1) */
+    unsigned entries;       /* partial announced blocks held at once (>= 1) */
+    unsigned entries_unannounced; /* partial unannounced blocks (0: share entries) */
+    unsigned done_history;  /* verified block ids remembered (>= 1) */
     unsigned cache_entries; /* decode matrices cached, LRU (>= 1) */
     uint64_t max_age_us;    /* partial block expires this long after its first symbol */
 };
@@ -207,12 +231,13 @@ struct sl_fec_decoder_config {
 struct sl_fec_counters {
     uint64_t symbols_in;        /* every sl_fec_decode call */
     uint64_t duplicates;        /* same index twice for a partial block */
-    uint64_t late;              /* symbol of a block already decoded or expired */
+    uint64_t late;              /* symbol of a block already done (verified) */
     uint64_t blocks_direct;     /* decoded from the k' data symbols alone */
     uint64_t blocks_recovered;  /* decoded with repair symbols */
     uint64_t unrecoverable;     /* expired by age: lost more than m' */
-    uint64_t evicted;           /* pushed out, table full */
-    uint64_t mismatches;        /* k', m' or S disagree with the block's first symbol */
+    uint64_t evicted;           /* pushed out, its part of the table full */
+    uint64_t evicted_unannounced; /* of which from the unannounced part */
+    uint64_t done;              /* ids marked done by sl_fec_decoder_done */
     uint64_t rejected;          /* k', m', S or index out of range */
     uint64_t cache_hits;        /* decode matrix found in the cache */
     uint64_t cache_misses;      /* decode matrix computed (inversion) */
@@ -220,9 +245,9 @@ struct sl_fec_counters {
 
 struct sl_fec_decoder;
 
-/* Allocates everything the decoder will use: entries * (k_max + m_max) *
- * symbol_max bytes of symbol storage, cache_entries * 32 * k_max *
- * min(k_max, m_max) bytes of decode tables, and the id history.
+/* Allocates everything the decoder will use: (entries + entries_unannounced)
+ * * (k_max + m_max) * symbol_max bytes of symbol storage, cache_entries * 32
+ * * k_max * min(k_max, m_max) bytes of decode tables, and the id history.
  * SL_ERR_RANGE for a bad config, SL_ERR_NOMEM. */
 __attribute__((warn_unused_result))
 sl_err sl_fec_decoder_create(struct sl_fec_decoder **out, const struct sl_fec_decoder_config *cfg);
@@ -231,28 +256,42 @@ void sl_fec_decoder_destroy(struct sl_fec_decoder *dec);
 
 /* Feeds one symbol received at now_us. Returns
  *   SL_OK               block complete: *out filled (data valid until the
- *                       next call on dec); happens on the k'-th distinct symbol
+ *                       next call on dec); happens on the k'-th distinct
+ *                       symbol. The entry is freed; the id is NOT
+ *                       remembered until sl_fec_decoder_done
  *   SL_ERR_AGAIN        stored, block still incomplete
- *   SL_ERR_DUPLICATE    index already held, or block already done/expired
+ *   SL_ERR_DUPLICATE    index already held, or block already done
  *                       (counted as duplicates / late)
- *   SL_ERR_MISMATCH     k', m' or S differ from the block's first symbol
  *   SL_ERR_RANGE        fields out of the configured range
- * *out is zeroed unless SL_OK. A new block when the table is full evicts
- * the oldest partial block. Cost: O(entries + done_history) lookup, one
- * S-byte copy; at completion nothing more if all data arrived, else one
- * ISA-L pass over the missing symbols, plus on a cache miss an n x n
- * inversion (n = missing data symbols) and table setup. */
+ * *out is zeroed unless SL_OK. A new block when its part of the table is
+ * full evicts the oldest partial block of that part (not remembered: its
+ * stragglers may open it again and expire by age). Cost: O(entries +
+ * entries_unannounced + done_history) lookup, one S-byte copy; at
+ * completion nothing more if all data arrived, else one ISA-L pass over the
+ * missing symbols, plus on a cache miss an n x n inversion (n = missing
+ * data symbols) and table setup. */
 __attribute__((warn_unused_result))
 sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
                      const struct sl_fec_symbol *sym, uint64_t now_us);
 
+/* Marks the block blk (as returned by sl_fec_decode) done: later symbols of
+ * (session, channel, block_seq, epoch, tag) are refused as late, whatever
+ * their k', m', S, until done_history newer blocks have been marked. Call
+ * only once the block proved genuine (signature, replay window): a block
+ * that fails is simply dropped, so genuine symbols can still open a fresh
+ * entry. O(1). */
+void sl_fec_decoder_done(struct sl_fec_decoder *dec, const struct sl_fec_decoded *blk);
+
 /* Expires partial blocks whose first symbol arrived max_age_us or more
- * before now_us (counted unrecoverable, remembered as done). Returns how
- * many expired. O(entries). */
+ * before now_us (counted unrecoverable, not remembered). Returns how many
+ * expired. O(entries). */
 unsigned sl_fec_decoder_tick(struct sl_fec_decoder *dec, uint64_t now_us);
 
-/* Partial blocks currently held. */
+/* Partial blocks currently held (both parts). */
 unsigned sl_fec_decoder_pending(const struct sl_fec_decoder *dec);
+
+/* Partial blocks held in the unannounced part (0 with no separate part). */
+unsigned sl_fec_decoder_pending_unannounced(const struct sl_fec_decoder *dec);
 
 /* Copies the counters (monotonic since create). */
 void sl_fec_decoder_counters(const struct sl_fec_decoder *dec, struct sl_fec_counters *out);

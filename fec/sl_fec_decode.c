@@ -1,7 +1,15 @@
-/* Receive side: a bounded table of partial blocks, decode on the k'-th
- * distinct symbol, a history of finished block ids so stragglers do not
- * reopen a block, and an LRU cache of decode tables keyed by which symbols
- * were used (steady random loss repeats the same patterns).
+/* Receive side: a bounded table of partial blocks in two parts (announced
+ * and unannounced, which never evict each other), decode on the k'-th
+ * distinct symbol, a history of block ids the caller confirmed genuine so
+ * stragglers do not reopen them, and an LRU cache of decode tables keyed by
+ * which symbols were used (steady random loss repeats the same patterns).
+ *
+ * Nothing the decoder sees is authenticated. So an entry's identity is
+ * every header field a symbol carries (a forged symbol with other
+ * parameters opens its own entry), and an id is remembered as finished only
+ * when the caller says the block verified (sl_fec_decoder_done): releasing
+ * an entry (completed, evicted, expired) remembers nothing, so a forged
+ * block that completes first cannot make the genuine one "late".
  *
  * Decoding inverts only the lost part. With P the present data symbols, M
  * the missing ones and R the repair symbols received (|R| = |M| = n when k'
@@ -18,7 +26,9 @@
 
 struct entry {
     uint64_t session;
+    uint64_t epoch;
     uint64_t seq;
+    uint64_t tag;
     uint64_t order;       /* creation counter: smallest = oldest */
     uint64_t first_us;    /* arrival of the first symbol */
     uint64_t present[4];  /* bit i: symbol index i held */
@@ -28,12 +38,15 @@ struct entry {
     uint8_t have;         /* distinct symbols held */
     uint8_t have_data;    /* of which data symbols */
     bool used;
+    bool unannounced;     /* lives in the unannounced part */
     uint8_t *mem;         /* symbol i at mem + i * symbol_size */
 };
 
 struct done_id {
     uint64_t session;
+    uint64_t epoch;
     uint64_t seq;
+    uint64_t tag;
     uint16_t channel;
     bool used;
 };
@@ -56,7 +69,9 @@ struct sl_fec_decoder {
     uint8_t *cache_mem;
     uint64_t order;
     uint64_t stamp;
+    unsigned nentries;    /* entries + entries_unannounced */
     unsigned pending;
+    unsigned pending_unannounced;
     struct sl_fec_counters c;
     /* scratch for a cache miss, sized for the largest code */
     uint8_t crm[NMAX * NMAX];
@@ -73,18 +88,20 @@ sl_err sl_fec_decoder_create(struct sl_fec_decoder **out, const struct sl_fec_de
     *out = NULL;
     if (cfg->k_max == 0 || cfg->m_max == 0 || cfg->k_max + cfg->m_max > NMAX ||
         cfg->symbol_max < SL_FEC_SYMBOL_MIN || cfg->symbol_max > SL_FEC_SYMBOL_MAX ||
-        cfg->entries == 0 || cfg->entries > 65536 || cfg->done_history == 0 ||
+        cfg->entries == 0 || cfg->entries > 65536 || cfg->entries_unannounced > 65536 ||
+        cfg->done_history == 0 ||
         cfg->done_history > 1048576 || cfg->cache_entries == 0 || cfg->cache_entries > 65536)
         return SL_ERR_RANGE;
     struct sl_fec_decoder *d = calloc(1, sizeof *d);
     if (!d)
         return SL_ERR_NOMEM;
     d->cfg = *cfg;
+    d->nentries = cfg->entries + cfg->entries_unannounced;
     size_t entry_bytes = (size_t)(cfg->k_max + cfg->m_max) * cfg->symbol_max;
     unsigned nrows = cfg->m_max < cfg->k_max ? cfg->m_max : cfg->k_max;
     size_t tbl_bytes = (size_t)32 * cfg->k_max * nrows;
-    d->entries = calloc(cfg->entries, sizeof *d->entries);
-    d->mem = malloc(entry_bytes * cfg->entries);
+    d->entries = calloc(d->nentries, sizeof *d->entries);
+    d->mem = malloc(entry_bytes * d->nentries);
     d->done = calloc(cfg->done_history, sizeof *d->done);
     d->cache = calloc(cfg->cache_entries, sizeof *d->cache);
     d->cache_mem = malloc(tbl_bytes * cfg->cache_entries);
@@ -92,8 +109,10 @@ sl_err sl_fec_decoder_create(struct sl_fec_decoder **out, const struct sl_fec_de
         sl_fec_decoder_destroy(d);
         return SL_ERR_NOMEM;
     }
-    for (unsigned i = 0; i < cfg->entries; i++)
+    for (unsigned i = 0; i < d->nentries; i++) {
         d->entries[i].mem = d->mem + (size_t)i * entry_bytes;
+        d->entries[i].unannounced = i >= cfg->entries;
+    }
     for (unsigned i = 0; i < cfg->cache_entries; i++)
         d->cache[i].tbls = d->cache_mem + (size_t)i * tbl_bytes;
     *out = d;
@@ -112,47 +131,64 @@ void sl_fec_decoder_destroy(struct sl_fec_decoder *dec)
     free(dec);
 }
 
-static bool is_done(const struct sl_fec_decoder *d, uint64_t session, uint16_t channel, uint64_t seq)
+static bool is_done(const struct sl_fec_decoder *d, const struct sl_fec_symbol *s)
 {
     for (unsigned i = 0; i < d->cfg.done_history; i++) {
         const struct done_id *x = &d->done[i];
-        if (x->used && x->seq == seq && x->session == session && x->channel == channel)
+        if (x->used && x->seq == s->block_seq && x->session == s->session && x->channel == s->channel &&
+            x->epoch == s->epoch && x->tag == s->tag)
             return true;
     }
     return false;
 }
 
-/* Remembers a finished block; the oldest memory is overwritten, so a
- * straggler arriving after done_history newer blocks finished reopens it
- * (and expires again by age). */
-static void remember(struct sl_fec_decoder *d, const struct entry *e)
+/* The oldest memory is overwritten, so a straggler arriving after
+ * done_history newer blocks were confirmed reopens its block (and expires
+ * again by age; RX's replay window refuses it before that). */
+void sl_fec_decoder_done(struct sl_fec_decoder *dec, const struct sl_fec_decoded *blk)
 {
-    d->done[d->done_next] = (struct done_id){ e->session, e->seq, e->channel, true };
-    d->done_next = (d->done_next + 1) % d->cfg.done_history;
+    dec->done[dec->done_next] = (struct done_id){
+        .session = blk->session, .epoch = blk->epoch, .seq = blk->block_seq,
+        .tag = blk->tag, .channel = blk->channel, .used = true,
+    };
+    dec->done_next = (dec->done_next + 1) % dec->cfg.done_history;
+    dec->c.done++;
 }
 
+/* Frees an entry. Deliberately remembers nothing (see the top comment). */
 static void release(struct sl_fec_decoder *d, struct entry *e)
 {
-    remember(d, e);
     e->used = false;
     d->pending--;
+    if (e->unannounced)
+        d->pending_unannounced--;
 }
 
+/* Same identity: every field but index and data. */
 static struct entry *find(struct sl_fec_decoder *d, const struct sl_fec_symbol *s)
 {
-    for (unsigned i = 0; i < d->cfg.entries; i++) {
+    for (unsigned i = 0; i < d->nentries; i++) {
         struct entry *e = &d->entries[i];
-        if (e->used && e->seq == s->block_seq && e->session == s->session && e->channel == s->channel)
+        if (e->used && e->seq == s->block_seq && e->session == s->session && e->channel == s->channel &&
+            e->epoch == s->epoch && e->tag == s->tag && e->k == s->k && e->m == s->m &&
+            e->symbol_size == s->symbol_size)
             return e;
     }
     return NULL;
 }
 
-/* A free entry, evicting the oldest partial block when none is free. */
-static struct entry *claim(struct sl_fec_decoder *d)
+/* A free entry of the part the symbol may use, evicting that part's oldest
+ * partial block when none is free. With no separate unannounced part every
+ * symbol uses the one table. */
+static struct entry *claim(struct sl_fec_decoder *d, bool unannounced)
 {
+    unsigned lo = 0, hi = d->cfg.entries;
+    if (unannounced && d->cfg.entries_unannounced > 0) {
+        lo = d->cfg.entries;
+        hi = d->nentries;
+    }
     struct entry *oldest = NULL;
-    for (unsigned i = 0; i < d->cfg.entries; i++) {
+    for (unsigned i = lo; i < hi; i++) {
         struct entry *e = &d->entries[i];
         if (!e->used)
             return e;
@@ -160,6 +196,8 @@ static struct entry *claim(struct sl_fec_decoder *d)
             oldest = e;
     }
     d->c.evicted++;
+    if (oldest->unannounced)
+        d->c.evicted_unannounced++;
     release(d, oldest);
     return oldest;
 }
@@ -259,7 +297,9 @@ static sl_err complete(struct sl_fec_decoder *d, struct entry *e, struct sl_fec_
     }
     *out = (struct sl_fec_decoded){
         .session = e->session,
+        .epoch = e->epoch,
         .block_seq = e->seq,
+        .tag = e->tag,
         .channel = e->channel,
         .k = e->k,
         .m = e->m,
@@ -287,24 +327,23 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
     }
     struct entry *e = find(dec, sym);
     if (e) {
-        if (e->k != sym->k || e->m != sym->m || e->symbol_size != sym->symbol_size) {
-            dec->c.mismatches++;
-            return SL_ERR_MISMATCH;
-        }
         if (bit_get(e->present, sym->index)) {
             dec->c.duplicates++;
             return SL_ERR_DUPLICATE;
         }
     } else {
-        if (is_done(dec, sym->session, sym->channel, sym->block_seq)) {
+        if (is_done(dec, sym)) {
             dec->c.late++;
             return SL_ERR_DUPLICATE;
         }
-        e = claim(dec);
+        e = claim(dec, sym->unannounced);
         uint8_t *mem = e->mem;
+        bool part = e->unannounced;
         *e = (struct entry){
             .session = sym->session,
+            .epoch = sym->epoch,
             .seq = sym->block_seq,
+            .tag = sym->tag,
             .order = ++dec->order,
             .first_us = now_us,
             .channel = sym->channel,
@@ -312,9 +351,12 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
             .k = sym->k,
             .m = sym->m,
             .used = true,
+            .unannounced = part,
             .mem = mem,
         };
         dec->pending++;
+        if (part)
+            dec->pending_unannounced++;
     }
     memcpy(e->mem + (size_t)sym->index * sym->symbol_size, sym->data, sym->symbol_size);
     bit_set(e->present, sym->index);
@@ -329,7 +371,7 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
 unsigned sl_fec_decoder_tick(struct sl_fec_decoder *dec, uint64_t now_us)
 {
     unsigned n = 0;
-    for (unsigned i = 0; i < dec->cfg.entries; i++) {
+    for (unsigned i = 0; i < dec->nentries; i++) {
         struct entry *e = &dec->entries[i];
         /* A clock that went backwards (now < first) expires nothing. */
         if (e->used && now_us >= e->first_us && now_us - e->first_us >= dec->cfg.max_age_us) {
@@ -344,6 +386,11 @@ unsigned sl_fec_decoder_tick(struct sl_fec_decoder *dec, uint64_t now_us)
 unsigned sl_fec_decoder_pending(const struct sl_fec_decoder *dec)
 {
     return dec->pending;
+}
+
+unsigned sl_fec_decoder_pending_unannounced(const struct sl_fec_decoder *dec)
+{
+    return dec->pending_unannounced;
 }
 
 void sl_fec_decoder_counters(const struct sl_fec_decoder *dec, struct sl_fec_counters *out)

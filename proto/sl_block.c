@@ -76,10 +76,11 @@ sl_err sl_block_pad(size_t *padded_len, uint8_t *buf, size_t cap, size_t len, ui
     return SL_OK;
 }
 
-/* The body of sl_block_open; the wrapper publishes outputs only on SL_OK. */
+/* The body of sl_block_open (and, with verify false, of sl_block_check);
+ * the wrappers publish outputs only on SL_OK. */
 static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl_block_hdr *h,
                          const uint8_t *blk, size_t blk_len, const struct sl_block_expect *x,
-                         const struct sl_key_set *trusted)
+                         const struct sl_key_set *trusted, bool verify)
 {
     if (!symbol_size_ok(x->symbol_size) || x->k == 0 || blk_len != (size_t)x->k * x->symbol_size)
         return SL_ERR_LENGTH;
@@ -132,6 +133,10 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
     const struct sl_key_public *key = sl_key_set_find(trusted, x->key_id);
     if (!key)
         return SL_ERR_UNKNOWN_KEY;
+    if (!sl_key_sig_canonical(sig))
+        return SL_ERR_SIGNATURE;
+    if (!verify)
+        return SL_OK;
     uint8_t msg[SL_BLOCK_SIGNED_BYTES];
     signed_bytes(msg, blk, len);
     e = sl_key_verify(key, sig, msg, sizeof msg);
@@ -150,7 +155,7 @@ sl_err sl_block_open(const uint8_t **payload, size_t *payload_len, struct sl_blo
     memset(&h, 0, sizeof h);
     *payload = NULL;
     *payload_len = 0;
-    sl_err e = block_open(payload, payload_len, &h, blk, blk_len, x, trusted);
+    sl_err e = block_open(payload, payload_len, &h, blk, blk_len, x, trusted, true);
     if (e != SL_OK) {
         memset(&h, 0, sizeof h);
         *payload = NULL;
@@ -158,4 +163,13 @@ sl_err sl_block_open(const uint8_t **payload, size_t *payload_len, struct sl_blo
     }
     *hdr = h;
     return e;
+}
+
+sl_err sl_block_check(const uint8_t *blk, size_t blk_len, const struct sl_block_expect *x,
+                      const struct sl_key_set *trusted)
+{
+    const uint8_t *payload;
+    size_t payload_len;
+    struct sl_block_hdr h;
+    return block_open(&payload, &payload_len, &h, blk, blk_len, x, trusted, false);
 }

@@ -174,7 +174,8 @@ sl_err sl_datagram_beacon_encode(uint8_t *out, size_t cap, const struct sl_beaco
 
 /* The body of sl_datagram_beacon_open, filling *o as it goes; the wrapper
  * exposes it only on success. */
-static sl_err beacon_open(struct sl_beacon *o, const uint8_t *dg, size_t len, const struct sl_key_set *trusted)
+static sl_err beacon_open(struct sl_beacon *o, const uint8_t *dg, size_t len, const struct sl_key_set *trusted,
+                          bool verify)
 {
     if (len < SL_BEACON_BYTES)
         return SL_ERR_TRUNCATED;
@@ -228,6 +229,10 @@ static sl_err beacon_open(struct sl_beacon *o, const uint8_t *dg, size_t len, co
     const struct sl_key_public *key = sl_key_set_find(trusted, o->key_id);
     if (!key)
         return SL_ERR_UNKNOWN_KEY;
+    if (!sl_key_sig_canonical(sig))
+        return SL_ERR_SIGNATURE;
+    if (!verify)
+        return SL_OK;
     return sl_key_verify(key, sig, dg, SL_BEACON_SIGNED_BYTES);
 }
 
@@ -236,7 +241,19 @@ sl_err sl_datagram_beacon_open(struct sl_beacon *out, const uint8_t *dg, size_t 
 {
     struct sl_beacon tmp;
     memset(&tmp, 0, sizeof tmp);
-    sl_err e = beacon_open(&tmp, dg, len, trusted);
+    sl_err e = beacon_open(&tmp, dg, len, trusted, true);
+    if (e != SL_OK)
+        memset(&tmp, 0, sizeof tmp);
+    *out = tmp;
+    return e;
+}
+
+sl_err sl_datagram_beacon_check(struct sl_beacon *out, const uint8_t *dg, size_t len,
+                                const struct sl_key_set *trusted)
+{
+    struct sl_beacon tmp;
+    memset(&tmp, 0, sizeof tmp);
+    sl_err e = beacon_open(&tmp, dg, len, trusted, false);
     if (e != SL_OK)
         memset(&tmp, 0, sizeof tmp);
     *out = tmp;

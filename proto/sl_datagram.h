@@ -106,4 +106,13 @@ __attribute__((warn_unused_result))
 sl_err sl_datagram_beacon_open(struct sl_beacon *out, const uint8_t *dg, size_t len,
                                const struct sl_key_set *trusted);
 
+/* Every check of sl_datagram_beacon_open but the Ed25519 verification,
+ * ending with a canonical s (else SL_ERR_SIGNATURE), and the fields parsed
+ * into *out, UNAUTHENTICATED: for a caller that must decide (replay window,
+ * failed-verification budget) before paying for the verification. Cost: one
+ * CRC pass, no hashing. */
+__attribute__((warn_unused_result))
+sl_err sl_datagram_beacon_check(struct sl_beacon *out, const uint8_t *dg, size_t len,
+                                const struct sl_key_set *trusted);
+
 #endif

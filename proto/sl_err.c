@@ -37,6 +37,7 @@ static const struct {
     [SL_ERR_FRAGMENT]    = { "fragment",    "IP fragment" },
     [SL_ERR_FILTERED]    = { "filtered",    "not addressed to this receiver" },
     [SL_ERR_EXCEPTION]   = { "exception",   "peer answered with a protocol exception" },
+    [SL_ERR_BUDGET]      = { "budget",      "verification budget exhausted" },
 };
 
 const char *sl_strerror(sl_err e)

@@ -37,6 +37,7 @@ typedef enum sl_err {
     SL_ERR_FRAGMENT,      /* IPv4 fragment (diode frames are never fragmented) */
     SL_ERR_FILTERED,      /* well-formed but not addressed to us (e.g. port) */
     SL_ERR_EXCEPTION,     /* the peer answered with a protocol exception (Modbus) */
+    SL_ERR_BUDGET,        /* rationed work (failed signature checks) used up for now */
     SL_ERR__COUNT
 } sl_err;
 

@@ -263,6 +263,21 @@ sl_err sl_key_verify(const struct sl_key_public *k, const uint8_t sig[SL_SIG_BYT
     return SL_OK;
 }
 
+bool sl_key_sig_canonical(const uint8_t sig[SL_SIG_BYTES])
+{
+    /* L = 2^252 + 27742317777372353535851937790883648493, little-endian. */
+    static const uint8_t order[32] = {
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+    };
+    const uint8_t *s = sig + 32;
+    for (int i = 31; i >= 0; i--) {
+        if (s[i] != order[i])
+            return s[i] < order[i];
+    }
+    return false;   /* s == L */
+}
+
 void sl_key_set_init(struct sl_key_set *s)
 {
     memset(s, 0, sizeof *s);

@@ -109,6 +109,12 @@ __attribute__((warn_unused_result))
 sl_err sl_key_verify(const struct sl_key_public *k, const uint8_t sig[SL_SIG_BYTES], const void *msg,
                      size_t len);
 
+/* True if the scalar s (sig bytes 32..63, little-endian) is below the group
+ * order L, as RFC 8032 requires; sl_key_verify refuses the others anyway.
+ * Lets a caller that rations verifications drop such a signature without
+ * charging it. Cost: a 32-byte compare. */
+bool sl_key_sig_canonical(const uint8_t sig[SL_SIG_BYTES]);
+
 /* Empties a trusted set. */
 void sl_key_set_init(struct sl_key_set *s);
 

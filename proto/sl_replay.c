@@ -42,15 +42,21 @@ static void bit_set(struct sl_replay_entry *e, uint64_t seq)
     e->bitmap[(seq >> 6) & WORD_MASK] |= (uint64_t)1 << (seq & 63u);
 }
 
-/* The decision for an existing entry (NULL: a new pair, always fine). */
+/* The decision for an existing entry (NULL: a new pair), jump bounds first
+ * (see sl_replay.h for the numbers and why). */
 static sl_err decide(const struct sl_replay_entry *e, uint64_t epoch, uint64_t seq)
 {
-    if (!e || epoch > e->epoch)
-        return SL_OK;
+    if (epoch >= SL_REPLAY_EPOCH_MAX)
+        return SL_ERR_RANGE;
+    if (!e || epoch > e->epoch) {
+        if (e && epoch - e->epoch > SL_REPLAY_EPOCH_JUMP_MAX)
+            return SL_ERR_RANGE;
+        return seq > SL_REPLAY_SEQ_JUMP_MAX ? SL_ERR_RANGE : SL_OK;
+    }
     if (epoch < e->epoch)
         return SL_ERR_EPOCH;
     if (seq > e->highest)
-        return SL_OK;
+        return seq - e->highest > SL_REPLAY_SEQ_JUMP_MAX ? SL_ERR_RANGE : SL_OK;
     if (e->highest - seq >= SL_REPLAY_WINDOW || bit_test(e, seq))
         return SL_ERR_REPLAY;
     return SL_OK;
@@ -197,12 +203,34 @@ static sl_err parse_state(struct sl_replay *out, const uint8_t *p, size_t len)
         if (flags != 0 || reserved32 != 0 ||
             (en->channel >= SL_CHANNEL_COUNT && en->channel != SL_REPLAY_CHANNEL_BEACON))
             return SL_ERR_HEADER;
+        if (en->epoch >= SL_REPLAY_EPOCH_MAX)
+            return SL_ERR_RANGE;
         if (find(out, en->key_id, en->channel))
             return SL_ERR_DUPLICATE;
         out->count = i + 1;
     }
     e = sl_buf_get_u32be(&b, &crc);
     if (e == SL_OK) e = sl_buf_end(&b);
+    return e;
+}
+
+sl_err sl_replay_load_mem(struct sl_replay *r, const uint8_t *p, size_t len)
+{
+    struct sl_replay *tmp = malloc(sizeof *tmp);
+    if (!tmp)
+        return SL_ERR_NOMEM;
+    sl_err e;
+    if (len > SL_REPLAY_FILE_MAX_BYTES) {
+        /* As sl_replay_load reports an oversized file. */
+        e = parse_state(tmp, p, SL_REPLAY_FILE_MAX_BYTES);
+        if (e != SL_ERR_MAGIC && e != SL_ERR_VERSION && e != SL_ERR_TABLE_FULL)
+            e = SL_ERR_LENGTH;
+    } else {
+        e = parse_state(tmp, p, len);
+    }
+    if (e == SL_OK)
+        *r = *tmp;
+    free(tmp);
     return e;
 }
 

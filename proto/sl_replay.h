@@ -9,6 +9,21 @@
  * Older epoch: SL_ERR_EPOCH. Seen, or too far below the highest:
  * SL_ERR_REPLAY.
  *
+ * Jump bounds (SL_ERR_RANGE, never recorded, so never persisted): a signed
+ * value far above what is held would otherwise lock the genuine sender out
+ * (an epoch near UINT64_MAX bricks the key for good). Refused: an epoch at
+ * or above SL_REPLAY_EPOCH_MAX (also the bound for a key's first epoch), an
+ * epoch more than SL_REPLAY_EPOCH_JUMP_MAX above the held one, a sequence
+ * more than SL_REPLAY_SEQ_JUMP_MAX above the held one, or a first sequence
+ * of a new epoch or pair above SL_REPLAY_SEQ_JUMP_MAX (TX numbers every
+ * epoch from 0). Why these numbers: TX adds 1 to its persisted epoch per
+ * start, so 2^32 is 13 years of a restart every 100 ms that RX never saw,
+ * and 2^48 is out of reach; sequences grow by at most ~15k blocks/s
+ * (bulk files at 11 Gbit/s), so 2^44 is 37 years of it unseen, and beacons
+ * (5/s) are far below. A compromised key can still walk the values up in
+ * many signed steps; each step is bounded and counted, and recovery is the
+ * documented one (new key, or move replay.state aside).
+ *
  * Beacons use the same table under the pseudo-channel
  * SL_REPLAY_CHANNEL_BEACON with beacon_seq as the sequence.
  *
@@ -32,6 +47,10 @@
 #define SL_REPLAY_WINDOW         (SL_REPLAY_BITMAP_BITS - 64u)   /* 8128 */
 #define SL_REPLAY_ENTRIES        64u   /* >= SL_KEY_SET_MAX * (channels + beacons) */
 #define SL_REPLAY_CHANNEL_BEACON 0xFFFFu
+
+#define SL_REPLAY_EPOCH_MAX      ((uint64_t)1 << 48)   /* epochs at or above: refused */
+#define SL_REPLAY_EPOCH_JUMP_MAX ((uint64_t)1 << 32)   /* above the held epoch */
+#define SL_REPLAY_SEQ_JUMP_MAX   ((uint64_t)1 << 44)   /* above the held (or 0) sequence */
 
 /* State file (see docs/protocol.md, "Replay state file"). */
 #define SL_REPLAY_FILE_MAGIC     0x534C5250u   /* "SLRP" */
@@ -59,8 +78,9 @@ void sl_replay_init(struct sl_replay *r);
 
 /* Would (epoch, seq) be accepted for (key_id, channel)? Changes nothing;
  * RX calls it before the signature check to drop replays cheaply.
- * SL_OK, SL_ERR_EPOCH, SL_ERR_REPLAY, or SL_ERR_TABLE_FULL if the pair is
- * new and the table is full. Cost: a lookup and a bit test. */
+ * SL_OK, SL_ERR_EPOCH, SL_ERR_REPLAY, SL_ERR_RANGE (a jump beyond the
+ * bounds above), or SL_ERR_TABLE_FULL if the pair is new and the table is
+ * full. Cost: a lookup and a bit test. */
 __attribute__((warn_unused_result))
 sl_err sl_replay_check(const struct sl_replay *r, const uint8_t key_id[SL_KEY_ID_BYTES], uint16_t channel,
                        uint64_t epoch, uint64_t seq);
@@ -89,8 +109,16 @@ sl_err sl_replay_save(const struct sl_replay *r, const char *path);
  * not that of a header, n entries and a CRC), SL_ERR_MAGIC, SL_ERR_VERSION,
  * SL_ERR_CRC, SL_ERR_TABLE_FULL (more entries than SL_REPLAY_ENTRIES),
  * SL_ERR_HEADER (reserved bits set, bad channel), SL_ERR_DUPLICATE (a
- * (key id, channel) pair twice). Start-up only: allocates the read buffer. */
+ * (key id, channel) pair twice), SL_ERR_RANGE (an epoch at or above
+ * SL_REPLAY_EPOCH_MAX: a bricked entry from before the bounds existed).
+ * Start-up only: allocates the read buffer. */
 __attribute__((warn_unused_result))
 sl_err sl_replay_load(struct sl_replay *r, const char *path);
+
+/* The same for a state file image already in memory (len bytes), with the
+ * same results except SL_ERR_NOT_FOUND / SL_ERR_IO. For tests and fuzzing.
+ * Allocates one table copy (start-up only). */
+__attribute__((warn_unused_result))
+sl_err sl_replay_load_mem(struct sl_replay *r, const uint8_t *p, size_t len);
 
 #endif

@@ -5,17 +5,41 @@
 
 #include "sl_hw.h"
 
+/* A token bucket of failed verifications, in millionths of a token so
+ * that refill needs no division: rate tokens per second = rate micro-tokens
+ * per µs. Depth: one second's worth. */
+#define TOKEN 1000000u
+
+struct budget {
+    uint64_t micro;     /* millionths of a token available */
+    uint64_t last_us;   /* last refill */
+};
+
+/* The last verified beacon of one trusted key: what its frames look like. */
+struct announce {
+    bool valid;
+    uint64_t session;
+    uint64_t epoch;
+    uint16_t symbol_size;
+    uint8_t k, m;
+    struct budget pool;     /* failed checks of blocks that match it */
+};
+
 struct sl_receiver {
     struct sl_receiver_config cfg;
     struct sl_fec_decoder *dec;
     struct sl_hw_rxmsg *msgs;       /* batch slots */
     uint8_t *slots;                 /* batch * datagram_max bytes */
+    struct announce ann[SL_KEY_SET_MAX];   /* by index in cfg.trusted */
+    struct budget unannounced;      /* shared by blocks that match no beacon */
+    struct budget beacons;
     struct sl_receiver_stats st;
 };
 
 static const char *const stage_names[SL_RX_STAGES] = {
     [SL_RX_DATAGRAM] = "datagram", [SL_RX_FRAME] = "frame", [SL_RX_BEACON] = "beacon",
     [SL_RX_FEC] = "fec",           [SL_RX_BLOCK] = "block", [SL_RX_REPLAY] = "replay",
+    [SL_RX_ANNOUNCE] = "announce",
 };
 
 const char *sl_receiver_stage_name(enum sl_rx_stage s)
@@ -37,12 +61,23 @@ sl_err sl_receiver_create(struct sl_receiver **out, const struct sl_receiver_con
 {
     *out = NULL;
     if (!cfg->trusted || !cfg->replay || cfg->batch < 1 || cfg->batch > 1024 ||
-        cfg->datagram_max < SL_BEACON_BYTES || cfg->datagram_max > SL_FRAME_MAX_BYTES + 64)
+        cfg->datagram_max < SL_BEACON_BYTES || cfg->datagram_max > SL_FRAME_MAX_BYTES + 64 ||
+        cfg->fail_per_s > SL_RX_FAIL_PER_S_MAX || cfg->fail_unannounced_per_s > SL_RX_FAIL_PER_S_MAX ||
+        cfg->fail_beacon_per_s > SL_RX_FAIL_PER_S_MAX)
         return SL_ERR_RANGE;
     struct sl_receiver *r = calloc(1, sizeof *r);
     if (!r)
         return SL_ERR_NOMEM;
     r->cfg = *cfg;
+    if (!r->cfg.fail_per_s)
+        r->cfg.fail_per_s = SL_RX_FAIL_PER_S_DEFAULT;
+    if (!r->cfg.fail_unannounced_per_s)
+        r->cfg.fail_unannounced_per_s = SL_RX_FAIL_UNANNOUNCED_PER_S_DEFAULT;
+    if (!r->cfg.fail_beacon_per_s)
+        r->cfg.fail_beacon_per_s = SL_RX_FAIL_BEACON_PER_S_DEFAULT;
+    /* Buckets start full; the first refill anchors them to the caller's clock. */
+    r->unannounced.micro = (uint64_t)r->cfg.fail_unannounced_per_s * TOKEN;
+    r->beacons.micro = (uint64_t)r->cfg.fail_beacon_per_s * TOKEN;
     sl_err e = sl_fec_decoder_create(&r->dec, &cfg->fec);
     if (e == SL_OK && cfg->hw) {
         r->msgs = calloc(cfg->batch, sizeof *r->msgs);
@@ -66,11 +101,53 @@ static void drop(struct sl_receiver *r, enum sl_rx_stage stage, sl_err e)
     r->st.drops[stage][(unsigned)e < SL_ERR__COUNT ? e : SL_ERR_STATE]++;
 }
 
+/* Refills b for the time since its last refill (rate tokens per second, at
+ * most one second's worth held) and says whether a whole token is there. A
+ * clock that went backwards re-anchors without refilling. */
+static bool budget_ready(struct budget *b, unsigned rate, uint64_t now_us)
+{
+    uint64_t cap = (uint64_t)rate * TOKEN;
+    if (now_us > b->last_us) {
+        uint64_t dt = now_us - b->last_us;
+        uint64_t add = dt >= TOKEN ? cap : dt * rate;
+        b->micro = cap - b->micro <= add ? cap : b->micro + add;
+    }
+    b->last_us = now_us;
+    return b->micro >= TOKEN;
+}
+
+static void budget_spend(struct budget *b)
+{
+    b->micro = b->micro >= TOKEN ? b->micro - TOKEN : 0;
+}
+
+/* Index of key id in the trusted set, or -1. */
+static int key_index(const struct sl_receiver *r, const uint8_t id[SL_KEY_ID_BYTES])
+{
+    const struct sl_key_public *k = sl_key_set_find(r->cfg.trusted, id);
+    return k ? (int)(k - r->cfg.trusted->key) : -1;
+}
+
 static void beacon_in(struct sl_receiver *r, const uint8_t *dg, size_t len, uint64_t now_us)
 {
     struct sl_beacon b;
-    sl_err e = sl_datagram_beacon_open(&b, dg, len, r->cfg.trusted);
+    /* Everything cheap first: layout, CRC, fields, trusted key, canonical
+     * s, and the replay window read-only (a recorded genuine beacon would
+     * verify, so it must be refused before it costs a verification). */
+    sl_err e = sl_datagram_beacon_check(&b, dg, len, r->cfg.trusted);
+    if (e == SL_OK)
+        e = sl_replay_check(r->cfg.replay, b.key_id, SL_REPLAY_CHANNEL_BEACON, b.epoch, b.beacon_seq);
+    if (e == SL_OK && !budget_ready(&r->beacons, r->cfg.fail_beacon_per_s, now_us))
+        e = SL_ERR_BUDGET;
     if (e != SL_OK) {
+        drop(r, SL_RX_BEACON, e);
+        return;
+    }
+    r->st.verifies++;
+    e = sl_datagram_beacon_open(&b, dg, len, r->cfg.trusted);
+    if (e != SL_OK) {
+        r->st.verify_failures++;
+        budget_spend(&r->beacons);
         drop(r, SL_RX_BEACON, e);
         return;
     }
@@ -81,13 +158,49 @@ static void beacon_in(struct sl_receiver *r, const uint8_t *dg, size_t len, uint
         drop(r, SL_RX_BEACON, e);
         return;
     }
+    int ki = key_index(r, b.key_id);
+    if (ki >= 0) {
+        struct announce *a = &r->ann[ki];
+        bool fresh = !a->valid || a->session != b.session || a->epoch != b.epoch;
+        a->valid = true;
+        a->session = b.session;
+        a->epoch = b.epoch;
+        a->symbol_size = b.symbol_size;
+        a->k = b.k;
+        a->m = b.m;
+        if (fresh) {
+            /* A new session starts with a full bucket of its own. */
+            a->pool.micro = (uint64_t)r->cfg.fail_per_s * TOKEN;
+            a->pool.last_us = now_us;
+        }
+    }
     r->st.beacons++;
     if (r->cfg.on_beacon)
         r->cfg.on_beacon(r->cfg.ctx, &b, now_us);
 }
 
+/* Where a DATA frame of a trusted key stands against that key's last
+ * verified beacon: SL_OK with *announced set (it matches) or clear (newer
+ * epoch or no beacon yet), SL_ERR_EPOCH (older epoch) or SL_ERR_MISMATCH
+ * (same epoch, other session, S, k' > k or m' not TX's repair count for
+ * k'). TX restarts always bump the epoch, so same-epoch disagreement is
+ * never genuine. */
+static sl_err announce_check(const struct announce *a, const struct sl_data_frame *f, bool *announced)
+{
+    *announced = false;
+    if (!a->valid || f->epoch > a->epoch)
+        return SL_OK;
+    if (f->epoch < a->epoch)
+        return SL_ERR_EPOCH;
+    if (f->session != a->session || f->symbol_size != a->symbol_size || f->k > a->k ||
+        f->m != sl_fec_repair_count(a->k, a->m, f->k))
+        return SL_ERR_MISMATCH;
+    *announced = true;
+    return SL_OK;
+}
+
 static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, const struct sl_data_frame *f,
-                     uint64_t now_us)
+                     int ki, bool announced, uint64_t now_us)
 {
     struct sl_block_expect x = {
         .channel = d->channel,
@@ -98,19 +211,38 @@ static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, cons
         .k = d->k,
     };
     memcpy(x.key_id, f->key_id, sizeof x.key_id);
+    /* Layout, fields, padding, trusted key, canonical s: ~1 µs, no token. */
+    sl_err e = sl_block_check(d->data, d->len, &x, r->cfg.trusted);
+    struct budget *pool = announced ? &r->ann[ki].pool : &r->unannounced;
+    unsigned rate = announced ? r->cfg.fail_per_s : r->cfg.fail_unannounced_per_s;
+    if (e == SL_OK && !budget_ready(pool, rate, now_us))
+        e = SL_ERR_BUDGET;
+    if (e != SL_OK) {
+        drop(r, SL_RX_BLOCK, e);
+        return;
+    }
     const uint8_t *payload;
     size_t plen;
     struct sl_block_hdr h;
-    sl_err e = sl_block_open(&payload, &plen, &h, d->data, d->len, &x, r->cfg.trusted);
+    r->st.verifies++;
+    e = sl_block_open(&payload, &plen, &h, d->data, d->len, &x, r->cfg.trusted);
     if (e != SL_OK) {
+        /* Not remembered: genuine symbols of this id may still arrive and
+         * open a fresh entry. */
+        r->st.verify_failures++;
+        budget_spend(pool);
         drop(r, SL_RX_BLOCK, e);
         return;
     }
     e = sl_replay_accept(r->cfg.replay, f->key_id, h.channel, h.epoch, h.block_seq);
     if (e != SL_OK) {
+        /* Signed but refused (the pre-check passed, so this is rare): it
+         * still cost a verification, so it is charged like a failure. */
+        budget_spend(pool);
         drop(r, SL_RX_REPLAY, e);
         return;
     }
+    sl_fec_decoder_done(r->dec, d);
     r->st.blocks++;
     if (d->recovered)
         r->st.blocks_recovered++;
@@ -138,6 +270,13 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
         return;
     }
     r->st.frames++;
+    /* A key we do not trust can never produce a block: do not let its
+     * frames take decoder room. */
+    int ki = key_index(r, f.key_id);
+    if (ki < 0) {
+        drop(r, SL_RX_FRAME, SL_ERR_UNKNOWN_KEY);
+        return;
+    }
     /* Cheap pre-check on the (unauthenticated) header: frames of a block
      * already accepted, or of an older epoch, never reach the decoder. It
      * only reads the window; only a verified block updates it. */
@@ -152,20 +291,32 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
             drop(r, SL_RX_REPLAY, e);
         return;
     }
+    bool announced;
+    e = announce_check(&r->ann[ki], &f, &announced);
+    if (e != SL_OK) {
+        drop(r, SL_RX_ANNOUNCE, e);
+        return;
+    }
+    uint64_t tag;
+    _Static_assert(sizeof tag == SL_KEY_ID_BYTES, "the key id is the decoder's tag");
+    memcpy(&tag, f.key_id, sizeof tag);
     struct sl_fec_symbol sym = {
         .session = f.session,
+        .epoch = f.epoch,
         .block_seq = f.block_seq,
+        .tag = tag,
         .channel = f.channel,
         .k = f.k,
         .m = f.m,
         .index = f.index,
+        .unannounced = !announced,
         .symbol_size = f.symbol_size,
         .data = f.symbol,
     };
     struct sl_fec_decoded d;
     e = sl_fec_decode(r->dec, &d, &sym, now_us);
     if (e == SL_OK)
-        block_in(r, &d, &f, now_us);
+        block_in(r, &d, &f, ki, announced, now_us);
     else if (e != SL_ERR_AGAIN)
         drop(r, SL_RX_FEC, e);
 }

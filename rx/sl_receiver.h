@@ -3,6 +3,29 @@
  * handed over separately. Every datagram that does not make it is counted
  * under the stage and sl_err that stopped it.
  *
+ * Unsigned frames must never make RX refuse a genuine block, nor buy
+ * unbounded signature checks:
+ *  - frames of an untrusted key id are dropped at once (frame/unknown_key);
+ *  - the last verified beacon of each trusted key (session, epoch, S, k, m)
+ *    announces what its frames look like. A frame that disagrees (older
+ *    epoch; same epoch with another session, another S, k' > k or m' not
+ *    the repair count of k') is refused before it takes a decoder entry
+ *    (announce/epoch, announce/mismatch). A frame that matches goes to the
+ *    decoder's announced part; frames of a newer epoch (TX restarted, its
+ *    first beacon not here yet) or of a key with no verified beacon yet go
+ *    to the small unannounced part. The parts never evict each other;
+ *  - a decoded block is remembered as done only once it verified and passed
+ *    the replay window (sl_fec_decoder_done);
+ *  - failed signature checks are rationed by token buckets refilled from
+ *    now_us: one per trusted key for blocks that match its beacon, one
+ *    shared by all unannounced blocks, one for beacons. Cheap checks (the
+ *    whole block or beacon layout, trusted key, canonical s, the replay
+ *    window) come first and cost no token; a verification that succeeds
+ *    costs none. An empty bucket drops its candidates unverified
+ *    (block/budget, beacon/budget) until it refills, so under a forged-
+ *    signature flood genuine blocks of that pool are partly dropped too;
+ *    the mirror then goes stale rather than frozen-Good.
+ *
  * One receiver per RX process; single-threaded. All memory (datagram slots,
  * the decoder's bounded table) is allocated by sl_receiver_create; nothing
  * per datagram. The replay table is the caller's (it persists it). */
@@ -35,6 +58,12 @@ struct sl_receiver_config {
     struct sl_fec_decoder_config fec;
     size_t batch;                       /* datagrams per receive call (1..1024) */
     size_t datagram_max;                /* largest datagram accepted, bytes */
+    /* Failed signature checks allowed per second (bucket depth: one
+     * second's worth); 0 = the default. At ~45 µs a check, 1000/s is ~4.5 %
+     * of a core. */
+    unsigned fail_per_s;                /* per trusted key, announced blocks (1000) */
+    unsigned fail_unannounced_per_s;    /* shared by unannounced blocks (250) */
+    unsigned fail_beacon_per_s;         /* shared by all beacons (250) */
     sl_receiver_payload_fn on_payload;
     sl_receiver_beacon_fn on_beacon;
     void *ctx;
@@ -48,6 +77,7 @@ enum sl_rx_stage {
     SL_RX_FEC,              /* decoder: duplicate/late, mismatch, range */
     SL_RX_BLOCK,            /* decoded block: header, key, signature */
     SL_RX_REPLAY,           /* old epoch or sequence (before or after decoding) */
+    SL_RX_ANNOUNCE,         /* frame disagrees with its key's last verified beacon */
     SL_RX_STAGES
 };
 
@@ -57,11 +87,18 @@ struct sl_receiver_stats {
     uint64_t beacons;           /* accepted beacons */
     uint64_t blocks;            /* verified, fresh blocks delivered */
     uint64_t blocks_recovered;  /* of which needed repair symbols */
+    uint64_t verifies;          /* Ed25519 verifications run (blocks and beacons) */
+    uint64_t verify_failures;   /* of which failed (each took a budget token) */
     uint64_t drops[SL_RX_STAGES][SL_ERR__COUNT];
     struct sl_fec_counters fec; /* includes unrecoverable and evicted blocks */
 };
 
 struct sl_receiver;
+
+#define SL_RX_FAIL_PER_S_DEFAULT             1000u
+#define SL_RX_FAIL_UNANNOUNCED_PER_S_DEFAULT 250u
+#define SL_RX_FAIL_BEACON_PER_S_DEFAULT      250u
+#define SL_RX_FAIL_PER_S_MAX                 1000000u
 
 /* SL_ERR_RANGE for a bad config, SL_ERR_NOMEM. */
 __attribute__((warn_unused_result))
@@ -77,7 +114,8 @@ void sl_receiver_destroy(struct sl_receiver *r);
 __attribute__((warn_unused_result))
 sl_err sl_receiver_poll(struct sl_receiver *r, int timeout_ms, uint64_t now_us);
 
-/* Processes one datagram already in memory (tests, fuzzing, replays). */
+/* Processes one datagram already in memory (tests, fuzzing, replays).
+ * now_us also refills the verification budgets. */
 void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uint64_t now_us);
 
 /* Ages out partial blocks (counted unrecoverable). Called by poll too. */

@@ -102,6 +102,10 @@ bool tu_feed(struct sl_fec_decoder *dec, const struct sl_fec_block *blk, const u
             match = out.len == (size_t)blk->k * blk->symbol_size && out.k == blk->k &&
                     out.m == blk->m && out.block_seq == seq && out.session == session &&
                     memcmp(out.data, blk->sym, out.len) == 0;
+            /* Plays RX's verifier: a genuine block is confirmed done, so
+             * its remaining symbols are late instead of a new block. */
+            if (match)
+                sl_fec_decoder_done(dec, &out);
         }
     }
     *ok = outputs == 1 && match;

@@ -24,7 +24,8 @@ uint8_t tu_gf_inv(uint8_t a);
 void tu_ref_repair(uint8_t *out, const uint8_t *data, unsigned kb, unsigned r, size_t s);
 
 /* Feeds blk's symbols except those with bit i set in lost (256-bit mask),
- * in an order shuffled by *rng, as block (session, seq) at now_us. Returns
+ * in an order shuffled by *rng, as block (session, seq) at now_us, and
+ * marks a correct result done (as RX does once it verified). Returns
  * true if a block came out; *ok is set when it matched blk's data exactly
  * and only one result came out. */
 bool tu_feed(struct sl_fec_decoder *dec, const struct sl_fec_block *blk, const uint64_t *lost,

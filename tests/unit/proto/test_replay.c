@@ -1,5 +1,6 @@
 /* Replay window: order, duplicates, age, epochs, independence of
- * (key, channel) pairs, the bounded table, and the state file. */
+ * (key, channel) pairs, the bounded table, the state file, and the jump
+ * bounds against a compromised TX (issue 13). */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,10 +99,13 @@ SL_TEST(replay, too_old_and_window_edges)
         if (jump > 1)
             CU_ASSERT_EQUAL_FATAL(sl_replay_check(r, key_a, 0, 1, s - 1), SL_OK);
     }
-    /* Near the top of the sequence space. */
-    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, UINT64_MAX), SL_OK);
-    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, UINT64_MAX), SL_ERR_REPLAY);
-    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, UINT64_MAX - 1), SL_OK);
+    /* The largest jump allowed, twice, and the edges there. */
+    s += SL_REPLAY_SEQ_JUMP_MAX;
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, s), SL_OK);
+    s += SL_REPLAY_SEQ_JUMP_MAX;
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, s), SL_OK);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, s), SL_ERR_REPLAY);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 1, s - 1), SL_OK);
     free(r);
 }
 
@@ -116,7 +120,7 @@ SL_TEST(replay, epochs)
     CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 6, 10), SL_OK);
     CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 6, 10), SL_ERR_REPLAY);
     CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 5, 11), SL_ERR_EPOCH);
-    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, UINT64_MAX, 3), SL_OK);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 6 + SL_REPLAY_EPOCH_JUMP_MAX, 3), SL_OK);
     CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 6, 11), SL_ERR_EPOCH);
     /* Pairs are independent: other key, other channel, beacons. */
     CU_ASSERT_EQUAL(accept_both(r, key_b, 0, 1, 10), SL_OK);
@@ -278,6 +282,92 @@ SL_TEST(replay, corrupt_state_rejected)
     write_bytes(path, good, n);
     CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_OK);
     CU_ASSERT_EQUAL(s->count, 2u);
+    unlink(path);
+    rmdir(statedir);
+    free(r);
+    free(s);
+}
+
+/* Issue 13: a compromised (or buggy) TX signing an epoch or a sequence near
+ * UINT64_MAX would lock the genuine sender out for good. Jumps beyond the
+ * bounds are refused with SL_ERR_RANGE by check and accept alike, change
+ * nothing, and so are never persisted. */
+SL_TEST(replay, jumps_beyond_bounds_refused_and_not_recorded)
+{
+    char path[128];
+    state_path(path, sizeof path);
+    struct sl_replay *r = new_table(), *s = new_table();
+    /* A key's first epoch: bounded absolutely. */
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, UINT64_MAX, 0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, SL_REPLAY_EPOCH_MAX, 0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, SL_REPLAY_CHANNEL_BEACON, UINT64_MAX - 1, 1), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(r->count, 0u);
+    /* A first sequence: TX numbers every epoch from 0. */
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, UINT64_MAX), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, SL_REPLAY_SEQ_JUMP_MAX + 1), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(r->count, 0u);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, 100), SL_OK);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, SL_REPLAY_CHANNEL_BEACON, 7, 5), SL_OK);
+    /* Epoch jumps relative to the held one. */
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7 + SL_REPLAY_EPOCH_JUMP_MAX + 1, 0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, UINT64_MAX, 0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, SL_REPLAY_EPOCH_MAX - 1, 0), SL_ERR_RANGE);
+    /* Sequence jumps: blocks and beacons alike; a new epoch's first one. */
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, 100 + SL_REPLAY_SEQ_JUMP_MAX + 1), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, UINT64_MAX), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, SL_REPLAY_CHANNEL_BEACON, 7, UINT64_MAX), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, SL_REPLAY_CHANNEL_BEACON, 8, UINT64_MAX), SL_ERR_RANGE);
+    /* Nothing moved: position and the genuine sender's next values. */
+    uint64_t e, q;
+    CU_ASSERT_EQUAL(sl_replay_position(&e, &q, r, key_a, 0), SL_OK);
+    CU_ASSERT_EQUAL(e, 7u);
+    CU_ASSERT_EQUAL(q, 100u);
+    CU_ASSERT_EQUAL(sl_replay_position(&e, &q, r, key_a, SL_REPLAY_CHANNEL_BEACON), SL_OK);
+    CU_ASSERT_EQUAL(e, 7u);
+    CU_ASSERT_EQUAL(q, 5u);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, 101), SL_OK);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, SL_REPLAY_CHANNEL_BEACON, 7, 6), SL_OK);
+    /* ...and what is persisted is what was accepted. */
+    CU_ASSERT_EQUAL_FATAL(sl_replay_save(r, path), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_replay_load(s, path), SL_OK);
+    CU_ASSERT_EQUAL(sl_replay_position(&e, &q, s, key_a, 0), SL_OK);
+    CU_ASSERT_EQUAL(e, 7u);
+    CU_ASSERT_EQUAL(q, 101u);
+    /* The largest allowed steps are accepted (a TX restart loop unseen by
+     * RX, a long outage at bulk rates). */
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7 + SL_REPLAY_EPOCH_JUMP_MAX, SL_REPLAY_SEQ_JUMP_MAX), SL_OK);
+    CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7 + SL_REPLAY_EPOCH_JUMP_MAX, 2 * SL_REPLAY_SEQ_JUMP_MAX), SL_OK);
+    unlink(path);
+    rmdir(statedir);
+    free(r);
+    free(s);
+}
+
+/* A state file holding an epoch beyond the bound (written before the bound
+ * existed: a bricked key) is refused loudly rather than loaded; the
+ * in-memory loader gives the same answers as the file loader. */
+SL_TEST(replay, load_mem_and_bricked_epoch_refused)
+{
+    struct sl_replay *r = new_table(), *s = new_table();
+    CU_ASSERT_EQUAL(sl_replay_accept(r, key_a, 0, 9, 1), SL_OK);
+    static uint8_t img[SL_REPLAY_FILE_MAX_BYTES];
+    char path[128];
+    state_path(path, sizeof path);
+    CU_ASSERT_EQUAL_FATAL(sl_replay_save(r, path), SL_OK);
+    size_t n = read_bytes(path, img, sizeof img);
+    CU_ASSERT_EQUAL_FATAL(n, SL_REPLAY_FILE_HDR_BYTES + SL_REPLAY_FILE_ENTRY_BYTES + 4);
+    CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, n), SL_OK);
+    CU_ASSERT_EQUAL(s->count, 1u);
+    CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, n - 1), SL_ERR_LENGTH);
+    CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, 3), SL_ERR_TRUNCATED);
+    /* epoch := 2^48 (entry offset 16), CRC fixed */
+    sl_be64_put(img + 12 + 16, SL_REPLAY_EPOCH_MAX);
+    sl_be32_put(img + n - 4, sl_crc_compute(img, n - 4));
+    CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, n), SL_ERR_RANGE);
+    write_bytes(path, img, n);
+    CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(s->count, 1u);   /* untouched by the failed loads */
+    CU_ASSERT_EQUAL(s->entry[0].epoch, 9u);
     unlink(path);
     rmdir(statedir);
     free(r);
