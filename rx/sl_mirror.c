@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_key.h"
 #include "sl_regs.h"
 
 /* Value states: a tag holds nothing, a value restored from the database
@@ -20,13 +21,20 @@ struct tag {
     double scale, offset;
 };
 
+/* The block a value came from orders it (sl_mirror_apply_block): key slot
+ * (1 + index into sl_mirror.keys; 0 = no origin, replaced by anything),
+ * epoch and block sequence. */
 struct val {
     uint64_t raw;
     uint64_t src_us;
     uint64_t rx_us;
+    uint64_t epoch;
+    uint64_t seq;
     uint32_t quality;   /* as received from TX */
     uint8_t state;      /* ST_* */
     uint8_t dirty;      /* on the dirty list */
+    uint8_t key;        /* key slot of the origin, 0 = none */
+    uint8_t future;     /* source time was in the future when applied */
 };
 
 /* One schema. The register map is one sorted array of 64-bit entries:
@@ -62,6 +70,13 @@ struct sl_mirror {
     size_t dirty_n;
     bool stale;
     uint64_t generation;
+    /* Key ids seen in origins, so a value stores a 1-byte slot: only
+     * trusted keys sign blocks, at most SL_KEY_SET_MAX of them. */
+    uint8_t keys[SL_KEY_SET_MAX][SL_KEY_ID_BYTES];
+    unsigned nkeys;
+    bool future_seen;
+    uint32_t future_tag;
+    uint64_t future_src_us;
     sl_mirror_hook hook;
     void *hook_ctx;
     struct sl_mirror_stats st;
@@ -207,6 +222,32 @@ static sl_err put_string(struct sl_mirror *m, struct table *t, const char *s, si
     return SL_OK;
 }
 
+/* A name is one MQTT topic level: no separator, no wildcard. */
+static bool name_ok(const char *s)
+{
+    return strpbrk(s, "/+#") == NULL;
+}
+
+/* enterprise/site/area/line: four non-empty segments, no wildcard. */
+static bool path_ok(const char *s)
+{
+    unsigned segs = 1;
+    size_t seglen = 0;
+    for (; *s; s++) {
+        if (*s == '+' || *s == '#')
+            return false;
+        if (*s == '/') {
+            if (seglen == 0)
+                return false;
+            segs++;
+            seglen = 0;
+        } else {
+            seglen++;
+        }
+    }
+    return seglen > 0 && segs == 4;
+}
+
 static sl_err abandon(struct sl_mirror *m, sl_err e)
 {
     m->staging_open = false;
@@ -227,6 +268,9 @@ sl_err sl_mirror_schema_add(struct sl_mirror *m, const struct sl_schema_tag *d)
     sl_err e = sl_msg_tag_check(d);
     if (e != SL_OK)
         return abandon(m, e);
+    /* Strings are NUL-terminated within their arrays once the check passed. */
+    if (!name_ok(d->name) || !path_ok(d->path))
+        return abandon(m, SL_ERR_RANGE);
     struct tag *g = &t->tags[t->n];
     memset(g, 0, sizeof *g);
     g->id = d->tag_id;
@@ -373,13 +417,40 @@ sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos)
     return SL_ERR_NOT_FOUND;
 }
 
-sl_err sl_mirror_apply(struct sl_mirror *m, const struct sl_value *v, size_t n,
-                       uint64_t rx_time_us)
+/* Slot of key_id (1-based), added on first sight; 0 when the table is full
+ * (cannot happen with at most SL_KEY_SET_MAX trusted keys): such values
+ * are then applied without ordering, which fails open to "newest arrival
+ * wins", never to a frozen tag. */
+static uint8_t key_slot(struct sl_mirror *m, const uint8_t key_id[SL_KEY_ID_BYTES])
+{
+    for (unsigned i = 0; i < m->nkeys; i++)
+        if (memcmp(m->keys[i], key_id, SL_KEY_ID_BYTES) == 0)
+            return (uint8_t)(i + 1u);
+    if (m->nkeys >= SL_KEY_SET_MAX)
+        return 0;
+    memcpy(m->keys[m->nkeys], key_id, SL_KEY_ID_BYTES);
+    return (uint8_t)++m->nkeys;
+}
+
+/* True when the value held came from a newer block of the same key than
+ * (epoch, seq): the incoming value is late and must not roll the tag back. */
+static bool held_is_newer(const struct val *x, uint8_t key, uint64_t epoch, uint64_t seq)
+{
+    if (key == 0 || x->key != key || (x->state != ST_LIVE && x->state != ST_HELD))
+        return false;
+    return x->epoch > epoch || (x->epoch == epoch && x->seq > seq);
+}
+
+sl_err sl_mirror_apply_block(struct sl_mirror *m, const struct sl_mirror_origin *o,
+                             const struct sl_value *v, size_t n, uint64_t rx_time_us,
+                             uint64_t future_after_us)
 {
     if (!m->active->valid) {
         m->st.no_schema += n;
         return SL_ERR_STATE;
     }
+    uint8_t key = o ? key_slot(m, o->key_id) : 0;
+    uint64_t epoch = o ? o->epoch : 0, seq = o ? o->block_seq : 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t pos;
         if (sl_mirror_find(m, v[i].tag_id, &pos) != SL_OK) {
@@ -395,23 +466,47 @@ sl_err sl_mirror_apply(struct sl_mirror *m, const struct sl_value *v, size_t n,
             continue;
         }
         struct val *x = &m->vals[pos];
-        /* Values are absolute; an older one (a late delta, a keyframe that
-         * crossed a newer delta) must not roll the tag back. Equal times are
-         * taken: a keyframe refreshes a restored value with the same time. */
-        if (x->state != ST_EMPTY && v[i].source_time_us < x->src_us) {
+        /* Values are absolute; one from an older block (delivered late, e.g.
+         * after a later block recovered first) must not roll the tag back.
+         * TX's block order is its state order, whatever its clock says. */
+        if (held_is_newer(x, key, epoch, seq)) {
             m->st.older++;
             continue;
+        }
+        bool future = future_after_us && v[i].source_time_us > future_after_us;
+        if (future) {
+            m->st.future++;
+            m->future_seen = true;
+            m->future_tag = v[i].tag_id;
+            m->future_src_us = v[i].source_time_us;
         }
         x->raw = v[i].raw;
         x->quality = v[i].quality;
         x->src_us = v[i].source_time_us;
         x->rx_us = rx_time_us;
         x->state = ST_LIVE;
+        x->key = key;
+        x->epoch = epoch;
+        x->seq = seq;
+        x->future = future;
         mark_dirty(m, pos);
         m->st.applied++;
         notify(m, SL_MIRROR_EV_VALUE, pos);
     }
     return SL_OK;
+}
+
+sl_err sl_mirror_apply(struct sl_mirror *m, const struct sl_value *v, size_t n,
+                       uint64_t rx_time_us)
+{
+    return sl_mirror_apply_block(m, NULL, v, n, rx_time_us, 0);
+}
+
+bool sl_mirror_future_last(const struct sl_mirror *m, uint32_t *tag_id, uint64_t *source_time_us)
+{
+    *tag_id = m->future_tag;
+    *source_time_us = m->future_src_us;
+    return m->future_seen;
 }
 
 sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v, uint64_t rx_time_us)
@@ -430,6 +525,8 @@ sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v, uint64_t
     x->src_us = v->source_time_us;
     x->rx_us = rx_time_us;
     x->state = ST_RESTORED;
+    x->key = 0;          /* no sequence: any verified block replaces it */
+    x->future = 0;
     notify(m, SL_MIRROR_EV_VALUE, pos);
     return SL_OK;
 }
@@ -464,8 +561,12 @@ static uint32_t effective(const struct sl_mirror *m, const struct val *x)
     case ST_HELD:
         return (x->quality & 0x80000000u) ? SL_Q_BAD_NO_COMM : SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE;
     default:
-        if (!m->stale)
+        if (!m->stale) {
+            /* A Good value stamped in the future: usable, not Good. */
+            if (x->future && (x->quality & 0xC0000000u) == 0)
+                return SL_MIRROR_Q_FUTURE;
             return x->quality;
+        }
         return (x->quality & 0x80000000u) ? SL_Q_BAD_NO_COMM : SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE;
     }
 }
@@ -502,6 +603,7 @@ sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_t
     out->tx_quality = x->quality;
     out->source_time_us = x->src_us;
     out->rx_time_us = x->rx_us;
+    out->future = x->future != 0;
     return SL_OK;
 }
 

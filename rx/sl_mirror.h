@@ -31,6 +31,15 @@
 #define SL_MIRROR_MAX_TAGS      (1u << 30)
 #define SL_MIRROR_DEFAULT_STALE_MS 1000u
 
+/* Shown for a live, Good value whose source time lies in the future (more
+ * than the daemon's tolerance ahead of TX's clock as beacons report it):
+ * OPC UA "Uncertain" (0x40000000), the generic code of the family. The
+ * value is usable and is applied, but its timestamp cannot be right, so it
+ * is not Good; no more specific Uncertain code describes a bad timestamp
+ * (the Uncertain sub-codes all name other causes). Bad and Uncertain codes
+ * from TX are passed through as they are. docs/mirror.md §1.1. */
+#define SL_MIRROR_Q_FUTURE         0x40000000u
+
 /* Input types come from the message codecs (proto/sl_msg.h): struct
  * sl_schema_tag (one SCHEMA entry) and struct sl_value (one KEYFRAME/DELTA
  * entry). */
@@ -49,6 +58,7 @@ struct sl_mirror_tag {
     uint32_t tx_quality;       /* quality as last received from TX */
     uint64_t source_time_us;   /* from TX; 0 when !has_value */
     uint64_t rx_time_us;       /* when RX applied (or originally received) it */
+    bool future;               /* source time was ahead of TX's clock (SL_MIRROR_Q_FUTURE) */
 };
 
 struct sl_mirror_config {
@@ -60,7 +70,8 @@ struct sl_mirror_config {
 
 struct sl_mirror_stats {
     uint64_t applied;           /* values accepted */
-    uint64_t older;             /* ignored: source time older than held */
+    uint64_t older;             /* ignored: from an older block than the value held */
+    uint64_t future;            /* applied, flagged: source time in the future */
     uint64_t unknown_tag;       /* ignored: tag id not in the schema */
     uint64_t type_mismatch;     /* ignored: type differs from the schema */
     uint64_t invalid;           /* ignored: fails sl_msg_value_check */
@@ -107,7 +118,9 @@ void sl_mirror_set_hook(struct sl_mirror *m, sl_mirror_hook fn, void *ctx);
  * chunk of another id (re)starts staging. When every chunk is in and the
  * tag count equals total_tags, the schema is committed (O(n log n)).
  * Errors: SL_ERR_HEADER (chunk fields inconsistent), SL_ERR_TYPE or
- * SL_ERR_RANGE (a tag fails sl_msg_tag_check), SL_ERR_DUPLICATE (tag id
+ * SL_ERR_RANGE (a tag fails sl_msg_tag_check, or its name or path would
+ * not be one MQTT topic level / four levels: see sl_mirror_schema_add),
+ * SL_ERR_DUPLICATE (tag id
  * twice), SL_ERR_LENGTH (tag count differs from total_tags),
  * SL_ERR_TABLE_FULL / SL_ERR_CAPACITY (max_tags / string budget); staging
  * is abandoned and counted in schema_errors. */
@@ -118,7 +131,13 @@ sl_err sl_mirror_schema_chunk(struct sl_mirror *m, uint32_t schema_id, uint16_t 
 
 /* Lower-level staging used by the store's restore and by the chunk path:
  * begin discards any staging in progress; add validates and copies one tag
- * (O(1)); commit sorts, checks and swaps (O(n log n)). */
+ * (O(1)); commit sorts, checks and swaps (O(n log n)). Besides
+ * sl_msg_tag_check, add refuses (SL_ERR_RANGE) a name holding '/', '+' or
+ * '#', and a path that is not enterprise/site/area/line: four non-empty
+ * segments without '+' or '#' (control characters are refused anywhere).
+ * Names and paths become MQTT topic levels: a '/' in a name would publish
+ * over another topic, e.g. the status topic. TX's tag map has the same
+ * rules (tx/sl_tagmap.c); RX checks again because a TX may be hostile. */
 __attribute__((warn_unused_result))
 sl_err sl_mirror_schema_begin(struct sl_mirror *m, uint32_t schema_id, uint32_t total_tags);
 __attribute__((warn_unused_result))
@@ -134,13 +153,45 @@ uint64_t sl_mirror_generation(const struct sl_mirror *m);
 
 /* ---- values ---------------------------------------------------------------*/
 
-/* Applies n KEYFRAME/DELTA values received at rx_time_us (RX wall clock).
- * A value is taken when its tag exists with the same type and its source
- * time is not older than the one held; otherwise it is ignored and counted
- * (sl_mirror_stats). O(n log tags), no allocation. Returns SL_ERR_STATE when
- * no schema is active (all counted as no_schema), else SL_OK. */
+/* The verified block a batch of values came from. Values are ordered by
+ * it, never by their source time: a TX clock that steps back, or one value
+ * stamped in the future, must not stop later values (issue 13). */
+struct sl_mirror_origin {
+    uint8_t key_id[SL_KEY_ID_BYTES];   /* key that signed the block */
+    uint64_t epoch;
+    uint64_t block_seq;
+};
+
+/* Applies n KEYFRAME/DELTA values of the block o, received at rx_time_us
+ * (RX wall clock). A value is taken when its tag exists with the same type
+ * and passes sl_msg_value_check, unless the tag holds a value of a newer
+ * block signed by the same key (higher epoch, or same epoch and higher
+ * block_seq): that one is ignored and counted as older. Within one block
+ * the last value of a tag wins (a block is delivered at most once: the
+ * replay window). A value held without an origin (restored from SQLite, or
+ * set by sl_mirror_apply) or from another key is always replaced: epochs of
+ * different keys are not comparable. o NULL applies without ordering.
+ *
+ * future_after_us: a source time above it (TX's clock as RX estimates it
+ * plus a tolerance, µs since the Unix epoch; 0 = no check) is applied but
+ * flagged: counted (future), remembered for sl_mirror_future_last(), and
+ * shown as SL_MIRROR_Q_FUTURE instead of Good until the tag's next value.
+ *
+ * O(n log tags), no allocation. SL_ERR_STATE when no schema is active (all
+ * counted as no_schema), else SL_OK. */
+sl_err sl_mirror_apply_block(struct sl_mirror *m, const struct sl_mirror_origin *o,
+                             const struct sl_value *v, size_t n, uint64_t rx_time_us,
+                             uint64_t future_after_us);
+
+/* sl_mirror_apply_block without an origin or a time check: values are
+ * applied in call order and hold no sequence (any block replaces them).
+ * For tools and tests that feed values directly. */
 sl_err sl_mirror_apply(struct sl_mirror *m, const struct sl_value *v, size_t n,
                        uint64_t rx_time_us);
+
+/* The last future-dated value applied: its tag id and source time. False
+ * when there was none since create. For the daemon's rate-limited log. */
+bool sl_mirror_future_last(const struct sl_mirror *m, uint32_t *tag_id, uint64_t *source_time_us);
 
 /* Loads one value from the database after a restart: held, effective
  * quality UncertainLastUsableValue until a live value replaces it. v->quality
@@ -153,7 +204,9 @@ sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v,
 
 /* Ages the link: stale when now_ms - last_beacon_ms >= stale_ms (both on
  * the caller's monotonic ms clock; pass the start time as last_beacon_ms
- * until the first beacon). On a transition every tag is marked dirty and
+ * until the first beacon). The daemon passes the "last known live" time of
+ * sl_liveness_live_ms(), so tag data lagging the beacons ages the mirror
+ * exactly as a silent link does. On a transition every tag is marked dirty and
  * SL_MIRROR_EV_LINK raised (O(tags) then, O(1) otherwise). */
 void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_ms);
 

@@ -26,7 +26,7 @@ enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQ
 enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
 enum { K_TRUSTED, K_STATE_DIR };
-enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS };
+enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS, K_FUTURE_TOL_MS };
 enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS, K_MB_PER_PEER, K_MB_REQ_MS };
 enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOUT_S, K_HTTP_REQ_MS,
        K_HTTP_STREAMS, K_HTTP_STREAMS_PER_PEER, K_HTTP_HOSTS };
@@ -42,7 +42,8 @@ static const char *const sec_keys[SEC__COUNT][KEYS_MAX + 1] = {
     [SEC_LINK] = { "transport", "listen", "interface", "port", "file", "follow", "mtu", NULL },
     [SEC_FEC] = { "max_k", "max_m", "entries", "max_age_ms", NULL },
     [SEC_KEYS] = { "trusted", "state_dir", NULL },
-    [SEC_MIRROR] = { "stale_ms", "database", "max_bytes", "max_tags", "checkpoint_ms", NULL },
+    [SEC_MIRROR] = { "stale_ms", "database", "max_bytes", "max_tags", "checkpoint_ms",
+                     "future_tolerance_ms", NULL },
     [SEC_MODBUS] = { "listen", "max_conns", "idle_ms", "max_conns_per_peer", "request_timeout_ms", NULL },
     [SEC_HTTP] = { "listen", "token_file", "max_conns", "max_conns_per_peer", "timeout_s",
                    "request_timeout_ms", "max_streams", "max_streams_per_peer", "allowed_hosts", NULL },
@@ -501,6 +502,8 @@ static void do_mirror(struct parse *p)
     struct sl_rxconf *c = p->c;
     const struct rawsec *s = &p->sec[SEC_MIRROR];
     num(p, SEC_MIRROR, K_STALE_MS, 10, 3600000, SL_RXCONF_DEFAULT_STALE_MS, &c->mirror.stale_ms);
+    num(p, SEC_MIRROR, K_FUTURE_TOL_MS, 100, 86400000, SL_RXCONF_DEFAULT_FUTURE_TOL_MS,
+        &c->mirror.future_tolerance_ms);
     num(p, SEC_MIRROR, K_MAX_TAGS, 1, 1u << 30, SL_RXCONF_DEFAULT_MAX_TAGS, &c->mirror.max_tags);
     num(p, SEC_MIRROR, K_CHECKPOINT_MS, 10, 3600000, SL_RXCONF_DEFAULT_CHECKPOINT_MS,
         &c->mirror.checkpoint_ms);

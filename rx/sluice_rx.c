@@ -27,6 +27,7 @@
 #include "sl_diag.h"
 #include "sl_filerecv.h"
 #include "sl_http.h"
+#include "sl_liveness.h"
 #include "sl_hw.h"
 #include "sl_link.h"
 #include "sl_key.h"
@@ -116,6 +117,11 @@ struct rxd {
     struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
     struct sl_schema_tag *tags;     /* one SCHEMA chunk's tags: SCHEMA_TAGS_MAX */
     uint64_t generation;            /* mirror schema generation last logged */
+    /* Liveness from data: tag blocks verified vs beacons' highest_block. */
+    struct sl_liveness live;
+    uint64_t data_stale_since_ms;   /* monotonic ms the current episode was logged */
+    uint64_t next_future_log_ms;    /* future-dated values: rate-limited log */
+    uint64_t future_logged;         /* mirror's future count at the last log line */
 
     uint64_t now_ms;                /* monotonic, refreshed every loop turn */
     uint64_t start_ms;
@@ -182,7 +188,41 @@ static bool rate_ok(uint64_t *next, uint64_t now, uint64_t period)
     return true;
 }
 
-static void tags_payload(struct rxd *d, const uint8_t *payload, size_t len, uint64_t now_us)
+/* The source time above which a value is future-dated: RX's clock turned
+ * into TX's by the last beacon's offset (RX - TX), plus [mirror]
+ * future_tolerance_ms. 0 (no check) until a beacon gave the offset. */
+static uint64_t future_after_us(const struct rxd *d, uint64_t now_us)
+{
+    const struct sl_rxbeacon *b = &d->st.beacon;
+    if (!b->seen)
+        return 0;
+    uint64_t tx_now = now_us - (uint64_t)b->clock_offset_us;   /* two's complement: now - off */
+    return tx_now + (uint64_t)d->conf->mirror.future_tolerance_ms * 1000u;
+}
+
+/* One rate-limited line naming the last future-dated tag, when any came. */
+static void log_future(struct rxd *d)
+{
+    struct sl_mirror_stats ms;
+    sl_mirror_stats(d->mirror, &ms);
+    uint32_t id, pos;
+    uint64_t src;
+    if (ms.future == d->future_logged || !sl_mirror_future_last(d->mirror, &id, &src) ||
+        !rate_ok(&d->next_future_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+        return;
+    uint64_t tx_now = wall_us() - (uint64_t)d->st.beacon.clock_offset_us;
+    struct sl_mirror_tag t;
+    bool named = sl_mirror_find(d->mirror, id, &pos) == SL_OK && sl_mirror_get(d->mirror, pos, &t) == SL_OK;
+    logline("warning: tag %s%s%s (id %" PRIu32 ") has a source time %.3f s ahead of TX's clock "
+            "(tolerance %" PRIu32 " ms): applied, shown Uncertain (0x40000000); %" PRIu64
+            " future-dated values so far", named ? t.path : "?", named ? "/" : "", named ? t.name : "", id,
+            (double)(int64_t)(src - tx_now) / 1e6, d->conf->mirror.future_tolerance_ms, ms.future);
+    d->future_logged = ms.future;
+}
+
+static void tags_payload(struct rxd *d, const struct sl_block_hdr *h,
+                         const uint8_t key_id[SL_KEY_ID_BYTES], const uint8_t *payload, size_t len,
+                         uint64_t now_us)
 {
     struct sl_msg_reader r;
     struct sl_msg msg;
@@ -229,7 +269,12 @@ static void tags_payload(struct rxd *d, const uint8_t *payload, size_t len, uint
             while (n < SL_DELTA_VALUES_MAX && sl_msg_value_next(it, &d->vals[n]))
                 n++;
             d->st.tagch.values += n;
-            (void)sl_mirror_apply(d->mirror, d->vals, n, now_us);   /* ignored values are counted */
+            /* Ordered by the block that carried them, not by source time. */
+            struct sl_mirror_origin o = { .epoch = h->epoch, .block_seq = h->block_seq };
+            memcpy(o.key_id, key_id, SL_KEY_ID_BYTES);
+            /* Ignored values are counted by the mirror. */
+            (void)sl_mirror_apply_block(d->mirror, &o, d->vals, n, now_us, future_after_us(d, now_us));
+            log_future(d);
             break;
         }
         case SL_MSG_EVENT: {
@@ -254,7 +299,6 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
                        const uint8_t *payload, size_t len, uint64_t now_us)
 {
     struct rxd *d = ctx;
-    (void)key_id;
     d->replay_dirty = true;   /* the receiver accepted (epoch, seq) into the window */
     if (h->channel == SL_CHANNEL_TAGS) {
         if (h->session != d->pl_session) {
@@ -262,7 +306,8 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
             d->pl_blocks = 0;
         }
         d->pl_blocks++;
-        tags_payload(d, payload, len, now_us);
+        sl_liveness_block(&d->live, h->session, h->epoch, h->block_seq);
+        tags_payload(d, h, key_id, payload, len, now_us);
     }
     else if (h->channel == SL_CHANNEL_FILES && d->fr)
         sl_filerecv_payload(d->fr, h->session, payload, len, now_us);
@@ -285,6 +330,7 @@ static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
     struct sl_beacon prev = t->last;
     d->replay_dirty = true;
     d->last_beacon_ms = d->now_ms;
+    sl_liveness_beacon(&d->live, d->now_ms, b->session, b->epoch, b->highest_block);
     unsigned ev = sl_rxbeacon_update(t, b, &d->limits, d->now_ms, now_us);
     struct sl_receiver_stats rs;
     sl_receiver_stats(d->rcv, &rs);
@@ -485,10 +531,34 @@ static void read_health(struct rxd *d)
     d->carrier = carrier;
 }
 
+/* Liveness from data, then the mirror's staleness from both: beacons
+ * silent for stale_ms, or tag blocks lagging the beacons for stale_ms,
+ * age the mirror the same way. One line when data starts lagging and one
+ * when it flows again. */
+static void tick_liveness(struct rxd *d)
+{
+    struct sl_liveness *l = &d->live;
+    unsigned ev = sl_liveness_tick(l, d->now_ms);
+    if (ev & SL_LIVENESS_STALE_START) {
+        d->data_stale_since_ms = d->now_ms;
+        char got[32] = "none";
+        if (l->have_data)
+            snprintf(got, sizeof got, "%" PRIu64, l->data_high);
+        logline("warning: tag data stale: beacons announced tag block %" PRIu64 " over %" PRIu32
+                " ms ago, highest verified is %s (session %016" PRIx64 "); the mirror shows "
+                "last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
+                l->lag_announced - 1u, d->conf->mirror.stale_ms, got, l->session, l->episodes);
+    }
+    if (ev & SL_LIVENESS_STALE_END)
+        logline("tag data flows again: verified tag block %" PRIu64 " (stale for %" PRIu64 " ms)",
+                l->data_high, d->now_ms - d->data_stale_since_ms);
+    sl_mirror_tick(d->mirror, d->now_ms, sl_liveness_live_ms(l, d->last_beacon_ms));
+}
+
 static void periodic(struct rxd *d)
 {
     read_health(d);
-    sl_mirror_tick(d->mirror, d->now_ms, d->last_beacon_ms);
+    tick_liveness(d);
     if (d->fr)
         sl_filerecv_tick(d->fr, wall_us());
     if (d->now_ms >= d->next_checkpoint_ms) {
@@ -679,7 +749,7 @@ static void fill_status(void *ctx, struct sl_http_status *out)
 {
     struct rxd *d = ctx;
     const struct sl_rxstats *st = rxd_stats(d);
-    static struct sl_http_counter extra[16];
+    static struct sl_http_counter extra[24];
     size_t n = 0;
     extra[n++] = (struct sl_http_counter){ "sluice_store_checkpoints_total", "SQLite checkpoints written",
                                            st->store.checkpoints, false };
@@ -701,6 +771,17 @@ static void fill_status(void *ctx, struct sl_http_status *out)
                                            "tag blocks of this TX session announced by beacons but not received "
                                            "(lost whole, or still in flight)",
                                            d->blocks_missing, true };
+    extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale",
+                                           "1 while verified tag blocks lag the beacons' highest_block "
+                                           "for stale_ms (mirror shown as for a cut link)",
+                                           sl_liveness_stale(&d->live) ? 1u : 0u, true };
+    extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale_total",
+                                           "episodes of tag data lagging the beacons for stale_ms",
+                                           d->live.episodes, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_mirror_future_values_total",
+                                           "values applied with a source time beyond future_tolerance_ms "
+                                           "ahead of TX's clock (shown Uncertain 0x40000000)",
+                                           st->mirror.future, false };
     extra[n++] = (struct sl_http_counter){ "sluice_link_rejected_total",
                                            "datagrams the link layer refused (bigger than a slot, bad framing)",
                                            st->link.rx_rejected, false };
@@ -937,7 +1018,7 @@ static void stop(struct rxd *d)
 static int finish(struct rxd *d, const char *why)
 {
     d->now_ms = mono_ms();
-    sl_mirror_tick(d->mirror, d->now_ms, d->last_beacon_ms);
+    tick_liveness(d);
     bool ok = checkpoint(d);
     ok &= save_state(d);
     const struct sl_rxstats *st = rxd_stats(d);
@@ -964,6 +1045,7 @@ static int run(struct rxd *d)
     d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
     d->st.start_us = wall_us();
     sl_rxbeacon_init(&d->st.beacon);
+    sl_liveness_init(&d->live, c->mirror.stale_ms);
     logline("receiving (%s)", transport_name(c->link.transport));
 
     while (!stop_sig) {

@@ -1,9 +1,10 @@
 /* sl_mkcapture: writes a pcap capture of a complete, signed Sluice session
  * for RX tests, without sluice-tx: beacons, a SCHEMA of N tags in every
  * type, register kind and word order, an EVENT, a keyframe, deltas, a second
- * keyframe with the final values, and a late delta (older source time) that
- * RX must ignore. The final values are written as CSV for the test to
- * compare with what RX stores.
+ * keyframe, and a last delta with the final values but an older source time
+ * (TX's clock stepped back), which RX must apply: values are ordered by
+ * block, not by source time (issue 13). The final values are written as CSV
+ * for the test to compare with what RX stores.
  *
  *   sl_mkcapture --keygen DIR
  *   sl_mkcapture -k KEY -o OUT.pcap [-n TAGS] [--session N] [--epoch N]
@@ -276,17 +277,19 @@ int main(int argc, char **argv)
     BLOCK_END();
     if ((e = sl_sender_flush(g.snd)) != SL_OK || (e = beacon(&g)) != SL_OK)
         return die("flush", e);
-    /* Block 3: keyframe with the same final values, later source time. */
+    /* Block 3: keyframe with other values, later source time. */
     BLOCK_BEGIN();
-    VALUES(variant, t0 + 2000u);
+    VALUES(variant + 99u, t0 + 2000u);
     if ((e = sl_msg_put_keyframe(&w, &taken, 2, 0, 1, n, g.vals, n)) != SL_OK || taken != n)
         return die("keyframe", e);
     BLOCK_END();
-    /* Block 4: a late delta (older source time) that RX must ignore. */
+    /* Block 4: the final values, stamped 1.5 ms before block 3's (TX's
+     * clock stepped back): a newer block, so RX applies it. An RX ordering
+     * by source time would keep block 3's values. */
     BLOCK_BEGIN();
-    VALUES(variant + 99u, t0 + 500u);
+    VALUES(variant, t0 + 500u);
     if ((e = sl_msg_put_delta(&w, &taken, g.vals, n)) != SL_OK || taken != n)
-        return die("late delta", e);
+        return die("clock-step-back delta", e);
     BLOCK_END();
     if ((e = sl_sender_flush(g.snd)) != SL_OK || (e = beacon(&g)) != SL_OK)
         return die("flush", e);

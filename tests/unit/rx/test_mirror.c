@@ -1,6 +1,8 @@
 /* The mirror: every row of the quality table (DESIGN.md §4) with an injected
- * clock, older values ignored, schema staging and rebuild, followers (dirty
- * list and hook), and register images for every type and word order. */
+ * clock, ordering by TX block (older blocks ignored, source time never
+ * decides), future-dated values flagged, hostile names refused, schema
+ * staging and rebuild, followers (dirty list and hook), and register images
+ * for every type and word order. */
 #include <stdlib.h>
 
 #include "rx_fixture.h"
@@ -17,6 +19,34 @@ static void apply1(struct sl_mirror *m, uint32_t id, uint8_t type, uint64_t raw,
 {
     struct sl_value v = fx_val(id, type, raw, q, src);
     CU_ASSERT(sl_mirror_apply(m, &v, 1, src + 1) == SL_OK);
+}
+
+/* Origin of a block signed by key `k` (one byte repeated). */
+static struct sl_mirror_origin org(uint8_t k, uint64_t epoch, uint64_t seq)
+{
+    struct sl_mirror_origin o;
+    memset(o.key_id, k, sizeof o.key_id);
+    o.epoch = epoch;
+    o.block_seq = seq;
+    return o;
+}
+
+/* One value of tag 5 (uint16) from block (key 1, epoch, seq). */
+static void apply_b(struct sl_mirror *m, uint64_t epoch, uint64_t seq, uint64_t raw, uint64_t src,
+                    uint64_t future_after)
+{
+    struct sl_mirror_origin o = org(1, epoch, seq);
+    struct sl_value v = fx_val(5, SL_TYPE_UINT16, raw, SL_Q_GOOD, src);
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, src + 1, future_after) == SL_OK);
+}
+
+static uint64_t raw_of(const struct sl_mirror *m, uint32_t id)
+{
+    uint32_t pos;
+    struct sl_mirror_tag t;
+    CU_ASSERT_FATAL(sl_mirror_find(m, id, &pos) == SL_OK);
+    CU_ASSERT_FATAL(sl_mirror_get(m, pos, &t) == SL_OK);
+    return t.raw;
 }
 
 SL_TEST(mirror, waiting_before_first_value)
@@ -125,14 +155,15 @@ SL_TEST(mirror, restored_until_refreshed)
     CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_UNCERTAIN_LAST_USABLE);
     sl_mirror_tick(m, 5000, 4900);
     CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_UNCERTAIN_LAST_USABLE);
-    /* An older live value does not replace it; the same time does. */
-    apply1(m, 5, SL_TYPE_UINT16, 1, SL_Q_GOOD, 4999);
-    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_UNCERTAIN_LAST_USABLE);
-    apply1(m, 5, SL_TYPE_UINT16, 78, SL_Q_GOOD, 5000);
+    /* A restored value has no block sequence: any verified block replaces
+     * it, whatever its source time (TX's clock may have stepped back while
+     * RX was down). */
+    apply_b(m, 3, 10, 78, 4999, 0);
     CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
     struct sl_mirror_tag t;
     CU_ASSERT(sl_mirror_get(m, 5, &t) == SL_OK);
     CU_ASSERT_EQUAL(t.raw, 78);
+    CU_ASSERT_EQUAL(t.source_time_us, 4999);
     /* Restoring a tag that is not in the schema, or as another type. */
     v = fx_val(999, SL_TYPE_UINT16, 1, 0, 1);
     CU_ASSERT_EQUAL(sl_mirror_restore(m, &v, 1), SL_ERR_NOT_FOUND);
@@ -141,16 +172,125 @@ SL_TEST(mirror, restored_until_refreshed)
     sl_mirror_destroy(m);
 }
 
-SL_TEST(mirror, older_source_time_ignored)
+SL_TEST(mirror, older_block_ignored)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    apply_b(m, 4, 10, 10, 2000, 0);
+    apply_b(m, 4, 9, 11, 2500, 0);     /* older block delivered late: ignored, */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 10);  /* even with a newer source time */
+    apply_b(m, 3, 50, 11, 2600, 0);    /* older epoch */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 10);
+    apply_b(m, 4, 11, 12, 2000, 0);    /* next block, same source time: taken */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 12);
+    apply_b(m, 5, 0, 13, 2000, 0);     /* new epoch (TX restarted), seq starts over */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 13);
+    apply_b(m, 4, 12, 14, 9000, 0);    /* the old run's block: ignored */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 13);
+    /* Within one block the last value of a tag wins. */
+    struct sl_mirror_origin o = org(1, 5, 1);
+    struct sl_value two[2] = { fx_val(5, SL_TYPE_UINT16, 20, SL_Q_GOOD, 3000),
+                               fx_val(5, SL_TYPE_UINT16, 21, SL_Q_GOOD, 3000) };
+    CU_ASSERT(sl_mirror_apply_block(m, &o, two, 2, 3001, 0) == SL_OK);
+    CU_ASSERT_EQUAL(raw_of(m, 5), 21);
+    /* Another trusted key has its own epochs: its value is taken even with
+     * a lower epoch (a new TX key starts at epoch 1). */
+    o = org(2, 1, 0);
+    struct sl_value v = fx_val(5, SL_TYPE_UINT16, 30, SL_Q_GOOD, 100);
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, 101, 0) == SL_OK);
+    CU_ASSERT_EQUAL(raw_of(m, 5), 30);
+    /* Held through a stale link, the order still holds. */
+    sl_mirror_tick(m, 10000, 0);
+    o = org(2, 1, 0);                   /* the same block id again is not older */
+    v.raw = 31;
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, 102, 0) == SL_OK);
+    CU_ASSERT_EQUAL(raw_of(m, 5), 31);
+    sl_mirror_tick(m, 10000, 9500);
+    struct sl_mirror_stats st;
+    sl_mirror_stats(m, &st);
+    CU_ASSERT_EQUAL(st.older, 3);
+    CU_ASSERT_EQUAL(st.applied, 7);
+    sl_mirror_destroy(m);
+}
+
+/* A TX clock stepping back: later blocks carry older source times, and
+ * each one is applied (the old rule froze the tag at the highest time). */
+SL_TEST(mirror, tx_clock_step_back)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    uint64_t t = 1700000000000000ull;
+    apply_b(m, 2, 1, 1, t, 0);
+    apply_b(m, 2, 2, 2, t - 3600000000ull, 0);   /* stepped back one hour */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 2);
+    apply_b(m, 2, 3, 3, t - 3599000000ull, 0);
+    CU_ASSERT_EQUAL(raw_of(m, 5), 3);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
+    struct sl_mirror_tag tag;
+    CU_ASSERT(sl_mirror_get(m, 5, &tag) == SL_OK);
+    CU_ASSERT_EQUAL(tag.source_time_us, t - 3599000000ull);   /* TX's time, as sent */
+    sl_mirror_destroy(m);
+}
+
+/* One value stamped far in the future is applied and flagged Uncertain;
+ * the genuine values after it are applied and Good again. */
+SL_TEST(mirror, future_value_flagged_then_genuine_applies)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    uint64_t now = 1700000000000000ull, limit = now + 5000000u;   /* 5 s tolerance */
+    apply_b(m, 2, 1, 1, now, limit);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
+    apply_b(m, 2, 2, 2, now + 86400000000ull, limit);            /* a day ahead */
+    CU_ASSERT_EQUAL(raw_of(m, 5), 2);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_MIRROR_Q_FUTURE);
+    struct sl_mirror_tag t;
+    CU_ASSERT(sl_mirror_get(m, 5, &t) == SL_OK);
+    CU_ASSERT(t.future);
+    CU_ASSERT_EQUAL(t.tx_quality, SL_Q_GOOD);
+    uint32_t id = 0;
+    uint64_t src = 0;
+    CU_ASSERT(sl_mirror_future_last(m, &id, &src));
+    CU_ASSERT_EQUAL(id, 5);
+    CU_ASSERT_EQUAL(src, now + 86400000000ull);
+    /* Genuine values keep coming and win. */
+    for (uint64_t i = 3; i < 6; i++) {
+        apply_b(m, 2, i, i, now + i * 1000u, limit);
+        CU_ASSERT_EQUAL(raw_of(m, 5), i);
+        CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
+    }
+    /* Within the tolerance: not flagged. */
+    apply_b(m, 2, 6, 6, limit, limit);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_GOOD);
+    /* A Bad code from TX stays Bad even when future-dated. */
+    struct sl_mirror_origin o = org(1, 2, 7);
+    struct sl_value v = fx_val(4, SL_TYPE_INT16, 1, SL_Q_BAD_COMM_ERROR, limit + 1);
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, 1, limit) == SL_OK);
+    CU_ASSERT_EQUAL(q_of(m, 4), SL_Q_BAD_COMM_ERROR);
+    /* A stale link shows the held future value as any held value. */
+    apply_b(m, 2, 8, 8, limit + 1, limit);
+    sl_mirror_tick(m, 5000, 0);
+    CU_ASSERT_EQUAL(q_of(m, 5), SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE);
+    /* No check when the limit is 0 (no beacon yet). */
+    struct sl_mirror_stats st;
+    sl_mirror_stats(m, &st);
+    CU_ASSERT_EQUAL(st.future, 3);
+    CU_ASSERT_EQUAL(st.older, 0);
+    o = org(1, 2, 9);
+    v = fx_val(6, SL_TYPE_INT32, 1, SL_Q_GOOD, UINT64_MAX / 2);
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, 1, 0) == SL_OK);
+    sl_mirror_stats(m, &st);
+    CU_ASSERT_EQUAL(st.future, 3);
+    sl_mirror_destroy(m);
+}
+
+SL_TEST(mirror, apply_without_origin)
 {
     struct sl_mirror *m = fx_mirror(7);
     apply1(m, 5, SL_TYPE_UINT16, 10, SL_Q_GOOD, 2000);
-    apply1(m, 5, SL_TYPE_UINT16, 11, SL_Q_BAD_COMM_ERROR, 1999);   /* late delta */
+    apply1(m, 5, SL_TYPE_UINT16, 11, SL_Q_BAD_COMM_ERROR, 1999);   /* call order wins */
     struct sl_mirror_tag t;
     CU_ASSERT(sl_mirror_get(m, 5, &t) == SL_OK);
-    CU_ASSERT_EQUAL(t.raw, 10);
-    CU_ASSERT_EQUAL(t.quality, SL_Q_GOOD);
-    apply1(m, 5, SL_TYPE_UINT16, 12, SL_Q_GOOD, 2000);              /* same time: taken */
+    CU_ASSERT_EQUAL(t.raw, 11);
+    CU_ASSERT_EQUAL(t.quality, SL_Q_BAD_COMM_ERROR);
+    apply1(m, 5, SL_TYPE_UINT16, 12, SL_Q_GOOD, 2000);
     CU_ASSERT(sl_mirror_get(m, 5, &t) == SL_OK);
     CU_ASSERT_EQUAL(t.raw, 12);
     /* Unknown id and wrong type are counted, the rest of the batch applied. */
@@ -167,10 +307,10 @@ SL_TEST(mirror, older_source_time_ignored)
     struct sl_mirror_stats st;
     sl_mirror_stats(m, &st);
     CU_ASSERT_EQUAL(st.invalid, 1);
-    CU_ASSERT_EQUAL(st.older, 1);
+    CU_ASSERT_EQUAL(st.older, 0);
     CU_ASSERT_EQUAL(st.unknown_tag, 1);
     CU_ASSERT_EQUAL(st.type_mismatch, 1);
-    CU_ASSERT_EQUAL(st.applied, 3);
+    CU_ASSERT_EQUAL(st.applied, 4);
     sl_mirror_destroy(m);
 }
 
@@ -314,6 +454,48 @@ SL_TEST(mirror, schema_errors)
     sl_mirror_destroy(m);
 }
 
+/* Names and paths become MQTT topic levels (prefix/path/name): a hostile
+ * TX must not be able to publish over another topic. Each bad tag drops
+ * the staged schema and the active one keeps serving. */
+SL_TEST(mirror, hostile_names_refused)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    static const char *const names[] = { "a/b", "_sluice/status", "/", "a+", "#", "x\x01y", "x\x7f" };
+    static const char *const paths[] = { "", "a", "a/b/c", "a/b/c/d/e", "a//c/d", "/b/c/d", "a/b/c/",
+                                         "a/+/c/d", "a/b/#/d", "a/b/c/d\n", "a/b\tx/c/d" };
+    struct sl_mirror_stats st0, st;
+    sl_mirror_stats(m, &st0);
+    unsigned n = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++, n++) {
+        struct sl_schema_tag d = fx_tag(1, SL_TYPE_UINT16, SL_REG_HOLDING, 0, 1, 0);
+        snprintf(d.name, sizeof d.name, "%s", names[i]);
+        CU_ASSERT_EQUAL(sl_mirror_schema_chunk(m, 100u + n, 0, 1, 1, &d, 1), SL_ERR_RANGE);
+    }
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++, n++) {
+        struct sl_schema_tag d = fx_tag(1, SL_TYPE_UINT16, SL_REG_HOLDING, 0, 1, 0);
+        snprintf(d.path, sizeof d.path, "%s", paths[i]);
+        CU_ASSERT_EQUAL(sl_mirror_schema_chunk(m, 100u + n, 0, 1, 1, &d, 1), SL_ERR_RANGE);
+    }
+    sl_mirror_stats(m, &st);
+    CU_ASSERT_EQUAL(st.schema_errors - st0.schema_errors, n);
+    CU_ASSERT_EQUAL(sl_mirror_schema_id(m), 7);                 /* previous schema kept */
+    CU_ASSERT_EQUAL(q_of(m, 3), SL_Q_GOOD);                      /* and its values */
+    /* Staging directly (the store's restore path) applies the same rules. */
+    struct sl_schema_tag d = fx_tag(1, SL_TYPE_UINT16, SL_REG_HOLDING, 0, 1, 0);
+    snprintf(d.name, sizeof d.name, "status/x");
+    CU_ASSERT(sl_mirror_schema_begin(m, 200, 1) == SL_OK);
+    CU_ASSERT_EQUAL(sl_mirror_schema_add(m, &d), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_mirror_schema_commit(m), SL_ERR_STATE);
+    /* Spaces, dots, dashes and UTF-8 are fine. */
+    d = fx_tag(1, SL_TYPE_UINT16, SL_REG_HOLDING, 0, 1, 0);
+    snprintf(d.name, sizeof d.name, "Temp. \xc3\xa9t\xc3\xa9-1");
+    snprintf(d.path, sizeof d.path, "acme/plant 1/\xc3\xa1rea/line-1.2");
+    CU_ASSERT(sl_mirror_schema_chunk(m, 300, 0, 1, 1, &d, 1) == SL_OK);
+    CU_ASSERT_EQUAL(sl_mirror_schema_id(m), 300);
+    sl_mirror_destroy(m);
+}
+
 struct events {
     unsigned value, link, schema;
     uint32_t last_pos;
@@ -352,8 +534,12 @@ SL_TEST(mirror, dirty_list_and_hook)
     apply1(m, 9, SL_TYPE_FLOAT64, 1, SL_Q_GOOD, 10);
     apply1(m, 3, SL_TYPE_FLOAT32, 1, SL_Q_GOOD, 10);
     apply1(m, 9, SL_TYPE_FLOAT64, 2, SL_Q_GOOD, 11);
-    apply1(m, 9, SL_TYPE_FLOAT64, 2, SL_Q_GOOD, 5);    /* ignored: no event */
-    CU_ASSERT_EQUAL(ev.value, 3);
+    struct sl_mirror_origin o = org(1, 1, 2);
+    struct sl_value v = fx_val(9, SL_TYPE_FLOAT64, 2, SL_Q_GOOD, 12);
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, 13, 0) == SL_OK);   /* one more event */
+    o.block_seq = 1;
+    CU_ASSERT(sl_mirror_apply_block(m, &o, &v, 1, 13, 0) == SL_OK);   /* older block: none */
+    CU_ASSERT_EQUAL(ev.value, 4);
     CU_ASSERT_EQUAL(ev.last_pos, 9);
     dl = sl_mirror_dirty(m, &n);
     CU_ASSERT_EQUAL(n, 2);                       /* each tag once, in change order */
@@ -368,7 +554,7 @@ SL_TEST(mirror, dirty_list_and_hook)
     CU_ASSERT_EQUAL(ev.link, 1);
     sl_mirror_set_hook(m, NULL, NULL);
     apply1(m, 9, SL_TYPE_FLOAT64, 3, SL_Q_GOOD, 12);
-    CU_ASSERT_EQUAL(ev.value, 3);
+    CU_ASSERT_EQUAL(ev.value, 4);
     sl_mirror_destroy(m);
 }
 
