@@ -1,13 +1,19 @@
 #include "sl_rxconf.h"
 #include "sl_ini.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <ini.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,7 +29,7 @@
 enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQTT, SEC_FILES,
            SEC_RX, SEC__COUNT, SEC_UNKNOWN = SEC__COUNT, SEC_NONE };
 
-enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU };
+enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_ALLOW_DIODE };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
 enum { K_TRUSTED, K_STATE_DIR };
 enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS, K_FUTURE_TOL_MS };
@@ -39,7 +45,8 @@ enum { K_USER };
 static const char *const sec_names[SEC__COUNT] = { "link", "fec", "keys", "mirror", "modbus",
                                                     "http", "mqtt", "files", "rx" };
 static const char *const sec_keys[SEC__COUNT][KEYS_MAX + 1] = {
-    [SEC_LINK] = { "transport", "listen", "interface", "port", "file", "follow", "mtu", NULL },
+    [SEC_LINK] = { "transport", "listen", "interface", "port", "file", "follow", "mtu",
+                   "allow_services_on_diode", NULL },
     [SEC_FEC] = { "max_k", "max_m", "entries", "max_age_ms", NULL },
     [SEC_KEYS] = { "trusted", "state_dir", NULL },
     [SEC_MIRROR] = { "stale_ms", "database", "max_bytes", "max_tags", "checkpoint_ms",
@@ -214,6 +221,24 @@ static void forbid(struct parse *p, int kind, int k, const char *why)
         sl_diag_add(p->diag, p->file, s->line[k], "key '%s' %s", sec_keys[kind][k], why);
 }
 
+/* Records "file:line: warning: message" in c->warn (see sl_rxconf.h). */
+static void warn(struct parse *p, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(struct parse *p, unsigned line, const char *fmt, ...)
+{
+    struct sl_rxconf *c = p->c;
+    if (c->warn.count++ >= SL_RXCONF_WARN_MAX)
+        return;
+    char *m = c->warn.msg[c->warn.count - 1];
+    int n = line ? snprintf(m, SL_DIAG_MSG_MAX, "%s:%u: warning: ", p->file, line)
+                 : snprintf(m, SL_DIAG_MSG_MAX, "%s: warning: ", p->file);
+    if (n < 0 || (size_t)n >= SL_DIAG_MSG_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m + n, SL_DIAG_MSG_MAX - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
 /* Resolves v against base_dir into out (SL_RXCONF_STR_MAX); reports an
  * empty value or a path too long. False when out is unusable. */
 static bool resolve(struct parse *p, char *out, int kind, int k)
@@ -362,11 +387,13 @@ static void do_link(struct parse *p)
         forbid(p, SEC_LINK, K_LISTEN, "applies only to transport udp");
         forbid(p, SEC_LINK, K_FILE, "does not apply to transport pcap");
         forbid(p, SEC_LINK, K_FOLLOW, "applies only to transport pcapfile");
+        forbid(p, SEC_LINK, K_ALLOW_DIODE, "applies only to transport udp");
         break;
     case SL_RXCONF_PCAPFILE:
         require(p, SEC_LINK, K_FILE, " for transport pcapfile");
         forbid(p, SEC_LINK, K_LISTEN, "applies only to transport udp");
         forbid(p, SEC_LINK, K_INTERFACE, "does not apply to transport pcapfile");
+        forbid(p, SEC_LINK, K_ALLOW_DIODE, "applies only to transport udp");
         break;
     default:
         break;
@@ -392,6 +419,7 @@ static void do_link(struct parse *p)
     if (val(s, K_FILE))
         resolve(p, c->link.file, SEC_LINK, K_FILE);
     c->link.follow = on_off(p, SEC_LINK, K_FOLLOW, false);
+    c->link.allow_services_on_diode = on_off(p, SEC_LINK, K_ALLOW_DIODE, false);
     num(p, SEC_LINK, K_MTU, SL_RXCONF_MTU_MIN, SL_RXCONF_MTU_MAX, SL_RXCONF_DEFAULT_MTU,
         &c->link.mtu);
     c->link.symbol_max = SL_SYMBOL_FOR_MTU(c->link.mtu);
@@ -697,6 +725,159 @@ static void do_rx(struct parse *p)
     }
 }
 
+/* ---- no reply onto the fibre ------------------------------------------------
+ * With transport udp the diode NIC has an IP address. A TCP service bound to
+ * that address, or to a wildcard (which includes it), answers a SYN forged on
+ * the fibre with a SYN-ACK or RST that leaves through the diode NIC: the one
+ * thing RX must never do (DESIGN.md §2). So [modbus] and [http] must bind an
+ * IT-side address unless the operator says otherwise with [link]
+ * allow_services_on_diode = on (then a warning). Numeric addresses are
+ * compared as addresses (the same getaddrinfo grammar the services bind
+ * with, so "0" and "::ffff:0.0.0.0" are wildcards too); host names are
+ * compared as written, without DNS. With host checks on and [link] interface
+ * set, the interface's own addresses count as the diode's as well. */
+
+struct ipaddr {
+    int family;          /* AF_INET or AF_INET6 */
+    uint8_t b[16];
+};
+
+/* From a sockaddr; an IPv4-mapped IPv6 address becomes IPv4. */
+static bool ipaddr_from(struct ipaddr *out, const struct sockaddr *sa)
+{
+    static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    memset(out, 0, sizeof *out);
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        out->family = AF_INET;
+        memcpy(out->b, &in->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        const uint8_t *a = in6->sin6_addr.s6_addr;
+        if (memcmp(a, mapped, sizeof mapped) == 0) {
+            out->family = AF_INET;
+            memcpy(out->b, a + 12, 4);
+        } else {
+            out->family = AF_INET6;
+            memcpy(out->b, a, 16);
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A numeric host (no DNS: AI_NUMERICHOST) into *out; false for a name. */
+static bool numeric_addr(struct ipaddr *out, const char *host)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_flags = AI_NUMERICHOST;
+    hints.ai_socktype = SOCK_STREAM;
+    if (!host[0] || getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+        return false;
+    bool ok = ipaddr_from(out, res->ai_addr);
+    freeaddrinfo(res);
+    return ok;
+}
+
+static bool ipaddr_any(const struct ipaddr *a)
+{
+    static const uint8_t zero[16];
+    return memcmp(a->b, zero, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+static bool ipaddr_eq(const struct ipaddr *a, const struct ipaddr *b)
+{
+    return a->family == b->family && memcmp(a->b, b->b, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* Is a one of ifname's addresses on this host? (host checks only) */
+static bool on_interface(const char *ifname, const struct ipaddr *a)
+{
+    struct ifaddrs *all = NULL;
+    bool hit = false;
+    if (getifaddrs(&all) != 0)
+        return false;
+    for (const struct ifaddrs *i = all; i && !hit; i = i->ifa_next) {
+        struct ipaddr x;
+        if (i->ifa_addr && i->ifa_name && strcmp(i->ifa_name, ifname) == 0 &&
+            ipaddr_from(&x, i->ifa_addr))
+            hit = ipaddr_eq(&x, a);
+    }
+    freeifaddrs(all);
+    return hit;
+}
+
+/* The host part of a service listen value ("HOST:PORT" or "[V6]:PORT");
+ * false when it has none (listen_addr has reported that already). */
+static bool service_host(char *out, size_t cap, const char *v)
+{
+    const char *a = v, *b;
+    if (v[0] == '[') {
+        a = v + 1;
+        b = strchr(a, ']');
+    } else {
+        b = strrchr(v, ':');
+    }
+    if (!b || (size_t)(b - a) >= cap)
+        return false;
+    memcpy(out, a, (size_t)(b - a));
+    out[b - a] = '\0';
+    return true;
+}
+
+static void diode_bind(struct parse *p, int kind, int k, const char *listen)
+{
+    struct sl_rxconf *c = p->c;
+    char host[SL_RXCONF_STR_MAX], why[SL_RXCONF_IFNAME_MAX + 96];
+    struct ipaddr a, d;
+    if (!service_host(host, sizeof host, listen))
+        return;
+    bool num = numeric_addr(&a, host);
+    bool dnum = numeric_addr(&d, c->link.listen_host);
+    if ((num && ipaddr_any(&a)) || strcmp(host, "*") == 0)
+        snprintf(why, sizeof why, "takes every address, the diode's included");
+    else if ((num && dnum) ? ipaddr_eq(&a, &d) : strcasecmp(host, c->link.listen_host) == 0)
+        snprintf(why, sizeof why, "is the diode address ([link] listen, line %u)",
+                 p->sec[SEC_LINK].line[K_LISTEN]);
+    else if (num && c->link.interface[0] && !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS) &&
+             on_interface(c->link.interface, &a))
+        snprintf(why, sizeof why, "is an address of the diode interface '%s'", c->link.interface);
+    else
+        return;
+    unsigned line = p->sec[kind].line[k];
+    if (c->link.allow_services_on_diode)
+        warn(p, line, "[%s] listen '%s' %s; allowed by [link] allow_services_on_diode "
+             "(drop egress on the diode NIC: docs/operations.md)", sec_names[kind], listen, why);
+    else
+        sl_diag_add(p->diag, p->file, line,
+                    "[%s] listen '%s' %s: a SYN forged on the fibre would draw a reply onto it; "
+                    "bind an IT-side address (or set [link] allow_services_on_diode = on)",
+                    sec_names[kind], listen, why);
+}
+
+static void do_diode_binds(struct parse *p)
+{
+    struct sl_rxconf *c = p->c;
+    if (c->link.transport != SL_RXCONF_UDP || !c->link.listen_host[0])
+        return;
+    if (c->modbus.enabled && c->modbus.listen[0])
+        diode_bind(p, SEC_MODBUS, K_MB_LISTEN, c->modbus.listen);
+    if (c->http.enabled && c->http.listen[0])
+        diode_bind(p, SEC_HTTP, K_HTTP_LISTEN, c->http.listen);
+    /* A wildcard [link] listen hides which address is the diode's: the
+     * services' addresses cannot be judged against it. */
+    struct ipaddr d;
+    if ((c->modbus.enabled || c->http.enabled) && !c->link.allow_services_on_diode &&
+        !c->link.interface[0] && numeric_addr(&d, c->link.listen_host) && ipaddr_any(&d))
+        warn(p, p->sec[SEC_LINK].line[K_LISTEN],
+             "[link] listen '%s' takes every address: cannot tell whether [modbus] or [http] "
+             "share the diode NIC; listen on the diode address or name it in [link] interface",
+             c->link.listen);
+}
+
 sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, const char *file,
                        const char *base_dir, unsigned flags, struct sl_diag *diag)
 {
@@ -726,6 +907,7 @@ sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, cons
     do_mirror(&p);
     do_modbus(&p);
     do_http(&p);
+    do_diode_binds(&p);
     do_mqtt(&p);
     do_files(&p);
     do_rx(&p);
@@ -772,4 +954,143 @@ sl_err sl_rxconf_load(struct sl_rxconf *out, const char *path, unsigned flags, s
     sl_err e = sl_rxconf_parse(out, text, len, path, dir, flags, diag);
     free(text);
     return e;
+}
+
+size_t sl_rxconf_warnings(const struct sl_rxconf *c)
+{
+    return c->warn.count < SL_RXCONF_WARN_MAX ? c->warn.count : SL_RXCONF_WARN_MAX;
+}
+
+/* ---- nftables: is there an egress drop on the diode NIC? --------------------
+ * Reads `nft list ruleset` line by line as tokens. Only two shapes count,
+ * so a partial drop (UDP only, one port) is never reported as protection:
+ * a netdev egress chain on the interface that drops everything (policy or
+ * an unconditional rule), or an ip/inet output or postrouting chain with a
+ * rule that matches nothing but the interface and drops. "counter ..." and
+ * "comment ..." parts of a rule are ignored. */
+
+#define NFT_TOKENS 48u
+
+struct tok {
+    const char *s;
+    size_t n;
+};
+
+enum nft_chain { NFT_NONE, NFT_EGRESS, NFT_OUTPUT };
+
+/* Splits one line at blanks; trailing ';' and ',' are dropped from each
+ * token. Returns the number of tokens kept (at most max). */
+static size_t nft_tokens(struct tok *t, size_t max, const char *s, size_t n)
+{
+    size_t count = 0, i = 0;
+    while (i < n && count < max) {
+        while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
+            i++;
+        size_t j = i;
+        while (j < n && s[j] != ' ' && s[j] != '\t' && s[j] != '\r')
+            j++;
+        size_t len = j - i;
+        while (len && (s[i + len - 1] == ';' || s[i + len - 1] == ','))
+            len--;
+        if (len)
+            t[count++] = (struct tok){ s + i, len };
+        i = j;
+    }
+    return count;
+}
+
+static bool tok_is(const struct tok *t, const char *w)
+{
+    size_t n = strlen(w);
+    return t->n == n && memcmp(t->s, w, n) == 0;
+}
+
+/* The interface name, bare or in double quotes. */
+static bool tok_ifname(const struct tok *t, const char *ifname)
+{
+    size_t n = strlen(ifname);
+    if (t->n == n + 2 && t->s[0] == '"' && t->s[n + 1] == '"')
+        return memcmp(t->s + 1, ifname, n) == 0;
+    return t->n == n && memcmp(t->s, ifname, n) == 0;
+}
+
+/* A rule that drops everything, or everything leaving ifname. */
+static bool nft_rule_drops(const struct tok *t, size_t n, const char *ifname)
+{
+    struct tok r[NFT_TOKENS];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (tok_is(&t[i], "counter")) {
+            if (i + 1 < n && tok_is(&t[i + 1], "packets"))
+                i += 4;        /* counter packets N bytes M */
+            else if (i + 1 < n && tok_is(&t[i + 1], "name"))
+                i += 2;        /* counter name "x" */
+            continue;
+        }
+        if (tok_is(&t[i], "comment")) {
+            i++;
+            continue;
+        }
+        r[m++] = t[i];
+    }
+    if (m == 1 && tok_is(&r[0], "drop"))
+        return true;
+    size_t o = m == 4 && tok_is(&r[0], "meta") ? 1 : 0;
+    return m == 3 + o && (tok_is(&r[o], "oifname") || tok_is(&r[o], "oif")) &&
+           tok_ifname(&r[o + 1], ifname) && tok_is(&r[o + 2], "drop");
+}
+
+bool sl_rxconf_nft_egress_drop(const char *ruleset, size_t len, const char *ifname)
+{
+    struct tok t[NFT_TOKENS];
+    enum nft_chain chain = NFT_NONE;
+    bool netdev = false, ipv4 = false;
+    size_t off = 0;
+    if (!ifname || !ifname[0])
+        return false;
+    while (off < len) {
+        const char *line = ruleset + off;
+        const char *nl = memchr(line, '\n', len - off);
+        size_t n = nl ? (size_t)(nl - line) : len - off;
+        off += n + (nl ? 1u : 0u);
+        size_t nt = nft_tokens(t, NFT_TOKENS, line, n);
+        if (nt == 0)
+            continue;
+        if (tok_is(&t[0], "table")) {
+            netdev = nt > 1 && tok_is(&t[1], "netdev");
+            ipv4 = nt > 1 && (tok_is(&t[1], "ip") || tok_is(&t[1], "inet"));
+            chain = NFT_NONE;
+            continue;
+        }
+        if (tok_is(&t[nt - 1], "{") || tok_is(&t[0], "}")) {
+            chain = NFT_NONE;   /* a new chain, set, counter...: rules need its type line */
+            continue;
+        }
+        if (tok_is(&t[0], "type")) {
+            const struct tok *hook = NULL;
+            bool dev = false, policy_drop = false;
+            for (size_t i = 1; i + 1 < nt; i++) {
+                if (tok_is(&t[i], "hook"))
+                    hook = &t[i + 1];
+                else if (tok_is(&t[i], "device"))
+                    dev = dev || tok_ifname(&t[i + 1], ifname);
+                else if (tok_is(&t[i], "devices"))
+                    for (size_t j = i + 1; j < nt && !tok_is(&t[j], "}"); j++)
+                        dev = dev || tok_ifname(&t[j], ifname);
+                else if (tok_is(&t[i], "policy"))
+                    policy_drop = tok_is(&t[i + 1], "drop");
+            }
+            chain = NFT_NONE;
+            if (hook && netdev && dev && tok_is(hook, "egress"))
+                chain = NFT_EGRESS;
+            else if (hook && ipv4 && (tok_is(hook, "output") || tok_is(hook, "postrouting")))
+                chain = NFT_OUTPUT;
+            if (chain != NFT_NONE && policy_drop)
+                return true;
+            continue;
+        }
+        if (chain != NFT_NONE && nft_rule_drops(t, nt, ifname))
+            return true;
+    }
+    return false;
 }

@@ -25,6 +25,7 @@
 #define SL_RXCONF_IFNAME_MAX   16u     /* IF_NAMESIZE */
 #define SL_RXCONF_PREFIX_MAX   128u    /* MQTT topic prefix, with NUL */
 #define SL_RXCONF_USER_MAX     64u
+#define SL_RXCONF_WARN_MAX     16u     /* warnings kept; more only count */
 
 /* Defaults (docs/rx.md explains each). */
 #define SL_RXCONF_DEFAULT_MTU           1500u
@@ -76,6 +77,8 @@ struct sl_rxconf {
         uint32_t mtu;
         uint32_t symbol_max;            /* SL_SYMBOL_FOR_MTU(mtu): largest S the decoder takes */
         uint32_t datagram_max;          /* mtu - 28: largest datagram slot */
+        bool allow_services_on_diode;   /* udp: [modbus]/[http] may bind the diode address or
+                                           a wildcard (a warning instead of an error) */
     } link;
     struct {
         uint32_t max_k, max_m;          /* largest k', m' accepted (k + m <= 255) */
@@ -133,6 +136,13 @@ struct sl_rxconf {
     struct {
         char user[SL_RXCONF_USER_MAX];  /* "" = keep running as started */
     } rx;
+    /* Problems that do not stop RX (`file:line: warning: message`): --check
+     * prints them and still exits 0, the daemon logs them at start. Fixed
+     * room so the struct needs no free; count includes any past the room. */
+    struct {
+        char msg[SL_RXCONF_WARN_MAX][SL_DIAG_MSG_MAX];
+        size_t count;
+    } warn;
 };
 
 /* Parses INI text (len bytes) named file in messages; relative paths are
@@ -152,6 +162,17 @@ sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, cons
 __attribute__((warn_unused_result))
 sl_err sl_rxconf_load(struct sl_rxconf *out, const char *path, unsigned flags,
                       struct sl_diag *diag);
+
+/* The number of warnings kept in c->warn.msg (at most SL_RXCONF_WARN_MAX). */
+size_t sl_rxconf_warnings(const struct sl_rxconf *c);
+
+/* Does an `nft list ruleset` text (len bytes) drop everything this host
+ * sends on interface ifname? True for a netdev chain hooked at egress on
+ * ifname with `policy drop` or an unconditional `drop` rule, or an
+ * ip/ip6/inet chain hooked at output or postrouting with a rule matching
+ * only `oifname "ifname"` (or `oif`) that drops. A drop of some protocols
+ * only is not enough. Pure: the caller runs nft (sluice-rx --check). */
+bool sl_rxconf_nft_egress_drop(const char *ruleset, size_t len, const char *ifname);
 
 /* Splits "HOST:PORT", "[V6]:PORT" or "HOST" (then default_port) into host
  * (cap bytes) and *port, syntax only (no DNS). SL_ERR_CONFIG when malformed,

@@ -9,17 +9,20 @@
  * message: every buffer is taken at start-up. */
 #define _GNU_SOURCE   /* setresuid, setresgid */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <sodium.h>
 #include <unistd.h>
@@ -628,6 +631,81 @@ static const char *transport_name(uint8_t t)
     return t == SL_RXCONF_UDP ? "udp" : t == SL_RXCONF_PCAP ? "pcap" : "pcapfile";
 }
 
+/* The configuration's warnings (sl_rxconf.h): on stderr for --check, as
+ * log lines at start. */
+static void print_warnings(const struct sl_rxconf *c, bool log)
+{
+    size_t n = sl_rxconf_warnings(c);
+    for (size_t i = 0; i < n; i++) {
+        if (log)
+            logline("%s", c->warn.msg[i]);
+        else
+            fprintf(stderr, "%s\n", c->warn.msg[i]);
+    }
+    if (c->warn.count > n) {
+        if (log)
+            logline("%s: warning: ... and %zu more warnings", c->file, c->warn.count - n);
+        else
+            fprintf(stderr, "%s: warning: ... and %zu more warnings\n", c->file, c->warn.count - n);
+    }
+}
+
+#define NFT_OUTPUT_MAX (4u << 20)   /* bytes of `nft list ruleset` read; a ruleset is far smaller */
+
+/* --check note: does nftables drop what this host sends on the diode NIC?
+ * Runs `nft list ruleset` (needs root: CAP_NET_ADMIN) and hands the text to
+ * sl_rxconf_nft_egress_drop. A note, never an error: RX itself sends
+ * nothing on the link; the rule also stops the kernel's own replies (ICMP,
+ * TCP RST) to whatever arrives there (docs/operations.md). */
+static void nft_note(const struct sl_rxconf *c)
+{
+    if (c->link.transport == SL_RXCONF_PCAPFILE)
+        return;
+    if (!c->link.interface[0]) {
+        printf("  nftables egress drop on the diode NIC: unknown ([link] interface not set)\n");
+        return;
+    }
+    const char *state = "unknown (not root or nft missing)";
+    int fds[2] = { -1, -1 };
+    char *text = malloc(NFT_OUTPUT_MAX);
+    posix_spawn_file_actions_t fa;
+    bool fa_ok = false;
+    pid_t pid = -1;
+    if (!text || pipe2(fds, O_CLOEXEC) != 0 || posix_spawn_file_actions_init(&fa) != 0)
+        goto out;
+    fa_ok = true;
+    char *const argv[] = { "nft", "list", "ruleset", NULL };
+    if (posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0) != 0 ||
+        posix_spawnp(&pid, "nft", &fa, NULL, argv, environ) != 0) {
+        pid = -1;
+        goto out;
+    }
+    close(fds[1]);
+    fds[1] = -1;
+    size_t len = 0;
+    ssize_t r;
+    while (len < NFT_OUTPUT_MAX &&
+           ((r = read(fds[0], text + len, NFT_OUTPUT_MAX - len)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            len += (size_t)r;
+    close(fds[0]);   /* an oversized ruleset: nft stops on EPIPE */
+    fds[0] = -1;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && len < NFT_OUTPUT_MAX)
+        state = sl_rxconf_nft_egress_drop(text, len, c->link.interface) ? "present" : "absent";
+out:
+    if (fa_ok)
+        posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(text);
+    printf("  nftables egress drop on %s: %s\n", c->link.interface, state);
+}
+
 static void print_summary(const struct sl_rxconf *c)
 {
     printf("%s: OK\n", c->file);
@@ -647,6 +725,7 @@ static void print_summary(const struct sl_rxconf *c)
     printf("  files: %s\n", c->files.enabled ? c->files.directory : "off");
     if (c->rx.user[0])
         printf("  runs as user %s\n", c->rx.user);
+    nft_note(c);
 }
 
 static int open_link(struct rxd *d)
@@ -1169,6 +1248,7 @@ int main(int argc, char **argv)
     sl_diag_init(&diag);
     sl_err e = sl_rxconf_load(&conf, conf_path, 0, &diag);
     if (e != SL_OK) {
+        print_warnings(&conf, false);
         print_diag(&diag);
         fprintf(stderr, "sluice-rx: %s: %zu problem%s\n", conf_path, sl_diag_total(&diag),
                 sl_diag_total(&diag) == 1 ? "" : "s");
@@ -1177,6 +1257,7 @@ int main(int argc, char **argv)
     }
     sl_diag_free(&diag);
     if (check) {
+        print_warnings(&conf, false);
         print_summary(&conf);
         return 0;
     }
@@ -1191,6 +1272,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);   /* a Modbus client closing mid-answer is not fatal */
 
     logline("sluice-rx %s starting with %s", SL_VERSION, conf_path);
+    print_warnings(&conf, true);
     static struct rxd d;
     d.conf = &conf;
     d.carrier = -2;

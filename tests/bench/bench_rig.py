@@ -28,6 +28,7 @@ import time
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RIG = os.path.join(SRC, "scripts", "rig")
 OT, IT = "10.77.0.1", "10.77.0.2"
+SVC = "10.77.1.2"   # RX services bind the IT network address, never the diode's (IT)
 MIB = 1 << 20
 PY = "/usr/bin/python3"
 HERE = os.path.abspath(__file__)
@@ -446,7 +447,7 @@ def start_pair(b, work, n, rate, link_mbps=3000, max_delay_ms=2, tag="tags", db=
         if os.path.exists(os.path.join(work, f)):
             os.unlink(os.path.join(work, f))
     dbline = "database = %s/mirror.db" % work if db else "; no database: memory only"
-    rxc = rx_conf(work, tag + "-rx.conf", RX_TAG_SERVICES.format(db=dbline, it=IT))
+    rxc = rx_conf(work, tag + "-rx.conf", RX_TAG_SERVICES.format(db=dbline, it=SVC))
     txc = tx_conf(work, tag + "-tx.conf", link_mbps, True, gen_device(n, rate), max_delay_ms=max_delay_ms)
     rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, tag + "-rx.log"))
     if not wait_until(lambda: listening(7400), 10):
@@ -574,12 +575,12 @@ def latency_generator(b, work, n, rate, changes, label, db=True):
 
         def run_sse():
             try:
-                sse[0] = helper("it", "sse", IT, 8080, secs, min(31, n), timeout=secs + 30)
+                sse[0] = helper("it", "sse", SVC, 8080, secs, min(31, n), timeout=secs + 30)
             except Exception as e:   # noqa: BLE001 - reported, not fatal
                 sse[0] = {"error": str(e)}
         th = threading.Thread(target=run_sse)
         th.start()
-        mb = helper("it", "mbread", IT, 5502, 1, secs, "gen", timeout=secs + 30)
+        mb = helper("it", "mbread", SVC, 5502, 1, secs, "gen", timeout=secs + 30)
         th.join(secs + 40)
     finally:
         tx.stop()
@@ -602,7 +603,7 @@ def latency_sim(b, work, changes, poll_ms):
     low 32 bits of CLOCK_REALTIME µs; sluice-tx polls every poll_ms; a
     Modbus client in it reads the mirror's 100-101 in a tight loop."""
     fresh(work, "rx-state", "tx-state")
-    rxc = rx_conf(work, "sim-rx.conf", RX_TAG_SERVICES.format(db="database = %s/mirror.db" % work, it=IT))
+    rxc = rx_conf(work, "sim-rx.conf", RX_TAG_SERVICES.format(db="database = %s/mirror.db" % work, it=SVC))
     txc = tx_conf(work, "sim-tx.conf", 1000, True,
                   f"[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:5020\npoll_ms = {poll_ms}\n"
                   f"timeout_ms = 1000\ntags = {SIM_TAGS}\n")
@@ -621,7 +622,7 @@ def latency_sim(b, work, changes, poll_ms):
         th = threading.Thread(target=lambda: helper("ot", "mbwrite", "127.0.0.1", 5020, secs, period_ms,
                                                     timeout=secs + 30))
         th.start()
-        mb = helper("it", "mbread", IT, 5502, 1, secs, "sim", timeout=secs + 30)
+        mb = helper("it", "mbread", SVC, 5502, 1, secs, "sim", timeout=secs + 30)
         th.join(secs + 40)
     finally:
         if tx:

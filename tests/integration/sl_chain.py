@@ -32,7 +32,8 @@ SIM_CSV = os.path.join(sl_rig.SOURCE_DIR, "docs", "examples", "sim-tags.csv")
 SIM_SRC = os.path.join(sl_rig.SOURCE_DIR, "tx", "sluice_sim.c")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-IT = sl_rig.IT_ADDR
+IT = sl_rig.IT_ADDR            # the diode address: [link] listen
+SVC = sl_rig.IT_LAN_ADDR       # the IT network address: Modbus and HTTP
 MB_PORT = 1502
 HTTP_PORT = 8080
 MQTT_PORT = 1884
@@ -127,9 +128,9 @@ def rx_conf(path, pubs, state_dir, db=None, stale_ms=1000, checkpoint_ms=1000, h
             "[mirror]\nstale_ms = %d\ncheckpoint_ms = %d\n%s"
             "[modbus]\nlisten = %s:%d\n"
             % (IT, ",".join(pubs), state_dir, stale_ms, checkpoint_ms,
-               "database = %s\n" % db if db else "", IT, MB_PORT))
+               "database = %s\n" % db if db else "", SVC, MB_PORT))
     if http:
-        text += "[http]\nlisten = %s:%d\n" % (IT, HTTP_PORT)
+        text += "[http]\nlisten = %s:%d\n" % (SVC, HTTP_PORT)
     if mqtt:
         text += "[mqtt]\nbroker = 127.0.0.1:%d\nprefix = uns\n" % MQTT_PORT
     return write(path, text + extra)
@@ -255,7 +256,7 @@ class MqttWatch:
 
 def mbpoll(side, *args, values=(), port=None, unit=1):
     """One mbpoll run (-1: once) in a namespace; returns (rc, output)."""
-    host = IT if side == "it" else "127.0.0.1"
+    host = SVC if side == "it" else "127.0.0.1"
     port = port or (MB_PORT if side == "it" else SIM_PORT)
     try:
         r = run(["ip", "netns", "exec", "sl-" + side, "mbpoll", "-1", "-a", str(unit), "-p", str(port),
@@ -297,7 +298,7 @@ def exception_of(out):
 
 def curl(path, timeout=5):
     r = run(["ip", "netns", "exec", "sl-it", "curl", "-sS", "-m", str(timeout),
-             "http://%s:%d%s" % (IT, HTTP_PORT, path)], timeout=timeout + 10)
+             "http://%s:%d%s" % (SVC, HTTP_PORT, path)], timeout=timeout + 10)
     check(r.returncode == 0, "curl %s failed: %s" % (path, r.stderr))
     return r.stdout
 

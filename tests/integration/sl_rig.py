@@ -18,6 +18,7 @@ BUILD_DIR = os.environ.get("SL_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 RIG = os.path.join(SOURCE_DIR, "scripts", "rig")
 OT_ADDR = "10.77.0.1"
 IT_ADDR = "10.77.0.2"
+IT_LAN_ADDR = "10.77.1.2"   # the IT network's address in sl-it: RX services bind it, never IT_ADDR
 PY = "/usr/bin/python3"
 
 

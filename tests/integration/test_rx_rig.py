@@ -29,7 +29,7 @@ TX = os.path.join(B, "tx", "sluice-tx")
 RX = os.path.join(B, "rx", "sluice-rx")
 KEYGEN = os.path.join(B, "tx", "sluice-keygen")
 CSV = os.path.join(sl_rig.SOURCE_DIR, "docs", "examples", "sim-tags.csv")
-MB = "%s:1502" % sl_rig.IT_ADDR
+MB = "%s:1502" % sl_rig.IT_LAN_ADDR   # the IT network address, not the diode's
 STALE_MS = 1000
 
 
@@ -50,7 +50,7 @@ def check(cond, msg):
 def mbpoll(side, *args, values=()):
     """One mbpoll run (-1: once) in a namespace, writing values if given;
     returns (rc, output)."""
-    host, port = (sl_rig.IT_ADDR, "1502") if side == "it" else ("127.0.0.1", "5020")
+    host, port = (sl_rig.IT_LAN_ADDR, "1502") if side == "it" else ("127.0.0.1", "5020")
     r = subprocess.run(["ip", "netns", "exec", "sl-" + side, "mbpoll", "-1", "-a", "1", "-p", port,
                         *args, host, *values], capture_output=True, text=True, timeout=20)
     return r.returncode, r.stdout + r.stderr

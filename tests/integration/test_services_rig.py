@@ -26,7 +26,7 @@ SIM = os.path.join(B, "tx", "sluice-sim")
 TX = os.path.join(B, "tx", "sluice-tx")
 RX = os.path.join(B, "rx", "sluice-rx")
 KEYGEN = os.path.join(B, "tx", "sluice-keygen")
-HTTP = "http://%s:8080" % sl_rig.IT_ADDR
+HTTP = "http://%s:8080" % sl_rig.IT_LAN_ADDR   # the IT network address, not the diode's
 MQTT_PORT = 18883
 STALE_MS = 1000
 BEACON_MS = 200
@@ -101,8 +101,8 @@ def main():
             f.write(f"[link]\ntransport = udp\nlisten = {sl_rig.IT_ADDR}:7400\ninterface = sl-veth-it\n"
                     f"[keys]\ntrusted = sluice.pub\nstate_dir = rxstate\n"
                     f"[mirror]\nstale_ms = {STALE_MS}\nmax_tags = 10000\n"
-                    f"[modbus]\nlisten = {sl_rig.IT_ADDR}:1502\n"
-                    f"[http]\nlisten = {sl_rig.IT_ADDR}:8080\n"
+                    f"[modbus]\nlisten = {sl_rig.IT_LAN_ADDR}:1502\n"
+                    f"[http]\nlisten = {sl_rig.IT_LAN_ADDR}:8080\n"
                     f"[mqtt]\nbroker = 127.0.0.1:{MQTT_PORT}\nprefix = uns\n")
         with open(os.path.join(d, "mosquitto.conf"), "w") as f:
             f.write(f"listener {MQTT_PORT} 127.0.0.1\nallow_anonymous true\npersistence false\n")

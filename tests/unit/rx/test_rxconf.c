@@ -148,7 +148,7 @@ SL_TEST(rxconf, every_service)
 {
     CU_ASSERT_EQUAL(parse(BASE "[mirror]\nstale_ms = 500\ndatabase = /var/x.db\nmax_bytes = 1000000\n"
                                "max_tags = 5000\ncheckpoint_ms = 250\n"
-                               "[modbus]\nlisten = 0.0.0.0:502\nmax_conns = 8\nidle_ms = 1000\n"
+                               "[modbus]\nlisten = 10.1.2.3:502\nmax_conns = 8\nidle_ms = 1000\n"
                                "[http]\nlisten = [::1]:0\ntoken_file = token\n"
                                "[mqtt]\nbroker = broker.local\nprefix = plant/uns\n"
                                "[files]\ndirectory = in\nmax_bytes = 1048576\n"
@@ -162,7 +162,7 @@ SL_TEST(rxconf, every_service)
     CU_ASSERT_EQUAL(cfg.mirror.max_tags, 5000);
     CU_ASSERT_EQUAL(cfg.mirror.checkpoint_ms, 250);
     CU_ASSERT_TRUE(cfg.modbus.enabled);
-    CU_ASSERT_STRING_EQUAL(cfg.modbus.listen, "0.0.0.0:502");
+    CU_ASSERT_STRING_EQUAL(cfg.modbus.listen, "10.1.2.3:502");
     CU_ASSERT_EQUAL(cfg.modbus.max_conns, 8);
     CU_ASSERT_EQUAL(cfg.modbus.idle_ms, 1000);
     CU_ASSERT_TRUE(cfg.http.enabled);
@@ -275,9 +275,9 @@ SL_TEST(rxconf, bad_values)
     one(BASE "[mirror]\ndatabase =\n", "rx.conf:8: empty database");
     one(BASE "[modbus]\nlisten = 0.0.0.0\n", "rx.conf:8: bad listen '0.0.0.0' (HOST:PORT or [IPv6]:PORT)");
     one(BASE "[modbus]\nlisten = :502\n", "rx.conf:8: bad listen ':502' (HOST:PORT or [IPv6]:PORT)");
-    one(BASE "[modbus]\nlisten = 0.0.0.0:502\nmax_conns = 0\n",
+    one(BASE "[modbus]\nlisten = 10.1.2.3:502\nmax_conns = 0\n",
         "rx.conf:9: bad max_conns '0' (integer 1..4096)");
-    one(BASE "[modbus]\nlisten = 0.0.0.0:502\nidle_ms = 99\n",
+    one(BASE "[modbus]\nlisten = 10.1.2.3:502\nidle_ms = 99\n",
         "rx.conf:9: bad idle_ms '99' (integer 100..86400000)");
     one(BASE "[http]\nlisten = x:1\ntoken_file = nothere\n",
         "rx.conf:9: token_file 'DIR/nothere': No such file or directory");
@@ -358,7 +358,154 @@ SL_TEST(rxconf, example_parses)
     CU_ASSERT_TRUE(cfg.http.enabled);
     CU_ASSERT_TRUE(cfg.mqtt.enabled);
     CU_ASSERT_TRUE(cfg.files.enabled);
+    /* Services on an IT-side address, allowed by no override, no warning. */
+    CU_ASSERT_FALSE(cfg.link.allow_services_on_diode);
+    CU_ASSERT_EQUAL(cfg.warn.count, 0);
+    CU_ASSERT_STRING_EQUAL(cfg.link.interface, "eth1");
+    /* The two examples pair: TX's destination is RX's listen. */
+    char line[256], want[SL_RXCONF_STR_MAX + 32];
+    int found = 0;
+    FILE *f = fopen(SL_SOURCE_DIR "/docs/examples/tx.conf", "r");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    snprintf(want, sizeof want, "destination = %s\n", cfg.link.listen);
+    while (fgets(line, sizeof line, f))
+        found += strcmp(line, want) == 0;
+    fclose(f);
+    CU_ASSERT_EQUAL(found, 1);
     sl_diag_free(&diag);
+}
+
+/* ---- no reply onto the fibre: services and the diode address ---------------- */
+
+#define DIODE_ERR ": a SYN forged on the fibre would draw a reply onto it; bind an IT-side address " \
+                  "(or set [link] allow_services_on_diode = on)"
+#define DIODE_OK "; allowed by [link] allow_services_on_diode (drop egress on the diode NIC: " \
+                 "docs/operations.md)"
+
+/* With transport udp, [modbus]/[http] on a wildcard or on the diode address
+ * are errors at their listen line; every spelling of "any" counts. */
+SL_TEST(rxconf, services_never_on_the_diode)
+{
+    static const char *const any[] = { "0.0.0.0:502", "[::]:502", "*:502", "0:502",
+                                       "[::ffff:0.0.0.0]:502", "[0:0::0]:502" };
+    char text[512], want[512];
+    for (size_t i = 0; i < sizeof any / sizeof any[0]; i++) {
+        snprintf(text, sizeof text, BASE "[modbus]\nlisten = %s\n", any[i]);
+        snprintf(want, sizeof want,
+                 "rx.conf:8: [modbus] listen '%s' takes every address, the diode's included" DIODE_ERR,
+                 any[i]);
+        one(text, want);
+    }
+    one(BASE "[http]\nlisten = 10.77.0.2:8080\n",
+        "rx.conf:8: [http] listen '10.77.0.2:8080' is the diode address ([link] listen, line 3)" DIODE_ERR);
+    one(BASE "[http]\nlisten = [::ffff:10.77.0.2]:8080\n",
+        "rx.conf:8: [http] listen '[::ffff:10.77.0.2]:8080' is the diode address ([link] listen, line 3)"
+        DIODE_ERR);
+    /* Names are compared as written (no DNS), case aside. */
+    one("[link]\ntransport = udp\nlisten = Diode.local:7400\n" BASE_KEYS "[modbus]\nlisten = diode.LOCAL:502\n",
+        "rx.conf:8: [modbus] listen 'diode.LOCAL:502' is the diode address ([link] listen, line 3)" DIODE_ERR);
+    /* An IT-side address: clean, no warning. */
+    CU_ASSERT_EQUAL(parse(BASE "[modbus]\nlisten = 10.77.1.2:502\n[http]\nlisten = [::1]:0\n"), SL_OK);
+    CU_ASSERT_EQUAL(cfg.warn.count, 0);
+    CU_ASSERT_EQUAL(sl_rxconf_warnings(&cfg), 0);
+    /* Only transport udp puts an address on the diode NIC. */
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = pcap\ninterface = eth1\n" BASE_KEYS
+                          "[modbus]\nlisten = 0.0.0.0:502\n"), SL_OK);
+    CU_ASSERT_EQUAL(cfg.warn.count, 0);
+    one("[link]\ntransport = pcap\ninterface = eth1\nallow_services_on_diode = on\n" BASE_KEYS,
+        "rx.conf:4: key 'allow_services_on_diode' applies only to transport udp");
+    one(BASE_LINK "allow_services_on_diode = yes\n" BASE_KEYS,
+        "rx.conf:4: bad allow_services_on_diode 'yes' (on|off)");
+}
+
+/* The override turns each refusal into a warning; the config loads. */
+SL_TEST(rxconf, services_on_the_diode_allowed_with_warning)
+{
+    CU_ASSERT_EQUAL(parse(BASE_LINK "allow_services_on_diode = on\n" BASE_KEYS
+                          "[modbus]\nlisten = 0.0.0.0:502\n[http]\nlisten = 10.77.0.2:8080\n"),
+                    SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_TRUE(cfg.link.allow_services_on_diode);
+    CU_ASSERT_EQUAL_FATAL(sl_rxconf_warnings(&cfg), 2);
+    CU_ASSERT_STRING_EQUAL(cfg.warn.msg[0], "rx.conf:9: warning: [modbus] listen '0.0.0.0:502' takes every "
+                                            "address, the diode's included" DIODE_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.warn.msg[1], "rx.conf:11: warning: [http] listen '10.77.0.2:8080' is the "
+                                            "diode address ([link] listen, line 3)" DIODE_OK);
+    /* A reload starts from no warnings. */
+    CU_ASSERT_EQUAL(parse(BASE), SL_OK);
+    CU_ASSERT_EQUAL(cfg.warn.count, 0);
+    /* A wildcard [link] listen hides the diode address: said, not refused. */
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = 0.0.0.0:7400\n" BASE_KEYS
+                          "[modbus]\nlisten = 10.1.2.3:502\n"), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_rxconf_warnings(&cfg), 1);
+    CU_ASSERT_STRING_EQUAL(cfg.warn.msg[0], "rx.conf:3: warning: [link] listen '0.0.0.0:7400' takes every "
+                                            "address: cannot tell whether [modbus] or [http] share the "
+                                            "diode NIC; listen on the diode address or name it in [link] "
+                                            "interface");
+}
+
+/* Host checks: an address of [link] interface counts as the diode's. */
+SL_TEST(rxconf, services_on_the_diode_interface)
+{
+    const char *text = "[link]\ntransport = udp\nlisten = 127.0.0.2:7400\ninterface = lo\n" BASE_KEYS
+                       "[modbus]\nlisten = 127.0.0.1:502\n";
+    one(text, "rx.conf:9: [modbus] listen '127.0.0.1:502' is an address of the diode interface 'lo'"
+              DIODE_ERR);
+    CU_ASSERT_EQUAL(parse_flags(text, SL_RXCONF_SKIP_HOST_CHECKS), SL_OK);   /* no host: not known */
+}
+
+/* What `nft list ruleset` prints, and which shapes count as an egress drop. */
+SL_TEST(rxconf, nft_egress_drop)
+{
+    static const char rig[] =
+        "table netdev sl_rig {\n"
+        "\tcounter it_rx {\n\t\tpackets 12 bytes 900\n\t}\n"
+        "\tchain it_ingress {\n"
+        "\t\ttype filter hook ingress device \"sl-veth-it\" priority filter; policy accept;\n"
+        "\t\tcounter name \"it_rx\"\n"
+        "\t}\n\n"
+        "\tchain it_egress {\n"
+        "\t\ttype filter hook egress device \"sl-veth-it\" priority filter; policy drop;\n"
+        "\t\tmeta l4proto udp counter name \"it_tx_udp_drop\" drop\n"
+        "\t\tcounter name \"it_tx_drop\" drop\n"
+        "\t}\n"
+        "}\n";
+    CU_ASSERT_TRUE(sl_rxconf_nft_egress_drop(rig, strlen(rig), "sl-veth-it"));
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop(rig, strlen(rig), "eth1"));     /* another NIC */
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop(rig, strlen(rig), "sl-veth"));  /* no prefix match */
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop(rig, strlen(rig), ""));
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop("", 0, "eth1"));
+    /* The documented rule (docs/operations.md), policy accept but an
+     * unconditional counted drop; several devices. */
+    static const char doc[] =
+        "table netdev sluice_diode {\n\tchain egress {\n"
+        "\t\ttype filter hook egress devices = { \"eth0\", \"eth1\" } priority filter; policy accept;\n"
+        "\t\tcounter packets 3 bytes 180 drop\n\t}\n}\n";
+    CU_ASSERT_TRUE(sl_rxconf_nft_egress_drop(doc, strlen(doc), "eth1"));
+    /* An inet output chain with `oifname "eth1" drop`. */
+    static const char out[] =
+        "table inet filter {\n\tchain output {\n"
+        "\t\ttype filter hook output priority filter; policy accept;\n"
+        "\t\tct state established accept\n"
+        "\t\toifname \"eth1\" counter packets 0 bytes 0 drop comment \"diode\"\n\t}\n}\n";
+    CU_ASSERT_TRUE(sl_rxconf_nft_egress_drop(out, strlen(out), "eth1"));
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop(out, strlen(out), "eth0"));
+    /* Not enough: only UDP dropped, only on input, only IPv6, a drop in a
+     * netdev chain of another hook. */
+    static const char partial[] =
+        "table netdev t {\n\tchain e {\n"
+        "\t\ttype filter hook egress device \"eth1\" priority filter; policy accept;\n"
+        "\t\tmeta l4proto udp drop\n\t}\n"
+        "\tchain i {\n\t\ttype filter hook ingress device \"eth1\" priority filter; policy drop;\n"
+        "\t\tdrop\n\t}\n}\n"
+        "table inet f {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n"
+        "\t\toifname \"eth1\" drop\n\t}\n}\n"
+        "table ip6 g {\n\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n"
+        "\t\toifname \"eth1\" drop\n\t}\n}\n"
+        "table inet h {\n\tset s {\n\t\ttype ipv4_addr\n\t\tdrop\n\t}\n}\n";
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop(partial, strlen(partial), "eth1"));
+    /* A length that cuts the text: nothing read past it. */
+    CU_ASSERT_FALSE(sl_rxconf_nft_egress_drop(rig, 40, "sl-veth-it"));
 }
 
 /* ---- beacon tracker --------------------------------------------------------- */
