@@ -64,7 +64,7 @@ struct sl_http {
     char token[SL_HTTP_TOKEN_MAX + 1];
     size_t token_len;
     unsigned timeout_s;
-    unsigned per_peer, sse_per_peer;
+    unsigned max_conns, per_peer, sse_per_peer;
     uint32_t req_ms;
     struct hconn *conns;       /* [nslots] */
     unsigned nslots;
@@ -958,15 +958,15 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     struct sl_http *h = cls;
     uint8_t key[16];
     addr_key(key, addr);
-    unsigned same = 0;
-    bool free_slot = false;
+    unsigned same = 0, used = 0;
     for (unsigned i = 0; i < h->nslots; i++) {
         if (!h->conns[i].conn)
-            free_slot = true;
-        else if (memcmp(h->conns[i].key, key, sizeof key) == 0)
+            continue;
+        used++;
+        if (memcmp(h->conns[i].key, key, sizeof key) == 0)
             same++;
     }
-    if (!free_slot) {
+    if (used >= h->max_conns) {
         h->st.refused_cap++;
         return MHD_NO;
     }
@@ -1380,8 +1380,10 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     h->per_peer = cfg->max_conns_per_peer ? cfg->max_conns_per_peer : SL_HTTP_DEFAULT_PER_PEER;
     if (h->per_peer > conns)
         h->per_peer = conns;
-    /* A few spare slots: MHD counts a closing connection a little longer
-     * than our CLOSED notification does. */
+    /* on_accept enforces max_conns (and counts refusals); MHD's own limit,
+     * a few above, is a backstop, and the spare slots cover connections
+     * MHD still counts while closing. */
+    h->max_conns = conns;
     h->nslots = conns + 8;
     h->conns = calloc(h->nslots, sizeof *h->conns);
     if (!h->conns)
@@ -1392,7 +1394,7 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     errno = 0;
     h->d = MHD_start_daemon(flags, 0, on_accept, h, on_request, h,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-                            MHD_OPTION_CONNECTION_LIMIT, conns,
+                            MHD_OPTION_CONNECTION_LIMIT, conns + 8,
                             /* A backstop only: on_accept refuses (and counts) first. */
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->per_peer + 1,
                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
