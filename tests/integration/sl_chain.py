@@ -136,6 +136,43 @@ def rx_conf(path, pubs, state_dir, db=None, stale_ms=1000, checkpoint_ms=1000, h
     return write(path, text + extra)
 
 
+def conf_set(path, section, key, value):
+    """Sets key = value in [section] of an INI file written by tx_conf or
+    rx_conf (replacing the key if the section has it, else adding it at the
+    section's start; adding the section at the end if it is missing)."""
+    with open(path) as f:
+        lines = f.read().splitlines()
+    out, cur, done = [], None, False
+    for i, ln in enumerate(lines):
+        st = ln.strip()
+        if st.startswith("[") and st.endswith("]"):
+            cur = st[1:-1].strip()
+            out.append(ln)
+            if cur == section and not done and not any(
+                    x.split("=")[0].strip() == key for x in _section_lines(lines, i)):
+                out.append("%s = %s" % (key, value))
+                done = True
+            continue
+        if cur == section and "=" in st and st.split("=")[0].strip() == key and not done:
+            out.append("%s = %s" % (key, value))
+            done = True
+            continue
+        out.append(ln)
+    if not done:
+        out += ["[%s]" % section, "%s = %s" % (key, value)]
+    return write(path, "\n".join(out) + "\n")
+
+
+def _section_lines(lines, i):
+    """The lines of the section whose header is lines[i]."""
+    out = []
+    for ln in lines[i + 1:]:
+        if ln.strip().startswith("["):
+            break
+        out.append(ln)
+    return out
+
+
 # ---- processes --------------------------------------------------------------
 
 def real_pid(p, name):
@@ -247,6 +284,27 @@ class MqttWatch:
             except ValueError:
                 pass     # a line still being written
         return out
+
+    def messages(self, topic, since=0):
+        """Every payload (parsed JSON) received on topic after a mark, in order."""
+        with open(self.path, errors="replace") as f:
+            f.seek(since)
+            text = f.read()
+        out = []
+        for line in text.splitlines():
+            t, _, payload = line.partition(" ")
+            if t == topic and payload.startswith("{"):
+                try:
+                    out.append(json.loads(payload))
+                except ValueError:
+                    pass
+        return out
+
+    def topics(self, since=0):
+        """Every topic seen after a mark (tags, status, anything)."""
+        with open(self.path, errors="replace") as f:
+            f.seek(since)
+            return {line.partition(" ")[0] for line in f.read().splitlines() if line}
 
     def tag_qualities(self, since=0):
         return {t: m.get("quality") for t, m in self.latest(since).items() if "/_sluice/" not in t}
