@@ -238,6 +238,7 @@ struct sl_fec_counters {
     uint64_t evicted;           /* pushed out, its part of the table full */
     uint64_t evicted_unannounced; /* of which from the unannounced part */
     uint64_t done;              /* ids marked done by sl_fec_decoder_done */
+    uint64_t contested;         /* an index seen with two different symbols: erased */
     uint64_t rejected;          /* k', m', S or index out of range */
     uint64_t cache_hits;        /* decode matrix found in the cache */
     uint64_t cache_misses;      /* decode matrix computed (inversion) */
@@ -261,7 +262,10 @@ void sl_fec_decoder_destroy(struct sl_fec_decoder *dec);
  *                       remembered until sl_fec_decoder_done
  *   SL_ERR_AGAIN        stored, block still incomplete
  *   SL_ERR_DUPLICATE    index already held, or block already done
- *                       (counted as duplicates / late)
+ *                       (counted as duplicates / late). A duplicate whose
+ *                       bytes differ from the held symbol means one of the
+ *                       two is forged: that index is erased for the block
+ *                       (counted contested) and decoding waits for others
  *   SL_ERR_RANGE        fields out of the configured range
  * *out is zeroed unless SL_OK. A new block when its part of the table is
  * full evicts the oldest partial block of that part (not remembered: its

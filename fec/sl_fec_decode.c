@@ -32,6 +32,7 @@ struct entry {
     uint64_t order;       /* creation counter: smallest = oldest */
     uint64_t first_us;    /* arrival of the first symbol */
     uint64_t present[4];  /* bit i: symbol index i held */
+    uint64_t contested[4];/* bit i: two different symbols i seen: one is forged */
     uint16_t channel;
     uint16_t symbol_size;
     uint8_t k, m;
@@ -327,7 +328,25 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
     }
     struct entry *e = find(dec, sym);
     if (e) {
+        if (bit_get(e->contested, sym->index)) {
+            dec->c.duplicates++;
+            return SL_ERR_DUPLICATE;
+        }
         if (bit_get(e->present, sym->index)) {
+            /* Two different symbols for one index: one of them is forged
+             * (unauthenticated frames), and nothing says which. Treat the
+             * index as lost for good, so the block decodes from its other
+             * symbols; a forger must now spend more than m' frames, each
+             * ahead of the genuine one, to lose one block. */
+            uint8_t *held = e->mem + (size_t)sym->index * sym->symbol_size;
+            if (memcmp(held, sym->data, sym->symbol_size) != 0) {
+                bit_set(e->contested, sym->index);
+                e->present[sym->index >> 6] &= ~((uint64_t)1 << (sym->index & 63));
+                e->have--;
+                if (sym->index < sym->k)
+                    e->have_data--;
+                dec->c.contested++;
+            }
             dec->c.duplicates++;
             return SL_ERR_DUPLICATE;
         }

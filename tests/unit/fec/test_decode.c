@@ -285,6 +285,48 @@ SL_TEST(decode, other_params_open_own_entry_and_range_rejected)
     free(blk.sym);
 }
 
+/* A forged symbol with the block's own identity arrives first; when the
+ * genuine symbol of that index arrives with other bytes, the index is
+ * erased (contested) and the block decodes from its other symbols, exactly. */
+SL_TEST(decode, contested_index_erased_block_still_decodes)
+{
+    uint64_t rng = 0x5eed000b;
+    struct sl_fec_block blk = make_block(4, 2, 64, 256, &rng);
+    struct sl_fec_decoder *dec = tu_decoder(4, 2, 64, 4, 4);
+    struct sl_fec_decoded out;
+    uint8_t forged[64];
+    memset(forged, 0x5a, sizeof forged);
+    struct sl_fec_symbol sym = { .session = 5, .block_seq = 1, .k = 4, .m = 2, .index = 0,
+                                 .symbol_size = 64, .data = forged };
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &sym, 0), SL_ERR_AGAIN);
+    sym.data = blk.sym;   /* the genuine index 0: differs, so 0 is erased */
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &sym, 0), SL_ERR_DUPLICATE);
+    sym.data = forged;    /* and stays erased whatever comes later */
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &sym, 0), SL_ERR_DUPLICATE);
+    sl_err e = SL_ERR_AGAIN;
+    for (unsigned i = 1; i < 6 && e == SL_ERR_AGAIN; i++) {
+        sym.index = (uint8_t)i;
+        sym.data = blk.sym + i * 64;
+        e = sl_fec_decode(dec, &out, &sym, 0);
+        CU_ASSERT_EQUAL(e, i == 4 ? SL_OK : SL_ERR_AGAIN);
+    }
+    CU_ASSERT(out.recovered);
+    CU_ASSERT_EQUAL(memcmp(out.data, blk.sym, 256), 0);
+    struct sl_fec_counters ctr;
+    sl_fec_decoder_counters(dec, &ctr);
+    CU_ASSERT_EQUAL(ctr.contested, 1);
+    /* the same bytes twice are a plain duplicate, never contested */
+    sym.block_seq = 2;
+    sym.index = 3;
+    sym.data = blk.sym + 3 * 64;
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &sym, 0), SL_ERR_AGAIN);
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &sym, 0), SL_ERR_DUPLICATE);
+    sl_fec_decoder_counters(dec, &ctr);
+    CU_ASSERT_EQUAL(ctr.contested, 1);
+    sl_fec_decoder_destroy(dec);
+    free(blk.sym);
+}
+
 SL_TEST(decode, table_full_evicts_oldest)
 {
     uint64_t rng = 0x5eed0008;

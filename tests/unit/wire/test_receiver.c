@@ -1,0 +1,401 @@
+/* sl_receiver against the attacks of issue 13, with real signed blocks and
+ * beacons built here (sl_block_seal, sl_fec_encode, sl_datagram_*_encode)
+ * and forged frames beside them: forged blocks that complete before the
+ * genuine ones, forged symbols with other parameters, a junk flood against
+ * announced blocks, frames that disagree with the verified beacon, and the
+ * budget of failed signature checks. Each test fails on the code before
+ * issue 13 (decoder remembered ids on release; one shared table; every
+ * candidate verified). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_block.h"
+#include "sl_buf.h"
+#include "sl_crc.h"
+#include "sl_datagram.h"
+#include "sl_fec.h"
+#include "sl_receiver.h"
+#include "sl_test.h"
+
+#define K 8u
+#define M 2u
+#define S 128u
+#define SESSION 0x5e5510a0ull
+#define EPOCH 7u
+#define T0 1700000000000000ull
+#define FRAME_MAX (SL_FRAME_OVERHEAD + S)
+#define NSYM (K + M)
+
+struct fixture {
+    struct sl_receiver *r;
+    struct sl_replay *rp;
+    struct sl_key_set trusted;
+    struct sl_key_secret *key;      /* the genuine TX key */
+    struct sl_key_secret *evil;     /* the attacker's own key (not trusted) */
+    uint8_t kid[SL_KEY_ID_BYTES];
+    struct sl_fec_encoder *enc;
+    unsigned delivered;
+    uint64_t last_seq;
+    unsigned beacons;
+};
+
+/* One block's frames, in index order. */
+struct frames {
+    unsigned n;
+    uint8_t k, m;
+    size_t len[NSYM];
+    uint8_t dg[NSYM][FRAME_MAX];
+};
+
+static struct sl_key_secret *seed_key(uint8_t fill)
+{
+    uint8_t seed[SL_KEY_SEED_BYTES];
+    memset(seed, fill, sizeof seed);
+    struct sl_key_secret *k = NULL;
+    CU_ASSERT_FATAL(sl_key_from_seed(&k, seed) == SL_OK);
+    return k;
+}
+
+static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t *key_id, const uint8_t *payload,
+                       size_t len, uint64_t now_us)
+{
+    (void)key_id;
+    (void)payload;
+    (void)len;
+    (void)now_us;
+    struct fixture *f = ctx;
+    f->delivered++;
+    f->last_seq = h->block_seq;
+}
+
+static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
+{
+    (void)b;
+    (void)now_us;
+    struct fixture *f = ctx;
+    f->beacons++;
+}
+
+static struct fixture *fx_new(unsigned entries, unsigned unannounced, unsigned fail_per_s)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    CU_ASSERT_FATAL(f != NULL);
+    f->rp = malloc(sizeof *f->rp);
+    CU_ASSERT_FATAL(f->rp != NULL);
+    sl_replay_init(f->rp);
+    f->key = seed_key(0x42);
+    f->evil = seed_key(0x66);
+    struct sl_key_public pub;
+    sl_key_public_of(&pub, f->key);
+    memcpy(f->kid, pub.id, sizeof f->kid);
+    sl_key_set_init(&f->trusted);
+    CU_ASSERT_FATAL(sl_key_set_add(&f->trusted, &pub) == SL_OK);
+    CU_ASSERT_FATAL(sl_fec_encoder_create(&f->enc, K, M, S) == SL_OK);
+    struct sl_receiver_config rc = {
+        .trusted = &f->trusted, .replay = f->rp,
+        .fec = { .k_max = K, .m_max = M, .symbol_max = S, .entries = entries,
+                 .entries_unannounced = unannounced, .done_history = 64, .cache_entries = 4,
+                 .max_age_us = 500000 },
+        .batch = 1, .datagram_max = SL_FRAME_MAX_BYTES,
+        .fail_per_s = fail_per_s, .fail_unannounced_per_s = fail_per_s, .fail_beacon_per_s = fail_per_s,
+        .on_payload = on_payload, .on_beacon = on_beacon, .ctx = f,
+    };
+    CU_ASSERT_FATAL(sl_receiver_create(&f->r, &rc) == SL_OK);
+    return f;
+}
+
+static void fx_free(struct fixture *f)
+{
+    sl_receiver_destroy(f->r);
+    sl_fec_encoder_destroy(f->enc);
+    sl_key_free(f->key);
+    sl_key_free(f->evil);
+    free(f->rp);
+    free(f);
+}
+
+/* A block of plen payload bytes signed by signer, carried in frames that
+ * name the trusted key id. signer == f->key: genuine; f->evil: a forgery
+ * that passes every cheap check (layout, key id, canonical s). */
+static void make_block(struct frames *out, struct fixture *f, const struct sl_key_secret *signer,
+                       uint64_t session, uint64_t epoch, uint64_t seq, size_t plen)
+{
+    static uint8_t blk_mem[NSYM * S];
+    uint8_t payload[K * S];
+    for (size_t i = 0; i < plen; i++)
+        payload[i] = (uint8_t)(seq * 13u + i);
+    struct sl_block_hdr h = { .channel = SL_CHANNEL_TAGS, .session = session, .epoch = epoch,
+                              .block_seq = seq, .tx_time_us = T0 };
+    size_t blen = 0;
+    CU_ASSERT_FATAL(sl_block_seal(blk_mem, sizeof blk_mem, &blen, &h, payload, plen, signer) == SL_OK);
+    struct sl_fec_block b = { .sym = blk_mem, .cap = sizeof blk_mem };
+    CU_ASSERT_FATAL(sl_fec_encode(f->enc, &b, blk_mem, blen) == SL_OK);
+    out->k = b.k;
+    out->m = b.m;
+    out->n = (unsigned)b.k + b.m;
+    for (unsigned i = 0; i < out->n; i++) {
+        struct sl_data_frame d = { .channel = SL_CHANNEL_TAGS, .symbol_size = S, .session = session,
+                                   .epoch = epoch, .block_seq = seq, .k = b.k, .m = b.m,
+                                   .index = (uint8_t)i, .symbol = blk_mem + (size_t)i * S };
+        memcpy(d.key_id, f->kid, sizeof d.key_id);
+        CU_ASSERT_FATAL(sl_datagram_data_encode(out->dg[i], FRAME_MAX, &out->len[i], &d) == SL_OK);
+    }
+}
+
+/* A junk DATA frame with a valid CRC and the trusted key id: what anyone
+ * can make from the public header fields of a sniffed frame. */
+static size_t junk_frame(uint8_t *out, struct fixture *f, uint64_t session, uint64_t epoch, uint64_t seq,
+                         uint8_t k, uint8_t m, uint8_t index, uint8_t fill)
+{
+    uint8_t sym[S];
+    memset(sym, fill, sizeof sym);
+    struct sl_data_frame d = { .channel = SL_CHANNEL_TAGS, .symbol_size = S, .session = session,
+                               .epoch = epoch, .block_seq = seq, .k = k, .m = m, .index = index,
+                               .symbol = sym };
+    memcpy(d.key_id, f->kid, sizeof d.key_id);
+    size_t len = 0;
+    CU_ASSERT_FATAL(sl_datagram_data_encode(out, FRAME_MAX, &len, &d) == SL_OK);
+    return len;
+}
+
+static void send_beacon(struct fixture *f, const struct sl_key_secret *signer, uint64_t epoch, uint64_t seq,
+                        uint64_t now_us)
+{
+    struct sl_beacon b = { .session = SESSION, .epoch = epoch, .beacon_seq = seq, .tx_time_us = now_us,
+                           .symbol_size = S, .k = K, .m = M, .interleave = 1 };
+    uint8_t dg[SL_BEACON_BYTES];
+    CU_ASSERT_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, signer) == SL_OK);
+    if (signer != f->key) {
+        /* A forgery: claims the trusted key id (bytes 24..31), CRC redone. */
+        memcpy(dg + 24, f->kid, SL_KEY_ID_BYTES);
+        size_t covered = SL_BEACON_SIGNED_BYTES + SL_SIG_BYTES;
+        sl_be32_put(dg + covered, sl_crc_compute(dg, covered));
+    }
+    sl_receiver_input(f->r, dg, sizeof dg, now_us);
+}
+
+static void feed(struct fixture *f, const struct frames *fr, unsigned from, unsigned to, uint64_t now_us)
+{
+    for (unsigned i = from; i < to && i < fr->n; i++)
+        sl_receiver_input(f->r, fr->dg[i], fr->len[i], now_us);
+}
+
+static struct sl_receiver_stats stats(const struct fixture *f)
+{
+    struct sl_receiver_stats st;
+    sl_receiver_stats(f->r, &st);
+    return st;
+}
+
+/* Issue 13 item 1: one forged k'=1 frame per upcoming block id, sent ahead
+ * of the genuine frames, once made every genuine block "late". Both with
+ * and without a verified beacon (before the first beacon everything is
+ * unannounced). */
+SL_TEST(receiver, forged_k1_frames_for_upcoming_ids_do_not_block_genuine)
+{
+    for (int announced = 0; announced < 2; announced++) {
+        struct fixture *f = fx_new(8, 4, 0);
+        uint64_t now = T0;
+        if (announced)
+            send_beacon(f, f->key, EPOCH, 1, now);
+        uint8_t dg[FRAME_MAX];
+        for (uint64_t seq = 0; seq < 20; seq++) {
+            /* k'=1 m'=1 completes at once: a whole forged block per frame */
+            size_t n = junk_frame(dg, f, SESSION, EPOCH, seq, 1, 1, 0, (uint8_t)seq);
+            sl_receiver_input(f->r, dg, n, now);
+        }
+        struct frames fr;
+        for (uint64_t seq = 0; seq < 20; seq++) {
+            make_block(&fr, f, f->key, SESSION, EPOCH, seq, 600);
+            CU_ASSERT_FATAL(fr.k > 1 && fr.k < K);
+            feed(f, &fr, 0, fr.n, now);
+        }
+        CU_ASSERT_EQUAL(f->delivered, 20);
+        struct sl_receiver_stats st = stats(f);
+        CU_ASSERT_EQUAL(st.blocks, 20);
+        CU_ASSERT_EQUAL(st.fec.late, 0);
+        /* announced: refused up front (m'=1 is not TX's repair count for
+         * k'=1); unannounced: decoded, then refused by the signature check */
+        uint64_t refused = announced ? st.drops[SL_RX_ANNOUNCE][SL_ERR_MISMATCH]
+                                     : st.drops[SL_RX_BLOCK][SL_ERR_MAGIC];
+        CU_ASSERT_EQUAL(refused, 20);
+        fx_free(f);
+    }
+}
+
+/* The same attack with the genuine block's own parameters: a genuine block
+ * of k'=1 (m'=2), a forged repair symbol for it arrives first and completes
+ * a forged block with the genuine identity. It fails verification and must
+ * not be remembered, so the genuine data symbol still decodes. */
+SL_TEST(receiver, forged_block_with_genuine_identity_is_not_remembered)
+{
+    struct fixture *f = fx_new(8, 4, 0);
+    uint64_t now = T0;
+    send_beacon(f, f->key, EPOCH, 1, now);
+    struct frames fr;
+    uint8_t dg[FRAME_MAX];
+    for (uint64_t seq = 0; seq < 10; seq++) {
+        make_block(&fr, f, f->key, SESSION, EPOCH, seq, 10);
+        CU_ASSERT_EQUAL_FATAL(fr.k, 1);
+        CU_ASSERT_EQUAL_FATAL(fr.m, 2);
+        size_t n = junk_frame(dg, f, SESSION, EPOCH, seq, fr.k, fr.m, 2, 0xA5);
+        sl_receiver_input(f->r, dg, n, now);
+        feed(f, &fr, 0, fr.n, now);
+        CU_ASSERT_EQUAL(f->delivered, seq + 1);
+    }
+    struct sl_receiver_stats st = stats(f);
+    CU_ASSERT_EQUAL(st.blocks, 10);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_BLOCK][SL_ERR_MAGIC], 10);   /* the forged block */
+    CU_ASSERT_EQUAL(st.fec.late, 0);
+    fx_free(f);
+}
+
+/* Forged symbols for the genuine ids, before any beacon: with other k', m'
+ * each forms its own entry and never blocks the genuine one (the decoder
+ * used to refuse the genuine symbols as "mismatch"); with the genuine
+ * parameters (k'=6, m'=2 here) the forged index 0 is contested when the
+ * genuine index 0 arrives, erased, and the block decodes from the rest. */
+SL_TEST(receiver, forged_symbols_with_other_parameters_do_not_collide)
+{
+    struct fixture *f = fx_new(8, 8, 0);
+    uint64_t now = T0;
+    uint8_t dg[FRAME_MAX];
+    struct frames fr;
+    for (uint64_t seq = 0; seq < 10; seq++) {
+        size_t n = junk_frame(dg, f, SESSION, EPOCH, seq, 6, 2, 0, 1);
+        sl_receiver_input(f->r, dg, n, now);
+        n = junk_frame(dg, f, SESSION, EPOCH, seq, 5, 1, 1, 2);
+        sl_receiver_input(f->r, dg, n, now);
+        n = junk_frame(dg, f, SESSION, EPOCH, seq, 7, 2, 1, 2);
+        sl_receiver_input(f->r, dg, n, now);
+        make_block(&fr, f, f->key, SESSION, EPOCH, seq, 600);
+        feed(f, &fr, 0, fr.n, now);
+    }
+    CU_ASSERT_EQUAL(f->delivered, 10);
+    CU_ASSERT_EQUAL(stats(f).fec.contested, 10);
+    fx_free(f);
+}
+
+/* Issue 13: junk and announced blocks compete for separate room. With a
+ * verified beacon, a flood of unannounced junk (a newer epoch, thousands of
+ * ids) cannot evict a genuine partial block; junk in the announced epoch
+ * that disagrees with the beacon never takes an entry at all. */
+SL_TEST(receiver, junk_flood_does_not_evict_announced_blocks)
+{
+    struct fixture *f = fx_new(2, 2, 0);
+    uint64_t now = T0;
+    send_beacon(f, f->key, EPOCH, 1, now);
+    struct frames a, b;
+    make_block(&a, f, f->key, SESSION, EPOCH, 0, 900);
+    make_block(&b, f, f->key, SESSION, EPOCH, 1, 900);
+    CU_ASSERT_EQUAL_FATAL(a.k, 8);
+    feed(f, &a, 0, 4, now);
+    feed(f, &b, 0, 4, now);
+    uint8_t dg[FRAME_MAX];
+    for (uint64_t i = 0; i < 5000; i++) {
+        size_t n = junk_frame(dg, f, SESSION ^ i, EPOCH + 1, 1000 + i, 8, 2, 0, (uint8_t)i);
+        sl_receiver_input(f->r, dg, n, now);
+        n = junk_frame(dg, f, SESSION ^ (i + 1), EPOCH, 1000 + i, 8, 2, 0, (uint8_t)i);
+        sl_receiver_input(f->r, dg, n, now);
+    }
+    struct sl_receiver_stats st = stats(f);
+    CU_ASSERT_EQUAL(st.fec.evicted, st.fec.evicted_unannounced);
+    CU_ASSERT(st.fec.evicted_unannounced >= 4990);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_ANNOUNCE][SL_ERR_MISMATCH], 5000);
+    feed(f, &a, 4, a.n, now);
+    feed(f, &b, 4, b.n, now);
+    CU_ASSERT_EQUAL(f->delivered, 2);
+    fx_free(f);
+}
+
+/* Frames checked against the last verified beacon: older epoch and same
+ * epoch with another session or S are refused before the decoder; a newer
+ * epoch (TX restarted, its beacon not here yet) still decodes. */
+SL_TEST(receiver, frames_checked_against_verified_beacon)
+{
+    struct fixture *f = fx_new(4, 2, 0);
+    uint64_t now = T0;
+    send_beacon(f, f->key, EPOCH, 1, now);
+    CU_ASSERT_EQUAL(f->beacons, 1);
+    uint8_t dg[FRAME_MAX];
+    size_t n = junk_frame(dg, f, SESSION, EPOCH - 1, 0, 1, 2, 0, 0);
+    sl_receiver_input(f->r, dg, n, now);
+    n = junk_frame(dg, f, SESSION + 1, EPOCH, 0, 1, 2, 0, 0);
+    sl_receiver_input(f->r, dg, n, now);
+    n = junk_frame(dg, f, SESSION, EPOCH, 0, K, M, 0, 0);   /* matches: takes an entry */
+    sl_receiver_input(f->r, dg, n, now);
+    struct sl_receiver_stats st = stats(f);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_ANNOUNCE][SL_ERR_EPOCH], 1);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_ANNOUNCE][SL_ERR_MISMATCH], 1);
+    CU_ASSERT_EQUAL(st.fec.symbols_in, 1);
+    struct frames fr;
+    make_block(&fr, f, f->key, SESSION + 7, EPOCH + 1, 0, 300);
+    feed(f, &fr, 0, fr.n, now);
+    CU_ASSERT_EQUAL(f->delivered, 1);
+    /* its beacon arrives: the new epoch is announced, the old one refused */
+    send_beacon(f, f->key, EPOCH + 1, 1, now);
+    CU_ASSERT_EQUAL(f->beacons, 2);
+    fx_free(f);
+}
+
+/* Issue 13 item 2: forged blocks and beacons that pass every cheap check
+ * cost a signature verification each. The budget bounds the failures per
+ * second; successes are free; after the flood genuine traffic resumes. */
+SL_TEST(receiver, failed_verifications_bounded_and_genuine_resumes)
+{
+    const unsigned rate = 50;
+    struct fixture *f = fx_new(8, 4, rate);
+    uint64_t now = T0;
+    send_beacon(f, f->key, EPOCH, 1, now);
+    struct frames fr;
+    /* 2000 forged k'=1 blocks in the announced session within 1 s */
+    for (uint64_t i = 0; i < 2000; i++) {
+        make_block(&fr, f, f->evil, SESSION, EPOCH, 100 + i, 10);
+        feed(f, &fr, 0, 1, now + i * 500);
+    }
+    struct sl_receiver_stats st = stats(f);
+    /* a full bucket (rate) plus what 1 s refills (rate) */
+    CU_ASSERT(st.verify_failures <= 2 * rate + 1);
+    CU_ASSERT(st.verify_failures >= rate);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_BLOCK][SL_ERR_BUDGET] + st.drops[SL_RX_BLOCK][SL_ERR_SIGNATURE], 2000);
+    CU_ASSERT_EQUAL(st.verifies, st.verify_failures + 1);   /* + the beacon */
+    /* forged beacons: their own bucket */
+    for (uint64_t i = 0; i < 500; i++)
+        send_beacon(f, f->evil, EPOCH, 2 + i, now + 1000000);
+    struct sl_receiver_stats st2 = stats(f);
+    CU_ASSERT(st2.verify_failures - st.verify_failures <= rate + 1);
+    CU_ASSERT(st2.drops[SL_RX_BEACON][SL_ERR_BUDGET] >= 500 - rate - 1);
+    /* a replayed genuine beacon costs no verification at all */
+    uint64_t v = st2.verifies;
+    send_beacon(f, f->key, EPOCH, 1, now + 1000000);
+    CU_ASSERT_EQUAL(stats(f).verifies, v);
+    /* the flood stops; a second later genuine blocks verify again */
+    now += 3000000;
+    for (uint64_t seq = 0; seq < 5; seq++) {
+        make_block(&fr, f, f->key, SESSION, EPOCH, seq, 400);
+        feed(f, &fr, 0, fr.n, now);
+    }
+    CU_ASSERT_EQUAL(f->delivered, 5);
+    send_beacon(f, f->key, EPOCH, 1000, now);
+    CU_ASSERT_EQUAL(f->beacons, 2);
+    fx_free(f);
+}
+
+/* Frames of an untrusted key never reach the decoder. */
+SL_TEST(receiver, untrusted_key_frames_dropped_early)
+{
+    struct fixture *f = fx_new(2, 2, 0);
+    uint8_t dg[FRAME_MAX];
+    size_t n = junk_frame(dg, f, SESSION, EPOCH, 0, 1, 2, 0, 0);
+    struct sl_data_frame d;
+    CU_ASSERT_FATAL(sl_datagram_data_parse(&d, dg, n) == SL_OK);
+    d.key_id[0] ^= 1;
+    size_t n2 = 0;
+    uint8_t dg2[FRAME_MAX];
+    CU_ASSERT_FATAL(sl_datagram_data_encode(dg2, sizeof dg2, &n2, &d) == SL_OK);
+    sl_receiver_input(f->r, dg2, n2, T0);
+    struct sl_receiver_stats st = stats(f);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_FRAME][SL_ERR_UNKNOWN_KEY], 1);
+    CU_ASSERT_EQUAL(st.fec.symbols_in, 0);
+    fx_free(f);
+}
