@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,8 @@
 
 #define PROG "sluice-tx"
 #define EPOCH_FILE "epoch"
+#define LOCK_FILE "lock"
+#define EXIT_IN_USE 3              /* state_dir held by another sluice-tx: nothing sent */
 #define EPOCH_TEXT_MAX 32u
 #define DEV_EVENTS 8u              /* transitions a poller can report before main takes them */
 #define BLOCKS_PER_TURN 64u        /* blocks per loop turn, so beacons are never starved */
@@ -94,10 +97,16 @@ static void usage(FILE *f)
             "  -V, --version       print the version\n"
             "\n"
             "Each start increments the epoch in state_dir/epoch before the first frame.\n"
+            "One sluice-tx per state_dir: each run holds state_dir/lock (flock) for its\n"
+            "life, and a second daemon or a --send on the same state_dir exits 3 naming\n"
+            "the holder's pid, sending nothing and leaving the epoch alone (RX keeps one\n"
+            "epoch per key, so a newer epoch would make it drop the daemon's frames).\n"
+            "Run --send beside a daemon with its own signing_key and state_dir.\n"
             "Signals: SIGTERM/SIGINT flush, send a final beacon and exit 0; SIGHUP re-reads\n"
             "the configuration and applies tag-map changes that keep every poll the same\n"
             "(names, paths, units, scale, offset, deadband, mirror_unit), else logs why not.\n"
-            "Exit status: 0 done, 1 runtime failure, 2 usage or configuration errors.\n");
+            "Exit status: 0 done, 1 runtime failure, 2 usage or configuration errors,\n"
+            "3 state_dir in use by another sluice-tx.\n");
 }
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -142,6 +151,57 @@ static void print_diag(const struct sl_diag *d)
 }
 
 /* ---- start-up: epoch, link, privileges ----------------------------------- */
+
+/* One sluice-tx per state_dir. The epoch there is one per signing key on
+ * RX (its replay window is per key id and channel, beacons included), so a
+ * second process on the same state_dir and key, a `--send` beside the
+ * daemon, would take a newer epoch and RX would then drop every frame and
+ * beacon of the running daemon as older until the daemon restarted. Giving
+ * --send an epoch space of its own would need its own key id anyway, so
+ * the second process is refused instead: an exclusive flock on
+ * state_dir/lock, held (fd never closed, released by the kernel at exit)
+ * for the whole run, with our pid written in the file for the message the
+ * refused one prints. Returns the fd, -1 on an error, -2 when held. */
+static int lock_state_dir(const char *state_dir, bool bulk)
+{
+    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
+        logmsg("cannot create state_dir %s: %s", state_dir, strerror(errno));
+        return -1;
+    }
+    char path[SL_TXCONF_STR_MAX + 16];
+    if ((size_t)snprintf(path, sizeof path, "%s/" LOCK_FILE, state_dir) >= sizeof path) {
+        logmsg("state_dir path too long");
+        return -1;
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        logmsg("cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char pid[24] = "";
+        ssize_t n = err == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+        close(fd);
+        if (err != EWOULDBLOCK) {
+            logmsg("cannot lock %s: %s", path, strerror(err));
+            return -1;
+        }
+        pid[n > 0 ? (size_t)n : 0] = '\0';
+        pid[strspn(pid, "0123456789")] = '\0';   /* the holder may still be writing it */
+        logmsg("state_dir %s is in use by a running sluice-tx (pid %s); %s", state_dir,
+               pid[0] ? pid : "unknown",
+               bulk ? "stop it, or give --send a configuration with its own [keys] signing_key and "
+                      "state_dir (nothing sent, epoch unchanged)"
+                    : "one sluice-tx per state_dir (epoch unchanged)");
+        return -2;
+    }
+    char text[24];
+    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
+        logmsg("warning: cannot write the pid into %s: %s", path, strerror(errno));
+    return fd;
+}
 
 /* Reads state_dir/epoch (decimal; missing = 0), writes epoch + 1 back with
  * fsync (sl_file_write_atomic) and returns it: a restarted TX always uses a
@@ -1099,6 +1159,13 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
 
+    /* Before the link: a second run on a pcapfile would truncate the
+     * running one's capture. */
+    int lock_fd = lock_state_dir(D.cfg.keys.state_dir, send);
+    if (lock_fd < 0) {
+        rc = lock_fd == -2 ? EXIT_IN_USE : 1;
+        goto out;
+    }
     if (open_link(&D.hw, &D.cfg) != 0)
         goto out;
     if (next_epoch(&D.epoch, D.cfg.keys.state_dir) != 0)

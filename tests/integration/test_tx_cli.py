@@ -9,13 +9,21 @@ beyond writing a pcapfile):
 4. --help documents every option; --version answers.
 5. --send: a missing file is a clear error (non-zero, nothing sent); real
    files cross whole (sluice-inspect sees FILE_BEGIN, data, FILE_END with
-   the SHA-256 of each file) and the run ends with exit 0."""
+   the SHA-256 of each file) and the run ends with exit 0.
+6. One sluice-tx per state_dir (issue 13): beside a running daemon (udp on
+   loopback to a short sluice-rx), `--send` with the daemon's configuration
+   and a second daemon both exit 3 naming the daemon's pid, leave
+   state_dir/epoch alone, and RX keeps accepting the daemon's beacons (link
+   up, sluice_rx_beacons_total rising, no beacon dropped for its epoch).
+   --send with its own key and state_dir works beside the daemon."""
 import hashlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sl_rig  # noqa: E402
@@ -146,6 +154,104 @@ def check_send(d, key, pub):
 
 
 BULK_BEACONS = 4   # three before the first file, one after the last
+RX = os.path.join(sl_rig.BUILD_DIR, "rx", "sluice-rx")
+
+
+def metrics(port):
+    """sluice-rx /metrics as {name{labels}: value}."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=3) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, v = line.rpartition(" ")
+            out[name] = float(v)
+    return out
+
+
+def beacon_drops(m):
+    return sum(v for k, v in m.items() if k.startswith("sluice_rx_drops_total") and 'stage="beacon"' in k)
+
+
+def check_send_beside_daemon(d, key, pub):
+    """A daemon on state_dir S; --send and a second daemon on S are refused
+    (exit 3, the daemon's pid named, epoch unchanged) and RX keeps taking
+    the daemon's beacons. Loopback only: TX sends to 127.0.0.2 (the "diode"
+    address), RX serves HTTP on 127.0.0.1 (not the diode's address)."""
+    os.makedirs(os.path.join(d, "other"), exist_ok=True)
+    key2, pub2, _ = tu.keygen(os.path.join(d, "other"))
+    link_port, http_port = tu.free_port(), tu.free_port()
+    state = os.path.join(d, "dstate")
+    conf = os.path.join(d, "daemon.conf")
+    with open(conf, "w") as f:
+        f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
+                "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+                "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
+                "[device gen]\nprotocol = generator\ntags = 10\nrate = 20\n" % (link_port, key, state))
+    own = os.path.join(d, "own.conf")   # --send's own key and state_dir
+    with open(own, "w") as f:
+        f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
+                "[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
+                "[device gen]\nprotocol = generator\ntags = 1\nrate = 1\n"   # --send polls nothing
+                % (link_port, key2, os.path.join(d, "sendstate")))
+    rx_conf = os.path.join(d, "rx.conf")
+    with open(rx_conf, "w") as f:
+        f.write("[link]\ntransport = udp\nlisten = 127.0.0.2:%d\n"
+                "[keys]\ntrusted = %s, %s\nstate_dir = %s\n"
+                "[mirror]\nstale_ms = 1000\n[http]\nlisten = 127.0.0.1:%d\n"
+                % (link_port, pub, pub2, os.path.join(d, "rxstate"), http_port))
+    payload = os.path.join(d, "payload.bin")
+    with open(payload, "wb") as f:
+        f.write(os.urandom(20000))
+    with sl_rig.Procs() as procs:
+        rx = procs.start(None, [RX, "-c", rx_conf], stderr=open(os.path.join(d, "rx.log"), "w"))
+        tu.wait_port(http_port)
+        daemon = tu.start_tx(procs, conf)
+
+        def linked():
+            try:
+                m = metrics(http_port)
+            except OSError:
+                return False
+            return m.get("sluice_link_up") == 1 and m.get("sluice_rx_beacons_total", 0) >= 5
+        if not sl_rig.wait_for(linked, 15):
+            sl_rig.fail("RX never saw the daemon's beacons")
+        with open(os.path.join(state, "epoch")) as f:
+            epoch = f.read()
+        before = metrics(http_port)
+        want = "state_dir %s is in use by a running sluice-tx (pid %d)" % (state, daemon.pid)
+        r = run(tu.TX, "-c", conf, "--send", payload, timeout=30)
+        if r.returncode != 3 or want not in r.stderr or "own [keys] signing_key and state_dir" not in r.stderr:
+            sl_rig.fail("--send beside the daemon: exit %d, want 3 and %r:\n%s" % (r.returncode, want, r.stderr))
+        print("--send beside a running daemon refused (exit 3): " + r.stderr.strip())
+        r = run(tu.TX, "-c", conf, timeout=30)
+        if r.returncode != 3 or want not in r.stderr:
+            sl_rig.fail("a second daemon on the same state_dir: exit %d, want 3 and %r:\n%s"
+                        % (r.returncode, want, r.stderr))
+        print("a second daemon on the same state_dir refused (exit 3)")
+        with open(os.path.join(state, "epoch")) as f:
+            if f.read() != epoch:
+                sl_rig.fail("a refused run changed state_dir/epoch")
+        # --send with its own key and state_dir: allowed beside the daemon.
+        r = run(tu.TX, "-c", own, "--send", payload, timeout=60)
+        if r.returncode != 0:
+            sl_rig.fail("--send with its own key and state_dir: exit %d: %s" % (r.returncode, r.stderr))
+        # Two stale_ms later the daemon's beacons still count: the link never
+        # went down for an epoch of --send's.
+        time.sleep(2.0)
+        after = metrics(http_port)
+        if after.get("sluice_link_up") != 1:
+            sl_rig.fail("RX link down after the refused runs: %s" % after)
+        got = after.get("sluice_rx_beacons_total", 0) - before.get("sluice_rx_beacons_total", 0)
+        if got < 15:
+            sl_rig.fail("RX accepted only %d beacons in the 2+ s after the refused runs" % got)
+        if beacon_drops(after) > beacon_drops(before):
+            sl_rig.fail("RX dropped beacons (an older epoch?): %s" % after)
+        if daemon.poll() is not None or rx.poll() is not None:
+            sl_rig.fail("the daemon or sluice-rx stopped")
+        print("the daemon's beacons kept being accepted (%d more, link up, epoch %s)"
+              % (got, epoch.strip()))
+        tu.stop_tx(procs, daemon)
 
 
 def main():
@@ -156,6 +262,7 @@ def main():
         check_broken(d, key)
         check_key_mode(d, key)
         check_send(d, key, pub)
+        check_send_beside_daemon(d, key, pub)
         check_keygen(d, key, kid)
     print("PASS")
 
