@@ -1,8 +1,10 @@
+#define _GNU_SOURCE   /* O_PATH, AT_EMPTY_PATH */
 #include "sl_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -116,4 +118,95 @@ sl_err sl_file_write_atomic(const char *path, const void *data, size_t len, mode
     if (e != SL_OK)
         return e;
     return sync_parent_dir(path);
+}
+
+sl_err sl_file_check_nolink(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? SL_OK : SL_ERR_IO;
+    if (S_ISLNK(st.st_mode) || (S_ISREG(st.st_mode) && st.st_nlink > 1))
+        return SL_ERR_PERM;
+    return SL_OK;
+}
+
+sl_err sl_file_chown_nofollow(const char *path, uid_t uid, gid_t gid)
+{
+    /* O_PATH opens without any access to the file (no side effect on a
+     * device or FIFO) and, with O_NOFOLLOW, yields the link itself. */
+    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
+    struct stat st;
+    sl_err e = SL_OK;
+    if (fstat(fd, &st) != 0)
+        e = SL_ERR_IO;
+    else if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_nlink == 1))
+        e = SL_ERR_PERM;
+    else if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
+        e = SL_ERR_IO;
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return e;
+}
+
+static void why_set(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void why_set(char *why, size_t cap, const char *fmt, ...)
+{
+    if (!why || !cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, cap, fmt, ap);
+    va_end(ap);
+}
+
+sl_err sl_file_open_trusted(int *fd_out, const char *path, uid_t owner, unsigned flags, char *why, size_t cap)
+{
+    *fd_out = -1;
+    if (why && cap)
+        why[0] = '\0';
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        if (errno == ELOOP) {
+            why_set(why, cap, "a symbolic link (refused: name the file itself)");
+            return SL_ERR_PERM;
+        }
+        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
+    }
+    struct stat st;
+    sl_err e = SL_OK;
+    unsigned mode = 0;
+    if (fstat(fd, &st) != 0) {
+        e = SL_ERR_IO;
+    } else {
+        mode = (unsigned)(st.st_mode & 07777);
+        if (!S_ISREG(st.st_mode)) {
+            why_set(why, cap, "not a regular file");
+            e = SL_ERR_CONFIG;
+        } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+            why_set(why, cap, "writable by group or others (mode %04o): chmod go-w", mode);
+            e = SL_ERR_PERM;
+        } else if ((flags & SL_FILE_NO_OTHER_READ) && (st.st_mode & S_IRWXO)) {
+            why_set(why, cap, "readable by others (mode %04o): chmod 0600 or 0640", mode);
+            e = SL_ERR_PERM;
+        } else if (st.st_uid != 0 && st.st_uid != owner) {
+            why_set(why, cap, "owned by uid %u, neither root nor the daemon's user (uid %u)",
+                    (unsigned)st.st_uid, (unsigned)owner);
+            e = SL_ERR_PERM;
+        }
+    }
+    if (e != SL_OK) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return e;
+    }
+    /* Reads block normally from here on (O_NONBLOCK only guarded the open). */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    *fd_out = fd;
+    return SL_OK;
 }

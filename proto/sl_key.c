@@ -221,16 +221,12 @@ sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path)
     return SL_OK;
 }
 
-sl_err sl_key_load_public(struct sl_key_public *out, const char *path)
+/* Reads a public key file's text from fd (closed here) into *out. */
+static sl_err read_public_fd(struct sl_key_public *out, int fd)
 {
-    memset(out, 0, sizeof *out);
-    int fd;
-    sl_err e = open_key_file(&fd, path, false);
-    if (e != SL_OK)
-        return e;
     char text[PUBLIC_HEX + 1];
     size_t len = 0;
-    e = sl_file_read_fd(text, sizeof text, &len, fd);
+    sl_err e = sl_file_read_fd(text, sizeof text, &len, fd);
     if (e == SL_ERR_LENGTH)
         e = SL_ERR_CONFIG;
     int saved = errno;
@@ -243,6 +239,27 @@ sl_err sl_key_load_public(struct sl_key_public *out, const char *path)
         return e;
     sl_key_public_make(out, pk);
     return SL_OK;
+}
+
+sl_err sl_key_load_public(struct sl_key_public *out, const char *path)
+{
+    memset(out, 0, sizeof *out);
+    int fd;
+    sl_err e = open_key_file(&fd, path, false);
+    if (e != SL_OK)
+        return e;
+    return read_public_fd(out, fd);
+}
+
+sl_err sl_key_load_trusted(struct sl_key_public *out, const char *path, uid_t owner, char *why,
+                           size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    int fd;
+    sl_err e = sl_file_open_trusted(&fd, path, owner, 0, why, cap);
+    if (e != SL_OK)
+        return e;
+    return read_public_fd(out, fd);
 }
 
 /* libsodium only: the secret never leaves guarded memory. Messages are

@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sl_err.h"
 #include "sl_wire.h"
@@ -95,6 +96,16 @@ sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path);
  * permission check. *out is zeroed on failure. */
 __attribute__((warn_unused_result))
 sl_err sl_key_load_public(struct sl_key_public *out, const char *path);
+
+/* Loads a public key file that decides what RX trusts: as
+ * sl_key_load_public, but the file is checked on the opened descriptor by
+ * sl_file_open_trusted: a symbolic link, a file writable by group or others,
+ * or one owned by a user other than root and owner (the daemon's user) is
+ * SL_ERR_PERM, since whoever can rewrite it can make RX accept their
+ * frames. why (cap bytes, may be NULL) gets the reason. */
+__attribute__((warn_unused_result))
+sl_err sl_key_load_trusted(struct sl_key_public *out, const char *path, uid_t owner, char *why,
+                           size_t cap);
 
 /* Detached Ed25519 signature of len bytes at msg (libsodium). Cost: ~20 µs
  * plus hashing the message twice with SHA-512, so callers sign short

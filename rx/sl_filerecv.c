@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <dirent.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -17,8 +18,11 @@
 #include "sl_wire.h"
 
 #define PART_NAME_MAX 64u
-#define SUFFIX_MAX 1000u        /* name.1 .. name.999, then give up */
+#define PART_PREFIX ".sluice-part-"
 #define HASH_CHUNK (256u * 1024u)
+#define SCAN_PERIOD_US 1000000u  /* directory size rescanned at most this often */
+#define QUOTA_LOG_US 1000000u    /* quota refusals logged at most this often */
+#define REFUSED_MAX 64u          /* discarded (session, file id) remembered */
 
 struct slot {
     bool used;
@@ -29,6 +33,7 @@ struct slot {
     uint64_t size;
     uint64_t received;          /* data bytes written (each byte once: blocks are never replayed) */
     uint64_t last_us;           /* last progress */
+    uint64_t reserved;          /* bytes counted against max_total_bytes */
     int fd;
     char part[PART_NAME_MAX];
     char name[SL_FILE_NAME_MAX + 1];
@@ -40,6 +45,15 @@ struct sl_filerecv {
     int dirfd;
     struct slot *slots;
     uint8_t *hashbuf;           /* HASH_CHUNK bytes, for the read-back pass */
+    bool scanned;
+    uint64_t scan_us;           /* time of the last directory scan */
+    uint64_t quota_log_us;      /* next quota refusal that may be logged */
+    uint64_t quota_unlogged;
+    struct {
+        uint64_t session;
+        uint32_t file_id;
+    } refused[REFUSED_MAX];     /* ring of discarded files: their later messages are dropped */
+    unsigned refused_n, refused_next;
     struct sl_filerecv_stats st;
 };
 
@@ -72,15 +86,59 @@ void sl_filerecv_sanitize(char *out, size_t cap, const char *name)
     out[o] = '\0';
 }
 
+static bool is_part(const char *name)
+{
+    return strncmp(name, PART_PREFIX, sizeof PART_PREFIX - 1) == 0;
+}
+
+/* Sums the regular files in the directory into st.dir_bytes (temporaries
+ * are counted through the slots' reservations instead); at start, sweep
+ * also removes temporaries a crash left behind (unlinkat never follows a
+ * link). O(entries): one fstatat each. */
+static sl_err scan_dir(struct sl_filerecv *fr, bool sweep)
+{
+    int fd = dup(fr->dirfd);
+    if (fd < 0)
+        return SL_ERR_IO;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return SL_ERR_IO;
+    }
+    rewinddir(d);   /* the dup shares the offset with earlier scans */
+    uint64_t sum = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+            continue;
+        if (is_part(de->d_name)) {
+            if (sweep && unlinkat(fr->dirfd, de->d_name, 0) == 0)
+                fr->st.stale_removed++;
+            continue;
+        }
+        struct stat st;
+        if (fstatat(fr->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+            sum += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    fr->st.dir_bytes = sum;
+    return SL_OK;
+}
+
 sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_config *cfg)
 {
     *out = NULL;
-    if (!cfg->directory || cfg->slots < 1 || cfg->slots > 1024)
+    if (!cfg->directory || cfg->slots < 1 || cfg->slots > 1024 ||
+        cfg->max_versions > SL_FILERECV_VERSIONS_MAX)
         return SL_ERR_RANGE;
     struct sl_filerecv *fr = calloc(1, sizeof *fr);
     if (!fr)
         return SL_ERR_NOMEM;
     fr->cfg = *cfg;
+    if (!fr->cfg.max_versions)
+        fr->cfg.max_versions = SL_FILERECV_VERSIONS_DEFAULT;
     fr->slots = calloc(cfg->slots, sizeof *fr->slots);
     fr->hashbuf = malloc(HASH_CHUNK);
     if (!fr->slots || !fr->hashbuf) {
@@ -89,9 +147,15 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
         free(fr);
         return SL_ERR_NOMEM;
     }
-    fr->dirfd = open(cfg->directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fr->dirfd < 0) {
+    /* Opened once: every later operation is relative to this descriptor. */
+    fr->dirfd = open(cfg->directory, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat lst;
+    if (fr->dirfd < 0 && errno == ENOTDIR && lstat(cfg->directory, &lst) == 0 && S_ISLNK(lst.st_mode))
+        errno = ELOOP;   /* O_DIRECTORY | O_NOFOLLOW says ENOTDIR for a link: name it */
+    if (fr->dirfd < 0 || scan_dir(fr, true) != SL_OK) {
         int err = errno;
+        if (fr->dirfd >= 0)
+            close(fr->dirfd);
         free(fr->slots);
         free(fr->hashbuf);
         free(fr);
@@ -100,6 +164,9 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
     }
     for (unsigned i = 0; i < cfg->slots; i++)
         fr->slots[i].fd = -1;
+    if (fr->st.stale_removed)
+        say(fr, 0, "removed %" PRIu64 " temporary file%s left by an earlier run", fr->st.stale_removed,
+            fr->st.stale_removed == 1 ? "" : "s");
     *out = fr;
     return SL_OK;
 }
@@ -110,6 +177,7 @@ static void release(struct sl_filerecv *fr, struct slot *s, bool unlink_part)
         close(s->fd);
     if (unlink_part && s->part[0])
         unlinkat(fr->dirfd, s->part, 0);
+    fr->st.reserved_bytes -= s->reserved;
     memset(s, 0, sizeof *s);
     s->fd = -1;
     fr->st.in_progress--;
@@ -120,6 +188,26 @@ static const char *label(const struct slot *s)
     return s->name[0] ? s->name : "(name not yet known)";
 }
 
+/* A discarded file's later messages (it is sent once, in order) must not
+ * start it again in a new slot, each time logged and counted: the last
+ * REFUSED_MAX discarded ids are remembered and their messages dropped. */
+static void remember_refused(struct sl_filerecv *fr, uint64_t session, uint32_t id)
+{
+    fr->refused[fr->refused_next].session = session;
+    fr->refused[fr->refused_next].file_id = id;
+    fr->refused_next = (fr->refused_next + 1) % REFUSED_MAX;
+    if (fr->refused_n < REFUSED_MAX)
+        fr->refused_n++;
+}
+
+static bool was_refused(const struct sl_filerecv *fr, uint64_t session, uint32_t id)
+{
+    for (unsigned i = 0; i < fr->refused_n; i++)
+        if (fr->refused[i].session == session && fr->refused[i].file_id == id)
+            return true;
+    return false;
+}
+
 /* Discards a file: the temporary goes, nothing appears under a real name. */
 static void discard(struct sl_filerecv *fr, struct slot *s, uint64_t *reason, const char *why)
 {
@@ -127,6 +215,8 @@ static void discard(struct sl_filerecv *fr, struct slot *s, uint64_t *reason, co
         s->file_id, why, s->received, s->size_known ? "known" : "unknown");
     fr->st.files_failed++;
     (*reason)++;
+    if (reason != &fr->st.failed_incomplete)
+        remember_refused(fr, s->session, s->file_id);
     release(fr, s, true);
 }
 
@@ -142,15 +232,26 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
     }
     if (!create)
         return NULL;
+    if (was_refused(fr, session, id)) {
+        fr->st.messages_dropped++;
+        return NULL;
+    }
     if (!free_slot) {
         fr->st.files_failed++;
         fr->st.failed_busy++;
+        remember_refused(fr, session, id);
         say(fr, 0, "file id %" PRIu32 ": discarded: more than %u files in progress", id, fr->cfg.slots);
         return NULL;
     }
     struct slot *s = free_slot;
-    snprintf(s->part, sizeof s->part, ".sluice-part-%016" PRIx64 "-%08" PRIx32, session, id);
-    s->fd = openat(fr->dirfd, s->part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    snprintf(s->part, sizeof s->part, PART_PREFIX "%016" PRIx64 "-%08" PRIx32, session, id);
+    /* O_EXCL | O_NOFOLLOW: never write through a name someone planted. A
+     * stale entry of that name (a crash, or planted) is unlinked, which
+     * removes a link itself, not its target, and creation retried once. */
+    const int flags = O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW;
+    s->fd = openat(fr->dirfd, s->part, flags, 0600);
+    if (s->fd < 0 && errno == EEXIST && unlinkat(fr->dirfd, s->part, 0) == 0)
+        s->fd = openat(fr->dirfd, s->part, flags, 0600);
     if (s->fd < 0) {
         say(fr, 0, "file id %" PRIu32 ": cannot create %s: %s", id, s->part, strerror(errno));
         s->part[0] = '\0';
@@ -166,8 +267,51 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
     return s;
 }
 
+/* Raises s's reservation to want bytes if [files] max_total_bytes allows
+ * (the directory's size is rescanned first when the last scan is older than
+ * SCAN_PERIOD_US, so files a consumer removed are seen); else discards s
+ * and returns false. */
+static bool reserve(struct sl_filerecv *fr, struct slot *s, uint64_t want, uint64_t now_us)
+{
+    if (want <= s->reserved)
+        return true;
+    uint64_t more = want - s->reserved;
+    uint64_t cap = fr->cfg.max_total_bytes;
+    if (cap) {
+        if (!fr->scanned || now_us < fr->scan_us || now_us - fr->scan_us >= SCAN_PERIOD_US) {
+            if (scan_dir(fr, false) == SL_OK) {
+                fr->scanned = true;
+                fr->scan_us = now_us;
+            }
+        }
+        uint64_t used = fr->st.dir_bytes + fr->st.reserved_bytes;
+        if (used > cap || more > cap - used) {
+            if (now_us >= fr->quota_log_us || now_us + QUOTA_LOG_US < fr->quota_log_us) {
+                char why[256];
+                snprintf(why, sizeof why,
+                         "[files] max_total_bytes %" PRIu64 " reached (%" PRIu64 " bytes in the directory, "
+                         "%" PRIu64 " in progress, this file %" PRIu64 "; %" PRIu64 " more refused unlogged)",
+                         cap, fr->st.dir_bytes, fr->st.reserved_bytes - s->reserved, want, fr->quota_unlogged);
+                fr->quota_log_us = now_us + QUOTA_LOG_US;
+                fr->quota_unlogged = 0;
+                discard(fr, s, &fr->st.failed_quota, why);
+            } else {
+                fr->quota_unlogged++;
+                fr->st.files_failed++;
+                fr->st.failed_quota++;
+                remember_refused(fr, s->session, s->file_id);
+                release(fr, s, true);
+            }
+            return false;
+        }
+    }
+    fr->st.reserved_bytes += more;
+    s->reserved = want;
+    return true;
+}
+
 /* Records the size (from BEGIN or END); a disagreement is fatal to the file. */
-static bool set_size(struct sl_filerecv *fr, struct slot *s, uint64_t size, const char *name)
+static bool set_size(struct sl_filerecv *fr, struct slot *s, uint64_t size, const char *name, uint64_t now_us)
 {
     if (s->size_known && s->size != size) {
         discard(fr, s, &fr->st.failed_invalid, "FILE_BEGIN and FILE_END disagree on the size");
@@ -177,10 +321,13 @@ static bool set_size(struct sl_filerecv *fr, struct slot *s, uint64_t size, cons
         discard(fr, s, &fr->st.failed_invalid, "larger than [files] max_bytes");
         return false;
     }
-    if (s->received > size) {
+    /* Before the size was known the reservation is the highest byte written. */
+    if (s->received > size || (!s->size_known && s->reserved > size)) {
         discard(fr, s, &fr->st.failed_invalid, "more data than the announced size");
         return false;
     }
+    if (!s->size_known && !reserve(fr, s, size, now_us))
+        return false;
     s->size = size;
     s->size_known = true;
     sl_filerecv_sanitize(s->name, sizeof s->name, name);
@@ -230,9 +377,18 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
     char final[SL_FILE_NAME_MAX + 16];
     snprintf(final, sizeof final, "%s", s->name);
     unsigned n = 0;
+    /* linkat never replaces an entry (a file or a planted link alike). */
     while (linkat(fr->dirfd, s->part, fr->dirfd, final, 0) != 0) {
-        if (errno != EEXIST || ++n >= SUFFIX_MAX) {
-            discard(fr, s, &fr->st.failed_io, errno == EEXIST ? "no free name" : strerror(errno));
+        if (errno != EEXIST) {
+            discard(fr, s, &fr->st.failed_io, strerror(errno));
+            return;
+        }
+        if (++n >= fr->cfg.max_versions) {
+            char why[160];
+            snprintf(why, sizeof why,
+                     "%u files of this name exist ([files] max_versions); refused, nothing overwritten",
+                     fr->cfg.max_versions);
+            discard(fr, s, &fr->st.failed_versions, why);
             return;
         }
         snprintf(final, sizeof final, "%s.%u", s->name, n);
@@ -240,6 +396,7 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
     unlinkat(fr->dirfd, s->part, 0);
     s->part[0] = '\0';
     fsync(fr->dirfd);
+    fr->st.dir_bytes += s->size;
     fr->st.files_ok++;
     if (n) {
         fr->st.files_renamed++;
@@ -267,6 +424,10 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
         discard(fr, s, &fr->st.failed_invalid, "data beyond the file's size");
         return;
     }
+    /* Before the size is known, the highest byte written is what the file
+     * occupies (a sparse write far out still counts in full). */
+    if (!reserve(fr, s, m->offset + m->data_len, now_us))
+        return;
     const uint8_t *p = m->data;
     size_t left = m->data_len;
     uint64_t off = m->offset;
@@ -310,7 +471,7 @@ void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t
         switch (m.type) {
         case SL_MSG_FILE_BEGIN:
             s = find(fr, session, m.file_id, now_us, true);
-            if (s && set_size(fr, s, m.size, m.name)) {
+            if (s && set_size(fr, s, m.size, m.name, now_us)) {
                 s->last_us = now_us;
                 maybe_finish(fr, s);
             }
@@ -320,7 +481,7 @@ void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t
             break;
         case SL_MSG_FILE_END:
             s = find(fr, session, m.file_id, now_us, true);
-            if (s && set_size(fr, s, m.size, m.name)) {
+            if (s && set_size(fr, s, m.size, m.name, now_us)) {
                 memcpy(s->sha256, m.sha256, sizeof s->sha256);
                 s->ended = true;
                 s->last_us = now_us;

@@ -8,10 +8,26 @@
  * every byte has arrived and FILE_END has given the size and SHA-256: the
  * temporary file is fsync'd, read back and hashed, and linked into place
  * under its sanitised name; link(2) never replaces an existing file, so a
- * name that exists gets ".1", ".2", ... appended (logged). The directory is
- * fsync'd. A file that cannot be completed (data lost beyond FEC, hash
- * mismatch, disk full, inconsistent sizes, timed out) is discarded, logged
- * by name and counted; nothing partial is ever visible under a real name.
+ * name that exists gets ".1", ".2", ... appended (logged), up to
+ * max_versions files of one name; past that the file is refused (logged,
+ * failed_versions), never overwritten. The directory is fsync'd. A file that
+ * cannot be completed (data lost beyond FEC, hash mismatch, disk full,
+ * inconsistent sizes, timed out, over the quota) is discarded, logged by name
+ * and counted; nothing partial is ever visible under a real name. Later
+ * messages of a discarded file are dropped quietly (messages_dropped).
+ *
+ * Links: the directory is opened once with O_NOFOLLOW and every operation is
+ * relative to that descriptor (openat/linkat/unlinkat), so renaming the
+ * directory or swapping it for a symbolic link does not redirect writes;
+ * temporaries are created O_CREAT | O_EXCL | O_NOFOLLOW. Temporaries left
+ * by a crash are removed when the receiver is created.
+ *
+ * Quota: max_total_bytes bounds the bytes of regular files in the directory
+ * (as last scanned, at most once a second, plus files published since) plus
+ * the bytes reserved by files in progress (each its announced size, or the
+ * highest offset written before the size is known). A file that would pass
+ * it is refused (failed_quota, logged at most once a second). The scan costs
+ * one fstatat per directory entry.
  *
  * Names are sanitised: '/', '\\', control characters and DEL become '_'; a
  * name starting with '.' (including "." and "..") gets a leading '_'. */
@@ -25,12 +41,17 @@
 #include "sl_fmsg.h"
 
 #define SL_FILERECV_SLOTS_DEFAULT 16u
+#define SL_FILERECV_VERSIONS_DEFAULT 10u   /* NAME, NAME.1 .. NAME.9 */
+#define SL_FILERECV_VERSIONS_MAX 1000u
+#define SL_FILERECV_TOTAL_DEFAULT (1ull << 30)   /* [files] max_total_bytes: 1 GiB */
 
 struct sl_filerecv_config {
     const char *directory;      /* must exist; opened once (O_DIRECTORY) */
     unsigned slots;             /* files in progress at once (1..1024) */
     uint64_t max_bytes;         /* largest file accepted; 0 = no limit */
     uint64_t idle_timeout_us;   /* discard a file with no progress this long */
+    uint64_t max_total_bytes;   /* directory + in progress; 0 = no limit */
+    unsigned max_versions;      /* files of one name kept (1..1000); 0 = default 10 */
     /* One line per file outcome (published, renamed, discarded + reason). */
     void (*log)(void *ctx, int ok, const char *line);
     void *ctx;
@@ -45,6 +66,12 @@ struct sl_filerecv_stats {
     uint64_t failed_io;         /* write/fsync/link errors, e.g. disk full */
     uint64_t failed_invalid;    /* sizes or offsets inconsistent, too big */
     uint64_t failed_busy;       /* no free slot */
+    uint64_t failed_quota;      /* would pass max_total_bytes */
+    uint64_t failed_versions;   /* max_versions files of that name exist */
+    uint64_t messages_dropped;  /* messages of a file already discarded */
+    uint64_t stale_removed;     /* temporaries of a previous run removed at start */
+    uint64_t dir_bytes;         /* regular files in the directory (scan + published since) */
+    uint64_t reserved_bytes;    /* reserved by files in progress */
     uint64_t bytes_written;
     uint64_t messages_bad;      /* malformed file messages */
     unsigned in_progress;
@@ -52,8 +79,10 @@ struct sl_filerecv_stats {
 
 struct sl_filerecv;
 
-/* Opens the directory and allocates the slots. SL_ERR_IO (errno kept) if
- * the directory cannot be opened, SL_ERR_RANGE for a bad config. */
+/* Opens the directory (O_NOFOLLOW: a symbolic link is SL_ERR_IO with errno
+ * ELOOP), removes stale temporaries, scans its size and allocates the
+ * slots. SL_ERR_IO (errno kept) if the directory cannot be opened or read,
+ * SL_ERR_RANGE for a bad config. */
 __attribute__((warn_unused_result))
 sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_config *cfg);
 

@@ -1,7 +1,9 @@
 #include "sl_store.h"
 
+#include "sl_file.h"
 #include "sl_regs.h"
 
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -115,6 +117,34 @@ static sl_err check_format(struct sl_store *s)
     return e;
 }
 
+/* RX opens the database as root before it drops privileges, in a directory
+ * the service user may write: a database, journal, WAL or shared-memory name
+ * planted as a symbolic link (mirror.db -> /etc/ld.so.preload) or as a hard
+ * link would make root create or write the target. Each is refused by name. */
+static sl_err refuse_links(struct sl_store *s, const char *path)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+    for (size_t i = 0; i < sizeof suffix / sizeof suffix[0]; i++) {
+        char p[4096];
+        int n = snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        if (n < 0 || (size_t)n >= sizeof p) {
+            snprintf(s->err, sizeof s->err, "path too long");
+            return SL_ERR_RANGE;
+        }
+        sl_err e = sl_file_check_nolink(p);
+        if (e == SL_ERR_PERM) {
+            snprintf(s->err, sizeof s->err,
+                     "%.150s is a symbolic link or has other hard links: refusing to follow it", p);
+            return e;
+        }
+        if (e != SL_OK) {
+            snprintf(s->err, sizeof s->err, "%.150s: %.80s", p, strerror(errno));
+            return e;
+        }
+    }
+    return SL_OK;
+}
+
 sl_err sl_store_open(struct sl_store **out, const struct sl_store_config *cfg, char *errbuf,
                      size_t errcap)
 {
@@ -126,8 +156,13 @@ sl_err sl_store_open(struct sl_store **out, const struct sl_store_config *cfg, c
     struct sl_store *s = calloc(1, sizeof *s);
     if (!s)
         return SL_ERR_NOMEM;
-    sl_err e = SL_OK;
-    if (sqlite3_open_v2(cfg->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+    sl_err e = refuse_links(s, cfg->path);
+    if (e != SL_OK)
+        goto out;
+    /* NOFOLLOW: SQLite itself refuses a symlinked database name too (the
+     * check above names the culprit; this closes the race after it). */
+    if (sqlite3_open_v2(cfg->path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL) !=
         SQLITE_OK) {
         e = fail(s, "open");
         goto out;

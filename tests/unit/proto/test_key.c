@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "proto_fixture.h"
+#include "sl_file.h"
 #include "sl_key.h"
 #include "sl_test.h"
 
@@ -233,4 +234,123 @@ SL_TEST(key, trusted_set)
         CU_ASSERT_EQUAL(memcmp(f->pk, pk[i].pk, SL_PK_BYTES), 0);
     }
     CU_ASSERT_PTR_NULL(sl_key_set_find(&s, pk[SL_KEY_SET_MAX].id));
+}
+
+/* Files that decide trust (a trusted public key, the HTTP token) are read
+ * only when nobody but root and the daemon's user can rewrite them, and
+ * never through a link (issue 13). */
+SL_TEST(key, trusted_key_file_permissions)
+{
+    tmp_begin();
+    char pp[128], lp[128];
+    tmp_path(pp, sizeof pp, "t.pub");
+    tmp_path(lp, sizeof lp, "link.pub");
+    char hex[2 * SL_PK_BYTES + 2];
+    for (size_t i = 0; i < SL_PK_BYTES; i++)
+        snprintf(hex + 2 * i, 3, "%02x", fx_pk[i]);
+    strcat(hex, "\n");
+    struct sl_key_public k;
+    char why[160];
+    uid_t me = geteuid();
+    static const struct { mode_t mode; sl_err want; } cases[] = {
+        { 0644, SL_OK }, { 0444, SL_OK }, { 0640, SL_OK }, { 0600, SL_OK },
+        { 0664, SL_ERR_PERM }, { 0646, SL_ERR_PERM }, { 0666, SL_ERR_PERM }, { 0620, SL_ERR_PERM },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(pp, hex, cases[i].mode);
+        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, me, why, sizeof why), cases[i].want);
+        if (cases[i].want == SL_ERR_PERM) {
+            CU_ASSERT(strstr(why, "writable by group or others") != NULL);
+        } else {
+            CU_ASSERT_EQUAL(memcmp(k.pk, fx_pk, SL_PK_BYTES), 0);
+        }
+        /* The plain loader (tools) keeps accepting what it always did. */
+        CU_ASSERT_EQUAL(sl_key_load_public(&k, pp), SL_OK);
+    }
+    write_text(pp, hex, 0644);
+    /* Owned by another, non-root user: refused (when we can arrange it). */
+    if (me == 0) {
+        CU_ASSERT_EQUAL(chown(pp, 4242, 4242), 0);
+        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, 0, why, sizeof why), SL_ERR_PERM);
+        CU_ASSERT(strstr(why, "owned by uid 4242") != NULL);
+        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, 4242, why, sizeof why), SL_OK);   /* the daemon's user */
+        CU_ASSERT_EQUAL(chown(pp, 0, 0), 0);
+        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, 4242, why, sizeof why), SL_OK);   /* root */
+    }
+    /* A symbolic link is refused, whatever it points to. */
+    CU_ASSERT_EQUAL(symlink(pp, lp), 0);
+    CU_ASSERT_EQUAL(sl_key_load_trusted(&k, lp, me, why, sizeof why), SL_ERR_PERM);
+    CU_ASSERT(strstr(why, "symbolic link") != NULL);
+    /* A FIFO is not a key and does not block the loader. */
+    char fp[128];
+    tmp_path(fp, sizeof fp, "fifo.pub");
+    CU_ASSERT_EQUAL(mkfifo(fp, 0600), 0);
+    CU_ASSERT_EQUAL(sl_key_load_trusted(&k, fp, me, why, sizeof why), SL_ERR_CONFIG);
+    unlink(fp);
+    unlink(lp);
+    unlink(pp);
+    CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, me, why, sizeof why), SL_ERR_NOT_FOUND);
+    tmp_end();
+}
+
+SL_TEST(key, secret_file_and_link_helpers)
+{
+    tmp_begin();
+    char tp[128], lp[128], hp[128], dp[128];
+    tmp_path(tp, sizeof tp, "token");
+    tmp_path(lp, sizeof lp, "token.link");
+    tmp_path(hp, sizeof hp, "token.hard");
+    tmp_path(dp, sizeof dp, "sub");
+    uid_t me = geteuid();
+    char why[160];
+    int fd;
+    /* The token: 0600 and 0640 pass; world-readable or group-writable do not. */
+    static const struct { mode_t mode; sl_err want; } cases[] = {
+        { 0600, SL_OK }, { 0640, SL_OK }, { 0400, SL_OK },
+        { 0644, SL_ERR_PERM }, { 0604, SL_ERR_PERM }, { 0660, SL_ERR_PERM }, { 0602, SL_ERR_PERM },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        write_text(tp, "secret\n", cases[i].mode);
+        sl_err e = sl_file_open_trusted(&fd, tp, me, SL_FILE_NO_OTHER_READ, why, sizeof why);
+        CU_ASSERT_EQUAL(e, cases[i].want);
+        if (e == SL_OK) {
+            char buf[16];
+            CU_ASSERT_EQUAL(read(fd, buf, sizeof buf), 7);
+            close(fd);
+        } else {
+            CU_ASSERT_EQUAL(fd, -1);
+            CU_ASSERT(why[0] != '\0');
+        }
+    }
+    write_text(tp, "secret\n", 0600);
+
+    /* sl_file_check_nolink: absent and plain are fine; links are not. */
+    CU_ASSERT_EQUAL(sl_file_check_nolink(lp), SL_OK);
+    CU_ASSERT_EQUAL(sl_file_check_nolink(tp), SL_OK);
+    CU_ASSERT_EQUAL(symlink(tp, lp), 0);
+    CU_ASSERT_EQUAL(sl_file_check_nolink(lp), SL_ERR_PERM);
+    CU_ASSERT_EQUAL(link(tp, hp), 0);
+    CU_ASSERT_EQUAL(sl_file_check_nolink(tp), SL_ERR_PERM);
+
+    /* sl_file_chown_nofollow: never through a link, never a hard-linked file. */
+    if (me == 0) {
+        struct stat st;
+        CU_ASSERT_EQUAL(sl_file_chown_nofollow(lp, 4242, 4242), SL_ERR_PERM);
+        CU_ASSERT_EQUAL(sl_file_chown_nofollow(hp, 4242, 4242), SL_ERR_PERM);
+        CU_ASSERT(stat(tp, &st) == 0 && st.st_uid == 0);     /* the target kept its owner */
+        unlink(hp);
+        CU_ASSERT_EQUAL(sl_file_chown_nofollow(tp, 4242, 4243), SL_OK);
+        CU_ASSERT(stat(tp, &st) == 0 && st.st_uid == 4242 && st.st_gid == 4243);
+        CU_ASSERT_EQUAL(mkdir(dp, 0700), 0);
+        CU_ASSERT_EQUAL(sl_file_chown_nofollow(dp, 4242, 4242), SL_OK);
+        CU_ASSERT(stat(dp, &st) == 0 && st.st_uid == 4242);
+        CU_ASSERT_EQUAL(rmdir(dp), 0);
+        /* Owned by another user now: refused as a secret for the daemon. */
+        CU_ASSERT_EQUAL(sl_file_open_trusted(&fd, tp, 0, SL_FILE_NO_OTHER_READ, why, sizeof why), SL_ERR_PERM);
+    }
+    unlink(hp);
+    CU_ASSERT_EQUAL(sl_file_chown_nofollow(hp, 0, 0), SL_ERR_NOT_FOUND);
+    unlink(lp);
+    unlink(tp);
+    tmp_end();
 }

@@ -327,3 +327,52 @@ __attribute__((destructor)) static void cleanup_tmpdir(void)
     }
     rmdir(tmpdir);
 }
+
+/* RX opens the database as root before dropping privileges, in a directory
+ * the service user may write: a planted link (mirror.db ->
+ * /etc/ld.so.preload) or hard link must be refused by name and its target
+ * neither created nor written. */
+SL_TEST(store, planted_links_refused_target_untouched)
+{
+    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+    const char *victim_c = tmp_path("victim");
+    char victim[256], db[256], planted[280];
+    snprintf(victim, sizeof victim, "%s", victim_c);
+    snprintf(db, sizeof db, "%s", tmp_path("links.db"));
+    for (size_t i = 0; i < 4; i++) {
+        rm_db(db);
+        snprintf(planted, sizeof planted, "%s%s", db, suffix[i]);
+        unlink(planted);
+        unlink(victim);
+        /* A dangling link: the old open created the target. */
+        CU_ASSERT_FATAL(symlink(victim, planted) == 0);
+        struct sl_store_config cfg = { db, 0 };
+        struct sl_store *s = (struct sl_store *)1;
+        char err[256] = "";
+        CU_ASSERT_EQUAL(sl_store_open(&s, &cfg, err, sizeof err), SL_ERR_PERM);
+        CU_ASSERT_PTR_NULL(s);
+        CU_ASSERT(strstr(err, "refusing to follow it") != NULL);
+        CU_ASSERT(strstr(err, planted) != NULL);
+        CU_ASSERT_EQUAL(access(victim, F_OK), -1);
+        unlink(planted);
+    }
+    /* A hard link to another file is refused too, and the file unchanged. */
+    rm_db(db);
+    FILE *f = fopen(victim, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("precious\n", f);
+    fclose(f);
+    CU_ASSERT_FATAL(link(victim, db) == 0);
+    struct sl_store_config cfg = { db, 0 };
+    struct sl_store *s = NULL;
+    char err[256] = "";
+    CU_ASSERT_EQUAL(sl_store_open(&s, &cfg, err, sizeof err), SL_ERR_PERM);
+    struct stat st;
+    CU_ASSERT(stat(victim, &st) == 0 && st.st_size == 9);
+    unlink(db);
+    unlink(victim);
+    /* The plain file still opens. */
+    s = open_store(db, 0);
+    sl_store_close(s);
+    rm_db(db);
+}

@@ -3,7 +3,9 @@
  * verified or not at all; names are sanitised; an existing name is never
  * overwritten; damaged or inconsistent files are discarded and counted. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,4 +390,236 @@ SL_TEST(fmsg, roundtrip_and_rejections)
     /* a name with NUL inside is refused by the decoder */
     uint8_t bad[4 + 8 + 1 + 2] = { 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 2, 'a', 0 };
     CU_ASSERT_EQUAL(sl_fmsg_decode(&m, SL_MSG_FILE_BEGIN, bad, sizeof bad), SL_ERR_RANGE);
+}
+
+/* ---- links, quota and versions (issue 13) ----------------------------------- */
+
+/* One whole file as one payload: BEGIN, DATA, END with the right SHA-256. */
+static size_t whole_file(uint8_t *p, size_t cap, uint32_t id, const char *name, const uint8_t *data, size_t len)
+{
+    size_t off = 0;
+    uint8_t *d;
+    uint8_t h[SL_FILE_SHA256_BYTES];
+    unsigned hl = 0;
+    CU_ASSERT_FATAL(EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL) == 1);
+    CU_ASSERT_FATAL(sl_fmsg_put_begin(p, cap, &off, id, len, name) == SL_OK);
+    if (len) {
+        CU_ASSERT_FATAL(sl_fmsg_put_data(p, cap, &off, &d, id, 0, len) == SL_OK);
+        memcpy(d, data, len);
+    }
+    CU_ASSERT_FATAL(sl_fmsg_put_end(p, cap, &off, id, len, h, name) == SL_OK);
+    return off;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 ? st.st_size : -1;
+}
+
+struct logs {
+    int bad;
+    char last[512];
+};
+
+static void log_keep(void *c, int ok, const char *line)
+{
+    struct logs *l = c;
+    if (!ok)
+        l->bad++;
+    snprintf(l->last, sizeof l->last, "%s", line);
+}
+
+SL_TEST(files, temp_never_written_through_a_planted_link)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    char dir[300], victim[300], part[400], out[400];
+    snprintf(dir, sizeof dir, "%s/in", tmp);
+    snprintf(victim, sizeof victim, "%s/victim", tmp);
+    mkdir(dir, 0700);
+    write_file(victim, 10, 9);
+    struct sl_filerecv *fr = NULL;
+    struct logs lg = { 0 };
+    struct sl_filerecv_config fc = { .directory = dir, .slots = 2, .log = log_keep, .ctx = &lg };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    /* Plant the temporary name the next file (session 5, id 1) will use as
+     * a link to a file outside the directory: O_EXCL | O_NOFOLLOW must not
+     * write through it (the old O_TRUNC open truncated the victim). */
+    snprintf(part, sizeof part, "%s/.sluice-part-%016x-%08x", dir, 5u, 1u);
+    CU_ASSERT_FATAL(symlink(victim, part) == 0);
+    uint8_t p[512], data[100];
+    memset(data, 0xab, sizeof data);
+    sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, 1, "f", data, sizeof data), 1);
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(file_size(victim), 10);       /* untouched */
+    snprintf(out, sizeof out, "%s/f", dir);
+    CU_ASSERT_EQUAL(file_size(out), 100);
+    CU_ASSERT_EQUAL(count_entries(dir), 1);       /* the planted link is gone, not followed */
+
+    /* A hard link to a file elsewhere planted under the next temporary
+     * name: O_EXCL refuses to reuse it (the old O_TRUNC open truncated the
+     * victim and wrote the received bytes into it). */
+    snprintf(part, sizeof part, "%s/.sluice-part-%016x-%08x", dir, 5u, 2u);
+    CU_ASSERT_FATAL(link(victim, part) == 0);
+    sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, 2, "h", data, 30), 1);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 2);
+    CU_ASSERT_EQUAL(file_size(victim), 10);
+    FILE *vf = fopen(victim, "rb");
+    CU_ASSERT_FATAL(vf != NULL);
+    CU_ASSERT_NOT_EQUAL(fgetc(vf), 0xab);
+    fclose(vf);
+    snprintf(out, sizeof out, "%s/h", dir);
+    unlink(out);
+    sl_filerecv_destroy(fr);
+
+    /* Stale temporaries (a crash) are swept when the receiver starts. */
+    snprintf(part, sizeof part, "%s/.sluice-part-0000000000000009-00000009", dir);
+    write_file(part, 50, 1);
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.stale_removed, 1);
+    CU_ASSERT_EQUAL(st.dir_bytes, 100);
+    CU_ASSERT_EQUAL(access(part, F_OK), -1);
+
+    /* The directory is used through the descriptor opened at start: moving
+     * it away and planting a link in its place redirects nothing. */
+    char moved[300], elsewhere[300];
+    snprintf(moved, sizeof moved, "%s/moved", tmp);
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", tmp);
+    mkdir(elsewhere, 0700);
+    CU_ASSERT_FATAL(rename(dir, moved) == 0);
+    CU_ASSERT_FATAL(symlink(elsewhere, dir) == 0);
+    sl_filerecv_payload(fr, 6, p, whole_file(p, sizeof p, 1, "g", data, 20), 2);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(count_entries(elsewhere), 0);
+    snprintf(out, sizeof out, "%s/g", moved);
+    CU_ASSERT_EQUAL(file_size(out), 20);
+    sl_filerecv_destroy(fr);
+
+    /* A directory that is a symbolic link is refused at start. */
+    struct sl_filerecv *fr2 = NULL;
+    sl_err e = sl_filerecv_create(&fr2, &fc);
+    int err = errno;
+    CU_ASSERT_EQUAL(e, SL_ERR_IO);
+    CU_ASSERT_EQUAL(err, ELOOP);
+    CU_ASSERT_PTR_NULL(fr2);
+
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+SL_TEST(files, quota_counts_directory_and_files_in_progress)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    char old[300];
+    snprintf(old, sizeof old, "%s/already-there", tmp);
+    write_file(old, 400, 3);                        /* counts against the quota */
+    struct sl_filerecv *fr = NULL;
+    struct logs lg = { 0 };
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 4, .max_total_bytes = 1000,
+                                     .log = log_keep, .ctx = &lg };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    uint8_t p[2048], data[700];
+    memset(data, 0x5a, sizeof data);
+    size_t off = 0;
+    /* File 1 begins (500 bytes reserved: 400 + 500 <= 1000) and stays in progress. */
+    CU_ASSERT(sl_fmsg_put_begin(p, sizeof p, &off, 1, 500, "a") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.in_progress, 1);
+    CU_ASSERT_EQUAL(st.reserved_bytes, 500);
+    /* File 2 (200 bytes) would make 1100: refused, logged, no trace left. */
+    sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, 2, "b", data, 200), 2);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.failed_quota, 1);
+    CU_ASSERT_EQUAL(st.files_ok, 0);
+    CU_ASSERT(strstr(lg.last, "max_total_bytes") != NULL);
+    /* Its later messages are dropped quietly, not refused (and logged) again. */
+    int bad_before = lg.bad;
+    uint64_t dropped_before = st.messages_dropped;
+    off = 0;
+    uint8_t *d;
+    CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 2, 0, 10) == SL_OK);
+    memset(d, 0, 10);
+    sl_filerecv_payload(fr, 5, p, off, 3);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.failed_quota, 1);
+    CU_ASSERT_EQUAL(st.messages_dropped, dropped_before + 1);
+    CU_ASSERT_EQUAL(lg.bad, bad_before);
+    /* Data ahead of its BEGIN reserves up to the highest byte written: a
+     * sparse write far out is refused before it touches the disk. */
+    off = 0;
+    CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 3, 5000, 10) == SL_OK);
+    memset(d, 0, 10);
+    sl_filerecv_payload(fr, 5, p, off, 4);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.failed_quota, 2);
+    /* The consumer takes the old file away: after the rescan period the
+     * same 200 bytes fit (400 freed). */
+    unlink(old);
+    sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, 4, "b", data, 200), 4000000);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.dir_bytes, 200);
+    CU_ASSERT_EQUAL(st.reserved_bytes, 500);
+    CU_ASSERT_EQUAL(count_entries(tmp), 2);        /* b and file 1's temporary */
+    sl_filerecv_destroy(fr);
+
+    /* No limit: 0. */
+    fc.max_total_bytes = 0;
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    sl_filerecv_payload(fr, 7, p, whole_file(p, sizeof p, 1, "c", data, 700), 1);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    sl_filerecv_destroy(fr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+SL_TEST(files, versions_capped_never_overwritten)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    struct sl_filerecv *fr = NULL;
+    struct logs lg = { 0 };
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 2, .max_versions = 3,
+                                     .log = log_keep, .ctx = &lg };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    uint8_t p[512], data[16];
+    for (uint32_t i = 1; i <= 5; i++) {
+        memset(data, (int)i, sizeof data);
+        sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, i, "r.csv", data, sizeof data), i);
+    }
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 3);               /* r.csv, r.csv.1, r.csv.2 */
+    CU_ASSERT_EQUAL(st.files_renamed, 2);
+    CU_ASSERT_EQUAL(st.failed_versions, 2);
+    CU_ASSERT(strstr(lg.last, "max_versions") != NULL);
+    CU_ASSERT_EQUAL(count_entries(tmp), 3);
+    /* The first copy still holds the first file's bytes. */
+    char out[400];
+    snprintf(out, sizeof out, "%s/r.csv", tmp);
+    FILE *f = fopen(out, "rb");
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fgetc(f), 1);
+    fclose(f);
+    snprintf(out, sizeof out, "%s/r.csv.3", tmp);
+    CU_ASSERT_EQUAL(access(out, F_OK), -1);
+    sl_filerecv_destroy(fr);
+    /* Out of range. */
+    fc.max_versions = SL_FILERECV_VERSIONS_MAX + 1;
+    CU_ASSERT_EQUAL(sl_filerecv_create(&fr, &fc), SL_ERR_RANGE);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
 }
