@@ -33,14 +33,14 @@ static struct sl_mirror *mirror(void)
         for (uint8_t o = 0; o < (sl_regs_multi(t) ? 4 : 1); o++, n++) {
             d[n] = (struct sl_schema_tag){ .tag_id = (uint32_t)n, .type = t, .reg = SL_REG_HOLDING,
                                            .word_order = o, .mirror_unit = 1, .address = addr,
-                                           .scale = 1.0, .name = "t" };
+                                           .scale = 1.0, .name = "t", .path = "a/b/c/d" };
             addr = (uint16_t)(addr + sl_regs_count(t));
         }
     for (uint8_t k = 0; k < 16; k++, n++)
         d[n] = (struct sl_schema_tag){ .tag_id = (uint32_t)n, .type = SL_TYPE_BOOL,
                                        .reg = k < 8 ? SL_REG_COIL : SL_REG_DISCRETE,
                                        .mirror_unit = 1, .address = (uint16_t)(k % 8),
-                                       .scale = 1.0, .name = "b" };
+                                       .scale = 1.0, .name = "b", .path = "a/b/c/d" };
     if (sl_mirror_schema_chunk(m, 1, 0, 1, (uint32_t)n, d, n) != SL_OK)
         __builtin_trap();
     for (size_t i = 0; i < n; i++) {
