@@ -532,8 +532,6 @@ static void do_mirror(struct parse *p)
     num(p, SEC_MIRROR, K_STALE_MS, 10, 3600000, SL_RXCONF_DEFAULT_STALE_MS, &c->mirror.stale_ms);
     num(p, SEC_MIRROR, K_FUTURE_TOL_MS, 100, 86400000, SL_RXCONF_DEFAULT_FUTURE_TOL_MS,
         &c->mirror.future_tolerance_ms);
-    num(p, SEC_MIRROR, K_FUTURE_TOL_MS, 100, 86400000, SL_RXCONF_DEFAULT_FUTURE_TOL_MS,
-        &c->mirror.future_tolerance_ms);
     num(p, SEC_MIRROR, K_MAX_TAGS, 1, 1u << 30, SL_RXCONF_DEFAULT_MAX_TAGS, &c->mirror.max_tags);
     num(p, SEC_MIRROR, K_CHECKPOINT_MS, 10, 3600000, SL_RXCONF_DEFAULT_CHECKPOINT_MS,
         &c->mirror.checkpoint_ms);

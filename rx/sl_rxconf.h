@@ -35,7 +35,6 @@
 #define SL_RXCONF_DEFAULT_MAX_AGE_MS    2000u
 #define SL_RXCONF_DEFAULT_STALE_MS      1000u
 #define SL_RXCONF_DEFAULT_FUTURE_TOL_MS 5000u   /* source time ahead of TX's clock: flagged */
-#define SL_RXCONF_DEFAULT_FUTURE_TOL_MS 5000u   /* source time ahead of TX's clock: flagged */
 #define SL_RXCONF_DEFAULT_MAX_TAGS      1000000u
 #define SL_RXCONF_DEFAULT_CHECKPOINT_MS 1000u
 #define SL_RXCONF_DEFAULT_MB_CONNS      64u
@@ -99,8 +98,6 @@ struct sl_rxconf {
         uint64_t max_bytes;             /* database size cap; 0 = none */
         uint32_t max_tags;
         uint32_t checkpoint_ms;
-        uint32_t future_tolerance_ms;   /* a value's source time this far ahead of TX's
-                                           clock (beacon offset) is flagged Uncertain */
         uint32_t future_tolerance_ms;   /* a value's source time this far ahead of TX's
                                            clock (beacon offset) is flagged Uncertain */
     } mirror;

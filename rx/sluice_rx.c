@@ -31,7 +31,6 @@
 #include "sl_filerecv.h"
 #include "sl_http.h"
 #include "sl_liveness.h"
-#include "sl_liveness.h"
 #include "sl_hw.h"
 #include "sl_link.h"
 #include "sl_key.h"
@@ -121,11 +120,6 @@ struct rxd {
     struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
     struct sl_schema_tag *tags;     /* one SCHEMA chunk's tags: SCHEMA_TAGS_MAX */
     uint64_t generation;            /* mirror schema generation last logged */
-    /* Liveness from data: tag blocks verified vs beacons' highest_block. */
-    struct sl_liveness live;
-    uint64_t data_stale_since_ms;   /* monotonic ms the current episode was logged */
-    uint64_t next_future_log_ms;    /* future-dated values: rate-limited log */
-    uint64_t future_logged;         /* mirror's future count at the last log line */
     /* Liveness from data: tag blocks verified vs beacons' highest_block. */
     struct sl_liveness live;
     uint64_t data_stale_since_ms;   /* monotonic ms the current episode was logged */
@@ -339,7 +333,6 @@ static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
     struct sl_beacon prev = t->last;
     d->replay_dirty = true;
     d->last_beacon_ms = d->now_ms;
-    sl_liveness_beacon(&d->live, d->now_ms, b->session, b->epoch, b->highest_block);
     sl_liveness_beacon(&d->live, d->now_ms, b->session, b->epoch, b->highest_block);
     unsigned ev = sl_rxbeacon_update(t, b, &d->limits, d->now_ms, now_us);
     struct sl_receiver_stats rs;
@@ -868,17 +861,6 @@ static void fill_status(void *ctx, struct sl_http_status *out)
                                            "values applied with a source time beyond future_tolerance_ms "
                                            "ahead of TX's clock (shown Uncertain 0x40000000)",
                                            st->mirror.future, false };
-    extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale",
-                                           "1 while verified tag blocks lag the beacons' highest_block "
-                                           "for stale_ms (mirror shown as for a cut link)",
-                                           sl_liveness_stale(&d->live) ? 1u : 0u, true };
-    extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale_total",
-                                           "episodes of tag data lagging the beacons for stale_ms",
-                                           d->live.episodes, false };
-    extra[n++] = (struct sl_http_counter){ "sluice_mirror_future_values_total",
-                                           "values applied with a source time beyond future_tolerance_ms "
-                                           "ahead of TX's clock (shown Uncertain 0x40000000)",
-                                           st->mirror.future, false };
     extra[n++] = (struct sl_http_counter){ "sluice_link_rejected_total",
                                            "datagrams the link layer refused (bigger than a slot, bad framing)",
                                            st->link.rx_rejected, false };
@@ -1142,7 +1124,6 @@ static int run(struct rxd *d)
     d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
     d->st.start_us = wall_us();
     sl_rxbeacon_init(&d->st.beacon);
-    sl_liveness_init(&d->live, c->mirror.stale_ms);
     sl_liveness_init(&d->live, c->mirror.stale_ms);
     logline("receiving (%s)", transport_name(c->link.transport));
 

@@ -272,7 +272,6 @@ SL_TEST(store, full_disk_keeps_mirror_working)
         d[i].path[SL_PATH_MAX] = '\0';
         d[i].path[0] = (char)('A' + i % 26);
         d[i].path[10] = d[i].path[20] = d[i].path[30] = '/';   /* enterprise/site/area/line */
-        d[i].path[10] = d[i].path[20] = d[i].path[30] = '/';   /* enterprise/site/area/line */
         memset(d[i].name, 'n', SL_NAME_MAX);
         d[i].name[SL_NAME_MAX] = '\0';
     }
