@@ -1,4 +1,5 @@
 #include "sl_rxconf.h"
+#include "sl_file.h"
 #include "sl_ini.h"
 
 #include <arpa/inet.h>
@@ -37,8 +38,8 @@ enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS, K_MB_PER_PEER, K_MB_REQ_MS };
 enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOUT_S, K_HTTP_REQ_MS,
        K_HTTP_STREAMS, K_HTTP_STREAMS_PER_PEER, K_HTTP_HOSTS };
 enum { K_BROKER, K_PREFIX };
-enum { K_DIRECTORY, K_FILES_MAX_BYTES };
-enum { K_USER };
+enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS };
+enum { K_USER, K_ALLOW_ROOT };
 
 #define KEYS_MAX 10
 
@@ -55,8 +56,8 @@ static const char *const sec_keys[SEC__COUNT][KEYS_MAX + 1] = {
     [SEC_HTTP] = { "listen", "token_file", "max_conns", "max_conns_per_peer", "timeout_s",
                    "request_timeout_ms", "max_streams", "max_streams_per_peer", "allowed_hosts", NULL },
     [SEC_MQTT] = { "broker", "prefix", NULL },
-    [SEC_FILES] = { "directory", "max_bytes", NULL },
-    [SEC_RX] = { "user", NULL },
+    [SEC_FILES] = { "directory", "max_bytes", "max_total_bytes", "max_versions", NULL },
+    [SEC_RX] = { "user", "allow_root", NULL },
 };
 
 struct rawsec {
@@ -441,16 +442,32 @@ static void do_fec(struct parse *p)
                     c->fec.max_k + c->fec.max_m, SL_FEC_MAX_SYMBOLS);
 }
 
+/* The user RX runs as once started: [rx] user when set (looked up here,
+ * since [rx] is interpreted after [keys]), else whoever runs this. Files
+ * that decide trust must belong to root or to this user. */
+static uid_t daemon_uid(const struct parse *p)
+{
+    const char *u = val(&p->sec[SEC_RX], K_USER);
+    const struct passwd *pw = u && *u ? getpwnam(u) : NULL;
+    return pw ? pw->pw_uid : geteuid();
+}
+
 /* One trusted key file: loaded now, so --check finds a missing, unreadable,
  * malformed or duplicate key before the daemon would. */
 static void load_trusted(struct parse *p, const char *path, unsigned line)
 {
     struct sl_rxconf *c = p->c;
     struct sl_key_public k;
-    sl_err e = sl_key_load_public(&k, path);
+    char why[160];
+    sl_err e = sl_key_load_trusted(&k, path, daemon_uid(p), why, sizeof why);
     if (e == SL_ERR_NOT_FOUND || e == SL_ERR_IO) {
         sl_diag_add(p->diag, p->file, line, "trusted key '%s': %s", path,
                     e == SL_ERR_NOT_FOUND ? "no such file" : strerror(errno));
+        return;
+    }
+    if (e == SL_ERR_PERM || (e == SL_ERR_CONFIG && why[0])) {
+        /* Whoever can rewrite a trusted key can make RX accept their frames. */
+        sl_diag_add(p->diag, p->file, line, "trusted key '%s': refused: %s", path, why);
         return;
     }
     if (e != SL_OK) {
@@ -519,7 +536,11 @@ static void do_keys(struct parse *p)
         resolve(p, c->keys.state_dir, SEC_KEYS, K_STATE_DIR) && host) {
         /* A missing state_dir is created at start; something else in its place is not. */
         struct stat st;
-        if (stat(c->keys.state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        if (lstat(c->keys.state_dir, &st) == 0 && S_ISLNK(st.st_mode))
+            sl_diag_add(p->diag, p->file, s->line[K_STATE_DIR],
+                        "state_dir '%s' is a symbolic link: refusing to follow it (name the directory itself)",
+                        c->keys.state_dir);
+        else if (stat(c->keys.state_dir, &st) == 0 && !S_ISDIR(st.st_mode))
             sl_diag_add(p->diag, p->file, s->line[K_STATE_DIR], "state_dir '%s' is not a directory",
                         c->keys.state_dir);
     }
@@ -566,12 +587,22 @@ static void do_modbus(struct parse *p)
     }
 }
 
-static void readable_file(struct parse *p, const char *path, int kind, int k)
+/* A secret file (the HTTP token): readable, and owned and protected as
+ * sl_file_open_trusted demands (not world-readable, not group/world-writable,
+ * owned by root or the daemon's user). */
+static void secret_file(struct parse *p, const char *path, int kind, int k)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    char why[160];
+    int fd;
+    sl_err e = sl_file_open_trusted(&fd, path, daemon_uid(p), SL_FILE_NO_OTHER_READ, why, sizeof why);
+    if (e == SL_ERR_PERM || e == SL_ERR_CONFIG) {
+        sl_diag_add(p->diag, p->file, p->sec[kind].line[k], "%s '%s': refused: %s", sec_keys[kind][k], path,
+                    why);
+        return;
+    }
+    if (e != SL_OK) {
         sl_diag_add(p->diag, p->file, p->sec[kind].line[k], "%s '%s': %s", sec_keys[kind][k], path,
-                    strerror(errno));
+                    e == SL_ERR_NOT_FOUND ? strerror(ENOENT) : strerror(errno));
         return;
     }
     close(fd);
@@ -588,7 +619,7 @@ static void do_http(struct parse *p)
     if (val(&p->sec[SEC_HTTP], K_TOKEN_FILE) &&
         resolve(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE) &&
         !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS))
-        readable_file(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE);
+        secret_file(p, c->http.token_file, SEC_HTTP, K_TOKEN_FILE);
     const struct rawsec *s = &p->sec[SEC_HTTP];
     num(p, SEC_HTTP, K_HTTP_CONNS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_CONNS, &c->http.max_conns);
     num(p, SEC_HTTP, K_HTTP_TIMEOUT_S, 1, 86400, SL_RXCONF_DEFAULT_HTTP_TIMEOUT_S, &c->http.timeout_s);
@@ -697,7 +728,11 @@ static void do_files(struct parse *p)
         resolve(p, c->files.directory, SEC_FILES, K_DIRECTORY) &&
         !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS)) {
         struct stat st;
-        if (stat(c->files.directory, &st) != 0)
+        if (lstat(c->files.directory, &st) == 0 && S_ISLNK(st.st_mode))
+            sl_diag_add(p->diag, p->file, s->line[K_DIRECTORY],
+                        "directory '%s' is a symbolic link: refusing to follow it (name the directory itself)",
+                        c->files.directory);
+        else if (stat(c->files.directory, &st) != 0)
             sl_diag_add(p->diag, p->file, s->line[K_DIRECTORY], "directory '%s': %s",
                         c->files.directory, strerror(errno));
         else if (!S_ISDIR(st.st_mode))
@@ -705,12 +740,27 @@ static void do_files(struct parse *p)
                         c->files.directory);
     }
     num64(p, SEC_FILES, K_FILES_MAX_BYTES, 0, UINT64_MAX / 2, 0, &c->files.max_bytes);
+    num64(p, SEC_FILES, K_FILES_MAX_TOTAL, 0, UINT64_MAX / 2, SL_RXCONF_DEFAULT_FILES_TOTAL,
+          &c->files.max_total_bytes);
+    num(p, SEC_FILES, K_FILES_MAX_VERSIONS, 1, SL_RXCONF_FILES_VERSIONS_MAX, SL_RXCONF_DEFAULT_FILES_VERSIONS,
+        &c->files.max_versions);
+    if (c->files.max_total_bytes && c->files.max_bytes > c->files.max_total_bytes)
+        sl_diag_add(p->diag, p->file, s->line[K_FILES_MAX_BYTES] ? s->line[K_FILES_MAX_BYTES] : s->line[K_FILES_MAX_TOTAL],
+                    "max_bytes %llu exceeds max_total_bytes %llu: no such file could be kept",
+                    (unsigned long long)c->files.max_bytes, (unsigned long long)c->files.max_total_bytes);
 }
 
 static void do_rx(struct parse *p)
 {
     const struct rawsec *s = &p->sec[SEC_RX];
     const char *v = val(s, K_USER);
+    const char *ar = val(s, K_ALLOW_ROOT);
+    if (ar) {
+        if (strcmp(ar, "yes") == 0 || strcmp(ar, "on") == 0)
+            p->c->rx.allow_root = true;
+        else if (strcmp(ar, "no") != 0 && strcmp(ar, "off") != 0)
+            sl_diag_add(p->diag, p->file, s->line[K_ALLOW_ROOT], "bad allow_root '%s' (yes|no)", ar);
+    }
     if (!v)
         return;
     if (!*v || strlen(v) >= sizeof p->c->rx.user) {

@@ -49,6 +49,9 @@
 #define SL_RXCONF_DEFAULT_HTTP_STREAMS_PER_PEER 4u
 #define SL_RXCONF_DEFAULT_MQTT_PORT     1883u
 #define SL_RXCONF_DEFAULT_PREFIX        "uns"
+#define SL_RXCONF_DEFAULT_FILES_TOTAL   (1ull << 30)   /* [files] max_total_bytes: 1 GiB */
+#define SL_RXCONF_DEFAULT_FILES_VERSIONS 10u           /* [files] max_versions */
+#define SL_RXCONF_FILES_VERSIONS_MAX    1000u
 /* The MTU bounds keep the symbol (mtu - 76) within SL_SYMBOL_MIN..SL_SYMBOL_MAX. */
 #define SL_RXCONF_MTU_MIN               576u
 #define SL_RXCONF_MTU_MAX               (SL_SYMBOL_MAX + SL_IPV4_UDP_BYTES + SL_FRAME_OVERHEAD)
@@ -132,9 +135,12 @@ struct sl_rxconf {
         bool enabled;
         char directory[SL_RXCONF_STR_MAX];      /* resolved */
         uint64_t max_bytes;             /* largest file accepted; 0 = no limit */
+        uint64_t max_total_bytes;       /* directory + files in progress; 0 = no limit */
+        uint32_t max_versions;          /* files of one name kept: NAME, NAME.1 .. */
     } files;
     struct {
         char user[SL_RXCONF_USER_MAX];  /* "" = keep running as started */
+        bool allow_root;                /* no warning when started as root without a user */
     } rx;
     /* Problems that do not stop RX (`file:line: warning: message`): --check
      * prints them and still exits 0, the daemon logs them at start. Fixed

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "sl_diag.h"
+#include "sl_file.h"
 #include "sl_filerecv.h"
 #include "sl_http.h"
 #include "sl_liveness.h"
@@ -706,6 +707,18 @@ out:
     printf("  nftables egress drop on %s: %s\n", c->link.interface, state);
 }
 
+/* Started as root with no [rx] user to drop to, RX would parse the fibre's
+ * bytes and write its files as root for good: said loudly at start and by
+ * --check, not fatal (the demo and tests run this way), silenced only on
+ * purpose by [rx] allow_root = yes. */
+static const char *root_warning(const struct sl_rxconf *c)
+{
+    if (c->rx.user[0] || c->rx.allow_root || geteuid() != 0)
+        return NULL;
+    return "no [rx] user: sluice-rx started as root keeps running as root; set [rx] user = an "
+           "unprivileged account, or [rx] allow_root = yes to accept this";
+}
+
 static void print_summary(const struct sl_rxconf *c)
 {
     printf("%s: OK\n", c->file);
@@ -767,11 +780,20 @@ static int open_link(struct rxd *d)
     return 0;
 }
 
-/* Hands the files RX writes after dropping privileges to the target user. */
-static void chown_quiet(const char *path, uid_t uid, gid_t gid)
+/* Hands the files RX writes after dropping privileges to the target user,
+ * never through a link (sl_file_chown_nofollow): a link or hard-linked file
+ * that appeared since start() checked is an attack, and RX stops. */
+static int chown_quiet(const char *path, uid_t uid, gid_t gid)
 {
-    if (chown(path, uid, gid) != 0 && errno != ENOENT)
+    sl_err e = sl_file_chown_nofollow(path, uid, gid);
+    if (e == SL_ERR_PERM) {
+        logline("error: %s is a symbolic link, a hard-linked file or not a plain file: "
+                "refusing to hand it to the [rx] user", path);
+        return -1;
+    }
+    if (e != SL_OK && e != SL_ERR_NOT_FOUND)
         logline("warning: cannot chown %s to the [rx] user: %s", path, strerror(errno));
+    return 0;
 }
 
 static int drop_privileges(const struct rxd *d)
@@ -785,15 +807,17 @@ static int drop_privileges(const struct rxd *d)
     uid_t uid = pw->pw_uid;
     gid_t gid = pw->pw_gid;
     char path[SL_RXCONF_STR_MAX + 8];
-    chown_quiet(c->keys.state_dir, uid, gid);
-    chown_quiet(d->replay_path, uid, gid);
+    int bad = chown_quiet(c->keys.state_dir, uid, gid);
+    bad |= chown_quiet(d->replay_path, uid, gid);
     if (c->mirror.database[0]) {
-        chown_quiet(c->mirror.database, uid, gid);
+        bad |= chown_quiet(c->mirror.database, uid, gid);
         snprintf(path, sizeof path, "%s-wal", c->mirror.database);
-        chown_quiet(path, uid, gid);
+        bad |= chown_quiet(path, uid, gid);
         snprintf(path, sizeof path, "%s-shm", c->mirror.database);
-        chown_quiet(path, uid, gid);
+        bad |= chown_quiet(path, uid, gid);
     }
+    if (bad)
+        return -1;
     /* OpenBSD order: groups first, then gid, then uid (after which no way back). */
     if (setgroups(1, &gid) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0) {
         logline("error: cannot drop privileges to '%s': %s", c->rx.user, strerror(errno));
@@ -907,16 +931,32 @@ static int open_services(struct rxd *d)
     if (c->http.enabled) {
         char token[SL_HTTP_TOKEN_MAX + 2] = "";
         if (c->http.token_file[0]) {
-            FILE *f = fopen(c->http.token_file, "r");
-            if (!f || !fgets(token, sizeof token, f)) {
+            /* A secret: not world-readable, not writable by others, owned by
+             * root or the [rx] user, never read through a link. */
+            const struct passwd *pw = c->rx.user[0] ? getpwnam(c->rx.user) : NULL;
+            char why[160] = "";
+            char text[4096];
+            size_t tlen = 0;
+            int fd = -1;
+            e = sl_file_open_trusted(&fd, c->http.token_file, pw ? pw->pw_uid : geteuid(),
+                                     SL_FILE_NO_OTHER_READ, why, sizeof why);
+            if (e == SL_OK) {
+                e = sl_file_read_fd(text, sizeof text - 1, &tlen, fd);
+                close(fd);
+            }
+            if (e != SL_OK || tlen == 0) {
                 logline("error: cannot read [http] token_file %s: %s", c->http.token_file,
-                        f ? "empty" : strerror(errno));
-                if (f)
-                    fclose(f);
+                        why[0] ? why : e == SL_OK ? "empty" : e == SL_ERR_LENGTH ? "longer than 4 KiB"
+                                                 : strerror(errno));
+                sodium_memzero(text, sizeof text);
                 return -1;
             }
-            fclose(f);
-            token[strcspn(token, "\r\n")] = '\0';
+            text[tlen] = '\0';
+            text[strcspn(text, "\r\n")] = '\0';
+            size_t tl = strlen(text);
+            if (tl < sizeof token)
+                memcpy(token, text, tl + 1);   /* else stays "": refused just below */
+            sodium_memzero(text, sizeof text);
             if (!token[0] || strlen(token) > SL_HTTP_TOKEN_MAX) {
                 logline("error: [http] token_file %s: token must be 1..%u bytes on the first line",
                         c->http.token_file, SL_HTTP_TOKEN_MAX);
@@ -966,6 +1006,20 @@ static int start(struct rxd *d)
     int pn = snprintf(d->replay_path, sizeof d->replay_path, "%s/%s", c->keys.state_dir, REPLAY_FILE);
     if (pn < 0 || (size_t)pn >= sizeof d->replay_path) {
         logline("error: state_dir path too long");
+        return -1;
+    }
+    /* Root opens, creates and chowns these before dropping privileges; in a
+     * directory the service user can write, a planted link would aim that
+     * at any file on the host (docs/security.md). */
+    struct stat lst;
+    if (lstat(c->keys.state_dir, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
+        logline("error: state_dir %s is %s: refusing to follow it", c->keys.state_dir,
+                S_ISLNK(lst.st_mode) ? "a symbolic link" : "not a directory");
+        return -1;
+    }
+    if (sl_file_check_nolink(d->replay_path) != SL_OK) {
+        logline("error: replay state %s is a symbolic link or has other hard links: refusing to follow it",
+                d->replay_path);
         return -1;
     }
     d->replay = malloc(sizeof *d->replay);
@@ -1061,11 +1115,15 @@ static int start(struct rxd *d)
         struct sl_filerecv_config fc = { .directory = c->files.directory,
                                          .slots = SL_FILERECV_SLOTS_DEFAULT,
                                          .max_bytes = c->files.max_bytes,
+                                         .max_total_bytes = c->files.max_total_bytes,
+                                         .max_versions = c->files.max_versions,
                                          .idle_timeout_us = FILES_IDLE_US,
                                          .log = on_file_log, .ctx = d };
         if ((e = sl_filerecv_create(&d->fr, &fc)) != SL_OK) {
             logline("error: cannot use [files] directory %s: %s%s%s", c->files.directory,
-                    sl_strerror(e), e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+                    sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+                    e != SL_ERR_IO ? "" : errno == ELOOP ? "a symbolic link: refusing to follow it"
+                                                         : strerror(errno));
             return -1;
         }
     }
@@ -1258,6 +1316,8 @@ int main(int argc, char **argv)
     sl_diag_free(&diag);
     if (check) {
         print_warnings(&conf, false);
+        if (root_warning(&conf))
+            fprintf(stderr, "%s: warning: %s\n", conf.file, root_warning(&conf));
         print_summary(&conf);
         return 0;
     }
@@ -1273,6 +1333,8 @@ int main(int argc, char **argv)
 
     logline("sluice-rx %s starting with %s", SL_VERSION, conf_path);
     print_warnings(&conf, true);
+    if (root_warning(&conf))
+        logline("warning: %s", root_warning(&conf));
     static struct rxd d;
     d.conf = &conf;
     d.carrier = -2;

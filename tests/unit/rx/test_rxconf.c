@@ -573,3 +573,58 @@ SL_TEST(rxbeacon, decoder_limits)
     CU_ASSERT_EQUAL(sl_rxbeacon_update(&t, &b, &lim, 5, 1), SL_RXB_PARAMS | SL_RXB_LIMITS);
     CU_ASSERT_FALSE(sl_rxbeacon_fits(&b, &lim));
 }
+
+/* Issue 13: files that decide trust are checked for their owner and mode,
+ * links are refused, and [files] has a quota and a cap on copies. */
+SL_TEST(rxconf, trust_files_links_and_file_limits)
+{
+    setup();
+    char path[160], target[160];
+    CU_ASSERT_EQUAL(parse(BASE "[files]\ndirectory = in\n"), SL_OK);
+    CU_ASSERT_EQUAL(cfg.files.max_total_bytes, 1ull << 30);
+    CU_ASSERT_EQUAL(cfg.files.max_versions, 10);
+    CU_ASSERT_FALSE(cfg.rx.allow_root);
+    CU_ASSERT_EQUAL(parse(BASE "[files]\ndirectory = in\nmax_total_bytes = 0\nmax_versions = 1\n"
+                               "[rx]\nallow_root = yes\n"), SL_OK);
+    CU_ASSERT_EQUAL(cfg.files.max_total_bytes, 0);
+    CU_ASSERT_EQUAL(cfg.files.max_versions, 1);
+    CU_ASSERT_TRUE(cfg.rx.allow_root);
+    one(BASE "[files]\ndirectory = in\nmax_versions = 0\n", "rx.conf:9: bad max_versions '0' (integer 1..1000)");
+    one(BASE "[files]\ndirectory = in\nmax_bytes = 2000\nmax_total_bytes = 1000\n",
+        "rx.conf:9: max_bytes 2000 exceeds max_total_bytes 1000: no such file could be kept");
+    one(BASE "[rx]\nallow_root = maybe\n", "rx.conf:8: bad allow_root 'maybe' (yes|no)");
+
+    /* A trusted key writable by group or others is refused. */
+    write_file("gw.pub", "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c\n", 0664);
+    one(BASE_LINK "[keys]\ntrusted = gw.pub\nstate_dir = .\n",
+        "rx.conf:5: trusted key 'DIR/gw.pub': refused: writable by group or others (mode 0664): chmod go-w");
+    /* Owned by a user other than root and RX's (--check as root can tell). */
+    snprintf(path, sizeof path, "%s/gw.pub", dir);
+    if (geteuid() == 0) {
+        chmod(path, 0644);
+        CU_ASSERT_EQUAL(chown(path, 4242, 4242), 0);
+        one(BASE_LINK "[keys]\ntrusted = gw.pub\nstate_dir = .\n",
+            "rx.conf:5: trusted key 'DIR/gw.pub': refused: owned by uid 4242, neither root nor the daemon's "
+            "user (uid 0)");
+    }
+    unlink(path);
+
+    /* The token must not be world-readable (0600 and 0640 pass). */
+    write_file("tok644", "secret\n", 0644);
+    one(BASE "[http]\nlisten = 127.0.0.1:0\ntoken_file = tok644\n",
+        "rx.conf:9: token_file 'DIR/tok644': refused: readable by others (mode 0644): chmod 0600 or 0640");
+    write_file("tok644", "secret\n", 0640);
+    CU_ASSERT_EQUAL(parse(BASE "[http]\nlisten = 127.0.0.1:0\ntoken_file = tok644\n"), SL_OK);
+    snprintf(path, sizeof path, "%s/tok644", dir);
+    unlink(path);
+
+    /* state_dir and the files directory: a symbolic link is refused. */
+    snprintf(path, sizeof path, "%s/linkdir", dir);
+    snprintf(target, sizeof target, "%s/in", dir);
+    CU_ASSERT_EQUAL(symlink(target, path), 0);
+    one(BASE_LINK "[keys]\ntrusted = a.pub\nstate_dir = linkdir\n",
+        "rx.conf:6: state_dir 'DIR/linkdir' is a symbolic link: refusing to follow it (name the directory itself)");
+    one(BASE "[files]\ndirectory = linkdir\n",
+        "rx.conf:8: directory 'DIR/linkdir' is a symbolic link: refusing to follow it (name the directory itself)");
+    unlink(path);
+}
