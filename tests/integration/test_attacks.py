@@ -56,6 +56,9 @@ SVC = getattr(C, "SVC", C.IT)     # the IT network address RX services bind
 IT_MB = "%s:%d" % (SVC, C.MB_PORT)
 IT_HTTP = "%s:%d" % (SVC, C.HTTP_PORT)
 LINK = "%s:7400" % C.IT
+# The attacking IT host: its own address in sl-it, so per-peer limits that
+# refuse it never count the normal clients (which connect from SVC).
+ATTACKER = "10.77.1.66"
 FAILS = []
 
 
@@ -261,7 +264,8 @@ def modbus_flood(ch, mq):
     w = watch_bg(10)
     pr = Bg("probe", "--target", IT_HTTP, "--seconds", "7", "--interval", "0.25")
     time.sleep(0.3)
-    fl = attack("mbflood", "--target", IT_MB, "--seconds", "6", "--depth", "50000")
+    fl = attack("mbflood", "--target", IT_MB, "--seconds", "6", "--depth", "50000",
+                "--source", ATTACKER)
     p = pr.result()
     k1 = kernel_drops()
     miss1 = C.metrics().get("sluice_rx_blocks_missing", 0)
@@ -284,9 +288,9 @@ def slowloris(ch, mq):
     mark = mq.mark()
     w = watch_bg(14)
     smb = Bg("slowloris", "--target", IT_MB, "--proto", "modbus", "--conns", "20", "--seconds", "12",
-             "--interval", "0.5")
+             "--interval", "0.5", "--source", ATTACKER)
     sht = Bg("slowloris", "--target", IT_HTTP, "--proto", "http", "--conns", "20", "--seconds", "12",
-             "--interval", "0.5")
+             "--interval", "0.5", "--source", ATTACKER)
     time.sleep(1.0)
     # normal clients while the slow ones hold their connections
     pr = attack("probe", "--target", IT_HTTP, "--seconds", "6", "--interval", "0.5")
@@ -468,6 +472,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="sl-attacks-") as d:
         os.chmod(d, 0o755)          # the service user (symlink phase) must reach its directories
         with sl_rig.rig_up(), sl_rig.Procs() as procs:
+            r = C.run(["ip", "-n", "sl-it", "addr", "add", ATTACKER + "/32", "dev", "lo"])
+            C.check(r.returncode == 0, "cannot add the attacker's address: %s" % r.stderr)
             test_key, test_pub, test_kid = C.keygen(os.path.join(d, "test-only-keys"))
             ch = C.Chain(procs, d, rx_kw={"checkpoint_ms": 500}, mqtt=True)
             os.makedirs(os.path.join(d, "rxdb"))
