@@ -557,9 +557,14 @@ static void do_mirror(struct parse *p)
     num(p, SEC_MIRROR, K_CHECKPOINT_MS, 10, 3600000, SL_RXCONF_DEFAULT_CHECKPOINT_MS,
         &c->mirror.checkpoint_ms);
     num64(p, SEC_MIRROR, K_DB_MAX_BYTES, 0, UINT64_MAX / 2, 0, &c->mirror.max_bytes);
-    if (val(s, K_DATABASE))
-        resolve(p, c->mirror.database, SEC_MIRROR, K_DATABASE);
-    else if (val(s, K_DB_MAX_BYTES))
+    if (val(s, K_DATABASE)) {
+        /* Root opens it before dropping privileges (docs/operations.md). */
+        if (resolve(p, c->mirror.database, SEC_MIRROR, K_DATABASE) &&
+            !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS) && sl_file_check_nolink(c->mirror.database) == SL_ERR_PERM)
+            sl_diag_add(p->diag, p->file, s->line[K_DATABASE],
+                        "database '%s' is a symbolic link or has other hard links: refusing to follow it",
+                        c->mirror.database);
+    } else if (val(s, K_DB_MAX_BYTES))
         sl_diag_add(p->diag, p->file, s->line[K_DB_MAX_BYTES], "key 'max_bytes' needs 'database'");
 }
 

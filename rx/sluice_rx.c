@@ -865,6 +865,12 @@ static void fill_status(void *ctx, struct sl_http_status *out)
                                            st->files.files_ok, false };
     extra[n++] = (struct sl_http_counter){ "sluice_files_failed_total", "files discarded",
                                            st->files.files_failed, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_files_refused_quota_total",
+                                           "files refused by [files] max_total_bytes (of files_failed)",
+                                           st->files.failed_quota, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_files_refused_versions_total",
+                                           "files refused by [files] max_versions (of files_failed)",
+                                           st->files.failed_versions, false };
     extra[n++] = (struct sl_http_counter){ "sluice_tx_sessions_total", "TX sessions or epochs seen",
                                            st->beacon.sessions, false };
     extra[n++] = (struct sl_http_counter){ "sluice_beacon_param_changes_total",

@@ -627,4 +627,10 @@ SL_TEST(rxconf, trust_files_links_and_file_limits)
     one(BASE "[files]\ndirectory = linkdir\n",
         "rx.conf:8: directory 'DIR/linkdir' is a symbolic link: refusing to follow it (name the directory itself)");
     unlink(path);
+    /* The database planted as a link (mirror.db -> /etc/ld.so.preload). */
+    snprintf(path, sizeof path, "%s/mirror.db", dir);
+    CU_ASSERT_EQUAL(symlink("/nonexistent/ld.so.preload", path), 0);
+    one(BASE "[mirror]\ndatabase = mirror.db\n",
+        "rx.conf:8: database 'DIR/mirror.db' is a symbolic link or has other hard links: refusing to follow it");
+    unlink(path);
 }
