@@ -9,13 +9,15 @@ CLASS (what RX must drop, and where: docs/protocol.md section 9):
   oversize    random bytes, 1473..8000 long (beyond a 1500-MTU slot)
                                                   link/overflow
   header      valid DATA header (magic, version 1, type 1, exact length,
-              S = 128, k' = m' = 1, random session/epoch/seq, key id
-              --key-id or random), random symbol, correct CRC32C
+              S = 128, k' = m' = 1, random session, epoch 1..2^31 and
+              seq < 2^40 (inside RX's replay jump bounds, so they reach the
+              decoder), key id --key-id or random), random symbol, correct CRC32C
                                                   block/magic (decodes, not a block)
   header-k    the same with k' = 2..64: never completes, fills the FEC table
                                                   fec/table_full, fec/undecodable
-  beacon      a BEACON with the trusted --key-id, valid fields, random
-              signature, correct CRC32C           beacon/signature
+  beacon      a BEACON with the trusted --key-id, valid fields, epoch
+              1..2^31, random signature, correct CRC32C
+                                                  beacon/signature, beacon/budget
   bitflip     datagrams of --pcap, one random bit flipped (CRC kept)
                                                   frame/crc, beacon/crc (mostly)
   truncated   datagrams of --pcap cut short       datagram|frame|beacon/truncated, frame/length
@@ -107,15 +109,15 @@ def count(path):
 
 def data_frame(rnd, key_id, k, m, s=64):
     index = rnd.randrange(k + m)
-    hdr = struct.pack(">2sBBHHQQQ8sBBBB", MAGIC, 1, 1, 0, s, rnd.getrandbits(64), rnd.getrandbits(64),
-                      rnd.getrandbits(64), key_id or rnd.randbytes(8), k, m, index, 0)
+    hdr = struct.pack(">2sBBHHQQQ8sBBBB", MAGIC, 1, 1, 0, s, rnd.getrandbits(64), 1 + rnd.getrandbits(31),
+                      rnd.getrandbits(40), key_id or rnd.randbytes(8), k, m, index, 0)
     body = hdr + rnd.randbytes(s)
     return body + struct.pack(">I", crc32c(body))
 
 
 def beacon(rnd, key_id):
     f = struct.pack(">2sBBHHQQ8sQQQHBBBBHI16s16sQQQQ", MAGIC, 1, 2, 0, 0, rnd.getrandbits(64),
-                    rnd.getrandbits(62), key_id, rnd.getrandbits(32), int(time.time() * 1e6),
+                    1 + rnd.getrandbits(31), key_id, rnd.getrandbits(32), int(time.time() * 1e6),
                     rnd.getrandbits(16), 1424, 64, 16, 16, 0, 0, 100000, rnd.randbytes(16),
                     rnd.randbytes(16), 0, 0, rnd.getrandbits(16), rnd.getrandbits(20))
     assert len(f) == 132
