@@ -14,6 +14,9 @@ at the edges.
    each phase its tags are BadCommunicationError (0x80050000) on the mirror,
    the good PLC's tags stay Good, sluice-tx keeps running and beaconing
    (beacons keep arriving, the link stays up) and counts poll errors.
+2b. On the rig, sluice-rx --check with [link] interface = sl-veth-it reports
+   the rig's nftables egress drop as present, and as absent for another
+   NIC (lo); the IT-side services address is accepted, the diode's refused.
 3. A full disk for SQLite: the database lives on a 300 KiB tmpfs that the
    test then fills. sluice-rx logs the failed checkpoint, keeps serving
    Modbus and HTTP from memory with moving values, and logs that
@@ -132,6 +135,34 @@ def check_corpus():
         print("--check corpus: %d configurations, each with its exit status and file:line messages" % len(confs))
 
 
+# ---- 2b. the egress-drop note against the rig's real ruleset ----------------------
+
+def nft_note(d):
+    _, pub, _ = C.keygen(os.path.join(d, "keys"))
+
+    def check_in_it(name, text):
+        conf = C.write(os.path.join(d, name), text)
+        r = C.run(["ip", "netns", "exec", "sl-it", C.RX, "-c", conf, "--check"], timeout=30)
+        return r.returncode, r.stdout + r.stderr
+
+    base = ("[link]\ntransport = udp\nlisten = %s:7400\ninterface = %%s\n"
+            "[keys]\ntrusted = %s\nstate_dir = %s\n[rx]\nuser = nobody\n"
+            "[modbus]\nlisten = %%s:1502\n" % (C.IT, pub, os.path.join(d, "rx-state")))
+    rc, out = check_in_it("rig.conf", base % ("sl-veth-it", C.SVC))
+    expect(rc == 0 and "nftables egress drop on sl-veth-it: present" in out,
+           "--check on the rig: exit %d, want 0 and the egress drop present:\n%s" % (rc, out))
+    # lo holds the services' address in the rig: allowed (a warning) for this probe.
+    rc, out = check_in_it("lo.conf", (base % ("lo", C.SVC)).replace(
+        "interface = lo\n", "interface = lo\nallow_services_on_diode = on\n"))
+    expect(rc == 0 and "nftables egress drop on lo: absent" in out and "is an address of the diode "
+           "interface 'lo'; allowed" in out, "--check with interface lo: exit %d\n%s" % (rc, out))
+    rc, out = check_in_it("diode.conf", base % ("sl-veth-it", C.IT))
+    expect(rc == 2 and "is the diode address" in out, "--check, Modbus on the diode address: exit %d\n%s"
+           % (rc, out))
+    print("--check on the rig: egress drop on sl-veth-it present, on lo absent; Modbus on the diode "
+          "address refused")
+
+
 # ---- 2. a misbehaving PLC -----------------------------------------------------------
 
 def bad_plc_scenario(procs, d):
@@ -242,6 +273,8 @@ def main():
     check_corpus()
     with tempfile.TemporaryDirectory(prefix="sl-edges-") as d:
         with sl_rig.rig_up():
+            os.makedirs(os.path.join(d, "nft"))
+            nft_note(os.path.join(d, "nft"))
             with sl_rig.Procs() as procs:
                 os.makedirs(os.path.join(d, "plc"))
                 bad_plc_scenario(procs, os.path.join(d, "plc"))
