@@ -835,6 +835,17 @@ static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
            "Partial blocks pushed out of a full decoder table", rx->fec.evicted);
     sample(&b, "sluice_rx_fec_symbols_total", "counter", "Symbols fed to the FEC decoder",
            rx->fec.symbols_in);
+    sample(&b, "sluice_rx_blocks_evicted_unannounced_total", "counter",
+           "Of the evicted blocks, those in the unannounced part (junk, or a TX restart before its beacon)",
+           rx->fec.evicted_unannounced);
+    sample(&b, "sluice_rx_fec_contested_total", "counter",
+           "Symbol indexes seen with two different contents (one forged) and erased",
+           rx->fec.contested);
+    sample(&b, "sluice_rx_verifications_total", "counter", "Ed25519 verifications run (blocks and beacons)",
+           rx->verifies);
+    sample(&b, "sluice_rx_verification_failures_total", "counter",
+           "Verifications that failed (each took a token of the failed-verification budget)",
+           rx->verify_failures);
     metric(&b, "sluice_rx_drops_total", "counter",
            "Datagrams dropped, by stage and reason (non-zero series only)");
     for (int st = 0; st < SL_RX_STAGES; st++) {

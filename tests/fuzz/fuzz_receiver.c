@@ -10,7 +10,7 @@
  *             bits 2-7: time step in ms before the record
  *   raw:      len u16be, then len bytes (fewer if the input runs out)
  *   beacon:   epoch u8, seq u8
- *   block:    epoch u8, seq u8, payload length u8 (x4 bytes), drop u16be
+ *   block:    epoch u8, seq u8, payload length u8 (1 + 3x bytes: up to k * S - 108), drop u16be
  *             (bit i: frame i not delivered), session bit in epoch bit 7
  * Properties: no crash, over-read or leak; the decoder never holds more
  * partial blocks than its two parts; failed verifications stay within
@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (left < 5)
                 goto out;
             block(r, (op & 3u) == 2 ? key : evil, 0x5e55u + (p[0] >> 7), p[0] & 0x7fu, p[1],
-                  1u + (size_t)p[2] * 4u, (uint16_t)(p[3] << 8 | p[4]), now);
+                  1u + (size_t)p[2] * 3u, (uint16_t)(p[3] << 8 | p[4]), now);
             off += 5;
             break;
         }
