@@ -1094,7 +1094,11 @@ static int start(struct rxd *d)
     struct sl_receiver_config rc = {
         .hw = d->hw, .trusted = &c->keys.keys, .replay = d->replay,
         .fec = { .k_max = c->fec.max_k, .m_max = c->fec.max_m, .symbol_max = c->link.symbol_max,
-                 .entries = c->fec.entries, .done_history = FEC_DONE_HISTORY,
+                 .entries = c->fec.entries,
+                 /* Junk and not-yet-announced blocks get a quarter more room
+                  * of their own, so they can never evict announced blocks. */
+                 .entries_unannounced = c->fec.entries / 4u > 2u ? c->fec.entries / 4u : 2u,
+                 .done_history = FEC_DONE_HISTORY,
                  .cache_entries = FEC_CACHE_ENTRIES,
                  .max_age_us = (uint64_t)c->fec.max_age_ms * 1000u },
         .batch = SL_HW_BATCH_DEFAULT, .datagram_max = c->link.datagram_max,
