@@ -786,10 +786,14 @@ static void do_rx(struct parse *p)
  * the fibre with a SYN-ACK or RST that leaves through the diode NIC: the one
  * thing RX must never do (DESIGN.md §2). So [modbus] and [http] must bind an
  * IT-side address unless the operator says otherwise with [link]
- * allow_services_on_diode = on (then a warning). Numeric addresses are
- * compared as addresses (the same getaddrinfo grammar the services bind
- * with, so "0" and "::ffff:0.0.0.0" are wildcards too); host names are
- * compared as written, without DNS. With host checks on and [link] interface
+ * allow_services_on_diode = on (then a warning). Both sides are resolved
+ * with the getaddrinfo call that binds them (the services: AI_PASSIVE,
+ * SOCK_STREAM; the link: SOCK_DGRAM) and every resulting address is compared,
+ * so "localhost", "0", "::ffff:0.0.0.0" and a name in /etc/hosts are judged
+ * by what they bind, not by how they are spelt. A name that does not resolve
+ * is an error (the bind would fail too). Without host checks (fuzzing,
+ * syntax-only tools) nothing is looked up: numeric hosts are compared as
+ * addresses and names as written. With host checks on and [link] interface
  * set, the interface's own addresses count as the diode's as well. */
 
 struct ipaddr {
@@ -821,20 +825,6 @@ static bool ipaddr_from(struct ipaddr *out, const struct sockaddr *sa)
         return true;
     }
     return false;
-}
-
-/* A numeric host (no DNS: AI_NUMERICHOST) into *out; false for a name. */
-static bool numeric_addr(struct ipaddr *out, const char *host)
-{
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_flags = AI_NUMERICHOST;
-    hints.ai_socktype = SOCK_STREAM;
-    if (!host[0] || getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
-        return false;
-    bool ok = ipaddr_from(out, res->ai_addr);
-    freeaddrinfo(res);
-    return ok;
 }
 
 static bool ipaddr_any(const struct ipaddr *a)
@@ -883,26 +873,81 @@ static bool service_host(char *out, size_t cap, const char *v)
     return true;
 }
 
-static void diode_bind(struct parse *p, int kind, int k, const char *listen)
+/* Every address one host may bind: a name can mean several (localhost ->
+ * 127.0.0.1 and ::1), and a service binds whichever comes first. */
+#define ADDRS_MAX 16
+struct addrset {
+    size_t n;
+    struct ipaddr a[ADDRS_MAX];
+};
+
+/* Resolves host into *out with the hints of the bind it stands for:
+ * service (AI_PASSIVE, SOCK_STREAM, "*" meaning every address, as
+ * sl_mbserver/sl_http bind) or the link (SOCK_DGRAM, as sl_hw_addr_parse
+ * binds). numeric_only adds AI_NUMERICHOST (no /etc/hosts, no DNS). Returns
+ * 0 or the getaddrinfo error (EAI_NONAME for a name under numeric_only).
+ * May block on DNS for a name that is not in /etc/hosts: start-up only. */
+static int resolve_all(struct addrset *out, const char *host, bool service, bool numeric_only)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = service ? SOCK_STREAM : SOCK_DGRAM;
+    hints.ai_flags = AI_NUMERICSERV | (service ? AI_PASSIVE : 0) | (numeric_only ? AI_NUMERICHOST : 0);
+    out->n = 0;
+    bool any = service && strcmp(host, "*") == 0;
+    int r = getaddrinfo(any ? NULL : host, "1", &hints, &res);
+    if (r != 0)
+        return r;
+    for (const struct addrinfo *i = res; i && out->n < ADDRS_MAX; i = i->ai_next)
+        if (ipaddr_from(&out->a[out->n], i->ai_addr))
+            out->n++;
+    freeaddrinfo(res);
+    return out->n ? 0 : EAI_NONAME;
+}
+
+static void diode_bind(struct parse *p, int kind, int k, const char *listen,
+                       const struct addrset *d, bool dresolved)
 {
     struct sl_rxconf *c = p->c;
     char host[SL_RXCONF_STR_MAX], why[SL_RXCONF_IFNAME_MAX + 96];
-    struct ipaddr a, d;
-    if (!service_host(host, sizeof host, listen))
+    bool host_checks = !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS);
+    unsigned line = p->sec[kind].line[k];
+    struct addrset a;
+    if (!service_host(host, sizeof host, listen) || !host[0])
+        return;                         /* listen_addr has said so */
+    int r = resolve_all(&a, host, true, !host_checks);
+    if (r != 0 && host_checks) {
+        sl_diag_add(p->diag, p->file, line, "[%s] listen '%s': cannot resolve '%s' (%s)",
+                    sec_names[kind], listen, host, gai_strerror(r));
         return;
-    bool num = numeric_addr(&a, host);
-    bool dnum = numeric_addr(&d, c->link.listen_host);
-    if ((num && ipaddr_any(&a)) || strcmp(host, "*") == 0)
-        snprintf(why, sizeof why, "takes every address, the diode's included");
-    else if ((num && dnum) ? ipaddr_eq(&a, &d) : strcasecmp(host, c->link.listen_host) == 0)
+    }
+    why[0] = '\0';
+    if (r != 0) {
+        /* No host checks and a name: as written. */
+        if (strcmp(host, "*") == 0)
+            snprintf(why, sizeof why, "takes every address, the diode's included");
+        else if (strcasecmp(host, c->link.listen_host) == 0)
+            snprintf(why, sizeof why, "is the diode address ([link] listen, line %u)",
+                     p->sec[SEC_LINK].line[K_LISTEN]);
+    }
+    for (size_t i = 0; r == 0 && i < a.n && !why[0]; i++) {
+        if (ipaddr_any(&a.a[i])) {
+            snprintf(why, sizeof why, "takes every address, the diode's included");
+            break;
+        }
+        for (size_t j = 0; dresolved && j < d->n && !why[0]; j++)
+            if (ipaddr_eq(&a.a[i], &d->a[j]))
+                snprintf(why, sizeof why, "is the diode address ([link] listen, line %u)",
+                         p->sec[SEC_LINK].line[K_LISTEN]);
+        if (!why[0] && c->link.interface[0] && host_checks && on_interface(c->link.interface, &a.a[i]))
+            snprintf(why, sizeof why, "is an address of the diode interface '%s'", c->link.interface);
+    }
+    if (!dresolved && !why[0] && strcasecmp(host, c->link.listen_host) == 0)
         snprintf(why, sizeof why, "is the diode address ([link] listen, line %u)",
                  p->sec[SEC_LINK].line[K_LISTEN]);
-    else if (num && c->link.interface[0] && !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS) &&
-             on_interface(c->link.interface, &a))
-        snprintf(why, sizeof why, "is an address of the diode interface '%s'", c->link.interface);
-    else
+    if (!why[0])
         return;
-    unsigned line = p->sec[kind].line[k];
     if (c->link.allow_services_on_diode)
         warn(p, line, "[%s] listen '%s' %s; allowed by [link] allow_services_on_diode "
              "(drop egress on the diode NIC: docs/operations.md)", sec_names[kind], listen, why);
@@ -918,15 +963,24 @@ static void do_diode_binds(struct parse *p)
     struct sl_rxconf *c = p->c;
     if (c->link.transport != SL_RXCONF_UDP || !c->link.listen_host[0])
         return;
+    bool host_checks = !(p->flags & SL_RXCONF_SKIP_HOST_CHECKS);
+    struct addrset d;
+    int r = resolve_all(&d, c->link.listen_host, false, !host_checks);
+    if (r != 0 && host_checks)
+        sl_diag_add(p->diag, p->file, p->sec[SEC_LINK].line[K_LISTEN],
+                    "[link] listen '%s': cannot resolve '%s' (%s)", c->link.listen,
+                    c->link.listen_host, gai_strerror(r));
     if (c->modbus.enabled && c->modbus.listen[0])
-        diode_bind(p, SEC_MODBUS, K_MB_LISTEN, c->modbus.listen);
+        diode_bind(p, SEC_MODBUS, K_MB_LISTEN, c->modbus.listen, &d, r == 0);
     if (c->http.enabled && c->http.listen[0])
-        diode_bind(p, SEC_HTTP, K_HTTP_LISTEN, c->http.listen);
+        diode_bind(p, SEC_HTTP, K_HTTP_LISTEN, c->http.listen, &d, r == 0);
     /* A wildcard [link] listen hides which address is the diode's: the
      * services' addresses cannot be judged against it. */
-    struct ipaddr d;
+    bool dany = false;
+    for (size_t i = 0; r == 0 && i < d.n; i++)
+        dany |= ipaddr_any(&d.a[i]);
     if ((c->modbus.enabled || c->http.enabled) && !c->link.allow_services_on_diode &&
-        !c->link.interface[0] && numeric_addr(&d, c->link.listen_host) && ipaddr_any(&d))
+        !c->link.interface[0] && dany)
         warn(p, p->sec[SEC_LINK].line[K_LISTEN],
              "[link] listen '%s' takes every address: cannot tell whether [modbus] or [http] "
              "share the diode NIC; listen on the diode address or name it in [link] interface",

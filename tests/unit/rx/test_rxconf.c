@@ -279,7 +279,7 @@ SL_TEST(rxconf, bad_values)
         "rx.conf:9: bad max_conns '0' (integer 1..4096)");
     one(BASE "[modbus]\nlisten = 10.1.2.3:502\nidle_ms = 99\n",
         "rx.conf:9: bad idle_ms '99' (integer 100..86400000)");
-    one(BASE "[http]\nlisten = x:1\ntoken_file = nothere\n",
+    one(BASE "[http]\nlisten = 10.1.2.3:1\ntoken_file = nothere\n",
         "rx.conf:9: token_file 'DIR/nothere': No such file or directory");
     one(BASE "[mqtt]\nbroker = a:b\n", "rx.conf:8: bad broker 'a:b' (HOST:PORT, [IPv6]:PORT or HOST)");
     one(BASE "[mqtt]\nbroker = a\nprefix = uns/#\n",
@@ -401,9 +401,13 @@ SL_TEST(rxconf, services_never_on_the_diode)
     one(BASE "[http]\nlisten = [::ffff:10.77.0.2]:8080\n",
         "rx.conf:8: [http] listen '[::ffff:10.77.0.2]:8080' is the diode address ([link] listen, line 3)"
         DIODE_ERR);
-    /* Names are compared as written (no DNS), case aside. */
-    one("[link]\ntransport = udp\nlisten = Diode.local:7400\n" BASE_KEYS "[modbus]\nlisten = diode.LOCAL:502\n",
-        "rx.conf:8: [modbus] listen 'diode.LOCAL:502' is the diode address ([link] listen, line 3)" DIODE_ERR);
+    /* Without host checks nothing is looked up: names compare as written,
+     * case aside. */
+    CU_ASSERT_EQUAL(parse_flags("[link]\ntransport = udp\nlisten = Diode.local:7400\n" BASE_KEYS
+                                "[modbus]\nlisten = diode.LOCAL:502\n", SL_RXCONF_SKIP_HOST_CHECKS),
+                    SL_ERR_CONFIG);
+    CU_ASSERT_TRUE(has("rx.conf:8: [modbus] listen 'diode.LOCAL:502' is the diode address ([link] listen, "
+                       "line 3)" DIODE_ERR));
     /* An IT-side address: clean, no warning. */
     CU_ASSERT_EQUAL(parse(BASE "[modbus]\nlisten = 10.77.1.2:502\n[http]\nlisten = [::1]:0\n"), SL_OK);
     CU_ASSERT_EQUAL(cfg.warn.count, 0);
@@ -416,6 +420,54 @@ SL_TEST(rxconf, services_never_on_the_diode)
         "rx.conf:4: key 'allow_services_on_diode' applies only to transport udp");
     one(BASE_LINK "allow_services_on_diode = yes\n" BASE_KEYS,
         "rx.conf:4: bad allow_services_on_diode 'yes' (on|off)");
+}
+
+/* Host names are resolved as the binds resolve them and every address is
+ * compared: 'localhost' is 127.0.0.1, whatever the spelling of either side;
+ * so are the inet_aton spellings of a numeric address. A name that does not
+ * resolve is an error at its line (the bind would fail as well). */
+SL_TEST(rxconf, services_resolved_before_compare)
+{
+    static const char *const same[] = { "localhost:1502", "LocalHost:1502", "127.0.0.1:1502",
+                                        "127.1:1502", "2130706433:1502", "0x7f.0.0.1:1502",
+                                        "0177.0.0.1:1502", "[::ffff:127.0.0.1]:1502" };
+    static const char *const diode[] = { "127.0.0.1:7400", "localhost:7400", "127.0.0.01:7400" };
+    char text[512], want[512];
+    for (size_t j = 0; j < sizeof diode / sizeof diode[0]; j++) {
+        for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+            snprintf(text, sizeof text, "[link]\ntransport = udp\nlisten = %s\n" BASE_KEYS
+                     "[modbus]\nlisten = %s\n", diode[j], same[i]);
+            snprintf(want, sizeof want, "rx.conf:8: [modbus] listen '%s' is the diode address ([link] "
+                     "listen, line 3)" DIODE_ERR, same[i]);
+            one(text, want);
+        }
+    }
+    /* Another loopback address is not the diode's. */
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = localhost:7400\n" BASE_KEYS
+                          "[http]\nlisten = 127.0.0.2:8080\n"), SL_OK);
+    CU_ASSERT_EQUAL(sl_rxconf_warnings(&cfg), 0);
+    /* "0" resolves to the wildcard like 0.0.0.0. */
+    one(BASE "[http]\nlisten = 0:8080\n",
+        "rx.conf:8: [http] listen '0:8080' takes every address, the diode's included" DIODE_ERR);
+    /* Unresolvable names: refused at their line, never compared as text
+     * (the reason in brackets is the resolver's: no DNS here says so). */
+    static const char bad_mb[] = "rx.conf:8: [modbus] listen 'no-such-host.invalid:502': cannot resolve "
+                                 "'no-such-host.invalid' (";
+    static const char bad_link[] = "rx.conf:3: [link] listen 'no-such-host.invalid:7400': cannot resolve "
+                                   "'no-such-host.invalid' (";
+    CU_ASSERT_EQUAL(parse(BASE "[modbus]\nlisten = no-such-host.invalid:502\n"), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(diag.count, 1);
+    CU_ASSERT_EQUAL(strncmp(diag.msg[0], bad_mb, sizeof bad_mb - 1), 0);
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = no-such-host.invalid:7400\n" BASE_KEYS
+                          "[modbus]\nlisten = 127.0.0.2:502\n"), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL_FATAL(diag.count, 1);
+    CU_ASSERT_EQUAL(strncmp(diag.msg[0], bad_link, sizeof bad_link - 1), 0);
+    /* The override still only warns, after resolving. */
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = 127.0.0.1:7400\nallow_services_on_diode = on\n"
+                          BASE_KEYS "[modbus]\nlisten = localhost:1502\n"), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_rxconf_warnings(&cfg), 1);
+    CU_ASSERT_STRING_EQUAL(cfg.warn.msg[0], "rx.conf:9: warning: [modbus] listen 'localhost:1502' is the "
+                                            "diode address ([link] listen, line 3)" DIODE_OK);
 }
 
 /* The override turns each refusal into a warning; the config loads. */
