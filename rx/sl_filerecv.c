@@ -20,7 +20,8 @@
 #define PART_NAME_MAX 64u
 #define PART_PREFIX ".sluice-part-"
 #define HASH_CHUNK (256u * 1024u)
-#define SCAN_PERIOD_US 1000000u  /* directory size rescanned at most this often */
+#define SCAN_STEP_ENTRIES 256u   /* directory entries read (each one fstatat) per rescan step */
+#define SCAN_STEP_US 10000u      /* at most one rescan step this often */
 #define QUOTA_LOG_US 1000000u    /* quota refusals logged at most this often */
 #define REFUSED_MAX 64u          /* discarded (session, file id) remembered */
 
@@ -45,8 +46,11 @@ struct sl_filerecv {
     int dirfd;
     struct slot *slots;
     uint8_t *hashbuf;           /* HASH_CHUNK bytes, for the read-back pass */
-    bool scanned;
-    uint64_t scan_us;           /* time of the last directory scan */
+    DIR *scan;                  /* kept open: the quota rescan resumes where it stopped */
+    uint64_t scan_sum;          /* regular files' bytes seen so far in this pass */
+    uint64_t scan_published;    /* bytes published since this pass started */
+    uint64_t scan_us;           /* time of the last rescan step */
+    bool scan_stepped;
     uint64_t quota_log_us;      /* next quota refusal that may be logged */
     uint64_t quota_unlogged;
     struct {
@@ -91,40 +95,79 @@ static bool is_part(const char *name)
     return strncmp(name, PART_PREFIX, sizeof PART_PREFIX - 1) == 0;
 }
 
-/* Sums the regular files in the directory into st.dir_bytes (temporaries
- * are counted through the slots' reservations instead); at start, sweep
- * also removes temporaries a crash left behind (unlinkat never follows a
- * link). O(entries): one fstatat each. */
-static sl_err scan_dir(struct sl_filerecv *fr, bool sweep)
+static bool dot_or_dotdot(const char *n)
 {
-    int fd = dup(fr->dirfd);
-    if (fd < 0)
-        return SL_ERR_IO;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return SL_ERR_IO;
-    }
-    rewinddir(d);   /* the dup shares the offset with earlier scans */
+    return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+/* Bytes of a regular file in the directory (0 for anything else; never
+ * follows a link). One fstatat, counted in st.scan_entries. */
+static uint64_t entry_bytes(struct sl_filerecv *fr, const char *name)
+{
+    struct stat st;
+    fr->st.scan_entries++;
+    if (fstatat(fr->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+        return (uint64_t)st.st_size;
+    return 0;
+}
+
+/* At start only: sums the regular files in the directory into st.dir_bytes
+ * (temporaries are counted through the slots' reservations instead) and
+ * removes temporaries a crash left behind (unlinkat never follows a link).
+ * O(entries), one fstatat each: the one full pass; later passes go in
+ * bounded steps (rescan_step). Leaves fr->scan rewound. */
+static sl_err scan_full(struct sl_filerecv *fr)
+{
     uint64_t sum = 0;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || (de->d_name[1] == '.' && de->d_name[2] == '\0')))
+    errno = 0;
+    while ((de = readdir(fr->scan)) != NULL) {
+        if (dot_or_dotdot(de->d_name))
             continue;
         if (is_part(de->d_name)) {
-            if (sweep && unlinkat(fr->dirfd, de->d_name, 0) == 0)
+            if (unlinkat(fr->dirfd, de->d_name, 0) == 0)
                 fr->st.stale_removed++;
             continue;
         }
-        struct stat st;
-        if (fstatat(fr->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-            sum += (uint64_t)st.st_size;
+        sum += entry_bytes(fr, de->d_name);
+        errno = 0;
     }
-    closedir(d);
+    if (errno)
+        return SL_ERR_IO;
+    rewinddir(fr->scan);
     fr->st.dir_bytes = sum;
+    fr->st.scan_passes++;
     return SL_OK;
+}
+
+/* The quota's directory total is kept incrementally: RX only ever adds
+ * files (finish() adds each one's size) and never deletes one; the IT
+ * consumers do, and this rescan catches that. Each step reads at most
+ * SCAN_STEP_ENTRIES entries of a DIR kept open between steps (one fstatat
+ * each), so a call costs the same whether the directory holds ten files or
+ * a million; a pass over N entries takes N / SCAN_STEP_ENTRIES steps. At
+ * the end of a pass st.dir_bytes becomes what the pass saw plus what was
+ * published meanwhile: a file published during the pass may count twice
+ * until the next pass (too high, never too low, so the quota holds), and
+ * a read error keeps the old total. */
+static void rescan_step(struct sl_filerecv *fr)
+{
+    for (unsigned n = 0; n < SCAN_STEP_ENTRIES; n++) {
+        errno = 0;
+        struct dirent *de = readdir(fr->scan);
+        if (!de) {
+            if (errno == 0) {
+                fr->st.dir_bytes = fr->scan_sum + fr->scan_published;
+                fr->st.scan_passes++;
+            }
+            fr->scan_sum = 0;
+            fr->scan_published = 0;
+            rewinddir(fr->scan);
+            return;
+        }
+        if (!dot_or_dotdot(de->d_name) && !is_part(de->d_name))
+            fr->scan_sum += entry_bytes(fr, de->d_name);
+    }
 }
 
 sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_config *cfg)
@@ -152,8 +195,18 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
     struct stat lst;
     if (fr->dirfd < 0 && errno == ENOTDIR && lstat(cfg->directory, &lst) == 0 && S_ISLNK(lst.st_mode))
         errno = ELOOP;   /* O_DIRECTORY | O_NOFOLLOW says ENOTDIR for a link: name it */
-    if (fr->dirfd < 0 || scan_dir(fr, true) != SL_OK) {
+    /* The rescan's own descriptor (a DIR owns and moves its offset). */
+    int sfd = fr->dirfd >= 0 ? openat(fr->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    fr->scan = sfd >= 0 ? fdopendir(sfd) : NULL;
+    if (!fr->scan && sfd >= 0) {
         int err = errno;
+        close(sfd);
+        errno = err;
+    }
+    if (fr->dirfd < 0 || !fr->scan || scan_full(fr) != SL_OK) {
+        int err = errno;
+        if (fr->scan)
+            closedir(fr->scan);
         if (fr->dirfd >= 0)
             close(fr->dirfd);
         free(fr->slots);
@@ -267,10 +320,20 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
     return s;
 }
 
+/* One bounded rescan step if the last one is SCAN_STEP_US old (or the
+ * clock went back): what IT consumers removed is seen within a pass. */
+static void maybe_rescan(struct sl_filerecv *fr, uint64_t now_us)
+{
+    if (!fr->scan_stepped || now_us < fr->scan_us || now_us - fr->scan_us >= SCAN_STEP_US) {
+        rescan_step(fr);
+        fr->scan_stepped = true;
+        fr->scan_us = now_us;
+    }
+}
+
 /* Raises s's reservation to want bytes if [files] max_total_bytes allows
- * (the directory's size is rescanned first when the last scan is older than
- * SCAN_PERIOD_US, so files a consumer removed are seen); else discards s
- * and returns false. */
+ * (after one bounded rescan step, maybe_rescan); else discards s and
+ * returns false. */
 static bool reserve(struct sl_filerecv *fr, struct slot *s, uint64_t want, uint64_t now_us)
 {
     if (want <= s->reserved)
@@ -278,12 +341,7 @@ static bool reserve(struct sl_filerecv *fr, struct slot *s, uint64_t want, uint6
     uint64_t more = want - s->reserved;
     uint64_t cap = fr->cfg.max_total_bytes;
     if (cap) {
-        if (!fr->scanned || now_us < fr->scan_us || now_us - fr->scan_us >= SCAN_PERIOD_US) {
-            if (scan_dir(fr, false) == SL_OK) {
-                fr->scanned = true;
-                fr->scan_us = now_us;
-            }
-        }
+        maybe_rescan(fr, now_us);
         uint64_t used = fr->st.dir_bytes + fr->st.reserved_bytes;
         if (used > cap || more > cap - used) {
             if (now_us >= fr->quota_log_us || now_us + QUOTA_LOG_US < fr->quota_log_us) {
@@ -397,6 +455,7 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
     s->part[0] = '\0';
     fsync(fr->dirfd);
     fr->st.dir_bytes += s->size;
+    fr->scan_published += s->size;
     fr->st.files_ok++;
     if (n) {
         fr->st.files_renamed++;
@@ -497,6 +556,10 @@ void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t
 
 void sl_filerecv_tick(struct sl_filerecv *fr, uint64_t now_us)
 {
+    /* Keeps the total current while no file arrives, so the first one
+     * after a consumer emptied the directory is judged by a recent pass. */
+    if (fr->cfg.max_total_bytes)
+        maybe_rescan(fr, now_us);
     if (!fr->cfg.idle_timeout_us)
         return;
     for (unsigned i = 0; i < fr->cfg.slots; i++) {
@@ -519,6 +582,7 @@ void sl_filerecv_destroy(struct sl_filerecv *fr)
     for (unsigned i = 0; i < fr->cfg.slots; i++)
         if (fr->slots[i].used)
             discard(fr, &fr->slots[i], &fr->st.failed_incomplete, "incomplete at shutdown");
+    closedir(fr->scan);
     close(fr->dirfd);
     free(fr->slots);
     free(fr->hashbuf);

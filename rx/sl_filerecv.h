@@ -23,11 +23,16 @@
  * by a crash are removed when the receiver is created.
  *
  * Quota: max_total_bytes bounds the bytes of regular files in the directory
- * (as last scanned, at most once a second, plus files published since) plus
- * the bytes reserved by files in progress (each its announced size, or the
- * highest offset written before the size is known). A file that would pass
- * it is refused (failed_quota, logged at most once a second). The scan costs
- * one fstatat per directory entry.
+ * plus the bytes reserved by files in progress (each its announced size, or
+ * the highest offset written before the size is known). A file that would
+ * pass it is refused (failed_quota, logged at most once a second). The
+ * directory's total is scanned in full once, at create, then kept by adding
+ * each published file; what IT consumers remove is found by a rescan that
+ * runs in steps of at most 256 entries (one fstatat each) at most every
+ * 10 ms, from sl_filerecv_payload and sl_filerecv_tick, resuming where it
+ * stopped: no call costs more than one step however large the directory
+ * (a pass over N entries takes N / 256 steps; files removed meanwhile
+ * still count until it ends, so the quota errs on the safe side).
  *
  * Names are sanitised: '/', '\\', control characters and DEL become '_'; a
  * name starting with '.' (including "." and "..") gets a leading '_'. */
@@ -70,7 +75,9 @@ struct sl_filerecv_stats {
     uint64_t failed_versions;   /* max_versions files of that name exist */
     uint64_t messages_dropped;  /* messages of a file already discarded */
     uint64_t stale_removed;     /* temporaries of a previous run removed at start */
-    uint64_t dir_bytes;         /* regular files in the directory (scan + published since) */
+    uint64_t dir_bytes;         /* regular files in the directory (last pass + published since) */
+    uint64_t scan_entries;      /* directory entries stat'ed by the quota scans (one fstatat each) */
+    uint64_t scan_passes;       /* full passes over the directory completed (the first at create) */
     uint64_t reserved_bytes;    /* reserved by files in progress */
     uint64_t bytes_written;
     uint64_t messages_bad;      /* malformed file messages */

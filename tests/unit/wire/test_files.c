@@ -623,3 +623,85 @@ SL_TEST(files, versions_capped_never_overwritten)
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
+
+/* Issue 13 review, finding 7: the quota must not stat the whole directory
+ * on the intake thread. 20,000 one-byte files left by IT consumers: after
+ * the one full pass at create, each sl_filerecv_payload / _tick call
+ * stats at most 256 entries (the old code stat'ed all 20,000 once a
+ * second from inside a payload call), the quota still holds, and files the
+ * consumer removed are seen once a pass completes in bounded steps. */
+#define MANY_FILES 20000u
+#define STEP_BOUND 256u
+SL_TEST(files, quota_rescan_bounded_per_call)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    char path[300];
+    for (unsigned i = 0; i < MANY_FILES; i++) {
+        snprintf(path, sizeof path, "%s/left-%05u", tmp, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_FATAL(write(fd, "x", 1) == 1);
+        close(fd);
+    }
+    struct sl_filerecv *fr = NULL;
+    struct logs lg = { 0 };
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 4, .max_total_bytes = MANY_FILES + 500,
+                                     .log = log_keep, .ctx = &lg };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.dir_bytes, MANY_FILES);
+    CU_ASSERT_EQUAL(st.scan_passes, 1);
+    uint64_t seen = st.scan_entries, now = 1000000;
+    uint8_t p[2048], data[400];
+    memset(data, 0x33, sizeof data);
+
+    /* 400 bytes fit (20,400 <= 20,500) and are added to the total without
+     * a scan; the next 400 would pass the quota: refused. Every call, with
+     * time moving 1 s between them, stats at most one step. */
+    sl_filerecv_payload(fr, 9, p, whole_file(p, sizeof p, 1, "fits", data, sizeof data), now);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT(st.scan_entries - seen <= STEP_BOUND);
+    seen = st.scan_entries;
+    now += 1000000;
+    sl_filerecv_payload(fr, 9, p, whole_file(p, sizeof p, 2, "too-much", data, sizeof data), now);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.failed_quota, 1);
+    CU_ASSERT(st.scan_entries - seen <= STEP_BOUND);
+    seen = st.scan_entries;
+
+    /* The consumer takes 10,000 files away. Until a pass ends they still
+     * count (refused); tick calls 10 ms apart finish a pass in about
+     * 20,000 / 256 steps, each within the bound. */
+    for (unsigned i = 0; i < MANY_FILES / 2; i++) {
+        snprintf(path, sizeof path, "%s/left-%05u", tmp, i);
+        CU_ASSERT_FATAL(unlink(path) == 0);
+    }
+    uint64_t passes = st.scan_passes;
+    unsigned calls = 0, over = 0;
+    while (st.scan_passes < passes + 2 && calls < 1000) {
+        now += 10000;
+        sl_filerecv_tick(fr, now);
+        calls++;
+        sl_filerecv_stats(fr, &st);
+        over += st.scan_entries - seen > STEP_BOUND;
+        seen = st.scan_entries;
+    }
+    CU_ASSERT_EQUAL(over, 0);
+    CU_ASSERT(calls >= (MANY_FILES / 2) / STEP_BOUND);   /* bounded steps, not one sweep */
+    CU_ASSERT(calls < 1000);
+    CU_ASSERT_EQUAL(st.dir_bytes, MANY_FILES / 2 + sizeof data);
+    /* Now the same 400 bytes fit. */
+    now += 10000;
+    sl_filerecv_payload(fr, 9, p, whole_file(p, sizeof p, 3, "now-fits", data, sizeof data), now);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 2);
+    CU_ASSERT(st.scan_entries - seen <= STEP_BOUND);
+    CU_ASSERT_EQUAL(st.dir_bytes, MANY_FILES / 2 + 2 * sizeof data);
+    sl_filerecv_destroy(fr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
