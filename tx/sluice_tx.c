@@ -50,7 +50,7 @@
 #define PROG "sluice-tx"
 #define EPOCH_FILE "epoch"
 #define LOCK_FILE "lock"
-#define EXIT_IN_USE 3              /* state_dir held by another sluice-tx: nothing sent */
+#define EXIT_IN_USE 3              /* state_dir or key held by another sluice-tx: nothing sent */
 #define EPOCH_TEXT_MAX 32u
 #define DEV_EVENTS 8u              /* transitions a poller can report before main takes them */
 #define BLOCKS_PER_TURN 64u        /* blocks per loop turn, so beacons are never starved */
@@ -97,16 +97,19 @@ static void usage(FILE *f)
             "  -V, --version       print the version\n"
             "\n"
             "Each start increments the epoch in state_dir/epoch before the first frame.\n"
-            "One sluice-tx per state_dir: each run holds state_dir/lock (flock) for its\n"
-            "life, and a second daemon or a --send on the same state_dir exits 3 naming\n"
-            "the holder's pid, sending nothing and leaving the epoch alone (RX keeps one\n"
-            "epoch per key, so a newer epoch would make it drop the daemon's frames).\n"
+            "One sluice-tx per state_dir and per signing key: each run holds state_dir/lock\n"
+            "and /run/lock/sluice-tx-KEYID.lock (flock, pid inside; not for transport\n"
+            "pcapfile) for its life, and a second daemon or a --send on the same state_dir\n"
+            "or the same key exits 3 naming the key id or state_dir and the holder's pid,\n"
+            "sending nothing and leaving the epoch alone (RX keeps one epoch per key, so a\n"
+            "newer epoch would make it drop the daemon's frames). Without a writable\n"
+            "/run/lock only state_dir is locked (a warning says so).\n"
             "Run --send beside a daemon with its own signing_key and state_dir.\n"
             "Signals: SIGTERM/SIGINT flush, send a final beacon and exit 0; SIGHUP re-reads\n"
             "the configuration and applies tag-map changes that keep every poll the same\n"
             "(names, paths, units, scale, offset, deadband, mirror_unit), else logs why not.\n"
             "Exit status: 0 done, 1 runtime failure, 2 usage or configuration errors,\n"
-            "3 state_dir in use by another sluice-tx.\n");
+            "3 state_dir or signing key in use by another sluice-tx.\n");
 }
 
 static void logmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -201,6 +204,103 @@ static int lock_state_dir(const char *state_dir, bool bulk)
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
         logmsg("warning: cannot write the pid into %s: %s", path, strerror(errno));
     return fd;
+}
+
+/* One sluice-tx per signing key as well: state_dir/lock alone misses a
+ * --send given the daemon's key with another state_dir, whose own epoch
+ * counter then runs under the same key id on RX. So every live run (not a
+ * pcapfile: a capture reaches no RX as it is written) also holds an
+ * exclusive flock on KEY_LOCK_DIR/sluice-tx-<keyid>.lock, pid inside. The
+ * file is created 0600 and trusted only when owned by root, by us or by the
+ * key file's owner, so another local user can neither hold it (no fd
+ * without read access) nor plant one to keep TX from starting (an
+ * untrusted file is ignored, with a warning). After the flock the path
+ * must still name the locked inode (a finishing holder unlinks it), else
+ * retry. With KEY_LOCK_DIR missing or not writable: the state_dir lock only,
+ * said once. Returns the fd (>= 0), -1 when falling back, -2 when held. */
+#define KEY_LOCK_DIR "/run/lock"
+static char key_lock_path[sizeof KEY_LOCK_DIR + SL_KEY_ID_HEX_BYTES + 24];
+
+static int lock_key(const struct sl_key_secret *key, const char *key_file, bool bulk)
+{
+    struct sl_key_public pub;
+    char kid[SL_KEY_ID_HEX_BYTES];
+    struct stat kst;
+    sl_key_public_of(&pub, key);
+    sl_key_id_format(kid, pub.id);
+    snprintf(key_lock_path, sizeof key_lock_path, KEY_LOCK_DIR "/sluice-tx-%s.lock", kid);
+    uid_t key_owner = stat(key_file, &kst) == 0 ? kst.st_uid : geteuid();
+    for (int tries = 0; tries < 3; tries++) {
+        int fd = open(key_lock_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0 && errno == ENOENT)
+            fd = open(key_lock_path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0 && errno == EEXIST)
+            continue;                   /* created meanwhile: open it */
+        if (fd < 0) {
+            logmsg("warning: cannot open %s (%s): the signing key %s is not locked, only state_dir "
+                   "(a --send with this key and another state_dir would go unnoticed)",
+                   key_lock_path, strerror(errno), kid);
+            key_lock_path[0] = '\0';
+            return -1;
+        }
+        struct stat fst, pst;
+        if (fstat(fd, &fst) != 0 || !S_ISREG(fst.st_mode) ||
+            (fst.st_uid != 0 && fst.st_uid != geteuid() && fst.st_uid != key_owner)) {
+            logmsg("warning: %s is not a regular file of root, this user or the key's owner "
+                   "(uid %ld): ignored; the signing key %s is locked by state_dir only",
+                   key_lock_path, (long)fst.st_uid, kid);
+            close(fd);
+            key_lock_path[0] = '\0';
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int err = errno;
+            char pid[24] = "";
+            ssize_t n = err == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
+            close(fd);
+            if (err != EWOULDBLOCK) {
+                logmsg("warning: cannot lock %s: %s; the signing key %s is locked by state_dir only",
+                       key_lock_path, strerror(err), kid);
+                key_lock_path[0] = '\0';
+                return -1;
+            }
+            key_lock_path[0] = '\0';
+            pid[n > 0 ? (size_t)n : 0] = '\0';
+            pid[strspn(pid, "0123456789")] = '\0';
+            logmsg("signing key %s is in use by a running sluice-tx (pid %s); %s", kid,
+                   pid[0] ? pid : "unknown",
+                   bulk ? "give --send a configuration with its own [keys] signing_key and state_dir "
+                          "(nothing sent, epoch unchanged)"
+                        : "one sluice-tx per signing key (epoch unchanged)");
+            return -2;
+        }
+        if (stat(key_lock_path, &pst) != 0 || pst.st_ino != fst.st_ino || pst.st_dev != fst.st_dev) {
+            close(fd);                  /* unlinked by a holder that just finished */
+            continue;
+        }
+        char text[24];
+        int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+        if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
+            logmsg("warning: cannot write the pid into %s: %s", key_lock_path, strerror(errno));
+        return fd;
+    }
+    logmsg("warning: %s keeps changing; the signing key %s is locked by state_dir only",
+           key_lock_path, kid);
+    key_lock_path[0] = '\0';
+    return -1;
+}
+
+/* Removes our key lock file while still holding it (so nobody can take a
+ * lock on an inode about to vanish: lock_key re-checks the path), leaving
+ * no file per key behind. Fails quietly when privileges were dropped (the
+ * sticky directory lets only the owner unlink); the next run reuses it. */
+static void unlock_key(int fd)
+{
+    if (fd < 0)
+        return;
+    if (key_lock_path[0])
+        unlink(key_lock_path);
+    close(fd);
 }
 
 /* Reads state_dir/epoch (decimal; missing = 0), writes epoch + 1 back with
@@ -1124,7 +1224,7 @@ int main(int argc, char **argv)
     sl_txconf_schema_fp(D.schema_fp, &D.cfg);
     sl_txconf_config_fp(D.config_fp, &D.cfg);
 
-    int rc = 1;
+    int rc = 1, key_lock_fd = -1;
     if (sodium_init() < 0) {
         logmsg("libsodium cannot initialise");
         goto out;
@@ -1166,6 +1266,13 @@ int main(int argc, char **argv)
         rc = lock_fd == -2 ? EXIT_IN_USE : 1;
         goto out;
     }
+    if (D.cfg.link.transport != SL_TXCONF_PCAPFILE) {
+        key_lock_fd = lock_key(D.key, D.cfg.keys.signing_key, send);
+        if (key_lock_fd == -2) {
+            rc = EXIT_IN_USE;
+            goto out;
+        }
+    }
     if (open_link(&D.hw, &D.cfg) != 0)
         goto out;
     if (next_epoch(&D.epoch, D.cfg.keys.state_dir) != 0)
@@ -1204,6 +1311,7 @@ out:;
     }
     free_pollers(&D);
     sl_snapshot_destroy(D.snap);
+    unlock_key(key_lock_fd);
     sl_key_free(D.key);
     if (D.wake_fd >= 0)
         close(D.wake_fd);

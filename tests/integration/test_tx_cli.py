@@ -15,7 +15,10 @@ beyond writing a pcapfile):
    and a second daemon both exit 3 naming the daemon's pid, leave
    state_dir/epoch alone, and RX keeps accepting the daemon's beacons (link
    up, sluice_rx_beacons_total rising, no beacon dropped for its epoch).
-   --send with its own key and state_dir works beside the daemon."""
+   --send with the daemon's key but another state_dir is refused too (exit 3,
+   the key id and the daemon's pid named, that state_dir's epoch untouched):
+   the daemon holds /run/lock/sluice-tx-<keyid>.lock, and removes it when it
+   stops. --send with its own key and state_dir works beside the daemon."""
 import hashlib
 import os
 import re
@@ -173,7 +176,7 @@ def beacon_drops(m):
     return sum(v for k, v in m.items() if k.startswith("sluice_rx_drops_total") and 'stage="beacon"' in k)
 
 
-def check_send_beside_daemon(d, key, pub):
+def check_send_beside_daemon(d, key, pub, kid):
     """A daemon on state_dir S; --send and a second daemon on S are refused
     (exit 3, the daemon's pid named, epoch unchanged) and RX keeps taking
     the daemon's beacons. Loopback only: TX sends to 127.0.0.2 (the "diode"
@@ -188,6 +191,13 @@ def check_send_beside_daemon(d, key, pub):
                 "[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
                 "[device gen]\nprotocol = generator\ntags = 10\nrate = 20\n" % (link_port, key, state))
+    other_state = os.path.join(d, "otherstate")
+    same_key = os.path.join(d, "samekey.conf")   # the daemon's key, another state_dir
+    with open(same_key, "w") as f:
+        f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
+                "[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
+                "[device gen]\nprotocol = generator\ntags = 1\nrate = 1\n" % (link_port, key, other_state))
+    key_lock = "/run/lock/sluice-tx-%s.lock" % kid
     own = os.path.join(d, "own.conf")   # --send's own key and state_dir
     with open(own, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
@@ -229,6 +239,22 @@ def check_send_beside_daemon(d, key, pub):
             sl_rig.fail("a second daemon on the same state_dir: exit %d, want 3 and %r:\n%s"
                         % (r.returncode, want, r.stderr))
         print("a second daemon on the same state_dir refused (exit 3)")
+        if os.path.isdir("/run/lock") and os.access("/run/lock", os.W_OK):
+            with open(key_lock) as f:
+                holder = f.read().strip()
+            if holder != str(daemon.pid):
+                sl_rig.fail("%s holds %r, want the daemon's pid %d" % (key_lock, holder, daemon.pid))
+            want_key = "signing key %s is in use by a running sluice-tx (pid %d)" % (kid, daemon.pid)
+            for argv in (("--send", payload), ()):
+                r = run(tu.TX, "-c", same_key, *argv, timeout=30)
+                if r.returncode != 3 or want_key not in r.stderr:
+                    sl_rig.fail("%s with the daemon's key and another state_dir: exit %d, want 3 and %r:\n%s"
+                                % (argv and "--send" or "a daemon", r.returncode, want_key, r.stderr))
+            if os.path.exists(os.path.join(other_state, "epoch")):
+                sl_rig.fail("a run refused for the key wrote %s/epoch" % other_state)
+            print("--send with the daemon's key and another state_dir refused (exit 3): " + r.stderr.strip())
+        else:
+            print("SKIP key lock: /run/lock missing or not writable here")
         with open(os.path.join(state, "epoch")) as f:
             if f.read() != epoch:
                 sl_rig.fail("a refused run changed state_dir/epoch")
@@ -252,6 +278,13 @@ def check_send_beside_daemon(d, key, pub):
         print("the daemon's beacons kept being accepted (%d more, link up, epoch %s)"
               % (got, epoch.strip()))
         tu.stop_tx(procs, daemon)
+    if os.path.exists(key_lock):
+        sl_rig.fail("%s left behind after the daemon stopped" % key_lock)
+    # The key is free again: a --send with it and the other state_dir runs.
+    r = run(tu.TX, "-c", same_key, "--send", payload, timeout=60)
+    if r.returncode != 0 or os.path.exists(key_lock):
+        sl_rig.fail("--send with the key once the daemon stopped: exit %d (lock file left: %s): %s"
+                    % (r.returncode, os.path.exists(key_lock), r.stderr))
 
 
 def main():
@@ -262,7 +295,7 @@ def main():
         check_broken(d, key)
         check_key_mode(d, key)
         check_send(d, key, pub)
-        check_send_beside_daemon(d, key, pub)
+        check_send_beside_daemon(d, key, pub, kid)
         check_keygen(d, key, kid)
     print("PASS")
 
