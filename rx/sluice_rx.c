@@ -310,7 +310,7 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
             d->pl_blocks = 0;
         }
         d->pl_blocks++;
-        sl_liveness_block(&d->live, h->session, h->epoch, h->block_seq);
+        sl_liveness_block(&d->live, d->now_ms, h->session, h->epoch, h->block_seq);
         tags_payload(d, h, key_id, payload, len, now_us);
     }
     else if (h->channel == SL_CHANNEL_FILES && d->fr)
@@ -548,10 +548,19 @@ static void tick_liveness(struct rxd *d)
         char got[32] = "none";
         if (l->have_data)
             snprintf(got, sizeof got, "%" PRIu64, l->data_high);
-        logline("warning: tag data stale: beacons announced tag block %" PRIu64 " over %" PRIu32
-                " ms ago, highest verified is %s (session %016" PRIx64 "); the mirror shows "
-                "last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
-                l->lag_announced - 1u, d->conf->mirror.stale_ms, got, l->session, l->episodes);
+        if (l->reason == SL_LIVENESS_INCOMPLETE)
+            logline("warning: tag data stale: %" PRIu64 " of %" PRIu64 " tag blocks announced before "
+                    "%" PRIu64 " ms ago (blocks %" PRIu64 "..%" PRIu64 ") were never verified, "
+                    "%" PRIu64 " of them scattered beyond one outage (session %016" PRIx64 "); the "
+                    "mirror shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64
+                    ")",
+                    l->win_missing, l->win_hi - l->win_lo, d->now_ms - l->win_since_ms, l->win_lo,
+                    l->win_hi - 1u, l->win_missing - l->win_run, l->session, l->episodes);
+        else
+            logline("warning: tag data stale: beacons announced tag block %" PRIu64 " over %" PRIu32
+                    " ms ago, highest verified is %s (session %016" PRIx64 "); the mirror shows "
+                    "last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
+                    l->lag_announced - 1u, d->conf->mirror.stale_ms, got, l->session, l->episodes);
     }
     if (ev & SL_LIVENESS_STALE_END)
         logline("tag data flows again: verified tag block %" PRIu64 " (stale for %" PRIu64 " ms)",
@@ -857,7 +866,7 @@ static void fill_status(void *ctx, struct sl_http_status *out)
 {
     struct rxd *d = ctx;
     const struct sl_rxstats *st = rxd_stats(d);
-    static struct sl_http_counter extra[24];
+    static struct sl_http_counter extra[32];
     size_t n = 0;
     extra[n++] = (struct sl_http_counter){ "sluice_store_checkpoints_total", "SQLite checkpoints written",
                                            st->store.checkpoints, false };
@@ -887,11 +896,21 @@ static void fill_status(void *ctx, struct sl_http_status *out)
                                            d->blocks_missing, true };
     extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale",
                                            "1 while verified tag blocks lag the beacons' highest_block "
-                                           "for stale_ms (mirror shown as for a cut link)",
+                                           "for stale_ms or too many announced blocks were never verified "
+                                           "(mirror shown as for a cut link)",
                                            sl_liveness_stale(&d->live) ? 1u : 0u, true };
     extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale_total",
-                                           "episodes of tag data lagging the beacons for stale_ms",
+                                           "episodes of stale tag data (lagging the announcements for "
+                                           "stale_ms, or incomplete)",
                                            d->live.episodes, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_rx_data_incomplete_total",
+                                           "stale episodes begun because more than 10 % of the tag blocks "
+                                           "announced over the last stale_ms periods were never verified",
+                                           d->live.incomplete_episodes, false };
+    extra[n++] = (struct sl_http_counter){ "sluice_rx_tag_blocks_unverified_window",
+                                           "tag blocks announced at least stale_ms ago, in the completeness "
+                                           "window, never verified",
+                                           d->live.win_missing, true };
     extra[n++] = (struct sl_http_counter){ "sluice_mirror_future_values_total",
                                            "values applied with a source time beyond future_tolerance_ms "
                                            "ahead of TX's clock (shown Uncertain 0x40000000)",
