@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sl_json.h"
+#include "sl_peer.h"
 #include "sl_regs.h"
 
 #define BLOCK_BYTES   (16u * 1024u)    /* content-reader block */
@@ -26,7 +27,7 @@
 /* One open connection, as MHD reports it (its socket context). */
 struct hconn {
     struct MHD_Connection *conn;   /* NULL: free */
-    uint8_t key[16];               /* source address (IPv4 mapped into IPv6) */
+    uint8_t key[SL_PEER_KEY_BYTES];   /* sl_peer_key: IPv4 address or IPv6 /64 */
     uint64_t since_ms;             /* opened, or its last response ended */
     bool in_request;               /* the head arrived; answering or streaming */
     bool killed;                   /* shut down for the head deadline */
@@ -44,7 +45,7 @@ struct pfx {
 
 struct sse {
     struct sl_http *h;
-    uint8_t key[16];           /* client's source address */
+    uint8_t key[SL_PEER_KEY_BYTES];   /* sl_peer_key of the client */
     struct MHD_Connection *conn;
     bool used, suspended, closing;
     bool ev_hello, ev_schema, ev_link, ev_ping;
@@ -943,17 +944,6 @@ static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
 
 /* ---- connections ---------------------------------------------------------- */
 
-static void addr_key(uint8_t key[16], const struct sockaddr *sa)
-{
-    memset(key, 0, 16);
-    if (sa && sa->sa_family == AF_INET) {
-        key[10] = key[11] = 0xFF;
-        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-    } else if (sa && sa->sa_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-    }
-}
-
 static struct hconn *conn_of(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci =
@@ -967,8 +957,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
     (void)addrlen;
     struct sl_http *h = cls;
-    uint8_t key[16];
-    addr_key(key, addr);
+    uint8_t key[SL_PEER_KEY_BYTES];
+    sl_peer_key(key, addr);
     unsigned same = 0, used = 0;
     for (unsigned i = 0; i < h->nslots; i++) {
         if (!h->conns[i].conn)
@@ -1001,7 +991,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         if (!k)
             return;   /* cannot happen: on_accept checked; then just untracked */
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        addr_key(k->key, ci ? ci->client_addr : NULL);
+        sl_peer_key(k->key, ci ? ci->client_addr : NULL);
         k->conn = c;
         k->since_ms = now_mono_ms();
         k->in_request = k->killed = false;

@@ -14,11 +14,12 @@
  * buffer) or, for /api/tags, streams it tag by tag from a small context.
  *
  * Bounds against IT clients (the loop also serves intake): max_conns in all
- * and max_conns_per_peer per source address (refused at accept, counted);
+ * and max_conns_per_peer per peer (an IPv4 address or an IPv6 /64:
+ * sl_peer.h; refused at accept, counted);
  * a request head must arrive within request_timeout_ms of the connection
  * opening or of the previous response ending (trickled bytes do not extend
  * it: slowloris), and timeout_s bounds any connection that makes no
- * progress; max_sse streams in all, max_sse_per_peer per address. One
+ * progress; max_sse streams in all, max_sse_per_peer per peer. One
  * sl_http_run() handles each ready connection once (one read, one write of
  * at most one 16 KiB block), so its cost is bounded by max_conns.
  *
@@ -44,8 +45,8 @@
 #define SL_HTTP_DEFAULT_CONNS     64u
 #define SL_HTTP_DEFAULT_TIMEOUT_S 30u
 #define SL_HTTP_DEFAULT_SSE       16u      /* concurrent /api/stream clients */
-#define SL_HTTP_DEFAULT_SSE_PEER  4u       /* ... from one source address */
-#define SL_HTTP_DEFAULT_PER_PEER  16u      /* connections from one source address */
+#define SL_HTTP_DEFAULT_SSE_PEER  4u       /* ... from one peer (IPv4 address, IPv6 /64) */
+#define SL_HTTP_DEFAULT_PER_PEER  16u      /* connections from one peer */
 #define SL_HTTP_DEFAULT_REQ_MS    10000u   /* request head deadline */
 #define SL_HTTP_HOSTS_MAX         1024u    /* allowed_hosts text, with NUL */
 #define SL_HTTP_COOKIE            "sluice_session"

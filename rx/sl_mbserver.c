@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_peer.h"
 
 /* Input holds several pipelined requests; output several responses, so a
  * burst is answered without waiting for the client between requests. The
@@ -35,7 +36,7 @@ struct conn {
     bool partial;             /* an incomplete request waits on the client */
     bool readable, writable;  /* epoll reported it; not yet handled */
     bool pending;             /* whole requests buffered, answerable now */
-    uint8_t addr[16];         /* source address (IPv4 as ::ffff:a.b.c.d), per-peer cap */
+    uint8_t addr[SL_PEER_KEY_BYTES];   /* sl_peer_key: IPv4 address or IPv6 /64, per-peer cap */
     size_t in_len;
     size_t out_off, out_len;  /* unsent bytes are out[out_off, out_len) */
     char peer[SL_MBSERVER_PEER_MAX];
@@ -273,19 +274,6 @@ void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn
     s->hook_ctx = ctx;
 }
 
-/* The source address alone (no port) as 16 bytes, IPv4 mapped into IPv6,
- * so a peer is the same whichever family its socket used. */
-static void peer_key(uint8_t key[16], const struct sockaddr_storage *ss)
-{
-    memset(key, 0, 16);
-    if (ss->ss_family == AF_INET) {
-        key[10] = key[11] = 0xFF;
-        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-    } else if (ss->ss_family == AF_INET6) {
-        memcpy(key, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
-    }
-}
-
 static void format_peer(char *dst, size_t cap, const struct sockaddr_storage *ss)
 {
     char a[INET6_ADDRSTRLEN] = "?";
@@ -317,8 +305,8 @@ static void accept_all(struct sl_mbserver *s)
         int fd = accept4(s->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;   /* EAGAIN, or a transient error the next event retries */
-        uint8_t key[16];
-        peer_key(key, &ss);
+        uint8_t key[SL_PEER_KEY_BYTES];
+        sl_peer_key(key, (const struct sockaddr *)&ss);
         struct conn *c = NULL;
         unsigned same = 0;
         for (unsigned j = 0; j < s->max_conns; j++) {

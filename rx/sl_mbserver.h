@@ -19,8 +19,8 @@
  * served round robin, so the one after the last served goes first next
  * turn. Requests left buffered wait for the next call (counted as
  * deferred; sl_mbserver_timeout_ms() then says 0 so the daemon does not
- * sleep on them). A source address holds at most max_conns_per_peer
- * connections. A connection is closed when no complete request arrived for
+ * sleep on them). A peer (an IPv4 address or an IPv6 /64: sl_peer.h)
+ * holds at most max_conns_per_peer connections. A connection is closed when no complete request arrived for
  * idle_ms (bytes that never form a request do not count: slowloris), or
  * when an incomplete request has been waiting request_timeout_ms. */
 #ifndef SL_MBSERVER_H
@@ -35,7 +35,7 @@
 
 #define SL_MBSERVER_DEFAULT_CONNS    64u
 #define SL_MBSERVER_DEFAULT_IDLE_MS  60000u
-#define SL_MBSERVER_DEFAULT_PER_PEER 8u       /* connections per source address */
+#define SL_MBSERVER_DEFAULT_PER_PEER 8u       /* connections per peer (IPv4 address, IPv6 /64) */
 #define SL_MBSERVER_DEFAULT_REQ_MS   5000u    /* deadline of an incomplete request */
 #define SL_MBSERVER_DEFAULT_CONN_REQS 16u     /* requests answered per connection per turn */
 #define SL_MBSERVER_DEFAULT_TURN_REQS 256u    /* requests answered per turn, all connections */
