@@ -176,17 +176,36 @@ unsigned sl_fec_interleave_queued(const struct sl_fec_interleaver *il);
  * from the genuine block's opens its own entry instead of refusing or
  * corrupting the genuine one. tag is opaque to the decoder (RX puts the key
  * id there). unannounced picks the table part the block may take room in
- * (RX: the frame does not match a verified beacon); see the config. */
+ * (RX: the frame does not match a verified beacon); see the config.
+ *
+ * Announced part (unannounced false): at most one entry per (session,
+ * epoch, tag, channel, block_seq). A symbol of that id with another k', m'
+ * or S is a second identity, and at most one of the two is genuine:
+ * it goes to the unannounced part instead (counted demoted).
+ *
+ * ranked/frontier: the caller's position of the symbol's stream (session,
+ * epoch, tag, channel), e.g. RX's highest verified block_seq. When set,
+ * the block's rank is |block_seq - frontier|: genuine partial blocks sit
+ * next to the frontier, while junk spread over other ids does not. A new
+ * ranked block in a full part evicts the entry of largest rank (ties:
+ * fewer symbols held, then the oldest), ranks of entries of the same
+ * stream recomputed against the symbol's frontier (so a stuck or stale
+ * entry far from it goes first; others keep the rank of their last
+ * symbol; unranked entries rank highest). Unranked symbols evict the
+ * oldest entry of their part. A block with k' = 1 completes on its first
+ * symbol in a scratch entry and evicts nothing. */
 struct sl_fec_symbol {
     uint64_t session;
     uint64_t epoch;
     uint64_t block_seq;
     uint64_t tag;           /* caller's label, part of the identity */
+    uint64_t frontier;      /* the stream's position (with ranked) */
     uint16_t channel;
     uint8_t k;              /* k' */
     uint8_t m;              /* m' */
     uint8_t index;          /* 0..k'+m'-1 */
     bool unannounced;       /* take room in the unannounced part */
+    bool ranked;            /* frontier is set: evict by distance from it */
     uint16_t symbol_size;   /* S, bytes at data */
     const uint8_t *data;
 };
@@ -237,6 +256,7 @@ struct sl_fec_counters {
     uint64_t unrecoverable;     /* expired by age: lost more than m' */
     uint64_t evicted;           /* pushed out, its part of the table full */
     uint64_t evicted_unannounced; /* of which from the unannounced part */
+    uint64_t demoted;           /* second identity for an announced id: unannounced part */
     uint64_t done;              /* ids marked done by sl_fec_decoder_done */
     uint64_t contested;         /* an index seen with two different symbols: erased */
     uint64_t rejected;          /* k', m', S or index out of range */
@@ -268,8 +288,9 @@ void sl_fec_decoder_destroy(struct sl_fec_decoder *dec);
  *                       (counted contested) and decoding waits for others
  *   SL_ERR_RANGE        fields out of the configured range
  * *out is zeroed unless SL_OK. A new block when its part of the table is
- * full evicts the oldest partial block of that part (not remembered: its
- * stragglers may open it again and expire by age). Cost: O(entries +
+ * full evicts a partial block of that part, the farthest from its frontier
+ * or the oldest (see struct sl_fec_symbol; k' = 1 evicts nothing; not remembered: its stragglers
+ * may open it again and expire by age). Cost: O(entries +
  * entries_unannounced + done_history) lookup, one S-byte copy; at
  * completion nothing more if all data arrived, else one ISA-L pass over the
  * missing symbols, plus on a cache miss an n x n inversion (n = missing

@@ -30,6 +30,7 @@ struct entry {
     uint64_t seq;
     uint64_t tag;
     uint64_t order;       /* creation counter: smallest = oldest */
+    uint64_t rank;        /* distance from its stream's frontier at its last symbol */
     uint64_t first_us;    /* arrival of the first symbol */
     uint64_t present[4];  /* bit i: symbol index i held */
     uint64_t contested[4];/* bit i: two different symbols i seen: one is forged */
@@ -40,6 +41,7 @@ struct entry {
     uint8_t have_data;    /* of which data symbols */
     bool used;
     bool unannounced;     /* lives in the unannounced part */
+    bool ranked;          /* rank is set (symbols came with a frontier) */
     uint8_t *mem;         /* symbol i at mem + i * symbol_size */
 };
 
@@ -101,8 +103,9 @@ sl_err sl_fec_decoder_create(struct sl_fec_decoder **out, const struct sl_fec_de
     size_t entry_bytes = (size_t)(cfg->k_max + cfg->m_max) * cfg->symbol_max;
     unsigned nrows = cfg->m_max < cfg->k_max ? cfg->m_max : cfg->k_max;
     size_t tbl_bytes = (size_t)32 * cfg->k_max * nrows;
-    d->entries = calloc(d->nentries, sizeof *d->entries);
-    d->mem = malloc(entry_bytes * d->nentries);
+    /* + 1: the scratch entry for blocks complete on their first symbol */
+    d->entries = calloc(d->nentries + 1u, sizeof *d->entries);
+    d->mem = malloc(entry_bytes * (d->nentries + 1u));
     d->done = calloc(cfg->done_history, sizeof *d->done);
     d->cache = calloc(cfg->cache_entries, sizeof *d->cache);
     d->cache_mem = malloc(tbl_bytes * cfg->cache_entries);
@@ -110,9 +113,9 @@ sl_err sl_fec_decoder_create(struct sl_fec_decoder **out, const struct sl_fec_de
         sl_fec_decoder_destroy(d);
         return SL_ERR_NOMEM;
     }
-    for (unsigned i = 0; i < d->nentries; i++) {
+    for (unsigned i = 0; i <= d->nentries; i++) {
         d->entries[i].mem = d->mem + (size_t)i * entry_bytes;
-        d->entries[i].unannounced = i >= cfg->entries;
+        d->entries[i].unannounced = i >= cfg->entries && i < d->nentries;
     }
     for (unsigned i = 0; i < cfg->cache_entries; i++)
         d->cache[i].tbls = d->cache_mem + (size_t)i * tbl_bytes;
@@ -178,29 +181,65 @@ static struct entry *find(struct sl_fec_decoder *d, const struct sl_fec_symbol *
     return NULL;
 }
 
-/* A free entry of the part the symbol may use, evicting that part's oldest
- * partial block when none is free. With no separate unannounced part every
- * symbol uses the one table. */
-static struct entry *claim(struct sl_fec_decoder *d, bool unannounced)
+static uint64_t distance(uint64_t a, uint64_t b)
 {
+    return a > b ? a - b : b - a;
+}
+
+/* Same stream: the block ids of one sender's channel in one run. */
+static bool same_stream(const struct entry *e, const struct sl_fec_symbol *s)
+{
+    return e->session == s->session && e->epoch == s->epoch && e->tag == s->tag && e->channel == s->channel;
+}
+
+/* Is an announced entry held for the symbol's id (with other parameters,
+ * since find() failed)? */
+static bool announced_id_held(const struct sl_fec_decoder *d, const struct sl_fec_symbol *s)
+{
+    for (unsigned i = 0; i < d->cfg.entries; i++) {
+        const struct entry *e = &d->entries[i];
+        if (e->used && e->seq == s->block_seq && same_stream(e, s))
+            return true;
+    }
+    return false;
+}
+
+/* A free entry of the part the symbol may use; when none is free, the
+ * part's partial block of largest rank (ties: fewer symbols held, then the
+ * oldest; see struct sl_fec_symbol) is evicted. A block complete with its
+ * first symbol (k' = 1) takes the scratch entry instead and evicts
+ * nothing. With no separate unannounced part every symbol uses the one
+ * table. */
+static struct entry *claim(struct sl_fec_decoder *d, const struct sl_fec_symbol *s, bool unannounced)
+{
+    if (s->k == 1)
+        return &d->entries[d->nentries];
     unsigned lo = 0, hi = d->cfg.entries;
     if (unannounced && d->cfg.entries_unannounced > 0) {
         lo = d->cfg.entries;
         hi = d->nentries;
     }
-    struct entry *oldest = NULL;
+    struct entry *victim = NULL;
+    uint64_t vrank = 0;
     for (unsigned i = lo; i < hi; i++) {
         struct entry *e = &d->entries[i];
         if (!e->used)
             return e;
-        if (!oldest || e->order < oldest->order)
-            oldest = e;
+        uint64_t r = 0;
+        if (s->ranked)
+            r = !e->ranked ? UINT64_MAX : same_stream(e, s) ? distance(e->seq, s->frontier) : e->rank;
+        if (!victim || r > vrank ||
+            (r == vrank && s->ranked && e->have < victim->have) ||
+            (r == vrank && (!s->ranked || e->have == victim->have) && e->order < victim->order)) {
+            victim = e;
+            vrank = r;
+        }
     }
     d->c.evicted++;
-    if (oldest->unannounced)
+    if (victim->unannounced)
         d->c.evicted_unannounced++;
-    release(d, oldest);
-    return oldest;
+    release(d, victim);
+    return victim;
 }
 
 /* Decode tables for the symbols held by e: from the cache, or built into the
@@ -355,7 +394,15 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
             dec->c.late++;
             return SL_ERR_DUPLICATE;
         }
-        e = claim(dec, sym->unannounced);
+        struct sl_fec_symbol s = *sym;
+        if (!s.unannounced && dec->cfg.entries_unannounced > 0 && announced_id_held(dec, sym)) {
+            /* One announced identity per id: a second one is as likely
+             * forged as the first, so it gets no announced room. */
+            s.unannounced = true;
+            s.ranked = false;
+            dec->c.demoted++;
+        }
+        e = claim(dec, &s, s.unannounced);
         uint8_t *mem = e->mem;
         bool part = e->unannounced;
         *e = (struct entry){
@@ -376,6 +423,10 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
         dec->pending++;
         if (part)
             dec->pending_unannounced++;
+    }
+    if (sym->ranked && !e->unannounced) {
+        e->rank = distance(sym->block_seq, sym->frontier);
+        e->ranked = true;
     }
     memcpy(e->mem + (size_t)sym->index * sym->symbol_size, sym->data, sym->symbol_size);
     bit_set(e->present, sym->index);

@@ -7,22 +7,31 @@
 
 /* A token bucket of failed verifications, in millionths of a token so
  * that refill needs no division: rate tokens per second = rate micro-tokens
- * per µs. Depth: one second's worth. */
+ * per µs. Depth: one second's worth. A failure is charged by its cost (see
+ * charge()), which may leave the bucket in debt: the average rate holds
+ * whatever the blocks' sizes, and a large genuine block is never starved by
+ * a flood of small forged ones. */
 #define TOKEN 1000000u
 
 struct budget {
-    uint64_t micro;     /* millionths of a token available */
+    int64_t micro;      /* millionths of a token available (< 0: debt) */
     uint64_t last_us;   /* last refill */
 };
 
-/* The last verified beacon of one trusted key: what its frames look like. */
+/* The last verified beacon of one trusted key: what its frames look like,
+ * and where its beacon_seq can plausibly be by now. */
 struct announce {
     bool valid;
     uint64_t session;
     uint64_t epoch;
+    uint64_t highest_block;  /* tag blocks handed to the link + 1 (0: none) */
     uint16_t symbol_size;
     uint8_t k, m;
-    struct budget pool;     /* failed checks of blocks that match it */
+    uint64_t beacon_seq;     /* of the last verified beacon */
+    uint64_t beacon_us;      /* its arrival */
+    uint64_t interval_us;    /* learned spacing of this TX run's beacons */
+    struct budget pool;      /* failed checks of blocks of (this key, its announced session) */
+    struct budget beacon_pool; /* failed checks of beacons claiming this key */
 };
 
 struct sl_receiver {
@@ -32,7 +41,8 @@ struct sl_receiver {
     uint8_t *slots;                 /* batch * datagram_max bytes */
     struct announce ann[SL_KEY_SET_MAX];   /* by index in cfg.trusted */
     struct budget unannounced;      /* shared by blocks that match no beacon */
-    struct budget beacons;
+    unsigned key_rate;              /* cfg.fail_per_s split over the trusted keys */
+    unsigned key_beacon_rate;       /* cfg.fail_beacon_per_s split likewise */
     struct sl_receiver_stats st;
 };
 
@@ -75,9 +85,16 @@ sl_err sl_receiver_create(struct sl_receiver **out, const struct sl_receiver_con
         r->cfg.fail_unannounced_per_s = SL_RX_FAIL_UNANNOUNCED_PER_S_DEFAULT;
     if (!r->cfg.fail_beacon_per_s)
         r->cfg.fail_beacon_per_s = SL_RX_FAIL_BEACON_PER_S_DEFAULT;
+    /* The rates are totals: split over the keys, so that the CPU spent on
+     * failures stays the same whatever the number of trusted keys. */
+    size_t nkeys = cfg->trusted->count ? cfg->trusted->count : 1;
+    r->key_rate = (unsigned)(r->cfg.fail_per_s / nkeys) ? (unsigned)(r->cfg.fail_per_s / nkeys) : 1u;
+    r->key_beacon_rate =
+        (unsigned)(r->cfg.fail_beacon_per_s / nkeys) ? (unsigned)(r->cfg.fail_beacon_per_s / nkeys) : 1u;
     /* Buckets start full; the first refill anchors them to the caller's clock. */
-    r->unannounced.micro = (uint64_t)r->cfg.fail_unannounced_per_s * TOKEN;
-    r->beacons.micro = (uint64_t)r->cfg.fail_beacon_per_s * TOKEN;
+    r->unannounced.micro = (int64_t)r->cfg.fail_unannounced_per_s * TOKEN;
+    for (size_t i = 0; i < SL_KEY_SET_MAX; i++)
+        r->ann[i].beacon_pool.micro = (int64_t)r->key_beacon_rate * TOKEN;
     sl_err e = sl_fec_decoder_create(&r->dec, &cfg->fec);
     if (e == SL_OK && cfg->hw) {
         r->msgs = calloc(cfg->batch, sizeof *r->msgs);
@@ -106,19 +123,25 @@ static void drop(struct sl_receiver *r, enum sl_rx_stage stage, sl_err e)
  * clock that went backwards re-anchors without refilling. */
 static bool budget_ready(struct budget *b, unsigned rate, uint64_t now_us)
 {
-    uint64_t cap = (uint64_t)rate * TOKEN;
+    int64_t cap = (int64_t)rate * TOKEN;
     if (now_us > b->last_us) {
         uint64_t dt = now_us - b->last_us;
-        uint64_t add = dt >= TOKEN ? cap : dt * rate;
+        /* 2 s refills any debt (at most one second's worth) to the cap */
+        int64_t add = dt >= 2u * TOKEN ? 2 * cap : (int64_t)dt * rate;
         b->micro = cap - b->micro <= add ? cap : b->micro + add;
     }
     b->last_us = now_us;
-    return b->micro >= TOKEN;
+    return b->micro >= (int64_t)TOKEN;
 }
 
-static void budget_spend(struct budget *b)
+/* Charges one failed verification of len signed bytes: one token, plus one
+ * per SL_RX_VERIFY_BYTES_PER_TOKEN hashed (SHA-512 over a 90 KB block
+ * costs ~4 times the curve arithmetic). Debt is capped at one second. */
+static void budget_spend(struct budget *b, unsigned rate, size_t len)
 {
-    b->micro = b->micro >= TOKEN ? b->micro - TOKEN : 0;
+    int64_t cost = (int64_t)TOKEN + (int64_t)(len * TOKEN / SL_RX_VERIFY_BYTES_PER_TOKEN);
+    int64_t floor = -(int64_t)rate * TOKEN;
+    b->micro = b->micro - cost < floor ? floor : b->micro - cost;
 }
 
 /* Index of key id in the trusted set, or -1. */
@@ -128,16 +151,63 @@ static int key_index(const struct sl_receiver *r, const uint8_t id[SL_KEY_ID_BYT
     return k ? (int)(k - r->cfg.trusted->key) : -1;
 }
 
+/* Can a genuine TX have reached this beacon_seq by now? Its beacons come
+ * every beacon_ms (not on the wire), so the bound is learned: from the last
+ * verified beacon of the key, at most SL_RX_BEACON_SLACK plus two per
+ * learned interval elapsed since it arrived. A new epoch (TX restarted
+ * after that beacon, numbering from 0) gets the same bound from 0 with the
+ * shortest interval TX allows; so does a key whose last verified beacon is
+ * older than SL_RX_BEACON_RELEARN_US. Before the first verified beacon of
+ * this RX run there is no bound (the budget alone). Cheap: a few integer
+ * operations, so a flood of forged beacons with made-up sequences never
+ * reaches a verification nor spends the budget genuine beacons need. */
+static bool beacon_plausible(const struct announce *a, const struct sl_beacon *b, uint64_t now_us)
+{
+    if (!a->valid || b->epoch < a->epoch)
+        return true;   /* no bound yet; an older epoch is the replay check's */
+    uint64_t el = now_us > a->beacon_us ? now_us - a->beacon_us : 0;
+    bool same = b->epoch == a->epoch;
+    uint64_t iv = same && el < SL_RX_BEACON_RELEARN_US ? a->interval_us : SL_RX_BEACON_MIN_INTERVAL_US;
+    uint64_t base = same ? a->beacon_seq : 0;
+    uint64_t ahead = SL_RX_BEACON_SLACK + 2u * (el / (iv ? iv : 1u));
+    return b->beacon_seq <= base || b->beacon_seq - base <= ahead;
+}
+
+/* Learns the beacon spacing from two verified beacons of one run: quick to
+ * shrink (a shorter spacing widens the bound at once), slow to grow (1/8
+ * per beacon), never below TX's minimum beacon_ms. */
+static void beacon_learn(struct announce *a, const struct sl_beacon *b, uint64_t now_us, bool same_run)
+{
+    if (same_run && b->beacon_seq > a->beacon_seq && now_us >= a->beacon_us) {
+        uint64_t step = (now_us - a->beacon_us) / (b->beacon_seq - a->beacon_seq);
+        if (step < SL_RX_BEACON_MIN_INTERVAL_US)
+            step = SL_RX_BEACON_MIN_INTERVAL_US;
+        a->interval_us = step <= a->interval_us ? step : a->interval_us + (step - a->interval_us) / 8u;
+    } else if (!same_run) {
+        a->interval_us = SL_RX_BEACON_MIN_INTERVAL_US;
+    } else {
+        return;   /* an older beacon of the run, late: the bound stays */
+    }
+    a->beacon_seq = b->beacon_seq;
+    a->beacon_us = now_us;
+}
+
 static void beacon_in(struct sl_receiver *r, const uint8_t *dg, size_t len, uint64_t now_us)
 {
     struct sl_beacon b;
     /* Everything cheap first: layout, CRC, fields, trusted key, canonical
      * s, and the replay window read-only (a recorded genuine beacon would
-     * verify, so it must be refused before it costs a verification). */
+     * verify, so it must be refused before it costs a verification), then
+     * the plausibility of its sequence; the budget is the key's own. */
     sl_err e = sl_datagram_beacon_check(&b, dg, len, r->cfg.trusted);
+    int ki = e == SL_OK ? key_index(r, b.key_id) : -1;
+    if (e == SL_OK && ki < 0)
+        e = SL_ERR_UNKNOWN_KEY;
     if (e == SL_OK)
         e = sl_replay_check(r->cfg.replay, b.key_id, SL_REPLAY_CHANNEL_BEACON, b.epoch, b.beacon_seq);
-    if (e == SL_OK && !budget_ready(&r->beacons, r->cfg.fail_beacon_per_s, now_us))
+    if (e == SL_OK && !beacon_plausible(&r->ann[ki], &b, now_us))
+        e = SL_ERR_RANGE;
+    if (e == SL_OK && !budget_ready(&r->ann[ki].beacon_pool, r->key_beacon_rate, now_us))
         e = SL_ERR_BUDGET;
     if (e != SL_OK) {
         drop(r, SL_RX_BEACON, e);
@@ -147,7 +217,7 @@ static void beacon_in(struct sl_receiver *r, const uint8_t *dg, size_t len, uint
     e = sl_datagram_beacon_open(&b, dg, len, r->cfg.trusted);
     if (e != SL_OK) {
         r->st.verify_failures++;
-        budget_spend(&r->beacons);
+        budget_spend(&r->ann[ki].beacon_pool, r->key_beacon_rate, SL_BEACON_SIGNED_BYTES);
         drop(r, SL_RX_BEACON, e);
         return;
     }
@@ -158,19 +228,22 @@ static void beacon_in(struct sl_receiver *r, const uint8_t *dg, size_t len, uint
         drop(r, SL_RX_BEACON, e);
         return;
     }
-    int ki = key_index(r, b.key_id);
-    if (ki >= 0) {
+    {
         struct announce *a = &r->ann[ki];
         bool fresh = !a->valid || a->session != b.session || a->epoch != b.epoch;
+        beacon_learn(a, &b, now_us, !fresh);
         a->valid = true;
         a->session = b.session;
         a->epoch = b.epoch;
+        a->highest_block = b.highest_block;
         a->symbol_size = b.symbol_size;
         a->k = b.k;
         a->m = b.m;
         if (fresh) {
-            /* A new session starts with a full bucket of its own. */
-            a->pool.micro = (uint64_t)r->cfg.fail_per_s * TOKEN;
+            /* The pool belongs to (key, announced session): a new session
+             * starts with a full bucket of its own. Only a verified beacon
+             * changes the session, so a forger cannot refill it. */
+            a->pool.micro = (int64_t)r->key_rate * TOKEN;
             a->pool.last_us = now_us;
         }
     }
@@ -199,6 +272,20 @@ static sl_err announce_check(const struct announce *a, const struct sl_data_fram
     return SL_OK;
 }
 
+/* Where an announced frame's stream stands: the highest block_seq verified
+ * in its (key, channel, epoch) and, for the tag channel, the highest block
+ * the last verified beacon says TX handed to the link, whichever is ahead.
+ * 0 when neither is known (TX numbers each channel from 0 per epoch). */
+static uint64_t frontier(const struct sl_receiver *r, const struct announce *a, const struct sl_data_frame *f)
+{
+    uint64_t ep = 0, hi = 0, fr = 0;
+    if (sl_replay_position(&ep, &hi, r->cfg.replay, f->key_id, f->channel) == SL_OK && ep == f->epoch)
+        fr = hi;
+    if (f->channel == SL_CHANNEL_TAGS && a->highest_block > 0 && a->highest_block - 1u > fr)
+        fr = a->highest_block - 1u;
+    return fr;
+}
+
 static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, const struct sl_data_frame *f,
                      int ki, bool announced, uint64_t now_us)
 {
@@ -214,7 +301,7 @@ static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, cons
     /* Layout, fields, padding, trusted key, canonical s: ~1 µs, no token. */
     sl_err e = sl_block_check(d->data, d->len, &x, r->cfg.trusted);
     struct budget *pool = announced ? &r->ann[ki].pool : &r->unannounced;
-    unsigned rate = announced ? r->cfg.fail_per_s : r->cfg.fail_unannounced_per_s;
+    unsigned rate = announced ? r->key_rate : r->cfg.fail_unannounced_per_s;
     if (e == SL_OK && !budget_ready(pool, rate, now_us))
         e = SL_ERR_BUDGET;
     if (e != SL_OK) {
@@ -230,7 +317,7 @@ static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, cons
         /* Not remembered: genuine symbols of this id may still arrive and
          * open a fresh entry. */
         r->st.verify_failures++;
-        budget_spend(pool);
+        budget_spend(pool, rate, d->len);
         drop(r, SL_RX_BLOCK, e);
         return;
     }
@@ -238,7 +325,7 @@ static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, cons
     if (e != SL_OK) {
         /* Signed but refused (the pre-check passed, so this is rare): it
          * still cost a verification, so it is charged like a failure. */
-        budget_spend(pool);
+        budget_spend(pool, rate, d->len);
         drop(r, SL_RX_REPLAY, e);
         return;
     }
@@ -297,6 +384,18 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
         drop(r, SL_RX_ANNOUNCE, e);
         return;
     }
+    /* Announced room only near the stream's frontier: junk that copies the
+     * beacon's parameters onto far ids goes to the unannounced part, and
+     * within the window the decoder evicts (or refuses) whatever is
+     * farthest from the frontier first. */
+    uint64_t fr = 0;
+    if (announced) {
+        fr = frontier(r, &r->ann[ki], &f);
+        if (f.block_seq > fr + SL_RX_AHEAD_BLOCKS || f.block_seq + SL_REPLAY_WINDOW <= fr) {
+            announced = false;
+            r->st.outside_window++;
+        }
+    }
     uint64_t tag;
     _Static_assert(sizeof tag == SL_KEY_ID_BYTES, "the key id is the decoder's tag");
     memcpy(&tag, f.key_id, sizeof tag);
@@ -305,11 +404,13 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
         .epoch = f.epoch,
         .block_seq = f.block_seq,
         .tag = tag,
+        .frontier = fr,
         .channel = f.channel,
         .k = f.k,
         .m = f.m,
         .index = f.index,
         .unannounced = !announced,
+        .ranked = announced,
         .symbol_size = f.symbol_size,
         .data = f.symbol,
     };
