@@ -165,6 +165,30 @@ static void print_diag(const struct sl_diag *d)
  * state_dir/lock, held (fd never closed, released by the kernel at exit)
  * for the whole run, with our pid written in the file for the message the
  * refused one prints. Returns the fd, -1 on an error, -2 when held. */
+#define PID_TEXT_MAX 24u
+
+/* Takes an exclusive flock on fd (the lock file path) without waiting.
+ * 0: ours, and our pid is written into the file for whoever is refused
+ * next; 1: another process holds it, its pid (digits only, "" if unknown)
+ * in holder; -1: flock failed (errno). */
+static int flock_pid(int fd, const char *path, char holder[PID_TEXT_MAX])
+{
+    holder[0] = '\0';
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK)
+            return -1;
+        ssize_t n = pread(fd, holder, PID_TEXT_MAX - 1, 0);
+        holder[n > 0 ? (size_t)n : 0] = '\0';
+        holder[strspn(holder, "0123456789")] = '\0';   /* the holder may still be writing it */
+        return 1;
+    }
+    char text[PID_TEXT_MAX];
+    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
+        logmsg("warning: cannot write the pid into %s: %s", path, strerror(errno));
+    return 0;
+}
+
 static int lock_state_dir(const char *state_dir, bool bulk)
 {
     if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
@@ -181,17 +205,15 @@ static int lock_state_dir(const char *state_dir, bool bulk)
         logmsg("cannot open %s: %s", path, strerror(errno));
         return -1;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[PID_TEXT_MAX];
+    int held = flock_pid(fd, path, pid);
+    if (held != 0) {
         int err = errno;
-        char pid[24] = "";
-        ssize_t n = err == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
         close(fd);
-        if (err != EWOULDBLOCK) {
+        if (held < 0) {
             logmsg("cannot lock %s: %s", path, strerror(err));
             return -1;
         }
-        pid[n > 0 ? (size_t)n : 0] = '\0';
-        pid[strspn(pid, "0123456789")] = '\0';   /* the holder may still be writing it */
         logmsg("state_dir %s is in use by a running sluice-tx (pid %s); %s", state_dir,
                pid[0] ? pid : "unknown",
                bulk ? "stop it, or give --send a configuration with its own [keys] signing_key and "
@@ -199,10 +221,6 @@ static int lock_state_dir(const char *state_dir, bool bulk)
                     : "one sluice-tx per state_dir (epoch unchanged)");
         return -2;
     }
-    char text[24];
-    int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
-        logmsg("warning: cannot write the pid into %s: %s", path, strerror(errno));
     return fd;
 }
 
@@ -253,20 +271,18 @@ static int lock_key(const struct sl_key_secret *key, const char *key_file, bool 
             key_lock_path[0] = '\0';
             return -1;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[PID_TEXT_MAX];
+        int held = flock_pid(fd, key_lock_path, pid);
+        if (held != 0) {
             int err = errno;
-            char pid[24] = "";
-            ssize_t n = err == EWOULDBLOCK ? pread(fd, pid, sizeof pid - 1, 0) : -1;
             close(fd);
-            if (err != EWOULDBLOCK) {
+            if (held < 0) {
                 logmsg("warning: cannot lock %s: %s; the signing key %s is locked by state_dir only",
                        key_lock_path, strerror(err), kid);
                 key_lock_path[0] = '\0';
                 return -1;
             }
             key_lock_path[0] = '\0';
-            pid[n > 0 ? (size_t)n : 0] = '\0';
-            pid[strspn(pid, "0123456789")] = '\0';
             logmsg("signing key %s is in use by a running sluice-tx (pid %s); %s", kid,
                    pid[0] ? pid : "unknown",
                    bulk ? "give --send a configuration with its own [keys] signing_key and state_dir "
@@ -278,10 +294,6 @@ static int lock_key(const struct sl_key_secret *key, const char *key_file, bool 
             close(fd);                  /* unlinked by a holder that just finished */
             continue;
         }
-        char text[24];
-        int len = snprintf(text, sizeof text, "%ld\n", (long)getpid());
-        if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)len, 0) != len)
-            logmsg("warning: cannot write the pid into %s: %s", key_lock_path, strerror(errno));
         return fd;
     }
     logmsg("warning: %s keeps changing; the signing key %s is locked by state_dir only",
