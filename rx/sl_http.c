@@ -21,7 +21,10 @@
 #include "sl_regs.h"
 
 #define BLOCK_BYTES   (16u * 1024u)    /* content-reader block */
-#define EVENT_BYTES   (SL_JSON_TAG_MAX + 64u)
+/* One SSE event: a tag, or (batch streams) as many tags as fit, so a
+ * browser pays its per-event cost once per ~45 tags, not per tag. */
+#define EVENT_BYTES   (16u * 1024u)
+_Static_assert(EVENT_BYTES >= SL_JSON_TAG_MAX + 64u, "an event holds at least one tag");
 #define TAGS_PREFIX   "/api/tags/"
 
 /* One open connection, as MHD reports it (its socket context). */
@@ -49,6 +52,7 @@ struct sse {
     struct MHD_Connection *conn;
     bool used, suspended, closing;
     bool ev_hello, ev_schema, ev_link, ev_ping;
+    bool batch;                /* /api/stream?batch=1: "tags" events carrying arrays */
     uint64_t *bits;            /* pending tag positions (latest value wins) */
     size_t cursor;             /* next word to scan: round robin over the table */
     uint64_t last_ms;          /* monotonic time of the last bytes handed to MHD */
@@ -1074,9 +1078,15 @@ static bool sse_next(struct sse *s)
     }
     uint32_t count = sl_mirror_count(m);
     size_t words = s->h->words;
+    uint32_t batched = 0;
     for (size_t i = 0; i < words; i++) {
         size_t w = (s->cursor + i) % words;
         while (s->bits[w]) {
+            /* A batch stops while one more tag and the closing "]" still fit. */
+            if (batched && b->len + SL_JSON_TAG_MAX + 8u > b->cap) {
+                s->cursor = w;
+                goto close_batch;
+            }
             unsigned bit = (unsigned)__builtin_ctzll(s->bits[w]);
             s->bits[w] &= s->bits[w] - 1;
             uint32_t pos = (uint32_t)(w * 64u + bit);
@@ -1084,11 +1094,20 @@ static bool sse_next(struct sse *s)
             if (pos >= count || sl_mirror_get(m, pos, &t) != SL_OK)
                 continue;
             s->cursor = w;
-            sl_jbuf_lit(b, "event: tag\ndata: ");
+            if (!s->batch) {
+                sl_jbuf_lit(b, "event: tag\ndata: ");
+                sl_json_tag(b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+                sl_jbuf_lit(b, "\n\n");
+                return !b->failed;
+            }
+            sl_jbuf_lit(b, batched++ ? "," : "event: tags\ndata: [");
             sl_json_tag(b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
-            sl_jbuf_lit(b, "\n\n");
-            return !b->failed;
         }
+    }
+close_batch:
+    if (batched) {
+        sl_jbuf_lit(b, "]\n\n");
+        return !b->failed;
     }
     if (s->ev_ping) {
         s->ev_ping = false;
@@ -1172,6 +1191,8 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
         s->conn = c;
         s->used = true;
         s->suspended = s->closing = s->ev_schema = s->ev_link = s->ev_ping = false;
+        const char *batch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "batch");
+        s->batch = batch && strcmp(batch, "1") == 0;
         s->ev_hello = true;
         s->cursor = 0;
         s->last_ms = now_mono_ms();

@@ -125,7 +125,7 @@ struct sl_http;
  * mirror figures are served). SL_ERR_CONFIG for a bad address, token or
  * max_tags; SL_ERR_IO when the socket cannot be bound (errno kept);
  * SL_ERR_NOMEM. The caller owns *out (sl_http_close). Cost: about
- * max_sse * (max_tags / 8 + 8 KiB) bytes. */
+ * max_sse * (max_tags / 8 + 18 KiB) bytes. */
 __attribute__((warn_unused_result))
 sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
                     const struct sl_mirror *m, sl_http_status_fn status, void *ctx);

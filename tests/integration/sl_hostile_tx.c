@@ -15,8 +15,13 @@
  *                  RX's MQTT status topic (path "_sluice", name "status"), and
  *                  (in a raw, hand-written SCHEMA message, since the codec
  *                  refuses it) a control character. The counter keeps moving.
+ *   --mode markup  the clean schema plus tags whose names, paths and units
+ *                  are markup and script (`<script>`, `<img onerror>`,
+ *                  quotes, `&`, U+2028/U+2029) that RX accepts: the
+ *                  dashboard test (issue 16) proves the page shows them as
+ *                  text and runs none of them. The counter keeps moving.
  *
- *   sl_hostile_tx -k KEY -d HOST:PORT [--epoch N] [--mode future|names]
+ *   sl_hostile_tx -k KEY -d HOST:PORT [--epoch N] [--mode future|names|markup]
  *                 [--seconds S] [--future-s F]
  *
  * Bounded: runs --seconds (default 10, at most 120) and exits 0. */
@@ -35,6 +40,7 @@
 #define NCLEAN 2u
 #define NHOSTILE 7u
 #define NTAGS (NCLEAN + NHOSTILE)
+#define NMARKUP (NCLEAN + 4u)
 
 static uint64_t wall_us(void)
 {
@@ -149,14 +155,16 @@ int main(int argc, char **argv)
         case 's': seconds = strtod(optarg, NULL); break;
         case 'f': future_s = strtod(optarg, NULL); break;
         default:
-            fprintf(stderr, "usage: sl_hostile_tx -k KEY -d HOST:PORT [--epoch N] [--mode future|names] "
+            fprintf(stderr, "usage: sl_hostile_tx -k KEY -d HOST:PORT [--epoch N] [--mode future|names|markup] "
                             "[--seconds S] [--future-s F]\n");
             return 2;
         }
     }
-    bool names = strcmp(mode, "names") == 0;
-    if (!key_path || !dest || (!names && strcmp(mode, "future") != 0) || seconds <= 0 || seconds > 120) {
-        fprintf(stderr, "sl_hostile_tx: need -k KEY, -d HOST:PORT, --mode future|names, 0 < --seconds <= 120\n");
+    bool names = strcmp(mode, "names") == 0, markup = strcmp(mode, "markup") == 0;
+    if (!key_path || !dest || (!names && !markup && strcmp(mode, "future") != 0) || seconds <= 0 ||
+        seconds > 120) {
+        fprintf(stderr, "sl_hostile_tx: need -k KEY, -d HOST:PORT, --mode future|names|markup, "
+                        "0 < --seconds <= 120\n");
         return 2;
     }
     struct sl_key_secret *key = NULL;
@@ -203,6 +211,18 @@ int main(int argc, char **argv)
     tag(&tags[6], 7, 14, "attack/+/area1/line1", "plus_path");
     tag(&tags[7], 8, 15, "attack//area1/line1", "empty_segment");
     tag(&tags[8], 9, 16, PATH_OK, "ctl\x01name");
+    if (markup) {
+        /* Names: no '/', '+', '#' or control characters (RX refuses those);
+         * units (at most 16 bytes) may hold '/'. */
+        tag(&tags[2], 3, 10, PATH_OK, "<script>window.__slx=1;alert(1)");
+        snprintf(tags[2].units, sizeof tags[2].units, "%s", "<b>m&sup3;</b>");
+        tag(&tags[3], 4, 11, PATH_OK, "<img src=x onerror=window.__slx=2>");
+        snprintf(tags[3].units, sizeof tags[3].units, "%s", "\"'&\xe2\x80\xa8<i>");
+        tag(&tags[4], 5, 12, PATH_OK, "\"q'&amp;<b>bold");
+        snprintf(tags[4].units, sizeof tags[4].units, "%s", "<img src=x>");
+        tag(&tags[5], 6, 13, "xss/<svg onload=window.__slx=3>/area1/line1", "ls\xe2\x80\xa8ps\xe2\x80\xa9" "end");
+        snprintf(tags[5].units, sizeof tags[5].units, "%s", "\xc2\xb0" "C");
+    }
     static struct sl_value vals[NTAGS];
 
     uint64_t t_start = wall_us(), end = t_start + (uint64_t)(seconds * 1e6);
@@ -218,7 +238,7 @@ int main(int argc, char **argv)
             next_beacon += 200000;
         }
         bool hostile = names && now - t_start >= 2000000u;
-        size_t ntags = hostile ? NTAGS - 1 : NCLEAN;    /* the control-char tag goes raw */
+        size_t ntags = hostile ? NTAGS - 1 : markup ? NMARKUP : NCLEAN;  /* the control-char tag goes raw */
         uint8_t *p;
         size_t cap, taken;
         struct sl_msg_writer w;
@@ -232,10 +252,10 @@ int main(int argc, char **argv)
         sl_msg_writer_init(&w, p, cap);
         if (now >= next_kf) {
             /* schema and keyframe once a second, as sluice-tx repeats them */
-            uint32_t sid = hostile ? 0xBAD5C4E0u : 0xC1EA0001u;
+            uint32_t sid = hostile ? 0xBAD5C4E0u : markup ? 0xC1EA0002u : 0xC1EA0001u;
             if ((e = sl_msg_put_schema(&w, &taken, sid, 0, 1, (uint32_t)ntags, tags, ntags)) != SL_OK)
                 return die("schema", e);
-            if (!names && sent_future == 0) {
+            if (!names && !markup && sent_future == 0) {
                 /* the first keyframe: "counter" dated far in the future */
                 vals[0].raw = 60000;
                 vals[0].source_time_us = now + (uint64_t)(future_s * 1e6);
