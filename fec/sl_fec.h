@@ -181,19 +181,22 @@ unsigned sl_fec_interleave_queued(const struct sl_fec_interleaver *il);
  * Announced part (unannounced false): at most one entry per (session,
  * epoch, tag, channel, block_seq). A symbol of that id with another k', m'
  * or S is a second identity, and at most one of the two is genuine:
- * it goes to the unannounced part instead (counted demoted).
+ * it goes to the unannounced part instead (counted demoted), keeping its
+ * rank.
  *
  * ranked/frontier: the caller's position of the symbol's stream (session,
  * epoch, tag, channel), e.g. RX's highest verified block_seq. When set,
  * the block's rank is |block_seq - frontier|: genuine partial blocks sit
  * next to the frontier, while junk spread over other ids does not. A new
- * ranked block in a full part evicts the entry of largest rank (ties:
- * fewer symbols held, then the oldest), ranks of entries of the same
- * stream recomputed against the symbol's frontier (so a stuck or stale
- * entry far from it goes first; others keep the rank of their last
- * symbol; unranked entries rank highest). Unranked symbols evict the
- * oldest entry of their part. A block with k' = 1 completes on its first
- * symbol in a scratch entry and evicts nothing. */
+ * block in a full part (either part) evicts the entry of largest rank
+ * (ties: fewer symbols held, then the oldest). Unranked entries rank
+ * highest (among them: the oldest goes); for a ranked symbol, ranks of
+ * entries of its stream are recomputed against its frontier (so a stuck or
+ * stale entry far from it goes first), others keep the rank of their last
+ * symbol. A yielding symbol (RX: beyond the announced window) whose rank
+ * is above every entry's in its full part is refused instead (SL_ERR_
+ * TABLE_FULL, counted refused). A block with k' = 1 completes on its
+ * first symbol in a scratch entry and evicts nothing. */
 struct sl_fec_symbol {
     uint64_t session;
     uint64_t epoch;
@@ -206,6 +209,7 @@ struct sl_fec_symbol {
     uint8_t index;          /* 0..k'+m'-1 */
     bool unannounced;       /* take room in the unannounced part */
     bool ranked;            /* frontier is set: evict by distance from it */
+    bool yields;            /* ranked and far: refused rather than evict a nearer block */
     uint16_t symbol_size;   /* S, bytes at data */
     const uint8_t *data;
 };
@@ -257,6 +261,7 @@ struct sl_fec_counters {
     uint64_t evicted;           /* pushed out, its part of the table full */
     uint64_t evicted_unannounced; /* of which from the unannounced part */
     uint64_t demoted;           /* second identity for an announced id: unannounced part */
+    uint64_t refused;           /* yielding block refused: its part full of nearer ones */
     uint64_t done;              /* ids marked done by sl_fec_decoder_done */
     uint64_t contested;         /* an index seen with two different symbols: erased */
     uint64_t rejected;          /* k', m', S or index out of range */
@@ -287,6 +292,8 @@ void sl_fec_decoder_destroy(struct sl_fec_decoder *dec);
  *                       two is forged: that index is erased for the block
  *                       (counted contested) and decoding waits for others
  *   SL_ERR_RANGE        fields out of the configured range
+ *   SL_ERR_TABLE_FULL   a yielding symbol found its part full of nearer
+ *                       blocks (refused)
  * *out is zeroed unless SL_OK. A new block when its part of the table is
  * full evicts a partial block of that part, the farthest from its frontier
  * or the oldest (see struct sl_fec_symbol; k' = 1 evicts nothing; not remembered: its stragglers

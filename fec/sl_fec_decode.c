@@ -205,8 +205,9 @@ static bool announced_id_held(const struct sl_fec_decoder *d, const struct sl_fe
 }
 
 /* A free entry of the part the symbol may use; when none is free, the
- * part's partial block of largest rank (ties: fewer symbols held, then the
- * oldest; see struct sl_fec_symbol) is evicted. A block complete with its
+ * part's partial block of largest rank is evicted (unranked blocks rank
+ * highest; ties: fewer symbols held, then the oldest; see struct
+ * sl_fec_symbol). A block complete with its
  * first symbol (k' = 1) takes the scratch entry instead and evicts
  * nothing. With no separate unannounced part every symbol uses the one
  * table. */
@@ -225,15 +226,18 @@ static struct entry *claim(struct sl_fec_decoder *d, const struct sl_fec_symbol 
         struct entry *e = &d->entries[i];
         if (!e->used)
             return e;
-        uint64_t r = 0;
-        if (s->ranked)
-            r = !e->ranked ? UINT64_MAX : same_stream(e, s) ? distance(e->seq, s->frontier) : e->rank;
-        if (!victim || r > vrank ||
-            (r == vrank && s->ranked && e->have < victim->have) ||
-            (r == vrank && (!s->ranked || e->have == victim->have) && e->order < victim->order)) {
+        uint64_t r = !e->ranked ? UINT64_MAX
+                     : s->ranked && same_stream(e, s) ? distance(e->seq, s->frontier) : e->rank;
+        bool by_have = r != UINT64_MAX;   /* unranked: plain oldest first */
+        if (!victim || r > vrank || (r == vrank && by_have && e->have < victim->have) ||
+            (r == vrank && (!by_have || e->have == victim->have) && e->order < victim->order)) {
             victim = e;
             vrank = r;
         }
+    }
+    if (s->ranked && s->yields && distance(s->block_seq, s->frontier) > vrank) {
+        d->c.refused++;
+        return NULL;
     }
     d->c.evicted++;
     if (victim->unannounced)
@@ -399,10 +403,11 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
             /* One announced identity per id: a second one is as likely
              * forged as the first, so it gets no announced room. */
             s.unannounced = true;
-            s.ranked = false;
             dec->c.demoted++;
         }
         e = claim(dec, &s, s.unannounced);
+        if (!e)
+            return SL_ERR_TABLE_FULL;
         uint8_t *mem = e->mem;
         bool part = e->unannounced;
         *e = (struct entry){
@@ -424,7 +429,7 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
         if (part)
             dec->pending_unannounced++;
     }
-    if (sym->ranked && !e->unannounced) {
+    if (sym->ranked) {
         e->rank = distance(sym->block_seq, sym->frontier);
         e->ranked = true;
     }

@@ -386,13 +386,17 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
     }
     /* Announced room only near the stream's frontier: junk that copies the
      * beacon's parameters onto far ids goes to the unannounced part, and
-     * within the window the decoder evicts (or refuses) whatever is
-     * farthest from the frontier first. */
+     * within the window the decoder evicts whatever is farthest from the
+     * frontier first. Frames of a stream whose frontier is known carry it
+     * (ranked), in or outside the window, so a block demoted to the
+     * unannounced part keeps its rank there against far junk. */
     uint64_t fr = 0;
+    bool ranked = announced, far = false;
     if (announced) {
         fr = frontier(r, &r->ann[ki], &f);
         if (f.block_seq > fr + SL_RX_AHEAD_BLOCKS || f.block_seq + SL_REPLAY_WINDOW <= fr) {
             announced = false;
+            far = true;
             r->st.outside_window++;
         }
     }
@@ -410,7 +414,8 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
         .m = f.m,
         .index = f.index,
         .unannounced = !announced,
-        .ranked = announced,
+        .ranked = ranked,
+        .yields = far,
         .symbol_size = f.symbol_size,
         .data = f.symbol,
     };

@@ -17,7 +17,8 @@ CLASS (what RX must drop, and where: docs/protocol.md section 9):
                                                   fec/table_full, fec/undecodable
   beacon      a BEACON with the trusted --key-id, valid fields, epoch
               1..2^31, random signature, correct CRC32C
-                                                  beacon/signature, beacon/budget
+                                                  beacon/signature, beacon/budget,
+                                                  beacon/range (seq beyond what TX can have sent)
   bitflip     datagrams of --pcap, one random bit flipped (CRC kept)
                                                   frame/crc, beacon/crc (mostly)
   truncated   datagrams of --pcap cut short       datagram|frame|beacon/truncated, frame/length

@@ -115,7 +115,8 @@ def main():
                                                        "block/length", "block/trailing", "block/truncated"}),
                 ("oversize", 2000, {}, None),
                 ("header-k", 5000, {"key_id": ch.kid}, None),
-                ("beacon", 5000, {"key_id": ch.kid}, {"beacon/signature", "beacon/budget"}),
+                ("beacon", 5000, {"key_id": ch.kid}, {"beacon/signature", "beacon/budget",
+                                                        "beacon/range"}),   # beacon_seq implausible
                 ("bitflip", 20000, {"pcap": real_cap}, {"frame/crc", "beacon/crc", "datagram/magic",
                                                         "datagram/version", "datagram/type", "frame/header",
                                                         "frame/length", "beacon/length", "beacon/truncated"}),

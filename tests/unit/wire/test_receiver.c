@@ -571,6 +571,48 @@ SL_TEST(receiver, matching_junk_near_the_frontier_does_not_cost_genuine_blocks)
     fx_free(f);
 }
 
+/* The evict attack as attack.py plays it: junk with k' = k, index 0 on
+ * the ids just past the frontier, before the genuine frames (so the
+ * genuine blocks, of another k', are the second identity of their id and
+ * go unannounced), plus junk on far ids (unannounced too). The demoted
+ * genuine blocks keep their rank there, so the far junk evicts far junk. */
+SL_TEST(receiver, preclaimed_ids_and_far_junk_do_not_cost_genuine_blocks)
+{
+    struct fixture *f = fx_new(8, 4, 0);
+    uint64_t now = T0;
+    uint8_t dg[FRAME_MAX];
+    struct frames grp[4];
+    uint64_t seq = 0;
+    for (unsigned round = 0; round < 50; round++) {
+        now += 20000;
+        send_beacon_on(f, f->key, f->kid, EPOCH, 1 + round, seq, now);
+        for (uint64_t q = seq; q < seq + 16; q++) {
+            size_t n = junk_frame(dg, f, SESSION, EPOCH, q, K, M, 0, (uint8_t)q);
+            sl_receiver_input(f->r, dg, n, now);
+        }
+        for (unsigned j = 0; j < 4; j++) {
+            make_block(&grp[j], f, f->key, SESSION, EPOCH, seq + j, 600);
+            CU_ASSERT_FATAL(grp[j].k != K);
+        }
+        for (unsigned i = 0; i < NSYM; i++)
+            for (unsigned j = 0; j < 4; j++) {
+                sl_receiver_input(f->r, grp[j].dg[i], grp[j].len[i], now);
+                for (unsigned x = 0; x < 3; x++) {
+                    size_t n = junk_frame(dg, f, SESSION, EPOCH, seq + 3000 + i * 16 + j * 4 + x, K, M, 0,
+                                          (uint8_t)x);
+                    sl_receiver_input(f->r, dg, n, now);
+                }
+            }
+        seq += 4;
+    }
+    struct sl_receiver_stats st = stats(f);
+    printf("\n  pre-claimed ids: delivered %u of 200, demoted %llu, outside window %llu\n", f->delivered,
+           (unsigned long long)st.fec.demoted, (unsigned long long)st.outside_window);
+    CU_ASSERT(st.fec.demoted >= 100);
+    CU_ASSERT_EQUAL(f->delivered, 200);
+    fx_free(f);
+}
+
 /* Bulk-like: a file transfer (no beacon figure for the file channel) of
  * 592 blocks in interleave groups of 16, with all 16 in flight at once, a
  * lost symbol in every block and a burst that loses four whole groups;
