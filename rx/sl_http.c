@@ -846,6 +846,15 @@ static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
     sample(&b, "sluice_rx_fec_contested_total", "counter",
            "Symbol indexes seen with two different contents (one forged) and erased",
            rx->fec.contested);
+    sample(&b, "sluice_rx_frames_outside_window_total", "counter",
+           "Frames matching their beacon but far from the stream's frontier (sent to the unannounced part)",
+           rx->outside_window);
+    sample(&b, "sluice_rx_fec_demoted_total", "counter",
+           "Second identities for an announced block id, moved to the unannounced part",
+           rx->fec.demoted);
+    sample(&b, "sluice_rx_fec_refused_total", "counter",
+           "Far blocks refused a decoder entry because their part was full of nearer ones",
+           rx->fec.refused);
     sample(&b, "sluice_rx_verifications_total", "counter", "Ed25519 verifications run (blocks and beacons)",
            rx->verifies);
     sample(&b, "sluice_rx_verification_failures_total", "counter",
