@@ -21,8 +21,9 @@
 #include "sl_regs.h"
 
 #define BLOCK_BYTES   (16u * 1024u)    /* content-reader block */
-/* One SSE event: a tag, or (batch streams) as many tags as fit, so a
- * browser pays its per-event cost once per ~45 tags, not per tag. */
+/* One SSE event: a tag, or (batch streams) as many tags as fit in their
+ * live form (up to ~140), so a browser pays its per-event cost once per
+ * many tags, not per tag. */
 #define EVENT_BYTES   (16u * 1024u)
 _Static_assert(EVENT_BYTES >= SL_JSON_TAG_MAX + 64u, "an event holds at least one tag");
 #define TAGS_PREFIX   "/api/tags/"
@@ -1092,7 +1093,7 @@ static bool sse_next(struct sse *s)
         size_t w = (s->cursor + i) % words;
         while (s->bits[w]) {
             /* A batch stops while one more tag and the closing "]" still fit. */
-            if (batched && b->len + SL_JSON_TAG_MAX + 8u > b->cap) {
+            if (batched && b->len + SL_JSON_TAG_LIVE_MAX + 8u > b->cap) {
                 s->cursor = w;
                 goto close_batch;
             }
@@ -1110,7 +1111,7 @@ static bool sse_next(struct sse *s)
                 return !b->failed;
             }
             sl_jbuf_lit(b, batched++ ? "," : "event: tags\ndata: [");
-            sl_json_tag(b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+            sl_json_tag(b, &t, 0, SL_JSON_TAG_LIVE);
         }
     }
 close_batch:

@@ -308,17 +308,18 @@ void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_
                  unsigned which)
 {
     bool http = which & SL_JSON_TAG_HTTP;
-    if (http) {
+    bool live = which & SL_JSON_TAG_LIVE;
+    if (http || live) {
         sl_jbuf_lit(b, "{\"id\":");
         sl_json_u64(b, t->tag_id);
+    }
+    if (http) {
         sl_jbuf_lit(b, ",\"name\":");
         sl_json_str(b, t->name);
         sl_jbuf_lit(b, ",\"path\":");
         sl_json_str(b, t->path);
-        sl_jbuf_lit(b, ",\"value\":");
-    } else {
-        sl_jbuf_lit(b, "{\"value\":");
     }
+    sl_jbuf_lit(b, http || live ? ",\"value\":" : "{\"value\":");
     if (!t->has_value)
         sl_jbuf_lit(b, "null");
     else if (t->type == SL_TYPE_BOOL)
@@ -327,12 +328,14 @@ void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_
         put_f32(b, sl_regs_eng(t->raw, t->type, t->scale, t->offset));
     else
         sl_json_num(b, sl_regs_eng(t->raw, t->type, t->scale, t->offset));
-    if (http) {
+    if (http || live) {
         sl_jbuf_lit(b, ",\"raw\":");
         if (t->has_value)
             put_raw(b, t->raw, t->type);
         else
             sl_jbuf_lit(b, "null");
+    }
+    if (http) {
         sl_jbuf_lit(b, ",\"type\":");
         sl_json_str(b, sl_regs_type_name(t->type));
         sl_jbuf_lit(b, ",\"units\":");
@@ -340,8 +343,10 @@ void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_
     }
     sl_jbuf_lit(b, ",\"quality\":");
     sl_json_u64(b, t->quality);
-    sl_jbuf_lit(b, ",\"quality_name\":");
-    sl_json_str(b, sl_quality_name(t->quality));
+    if (!live) {
+        sl_jbuf_lit(b, ",\"quality_name\":");
+        sl_json_str(b, sl_quality_name(t->quality));
+    }
     sl_jbuf_lit(b, ",\"ts\":");
     if (t->has_value)
         sl_json_time(b, t->source_time_us);

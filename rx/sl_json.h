@@ -78,6 +78,11 @@ const char *sl_quality_name(uint32_t q);
 #define SL_JSON_TAG_HTTP 1u   /* id, name, path, value, raw, type, units, quality,
                                  quality_name, ts, rx_ts, age_ms */
 #define SL_JSON_TAG_MQTT 2u   /* value, quality, quality_name, ts, rx_ts */
+#define SL_JSON_TAG_LIVE 4u   /* id, value, raw, quality, ts, rx_ts: /api/stream?batch=1,
+                                 whose reader has names, paths, units from /api/tags */
+/* The live form's longest object: an id, a float64 value and raw (shortest
+ * round-trip text, each under 32 bytes), a quality and two RFC 3339 times. */
+#define SL_JSON_TAG_LIVE_MAX 256u
 
 /* Writes one tag as a JSON object with the fields of `which`. value is the
  * engineering value (sl_regs_eng; bool as true/false), raw the typed number

@@ -26,6 +26,11 @@ text (cells and detail), create no element from them and run nothing.
 
 The figures are printed (and saved as figures.json beside the screenshot).
 No retries: one measurement per figure, failing when over its bound.
+
+In a sanitizer build (SL_SANITIZE=1 from CMake, or SL_SANITIZE:BOOL=ON in
+the build dir's CMakeCache.txt) every functional check runs but the three
+timing bounds are reported, not asserted: ASan+UBSan make sluice-rx 2-3x
+slower, so such a build is no speed measurement. The output says so.
 """
 import json
 import os
@@ -58,6 +63,31 @@ STREAM_WINDOW_S = 10
 LINK = "127.0.0.2"           # the "diode" on loopback; services on 127.0.0.1
 
 FIGURES = {}
+
+
+def sanitized():
+    """True in an ASan/UBSan build: CMake passes SL_SANITIZE; a run by hand
+    falls back to the build dir's cache."""
+    v = os.environ.get("SL_SANITIZE")
+    if v is not None:
+        return v.upper() in ("1", "ON", "TRUE", "YES")
+    try:
+        with open(os.path.join(B, "CMakeCache.txt")) as f:
+            return any(re.match(r"SL_SANITIZE:BOOL=(ON|1|TRUE|YES)\s*$", l, re.I) for l in f)
+    except OSError:
+        return False
+
+
+SANITIZED = sanitized()
+TIMED = not SANITIZED        # the 2 s / 100 ms / 300 ms bounds are asserted
+
+
+def check_time(cond, msg):
+    """A timing bound: asserted in a normal build, reported in a sanitizer build."""
+    if TIMED:
+        check(cond, msg)
+    elif not cond:
+        log("over the bound, NOT asserted (sanitizer build): " + msg)
 
 
 def log(msg):
@@ -253,7 +283,7 @@ def load_case(procs, work, key, pub):
         FIGURES["first_paint_ms"] = round(p["countAt"])
         log("first paint of '%s': %.0f ms after navigation start (bound %d)" %
             (p["countText"], p["countAt"], FIRST_PAINT_MS))
-        check(p["countAt"] <= FIRST_PAINT_MS, "tag count shown %.0f ms after load (> %d ms)" %
+        check_time(p["countAt"] <= FIRST_PAINT_MS, "tag count shown %.0f ms after load (> %d ms)" %
               (p["countAt"], FIRST_PAINT_MS))
         FIGURES["long_tasks_during_load"] = [[round(s), round(d)] for s, d in p["long"]]
 
@@ -278,10 +308,11 @@ def load_case(procs, work, key, pub):
         FIGURES["longest_task_ms"] = round(worst)
         log("stream window %.1f s: %.0f tag updates/s received by the page, %d long task(s), longest %.0f ms "
             "(bound %d)" % ((t1 - t0) / 1000.0, rate, len(window), worst, LONG_TASK_MS))
-        check(worst <= LONG_TASK_MS, "a main-thread task took %.0f ms (> %d) while the stream ran: %s" %
+        check_time(worst <= LONG_TASK_MS, "a main-thread task took %.0f ms (> %d) while the stream ran: %s" %
               (worst, LONG_TASK_MS, window))
         # The load really streamed: a page that dropped the stream would idle.
-        check(rate >= 2000, "only %.0f tag updates/s reached the page" % rate)
+        # (a sanitizer build's sluice-rx serves fewer: there it only has to stream)
+        check(rate >= (2000 if TIMED else 200), "only %.0f tag updates/s reached the page" % rate)
         nrows = drv.execute_script("return document.querySelectorAll('#rows [role=row]').length")
         FIGURES["row_elements"] = nrows
         check(nrows <= 100, "%d row elements in the DOM for %d tags (not virtual)" % (nrows, NTAGS))
@@ -337,7 +368,7 @@ def load_case(procs, work, key, pub):
         FIGURES["filter_ms"] = round(lat)
         log("filter 't9999': shown %.0f ms after the last keystroke (bound %d)" % (lat, FILTER_MS))
         check(lat >= 0, "the filter never showed t9999 alone: %s" % rows_text(drv))
-        check(lat <= FILTER_MS, "the filter showed t9999 after %.0f ms (> %d)" % (lat, FILTER_MS))
+        check_time(lat <= FILTER_MS, "the filter showed t9999 after %.0f ms (> %d)" % (lat, FILTER_MS))
         shown = drv.execute_script("return document.getElementById('shown').textContent")
         check(shown.replace(",", "").startswith("1 of %d" % NTAGS), "shown count %r" % shown)
 
@@ -474,6 +505,13 @@ def main():
     except ImportError:
         fail("python3-selenium missing under /usr/bin/python3 (scripts/bootstrap)")
     os.makedirs(ART, exist_ok=True)
+    FIGURES["timing_asserted"] = TIMED
+    if TIMED:
+        log("timing bounds asserted: first paint <= %d ms, long tasks <= %d ms, filter <= %d ms" %
+            (FIRST_PAINT_MS, LONG_TASK_MS, FILTER_MS))
+    else:
+        log("sanitizer build (ASan+UBSan): every functional check runs; the timing figures are "
+            "reported, NOT asserted (a sanitizer build is no speed measurement)")
     work = tempfile.mkdtemp(prefix="sl-dash-")
     only = os.environ.get("SL_DASHBOARD_CASES", "load,hostile").split(",")
     try:
@@ -487,7 +525,7 @@ def main():
         write(os.path.join(ART, "figures.json"), json.dumps(FIGURES, indent=1) + "\n")
         shutil.rmtree(work, ignore_errors=True)
     log("figures: " + json.dumps({k: v for k, v in FIGURES.items() if not isinstance(v, list)}))
-    log("PASS")
+    log("PASS" + ("" if TIMED else " (sanitizer build: timing reported, not asserted)"))
 
 
 if __name__ == "__main__":

@@ -684,6 +684,239 @@ SL_TEST(http, sse_events_coalesce)
     sl_mirror_destroy(m);
 }
 
+/* Decodes the chunked body of an HTTP/1.1 response held in r->text (head
+ * included) into a NUL-terminated string; *complete says the last chunk
+ * (size 0) was seen. Only whole chunks are decoded, so it can be called
+ * again as more bytes arrive. Returns NULL on a malformed chunk head. */
+static char *dechunk(const struct resp *r, bool *complete)
+{
+    *complete = false;
+    const char *p = r->text ? strstr(r->text, "\r\n\r\n") : NULL;
+    if (!p)
+        return calloc(1, 1);
+    p += 4;
+    const char *end = r->text + r->len;
+    char *out = malloc(r->len + 1);
+    CU_ASSERT_FATAL(out != NULL);
+    size_t n = 0;
+    for (;;) {
+        const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+        if (!eol)
+            break;                           /* chunk head not here yet */
+        char *after = NULL;
+        unsigned long size = strtoul(p, &after, 16);
+        if (after == p || (after != eol && *after != ';')) {
+            free(out);
+            return NULL;
+        }
+        const char *data = eol + 2;
+        if (size == 0) {
+            *complete = true;
+            break;
+        }
+        if ((size_t)(end - data) < size + 2)
+            break;                           /* chunk not whole yet */
+        if (memcmp(data + size, "\r\n", 2) != 0) {
+            free(out);
+            return NULL;
+        }
+        memcpy(out + n, data, size);
+        n += size;
+        p = data + size + 2;
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Reads a chunked event stream until its decoded body holds `want`
+ * (pumping the server); the decoded body, or NULL (free it). */
+static char *events_until(struct sl_http *h, int fd, struct resp *acc, size_t *cap, const char *want)
+{
+    for (int round = 0; round < 2000; round++) {
+        bool complete;
+        char *body = dechunk(acc, &complete);
+        CU_ASSERT_FATAL(body != NULL);
+        if (strstr(body, want))
+            return body;
+        free(body);
+        if (!drain(fd, acc, cap))
+            break;
+        pump(h);
+    }
+    return NULL;
+}
+
+/* Reads a chunked event stream until its decoded body holds `want` at
+ * least n times (pumping the server); the decoded body, or NULL (free it). */
+static char *events_count(struct sl_http *h, int fd, struct resp *acc, size_t *cap, const char *want,
+                          size_t n)
+{
+    for (int round = 0; round < 2000; round++) {
+        bool complete;
+        char *body = dechunk(acc, &complete);
+        CU_ASSERT_FATAL(body != NULL);
+        if (count_of(body, want) >= n)
+            return body;
+        free(body);
+        if (!drain(fd, acc, cap))
+            break;
+        pump(h);
+    }
+    return NULL;
+}
+
+/* Checks every "tags" event of a decoded stream body: data is one JSON
+ * array of live-form objects (id, value, raw, quality, ts, rx_ts; no
+ * names, paths, units or quality names). Counts the events and the tags,
+ * marking seen[id]. */
+static void check_tags_events(const char *body, unsigned *events, unsigned *tags, bool *seen,
+                              unsigned nseen)
+{
+    *events = *tags = 0;
+    for (const char *e = strstr(body, "event: tags\ndata: "); e; e = strstr(e, "event: tags\ndata: ")) {
+        e += strlen("event: tags\ndata: ");
+        const char *nl = strstr(e, "\n\n");
+        CU_ASSERT_FATAL(nl != NULL);
+        char *data = strndup(e, (size_t)(nl - e));
+        CU_ASSERT(json_valid(data));
+        CU_ASSERT(data[0] == '[' && data[strlen(data) - 1] == ']');
+        CU_ASSERT(strstr(data, "\"name\"") == NULL && strstr(data, "\"path\"") == NULL);
+        CU_ASSERT(strstr(data, "\"units\"") == NULL && strstr(data, "\"quality_name\"") == NULL);
+        CU_ASSERT(strstr(data, "\"age_ms\"") == NULL && strstr(data, "\"type\"") == NULL);
+        CU_ASSERT(strlen(data) + 32 <= 16u * 1024u);      /* one event's buffer */
+        for (const char *t = strstr(data, "{\"id\":"); t; t = strstr(t + 1, "{\"id\":")) {
+            unsigned id = (unsigned)strtoul(t + 6, NULL, 10);
+            CU_ASSERT(strncmp(strchr(t, ','), ",\"value\":", 9) == 0);
+            if (id < nseen)
+                seen[id] = true;
+            (*tags)++;
+        }
+        (*events)++;
+        free(data);
+        e = nl;
+    }
+}
+
+/* /api/stream?batch=1 (the dashboard's stream): changed tags travel as
+ * "tags" events, each a JSON array of live-form objects, many per event,
+ * split across events when one is full; control events are unchanged. The
+ * body is chunked (HTTP/1.1) and decoded as such, so an event cut by a
+ * chunk boundary is read whole. */
+SL_TEST(http, sse_batch_stream)
+{
+    enum { N = 2000 };
+    struct sl_mirror_config cfg = { .max_tags = N, .stale_ms = 1000 };
+    struct sl_mirror *m = NULL;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
+    CU_ASSERT_FATAL(sl_mirror_schema_begin(m, 5, N) == SL_OK);
+    for (uint32_t i = 0; i < N; i++) {
+        struct sl_schema_tag t = fx_tag(i, i % 2 ? SL_TYPE_FLOAT64 : SL_TYPE_INT64, SL_REG_HOLDING,
+                                        SL_WORD_ABCD, 1, (uint16_t)(i * 4));
+        snprintf(t.name, sizeof t.name, "tag_%04u", (unsigned)i);
+        snprintf(t.path, sizeof t.path, "acme/plant1/area%u/line1", (unsigned)(i / 100));
+        snprintf(t.units, sizeof t.units, "<b>\"u\"");
+        CU_ASSERT_FATAL(sl_mirror_schema_add(m, &t) == SL_OK);
+    }
+    CU_ASSERT_FATAL(sl_mirror_schema_commit(m) == SL_OK);
+    static struct sl_value v[N];
+    for (uint32_t i = 0; i < N; i++)     /* widest values: int64 min, a long double */
+        v[i] = fx_val(i, i % 2 ? SL_TYPE_FLOAT64 : SL_TYPE_INT64,
+                      i % 2 ? 0xC00921FB54442D18ull /* -pi */ : 0x8000000000000000ull, SL_Q_GOOD, 1000);
+    CU_ASSERT(sl_mirror_apply(m, v, N, 2000) == SL_OK);
+    sl_mirror_tick(m, 100, 0);
+    struct sl_http *h = start(m, NULL, 2, N);
+    sl_mirror_set_hook(m, hook, h);
+    int fd = client(h);
+    const char req[] = "GET /api/stream?batch=1 HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    struct resp acc = { 0 };
+    size_t cap = 0;
+    char *body = events_until(h, fd, &acc, &cap, "event: hello\ndata: {\"schema_id\":5,");
+    CU_ASSERT_FATAL(body != NULL);
+    free(body);
+    CU_ASSERT(strcasestr(acc.text, "Transfer-Encoding: chunked") != NULL);
+
+    /* Every tag changes: all of them arrive, in full events of many tags. */
+    for (uint32_t i = 0; i < N; i++)
+        v[i].source_time_us = 3000;
+    CU_ASSERT(sl_mirror_apply(m, v, N, 3001) == SL_OK);
+    body = events_count(h, fd, &acc, &cap, "{\"id\":", N);
+    CU_ASSERT_FATAL(body != NULL);
+    static bool seen[N];
+    memset(seen, 0, sizeof seen);
+    unsigned events = 0, tags = 0;
+    check_tags_events(body, &events, &tags, seen, N);
+    CU_ASSERT_EQUAL(tags, N);
+    unsigned missing = 0;
+    for (unsigned i = 0; i < N; i++)
+        missing += !seen[i];
+    CU_ASSERT_EQUAL(missing, 0);
+    CU_ASSERT(events >= 2);                         /* split when full ... */
+    CU_ASSERT(events <= N / 50);                    /* ... and many tags per event */
+    CU_ASSERT_EQUAL(count_of(body, "event: tag\n"), 0);
+    /* The live form of tag 0 and 1, exactly. */
+    CU_ASSERT(strstr(body, "{\"id\":0,\"value\":-9.223372036854776e+18,\"raw\":-9223372036854775808,"
+                           "\"quality\":0,\"ts\":\"1970-01-01T00:00:00.003000Z\","
+                           "\"rx_ts\":\"1970-01-01T00:00:00.003001Z\"}") != NULL);
+    CU_ASSERT(strstr(body, "{\"id\":1,\"value\":-3.141592653589793,\"raw\":-3.141592653589793,"
+                           "\"quality\":0,") != NULL);
+    free(body);
+
+    /* Link stale: the link event, then every tag again with its new quality. */
+    size_t before = acc.len;
+    sl_mirror_tick(m, 5000, 0);
+    body = events_count(h, fd, &acc, &cap, "\"quality\":1083113472", N);   /* 0x408F0000 */
+    CU_ASSERT_FATAL(body != NULL);
+    CU_ASSERT(strstr(body, "event: link\ndata: {\"up\":false}\n\n") != NULL);
+    CU_ASSERT(acc.len > before);
+    CU_ASSERT_EQUAL(count_of(body, "\"quality\":1083113472"), N);   /* 0x408F0000 */
+    free(body);
+
+    /* A plain stream beside it still gets one "tag" event per tag, full form. */
+    int fd2 = client(h);
+    const char req2[] = "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd2, req2, sizeof req2 - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req2 - 1));
+    struct resp acc2 = { 0 };
+    size_t cap2 = 0;
+    body = events_until(h, fd2, &acc2, &cap2, "event: hello");
+    CU_ASSERT_FATAL(body != NULL);
+    free(body);
+    v[7].source_time_us = 9000;
+    CU_ASSERT(sl_mirror_apply(m, &v[7], 1, 9001) == SL_OK);
+    body = events_until(h, fd2, &acc2, &cap2, "event: tag\ndata: {\"id\":7,\"name\":\"tag_0007\",");
+    CU_ASSERT(body != NULL);
+    if (body)
+        CU_ASSERT(strstr(body, "\"units\":\"\\u003cb\\u003e\\\"u\\\"\"") != NULL);
+    free(body);
+    close(fd2);
+    close(fd);
+    resp_free(&acc);
+    resp_free(&acc2);
+    sl_mirror_set_hook(m, NULL, NULL);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+/* The page names quality codes itself (the live stream sends codes only):
+ * its table must hold every name sl_quality_name gives. */
+SL_TEST(http, dashboard_knows_quality_names)
+{
+    static const uint32_t codes[] = { SL_Q_GOOD, SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE,
+                                      SL_Q_UNCERTAIN_LAST_USABLE, SL_Q_BAD_COMM_ERROR,
+                                      SL_Q_BAD_NO_COMM, SL_Q_BAD_WAITING_INITIAL };
+    char *page = strndup((const char *)sl_dashboard_html, sl_dashboard_html_len);
+    CU_ASSERT_FATAL(page != NULL);
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+        char entry[96];
+        snprintf(entry, sizeof entry, "0x%08X: \"%s\"", (unsigned)codes[i], sl_quality_name(codes[i]));
+        CU_ASSERT(codes[i] == 0 || strstr(page, entry) != NULL);
+        if (codes[i] != 0 && !strstr(page, entry))
+            fprintf(stderr, "dashboard lacks %s\n", entry);
+    }
+    CU_ASSERT(strstr(page, "{ 0: \"Good\",") != NULL);
+    free(page);
+}
+
 SL_TEST(http, close_with_open_stream)
 {
     struct sl_mirror *m = fx_mirror(3);
