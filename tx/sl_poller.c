@@ -12,6 +12,8 @@ struct sl_poller {
     const struct sl_txconf_device *dev;
     struct sl_poller_clock clock;
     struct sl_mb *mb;
+    bool owns_mb;                  /* false: a serial line shared with other units */
+    struct sl_poller_counters cnt;
     struct sl_poll_plan plan;
     struct sl_tagval *vals;
     uint16_t *buf;                 /* one read's answer: SL_POLL_MAX_BITS elements */
@@ -41,6 +43,12 @@ static uint64_t sys_monotonic_ms(void *ctx)
 sl_err sl_poller_create(struct sl_poller **out, const struct sl_txconf_device *dev,
                         const struct sl_poller_clock *clock)
 {
+    return sl_poller_create_on(out, dev, clock, NULL);
+}
+
+sl_err sl_poller_create_on(struct sl_poller **out, const struct sl_txconf_device *dev,
+                           const struct sl_poller_clock *clock, struct sl_mb *line)
+{
     *out = NULL;
     if (dev->protocol == SL_TXCONF_GENERATOR)   /* nothing to poll: sl_generator.h */
         return SL_ERR_RANGE;
@@ -58,12 +66,17 @@ sl_err sl_poller_create(struct sl_poller **out, const struct sl_txconf_device *d
         if (!p->vals || !p->buf)
             e = SL_ERR_NOMEM;
     }
-    if (e == SL_OK) {
-        if (dev->protocol == SL_TXCONF_MODBUS_RTU)
-            e = sl_mb_new_rtu(&p->mb, dev->address, dev->baud, dev->parity, dev->data_bits,
-                              dev->stop_bits, dev->unit, dev->timeout_ms);
-        else
+    if (e == SL_OK && line) {
+        p->mb = line;
+    } else if (e == SL_OK) {
+        p->owns_mb = true;
+        if (dev->protocol == SL_TXCONF_MODBUS_RTU) {
+            struct sl_mb_serial ls = { dev->baud, dev->parity, dev->data_bits, dev->stop_bits,
+                                       dev->rs485, dev->rts, dev->rts_delay_us };
+            e = sl_mb_new_rtu(&p->mb, dev->address, &ls, dev->unit, dev->timeout_ms);
+        } else {
             e = sl_mb_new_tcp(&p->mb, dev->host, dev->port, dev->unit, dev->timeout_ms);
+        }
     }
     if (e != SL_OK) {
         sl_poller_destroy(p);
@@ -129,15 +142,25 @@ sl_err sl_poller_poll(struct sl_poller *p, struct sl_poller_report *rep)
         rep->time_us = p->clock.realtime_us(p->clock.ctx);
         return SL_ERR_AGAIN;
     }
-    /* Skip ticks a slow device made us miss instead of polling back to back. */
-    if (!p->started || now >= p->last_start_ms + 2ull * p->dev->poll_ms)
+    /* Skip ticks a slow device (or a busy bus) made us miss instead of
+     * polling back to back; count them unless a reconnect backoff made us
+     * wait on purpose. */
+    if (!p->started || now >= p->last_start_ms + 2ull * p->dev->poll_ms) {
+        if (p->started && !p->backoff_ms)
+            p->cnt.missed += (now - p->last_start_ms) / p->dev->poll_ms - 1u;
         p->last_start_ms = now;
-    else
+    } else {
         p->last_start_ms += p->dev->poll_ms;
+    }
     p->started = true;
     rep->polled = true;
+    p->cnt.polls++;
 
-    if (sl_mb_connect(p->mb) != SL_OK) {
+    /* A shared line serves several units: select ours (cheap, no I/O). */
+    if (sl_mb_target(p->mb, p->dev->unit, p->dev->timeout_ms) != SL_OK ||
+        sl_mb_connect(p->mb) != SL_OK) {
+        p->cnt.port_errors++;
+        p->cnt.reads_failed += p->plan.nreads;
         uint64_t t = p->clock.realtime_us(p->clock.ctx);
         note(rep, sl_mb_why(p->mb));
         if (p->state != SL_POLLER_DOWN)
@@ -163,18 +186,32 @@ sl_err sl_poller_poll(struct sl_poller *p, struct sl_poller_report *rep)
             continue;
         }
         note(rep, sl_mb_why(p->mb));
-        if (e == SL_ERR_EXCEPTION) {
+        enum sl_mb_fault f = sl_mb_fault(p->mb);
+        p->cnt.timeouts += f == SL_MB_FAULT_TIMEOUT;
+        p->cnt.crc_errors += f == SL_MB_FAULT_CRC;
+        p->cnt.exceptions += f == SL_MB_FAULT_EXCEPTION;
+        p->cnt.malformed += f == SL_MB_FAULT_MALFORMED;
+        p->cnt.port_errors += f == SL_MB_FAULT_PORT;
+        if (e == SL_ERR_EXCEPTION || (sl_mb_connected(p->mb) && f != SL_MB_FAULT_TIMEOUT &&
+                                      f != SL_MB_FAULT_PORT)) {
+            /* The unit answered (an exception, or line noise on RTU): only
+             * this read is lost. */
             mark_bad(p, r, r + 1, t);
             rep->reads_failed++;
-            worst = SL_ERR_EXCEPTION;
+            p->cnt.reads_failed++;
+            if (worst == SL_OK)
+                worst = SL_ERR_EXCEPTION;
             continue;
         }
-        /* Transport lost: nothing more can be read this cycle. */
+        /* Transport lost or the unit is silent: nothing more is read this
+         * cycle (on a bus the other units get the time). */
         mark_bad(p, r, p->plan.nreads, t);
         rep->reads_failed += (uint32_t)(p->plan.nreads - r);
+        p->cnt.reads_failed += p->plan.nreads - r;
         worst = SL_ERR_IO;
         break;
     }
+    p->cnt.reads_ok += rep->reads_ok;
     rep->time_us = p->clock.realtime_us(p->clock.ctx);
     if (worst == SL_ERR_IO || (rep->reads_ok == 0 && p->plan.nreads > 0)) {
         set_state(p, SL_POLLER_DOWN, rep);
@@ -200,6 +237,11 @@ const struct sl_tagval *sl_poller_values(const struct sl_poller *p, size_t *n)
     return p->vals;
 }
 
+void sl_poller_counters(const struct sl_poller *p, struct sl_poller_counters *out)
+{
+    *out = p->cnt;
+}
+
 enum sl_poller_state sl_poller_state(const struct sl_poller *p)
 {
     return p->state;
@@ -219,7 +261,8 @@ void sl_poller_destroy(struct sl_poller *p)
 {
     if (!p)
         return;
-    sl_mb_free(p->mb);
+    if (p->owns_mb)
+        sl_mb_free(p->mb);
     sl_poll_plan_free(&p->plan);
     free(p->vals);
     free(p->buf);

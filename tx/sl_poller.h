@@ -5,8 +5,9 @@
  * a good read stamps Good with the time its answer arrived.
  *
  * Blocking: sl_poller_poll() does the I/O itself and can take up to
- * (reads + 1) x timeout_ms, so the daemon runs each poller in its own thread
- * (or accepts that devices delay one another). Memory is allocated once at
+ * (reads + 1) x timeout_ms, so the daemon runs each TCP poller in its own
+ * thread and the pollers of one serial bus one after another in the bus's
+ * thread (sl_bus.h). Memory is allocated once at
  * sl_poller_create(); polling allocates nothing. Not thread-safe: one
  * caller at a time. Clocks are injected for tests. */
 #ifndef SL_POLLER_H
@@ -56,6 +57,21 @@ struct sl_poller_report {
     char why[SL_POLLER_WHY_BYTES];   /* first failure of this poll, "" if none */
 };
 
+/* Per-device counters since creation (TX logs them and sums the failed
+ * reads into beacons' poll_errors). */
+struct sl_poller_counters {
+    uint64_t polls;           /* poll cycles run (connect attempts included) */
+    uint64_t reads_ok;
+    uint64_t reads_failed;    /* every failed read, whatever the reason */
+    uint64_t timeouts;        /* no answer within timeout_ms (a silent unit) */
+    uint64_t crc_errors;      /* RTU answers with a bad CRC16 */
+    uint64_t exceptions;      /* Modbus exception answers */
+    uint64_t malformed;       /* answers of the wrong unit, function, length or count */
+    uint64_t port_errors;     /* connect/open failures and broken connections */
+    uint64_t missed;          /* poll periods skipped because the poll came a period or more late */
+};
+
+struct sl_mb;
 struct sl_poller;
 
 /* Creates the poller for dev (which must outlive it: tags are read from
@@ -65,14 +81,26 @@ __attribute__((warn_unused_result))
 sl_err sl_poller_create(struct sl_poller **out, const struct sl_txconf_device *dev,
                         const struct sl_poller_clock *clock);
 
+/* As sl_poller_create, but the poller uses line, an RTU context shared
+ * with the other devices of dev's serial bus (owned by the caller, which
+ * frees it after every poller on it; see sl_bus.h). Each poll selects dev's
+ * unit and timeout on line first. */
+__attribute__((warn_unused_result))
+sl_err sl_poller_create_on(struct sl_poller **out, const struct sl_txconf_device *dev,
+                           const struct sl_poller_clock *clock, struct sl_mb *line);
+
 /* Runs one poll cycle now: connects if needed (unless the backoff says not
  * yet: then nothing happens, rep->polled is false and SL_ERR_AGAIN is
  * returned), executes every read of the plan, updates the values and the
  * device state, and reports a transition in rep->event. A connect failure
  * starts an exponential backoff (poll_ms, doubling, capped at
- * SL_POLLER_BACKOFF_MAX_MS); success resets it. Returns SL_OK when every
- * read succeeded, SL_ERR_IO when the device is down, SL_ERR_EXCEPTION when
- * some reads failed but the device answered. */
+ * SL_POLLER_BACKOFF_MAX_MS); success resets it. A read that times out
+ * ends the cycle (its tags and those of the reads after it go Bad: a silent
+ * unit costs one timeout_ms per cycle and is not retried in it); an
+ * exception, a bad CRC or a malformed answer costs only that read's tags
+ * while the connection stays usable. Returns SL_OK when every read
+ * succeeded, SL_ERR_IO when the device is down, SL_ERR_EXCEPTION when some
+ * reads failed but the device answered. */
 __attribute__((warn_unused_result))
 sl_err sl_poller_poll(struct sl_poller *p, struct sl_poller_report *rep);
 
@@ -85,11 +113,14 @@ uint64_t sl_poller_due_ms(const struct sl_poller *p);
  * updated in place by each poll. */
 const struct sl_tagval *sl_poller_values(const struct sl_poller *p, size_t *n);
 
+/* Copies the counters into *out. */
+void sl_poller_counters(const struct sl_poller *p, struct sl_poller_counters *out);
+
 enum sl_poller_state sl_poller_state(const struct sl_poller *p);
 const struct sl_poll_plan *sl_poller_plan(const struct sl_poller *p);
 const struct sl_txconf_device *sl_poller_device(const struct sl_poller *p);
 
-/* Disconnects and frees; NULL is a no-op. */
+/* Disconnects (an owned connection) and frees; NULL is a no-op. */
 void sl_poller_destroy(struct sl_poller *p);
 
 #endif

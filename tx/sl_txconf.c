@@ -35,9 +35,9 @@ enum { K_SIGNING_KEY, K_STATE_DIR };
 enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
 enum { K_USER };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
-       K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE };
+       K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE, K_RS485, K_RTS, K_RTS_DELAY_US };
 
-#define KEYS_MAX 13
+#define KEYS_MAX 16
 
 static const char *const sec_names[SEC__SINGLE + 1] = { "link", "fec", "keys", "snapshot", "tx",
                                                          "device" };
@@ -49,7 +49,8 @@ static const char *const sec_keys[SEC__SINGLE + 1][KEYS_MAX + 1] = {
     [SEC_SNAPSHOT] = { "keyframe_ms", "beacon_ms", "max_delay_ms", NULL },
     [SEC_TX] = { "user", NULL },
     [SEC_DEVICE] = { "protocol", "address", "unit", "mirror_unit", "poll_ms", "timeout_ms", "tags",
-                     "baud", "parity", "data_bits", "stop_bits", "max_gap", "rate", NULL },
+                     "baud", "parity", "data_bits", "stop_bits", "max_gap", "rate", "rs485", "rts",
+                     "rts_delay_us", NULL },
 };
 
 struct rawsec {
@@ -557,7 +558,8 @@ static void do_generator(struct parse *p, const struct rawsec *s, struct sl_txco
 {
     uint32_t n;
     static const int modbus_only[] = { K_ADDRESS, K_POLL_MS, K_TIMEOUT_MS, K_MAX_GAP, K_BAUD,
-                                       K_PARITY, K_DATA_BITS, K_STOP_BITS };
+                                       K_PARITY, K_DATA_BITS, K_STOP_BITS, K_RS485, K_RTS,
+                                       K_RTS_DELAY_US };
     for (size_t i = 0; i < sizeof modbus_only / sizeof modbus_only[0]; i++)
         forbid(p, s, SEC_DEVICE, modbus_only[i], "does not apply to protocol generator");
     num(p, s, SEC_DEVICE, K_UNIT, 0, 255, SL_TXCONF_DEFAULT_UNIT, &n);
@@ -574,6 +576,34 @@ static void do_generator(struct parse *p, const struct rawsec *s, struct sl_txco
             sl_diag_add(p->diag, p->file, s->header, "device '%s': cannot build its tags: %s",
                         d->name, sl_strerror(e));
     }
+}
+
+/* RS-485 options of a serial line: rs485 = on|off (kernel RS-485 mode,
+ * TIOCSRS485 through libmodbus), rts = none|up|down (libmodbus drives RTS
+ * around each request, for adapters without automatic direction control)
+ * and rts_delay_us (settle time either side of the request, only with rts). */
+static void do_serial_options(struct parse *p, const struct rawsec *s, struct sl_txconf_device *d)
+{
+    const char *v;
+    if ((v = val(s, K_RS485))) {
+        if (strcmp(v, "on") == 0)
+            d->rs485 = true;
+        else if (strcmp(v, "off") != 0)
+            sl_diag_add(p->diag, p->file, s->line[K_RS485], "bad rs485 '%s' (on|off)", v);
+    }
+    d->rts = SL_TXCONF_RTS_NONE;
+    if ((v = val(s, K_RTS))) {
+        if (strcmp(v, "up") == 0)
+            d->rts = SL_TXCONF_RTS_UP;
+        else if (strcmp(v, "down") == 0)
+            d->rts = SL_TXCONF_RTS_DOWN;
+        else if (strcmp(v, "none") != 0)
+            sl_diag_add(p->diag, p->file, s->line[K_RTS], "bad rts '%s' (none|up|down)", v);
+    }
+    if (d->rts == SL_TXCONF_RTS_NONE)
+        forbid(p, s, SEC_DEVICE, K_RTS_DELAY_US, "applies only with rts = up|down");
+    else
+        num(p, s, SEC_DEVICE, K_RTS_DELAY_US, 0, 1000000, 0, &d->rts_delay_us);
 }
 
 static void do_device(struct parse *p, const struct rawsec *s, struct sl_txconf_device *d)
@@ -611,6 +641,14 @@ static void do_device(struct parse *p, const struct rawsec *s, struct sl_txconf_
         if (rtu && v[0] != '/')
             sl_diag_add(p->diag, p->file, s->line[K_ADDRESS],
                         "bad address '%s' for modbus-rtu (a serial device such as /dev/ttyUSB0)", v);
+        if (rtu) {
+            /* Two names for one port (a udev symlink and /dev/ttyUSB0) are
+             * one bus; a port that is not plugged in yet keeps its name. */
+            char *canon = realpath(v, NULL);
+            snprintf(d->line_path, sizeof d->line_path, "%s",
+                     canon && strlen(canon) < sizeof d->line_path ? canon : v);
+            free(canon);
+        }
     }
     /* Modbus RTU allows units 1..247 (0 is broadcast); TCP gateways also use 0 and 255. */
     num(p, s, SEC_DEVICE, K_UNIT, rtu ? 1 : 0, rtu ? 247 : 255, SL_TXCONF_DEFAULT_UNIT, &n);
@@ -627,9 +665,12 @@ static void do_device(struct parse *p, const struct rawsec *s, struct sl_txconf_
     d->data_bits = SL_TXCONF_DEFAULT_DATA_BITS;
     d->stop_bits = SL_TXCONF_DEFAULT_STOP_BITS;
     if (d->protocol == SL_TXCONF_MODBUS_TCP) {
-        for (int k = K_BAUD; k <= K_STOP_BITS; k++)
-            forbid(p, s, SEC_DEVICE, k, "applies only to protocol modbus-rtu");
+        static const int rtu_only[] = { K_BAUD, K_PARITY, K_DATA_BITS, K_STOP_BITS, K_RS485, K_RTS,
+                                        K_RTS_DELAY_US };
+        for (size_t i = 0; i < sizeof rtu_only / sizeof rtu_only[0]; i++)
+            forbid(p, s, SEC_DEVICE, rtu_only[i], "applies only to protocol modbus-rtu");
     } else if (rtu) {
+        do_serial_options(p, s, d);
         num(p, s, SEC_DEVICE, K_BAUD, 300, 4000000, SL_TXCONF_DEFAULT_BAUD, &d->baud);
         if ((v = val(s, K_PARITY))) {
             if (strcmp(v, "none") == 0 || strcmp(v, "N") == 0)
@@ -681,10 +722,70 @@ static int by_full_name(const void *a, const void *b)
     return c;
 }
 
+/* The first line setting in which RTU devices a and b differ: its key
+ * (K_BAUD...) or -1 when they agree. */
+static int line_difference(const struct sl_txconf_device *a, const struct sl_txconf_device *b)
+{
+    if (a->baud != b->baud)
+        return K_BAUD;
+    if (a->parity != b->parity)
+        return K_PARITY;
+    if (a->data_bits != b->data_bits)
+        return K_DATA_BITS;
+    if (a->stop_bits != b->stop_bits)
+        return K_STOP_BITS;
+    if (a->rs485 != b->rs485)
+        return K_RS485;
+    if (a->rts != b->rts)
+        return K_RTS;
+    if (a->rts_delay_us != b->rts_delay_us)
+        return K_RTS_DELAY_US;
+    return -1;
+}
+
+/* Groups RTU devices into buses by port and checks that one bus has one set
+ * of line settings and no unit twice: the port is opened once with the
+ * first device's settings, so a disagreement would silently lose. */
+static void group_buses(struct parse *p)
+{
+    struct sl_txconf *c = p->c;
+    for (size_t i = 0; i < c->ndevices; i++) {
+        struct sl_txconf_device *d = &c->devices[i];
+        d->bus = (uint16_t)i;
+        if (d->protocol != SL_TXCONF_MODBUS_RTU || !d->line_path[0])
+            continue;
+        const struct rawsec *s = &p->dev[i];
+        for (size_t j = 0; j < i; j++) {
+            const struct sl_txconf_device *o = &c->devices[j];
+            if (o->protocol != SL_TXCONF_MODBUS_RTU || strcmp(o->line_path, d->line_path) != 0)
+                continue;
+            d->bus = o->bus;
+            int k = line_difference(o, d);
+            if (k >= 0)
+                sl_diag_add(p->diag, p->file, s->line[k] ? s->line[k] : s->line[K_ADDRESS],
+                            "device '%s': %s differs from device '%s' (line %u) on the same serial "
+                            "line %s; every device on one port needs the same baud, parity, "
+                            "data_bits, stop_bits, rs485, rts and rts_delay_us",
+                            d->name, sec_keys[SEC_DEVICE][k], o->name, o->line, d->line_path);
+            break;
+        }
+        for (size_t j = 0; j < i; j++) {
+            const struct sl_txconf_device *o = &c->devices[j];
+            if (o->protocol == SL_TXCONF_MODBUS_RTU && o->bus == d->bus && o->unit == d->unit) {
+                sl_diag_add(p->diag, p->file, s->line[K_UNIT] ? s->line[K_UNIT] : s->header,
+                            "device '%s': unit %u is already polled by device '%s' (line %u) on "
+                            "serial line %s", d->name, d->unit, o->name, o->line, d->line_path);
+                break;
+            }
+        }
+    }
+}
+
 /* mirror_unit collisions and path/name clashes between devices. */
 static void cross_checks(struct parse *p)
 {
     struct sl_txconf *c = p->c;
+    group_buses(p);
     for (size_t i = 0; i < c->ndevices; i++)
         for (size_t j = 0; j < i; j++)
             if (c->devices[i].mirror_unit == c->devices[j].mirror_unit) {
@@ -890,6 +991,11 @@ void sl_txconf_config_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c)
         hash_u32(&st, (uint32_t)d->parity);
         hash_u32(&st, d->data_bits);
         hash_u32(&st, d->stop_bits);
+        if (d->protocol == SL_TXCONF_MODBUS_RTU) {   /* added with serial buses: TCP fingerprints unchanged */
+            hash_u32(&st, d->rs485);
+            hash_u32(&st, d->rts);
+            hash_u32(&st, d->rts_delay_us);
+        }
         if (d->protocol == SL_TXCONF_GENERATOR)
             hash_u32(&st, d->rate);
     }

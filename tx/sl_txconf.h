@@ -52,6 +52,12 @@ enum sl_txconf_transport {
     SL_TXCONF_PCAPFILE,
 };
 
+enum sl_txconf_rts {
+    SL_TXCONF_RTS_NONE = 0,             /* the adapter switches direction itself */
+    SL_TXCONF_RTS_UP,                   /* RTS high while sending (libmodbus MODBUS_RTU_RTS_UP) */
+    SL_TXCONF_RTS_DOWN,                 /* RTS low while sending */
+};
+
 enum sl_txconf_protocol {
     SL_TXCONF_MODBUS_TCP = 1,
     SL_TXCONF_MODBUS_RTU,
@@ -75,6 +81,16 @@ struct sl_txconf_device {
     char parity;                        /* RTU: 'N', 'E' or 'O' */
     uint8_t data_bits;                  /* RTU: 7 or 8 */
     uint8_t stop_bits;                  /* RTU: 1 or 2 */
+    bool rs485;                         /* RTU: kernel RS-485 mode (TIOCSRS485), default off */
+    uint8_t rts;                        /* RTU: enum sl_txconf_rts */
+    uint32_t rts_delay_us;              /* RTU with rts: settle time, 0 = libmodbus's default */
+    /* Serial buses (docs/tx.md): RTU devices whose address names the same
+     * port (compared by realpath, or as written when the port does not
+     * exist yet) share one line. bus is the index of the first device on
+     * the line, so a device alone on its line (and every TCP device) has
+     * bus == its own index; the line settings above agree across a bus. */
+    char line_path[SL_TXCONF_STR_MAX];  /* RTU: canonical port path */
+    uint16_t bus;
     uint32_t rate;                      /* generator: updates per second over all its tags */
     struct sl_tagmap tagmap;            /* owned */
     uint32_t first_tag_id;              /* tag ids: devices in file order, rows in file order */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_bus.h"
 #include "sl_poller.h"
 #include "sl_regs.h"
 #include "sl_txconf.h"
@@ -125,23 +126,32 @@ int main(int argc, char **argv)
     }
     sl_diag_free(&diag);
 
-    struct sl_poller **pollers = calloc(cfg.ndevices, sizeof *pollers);
-    unsigned long *done = calloc(cfg.ndevices, sizeof *done);
-    size_t np = 0;
+    /* The devices of one serial port share it, as in sluice-tx (sl_bus.h). */
+    struct sl_bus **buses = calloc(cfg.ndevices ? cfg.ndevices : 1, sizeof *buses);
+    const struct sl_txconf_device **grp = calloc(cfg.ndevices ? cfg.ndevices : 1, sizeof *grp);
+    unsigned long *done = calloc(cfg.ndevices ? cfg.ndevices : 1, sizeof *done);
+    size_t nb = 0, np = 0;
     int rc = 0;
-    if (!pollers || !done) {
+    if (!buses || !grp || !done) {
         fprintf(stderr, "sluice-poll: out of memory\n");
         rc = 1;
     }
     for (size_t i = 0; rc == 0 && i < cfg.ndevices; i++) {
-        if (only && strcmp(only, cfg.devices[i].name) != 0)
+        const struct sl_txconf_device *d = &cfg.devices[i];
+        if (d->protocol == SL_TXCONF_GENERATOR || (only && strcmp(only, d->name) != 0) ||
+            (!only && d->bus != i))
             continue;
-        e = sl_poller_create(&pollers[np], &cfg.devices[i], NULL);
+        size_t n = 0;
+        for (size_t j = i; j < cfg.ndevices; j++)
+            if (j == i || (!only && cfg.devices[j].bus == i && cfg.devices[j].protocol != SL_TXCONF_GENERATOR))
+                grp[n++] = &cfg.devices[j];
+        e = sl_bus_create(&buses[nb], grp, n, NULL);
         if (e != SL_OK) {
-            fprintf(stderr, "sluice-poll: device %s: %s\n", cfg.devices[i].name, sl_strerror(e));
+            fprintf(stderr, "sluice-poll: device %s: %s\n", d->name, sl_strerror(e));
             rc = 1;
         } else {
-            np++;
+            nb++;
+            np += n;
         }
     }
     if (rc == 0 && np == 0) {
@@ -155,28 +165,35 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    /* done[] is indexed by device: the k-th poller of bus b is the device
+     * sl_poller_device() names; its index in cfg.devices is its offset. */
     while (rc == 0 && !stop) {
         uint64_t now = now_ms(), next = UINT64_MAX;
         size_t finished = 0;
-        for (size_t i = 0; i < np; i++) {
-            if (count && done[i] >= count) {
-                finished++;
-                continue;
-            }
-            uint64_t due = sl_poller_due_ms(pollers[i]);
-            if (due <= now) {
-                struct sl_poller_report rep;
-                /* Failures show up as qualities and events; the status is for the daemon. */
-                sl_err pe = sl_poller_poll(pollers[i], &rep);
-                (void)pe;
-                if (rep.polled) {
-                    print_poll(pollers[i], &rep);
-                    done[i]++;
+        for (size_t b = 0; b < nb; b++) {
+            for (size_t k = 0; k < sl_bus_count(buses[b]); k++) {
+                struct sl_poller *p = sl_bus_poller(buses[b], k);
+                size_t di = (size_t)(sl_poller_device(p) - cfg.devices);
+                if (count && done[di] >= count) {
+                    finished++;
+                    continue;
                 }
-                due = sl_poller_due_ms(pollers[i]);
+                uint64_t due = sl_poller_due_ms(p);
+                if (due <= now) {
+                    struct sl_poller_report rep;
+                    /* Failures show up as qualities and events; the status is for the daemon. */
+                    sl_err pe = sl_bus_poll(buses[b], k, &rep);
+                    (void)pe;
+                    if (rep.polled) {
+                        print_poll(p, &rep);
+                        done[di]++;
+                    }
+                    due = sl_poller_due_ms(p);
+                    now = now_ms();
+                }
+                if (due < next)
+                    next = due;
             }
-            if (due < next)
-                next = due;
         }
         if (finished == np)
             break;
@@ -187,9 +204,10 @@ int main(int argc, char **argv)
             nanosleep(&ts, NULL);   /* a signal cuts it short */
         }
     }
-    for (size_t i = 0; i < np; i++)
-        sl_poller_destroy(pollers[i]);
-    free(pollers);
+    for (size_t b = 0; b < nb; b++)
+        sl_bus_destroy(buses[b]);
+    free(buses);
+    free(grp);
     free(done);
     sl_txconf_free(&cfg);
     return rc;

@@ -3,7 +3,12 @@
  * coils/discretes move every SL_SIM_TICK_MS: ramps, sines, counters and
  * toggles in every type and word order of the tag-map format, plus a few
  * static setpoints that keep what clients write, like a PLC's memory.
- * `--print-tags` prints the matching tag map (docs/examples/sim-tags.csv). */
+ * `--print-tags` prints the matching tag map (docs/examples/sim-tags.csv).
+ *
+ * `--rtu /dev/PATH --units 1,2,3` makes it the slaves of a Modbus RTU
+ * serial line instead: one libmodbus RTU context answering several unit ids
+ * (each with its own register image and phases, so units differ), silent
+ * for every other unit id as a real bus is. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -32,6 +37,8 @@
 #define SL_SIM_COILS      16
 #define SL_SIM_DISCRETES  16
 #define SL_SIM_PATH       "demo/site1/area1/line1"
+#define SL_SIM_MAX_UNITS  32
+#define SL_SIM_RTU_IGNORE_US 50000   /* longest wait for another unit's answer */
 
 enum gen {
     GEN_STATIC,    /* a: initial value; keeps client writes */
@@ -181,6 +188,21 @@ static void update(modbus_mapping_t *mb, double secs, const double *phase, bool 
             write_tag(mb, &tags[i], gen_value(&tags[i], secs, phase[i]));
 }
 
+/* Phases of the moving values for one seed: one phase per family (same
+ * generator, other word order), so the four orders of a value always decode
+ * to the same number. */
+static void make_phases(double *phase, unsigned long seed)
+{
+    srand((unsigned)seed);
+    for (size_t i = 0; i < NTAGS; i++) {
+        phase[i] = 2.0 * M_PI * (double)rand() / ((double)RAND_MAX + 1.0);
+        for (size_t j = 0; j < i; j++)
+            if (tags[j].gen == tags[i].gen && tags[j].a == tags[i].a && tags[j].b == tags[i].b &&
+                tags[j].c == tags[i].c && tags[j].type == tags[i].type)
+                phase[i] = phase[j];
+    }
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -192,6 +214,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: sluice-sim -l HOST:PORT [--seed S]\n"
+            "       sluice-sim --rtu /dev/PATH [--units 1,2,...] [--baud B] [--parity N|E|O]\n"
+            "                  [--data-bits 7|8] [--stop-bits 1|2] [--seed S]\n"
             "       sluice-sim --print-tags | --help | --version\n"
             "\n"
             "A Modbus TCP PLC simulator for demos and tests: holding and input registers,\n"
@@ -200,6 +224,15 @@ static void usage(FILE *f)
             "Serves up to %d clients at once, any unit id; accepts writes like a PLC.\n"
             "\n"
             "  -l, --listen HOST:PORT  address to listen on (e.g. 127.0.0.1:5020)\n"
+            "  -r, --rtu PATH          be the slaves of a Modbus RTU serial line on PATH instead\n"
+            "                          (a serial port, or one end of a socat pty pair)\n"
+            "  -u, --units LIST        RTU unit ids answered, comma-separated (1..247, default 1);\n"
+            "                          every unit has its own values (seed S + unit); requests for\n"
+            "                          other units get no answer, as on a real bus\n"
+            "      --baud B            RTU baud rate (default 19200)\n"
+            "      --parity N|E|O      RTU parity (default E)\n"
+            "      --data-bits 7|8     (default 8)\n"
+            "      --stop-bits 1|2     (default 1)\n"
             "  -s, --seed S            phase seed for the moving values (default 1)\n"
             "  -p, --print-tags        print the matching tag map CSV and exit\n"
             "  -h, --help              this text\n"
@@ -245,16 +278,7 @@ static int serve(const char *listen, unsigned long seed)
     modbus_set_indication_timeout(ctx, 1, 0);
 
     double phase[NTAGS];
-    srand((unsigned)seed);
-    for (size_t i = 0; i < NTAGS; i++) {
-        phase[i] = 2.0 * M_PI * (double)rand() / ((double)RAND_MAX + 1.0);
-        /* One phase per family (same generator, other word order), so the
-         * four orders of a value always decode to the same number. */
-        for (size_t j = 0; j < i; j++)
-            if (tags[j].gen == tags[i].gen && tags[j].a == tags[i].a && tags[j].b == tags[i].b &&
-                tags[j].c == tags[i].c && tags[j].type == tags[i].type)
-                phase[i] = phase[j];
-    }
+    make_phases(phase, seed);
     double t0 = mono_s(), next = t0;
     update(mb, 0.0, phase, true);
     fprintf(stderr, "sluice-sim: listening on %s (%zu tags, seed %lu)\n", listen, NTAGS, seed);
@@ -327,21 +351,256 @@ static int serve(const char *listen, unsigned long seed)
     return 0;
 }
 
+/* ---- RTU: several units on one serial line ------------------------------- */
+
+struct rtu_opts {
+    const char *path;
+    uint8_t units[SL_SIM_MAX_UNITS];
+    size_t nunits;
+    long baud;
+    char parity;
+    int data_bits, stop_bits;
+};
+
+static uint16_t crc16(const uint8_t *p, size_t n)
+{
+    uint16_t crc = 0xFFFF;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 1) ? (uint16_t)((crc >> 1) ^ 0xA001) : (uint16_t)(crc >> 1);
+    }
+    return crc;
+}
+
+/* Length of the RTU request frame in q (header, PDU, CRC) from its function
+ * code, as libmodbus framed it; 0 for a code we do not serve. have is how
+ * many bytes q holds. */
+static size_t rtu_request_len(const uint8_t *q, size_t have)
+{
+    if (have < 2)
+        return 0;
+    switch (q[1]) {
+    case 1: case 2: case 3: case 4: case 5: case 6:
+        return 8;
+    case 15: case 16:
+        return have >= 7 ? 9u + q[6] : 0;
+    default:
+        return 0;
+    }
+}
+
+static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
+{
+    modbus_t *ctx = modbus_new_rtu(o->path, (int)o->baud, o->parity, o->data_bits, o->stop_bits);
+    if (!ctx) {
+        fprintf(stderr, "sluice-sim: bad RTU settings for %s: %s\n", o->path, modbus_strerror(errno));
+        return 2;
+    }
+    modbus_mapping_t *mb[SL_SIM_MAX_UNITS];
+    double phase[SL_SIM_MAX_UNITS][NTAGS];
+    for (size_t u = 0; u < o->nunits; u++) {
+        mb[u] = modbus_mapping_new(SL_SIM_COILS, SL_SIM_DISCRETES, SL_SIM_HOLDING, SL_SIM_INPUT);
+        if (!mb[u]) {
+            fprintf(stderr, "sluice-sim: out of memory\n");
+            return 1;
+        }
+        make_phases(phase[u], seed + o->units[u]);
+        update(mb[u], 0.0, phase[u], true);
+    }
+    /* Unit 0 (broadcast) as our own id: libmodbus then hands us every
+     * request (with rc 0 for a unit id other than ours) and we choose which
+     * to answer from the unit id, after checking the CRC ourselves. */
+    if (modbus_set_slave(ctx, 0) != 0 || modbus_connect(ctx) != 0) {
+        fprintf(stderr, "sluice-sim: cannot open %s: %s\n", o->path, modbus_strerror(errno));
+        for (size_t u = 0; u < o->nunits; u++)
+            modbus_mapping_free(mb[u]);
+        modbus_free(ctx);
+        return 1;
+    }
+    modbus_set_byte_timeout(ctx, 0, 100000);
+    /* libmodbus's multi-drop rule: after a request for another unit, the
+     * next frame on the line is that unit's answer and is skipped. The skip
+     * waits at most this long, so a silent unit does not make us swallow the
+     * master's next request. */
+    modbus_set_response_timeout(ctx, 0, SL_SIM_RTU_IGNORE_US);
+    int fd = modbus_get_socket(ctx);
+    fprintf(stderr, "sluice-sim: RTU on %s, %ld %d%c%d, %zu unit(s), %zu tags each, seed %lu\n",
+            o->path, o->baud, o->data_bits, o->parity, o->stop_bits, o->nunits, NTAGS, seed);
+    double t0 = mono_s(), next = t0;
+    uint8_t q[MODBUS_RTU_MAX_ADU_LENGTH];
+    unsigned long answered = 0, ignored = 0, bad = 0;
+    unsigned failures = 0;
+    while (!stop) {
+        double now = mono_s();
+        if (now >= next) {
+            for (size_t u = 0; u < o->nunits; u++)
+                update(mb[u], now - t0, phase[u], false);
+            next += SL_SIM_TICK_MS / 1000.0;
+            if (next < now)
+                next = now + SL_SIM_TICK_MS / 1000.0;
+        }
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        double wait = next - mono_s();
+        if (wait < 0)
+            wait = 0;
+        struct timeval tv = { (time_t)wait, (suseconds_t)((wait - floor(wait)) * 1e6) };
+        int n = select(fd + 1, &rd, NULL, NULL, &tv);
+        if (n < 0 && errno != EINTR) {
+            fprintf(stderr, "sluice-sim: select: %s\n", strerror(errno));
+            break;
+        }
+        if (n <= 0)
+            continue;
+        memset(q, 0, sizeof q);
+        int rc = modbus_receive(ctx, q);
+        if (rc < 0) {
+            /* Noise, a broken frame or a closed peer: drop what is pending. */
+            int err = errno;
+            bad++;
+            modbus_flush(ctx);
+            if (err != ETIMEDOUT && err < MODBUS_ENOBASE && ++failures > 50) {
+                fprintf(stderr, "sluice-sim: %s: %s\n", o->path, modbus_strerror(err));
+                break;
+            }
+            if (err != ETIMEDOUT && err < MODBUS_ENOBASE) {
+                struct timespec ts = { 0, 100000000L };
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        failures = 0;
+        if (rc > 0) {   /* a broadcast (unit 0): no answer on RTU; writes are not taken */
+            ignored++;
+            continue;
+        }
+        size_t len = rtu_request_len(q, sizeof q);
+        size_t u = 0;
+        while (u < o->nunits && o->units[u] != q[0])
+            u++;
+        if (u == o->nunits || len < 4 || len > sizeof q) {
+            ignored++;   /* another unit's request: stay silent and skip its answer now */
+            modbus_receive(ctx, q);
+            continue;
+        }
+        uint16_t crc = crc16(q, len - 2);
+        if (q[len - 2] != (uint8_t)(crc & 0xFF) || q[len - 1] != (uint8_t)(crc >> 8)) {
+            bad++;
+            modbus_flush(ctx);
+            continue;
+        }
+        modbus_reply(ctx, q, (int)len, mb[u]);
+        answered++;
+        /* libmodbus took this request for another unit's (we answer for
+         * several) and now waits to skip an answer that will not come: end
+         * that wait at once, before the master's next request arrives (it
+         * first reads our answer, then keeps the inter-frame gap). */
+        modbus_set_response_timeout(ctx, 0, 1);
+        modbus_receive(ctx, q);
+        modbus_set_response_timeout(ctx, 0, SL_SIM_RTU_IGNORE_US);
+    }
+    fprintf(stderr, "sluice-sim: stopped: %lu answered, %lu for other units, %lu bad\n", answered,
+            ignored, bad);
+    modbus_close(ctx);
+    modbus_free(ctx);
+    for (size_t u = 0; u < o->nunits; u++)
+        modbus_mapping_free(mb[u]);
+    return 0;
+}
+
+static bool parse_units(struct rtu_opts *o, const char *text)
+{
+    const char *p = text;
+    o->nunits = 0;
+    while (*p) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(p, &end, 10);
+        if (errno || end == p || v < 1 || v > 247 || o->nunits == SL_SIM_MAX_UNITS)
+            return false;
+        for (size_t i = 0; i < o->nunits; i++)
+            if (o->units[i] == v)
+                return false;
+        o->units[o->nunits++] = (uint8_t)v;
+        if (*end == ',')
+            end++;
+        else if (*end)
+            return false;
+        p = end;
+    }
+    return o->nunits > 0;
+}
+
+static bool parse_long(const char *text, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "seed", required_argument, NULL, 's' },
         { "print-tags", no_argument, NULL, 'p' },
+        { "rtu", required_argument, NULL, 'r' },
+        { "units", required_argument, NULL, 'u' },
+        { "baud", required_argument, NULL, 'B' },
+        { "parity", required_argument, NULL, 'P' },
+        { "data-bits", required_argument, NULL, 'D' },
+        { "stop-bits", required_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *listen = NULL;
     unsigned long seed = 1;
+    struct rtu_opts rtu = { .units = { 1 }, .nunits = 1, .baud = 19200, .parity = 'E',
+                            .data_bits = 8, .stop_bits = 1 };
+    bool units_given = false;
+    long n;
     int c;
-    while ((c = getopt_long(argc, argv, "l:s:phV", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "l:s:phVr:u:", opts, NULL)) != -1) {
         switch (c) {
+        case 'r':
+            rtu.path = optarg;
+            break;
+        case 'u':
+            if (!parse_units(&rtu, optarg)) {
+                fprintf(stderr, "sluice-sim: bad units '%s' (distinct ids 1..247, comma-separated, "
+                        "at most %d)\n", optarg, SL_SIM_MAX_UNITS);
+                return 2;
+            }
+            units_given = true;
+            break;
+        case 'B':
+            if (!parse_long(optarg, 300, 4000000, &rtu.baud)) {
+                fprintf(stderr, "sluice-sim: bad baud '%s'\n", optarg);
+                return 2;
+            }
+            break;
+        case 'P':
+            if (strlen(optarg) != 1 || !strchr("NEO", optarg[0])) {
+                fprintf(stderr, "sluice-sim: bad parity '%s' (N, E or O)\n", optarg);
+                return 2;
+            }
+            rtu.parity = optarg[0];
+            break;
+        case 'D':
+        case 'S':
+            if (!parse_long(optarg, c == 'D' ? 7 : 1, c == 'D' ? 8 : 2, &n)) {
+                fprintf(stderr, "sluice-sim: bad %s '%s'\n", c == 'D' ? "data bits" : "stop bits", optarg);
+                return 2;
+            }
+            *(c == 'D' ? &rtu.data_bits : &rtu.stop_bits) = (int)n;
+            break;
         case 'l':
             listen = optarg;
             break;
@@ -369,7 +628,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!listen || optind != argc) {
+    if (!listen == !rtu.path || optind != argc || (units_given && !rtu.path)) {
         usage(stderr);
         return 2;
     }
@@ -379,5 +638,5 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    return serve(listen, seed);
+    return rtu.path ? serve_rtu(&rtu, seed) : serve(listen, seed);
 }

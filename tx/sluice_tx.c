@@ -1,10 +1,11 @@
 /* sluice-tx: the OT-side daemon. Polls the configured PLCs (one thread per
- * device), keeps the tag table (sl_snapshot), and sends it across the diode
+ * TCP device or serial bus), keeps the tag table (sl_snapshot), and sends it across the diode
  * as signed, FEC-protected, paced blocks with a beacon every beacon_ms.
  * `--send PATH...` is the bulk mode: files over the file channel, then exit.
  *
  * Threads: the main thread owns the snapshot, the sender and the link;
- * each poller thread owns its sl_poller (and its libmodbus connection) and
+ * each poll-line thread owns its sl_bus (the pollers of one TCP device, or
+ * of every unit on one serial port, and their libmodbus context) and
  * hands results over through a per-device mutex-protected copy of the
  * values. The main thread only ever holds such a mutex for a memcpy-sized
  * moment, so it never waits on a PLC. Behaviour: docs/tx.md. */
@@ -38,6 +39,7 @@
 #include "sl_hw.h"
 #include "sl_link.h"
 #include "sl_key.h"
+#include "sl_bus.h"
 #include "sl_poller.h"
 #include "sl_sender.h"
 #include "sl_snapshot.h"
@@ -460,7 +462,26 @@ struct devevent {
 
 struct dev {
     const struct sl_txconf_device *cfg;
-    struct sl_poller *poller;
+    struct sl_poller *poller;            /* owned by its line's sl_bus */
+    pthread_mutex_t mu;
+    /* Guarded by mu: */
+    bool fresh;                          /* shared holds a poll main has not taken */
+    struct sl_tagval *shared;            /* cfg->tagmap.count values */
+    struct devevent ev[DEV_EVENTS];
+    unsigned ev_n;
+    uint64_t poll_errors;                /* failed reads since start */
+    struct sl_poller_counters cnt;       /* the poller's counters after its last poll */
+    /* protocol = generator: no thread, no poller; main runs it. */
+    bool is_gen;
+    struct sl_generator gen;
+};
+
+/* One thread per poll line (sl_bus.h): a serial port with all its units,
+ * or one TCP device. The thread owns the sl_bus and its libmodbus context. */
+struct line {
+    struct sl_bus *bus;
+    struct dev **devs;                   /* devs[i] is polled by sl_bus_poller(bus, i) */
+    size_t n;
     pthread_t thread;
     bool running;
     int wake_fd;                         /* main's eventfd */
@@ -468,57 +489,68 @@ struct dev {
     pthread_cond_t cv;                   /* CLOCK_MONOTONIC: wakes the sleeper at stop */
     /* Guarded by mu: */
     bool stop;
-    bool fresh;                          /* shared holds a poll main has not taken */
-    struct sl_tagval *shared;            /* cfg->tagmap.count values */
-    struct devevent ev[DEV_EVENTS];
-    unsigned ev_n;
-    uint64_t poll_errors;                /* failed reads since start */
     bool done;                           /* thread has left its loop */
-    /* protocol = generator: no thread, no poller; main runs it. */
-    bool is_gen;
-    struct sl_generator gen;
+    struct sl_bus_stats st;              /* copy after each poll, for main */
+    /* Main thread only: */
+    uint64_t missed_logged;              /* st.missed at the last over-subscription line */
+    uint64_t log_next_us;                /* no over-subscription line before this (once a minute) */
+    uint64_t start_us;
 };
+
+#define BUS_LOG_EVERY_US 60000000ull
+
+/* Hands one poll's results to main: values, counters, a transition. */
+static void hand_over(struct dev *d, const struct sl_poller_report *rep)
+{
+    size_t n = 0;
+    const struct sl_tagval *v = sl_poller_values(d->poller, &n);
+    pthread_mutex_lock(&d->mu);
+    memcpy(d->shared, v, n * sizeof *v);
+    d->fresh = true;
+    d->poll_errors += rep->reads_failed;
+    sl_poller_counters(d->poller, &d->cnt);
+    if (rep->event) {
+        if (d->ev_n == DEV_EVENTS) {
+            memmove(d->ev, d->ev + 1, (DEV_EVENTS - 1) * sizeof d->ev[0]);
+            d->ev_n--;
+        }
+        struct devevent *ev = &d->ev[d->ev_n++];
+        ev->kind = rep->event;
+        ev->time_us = rep->time_us;
+        memcpy(ev->why, rep->why, sizeof ev->why);
+    }
+    pthread_mutex_unlock(&d->mu);
+}
 
 static void *poll_thread(void *arg)
 {
-    struct dev *d = arg;
-    pthread_mutex_lock(&d->mu);
-    while (!d->stop) {
-        uint64_t due = sl_poller_due_ms(d->poller), now = mono_us() / 1000u;
+    struct line *L = arg;
+    pthread_mutex_lock(&L->mu);
+    while (!L->stop) {
+        uint64_t due, now = mono_us() / 1000u;
+        size_t i = sl_bus_next(L->bus, &due);
         if (due > now) {
             struct timespec ts = { (time_t)(due / 1000u), (long)(due % 1000u) * 1000000L };
-            pthread_cond_timedwait(&d->cv, &d->mu, &ts);
+            pthread_cond_timedwait(&L->cv, &L->mu, &ts);
             continue;
         }
-        pthread_mutex_unlock(&d->mu);
-        /* The only place that can block on a PLC; no lock held. */
+        pthread_mutex_unlock(&L->mu);
+        /* The only place that can block on a PLC; no lock held. The unit
+         * due first goes first, so a silent one never starves the others. */
         struct sl_poller_report rep;
-        sl_err e = sl_poller_poll(d->poller, &rep);
+        sl_err e = sl_bus_poll(L->bus, i, &rep);
         (void)e;   /* the truth is in the qualities and rep.event */
-        size_t n = 0;
-        const struct sl_tagval *v = sl_poller_values(d->poller, &n);
-        pthread_mutex_lock(&d->mu);
-        if (!rep.polled)
-            continue;
-        memcpy(d->shared, v, n * sizeof *v);
-        d->fresh = true;
-        d->poll_errors += rep.reads_failed;
-        if (rep.event) {
-            if (d->ev_n == DEV_EVENTS) {
-                memmove(d->ev, d->ev + 1, (DEV_EVENTS - 1) * sizeof d->ev[0]);
-                d->ev_n--;
-            }
-            struct devevent *ev = &d->ev[d->ev_n++];
-            ev->kind = rep.event;
-            ev->time_us = rep.time_us;
-            memcpy(ev->why, rep.why, sizeof ev->why);
+        if (rep.polled) {
+            hand_over(L->devs[i], &rep);
+            uint64_t one = 1;
+            ssize_t w = write(L->wake_fd, &one, sizeof one);
+            (void)w;   /* a full counter already wakes main */
         }
-        uint64_t one = 1;
-        ssize_t w = write(d->wake_fd, &one, sizeof one);
-        (void)w;   /* a full counter already wakes main */
+        pthread_mutex_lock(&L->mu);
+        sl_bus_stats(L->bus, &L->st);
     }
-    d->done = true;
-    pthread_mutex_unlock(&d->mu);
+    L->done = true;
+    pthread_mutex_unlock(&L->mu);
     return NULL;
 }
 
@@ -534,6 +566,8 @@ struct daemon {
     struct sl_snapshot *snap;
     struct dev *dev;
     size_t ndev;
+    struct line *lines;             /* one per poll line (serial bus or TCP device) */
+    size_t nlines;
     int wake_fd;
     uint64_t epoch, session;
     uint8_t config_fp[SL_FP_BYTES], schema_fp[SL_FP_BYTES];
@@ -673,88 +707,114 @@ static void take_device(struct daemon *D, struct dev *d, uint64_t now)
     }
 }
 
+/* Groups the devices into poll lines (sl_txconf_device.bus) and starts one
+ * thread per line. */
 static int start_pollers(struct daemon *D)
 {
-    D->dev = calloc(D->cfg.ndevices ? D->cfg.ndevices : 1, sizeof *D->dev);
-    if (!D->dev) {
+    size_t nd = D->cfg.ndevices;
+    D->dev = calloc(nd ? nd : 1, sizeof *D->dev);
+    D->lines = calloc(nd ? nd : 1, sizeof *D->lines);
+    if (!D->dev || !D->lines) {
         logmsg("out of memory");
         return -1;
     }
-    for (size_t i = 0; i < D->cfg.ndevices; i++) {
+    for (size_t i = 0; i < nd; i++) {
         struct dev *d = &D->dev[i];
         d->cfg = &D->cfg.devices[i];
-        d->wake_fd = D->wake_fd;
+        pthread_mutex_init(&d->mu, NULL);
+        D->ndev = i + 1;
         if (d->cfg->protocol == SL_TXCONF_GENERATOR) {
-            pthread_mutex_init(&d->mu, NULL);
-            pthread_cond_init(&d->cv, NULL);
             d->is_gen = true;
             sl_generator_init(&d->gen, d->cfg->first_tag_id, (uint32_t)d->cfg->tagmap.count,
                               d->cfg->rate, mono_us());
-            D->ndev = i + 1;
             continue;
-        }
-        sl_err e = sl_poller_create(&d->poller, d->cfg, NULL);
-        if (e != SL_OK) {
-            logmsg("device %s: cannot create its poller: %s", d->cfg->name, sl_strerror(e));
-            return -1;
         }
         d->shared = calloc(d->cfg->tagmap.count ? d->cfg->tagmap.count : 1, sizeof *d->shared);
         if (!d->shared) {
             logmsg("out of memory");
             return -1;
         }
+    }
+    for (size_t i = 0; i < nd; i++) {
+        if (D->dev[i].is_gen || D->cfg.devices[i].bus != i)
+            continue;   /* a generator, or a unit of a line started at an earlier device */
+        struct line *L = &D->lines[D->nlines];
+        const struct sl_txconf_device **cfgs = calloc(nd, sizeof *cfgs);
+        L->devs = calloc(nd, sizeof *L->devs);
+        if (!cfgs || !L->devs) {
+            free(cfgs);
+            logmsg("out of memory");
+            return -1;
+        }
+        for (size_t j = i; j < nd; j++)
+            if (!D->dev[j].is_gen && D->cfg.devices[j].bus == i) {
+                cfgs[L->n] = &D->cfg.devices[j];
+                L->devs[L->n++] = &D->dev[j];
+            }
+        sl_err e = sl_bus_create(&L->bus, cfgs, L->n, NULL);
+        free(cfgs);
+        if (e != SL_OK) {
+            logmsg("device %s: cannot create its poller: %s", D->cfg.devices[i].name, sl_strerror(e));
+            return -1;
+        }
+        for (size_t k = 0; k < L->n; k++)
+            L->devs[k]->poller = sl_bus_poller(L->bus, k);
+        L->wake_fd = D->wake_fd;
+        L->start_us = mono_us();
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_mutex_init(&d->mu, NULL);
-        pthread_cond_init(&d->cv, &ca);
+        pthread_mutex_init(&L->mu, NULL);
+        pthread_cond_init(&L->cv, &ca);
         pthread_condattr_destroy(&ca);
-        D->ndev = i + 1;
-        int rc = pthread_create(&d->thread, NULL, poll_thread, d);
+        D->nlines++;
+        if (L->n > 1)
+            logmsg("serial line %s: %zu units polled in turn by one thread", sl_bus_name(L->bus), L->n);
+        int rc = pthread_create(&L->thread, NULL, poll_thread, L);
         if (rc != 0) {
-            logmsg("device %s: cannot start its thread: %s", d->cfg->name, strerror(rc));
+            logmsg("line %s: cannot start its thread: %s", sl_bus_name(L->bus), strerror(rc));
             return -1;
         }
-        d->running = true;
+        L->running = true;
     }
     return 0;
 }
 
-/* Asks every poller to stop and joins those that finish within
+/* Asks every line to stop and joins those that finish within
  * STOP_JOIN_MS (one may be inside a libmodbus timeout). Returns false when
  * some did not: their memory must then stay allocated until exit. */
 static bool stop_pollers(struct daemon *D)
 {
-    for (size_t i = 0; i < D->ndev; i++) {
-        struct dev *d = &D->dev[i];
-        pthread_mutex_lock(&d->mu);
-        d->stop = true;
-        pthread_cond_signal(&d->cv);
-        pthread_mutex_unlock(&d->mu);
+    for (size_t i = 0; i < D->nlines; i++) {
+        struct line *L = &D->lines[i];
+        pthread_mutex_lock(&L->mu);
+        L->stop = true;
+        pthread_cond_signal(&L->cv);
+        pthread_mutex_unlock(&L->mu);
     }
     uint64_t deadline = mono_us() + STOP_JOIN_MS * 1000ull;
     bool all = true;
-    for (size_t i = 0; i < D->ndev; i++) {
-        struct dev *d = &D->dev[i];
-        if (!d->running)
+    for (size_t i = 0; i < D->nlines; i++) {
+        struct line *L = &D->lines[i];
+        if (!L->running)
             continue;
         for (;;) {
-            pthread_mutex_lock(&d->mu);
-            bool done = d->done;
-            pthread_mutex_unlock(&d->mu);
+            pthread_mutex_lock(&L->mu);
+            bool done = L->done;
+            pthread_mutex_unlock(&L->mu);
             if (done || mono_us() >= deadline)
                 break;
             struct timespec ts = { 0, 5000000L };
             nanosleep(&ts, NULL);
         }
-        pthread_mutex_lock(&d->mu);
-        bool done = d->done;
-        pthread_mutex_unlock(&d->mu);
+        pthread_mutex_lock(&L->mu);
+        bool done = L->done;
+        pthread_mutex_unlock(&L->mu);
         if (done) {
-            pthread_join(d->thread, NULL);
-            d->running = false;
+            pthread_join(L->thread, NULL);
+            L->running = false;
         } else {
-            logmsg("device %s: poller still inside a Modbus request at exit", d->cfg->name);
+            logmsg("line %s: poller still inside a Modbus request at exit", sl_bus_name(L->bus));
             all = false;
         }
     }
@@ -763,16 +823,78 @@ static bool stop_pollers(struct daemon *D)
 
 static void free_pollers(struct daemon *D)
 {
+    for (size_t i = 0; i < D->nlines; i++) {
+        struct line *L = &D->lines[i];
+        sl_bus_destroy(L->bus);
+        free(L->devs);
+        pthread_mutex_destroy(&L->mu);
+        pthread_cond_destroy(&L->cv);
+    }
     for (size_t i = 0; i < D->ndev; i++) {
         struct dev *d = &D->dev[i];
-        sl_poller_destroy(d->poller);
         free(d->shared);
         pthread_mutex_destroy(&d->mu);
-        pthread_cond_destroy(&d->cv);
     }
+    free(D->lines);
     free(D->dev);
+    D->lines = NULL;
+    D->nlines = 0;
     D->dev = NULL;
     D->ndev = 0;
+}
+
+/* Over-subscribed lines: a unit's poll came a whole period late. One log
+ * line per line and minute at most, with what was missed since the last. */
+static void check_lines(struct daemon *D, uint64_t now)
+{
+    for (size_t i = 0; i < D->nlines; i++) {
+        struct line *L = &D->lines[i];
+        struct sl_bus_stats st;
+        pthread_mutex_lock(&L->mu);
+        st = L->st;
+        pthread_mutex_unlock(&L->mu);
+        if (st.missed == L->missed_logged || now < L->log_next_us)
+            continue;
+        uint64_t el = now > L->start_us ? now - L->start_us : 1;
+        logmsg("line %s: over-subscribed: %llu poll period(s) missed since the last report (%llu in "
+               "all), busy %.0f %%; lengthen poll_ms, shorten timeout_ms, raise the baud rate or "
+               "split the units over more ports", sl_bus_name(L->bus),
+               (unsigned long long)(st.missed - L->missed_logged), (unsigned long long)st.missed,
+               100.0 * (double)st.busy_ms * 1000.0 / (double)el);
+        L->missed_logged = st.missed;
+        L->log_next_us = now + BUS_LOG_EVERY_US;
+    }
+}
+
+/* Per-device and per-line counters: in the verbose status and at stop. */
+static void log_poll_counters(struct daemon *D, uint64_t now)
+{
+    for (size_t i = 0; i < D->nlines; i++) {
+        struct line *L = &D->lines[i];
+        struct sl_bus_stats st;
+        pthread_mutex_lock(&L->mu);
+        st = L->st;
+        pthread_mutex_unlock(&L->mu);
+        double secs = (double)(now > L->start_us ? now - L->start_us : 1) / 1e6;
+        logmsg("line %s: units=%zu polls=%llu transactions=%llu (%.1f/s) busy=%.0f%% missed=%llu",
+               sl_bus_name(L->bus), L->n, (unsigned long long)st.polls, (unsigned long long)st.reads,
+               (double)st.reads / secs, 100.0 * (double)st.busy_ms / 1000.0 / secs,
+               (unsigned long long)st.missed);
+        for (size_t k = 0; k < L->n; k++) {
+            struct dev *d = L->devs[k];
+            struct sl_poller_counters c;
+            pthread_mutex_lock(&d->mu);
+            c = d->cnt;
+            pthread_mutex_unlock(&d->mu);
+            logmsg("device %s: unit=%u polls=%llu reads_ok=%llu reads_failed=%llu timeouts=%llu "
+                   "crc_errors=%llu exceptions=%llu malformed=%llu port_errors=%llu missed=%llu",
+                   d->cfg->name, d->cfg->unit, (unsigned long long)c.polls,
+                   (unsigned long long)c.reads_ok, (unsigned long long)c.reads_failed,
+                   (unsigned long long)c.timeouts, (unsigned long long)c.crc_errors,
+                   (unsigned long long)c.exceptions, (unsigned long long)c.malformed,
+                   (unsigned long long)c.port_errors, (unsigned long long)c.missed);
+        }
+    }
 }
 
 #define SAME(field) (a->field == b->field)
@@ -809,7 +931,8 @@ static bool same_shape(const struct sl_txconf *a, const struct sl_txconf *b, con
         if (strcmp(x->name, y->name) || x->protocol != y->protocol || strcmp(x->address, y->address) ||
             x->unit != y->unit || x->poll_ms != y->poll_ms || x->timeout_ms != y->timeout_ms ||
             x->max_gap != y->max_gap || x->baud != y->baud || x->parity != y->parity ||
-            x->data_bits != y->data_bits || x->stop_bits != y->stop_bits || x->rate != y->rate)
+            x->data_bits != y->data_bits || x->stop_bits != y->stop_bits || x->rate != y->rate ||
+            x->rs485 != y->rs485 || x->rts != y->rts || x->rts_delay_us != y->rts_delay_us)
             return false;
         *what = "a tag map's registers or types";
         if (x->tagmap.count != y->tagmap.count)
@@ -1023,6 +1146,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             send_beacon(D);
             check_overload(D, now);
             check_link_health(D, now);
+            check_lines(D, now);
             next_beacon += beacon_us;
             if (next_beacon <= now)   /* stalled (pacing, suspend): no burst of beacons */
                 next_beacon = now + beacon_us;
@@ -1036,6 +1160,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         link_result(D, sl_sender_tick(D->snd, now), "send");
         if (D->verbose && now >= D->status_next_us) {
             status_line(D);
+            log_poll_counters(D, now);
             D->status_next_us = now + STATS_EVERY_US;
         }
 
@@ -1074,6 +1199,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
     send_beacon(D);
     struct sl_sender_stats ss;
     sl_sender_stats(D->snd, &ss);
+    log_poll_counters(D, now);
     logmsg("stopping: %llu blocks, %llu frames sent (%llu unsent), %llu beacons",
            (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
            (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent);

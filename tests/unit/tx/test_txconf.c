@@ -36,6 +36,7 @@ static void setup(void)
     write_file("lax.key", "secret", 0644);
     write_file("a.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l,holding,0,int16,,,,,\nt2,e/s/a/l,coil,0,bool,,,,,\n", 0644);
     write_file("b.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l2,holding,0,int16,,,,,\n", 0644);
+    write_file("c.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l3,holding,0,int16,,,,,\n", 0644);
     write_file("dup.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l,input,5,int16,,,,,\n", 0644);
     write_file("bad.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l,holding,0,int9,,,,,\n", 0644);
     write_file("notadir", "", 0600);
@@ -45,7 +46,7 @@ static void setup(void)
 __attribute__((destructor)) static void cleanup(void)
 {
     static const char *const names[] = { "k.key", "lax.key", "unreadable.key", "a.csv", "b.csv",
-                                         "dup.csv", "bad.csv", "notadir" };
+                                         "c.csv", "dup.csv", "bad.csv", "notadir" };
     char path[128];
     if (!dir[0])
         return;
@@ -309,6 +310,72 @@ SL_TEST(txconf, device_errors)
         "tags = a.csv\n", "tx.conf:10: bad stop_bits '3' (integer 1..2)");
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = modbus-rtu\naddress = /dev/x\nbaud = 100\n"
         "tags = a.csv\n", "tx.conf:10: bad baud '100' (integer 300..4000000)");
+}
+
+#define RTU_DEV(name, unit, extra) \
+    "[device " name "]\nprotocol = modbus-rtu\naddress = /dev/null\nunit = " unit \
+    "\nmirror_unit = " unit "\n" extra "tags = " name ".csv\n"
+
+/* Serial buses (issue 22): devices on one port are one bus, found through
+ * the port's real path; line settings must agree; a unit is polled once. */
+SL_TEST(txconf, serial_buses)
+{
+    CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS
+                          RTU_DEV("a", "1", "rs485 = on\nrts = down\nrts_delay_us = 500\n")
+                          "[device b]\nprotocol = modbus-rtu\naddress = /dev/../dev/null\nunit = 2\n"
+                          "mirror_unit = 2\nrs485 = on\nrts = down\nrts_delay_us = 500\ntags = b.csv\n"
+                          "[device c]\nprotocol = modbus-rtu\naddress = /dev/ttyNOPE9\nunit = 1\n"
+                          "mirror_unit = 3\nbaud = 9600\ntags = c.csv\n"),
+                    SL_OK);
+    CU_ASSERT_EQUAL_FATAL(cfg.ndevices, 3);
+    CU_ASSERT_STRING_EQUAL(cfg.devices[0].line_path, "/dev/null");
+    CU_ASSERT_STRING_EQUAL(cfg.devices[1].line_path, "/dev/null");   /* realpath */
+    CU_ASSERT_STRING_EQUAL(cfg.devices[2].line_path, "/dev/ttyNOPE9");   /* absent: as written */
+    CU_ASSERT_EQUAL(cfg.devices[0].bus, 0);
+    CU_ASSERT_EQUAL(cfg.devices[1].bus, 0);
+    CU_ASSERT_EQUAL(cfg.devices[2].bus, 2);
+    CU_ASSERT_TRUE(cfg.devices[0].rs485);
+    CU_ASSERT_EQUAL(cfg.devices[0].rts, SL_TXCONF_RTS_DOWN);
+    CU_ASSERT_EQUAL(cfg.devices[0].rts_delay_us, 500);
+    CU_ASSERT_FALSE(cfg.devices[2].rs485);
+    CU_ASSERT_EQUAL(cfg.devices[2].rts, SL_TXCONF_RTS_NONE);
+
+    /* Different line settings: an error at the second device's key, or at
+     * its address when it relies on a default the first one changed. */
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "") RTU_DEV("b", "2", "baud = 9600\n"),
+        "tx.conf:18: device 'b': baud differs from device 'a' (line 7) on the same serial line "
+        "/dev/null; every device on one port needs the same baud, parity, data_bits, stop_bits, "
+        "rs485, rts and rts_delay_us");
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "parity = none\n") RTU_DEV("b", "2", ""),
+        "tx.conf:16: device 'b': parity differs from device 'a' (line 7) on the same serial line "
+        "/dev/null; every device on one port needs the same baud, parity, data_bits, stop_bits, "
+        "rs485, rts and rts_delay_us");
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "") RTU_DEV("b", "2", "rs485 = on\n"),
+        "tx.conf:18: device 'b': rs485 differs from device 'a' (line 7) on the same serial line "
+        "/dev/null; every device on one port needs the same baud, parity, data_bits, stop_bits, "
+        "rs485, rts and rts_delay_us");
+    /* The same unit twice on one line. */
+    CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "")
+                          "[device b]\nprotocol = modbus-rtu\naddress = /dev/null\nunit = 1\n"
+                          "mirror_unit = 2\ntags = b.csv\n"), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(diag.count, 1);
+    CU_ASSERT_TRUE(has("tx.conf:16: device 'b': unit 1 is already polled by device 'a' (line 7) "
+                       "on serial line /dev/null"));
+    /* Option values and where they apply. */
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "rs485 = yes\n"), "tx.conf:12: bad rs485 'yes' (on|off)");
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "rts = sideways\n"),
+        "tx.conf:12: bad rts 'sideways' (none|up|down)");
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "rts_delay_us = 10\n"),
+        "tx.conf:12: key 'rts_delay_us' applies only with rts = up|down");
+    one(BASE_LINK BASE_KEYS RTU_DEV("a", "1", "rts = up\nrts_delay_us = 2000000\n"),
+        "tx.conf:13: bad rts_delay_us '2000000' (integer 0..1000000)");
+    one(BASE "rs485 = on\n", "tx.conf:11: key 'rs485' applies only to protocol modbus-rtu");
+    one(BASE "rts = up\n", "tx.conf:11: key 'rts' applies only to protocol modbus-rtu");
+    /* TCP devices are lines of their own. */
+    CU_ASSERT_EQUAL(parse(BASE "[device plc2]\nprotocol = modbus-tcp\naddress = 10.1.1.1\n"
+                          "mirror_unit = 2\ntags = b.csv\n"), SL_OK);
+    CU_ASSERT_EQUAL(cfg.devices[0].bus, 0);
+    CU_ASSERT_EQUAL(cfg.devices[1].bus, 1);
 }
 
 SL_TEST(txconf, tag_map_problems_are_reported)
