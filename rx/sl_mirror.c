@@ -5,6 +5,7 @@
 
 #include "sl_key.h"
 #include "sl_regs.h"
+#include "sl_tagname.h"
 
 /* Value states: a tag holds nothing, a value restored from the database
  * (not yet refreshed), or a value received live from TX. */
@@ -222,32 +223,6 @@ static sl_err put_string(struct sl_mirror *m, struct table *t, const char *s, si
     return SL_OK;
 }
 
-/* A name is one MQTT topic level: no separator, no wildcard. */
-static bool name_ok(const char *s)
-{
-    return strpbrk(s, "/+#") == NULL;
-}
-
-/* enterprise/site/area/line: four non-empty segments, no wildcard. */
-static bool path_ok(const char *s)
-{
-    unsigned segs = 1;
-    size_t seglen = 0;
-    for (; *s; s++) {
-        if (*s == '+' || *s == '#')
-            return false;
-        if (*s == '/') {
-            if (seglen == 0)
-                return false;
-            segs++;
-            seglen = 0;
-        } else {
-            seglen++;
-        }
-    }
-    return seglen > 0 && segs == 4;
-}
-
 static sl_err abandon(struct sl_mirror *m, sl_err e)
 {
     m->staging_open = false;
@@ -269,7 +244,7 @@ sl_err sl_mirror_schema_add(struct sl_mirror *m, const struct sl_schema_tag *d)
     if (e != SL_OK)
         return abandon(m, e);
     /* Strings are NUL-terminated within their arrays once the check passed. */
-    if (!name_ok(d->name) || !path_ok(d->path))
+    if (!sl_tagname_name_ok(d->name, strlen(d->name)) || !sl_tagname_path_ok(d->path, strlen(d->path)))
         return abandon(m, SL_ERR_RANGE);
     struct tag *g = &t->tags[t->n];
     memset(g, 0, sizeof *g);

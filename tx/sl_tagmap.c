@@ -11,6 +11,7 @@
 
 #include "sl_buf.h"
 #include "sl_regs.h"
+#include "sl_tagname.h"
 
 static bool is_ctrl(unsigned char c)
 {
@@ -138,14 +139,6 @@ static bool utf8_ok(const char *p, size_t len)
     return true;
 }
 
-static bool has_any(const struct sl_csv_field *f, const char *set)
-{
-    for (size_t i = 0; i < f->len; i++)
-        if (strchr(set, f->p[i]))
-            return true;
-    return false;
-}
-
 static int lookup(const struct sl_csv_field *f, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
@@ -191,23 +184,6 @@ static bool parse_double(const struct sl_csv_field *f, double *out)
     return true;
 }
 
-/* Four non-empty segments, none holding MQTT wildcards. */
-static bool path_ok(const struct sl_csv_field *f)
-{
-    unsigned segs = 1;
-    size_t seglen = 0;
-    for (size_t i = 0; i < f->len; i++) {
-        if (f->p[i] == '/') {
-            if (seglen == 0)
-                return false;
-            segs++;
-            seglen = 0;
-        } else {
-            seglen++;
-        }
-    }
-    return seglen > 0 && segs == 4 && !has_any(f, "+#");
-}
 
 static void copy_str(char *dst, const struct sl_csv_field *f)
 {
@@ -240,7 +216,7 @@ static bool parse_row(struct sl_tag *t, const struct sl_csv_field *f, const char
         sl_diag_add(diag, file, line, "empty tag name");
     else if (f[0].len > SL_NAME_MAX)
         sl_diag_add(diag, file, line, "tag name longer than %u bytes", SL_NAME_MAX);
-    else if (has_any(&f[0], "/+#") || !utf8_ok(f[0].p, f[0].len))
+    else if (!sl_tagname_name_ok(f[0].p, f[0].len) || !utf8_ok(f[0].p, f[0].len))
         sl_diag_add(diag, file, line, "tag name '%.*s' must be UTF-8 without '/', '+' or '#'",
                     (int)f[0].len, f[0].p);
     else
@@ -248,7 +224,7 @@ static bool parse_row(struct sl_tag *t, const struct sl_csv_field *f, const char
 
     if (f[1].len > SL_PATH_MAX)
         sl_diag_add(diag, file, line, "path longer than %u bytes", SL_PATH_MAX);
-    else if (!path_ok(&f[1]) || !utf8_ok(f[1].p, f[1].len))
+    else if (!sl_tagname_path_ok(f[1].p, f[1].len) || !utf8_ok(f[1].p, f[1].len))
         sl_diag_add(diag, file, line,
                     "path '%.*s' must be enterprise/site/area/line (4 non-empty segments, "
                     "no '+' or '#')", (int)f[1].len, f[1].p);
