@@ -1,0 +1,523 @@
+#!/usr/bin/python3
+"""Modbus RTU for real (issue 22): three units on one serial line at
+19200 8E1, host only (no rig), bytes on pseudo-terminals.
+
+Topology (an RS-485 bus is one shared pair of wires: every node hears every
+byte, one talks at a time):
+
+    sluice-tx --- pty pair --- +-----------------+ --- pty pair --- sluice-sim --rtu --units 1,2
+                               |  the bus (here) |
+                               +-----------------+ --- pty pair --- responder (here): unit 3
+
+socat makes the three pty pairs. The bus, a thread of this test, copies
+every chunk any node writes to every other node after holding it for its
+time on the wire at 19200 8E1 (11 bits a character), so the line is as slow
+as the real one and the two slaves hear each other's answers, as they would
+on RS-485. Unit 3 is an independent RTU responder written here in pure
+Python (CRC16, function codes 3 and 4), framing what it hears by CRC.
+sluice-tx polls the three units through one port with a pcapfile link;
+sluice-inspect decodes what crossed.
+
+1. Every Good value that crossed is bit-identical to the registers some
+   answer of that unit carried on the line (the bus records the answers).
+2. Unit 3 stops answering halfway: its tags go BadCommunicationError within
+   poll_ms + timeout_ms (+ slack), units 1 and 2 stay Good and keep
+   updating; it answers again: Good.
+3. Answers of unit 1 are corrupted on the wire (one byte flipped): counted as
+   CRC errors for unit 1 only, no crash, values right afterwards.
+4. Over-subscription: the same bus polled every 20 ms per unit logs the
+   over-subscribed line; the capacity in transactions per second is printed.
+5. rs485 = on on a pty fails with ENOTTY and says so; --check refuses two
+   devices on one port with different line settings, at file:line."""
+import os
+import re
+import select
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sl_rig  # noqa: E402
+import tx_util as tu  # noqa: E402
+
+BAUD = 19200
+CHAR_S = 11.0 / BAUD            # 8E1: start + 8 data + parity + stop
+POLL = os.path.join(sl_rig.BUILD_DIR, "tx", "sluice-poll")
+POLL_MS = 500
+TIMEOUT_MS = 200
+U3_PATH = "plant/site/bus/u3"
+# name, register, address, type, word order (unit 3: the independent responder)
+U3_TAGS = [
+    ("i16", "holding", 0, "int16", ""),
+    ("u16", "holding", 1, "uint16", ""),
+    ("i32_abcd", "holding", 2, "int32", "ABCD"),
+    ("u32_cdab", "holding", 4, "uint32", "CDAB"),
+    ("f32_badc", "holding", 6, "float32", "BADC"),
+    ("f64_dcba", "holding", 8, "float64", "DCBA"),
+    ("i64_abcd", "holding", 12, "int64", "ABCD"),
+    ("in_f32_dcba", "input", 0, "float32", "DCBA"),
+    ("in_u16", "input", 2, "uint16", ""),
+]
+FMT = {"int16": ">h", "uint16": ">H", "int32": ">i", "uint32": ">I", "int64": ">q",
+       "float32": ">f", "float64": ">d"}
+NREGS = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2,
+         "int64": 4, "float64": 4}
+
+
+def crc16(data):
+    crc = 0xFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def with_crc(body):
+    c = crc16(body)
+    return body + bytes([c & 0xFF, c >> 8])
+
+
+def crc_ok(frame):
+    return len(frame) >= 4 and crc16(frame[:-2]) == frame[-2] | (frame[-1] << 8)
+
+
+def take_frame(buf):
+    """(kind, frame, rest) for the first CRC-valid request or answer at the
+    start of buf; (None, None, buf) when more bytes are needed; a byte that
+    starts no frame is dropped (kind 'junk')."""
+    if len(buf) < 4:
+        return None, None, buf
+    fc = buf[1]
+    cands = []
+    if fc in (1, 2, 3, 4, 5, 6):
+        cands.append(("req", 8))
+    if fc in (1, 2, 3, 4) and len(buf) >= 3:
+        cands.append(("rsp", 5 + buf[2]))
+    if fc & 0x80:
+        cands.append(("rsp", 5))
+    need = False
+    for kind, n in cands:
+        if len(buf) < n:
+            need = True
+            continue
+        if crc_ok(buf[:n]):
+            return kind, buf[:n], buf[n:]
+    if need and len(buf) < 260:
+        return None, None, buf
+    return "junk", buf[:1], buf[1:]
+
+
+def regs_to_raw(regs, typ, order):
+    if typ in ("int16", "uint16"):
+        return regs[0]
+    words = [r.to_bytes(2, "big") for r in regs]
+    if order in ("BADC", "DCBA"):
+        words = [w[::-1] for w in words]
+    if order in ("CDAB", "DCBA"):
+        words.reverse()
+    return int.from_bytes(b"".join(words), "big")
+
+
+def image(typ, order, value):
+    """Registers (transmission order) of value: as test_poller.image."""
+    b = struct.pack(FMT[typ], value)
+    words = [b[i:i + 2] for i in range(0, len(b), 2)]
+    if order in ("CDAB", "DCBA"):
+        words.reverse()
+    if order in ("BADC", "DCBA"):
+        words = [w[::-1] for w in words]
+    return [int.from_bytes(w, "big") for w in words]
+
+
+class Responder(threading.Thread):
+    """Unit 3: answers FC 3 and 4 for its registers, silent while .silent."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        self.silent = False
+        self.stop = False
+        self.answered = 0
+        self.hold = [0] * 32
+        self.inp = [0] * 8
+        self.step = 0
+        self.set_values(0)
+
+    def set_values(self, k):
+        vals = {"i16": -1000 - k, "u16": 60000 + k, "i32_abcd": -123456789 + k,
+                "u32_cdab": 0x89ABCDEF + k, "f32_badc": 1.5 + k, "f64_dcba": -2.718281828459045 * (k + 1),
+                "i64_abcd": -0x0102030405060708 + k, "in_f32_dcba": 230.25 + k, "in_u16": k & 0xFFFF}
+        for name, reg, addr, typ, order in U3_TAGS:
+            r = image(typ, order, vals[name])
+            space = self.hold if reg == "holding" else self.inp
+            space[addr:addr + len(r)] = r
+
+    def run(self):
+        buf = b""
+        last_step = time.monotonic()
+        while not self.stop:
+            if time.monotonic() - last_step >= 0.3:   # values move
+                self.step += 1
+                self.set_values(self.step)
+                last_step = time.monotonic()
+            r, _, _ = select.select([self.fd], [], [], 0.05)
+            if not r:
+                continue
+            try:
+                buf += os.read(self.fd, 512)
+            except OSError:
+                return
+            while True:
+                kind, frame, buf = take_frame(buf)
+                if kind is None:
+                    break
+                if kind != "req" or frame[0] != 3 or self.silent:
+                    continue
+                fc, addr, count = frame[1], (frame[2] << 8) | frame[3], (frame[4] << 8) | frame[5]
+                space = self.hold if fc == 3 else self.inp if fc == 4 else None
+                if space is None:
+                    ans = bytes([3, fc | 0x80, 1])
+                elif count < 1 or addr + count > len(space):
+                    ans = bytes([3, fc | 0x80, 2])
+                else:
+                    data = b"".join(v.to_bytes(2, "big") for v in space[addr:addr + count])
+                    ans = bytes([3, fc, 2 * count]) + data
+                time.sleep(0.002)   # a slave's turnaround
+                os.write(self.fd, with_crc(ans))
+                self.answered += 1
+
+
+class Bus(threading.Thread):
+    """Copies every chunk a node writes to every other node after its wire
+    time at 19200 8E1; records the master's requests and the answers it got
+    (CRC-valid) per unit; can flip a byte of the next N answers of a unit."""
+
+    def __init__(self, master, slaves):
+        super().__init__(daemon=True)
+        self.master = os.open(master, os.O_RDWR | os.O_NOCTTY)
+        self.slaves = [os.open(s, os.O_RDWR | os.O_NOCTTY) for s in slaves]
+        self.stop = False
+        self.lock = threading.Lock()
+        self.answers = {}        # unit -> list of (fc, addr, payload words/bits)
+        self.corrupt = {}        # unit -> answers left to corrupt
+        self.corrupted = 0
+        self.pending = {}        # unit -> (fc, addr, count) of the last request
+        self.mbuf = b""
+        self.sbuf = {fd: b"" for fd in self.slaves}
+        self.bytes = 0
+
+    def record_request(self, frame):
+        unit, fc = frame[0], frame[1]
+        self.pending[unit] = (fc, (frame[2] << 8) | frame[3], (frame[4] << 8) | frame[5])
+
+    def record_answer(self, frame):
+        unit, fc = frame[0], frame[1]
+        req = self.pending.pop(unit, None)
+        if not req or req[0] != fc or fc & 0x80:
+            return
+        _, addr, count = req
+        data = frame[3:-2]
+        if fc in (3, 4):
+            items = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+        else:
+            items = [(data[i // 8] >> (i % 8)) & 1 for i in range(count)]
+        with self.lock:
+            self.answers.setdefault(unit, []).append((fc, addr, items[:count]))
+
+    def run(self):
+        fds = [self.master] + self.slaves
+        while not self.stop:
+            r, _, _ = select.select(fds, [], [], 0.05)
+            for fd in r:
+                try:
+                    chunk = os.read(fd, 512)
+                except OSError:
+                    return
+                if not chunk:
+                    continue
+                self.bytes += len(chunk)
+                if fd == self.master:
+                    self.mbuf += chunk
+                    while True:
+                        kind, frame, self.mbuf = take_frame(self.mbuf)
+                        if kind is None:
+                            break
+                        if kind == "req":
+                            self.record_request(frame)
+                else:
+                    unit = chunk[0]
+                    with self.lock:
+                        left = self.corrupt.get(unit, 0)
+                        if left and len(chunk) >= 5:
+                            self.corrupt[unit] = left - 1
+                            chunk = chunk[:3] + bytes([chunk[3] ^ 0x5A]) + chunk[4:]
+                            self.corrupted += 1
+                    self.sbuf[fd] += chunk
+                    while True:
+                        kind, frame, self.sbuf[fd] = take_frame(self.sbuf[fd])
+                        if kind is None:
+                            break
+                        if kind == "rsp":
+                            self.record_answer(frame)
+                time.sleep(len(chunk) * CHAR_S)   # the line carries it: nobody else talks
+                for out in fds:
+                    if out != fd:
+                        os.write(out, chunk)
+
+    def raws(self, unit, tags):
+        """{tag name: set of raw values} the unit's answers carried."""
+        out = {t[0]: set() for t in tags}
+        fcs = {"coil": 1, "discrete": 2, "holding": 3, "input": 4}
+        with self.lock:
+            answers = list(self.answers.get(unit, []))
+        for fc, addr, items in answers:
+            for name, reg, taddr, typ, order in tags:
+                n = NREGS[typ]
+                if fcs[reg] != fc or taddr < addr or taddr + n > addr + len(items):
+                    continue
+                words = items[taddr - addr:taddr - addr + n]
+                out[name].add(words[0] if typ == "bool" else regs_to_raw(words, typ, order))
+        return out
+
+
+def sim_tags(path_prefix):
+    """(name, register, address, type, order) rows of docs/examples/sim-tags.csv."""
+    rows = []
+    with open(tu.SIM_CSV) as f:
+        lines = [x for x in f.read().splitlines() if x and not x.startswith("#")][1:]
+    for line in lines:
+        c = line.split(",")
+        rows.append((c[0], c[2], int(c[3]), c[4], c[5]))
+    return rows
+
+
+def write_csvs(d):
+    paths = {}
+    with open(tu.SIM_CSV) as f:
+        text = f.read()
+    for u in (1, 2):
+        p = os.path.join(d, "u%d.csv" % u)
+        with open(p, "w") as f:
+            f.write(text.replace("demo/site1/area1/line1", "plant/site/bus/u%d" % u))
+        paths[u] = p
+    p = os.path.join(d, "u3.csv")
+    with open(p, "w") as f:
+        f.write("name,path,register,address,type,word_order,scale,offset,units,deadband\n")
+        for name, reg, addr, typ, order in U3_TAGS:
+            f.write("%s,%s,%s,%d,%s,%s,,,,\n" % (name, U3_PATH, reg, addr, typ, order))
+    paths[3] = p
+    return paths
+
+
+def write_conf(d, name, key, cap, port, csvs, poll_ms, extra=None):
+    conf = os.path.join(d, name + ".conf")
+    extra = extra or {}
+    with open(conf, "w") as f:
+        f.write("[link]\ntransport = pcapfile\nfile = %s\n"
+                "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+                "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
+                % (cap, key, os.path.join(d, "state-" + name)))
+        for u in (1, 2, 3):
+            f.write("[device u%d]\nprotocol = modbus-rtu\naddress = %s\nunit = %d\n"
+                    "baud = %d\nparity = even\ndata_bits = 8\nstop_bits = 1\n"
+                    "poll_ms = %d\ntimeout_ms = %d\ntags = %s\n%s"
+                    % (u, port, u, BAUD, poll_ms, TIMEOUT_MS, csvs[u], extra.get(u, "")))
+    os.makedirs(os.path.join(d, "state-" + name), exist_ok=True)
+    return conf
+
+
+def counters(err, dev):
+    """The device's counters from sluice-tx's last counter line for it."""
+    m = re.findall(r"device %s: unit=\d+ (.*)" % dev, err)
+    if not m:
+        sl_rig.fail("no counter line for device %s in:\n%s" % (dev, err))
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[-1])}
+
+
+def pty_pair(procs, a, b):
+    procs.start(None, ["socat", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b],
+                stderr=subprocess.DEVNULL)
+    if not sl_rig.wait_for(lambda: os.path.exists(a) and os.path.exists(b), 5):
+        sl_rig.fail("socat did not make the pty pair %s %s" % (a, b))
+
+
+def main():
+    tu.need(tu.TX, tu.KEYGEN, tu.SIM, POLL)
+    if subprocess.run(["which", "socat"], capture_output=True).returncode != 0:
+        sl_rig.fail("socat is not installed (scripts/bootstrap installs it)")
+    t_start = time.monotonic()
+    with tempfile.TemporaryDirectory() as d, sl_rig.Procs() as procs:
+        key, pub, _ = tu.keygen(d)
+        tx_port, bus_m = os.path.join(d, "tx"), os.path.join(d, "bus-m")
+        sim_port, bus_s = os.path.join(d, "sim"), os.path.join(d, "bus-s")
+        u3_port, bus_3 = os.path.join(d, "u3"), os.path.join(d, "bus-3")
+        for a, b in ((tx_port, bus_m), (sim_port, bus_s), (u3_port, bus_3)):
+            pty_pair(procs, a, b)
+        bus = Bus(bus_m, [bus_s, bus_3])
+        bus.start()
+        resp = Responder(u3_port)
+        resp.start()
+        sim = procs.start(None, [tu.SIM, "--rtu", sim_port, "--units", "1,2", "--baud", str(BAUD),
+                                 "--parity", "E", "--seed", "5"], stderr=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+        if sim.poll() is not None:
+            sl_rig.fail("sluice-sim --rtu exited: %s" % sim.stderr.read())
+        csvs = write_csvs(d)
+
+        # 5a. --check: different line settings on one port, at the second device's key line.
+        bad = write_conf(d, "bad", key, os.path.join(d, "bad.pcap"), tx_port, csvs, POLL_MS,
+                         {2: "rts = up\n"})
+        r = subprocess.run([tu.TX, "-c", bad, "--check"], capture_output=True, text=True, timeout=30)
+        if r.returncode == 0 or not re.search(r"bad\.conf:\d+: device 'u2': rts differs from device "
+                                              r"'u1' \(line \d+\) on the same serial line", r.stderr):
+            sl_rig.fail("--check did not refuse mixed line settings (%d): %s" % (r.returncode, r.stderr))
+        print("--check: %s" % r.stderr.strip().splitlines()[0])
+
+        # 5b. rs485 = on on a pty: ENOTTY, said clearly (sluice-poll runs the same pollers).
+        rs = write_conf(d, "rs485", key, os.path.join(d, "rs.pcap"), tx_port, csvs, POLL_MS,
+                        {u: "rs485 = on\n" for u in (1, 2, 3)})
+        r = subprocess.run([POLL, "-c", rs, "--once", "--device", "u1"], capture_output=True,
+                           text=True, timeout=30)
+        want = "rs485 = on: the port refused RS-485 mode (ioctl TIOCSRS485: Inappropriate ioctl for device)"
+        if want not in r.stdout:
+            sl_rig.fail("rs485 = on on a pty: no %r in:\n%s%s" % (want, r.stdout, r.stderr))
+        print("rs485 on a pty: %s" % [x for x in r.stdout.splitlines() if x.startswith("event")][0])
+
+        # 1-3. The run: normal, unit 3 silent, back, unit 1's answers corrupted.
+        cap = os.path.join(d, "rtu.pcap")
+        conf = write_conf(d, "rtu", key, cap, tx_port, csvs, POLL_MS)
+        tx = tu.start_tx(procs, conf)
+        time.sleep(4)
+        silent_us = time.time() * 1e6
+        resp.silent = True
+        time.sleep(3)
+        back_us = time.time() * 1e6
+        resp.silent = False
+        time.sleep(3)
+        corrupt_us = time.time() * 1e6
+        with bus.lock:
+            bus.corrupt[1] = 4
+        time.sleep(3)
+        corrupt_end_us = time.time() * 1e6
+        if tx.poll() is not None:
+            sl_rig.fail("sluice-tx exited early: %s" % tx.stderr.read())
+        err = tu.stop_tx(procs, tx)
+        if bus.corrupted < 4:
+            sl_rig.fail("only %d answers corrupted (unit 1 not polled?)" % bus.corrupted)
+        if "serial line %s: 3 units polled in turn by one thread" % os.path.realpath(tx_port) not in err:
+            sl_rig.fail("no serial line start line in:\n%s" % err)
+
+        c = {u: counters(err, "u%d" % u) for u in (1, 2, 3)}
+        print("counters: %s" % c)
+        if c[1]["crc_errors"] < 3 or c[2]["crc_errors"] or c[3]["crc_errors"]:
+            sl_rig.fail("CRC errors not counted on unit 1 alone: %s" % c)
+        if c[3]["timeouts"] < 2 or c[1]["timeouts"] or c[2]["timeouts"]:
+            sl_rig.fail("timeouts not counted on unit 3 alone: %s" % c)
+        m = re.search(r"line \S+: units=3 polls=(\d+) transactions=(\d+) \(([\d.]+)/s\) busy=(\d+)%", err)
+        if not m:
+            sl_rig.fail("no line counter line in:\n%s" % err)
+        print("bus at %d 8E1 (poll_ms %d): %s polls, %s transactions, %s/s, busy %s%%"
+              % (BAUD, POLL_MS, m.group(1), m.group(2), m.group(3), m.group(4)))
+
+        tu.wait_inspect()
+        objs = tu.inspect(pub, cap)
+        beacons = tu.check_beacons(objs, least=10)
+        schema = {o["tag_id"]: o["name"] for o in tu.kinds(objs, "schema_tag")}
+        tags = {1: sim_tags(""), 2: sim_tags(""), 3: U3_TAGS}
+        ids = {}
+        tid = 0
+        for u in (1, 2, 3):
+            for t in tags[u]:
+                if schema.get(tid) != t[0]:
+                    sl_rig.fail("tag id %d is %r, want %r" % (tid, schema.get(tid), t[0]))
+                ids[tid] = (u, t)
+                tid += 1
+        seen = {u: bus.raws(u, tags[u]) for u in (1, 2, 3)}
+        good = {1: 0, 2: 0, 3: 0}
+        per_unit = {1: [], 2: [], 3: []}
+        for v in tu.kinds(objs, "value"):
+            u, t = ids[v["tag_id"]]
+            per_unit[u].append(v)
+            if v["quality"] == tu.GOOD:
+                if v["raw"] not in seen[u][t[0]]:
+                    sl_rig.fail("unit %d %s (%s %s): raw %#x crossed, but no answer on the line "
+                                "carried it (%d answers seen)" % (u, t[0], t[3], t[4], v["raw"],
+                                                                  len(seen[u][t[0]])))
+                good[u] += 1
+        print("bit-identical: %s Good values crossed, each equal to an answer on the line" % good)
+        if min(good.values()) < 20:
+            sl_rig.fail("too few Good values: %s" % good)
+
+        def window(u, lo, hi, q=None):
+            return [v for v in per_unit[u] if lo <= v["source_time_us"] <= hi
+                    and (q is None or v["quality"] == q)]
+
+        # Unit 3 silent: Bad within poll + timeout (+ slack), then Good again.
+        limit_us = (POLL_MS + TIMEOUT_MS + 400) * 1000
+        bad3 = window(3, silent_us, back_us, tu.BAD_COMM)
+        if not bad3:
+            sl_rig.fail("unit 3 never BadCommunicationError while silent")
+        first_bad = min(v["source_time_us"] for v in bad3)
+        print("unit 3 silent: BadCommunicationError after %.0f ms (limit %d)"
+              % ((first_bad - silent_us) / 1000, limit_us // 1000))
+        if first_bad - silent_us > limit_us:
+            sl_rig.fail("unit 3 went Bad %.0f ms after it fell silent" % ((first_bad - silent_us) / 1000))
+        if window(3, silent_us + limit_us, back_us, tu.GOOD):
+            sl_rig.fail("unit 3 Good while silent")
+        back3 = window(3, back_us, corrupt_us, tu.GOOD)
+        if not back3:
+            sl_rig.fail("unit 3 not Good again after it answered again")
+        print("unit 3 back: Good after %.0f ms"
+              % ((min(v["source_time_us"] for v in back3) - back_us) / 1000))
+        # Units 1 and 2 meanwhile: never Bad, and still updating.
+        for u in (1, 2):
+            if window(u, 0, corrupt_us, tu.BAD_COMM):
+                sl_rig.fail("unit %d went Bad while unit 3 was silent" % u)
+            moving = {v["tag_id"] for v in window(u, silent_us + limit_us, back_us, tu.GOOD)}
+            if len(moving) < 5:
+                sl_rig.fail("unit %d did not keep updating while unit 3 was silent: %d tags" % (u, len(moving)))
+        WAITING = 0x80320000   # BadWaitingForInitialData: keyframes before the first poll
+        q2 = {v["quality"] for v in per_unit[2]} - {tu.GOOD, WAITING}
+        if q2:
+            sl_rig.fail("unit 2 was not Good throughout: qualities %s" % sorted(hex(q) for q in q2))
+        # Corruption: unit 1 may lose the corrupted reads, then Good and right (checked above).
+        after = window(1, corrupt_end_us - 1.5e6, corrupt_end_us + 1e6, tu.GOOD)
+        if not after:
+            sl_rig.fail("unit 1 not Good after the corrupted answers")
+        last = tu.latest_values(objs)
+        notgood = [schema[i] for i, v in last.items() if v["quality"] != tu.GOOD]
+        if notgood:
+            sl_rig.fail("last values not all Good: %s" % notgood)
+        if beacons[-1]["poll_errors"] < c[3]["reads_failed"]:
+            sl_rig.fail("beacon poll_errors %d below unit 3's failed reads %d"
+                        % (beacons[-1]["poll_errors"], c[3]["reads_failed"]))
+        print("corrupted answers: %d on the wire, %d CRC errors counted for unit 1; "
+              "beacon poll_errors=%d" % (bus.corrupted, c[1]["crc_errors"], beacons[-1]["poll_errors"]))
+
+        # 4. Over-subscribed: every unit every 20 ms cannot fit on 19200 baud.
+        over = write_conf(d, "over", key, os.path.join(d, "over.pcap"), tx_port, csvs, 20)
+        tx = tu.start_tx(procs, over)
+        time.sleep(3)
+        err = tu.stop_tx(procs, tx)
+        if "over-subscribed" not in err:
+            sl_rig.fail("no over-subscription line at poll_ms 20:\n%s" % err)
+        m = re.search(r"line \S+: units=3 polls=(\d+) transactions=(\d+) \(([\d.]+)/s\) busy=(\d+)%"
+                      r" missed=(\d+)", err)
+        if not m or int(m.group(5)) == 0:
+            sl_rig.fail("missed periods not counted:\n%s" % err)
+        print("over-subscribed at poll_ms 20: %s polls/s over the 3 units, %s transactions/s, busy %s%%, "
+              "%s periods missed; log: %s" % (round(int(m.group(1)) / 3.0, 1), m.group(3), m.group(4),
+                                              m.group(5),
+                                              [x for x in err.splitlines() if "over-subscribed" in x][0]))
+        resp.stop = bus.stop = True
+        procs.stop(sim)
+        print("sluice-sim: %s" % sim.stderr.read().strip().splitlines()[-1])
+    print("PASS (%.0f s)" % (time.monotonic() - t_start))
+
+
+if __name__ == "__main__":
+    main()
