@@ -496,6 +496,17 @@ SL_TEST(txconf, example_config_parses_clean)
     CU_ASSERT_TRUE(cfg.ntags > 20);
     sl_txconf_free(&cfg);
     sl_diag_free(&diag);
+    /* The serial-bus example: two units, one bus. */
+    CU_ASSERT_EQUAL(sl_txconf_load(&cfg, SL_SOURCE_DIR "/docs/examples/tx-rtu.conf",
+                                   SL_TXCONF_SKIP_HOST_CHECKS, &diag), SL_OK);
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "%s\n", diag.msg[i]);
+    CU_ASSERT_EQUAL_FATAL(cfg.ndevices, 2);
+    CU_ASSERT_EQUAL(cfg.devices[0].bus, 0);
+    CU_ASSERT_EQUAL(cfg.devices[1].bus, 0);
+    CU_ASSERT_EQUAL(cfg.ntags, 8);
+    sl_txconf_free(&cfg);
+    sl_diag_free(&diag);
     CU_ASSERT_EQUAL(sl_txconf_load(&cfg, "/nonexistent.conf", 0, &diag), SL_ERR_IO);
     CU_ASSERT_TRUE(has("/nonexistent.conf: cannot open configuration: No such file or directory"));
     sl_txconf_free(&cfg);
