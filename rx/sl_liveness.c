@@ -331,3 +331,106 @@ uint64_t sl_liveness_live_ms(const struct sl_liveness *l, uint64_t last_beacon_m
         return l->lag_since_ms;
     return act;
 }
+
+/* ---- One tracker per trusted key ---- */
+
+void sl_liveness_set_init(struct sl_liveness_set *s, uint32_t stale_ms)
+{
+    memset(s, 0, sizeof *s);
+    s->stale_ms = stale_ms ? stale_ms : 1u;
+    for (unsigned i = 0; i < SL_LIVENESS_KEYS; i++)
+        sl_liveness_init(&s->key[i], s->stale_ms);
+}
+
+static struct sl_liveness *set_use(struct sl_liveness_set *s, unsigned slot, uint64_t now_ms)
+{
+    if (slot >= SL_LIVENESS_KEYS)
+        return NULL;
+    s->used[slot] = true;
+    if (now_ms > s->last_ms[slot])
+        s->last_ms[slot] = now_ms;
+    return &s->key[slot];
+}
+
+void sl_liveness_set_beacon(struct sl_liveness_set *s, unsigned slot, uint64_t now_ms, uint64_t session,
+                            uint64_t epoch, uint64_t highest_block)
+{
+    struct sl_liveness *l = set_use(s, slot, now_ms);
+    if (l)
+        sl_liveness_beacon(l, now_ms, session, epoch, highest_block);
+}
+
+void sl_liveness_set_block(struct sl_liveness_set *s, unsigned slot, uint64_t now_ms, uint64_t session,
+                           uint64_t epoch, uint64_t block_seq)
+{
+    struct sl_liveness *l = set_use(s, slot, now_ms);
+    if (!l)
+        return;
+    sl_liveness_block(l, now_ms, session, epoch, block_seq);
+    s->have_block_ms = true;
+    s->last_block_ms = now_ms;
+}
+
+unsigned sl_liveness_set_tick(struct sl_liveness_set *s, uint64_t now_ms)
+{
+    uint64_t retire_ms = (uint64_t)s->stale_ms * SL_LIVENESS_RETIRE_PERIODS;
+    bool stale = false;
+    unsigned culprit = 0;
+    uint64_t missing = 0;
+    for (unsigned i = 0; i < SL_LIVENESS_KEYS; i++) {
+        if (!s->used[i])
+            continue;
+        if (now_ms >= s->last_ms[i] && now_ms - s->last_ms[i] >= retire_ms) {
+            /* Silent for RETIRE_PERIODS: the key stopped sending (rotation
+             * done); a later frame of it starts a fresh tracker, as at RX
+             * start. */
+            sl_liveness_init(&s->key[i], s->stale_ms);
+            s->used[i] = false;
+            s->last_ms[i] = 0;
+            s->retired++;
+            continue;
+        }
+        sl_liveness_tick(&s->key[i], now_ms);
+        missing += s->key[i].win_missing;
+        if (s->key[i].stale && !stale) {
+            stale = true;
+            culprit = i;
+        }
+    }
+    s->win_missing = missing;
+    unsigned ev = 0;
+    if (stale && !s->stale) {
+        ev = SL_LIVENESS_STALE_START;
+        s->episodes++;
+        if (s->key[culprit].reason == SL_LIVENESS_INCOMPLETE)
+            s->incomplete_episodes++;
+    } else if (!stale && s->stale) {
+        ev = SL_LIVENESS_STALE_END;
+    }
+    s->stale = stale;
+    s->culprit = culprit;
+    return ev;
+}
+
+bool sl_liveness_set_stale(const struct sl_liveness_set *s)
+{
+    return s->stale;
+}
+
+const struct sl_liveness *sl_liveness_set_culprit(const struct sl_liveness_set *s)
+{
+    return s->stale && s->culprit < SL_LIVENESS_KEYS ? &s->key[s->culprit] : NULL;
+}
+
+uint64_t sl_liveness_set_live_ms(const struct sl_liveness_set *s, uint64_t last_beacon_ms)
+{
+    uint64_t act = last_beacon_ms;
+    if (s->have_block_ms && s->last_block_ms > act)
+        act = s->last_block_ms;
+    if (!s->stale)
+        return act;
+    for (unsigned i = 0; i < SL_LIVENESS_KEYS; i++)
+        if (s->used[i] && s->key[i].stale && s->key[i].lag_since_ms < act)
+            act = s->key[i].lag_since_ms;
+    return act;
+}

@@ -138,4 +138,64 @@ bool sl_liveness_stale(const struct sl_liveness *l);
  * stale_ms) is still stale within stale_ms. */
 uint64_t sl_liveness_live_ms(const struct sl_liveness *l, uint64_t last_beacon_ms);
 
+/* ---- One tracker per trusted key ---------------------------------------------
+ *
+ * Several trusted keys may be live at once (a key rotation's overlap, a
+ * standby TX). Their runs are independent: one key's beacons and blocks
+ * must not restart another's tracker, or neither rule ever fires (each
+ * event of one run would wipe the other's history). The set holds one
+ * tracker per key slot (the key's index in the receiver's sl_key_set),
+ * fixed memory, no allocation.
+ *
+ * The data is stale while any active key's tracker is stale. A key is
+ * active from its first verified beacon or block until it has sent neither
+ * for SL_LIVENESS_RETIRE_PERIODS * stale_ms: then its tracker is dropped
+ * (a finished rotation, a standby switched off) and no longer counts. A
+ * key whose frames are all lost is dropped the same way; while the other
+ * keys' data flows, the link is live for the mirror (the mirror ages by
+ * link, not by key). */
+#define SL_LIVENESS_KEYS           16u  /* == SL_KEY_SET_MAX (checked by the daemon) */
+#define SL_LIVENESS_RETIRE_PERIODS 5u   /* silent this many stale_ms: tracker dropped */
+
+struct sl_liveness_set {
+    uint32_t stale_ms;
+    struct sl_liveness key[SL_LIVENESS_KEYS];
+    bool used[SL_LIVENESS_KEYS];
+    uint64_t last_ms[SL_LIVENESS_KEYS];   /* last beacon or block of the key */
+    bool have_block_ms;
+    uint64_t last_block_ms;               /* any key's last verified tag block */
+    /* Outcome of the last tick. */
+    bool stale;
+    unsigned culprit;          /* while stale: slot of the (first) stale tracker */
+    uint64_t episodes;         /* stale episodes of the set (any key) */
+    uint64_t incomplete_episodes; /* of them, begun by the completeness rule */
+    uint64_t win_missing;      /* sum over active keys of their win_missing */
+    uint64_t retired;          /* trackers dropped after RETIRE_PERIODS of silence */
+};
+
+/* Starts empty (no key active, so live). stale_ms 0 means 1. */
+void sl_liveness_set_init(struct sl_liveness_set *s, uint32_t stale_ms);
+
+/* As sl_liveness_beacon / sl_liveness_block, for the key in slot
+ * (< SL_LIVENESS_KEYS; others are ignored). */
+void sl_liveness_set_beacon(struct sl_liveness_set *s, unsigned slot, uint64_t now_ms, uint64_t session,
+                            uint64_t epoch, uint64_t highest_block);
+void sl_liveness_set_block(struct sl_liveness_set *s, unsigned slot, uint64_t now_ms, uint64_t session,
+                           uint64_t epoch, uint64_t block_seq);
+
+/* Drops the trackers of keys silent for RETIRE_PERIODS * stale_ms, ticks
+ * the others and returns SL_LIVENESS_* bits for a transition of the set
+ * (stale = any active key stale). */
+unsigned sl_liveness_set_tick(struct sl_liveness_set *s, uint64_t now_ms);
+
+bool sl_liveness_set_stale(const struct sl_liveness_set *s);
+
+/* The tracker that made the set stale (s->culprit), or NULL when fresh. */
+const struct sl_liveness *sl_liveness_set_culprit(const struct sl_liveness_set *s);
+
+/* As sl_liveness_live_ms over the set: the later of last_beacon_ms and any
+ * key's last verified block; while stale, the earliest rule sample of the
+ * stale trackers if that is earlier. */
+uint64_t sl_liveness_set_live_ms(const struct sl_liveness_set *s, uint64_t last_beacon_ms);
+
 #endif

@@ -121,8 +121,9 @@ struct rxd {
     struct sl_value *vals;          /* one message's values: SL_DELTA_VALUES_MAX */
     struct sl_schema_tag *tags;     /* one SCHEMA chunk's tags: SCHEMA_TAGS_MAX */
     uint64_t generation;            /* mirror schema generation last logged */
-    /* Liveness from data: tag blocks verified vs beacons' highest_block. */
-    struct sl_liveness live;
+    /* Liveness from data: tag blocks verified vs beacons' highest_block,
+     * one tracker per trusted key (slot in c->keys.keys). */
+    struct sl_liveness_set live;
     uint64_t data_stale_since_ms;   /* monotonic ms the current episode was logged */
     uint64_t next_future_log_ms;    /* future-dated values: rate-limited log */
     uint64_t future_logged;         /* mirror's future count at the last log line */
@@ -299,6 +300,18 @@ static void tags_payload(struct rxd *d, const struct sl_block_hdr *h,
     }
 }
 
+_Static_assert(SL_LIVENESS_KEYS == SL_KEY_SET_MAX, "one liveness tracker per trusted key slot");
+
+/* Slot of a trusted key in the set (its liveness tracker); SL_LIVENESS_KEYS,
+ * which the tracker set ignores, if not found (cannot happen: the frame
+ * verified under it). */
+static unsigned key_slot(const struct rxd *d, const uint8_t key_id[SL_KEY_ID_BYTES])
+{
+    const struct sl_key_set *ks = &d->conf->keys.keys;
+    const struct sl_key_public *k = sl_key_set_find(ks, key_id);
+    return k ? (unsigned)(k - ks->key) : SL_LIVENESS_KEYS;
+}
+
 static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t key_id[SL_KEY_ID_BYTES],
                        const uint8_t *payload, size_t len, uint64_t now_us)
 {
@@ -310,7 +323,8 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
             d->pl_blocks = 0;
         }
         d->pl_blocks++;
-        sl_liveness_block(&d->live, d->now_ms, h->session, h->epoch, h->block_seq);
+        sl_liveness_set_block(&d->live, key_slot(d, key_id), d->now_ms, h->session, h->epoch,
+                              h->block_seq);
         tags_payload(d, h, key_id, payload, len, now_us);
     }
     else if (h->channel == SL_CHANNEL_FILES && d->fr)
@@ -334,7 +348,8 @@ static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
     struct sl_beacon prev = t->last;
     d->replay_dirty = true;
     d->last_beacon_ms = d->now_ms;
-    sl_liveness_beacon(&d->live, d->now_ms, b->session, b->epoch, b->highest_block);
+    sl_liveness_set_beacon(&d->live, key_slot(d, b->key_id), d->now_ms, b->session, b->epoch,
+                           b->highest_block);
     unsigned ev = sl_rxbeacon_update(t, b, &d->limits, d->now_ms, now_us);
     struct sl_receiver_stats rs;
     sl_receiver_stats(d->rcv, &rs);
@@ -541,31 +556,35 @@ static void read_health(struct rxd *d)
  * when it flows again. */
 static void tick_liveness(struct rxd *d)
 {
-    struct sl_liveness *l = &d->live;
-    unsigned ev = sl_liveness_tick(l, d->now_ms);
-    if (ev & SL_LIVENESS_STALE_START) {
+    unsigned ev = sl_liveness_set_tick(&d->live, d->now_ms);
+    const struct sl_liveness *l = sl_liveness_set_culprit(&d->live);
+    if ((ev & SL_LIVENESS_STALE_START) && l) {
         d->data_stale_since_ms = d->now_ms;
+        char kid[SL_KEY_ID_HEX_BYTES] = "?";
+        if (d->live.culprit < d->conf->keys.keys.count)
+            sl_key_id_format(kid, d->conf->keys.keys.key[d->live.culprit].id);
         char got[32] = "none";
         if (l->have_data)
             snprintf(got, sizeof got, "%" PRIu64, l->data_high);
         if (l->reason == SL_LIVENESS_INCOMPLETE)
             logline("warning: tag data stale: %" PRIu64 " of %" PRIu64 " tag blocks announced before "
                     "%" PRIu64 " ms ago (blocks %" PRIu64 "..%" PRIu64 ") were never verified, "
-                    "%" PRIu64 " of them scattered beyond one outage (session %016" PRIx64 "); the "
+                    "%" PRIu64 " of them scattered beyond one outage (key %s, session %016" PRIx64 "); the "
                     "mirror shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64
                     ")",
                     l->win_missing, l->win_hi - l->win_lo, d->now_ms - l->win_since_ms, l->win_lo,
-                    l->win_hi - 1u, l->win_missing - l->win_run, l->session, l->episodes);
+                    l->win_hi - 1u, l->win_missing - l->win_run, kid, l->session, d->live.episodes);
         else
             logline("warning: tag data stale: beacons announced tag block %" PRIu64 " over %" PRIu32
-                    " ms ago, highest verified is %s (session %016" PRIx64 "); the mirror shows "
-                    "last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
-                    l->lag_announced - 1u, d->conf->mirror.stale_ms, got, l->session, l->episodes);
+                    " ms ago, highest verified is %s (key %s, session %016" PRIx64 "); the mirror "
+                    "shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
+                    l->lag_announced - 1u, d->conf->mirror.stale_ms, got, kid, l->session,
+                    d->live.episodes);
     }
     if (ev & SL_LIVENESS_STALE_END)
-        logline("tag data flows again: verified tag block %" PRIu64 " (stale for %" PRIu64 " ms)",
-                l->data_high, d->now_ms - d->data_stale_since_ms);
-    sl_mirror_tick(d->mirror, d->now_ms, sl_liveness_live_ms(l, d->last_beacon_ms));
+        logline("tag data flows again: every active key's tag blocks verified up to its announcements "
+                "(stale for %" PRIu64 " ms)", d->now_ms - d->data_stale_since_ms);
+    sl_mirror_tick(d->mirror, d->now_ms, sl_liveness_set_live_ms(&d->live, d->last_beacon_ms));
 }
 
 static void periodic(struct rxd *d)
@@ -898,7 +917,7 @@ static void fill_status(void *ctx, struct sl_http_status *out)
                                            "1 while verified tag blocks lag the beacons' highest_block "
                                            "for stale_ms or too many announced blocks were never verified "
                                            "(mirror shown as for a cut link)",
-                                           sl_liveness_stale(&d->live) ? 1u : 0u, true };
+                                           sl_liveness_set_stale(&d->live) ? 1u : 0u, true };
     extra[n++] = (struct sl_http_counter){ "sluice_rx_data_stale_total",
                                            "episodes of stale tag data (lagging the announcements for "
                                            "stale_ms, or incomplete)",
@@ -1216,7 +1235,7 @@ static int run(struct rxd *d)
     d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
     d->st.start_us = wall_us();
     sl_rxbeacon_init(&d->st.beacon);
-    sl_liveness_init(&d->live, c->mirror.stale_ms);
+    sl_liveness_set_init(&d->live, c->mirror.stale_ms);
     logline("receiving (%s)", transport_name(c->link.transport));
 
     while (!stop_sig) {

@@ -611,3 +611,114 @@ SL_TEST(liveness, announced_far_beyond_bitmap)
     CU_ASSERT_EQUAL(sl_liveness_tick(&l, 4100), SL_LIVENESS_STALE_START);
     CU_ASSERT_EQUAL(l.reason, SL_LIVENESS_LAGGING);
 }
+
+/* Two trusted keys both live (a key rotation's overlap, a standby TX), one
+ * tracker per key slot. TX A loses every tag block (only its beacons
+ * arrive, announcing more and more); TX B is healthy. One tracker for both
+ * was restarted by each of B's events and A's lag was never judged; with
+ * one per key, A's lag makes the data stale, whatever B does. */
+SL_TEST(liveness, two_live_keys_each_judged)
+{
+    static struct sl_liveness_set s;
+    sl_liveness_set_init(&s, 1000);
+    uint64_t a_high = 100, b_seq = 0;
+    bool ever = false;
+    unsigned starts = 0;
+    for (uint64_t t = 0; t < 20000; t += 10) {
+        if (t % 200 == 0) {
+            a_high += 10;                                         /* A: 50 blocks/s, none verified */
+            sl_liveness_set_beacon(&s, 0, t, 0xAAAA, 3, a_high);
+        }
+        if (t % 100 == 50) {
+            sl_liveness_set_block(&s, 1, t, 0xBBBB, 9, b_seq);   /* B: every block verified */
+            b_seq++;
+        }
+        if (t % 50 == 0) {
+            starts += (sl_liveness_set_tick(&s, t) & SL_LIVENESS_STALE_START) != 0;
+            ever |= sl_liveness_set_stale(&s);
+        }
+    }
+    CU_ASSERT(ever);
+    CU_ASSERT_EQUAL(starts, 1);
+    CU_ASSERT(sl_liveness_set_stale(&s));
+    CU_ASSERT_EQUAL(s.culprit, 0);
+    CU_ASSERT_PTR_EQUAL(sl_liveness_set_culprit(&s), &s.key[0]);
+    CU_ASSERT_EQUAL(s.key[0].reason, SL_LIVENESS_LAGGING);
+    CU_ASSERT(!s.key[1].stale);
+    /* The mirror ages from A's rule sample, not from B's fresh blocks. */
+    CU_ASSERT(sl_liveness_set_live_ms(&s, 19800) <= 19000);
+    CU_ASSERT_EQUAL(s.episodes, 1);
+}
+
+/* Two healthy keys interleaved (different sessions and rates): neither
+ * wipes the other's history and neither is ever stale. */
+SL_TEST(liveness, two_healthy_keys_fresh)
+{
+    static struct sl_liveness_set s;
+    sl_liveness_set_init(&s, 1000);
+    uint64_t a = 0, b = 0;
+    bool ever = false;
+    for (uint64_t t = 0; t < 10000; t += 10) {
+        if (t % 20 == 0)
+            sl_liveness_set_block(&s, 2, t, 0xAAAA, 3, a++);
+        if (t % 200 == 0)
+            sl_liveness_set_beacon(&s, 2, t, 0xAAAA, 3, a);
+        if (t % 100 == 50)
+            sl_liveness_set_block(&s, 7, t, 0xBBBB, 9, b++);
+        if (t % 200 == 100)
+            sl_liveness_set_beacon(&s, 7, t, 0xBBBB, 9, b);
+        if (t % 50 == 0) {
+            sl_liveness_set_tick(&s, t);
+            ever |= sl_liveness_set_stale(&s);
+        }
+    }
+    CU_ASSERT(!ever);
+    CU_ASSERT_EQUAL(s.episodes, 0);
+    /* Out-of-range slots are ignored, not written beyond the array. */
+    sl_liveness_set_beacon(&s, SL_LIVENESS_KEYS, 10000, 1, 1, 1000000);
+    sl_liveness_set_tick(&s, 12000);
+    CU_ASSERT(!sl_liveness_set_stale(&s));
+}
+
+/* A retired key stops counting: A's blocks are all lost until A stops
+ * sending entirely at 3 s (rotation finished); B stays healthy. The data
+ * is stale while A is active and RETIRE_PERIODS * stale_ms after A's last
+ * beacon its tracker is dropped: the data is fresh again on B alone. */
+SL_TEST(liveness, retired_key_stops_counting)
+{
+    static struct sl_liveness_set s;
+    sl_liveness_set_init(&s, 1000);
+    uint64_t a_high = 100, b_seq = 0, last_a = 0, end_at = 0;
+    bool stale_at_7s = false;
+    for (uint64_t t = 0; t < 12000; t += 10) {
+        if (t < 3000 && t % 200 == 0) {
+            a_high += 10;
+            sl_liveness_set_beacon(&s, 0, t, 0xAAAA, 3, a_high);
+            last_a = t;
+        }
+        if (t % 100 == 50)
+            sl_liveness_set_block(&s, 1, t, 0xBBBB, 9, b_seq++);
+        if (t % 200 == 150)
+            sl_liveness_set_beacon(&s, 1, t, 0xBBBB, 9, b_seq);
+        if (t % 50 == 0) {
+            unsigned ev = sl_liveness_set_tick(&s, t);
+            if ((ev & SL_LIVENESS_STALE_END) && !end_at)
+                end_at = t;
+            if (t == 7000)
+                stale_at_7s = sl_liveness_set_stale(&s);
+        }
+    }
+    CU_ASSERT(stale_at_7s);                 /* still active within the retire time */
+    CU_ASSERT(!sl_liveness_set_stale(&s));
+    CU_ASSERT_EQUAL(s.retired, 1);
+    CU_ASSERT(!s.used[0]);
+    CU_ASSERT(s.used[1]);
+    CU_ASSERT(end_at >= last_a + SL_LIVENESS_RETIRE_PERIODS * 1000u);
+    CU_ASSERT(end_at <= last_a + SL_LIVENESS_RETIRE_PERIODS * 1000u + 100u);
+    CU_ASSERT_EQUAL(s.episodes, 1);
+    CU_ASSERT(sl_liveness_set_live_ms(&s, 11950) >= 11900);
+    /* A key that comes back later starts a fresh tracker (as at RX start). */
+    sl_liveness_set_beacon(&s, 0, 12000, 0xAAAA, 4, 5000);
+    sl_liveness_set_tick(&s, 12000);
+    CU_ASSERT(!sl_liveness_set_stale(&s));
+}
