@@ -33,7 +33,7 @@ enum { K_TRANSPORT, K_DESTINATION, K_GSO, K_INTERFACE, K_DESTINATION_MAC, K_FILE
 enum { K_K, K_M, K_INTERLEAVE };
 enum { K_SIGNING_KEY, K_STATE_DIR };
 enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
-enum { K_USER };
+enum { K_USER, K_METRICS_FILE };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
        K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE, K_RS485, K_RTS, K_RTS_DELAY_US };
 
@@ -47,7 +47,7 @@ static const char *const sec_keys[SEC__SINGLE + 1][KEYS_MAX + 1] = {
     [SEC_FEC] = { "k", "m", "interleave", NULL },
     [SEC_KEYS] = { "signing_key", "state_dir", NULL },
     [SEC_SNAPSHOT] = { "keyframe_ms", "beacon_ms", "max_delay_ms", NULL },
-    [SEC_TX] = { "user", NULL },
+    [SEC_TX] = { "user", "metrics_file", NULL },
     [SEC_DEVICE] = { "protocol", "address", "unit", "mirror_unit", "poll_ms", "timeout_ms", "tags",
                      "baud", "parity", "data_bits", "stop_bits", "max_gap", "rate", "rs485", "rts",
                      "rts_delay_us", NULL },
@@ -533,9 +533,49 @@ static void do_snapshot(struct parse *p)
         &p->c->snapshot.max_delay_ms);
 }
 
+/* The metrics file is replaced by rename from a temporary file beside it,
+ * so its directory must exist; the path itself must not be a directory. */
+static void do_metrics_file(struct parse *p)
+{
+    const struct rawsec *s = &p->single[SEC_TX];
+    const char *v = val(s, K_METRICS_FILE);
+    unsigned line = s->line[K_METRICS_FILE];
+    if (!v)
+        return;
+    if (!*v) {
+        sl_diag_add(p->diag, p->file, line, "empty metrics_file");
+        return;
+    }
+    resolve(p, p->c->tx.metrics_file, v, line);
+    const char *path = p->c->tx.metrics_file;
+    const char *slash = strrchr(path, '/');
+    if (!path[0] || (slash && !slash[1])) {
+        if (path[0])
+            sl_diag_add(p->diag, p->file, line, "metrics_file '%s' names no file", path);
+        p->c->tx.metrics_file[0] = '\0';
+        return;
+    }
+    if (p->flags & SL_TXCONF_SKIP_HOST_CHECKS)
+        return;
+    char dir[SL_TXCONF_STR_MAX];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash == path ? 1 : slash - path), path);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        sl_diag_add(p->diag, p->file, line, "metrics_file '%s': directory '%s': %s", path, dir,
+                    strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        sl_diag_add(p->diag, p->file, line, "metrics_file '%s': '%s' is not a directory", path, dir);
+    else if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        sl_diag_add(p->diag, p->file, line, "metrics_file '%s' is a directory", path);
+}
+
 static void do_tx(struct parse *p)
 {
     const struct rawsec *s = &p->single[SEC_TX];
+    do_metrics_file(p);
     const char *v = val(s, K_USER);
     if (!v)
         return;

@@ -124,6 +124,7 @@ struct sl_txconf {
     } snapshot;
     struct {
         char user[64];                  /* "" = keep running as started */
+        char metrics_file[SL_TXCONF_STR_MAX];   /* resolved; "" = none (Prometheus text format) */
     } tx;
     struct sl_txconf_device *devices;   /* owned, ndevices in file order */
     size_t ndevices;

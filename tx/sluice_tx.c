@@ -495,6 +495,8 @@ struct line {
     uint64_t missed_logged;              /* st.missed at the last over-subscription line */
     uint64_t log_next_us;                /* no over-subscription line before this (once a minute) */
     uint64_t start_us;
+    uint64_t m_missed, m_missed_us;      /* metrics: st.missed last seen, when it last grew */
+    uint64_t m_busy_ms, m_at_us;         /* metrics: st.busy_ms and time at the last write */
 };
 
 #define BUS_LOG_EVERY_US 60000000ull
@@ -579,6 +581,8 @@ struct daemon {
     uint64_t overload_seen, overload_last_us;
     uint64_t status_next_us;
     uint64_t health_next_us;
+    uint64_t metrics_next_us;
+    bool metrics_failing;
     int carrier;                    /* last carrier seen on [link] interface; -2 = not read yet */
 };
 
@@ -897,6 +901,179 @@ static void log_poll_counters(struct daemon *D, uint64_t now)
     }
 }
 
+/* ---- [tx] metrics_file ---------------------------------------------------
+ * TX has no listening socket (it sits on the OT side of the diode), so its
+ * poll counters reach monitoring as a Prometheus text file for
+ * node_exporter's textfile collector: written to a temporary file in the
+ * same directory (O_EXCL|O_NOFOLLOW: never through a planted link) and
+ * renamed over the old one, so a scrape sees a whole file or the previous. */
+
+#define METRICS_EVERY_US 2000000ull
+
+/* Label value with \, " and newline escaped (text format 0.0.4). */
+static void prom_label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f);
+        if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void prom_head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void write_metrics_body(struct daemon *D, FILE *f, uint64_t now)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } lm[] = {
+        { "sluice_tx_line_polls_total", "counter", "Poll cycles on the line, all units." },
+        { "sluice_tx_line_transactions_total", "counter", "Modbus transactions on the line." },
+        { "sluice_tx_line_missed_total", "counter",
+          "Poll periods skipped because the line could not keep every unit's poll_ms." },
+        { "sluice_tx_line_oversubscribed", "gauge",
+          "1 when a poll period was missed on the line in the last minute." },
+        { "sluice_tx_line_busy_ratio", "gauge",
+          "Share of the last interval spent inside polls (0..1)." },
+    };
+    struct sl_bus_stats *st = calloc(D->nlines ? D->nlines : 1, sizeof *st);
+    if (!st)
+        return;
+    for (size_t i = 0; i < D->nlines; i++) {
+        struct line *L = &D->lines[i];
+        pthread_mutex_lock(&L->mu);
+        st[i] = L->st;
+        pthread_mutex_unlock(&L->mu);
+    }
+    for (size_t m = 0; m < sizeof lm / sizeof lm[0]; m++) {
+        prom_head(f, lm[m].name, lm[m].type, lm[m].help);
+        for (size_t i = 0; i < D->nlines; i++) {
+            struct line *L = &D->lines[i];
+            fprintf(f, "%s{line=\"", lm[m].name);
+            prom_label(f, sl_bus_name(L->bus));
+            fputs("\"} ", f);
+            if (m == 0)
+                fprintf(f, "%llu\n", (unsigned long long)st[i].polls);
+            else if (m == 1)
+                fprintf(f, "%llu\n", (unsigned long long)st[i].reads);
+            else if (m == 2)
+                fprintf(f, "%llu\n", (unsigned long long)st[i].missed);
+            else if (m == 3)
+                fprintf(f, "%d\n", st[i].missed && L->m_missed_us &&
+                                        now - L->m_missed_us < BUS_LOG_EVERY_US);
+            else {
+                uint64_t from = L->m_at_us ? L->m_at_us : L->start_us;
+                double el = (double)(now > from ? now - from : 1) / 1000.0;
+                double r = (double)(st[i].busy_ms - L->m_busy_ms) / el;
+                fprintf(f, "%.3f\n", r > 1.0 ? 1.0 : r < 0.0 ? 0.0 : r);
+            }
+        }
+    }
+    for (size_t i = 0; i < D->nlines; i++) {
+        D->lines[i].m_busy_ms = st[i].busy_ms;
+        D->lines[i].m_at_us = now;
+    }
+    free(st);
+
+    static const struct {
+        const char *name, *help;
+    } dm[] = {
+        { "sluice_tx_device_polls_total", "Poll cycles of the device." },
+        { "sluice_tx_device_reads_ok_total", "Modbus reads answered." },
+        { "sluice_tx_device_reads_failed_total", "Modbus reads failed, whatever the reason." },
+        { "sluice_tx_device_timeouts_total", "Reads with no answer within timeout_ms." },
+        { "sluice_tx_device_crc_errors_total", "RTU answers with a bad CRC16." },
+        { "sluice_tx_device_exceptions_total", "Modbus exception answers." },
+        { "sluice_tx_device_malformed_total", "Answers of the wrong unit, function or length." },
+        { "sluice_tx_device_port_errors_total", "Connect or open failures and broken connections." },
+        { "sluice_tx_device_missed_total", "Poll periods skipped for the device." },
+    };
+    for (size_t m = 0; m < sizeof dm / sizeof dm[0]; m++) {
+        prom_head(f, dm[m].name, "counter", dm[m].help);
+        for (size_t i = 0; i < D->nlines; i++) {
+            struct line *L = &D->lines[i];
+            for (size_t k = 0; k < L->n; k++) {
+                struct dev *d = L->devs[k];
+                struct sl_poller_counters c;
+                pthread_mutex_lock(&d->mu);
+                c = d->cnt;
+                pthread_mutex_unlock(&d->mu);
+                const uint64_t v[] = { c.polls, c.reads_ok, c.reads_failed, c.timeouts,
+                                       c.crc_errors, c.exceptions, c.malformed, c.port_errors,
+                                       c.missed };
+                fprintf(f, "%s{line=\"", dm[m].name);
+                prom_label(f, sl_bus_name(L->bus));
+                fputs("\",device=\"", f);
+                prom_label(f, d->cfg->name);
+                fprintf(f, "\"} %llu\n", (unsigned long long)v[m]);
+            }
+        }
+    }
+}
+
+/* Every METRICS_EVERY_US and at stop; one log line per failing/working change. */
+static void write_metrics(struct daemon *D, uint64_t now, bool force)
+{
+    const char *path = D->cfg.tx.metrics_file;
+    for (size_t i = 0; i < D->nlines; i++) {   /* over-subscription seen since the last call */
+        struct line *L = &D->lines[i];
+        pthread_mutex_lock(&L->mu);
+        uint64_t missed = L->st.missed;
+        pthread_mutex_unlock(&L->mu);
+        if (missed != L->m_missed) {
+            L->m_missed = missed;
+            L->m_missed_us = now;
+        }
+    }
+    if (!path[0] || (!force && now < D->metrics_next_us))
+        return;
+    D->metrics_next_us = now + METRICS_EVERY_US;
+    char tmp[SL_TXCONF_STR_MAX + 32];
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path + 1) : 0;
+    snprintf(tmp, sizeof tmp, "%.*s.%s.%ld.tmp", dl, path, path + dl, (long)getpid());
+    int fd = -1;
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST && attempt == 0)
+            (void)unlink(tmp);   /* ours: left by a run with our pid that died mid-write */
+    }
+    const char *what = "open";
+    int err = 0;
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        err = errno;
+        if (fd >= 0) {
+            close(fd);
+            (void)unlink(tmp);
+        }
+    } else {
+        write_metrics_body(D, f, now);
+        what = "write";
+        bool bad = ferror(f) != 0;
+        if (fclose(f) != 0 || bad) {
+            err = errno ? errno : EIO;
+            (void)unlink(tmp);
+        } else if (rename(tmp, path) != 0) {
+            what = "rename";
+            err = errno;
+            (void)unlink(tmp);
+        }
+    }
+    if (err && !D->metrics_failing)
+        logmsg("metrics_file %s: %s failed: %s (retrying every %llu s)", path, what, strerror(err),
+               METRICS_EVERY_US / 1000000ull);
+    else if (!err && D->metrics_failing)
+        logmsg("metrics_file %s: written again", path);
+    D->metrics_failing = err != 0;
+}
+
 #define SAME(field) (a->field == b->field)
 #define SAME_STR(field) (strcmp(a->field, b->field) == 0)
 
@@ -919,8 +1096,8 @@ static bool same_shape(const struct sl_txconf *a, const struct sl_txconf *b, con
     *what = "[snapshot]";
     if (!SAME(snapshot.keyframe_ms) || !SAME(snapshot.beacon_ms) || !SAME(snapshot.max_delay_ms))
         return false;
-    *what = "[tx] user";
-    if (!SAME_STR(tx.user))
+    *what = "[tx] user or metrics_file";
+    if (!SAME_STR(tx.user) || !SAME_STR(tx.metrics_file))
         return false;
     *what = "the device list";
     if (!SAME(ndevices))
@@ -1147,6 +1324,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             check_overload(D, now);
             check_link_health(D, now);
             check_lines(D, now);
+            write_metrics(D, now, false);
             next_beacon += beacon_us;
             if (next_beacon <= now)   /* stalled (pacing, suspend): no burst of beacons */
                 next_beacon = now + beacon_us;
@@ -1200,6 +1378,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
     struct sl_sender_stats ss;
     sl_sender_stats(D->snd, &ss);
     log_poll_counters(D, now);
+    write_metrics(D, mono_us(), true);
     logmsg("stopping: %llu blocks, %llu frames sent (%llu unsent), %llu beacons",
            (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
            (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent);

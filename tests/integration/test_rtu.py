@@ -320,7 +320,8 @@ def write_conf(d, name, key, cap, port, csvs, poll_ms, extra=None):
         f.write("[link]\ntransport = pcapfile\nfile = %s\n"
                 "[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
-                % (cap, key, os.path.join(d, "state-" + name)))
+                "[tx]\nmetrics_file = %s\n"
+                % (cap, key, os.path.join(d, "state-" + name), name + ".prom"))
         for u in (1, 2, 3):
             f.write("[device u%d]\nprotocol = modbus-rtu\naddress = %s\nunit = %d\n"
                     "baud = %d\nparity = even\ndata_bits = 8\nstop_bits = 1\n"
@@ -336,6 +337,25 @@ def counters(err, dev):
     if not m:
         sl_rig.fail("no counter line for device %s in:\n%s" % (dev, err))
     return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[-1])}
+
+
+def metrics(path):
+    """{(name, labels): value} from a Prometheus text file written by sluice-tx."""
+    out = {}
+    with open(path) as f:
+        for ln in f:
+            m = re.match(r'^(\w+)\{([^}]*)\} (\S+)$', ln.strip())
+            if m:
+                labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(2))))
+                out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def dev_metric(mx, name, line, dev):
+    key = ("sluice_tx_device_%s_total" % name, (("device", dev), ("line", line)))
+    if key not in mx:
+        sl_rig.fail("no %s for %s in the metrics file: %s" % (key[0], dev, sorted(mx)))
+    return mx[key]
 
 
 def pty_pair(procs, a, b):
@@ -376,6 +396,18 @@ def main():
                                               r"'u1' \(line \d+\) on the same serial line", r.stderr):
             sl_rig.fail("--check did not refuse mixed line settings (%d): %s" % (r.returncode, r.stderr))
         print("--check: %s" % r.stderr.strip().splitlines()[0])
+        # [tx] metrics_file in a directory that does not exist: refused at its line.
+        mf = write_conf(d, "mf", key, os.path.join(d, "mf.pcap"), tx_port, csvs, POLL_MS)
+        with open(mf) as f:
+            text = f.read().replace("metrics_file = mf.prom", "metrics_file = nodir/mf.prom")
+        with open(mf, "w") as f:
+            f.write(text)
+        r = subprocess.run([tu.TX, "-c", mf, "--check"], capture_output=True, text=True, timeout=30)
+        if r.returncode == 0 or not re.search(r"mf\.conf:\d+: metrics_file '\S+nodir/mf\.prom': "
+                                              r"directory '\S+nodir': No such file", r.stderr):
+            sl_rig.fail("--check did not refuse a metrics_file without directory (%d): %s"
+                        % (r.returncode, r.stderr))
+        print("--check: %s" % r.stderr.strip().splitlines()[0])
 
         # 5b. rs485 = on on a pty: ENOTTY, said clearly (sluice-poll runs the same pollers).
         rs = write_conf(d, "rs485", key, os.path.join(d, "rs.pcap"), tx_port, csvs, POLL_MS,
@@ -415,6 +447,18 @@ def main():
         print("counters: %s" % c)
         if c[1]["crc_errors"] < 3 or c[2]["crc_errors"] or c[3]["crc_errors"]:
             sl_rig.fail("CRC errors not counted on unit 1 alone: %s" % c)
+        # The same counters in [tx] metrics_file (written last at stop).
+        line = os.path.realpath(tx_port)
+        mx = metrics(os.path.join(d, "rtu.prom"))
+        for u in (1, 2, 3):
+            for k in ("crc_errors", "timeouts", "reads_ok", "reads_failed", "exceptions"):
+                if dev_metric(mx, k, line, "u%d" % u) != c[u][k]:
+                    sl_rig.fail("metrics_file %s of u%d = %s, log says %d"
+                                % (k, u, dev_metric(mx, k, line, "u%d" % u), c[u][k]))
+        if dev_metric(mx, "crc_errors", line, "u1") < 3:
+            sl_rig.fail("metrics_file: crc_errors of u1 not counted")
+        print("metrics_file: u1 crc_errors=%d, u3 timeouts=%d"
+              % (dev_metric(mx, "crc_errors", line, "u1"), dev_metric(mx, "timeouts", line, "u3")))
         if c[3]["timeouts"] < 2 or c[1]["timeouts"] or c[2]["timeouts"]:
             sl_rig.fail("timeouts not counted on unit 3 alone: %s" % c)
         m = re.search(r"line \S+: units=3 polls=(\d+) transactions=(\d+) \(([\d.]+)/s\) busy=(\d+)%", err)
@@ -501,8 +545,23 @@ def main():
         # 4. Over-subscribed: every unit every 20 ms cannot fit on 19200 baud.
         over = write_conf(d, "over", key, os.path.join(d, "over.pcap"), tx_port, csvs, 20)
         tx = tu.start_tx(procs, over)
-        time.sleep(3)
+        over_prom = os.path.join(d, "over.prom")
+        if not sl_rig.wait_for(lambda: os.path.exists(over_prom), 5):
+            sl_rig.fail("no metrics_file written within 5 s")
+        time.sleep(2.5)   # past the next periodic write
+        mx = metrics(over_prom)   # while running: the periodic write
         err = tu.stop_tx(procs, tx)
+        line = os.path.realpath(tx_port)
+        ll = (("line", line),)
+        if mx.get(("sluice_tx_line_missed_total", ll), 0) <= 0 or \
+                mx.get(("sluice_tx_line_oversubscribed", ll)) != 1:
+            sl_rig.fail("metrics_file does not show the over-subscription: %s"
+                        % {k: v for k, v in mx.items() if k[0].startswith("sluice_tx_line")})
+        print("metrics_file while running: missed=%d oversubscribed=%d busy_ratio=%.2f"
+              % (mx[("sluice_tx_line_missed_total", ll)], mx[("sluice_tx_line_oversubscribed", ll)],
+                 mx.get(("sluice_tx_line_busy_ratio", ll), -1)))
+        if [f for f in os.listdir(d) if f.endswith(".tmp")]:
+            sl_rig.fail("temporary metrics files left: %s" % os.listdir(d))
         if "over-subscribed" not in err:
             sl_rig.fail("no over-subscription line at poll_ms 20:\n%s" % err)
         m = re.search(r"line \S+: units=3 polls=(\d+) transactions=(\d+) \(([\d.]+)/s\) busy=(\d+)%"
