@@ -407,8 +407,9 @@ def evict(ch, mq):
              m1.get("sluice_rx_blocks_evicted_unannounced_total", 0)
              - m0.get("sluice_rx_blocks_evicted_unannounced_total", 0)), flush=True)
     expect(r["sent"] >= EVICT_RATE * 8 * 0.7, "%s: only %d junk frames sent" % (name, r["sent"]))
-    expect(exposed >= 0.4 * sum(gk.values()), "%s: too few genuine blocks with k' >= 3 (%s): the attack tests "
-           "nothing" % (name, gk))
+    # An absolute floor, not a share: how many small deltas TX emits beside
+    # the keyframes depends on its speed (the sanitizer build makes more).
+    expect(exposed >= 20, "%s: too few genuine blocks with k' >= 3 (%s): the attack tests nothing" % (name, gk))
     assert_property(name, w, mq, mark, d0, need_delivery=True, need_moving=True)
     recover(ch, name)
     restore_tx(ch, before)
