@@ -178,18 +178,22 @@ unsigned sl_fec_interleave_queued(const struct sl_fec_interleaver *il);
  * id there). unannounced picks the table part the block may take room in
  * (RX: the frame does not match a verified beacon); see the config.
  *
- * Announced part (unannounced false): at most one entry per (session,
- * epoch, tag, channel, block_seq). A symbol of that id with another k', m'
- * or S is a second identity, and at most one of the two is genuine:
- * it goes to the unannounced part instead (counted demoted), keeping its
- * rank.
+ * Announced part (unannounced false): a symbol of an id (session, epoch,
+ * tag, channel, block_seq) already held with another k', m' or S is a
+ * further identity (counted demoted); at most one is genuine and nothing
+ * says which, so all stay in the announced part, at most k_max per id:
+ * over that the id's oldest identity makes room, never another id's block
+ * (moving the later one aside let junk that spoke first push the genuine
+ * block into the small unannounced part). sl_fec_decoder_done frees the
+ * other identities of the finished id.
  *
  * ranked/frontier: the caller's position of the symbol's stream (session,
  * epoch, tag, channel), e.g. RX's highest verified block_seq. When set,
  * the block's rank is |block_seq - frontier|: genuine partial blocks sit
  * next to the frontier, while junk spread over other ids does not. A new
  * block in a full part (either part) evicts the entry of largest rank
- * (ties: fewer symbols held, then the oldest). Unranked entries rank
+ * (ties: the oldest; symbols held is no tie-break, junk gets k'-1 of them
+ * for free). Unranked entries rank
  * highest (among them: the oldest goes); for a ranked symbol, ranks of
  * entries of its stream are recomputed against its frontier (so a stuck or
  * stale entry far from it goes first), others keep the rank of their last
@@ -260,7 +264,7 @@ struct sl_fec_counters {
     uint64_t unrecoverable;     /* expired by age: lost more than m' */
     uint64_t evicted;           /* pushed out, its part of the table full */
     uint64_t evicted_unannounced; /* of which from the unannounced part */
-    uint64_t demoted;           /* second identity for an announced id: unannounced part */
+    uint64_t demoted;           /* further identity for an announced id (kept, k_max per id) */
     uint64_t refused;           /* yielding block refused: its part full of nearer ones */
     uint64_t done;              /* ids marked done by sl_fec_decoder_done */
     uint64_t contested;         /* an index seen with two different symbols: erased */

@@ -146,6 +146,15 @@ static bool is_done(const struct sl_fec_decoder *d, const struct sl_fec_symbol *
     return false;
 }
 
+/* Frees an entry. Deliberately remembers nothing (see the top comment). */
+static void release(struct sl_fec_decoder *d, struct entry *e)
+{
+    e->used = false;
+    d->pending--;
+    if (e->unannounced)
+        d->pending_unannounced--;
+}
+
 /* The oldest memory is overwritten, so a straggler arriving after
  * done_history newer blocks were confirmed reopens its block (and expires
  * again by age; RX's replay window refuses it before that). */
@@ -157,15 +166,16 @@ void sl_fec_decoder_done(struct sl_fec_decoder *dec, const struct sl_fec_decoded
     };
     dec->done_next = (dec->done_next + 1) % dec->cfg.done_history;
     dec->c.done++;
-}
-
-/* Frees an entry. Deliberately remembers nothing (see the top comment). */
-static void release(struct sl_fec_decoder *d, struct entry *e)
-{
-    e->used = false;
-    d->pending--;
-    if (e->unannounced)
-        d->pending_unannounced--;
+    /* The id is genuine and finished: any other identity still held for it
+     * is forged (is_done refuses its later symbols anyway), so free it now
+     * rather than let it sit next to the frontier outranking real blocks.
+     * Releasing leaves blk->data untouched. */
+    for (unsigned i = 0; i < dec->nentries; i++) {
+        struct entry *e = &dec->entries[i];
+        if (e->used && e->seq == blk->block_seq && e->session == blk->session && e->epoch == blk->epoch &&
+            e->tag == blk->tag && e->channel == blk->channel)
+            release(dec, e);
+    }
 }
 
 /* Same identity: every field but index and data. */
@@ -192,22 +202,28 @@ static bool same_stream(const struct entry *e, const struct sl_fec_symbol *s)
     return e->session == s->session && e->epoch == s->epoch && e->tag == s->tag && e->channel == s->channel;
 }
 
-/* Is an announced entry held for the symbol's id (with other parameters,
- * since find() failed)? */
-static bool announced_id_held(const struct sl_fec_decoder *d, const struct sl_fec_symbol *s)
+/* Announced identities held for the symbol's id (with other parameters,
+ * since find() failed); *oldest is the one claimed first. */
+static unsigned announced_ids_held(struct sl_fec_decoder *d, const struct sl_fec_symbol *s, struct entry **oldest)
 {
+    unsigned n = 0;
+    *oldest = NULL;
     for (unsigned i = 0; i < d->cfg.entries; i++) {
-        const struct entry *e = &d->entries[i];
-        if (e->used && e->seq == s->block_seq && same_stream(e, s))
-            return true;
+        struct entry *e = &d->entries[i];
+        if (e->used && e->seq == s->block_seq && same_stream(e, s)) {
+            n++;
+            if (!*oldest || e->order < (*oldest)->order)
+                *oldest = e;
+        }
     }
-    return false;
+    return n;
 }
 
 /* A free entry of the part the symbol may use; when none is free, the
  * part's partial block of largest rank is evicted (unranked blocks rank
- * highest; ties: fewer symbols held, then the oldest; see struct
- * sl_fec_symbol). A block complete with its
+ * highest; ties: the oldest; see struct sl_fec_symbol). Symbols held is
+ * no tie-break: junk holding k'-1 symbols costs a forger nothing and would
+ * outlast a genuine block that just started. A block complete with its
  * first symbol (k' = 1) takes the scratch entry instead and evicts
  * nothing. With no separate unannounced part every symbol uses the one
  * table. */
@@ -228,9 +244,7 @@ static struct entry *claim(struct sl_fec_decoder *d, const struct sl_fec_symbol 
             return e;
         uint64_t r = !e->ranked ? UINT64_MAX
                      : s->ranked && same_stream(e, s) ? distance(e->seq, s->frontier) : e->rank;
-        bool by_have = r != UINT64_MAX;   /* unranked: plain oldest first */
-        if (!victim || r > vrank || (r == vrank && by_have && e->have < victim->have) ||
-            (r == vrank && (!by_have || e->have == victim->have) && e->order < victim->order)) {
+        if (!victim || r > vrank || (r == vrank && e->order < victim->order)) {
             victim = e;
             vrank = r;
         }
@@ -398,14 +412,26 @@ sl_err sl_fec_decode(struct sl_fec_decoder *dec, struct sl_fec_decoded *out,
             dec->c.late++;
             return SL_ERR_DUPLICATE;
         }
-        struct sl_fec_symbol s = *sym;
-        if (!s.unannounced && dec->cfg.entries_unannounced > 0 && announced_id_held(dec, sym)) {
-            /* One announced identity per id: a second one is as likely
-             * forged as the first, so it gets no announced room. */
-            s.unannounced = true;
-            dec->c.demoted++;
+        /* Every identity of an announced id stays in the announced part
+         * (only one is genuine and nothing says which, so demoting the
+         * later one would let a forger who speaks first push the genuine
+         * block out); a per-id cap of k_max identities (RX fixes S and m'
+         * per k', so a genuine sender has fewer) keeps one id from taking
+         * the part: over it, the id's oldest identity makes room. */
+        e = NULL;
+        if (!sym->unannounced) {
+            struct entry *oldest;
+            unsigned held = announced_ids_held(dec, sym, &oldest);
+            if (held > 0)
+                dec->c.demoted++;
+            if (held >= dec->cfg.k_max && sym->k > 1) {
+                dec->c.evicted++;
+                release(dec, oldest);
+                e = oldest;
+            }
         }
-        e = claim(dec, &s, s.unannounced);
+        if (!e)
+            e = claim(dec, sym, sym->unannounced);
         if (!e)
             return SL_ERR_TABLE_FULL;
         uint8_t *mem = e->mem;

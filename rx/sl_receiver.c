@@ -223,6 +223,13 @@ static void beacon_in(struct sl_receiver *r, const uint8_t *dg, size_t len, uint
     }
     /* Beacons have their own replay window (beacon_seq within the epoch),
      * so a recorded beacon cannot fake liveness after TX has gone. */
+    /* A verified beacon still must not claim a position no run reaches
+     * (TX numbers blocks from 0 per epoch): bounded, the receive window
+     * arithmetic on it cannot wrap. */
+    if (b.highest_block > SL_RX_HIGHEST_BLOCK_MAX) {
+        drop(r, SL_RX_BEACON, SL_ERR_RANGE);
+        return;
+    }
     e = sl_replay_accept(r->cfg.replay, b.key_id, SL_REPLAY_CHANNEL_BEACON, b.epoch, b.beacon_seq);
     if (e != SL_OK) {
         drop(r, SL_RX_BEACON, e);
@@ -275,15 +282,25 @@ static sl_err announce_check(const struct announce *a, const struct sl_data_fram
 /* Where an announced frame's stream stands: the highest block_seq verified
  * in its (key, channel, epoch) and, for the tag channel, the highest block
  * the last verified beacon says TX handed to the link, whichever is ahead.
- * 0 when neither is known (TX numbers each channel from 0 per epoch). */
-static uint64_t frontier(const struct sl_receiver *r, const struct announce *a, const struct sl_data_frame *f)
+ * false when neither is known: such a stream is unranked (evicted before
+ * ranked blocks), not "at 0", since rank 0 would let junk on ids 0 and 1
+ * tie with every genuine block next to a real frontier. */
+static bool frontier(uint64_t *fr, const struct sl_receiver *r, const struct announce *a,
+                     const struct sl_data_frame *f)
 {
-    uint64_t ep = 0, hi = 0, fr = 0;
-    if (sl_replay_position(&ep, &hi, r->cfg.replay, f->key_id, f->channel) == SL_OK && ep == f->epoch)
-        fr = hi;
-    if (f->channel == SL_CHANNEL_TAGS && a->highest_block > 0 && a->highest_block - 1u > fr)
-        fr = a->highest_block - 1u;
-    return fr;
+    uint64_t ep = 0, hi = 0;
+    bool known = false;
+    *fr = 0;
+    if (sl_replay_position(&ep, &hi, r->cfg.replay, f->key_id, f->channel) == SL_OK && ep == f->epoch) {
+        *fr = hi;
+        known = true;
+    }
+    if (f->channel == SL_CHANNEL_TAGS && a->highest_block > 0) {
+        if (a->highest_block - 1u > *fr)
+            *fr = a->highest_block - 1u;
+        known = true;
+    }
+    return known;
 }
 
 static void block_in(struct sl_receiver *r, const struct sl_fec_decoded *d, const struct sl_data_frame *f,
@@ -391,10 +408,13 @@ void sl_receiver_input(struct sl_receiver *r, const uint8_t *dg, size_t len, uin
      * (ranked), in or outside the window, so a block demoted to the
      * unannounced part keeps its rank there against far junk. */
     uint64_t fr = 0;
-    bool ranked = announced, far = false;
+    bool ranked = false, far = false;
     if (announced) {
-        fr = frontier(r, &r->ann[ki], &f);
-        if (f.block_seq > fr + SL_RX_AHEAD_BLOCKS || f.block_seq + SL_REPLAY_WINDOW <= fr) {
+        ranked = frontier(&fr, r, &r->ann[ki], &f);
+        /* Differences, not sums: fr and block_seq are bounded (beacon
+         * highest_block, replay jumps) but nothing here may wrap. */
+        if ((f.block_seq > fr && f.block_seq - fr > SL_RX_AHEAD_BLOCKS) ||
+            (f.block_seq < fr && fr - f.block_seq >= SL_REPLAY_WINDOW)) {
             announced = false;
             far = true;
             r->st.outside_window++;

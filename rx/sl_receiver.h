@@ -130,6 +130,11 @@ struct sl_receiver;
  * one verifies the frontier catches up. */
 #define SL_RX_AHEAD_BLOCKS                   1024u
 
+/* Largest highest_block a verified beacon may carry (2^48: ~17,800 years
+ * of blocks at 500/s); above it the beacon is dropped (beacon/range), so
+ * window sums on the frontier cannot wrap. */
+#define SL_RX_HIGHEST_BLOCK_MAX              ((uint64_t)1 << 48)
+
 /* Beacon plausibility: a beacon_seq may lead the last verified one by
  * SLACK plus two per learned beacon interval elapsed. MIN_INTERVAL is TX's
  * smallest beacon_ms (the generous default before the spacing is learned,

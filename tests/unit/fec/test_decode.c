@@ -462,3 +462,50 @@ SL_TEST(decode, config_errors)
     c = ok; c.cache_entries = 0;   CU_ASSERT_EQUAL(sl_fec_decoder_create(&d, &c), SL_ERR_RANGE);
     CU_ASSERT_PTR_NULL(d);
 }
+
+/* Junk that claims an announced id first (other k') once pushed the
+ * genuine identity into the small unannounced part, where junk holding
+ * k'-1 symbols evicted it. Every identity now stays announced, and when
+ * the genuine block is done the junk identity of its id is freed. */
+SL_TEST(decode, second_identity_stays_announced_and_freed_when_done)
+{
+    uint64_t rng = 0x5eed000b;
+    struct sl_fec_block blk = make_block(4, 2, 64, 256, &rng);
+    struct sl_fec_decoder_config cfg = {
+        .k_max = 4, .m_max = 2, .symbol_max = 64, .entries = 4, .entries_unannounced = 2,
+        .done_history = 16, .cache_entries = 4, .max_age_us = 1000000,
+    };
+    struct sl_fec_decoder *dec = NULL;
+    CU_ASSERT_FATAL(sl_fec_decoder_create(&dec, &cfg) == SL_OK);
+    struct sl_fec_decoded out;
+    uint8_t junk[64];
+    memset(junk, 0xA5, sizeof junk);
+    struct sl_fec_symbol pre = { .session = 5, .block_seq = 7, .k = 3, .m = 2, .index = 0,
+                                 .symbol_size = 64, .data = junk };
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &pre, 0), SL_ERR_AGAIN);
+    struct sl_fec_symbol g = { .session = 5, .block_seq = 7, .k = 4, .m = 2, .index = 0,
+                               .symbol_size = 64, .data = blk.sym };
+    CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &g, 1), SL_ERR_AGAIN);
+    CU_ASSERT_EQUAL(sl_fec_decoder_pending_unannounced(dec), 0);
+    /* a wall of unannounced junk, k'-1 symbols each, newer than the genuine */
+    for (uint64_t id = 100; id < 104; id++)
+        for (uint8_t i = 0; i < 2; i++) {
+            struct sl_fec_symbol w = { .session = 5, .block_seq = id, .k = 3, .m = 2, .index = i,
+                                       .symbol_size = 64, .data = junk, .unannounced = true };
+            CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &w, 2), SL_ERR_AGAIN);
+        }
+    for (unsigned i = 1; i < 4; i++) {
+        g.index = (uint8_t)i;
+        g.data = blk.sym + i * 64;
+        CU_ASSERT_EQUAL(sl_fec_decode(dec, &out, &g, 3), i == 3 ? SL_OK : SL_ERR_AGAIN);
+    }
+    CU_ASSERT_EQUAL(out.k, 4);
+    CU_ASSERT_EQUAL(sl_fec_decoder_pending(dec), 3);   /* the k'=3 identity + 2 unannounced */
+    sl_fec_decoder_done(dec, &out);
+    CU_ASSERT_EQUAL(sl_fec_decoder_pending(dec), 2);
+    struct sl_fec_counters ctr;
+    sl_fec_decoder_counters(dec, &ctr);
+    CU_ASSERT_EQUAL(ctr.demoted, 1);
+    sl_fec_decoder_destroy(dec);
+    free(blk.sym);
+}

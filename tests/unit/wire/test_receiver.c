@@ -736,3 +736,128 @@ SL_TEST(receiver, untrusted_key_frames_dropped_early)
     CU_ASSERT_EQUAL(st.fec.symbols_in, 0);
     fx_free(f);
 }
+
+/* ===== rev3 experiments ===== */
+static size_t junk_ch(uint8_t *out, struct fixture *f, uint16_t ch, uint64_t seq, uint8_t k, uint8_t m,
+                      uint8_t index, uint8_t fill)
+{
+    uint8_t sym[S];
+    memset(sym, fill, sizeof sym);
+    struct sl_data_frame d = { .channel = ch, .symbol_size = S, .session = SESSION,
+                               .epoch = EPOCH, .block_seq = seq, .k = k, .m = m, .index = index,
+                               .symbol = sym };
+    memcpy(d.key_id, f->kid, sizeof d.key_id);
+    size_t len = 0;
+    CU_ASSERT_FATAL(sl_datagram_data_encode(out, FRAME_MAX, &len, &d) == SL_OK);
+    return len;
+}
+
+/* Pre-claim the genuine id with k'=K (genuine is demoted to the small
+ * unannounced part), then keep that part full of junk at rank <= the
+ * genuine's, each holding k'-1 symbols (more than a fresh genuine entry):
+ * same id other k' (tags), ids 0 and 1 of the files channel (frontier 0).
+ * After each genuine symbol, re-send the junk so an evicted junk identity
+ * re-claims and evicts the entry with fewest symbols at max rank. */
+static void rev3_junk_wall(struct fixture *f, uint64_t q, uint8_t gk, uint64_t now)
+{
+    uint8_t dg[FRAME_MAX];
+    for (uint8_t kk = 2; kk <= K; kk++) {
+        uint8_t mm = (uint8_t)sl_fec_repair_count(K, M, kk);
+        for (uint8_t i = 0; i + 1 < kk; i++) {
+            if (kk != gk) {
+                size_t n = junk_ch(dg, f, SL_CHANNEL_TAGS, q, kk, mm, i, 0xA0);
+                sl_receiver_input(f->r, dg, n, now);
+            }
+            for (uint64_t fid = 0; fid < 2; fid++) {
+                size_t n = junk_ch(dg, f, SL_CHANNEL_FILES, fid, kk, mm, i, 0xB0);
+                sl_receiver_input(f->r, dg, n, now);
+            }
+        }
+    }
+}
+
+SL_TEST(rev3, preclaim_then_same_rank_wall_evicts_demoted_genuine)
+{
+    struct fixture *f = fx_new2(64, 16, 0, false);   /* daemon default sizes */
+    uint64_t now = T0;
+    unsigned rounds = 50;
+    struct frames g;
+    for (unsigned r = 0; r < rounds; r++) {
+        uint64_t q = r;   /* genuine block id; the frontier is q-1 (verified) or the beacon's */
+        send_beacon_on(f, f->key, f->kid, EPOCH, 1 + r, q, now);   /* blocks < q handed over */
+        make_block(&g, f, f->key, SESSION, EPOCH, q, 600);
+        rev3_junk_wall(f, q, g.k, now);
+        for (unsigned i = 0; i < g.n; i++) {
+            sl_receiver_input(f->r, g.dg[i], g.len[i], now);
+            rev3_junk_wall(f, q, g.k, now);
+        }
+        now += 20000;
+    }
+    struct sl_receiver_stats st = stats(f);
+    printf("\n  REV3 preclaim+wall: genuine k'=%u delivered %u of %u, demoted %llu evicted %llu evicted_unann %llu"
+           " verifies %llu\n", g.k, f->delivered, rounds, (unsigned long long)st.fec.demoted,
+           (unsigned long long)st.fec.evicted, (unsigned long long)st.fec.evicted_unannounced,
+           (unsigned long long)st.verifies);
+    CU_ASSERT_EQUAL(f->delivered, rounds);
+    fx_free(f);
+}
+
+/* Variant: tags channel only, 4 genuine blocks in flight (interleave 4),
+ * wall = other k' identities of the 4 in-flight ids. */
+SL_TEST(rev3, preclaim_wall_tags_only_interleave4)
+{
+    struct fixture *f = fx_new2(64, 16, 0, false);
+    uint64_t now = T0, seq = 0;
+    uint8_t dg[FRAME_MAX];
+    struct frames g[4];
+    unsigned rounds = 50;
+    for (unsigned r = 0; r < rounds; r++) {
+        send_beacon_on(f, f->key, f->kid, EPOCH, 1 + r, seq, now);
+        for (unsigned j = 0; j < 4; j++)
+            make_block(&g[j], f, f->key, SESSION, EPOCH, seq + j, 600);
+        for (unsigned step = 0; step <= NSYM; step++) {
+            for (unsigned j = 0; j < 4; j++)
+                for (uint8_t kk = 2; kk <= K; kk++) {
+                    if (kk == g[j].k)
+                        continue;
+                    uint8_t mm = (uint8_t)sl_fec_repair_count(K, M, kk);
+                    for (uint8_t i = 0; i + 1 < kk; i++) {
+                        size_t n = junk_ch(dg, f, SL_CHANNEL_TAGS, seq + j, kk, mm, i, 0xA0);
+                        sl_receiver_input(f->r, dg, n, now);
+                    }
+                }
+            if (step < NSYM)
+                for (unsigned j = 0; j < 4; j++)
+                    if (step < g[j].n)
+                        sl_receiver_input(f->r, g[j].dg[step], g[j].len[step], now);
+        }
+        seq += 4;
+        now += 20000;
+    }
+    struct sl_receiver_stats st = stats(f);
+    printf("\n  REV3 tags-only interleave 4: delivered %u of %u, demoted %llu evicted %llu\n", f->delivered,
+           4 * rounds, (unsigned long long)st.fec.demoted, (unsigned long long)st.fec.evicted);
+    CU_ASSERT_EQUAL(f->delivered, 4 * rounds);
+    fx_free(f);
+}
+
+/* A verified beacon claiming a block position no run reaches (near 2^64)
+ * is dropped: frontier + SL_RX_AHEAD_BLOCKS would wrap and put the window
+ * at the bottom of the id space. The stream carries on with the next one. */
+SL_TEST(receiver, beacon_highest_block_bounded)
+{
+    struct fixture *f = fx_new(8, 4, 0);
+    uint64_t now = T0;
+    send_beacon_on(f, f->key, f->kid, EPOCH, 1, UINT64_MAX - 5, now);
+    send_beacon_on(f, f->key, f->kid, EPOCH, 2, SL_RX_HIGHEST_BLOCK_MAX + 1, now + 10);
+    struct sl_receiver_stats st = stats(f);
+    CU_ASSERT_EQUAL(f->beacons, 0);
+    CU_ASSERT_EQUAL(st.drops[SL_RX_BEACON][SL_ERR_RANGE], 2);
+    send_beacon_on(f, f->key, f->kid, EPOCH, 3, 0, now + 20);
+    CU_ASSERT_EQUAL(f->beacons, 1);
+    struct frames g;
+    make_block(&g, f, f->key, SESSION, EPOCH, 0, 600);
+    feed(f, &g, 0, g.n, now + 30);
+    CU_ASSERT_EQUAL(f->delivered, 1);
+    fx_free(f);
+}
