@@ -38,7 +38,7 @@
 #define SL_SIM_DISCRETES  16
 #define SL_SIM_PATH       "demo/site1/area1/line1"
 #define SL_SIM_MAX_UNITS  32
-#define SL_SIM_RTU_IGNORE_US 50000   /* longest wait for another unit's answer */
+#define SL_SIM_RTU_STALE_S 0.1   /* bytes that frame nothing for this long are dropped */
 
 enum gen {
     GEN_STATIC,    /* a: initial value; keeps client writes */
@@ -374,8 +374,8 @@ static uint16_t crc16(const uint8_t *p, size_t n)
 }
 
 /* Length of the RTU request frame in q (header, PDU, CRC) from its function
- * code, as libmodbus framed it; 0 for a code we do not serve. have is how
- * many bytes q holds. */
+ * code; 0 for a code we do not serve or not enough bytes to tell. have is
+ * how many bytes q holds. */
 static size_t rtu_request_len(const uint8_t *q, size_t have)
 {
     if (have < 2)
@@ -388,6 +388,66 @@ static size_t rtu_request_len(const uint8_t *q, size_t have)
     default:
         return 0;
     }
+}
+
+/* Length of a slave's answer frame at q (0: cannot tell yet or not one). */
+static size_t rtu_answer_len(const uint8_t *q, size_t have)
+{
+    if (have < 2)
+        return 0;
+    if (q[1] & 0x80)
+        return 5;
+    switch (q[1]) {
+    case 1: case 2: case 3: case 4:
+        return have >= 3 ? 5u + q[2] : 0;
+    case 5: case 6: case 15: case 16:
+        return 8;
+    default:
+        return 0;
+    }
+}
+
+static bool rtu_crc_ok(const uint8_t *q, size_t len, size_t have)
+{
+    if (len < 4 || len > have)
+        return false;
+    uint16_t crc = crc16(q, len - 2);
+    return q[len - 2] == (uint8_t)(crc & 0xFF) && q[len - 1] == (uint8_t)(crc >> 8);
+}
+
+/* The line carries the master's requests and the other units' answers. We
+ * frame it ourselves, by CRC (as a slave that cannot trust the timing of a
+ * descheduled process must): libmodbus's own RTU receive assumes that after
+ * a request for another unit the next frame is that unit's answer and skips
+ * it, which swallows the master's next request when that unit is silent or
+ * we were late to read. Each request for one of our units is answered
+ * through libmodbus (modbus_reply) with the context's slave id set to that
+ * unit; everything else (other units' requests and answers, broadcasts) is
+ * consumed without an answer. Returns bytes consumed from q[0..have), 0 =
+ * need more bytes. *u is our unit index for a request to answer, else
+ * SIZE_MAX; *bad is set when a byte was dropped to resynchronise. */
+static size_t rtu_frame(const struct rtu_opts *o, const uint8_t *q, size_t have, size_t *u,
+                        bool *bad)
+{
+    *u = SIZE_MAX;
+    *bad = false;
+    if (have < 4)
+        return 0;
+    size_t rl = rtu_request_len(q, have), al = rtu_answer_len(q, have);
+    if (rtu_crc_ok(q, rl, have)) {
+        for (size_t i = 0; i < o->nunits; i++)
+            if (o->units[i] == q[0])
+                *u = i;
+        return rl;
+    }
+    if (rtu_crc_ok(q, al, have))
+        return al;
+    /* Wait while a candidate frame may still be arriving, else resync. */
+    if ((rl == 0 && al == 0 && have < 9) || (rl > have && rl <= MODBUS_RTU_MAX_ADU_LENGTH) ||
+        (al > have && al <= MODBUS_RTU_MAX_ADU_LENGTH))
+        return 0;
+    *bad = true;
+    return 1;
 }
 
 static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
@@ -408,27 +468,19 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
         make_phases(phase[u], seed + o->units[u]);
         update(mb[u], 0.0, phase[u], true);
     }
-    /* Unit 0 (broadcast) as our own id: libmodbus then hands us every
-     * request (with rc 0 for a unit id other than ours) and we choose which
-     * to answer from the unit id, after checking the CRC ourselves. */
-    if (modbus_set_slave(ctx, 0) != 0 || modbus_connect(ctx) != 0) {
+    if (modbus_set_slave(ctx, o->units[0]) != 0 || modbus_connect(ctx) != 0) {
         fprintf(stderr, "sluice-sim: cannot open %s: %s\n", o->path, modbus_strerror(errno));
         for (size_t u = 0; u < o->nunits; u++)
             modbus_mapping_free(mb[u]);
         modbus_free(ctx);
         return 1;
     }
-    modbus_set_byte_timeout(ctx, 0, 100000);
-    /* libmodbus's multi-drop rule: after a request for another unit, the
-     * next frame on the line is that unit's answer and is skipped. The skip
-     * waits at most this long, so a silent unit does not make us swallow the
-     * master's next request. */
-    modbus_set_response_timeout(ctx, 0, SL_SIM_RTU_IGNORE_US);
     int fd = modbus_get_socket(ctx);
     fprintf(stderr, "sluice-sim: RTU on %s, %ld %d%c%d, %zu unit(s), %zu tags each, seed %lu\n",
             o->path, o->baud, o->data_bits, o->parity, o->stop_bits, o->nunits, NTAGS, seed);
-    double t0 = mono_s(), next = t0;
-    uint8_t q[MODBUS_RTU_MAX_ADU_LENGTH];
+    double t0 = mono_s(), next = t0, last_rx = t0;
+    uint8_t q[2 * MODBUS_RTU_MAX_ADU_LENGTH];
+    size_t have = 0;
     unsigned long answered = 0, ignored = 0, bad = 0;
     unsigned failures = 0;
     while (!stop) {
@@ -440,10 +492,16 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
             if (next < now)
                 next = now + SL_SIM_TICK_MS / 1000.0;
         }
+        if (have && now - last_rx > SL_SIM_RTU_STALE_S) {
+            bad++;   /* a fragment nothing completed: noise or a cut frame */
+            have = 0;
+        }
         fd_set rd;
         FD_ZERO(&rd);
         FD_SET(fd, &rd);
         double wait = next - mono_s();
+        if (have && wait > SL_SIM_RTU_STALE_S)
+            wait = SL_SIM_RTU_STALE_S;
         if (wait < 0)
             wait = 0;
         struct timeval tv = { (time_t)wait, (suseconds_t)((wait - floor(wait)) * 1e6) };
@@ -454,52 +512,41 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
         }
         if (n <= 0)
             continue;
-        memset(q, 0, sizeof q);
-        int rc = modbus_receive(ctx, q);
-        if (rc < 0) {
-            /* Noise, a broken frame or a closed peer: drop what is pending. */
-            int err = errno;
-            bad++;
-            modbus_flush(ctx);
-            if (err != ETIMEDOUT && err < MODBUS_ENOBASE && ++failures > 50) {
-                fprintf(stderr, "sluice-sim: %s: %s\n", o->path, modbus_strerror(err));
+        ssize_t r = read(fd, q + have, sizeof q - have);
+        if (r <= 0) {
+            if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            /* A closed peer (the pty's other side): retry a while, then give up. */
+            if (++failures > 50) {
+                fprintf(stderr, "sluice-sim: %s: %s\n", o->path, r < 0 ? strerror(errno) : "closed");
                 break;
             }
-            if (err != ETIMEDOUT && err < MODBUS_ENOBASE) {
-                struct timespec ts = { 0, 100000000L };
-                nanosleep(&ts, NULL);
-            }
+            struct timespec ts = { 0, 100000000L };
+            nanosleep(&ts, NULL);
             continue;
         }
         failures = 0;
-        if (rc > 0) {   /* a broadcast (unit 0): no answer on RTU; writes are not taken */
-            ignored++;
-            continue;
+        have += (size_t)r;
+        last_rx = mono_s();
+        for (;;) {
+            size_t u;
+            bool dropped;
+            size_t len = rtu_frame(o, q, have, &u, &dropped);
+            if (len == 0)
+                break;
+            if (dropped)
+                bad++;
+            else if (u == SIZE_MAX || q[0] == 0)
+                ignored++;   /* another unit's request or answer, or a broadcast */
+            else if (modbus_set_slave(ctx, q[0]) == 0 && modbus_reply(ctx, q, (int)len, mb[u]) > 0)
+                answered++;
+            else
+                bad++;
+            memmove(q, q + len, have - len);
+            have -= len;
         }
-        size_t len = rtu_request_len(q, sizeof q);
-        size_t u = 0;
-        while (u < o->nunits && o->units[u] != q[0])
-            u++;
-        if (u == o->nunits || len < 4 || len > sizeof q) {
-            ignored++;   /* another unit's request: stay silent and skip its answer now */
-            modbus_receive(ctx, q);
-            continue;
-        }
-        uint16_t crc = crc16(q, len - 2);
-        if (q[len - 2] != (uint8_t)(crc & 0xFF) || q[len - 1] != (uint8_t)(crc >> 8)) {
-            bad++;
-            modbus_flush(ctx);
-            continue;
-        }
-        modbus_reply(ctx, q, (int)len, mb[u]);
-        answered++;
-        /* libmodbus took this request for another unit's (we answer for
-         * several) and now waits to skip an answer that will not come: end
-         * that wait at once, before the master's next request arrives (it
-         * first reads our answer, then keeps the inter-frame gap). */
-        modbus_set_response_timeout(ctx, 0, 1);
-        modbus_receive(ctx, q);
-        modbus_set_response_timeout(ctx, 0, SL_SIM_RTU_IGNORE_US);
+        if (have == sizeof q)   /* cannot happen with the resync above; never overflow */
+            have = 0;
     }
     fprintf(stderr, "sluice-sim: stopped: %lu answered, %lu for other units, %lu bad\n", answered,
             ignored, bad);
