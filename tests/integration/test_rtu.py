@@ -24,20 +24,30 @@ sluice-inspect decodes what crossed.
    poll_ms + timeout_ms (+ slack), units 1 and 2 stay Good and keep
    updating; it answers again: Good.
 3. Answers of unit 1 are corrupted on the wire (one byte flipped): counted as
-   CRC errors for unit 1 only, no crash, values right afterwards.
+   CRC errors for unit 1 only (log line and [tx] metrics_file), no crash,
+   values right afterwards.
+3b. The same bus with TX sending over UDP to 127.0.0.2 and a sluice-rx on
+   loopback ([modbus] and [http] on 127.0.0.1): unit 3's registers read from
+   the mirror (Modbus TCP, at its mirror_unit) equal the responder's; while
+   unit 3 is silent /api/tags shows its tags Bad and units 1 and 2 Good.
 4. Over-subscription: the same bus polled every 20 ms per unit logs the
-   over-subscribed line; the capacity in transactions per second is printed.
+   over-subscribed line and metrics_file shows missed > 0 and the
+   oversubscribed gauge at 1; transactions per second are printed.
 5. rs485 = on on a pty fails with ENOTTY and says so; --check refuses two
-   devices on one port with different line settings, at file:line."""
+   devices on one port with different line settings, at file:line, and a
+   metrics_file in a missing directory."""
 import os
 import re
 import select
 import struct
 import subprocess
 import sys
+import json
+import socket
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sl_rig  # noqa: E402
@@ -140,6 +150,7 @@ class Responder(threading.Thread):
         super().__init__(daemon=True)
         self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
         self.silent = False
+        self.frozen = False     # values stop moving (to compare with the RX mirror)
         self.stop = False
         self.answered = 0
         self.hold = [0] * 32
@@ -160,7 +171,7 @@ class Responder(threading.Thread):
         buf = b""
         last_step = time.monotonic()
         while not self.stop:
-            if time.monotonic() - last_step >= 0.3:   # values move
+            if not self.frozen and time.monotonic() - last_step >= 0.3:   # values move
                 self.step += 1
                 self.set_values(self.step)
                 last_step = time.monotonic()
@@ -313,15 +324,15 @@ def write_csvs(d):
     return paths
 
 
-def write_conf(d, name, key, cap, port, csvs, poll_ms, extra=None):
+def write_conf(d, name, key, cap, port, csvs, poll_ms, extra=None, link=None):
     conf = os.path.join(d, name + ".conf")
     extra = extra or {}
     with open(conf, "w") as f:
-        f.write("[link]\ntransport = pcapfile\nfile = %s\n"
-                "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+        f.write(link or "[link]\ntransport = pcapfile\nfile = %s\n" % cap)
+        f.write("[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
                 "[tx]\nmetrics_file = %s\n"
-                % (cap, key, os.path.join(d, "state-" + name), name + ".prom"))
+                % (key, os.path.join(d, "state-" + name), name + ".prom"))
         for u in (1, 2, 3):
             f.write("[device u%d]\nprotocol = modbus-rtu\naddress = %s\nunit = %d\n"
                     "baud = %d\nparity = even\ndata_bits = 8\nstop_bits = 1\n"
@@ -358,6 +369,98 @@ def dev_metric(mx, name, line, dev):
     return mx[key]
 
 
+RX = os.path.join(sl_rig.BUILD_DIR, "rx", "sluice-rx")
+
+
+def mb_read(port, unit, fc, addr, count):
+    """One Modbus TCP read (FC 3/4) from the RX mirror: the registers, or
+    ("exception", code)."""
+    with socket.create_connection(("127.0.0.1", port), 2) as s:
+        s.settimeout(2)
+        s.sendall(struct.pack(">HHHBBHH", 7, 0, 6, unit, fc, addr, count))
+        buf = b""
+        while len(buf) < 6 or len(buf) < 6 + struct.unpack(">H", buf[4:6])[0]:
+            chunk = s.recv(512)
+            if not chunk:
+                sl_rig.fail("mirror closed the Modbus connection (unit %d fc %d)" % (unit, fc))
+            buf += chunk
+    if buf[7] & 0x80:
+        return ("exception", buf[8])
+    return [int.from_bytes(buf[9 + 2 * i:11 + 2 * i], "big") for i in range(count)]
+
+
+def rx_qualities(http_port):
+    """{unit: set of quality names} of the bus's tags in RX's /api/tags."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/tags" % http_port, timeout=3) as r:
+        doc = json.loads(r.read().decode())
+    tags = doc["tags"] if isinstance(doc, dict) else doc
+    out = {}
+    for t in tags:
+        m = re.match(r"plant/site/bus/u(\d)$", t["path"])
+        if m:
+            out.setdefault(int(m.group(1)), set()).add(t["quality_name"])
+    return out
+
+
+def check_rx_mirror(procs, d, key, pub, tx_port, csvs, resp):
+    """TX over UDP (127.0.0.2, the "diode") to a sluice-rx on loopback:
+    unit 3's registers read from the mirror at its mirror_unit equal the
+    responder's image; while unit 3 is silent its tags are Bad on
+    /api/tags and units 1 and 2 stay Good."""
+    link_port, mb_port, http_port = tu.free_port(), tu.free_port(), tu.free_port()
+    rx_conf = os.path.join(d, "rx.conf")
+    with open(rx_conf, "w") as f:
+        f.write("[link]\ntransport = udp\nlisten = 127.0.0.2:%d\n"
+                "[keys]\ntrusted = %s\nstate_dir = %s\n"
+                "[mirror]\nstale_ms = 2000\n[modbus]\nlisten = 127.0.0.1:%d\n"
+                "[http]\nlisten = 127.0.0.1:%d\n"
+                % (link_port, pub, os.path.join(d, "rxstate"), mb_port, http_port))
+    os.makedirs(os.path.join(d, "rxstate"), exist_ok=True)
+    rx = procs.start(None, [RX, "-c", rx_conf], stderr=open(os.path.join(d, "rx.log"), "w"))
+    tu.wait_port(http_port)
+    conf = write_conf(d, "udp", key, None, tx_port, csvs, POLL_MS,
+                      link="[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\n"
+                           "rate_mbps = 20\n" % link_port)
+    tx = tu.start_tx(procs, conf)
+    resp.frozen = True
+    time.sleep(0.1)   # a set_values under way ends
+    want_h, want_i = list(resp.hold[:16]), list(resp.inp[:3])
+    got = [None, None]
+
+    def mirrored():
+        got[0], got[1] = mb_read(mb_port, 3, 3, 0, 16), mb_read(mb_port, 3, 4, 0, 3)
+        return got == [want_h, want_i]
+    if not sl_rig.wait_for(mirrored, 8, 0.2):
+        sl_rig.fail("RX mirror unit 3 holding 0..15 %s input 0..2 %s, the responder holds %s %s"
+                    "\nrx.log: %s" % (got[0], got[1], want_h, want_i,
+                                      open(os.path.join(d, "rx.log")).read()[-2000:]))
+    resp.frozen = False
+    print("RX mirror: unit 3 holding 0..15 and input 0..2 equal the responder's registers")
+    q = [None]
+
+    def all_good():
+        q[0] = rx_qualities(http_port)
+        return q[0] == {1: {"Good"}, 2: {"Good"}, 3: {"Good"}}
+    if not sl_rig.wait_for(all_good, 5, 0.1):
+        sl_rig.fail("RX qualities before the silent window: %s" % q[0])
+    resp.silent = True
+
+    def u3_bad():
+        q[0] = rx_qualities(http_port)
+        return q[0].get(3) and all(x.startswith("Bad") for x in q[0][3])
+    ok = sl_rig.wait_for(u3_bad, 4, 0.1)
+    time.sleep(0.6)   # a poll period more: units 1 and 2 must stay Good
+    q2 = rx_qualities(http_port)
+    resp.silent = False
+    if not ok or q[0].get(1) != {"Good"} or q[0].get(2) != {"Good"} or \
+            q2.get(1) != {"Good"} or q2.get(2) != {"Good"} or not all(x.startswith("Bad") for x in q2[3]):
+        sl_rig.fail("RX qualities in the silent window: %s then %s (want unit 3 Bad, 1 and 2 Good)"
+                    % (q[0], q2))
+    print("RX /api/tags in the silent window: %s" % {u: sorted(v) for u, v in q2.items()})
+    tu.stop_tx(procs, tx)
+    procs.stop(rx)
+
+
 def pty_pair(procs, a, b):
     procs.start(None, ["socat", "pty,raw,echo=0,link=" + a, "pty,raw,echo=0,link=" + b],
                 stderr=subprocess.DEVNULL)
@@ -366,7 +469,7 @@ def pty_pair(procs, a, b):
 
 
 def main():
-    tu.need(tu.TX, tu.KEYGEN, tu.SIM, POLL)
+    tu.need(tu.TX, tu.KEYGEN, tu.SIM, POLL, RX)
     if subprocess.run(["which", "socat"], capture_output=True).returncode != 0:
         sl_rig.fail("socat is not installed (scripts/bootstrap installs it)")
     t_start = time.monotonic()
@@ -466,6 +569,9 @@ def main():
             sl_rig.fail("no line counter line in:\n%s" % err)
         print("bus at %d 8E1 (poll_ms %d): %s polls, %s transactions, %s/s, busy %s%%"
               % (BAUD, POLL_MS, m.group(1), m.group(2), m.group(3), m.group(4)))
+
+        # 3b. The same bus through a sluice-rx: the mirror and its qualities.
+        check_rx_mirror(procs, d, key, pub, tx_port, csvs, resp)
 
         tu.wait_inspect()
         objs = tu.inspect(pub, cap)
