@@ -217,6 +217,7 @@ class Bus(threading.Thread):
         self.corrupt = {}        # unit -> answers left to corrupt
         self.corrupted = 0
         self.pending = {}        # unit -> (fc, addr, count) of the last request
+        self.req_us = {}         # unit -> wall-clock µs of each request the master sent
         self.mbuf = b""
         self.sbuf = {fd: b"" for fd in self.slaves}
         self.bytes = 0
@@ -224,6 +225,8 @@ class Bus(threading.Thread):
     def record_request(self, frame):
         unit, fc = frame[0], frame[1]
         self.pending[unit] = (fc, (frame[2] << 8) | frame[3], (frame[4] << 8) | frame[5])
+        with self.lock:
+            self.req_us.setdefault(unit, []).append(time.time() * 1e6)
 
     def record_answer(self, frame):
         unit, fc = frame[0], frame[1]
@@ -563,7 +566,7 @@ def main():
         print("metrics_file: u1 crc_errors=%d, u3 timeouts=%d"
               % (dev_metric(mx, "crc_errors", line, "u1"), dev_metric(mx, "timeouts", line, "u3")))
         if c[3]["timeouts"] < 2 or c[1]["timeouts"] or c[2]["timeouts"]:
-            sl_rig.fail("timeouts not counted on unit 3 alone: %s" % c)
+            sl_rig.fail("timeouts not counted on unit 3 alone: %s\n%s" % (c, err[-3000:]))
         m = re.search(r"line \S+: units=3 polls=(\d+) transactions=(\d+) \(([\d.]+)/s\) busy=(\d+)%", err)
         if not m:
             sl_rig.fail("no line counter line in:\n%s" % err)
@@ -630,6 +633,33 @@ def main():
             moving = {v["tag_id"] for v in window(u, silent_us + limit_us, back_us, tu.GOOD)}
             if len(moving) < 5:
                 sl_rig.fail("unit %d did not keep updating while unit 3 was silent: %d tags" % (u, len(moving)))
+        # Fairness, from the requests on the wire while unit 3 was silent (once
+        # the poll under way when it fell silent is over): unit 3 gets one
+        # request per poll (its timeout ends the cycle; never retried sooner
+        # than poll_ms), and units 1 and 2 keep their period: between two
+        # poll starts at most poll_ms + one timeout of unit 3 + slack.
+        with bus.lock:
+            req = {u: list(bus.req_us.get(u, [])) for u in (1, 2, 3)}
+        lo, hi = silent_us + (POLL_MS + TIMEOUT_MS) * 1000, back_us
+        r3 = [t for t in req[3] if lo <= t <= hi]
+        gaps3 = [(b - a) / 1000 for a, b in zip(r3, r3[1:])]
+        if len(r3) < 3 or min(gaps3) < POLL_MS - 60:
+            sl_rig.fail("unit 3 while silent: %d requests, gaps %s ms (want >= %d ms apart)"
+                        % (len(r3), [round(g) for g in gaps3], POLL_MS - 60))
+        SLACK_MS = 250
+        worst = {}
+        for u in (1, 2):
+            starts = [t for i, t in enumerate(req[u])
+                      if i == 0 or t - req[u][i - 1] > POLL_MS * 1000 / 3]   # first read of a poll
+            starts = [t for t in starts if silent_us <= t <= hi]
+            gaps = [(b - a) / 1000 for a, b in zip(starts, starts[1:])]
+            if len(starts) < 4 or max(gaps) > POLL_MS + TIMEOUT_MS + SLACK_MS:
+                sl_rig.fail("unit %d while unit 3 was silent: %d polls, gaps %s ms (limit %d)"
+                            % (u, len(starts), [round(g) for g in gaps], POLL_MS + TIMEOUT_MS + SLACK_MS))
+            worst[u] = round(max(gaps))
+        print("fairness while unit 3 was silent: unit 3 requests %d ms apart at least; "
+              "units 1 and 2 polled every <= %s ms (limit %d)"
+              % (min(gaps3), worst, POLL_MS + TIMEOUT_MS + SLACK_MS))
         WAITING = 0x80320000   # BadWaitingForInitialData: keyframes before the first poll
         q2 = {v["quality"] for v in per_unit[2]} - {tu.GOOD, WAITING}
         if q2:
