@@ -10,15 +10,24 @@ page's own clock:
   - the header shows "10,000 tags" within 2 s of navigation start;
   - no task on the main thread longer than 100 ms while the stream runs for
     10 s (with the table being scrolled), and the DOM holds only the rows in
-    view;
+    view; the long tasks from the page's first stream update on (the page
+    opens the stream once the list is live) are reported too;
   - arrow keys and Enter open the detail of a tag (type, units, raw value,
     quality code and name, source and receive time); the screenshot is taken
     then (artifact: $SL_BUILD_DIR/tests/integration/dashboard/dashboard.png);
+  - the header row is row 1 inside the role=grid element, data rows from 2;
+    aria-activedescendant names the selected row, is dropped when that row
+    scrolls out of the DOM and comes back with it;
   - typing "t9999" in the filter (reached with "/") shows that tag, and only
     it, within 300 ms of the last keystroke;
-  - sort by name descending puts t9999 first;
+  - Tab, Tab from the filter reaches the Path header; Enter sorts by path
+    descending (t9999 first, aria-sort "descending"), Enter again ascending;
+    sort by name descending puts t9999 first;
   - sluice-tx stops: a quality cell in view turns Uncertain (stale) and the
-    summary counts no Good tag.
+    summary counts no Good tag; sort by quality puts a stale tag first, by
+    age orders the rows by source time (oldest first, then newest first);
+  - prefers-color-scheme (CDP Emulation.setEmulatedMedia) light and dark give
+    the page's white and dark body backgrounds.
 Case 2, hostile names: sl_hostile_tx --mode markup, signing with a test-only
 key RX trusts, sends names, a path and units holding <script>, <img onerror>,
 quotes, '&' and U+2028/U+2029. The page must show each string exactly as
@@ -182,7 +191,8 @@ rate = {RATE}
 # per-frame probe of what the page shows (independent of the page's code).
 PROBE = r"""
 (function () {
-  var P = window.__probe = { long: [], events: 0, messages: 0, countAt: null, countText: "", frames: 0 };
+  var P = window.__probe = { long: [], events: 0, messages: 0, countAt: null, countText: "", frames: 0,
+                             firstEvent: null };
   try {
     new PerformanceObserver(function (list) {
       list.getEntries().forEach(function (e) { P.long.push([e.startTime, e.duration]); });
@@ -192,8 +202,12 @@ PROBE = r"""
   window.EventSource = function (u, o) {
     var s = new ES(u, o);
     // tags received: "tag" events carry one, batched "tags" events an array
-    s.addEventListener("tag", function () { P.events++; P.messages++; });
+    s.addEventListener("tag", function () {
+      if (P.firstEvent === null) P.firstEvent = performance.now();
+      P.events++; P.messages++;
+    });
     s.addEventListener("tags", function (e) {
+      if (P.firstEvent === null) P.firstEvent = performance.now();
       P.messages++;
       for (var d = e.data, i = d.indexOf('{"id":'); i >= 0; i = d.indexOf('{"id":', i + 6)) P.events++;
     });
@@ -308,6 +322,20 @@ def load_case(procs, work, key, pub):
         FIGURES["longest_task_ms"] = round(worst)
         log("stream window %.1f s: %.0f tag updates/s received by the page, %d long task(s), longest %.0f ms "
             "(bound %d)" % ((t1 - t0) / 1000.0, rate, len(window), worst, LONG_TASK_MS))
+        # From the first stream update on (the page opens the stream once the
+        # list is live): every task that ended after it, load phase included.
+        # Reported, not asserted: on this shared 2-core machine tasks of the
+        # steady stream stretch past 100 ms when other builds compete, so the
+        # bound is asserted over the window above only.
+        fe = drv.execute_script("return window.__probe.firstEvent")
+        check(fe is not None, "no stream update reached the page")
+        since = [[s, d] for s, d in long_ if s + d >= fe]
+        worst_since = max([d for _, d in since], default=0)
+        FIGURES["first_stream_update_ms"] = round(fe)
+        FIGURES["long_tasks_since_first_update"] = [[round(s), round(d)] for s, d in since]
+        FIGURES["longest_task_since_first_update_ms"] = round(worst_since)
+        log("first stream update %.0f ms after navigation start; since then %d long task(s), longest %.0f ms "
+            "(reported, not asserted)" % (fe, len(since), worst_since))
         check_time(worst <= LONG_TASK_MS, "a main-thread task took %.0f ms (> %d) while the stream ran: %s" %
               (worst, LONG_TASK_MS, window))
         # The load really streamed: a page that dropped the stream would idle.
@@ -339,6 +367,25 @@ def load_case(procs, work, key, pub):
         sel = drv.execute_script("return document.querySelector('#rows [aria-selected=true]')"
                                  ".children[1].textContent")
         check(sel == "t2", "selected row %r, expected t2" % sel)
+        # Accessibility: the header row is the grid's row 1 (inside it), the
+        # data rows follow from 2; aria-activedescendant names a row that
+        # exists, and no row once the active one is scrolled out of the DOM.
+        a11y = drv.execute_script("""var h = document.getElementById('head'), g = h.closest('[role=grid]'),
+            r = document.querySelector('#rows [role=row]:not([hidden])'),
+            ad = document.getElementById('vp').getAttribute('aria-activedescendant');
+          return [g && g.id, h.getAttribute('aria-rowindex'), r.getAttribute('aria-rowindex'), ad,
+                  !!(ad && document.getElementById(ad) && document.getElementById(ad).children[1].textContent)];""")
+        check(a11y[:3] == ["vp", "1", "2"], "header row not the grid's first row: [grid, head rowindex, "
+                                            "first row rowindex] = %s" % a11y[:3])
+        check(a11y[3] and a11y[4], "aria-activedescendant %r does not name the active row" % a11y[3])
+        drv.execute_script("document.getElementById('vp').scrollTop = 5000 * 26")
+        wait_js(drv, "!document.getElementById(%s) && "
+                     "!document.getElementById('vp').hasAttribute('aria-activedescendant')" % json.dumps(a11y[3]),
+                3, "aria-activedescendant dropped with its row scrolled out")
+        drv.execute_script("document.getElementById('vp').scrollTop = 0")
+        wait_js(drv, "document.getElementById('vp').getAttribute('aria-activedescendant') === %s && "
+                     "!!document.getElementById(%s)" % (json.dumps(a11y[3]), json.dumps(a11y[3])),
+                3, "aria-activedescendant back with its row")
         time.sleep(0.5)
         os.makedirs(ART, exist_ok=True)
         shot = os.path.join(ART, "dashboard.png")
@@ -372,10 +419,25 @@ def load_case(procs, work, key, pub):
         shown = drv.execute_script("return document.getElementById('shown').textContent")
         check(shown.replace(",", "").startswith("1 of %d" % NTAGS), "shown count %r" % shown)
 
-        # 5. sort by name, descending: t9999 first
+        # 5. keyboard sorting: Tab from the filter reaches the table, then the
+        # Path header; Enter flips the path order (t9999 first), Enter again back
         f = drv.find_element(By.ID, "filter")
         f.send_keys(Keys.ESCAPE)
         wait_js(drv, "document.getElementById('shown').textContent === ''", 3, "filter cleared")
+        first_name = "(function(){var r=document.querySelector('#rows [role=row]:not([hidden])');" \
+                     "return r && r.children[1].textContent;})()"
+        f.send_keys(Keys.TAB)
+        drv.switch_to.active_element.send_keys(Keys.TAB)
+        foc = drv.execute_script("var a = document.activeElement; return [a.tagName, a.textContent, "
+                                 "a.parentNode.getAttribute('aria-sort')]")
+        check(foc == ["BUTTON", "Path", "ascending"], "Tab Tab from the filter reached %r, not the Path header" % foc)
+        drv.switch_to.active_element.send_keys(Keys.ENTER)
+        wait_js(drv, "%s === 't9999'" % first_name, 3, "path sort descending by keyboard")
+        sort_attr = drv.execute_script("return document.querySelector('#head [data-sort=path]').getAttribute('aria-sort')")
+        check(sort_attr == "descending", "aria-sort of Path after Enter: %r" % sort_attr)
+        drv.switch_to.active_element.send_keys(Keys.ENTER)
+        wait_js(drv, "%s === 't0'" % first_name, 3, "path sort ascending by keyboard")
+        # sort by name, descending: t9999 first
         hdr = drv.find_element(By.CSS_SELECTOR, "#head [data-sort=name] button")
         hdr.click()
         hdr.click()
@@ -398,6 +460,35 @@ def load_case(procs, work, key, pub):
         log("TX stopped: %r shows %r after %.1f s" % (after[1], after[4], FIGURES["stale_shown_s_after_tx_stop"]))
         wait_js(drv, "/^\\D*0 good/.test(document.getElementById('q-g').textContent) && "
                      "document.getElementById('link').textContent === 'LINK DOWN'", 8, "summary 0 good, link down")
+        # sort by quality: a stale (Uncertain) tag first; by age: rows in
+        # source-time order, oldest first, then newest first
+        drv.find_element(By.CSS_SELECTOR, "#head [data-sort=quality] button").click()
+        wait_js(drv, "(function(){var r=document.querySelector('#rows [role=row]:not([hidden])');"
+                     "return r && /Uncertain/.test(r.children[4].textContent);})()", 3, "quality sort: stale first")
+        age = drv.find_element(By.CSS_SELECTOR, "#head [data-sort=age] button")
+        ends = []
+        for order in ("ascending", "descending"):
+            age.click()
+            sort_attr = drv.execute_script("return document.querySelector('#head [data-sort=age]')"
+                                           ".getAttribute('aria-sort')")
+            check(sort_attr == order, "aria-sort of Age %r, expected %r" % (sort_attr, order))
+            time.sleep(0.2)
+            ts = [r[6] for r in rows_text(drv)]
+            want = sorted(ts, reverse=(order == "descending"))
+            check(len(ts) > 10 and ts == want, "age sort %s: source times in view not in order: %s" % (order, ts))
+            ends.append(ts[0])
+        # the oldest tag's time before the newest's (the last updates span a while)
+        check(ends[0] < ends[1], "age sort: oldest first %r not older than newest first %r" % tuple(ends))
+        # prefers-color-scheme: light and dark give different backgrounds
+        bgs = {}
+        for scheme in ("light", "dark"):
+            drv.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                {"features": [{"name": "prefers-color-scheme", "value": scheme}]})
+            bgs[scheme] = drv.execute_script("return getComputedStyle(document.body).backgroundColor")
+        drv.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        check(bgs == {"light": "rgb(255, 255, 255)", "dark": "rgb(15, 20, 25)"},
+              "body background per prefers-color-scheme: %s" % bgs)
+        log("sorts by path (keyboard), name, quality and age; light/dark backgrounds %s" % bgs)
         p = drv.execute_script("return window.__probe")
         FIGURES["longest_task_whole_run_ms"] = round(max([d for _, d in p["long"]], default=0))
     finally:
