@@ -686,3 +686,60 @@ SL_TEST(rxconf, trust_files_links_and_file_limits)
         "rx.conf:8: database 'DIR/mirror.db' is a symbolic link or has other hard links: refusing to follow it");
     unlink(path);
 }
+
+/* The bounds against IT clients and a compromised TX: every key parsed,
+ * defaults kept when absent, and each cross-check refused at its line. */
+SL_TEST(rxconf, service_and_bound_keys)
+{
+    CU_ASSERT_EQUAL(parse(BASE "[modbus]\nlisten = 10.1.2.3:502\nmax_conns = 32\nmax_conns_per_peer = 4\n"
+                               "request_timeout_ms = 2000\n"
+                               "[http]\nlisten = 10.1.2.3:80\nmax_conns = 40\nmax_conns_per_peer = 10\n"
+                               "timeout_s = 20\nrequest_timeout_ms = 3000\nmax_streams = 12\n"
+                               "max_streams_per_peer = 3\nallowed_hosts = scada.example, hmi\n"
+                               "[mirror]\nfuture_tolerance_ms = 2500\n"
+                               "[files]\ndirectory = in\nmax_total_bytes = 5000000\nmax_versions = 3\n"
+                               "[rx]\nallow_root = yes\n"),
+                    SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_EQUAL(cfg.modbus.max_conns_per_peer, 4);
+    CU_ASSERT_EQUAL(cfg.modbus.request_timeout_ms, 2000);
+    CU_ASSERT_EQUAL(cfg.http.max_conns_per_peer, 10);
+    CU_ASSERT_EQUAL(cfg.http.timeout_s, 20);
+    CU_ASSERT_EQUAL(cfg.http.request_timeout_ms, 3000);
+    CU_ASSERT_EQUAL(cfg.http.max_streams, 12);
+    CU_ASSERT_EQUAL(cfg.http.max_streams_per_peer, 3);
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.http.allowed_hosts, "scada.example"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(cfg.http.allowed_hosts, "hmi"));
+    CU_ASSERT_EQUAL(cfg.mirror.future_tolerance_ms, 2500);
+    CU_ASSERT_EQUAL(cfg.files.max_total_bytes, 5000000);
+    CU_ASSERT_EQUAL(cfg.files.max_versions, 3);
+    CU_ASSERT_TRUE(cfg.rx.allow_root);
+
+    CU_ASSERT_EQUAL(parse(BASE "[modbus]\nlisten = 10.1.2.3:502\n[http]\nlisten = 10.1.2.3:80\n"
+                               "[files]\ndirectory = in\n"),
+                    SL_OK);
+    CU_ASSERT_EQUAL(cfg.modbus.max_conns_per_peer, 8);
+    CU_ASSERT_EQUAL(cfg.modbus.request_timeout_ms, 5000);
+    CU_ASSERT_EQUAL(cfg.http.max_conns_per_peer, 16);
+    CU_ASSERT_EQUAL(cfg.http.max_streams, 16);
+    CU_ASSERT_EQUAL(cfg.http.max_streams_per_peer, 4);
+    CU_ASSERT_EQUAL(cfg.mirror.future_tolerance_ms, 5000);
+    CU_ASSERT_EQUAL(cfg.files.max_total_bytes, SL_RXCONF_DEFAULT_FILES_TOTAL);
+    CU_ASSERT_EQUAL(cfg.files.max_versions, SL_RXCONF_DEFAULT_FILES_VERSIONS);
+    CU_ASSERT_FALSE(cfg.rx.allow_root);
+
+    one(BASE "[modbus]\nlisten = 10.1.2.3:502\nmax_conns = 8\nmax_conns_per_peer = 9\n",
+        "rx.conf:10: max_conns_per_peer 9 exceeds max_conns 8");
+    one(BASE "[modbus]\nlisten = 10.1.2.3:502\nrequest_timeout_ms = 50\n",
+        "rx.conf:9: bad request_timeout_ms '50' (integer 100..3600000)");
+    one(BASE "[http]\nlisten = 10.1.2.3:80\nmax_streams = 64\n",
+        "rx.conf:9: max_streams 64 must be below max_conns 64 (streams hold connections)");
+    one(BASE "[http]\nlisten = 10.1.2.3:80\nmax_streams = 8\nmax_streams_per_peer = 9\n",
+        "rx.conf:10: max_streams_per_peer 9 exceeds max_streams 8");
+    one(BASE "[http]\nlisten = 10.1.2.3:80\nmax_conns_per_peer = 0\n",
+        "rx.conf:9: bad max_conns_per_peer '0' (integer 1..4096)");
+    one(BASE "[http]\nlisten = 10.1.2.3:80\ntimeout_s = 0\n", "rx.conf:9: bad timeout_s '0' (integer 1..86400)");
+    one(BASE "[mirror]\nfuture_tolerance_ms = 50\n",
+        "rx.conf:8: bad future_tolerance_ms '50' (integer 100..86400000)");
+    one(BASE "[files]\ndirectory = in\nmax_versions = 0\n", "rx.conf:9: bad max_versions '0' (integer 1..1000)");
+}
