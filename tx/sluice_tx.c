@@ -191,17 +191,26 @@ static int flock_pid(int fd, const char *path, char holder[PID_TEXT_MAX])
     return 0;
 }
 
-static int lock_state_dir(const char *state_dir, bool bulk)
+/* state_dir (created 0700 if missing) joined with name into path; -1 and a
+ * log line when the directory cannot be made or the path does not fit. */
+static int state_path(char *path, size_t cap, const char *state_dir, const char *name)
 {
     if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
         logmsg("cannot create state_dir %s: %s", state_dir, strerror(errno));
         return -1;
     }
-    char path[SL_TXCONF_STR_MAX + 16];
-    if ((size_t)snprintf(path, sizeof path, "%s/" LOCK_FILE, state_dir) >= sizeof path) {
+    if ((size_t)snprintf(path, cap, "%s/%s", state_dir, name) >= cap) {
         logmsg("state_dir path too long");
         return -1;
     }
+    return 0;
+}
+
+static int lock_state_dir(const char *state_dir, bool bulk)
+{
+    char path[SL_TXCONF_STR_MAX + 16];
+    if (state_path(path, sizeof path, state_dir, LOCK_FILE) != 0)
+        return -1;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
         logmsg("cannot open %s: %s", path, strerror(errno));
@@ -323,15 +332,9 @@ static void unlock_key(int fd)
  * error rather than a silent restart from 1, which RX would refuse. */
 static int next_epoch(uint64_t *out, const char *state_dir)
 {
-    if (mkdir(state_dir, 0700) != 0 && errno != EEXIST) {
-        logmsg("cannot create state_dir %s: %s", state_dir, strerror(errno));
-        return -1;
-    }
     char path[SL_TXCONF_STR_MAX + 16];
-    if ((size_t)snprintf(path, sizeof path, "%s/" EPOCH_FILE, state_dir) >= sizeof path) {
-        logmsg("state_dir path too long");
+    if (state_path(path, sizeof path, state_dir, EPOCH_FILE) != 0)
         return -1;
-    }
     uint64_t epoch = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd >= 0) {
