@@ -1,6 +1,6 @@
 # Test helpers: each new unit test file or fuzz target is one line in CMake.
 
-# sl_unit_test(<module> SOURCES a.c b.c LIBS sl_proto ...)
+# sl_unit_test(<module> SOURCES a.c b.c LIBS sl_wire ...)
 # One CUnit executable per module (test_<module>), registered with CTest.
 # Test files register their cases with SL_TEST() from tests/unit/sl_test.h.
 function(sl_unit_test module)
@@ -16,7 +16,7 @@ function(sl_unit_test module)
   set_tests_properties(unit_${module} PROPERTIES LABELS unit TIMEOUT 300)
 endfunction()
 
-# sl_fuzz_target(<name> SOURCE fuzz_x.c LIBS sl_proto [SECONDS n])
+# sl_fuzz_target(<name> SOURCE fuzz_x.c LIBS sl_wire [SECONDS n])
 # The target defines LLVMFuzzerTestOneInput. Its seed corpus lives in
 # tests/fuzz/corpus/<name>/. In every build a replay driver runs the corpus
 # (fuzz_<name>_replay); with SL_FUZZ a libFuzzer binary (fuzz_<name>) also

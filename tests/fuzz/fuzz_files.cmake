@@ -1,1 +1,1 @@
-sl_fuzz_target(fmsg SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_fmsg.c LIBS sl_proto SECONDS 5)
+sl_fuzz_target(fmsg SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_fmsg.c LIBS sl_wire SECONDS 5)
