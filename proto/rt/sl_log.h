@@ -11,9 +11,11 @@
  * Info and notice lines carry no level word; warning, error and debug do.
  *
  * Repeated lines are rate limited per call site (format string): at most
- * SL_LOG_BURST lines per SL_LOG_WINDOW_MS, then they are counted and one
- * "N similar lines suppressed" line follows when the window ends, so a flood
- * from the fibre or an IT client cannot fill the disk through the journal.
+ * SL_LOG_BURST lines per SL_LOG_WINDOW_MS, then they are counted, and the
+ * first line of that site after the window is preceded by one "N similar
+ * lines suppressed" line, so a flood from the fibre or an IT client cannot
+ * fill the disk through the journal (the counters in /metrics still count
+ * every event).
  * Thread-safe. */
 
 #include <stdarg.h>
