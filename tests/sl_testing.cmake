@@ -1,10 +1,25 @@
 # Test helpers: each new unit test file or fuzz target is one line in CMake.
 
-# sl_unit_test(<module> SOURCES a.c b.c LIBS sl_wire ...)
+# sl_unit_test(<module> SOURCES a.c b.c LIBS sl_wire ...
+#              [LABELS integration ...] [SKIP_RETURN_CODE 77])
 # One CUnit executable per module (test_<module>), registered with CTest.
 # Test files register their cases with SL_TEST() from tests/unit/sl_test.h.
+# LABELS defaults to `unit`: no network beyond loopback sockets inside the
+# process, no child daemons, no namespaces, nothing that can be missing.
+# A CUnit executable that needs a broker, namespaces or a capability is
+# labelled `integration` (test name integ_<module>, else unit_<module>) and
+# passes SKIP_RETURN_CODE 77 (SL_TEST_SKIP_RC): it reports SKIP, never PASS,
+# when its precondition is missing (sl_test_skip). Without SKIP_RETURN_CODE
+# a skipped case fails the test.
 function(sl_unit_test module)
-  cmake_parse_arguments(A "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(A "" "SKIP_RETURN_CODE" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT A_LABELS)
+    set(A_LABELS unit)
+  endif()
+  set(name unit_${module})
+  if(integration IN_LIST A_LABELS)
+    set(name integ_${module})
+  endif()
   add_executable(test_${module} ${A_SOURCES} ${PROJECT_SOURCE_DIR}/tests/unit/sl_test_main.c)
   target_include_directories(test_${module} PRIVATE ${PROJECT_SOURCE_DIR}/tests/unit
                              ${CMAKE_CURRENT_SOURCE_DIR})
@@ -12,8 +27,11 @@ function(sl_unit_test module)
     SL_TEST_DATA_DIR="${CMAKE_CURRENT_SOURCE_DIR}/data"
     SL_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
   target_link_libraries(test_${module} PRIVATE ${A_LIBS} PkgConfig::CUNIT)
-  add_test(NAME unit_${module} COMMAND test_${module})
-  set_tests_properties(unit_${module} PROPERTIES LABELS unit TIMEOUT 300)
+  add_test(NAME ${name} COMMAND test_${module})
+  set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 300)
+  if(A_SKIP_RETURN_CODE)
+    set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE ${A_SKIP_RETURN_CODE})
+  endif()
 endfunction()
 
 # sl_fuzz_target(<name> SOURCE fuzz_x.c LIBS sl_wire [SECONDS n])

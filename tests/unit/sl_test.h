@@ -5,6 +5,7 @@
 #ifndef SL_TEST_H
 #define SL_TEST_H
 #include <CUnit/CUnit.h>
+#include <stdbool.h>
 
 void sl_test_add(const char *suite, const char *name, void (*fn)(void));
 
@@ -15,5 +16,21 @@ void sl_test_add(const char *suite, const char *name, void (*fn)(void));
         sl_test_add(#suite, #name, sl_test_##suite##_##name);               \
     }                                                                       \
     static void sl_test_##suite##_##name(void)
+
+/* The exit status CTest reads as "skipped" (sl_unit_test(... SKIP_RETURN_CODE
+ * 77) in tests/sl_testing.cmake). */
+#define SL_TEST_SKIP_RC 77
+
+/* Marks the running case skipped: a precondition outside the code under
+ * test is missing (a capability, a network namespace, a program on PATH).
+ * Prints one line "SKIP suite/name: <why>"; the case returns right after.
+ * An executable with a skipped case and no failure exits SL_TEST_SKIP_RC,
+ * so CTest reports it as skipped, never as passed; in an executable
+ * registered without SKIP_RETURN_CODE (the `unit` label) that exit is a
+ * failure, because unit tests must have no missing precondition. */
+void sl_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* True when prog (no slash) is an executable file in a PATH directory. */
+bool sl_test_on_path(const char *prog);
 
 #endif

@@ -1,10 +1,15 @@
 /* Shared main for every CUnit executable: suites are created on first use
- * from the SL_TEST() table; exit status is non-zero on any failure. */
+ * from the SL_TEST() table. Exit status: 1 on any failure (or when no case
+ * ran), SL_TEST_SKIP_RC when a case was skipped and none failed, else 0. */
 #include "sl_test.h"
 
 #include <CUnit/Basic.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SL_TEST_MAX 4096
 
@@ -16,6 +21,40 @@ struct entry {
 
 static struct entry table[SL_TEST_MAX];
 static unsigned table_len;
+static unsigned skipped;
+
+void sl_test_skip(const char *fmt, ...)
+{
+    const CU_pSuite s = CU_get_current_suite();
+    const CU_pTest t = CU_get_current_test();
+    /* Own line: CUnit's verbose runner has printed "Test: name ..." without
+     * a newline. */
+    fprintf(stderr, "\nSKIP %s/%s: ", s ? s->pName : "?", t ? t->pName : "?");
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    skipped++;
+}
+
+bool sl_test_on_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    if (!path || strchr(prog, '/'))
+        return false;
+    for (const char *p = path; *p;) {
+        size_t n = strcspn(p, ":");
+        char full[PATH_MAX];
+        if (n > 0 && snprintf(full, sizeof full, "%.*s/%s", (int)n, p, prog) < (int)sizeof full &&
+            access(full, X_OK) == 0)
+            return true;
+        p += n;
+        if (*p == ':')
+            p++;
+    }
+    return false;
+}
 
 void sl_test_add(const char *suite, const char *name, void (*fn)(void))
 {
@@ -51,5 +90,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "sl_test: no test ran\n");
         return 1;
     }
-    return fails ? 1 : 0;
+    if (fails)
+        return 1;
+    if (skipped) {
+        fprintf(stderr, "sl_test: %u of %u cases skipped (precondition missing)\n", skipped, run);
+        return SL_TEST_SKIP_RC;
+    }
+    return 0;
 }
