@@ -1,5 +1,6 @@
 #include "sl_rxconf.h"
 #include "sl_file.h"
+#include "sl_keyfile.h"
 #include "sl_ini.h"
 
 #include <arpa/inet.h>
@@ -459,7 +460,7 @@ static void load_trusted(struct parse *p, const char *path, unsigned line)
     struct sl_rxconf *c = p->c;
     struct sl_key_public k;
     char why[160];
-    sl_err e = sl_key_load_trusted(&k, path, daemon_uid(p), why, sizeof why);
+    sl_err e = sl_keyfile_load_trusted(&k, path, daemon_uid(p), why, sizeof why);
     if (e == SL_ERR_NOT_FOUND || e == SL_ERR_IO) {
         sl_diag_add(p->diag, p->file, line, "trusted key '%s': %s", path,
                     e == SL_ERR_NOT_FOUND ? "no such file" : strerror(errno));

@@ -41,6 +41,7 @@
 #include "sl_msg.h"
 #include "sl_receiver.h"
 #include "sl_replay.h"
+#include "sl_replayfile.h"
 #include "sl_rxconf.h"
 #include "sl_rxstats.h"
 #include "sl_store.h"
@@ -520,7 +521,7 @@ static bool checkpoint(struct rxd *d)
 
 static bool save_state(struct rxd *d)
 {
-    if (sl_replay_save(d->replay, d->replay_path) == SL_OK) {
+    if (sl_replayfile_save(d->replay, d->replay_path) == SL_OK) {
         d->replay_dirty = false;
         d->st.state_saves++;
         return true;
@@ -1079,7 +1080,7 @@ static int start(struct rxd *d)
         return -1;
     }
     sl_replay_init(d->replay);
-    sl_err e = sl_replay_load(d->replay, d->replay_path);
+    sl_err e = sl_replayfile_load(d->replay, d->replay_path);
     if (e == SL_ERR_NOT_FOUND) {
         logline("no replay state at %s: starting with an empty window (first start)", d->replay_path);
     } else if (e != SL_OK) {

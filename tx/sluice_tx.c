@@ -39,6 +39,7 @@
 #include "sl_hw.h"
 #include "sl_link.h"
 #include "sl_key.h"
+#include "sl_keyfile.h"
 #include "sl_bus.h"
 #include "sl_poller.h"
 #include "sl_sender.h"
@@ -1549,7 +1550,7 @@ int main(int argc, char **argv)
         logmsg("libsodium cannot initialise");
         goto out;
     }
-    e = sl_key_load_secret(&D.key, D.cfg.keys.signing_key);
+    e = sl_keyfile_load_secret(&D.key, D.cfg.keys.signing_key);
     if (e != SL_OK) {
         logmsg("%s: %s%s%s", D.cfg.keys.signing_key,
                e == SL_ERR_PERM ? "readable by group or others; chmod 600 it" : sl_strerror(e),

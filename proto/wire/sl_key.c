@@ -1,24 +1,13 @@
 #include "sl_key.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include "sl_file.h"
 
 struct sl_key_secret {
     uint8_t sk[SL_KEY_SK_BYTES];
     struct sl_key_public pub;
 };
-
-/* Hex text sizes: digits plus an optional newline (plus one byte so an
- * over-long file is detected as such). */
-#define SECRET_HEX   (2u * SL_KEY_SK_BYTES)
-#define PUBLIC_HEX   (2u * SL_PK_BYTES)
 
 _Static_assert(SL_KEY_SK_BYTES == crypto_sign_SECRETKEYBYTES, "libsodium secret key size");
 _Static_assert(SL_PK_BYTES == crypto_sign_PUBLICKEYBYTES, "libsodium public key size");
@@ -103,59 +92,6 @@ void sl_key_public_of(struct sl_key_public *out, const struct sl_key_secret *k)
     *out = k->pub;
 }
 
-sl_err sl_key_save(const char *secret_path, const char *public_path, const struct sl_key_secret *k,
-                   bool force)
-{
-    struct stat st;
-    if (!force && (lstat(secret_path, &st) == 0 || lstat(public_path, &st) == 0))
-        return SL_ERR_EXISTS;
-    if (sodium_init() < 0)
-        return SL_ERR_NOMEM;
-    char *text = sodium_malloc(SECRET_HEX + 1);   /* digits + NUL from bin2hex */
-    if (!text)
-        return SL_ERR_NOMEM;
-    sodium_bin2hex(text, SECRET_HEX + 1, k->sk, SL_KEY_SK_BYTES);
-    text[SECRET_HEX] = '\n';
-    sl_err e = sl_file_write_atomic(secret_path, text, SECRET_HEX + 1, 0600, force);
-    int saved = errno;
-    sodium_memzero(text, SECRET_HEX + 1);
-    sodium_free(text);
-    errno = saved;
-    if (e != SL_OK)
-        return e;
-    char pub[PUBLIC_HEX + 1];
-    sodium_bin2hex(pub, sizeof pub, k->pub.pk, SL_PK_BYTES);
-    pub[PUBLIC_HEX] = '\n';
-    return sl_file_write_atomic(public_path, pub, sizeof pub, 0644, force);
-}
-
-/* Opens path for reading and checks it is a regular file; with secret, also
- * that no group/other permission bit is set, judged on the opened fd so the
- * checked file is the file read. */
-static sl_err open_key_file(int *fd_out, const char *path, bool secret)
-{
-    *fd_out = -1;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
-    struct stat st;
-    sl_err e = SL_OK;
-    if (fstat(fd, &st) != 0)
-        e = SL_ERR_IO;
-    else if (!S_ISREG(st.st_mode))
-        e = SL_ERR_CONFIG;
-    else if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-        e = SL_ERR_PERM;
-    if (e != SL_OK) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return e;
-    }
-    *fd_out = fd;
-    return SL_OK;
-}
-
 /* Decodes exactly want_hex hex digits, optionally followed by one newline,
  * into bin (want_hex / 2 bytes). */
 static sl_err decode_hex_line(uint8_t *bin, const char *text, size_t len, size_t want_hex)
@@ -171,35 +107,17 @@ static sl_err decode_hex_line(uint8_t *bin, const char *text, size_t len, size_t
     return SL_OK;
 }
 
-sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path)
+sl_err sl_key_secret_from_hex(struct sl_key_secret **out, const char *text, size_t len)
 {
     *out = NULL;
-    int fd;
-    sl_err e = open_key_file(&fd, path, true);
+    struct sl_key_secret *k;
+    sl_err e = secret_alloc(&k);
     if (e != SL_OK)
         return e;
-    struct sl_key_secret *k = NULL;
-    char *text = NULL;
-    e = secret_alloc(&k);
-    if (e == SL_OK) {
-        text = sodium_malloc(SECRET_HEX + 1);
-        if (!text)
-            e = SL_ERR_NOMEM;
-    }
-    size_t len = 0;
-    if (e == SL_OK) {
-        e = sl_file_read_fd(text, SECRET_HEX + 1, &len, fd);
-        if (e == SL_ERR_LENGTH)
-            e = SL_ERR_CONFIG;
-    }
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    if (e == SL_OK)
-        e = decode_hex_line(k->sk, text, len, SECRET_HEX);
+    e = decode_hex_line(k->sk, text, len, SL_KEY_SECRET_HEX);
     if (e == SL_OK) {
         /* The libsodium secret key repeats the public key after the seed;
-         * a file whose halves disagree would sign under a key that is not
+         * text whose halves disagree would sign under a key that is not
          * the one published. */
         uint8_t pk[SL_PK_BYTES];
         uint8_t sk[SL_KEY_SK_BYTES];
@@ -207,10 +125,6 @@ sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path)
         if (sodium_memcmp(sk, k->sk, sizeof sk) != 0)
             e = SL_ERR_CONFIG;
         sodium_memzero(sk, sizeof sk);
-    }
-    if (text) {
-        sodium_memzero(text, SECRET_HEX + 1);
-        sodium_free(text);
     }
     if (e != SL_OK) {
         sl_key_free(k);
@@ -221,45 +135,28 @@ sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path)
     return SL_OK;
 }
 
-/* Reads a public key file's text from fd (closed here) into *out. */
-static sl_err read_public_fd(struct sl_key_public *out, int fd)
+sl_err sl_key_secret_to_hex(char *out, size_t cap, const struct sl_key_secret *k)
 {
-    char text[PUBLIC_HEX + 1];
-    size_t len = 0;
-    sl_err e = sl_file_read_fd(text, sizeof text, &len, fd);
-    if (e == SL_ERR_LENGTH)
-        e = SL_ERR_CONFIG;
-    int saved = errno;
-    close(fd);
-    errno = saved;
+    if (cap < SL_KEY_SECRET_HEX + 1)
+        return SL_ERR_RANGE;
+    sodium_bin2hex(out, SL_KEY_SECRET_HEX + 1, k->sk, SL_KEY_SK_BYTES);
+    return SL_OK;
+}
+
+sl_err sl_key_public_from_hex(struct sl_key_public *out, const char *text, size_t len)
+{
     uint8_t pk[SL_PK_BYTES];
-    if (e == SL_OK)
-        e = decode_hex_line(pk, text, len, PUBLIC_HEX);
+    memset(out, 0, sizeof *out);
+    sl_err e = decode_hex_line(pk, text, len, SL_KEY_PUBLIC_HEX);
     if (e != SL_OK)
         return e;
     sl_key_public_make(out, pk);
     return SL_OK;
 }
 
-sl_err sl_key_load_public(struct sl_key_public *out, const char *path)
+void sl_key_public_to_hex(char out[SL_KEY_PUBLIC_HEX + 1u], const struct sl_key_public *k)
 {
-    memset(out, 0, sizeof *out);
-    int fd;
-    sl_err e = open_key_file(&fd, path, false);
-    if (e != SL_OK)
-        return e;
-    return read_public_fd(out, fd);
-}
-
-sl_err sl_key_load_trusted(struct sl_key_public *out, const char *path, uid_t owner, char *why,
-                           size_t cap)
-{
-    memset(out, 0, sizeof *out);
-    int fd;
-    sl_err e = sl_file_open_trusted(&fd, path, owner, 0, why, cap);
-    if (e != SL_OK)
-        return e;
-    return read_public_fd(out, fd);
+    sodium_bin2hex(out, SL_KEY_PUBLIC_HEX + 1, k->pk, SL_PK_BYTES);
 }
 
 /* libsodium only: the secret never leaves guarded memory. Messages are

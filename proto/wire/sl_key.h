@@ -1,15 +1,6 @@
-/* Ed25519 keys (libsodium): generation, key files, key ids, signing and
- * verification, and the receiver's set of trusted public keys.
- *
- * Key files are hex text, one line, lower case when written; loaders accept
- * either case and an optional single trailing newline, nothing else:
- *   sluice.key  128 hex digits: the 64-byte libsodium secret key
- *               (32-byte seed followed by the 32-byte public key); mode 0600.
- *               Loading refuses (SL_ERR_PERM) if group or others have any
- *               permission bit, and checks the embedded public key against
- *               the seed (SL_ERR_CONFIG if they disagree).
- *   sluice.pub  64 hex digits: the 32-byte public key.
- * A malformed key file is SL_ERR_CONFIG; a missing one SL_ERR_NOT_FOUND.
+/* Ed25519 keys (libsodium): generation, key ids, signing and verification,
+ * the receiver's set of trusted public keys, and the hex text a key file
+ * holds. No I/O here: key files are read and written by proto/rt/sl_keyfile.h.
  *
  * Key id: the first SL_KEY_ID_BYTES bytes of BLAKE2b-256 (unkeyed) of the
  * 32-byte public key. It names the signer on the wire; it is not secret.
@@ -23,13 +14,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 #include "sl_err.h"
 #include "sl_wire.h"
 
-#define SL_KEY_SECRET_FILE   "sluice.key"
-#define SL_KEY_PUBLIC_FILE   "sluice.pub"
 #define SL_KEY_SEED_BYTES    32u
 #define SL_KEY_SK_BYTES      64u          /* libsodium secret key: seed || pk */
 #define SL_KEY_ID_HEX_BYTES  (2u * SL_KEY_ID_BYTES + 1u)   /* with NUL */
@@ -74,38 +62,37 @@ void sl_key_free(struct sl_key_secret *k);
 /* The public half (and id) of a secret key. */
 void sl_key_public_of(struct sl_key_public *out, const struct sl_key_secret *k);
 
-/* Writes the secret key file (mode 0600) and the public key file (0644),
- * each replaced atomically (sl_file_write_atomic). Unless force, refuses
- * with SL_ERR_EXISTS before writing anything if either path exists, and the
- * secret is created with link(2) so it can never clobber a file. The hex
- * text is staged in guarded memory and wiped. SL_ERR_IO with errno set on
- * a system error. */
-__attribute__((warn_unused_result))
-sl_err sl_key_save(const char *secret_path, const char *public_path, const struct sl_key_secret *k,
-                   bool force);
+/* Hex text of a key, lower case when written; readers accept either case
+ * and one optional trailing newline, nothing else (the key file format,
+ * proto/rt/sl_keyfile.h). Sizes are digits only, without newline or NUL. */
+#define SL_KEY_SECRET_HEX    (2u * SL_KEY_SK_BYTES)   /* 128 */
+#define SL_KEY_PUBLIC_HEX    (2u * SL_PK_BYTES)       /* 64 */
 
-/* Loads a secret key file into guarded memory (caller frees). Checks, in
- * order: opens with O_NOFOLLOW (SL_ERR_NOT_FOUND / SL_ERR_IO), fstat on that
- * fd: regular file (SL_ERR_CONFIG) and no group/other permission bits
- * (SL_ERR_PERM), size and hex format (SL_ERR_CONFIG), seed/public-key
- * consistency (SL_ERR_CONFIG). *out is NULL on failure. */
+/* A secret key from len bytes of text: exactly SL_KEY_SECRET_HEX hex digits
+ * (the 32-byte seed, then the 32-byte public key), optionally followed by
+ * one newline. Malformed text, or an embedded public key that is not the
+ * seed's, is SL_ERR_CONFIG; SL_ERR_NOMEM if guarded memory cannot be had.
+ * On success *out is in guarded read-only memory (caller frees with
+ * sl_key_free); on failure NULL. The caller wipes its own copy of text. */
 __attribute__((warn_unused_result))
-sl_err sl_key_load_secret(struct sl_key_secret **out, const char *path);
+sl_err sl_key_secret_from_hex(struct sl_key_secret **out, const char *text, size_t len);
 
-/* Loads a public key file. Errors as for sl_key_load_secret, without the
- * permission check. *out is zeroed on failure. */
+/* Writes k's secret key as SL_KEY_SECRET_HEX lower-case hex digits and a
+ * NUL into out (cap bytes: at least SL_KEY_SECRET_HEX + 1, else
+ * SL_ERR_RANGE and nothing written). The text is the secret: the caller
+ * passes guarded memory and wipes it (sodium_memzero) when done. */
 __attribute__((warn_unused_result))
-sl_err sl_key_load_public(struct sl_key_public *out, const char *path);
+sl_err sl_key_secret_to_hex(char *out, size_t cap, const struct sl_key_secret *k);
 
-/* Loads a public key file that decides what RX trusts: as
- * sl_key_load_public, but the file is checked on the opened descriptor by
- * sl_file_open_trusted: a symbolic link, a file writable by group or others,
- * or one owned by a user other than root and owner (the daemon's user) is
- * SL_ERR_PERM, since whoever can rewrite it can make RX accept their
- * frames. why (cap bytes, may be NULL) gets the reason. */
+/* A public key (and its id) from len bytes of text: exactly
+ * SL_KEY_PUBLIC_HEX hex digits, optionally followed by one newline.
+ * SL_ERR_CONFIG otherwise, with *out zeroed. */
 __attribute__((warn_unused_result))
-sl_err sl_key_load_trusted(struct sl_key_public *out, const char *path, uid_t owner, char *why,
-                           size_t cap);
+sl_err sl_key_public_from_hex(struct sl_key_public *out, const char *text, size_t len);
+
+/* Writes k's public key as SL_KEY_PUBLIC_HEX lower-case hex digits and a
+ * NUL. */
+void sl_key_public_to_hex(char out[SL_KEY_PUBLIC_HEX + 1u], const struct sl_key_public *k);
 
 /* Detached Ed25519 signature of len bytes at msg (libsodium). Cost: ~20 µs
  * plus hashing the message twice with SHA-512, so callers sign short

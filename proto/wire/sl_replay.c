@@ -1,14 +1,10 @@
 #include "sl_replay.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "sl_buf.h"
 #include "sl_crc.h"
-#include "sl_file.h"
 
 #define WORDS     (SL_REPLAY_BITMAP_BITS / 64u)
 #define WORD_MASK (WORDS - 1u)
@@ -128,14 +124,19 @@ sl_err sl_replay_position(uint64_t *epoch, uint64_t *seq, const struct sl_replay
  *  12 + n*1056  4 crc32c over everything before it
  */
 
-sl_err sl_replay_save(const struct sl_replay *r, const char *path)
+size_t sl_replay_encoded_bytes(const struct sl_replay *r)
 {
     size_t n = r->count < SL_REPLAY_ENTRIES ? r->count : SL_REPLAY_ENTRIES;
-    size_t total = SL_REPLAY_FILE_HDR_BYTES + n * SL_REPLAY_FILE_ENTRY_BYTES + SL_CRC_BYTES;
-    uint8_t *mem = malloc(total);
-    if (!mem)
-        return SL_ERR_NOMEM;
-    struct sl_wbuf w = sl_wbuf_make(mem, total);
+    return SL_REPLAY_FILE_HDR_BYTES + n * SL_REPLAY_FILE_ENTRY_BYTES + SL_CRC_BYTES;
+}
+
+sl_err sl_replay_encode(uint8_t *out, size_t cap, size_t *len, const struct sl_replay *r)
+{
+    size_t n = r->count < SL_REPLAY_ENTRIES ? r->count : SL_REPLAY_ENTRIES;
+    *len = 0;
+    if (cap < sl_replay_encoded_bytes(r))
+        return SL_ERR_OVERFLOW;
+    struct sl_wbuf w = sl_wbuf_make(out, cap);
     sl_err e = sl_wbuf_put_u32be(&w, SL_REPLAY_FILE_MAGIC);
     if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_REPLAY_FILE_VERSION);
     if (e == SL_OK) e = sl_wbuf_put_zeros(&w, 3);
@@ -150,12 +151,9 @@ sl_err sl_replay_save(const struct sl_replay *r, const char *path)
         for (size_t j = 0; j < WORDS && e == SL_OK; j++)
             e = sl_wbuf_put_u64be(&w, en->bitmap[j]);
     }
-    if (e == SL_OK) e = sl_wbuf_put_u32be(&w, sl_crc_compute(mem, w.off));
+    if (e == SL_OK) e = sl_wbuf_put_u32be(&w, sl_crc_compute(out, w.off));
     if (e == SL_OK)
-        e = sl_file_write_atomic(path, mem, w.off, 0600, true);
-    int saved = errno;
-    free(mem);
-    errno = saved;
+        *len = w.off;
     return e;
 }
 
@@ -221,7 +219,8 @@ sl_err sl_replay_load_mem(struct sl_replay *r, const uint8_t *p, size_t len)
         return SL_ERR_NOMEM;
     sl_err e;
     if (len > SL_REPLAY_FILE_MAX_BYTES) {
-        /* As sl_replay_load reports an oversized file. */
+        /* Too big for any valid table: still report magic, version or
+         * count problems from the header if there are any. */
         e = parse_state(tmp, p, SL_REPLAY_FILE_MAX_BYTES);
         if (e != SL_ERR_MAGIC && e != SL_ERR_VERSION && e != SL_ERR_TABLE_FULL)
             e = SL_ERR_LENGTH;
@@ -231,36 +230,5 @@ sl_err sl_replay_load_mem(struct sl_replay *r, const uint8_t *p, size_t len)
     if (e == SL_OK)
         *r = *tmp;
     free(tmp);
-    return e;
-}
-
-sl_err sl_replay_load(struct sl_replay *r, const char *path)
-{
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
-    uint8_t *mem = malloc(SL_REPLAY_FILE_MAX_BYTES);
-    struct sl_replay *tmp = malloc(sizeof *tmp);
-    size_t len = 0;
-    sl_err e = (mem && tmp) ? SL_OK : SL_ERR_NOMEM;
-    if (e == SL_OK) {
-        e = sl_file_read_fd(mem, SL_REPLAY_FILE_MAX_BYTES, &len, fd);
-        if (e == SL_ERR_LENGTH) {
-            /* Too big for any valid table: still report magic, version or
-             * count problems from the header if there are any. */
-            e = parse_state(tmp, mem, SL_REPLAY_FILE_MAX_BYTES);
-            if (e != SL_ERR_MAGIC && e != SL_ERR_VERSION && e != SL_ERR_TABLE_FULL)
-                e = SL_ERR_LENGTH;
-        } else if (e == SL_OK) {
-            e = parse_state(tmp, mem, len);
-        }
-    }
-    int saved = errno;
-    close(fd);
-    if (e == SL_OK)
-        *r = *tmp;
-    free(mem);
-    free(tmp);
-    errno = saved;
     return e;
 }

@@ -99,24 +99,25 @@ __attribute__((warn_unused_result))
 sl_err sl_replay_position(uint64_t *epoch, uint64_t *seq, const struct sl_replay *r,
                           const uint8_t key_id[SL_KEY_ID_BYTES], uint16_t channel);
 
-/* Writes the whole table to path via temp file, fsync and rename (mode
- * 0600). SL_ERR_IO with errno set on failure. Cost: ~1 KiB per entry. */
-__attribute__((warn_unused_result))
-sl_err sl_replay_save(const struct sl_replay *r, const char *path);
+/* Bytes of the state file image of r (header, r->count entries, CRC). */
+size_t sl_replay_encoded_bytes(const struct sl_replay *r);
 
-/* Replaces *r with the table stored at path. *r is unchanged on failure:
- * SL_ERR_NOT_FOUND (no file: start empty), SL_ERR_IO, SL_ERR_LENGTH (size
- * not that of a header, n entries and a CRC), SL_ERR_MAGIC, SL_ERR_VERSION,
- * SL_ERR_CRC, SL_ERR_TABLE_FULL (more entries than SL_REPLAY_ENTRIES),
- * SL_ERR_HEADER (reserved bits set, bad channel), SL_ERR_DUPLICATE (a
- * (key id, channel) pair twice), SL_ERR_RANGE (an epoch at or above
- * SL_REPLAY_EPOCH_MAX: a bricked entry from before the bounds existed).
- * Start-up only: allocates the read buffer. */
+/* Encodes the whole table as a state file image (see docs/protocol.md,
+ * "Replay state file") into out (cap bytes) and sets *len. SL_ERR_OVERFLOW if
+ * cap is below sl_replay_encoded_bytes(r). No I/O: proto/rt/sl_replayfile.h
+ * writes it. Cost: ~1 KiB per entry. */
 __attribute__((warn_unused_result))
-sl_err sl_replay_load(struct sl_replay *r, const char *path);
+sl_err sl_replay_encode(uint8_t *out, size_t cap, size_t *len, const struct sl_replay *r);
 
-/* The same for a state file image already in memory (len bytes), with the
- * same results except SL_ERR_NOT_FOUND / SL_ERR_IO. For tests and fuzzing.
+/* Replaces *r with the table in a state file image of len bytes. *r is
+ * unchanged on failure: SL_ERR_LENGTH (size not that of a header, n entries
+ * and a CRC; also any image above SL_REPLAY_FILE_MAX_BYTES whose header is
+ * otherwise sound), SL_ERR_TRUNCATED (shorter than a header and a CRC),
+ * SL_ERR_MAGIC, SL_ERR_VERSION, SL_ERR_CRC, SL_ERR_TABLE_FULL (more entries
+ * than SL_REPLAY_ENTRIES), SL_ERR_HEADER (reserved bits set, bad channel),
+ * SL_ERR_DUPLICATE (a (key id, channel) pair twice), SL_ERR_RANGE (an epoch
+ * at or above SL_REPLAY_EPOCH_MAX: a bricked entry from before the bounds
+ * existed). Only the first SL_REPLAY_FILE_MAX_BYTES bytes are ever read.
  * Allocates one table copy (start-up only). */
 __attribute__((warn_unused_result))
 sl_err sl_replay_load_mem(struct sl_replay *r, const uint8_t *p, size_t len);

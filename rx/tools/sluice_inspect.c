@@ -12,6 +12,7 @@
 
 #include "sl_fmsg.h"
 #include "sl_hw.h"
+#include "sl_keyfile.h"
 #include "sl_msg.h"
 #include "sl_receiver.h"
 #include "sl_regs.h"
@@ -314,7 +315,7 @@ int main(int argc, char **argv)
         switch (c) {
         case 'p': {
             struct sl_key_public pub;
-            sl_err e = sl_key_load_public(&pub, optarg);
+            sl_err e = sl_keyfile_load_public(&pub, optarg);
             if (e == SL_OK)
                 e = sl_key_set_add(&trusted, &pub);
             if (e != SL_OK) {

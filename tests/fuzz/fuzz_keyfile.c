@@ -1,6 +1,6 @@
 /* Key files through the loaders: the input is written to a scratch file
- * (mode 0600) and read by sl_key_load_public, sl_key_load_trusted and
- * sl_key_load_secret. Accepted public keys must re-encode to the file's hex
+ * (mode 0600) and read by sl_keyfile_load_public, sl_keyfile_load_trusted and
+ * sl_keyfile_load_secret. Accepted public keys must re-encode to the file's hex
  * digits; a failed load must leave its output zeroed / NULL. */
 #include <fcntl.h>
 #include <stdint.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sl_key.h"
+#include "sl_keyfile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,8 +49,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(fd);
 
     struct sl_key_public a, b;
-    sl_err ea = sl_key_load_public(&a, path);
-    sl_err eb = sl_key_load_trusted(&b, path, geteuid(), NULL, 0);
+    sl_err ea = sl_keyfile_load_public(&a, path);
+    sl_err eb = sl_keyfile_load_trusted(&b, path, geteuid(), NULL, 0);
     if (ea != eb)
         __builtin_trap();   /* a 0600 file of ours: the checks add nothing */
     if (ea == SL_OK) {
@@ -63,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     }
     struct sl_key_secret *k = (struct sl_key_secret *)1;
-    sl_err es = sl_key_load_secret(&k, path);
+    sl_err es = sl_keyfile_load_secret(&k, path);
     if (es == SL_OK)
         sl_key_free(k);
     else if (k != NULL)

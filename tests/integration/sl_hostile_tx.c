@@ -33,6 +33,7 @@
 
 #include "sl_hw.h"
 #include "sl_key.h"
+#include "sl_keyfile.h"
 #include "sl_msg.h"
 #include "sl_sender.h"
 
@@ -168,7 +169,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct sl_key_secret *key = NULL;
-    sl_err e = sl_key_load_secret(&key, key_path);
+    sl_err e = sl_keyfile_load_secret(&key, key_path);
     if (e != SL_OK)
         return die(key_path, e);
     const uint16_t S = (uint16_t)SL_SYMBOL_FOR_MTU(1500u);

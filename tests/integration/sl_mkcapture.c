@@ -21,6 +21,7 @@
 
 #include "sl_hw.h"
 #include "sl_key.h"
+#include "sl_keyfile.h"
 #include "sl_msg.h"
 #include "sl_sender.h"
 
@@ -117,7 +118,7 @@ static int keygen(const char *dir)
     struct sl_key_secret *k = NULL;
     sl_err e = sl_key_generate(&k);
     if (e == SL_OK)
-        e = sl_key_save(sk, pk, k, true);
+        e = sl_keyfile_save(sk, pk, k, true);
     sl_key_free(k);
     return e == SL_OK ? 0 : die("keygen", e);
 }
@@ -189,7 +190,7 @@ int main(int argc, char **argv)
         return 2;
     }
     struct sl_key_secret *key = NULL;
-    sl_err e = sl_key_load_secret(&key, key_path);
+    sl_err e = sl_keyfile_load_secret(&key, key_path);
     if (e != SL_OK)
         return die(key_path, e);
 

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "sl_key.h"
+#include "sl_keyfile.h"
 
 #ifndef SL_VERSION
 #define SL_VERSION "0"
@@ -74,7 +75,7 @@ int main(int argc, char **argv)
         fprintf(stderr, PROG ": cannot generate a key: %s\n", sl_strerror(e));
         return 1;
     }
-    e = sl_key_save(sec, pub, k, force);
+    e = sl_keyfile_save(sec, pub, k, force);
     if (e != SL_OK) {
         if (e == SL_ERR_EXISTS)
             fprintf(stderr, PROG ": %s or %s already exists; not overwriting (use --force to replace it)\n",

@@ -11,6 +11,7 @@
 #include "proto_fixture.h"
 #include "sl_file.h"
 #include "sl_key.h"
+#include "sl_keyfile.h"
 #include "sl_test.h"
 
 /* openssl pkey -pubout of the seed 00..1f; hashlib.blake2b(pk, digest_size=32). */
@@ -76,7 +77,7 @@ SL_TEST(key, save_load_roundtrip_and_sign)
     unlink(pp);
     struct sl_key_secret *k = NULL;
     CU_ASSERT_EQUAL_FATAL(sl_key_generate(&k), SL_OK);
-    CU_ASSERT_EQUAL(sl_key_save(sp, pp, k, false), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_save(sp, pp, k, false), SL_OK);
     struct stat st;
     CU_ASSERT_EQUAL(stat(sp, &st), 0);
     CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
@@ -87,8 +88,8 @@ SL_TEST(key, save_load_roundtrip_and_sign)
 
     struct sl_key_secret *k2 = NULL;
     struct sl_key_public pub, pub2, pubf;
-    CU_ASSERT_EQUAL_FATAL(sl_key_load_secret(&k2, sp), SL_OK);
-    CU_ASSERT_EQUAL(sl_key_load_public(&pubf, pp), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_keyfile_load_secret(&k2, sp), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_load_public(&pubf, pp), SL_OK);
     sl_key_public_of(&pub, k);
     sl_key_public_of(&pub2, k2);
     CU_ASSERT_EQUAL(memcmp(&pub, &pub2, sizeof pub), 0);
@@ -102,16 +103,16 @@ SL_TEST(key, save_load_roundtrip_and_sign)
     CU_ASSERT_EQUAL(sl_key_verify(&pubf, sig, "hello", 5), SL_ERR_SIGNATURE);
 
     /* No clobbering without force; force replaces both. */
-    CU_ASSERT_EQUAL(sl_key_save(sp, pp, k2, false), SL_ERR_EXISTS);
+    CU_ASSERT_EQUAL(sl_keyfile_save(sp, pp, k2, false), SL_ERR_EXISTS);
     unlink(sp);
-    CU_ASSERT_EQUAL(sl_key_save(sp, pp, k2, false), SL_ERR_EXISTS);
+    CU_ASSERT_EQUAL(sl_keyfile_save(sp, pp, k2, false), SL_ERR_EXISTS);
     CU_ASSERT_EQUAL(access(sp, F_OK), -1);   /* nothing written */
     struct sl_key_secret *k3 = NULL;
     CU_ASSERT_EQUAL_FATAL(sl_key_generate(&k3), SL_OK);
-    CU_ASSERT_EQUAL(sl_key_save(sp, pp, k3, true), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_save(sp, pp, k3, true), SL_OK);
     CU_ASSERT_EQUAL(stat(sp, &st), 0);
     CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
-    CU_ASSERT_EQUAL(sl_key_load_public(&pubf, pp), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_load_public(&pubf, pp), SL_OK);
     sl_key_public_of(&pub, k3);
     CU_ASSERT_EQUAL(memcmp(&pub, &pubf, sizeof pub), 0);
     sl_key_free(k);
@@ -131,24 +132,24 @@ SL_TEST(key, secret_with_group_or_other_bits_refused)
     unlink(sp);
     unlink(pp);
     struct sl_key_secret *k = fx_key();
-    CU_ASSERT_EQUAL_FATAL(sl_key_save(sp, pp, k, false), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_keyfile_save(sp, pp, k, false), SL_OK);
     static const mode_t bad[] = { 0640, 0604, 0620, 0602, 0610, 0601, 0644, 0660, 0666 };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CU_ASSERT_EQUAL(chmod(sp, bad[i]), 0);
         struct sl_key_secret *out = (struct sl_key_secret *)1;
-        CU_ASSERT_EQUAL(sl_key_load_secret(&out, sp), SL_ERR_PERM);
+        CU_ASSERT_EQUAL(sl_keyfile_load_secret(&out, sp), SL_ERR_PERM);
         CU_ASSERT_PTR_NULL(out);
     }
     CU_ASSERT_EQUAL(chmod(sp, 0400), 0);
     struct sl_key_secret *out = NULL;
-    CU_ASSERT_EQUAL(sl_key_load_secret(&out, sp), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&out, sp), SL_OK);
     sl_key_free(out);
     /* A symlink is not followed. */
     char lp[128];
     tmp_path(lp, sizeof lp, "link.key");
     unlink(lp);
     CU_ASSERT_EQUAL(symlink(sp, lp), 0);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&out, lp), SL_ERR_IO);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&out, lp), SL_ERR_IO);
     unlink(lp);
     sl_key_free(k);
     unlink(sp);
@@ -172,7 +173,7 @@ SL_TEST(key, malformed_files_refused)
         snprintf(good_pk + 2 * i, 3, "%02X", fx_pk[i]);   /* upper case accepted */
 
     write_text(p, good_sk, 0600);   /* no newline: accepted */
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_OK);
     struct sl_key_public kp;
     sl_key_public_of(&kp, k);
     CU_ASSERT_EQUAL(memcmp(kp.pk, fx_pk, SL_PK_BYTES), 0);
@@ -182,34 +183,34 @@ SL_TEST(key, malformed_files_refused)
     char text[300];
     snprintf(text, sizeof text, "%s\n\n", good_sk);              /* two newlines */
     write_text(p, text, 0600);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_ERR_CONFIG);
     snprintf(text, sizeof text, "%.127s\n", good_sk);             /* one digit short */
     write_text(p, text, 0600);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_ERR_CONFIG);
     snprintf(text, sizeof text, "%s", good_sk);
     text[5] = 'g';                                                 /* not hex */
     write_text(p, text, 0600);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_ERR_CONFIG);
     snprintf(text, sizeof text, "%s", good_sk);
     text[127] = text[127] == '0' ? '1' : '0';                      /* pk half disagrees */
     write_text(p, text, 0600);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_ERR_CONFIG);
     write_text(p, "", 0600);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_ERR_CONFIG);
     CU_ASSERT_PTR_NULL(k);
 
     write_text(p, good_pk, 0644);
-    CU_ASSERT_EQUAL(sl_key_load_public(&pub, p), SL_OK);
+    CU_ASSERT_EQUAL(sl_keyfile_load_public(&pub, p), SL_OK);
     CU_ASSERT_EQUAL(memcmp(pub.pk, fx_pk, SL_PK_BYTES), 0);
     snprintf(text, sizeof text, " %s", good_pk);
     write_text(p, text, 0644);
-    CU_ASSERT_EQUAL(sl_key_load_public(&pub, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_public(&pub, p), SL_ERR_CONFIG);
     write_text(p, good_sk, 0644);                                  /* a secret is not a public key */
-    CU_ASSERT_EQUAL(sl_key_load_public(&pub, p), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_public(&pub, p), SL_ERR_CONFIG);
     unlink(p);
-    CU_ASSERT_EQUAL(sl_key_load_public(&pub, p), SL_ERR_NOT_FOUND);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, p), SL_ERR_NOT_FOUND);
-    CU_ASSERT_EQUAL(sl_key_load_secret(&k, tmpdir), SL_ERR_CONFIG);   /* a directory */
+    CU_ASSERT_EQUAL(sl_keyfile_load_public(&pub, p), SL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, p), SL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(sl_keyfile_load_secret(&k, tmpdir), SL_ERR_CONFIG);   /* a directory */
     tmp_end();
 }
 
@@ -258,38 +259,38 @@ SL_TEST(key, trusted_key_file_permissions)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         write_text(pp, hex, cases[i].mode);
-        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, me, why, sizeof why), cases[i].want);
+        CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, pp, me, why, sizeof why), cases[i].want);
         if (cases[i].want == SL_ERR_PERM) {
             CU_ASSERT(strstr(why, "writable by group or others") != NULL);
         } else {
             CU_ASSERT_EQUAL(memcmp(k.pk, fx_pk, SL_PK_BYTES), 0);
         }
         /* The plain loader (tools) keeps accepting what it always did. */
-        CU_ASSERT_EQUAL(sl_key_load_public(&k, pp), SL_OK);
+        CU_ASSERT_EQUAL(sl_keyfile_load_public(&k, pp), SL_OK);
     }
     write_text(pp, hex, 0644);
     /* Owned by another, non-root user: refused (when we can arrange it). */
     if (me == 0) {
         CU_ASSERT_EQUAL(chown(pp, 4242, 4242), 0);
-        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, 0, why, sizeof why), SL_ERR_PERM);
+        CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, pp, 0, why, sizeof why), SL_ERR_PERM);
         CU_ASSERT(strstr(why, "owned by uid 4242") != NULL);
-        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, 4242, why, sizeof why), SL_OK);   /* the daemon's user */
+        CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, pp, 4242, why, sizeof why), SL_OK);   /* the daemon's user */
         CU_ASSERT_EQUAL(chown(pp, 0, 0), 0);
-        CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, 4242, why, sizeof why), SL_OK);   /* root */
+        CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, pp, 4242, why, sizeof why), SL_OK);   /* root */
     }
     /* A symbolic link is refused, whatever it points to. */
     CU_ASSERT_EQUAL(symlink(pp, lp), 0);
-    CU_ASSERT_EQUAL(sl_key_load_trusted(&k, lp, me, why, sizeof why), SL_ERR_PERM);
+    CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, lp, me, why, sizeof why), SL_ERR_PERM);
     CU_ASSERT(strstr(why, "symbolic link") != NULL);
     /* A FIFO is not a key and does not block the loader. */
     char fp[128];
     tmp_path(fp, sizeof fp, "fifo.pub");
     CU_ASSERT_EQUAL(mkfifo(fp, 0600), 0);
-    CU_ASSERT_EQUAL(sl_key_load_trusted(&k, fp, me, why, sizeof why), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, fp, me, why, sizeof why), SL_ERR_CONFIG);
     unlink(fp);
     unlink(lp);
     unlink(pp);
-    CU_ASSERT_EQUAL(sl_key_load_trusted(&k, pp, me, why, sizeof why), SL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(sl_keyfile_load_trusted(&k, pp, me, why, sizeof why), SL_ERR_NOT_FOUND);
     tmp_end();
 }
 

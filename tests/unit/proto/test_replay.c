@@ -11,6 +11,7 @@
 #include "sl_buf.h"
 #include "sl_crc.h"
 #include "sl_replay.h"
+#include "sl_replayfile.h"
 #include "sl_test.h"
 
 static const uint8_t key_a[SL_KEY_ID_BYTES] = { 1, 2, 3, 4, 5, 6, 7, 8 };
@@ -181,20 +182,20 @@ SL_TEST(replay, save_load_roundtrip)
     char path[128];
     state_path(path, sizeof path);
     struct sl_replay *r = new_table(), *s = new_table();
-    CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_ERR_NOT_FOUND);
-    CU_ASSERT_EQUAL(sl_replay_save(r, path), SL_OK);   /* empty table */
-    CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_OK);
+    CU_ASSERT_EQUAL(sl_replayfile_load(s, path), SL_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(sl_replayfile_save(r, path), SL_OK);   /* empty table */
+    CU_ASSERT_EQUAL(sl_replayfile_load(s, path), SL_OK);
     CU_ASSERT_EQUAL(s->count, 0u);
     for (uint64_t q = 0; q < 3000; q += 3)
         CU_ASSERT_EQUAL_FATAL(sl_replay_accept(r, key_a, 0, 9, q), SL_OK);
     CU_ASSERT_EQUAL(sl_replay_accept(r, key_b, 1, 2, 77), SL_OK);
     CU_ASSERT_EQUAL(sl_replay_accept(r, key_b, SL_REPLAY_CHANNEL_BEACON, 2, 5), SL_OK);
-    CU_ASSERT_EQUAL(sl_replay_save(r, path), SL_OK);
+    CU_ASSERT_EQUAL(sl_replayfile_save(r, path), SL_OK);
     struct stat st;
     CU_ASSERT_EQUAL(stat(path, &st), 0);
     CU_ASSERT_EQUAL(st.st_mode & 07777, 0600);
     CU_ASSERT_EQUAL((size_t)st.st_size, SL_REPLAY_FILE_HDR_BYTES + 3 * SL_REPLAY_FILE_ENTRY_BYTES + 4);
-    CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_OK);
+    CU_ASSERT_EQUAL(sl_replayfile_load(s, path), SL_OK);
     CU_ASSERT_EQUAL(s->count, 3u);
     /* Same decisions after the reload. */
     for (uint64_t q = 0; q < 3000; q++)
@@ -224,7 +225,7 @@ SL_TEST(replay, corrupt_state_rejected)
     struct sl_replay *r = new_table(), *s = new_table();
     CU_ASSERT_EQUAL(sl_replay_accept(r, key_a, 0, 9, 1), SL_OK);
     CU_ASSERT_EQUAL(sl_replay_accept(r, key_b, 0, 9, 1), SL_OK);
-    CU_ASSERT_EQUAL_FATAL(sl_replay_save(r, path), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_replayfile_save(r, path), SL_OK);
     static uint8_t good[SL_REPLAY_FILE_MAX_BYTES + 16], bad[SL_REPLAY_FILE_MAX_BYTES + 16];
     size_t n = read_bytes(path, good, sizeof good);
     CU_ASSERT_EQUAL_FATAL(n, SL_REPLAY_FILE_HDR_BYTES + 2 * SL_REPLAY_FILE_ENTRY_BYTES + 4);
@@ -265,7 +266,7 @@ SL_TEST(replay, corrupt_state_rejected)
         if (c[i].fix && len >= 4)
             sl_be32_put(bad + len - 4, sl_crc_compute(bad, len - 4));
         write_bytes(path, bad, len);
-        sl_err e = sl_replay_load(s, path);
+        sl_err e = sl_replayfile_load(s, path);
         if (e != c[i].want)
             fprintf(stderr, "case %s: got %s\n", c[i].what, sl_err_name(e));
         CU_ASSERT_EQUAL(e, c[i].want);
@@ -277,10 +278,10 @@ SL_TEST(replay, corrupt_state_rejected)
         memcpy(bad, good, n);
         bad[bit / 8] ^= (uint8_t)(1u << (bit % 8));
         write_bytes(path, bad, n);
-        CU_ASSERT_NOT_EQUAL_FATAL(sl_replay_load(s, path), SL_OK);
+        CU_ASSERT_NOT_EQUAL_FATAL(sl_replayfile_load(s, path), SL_OK);
     }
     write_bytes(path, good, n);
-    CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_OK);
+    CU_ASSERT_EQUAL(sl_replayfile_load(s, path), SL_OK);
     CU_ASSERT_EQUAL(s->count, 2u);
     unlink(path);
     rmdir(statedir);
@@ -328,8 +329,8 @@ SL_TEST(replay, jumps_beyond_bounds_refused_and_not_recorded)
     CU_ASSERT_EQUAL(accept_both(r, key_a, 0, 7, 101), SL_OK);
     CU_ASSERT_EQUAL(accept_both(r, key_a, SL_REPLAY_CHANNEL_BEACON, 7, 6), SL_OK);
     /* ...and what is persisted is what was accepted. */
-    CU_ASSERT_EQUAL_FATAL(sl_replay_save(r, path), SL_OK);
-    CU_ASSERT_EQUAL_FATAL(sl_replay_load(s, path), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_replayfile_save(r, path), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_replayfile_load(s, path), SL_OK);
     CU_ASSERT_EQUAL(sl_replay_position(&e, &q, s, key_a, 0), SL_OK);
     CU_ASSERT_EQUAL(e, 7u);
     CU_ASSERT_EQUAL(q, 101u);
@@ -353,7 +354,7 @@ SL_TEST(replay, load_mem_and_bricked_epoch_refused)
     static uint8_t img[SL_REPLAY_FILE_MAX_BYTES];
     char path[128];
     state_path(path, sizeof path);
-    CU_ASSERT_EQUAL_FATAL(sl_replay_save(r, path), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_replayfile_save(r, path), SL_OK);
     size_t n = read_bytes(path, img, sizeof img);
     CU_ASSERT_EQUAL_FATAL(n, SL_REPLAY_FILE_HDR_BYTES + SL_REPLAY_FILE_ENTRY_BYTES + 4);
     CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, n), SL_OK);
@@ -365,7 +366,7 @@ SL_TEST(replay, load_mem_and_bricked_epoch_refused)
     sl_be32_put(img + n - 4, sl_crc_compute(img, n - 4));
     CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, n), SL_ERR_RANGE);
     write_bytes(path, img, n);
-    CU_ASSERT_EQUAL(sl_replay_load(s, path), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_replayfile_load(s, path), SL_ERR_RANGE);
     CU_ASSERT_EQUAL(s->count, 1u);   /* untouched by the failed loads */
     CU_ASSERT_EQUAL(s->entry[0].epoch, 9u);
     unlink(path);
