@@ -98,11 +98,17 @@ static sl_err pf_send(struct sl_hw *hw, size_t *sent, const uint8_t *const *dgra
     return SL_OK;
 }
 
-static uint32_t get32(const struct pcapfile *f, const uint8_t *p)
+/* Header fields in the file's byte order: little-endian unless the magic
+ * read swapped. Through the cursor, so a short header fails, never
+ * over-reads. */
+static sl_err get_u16(const struct pcapfile *f, struct sl_buf *b, uint16_t *out)
 {
-    /* File byte order: little-endian unless the magic read swapped. */
-    uint32_t le = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    return f->swapped ? sl_be32_get(p) : le;
+    return f->swapped ? sl_buf_get_u16be(b, out) : sl_buf_get_u16le(b, out);
+}
+
+static sl_err get_u32(const struct pcapfile *f, struct sl_buf *b, uint32_t *out)
+{
+    return f->swapped ? sl_buf_get_u32be(b, out) : sl_buf_get_u32le(b, out);
 }
 
 /* Reads more of the file behind the unread bytes. Returns bytes added, 0 at
@@ -126,29 +132,35 @@ static ssize_t fill(struct pcapfile *f)
     }
 }
 
+/* The 24-byte global header: magic u32, version_major u16, version_minor
+ * u16, thiszone u32, sigfigs u32, snaplen u32, network u32. */
 static sl_err parse_global(struct pcapfile *f)
 {
-    struct sl_buf b = sl_buf_make(f->rbuf + f->rstart, f->rend - f->rstart);
-    uint32_t magic_be, net;
-    const uint8_t *hdr;
-    if (sl_buf_get_ptr(&b, &hdr, PCAP_GLOBAL_BYTES) != SL_OK)
+    struct sl_buf b = sl_buf_make(f->rbuf + f->rstart, f->rend - f->rstart), h;
+    uint32_t magic, zone, sigfigs, snaplen, net;
+    uint16_t major, minor;
+    if (sl_buf_sub(&b, &h, PCAP_GLOBAL_BYTES) != SL_OK || sl_buf_get_u32le(&h, &magic) != SL_OK)
         return SL_ERR_TRUNCATED;
-    struct sl_buf h = sl_buf_make(hdr, PCAP_GLOBAL_BYTES);
-    if (sl_buf_get_u32be(&h, &magic_be) != SL_OK)
-        return SL_ERR_TRUNCATED;
-    if (magic_be == PCAPNG_MAGIC)
+    if (magic == PCAPNG_MAGIC)   /* a palindrome: either byte order */
         return SL_ERR_VERSION;
-    uint32_t magic_le = __builtin_bswap32(magic_be);
-    if (magic_le == PCAP_MAGIC_US || magic_le == PCAP_MAGIC_NS)
+    if (magic == PCAP_MAGIC_US || magic == PCAP_MAGIC_NS)
         f->swapped = false;
-    else if (magic_be == PCAP_MAGIC_US || magic_be == PCAP_MAGIC_NS)
+    else if (__builtin_bswap32(magic) == PCAP_MAGIC_US || __builtin_bswap32(magic) == PCAP_MAGIC_NS)
         f->swapped = true;
     else
         return SL_ERR_MAGIC;
-    uint16_t major = f->swapped ? sl_be16_get(hdr + 4) : (uint16_t)(hdr[4] | hdr[5] << 8);
+    sl_err e = get_u16(f, &h, &major);
+    if (e == SL_OK) e = get_u16(f, &h, &minor);
+    if (e == SL_OK) e = get_u32(f, &h, &zone);
+    if (e == SL_OK) e = get_u32(f, &h, &sigfigs);
+    if (e == SL_OK) e = get_u32(f, &h, &snaplen);
+    if (e == SL_OK) e = get_u32(f, &h, &net);
+    if (e == SL_OK) e = sl_buf_end(&h);
+    if (e != SL_OK)
+        return e;   /* unreachable: the sub-cursor holds exactly the header */
     if (major != 2)
         return SL_ERR_VERSION;
-    net = get32(f, hdr + 20) & 0x0FFFFFFFu;   /* upper bits: FCS length flags */
+    net &= 0x0FFFFFFFu;   /* upper bits: FCS length flags */
     if (net != SL_LINKTYPE_ETHERNET && net != SL_LINKTYPE_RAW)
         return SL_ERR_TYPE;
     f->linktype = net;
@@ -159,23 +171,28 @@ static sl_err parse_global(struct pcapfile *f)
 
 /* One record from the buffer: SL_OK (delivered into m), SL_ERR_AGAIN (need
  * more bytes), a reject reason (record consumed, not delivered) or
- * SL_ERR_HEADER (file corrupt: cannot resynchronise). */
+ * SL_ERR_HEADER (file corrupt: cannot resynchronise). A record is ts_sec
+ * u32, ts_frac u32, incl_len u32, orig_len u32, then incl_len bytes. */
 static sl_err next_record(struct pcapfile *f, struct sl_hw_rxmsg *m)
 {
-    size_t avail = f->rend - f->rstart;
-    if (avail < PCAP_REC_BYTES)
+    struct sl_buf b = sl_buf_make(f->rbuf + f->rstart, f->rend - f->rstart);
+    uint32_t sec, frac, incl, orig;
+    const uint8_t *frame;
+    sl_err e = get_u32(f, &b, &sec);
+    if (e == SL_OK) e = get_u32(f, &b, &frac);
+    if (e == SL_OK) e = get_u32(f, &b, &incl);
+    if (e == SL_OK) e = get_u32(f, &b, &orig);
+    if (e != SL_OK)
         return SL_ERR_AGAIN;
-    const uint8_t *rec = f->rbuf + f->rstart;
-    uint32_t incl = get32(f, rec + 8), orig = get32(f, rec + 12);
     if (incl > PCAP_SNAPLEN || incl > orig)
         return SL_ERR_HEADER;
-    if (incl > avail - PCAP_REC_BYTES)
+    if (sl_buf_get_ptr(&b, &frame, incl) != SL_OK)
         return SL_ERR_AGAIN;
-    f->rstart += PCAP_REC_BYTES + incl;
+    f->rstart += b.off;
     if (incl < orig)
         return SL_ERR_TRUNCATED;    /* captured with a short snaplen */
     struct sl_frame_info fi;
-    sl_err e = sl_hw_frame_parse(&fi, rec + PCAP_REC_BYTES, incl, f->linktype, &f->filter);
+    e = sl_hw_frame_parse(&fi, frame, incl, f->linktype, &f->filter);
     if (e != SL_OK)
         return e;
     if (fi.payload_len > m->cap || fi.payload_len > f->base.cfg.datagram_bytes)

@@ -2,7 +2,9 @@
  * sl_buf; every byte we emit is written through an sl_wbuf. Getters fail with
  * SL_ERR_TRUNCATED instead of over-reading and zero their output on failure;
  * putters fail with SL_ERR_OVERFLOW and write nothing. All integers on the
- * wire are big-endian. A parse ends with sl_buf_end() (exactly consumed). */
+ * wire are big-endian; the little-endian getters are for foreign formats we
+ * read (pcap file and record headers). A parse ends with sl_buf_end()
+ * (exactly consumed). */
 #ifndef SL_BUF_H
 #define SL_BUF_H
 
@@ -42,6 +44,9 @@ __attribute__((warn_unused_result)) sl_err sl_buf_get_u8(struct sl_buf *b, uint8
 __attribute__((warn_unused_result)) sl_err sl_buf_get_u16be(struct sl_buf *b, uint16_t *out);
 __attribute__((warn_unused_result)) sl_err sl_buf_get_u32be(struct sl_buf *b, uint32_t *out);
 __attribute__((warn_unused_result)) sl_err sl_buf_get_u64be(struct sl_buf *b, uint64_t *out);
+__attribute__((warn_unused_result)) sl_err sl_buf_get_u16le(struct sl_buf *b, uint16_t *out);
+__attribute__((warn_unused_result)) sl_err sl_buf_get_u32le(struct sl_buf *b, uint32_t *out);
+__attribute__((warn_unused_result)) sl_err sl_buf_get_u64le(struct sl_buf *b, uint64_t *out);
 /* Copies n bytes into out (n bytes of room). */
 __attribute__((warn_unused_result)) sl_err sl_buf_get_bytes(struct sl_buf *b, void *out, size_t n);
 /* Points *out at the next n bytes without copying; they stay owned by b. */
@@ -78,6 +83,16 @@ static inline uint32_t sl_be32_get(const uint8_t *p)
 static inline uint64_t sl_be64_get(const uint8_t *p)
 {
     return ((uint64_t)sl_be32_get(p) << 32) | sl_be32_get(p + 4);
+}
+/* Plain little-endian readers for fixed offsets already bounds-checked. */
+static inline uint16_t sl_le16_get(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t sl_le32_get(const uint8_t *p)
+{
+    return p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t sl_le64_get(const uint8_t *p)
+{
+    return sl_le32_get(p) | ((uint64_t)sl_le32_get(p + 4) << 32);
 }
 
 #endif

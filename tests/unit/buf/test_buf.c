@@ -97,3 +97,59 @@ SL_TEST(buf, writer_overflow_writes_nothing)
     CU_ASSERT_EQUAL(sl_wbuf_put_u8(&w, 7), SL_ERR_OVERFLOW);
     CU_ASSERT_EQUAL(mem[3], 0);
 }
+
+/* The little-endian getters (pcap file and record headers): the byte order
+ * is the reverse of the big-endian ones on the same bytes. */
+SL_TEST(buf, little_endian_getters)
+{
+    static const uint8_t mem[14] = { 0x34, 0x12, 0xEF, 0xBE, 0xAD, 0xDE, 8, 7, 6, 5, 4, 3, 2, 1 };
+    struct sl_buf b = sl_buf_make(mem, sizeof mem);
+    uint16_t u16;
+    uint32_t u32;
+    uint64_t u64;
+    CU_ASSERT_EQUAL(sl_buf_get_u16le(&b, &u16), SL_OK);
+    CU_ASSERT_EQUAL(u16, 0x1234);
+    CU_ASSERT_EQUAL(sl_buf_get_u32le(&b, &u32), SL_OK);
+    CU_ASSERT_EQUAL(u32, 0xDEADBEEFu);
+    CU_ASSERT_EQUAL(sl_buf_get_u64le(&b, &u64), SL_OK);
+    CU_ASSERT_EQUAL(u64, 0x0102030405060708ull);
+    CU_ASSERT_EQUAL(sl_buf_end(&b), SL_OK);
+    b = sl_buf_make(mem, sizeof mem);
+    CU_ASSERT_EQUAL(sl_buf_get_u32be(&b, &u32), SL_OK);
+    CU_ASSERT_EQUAL(u32, 0x3412EFBEu);
+    CU_ASSERT_EQUAL(sl_le16_get(mem), 0x1234);
+    CU_ASSERT_EQUAL(sl_le32_get(mem + 2), 0xDEADBEEFu);
+    CU_ASSERT_EQUAL(sl_le64_get(mem + 6), 0x0102030405060708ull);
+}
+
+/* One byte short: fail, zero the output, leave the cursor where it was. */
+SL_TEST(buf, little_endian_one_byte_short)
+{
+    const uint8_t mem[8] = { 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF };
+    for (size_t n = 0; n < 8; n++) {
+        struct sl_buf b = sl_buf_make(mem, n);
+        uint64_t u64 = 99;
+        CU_ASSERT_EQUAL(sl_buf_get_u64le(&b, &u64), SL_ERR_TRUNCATED);
+        CU_ASSERT_EQUAL(u64, 0);
+        CU_ASSERT_EQUAL(b.off, 0);
+        if (n < 4) {
+            uint32_t u32 = 99;
+            CU_ASSERT_EQUAL(sl_buf_get_u32le(&b, &u32), SL_ERR_TRUNCATED);
+            CU_ASSERT_EQUAL(u32, 0);
+            CU_ASSERT_EQUAL(b.off, 0);
+        }
+        if (n < 2) {
+            uint16_t u16 = 99;
+            CU_ASSERT_EQUAL(sl_buf_get_u16le(&b, &u16), SL_ERR_TRUNCATED);
+            CU_ASSERT_EQUAL(u16, 0);
+            CU_ASSERT_EQUAL(b.off, 0);
+        }
+    }
+    /* Past the middle of a buffer too: off > 0, fewer than 4 left. */
+    struct sl_buf b = sl_buf_make(mem, 6);
+    uint32_t u32 = 0;
+    CU_ASSERT_EQUAL(sl_buf_get_u32le(&b, &u32), SL_OK);
+    CU_ASSERT_EQUAL(sl_buf_get_u32le(&b, &u32), SL_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(u32, 0);
+    CU_ASSERT_EQUAL(b.off, 4u);
+}
