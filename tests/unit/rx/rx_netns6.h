@@ -2,7 +2,8 @@
  * whose loopback carries chosen IPv6 addresses, so the services' per-peer
  * limits can be tried with several sources in one /64 (the host's own
  * loopback has ::1 only). Needs root (unshare CLONE_NEWNET) and ip(8);
- * without them the caller skips. The child uses no CUnit assertion that
+ * without them the caller reports SKIP with the reason (rx_netns6_case).
+ * Used only by the `integration` executable test_rx_netns6. The child uses no CUnit assertion that
  * could jump (a FATAL one would longjmp into the child's copy of the test
  * runner) and leaves with _exit, so no destructor of the test runs twice. */
 #ifndef RX_NETNS6_H
@@ -11,6 +12,7 @@
 /* unshare(2) needs _GNU_SOURCE defined before the first system header:
  * define it at the top of the including file. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <stdio.h>
@@ -20,33 +22,73 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define RX_NETNS6_SKIP 77
+#include "sl_test.h"
 
-/* addrs: NULL-terminated IPv6 addresses put on lo (as /64, nodad). Returns
- * body's result (0: pass, else the failed check's number) or
- * RX_NETNS6_SKIP when no private namespace could be made. */
-static inline int rx_in_netns6(int (*body)(void *), void *ctx, const char *const *addrs)
+/* Child: a private namespace with addrs on lo. On failure why says which
+ * step failed and the child leaves with SL_TEST_SKIP_RC. */
+static inline int rx_netns6_setup(const char *const *addrs, char *why, size_t why_cap)
 {
+    if (unshare(CLONE_NEWNET) != 0) {
+        snprintf(why, why_cap, "cannot unshare a network namespace (%s): needs root", strerror(errno));
+        return -1;
+    }
+    if (!sl_test_on_path("ip")) {
+        snprintf(why, why_cap, "ip(8) not on PATH (iproute2)");
+        return -1;
+    }
+    if (system("ip link set lo up") != 0) {
+        snprintf(why, why_cap, "'ip link set lo up' failed in the namespace");
+        return -1;
+    }
+    for (const char *const *a = addrs; *a; a++) {
+        char cmd[160];
+        snprintf(cmd, sizeof cmd, "ip -6 addr add %s/64 dev lo nodad", *a);
+        if (system(cmd) != 0) {
+            snprintf(why, why_cap, "'%s' failed (IPv6 disabled?)", cmd);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* addrs: NULL-terminated IPv6 addresses put on lo (as /64, nodad). Runs
+ * body(ctx) in the namespace and asserts it returned 0 (else the number is
+ * the failed check); reports SKIP with the reason when no such namespace
+ * could be made. */
+static inline void rx_netns6_case(int (*body)(void *), void *ctx, const char *const *addrs)
+{
+    int rp[2];
+    CU_ASSERT_FATAL(pipe(rp) == 0);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
-    if (pid < 0)
-        return RX_NETNS6_SKIP;
+    CU_ASSERT_FATAL(pid >= 0);
     if (pid == 0) {
-        if (unshare(CLONE_NEWNET) != 0 || system("ip link set lo up") != 0)
-            _exit(RX_NETNS6_SKIP);
-        for (const char *const *a = addrs; *a; a++) {
-            char cmd[160];
-            snprintf(cmd, sizeof cmd, "ip -6 addr add %s/64 dev lo nodad", *a);
-            if (system(cmd) != 0)
-                _exit(RX_NETNS6_SKIP);
+        close(rp[0]);
+        char why[256];
+        if (rx_netns6_setup(addrs, why, sizeof why) != 0) {
+            ssize_t w = write(rp[1], why, strlen(why));
+            (void)w;   /* the parent then says "unknown reason" */
+            _exit(SL_TEST_SKIP_RC);
         }
+        close(rp[1]);
         _exit(body(ctx));
     }
+    close(rp[1]);
+    char why[256];
+    ssize_t n = read(rp[0], why, sizeof why - 1);
+    why[n > 0 ? n : 0] = '\0';
+    close(rp[0]);
     int status = 0;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-        return 100;
-    return WEXITSTATUS(status);
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_FATAL(WIFEXITED(status));
+    if (WEXITSTATUS(status) == SL_TEST_SKIP_RC) {
+        sl_test_skip("%s", why[0] ? why : "unknown reason");
+        return;
+    }
+    if (WEXITSTATUS(status) != 0)
+        fprintf(stderr, "\n  netns body: check %d failed\n", WEXITSTATUS(status));
+    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
 }
 
 /* A TCP client from src (an address on lo) to [dst]:port; -1 on failure. */
