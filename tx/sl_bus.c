@@ -2,8 +2,8 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "sl_clock.h"
 #include "sl_modbus.h"
 
 struct sl_bus {
@@ -18,9 +18,7 @@ struct sl_bus {
 static uint64_t sys_monotonic_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return sl_clock_mono_ms();
 }
 
 sl_err sl_bus_create(struct sl_bus **out, const struct sl_txconf_device *const *devs, size_t n,

@@ -5,18 +5,11 @@
 #include <openssl/evp.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
 #include "sl_fmsg.h"
 #include "sl_wire.h"
-
-static uint64_t clock_us(clockid_t c)
-{
-    struct timespec ts;
-    clock_gettime(c, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static const char *base_name(const char *path)
 {
@@ -45,7 +38,7 @@ static sl_err read_full(int fd, uint8_t *p, size_t len, uint64_t off)
 
 static sl_err commit(struct sl_sender *snd, size_t len)
 {
-    return sl_sender_commit(snd, len, clock_us(CLOCK_REALTIME), clock_us(CLOCK_MONOTONIC));
+    return sl_sender_commit(snd, len, sl_clock_wall_us(), sl_clock_mono_us());
 }
 
 sl_err sl_filesend_file(struct sl_sender *snd, const char *path, uint32_t file_id,

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_clock.h"
 #include "sl_wire.h"
 
 struct sl_mb {
@@ -20,13 +21,6 @@ struct sl_mb {
     enum sl_mb_fault fault;
     char why[200];
 };
-
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void set_why(struct sl_mb *m, const char *what, int err)
 {
@@ -147,7 +141,7 @@ sl_err sl_mb_connect(struct sl_mb *m)
         }
         /* Bytes that arrived before we owned the line are not answers to us. */
         modbus_flush(m->ctx);
-        m->quiet_from_us = mono_us();
+        m->quiet_from_us = sl_clock_mono_us();
     }
     m->connected = true;
     return SL_OK;
@@ -168,7 +162,7 @@ bool sl_mb_connected(const struct sl_mb *m)
 /* RTU: waits out the rest of the inter-frame gap since the line fell silent. */
 static void keep_gap(struct sl_mb *m)
 {
-    uint64_t now = mono_us(), until = m->quiet_from_us + m->gap_us;
+    uint64_t now = sl_clock_mono_us(), until = m->quiet_from_us + m->gap_us;
     if (now >= until)
         return;
     uint64_t d = until - now;
@@ -221,7 +215,7 @@ sl_err sl_mb_read(struct sl_mb *m, uint16_t *out, uint8_t reg, uint16_t addr, ui
     }
     int err = errno;
     if (m->rtu)
-        m->quiet_from_us = mono_us();
+        m->quiet_from_us = sl_clock_mono_us();
     if (got == (int)count)
         return SL_OK;
     memset(out, 0, (size_t)count * sizeof *out);
@@ -239,7 +233,7 @@ sl_err sl_mb_read(struct sl_mb *m, uint16_t *out, uint8_t reg, uint16_t addr, ui
         /* The port is fine; a late or garbled answer must not be taken for
          * the next unit's. */
         modbus_flush(m->ctx);
-        m->quiet_from_us = mono_us();
+        m->quiet_from_us = sl_clock_mono_us();
     } else {
         sl_mb_disconnect(m);
     }

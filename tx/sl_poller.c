@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_clock.h"
 #include "sl_modbus.h"
 #include "sl_regs.h"
 
@@ -27,17 +28,13 @@ struct sl_poller {
 static uint64_t sys_realtime_us(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+    return sl_clock_wall_us();
 }
 
 static uint64_t sys_monotonic_ms(void *ctx)
 {
     (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return sl_clock_mono_ms();
 }
 
 sl_err sl_poller_create(struct sl_poller **out, const struct sl_txconf_device *dev,
@@ -245,11 +242,6 @@ void sl_poller_counters(const struct sl_poller *p, struct sl_poller_counters *ou
 enum sl_poller_state sl_poller_state(const struct sl_poller *p)
 {
     return p->state;
-}
-
-const struct sl_poll_plan *sl_poller_plan(const struct sl_poller *p)
-{
-    return &p->plan;
 }
 
 const struct sl_txconf_device *sl_poller_device(const struct sl_poller *p)

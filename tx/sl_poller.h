@@ -117,7 +117,6 @@ const struct sl_tagval *sl_poller_values(const struct sl_poller *p, size_t *n);
 void sl_poller_counters(const struct sl_poller *p, struct sl_poller_counters *out);
 
 enum sl_poller_state sl_poller_state(const struct sl_poller *p);
-const struct sl_poll_plan *sl_poller_plan(const struct sl_poller *p);
 const struct sl_txconf_device *sl_poller_device(const struct sl_poller *p);
 
 /* Disconnects (an owned connection) and frees; NULL is a no-op. */

@@ -1,6 +1,8 @@
 #include "sl_snapshot.h"
 
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,6 +290,35 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
     return SL_OK;
 }
 
+uint32_t sl_snapshot_schema_every(const struct sl_snapshot_tag *tags, uint32_t ntags,
+                                  size_t payload_cap, double rate_mbps, uint32_t keyframe_ms)
+{
+    size_t body = payload_cap > SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES
+                      ? payload_cap - SL_MSG_HDR_BYTES - SL_SCHEMA_HDR_BYTES : 1;
+    double bytes = 0;
+    for (uint32_t i = 0; i < ntags; i++)
+        bytes += (double)sl_msg_tag_bytes(&tags[i].schema);
+    double chunks = bytes > 0 ? (double)(uint64_t)((bytes + (double)body - 1) / (double)body) : 1;
+    bytes += chunks * (SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES + SL_BLOCK_OVERHEAD);
+    double budget = rate_mbps * 1e6 / 8.0 * keyframe_ms / 1000.0 * SL_SNAPSHOT_SCHEMA_SHARE;
+    if (budget <= 0 || bytes > (SL_SNAPSHOT_SCHEMA_EVERY_MAX - 1) * budget)
+        return SL_SNAPSHOT_SCHEMA_EVERY_MAX;
+    return (uint32_t)(bytes / budget) + 1;
+}
+
+size_t sl_snapshot_event_text(char *out, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e)
+            out[i] = '?';
+    return len;
+}
+
 sl_err sl_snapshot_event(struct sl_snapshot *s, uint8_t kind, uint8_t mirror_unit, uint64_t time_us,
                          const char *text, size_t text_len)
 {
@@ -542,18 +573,7 @@ sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema
                 free(tags);
                 return SL_ERR_RANGE;
             }
-            struct sl_schema_tag *st = &tags[id].schema;
-            st->tag_id = id;
-            st->type = t->type;
-            st->reg = t->reg;
-            st->word_order = t->word_order;
-            st->mirror_unit = dev->mirror_unit;
-            st->address = t->address;
-            st->scale = t->scale;
-            st->offset = t->offset;
-            memcpy(st->name, t->name, sizeof st->name);
-            memcpy(st->path, t->path, sizeof st->path);
-            memcpy(st->units, t->units, sizeof st->units);
+            sl_tagmap_schema_tag(&tags[id].schema, t, id, dev->mirror_unit);
             tags[id].deadband = t->deadband;
         }
     }

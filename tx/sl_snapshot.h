@@ -116,6 +116,13 @@ __attribute__((warn_unused_result))
 sl_err sl_snapshot_event(struct sl_snapshot *s, uint8_t kind, uint8_t mirror_unit, uint64_t time_us,
                          const char *text, size_t text_len);
 
+/* Formats an EVENT's text into out (cap bytes, NUL-terminated) and returns
+ * its length: printable ASCII only (anything else, e.g. from a libmodbus
+ * message, becomes '?'), so it always passes the message codec's character
+ * rules; cut at cap - 1. Pass it on to sl_snapshot_event. */
+size_t sl_snapshot_event_text(char *out, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Replaces the schema with tags[0..ntags) under schema_id (SIGHUP): names,
  * paths, units, scale, offset, mirror unit, deadband. Values and
  * schedules are kept; the new schema is sent at once, ahead of values.
@@ -145,6 +152,18 @@ __attribute__((warn_unused_result))
 sl_err sl_snapshot_value(const struct sl_snapshot *s, uint32_t tag_id, struct sl_value *out);
 
 void sl_snapshot_stats(const struct sl_snapshot *s, struct sl_snapshot_stats *out);
+
+/* How often to repeat the SCHEMA (sl_snapshot_config.schema_every): a
+ * receiver that starts (or loses the schema block) after TX waits for the
+ * next one, so repeat it with every keyframe while that costs at most
+ * SL_SNAPSHOT_SCHEMA_SHARE of rate_mbps, else as often as that share allows
+ * but at least every SL_SNAPSHOT_SCHEMA_EVERY_MAX keyframes. The schema's
+ * size is exact: sl_msg_tag_bytes per tag, plus a message and schema header
+ * and a block header and signature per payload_cap of tags. rate_mbps 0
+ * (unpaced): every SL_SNAPSHOT_SCHEMA_EVERY_MAX. O(tags). */
+#define SL_SNAPSHOT_SCHEMA_SHARE 0.05
+uint32_t sl_snapshot_schema_every(const struct sl_snapshot_tag *tags, uint32_t ntags,
+                                  size_t payload_cap, double rate_mbps, uint32_t keyframe_ms);
 
 /* Builds the snapshot tag array of a loaded configuration (tag ids as
  * sl_txconf assigns them: devices in order, rows in order, from 0) into a

@@ -483,6 +483,24 @@ static uint64_t f64_bits(double d)
     return u;
 }
 
+void sl_tagmap_schema_tag(struct sl_schema_tag *out, const struct sl_tag *t, uint32_t tag_id,
+                          uint8_t mirror_unit)
+{
+    _Static_assert(sizeof out->name == sizeof t->name && sizeof out->path == sizeof t->path &&
+                   sizeof out->units == sizeof t->units, "tag strings differ in size");
+    out->tag_id = tag_id;
+    out->type = t->type;
+    out->reg = t->reg;
+    out->word_order = t->word_order;
+    out->mirror_unit = mirror_unit;
+    out->address = t->address;
+    out->scale = t->scale;
+    out->offset = t->offset;
+    memcpy(out->name, t->name, sizeof out->name);
+    memcpy(out->path, t->path, sizeof out->path);
+    memcpy(out->units, t->units, sizeof out->units);
+}
+
 sl_err sl_tagmap_schema_record(uint8_t *out, size_t cap, size_t *len, const struct sl_tag *t,
                                uint32_t tag_id, uint8_t mirror_unit)
 {

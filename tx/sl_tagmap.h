@@ -13,6 +13,7 @@
 
 #include "sl_diag.h"
 #include "sl_err.h"
+#include "sl_msg.h"
 #include "sl_wire.h"
 
 #define SL_TAGMAP_FIELDS     10u
@@ -76,6 +77,11 @@ sl_err sl_tagmap_load(struct sl_tagmap *out, const char *path, struct sl_diag *d
 
 /* Frees what a parse or load allocated; safe on a zeroed map, twice. */
 void sl_tagmap_free(struct sl_tagmap *m);
+
+/* The one copy of a tag map row into the SCHEMA record it becomes on the
+ * wire (tag_id and mirror_unit given, every other field from t). O(1). */
+void sl_tagmap_schema_tag(struct sl_schema_tag *out, const struct sl_tag *t, uint32_t tag_id,
+                          uint8_t mirror_unit);
 
 /* Encodes tag t as the SCHEMA tag record of sl_wire.h (tag_id, type,
  * register, word_order, mirror_unit, address, scale, offset, name, path,

@@ -1,0 +1,126 @@
+/* The SIGHUP diff and apply of sluice-tx (sl_reload.h). */
+#include "sl_reload.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_diag.h"
+#include "sl_log.h"
+
+#define SAME(field) (a->field == b->field)
+#define SAME_STR(field) (strcmp(a->field, b->field) == 0)
+
+static bool same_device(const struct sl_txconf_device *a, const struct sl_txconf_device *b)
+{
+    return SAME_STR(name) && SAME(protocol) && SAME_STR(address) && SAME(unit) && SAME(poll_ms) &&
+           SAME(timeout_ms) && SAME(max_gap) && SAME(baud) && SAME(parity) && SAME(data_bits) &&
+           SAME(stop_bits) && SAME(rate) && SAME(rs485) && SAME(rts) && SAME(rts_delay_us);
+}
+
+static bool same_registers(const struct sl_tagmap *x, const struct sl_tagmap *y)
+{
+    if (x->count != y->count)
+        return false;
+    for (size_t j = 0; j < x->count; j++) {
+        const struct sl_tag *a = &x->tags[j], *b = &y->tags[j];
+        if (!SAME(reg) || !SAME(address) || !SAME(type) || !SAME(word_order) || !SAME(nregs))
+            return false;
+    }
+    return true;
+}
+
+bool sl_reload_same_shape(const struct sl_txconf *a, const struct sl_txconf *b, const char **what)
+{
+    *what = "[link]";
+    if (!SAME(link.transport) || !SAME_STR(link.destination) || !SAME(link.gso) ||
+        !SAME_STR(link.interface) ||
+        memcmp(a->link.destination_mac, b->link.destination_mac, sizeof a->link.destination_mac) ||
+        !SAME_STR(link.file) || !SAME(link.rate_mbps) || !SAME(link.mtu))
+        return false;
+    *what = "[fec]";
+    if (!SAME(fec.k) || !SAME(fec.m) || !SAME(fec.interleave))
+        return false;
+    *what = "[keys]";
+    if (!SAME_STR(keys.signing_key) || !SAME_STR(keys.state_dir))
+        return false;
+    *what = "[snapshot]";
+    if (!SAME(snapshot.keyframe_ms) || !SAME(snapshot.beacon_ms) || !SAME(snapshot.max_delay_ms))
+        return false;
+    *what = "[tx] user or metrics_file";
+    if (!SAME_STR(tx.user) || !SAME_STR(tx.metrics_file))
+        return false;
+    *what = "the device list";
+    if (!SAME(ndevices))
+        return false;
+    for (size_t i = 0; i < a->ndevices; i++) {
+        *what = "a device's polling parameters";
+        if (!same_device(&a->devices[i], &b->devices[i]))
+            return false;
+        *what = "a tag map's registers or types";
+        if (!same_registers(&a->devices[i].tagmap, &b->devices[i].tagmap))
+            return false;
+    }
+    *what = "";
+    return true;
+}
+
+sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
+                       const struct sl_txconf *running, const struct sl_txconf *next,
+                       uint64_t now_us, uint64_t wall_us, char *why, size_t cap)
+{
+    const char *what;
+    if (!sl_reload_same_shape(running, next, &what)) {
+        snprintf(why, cap, "%s changed; restart sluice-tx to apply it (keeping the running "
+                 "configuration)", what);
+        return SL_ERR_MISMATCH;
+    }
+    uint8_t sfp[SL_FP_BYTES], cfp[SL_FP_BYTES];
+    sl_txconf_schema_fp(sfp, next);
+    sl_txconf_config_fp(cfp, next);
+    if (memcmp(sfp, st->schema_fp, SL_FP_BYTES) == 0 && memcmp(cfp, st->config_fp, SL_FP_BYTES) == 0) {
+        snprintf(why, cap, "no change");
+        return SL_ERR_AGAIN;
+    }
+    struct sl_snapshot_tag *tags = NULL;
+    uint32_t sid = 0;
+    sl_err e = sl_snapshot_tags_from_conf(&tags, &sid, next);
+    if (e == SL_OK)
+        e = sl_snapshot_set_schema(snap, tags, next->ntags, sid, now_us);
+    free(tags);
+    if (e != SL_OK) {
+        snprintf(why, cap, "new schema refused (%s); keeping the running one", sl_strerror(e));
+        return e;
+    }
+    memcpy(st->schema_fp, sfp, SL_FP_BYTES);
+    memcpy(st->config_fp, cfp, SL_FP_BYTES);
+    st->schema_id = sid;
+    char text[SL_EVENT_TEXT_MAX + 1];
+    size_t len = sl_snapshot_event_text(text, sizeof text, "tag maps reloaded: schema %08x, %u tags",
+                                        sid, next->ntags);
+    if (sl_snapshot_event(snap, SL_EVENT_CONFIG, 0, wall_us, text, len) != SL_OK)
+        sl_log(SL_LOG_WARNING, "reload: event not queued");
+    snprintf(why, cap, "%.*s", (int)len, text);
+    return SL_OK;
+}
+
+void sl_reload_file(struct sl_reload_state *st, struct sl_snapshot *snap,
+                    const struct sl_txconf *running, const char *conf_path, uint64_t now_us,
+                    uint64_t wall_us)
+{
+    struct sl_diag diag;
+    struct sl_txconf nc;
+    sl_diag_init(&diag);
+    sl_err e = sl_txconf_load(&nc, conf_path, SL_TXCONF_SKIP_HOST_CHECKS, &diag);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "reload: %zu problem(s) in %s; keeping the running configuration:",
+               sl_diag_total(&diag), conf_path);
+        sl_log_diag(&diag);
+    } else {
+        char why[SL_EVENT_TEXT_MAX + 128];
+        e = sl_reload_apply(st, snap, running, &nc, now_us, wall_us, why, sizeof why);
+        sl_log(e == SL_OK || e == SL_ERR_AGAIN ? SL_LOG_NOTICE : SL_LOG_WARNING, "reload: %s", why);
+    }
+    sl_txconf_free(&nc);
+    sl_diag_free(&diag);
+}

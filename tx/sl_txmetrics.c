@@ -1,0 +1,237 @@
+/* sluice-tx's metrics file (sl_txmetrics.h). */
+#include "sl_txmetrics.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sl_log.h"
+
+/* What the gauges need remembered per line between writes. */
+struct line_mem {
+    uint64_t missed, missed_us;          /* st.missed last seen, when it last grew */
+    uint64_t busy_ms, at_us;             /* st.busy_ms and time at the last write */
+};
+
+struct sl_txmetrics {
+    char *path;
+    const struct sl_sources *src;
+    struct line_mem *mem;
+    size_t nlines;
+    uint64_t next_us;
+    bool failing;
+};
+
+sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
+                           const struct sl_sources *sources, uint64_t now_us)
+{
+    *out = NULL;
+    struct sl_txmetrics *m = calloc(1, sizeof *m);
+    if (!m)
+        return SL_ERR_NOMEM;
+    struct sl_source_line li;
+    while (sl_sources_line(sources, m->nlines, &li))
+        m->nlines++;
+    m->path = strdup(path);
+    m->mem = calloc(m->nlines ? m->nlines : 1, sizeof *m->mem);
+    if (!m->path || !m->mem) {
+        sl_txmetrics_destroy(m);
+        return SL_ERR_NOMEM;
+    }
+    m->src = sources;
+    m->next_us = now_us;
+    *out = m;
+    return SL_OK;
+}
+
+void sl_txmetrics_destroy(struct sl_txmetrics *m)
+{
+    if (!m)
+        return;
+    free(m->path);
+    free(m->mem);
+    free(m);
+}
+
+/* Label value with \, " and newline escaped (text format 0.0.4). */
+static void prom_label(FILE *f, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            fputc('\\', f);
+        if (*v == '\n')
+            fputs("\\n", f);
+        else
+            fputc(*v, f);
+    }
+}
+
+static void prom_head(FILE *f, const char *name, const char *type, const char *help)
+{
+    fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* One sample's name and labels up to the value: name{line="L"[,device="D"]} */
+static void prom_sample(FILE *f, const char *name, const char *line, const char *device)
+{
+    fprintf(f, "%s{line=\"", name);
+    prom_label(f, line);
+    if (device) {
+        fputs("\",device=\"", f);
+        prom_label(f, device);
+    }
+    fputs("\"} ", f);
+}
+
+enum { LM_POLLS, LM_TRANSACTIONS, LM_MISSED, LM_OVERSUB, LM_BUSY, LM_COUNT };
+
+static void render_lines(struct sl_txmetrics *m, FILE *f, uint64_t now)
+{
+    static const struct {
+        const char *name, *type, *help;
+    } lm[LM_COUNT] = {
+        { "sluice_tx_line_polls_total", "counter", "Poll cycles on the line, all units." },
+        { "sluice_tx_line_transactions_total", "counter", "Modbus transactions on the line." },
+        { "sluice_tx_line_missed_total", "counter",
+          "Poll periods skipped because the line could not keep every unit's poll_ms." },
+        { "sluice_tx_line_oversubscribed", "gauge",
+          "1 when a poll period was missed on the line in the last minute." },
+        { "sluice_tx_line_busy_ratio", "gauge",
+          "Share of the last interval spent inside polls (0..1)." },
+    };
+    struct sl_source_line li;
+    for (size_t k = 0; k < LM_COUNT; k++) {
+        prom_head(f, lm[k].name, lm[k].type, lm[k].help);
+        for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
+            const struct line_mem *M = &m->mem[i];
+            prom_sample(f, lm[k].name, li.name, NULL);
+            if (k == LM_POLLS)
+                fprintf(f, "%llu\n", (unsigned long long)li.st.polls);
+            else if (k == LM_TRANSACTIONS)
+                fprintf(f, "%llu\n", (unsigned long long)li.st.reads);
+            else if (k == LM_MISSED)
+                fprintf(f, "%llu\n", (unsigned long long)li.st.missed);
+            else if (k == LM_OVERSUB)
+                fprintf(f, "%d\n", li.st.missed && M->missed_us &&
+                                       now - M->missed_us < SL_SOURCE_LINE_LOG_EVERY_US);
+            else {
+                uint64_t from = M->at_us ? M->at_us : li.start_us;
+                double el = (double)(now > from ? now - from : 1) / 1000.0;
+                double r = (double)(li.st.busy_ms - M->busy_ms) / el;
+                fprintf(f, "%.3f\n", r > 1.0 ? 1.0 : r < 0.0 ? 0.0 : r);
+            }
+        }
+    }
+    for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
+        m->mem[i].busy_ms = li.st.busy_ms;
+        m->mem[i].at_us = now;
+    }
+}
+
+static void render_units(struct sl_txmetrics *m, FILE *f)
+{
+    static const struct {
+        const char *name, *help;
+    } dm[] = {
+        { "sluice_tx_device_polls_total", "Poll cycles of the device." },
+        { "sluice_tx_device_reads_ok_total", "Modbus reads answered." },
+        { "sluice_tx_device_reads_failed_total", "Modbus reads failed, whatever the reason." },
+        { "sluice_tx_device_timeouts_total", "Reads with no answer within timeout_ms." },
+        { "sluice_tx_device_crc_errors_total", "RTU answers with a bad CRC16." },
+        { "sluice_tx_device_exceptions_total", "Modbus exception answers." },
+        { "sluice_tx_device_malformed_total", "Answers of the wrong unit, function or length." },
+        { "sluice_tx_device_port_errors_total", "Connect or open failures and broken connections." },
+        { "sluice_tx_device_missed_total", "Poll periods skipped for the device." },
+        { "sluice_tx_device_polls_failed_total",
+          "Poll cycles with at least one failed read (the device down, or some reads failing)." },
+    };
+    struct sl_source_line li;
+    struct sl_source_unit u;
+    for (size_t k = 0; k < sizeof dm / sizeof dm[0]; k++) {
+        prom_head(f, dm[k].name, "counter", dm[k].help);
+        for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
+            for (size_t j = 0; sl_sources_unit(m->src, i, j, &u); j++) {
+                const struct sl_poller_counters *c = &u.cnt;
+                const uint64_t v[] = { c->polls, c->reads_ok, c->reads_failed, c->timeouts,
+                                       c->crc_errors, c->exceptions, c->malformed, c->port_errors,
+                                       c->missed, u.polls_failed };
+                _Static_assert(sizeof v / sizeof v[0] == sizeof dm / sizeof dm[0], "one per metric");
+                prom_sample(f, dm[k].name, li.name, u.cfg->name);
+                fprintf(f, "%llu\n", (unsigned long long)v[k]);
+            }
+        }
+    }
+}
+
+void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
+{
+    render_lines(m, f, now_us);
+    render_units(m, f);
+}
+
+/* Writes the body to a fresh temporary file and renames it over path.
+ * 0, or the errno of the step that failed (*what names it). */
+static int write_file(struct sl_txmetrics *m, uint64_t now, const char **what)
+{
+    char tmp[SL_TXCONF_STR_MAX + 32];
+    const char *path = m->path;
+    const char *slash = strrchr(path, '/');
+    int dl = slash ? (int)(slash - path + 1) : 0;
+    snprintf(tmp, sizeof tmp, "%.*s.%s.%ld.tmp", dl, path, path + dl, (long)getpid());
+    int fd = -1;
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0 && errno == EEXIST && attempt == 0)
+            (void)unlink(tmp);   /* ours: left by a run with our pid that died mid-write */
+    }
+    *what = "open";
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        int err = errno;
+        if (fd >= 0) {
+            close(fd);
+            (void)unlink(tmp);
+        }
+        return err;
+    }
+    sl_txmetrics_render(m, f, now);
+    *what = "write";
+    bool bad = ferror(f) != 0;
+    if (fclose(f) != 0 || bad) {
+        int err = errno ? errno : EIO;
+        (void)unlink(tmp);
+        return err;
+    }
+    if (rename(tmp, path) != 0) {
+        *what = "rename";
+        int err = errno;
+        (void)unlink(tmp);
+        return err;
+    }
+    return 0;
+}
+
+void sl_txmetrics_tick(struct sl_txmetrics *m, uint64_t now, bool force)
+{
+    struct sl_source_line li;
+    for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
+        if (li.st.missed != m->mem[i].missed) {   /* over-subscription seen since the last call */
+            m->mem[i].missed = li.st.missed;
+            m->mem[i].missed_us = now;
+        }
+    }
+    if (!m->path[0] || (!force && now < m->next_us))
+        return;
+    m->next_us = now + SL_TXMETRICS_EVERY_US;
+    const char *what = "";
+    errno = 0;
+    int err = write_file(m, now, &what);
+    if (err && !m->failing)
+        sl_log(SL_LOG_WARNING, "metrics_file %s: %s failed: %s (retrying every %llu s)", m->path,
+               what, strerror(err), SL_TXMETRICS_EVERY_US / 1000000ull);
+    else if (!err && m->failing)
+        sl_log(SL_LOG_NOTICE, "metrics_file %s: written again", m->path);
+    m->failing = err != 0;
+}

@@ -1,0 +1,41 @@
+/* sluice-tx's [tx] metrics_file: the poll counters of every line and device
+ * as a Prometheus text file (format 0.0.4) for node_exporter's textfile
+ * collector. TX has no listening socket (it sits on the OT side of the
+ * diode), so this file is how its counters reach monitoring.
+ *
+ * Written to a temporary file in the same directory (O_EXCL|O_NOFOLLOW:
+ * never through a planted link) and renamed over the old one, so a scrape
+ * sees a whole file or the previous one. Every SL_TXMETRICS_EVERY_US and at
+ * stop; one log line when writing starts failing and one when it works
+ * again. Metric names: docs/tx.md. */
+#ifndef SL_TXMETRICS_H
+#define SL_TXMETRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sl_err.h"
+#include "sl_source.h"
+
+#define SL_TXMETRICS_EVERY_US 2000000ull
+
+struct sl_txmetrics;
+
+/* For path ("" = no file: tick only tracks nothing and writes nothing) over
+ * the lines of sources (which must be started: their lines are fixed).
+ * SL_ERR_NOMEM. */
+__attribute__((warn_unused_result))
+sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
+                           const struct sl_sources *sources, uint64_t now_us);
+
+/* Called once per beacon (tracks over-subscription for the gauge) and at
+ * stop with force: writes the file when due. */
+void sl_txmetrics_tick(struct sl_txmetrics *m, uint64_t now_us, bool force);
+
+/* The file's body at now_us (exposed for tests). */
+void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us);
+
+void sl_txmetrics_destroy(struct sl_txmetrics *m);
+
+#endif
