@@ -16,13 +16,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sl_conf.h"
 #include "sl_diag.h"
 #include "sl_err.h"
 #include "sl_key.h"
 #include "sl_wire.h"
 
-#define SL_RXCONF_STR_MAX      1024u   /* bytes of any value (paths, addresses), with NUL */
-#define SL_RXCONF_IFNAME_MAX   16u     /* IF_NAMESIZE */
+#define SL_RXCONF_STR_MAX      SL_CONF_STR_MAX   /* bytes of any value (paths, addresses), with NUL */
+#define SL_RXCONF_IFNAME_MAX   SL_CONF_IFNAME_MAX   /* IF_NAMESIZE */
 #define SL_RXCONF_PREFIX_MAX   128u    /* MQTT topic prefix, with NUL */
 #define SL_RXCONF_USER_MAX     64u
 #define SL_RXCONF_WARN_MAX     16u     /* warnings kept; more only count */
@@ -57,7 +58,7 @@
 #define SL_RXCONF_MTU_MAX               (SL_SYMBOL_MAX + SL_IPV4_UDP_BYTES + SL_FRAME_OVERHEAD)
 
 /* Load flags. */
-#define SL_RXCONF_SKIP_HOST_CHECKS 1u  /* don't load the trusted keys, don't stat directories,
+#define SL_RXCONF_SKIP_HOST_CHECKS SL_CONF_SKIP_HOST_CHECKS  /* don't load the trusted keys, don't stat directories,
                                           don't look up the user (tools, tests of syntax) */
 
 enum sl_rxconf_transport {
@@ -73,6 +74,7 @@ struct sl_rxconf {
         char listen[SL_RXCONF_STR_MAX]; /* udp, as written ("" if absent) */
         char listen_host[SL_RXCONF_STR_MAX];
         uint16_t listen_port;           /* default SL_DEFAULT_PORT */
+        struct sl_hostport listen_addr; /* listen, parsed (sl_conf_hostport_parse) */
         char interface[SL_RXCONF_IFNAME_MAX];   /* pcap */
         uint16_t port;                  /* pcap: default 7400; pcapfile: default 0 = any */
         char file[SL_RXCONF_STR_MAX];   /* pcapfile, resolved */
@@ -106,7 +108,8 @@ struct sl_rxconf {
     } mirror;
     struct {
         bool enabled;
-        char listen[SL_RXCONF_STR_MAX];
+        char listen[SL_RXCONF_STR_MAX]; /* as written; "" when refused */
+        struct sl_hostport addr;        /* listen, parsed */
         uint32_t max_conns;
         uint32_t idle_ms;
         uint32_t max_conns_per_peer;
@@ -114,7 +117,8 @@ struct sl_rxconf {
     } modbus;
     struct {
         bool enabled;
-        char listen[SL_RXCONF_STR_MAX];
+        char listen[SL_RXCONF_STR_MAX]; /* as written; "" when refused */
+        struct sl_hostport addr;        /* listen, parsed */
         char token_file[SL_RXCONF_STR_MAX];     /* resolved; "" = none */
         uint32_t max_conns;
         uint32_t max_conns_per_peer;
@@ -129,6 +133,7 @@ struct sl_rxconf {
         char broker[SL_RXCONF_STR_MAX];         /* as written */
         char host[SL_RXCONF_STR_MAX];
         uint16_t port;                  /* default 1883 */
+        struct sl_hostport addr;        /* broker, parsed */
         char prefix[SL_RXCONF_PREFIX_MAX];      /* default "uns" */
     } mqtt;
     struct {
@@ -179,12 +184,5 @@ size_t sl_rxconf_warnings(const struct sl_rxconf *c);
  * only `oifname "ifname"` (or `oif`) that drops. A drop of some protocols
  * only is not enough. Pure: the caller runs nft (sluice-rx --check). */
 bool sl_rxconf_nft_egress_drop(const char *ruleset, size_t len, const char *ifname);
-
-/* Splits "HOST:PORT", "[V6]:PORT" or "HOST" (then default_port) into host
- * (cap bytes) and *port, syntax only (no DNS). SL_ERR_CONFIG when malformed,
- * port outside 1..65535, or host does not fit. */
-__attribute__((warn_unused_result))
-sl_err sl_rxconf_split_hostport(char *host, size_t cap, uint16_t *port, const char *text,
-                                uint16_t default_port);
 
 #endif

@@ -13,13 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sl_conf.h"
 #include "sl_diag.h"
 #include "sl_err.h"
 #include "sl_tagmap.h"
 #include "sl_wire.h"
 
-#define SL_TXCONF_STR_MAX      1024u   /* bytes of any value (paths, addresses), with NUL */
-#define SL_TXCONF_IFNAME_MAX   16u     /* IF_NAMESIZE */
+#define SL_TXCONF_STR_MAX      SL_CONF_STR_MAX   /* bytes of any value (paths, addresses), with NUL */
+#define SL_TXCONF_IFNAME_MAX   SL_CONF_IFNAME_MAX   /* IF_NAMESIZE */
 #define SL_TXCONF_MAX_DEVICES  256u
 
 /* Defaults (docs/tx.md explains each). */
@@ -43,7 +44,7 @@
 #define SL_TXCONF_DEFAULT_STOP_BITS     1u
 
 /* Load flags. */
-#define SL_TXCONF_SKIP_HOST_CHECKS 1u  /* don't stat the key file or state_dir, don't look up
+#define SL_TXCONF_SKIP_HOST_CHECKS SL_CONF_SKIP_HOST_CHECKS  /* don't stat the key file or state_dir, don't look up
                                           the user (tools that neither sign nor drop privileges) */
 
 enum sl_txconf_transport {
@@ -71,6 +72,7 @@ struct sl_txconf_device {
     char address[SL_TXCONF_STR_MAX];    /* as written: HOST:PORT or a serial device */
     char host[SL_TXCONF_STR_MAX];       /* TCP: host without brackets or port */
     uint16_t port;                      /* TCP: default 502 */
+    struct sl_hostport addr;            /* TCP: address, parsed (sl_conf_hostport_parse) */
     uint8_t unit;                       /* Modbus unit id polled */
     uint8_t mirror_unit;                /* unit id the RX mirror serves (default unit) */
     uint32_t poll_ms;
@@ -103,6 +105,7 @@ struct sl_txconf {
         char destination[SL_TXCONF_STR_MAX];  /* as written ("" if absent) */
         char dest_host[SL_TXCONF_STR_MAX];
         uint16_t dest_port;             /* default SL_DEFAULT_PORT */
+        struct sl_hostport dest_addr;   /* destination, parsed */
         bool gso;                       /* udp, default on */
         char interface[SL_TXCONF_IFNAME_MAX];   /* raw */
         uint8_t destination_mac[6];     /* raw */
@@ -159,12 +162,5 @@ void sl_txconf_schema_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c);
  * encoding of the link, FEC and snapshot parameters, every device's polling
  * parameters and the schema fingerprint (not file paths or the user). */
 void sl_txconf_config_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c);
-
-/* Splits "HOST:PORT", "[V6]:PORT" or "HOST" (then default_port) into host
- * (cap bytes) and *port, syntax only (no DNS). SL_ERR_CONFIG when malformed,
- * port outside 1..65535, or host does not fit. */
-__attribute__((warn_unused_result))
-sl_err sl_txconf_split_hostport(char *host, size_t cap, uint16_t *port, const char *text,
-                                uint16_t default_port);
 
 #endif
