@@ -10,6 +10,7 @@
 
 #include "sl_key.h"
 #include "sl_keyfile.h"
+#include "sl_log.h"
 
 #ifndef SL_VERSION
 #define SL_VERSION "0"
@@ -38,6 +39,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    sl_log_init(PROG);
     static const struct option opts[] = {
         { "output", required_argument, NULL, 'o' }, { "force", no_argument, NULL, 'f' },
         { "help", no_argument, NULL, 'h' },         { "version", no_argument, NULL, 'V' },
@@ -60,28 +62,28 @@ int main(int argc, char **argv)
         return 2;
     }
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        fprintf(stderr, PROG ": cannot create %s: %s\n", dir, strerror(errno));
+        sl_log(SL_LOG_ERR, "cannot create %s: %s", dir, strerror(errno));
         return 1;
     }
     char sec[4096], pub[4096];
     if ((size_t)snprintf(sec, sizeof sec, "%s/" SL_KEY_SECRET_FILE, dir) >= sizeof sec ||
         (size_t)snprintf(pub, sizeof pub, "%s/" SL_KEY_PUBLIC_FILE, dir) >= sizeof pub) {
-        fprintf(stderr, PROG ": %s: path too long\n", dir);
+        sl_log(SL_LOG_ERR, "%s: path too long", dir);
         return 1;
     }
     struct sl_key_secret *k = NULL;
     sl_err e = sl_key_generate(&k);
     if (e != SL_OK) {
-        fprintf(stderr, PROG ": cannot generate a key: %s\n", sl_strerror(e));
+        sl_log(SL_LOG_ERR, "cannot generate a key: %s", sl_strerror(e));
         return 1;
     }
     e = sl_keyfile_save(sec, pub, k, force);
     if (e != SL_OK) {
         if (e == SL_ERR_EXISTS)
-            fprintf(stderr, PROG ": %s or %s already exists; not overwriting (use --force to replace it)\n",
+            sl_log(SL_LOG_ERR, "%s or %s already exists; not overwriting (use --force to replace it)",
                     sec, pub);
         else
-            fprintf(stderr, PROG ": cannot write %s: %s%s%s\n", dir, sl_strerror(e),
+            sl_log(SL_LOG_ERR, "cannot write %s: %s%s%s", dir, sl_strerror(e),
                     e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
         sl_key_free(k);
         return 1;
@@ -92,6 +94,6 @@ int main(int argc, char **argv)
     char id[SL_KEY_ID_HEX_BYTES];
     sl_key_id_format(id, p.id);
     printf("%s\n", id);
-    fprintf(stderr, PROG ": wrote %s (0600) and %s; key id %s\n", sec, pub, id);
+    sl_log(SL_LOG_INFO, "wrote %s (0600) and %s; key id %s", sec, pub, id);
     return 0;
 }

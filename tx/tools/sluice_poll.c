@@ -10,6 +10,8 @@
 #include <time.h>
 
 #include "sl_bus.h"
+#include "sl_clock.h"
+#include "sl_log.h"
 #include "sl_poller.h"
 #include "sl_regs.h"
 #include "sl_txconf.h"
@@ -46,13 +48,6 @@ static void usage(FILE *f)
             "Exit status: 0 done, 1 runtime failure, 2 usage or configuration errors.\n");
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void print_poll(struct sl_poller *p, const struct sl_poller_report *rep)
 {
     const struct sl_txconf_device *d = sl_poller_device(p);
@@ -73,6 +68,7 @@ static void print_poll(struct sl_poller *p, const struct sl_poller_report *rep)
 
 int main(int argc, char **argv)
 {
+    sl_log_init("sluice-poll");
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' }, { "once", no_argument, NULL, '1' },
         { "count", required_argument, NULL, 'n' },  { "device", required_argument, NULL, 'd' },
@@ -91,7 +87,7 @@ int main(int argc, char **argv)
             errno = 0;
             count = strtoul(optarg, &end, 10);
             if (errno || *end || !*optarg || count == 0) {
-                fprintf(stderr, "sluice-poll: bad count '%s'\n", optarg);
+                sl_log(SL_LOG_ERR, "bad count '%s'", optarg);
                 return 2;
             }
             break;
@@ -112,14 +108,10 @@ int main(int argc, char **argv)
     sl_diag_init(&diag);
     sl_err e = sl_txconf_load(&cfg, conf, SL_TXCONF_SKIP_HOST_CHECKS, &diag);
     if (e != SL_OK) {
-        size_t need;
-        char *text = NULL;
-        if (sl_diag_render(NULL, 0, &need, &diag) == SL_ERR_OVERFLOW && (text = malloc(need + 1)) &&
-            sl_diag_render(text, need + 1, &need, &diag) == SL_OK)
-            fputs(text, stderr);
+        if (sl_diag_total(&diag))
+            sl_log_diag(&diag);
         else
-            fprintf(stderr, "sluice-poll: %s\n", sl_strerror(e));
-        free(text);
+            sl_log(SL_LOG_ERR, "%s", sl_strerror(e));
         sl_diag_free(&diag);
         sl_txconf_free(&cfg);
         return e == SL_ERR_NOMEM ? 1 : 2;
@@ -133,7 +125,7 @@ int main(int argc, char **argv)
     size_t nb = 0, np = 0;
     int rc = 0;
     if (!buses || !grp || !done) {
-        fprintf(stderr, "sluice-poll: out of memory\n");
+        sl_log(SL_LOG_ERR, "out of memory");
         rc = 1;
     }
     for (size_t i = 0; rc == 0 && i < cfg.ndevices; i++) {
@@ -147,7 +139,7 @@ int main(int argc, char **argv)
                 grp[n++] = &cfg.devices[j];
         e = sl_bus_create(&buses[nb], grp, n, NULL);
         if (e != SL_OK) {
-            fprintf(stderr, "sluice-poll: device %s: %s\n", d->name, sl_strerror(e));
+            sl_log(SL_LOG_ERR, "device %s: %s", d->name, sl_strerror(e));
             rc = 1;
         } else {
             nb++;
@@ -155,7 +147,7 @@ int main(int argc, char **argv)
         }
     }
     if (rc == 0 && np == 0) {
-        fprintf(stderr, "sluice-poll: no device named '%s'\n", only ? only : "");
+        sl_log(SL_LOG_ERR, "no device named '%s'", only ? only : "");
         rc = 2;
     }
 
@@ -168,7 +160,7 @@ int main(int argc, char **argv)
     /* done[] is indexed by device: the k-th poller of bus b is the device
      * sl_poller_device() names; its index in cfg.devices is its offset. */
     while (rc == 0 && !stop) {
-        uint64_t now = now_ms(), next = UINT64_MAX;
+        uint64_t now = sl_clock_mono_ms(), next = UINT64_MAX;
         size_t finished = 0;
         for (size_t b = 0; b < nb; b++) {
             for (size_t k = 0; k < sl_bus_count(buses[b]); k++) {
@@ -189,7 +181,7 @@ int main(int argc, char **argv)
                         done[di]++;
                     }
                     due = sl_poller_due_ms(p);
-                    now = now_ms();
+                    now = sl_clock_mono_ms();
                 }
                 if (due < next)
                     next = due;
@@ -197,7 +189,7 @@ int main(int argc, char **argv)
         }
         if (finished == np)
             break;
-        now = now_ms();
+        now = sl_clock_mono_ms();
         if (next > now) {
             uint64_t ms = next - now;
             struct timespec ts = { (time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L };

@@ -23,6 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
+#include "sl_log.h"
 #include "sl_regs.h"
 #include "sl_wire.h"
 
@@ -66,30 +68,23 @@ struct simtag {
 #define BADC SL_WORD_BADC
 #define DCBA SL_WORD_DCBA
 
+/* One multi-register value in the four word orders, at addr, addr + n,
+ * addr + 2n and addr + 3n (n: its registers), named NAME_abcd .. NAME_dcba. */
+#define WORD_ORDERS(name, type, addr, n, scale, units, deadband, gen, a, b, c)                   \
+    { name "_abcd", H, type, ABCD, (addr), scale, "", units, deadband, gen, a, b, c },           \
+    { name "_cdab", H, type, CDAB, (addr) + (n), scale, "", units, deadband, gen, a, b, c },     \
+    { name "_badc", H, type, BADC, (addr) + 2 * (n), scale, "", units, deadband, gen, a, b, c }, \
+    { name "_dcba", H, type, DCBA, (addr) + 3 * (n), scale, "", units, deadband, gen, a, b, c }
+
 /* One row per tag; addresses leave gaps so the grouping rule is exercised. */
 static const struct simtag tags[] = {
     { "temp_raw",        H, SL_TYPE_INT16,   ABCD,  0, "0.1", "",     "degC", "0.5", GEN_SINE,    200, 150, 60 },
     { "parts_count",     H, SL_TYPE_UINT16,  ABCD,  1, "",    "",     "",     "",    GEN_COUNTER, 0, 5, 0 },
-    { "flow_i32_abcd",   H, SL_TYPE_INT32,   ABCD, 10, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
-    { "flow_i32_cdab",   H, SL_TYPE_INT32,   CDAB, 12, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
-    { "flow_i32_badc",   H, SL_TYPE_INT32,   BADC, 14, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
-    { "flow_i32_dcba",   H, SL_TYPE_INT32,   DCBA, 16, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
-    { "energy_u32_abcd", H, SL_TYPE_UINT32,  ABCD, 20, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
-    { "energy_u32_cdab", H, SL_TYPE_UINT32,  CDAB, 22, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
-    { "energy_u32_badc", H, SL_TYPE_UINT32,  BADC, 24, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
-    { "energy_u32_dcba", H, SL_TYPE_UINT32,  DCBA, 26, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
-    { "level_f32_abcd",  H, SL_TYPE_FLOAT32, ABCD, 30, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
-    { "level_f32_cdab",  H, SL_TYPE_FLOAT32, CDAB, 32, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
-    { "level_f32_badc",  H, SL_TYPE_FLOAT32, BADC, 34, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
-    { "level_f32_dcba",  H, SL_TYPE_FLOAT32, DCBA, 36, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
-    { "ticks_i64_abcd",  H, SL_TYPE_INT64,   ABCD, 40, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
-    { "ticks_i64_cdab",  H, SL_TYPE_INT64,   CDAB, 44, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
-    { "ticks_i64_badc",  H, SL_TYPE_INT64,   BADC, 48, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
-    { "ticks_i64_dcba",  H, SL_TYPE_INT64,   DCBA, 52, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
-    { "pressure_f64_abcd", H, SL_TYPE_FLOAT64, ABCD, 60, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
-    { "pressure_f64_cdab", H, SL_TYPE_FLOAT64, CDAB, 64, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
-    { "pressure_f64_badc", H, SL_TYPE_FLOAT64, BADC, 68, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
-    { "pressure_f64_dcba", H, SL_TYPE_FLOAT64, DCBA, 72, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    WORD_ORDERS("flow_i32", SL_TYPE_INT32, 10, 2, "", "l/h", "", GEN_SINE, -50000, 100000, 30),
+    WORD_ORDERS("energy_u32", SL_TYPE_UINT32, 20, 2, "0.001", "kWh", "", GEN_COUNTER, 4000000000.0, 1234, 0),
+    WORD_ORDERS("level_f32", SL_TYPE_FLOAT32, 30, 2, "", "m", "0.01", GEN_SINE, 5, 4, 20),
+    WORD_ORDERS("ticks_i64", SL_TYPE_INT64, 40, 4, "", "", "", GEN_COUNTER, -5000000000.0, 1000000, 0),
+    WORD_ORDERS("pressure_f64", SL_TYPE_FLOAT64, 60, 4, "", "bar", "", GEN_RAMP, 1, 0.25, 10),
     { "speed_setpoint",  H, SL_TYPE_FLOAT32, ABCD, 100, "",   "",     "rpm",  "",    GEN_STATIC,  1450.5, 0, 0 },
     { "mode",            H, SL_TYPE_UINT16,  ABCD, 102, "",   "",     "",     "",    GEN_STATIC,  1, 0, 0 },
     { "vibration_raw",   I, SL_TYPE_INT16,   ABCD,  0, "0.01", "",    "mm/s", "",    GEN_SINE,    300, 250, 7 },
@@ -205,9 +200,7 @@ static void make_phases(double *phase, unsigned long seed)
 
 static double mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)sl_clock_mono_ns() / 1e9;
 }
 
 static void usage(FILE *f)
@@ -253,7 +246,7 @@ static int serve(const char *listen, unsigned long seed)
     }
     if (!colon || hl == 0 || hl >= sizeof host || strlen(colon + 1) == 0 ||
         strlen(colon + 1) >= sizeof port || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
-        fprintf(stderr, "sluice-sim: bad listen address '%s' (HOST:PORT)\n", listen);
+        sl_log(SL_LOG_ERR, "bad listen address '%s' (HOST:PORT)", listen);
         return 2;
     }
     memcpy(host, h, hl);
@@ -264,12 +257,12 @@ static int serve(const char *listen, unsigned long seed)
     modbus_mapping_t *mb = modbus_mapping_new(SL_SIM_COILS, SL_SIM_DISCRETES, SL_SIM_HOLDING,
                                               SL_SIM_INPUT);
     if (!ctx || !mb) {
-        fprintf(stderr, "sluice-sim: out of memory\n");
+        sl_log(SL_LOG_ERR, "out of memory");
         return 1;
     }
     int lfd = modbus_tcp_pi_listen(ctx, SL_SIM_CLIENTS);
     if (lfd < 0) {
-        fprintf(stderr, "sluice-sim: cannot listen on %s: %s\n", listen, modbus_strerror(errno));
+        sl_log(SL_LOG_ERR, "cannot listen on %s: %s", listen, modbus_strerror(errno));
         modbus_mapping_free(mb);
         modbus_free(ctx);
         return 1;
@@ -281,7 +274,7 @@ static int serve(const char *listen, unsigned long seed)
     make_phases(phase, seed);
     double t0 = mono_s(), next = t0;
     update(mb, 0.0, phase, true);
-    fprintf(stderr, "sluice-sim: listening on %s (%zu tags, seed %lu)\n", listen, NTAGS, seed);
+    sl_log(SL_LOG_INFO, "listening on %s (%zu tags, seed %lu)", listen, NTAGS, seed);
 
     int clients[SL_SIM_CLIENTS];
     size_t nclients = 0;
@@ -311,7 +304,7 @@ static int serve(const char *listen, unsigned long seed)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            fprintf(stderr, "sluice-sim: select: %s\n", strerror(errno));
+            sl_log(SL_LOG_ERR, "select: %s", strerror(errno));
             break;
         }
         if (n == 0)
@@ -347,7 +340,7 @@ static int serve(const char *listen, unsigned long seed)
     modbus_set_socket(ctx, -1);
     modbus_mapping_free(mb);
     modbus_free(ctx);
-    fprintf(stderr, "sluice-sim: stopped\n");
+    sl_log(SL_LOG_INFO, "stopped");
     return 0;
 }
 
@@ -454,7 +447,7 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
 {
     modbus_t *ctx = modbus_new_rtu(o->path, (int)o->baud, o->parity, o->data_bits, o->stop_bits);
     if (!ctx) {
-        fprintf(stderr, "sluice-sim: bad RTU settings for %s: %s\n", o->path, modbus_strerror(errno));
+        sl_log(SL_LOG_ERR, "bad RTU settings for %s: %s", o->path, modbus_strerror(errno));
         return 2;
     }
     modbus_mapping_t *mb[SL_SIM_MAX_UNITS];
@@ -462,21 +455,21 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
     for (size_t u = 0; u < o->nunits; u++) {
         mb[u] = modbus_mapping_new(SL_SIM_COILS, SL_SIM_DISCRETES, SL_SIM_HOLDING, SL_SIM_INPUT);
         if (!mb[u]) {
-            fprintf(stderr, "sluice-sim: out of memory\n");
+            sl_log(SL_LOG_ERR, "out of memory");
             return 1;
         }
         make_phases(phase[u], seed + o->units[u]);
         update(mb[u], 0.0, phase[u], true);
     }
     if (modbus_set_slave(ctx, o->units[0]) != 0 || modbus_connect(ctx) != 0) {
-        fprintf(stderr, "sluice-sim: cannot open %s: %s\n", o->path, modbus_strerror(errno));
+        sl_log(SL_LOG_ERR, "cannot open %s: %s", o->path, modbus_strerror(errno));
         for (size_t u = 0; u < o->nunits; u++)
             modbus_mapping_free(mb[u]);
         modbus_free(ctx);
         return 1;
     }
     int fd = modbus_get_socket(ctx);
-    fprintf(stderr, "sluice-sim: RTU on %s, %ld %d%c%d, %zu unit(s), %zu tags each, seed %lu\n",
+    sl_log(SL_LOG_INFO, "RTU on %s, %ld %d%c%d, %zu unit(s), %zu tags each, seed %lu",
             o->path, o->baud, o->data_bits, o->parity, o->stop_bits, o->nunits, NTAGS, seed);
     double t0 = mono_s(), next = t0, last_rx = t0;
     uint8_t q[2 * MODBUS_RTU_MAX_ADU_LENGTH];
@@ -507,7 +500,7 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
         struct timeval tv = { (time_t)wait, (suseconds_t)((wait - floor(wait)) * 1e6) };
         int n = select(fd + 1, &rd, NULL, NULL, &tv);
         if (n < 0 && errno != EINTR) {
-            fprintf(stderr, "sluice-sim: select: %s\n", strerror(errno));
+            sl_log(SL_LOG_ERR, "select: %s", strerror(errno));
             break;
         }
         if (n <= 0)
@@ -518,7 +511,7 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
                 continue;
             /* A closed peer (the pty's other side): retry a while, then give up. */
             if (++failures > 50) {
-                fprintf(stderr, "sluice-sim: %s: %s\n", o->path, r < 0 ? strerror(errno) : "closed");
+                sl_log(SL_LOG_ERR, "%s: %s", o->path, r < 0 ? strerror(errno) : "closed");
                 break;
             }
             struct timespec ts = { 0, 100000000L };
@@ -548,7 +541,7 @@ static int serve_rtu(const struct rtu_opts *o, unsigned long seed)
         if (have == sizeof q)   /* cannot happen with the resync above; never overflow */
             have = 0;
     }
-    fprintf(stderr, "sluice-sim: stopped: %lu answered, %lu for other units, %lu bad\n", answered,
+    sl_log(SL_LOG_INFO, "stopped: %lu answered, %lu for other units, %lu bad", answered,
             ignored, bad);
     modbus_close(ctx);
     modbus_free(ctx);
@@ -593,6 +586,7 @@ static bool parse_long(const char *text, long min, long max, long *out)
 
 int main(int argc, char **argv)
 {
+    sl_log_init("sluice-sim");
     static const struct option opts[] = {
         { "listen", required_argument, NULL, 'l' },
         { "seed", required_argument, NULL, 's' },
@@ -621,21 +615,21 @@ int main(int argc, char **argv)
             break;
         case 'u':
             if (!parse_units(&rtu, optarg)) {
-                fprintf(stderr, "sluice-sim: bad units '%s' (distinct ids 1..247, comma-separated, "
-                        "at most %d)\n", optarg, SL_SIM_MAX_UNITS);
+                sl_log(SL_LOG_ERR, "bad units '%s' (distinct ids 1..247, comma-separated, "
+                        "at most %d)", optarg, SL_SIM_MAX_UNITS);
                 return 2;
             }
             units_given = true;
             break;
         case 'B':
             if (!parse_long(optarg, 300, 4000000, &rtu.baud)) {
-                fprintf(stderr, "sluice-sim: bad baud '%s'\n", optarg);
+                sl_log(SL_LOG_ERR, "bad baud '%s'", optarg);
                 return 2;
             }
             break;
         case 'P':
             if (strlen(optarg) != 1 || !strchr("NEO", optarg[0])) {
-                fprintf(stderr, "sluice-sim: bad parity '%s' (N, E or O)\n", optarg);
+                sl_log(SL_LOG_ERR, "bad parity '%s' (N, E or O)", optarg);
                 return 2;
             }
             rtu.parity = optarg[0];
@@ -643,7 +637,7 @@ int main(int argc, char **argv)
         case 'D':
         case 'S':
             if (!parse_long(optarg, c == 'D' ? 7 : 1, c == 'D' ? 8 : 2, &n)) {
-                fprintf(stderr, "sluice-sim: bad %s '%s'\n", c == 'D' ? "data bits" : "stop bits", optarg);
+                sl_log(SL_LOG_ERR, "bad %s '%s'", c == 'D' ? "data bits" : "stop bits", optarg);
                 return 2;
             }
             *(c == 'D' ? &rtu.data_bits : &rtu.stop_bits) = (int)n;
@@ -656,7 +650,7 @@ int main(int argc, char **argv)
             errno = 0;
             seed = strtoul(optarg, &end, 10);
             if (errno || *end || !*optarg) {
-                fprintf(stderr, "sluice-sim: bad seed '%s'\n", optarg);
+                sl_log(SL_LOG_ERR, "bad seed '%s'", optarg);
                 return 2;
             }
             break;
