@@ -1,4 +1,5 @@
 #include "sl_hw_impl.h"
+#include "sl_conf.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -31,68 +32,9 @@ void sl_hw_config_init(struct sl_hw_config *cfg)
 sl_err sl_hw_addr_parse(struct sockaddr_storage *out, socklen_t *out_len, const char *text,
                         uint16_t default_port)
 {
-    memset(out, 0, sizeof *out);
-    *out_len = 0;
-    char host[256];
-    char port[8];
-    const char *colon;
-    size_t hlen;
-    if (!text || !*text)
-        return SL_ERR_CONFIG;
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end)
-            return SL_ERR_CONFIG;
-        hlen = (size_t)(end - text - 1);
-        if (hlen >= sizeof host)
-            return SL_ERR_CONFIG;
-        memcpy(host, text + 1, hlen);
-        colon = end[1] == ':' ? end + 1 : NULL;
-        if (end[1] && !colon)
-            return SL_ERR_CONFIG;
-    } else {
-        colon = strrchr(text, ':');
-        if (colon && strchr(text, ':') != colon)
-            return SL_ERR_CONFIG;       /* bare IPv6 needs brackets */
-        hlen = colon ? (size_t)(colon - text) : strlen(text);
-        if (hlen >= sizeof host)
-            return SL_ERR_CONFIG;
-        memcpy(host, text, hlen);
-    }
-    host[hlen] = '\0';
-    if (colon) {
-        const char *p = colon + 1;
-        unsigned long v = 0;
-        if (!*p || strlen(p) > 5)
-            return SL_ERR_CONFIG;
-        for (; *p; p++) {
-            if (*p < '0' || *p > '9')
-                return SL_ERR_CONFIG;
-            v = v * 10 + (unsigned long)(*p - '0');
-        }
-        if (v == 0 || v > 65535)
-            return SL_ERR_CONFIG;
-        snprintf(port, sizeof port, "%lu", v);
-    } else {
-        if (default_port == 0)
-            return SL_ERR_CONFIG;
-        snprintf(port, sizeof port, "%u", (unsigned)default_port);
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_DGRAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    if (getaddrinfo(hlen ? host : NULL, port, &hints, &res) != 0 || !res)
-        return SL_ERR_CONFIG;
-    if (res->ai_addrlen > sizeof *out) {
-        freeaddrinfo(res);
-        return SL_ERR_CONFIG;
-    }
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    *out_len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return SL_OK;
+    /* The grammar [link] listen / destination were checked with (sl_conf). */
+    return sl_conf_hostport_sockaddr(out, out_len, text, default_port,
+                                     default_port ? SL_HOSTPORT_DEFAULT_PORT : 0u, SOCK_DGRAM, 0);
 }
 
 static int hexval(char c)

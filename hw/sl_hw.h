@@ -108,9 +108,10 @@ struct sl_hw;
  * 02:00:00:00:00:02 192.0.2.2:7400 (documentation ranges, for pcapfile). */
 void sl_hw_config_init(struct sl_hw_config *cfg);
 
-/* Parses "HOST:PORT", "[V6]:PORT" or "HOST" (then default_port) with
- * getaddrinfo (numeric or resolvable names). SL_ERR_CONFIG when malformed or
- * unresolvable. May block on DNS: start-up only. */
+/* Parses "HOST:PORT", "[V6]:PORT" or "HOST" (then default_port; 0 = the
+ * port is required) by the one grammar (sl_conf_hostport_parse) and
+ * resolves it with getaddrinfo (numeric or resolvable names). SL_ERR_CONFIG
+ * when malformed or unresolvable. May block on DNS: start-up only. */
 __attribute__((warn_unused_result))
 sl_err sl_hw_addr_parse(struct sockaddr_storage *out, socklen_t *out_len, const char *text,
                         uint16_t default_port);

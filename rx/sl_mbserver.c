@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_conf.h"
 #include "sl_peer.h"
 
 /* Input holds several pipelined requests; output several responses, so a
@@ -120,48 +121,15 @@ uint8_t sl_mbserver_answer(uint8_t *out, size_t cap, size_t *out_len, const stru
 
 /* ---- sockets --------------------------------------------------------------*/
 
-/* "HOST:PORT" or "[V6]:PORT" into host[] and port[]. */
-static sl_err split_hostport(const char *s, char *host, size_t hcap, char *port, size_t pcap)
-{
-    const char *colon;
-    const char *h = s;
-    size_t hlen;
-    if (s[0] == '[') {
-        const char *close = strchr(s, ']');
-        if (!close || close[1] != ':')
-            return SL_ERR_CONFIG;
-        h = s + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return SL_ERR_CONFIG;
-        hlen = (size_t)(colon - s);
-    }
-    size_t plen = strlen(colon + 1);
-    if (hlen >= hcap || plen == 0 || plen >= pcap)
-        return SL_ERR_CONFIG;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    memcpy(port, colon + 1, plen + 1);
-    for (size_t i = 0; i < plen; i++)
-        if (port[i] < '0' || port[i] > '9')
-            return SL_ERR_CONFIG;
-    return SL_OK;
-}
-
 static sl_err bind_listen(struct sl_mbserver *s, const char *listen_at)
 {
-    char host[256], port[8];
-    if (!listen_at || split_hostport(listen_at, host, sizeof host, port, sizeof port) != SL_OK)
-        return SL_ERR_CONFIG;
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    if (getaddrinfo(host[0] && strcmp(host, "*") != 0 ? host : NULL, port, &hints, &res) != 0)
+    /* The grammar [modbus] listen was checked with (sl_conf): "*" is every
+     * address, port 0 a free one; the resolver call is the one --check
+     * compared against the diode address. */
+    struct sl_hostport hp;
+    struct addrinfo *res = NULL;
+    if (sl_conf_hostport_parse(&hp, listen_at, 0, SL_HOSTPORT_LISTENER, NULL, 0) != SL_OK ||
+        sl_conf_hostport_resolve(&res, &hp, SOCK_STREAM, SL_HOSTPORT_PASSIVE) != 0)
         return SL_ERR_CONFIG;
     sl_err e = SL_ERR_IO;
     for (struct addrinfo *a = res; a; a = a->ai_next) {
