@@ -43,6 +43,21 @@ static int flock_pid(int fd, const char *path, char holder[PID_TEXT_MAX])
     return 0;
 }
 
+/* The refusal of a second run: what (state_dir or signing key) is held by
+ * the sluice-tx of pid, and what to do about it. SL_ERR_EXISTS. */
+static sl_err in_use(const char *what, const char *name, const char *pid, bool bulk)
+{
+    bool dir = strcmp(what, "state_dir") == 0;
+    if (bulk)
+        sl_log(SL_LOG_ERR, "%s %s is in use by a running sluice-tx (pid %s); %sgive --send a "
+               "configuration with its own [keys] signing_key and state_dir (nothing sent, epoch "
+               "unchanged)", what, name, pid[0] ? pid : "unknown", dir ? "stop it, or " : "");
+    else
+        sl_log(SL_LOG_ERR, "%s %s is in use by a running sluice-tx (pid %s); one sluice-tx per %s "
+               "(epoch unchanged)", what, name, pid[0] ? pid : "unknown", what);
+    return SL_ERR_EXISTS;
+}
+
 /* state_dir (created 0700 if missing) joined with name into path; SL_ERR_IO
  * and a log line when the directory cannot be made or the path does not fit. */
 static sl_err state_path(char *path, size_t cap, const char *state_dir, const char *name)
@@ -78,12 +93,7 @@ sl_err sl_epoch_lock_state_dir(int *out, const char *state_dir, bool bulk)
             sl_log(SL_LOG_ERR, "cannot lock %s: %s", path, strerror(err));
             return SL_ERR_IO;
         }
-        sl_log(SL_LOG_ERR, "state_dir %s is in use by a running sluice-tx (pid %s); %s", state_dir,
-               pid[0] ? pid : "unknown",
-               bulk ? "stop it, or give --send a configuration with its own [keys] signing_key and "
-                      "state_dir (nothing sent, epoch unchanged)"
-                    : "one sluice-tx per state_dir (epoch unchanged)");
-        return SL_ERR_EXISTS;
+        return in_use("state_dir", state_dir, pid, bulk);
     }
     *out = fd;
     return SL_OK;
@@ -139,12 +149,7 @@ sl_err sl_epoch_lock_key(struct sl_epoch_keylock *kl, const struct sl_key_secret
         }
         if (held > 0) {
             key_unlocked(kl, fd);
-            sl_log(SL_LOG_ERR, "signing key %s is in use by a running sluice-tx (pid %s); %s", kid,
-                   pid[0] ? pid : "unknown",
-                   bulk ? "give --send a configuration with its own [keys] signing_key and state_dir "
-                          "(nothing sent, epoch unchanged)"
-                        : "one sluice-tx per signing key (epoch unchanged)");
-            return SL_ERR_EXISTS;
+            return in_use("signing key", kid, pid, bulk);
         }
         if (stat(kl->path, &pst) != 0 || pst.st_ino != fst.st_ino || pst.st_dev != fst.st_dev) {
             close(fd);                  /* unlinked by a holder that just finished */
