@@ -19,11 +19,6 @@ static void signed_bytes(uint8_t out[SL_BLOCK_SIGNED_BYTES], const uint8_t *blk,
     SHA256(blk + SL_BLOCK_HDR_BYTES, payload_len, out + SL_BLOCK_HDR_BYTES);
 }
 
-static int symbol_size_ok(uint16_t s)
-{
-    return s >= SL_SYMBOL_MIN && s <= SL_SYMBOL_MAX;
-}
-
 sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
                      const uint8_t *payload, size_t payload_len, const struct sl_key_secret *key)
 {
@@ -57,7 +52,7 @@ sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_
 
 size_t sl_block_symbols(size_t len, uint16_t symbol_size)
 {
-    if (!symbol_size_ok(symbol_size) || len == 0)
+    if (!sl_wire_symbol_size_ok(symbol_size) || len == 0)
         return 0;
     return len / symbol_size + (len % symbol_size != 0);
 }
@@ -82,7 +77,7 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
                          const uint8_t *blk, size_t blk_len, const struct sl_block_expect *x,
                          const struct sl_key_set *trusted, bool verify)
 {
-    if (!symbol_size_ok(x->symbol_size) || x->k == 0 || blk_len != (size_t)x->k * x->symbol_size)
+    if (!sl_wire_symbol_size_ok(x->symbol_size) || x->k == 0 || blk_len != (size_t)x->k * x->symbol_size)
         return SL_ERR_LENGTH;
     if (blk_len < SL_BLOCK_OVERHEAD)
         return SL_ERR_TRUNCATED;

@@ -8,45 +8,61 @@
 _Static_assert(SL_FRAME_HDR_BYTES == 44, "DATA header layout");
 _Static_assert(SL_BEACON_SIGNED_BYTES + SL_SIG_BYTES + SL_CRC_BYTES == SL_BEACON_BYTES, "BEACON layout");
 
-/* The code-parameter rules shared by DATA frames and beacons. */
-static int symbol_size_ok(uint16_t s)
-{
-    return s >= SL_SYMBOL_MIN && s <= SL_SYMBOL_MAX;
-}
-
-static int code_ok(unsigned k, unsigned m)
-{
-    return k >= 1 && m >= 1 && k + m <= SL_FEC_MAX_SYMBOLS;
-}
-
 sl_err sl_datagram_peek(uint8_t *type, const uint8_t *dg, size_t len)
 {
     *type = 0;
-    if (len < 4)
+    if (len < SL_FRAME_PREFIX_BYTES)
         return SL_ERR_TRUNCATED;
-    if (sl_be16_get(dg) != SL_WIRE_MAGIC)
+    if (sl_be16_get(dg + SL_FRAME_OFF_MAGIC) != SL_WIRE_MAGIC)
         return SL_ERR_MAGIC;
-    if (dg[2] != SL_WIRE_VERSION)
+    if (dg[SL_FRAME_OFF_VERSION] != SL_WIRE_VERSION)
         return SL_ERR_VERSION;
-    if (dg[3] != SL_FRAME_DATA && dg[3] != SL_FRAME_BEACON)
+    uint8_t t = dg[SL_FRAME_OFF_TYPE];
+    if (t != SL_FRAME_DATA && t != SL_FRAME_BEACON)
         return SL_ERR_TYPE;
-    *type = dg[3];
+    *type = t;
     return SL_OK;
+}
+
+/* Reads the 4-byte prefix (magic, version, type) through b and checks it
+ * against want: SL_ERR_MAGIC / SL_ERR_VERSION / SL_ERR_TYPE, or
+ * SL_ERR_TRUNCATED if b is short (callers check the length first). */
+static sl_err get_prefix(struct sl_buf *b, uint8_t want)
+{
+    uint16_t magic;
+    uint8_t version, type;
+    sl_err e = sl_buf_get_u16be(b, &magic);
+    if (e == SL_OK && magic != SL_WIRE_MAGIC)
+        return SL_ERR_MAGIC;
+    if (e == SL_OK) e = sl_buf_get_u8(b, &version);
+    if (e == SL_OK && version != SL_WIRE_VERSION)
+        return SL_ERR_VERSION;
+    if (e == SL_OK) e = sl_buf_get_u8(b, &type);
+    if (e == SL_OK && type != want)
+        return SL_ERR_TYPE;
+    return e;
+}
+
+/* Writes the 4-byte prefix for a datagram of this type. */
+static sl_err put_prefix(struct sl_wbuf *w, uint8_t type)
+{
+    sl_err e = sl_wbuf_put_u16be(w, SL_WIRE_MAGIC);
+    if (e == SL_OK) e = sl_wbuf_put_u8(w, SL_WIRE_VERSION);
+    if (e == SL_OK) e = sl_wbuf_put_u8(w, type);
+    return e;
 }
 
 sl_err sl_datagram_data_encode(uint8_t *out, size_t cap, size_t *out_len, const struct sl_data_frame *f)
 {
     *out_len = 0;
-    if (f->channel >= SL_CHANNEL_COUNT || !symbol_size_ok(f->symbol_size) || !code_ok(f->k, f->m) ||
-        (unsigned)f->index >= (unsigned)f->k + f->m)
+    if (f->channel >= SL_CHANNEL_COUNT || !sl_wire_symbol_size_ok(f->symbol_size) ||
+        !sl_wire_code_ok(f->k, f->m) || (unsigned)f->index >= (unsigned)f->k + f->m)
         return SL_ERR_RANGE;
     size_t total = SL_FRAME_OVERHEAD + (size_t)f->symbol_size;
     if (cap < total)
         return SL_ERR_OVERFLOW;
     struct sl_wbuf w = sl_wbuf_make(out, SL_FRAME_HDR_BYTES);
-    sl_err e = sl_wbuf_put_u16be(&w, SL_WIRE_MAGIC);
-    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_WIRE_VERSION);
-    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_FRAME_DATA);
+    sl_err e = put_prefix(&w, SL_FRAME_DATA);
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, f->channel);
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, f->symbol_size);
     if (e == SL_OK) e = sl_wbuf_put_u64be(&w, f->session);
@@ -73,25 +89,16 @@ static sl_err data_parse(struct sl_data_frame *f, const uint8_t *dg, size_t len)
     if (len < SL_FRAME_MIN_BYTES)
         return SL_ERR_TRUNCATED;
     struct sl_buf b = sl_buf_make(dg, len);
-    uint16_t magic;
-    uint8_t version, type, flags;
+    uint8_t flags;
     uint32_t crc;
     /* len >= SL_FRAME_MIN_BYTES covers the 44 header bytes, so the header
      * getters cannot fail; their results are still checked. */
-    sl_err e = sl_buf_get_u16be(&b, &magic);
-    if (e == SL_OK && magic != SL_WIRE_MAGIC)
-        return SL_ERR_MAGIC;
-    if (e == SL_OK) e = sl_buf_get_u8(&b, &version);
-    if (e == SL_OK && version != SL_WIRE_VERSION)
-        return SL_ERR_VERSION;
-    if (e == SL_OK) e = sl_buf_get_u8(&b, &type);
-    if (e == SL_OK && type != SL_FRAME_DATA)
-        return SL_ERR_TYPE;
+    sl_err e = get_prefix(&b, SL_FRAME_DATA);
     if (e == SL_OK) e = sl_buf_get_u16be(&b, &f->channel);
     if (e == SL_OK) e = sl_buf_get_u16be(&b, &f->symbol_size);
     if (e != SL_OK)
         return e;
-    if (f->channel >= SL_CHANNEL_COUNT || !symbol_size_ok(f->symbol_size))
+    if (f->channel >= SL_CHANNEL_COUNT || !sl_wire_symbol_size_ok(f->symbol_size))
         return SL_ERR_HEADER;
     if (len != SL_FRAME_OVERHEAD + (size_t)f->symbol_size)
         return SL_ERR_LENGTH;
@@ -105,7 +112,7 @@ static sl_err data_parse(struct sl_data_frame *f, const uint8_t *dg, size_t len)
     if (e == SL_OK) e = sl_buf_get_u8(&b, &flags);
     if (e != SL_OK)
         return e;
-    if (!code_ok(f->k, f->m) || (unsigned)f->index >= (unsigned)f->k + f->m || flags != 0)
+    if (!sl_wire_code_ok(f->k, f->m) || (unsigned)f->index >= (unsigned)f->k + f->m || flags != 0)
         return SL_ERR_HEADER;
     e = sl_buf_get_ptr(&b, &f->symbol, f->symbol_size);
     if (e == SL_OK) e = sl_buf_get_u32be(&b, &crc);
@@ -127,7 +134,7 @@ sl_err sl_datagram_data_parse(struct sl_data_frame *out, const uint8_t *dg, size
 
 static int beacon_params_ok(const struct sl_beacon *b)
 {
-    return symbol_size_ok(b->symbol_size) && code_ok(b->k, b->m) && b->interleave >= 1;
+    return sl_wire_symbol_size_ok(b->symbol_size) && sl_wire_code_ok(b->k, b->m) && b->interleave >= 1;
 }
 
 sl_err sl_datagram_beacon_encode(uint8_t *out, size_t cap, const struct sl_beacon *b,
@@ -140,9 +147,7 @@ sl_err sl_datagram_beacon_encode(uint8_t *out, size_t cap, const struct sl_beaco
     struct sl_key_public pub;
     sl_key_public_of(&pub, key);
     struct sl_wbuf w = sl_wbuf_make(out, SL_BEACON_SIGNED_BYTES);
-    sl_err e = sl_wbuf_put_u16be(&w, SL_WIRE_MAGIC);
-    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_WIRE_VERSION);
-    if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_FRAME_BEACON);
+    sl_err e = put_prefix(&w, SL_FRAME_BEACON);
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, 0);   /* channel */
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, 0);   /* reserved */
     if (e == SL_OK) e = sl_wbuf_put_u64be(&w, b->session);
@@ -182,20 +187,12 @@ static sl_err beacon_open(struct sl_beacon *o, const uint8_t *dg, size_t len, co
     if (len > SL_BEACON_BYTES)
         return SL_ERR_LENGTH;
     struct sl_buf b = sl_buf_make(dg, len);
-    uint16_t magic, channel, reserved1, reserved2;
-    uint8_t version, type, flags;
+    uint16_t channel, reserved1, reserved2;
+    uint8_t flags;
     const uint8_t *sig;
     uint32_t crc;
     /* The exact-length check above covers every getter below. */
-    sl_err e = sl_buf_get_u16be(&b, &magic);
-    if (e == SL_OK && magic != SL_WIRE_MAGIC)
-        return SL_ERR_MAGIC;
-    if (e == SL_OK) e = sl_buf_get_u8(&b, &version);
-    if (e == SL_OK && version != SL_WIRE_VERSION)
-        return SL_ERR_VERSION;
-    if (e == SL_OK) e = sl_buf_get_u8(&b, &type);
-    if (e == SL_OK && type != SL_FRAME_BEACON)
-        return SL_ERR_TYPE;
+    sl_err e = get_prefix(&b, SL_FRAME_BEACON);
     if (e == SL_OK) e = sl_buf_get_u16be(&b, &channel);
     if (e == SL_OK) e = sl_buf_get_u16be(&b, &reserved1);
     if (e == SL_OK) e = sl_buf_get_u64be(&b, &o->session);
@@ -236,26 +233,28 @@ static sl_err beacon_open(struct sl_beacon *o, const uint8_t *dg, size_t len, co
     return sl_key_verify(key, sig, dg, SL_BEACON_SIGNED_BYTES);
 }
 
-sl_err sl_datagram_beacon_open(struct sl_beacon *out, const uint8_t *dg, size_t len,
-                               const struct sl_key_set *trusted)
+/* beacon_open into a scratch copy: *out gets the fields on SL_OK, zeroes
+ * otherwise. */
+static sl_err beacon_publish(struct sl_beacon *out, const uint8_t *dg, size_t len,
+                             const struct sl_key_set *trusted, bool verify)
 {
     struct sl_beacon tmp;
     memset(&tmp, 0, sizeof tmp);
-    sl_err e = beacon_open(&tmp, dg, len, trusted, true);
+    sl_err e = beacon_open(&tmp, dg, len, trusted, verify);
     if (e != SL_OK)
         memset(&tmp, 0, sizeof tmp);
     *out = tmp;
     return e;
 }
 
+sl_err sl_datagram_beacon_open(struct sl_beacon *out, const uint8_t *dg, size_t len,
+                               const struct sl_key_set *trusted)
+{
+    return beacon_publish(out, dg, len, trusted, true);
+}
+
 sl_err sl_datagram_beacon_check(struct sl_beacon *out, const uint8_t *dg, size_t len,
                                 const struct sl_key_set *trusted)
 {
-    struct sl_beacon tmp;
-    memset(&tmp, 0, sizeof tmp);
-    sl_err e = beacon_open(&tmp, dg, len, trusted, false);
-    if (e != SL_OK)
-        memset(&tmp, 0, sizeof tmp);
-    *out = tmp;
-    return e;
+    return beacon_publish(out, dg, len, trusted, false);
 }

@@ -1,8 +1,10 @@
 #include "sl_fmsg.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "sl_buf.h"
+#include "sl_msg.h"
 #include "sl_wire.h"
 
 static sl_err name_ok(const char *name, size_t *len)
@@ -14,51 +16,42 @@ static sl_err name_ok(const char *name, size_t *len)
     return SL_OK;
 }
 
-/* Writes the 4-byte message header. */
-static void put_hdr(uint8_t *p, uint8_t type, size_t body_len)
+/* FILE_BEGIN and FILE_END (type): file_id, size, (END only: sha256),
+ * name_len, name. Everything is checked before a byte is written. */
+static sl_err put_named(uint8_t *out, size_t cap, size_t *off, uint8_t type, uint32_t file_id,
+                        uint64_t size, const uint8_t *sha256, const char *name)
 {
-    p[0] = type;
-    p[1] = 0;
-    sl_be16_put(p + 2, (uint16_t)body_len);
+    size_t n;
+    if (name_ok(name, &n) != SL_OK)
+        return SL_ERR_RANGE;
+    bool end = type == SL_MSG_FILE_END;
+    size_t name_at = end ? SL_FILE_END_OFF_NAME_LEN : SL_FILE_BEGIN_OFF_NAME_LEN;
+    size_t body = name_at + 1 + n;
+    if (*off > cap || SL_MSG_HDR_BYTES + body > cap - *off)
+        return SL_ERR_CAPACITY;
+    uint8_t *p = out + *off;
+    sl_msg_put_hdr(p, type, body);
+    p += SL_MSG_HDR_BYTES;
+    sl_be32_put(p + SL_FILE_OFF_ID, file_id);
+    sl_be64_put(p + SL_FILE_OFF_SIZE, size);
+    if (end)
+        memcpy(p + SL_FILE_END_OFF_SHA256, sha256, SL_FILE_SHA256_BYTES);
+    p[name_at] = (uint8_t)n;
+    memcpy(p + name_at + 1, name, n);
+    *off += SL_MSG_HDR_BYTES + body;
+    return SL_OK;
 }
 
 sl_err sl_fmsg_put_begin(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
                          const char *name)
 {
-    size_t n;
-    if (name_ok(name, &n) != SL_OK)
-        return SL_ERR_RANGE;
-    size_t body = SL_FILE_BEGIN_FIXED + n;
-    if (*off > cap || SL_MSG_HDR_BYTES + body > cap - *off)
-        return SL_ERR_CAPACITY;
-    uint8_t *p = out + *off;
-    put_hdr(p, SL_MSG_FILE_BEGIN, body);
-    sl_be32_put(p + 4, file_id);
-    sl_be64_put(p + 8, size);
-    p[16] = (uint8_t)n;
-    memcpy(p + 17, name, n);
-    *off += SL_MSG_HDR_BYTES + body;
-    return SL_OK;
+    return put_named(out, cap, off, SL_MSG_FILE_BEGIN, file_id, size, NULL, name);
 }
 
 sl_err sl_fmsg_put_end(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
                        const uint8_t sha256[SL_FILE_SHA256_BYTES], const char *name)
 {
-    size_t n;
-    if (name_ok(name, &n) != SL_OK)
-        return SL_ERR_RANGE;
-    size_t body = SL_FILE_END_FIXED + n;
-    if (*off > cap || SL_MSG_HDR_BYTES + body > cap - *off)
-        return SL_ERR_CAPACITY;
-    uint8_t *p = out + *off;
-    put_hdr(p, SL_MSG_FILE_END, body);
-    sl_be32_put(p + 4, file_id);
-    sl_be64_put(p + 8, size);
-    memcpy(p + 16, sha256, SL_FILE_SHA256_BYTES);
-    p[48] = (uint8_t)n;
-    memcpy(p + 49, name, n);
-    *off += SL_MSG_HDR_BYTES + body;
-    return SL_OK;
+    return put_named(out, cap, off, SL_MSG_FILE_END, file_id, size, sha256, name);
 }
 
 size_t sl_fmsg_data_room(size_t cap)
@@ -78,9 +71,9 @@ sl_err sl_fmsg_put_data(uint8_t *out, size_t cap, size_t *off, uint8_t **data, u
     if (*off > cap || len > sl_fmsg_data_room(cap - *off))
         return SL_ERR_CAPACITY;
     uint8_t *p = out + *off;
-    put_hdr(p, SL_MSG_FILE_DATA, SL_FILE_DATA_HDR + len);
-    sl_be32_put(p + 4, file_id);
-    sl_be64_put(p + 8, offset);
+    sl_msg_put_hdr(p, SL_MSG_FILE_DATA, SL_FILE_DATA_HDR + len);
+    sl_be32_put(p + SL_MSG_HDR_BYTES + SL_FILE_OFF_ID, file_id);
+    sl_be64_put(p + SL_MSG_HDR_BYTES + SL_FILE_OFF_OFFSET, offset);
     *data = p + SL_MSG_HDR_BYTES + SL_FILE_DATA_HDR;
     *off += SL_MSG_HDR_BYTES + SL_FILE_DATA_HDR + len;
     return SL_OK;

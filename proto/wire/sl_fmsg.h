@@ -1,11 +1,7 @@
 /* File-channel messages (channel SL_CHANNEL_FILES): FILE_BEGIN, FILE_DATA,
  * FILE_END. They use the common message header (type, flags, body_len; see
  * sl_msg_split) and live in the payload of signed, FEC-protected blocks like
- * tag messages. Layouts (all big-endian; docs/protocol-messages.md):
- *
- *   FILE_BEGIN  file_id u32, size u64, name_len u8, name
- *   FILE_DATA   file_id u32, offset u64, data (body_len - 12 bytes, >= 1)
- *   FILE_END    file_id u32, size u64, sha256[32], name_len u8, name
+ * tag messages. Layouts: sl_wire.h (SL_FILE_*), docs/protocol-messages.md.
  *
  * file_id is unique per TX session; every data byte of a file travels in
  * exactly one FILE_DATA. FILE_END repeats the name and size so a receiver
@@ -18,12 +14,7 @@
 #include <stdint.h>
 
 #include "sl_err.h"
-
-#define SL_FILE_NAME_MAX      255u
-#define SL_FILE_SHA256_BYTES  32u
-#define SL_FILE_DATA_HDR      12u    /* file_id + offset */
-#define SL_FILE_BEGIN_FIXED   13u    /* file_id + size + name_len */
-#define SL_FILE_END_FIXED     45u    /* file_id + size + sha256 + name_len */
+#include "sl_wire.h"
 
 struct sl_fmsg {
     uint8_t type;                        /* SL_MSG_FILE_BEGIN / _DATA / _END */

@@ -3,22 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-/* Offsets inside one 25-byte value entry (sl_wire.h). */
-#define V_TAG     0u
-#define V_TYPE    4u
-#define V_RAW     5u
-#define V_QUALITY 13u
-#define V_TIME    17u
-
-/* Offsets inside the 14-byte KEYFRAME / SCHEMA chunk header. */
-#define C_ID      0u
-#define C_CHUNK   4u
-#define C_CHUNKS  6u
-#define C_TOTAL   8u
-#define C_COUNT   12u
-
-/* Fixed part of one schema tag before the three length-prefixed strings. */
-#define TAG_HEAD  26u
+/* Every offset and size used here is in sl_wire.h. */
 
 /* ---- validation ---------------------------------------------------------- */
 
@@ -220,30 +205,30 @@ void sl_msg_writer_init(struct sl_msg_writer *w, void *buf, size_t cap)
     w->off = 0;
 }
 
-static void put_msg_hdr(uint8_t *p, uint8_t type, size_t body_len)
+void sl_msg_put_hdr(uint8_t *p, uint8_t type, size_t body_len)
 {
-    p[0] = type;
-    p[1] = 0;
-    sl_be16_put(p + 2, (uint16_t)body_len);
+    p[SL_MSG_OFF_TYPE] = type;
+    p[SL_MSG_OFF_FLAGS] = 0;
+    sl_be16_put(p + SL_MSG_OFF_LEN, (uint16_t)body_len);
 }
 
 static void put_value(uint8_t *p, const struct sl_value *v)
 {
-    sl_be32_put(p + V_TAG, v->tag_id);
-    p[V_TYPE] = v->type;
-    sl_be64_put(p + V_RAW, v->raw);
-    sl_be32_put(p + V_QUALITY, v->quality);
-    sl_be64_put(p + V_TIME, v->source_time_us);
+    sl_be32_put(p + SL_VALUE_OFF_TAG, v->tag_id);
+    p[SL_VALUE_OFF_TYPE] = v->type;
+    sl_be64_put(p + SL_VALUE_OFF_RAW, v->raw);
+    sl_be32_put(p + SL_VALUE_OFF_QUALITY, v->quality);
+    sl_be64_put(p + SL_VALUE_OFF_TIME, v->source_time_us);
 }
 
 static void put_chunk_hdr(uint8_t *p, uint32_t id, uint16_t chunk, uint16_t chunks,
                           uint32_t total, size_t count)
 {
-    sl_be32_put(p + C_ID, id);
-    sl_be16_put(p + C_CHUNK, chunk);
-    sl_be16_put(p + C_CHUNKS, chunks);
-    sl_be32_put(p + C_TOTAL, total);
-    sl_be16_put(p + C_COUNT, (uint16_t)count);
+    sl_be32_put(p + SL_CHUNK_OFF_ID, id);
+    sl_be16_put(p + SL_CHUNK_OFF_CHUNK, chunk);
+    sl_be16_put(p + SL_CHUNK_OFF_CHUNKS, chunks);
+    sl_be32_put(p + SL_CHUNK_OFF_TOTAL, total);
+    sl_be16_put(p + SL_CHUNK_OFF_COUNT, (uint16_t)count);
 }
 
 /* Validates values[0..n) before a single byte is written. */
@@ -266,7 +251,7 @@ static uint8_t *put_values(struct sl_msg_writer *w, uint8_t type, size_t hdr,
     size_t body = hdr + count * SL_VALUE_BYTES;
     uint8_t *at = w->p + w->off + SL_MSG_HDR_BYTES;
     uint8_t *p = at + hdr;
-    put_msg_hdr(w->p + w->off, type, body);
+    sl_msg_put_hdr(w->p + w->off, type, body);
     for (size_t i = 0; i < count; i++, p += SL_VALUE_BYTES)
         put_value(p, &values[i]);
     w->off += SL_MSG_HDR_BYTES + body;
@@ -286,7 +271,8 @@ sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
     sl_err e = values_check(values, count);
     if (e != SL_OK)
         return e;
-    sl_be16_put(put_values(w, SL_MSG_DELTA, SL_DELTA_HDR_BYTES, values, count), (uint16_t)count);
+    uint8_t *hdr = put_values(w, SL_MSG_DELTA, SL_DELTA_HDR_BYTES, values, count);
+    sl_be16_put(hdr + SL_DELTA_OFF_COUNT, (uint16_t)count);
     *taken = count;
     return SL_OK;
 }
@@ -352,24 +338,24 @@ sl_err sl_msg_put_schema(struct sl_msg_writer *w, size_t *taken, uint32_t schema
 
     size_t body = SL_SCHEMA_HDR_BYTES + used;
     uint8_t *p = w->p + w->off;
-    put_msg_hdr(p, SL_MSG_SCHEMA, body);
+    sl_msg_put_hdr(p, SL_MSG_SCHEMA, body);
     p += SL_MSG_HDR_BYTES;
     put_chunk_hdr(p, schema_id, chunk, chunks, total_tags, count);
     p += SL_SCHEMA_HDR_BYTES;
     for (size_t i = 0; i < count; i++) {
         const struct sl_schema_tag *t = &tags[i];
         uint64_t bits;
-        sl_be32_put(p, t->tag_id);
-        p[4] = t->type;
-        p[5] = t->reg;
-        p[6] = t->word_order;
-        p[7] = t->mirror_unit;
-        sl_be16_put(p + 8, t->address);
+        sl_be32_put(p + SL_TAG_OFF_ID, t->tag_id);
+        p[SL_TAG_OFF_TYPE] = t->type;
+        p[SL_TAG_OFF_REG] = t->reg;
+        p[SL_TAG_OFF_WORD_ORDER] = t->word_order;
+        p[SL_TAG_OFF_MIRROR_UNIT] = t->mirror_unit;
+        sl_be16_put(p + SL_TAG_OFF_ADDRESS, t->address);
         memcpy(&bits, &t->scale, sizeof bits);
-        sl_be64_put(p + 10, bits);
+        sl_be64_put(p + SL_TAG_OFF_SCALE, bits);
         memcpy(&bits, &t->offset, sizeof bits);
-        sl_be64_put(p + 18, bits);
-        p += TAG_HEAD;
+        sl_be64_put(p + SL_TAG_OFF_OFFSET, bits);
+        p += SL_SCHEMA_TAG_HEAD;
         p = put_string(p, t->name, strlen(t->name));
         p = put_string(p, t->path, strlen(t->path));
         p = put_string(p, t->units, strlen(t->units));
@@ -394,12 +380,12 @@ sl_err sl_msg_put_event(struct sl_msg_writer *w, uint8_t kind, uint8_t mirror_un
     if (SL_MSG_HDR_BYTES + body > w->cap - w->off)
         return SL_ERR_CAPACITY;
     uint8_t *p = w->p + w->off;
-    put_msg_hdr(p, SL_MSG_EVENT, body);
+    sl_msg_put_hdr(p, SL_MSG_EVENT, body);
     p += SL_MSG_HDR_BYTES;
-    p[0] = kind;
-    p[1] = mirror_unit;
-    sl_be64_put(p + 2, time_us);
-    sl_be16_put(p + 10, (uint16_t)text_len);
+    p[SL_EVENT_OFF_KIND] = kind;
+    p[SL_EVENT_OFF_UNIT] = mirror_unit;
+    sl_be64_put(p + SL_EVENT_OFF_TIME, time_us);
+    sl_be16_put(p + SL_EVENT_OFF_TEXT_LEN, (uint16_t)text_len);
     if (text_len)
         memcpy(p + SL_EVENT_HDR_BYTES, text, text_len);
     w->off += SL_MSG_HDR_BYTES + body;
@@ -416,11 +402,11 @@ bool sl_msg_value_next(struct sl_value_iter *it, struct sl_value *out)
     }
     /* The decoder checked count * 25 == bytes present: fixed offsets. */
     const uint8_t *p = it->p + (size_t)it->pos * SL_VALUE_BYTES;
-    out->tag_id = sl_be32_get(p + V_TAG);
-    out->type = p[V_TYPE];
-    out->raw = sl_be64_get(p + V_RAW);
-    out->quality = sl_be32_get(p + V_QUALITY);
-    out->source_time_us = sl_be64_get(p + V_TIME);
+    out->tag_id = sl_be32_get(p + SL_VALUE_OFF_TAG);
+    out->type = p[SL_VALUE_OFF_TYPE];
+    out->raw = sl_be64_get(p + SL_VALUE_OFF_RAW);
+    out->quality = sl_be32_get(p + SL_VALUE_OFF_QUALITY);
+    out->source_time_us = sl_be64_get(p + SL_VALUE_OFF_TIME);
     it->pos++;
     return true;
 }
@@ -446,18 +432,18 @@ static sl_err parse_tag(struct sl_buf *b, struct sl_schema_tag *t)
     struct sl_buf save = *b;
     const uint8_t *p;
     memset(t, 0, sizeof *t);
-    sl_err e = sl_buf_get_ptr(b, &p, TAG_HEAD) == SL_OK ? SL_OK : SL_ERR_LENGTH;
+    sl_err e = sl_buf_get_ptr(b, &p, SL_SCHEMA_TAG_HEAD) == SL_OK ? SL_OK : SL_ERR_LENGTH;
     if (e == SL_OK) {
         uint64_t bits;
-        t->tag_id = sl_be32_get(p);
-        t->type = p[4];
-        t->reg = p[5];
-        t->word_order = p[6];
-        t->mirror_unit = p[7];
-        t->address = sl_be16_get(p + 8);
-        bits = sl_be64_get(p + 10);
+        t->tag_id = sl_be32_get(p + SL_TAG_OFF_ID);
+        t->type = p[SL_TAG_OFF_TYPE];
+        t->reg = p[SL_TAG_OFF_REG];
+        t->word_order = p[SL_TAG_OFF_WORD_ORDER];
+        t->mirror_unit = p[SL_TAG_OFF_MIRROR_UNIT];
+        t->address = sl_be16_get(p + SL_TAG_OFF_ADDRESS);
+        bits = sl_be64_get(p + SL_TAG_OFF_SCALE);
         memcpy(&t->scale, &bits, sizeof bits);
-        bits = sl_be64_get(p + 18);
+        bits = sl_be64_get(p + SL_TAG_OFF_OFFSET);
         memcpy(&t->offset, &bits, sizeof bits);
         e = get_string(b, t->name, SL_NAME_MAX);
     }
@@ -497,12 +483,12 @@ sl_err sl_msg_split(struct sl_buf *b, uint8_t *type, const uint8_t **body, size_
     if (sl_buf_left(b) < SL_MSG_HDR_BYTES)
         return SL_ERR_TRUNCATED;
     const uint8_t *h = b->p + b->off;
-    size_t len = sl_be16_get(h + 2);
-    if (h[1] != 0)
+    size_t len = sl_be16_get(h + SL_MSG_OFF_LEN);
+    if (h[SL_MSG_OFF_FLAGS] != 0)
         return SL_ERR_HEADER;
     if (len > sl_buf_left(b) - SL_MSG_HDR_BYTES)
         return SL_ERR_TRUNCATED;
-    *type = h[0];
+    *type = h[SL_MSG_OFF_TYPE];
     *body = h + SL_MSG_HDR_BYTES;
     *body_len = len;
     b->off += SL_MSG_HDR_BYTES + len;
@@ -521,7 +507,7 @@ static sl_err count_matches(size_t count, size_t rest)
 static sl_err values_body_check(const uint8_t *p, size_t count)
 {
     for (size_t i = 0; i < count; i++, p += SL_VALUE_BYTES) {
-        sl_err e = raw_check(p[V_TYPE], sl_be64_get(p + V_RAW));
+        sl_err e = raw_check(p[SL_VALUE_OFF_TYPE], sl_be64_get(p + SL_VALUE_OFF_RAW));
         if (e != SL_OK)
             return e;
     }
@@ -535,7 +521,7 @@ static sl_err decode_delta(struct sl_msg_delta *out, const uint8_t *body, size_t
     memset(out, 0, sizeof *out);
     if (len < SL_DELTA_HDR_BYTES)
         return SL_ERR_TRUNCATED;
-    uint16_t count = sl_be16_get(body);
+    uint16_t count = sl_be16_get(body + SL_DELTA_OFF_COUNT);
     sl_err e = count_matches(count, len - SL_DELTA_HDR_BYTES);
     if (e == SL_OK && count == 0)
         e = SL_ERR_HEADER;
@@ -555,11 +541,11 @@ struct chunk_hdr {
 
 static void get_chunk_hdr(struct chunk_hdr *h, const uint8_t *p)
 {
-    h->id = sl_be32_get(p + C_ID);
-    h->chunk = sl_be16_get(p + C_CHUNK);
-    h->chunks = sl_be16_get(p + C_CHUNKS);
-    h->total = sl_be32_get(p + C_TOTAL);
-    h->count = sl_be16_get(p + C_COUNT);
+    h->id = sl_be32_get(p + SL_CHUNK_OFF_ID);
+    h->chunk = sl_be16_get(p + SL_CHUNK_OFF_CHUNK);
+    h->chunks = sl_be16_get(p + SL_CHUNK_OFF_CHUNKS);
+    h->total = sl_be32_get(p + SL_CHUNK_OFF_TOTAL);
+    h->count = sl_be16_get(p + SL_CHUNK_OFF_COUNT);
 }
 
 static sl_err decode_keyframe(struct sl_msg_keyframe *out, const uint8_t *body, size_t len,
@@ -615,7 +601,7 @@ static sl_err decode_schema(struct sl_msg_schema *out, const uint8_t *body, size
                 if (item == SL_OK)
                     item = pe;
                 uint8_t l;
-                if (sl_buf_skip(&walk, TAG_HEAD) != SL_OK)
+                if (sl_buf_skip(&walk, SL_SCHEMA_TAG_HEAD) != SL_OK)
                     e = SL_ERR_LENGTH;
                 for (int s = 0; s < 3 && e == SL_OK; s++) {
                     if (sl_buf_get_u8(&walk, &l) != SL_OK || sl_buf_skip(&walk, l) != SL_OK)
@@ -661,18 +647,18 @@ sl_err sl_msg_decode_event(struct sl_msg_event *out, const uint8_t *body, size_t
     memset(out, 0, sizeof *out);
     if (len < SL_EVENT_HDR_BYTES)
         return SL_ERR_TRUNCATED;
-    size_t text_len = sl_be16_get(body + 10);
+    size_t text_len = sl_be16_get(body + SL_EVENT_OFF_TEXT_LEN);
     size_t rest = len - SL_EVENT_HDR_BYTES;
     if (text_len > rest)
         return SL_ERR_LENGTH;
     if (text_len < rest)
         return SL_ERR_TRAILING;
     const uint8_t *text = body + SL_EVENT_HDR_BYTES;
-    if (!event_kind_ok(body[0]) || text_len > SL_EVENT_TEXT_MAX || !text_ok(text, text_len))
+    if (!event_kind_ok(body[SL_EVENT_OFF_KIND]) || text_len > SL_EVENT_TEXT_MAX || !text_ok(text, text_len))
         return SL_ERR_RANGE;
-    out->kind = body[0];
-    out->mirror_unit = body[1];
-    out->time_us = sl_be64_get(body + 2);
+    out->kind = body[SL_EVENT_OFF_KIND];
+    out->mirror_unit = body[SL_EVENT_OFF_UNIT];
+    out->time_us = sl_be64_get(body + SL_EVENT_OFF_TIME);
     out->text_len = (uint16_t)text_len;
     memcpy(out->text, text, text_len);
     out->text[text_len] = '\0';

@@ -196,6 +196,12 @@ struct sl_msg {
 bool sl_msg_value_next(struct sl_value_iter *it, struct sl_value *out);
 bool sl_msg_tag_next(struct sl_tag_iter *it, struct sl_schema_tag *out);
 
+/* Writes the 4-byte message header (type, flags 0, body_len) at p, which
+ * the caller has checked has room for it and the body; body_len is at most
+ * SL_MSG_BODY_MAX. The inverse of sl_msg_split; the file channel's encoder
+ * (sl_fmsg.h) frames its messages with it too. */
+void sl_msg_put_hdr(uint8_t *p, uint8_t type, size_t body_len);
+
 /* ---- decoders ------------------------------------------------------------ */
 
 /* Splits the next message off b: checks the 4-byte header (flags 0, else

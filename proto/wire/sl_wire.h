@@ -12,6 +12,7 @@
 #ifndef SL_WIRE_H
 #define SL_WIRE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* ---- common ------------------------------------------------------------- */
@@ -50,6 +51,20 @@
  *  44+S  4 crc32c       over bytes [0, 44+S)
  * Datagram length is exactly SL_FRAME_OVERHEAD + S.
  */
+#define SL_FRAME_OFF_MAGIC       0u    /* common to DATA and BEACON: */
+#define SL_FRAME_OFF_VERSION     2u    /* the first 4 bytes say what */
+#define SL_FRAME_OFF_TYPE        3u    /* the datagram is (sl_datagram_peek) */
+#define SL_FRAME_OFF_CHANNEL     4u
+#define SL_FRAME_OFF_SYMBOL_SIZE 6u
+#define SL_FRAME_OFF_SESSION     8u
+#define SL_FRAME_OFF_EPOCH       16u
+#define SL_FRAME_OFF_BLOCK_SEQ   24u
+#define SL_FRAME_OFF_KEY_ID      32u
+#define SL_FRAME_OFF_K           40u
+#define SL_FRAME_OFF_M           41u
+#define SL_FRAME_OFF_INDEX       42u
+#define SL_FRAME_OFF_FLAGS       43u
+#define SL_FRAME_PREFIX_BYTES    4u    /* magic, version, type */
 #define SL_FRAME_HDR_BYTES   44u
 #define SL_FRAME_OVERHEAD    (SL_FRAME_HDR_BYTES + SL_CRC_BYTES)   /* 48 */
 #define SL_SYMBOL_MIN        64u
@@ -60,6 +75,18 @@
 #define SL_SYMBOL_FOR_MTU(mtu) ((mtu) - SL_IPV4_UDP_BYTES - SL_FRAME_OVERHEAD)
 #define SL_FRAME_MIN_BYTES   (SL_FRAME_OVERHEAD + SL_SYMBOL_MIN)  /* 112 */
 #define SL_FRAME_MAX_BYTES   (SL_FRAME_OVERHEAD + SL_SYMBOL_MAX)  /* 8948 */
+
+/* The symbol-size and code-parameter rules every codec applies (DATA
+ * frames, beacons, blocks): S within SL_SYMBOL_MIN..SL_SYMBOL_MAX; k >= 1,
+ * m >= 1, k + m <= SL_FEC_MAX_SYMBOLS. */
+static inline bool sl_wire_symbol_size_ok(unsigned s)
+{
+    return s >= SL_SYMBOL_MIN && s <= SL_SYMBOL_MAX;
+}
+static inline bool sl_wire_code_ok(unsigned k, unsigned m)
+{
+    return k >= 1 && m >= 1 && k + m <= SL_FEC_MAX_SYMBOLS;
+}
 
 /* ---- BLOCK: the FEC-protected, signed unit --------------------------------
  * off  size field
@@ -82,6 +109,16 @@
  *  108+L  . padding      zeros up to k*S; fewer than S bytes (k is minimal)
  */
 #define SL_BLOCK_MAGIC       0x5342u
+#define SL_BLOCK_OFF_MAGIC       0u
+#define SL_BLOCK_OFF_VERSION     2u
+#define SL_BLOCK_OFF_FLAGS       3u
+#define SL_BLOCK_OFF_CHANNEL     4u
+#define SL_BLOCK_OFF_RESERVED    6u
+#define SL_BLOCK_OFF_SESSION     8u
+#define SL_BLOCK_OFF_EPOCH       16u
+#define SL_BLOCK_OFF_BLOCK_SEQ   24u
+#define SL_BLOCK_OFF_TX_TIME     32u
+#define SL_BLOCK_OFF_PAYLOAD_LEN 40u
 /* The block has its own version: version 1 signed header and payload
  * directly (pure Ed25519 over [0, 44+L)); version 2 signs the header and the
  * payload's SHA-256. Datagram framing (SL_WIRE_VERSION) did not change. */
@@ -123,6 +160,29 @@
  * 132   64 signature      Ed25519 over bytes [0, 132)
  * 196    4 crc32c         over bytes [0, 196)
  */
+#define SL_BEACON_OFF_CHANNEL       4u   /* magic, version, type: SL_FRAME_OFF_* */
+#define SL_BEACON_OFF_RESERVED1     6u
+#define SL_BEACON_OFF_SESSION       8u
+#define SL_BEACON_OFF_EPOCH         16u
+#define SL_BEACON_OFF_KEY_ID        24u
+#define SL_BEACON_OFF_SEQ           32u
+#define SL_BEACON_OFF_TX_TIME       40u
+#define SL_BEACON_OFF_HIGHEST_BLOCK 48u
+#define SL_BEACON_OFF_SYMBOL_SIZE   56u
+#define SL_BEACON_OFF_K             58u
+#define SL_BEACON_OFF_M             59u
+#define SL_BEACON_OFF_INTERLEAVE    60u
+#define SL_BEACON_OFF_FLAGS         61u
+#define SL_BEACON_OFF_RESERVED2     62u
+#define SL_BEACON_OFF_RATE_KBPS     64u
+#define SL_BEACON_OFF_CONFIG_FP     68u
+#define SL_BEACON_OFF_SCHEMA_FP     84u
+#define SL_BEACON_OFF_POLL_ERRORS   100u
+#define SL_BEACON_OFF_QUEUE_DROPS   108u
+#define SL_BEACON_OFF_BLOCKS_SENT   116u
+#define SL_BEACON_OFF_FRAMES_SENT   124u
+#define SL_BEACON_OFF_SIGNATURE     132u
+#define SL_BEACON_OFF_CRC           196u
 #define SL_BEACON_SIGNED_BYTES 132u
 #define SL_BEACON_BYTES        200u
 
@@ -132,6 +192,9 @@
  * tables, chunk rules and the sl_err of each rejection:
  * docs/protocol-messages.md; codec: sl_msg.h.
  */
+#define SL_MSG_OFF_TYPE      0u
+#define SL_MSG_OFF_FLAGS     1u
+#define SL_MSG_OFF_LEN       2u
 #define SL_MSG_HDR_BYTES     4u
 #define SL_MSG_BODY_MAX      65535u    /* body_len is u16; bigger lists split */
 #define SL_MSG_SCHEMA        1u
@@ -168,18 +231,33 @@
 #define SL_WORD_DCBA     3u
 
 /* Tag value entry, used by KEYFRAME and DELTA (25 bytes):
- *   0 4 tag_id   1 type   5 8 raw   13 4 quality (OPC UA StatusCode)
+ *   0 4 tag_id   4 1 type   5 8 raw   13 4 quality (OPC UA StatusCode)
  *  17 8 source_time_us
  */
+#define SL_VALUE_OFF_TAG     0u
+#define SL_VALUE_OFF_TYPE    4u
+#define SL_VALUE_OFF_RAW     5u
+#define SL_VALUE_OFF_QUALITY 13u
+#define SL_VALUE_OFF_TIME    17u
 #define SL_VALUE_BYTES   25u
 /* Most values one message can hold (body_len <= SL_MSG_BODY_MAX). */
 #define SL_DELTA_VALUES_MAX    2621u  /* (65535 - 2) / 25 */
 #define SL_KEYFRAME_VALUES_MAX 2620u  /* (65535 - 14) / 25 */
 
+/* KEYFRAME and SCHEMA bodies open with the same 14-byte chunk header:
+ *   0 4 id (keyframe_id / schema_id)   4 2 chunk   6 2 chunks
+ *   8 4 total_tags   12 2 count */
+#define SL_CHUNK_OFF_ID       0u
+#define SL_CHUNK_OFF_CHUNK    4u
+#define SL_CHUNK_OFF_CHUNKS   6u
+#define SL_CHUNK_OFF_TOTAL    8u
+#define SL_CHUNK_OFF_COUNT    12u
+#define SL_CHUNK_HDR_BYTES    14u
 /* KEYFRAME body: keyframe_id u32, chunk u16, chunks u16, total_tags u32,
  *                count u16, count * value entry. */
-#define SL_KEYFRAME_HDR_BYTES 14u
+#define SL_KEYFRAME_HDR_BYTES SL_CHUNK_HDR_BYTES
 /* DELTA body: count u16, count * value entry. */
+#define SL_DELTA_OFF_COUNT    0u
 #define SL_DELTA_HDR_BYTES    2u
 /* SCHEMA body: schema_id u32 (low 32 bits of schema_fp), chunk u16,
  *   chunks u16, total_tags u32, count u16, then count * tag:
@@ -187,19 +265,52 @@
  *   address u16, scale f64 bits u64, offset f64 bits u64,
  *   name_len u8, name, path_len u8, path, units_len u8, units.
  * Strings are UTF-8 without control characters or NUL. */
-#define SL_SCHEMA_HDR_BYTES   14u
-#define SL_SCHEMA_TAG_FIXED   29u   /* 4+1+1+1+1+2+8+8 (26) + 3 length bytes */
+#define SL_SCHEMA_HDR_BYTES   SL_CHUNK_HDR_BYTES
+/* One schema tag: the fixed head, then name_len u8, name, path_len u8,
+ * path, units_len u8, units. */
+#define SL_TAG_OFF_ID          0u
+#define SL_TAG_OFF_TYPE        4u
+#define SL_TAG_OFF_REG         5u
+#define SL_TAG_OFF_WORD_ORDER  6u
+#define SL_TAG_OFF_MIRROR_UNIT 7u
+#define SL_TAG_OFF_ADDRESS     8u
+#define SL_TAG_OFF_SCALE       10u
+#define SL_TAG_OFF_OFFSET      18u
+#define SL_SCHEMA_TAG_HEAD    26u   /* 4+1+1+1+1+2+8+8, up to name_len */
+#define SL_SCHEMA_TAG_FIXED   (SL_SCHEMA_TAG_HEAD + 3u)   /* 29: + 3 length bytes */
 #define SL_NAME_MAX      64u
 #define SL_PATH_MAX      128u
 #define SL_UNITS_MAX     16u
 #define SL_SCHEMA_TAG_MAX_BYTES 237u  /* fixed + longest name, path, units */
 /* EVENT body: kind u8, mirror_unit u8, time_us u64, text_len u16, text. */
+#define SL_EVENT_OFF_KIND     0u
+#define SL_EVENT_OFF_UNIT     1u
+#define SL_EVENT_OFF_TIME     2u
+#define SL_EVENT_OFF_TEXT_LEN 10u
 #define SL_EVENT_HDR_BYTES    12u
 #define SL_EVENT_TEXT_MAX     256u
 #define SL_EVENT_DEVICE_DOWN  1u
 #define SL_EVENT_DEVICE_UP    2u
 #define SL_EVENT_CONFIG       3u
 #define SL_EVENT_TX_START     4u
+
+/* File channel (SL_CHANNEL_FILES) bodies; codec sl_fmsg.h:
+ *   FILE_BEGIN  0 4 file_id   4 8 size     12 1 name_len   13 name
+ *   FILE_DATA   0 4 file_id   4 8 offset   12 data (body_len - 12 bytes, >= 1)
+ *   FILE_END    0 4 file_id   4 8 size     12 32 sha256    44 1 name_len
+ *               45 name
+ * Names are 1..SL_FILE_NAME_MAX bytes without NUL. */
+#define SL_FILE_OFF_ID          0u
+#define SL_FILE_OFF_SIZE        4u    /* BEGIN, END */
+#define SL_FILE_OFF_OFFSET      4u    /* DATA */
+#define SL_FILE_BEGIN_OFF_NAME_LEN 12u
+#define SL_FILE_END_OFF_SHA256  12u
+#define SL_FILE_END_OFF_NAME_LEN 44u
+#define SL_FILE_NAME_MAX        255u
+#define SL_FILE_SHA256_BYTES    32u
+#define SL_FILE_DATA_HDR        12u   /* file_id + offset */
+#define SL_FILE_BEGIN_FIXED     13u   /* file_id + size + name_len */
+#define SL_FILE_END_FIXED       45u   /* file_id + size + sha256 + name_len */
 
 /* OPC UA StatusCodes used on the mirror (DESIGN.md §4). */
 #define SL_Q_GOOD                          0x00000000u
@@ -208,5 +319,29 @@
 #define SL_Q_BAD_COMM_ERROR                0x80050000u
 #define SL_Q_BAD_NO_COMM                   0x80310000u
 #define SL_Q_BAD_WAITING_INITIAL           0x80320000u
+
+/* The offset tables agree with the sizes (each last field ends the layout). */
+_Static_assert(SL_FRAME_OFF_FLAGS + 1u == SL_FRAME_HDR_BYTES, "DATA header layout");
+_Static_assert(SL_BLOCK_OFF_PAYLOAD_LEN + 4u == SL_BLOCK_HDR_BYTES, "BLOCK header layout");
+_Static_assert(SL_BEACON_OFF_FRAMES_SENT + 8u == SL_BEACON_SIGNED_BYTES &&
+                   SL_BEACON_OFF_SIGNATURE == SL_BEACON_SIGNED_BYTES &&
+                   SL_BEACON_OFF_CRC == SL_BEACON_SIGNED_BYTES + SL_SIG_BYTES &&
+                   SL_BEACON_OFF_CRC + SL_CRC_BYTES == SL_BEACON_BYTES,
+               "BEACON layout");
+_Static_assert(SL_MSG_OFF_LEN + 2u == SL_MSG_HDR_BYTES, "message header layout");
+_Static_assert(SL_VALUE_OFF_TIME + 8u == SL_VALUE_BYTES, "value entry layout");
+_Static_assert(SL_CHUNK_OFF_COUNT + 2u == SL_CHUNK_HDR_BYTES, "chunk header layout");
+_Static_assert(SL_TAG_OFF_OFFSET + 8u == SL_SCHEMA_TAG_HEAD, "schema tag layout");
+_Static_assert(SL_SCHEMA_TAG_FIXED + SL_NAME_MAX + SL_PATH_MAX + SL_UNITS_MAX == SL_SCHEMA_TAG_MAX_BYTES,
+               "longest schema tag");
+_Static_assert(SL_EVENT_OFF_TEXT_LEN + 2u == SL_EVENT_HDR_BYTES, "EVENT layout");
+_Static_assert(SL_DELTA_VALUES_MAX == (SL_MSG_BODY_MAX - SL_DELTA_HDR_BYTES) / SL_VALUE_BYTES &&
+                   SL_KEYFRAME_VALUES_MAX == (SL_MSG_BODY_MAX - SL_KEYFRAME_HDR_BYTES) / SL_VALUE_BYTES,
+               "values per message");
+_Static_assert(SL_FILE_OFF_OFFSET + 8u == SL_FILE_DATA_HDR &&
+                   SL_FILE_BEGIN_OFF_NAME_LEN + 1u == SL_FILE_BEGIN_FIXED &&
+                   SL_FILE_END_OFF_SHA256 + SL_FILE_SHA256_BYTES == SL_FILE_END_OFF_NAME_LEN &&
+                   SL_FILE_END_OFF_NAME_LEN + 1u == SL_FILE_END_FIXED,
+               "FILE_* layouts");
 
 #endif
