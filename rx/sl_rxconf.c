@@ -4,6 +4,7 @@
 #include "sl_keyfile.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -91,6 +92,18 @@ static bool listen_addr(struct sl_conf *p, int kind, int k, char *out, struct sl
                                 service ? SL_HOSTPORT_LISTENER : SL_HOSTPORT_DEFAULT_PORT, NULL, hp))
         return false;
     snprintf(out, SL_RXCONF_STR_MAX, "%s", v);
+    return true;
+}
+
+/* A TCP service section ([modbus], [http]): present turns it on, and its
+ * listen address (key 0) is required. False when the section is absent. */
+static bool service(struct sl_conf *p, int kind, bool *enabled, char *listen, struct sl_hostport *addr)
+{
+    if (!p->single[kind].header)
+        return false;
+    *enabled = true;
+    if (sl_conf_require(p, &p->single[kind], 0, ""))
+        listen_addr(p, kind, 0, listen, addr, true);
     return true;
 }
 
@@ -233,14 +246,8 @@ static void do_keys(struct sl_conf *p, struct sl_rxconf *c)
     if (sl_conf_require(p, s, K_TRUSTED, "")) {
         const char *v = sl_conf_val(s, K_TRUSTED);
         unsigned line = s->line[K_TRUSTED];
-        const char *q = v;
-        for (;;) {
-            const char *comma = strchr(q, ',');
-            const char *a = q, *b = comma ? comma : q + strlen(q);
-            while (a < b && (*a == ' ' || *a == '\t'))
-                a++;
-            while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-                b--;
+        const char *q = v, *a, *b;
+        while (sl_conf_list_next(&q, &a, &b)) {
             if (a == b) {
                 sl_conf_error(p, line, "empty entry in trusted '%s'", v);
             } else if (c->keys.ntrusted == SL_KEY_SET_MAX) {
@@ -254,9 +261,6 @@ static void do_keys(struct sl_conf *p, struct sl_rxconf *c)
                         load_trusted(p, c, dst, line);
                 }
             }
-            if (!comma)
-                break;
-            q = comma + 1;
         }
     }
     /* A missing state_dir is created at start; something else in its place is not. */
@@ -308,11 +312,8 @@ static void cap_under(struct sl_conf *p, const struct sl_conf_sec *s, int k, uin
 static void do_modbus(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_MODBUS];
-    if (!s->header)
+    if (!service(p, SEC_MODBUS, &c->modbus.enabled, c->modbus.listen, &c->modbus.addr))
         return;
-    c->modbus.enabled = true;
-    if (sl_conf_require(p, s, K_MB_LISTEN, ""))
-        listen_addr(p, SEC_MODBUS, K_MB_LISTEN, c->modbus.listen, &c->modbus.addr, true);
     sl_conf_u32(p, s, K_MAX_CONNS, 1, 4096, SL_RXCONF_DEFAULT_MB_CONNS, &c->modbus.max_conns);
     sl_conf_u32(p, s, K_IDLE_MS, 100, 86400000, SL_RXCONF_DEFAULT_MB_IDLE_MS, &c->modbus.idle_ms);
     sl_conf_u32(p, s, K_MB_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_MB_REQ_MS,
@@ -342,22 +343,13 @@ static void secret_file(struct sl_conf *p, const struct sl_conf_sec *s, int k, c
  * each), comma-separated: IP literals and localhost are always allowed. */
 static bool host_list(const char *v)
 {
-    const char *q = v;
+    const char *q = v, *a, *b;
     bool ok = *v != '\0';
-    while (ok) {
-        const char *comma = strchr(q, ',');
-        const char *a = q, *b = comma ? comma : q + strlen(q);
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
+    while (ok && sl_conf_list_next(&q, &a, &b)) {
         ok = b > a && b - a <= 253;
         for (const char *x = a; ok && x < b; x++)
             ok = (*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') || (*x >= '0' && *x <= '9') ||
                  *x == '-' || *x == '.';
-        if (!comma)
-            break;
-        q = comma + 1;
     }
     return ok;
 }
@@ -365,11 +357,8 @@ static bool host_list(const char *v)
 static void do_http(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_HTTP];
-    if (!s->header)
+    if (!service(p, SEC_HTTP, &c->http.enabled, c->http.listen, &c->http.addr))
         return;
-    c->http.enabled = true;
-    if (sl_conf_require(p, s, K_HTTP_LISTEN, ""))
-        listen_addr(p, SEC_HTTP, K_HTTP_LISTEN, c->http.listen, &c->http.addr, true);
     if (sl_conf_path(p, s, K_TOKEN_FILE, c->http.token_file) && sl_conf_host_checks(p))
         secret_file(p, s, K_TOKEN_FILE, c->http.token_file);
     sl_conf_u32(p, s, K_HTTP_CONNS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_CONNS, &c->http.max_conns);
@@ -652,26 +641,18 @@ static void finish(struct sl_conf *p)
     do_rx(p, c);
 }
 
-static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish };
+static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_rxconf),
+                                          offsetof(struct sl_rxconf, file) };
 
 sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, const char *file,
                        const char *base_dir, unsigned flags, struct sl_diag *diag)
 {
-    memset(out, 0, sizeof *out);
-    snprintf(out->file, sizeof out->file, "%s", file);
-    return sl_conf_parse(&spec, out, text, len, out->file, base_dir, flags, diag);
-}
-
-static sl_err parse_any(void *out, const char *text, size_t len, const char *file,
-                        const char *base_dir, unsigned flags, struct sl_diag *diag)
-{
-    return sl_rxconf_parse(out, text, len, file, base_dir, flags, diag);
+    return sl_conf_parse(&spec, out, text, len, file, base_dir, flags, diag);
 }
 
 sl_err sl_rxconf_load(struct sl_rxconf *out, const char *path, unsigned flags, struct sl_diag *diag)
 {
-    memset(out, 0, sizeof *out);
-    return sl_conf_load(path, parse_any, out, flags, diag);
+    return sl_conf_load(&spec, out, path, flags, diag);
 }
 
 size_t sl_rxconf_warnings(const struct sl_rxconf *c)

@@ -1,6 +1,7 @@
 #include "sl_txconf.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -543,27 +544,18 @@ static void finish(struct sl_conf *p)
     cross_checks(p, c);
 }
 
-static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish };
+static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_txconf),
+                                          offsetof(struct sl_txconf, file) };
 
 sl_err sl_txconf_parse(struct sl_txconf *out, const char *text, size_t len, const char *file,
                        const char *base_dir, unsigned flags, struct sl_diag *diag)
 {
-    memset(out, 0, sizeof *out);
-    snprintf(out->file, sizeof out->file, "%s", file);
-    return sl_conf_parse(&spec, out, text, len, out->file, base_dir, flags, diag);
+    return sl_conf_parse(&spec, out, text, len, file, base_dir, flags, diag);
 }
 
-static sl_err parse_any(void *out, const char *text, size_t len, const char *file,
-                        const char *base_dir, unsigned flags, struct sl_diag *diag)
+sl_err sl_txconf_load(struct sl_txconf *out, const char *path, unsigned flags, struct sl_diag *diag)
 {
-    return sl_txconf_parse(out, text, len, file, base_dir, flags, diag);
-}
-
-sl_err sl_txconf_load(struct sl_txconf *out, const char *path, unsigned flags,
-                      struct sl_diag *diag)
-{
-    memset(out, 0, sizeof *out);
-    return sl_conf_load(path, parse_any, out, flags, diag);
+    return sl_conf_load(&spec, out, path, flags, diag);
 }
 
 void sl_txconf_free(struct sl_txconf *c)

@@ -168,6 +168,10 @@ static void free_sec(struct sl_conf_sec *s)
 sl_err sl_conf_parse(const struct sl_conf_spec *spec, void *out, const char *text, size_t len,
                      const char *file, const char *base_dir, unsigned flags, struct sl_diag *diag)
 {
+    memset(out, 0, spec->out_bytes);
+    char *name = (char *)out + spec->file_off;
+    snprintf(name, SL_CONF_STR_MAX, "%s", file);
+    file = name;
     if (spec->nsections > SL_CONF_SECTIONS_MAX)
         return SL_ERR_CONFIG;
     /* Large (the single sections' tables): on the heap, start-up only. */
@@ -206,9 +210,10 @@ sl_err sl_conf_parse(const struct sl_conf_spec *spec, void *out, const char *tex
     return sl_diag_total(diag) == before ? SL_OK : SL_ERR_CONFIG;
 }
 
-sl_err sl_conf_load(const char *path, sl_conf_parse_fn parse, void *out, unsigned flags,
+sl_err sl_conf_load(const struct sl_conf_spec *spec, void *out, const char *path, unsigned flags,
                     struct sl_diag *diag)
 {
+    memset(out, 0, spec->out_bytes);
     FILE *f = fopen(path, "re");
     if (!f) {
         sl_diag_add(diag, path, 0, "cannot open configuration: %s", strerror(errno));
@@ -237,7 +242,7 @@ sl_err sl_conf_load(const char *path, sl_conf_parse_fn parse, void *out, unsigne
         dir[1] = '\0';
     else
         *slash = '\0';
-    sl_err e = parse(out, text, len, path, dir, flags, diag);
+    sl_err e = sl_conf_parse(spec, out, text, len, path, dir, flags, diag);
     free(text);
     return e;
 }
@@ -257,6 +262,21 @@ const char *sl_conf_key(const struct sl_conf *p, const struct sl_conf_sec *s, in
 unsigned sl_conf_line(const struct sl_conf_sec *s, int k)
 {
     return s->line[k] ? s->line[k] : s->header;
+}
+
+bool sl_conf_list_next(const char **q, const char **a, const char **b)
+{
+    if (!*q)
+        return false;
+    const char *comma = strchr(*q, ',');
+    *a = *q;
+    *b = comma ? comma : *q + strlen(*q);
+    while (*a < *b && (**a == ' ' || **a == '\t'))
+        (*a)++;
+    while (*b > *a && ((*b)[-1] == ' ' || (*b)[-1] == '\t'))
+        (*b)--;
+    *q = comma ? comma + 1 : NULL;
+    return true;
 }
 
 bool sl_conf_host_checks(const struct sl_conf *p)

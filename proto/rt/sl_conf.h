@@ -79,24 +79,24 @@ struct sl_conf_spec {
     const struct sl_conf_section *sections;
     size_t nsections;               /* at most SL_CONF_SECTIONS_MAX */
     void (*finish)(struct sl_conf *p);
+    size_t out_bytes;               /* sizeof the configuration struct: zeroed first */
+    size_t file_off;                /* offsetof its char file[SL_CONF_STR_MAX]: the name
+                                       messages use, kept for the daemon's own */
 };
 
-/* Runs both phases over text (len bytes) named file in messages. SL_OK
- * when diag gained no problem, SL_ERR_CONFIG when it did, SL_ERR_NOMEM
- * when something could not be allocated. */
+/* Zeroes out, stores file in it and runs both phases over text (len
+ * bytes). SL_OK when diag gained no problem, SL_ERR_CONFIG when it did,
+ * SL_ERR_NOMEM when something could not be allocated (out is filled as far
+ * as possible in every case). */
 __attribute__((warn_unused_result))
 sl_err sl_conf_parse(const struct sl_conf_spec *spec, void *out, const char *text, size_t len,
                      const char *file, const char *base_dir, unsigned flags, struct sl_diag *diag);
 
-/* A daemon's parse entry point, for sl_conf_load. */
-typedef sl_err (*sl_conf_parse_fn)(void *out, const char *text, size_t len, const char *file,
-                                   const char *base_dir, unsigned flags, struct sl_diag *diag);
-
-/* Reads path (at most SL_CONF_FILE_MAX bytes) and hands it to parse with
- * base_dir = the file's directory. An unreadable or oversized file is one
- * diag entry ("cannot open configuration: ...") and SL_ERR_IO. */
+/* Reads path (at most SL_CONF_FILE_MAX bytes) and parses it with base_dir =
+ * the file's directory. An unreadable or oversized file is one diag entry
+ * ("cannot open configuration: ...") and SL_ERR_IO (out zeroed). */
 __attribute__((warn_unused_result))
-sl_err sl_conf_load(const char *path, sl_conf_parse_fn parse, void *out, unsigned flags,
+sl_err sl_conf_load(const struct sl_conf_spec *spec, void *out, const char *path, unsigned flags,
                     struct sl_diag *diag);
 
 /* ---- getters: section s (of p), key index k ---------------------------------
@@ -112,6 +112,10 @@ const char *sl_conf_key(const struct sl_conf *p, const struct sl_conf_sec *s, in
 
 /* The line to blame for a key: its own, else the section header. */
 unsigned sl_conf_line(const struct sl_conf_sec *s, int k);
+
+/* One entry of a comma-separated list: from *q, blanks trimmed, into
+ * [*a, *b); *q moves past the comma. False when the list is used up. */
+bool sl_conf_list_next(const char **q, const char **a, const char **b);
 
 /* Host checks on (stat, look-ups)? */
 bool sl_conf_host_checks(const struct sl_conf *p);

@@ -3,6 +3,7 @@
  * and the one HOST:PORT grammar with its resolver. */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +35,8 @@ static const struct sl_conf_rule rules[] = {
     { 2, B_NOT, true, "" },
 };
 
-static struct {
+struct got {
+    char file[SL_CONF_STR_MAX];   /* the name messages use (sl_conf_spec.file_off) */
     uint32_t n;
     uint64_t big;
     bool on, yes;
@@ -46,7 +48,8 @@ static struct {
     size_t ndev;
     char dev0[SL_CONF_NAME_MAX + 1];
     bool ok_n;
-} got;
+};
+static struct got got;
 
 static void finish(struct sl_conf *p)
 {
@@ -78,7 +81,8 @@ static void finish(struct sl_conf *p)
     }
 }
 
-static const struct sl_conf_spec spec = { sections, 3, finish };
+static const struct sl_conf_spec spec = { sections, 3, finish, sizeof(struct got),
+                                          offsetof(struct got, file) };
 
 static void setup(void)
 {
@@ -223,33 +227,25 @@ SL_TEST(conf, sections_keys_and_rules)
     CU_ASSERT_EQUAL(diag.count, 1);
 }
 
-static sl_err parse_any(void *out, const char *text, size_t len, const char *file,
-                        const char *base_dir, unsigned flags, struct sl_diag *d)
-{
-    memset(&got, 0, sizeof got);
-    CU_ASSERT_PTR_EQUAL(out, &got);
-    return sl_conf_parse(&spec, out, text, len, file, base_dir, flags, d);
-}
-
 SL_TEST(conf, load_paths)
 {
     setup();
     sl_diag_free(&diag);
-    CU_ASSERT_EQUAL(sl_conf_load("/nonexistent/t.conf", parse_any, &got, 0, &diag), SL_ERR_IO);
+    CU_ASSERT_EQUAL(sl_conf_load(&spec, &got, "/nonexistent/t.conf", 0, &diag), SL_ERR_IO);
     CU_ASSERT_TRUE(has("/nonexistent/t.conf: cannot open configuration: No such file or directory"));
     sl_diag_free(&diag);
-    CU_ASSERT_EQUAL(sl_conf_load("/", parse_any, &got, 0, &diag), SL_ERR_IO);   /* a directory */
+    CU_ASSERT_EQUAL(sl_conf_load(&spec, &got, "/", 0, &diag), SL_ERR_IO);   /* a directory */
     CU_ASSERT_TRUE(has("/: cannot read configuration"));
     write_file("t.conf", "[a]\npath = p\n", 0644);
     char path[128], want[160];
     snprintf(path, sizeof path, "%s/t.conf", dir);
     sl_diag_free(&diag);
-    CU_ASSERT_EQUAL(sl_conf_load(path, parse_any, &got, 0, &diag), SL_OK);
+    CU_ASSERT_EQUAL(sl_conf_load(&spec, &got, path, 0, &diag), SL_OK);
     snprintf(want, sizeof want, "%s/p", dir);   /* relative to the file's directory */
     CU_ASSERT_STRING_EQUAL(got.path, want);
     write_file("t.conf", "[a]\nn = 0\n", 0644);
     sl_diag_free(&diag);
-    CU_ASSERT_EQUAL(sl_conf_load(path, parse_any, &got, 0, &diag), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sl_conf_load(&spec, &got, path, 0, &diag), SL_ERR_CONFIG);
     CU_ASSERT_TRUE(has("DIR/t.conf:2: bad n '0' (integer 1..65535)"));
     sl_diag_free(&diag);
 }
@@ -362,4 +358,21 @@ SL_TEST(conf, hostport_resolve)
     CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port), 7400);
     CU_ASSERT_EQUAL(sl_conf_hostport_sockaddr(&ss, &len, "127.0.0.1:0", 0, 0, SOCK_DGRAM, 0), SL_ERR_CONFIG);
     CU_ASSERT_EQUAL(len, 0);
+}
+
+SL_TEST(conf, list_entries)
+{
+    const char *q = " a , ,b\t,", *a, *b;
+    char seen[4][8];
+    size_t n = 0;
+    while (n < 4 && sl_conf_list_next(&q, &a, &b)) {
+        snprintf(seen[n], sizeof seen[n], "%.*s", (int)(b - a), a);
+        n++;
+    }
+    CU_ASSERT_EQUAL_FATAL(n, 4);   /* a trailing comma is an empty last entry */
+    CU_ASSERT_STRING_EQUAL(seen[0], "a");
+    CU_ASSERT_STRING_EQUAL(seen[1], "");
+    CU_ASSERT_STRING_EQUAL(seen[2], "b");
+    CU_ASSERT_STRING_EQUAL(seen[3], "");
+    CU_ASSERT_FALSE(sl_conf_list_next(&q, &a, &b));
 }
