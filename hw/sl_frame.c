@@ -3,6 +3,13 @@
 #include <string.h>
 
 #include "sl_buf.h"
+#include "sl_wire.h"
+
+/* The symbol size a configured MTU allows (sl_wire.h) counts these headers. */
+_Static_assert(SL_IPV4_HDR_BYTES + SL_UDP_HDR_BYTES == SL_IPV4_UDP_BYTES, "IPv4 + UDP header bytes");
+_Static_assert(SL_ETH_OFF_TYPE + 2u == SL_ETH_HDR_BYTES && SL_IPV4_OFF_DST + 4u == SL_IPV4_HDR_BYTES &&
+                   SL_UDP_OFF_CSUM + 2u == SL_UDP_HDR_BYTES,
+               "header layouts");
 
 /* Sums 16-bit big-endian words. Every chunk but the last must have even
  * length, which holds for the header-then-payload sequences used here. */
@@ -35,32 +42,33 @@ sl_err sl_hw_frame_build(uint8_t *hdr, const struct sl_frame_addr *a, uint16_t i
     uint16_t ip_len = (uint16_t)(SL_IPV4_HDR_BYTES + udp_len);
 
     uint8_t *eth = hdr;
-    memcpy(eth, a->dst_mac, SL_ETH_ADDR_BYTES);
-    memcpy(eth + 6, a->src_mac, SL_ETH_ADDR_BYTES);
-    sl_be16_put(eth + 12, SL_ETHERTYPE_IPV4);
+    memcpy(eth + SL_ETH_OFF_DST, a->dst_mac, SL_ETH_ADDR_BYTES);
+    memcpy(eth + SL_ETH_OFF_SRC, a->src_mac, SL_ETH_ADDR_BYTES);
+    sl_be16_put(eth + SL_ETH_OFF_TYPE, SL_ETHERTYPE_IPV4);
 
     uint8_t *ip = hdr + SL_ETH_HDR_BYTES;
-    ip[0] = 0x45;                       /* version 4, IHL 5 */
-    ip[1] = 0;                          /* DSCP/ECN */
-    sl_be16_put(ip + 2, ip_len);
-    sl_be16_put(ip + 4, ip_id);
-    sl_be16_put(ip + 6, 0x4000);        /* DF: a diode frame must never be fragmented */
-    ip[8] = SL_IPV4_TTL;
-    ip[9] = SL_IPPROTO_UDP;
-    sl_be16_put(ip + 10, 0);
-    sl_be32_put(ip + 12, a->src_ip);
-    sl_be32_put(ip + 16, a->dst_ip);
-    sl_be16_put(ip + 10, (uint16_t)~sl_hw_csum_fold(sl_hw_csum_add(0, ip, SL_IPV4_HDR_BYTES)));
+    ip[SL_IPV4_OFF_VIHL] = SL_IPV4_VIHL_BUILT;
+    ip[SL_IPV4_OFF_TOS] = 0;                    /* DSCP/ECN */
+    sl_be16_put(ip + SL_IPV4_OFF_LEN, ip_len);
+    sl_be16_put(ip + SL_IPV4_OFF_ID, ip_id);
+    /* DF: a diode frame must never be fragmented. */
+    sl_be16_put(ip + SL_IPV4_OFF_FRAG, SL_IPV4_FLAG_DF);
+    ip[SL_IPV4_OFF_TTL] = SL_IPV4_TTL;
+    ip[SL_IPV4_OFF_PROTO] = SL_IPPROTO_UDP;
+    sl_be16_put(ip + SL_IPV4_OFF_CSUM, 0);
+    sl_be32_put(ip + SL_IPV4_OFF_SRC, a->src_ip);
+    sl_be32_put(ip + SL_IPV4_OFF_DST, a->dst_ip);
+    sl_be16_put(ip + SL_IPV4_OFF_CSUM, (uint16_t)~sl_hw_csum_fold(sl_hw_csum_add(0, ip, SL_IPV4_HDR_BYTES)));
 
     uint8_t *udp = ip + SL_IPV4_HDR_BYTES;
-    sl_be16_put(udp, a->src_port);
-    sl_be16_put(udp + 2, a->dst_port);
-    sl_be16_put(udp + 4, udp_len);
-    sl_be16_put(udp + 6, 0);
+    sl_be16_put(udp + SL_UDP_OFF_SPORT, a->src_port);
+    sl_be16_put(udp + SL_UDP_OFF_DPORT, a->dst_port);
+    sl_be16_put(udp + SL_UDP_OFF_LEN, udp_len);
+    sl_be16_put(udp + SL_UDP_OFF_CSUM, 0);
 
     /* Pseudo-header: src, dst, zero+proto, UDP length. */
     uint8_t pseudo[12];
-    memcpy(pseudo, ip + 12, 8);
+    memcpy(pseudo, ip + SL_IPV4_OFF_SRC, 8);
     pseudo[8] = 0;
     pseudo[9] = SL_IPPROTO_UDP;
     sl_be16_put(pseudo + 10, udp_len);
@@ -68,7 +76,7 @@ sl_err sl_hw_frame_build(uint8_t *hdr, const struct sl_frame_addr *a, uint16_t i
     s = sl_hw_csum_add(s, udp, SL_UDP_HDR_BYTES);
     s = sl_hw_csum_add(s, payload, len);
     uint16_t c = (uint16_t)~sl_hw_csum_fold(s);
-    sl_be16_put(udp + 6, c ? c : 0xFFFF);   /* 0 means "no checksum" in UDP/IPv4 */
+    sl_be16_put(udp + SL_UDP_OFF_CSUM, c ? c : 0xFFFF);   /* 0 means "no checksum" in UDP/IPv4 */
     return SL_OK;
 }
 
@@ -107,7 +115,7 @@ static sl_err parse_ipv4(struct sl_frame_info *out, struct sl_buf *b,
         return SL_ERR_TRUNCATED;
     if (sl_hw_csum_fold(sl_hw_csum_add(0, b->p + ip_start, ihl)) != 0xFFFF)
         return SL_ERR_CHECKSUM;
-    if ((frag & 0x2000) || (frag & 0x1FFF))
+    if ((frag & SL_IPV4_FLAG_MF) || (frag & SL_IPV4_FRAG_MASK))
         return SL_ERR_FRAGMENT;
     if (proto != SL_IPPROTO_UDP)
         return SL_ERR_TYPE;

@@ -33,6 +33,30 @@
 /* Largest UDP payload in one IPv4 packet: 65535 - 20 - 8. */
 #define SL_UDP_PAYLOAD_MAX  65507u
 
+/* Field offsets of the headers we build (and that the raw transport puts on
+ * the fibre): Ethernet II, IPv4 without options, UDP. */
+#define SL_ETH_OFF_DST      0u
+#define SL_ETH_OFF_SRC      6u
+#define SL_ETH_OFF_TYPE     12u
+#define SL_IPV4_OFF_VIHL    0u       /* version (4 bits), IHL in words (4 bits) */
+#define SL_IPV4_OFF_TOS     1u
+#define SL_IPV4_OFF_LEN     2u       /* total length */
+#define SL_IPV4_OFF_ID      4u
+#define SL_IPV4_OFF_FRAG    6u       /* flags (3 bits), fragment offset (13) */
+#define SL_IPV4_OFF_TTL     8u
+#define SL_IPV4_OFF_PROTO   9u
+#define SL_IPV4_OFF_CSUM    10u
+#define SL_IPV4_OFF_SRC     12u
+#define SL_IPV4_OFF_DST     16u
+#define SL_IPV4_VIHL_BUILT  0x45u    /* version 4, IHL 5 */
+#define SL_IPV4_FLAG_DF     0x4000u
+#define SL_IPV4_FLAG_MF     0x2000u
+#define SL_IPV4_FRAG_MASK   0x1FFFu
+#define SL_UDP_OFF_SPORT    0u
+#define SL_UDP_OFF_DPORT    2u
+#define SL_UDP_OFF_LEN      4u
+#define SL_UDP_OFF_CSUM     6u
+
 #define SL_ETHERTYPE_IPV4   0x0800u
 #define SL_ETHERTYPE_VLAN   0x8100u
 #define SL_ETHERTYPE_QINQ   0x88A8u
