@@ -68,23 +68,33 @@ struct simtag {
 #define BADC SL_WORD_BADC
 #define DCBA SL_WORD_DCBA
 
-/* One multi-register value in the four word orders, at addr, addr + n,
- * addr + 2n and addr + 3n (n: its registers), named NAME_abcd .. NAME_dcba. */
-#define WORD_ORDERS(name, type, addr, n, scale, units, deadband, gen, a, b, c)                   \
-    { name "_abcd", H, type, ABCD, (addr), scale, "", units, deadband, gen, a, b, c },           \
-    { name "_cdab", H, type, CDAB, (addr) + (n), scale, "", units, deadband, gen, a, b, c },     \
-    { name "_badc", H, type, BADC, (addr) + 2 * (n), scale, "", units, deadband, gen, a, b, c }, \
-    { name "_dcba", H, type, DCBA, (addr) + 3 * (n), scale, "", units, deadband, gen, a, b, c }
-
-/* One row per tag; addresses leave gaps so the grouping rule is exercised. */
+/* One row per tag; addresses leave gaps so the grouping rule is exercised.
+ * Kept as one literal row per tag (no generating macro): the integration
+ * fixture (tests/integration/sl_chain.py, sim_tags) reads the generators
+ * from these rows. */
 static const struct simtag tags[] = {
     { "temp_raw",        H, SL_TYPE_INT16,   ABCD,  0, "0.1", "",     "degC", "0.5", GEN_SINE,    200, 150, 60 },
     { "parts_count",     H, SL_TYPE_UINT16,  ABCD,  1, "",    "",     "",     "",    GEN_COUNTER, 0, 5, 0 },
-    WORD_ORDERS("flow_i32", SL_TYPE_INT32, 10, 2, "", "l/h", "", GEN_SINE, -50000, 100000, 30),
-    WORD_ORDERS("energy_u32", SL_TYPE_UINT32, 20, 2, "0.001", "kWh", "", GEN_COUNTER, 4000000000.0, 1234, 0),
-    WORD_ORDERS("level_f32", SL_TYPE_FLOAT32, 30, 2, "", "m", "0.01", GEN_SINE, 5, 4, 20),
-    WORD_ORDERS("ticks_i64", SL_TYPE_INT64, 40, 4, "", "", "", GEN_COUNTER, -5000000000.0, 1000000, 0),
-    WORD_ORDERS("pressure_f64", SL_TYPE_FLOAT64, 60, 4, "", "bar", "", GEN_RAMP, 1, 0.25, 10),
+    { "flow_i32_abcd",   H, SL_TYPE_INT32,   ABCD, 10, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "flow_i32_cdab",   H, SL_TYPE_INT32,   CDAB, 12, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "flow_i32_badc",   H, SL_TYPE_INT32,   BADC, 14, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "flow_i32_dcba",   H, SL_TYPE_INT32,   DCBA, 16, "",    "",     "l/h",  "",    GEN_SINE,    -50000, 100000, 30 },
+    { "energy_u32_abcd", H, SL_TYPE_UINT32,  ABCD, 20, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "energy_u32_cdab", H, SL_TYPE_UINT32,  CDAB, 22, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "energy_u32_badc", H, SL_TYPE_UINT32,  BADC, 24, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "energy_u32_dcba", H, SL_TYPE_UINT32,  DCBA, 26, "0.001", "",   "kWh",  "",    GEN_COUNTER, 4000000000.0, 1234, 0 },
+    { "level_f32_abcd",  H, SL_TYPE_FLOAT32, ABCD, 30, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "level_f32_cdab",  H, SL_TYPE_FLOAT32, CDAB, 32, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "level_f32_badc",  H, SL_TYPE_FLOAT32, BADC, 34, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "level_f32_dcba",  H, SL_TYPE_FLOAT32, DCBA, 36, "",    "",     "m",    "0.01", GEN_SINE,   5, 4, 20 },
+    { "ticks_i64_abcd",  H, SL_TYPE_INT64,   ABCD, 40, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "ticks_i64_cdab",  H, SL_TYPE_INT64,   CDAB, 44, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "ticks_i64_badc",  H, SL_TYPE_INT64,   BADC, 48, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "ticks_i64_dcba",  H, SL_TYPE_INT64,   DCBA, 52, "",    "",     "",     "",    GEN_COUNTER, -5000000000.0, 1000000, 0 },
+    { "pressure_f64_abcd", H, SL_TYPE_FLOAT64, ABCD, 60, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "pressure_f64_cdab", H, SL_TYPE_FLOAT64, CDAB, 64, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "pressure_f64_badc", H, SL_TYPE_FLOAT64, BADC, 68, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
+    { "pressure_f64_dcba", H, SL_TYPE_FLOAT64, DCBA, 72, "",  "",     "bar",  "",    GEN_RAMP,    1, 0.25, 10 },
     { "speed_setpoint",  H, SL_TYPE_FLOAT32, ABCD, 100, "",   "",     "rpm",  "",    GEN_STATIC,  1450.5, 0, 0 },
     { "mode",            H, SL_TYPE_UINT16,  ABCD, 102, "",   "",     "",     "",    GEN_STATIC,  1, 0, 0 },
     { "vibration_raw",   I, SL_TYPE_INT16,   ABCD,  0, "0.01", "",    "mm/s", "",    GEN_SINE,    300, 250, 7 },
