@@ -6,6 +6,7 @@
 #define SL_TEST_H
 #include <CUnit/CUnit.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 void sl_test_add(const char *suite, const char *name, void (*fn)(void));
 
@@ -29,6 +30,16 @@ void sl_test_add(const char *suite, const char *name, void (*fn)(void));
  * registered without SKIP_RETURN_CODE (the `unit` label) that exit is a
  * failure, because unit tests must have no missing precondition. */
 void sl_test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Runs a case's body in a child process, for tests that change process
+ * state (a network namespace, capabilities): setup(ctx, why, why_cap) runs
+ * first in the child (NULL: none); when it fails (non-zero), the case is
+ * skipped with the reason it wrote into why. Otherwise body(ctx) runs and
+ * must return 0; another number names the failed check and fails the case.
+ * Neither may use a CUnit assertion (a FATAL one would longjmp into the
+ * child's copy of the runner); the child leaves with _exit. */
+void sl_test_in_child(int (*setup)(void *ctx, char *why, size_t why_cap), int (*body)(void *ctx),
+                      void *ctx);
 
 /* True when prog (no slash) is an executable file in a PATH directory. */
 bool sl_test_on_path(const char *prog);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define SL_TEST_MAX 4096
@@ -36,6 +37,43 @@ void sl_test_skip(const char *fmt, ...)
     va_end(ap);
     fputc('\n', stderr);
     skipped++;
+}
+
+void sl_test_in_child(int (*setup)(void *ctx, char *why, size_t why_cap), int (*body)(void *ctx),
+                      void *ctx)
+{
+    int rp[2];
+    CU_ASSERT_FATAL(pipe(rp) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        close(rp[0]);
+        char why[256] = "";
+        if (setup && setup(ctx, why, sizeof why) != 0) {
+            ssize_t w = write(rp[1], why, strlen(why));
+            (void)w;   /* the parent then says "unknown reason" */
+            _exit(SL_TEST_SKIP_RC);
+        }
+        close(rp[1]);
+        _exit(body(ctx));
+    }
+    close(rp[1]);
+    char why[256];
+    ssize_t n = read(rp[0], why, sizeof why - 1);
+    why[n > 0 ? n : 0] = '\0';
+    close(rp[0]);
+    int status = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_FATAL(WIFEXITED(status));
+    int rc = WEXITSTATUS(status);
+    if (rc == SL_TEST_SKIP_RC) {
+        sl_test_skip("%s", why[0] ? why : "unknown reason");
+        return;
+    }
+    if (rc != 0)
+        fprintf(stderr, "\n  child: check %d failed\n", rc);
+    CU_ASSERT_EQUAL(rc, 0);
 }
 
 bool sl_test_on_path(const char *prog)

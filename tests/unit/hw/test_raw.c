@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hw_test_util.h"
@@ -42,8 +41,9 @@ SL_TEST(raw, bad_interface)
 /* Child: CAP_NET_RAW out of the effective set (a no-op when the test does
  * not run as root), then opening raw on lo must say SL_ERR_PERM with a
  * reason. Exit 0 or the number of the failed check. */
-static int refused_child(void)
+static int refused_child(void *ctx)
 {
+    (void)ctx;
     struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
     struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
     memset(data, 0, sizeof data);
@@ -67,13 +67,5 @@ static int refused_child(void)
 
 SL_TEST(raw, refused_without_cap_net_raw)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0)
-        _exit(refused_child());
-    int status = 0;
-    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
-    CU_ASSERT(WIFEXITED(status));
-    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+    sl_test_in_child(NULL, refused_child, NULL);
 }

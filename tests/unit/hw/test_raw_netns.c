@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "hw_test_util.h"
@@ -155,8 +154,9 @@ static void raw_body(void)
 
 /* Child: a private network namespace with lo up and route_localnet on.
  * On failure why says which step and why (the test is then skipped). */
-static int netns_setup(char *why, size_t why_cap)
+static int netns_setup(void *ctx, char *why, size_t why_cap)
 {
+    (void)ctx;
     if (unshare(CLONE_NEWNET) != 0) {
         snprintf(why, why_cap, "cannot unshare a network namespace (%s): needs root", strerror(errno));
         return -1;
@@ -199,35 +199,15 @@ static int netns_setup(char *why, size_t why_cap)
 
 /* Needs root (a private network namespace, CAP_NET_RAW): skipped with the
  * reason when either is missing; otherwise every frame must arrive. */
+static int raw_child(void *ctx)
+{
+    (void)ctx;
+    raw_body();
+    return fails ? 1 : 0;
+}
+
 SL_TEST(raw, loopback_frames_reach_udp_and_pcap)
 {
-    int rp[2];
-    CU_ASSERT_FATAL(pipe(rp) == 0);
-    fflush(NULL);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        close(rp[0]);
-        char why[256];
-        if (netns_setup(why, sizeof why) != 0) {
-            ssize_t w = write(rp[1], why, strlen(why));
-            (void)w;   /* the parent then says "unknown reason" */
-            _exit(SL_TEST_SKIP_RC);
-        }
-        raw_body();
-        _exit(fails ? 1 : 0);
-    }
-    close(rp[1]);
-    char why[256];
-    ssize_t n = read(rp[0], why, sizeof why - 1);
-    why[n > 0 ? n : 0] = '\0';
-    close(rp[0]);
-    int status = 0;
     /* The child's loops are bounded (200 receive rounds of <= 200 ms). */
-    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == SL_TEST_SKIP_RC) {
-        sl_test_skip("%s", why[0] ? why : "unknown reason");
-        return;
-    }
-    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    sl_test_in_child(netns_setup, raw_child, NULL);
 }

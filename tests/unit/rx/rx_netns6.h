@@ -3,9 +3,8 @@
  * limits can be tried with several sources in one /64 (the host's own
  * loopback has ::1 only). Needs root (unshare CLONE_NEWNET) and ip(8);
  * without them the caller reports SKIP with the reason (rx_netns6_case).
- * Used only by the `integration` executable test_rx_netns6. The child uses no CUnit assertion that
- * could jump (a FATAL one would longjmp into the child's copy of the test
- * runner) and leaves with _exit, so no destructor of the test runs twice. */
+ * Used only by the `integration` executable test_rx_netns6. The body runs
+ * through sl_test_in_child: no CUnit assertion in it. */
 #ifndef RX_NETNS6_H
 #define RX_NETNS6_H
 
@@ -19,15 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sl_test.h"
 
-/* Child: a private namespace with addrs on lo. On failure why says which
- * step failed and the child leaves with SL_TEST_SKIP_RC. */
-static inline int rx_netns6_setup(const char *const *addrs, char *why, size_t why_cap)
+struct rx_netns6 {
+    const char *const *addrs;
+    int (*body)(void *);
+    void *ctx;
+};
+
+/* Child: a private namespace with the NULL-terminated IPv6 addresses ctx
+ * on lo (as /64, nodad); on failure why says which step failed (the case
+ * is then skipped). */
+static inline int rx_netns6_setup(void *ctx, char *why, size_t why_cap)
 {
+    const char *const *addrs = ((const struct rx_netns6 *)ctx)->addrs;
     if (unshare(CLONE_NEWNET) != 0) {
         snprintf(why, why_cap, "cannot unshare a network namespace (%s): needs root", strerror(errno));
         return -1;
@@ -51,44 +57,19 @@ static inline int rx_netns6_setup(const char *const *addrs, char *why, size_t wh
     return 0;
 }
 
-/* addrs: NULL-terminated IPv6 addresses put on lo (as /64, nodad). Runs
- * body(ctx) in the namespace and asserts it returned 0 (else the number is
- * the failed check); reports SKIP with the reason when no such namespace
- * could be made. */
+static inline int rx_netns6_body(void *ctx)
+{
+    const struct rx_netns6 *n = ctx;
+    return n->body(n->ctx);
+}
+
+/* Runs body(ctx) in a private namespace with addrs on lo and asserts it
+ * returned 0 (else the number is the failed check); SKIP with the reason
+ * when no such namespace could be made. */
 static inline void rx_netns6_case(int (*body)(void *), void *ctx, const char *const *addrs)
 {
-    int rp[2];
-    CU_ASSERT_FATAL(pipe(rp) == 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        close(rp[0]);
-        char why[256];
-        if (rx_netns6_setup(addrs, why, sizeof why) != 0) {
-            ssize_t w = write(rp[1], why, strlen(why));
-            (void)w;   /* the parent then says "unknown reason" */
-            _exit(SL_TEST_SKIP_RC);
-        }
-        close(rp[1]);
-        _exit(body(ctx));
-    }
-    close(rp[1]);
-    char why[256];
-    ssize_t n = read(rp[0], why, sizeof why - 1);
-    why[n > 0 ? n : 0] = '\0';
-    close(rp[0]);
-    int status = 0;
-    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
-    CU_ASSERT_FATAL(WIFEXITED(status));
-    if (WEXITSTATUS(status) == SL_TEST_SKIP_RC) {
-        sl_test_skip("%s", why[0] ? why : "unknown reason");
-        return;
-    }
-    if (WEXITSTATUS(status) != 0)
-        fprintf(stderr, "\n  netns body: check %d failed\n", WEXITSTATUS(status));
-    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+    struct rx_netns6 n = { addrs, body, ctx };
+    sl_test_in_child(rx_netns6_setup, rx_netns6_body, &n);
 }
 
 /* A TCP client from src (an address on lo) to [dst]:port; -1 on failure. */
