@@ -6,9 +6,13 @@
 #ifndef CONF_FIXTURE_H
 #define CONF_FIXTURE_H
 
+#include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sl_diag.h"
 #include "sl_test.h"
@@ -17,6 +21,36 @@ static char dir[64];          /* the scratch directory, made by the test's setup
 static struct sl_diag diag;   /* problems of the last parse */
 
 static sl_err parse(const char *text);
+
+/* Makes the scratch directory /tmp/PREFIX-XXXXXX on first use; false when
+ * it was made already (the caller's files are then in place). */
+static bool scratch_make(const char *prefix)
+{
+    if (dir[0])
+        return false;
+    snprintf(dir, sizeof dir, "/tmp/%s-XXXXXX", prefix);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    return true;
+}
+
+/* At exit: the scratch directory and whatever the tests left in it (files,
+ * links, empty subdirectories). */
+__attribute__((destructor)) static void scratch_remove(void)
+{
+    char path[sizeof dir + 300];
+    DIR *d = dir[0] ? opendir(dir) : NULL;
+    if (!d)
+        return;
+    for (const struct dirent *e = readdir(d); e; e = readdir(d)) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0)
+            rmdir(path);
+    }
+    closedir(d);
+    rmdir(dir);
+}
 
 /* Writes text to dir/name with the given mode. */
 static void write_file(const char *name, const char *text, mode_t mode)

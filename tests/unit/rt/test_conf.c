@@ -86,20 +86,7 @@ static const struct sl_conf_spec spec = { sections, 3, finish, sizeof(struct got
 
 static void setup(void)
 {
-    if (dir[0])
-        return;
-    snprintf(dir, sizeof dir, "/tmp/sl-conf-XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
-}
-
-__attribute__((destructor)) static void cleanup(void)
-{
-    char path[128];
-    if (!dir[0])
-        return;
-    snprintf(path, sizeof path, "%s/t.conf", dir);
-    unlink(path);
-    rmdir(dir);
+    (void)scratch_make("sl-conf");
 }
 
 static sl_err parse_flags(const char *text, unsigned flags)

@@ -18,10 +18,8 @@ static struct sl_txconf cfg;
 /* A scratch directory with a key (0600), a lax key (0644) and tag maps. */
 static void setup(void)
 {
-    if (dir[0])
+    if (!scratch_make("sl-txconf"))
         return;
-    snprintf(dir, sizeof dir, "/tmp/sl-txconf-XXXXXX");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
     write_file("k.key", "secret", 0600);
     write_file("lax.key", "secret", 0644);
     write_file("a.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l,holding,0,int16,,,,,\nt2,e/s/a/l,coil,0,bool,,,,,\n", 0644);
@@ -30,21 +28,6 @@ static void setup(void)
     write_file("dup.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l,input,5,int16,,,,,\n", 0644);
     write_file("bad.csv", SL_TAGMAP_HEADER "\nt1,e/s/a/l,holding,0,int9,,,,,\n", 0644);
     write_file("notadir", "", 0600);
-}
-
-/* Removes the scratch directory when the test executable exits. */
-__attribute__((destructor)) static void cleanup(void)
-{
-    static const char *const names[] = { "k.key", "lax.key", "unreadable.key", "a.csv", "b.csv",
-                                         "c.csv", "dup.csv", "bad.csv", "notadir" };
-    char path[128];
-    if (!dir[0])
-        return;
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        unlink(path);
-    }
-    rmdir(dir);
 }
 
 #define BASE_LINK "[link]\ntransport = udp\ndestination = 10.0.0.2:7400\n"
