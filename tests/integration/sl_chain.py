@@ -29,7 +29,7 @@ RX = os.path.join(B, "rx", "sluice-rx")
 KEYGEN = os.path.join(B, "tx", "sluice-keygen")
 INSPECT = os.path.join(B, "rx", "sluice-inspect")
 SIM_CSV = os.path.join(sl_rig.SOURCE_DIR, "docs", "examples", "sim-tags.csv")
-SIM_SRC = os.path.join(sl_rig.SOURCE_DIR, "tx", "sluice_sim.c")
+SIM_SRC = os.path.join(sl_rig.SOURCE_DIR, "tx", "tools", "sluice_sim.c")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 IT = sl_rig.IT_ADDR            # the diode address: [link] listen
@@ -426,7 +426,7 @@ def drop_totals(log_text):
 
 def sim_tags():
     """Tags of sluice-sim from its CSV joined with the generator table in
-    tx/sluice_sim.c: [{name, reg, addr, type, order, gen, a, b, c}]."""
+    tx/tools/sluice_sim.c: [{name, reg, addr, type, order, gen, a, b, c}]."""
     gens = {}
     with open(SIM_SRC) as f:
         for m in re.finditer(r'\{\s*"(\w+)",\s*\w,\s*SL_TYPE_\w+,\s*\w+,\s*\d+,.*?(GEN_\w+),\s*'
