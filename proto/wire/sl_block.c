@@ -125,13 +125,10 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
         acc |= padding[i];
     if (acc != 0)
         return SL_ERR_TRAILING;
-    const struct sl_key_public *key = sl_key_set_find(trusted, x->key_id);
-    if (!key)
-        return SL_ERR_UNKNOWN_KEY;
-    if (!sl_key_sig_canonical(sig))
-        return SL_ERR_SIGNATURE;
-    if (!verify)
-        return SL_OK;
+    const struct sl_key_public *key;
+    e = sl_key_set_signer(&key, trusted, x->key_id, sig);
+    if (e != SL_OK || !verify)
+        return e;
     uint8_t msg[SL_BLOCK_SIGNED_BYTES];
     signed_bytes(msg, blk, len);
     e = sl_key_verify(key, sig, msg, sizeof msg);

@@ -28,54 +28,25 @@ static uint8_t *claim(struct sl_wbuf *w, size_t n)
     return p;
 }
 
-sl_err sl_buf_get_u8(struct sl_buf *b, uint8_t *out)
-{
-    const uint8_t *p = take(b, 1);
-    *out = p ? p[0] : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
+/* The fixed-size getters differ only in width and byte order: each takes
+ * n bytes or fails (output zeroed, cursor unmoved), then decodes them. */
+#define GETTER(name, type, n, decode)                  \
+    sl_err name(struct sl_buf *b, type *out)           \
+    {                                                  \
+        const uint8_t *p = take(b, n);                 \
+        *out = p ? decode(p) : 0;                      \
+        return p ? SL_OK : SL_ERR_TRUNCATED;           \
+    }
 
-sl_err sl_buf_get_u16be(struct sl_buf *b, uint16_t *out)
-{
-    const uint8_t *p = take(b, 2);
-    *out = p ? sl_be16_get(p) : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
+static inline uint8_t u8_get(const uint8_t *p) { return p[0]; }
 
-sl_err sl_buf_get_u32be(struct sl_buf *b, uint32_t *out)
-{
-    const uint8_t *p = take(b, 4);
-    *out = p ? sl_be32_get(p) : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
-
-sl_err sl_buf_get_u64be(struct sl_buf *b, uint64_t *out)
-{
-    const uint8_t *p = take(b, 8);
-    *out = p ? sl_be64_get(p) : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
-
-sl_err sl_buf_get_u16le(struct sl_buf *b, uint16_t *out)
-{
-    const uint8_t *p = take(b, 2);
-    *out = p ? sl_le16_get(p) : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
-
-sl_err sl_buf_get_u32le(struct sl_buf *b, uint32_t *out)
-{
-    const uint8_t *p = take(b, 4);
-    *out = p ? sl_le32_get(p) : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
-
-sl_err sl_buf_get_u64le(struct sl_buf *b, uint64_t *out)
-{
-    const uint8_t *p = take(b, 8);
-    *out = p ? sl_le64_get(p) : 0;
-    return p ? SL_OK : SL_ERR_TRUNCATED;
-}
+GETTER(sl_buf_get_u8, uint8_t, 1, u8_get)
+GETTER(sl_buf_get_u16be, uint16_t, 2, sl_be16_get)
+GETTER(sl_buf_get_u32be, uint32_t, 4, sl_be32_get)
+GETTER(sl_buf_get_u64be, uint64_t, 8, sl_be64_get)
+GETTER(sl_buf_get_u16le, uint16_t, 2, sl_le16_get)
+GETTER(sl_buf_get_u32le, uint32_t, 4, sl_le32_get)
+GETTER(sl_buf_get_u64le, uint64_t, 8, sl_le64_get)
 
 sl_err sl_buf_get_bytes(struct sl_buf *b, void *out, size_t n)
 {
@@ -125,41 +96,24 @@ sl_err sl_buf_sub(struct sl_buf *b, struct sl_buf *sub, size_t n)
     return SL_OK;
 }
 
-sl_err sl_wbuf_put_u8(struct sl_wbuf *w, uint8_t v)
-{
-    uint8_t *p = claim(w, 1);
-    if (!p)
-        return SL_ERR_OVERFLOW;
-    p[0] = v;
-    return SL_OK;
-}
+/* The fixed-size putters: claim n bytes or fail (nothing written), then
+ * encode into them. */
+#define PUTTER(name, type, n, encode)                  \
+    sl_err name(struct sl_wbuf *w, type v)             \
+    {                                                  \
+        uint8_t *p = claim(w, n);                      \
+        if (!p)                                        \
+            return SL_ERR_OVERFLOW;                    \
+        encode(p, v);                                  \
+        return SL_OK;                                  \
+    }
 
-sl_err sl_wbuf_put_u16be(struct sl_wbuf *w, uint16_t v)
-{
-    uint8_t *p = claim(w, 2);
-    if (!p)
-        return SL_ERR_OVERFLOW;
-    sl_be16_put(p, v);
-    return SL_OK;
-}
+static inline void u8_put(uint8_t *p, uint8_t v) { p[0] = v; }
 
-sl_err sl_wbuf_put_u32be(struct sl_wbuf *w, uint32_t v)
-{
-    uint8_t *p = claim(w, 4);
-    if (!p)
-        return SL_ERR_OVERFLOW;
-    sl_be32_put(p, v);
-    return SL_OK;
-}
-
-sl_err sl_wbuf_put_u64be(struct sl_wbuf *w, uint64_t v)
-{
-    uint8_t *p = claim(w, 8);
-    if (!p)
-        return SL_ERR_OVERFLOW;
-    sl_be64_put(p, v);
-    return SL_OK;
-}
+PUTTER(sl_wbuf_put_u8, uint8_t, 1, u8_put)
+PUTTER(sl_wbuf_put_u16be, uint16_t, 2, sl_be16_put)
+PUTTER(sl_wbuf_put_u32be, uint32_t, 4, sl_be32_put)
+PUTTER(sl_wbuf_put_u64be, uint64_t, 8, sl_be64_put)
 
 sl_err sl_wbuf_put_bytes(struct sl_wbuf *w, const void *src, size_t n)
 {

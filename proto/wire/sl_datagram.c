@@ -223,13 +223,10 @@ static sl_err beacon_open(struct sl_beacon *o, const uint8_t *dg, size_t len, co
         return SL_ERR_CRC;
     if (channel != 0 || reserved1 != 0 || reserved2 != 0 || flags != 0 || !beacon_params_ok(o))
         return SL_ERR_HEADER;
-    const struct sl_key_public *key = sl_key_set_find(trusted, o->key_id);
-    if (!key)
-        return SL_ERR_UNKNOWN_KEY;
-    if (!sl_key_sig_canonical(sig))
-        return SL_ERR_SIGNATURE;
-    if (!verify)
-        return SL_OK;
+    const struct sl_key_public *key;
+    e = sl_key_set_signer(&key, trusted, o->key_id, sig);
+    if (e != SL_OK || !verify)
+        return e;
     return sl_key_verify(key, sig, dg, SL_BEACON_SIGNED_BYTES);
 }
 

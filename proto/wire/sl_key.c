@@ -207,6 +207,19 @@ sl_err sl_key_set_add(struct sl_key_set *s, const struct sl_key_public *k)
     return SL_OK;
 }
 
+sl_err sl_key_set_signer(const struct sl_key_public **key, const struct sl_key_set *s,
+                         const uint8_t id[SL_KEY_ID_BYTES], const uint8_t sig[SL_SIG_BYTES])
+{
+    *key = sl_key_set_find(s, id);
+    if (!*key)
+        return SL_ERR_UNKNOWN_KEY;
+    if (!sl_key_sig_canonical(sig)) {
+        *key = NULL;
+        return SL_ERR_SIGNATURE;
+    }
+    return SL_OK;
+}
+
 const struct sl_key_public *sl_key_set_find(const struct sl_key_set *s, const uint8_t id[SL_KEY_ID_BYTES])
 {
     for (size_t i = 0; i < s->count && i < SL_KEY_SET_MAX; i++)

@@ -113,6 +113,15 @@ sl_err sl_key_verify(const struct sl_key_public *k, const uint8_t sig[SL_SIG_BYT
  * charging it. Cost: a 32-byte compare. */
 bool sl_key_sig_canonical(const uint8_t sig[SL_SIG_BYTES]);
 
+/* The trusted key that is to check sig, found by the signer's key id:
+ * SL_ERR_UNKNOWN_KEY if the id is not in s, SL_ERR_SIGNATURE if sig is not
+ * canonical (sl_key_sig_canonical), else SL_OK with *key borrowed from s
+ * (NULL on failure). The shared front of every verification (blocks,
+ * beacons): both refusals cost no hashing. */
+__attribute__((warn_unused_result))
+sl_err sl_key_set_signer(const struct sl_key_public **key, const struct sl_key_set *s,
+                         const uint8_t id[SL_KEY_ID_BYTES], const uint8_t sig[SL_SIG_BYTES]);
+
 /* Empties a trusted set. */
 void sl_key_set_init(struct sl_key_set *s);
 

@@ -194,11 +194,10 @@ static void send_beacon_on(struct fixture *f, const struct sl_key_secret *signer
                            .highest_block = highest, .symbol_size = S, .k = K, .m = M, .interleave = 1 };
     uint8_t dg[SL_BEACON_BYTES];
     CU_ASSERT_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, signer) == SL_OK);
-    if (memcmp(dg + 24, kid, SL_KEY_ID_BYTES) != 0) {
-        /* A forgery: claims the trusted key id (bytes 24..31), CRC redone. */
-        memcpy(dg + 24, kid, SL_KEY_ID_BYTES);
-        size_t covered = SL_BEACON_SIGNED_BYTES + SL_SIG_BYTES;
-        sl_be32_put(dg + covered, sl_crc_compute(dg, covered));
+    if (memcmp(dg + SL_BEACON_OFF_KEY_ID, kid, SL_KEY_ID_BYTES) != 0) {
+        /* A forgery: claims the trusted key id, CRC redone. */
+        memcpy(dg + SL_BEACON_OFF_KEY_ID, kid, SL_KEY_ID_BYTES);
+        sl_be32_put(dg + SL_BEACON_OFF_CRC, sl_crc_compute(dg, SL_BEACON_OFF_CRC));
     }
     sl_receiver_input(f->r, dg, sizeof dg, now_us);
 }
