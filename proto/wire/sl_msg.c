@@ -242,20 +242,27 @@ static sl_err values_check(const struct sl_value *values, size_t n)
     return SL_OK;
 }
 
-/* Shared by DELTA and KEYFRAME: writes the message header, leaves hdr
- * bytes for the message-specific header (returned for the caller to fill)
- * and writes count value entries. Room and values are already checked. */
-static uint8_t *put_values(struct sl_msg_writer *w, uint8_t type, size_t hdr,
-                           const struct sl_value *values, size_t count)
+/* Shared by DELTA and KEYFRAME: takes the first min(n, fit) values (fit:
+ * what the space left holds, already checked by the caller), checks them,
+ * then writes the message header, leaves hdr bytes for the
+ * message-specific header (*at, for the caller to fill) and the value
+ * entries. On error nothing is written and *taken stays 0. */
+static sl_err put_values(struct sl_msg_writer *w, uint8_t **at, size_t *taken, uint8_t type, size_t hdr,
+                         const struct sl_value *values, size_t n, size_t fit)
 {
+    size_t count = n < fit ? n : fit;
+    sl_err e = values_check(values, count);
+    if (e != SL_OK)
+        return e;
     size_t body = hdr + count * SL_VALUE_BYTES;
-    uint8_t *at = w->p + w->off + SL_MSG_HDR_BYTES;
-    uint8_t *p = at + hdr;
+    *at = w->p + w->off + SL_MSG_HDR_BYTES;
+    uint8_t *p = *at + hdr;
     sl_msg_put_hdr(w->p + w->off, type, body);
     for (size_t i = 0; i < count; i++, p += SL_VALUE_BYTES)
         put_value(p, &values[i]);
     w->off += SL_MSG_HDR_BYTES + body;
-    return at;
+    *taken = count;
+    return SL_OK;
 }
 
 sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
@@ -267,14 +274,11 @@ sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
     size_t fit = sl_msg_delta_fit(w->cap - w->off);
     if (fit == 0)
         return SL_ERR_CAPACITY;
-    size_t count = n < fit ? n : fit;
-    sl_err e = values_check(values, count);
-    if (e != SL_OK)
-        return e;
-    uint8_t *hdr = put_values(w, SL_MSG_DELTA, SL_DELTA_HDR_BYTES, values, count);
-    sl_be16_put(hdr + SL_DELTA_OFF_COUNT, (uint16_t)count);
-    *taken = count;
-    return SL_OK;
+    uint8_t *hdr;
+    sl_err e = put_values(w, &hdr, taken, SL_MSG_DELTA, SL_DELTA_HDR_BYTES, values, n, fit);
+    if (e == SL_OK)
+        sl_be16_put(hdr + SL_DELTA_OFF_COUNT, (uint16_t)*taken);
+    return e;
 }
 
 sl_err sl_msg_put_keyframe(struct sl_msg_writer *w, size_t *taken, uint32_t keyframe_id,
@@ -293,14 +297,11 @@ sl_err sl_msg_put_keyframe(struct sl_msg_writer *w, size_t *taken, uint32_t keyf
     } else if (fit == 0) {
         return SL_ERR_CAPACITY;
     }
-    size_t count = n < fit ? n : fit;
-    sl_err e = values_check(values, count);
-    if (e != SL_OK)
-        return e;
-    uint8_t *hdr = put_values(w, SL_MSG_KEYFRAME, SL_KEYFRAME_HDR_BYTES, values, count);
-    put_chunk_hdr(hdr, keyframe_id, chunk, chunks, total_tags, count);
-    *taken = count;
-    return SL_OK;
+    uint8_t *hdr;
+    sl_err e = put_values(w, &hdr, taken, SL_MSG_KEYFRAME, SL_KEYFRAME_HDR_BYTES, values, n, fit);
+    if (e == SL_OK)
+        put_chunk_hdr(hdr, keyframe_id, chunk, chunks, total_tags, *taken);
+    return e;
 }
 
 static uint8_t *put_string(uint8_t *p, const char *s, size_t len)
