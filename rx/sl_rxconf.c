@@ -644,16 +644,7 @@ static void finish(struct sl_conf *p)
 static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_rxconf),
                                           offsetof(struct sl_rxconf, file) };
 
-sl_err sl_rxconf_parse(struct sl_rxconf *out, const char *text, size_t len, const char *file,
-                       const char *base_dir, unsigned flags, struct sl_diag *diag)
-{
-    return sl_conf_parse(&spec, out, text, len, file, base_dir, flags, diag);
-}
-
-sl_err sl_rxconf_load(struct sl_rxconf *out, const char *path, unsigned flags, struct sl_diag *diag)
-{
-    return sl_conf_load(&spec, out, path, flags, diag);
-}
+SL_CONF_ENTRY_POINTS(struct sl_rxconf, sl_rxconf_parse, sl_rxconf_load, spec)
 
 size_t sl_rxconf_warnings(const struct sl_rxconf *c)
 {

@@ -547,16 +547,7 @@ static void finish(struct sl_conf *p)
 static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_txconf),
                                           offsetof(struct sl_txconf, file) };
 
-sl_err sl_txconf_parse(struct sl_txconf *out, const char *text, size_t len, const char *file,
-                       const char *base_dir, unsigned flags, struct sl_diag *diag)
-{
-    return sl_conf_parse(&spec, out, text, len, file, base_dir, flags, diag);
-}
-
-sl_err sl_txconf_load(struct sl_txconf *out, const char *path, unsigned flags, struct sl_diag *diag)
-{
-    return sl_conf_load(&spec, out, path, flags, diag);
-}
+SL_CONF_ENTRY_POINTS(struct sl_txconf, sl_txconf_parse, sl_txconf_load, spec)
 
 void sl_txconf_free(struct sl_txconf *c)
 {

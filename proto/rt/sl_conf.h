@@ -99,6 +99,20 @@ __attribute__((warn_unused_result))
 sl_err sl_conf_load(const struct sl_conf_spec *spec, void *out, const char *path, unsigned flags,
                     struct sl_diag *diag);
 
+/* Defines a daemon's two entry points over its spec, as its header
+ * declares them: sl_err PARSE(TYPE *out, text, len, file, base_dir, flags,
+ * diag) and sl_err LOAD(TYPE *out, path, flags, diag). */
+#define SL_CONF_ENTRY_POINTS(TYPE, PARSE, LOAD, SPEC)                                            \
+    sl_err PARSE(TYPE *out, const char *text, size_t len, const char *file, const char *base_dir, \
+                 unsigned flags, struct sl_diag *diag)                                           \
+    {                                                                                            \
+        return sl_conf_parse(&(SPEC), out, text, len, file, base_dir, flags, diag);              \
+    }                                                                                            \
+    sl_err LOAD(TYPE *out, const char *path, unsigned flags, struct sl_diag *diag)               \
+    {                                                                                            \
+        return sl_conf_load(&(SPEC), out, path, flags, diag);                                    \
+    }
+
 /* ---- getters: section s (of p), key index k ---------------------------------
  * Each reports a bad value at the key's line as "bad KEY 'VALUE' (...)" (the
  * text the unit tests pin) and returns false; an absent key leaves the
