@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "rx_fixture.h"
+#include "rx_mbclient.h"
 #include "sl_mbserver.h"
 #include "sl_peer.h"
 
@@ -36,58 +37,20 @@ static int client(const struct sl_mbserver *s)
 }
 
 /* Lets the server handle whatever is pending (a few rounds, short waits). */
-static void pump(struct sl_mbserver *s, uint64_t now_ms)
+static bool pump(struct sl_mbserver *s, uint64_t now_ms)
 {
-    for (int i = 0; i < 4; i++)
-        CU_ASSERT(sl_mbserver_poll_once(s, 5, now_ms) == SL_OK);
+    bool ok = true;
+    for (int i = 0; i < 4; i++) {
+        bool turn = sl_mbserver_poll_once(s, 5, now_ms) == SL_OK;
+        CU_ASSERT(turn);
+        ok = ok && turn;
+    }
+    return ok;
 }
 
 static void send_all(int fd, const void *p, size_t n)
 {
     CU_ASSERT_FATAL(send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n);
-}
-
-/* Reads exactly n bytes, pumping the server in between; returns bytes got
- * (less on EOF or after ~2 s). */
-static size_t recv_n(struct sl_mbserver *s, int fd, uint8_t *p, size_t n, uint64_t now_ms)
-{
-    size_t got = 0;
-    for (int round = 0; round < 400 && got < n; round++) {
-        ssize_t r = recv(fd, p + got, n - got, MSG_DONTWAIT);
-        if (r == 0)
-            break;
-        if (r > 0) {
-            got += (size_t)r;
-            continue;
-        }
-        pump(s, now_ms);
-    }
-    return got;
-}
-
-/* True when the server has closed the client's connection. */
-static bool closed_by_server(struct sl_mbserver *s, int fd, uint64_t now_ms)
-{
-    for (int round = 0; round < 100; round++) {
-        uint8_t c;
-        ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
-        if (r == 0 || (r < 0 && errno == ECONNRESET))
-            return true;
-        if (r > 0)
-            return false;
-        pump(s, now_ms);
-    }
-    return false;
-}
-
-static size_t mk_read(uint8_t *b, uint16_t tid, uint8_t unit, uint8_t fc, uint16_t addr,
-                      uint16_t count)
-{
-    const uint8_t adu[12] = { (uint8_t)(tid >> 8), (uint8_t)tid, 0, 0, 0, 6, unit, fc,
-                              (uint8_t)(addr >> 8), (uint8_t)addr, (uint8_t)(count >> 8),
-                              (uint8_t)count };
-    memcpy(b, adu, sizeof adu);
-    return sizeof adu;
 }
 
 SL_TEST(mbserver, read_float_and_split_frame)
@@ -99,23 +62,23 @@ SL_TEST(mbserver, read_float_and_split_frame)
     pump(s, 0);
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
     uint8_t req[12], resp[64];
-    mk_read(req, 0x0501, 1, 3, 2, 2);           /* the CDAB float */
+    rx_mb_read_req(req, 0x0501, 1, 3, 2, 2);           /* the CDAB float */
     /* Byte by byte across "segments": the server waits for the whole ADU. */
     for (size_t i = 0; i < sizeof req; i++) {
         send_all(fd, req + i, 1);
         pump(s, 0);
     }
-    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 13, 0), 13);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, fd, resp, 13, 0), 13);
     static const uint8_t want[13] = { 0x05, 0x01, 0, 0, 0, 7, 1, 3, 4, 0x20, 0x00, 0x47, 0xF1 };
     CU_ASSERT_EQUAL(memcmp(resp, want, 13), 0);
     /* Split in the middle of the MBAP header, then in the PDU. */
-    mk_read(req, 0x0502, 1, 3, 0, 2);
+    rx_mb_read_req(req, 0x0502, 1, 3, 0, 2);
     send_all(fd, req, 3);
     pump(s, 0);
     send_all(fd, req + 3, 6);
     pump(s, 0);
     send_all(fd, req + 9, 3);
-    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 13, 0), 13);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, fd, resp, 13, 0), 13);
     CU_ASSERT(resp[1] == 0x02 && resp[9] == 0x47 && resp[10] == 0xF1);
     close(fd);
     sl_mbserver_close(s);
@@ -129,12 +92,12 @@ SL_TEST(mbserver, pipelined_requests_in_order)
     struct sl_mbserver *s = start(m, 4, 60000);
     int fd = client(s);
     uint8_t req[36], resp[64];
-    size_t n = mk_read(req, 1, 1, 3, 10, 1);
-    n += mk_read(req + n, 2, 1, 4, 0, 1);
-    n += mk_read(req + n, 3, 1, 1, 0, 3);
+    size_t n = rx_mb_read_req(req, 1, 1, 3, 10, 1);
+    n += rx_mb_read_req(req + n, 2, 1, 4, 0, 1);
+    n += rx_mb_read_req(req + n, 3, 1, 1, 0, 3);
     send_all(fd, req, n);                        /* three requests, one segment */
     size_t want = 11 + 11 + 10;
-    CU_ASSERT_EQUAL(recv_n(s, fd, resp, want, 0), want);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, fd, resp, want, 0), want);
     CU_ASSERT(resp[1] == 1 && resp[7] == 3 && resp[9] == 0xFF && resp[10] == 0x85);
     CU_ASSERT(resp[12] == 2 && resp[18] == 4 && resp[21] == 0x42);
     CU_ASSERT(resp[23] == 3 && resp[29] == 1 && resp[31] == 0x05);
@@ -167,7 +130,7 @@ SL_TEST(mbserver, slow_reader_gets_every_response)
     enum { REQS = 300, RESP = 259 };
     static uint8_t req[REQS * 12];
     for (unsigned i = 0; i < REQS; i++)
-        mk_read(req + 12 * i, (uint16_t)i, 1, 3, 0, 125);
+        rx_mb_read_req(req + 12 * i, (uint16_t)i, 1, 3, 0, 125);
     size_t sent = 0;
     static uint8_t resp[REQS * RESP];
     size_t got = 0;
@@ -210,7 +173,7 @@ SL_TEST(mbserver, connection_cap)
     pump(s, 0);
     int c = client(s);
     pump(s, 0);
-    CU_ASSERT(closed_by_server(s, c, 0));
+    CU_ASSERT(rx_mb_closed_by_server(pump, s, c, 0));
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 2);
     struct sl_mbserver_stats st;
     sl_mbserver_stats(s, &st);
@@ -222,9 +185,9 @@ SL_TEST(mbserver, connection_cap)
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
     int d = client(s);
     uint8_t req[12], resp[16];
-    mk_read(req, 9, 1, 3, 0, 2);
+    rx_mb_read_req(req, 9, 1, 3, 0, 2);
     send_all(d, req, sizeof req);
-    CU_ASSERT_EQUAL(recv_n(s, d, resp, 9, 0), 9);        /* 0x0B: no value yet */
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, d, resp, 9, 0), 9);        /* 0x0B: no value yet */
     CU_ASSERT(resp[7] == 0x83 && resp[8] == 0x0B);
     close(b);
     close(c);
@@ -245,14 +208,14 @@ SL_TEST(mbserver, idle_timeout_injected_clock)
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
     /* Traffic at 5900 resets the clock. */
     uint8_t req[12], resp[16];
-    mk_read(req, 1, 1, 3, 10, 1);
+    rx_mb_read_req(req, 1, 1, 3, 10, 1);
     send_all(fd, req, sizeof req);
-    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 11, 5900), 11);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, fd, resp, 11, 5900), 11);
     pump(s, 6800);
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
     pump(s, 6900);
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 0);
-    CU_ASSERT(closed_by_server(s, fd, 6900));
+    CU_ASSERT(rx_mb_closed_by_server(pump, s, fd, 6900));
     struct sl_mbserver_stats st;
     sl_mbserver_stats(s, &st);
     CU_ASSERT_EQUAL(st.closed_idle, 1);
@@ -274,7 +237,7 @@ SL_TEST(mbserver, malformed_mbap_closes)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int fd = client(s);
         send_all(fd, bad[i], sizeof bad[i]);
-        CU_ASSERT(closed_by_server(s, fd, 0));
+        CU_ASSERT(rx_mb_closed_by_server(pump, s, fd, 0));
         close(fd);
     }
     struct sl_mbserver_stats st;
@@ -316,7 +279,7 @@ SL_TEST(mbserver, writes_refused_counted_and_reported)
     send_all(fd, fc6, sizeof fc6);
     send_all(fd, fc16, sizeof fc16);
     uint8_t resp[18];
-    CU_ASSERT_EQUAL(recv_n(s, fd, resp, 18, 0), 18);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, fd, resp, 18, 0), 18);
     CU_ASSERT(resp[1] == 7 && resp[7] == 0x86 && resp[8] == 0x01);
     CU_ASSERT(resp[10] == 8 && resp[16] == 0x90 && resp[17] == 0x01);
     CU_ASSERT_EQUAL(w.calls, 2);
@@ -411,10 +374,10 @@ SL_TEST(mbserver, pipelined_flood_capped_per_turn)
     enum { N = 200 };
     static uint8_t req[N * 12];
     for (unsigned i = 0; i < N; i++)
-        mk_read(req + 12 * i, (uint16_t)i, 1, 3, 10, 1);
+        rx_mb_read_req(req + 12 * i, (uint16_t)i, 1, 3, 10, 1);
     send_all(a, req, sizeof req);
     uint8_t one[12], resp[16];
-    mk_read(one, 0xBEEF, 1, 3, 10, 1);
+    rx_mb_read_req(one, 0xBEEF, 1, 3, 10, 1);
     send_all(b, one, sizeof one);
     settle(s);
 
@@ -467,7 +430,7 @@ SL_TEST(mbserver, turn_budget_round_robin)
     pump(s, 0);
     static uint8_t req[N * 12];
     for (unsigned i = 0; i < N; i++)
-        mk_read(req + 12 * i, (uint16_t)i, 1, 6, 10, 1);   /* FC 6: exception 0x01 */
+        rx_mb_read_req(req + 12 * i, (uint16_t)i, 1, 6, 10, 1);   /* FC 6: exception 0x01 */
     for (int i = 0; i < C; i++)
         send_all(fd[i], req, sizeof req);
     settle(s);
@@ -510,15 +473,15 @@ SL_TEST(mbserver, per_peer_cap)
     pump(s, 0);
     int c = client_from(s, "127.0.0.1");
     pump(s, 0);
-    CU_ASSERT(closed_by_server(s, c, 0));
+    CU_ASSERT(rx_mb_closed_by_server(pump, s, c, 0));
     /* Another address is not affected. */
     int d = client_from(s, "127.0.0.2");
     pump(s, 0);
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 3);
     uint8_t req[12], resp[16];
-    mk_read(req, 3, 1, 3, 10, 1);
+    rx_mb_read_req(req, 3, 1, 3, 10, 1);
     send_all(d, req, sizeof req);
-    CU_ASSERT_EQUAL(recv_n(s, d, resp, 11, 0), 11);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, d, resp, 11, 0), 11);
     struct sl_mbserver_stats st;
     sl_mbserver_stats(s, &st);
     CU_ASSERT_EQUAL(st.refused_peer, 1);
@@ -603,7 +566,7 @@ SL_TEST(mbserver, slowloris_closed_good_client_stays)
     pump(s, 10000);
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 2);
     uint8_t req[12], resp[16];
-    mk_read(req, 1, 1, 3, 10, 1);
+    rx_mb_read_req(req, 1, 1, 3, 10, 1);
     /* One byte every 100 ms; the good client asks every 200 ms. */
     uint64_t t = 10000;
     for (size_t i = 0; i < sizeof req - 1; i++, t += 100) {
@@ -611,18 +574,18 @@ SL_TEST(mbserver, slowloris_closed_good_client_stays)
             break;
         if (i % 2 == 0) {
             send_all(good, req, sizeof req);
-            CU_ASSERT_EQUAL(recv_n(s, good, resp, 11, t), 11);
+            CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, good, resp, 11, t), 11);
         }
         pump(s, t);
     }
-    CU_ASSERT(closed_by_server(s, slow, t));
+    CU_ASSERT(rx_mb_closed_by_server(pump, s, slow, t));
     CU_ASSERT_EQUAL(sl_mbserver_conns(s), 1);
     struct sl_mbserver_stats st;
     sl_mbserver_stats(s, &st);
     CU_ASSERT_EQUAL(st.closed_slow, 1);
     CU_ASSERT_EQUAL(st.closed_idle, 0);
     send_all(good, req, sizeof req);
-    CU_ASSERT_EQUAL(recv_n(s, good, resp, 11, t), 11);
+    CU_ASSERT_EQUAL(rx_mb_recv_n(pump, s, good, resp, 11, t), 11);
 
     /* Partial bytes do not extend the idle clock either (deadline far). */
     struct sl_mbserver *s2 = start_cfg(m, (struct sl_mbserver_config){
