@@ -21,13 +21,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-struct addrinfo;
-
 #include "sl_diag.h"
 #include "sl_err.h"
 #include "sl_ini.h"
 
-#define SL_CONF_STR_MAX       1024u   /* bytes of any value (paths, addresses), with NUL */
+struct addrinfo;
+
+#define SL_CONF_STR_MAX       1024u   /* bytes of a resolved path or value, with NUL (a line
+                                         itself is at most 197 bytes: libinih's buffer) */
 #define SL_CONF_KEYS_MAX      16u     /* keys one section may define */
 #define SL_CONF_SECTIONS_MAX  16u     /* sections one daemon may define */
 #define SL_CONF_NAME_MAX      64u     /* [section NAME]: bytes of NAME */
