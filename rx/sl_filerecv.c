@@ -512,16 +512,22 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
     maybe_finish(fr, s);
 }
 
+sl_err sl_filerecv_next(struct sl_buf *b, struct sl_fmsg *m)
+{
+    uint8_t type;
+    const uint8_t *body;
+    size_t blen;
+    sl_err e = sl_msg_split(b, &type, &body, &blen);
+    return e != SL_OK ? e : sl_fmsg_decode(m, type, body, blen);
+}
+
 void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t *payload, size_t len,
                          uint64_t now_us)
 {
     struct sl_buf b = sl_buf_make(payload, len);
     while (sl_buf_left(&b)) {
-        uint8_t type;
-        const uint8_t *body;
-        size_t blen;
         struct sl_fmsg m;
-        if (sl_msg_split(&b, &type, &body, &blen) != SL_OK || sl_fmsg_decode(&m, type, body, blen) != SL_OK) {
+        if (sl_filerecv_next(&b, &m) != SL_OK) {
             /* Framing is lost for the rest of this (signed) payload. */
             fr->st.messages_bad++;
             return;

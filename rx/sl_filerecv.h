@@ -42,6 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sl_buf.h"
 #include "sl_err.h"
 #include "sl_fmsg.h"
 
@@ -95,6 +96,13 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
 
 /* Discards every file still in progress (logged) and frees everything. */
 void sl_filerecv_destroy(struct sl_filerecv *fr);
+
+/* The next file-channel message of a payload at cursor b: framing
+ * (sl_msg_split) and body (sl_fmsg_decode) in one step, as the receiver
+ * and sluice-inspect both read them. SL_OK with *m filled, else the
+ * decoder's error (framing is then lost for the rest of the payload). */
+__attribute__((warn_unused_result))
+sl_err sl_filerecv_next(struct sl_buf *b, struct sl_fmsg *m);
 
 /* Applies the file messages in one verified block payload of the given TX
  * session. Malformed messages are counted and skipped (the rest of the

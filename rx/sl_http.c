@@ -16,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
+#include "sl_file.h"
 #include "sl_json.h"
+#include "sl_metrics.h"
 #include "sl_peer.h"
 #include "sl_regs.h"
 
@@ -103,20 +106,6 @@ struct tagstream {
     size_t off;
     char text[SL_JSON_TAG_MAX + 256];
 };
-
-static uint64_t now_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t now_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- responses ----------------------------------------------------------- */
 
@@ -393,7 +382,7 @@ static enum MHD_Result send_tags(struct sl_http *h, struct MHD_Connection *c, co
         return MHD_NO;
     s->h = h;
     s->generation = sl_mirror_generation(h->m);
-    s->now_us = now_wall_us();
+    s->now_us = sl_clock_wall_us();
     s->pos = first;
     s->end = end;
     sl_jbuf_fixed(&s->out, s->text, sizeof s->text);
@@ -570,7 +559,7 @@ static enum MHD_Result send_tag(struct sl_http *h, struct MHD_Connection *c, con
         struct sl_jbuf b;
         if (sl_jbuf_alloc(&b, 1024, SL_JSON_TAG_MAX + 8) != SL_OK)
             return MHD_NO;
-        sl_json_tag(&b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+        sl_json_tag(&b, &t, sl_clock_wall_us(), SL_JSON_TAG_HTTP);
         sl_jbuf_lit(&b, "\n");
         return send_body(h, c, MHD_HTTP_OK, "application/json", &b, NULL);
     }
@@ -588,34 +577,6 @@ static enum MHD_Result send_tag(struct sl_http *h, struct MHD_Connection *c, con
 }
 
 /* ---- status and metrics -------------------------------------------------- */
-
-/* Tag counts per quality name (a handful of distinct names). */
-#define QNAMES 8
-struct qcount {
-    const char *name[QNAMES];
-    uint64_t n[QNAMES];
-};
-
-static void count_qualities(const struct sl_mirror *m, struct qcount *q)
-{
-    static const uint32_t known[] = { SL_Q_GOOD, SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE,
-                                      SL_Q_UNCERTAIN_LAST_USABLE, SL_Q_BAD_COMM_ERROR,
-                                      SL_Q_BAD_NO_COMM, SL_Q_BAD_WAITING_INITIAL,
-                                      0x40000000u, 0x80000000u };
-    memset(q, 0, sizeof *q);
-    for (int i = 0; i < QNAMES; i++)
-        q->name[i] = sl_quality_name(known[i]);
-    uint32_t n = sl_mirror_count(m);
-    for (uint32_t pos = 0; pos < n; pos++) {
-        const char *name = sl_quality_name(sl_mirror_quality(m, pos));
-        for (int i = 0; i < QNAMES; i++) {
-            if (q->name[i] == name) {      /* static strings: same pointer */
-                q->n[i]++;
-                break;
-            }
-        }
-    }
-}
 
 static void get_status(struct sl_http *h, struct sl_http_status *s)
 {
@@ -642,7 +603,7 @@ static enum MHD_Result send_status(struct sl_http *h, struct MHD_Connection *c)
 {
     struct sl_http_status s;
     get_status(h, &s);
-    uint64_t now = now_wall_us();
+    uint64_t now = sl_clock_wall_us();
     struct sl_jbuf b;
     if (sl_jbuf_alloc(&b, 8192, SL_HTTP_BODY_MAX) != SL_OK)
         return MHD_NO;
@@ -734,8 +695,8 @@ static enum MHD_Result send_status(struct sl_http *h, struct MHD_Connection *c)
 
     struct sl_mirror_stats ms;
     sl_mirror_stats(h->m, &ms);
-    struct qcount q;
-    count_qualities(h->m, &q);
+    struct sl_metrics_qcount q;
+    sl_metrics_qualities(h->m, &q);
     sl_jbuf_lit(&b, ",\"mirror\":{");
     field_u64(&b, "schema_id", sl_mirror_schema_id(h->m), true);
     field_u64(&b, "generation", sl_mirror_generation(h->m), false);
@@ -745,7 +706,7 @@ static enum MHD_Result send_status(struct sl_http *h, struct MHD_Connection *c)
     field_u64(&b, "schema_loads", ms.schema_loads, false);
     field_u64(&b, "schema_errors", ms.schema_errors, false);
     sl_jbuf_lit(&b, ",\"by_quality\":{");
-    for (int i = 0; i < QNAMES; i++)
+    for (int i = 0; i < SL_METRICS_QNAMES; i++)
         field_u64(&b, q.name[i], q.n[i], i == 0);
     sl_jbuf_lit(&b, "}}");
 
@@ -764,195 +725,16 @@ static enum MHD_Result send_status(struct sl_http *h, struct MHD_Connection *c)
     return send_body(h, c, MHD_HTTP_OK, "application/json", &b, NULL);
 }
 
-static void metric(struct sl_jbuf *b, const char *name, const char *type, const char *help)
-{
-    sl_jbuf_printf(b, "# HELP %s ", name);
-    sl_jbuf_lit(b, help);
-    sl_jbuf_printf(b, "\n# TYPE %s %s\n", name, type);
-}
-
-static void sample(struct sl_jbuf *b, const char *name, const char *type, const char *help,
-                   uint64_t v)
-{
-    metric(b, name, type, help);
-    sl_jbuf_printf(b, "%s %" PRIu64 "\n", name, v);
-}
-
-static void sample_f(struct sl_jbuf *b, const char *name, const char *help, double v)
-{
-    metric(b, name, "gauge", help);
-    sl_jbuf_printf(b, "%s ", name);
-    if (v != v)
-        sl_jbuf_lit(b, "NaN");
-    else
-        sl_json_num(b, v);
-    sl_jbuf_lit(b, "\n");
-}
-
+/* The metrics are defined and rendered by sl_metrics (one module for the
+ * daemon's every counter); this only serves them. */
 static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
 {
     struct sl_http_status s;
     get_status(h, &s);
-    uint64_t now = now_wall_us();
     struct sl_jbuf b;
     if (sl_jbuf_alloc(&b, 16384, SL_HTTP_BODY_MAX) != SL_OK)
         return MHD_NO;
-    const struct sl_receiver_stats *rx = &s.rx;
-
-    sample(&b, "sluice_link_up", "gauge", "1 while beacons arrive within stale_ms",
-           sl_mirror_link_up(h->m) ? 1 : 0);
-    if (s.have_beacon) {
-        sample_f(&b, "sluice_beacon_age_seconds", "Time since the last accepted beacon",
-                 now > s.last_beacon_us ? (double)(now - s.last_beacon_us) / 1e6 : 0.0);
-        sample_f(&b, "sluice_clock_offset_seconds", "TX clock minus RX clock",
-                 (double)s.clock_offset_us / 1e6);
-        sample(&b, "sluice_tx_epoch", "gauge", "TX epoch of the current session", s.beacon.epoch);
-        metric(&b, "sluice_tx_info", "gauge", "Current TX session, key and fingerprints");
-        /* sl_json_hex's quoted hex is also a valid label value. */
-        sl_jbuf_printf(&b, "sluice_tx_info{session=\"%016" PRIx64 "\",key_id=", s.beacon.session);
-        sl_json_hex(&b, s.beacon.key_id, sizeof s.beacon.key_id);
-        sl_jbuf_lit(&b, ",config_fp=");
-        sl_json_hex(&b, s.beacon.config_fp, sizeof s.beacon.config_fp);
-        sl_jbuf_lit(&b, ",schema_fp=");
-        sl_json_hex(&b, s.beacon.schema_fp, sizeof s.beacon.schema_fp);
-        sl_jbuf_lit(&b, "} 1\n");
-        sample(&b, "sluice_tx_frames_sent_total", "counter", "Frames TX reports sent this session",
-               s.beacon.frames_sent);
-        sample(&b, "sluice_tx_blocks_sent_total", "counter", "Blocks TX reports sent this session",
-               s.beacon.blocks_sent);
-        sample(&b, "sluice_tx_poll_errors_total", "counter", "Device poll errors TX reports",
-               s.beacon.poll_errors);
-        sample(&b, "sluice_tx_queue_drops_total", "counter", "Deltas TX dropped on a full queue",
-               s.beacon.queue_drops);
-    }
-    sample_f(&b, "sluice_rx_frame_loss_ratio", "Fraction of frames lost this session",
-             s.frame_loss);
-    sample(&b, "sluice_rx_datagrams_total", "counter", "Datagrams handed over by the link",
-           rx->datagrams);
-    sample(&b, "sluice_rx_frames_total", "counter", "Valid DATA frames", rx->frames);
-    sample(&b, "sluice_rx_beacons_total", "counter", "Accepted beacons", rx->beacons);
-    sample(&b, "sluice_rx_blocks_total", "counter", "Verified, fresh blocks delivered",
-           rx->blocks);
-    sample(&b, "sluice_rx_blocks_recovered_total", "counter",
-           "Blocks that needed repair symbols", rx->blocks_recovered);
-    sample(&b, "sluice_rx_blocks_unrecoverable_total", "counter",
-           "Blocks expired with more than m symbols lost", rx->fec.unrecoverable);
-    sample(&b, "sluice_rx_blocks_evicted_total", "counter",
-           "Partial blocks pushed out of a full decoder table", rx->fec.evicted);
-    sample(&b, "sluice_rx_fec_symbols_total", "counter", "Symbols fed to the FEC decoder",
-           rx->fec.symbols_in);
-    sample(&b, "sluice_rx_blocks_evicted_unannounced_total", "counter",
-           "Of the evicted blocks, those in the unannounced part (junk, or a TX restart before its beacon)",
-           rx->fec.evicted_unannounced);
-    sample(&b, "sluice_rx_fec_contested_total", "counter",
-           "Symbol indexes seen with two different contents (one forged) and erased",
-           rx->fec.contested);
-    sample(&b, "sluice_rx_frames_outside_window_total", "counter",
-           "Frames matching their beacon but far from the stream's frontier (sent to the unannounced part)",
-           rx->outside_window);
-    sample(&b, "sluice_rx_fec_demoted_total", "counter",
-           "Second identities for an announced block id, moved to the unannounced part",
-           rx->fec.demoted);
-    sample(&b, "sluice_rx_fec_refused_total", "counter",
-           "Far blocks refused a decoder entry because their part was full of nearer ones",
-           rx->fec.refused);
-    sample(&b, "sluice_rx_verifications_total", "counter", "Ed25519 verifications run (blocks and beacons)",
-           rx->verifies);
-    sample(&b, "sluice_rx_verification_failures_total", "counter",
-           "Verifications that failed (each took a token of the failed-verification budget)",
-           rx->verify_failures);
-    metric(&b, "sluice_rx_drops_total", "counter",
-           "Datagrams dropped, by stage and reason (non-zero series only)");
-    for (int st = 0; st < SL_RX_STAGES; st++) {
-        for (int e = 0; e < SL_ERR__COUNT; e++) {
-            if (!rx->drops[st][e])
-                continue;
-            sl_jbuf_lit(&b, "sluice_rx_drops_total{stage=\"");
-            sl_prom_label(&b, sl_receiver_stage_name((enum sl_rx_stage)st));
-            sl_jbuf_lit(&b, "\",reason=\"");
-            sl_prom_label(&b, sl_err_name((sl_err)e));
-            sl_jbuf_printf(&b, "\"} %" PRIu64 "\n", rx->drops[st][e]);
-        }
-    }
-
-    struct sl_mirror_stats ms;
-    sl_mirror_stats(h->m, &ms);
-    struct qcount q;
-    count_qualities(h->m, &q);
-    sample(&b, "sluice_mirror_tags_count", "gauge", "Tags in the active schema",
-           sl_mirror_count(h->m));
-    metric(&b, "sluice_mirror_tags", "gauge", "Tags by effective OPC UA quality");
-    for (int i = 0; i < QNAMES; i++)
-        sl_jbuf_printf(&b, "sluice_mirror_tags{quality=\"%s\"} %" PRIu64 "\n", q.name[i], q.n[i]);
-    sample(&b, "sluice_mirror_schema_id", "gauge", "Active schema id", sl_mirror_schema_id(h->m));
-    sample(&b, "sluice_mirror_values_applied_total", "counter", "Values accepted", ms.applied);
-    metric(&b, "sluice_mirror_values_ignored_total", "counter", "Values ignored, by reason");
-    sl_jbuf_printf(&b,
-                   "sluice_mirror_values_ignored_total{reason=\"older\"} %" PRIu64 "\n"
-                   "sluice_mirror_values_ignored_total{reason=\"unknown_tag\"} %" PRIu64 "\n"
-                   "sluice_mirror_values_ignored_total{reason=\"type_mismatch\"} %" PRIu64 "\n",
-                   ms.older, ms.unknown_tag, ms.type_mismatch);
-    sl_jbuf_printf(&b,
-                   "sluice_mirror_values_ignored_total{reason=\"invalid\"} %" PRIu64 "\n"
-                   "sluice_mirror_values_ignored_total{reason=\"no_schema\"} %" PRIu64 "\n",
-                   ms.invalid, ms.no_schema);
-    sample(&b, "sluice_mirror_schema_loads_total", "counter", "Schemas committed",
-           ms.schema_loads);
-    sample(&b, "sluice_mirror_schema_errors_total", "counter", "Schema chunks or tags refused",
-           ms.schema_errors);
-    sample(&b, "sluice_mirror_link_changes_total", "counter", "Link stale/live transitions",
-           ms.link_changes);
-    sample(&b, "sluice_modbus_refused_writes_total", "counter",
-           "Modbus write requests refused by the read-only server", s.modbus_refused_writes);
-    sample(&b, "sluice_http_requests_total", "counter", "HTTP requests answered",
-           h->st.requests);
-    sample(&b, "sluice_http_sse_clients", "gauge", "Open /api/stream connections",
-           h->st.sse_clients);
-    sample(&b, "sluice_http_refused_cap_total", "counter",
-           "HTTP connections refused at accept: max_conns reached", h->st.refused_cap);
-    sample(&b, "sluice_http_refused_peer_total", "counter",
-           "HTTP connections refused at accept: max_conns_per_peer reached", h->st.refused_peer);
-    sample(&b, "sluice_http_closed_slow_total", "counter",
-           "HTTP connections closed: no request head within request_timeout_ms", h->st.closed_slow);
-    sample(&b, "sluice_http_sse_refused_total", "counter",
-           "/api/stream refused (503): max_streams or max_streams_per_peer reached",
-           h->st.sse_refused + h->st.sse_refused_peer);
-    sample(&b, "sluice_http_unauthorized_total", "counter", "HTTP requests refused (401)",
-           h->st.unauthorized);
-    sample(&b, "sluice_http_bad_host_total", "counter",
-           "HTTP requests refused (403): Host not allowed without a token", h->st.bad_host);
-    if (s.modbus_on) {
-        const struct sl_mbserver_stats *mb = &s.modbus;
-        sample(&b, "sluice_modbus_connections", "gauge", "Open Modbus TCP connections",
-               s.modbus_conns);
-        sample(&b, "sluice_modbus_accepted_total", "counter", "Modbus connections accepted",
-               mb->accepted);
-        sample(&b, "sluice_modbus_refused_cap_total", "counter",
-               "Modbus connections refused: max_conns reached", mb->refused_cap);
-        sample(&b, "sluice_modbus_refused_peer_total", "counter",
-               "Modbus connections refused: max_conns_per_peer reached", mb->refused_peer);
-        sample(&b, "sluice_modbus_closed_idle_total", "counter",
-               "Modbus connections closed: no complete request for idle_ms", mb->closed_idle);
-        sample(&b, "sluice_modbus_closed_slow_total", "counter",
-               "Modbus connections closed: a request incomplete for request_timeout_ms",
-               mb->closed_slow);
-        sample(&b, "sluice_modbus_bad_frames_total", "counter",
-               "Modbus connections closed on a malformed MBAP header", mb->bad_frames);
-        sample(&b, "sluice_modbus_requests_total", "counter", "Modbus requests answered",
-               mb->requests);
-        sample(&b, "sluice_modbus_exceptions_total", "counter",
-               "Modbus requests answered with an exception", mb->requests - mb->served);
-        sample(&b, "sluice_modbus_deferred_total", "counter",
-               "Modbus requests left for the next loop turn by the per-turn caps", mb->deferred);
-    }
-    if (s.started_us)
-        sample_f(&b, "sluice_start_time_seconds", "RX start, Unix time",
-                 (double)s.started_us / 1e6);
-    for (size_t i = 0; i < s.ncounters; i++) {
-        const struct sl_http_counter *k = &s.counters[i];
-        sample(&b, k->name, k->gauge ? "gauge" : "counter", k->help ? k->help : k->name,
-               k->value);
-    }
+    sl_metrics_prom(&b, &s, &h->st, h->m, sl_clock_wall_us());
     return send_body(h, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b, NULL);
 }
 
@@ -1007,7 +789,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         sl_peer_key(k->key, ci ? ci->client_addr : NULL);
         k->conn = c;
-        k->since_ms = now_mono_ms();
+        k->since_ms = sl_clock_mono_ms();
         k->in_request = k->killed = false;
     } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
         struct hconn *k = *socket_context;
@@ -1028,7 +810,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct hconn *k = conn_of(c);
     if (k) {
         k->in_request = false;
-        k->since_ms = now_mono_ms();
+        k->since_ms = sl_clock_mono_ms();
     }
 }
 
@@ -1106,7 +888,7 @@ static bool sse_next(struct sse *s)
             s->cursor = w;
             if (!s->batch) {
                 sl_jbuf_lit(b, "event: tag\ndata: ");
-                sl_json_tag(b, &t, now_wall_us(), SL_JSON_TAG_HTTP);
+                sl_json_tag(b, &t, sl_clock_wall_us(), SL_JSON_TAG_HTTP);
                 sl_jbuf_lit(b, "\n\n");
                 return !b->failed;
             }
@@ -1151,7 +933,7 @@ static ssize_t sse_read(void *cls, uint64_t at, char *buf, size_t max)
         MHD_suspend_connection(s->conn);
         return 0;
     }
-    s->last_ms = now_mono_ms();
+    s->last_ms = sl_clock_mono_ms();
     return (ssize_t)n;
 }
 
@@ -1205,7 +987,7 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
         s->batch = batch && strcmp(batch, "1") == 0;
         s->ev_hello = true;
         s->cursor = 0;
-        s->last_ms = now_mono_ms();
+        s->last_ms = sl_clock_mono_ms();
         sl_jbuf_fixed(&s->ev, s->text, sizeof s->text);
         s->ev_off = 0;
         h->st.sse_clients++;
@@ -1498,7 +1280,7 @@ int sl_http_timeout_ms(struct sl_http *h)
     if (MHD_get_timeout(h->d, &mt) == MHD_YES && mt < t)
         t = mt;
     if (h->st.sse_clients) {
-        uint64_t now = now_mono_ms();
+        uint64_t now = sl_clock_mono_ms();
         for (unsigned i = 0; i < h->nsse; i++) {
             const struct sse *s = &h->sse[i];
             if (!s->used || !s->suspended)
@@ -1514,9 +1296,9 @@ int sl_http_timeout_ms(struct sl_http *h)
 
 sl_err sl_http_run(struct sl_http *h)
 {
-    reap_slow(h, now_mono_ms());
+    reap_slow(h, sl_clock_mono_ms());
     if (h->st.sse_clients) {
-        uint64_t now = now_mono_ms();
+        uint64_t now = sl_clock_mono_ms();
         for (unsigned i = 0; i < h->nsse; i++) {
             struct sse *s = &h->sse[i];
             if (s->used && s->suspended && now - s->last_ms >= SL_HTTP_SSE_PING_MS) {
@@ -1531,4 +1313,42 @@ sl_err sl_http_run(struct sl_http *h)
 void sl_http_stats(const struct sl_http *h, struct sl_http_stats *out)
 {
     *out = h->st;
+}
+
+sl_err sl_http_token_read(char out[SL_HTTP_TOKEN_MAX + 1], const char *path, uid_t owner, char *why,
+                          size_t cap)
+{
+    char text[4096];
+    size_t tlen = 0;
+    int fd = -1;
+    out[0] = '\0';
+    if (cap)
+        why[0] = '\0';
+    /* A secret: not world-readable, not writable by others, owned by root
+     * or `owner`, never read through a link. */
+    sl_err e = sl_file_open_trusted(&fd, path, owner, SL_FILE_NO_OTHER_READ, why, cap);
+    if (e == SL_OK) {
+        e = sl_file_read_fd(text, sizeof text - 1, &tlen, fd);
+        int saved = errno;
+        close(fd);
+        errno = saved;
+    }
+    if (e != SL_OK || tlen == 0) {
+        if (cap && !why[0])
+            snprintf(why, cap, "%s", e == SL_OK ? "empty" : e == SL_ERR_LENGTH ? "longer than 4 KiB"
+                                                                               : strerror(errno));
+        sodium_memzero(text, sizeof text);
+        return e == SL_OK ? SL_ERR_CONFIG : e;
+    }
+    text[tlen] = '\0';
+    text[strcspn(text, "\r\n")] = '\0';
+    size_t tl = strlen(text);
+    if (tl == 0 || tl > SL_HTTP_TOKEN_MAX) {
+        sodium_memzero(text, sizeof text);
+        snprintf(why, cap, "token must be 1..%u bytes on the first line", SL_HTTP_TOKEN_MAX);
+        return SL_ERR_RANGE;
+    }
+    memcpy(out, text, tl + 1);
+    sodium_memzero(text, sizeof text);
+    return SL_OK;
 }

@@ -35,6 +35,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "sl_datagram.h"
 #include "sl_err.h"
@@ -159,6 +160,18 @@ sl_err sl_http_run(struct sl_http *h);
 void sl_http_notify(struct sl_http *h, enum sl_mirror_event ev, uint32_t pos);
 
 void sl_http_stats(const struct sl_http *h, struct sl_http_stats *out);
+
+/* Reads the bearer token from [http] token_file `path`: a secret, so the
+ * file must not be readable by others nor writable by group or others, be
+ * owned by root or `owner`, and is never read through a link. The token is
+ * the first line (1..SL_HTTP_TOKEN_MAX bytes) into out; every other copy is
+ * wiped. On failure out is "" and why (cap bytes) says why in one line:
+ * SL_ERR_PERM / SL_ERR_CONFIG (the file's checks), SL_ERR_RANGE (token
+ * empty or too long), SL_ERR_LENGTH (file over 4 KiB), SL_ERR_NOT_FOUND /
+ * SL_ERR_IO. */
+__attribute__((warn_unused_result))
+sl_err sl_http_token_read(char out[SL_HTTP_TOKEN_MAX + 1], const char *path, uid_t owner, char *why,
+                          size_t cap);
 
 /* The embedded dashboard (rx/dashboard.html, generated at build time). */
 extern const char sl_dashboard_html[];

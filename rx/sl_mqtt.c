@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
 #include "sl_json.h"
 
 #define TOPIC_MAX   (SL_MQTT_PREFIX_MAX + 1 + SL_PATH_MAX + 1 + SL_NAME_MAX + 1)
@@ -45,13 +46,6 @@ struct sl_mqtt {
     char topic[TOPIC_MAX];
     char payload[SL_JSON_TAG_MAX];
 };
-
-static uint64_t now_wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void mark_all(struct sl_mqtt *q)
 {
@@ -173,7 +167,7 @@ static bool publish_status(struct sl_mqtt *q)
     sl_jbuf_lit(&b, ",\"tags\":");
     sl_json_u64(&b, sl_mirror_count(q->m));
     sl_jbuf_lit(&b, ",\"ts\":");
-    sl_json_time(&b, now_wall_us());
+    sl_json_time(&b, sl_clock_wall_us());
     sl_jbuf_lit(&b, "}");
     int rc = mosquitto_publish(q->mosq, NULL, q->status_topic, (int)b.len, b.p, 1, true);
     if (rc == MOSQ_ERR_SUCCESS) {
@@ -429,6 +423,8 @@ void sl_mqtt_notify(struct sl_mqtt *q, enum sl_mirror_event ev, uint32_t pos)
         if (!(q->dirty[pos / 64] & bit)) {
             q->dirty[pos / 64] |= bit;
             q->st.pending++;
+        } else {
+            q->st.coalesced++;
         }
     } else if (ev == SL_MIRROR_EV_LINK || ev == SL_MIRROR_EV_SCHEMA) {
         mark_all(q);

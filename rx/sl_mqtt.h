@@ -56,6 +56,7 @@ struct sl_mqtt_stats {
     uint64_t published;        /* tag messages handed to libmosquitto */
     uint64_t acked;            /* PUBACKs received (tags and status) */
     uint64_t publish_errors;   /* refused by libmosquitto (e.g. invalid topic) */
+    uint64_t coalesced;        /* changes folded into a tag already pending (latest wins) */
     uint32_t pending;          /* tags waiting to be published */
     unsigned inflight;         /* published, not yet acknowledged */
     bool connected;

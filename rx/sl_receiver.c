@@ -115,7 +115,10 @@ sl_err sl_receiver_create(struct sl_receiver **out, const struct sl_receiver_con
 
 static void drop(struct sl_receiver *r, enum sl_rx_stage stage, sl_err e)
 {
-    r->st.drops[stage][(unsigned)e < SL_ERR__COUNT ? e : SL_ERR_STATE]++;
+    if ((unsigned)e < SL_ERR__COUNT)
+        r->st.drops[stage][e]++;
+    else
+        r->st.drops_unclassified++;
 }
 
 /* Refills b for the time since its last refill (rate tokens per second, at

@@ -109,6 +109,8 @@ struct sl_receiver_stats {
     uint64_t outside_window;    /* matched their beacon, block_seq outside the
                                    announced window: sent to the unannounced part */
     uint64_t drops[SL_RX_STAGES][SL_ERR__COUNT];
+    uint64_t drops_unclassified; /* dropped with a code outside sl_err (a bug):
+                                    counted apart, never filed under a real reason */
     struct sl_fec_counters fec; /* includes unrecoverable and evicted blocks */
 };
 

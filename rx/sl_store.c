@@ -1,9 +1,11 @@
 #include "sl_store.h"
 
 #include "sl_file.h"
+#include "sl_log.h"
 #include "sl_regs.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -448,4 +450,48 @@ sl_err sl_store_restore(struct sl_store *s, struct sl_mirror *m, size_t *restore
         s->saved_gen = sl_mirror_generation(m);
     }
     return e;
+}
+
+void sl_store_sched_init(struct sl_store_sched *k, uint32_t period_ms, uint64_t now_ms)
+{
+    memset(k, 0, sizeof *k);
+    k->period_ms = period_ms;
+    k->next_ms = now_ms + period_ms;
+}
+
+bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
+                        uint64_t now_ms, uint64_t now_us)
+{
+    k->next_ms = now_ms + k->period_ms;
+    size_t n;
+    const uint32_t *pos = sl_mirror_dirty(m, &n);
+    if (!s) {
+        sl_mirror_dirty_clear(m);   /* nothing follows it: keep it short */
+        return true;
+    }
+    if (n == 0)
+        return true;
+    if (sl_store_checkpoint(s, m, pos, n, now_us) == SL_OK) {
+        sl_mirror_dirty_clear(m);
+        if (k->failing)
+            sl_log(SL_LOG_INFO, "database checkpoint works again (%zu rows)", n);
+        k->failing = false;
+        return true;
+    }
+    k->failures++;
+    if (!k->failing || now_ms >= k->next_log_ms) {
+        k->next_log_ms = now_ms + SL_STORE_LOG_PERIOD_MS;
+        sl_log(SL_LOG_WARNING, "database checkpoint failed: %s (%zu rows kept; serving from memory, "
+               "retrying every %" PRIu32 " ms; failures: %" PRIu64 ")",
+               sl_store_errmsg(s), n, k->period_ms, k->failures);
+    }
+    k->failing = true;
+    return false;
+}
+
+void sl_store_sched_tick(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
+                         uint64_t now_ms, uint64_t now_us)
+{
+    if (now_ms >= k->next_ms)
+        (void)sl_store_sched_run(k, s, m, now_ms, now_us);
 }

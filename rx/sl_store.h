@@ -13,6 +13,7 @@
 #ifndef SL_STORE_H
 #define SL_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -74,5 +75,33 @@ __attribute__((warn_unused_result))
 sl_err sl_store_restore(struct sl_store *s, struct sl_mirror *m, size_t *restored);
 
 void sl_store_stats(const struct sl_store *s, struct sl_store_stats *out);
+
+/* The daemon's checkpoint schedule: every period_ms the mirror's dirty tags
+ * go to the store in one transaction; the dirty list is cleared only on
+ * success, so a failed checkpoint (disk full) is retried whole at the next
+ * period while the services keep serving from memory. One WARNING line when
+ * checkpoints start failing, then at most one per SL_STORE_LOG_PERIOD_MS,
+ * and one INFO line when they work again. */
+#define SL_STORE_LOG_PERIOD_MS 10000u
+
+struct sl_store_sched {
+    uint32_t period_ms;       /* [mirror] checkpoint_ms */
+    uint64_t next_ms;         /* monotonic ms of the next checkpoint */
+    bool failing;
+    uint64_t next_log_ms;
+    uint64_t failures;        /* failed checkpoints seen here */
+};
+
+void sl_store_sched_init(struct sl_store_sched *k, uint32_t period_ms, uint64_t now_ms);
+
+/* Checkpoints now (due or not: the final one at stop) and sets the next
+ * time. s may be NULL (no database): the dirty list is just cleared. True
+ * when nothing was left unwritten. */
+bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
+                        uint64_t now_ms, uint64_t now_us);
+
+/* sl_store_sched_run when its period has come. */
+void sl_store_sched_tick(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
+                         uint64_t now_ms, uint64_t now_us);
 
 #endif

@@ -10,9 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_filerecv.h"
 #include "sl_fmsg.h"
 #include "sl_hw.h"
+#include "sl_json.h"
 #include "sl_keyfile.h"
+#include "sl_log.h"
 #include "sl_msg.h"
 #include "sl_receiver.h"
 #include "sl_regs.h"
@@ -54,19 +57,19 @@ static void usage(FILE *f)
             "file error.\n");
 }
 
-/* JSON string with every control character, quote and backslash escaped. */
+/* A JSON string by the one escaper (sl_json_str): quotes, backslashes,
+ * control characters, invalid UTF-8 (U+FFFD) and HTML-significant
+ * characters escaped. The buffer is taken once and reused. */
 static void jstr(const char *s)
 {
-    putchar('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
+    static struct sl_jbuf b;
+    if (!b.p && sl_jbuf_alloc(&b, 1024, 8u << 20) != SL_OK) {
+        fputs("\"\"", stdout);
+        return;
     }
-    putchar('"');
+    sl_jbuf_reset(&b);
+    sl_json_str(&b, s);
+    fputs(sl_jbuf_cstr(&b), stdout);
 }
 
 static void hex(const uint8_t *p, size_t n)
@@ -165,13 +168,8 @@ static void files_payload(const uint8_t *payload, size_t len)
 {
     struct sl_buf b = sl_buf_make(payload, len);
     while (sl_buf_left(&b)) {
-        uint8_t type;
-        const uint8_t *body;
-        size_t blen;
         struct sl_fmsg m;
-        sl_err e = sl_msg_split(&b, &type, &body, &blen);
-        if (e == SL_OK)
-            e = sl_fmsg_decode(&m, type, body, blen);
+        sl_err e = sl_filerecv_next(&b, &m);
         if (e != SL_OK) {
             printf(o.json ? "{\"kind\":\"error\",\"what\":\"file message\",\"error\":\"%s\"}\n"
                           : "  file message rejected: %s\n",
@@ -310,6 +308,7 @@ int main(int argc, char **argv)
     };
     struct sl_key_set trusted;
     sl_key_set_init(&trusted);
+    sl_log_init("sluice-inspect");
     int c;
     while ((c = getopt_long(argc, argv, "p:jfnhV", longopts, NULL)) != -1) {
         switch (c) {
@@ -319,7 +318,7 @@ int main(int argc, char **argv)
             if (e == SL_OK)
                 e = sl_key_set_add(&trusted, &pub);
             if (e != SL_OK) {
-                fprintf(stderr, "sluice-inspect: %s: %s\n", optarg, sl_strerror(e));
+                sl_log(SL_LOG_ERR, "%s: %s", optarg, sl_strerror(e));
                 return 1;
             }
             break;
@@ -348,7 +347,7 @@ int main(int argc, char **argv)
     char why[256] = "";
     sl_err e = sl_hw_open(&hw, why, sizeof why, &hc);
     if (e != SL_OK) {
-        fprintf(stderr, "sluice-inspect: %s: %s%s%s\n", argv[optind], sl_strerror(e), why[0] ? ": " : "", why);
+        sl_log(SL_LOG_ERR, "%s: %s%s%s", argv[optind], sl_strerror(e), why[0] ? ": " : "", why);
         return 1;
     }
     static struct sl_replay replay;
@@ -364,7 +363,7 @@ int main(int argc, char **argv)
     struct sl_receiver *r = NULL;
     e = sl_receiver_create(&r, &rc);
     if (e != SL_OK) {
-        fprintf(stderr, "sluice-inspect: %s\n", sl_strerror(e));
+        sl_log(SL_LOG_ERR, "%s", sl_strerror(e));
         sl_hw_close(hw);
         return 1;
     }
@@ -385,7 +384,7 @@ int main(int argc, char **argv)
     }
     int rc_exit = 0;
     if (e != SL_ERR_EOF) {
-        fprintf(stderr, "sluice-inspect: %s: %s\n", argv[optind], sl_strerror(e));
+        sl_log(SL_LOG_ERR, "%s: %s", argv[optind], sl_strerror(e));
         rc_exit = 1;
     }
     sl_receiver_tick(r, UINT64_MAX);   /* whatever stayed partial is unrecoverable */

@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "sl_rxconf.h"
-#include "sl_rxstats.h"
+#include "sl_linkacct.h"
 #include "sl_test.h"
 
 static char dir[64];

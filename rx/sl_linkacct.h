@@ -1,24 +1,21 @@
-/* Every counter sluice-rx keeps, in one struct (for logs now, for the HTTP
- * /metrics and /api/status pages later), and the beacon tracker that turns
- * the stream of verified beacons into liveness, clock offset and
- * "something changed" decisions.
+/* Link accounting of sluice-rx: what the verified beacons say about the
+ * link (the beacon tracker: liveness, clock offset, "something changed"
+ * decisions), the frame and block loss of the current TX session measured
+ * against them, and the drop summaries the daemon logs.
  *
- * The tracker is pure (time comes in as arguments) so its decisions are
- * unit-tested; the daemon does the logging. */
-#ifndef SL_RXSTATS_H
-#define SL_RXSTATS_H
+ * Pure where it decides (time and counters come in as arguments, so the
+ * decisions are unit-tested); the only output is sl_log lines. No globals:
+ * one struct sl_linkacct per receive path. */
+#ifndef SL_LINKACCT_H
+#define SL_LINKACCT_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "sl_datagram.h"
-#include "sl_filerecv.h"
 #include "sl_hw.h"
-#include "sl_mbserver.h"
-#include "sl_mirror.h"
 #include "sl_receiver.h"
-#include "sl_store.h"
 #include "sl_wire.h"
 
 /* What RX's decoder accepts; a beacon announcing more is a mismatch. */
@@ -50,38 +47,6 @@ struct sl_rxbeacon {
     uint64_t limit_mismatches;   /* SL_RXB_LIMITS events */
 };
 
-/* Counters of the tag channel as the daemon sees it. */
-struct sl_rxtags {
-    uint64_t payloads;           /* verified tag-channel payloads */
-    uint64_t bad_payloads;       /* refused by sl_msg_reader_init (signed but malformed) */
-    uint64_t schema_chunks;
-    uint64_t schema_refused;     /* chunks the mirror refused */
-    uint64_t values;             /* KEYFRAME/DELTA values handed to the mirror */
-    uint64_t events;             /* EVENT messages logged */
-    uint64_t other_channel;      /* payloads of a channel this RX does not serve */
-};
-
-struct sl_rxstats {
-    uint64_t start_us;                   /* RX wall clock at start */
-    struct sl_receiver_stats rx;         /* wire path: drops by stage and reason, FEC */
-    struct sl_hw_stats link;             /* transport: kernel/NIC drops, rejects */
-    struct sl_mirror_stats mirror;
-    bool link_up;                        /* mirror's view: a beacon within stale_ms */
-    uint32_t tags;                       /* tags in the active schema */
-    struct sl_rxtags tagch;
-    struct sl_rxbeacon beacon;
-    bool store_on;
-    struct sl_store_stats store;
-    uint64_t checkpoint_failures;        /* as seen by the daemon (includes open-time) */
-    bool modbus_on;
-    struct sl_mbserver_stats modbus;
-    unsigned modbus_conns;
-    bool files_on;
-    struct sl_filerecv_stats files;
-    uint64_t state_saves;                /* replay state written */
-    uint64_t state_save_failures;
-};
-
 /* Starts tracking: nothing seen. */
 void sl_rxbeacon_init(struct sl_rxbeacon *t);
 
@@ -97,5 +62,48 @@ unsigned sl_rxbeacon_update(struct sl_rxbeacon *t, const struct sl_beacon *b,
 
 /* True when b's S, k, m fit the decoder limits. */
 bool sl_rxbeacon_fits(const struct sl_beacon *b, const struct sl_rxbeacon_limits *lim);
+
+/* A snapshot of the drop counters, for "what moved since" summaries. */
+struct sl_drop_snap {
+    uint64_t drops[SL_RX_STAGES][SL_ERR__COUNT];
+    uint64_t link_reject[SL_ERR__COUNT];
+    uint64_t kernel, ifdrops, unrec, evicted;
+};
+
+struct sl_linkacct {
+    struct sl_rxbeacon beacon;
+    struct sl_rxbeacon_limits limits;
+    /* Frame loss of the current session: frames TX reported sent vs frames
+     * that arrived, both counted from the session's first beacon. */
+    uint64_t loss_base_sent, loss_base_got, loss_sent, loss_got;
+    /* Tag blocks of a session that never arrived, including the ones no
+     * frame of which reached us (invisible to the FEC decoder): the
+     * beacon's highest_block minus the blocks delivered in that session.
+     * A gauge: a block still in flight when the beacon overtakes it counts
+     * as missing until the next beacon. */
+    uint64_t blocks_missing;
+    struct sl_drop_snap snap;    /* at the last drop summary line */
+};
+
+void sl_linkacct_init(struct sl_linkacct *a, const struct sl_rxbeacon_limits *lim);
+
+/* Feeds a verified beacon: the tracker, the session's frame loss (frames_got
+ * = the receiver's valid DATA frames so far) and the missing-block gauge
+ * (delivered = tag blocks of b's session delivered so far). Logs what
+ * changed (new session, parameter or fingerprint change at WARNING, limits
+ * exceeded at ERR; every beacon at DEBUG). Returns the SL_RXB_* bits. */
+unsigned sl_linkacct_beacon(struct sl_linkacct *a, const struct sl_beacon *b, uint64_t frames_got,
+                            uint64_t delivered, uint64_t now_ms, uint64_t now_us);
+
+/* 0..1: frames lost this session, measured at beacons (a beacon follows
+ * the frames it counts): 1 - arrived / sent since the session's first. */
+double sl_linkacct_frame_loss(const struct sl_linkacct *a);
+
+/* Appends " stage/reason=N" to out for every drop counter that moved since
+ * the last snapshot (snap true: and takes a new one) or since start (snap
+ * false); returns the length written (out stays NUL-terminated, truncated
+ * to cap). */
+size_t sl_linkacct_drops(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
+                         const struct sl_hw_stats *link, char *out, size_t cap, bool snap);
 
 #endif

@@ -1,0 +1,138 @@
+#define _GNU_SOURCE   /* pipe2 */
+#include "sl_rxcheck.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sl_log.h"
+
+const char *sl_rxcheck_transport_name(uint8_t t)
+{
+    return t == SL_RXCONF_UDP ? "udp" : t == SL_RXCONF_PCAP ? "pcap" : "pcapfile";
+}
+
+const char *sl_rxcheck_root_warning(const struct sl_rxconf *c)
+{
+    if (c->rx.user[0] || c->rx.allow_root || geteuid() != 0)
+        return NULL;
+    return "no [rx] user: sluice-rx started as root keeps running as root; set [rx] user = an "
+           "unprivileged account, or [rx] allow_root = yes to accept this";
+}
+
+/* Logs "file:line: warning: text" as a WARNING line "file:line: text" (the
+ * logger adds the level word itself). */
+static void log_warning(const char *msg)
+{
+    const char *w = strstr(msg, ": warning: ");
+    if (w)
+        sl_log(SL_LOG_WARNING, "%.*s: %s", (int)(w - msg), msg, w + sizeof ": warning: " - 1);
+    else
+        sl_log(SL_LOG_WARNING, "%s", msg);
+}
+
+void sl_rxcheck_warnings(const struct sl_rxconf *c, bool log)
+{
+    size_t n = sl_rxconf_warnings(c);
+    for (size_t i = 0; i < n; i++) {
+        if (log)
+            log_warning(c->warn.msg[i]);
+        else
+            fprintf(stderr, "%s\n", c->warn.msg[i]);
+    }
+    if (c->warn.count > n) {
+        if (log)
+            sl_log(SL_LOG_WARNING, "%s: ... and %zu more warnings", c->file, c->warn.count - n);
+        else
+            fprintf(stderr, "%s: warning: ... and %zu more warnings\n", c->file, c->warn.count - n);
+    }
+    const char *root = sl_rxcheck_root_warning(c);
+    if (root && log)
+        sl_log(SL_LOG_WARNING, "%s", root);
+    else if (root)
+        fprintf(stderr, "%s: warning: %s\n", c->file, root);
+}
+
+#define NFT_OUTPUT_MAX (4u << 20)   /* bytes of `nft list ruleset` read; a ruleset is far smaller */
+
+/* --check note: does nftables drop what this host sends on the diode NIC?
+ * Runs `nft list ruleset` (needs root: CAP_NET_ADMIN) and hands the text to
+ * sl_rxconf_nft_egress_drop. A note, never an error: RX itself sends
+ * nothing on the link; the rule also stops the kernel's own replies (ICMP,
+ * TCP RST) to whatever arrives there (docs/operations.md). */
+static void nft_note(const struct sl_rxconf *c)
+{
+    if (c->link.transport == SL_RXCONF_PCAPFILE)
+        return;
+    if (!c->link.interface[0]) {
+        printf("  nftables egress drop on the diode NIC: unknown ([link] interface not set)\n");
+        return;
+    }
+    const char *state = "unknown (not root or nft missing)";
+    int fds[2] = { -1, -1 };
+    char *text = malloc(NFT_OUTPUT_MAX);
+    posix_spawn_file_actions_t fa;
+    bool fa_ok = false;
+    pid_t pid = -1;
+    if (!text || pipe2(fds, O_CLOEXEC) != 0 || posix_spawn_file_actions_init(&fa) != 0)
+        goto out;
+    fa_ok = true;
+    char *const argv[] = { "nft", "list", "ruleset", NULL };
+    if (posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO) != 0 ||
+        posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0) != 0 ||
+        posix_spawnp(&pid, "nft", &fa, NULL, argv, environ) != 0) {
+        pid = -1;
+        goto out;
+    }
+    close(fds[1]);
+    fds[1] = -1;
+    size_t len = 0;
+    ssize_t r;
+    while (len < NFT_OUTPUT_MAX &&
+           ((r = read(fds[0], text + len, NFT_OUTPUT_MAX - len)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            len += (size_t)r;
+    close(fds[0]);   /* an oversized ruleset: nft stops on EPIPE */
+    fds[0] = -1;
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && len < NFT_OUTPUT_MAX)
+        state = sl_rxconf_nft_egress_drop(text, len, c->link.interface) ? "present" : "absent";
+out:
+    if (fa_ok)
+        posix_spawn_file_actions_destroy(&fa);
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(text);
+    printf("  nftables egress drop on %s: %s\n", c->link.interface, state);
+}
+
+void sl_rxcheck_summary(const struct sl_rxconf *c)
+{
+    printf("%s: OK\n", c->file);
+    printf("  link: %s %s, mtu %" PRIu32 " (symbols up to %" PRIu32 " bytes)\n",
+           sl_rxcheck_transport_name(c->link.transport),
+           c->link.transport == SL_RXCONF_UDP ? c->link.listen
+           : c->link.transport == SL_RXCONF_PCAP ? c->link.interface : c->link.file,
+           c->link.mtu, c->link.symbol_max);
+    printf("  fec: max_k %" PRIu32 " max_m %" PRIu32 ", %" PRIu32 " partial blocks, %" PRIu32 " ms\n",
+           c->fec.max_k, c->fec.max_m, c->fec.entries, c->fec.max_age_ms);
+    printf("  keys: %zu trusted, state in %s\n", c->keys.ntrusted, c->keys.state_dir);
+    printf("  mirror: up to %" PRIu32 " tags, stale after %" PRIu32 " ms, database %s\n",
+           c->mirror.max_tags, c->mirror.stale_ms, c->mirror.database[0] ? c->mirror.database : "(none)");
+    printf("  modbus: %s\n", c->modbus.enabled ? c->modbus.listen : "off");
+    printf("  http: %s\n", c->http.enabled ? c->http.listen : "off");
+    printf("  mqtt: %s\n", c->mqtt.enabled ? c->mqtt.broker : "off");
+    printf("  files: %s\n", c->files.enabled ? c->files.directory : "off");
+    if (c->rx.user[0])
+        printf("  runs as user %s\n", c->rx.user);
+    nft_note(c);
+}
