@@ -64,6 +64,13 @@ static void write_file(const char *name, const char *text, mode_t mode)
     chmod(path, mode);
 }
 
+/* Prints every collected problem (a test that expected none shows why). */
+__attribute__((unused)) static void show_diag(void)
+{
+    for (size_t i = 0; i < diag.count; i++)
+        fprintf(stderr, "\n  %s", diag.msg[i]);
+}
+
 /* True when some message equals want, where "DIR" in want stands for the
  * scratch directory; prints what there was otherwise. */
 static int has(const char *want)

@@ -436,8 +436,7 @@ SL_TEST(txconf, example_config_parses_clean)
     /* The example names /etc paths for the key and state: host checks off. */
     CU_ASSERT_EQUAL(sl_txconf_load(&cfg, SL_SOURCE_DIR "/docs/examples/tx.conf",
                                    SL_TXCONF_SKIP_HOST_CHECKS, &diag), SL_OK);
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "%s\n", diag.msg[i]);
+    show_diag();
     CU_ASSERT_EQUAL(diag.count, 0);
     CU_ASSERT_EQUAL(cfg.ndevices, 1);
     CU_ASSERT_TRUE(cfg.ntags > 20);
@@ -446,8 +445,7 @@ SL_TEST(txconf, example_config_parses_clean)
     /* The serial-bus example: two units, one bus. */
     CU_ASSERT_EQUAL(sl_txconf_load(&cfg, SL_SOURCE_DIR "/docs/examples/tx-rtu.conf",
                                    SL_TXCONF_SKIP_HOST_CHECKS, &diag), SL_OK);
-    for (size_t i = 0; i < diag.count; i++)
-        fprintf(stderr, "%s\n", diag.msg[i]);
+    show_diag();
     CU_ASSERT_EQUAL_FATAL(cfg.ndevices, 2);
     CU_ASSERT_EQUAL(cfg.devices[0].bus, 0);
     CU_ASSERT_EQUAL(cfg.devices[1].bus, 0);
