@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sl_clock.h"
+#include "sl_conf.h"
 #include "sl_file.h"
 #include "sl_json.h"
 #include "sl_metrics.h"
@@ -1103,40 +1104,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* ---- life cycle ---------------------------------------------------------- */
 
-/* Resolves "HOST:PORT" / "[V6]:PORT" (numeric port) into *ss. */
+/* Resolves "HOST:PORT", "[V6]:PORT" or "*:PORT" (port 0: a free one) into
+ * *ss by the grammar [http] listen was checked with (sl_conf), with the
+ * resolver call --check compared against the diode address. */
 static sl_err parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len)
 {
-    char host[256];
-    const char *port;
-    if (!text || !*text)
-        return SL_ERR_CONFIG;
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
-            return SL_ERR_CONFIG;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
-        port = end + 2;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (!colon || (size_t)(colon - text) >= sizeof host)
-            return SL_ERR_CONFIG;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
-        port = colon + 1;
-    }
-    if (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 ||
-        atoi(port) > 65535)
-        return SL_ERR_CONFIG;
-    struct addrinfo hints = { .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
-                              .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    if (getaddrinfo(*host ? host : NULL, port, &hints, &res) != 0 || !res)
-        return SL_ERR_CONFIG;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return SL_OK;
+    return sl_conf_hostport_sockaddr(ss, len, text, 0, SL_HOSTPORT_LISTENER, SOCK_STREAM,
+                                     SL_HOSTPORT_PASSIVE);
 }
 
 sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,

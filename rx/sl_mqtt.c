@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sl_clock.h"
+#include "sl_conf.h"
 #include "sl_json.h"
 
 #define TOPIC_MAX   (SL_MQTT_PREFIX_MAX + 1 + SL_PATH_MAX + 1 + SL_NAME_MAX + 1)
@@ -240,38 +241,17 @@ static bool publish_some(struct sl_mqtt *q)
 
 /* ---- public -------------------------------------------------------------- */
 
+/* The broker address by the grammar [mqtt] broker was checked with
+ * (sl_conf_hostport_parse; port 1883 when left out). The host may be a
+ * name: libmosquitto resolves it when connecting. */
 static sl_err parse_broker(struct sl_mqtt *q, const char *text)
 {
-    if (!text || !*text)
+    struct sl_hostport hp;
+    if (sl_conf_hostport_parse(&hp, text, 1883, SL_HOSTPORT_DEFAULT_PORT, NULL, 0) != SL_OK ||
+        strlen(hp.host) >= sizeof q->host)
         return SL_ERR_CONFIG;
-    const char *port = NULL;
-    size_t hl;
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end || (end[1] && end[1] != ':'))
-            return SL_ERR_CONFIG;
-        text++;
-        hl = (size_t)(end - text);
-        port = end[1] ? end + 2 : NULL;
-    } else {
-        const char *colon = strchr(text, ':');
-        if (colon && strchr(colon + 1, ':'))
-            return SL_ERR_CONFIG;      /* bare IPv6 needs brackets */
-        hl = colon ? (size_t)(colon - text) : strlen(text);
-        port = colon ? colon + 1 : NULL;
-    }
-    if (hl == 0 || hl >= sizeof q->host)
-        return SL_ERR_CONFIG;
-    memcpy(q->host, text, hl);
-    q->host[hl] = '\0';
-    q->port = 1883;
-    if (port) {
-        if (!*port || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port))
-            return SL_ERR_CONFIG;
-        q->port = atoi(port);
-        if (q->port < 1 || q->port > 65535)
-            return SL_ERR_CONFIG;
-    }
+    memcpy(q->host, hp.host, strlen(hp.host) + 1);
+    q->port = hp.port;
     return SL_OK;
 }
 
