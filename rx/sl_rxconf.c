@@ -60,6 +60,29 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_RX] = { "rx", rx_keys, 0 },
 };
 
+/* The plain numeric keys: key, bounds, default, field. */
+#define RX_U32(KEY, MIN, MAX, DEF, FIELD) SL_CONF_U32(KEY, MIN, MAX, DEF, struct sl_rxconf, FIELD)
+static const struct sl_conf_u32_field fec_nums[] = {
+    RX_U32(K_ENTRIES, 1, 4096, SL_RXCONF_DEFAULT_ENTRIES, fec.entries),
+    RX_U32(K_MAX_AGE_MS, 10, 600000, SL_RXCONF_DEFAULT_MAX_AGE_MS, fec.max_age_ms),
+};
+static const struct sl_conf_u32_field mirror_nums[] = {
+    RX_U32(K_STALE_MS, 10, 3600000, SL_RXCONF_DEFAULT_STALE_MS, mirror.stale_ms),
+    RX_U32(K_FUTURE_TOL_MS, 100, 86400000, SL_RXCONF_DEFAULT_FUTURE_TOL_MS, mirror.future_tolerance_ms),
+    RX_U32(K_MAX_TAGS, 1, 1u << 30, SL_RXCONF_DEFAULT_MAX_TAGS, mirror.max_tags),
+    RX_U32(K_CHECKPOINT_MS, 10, 3600000, SL_RXCONF_DEFAULT_CHECKPOINT_MS, mirror.checkpoint_ms),
+};
+static const struct sl_conf_u32_field modbus_nums[] = {
+    RX_U32(K_MAX_CONNS, 1, 4096, SL_RXCONF_DEFAULT_MB_CONNS, modbus.max_conns),
+    RX_U32(K_IDLE_MS, 100, 86400000, SL_RXCONF_DEFAULT_MB_IDLE_MS, modbus.idle_ms),
+    RX_U32(K_MB_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_MB_REQ_MS, modbus.request_timeout_ms),
+};
+static const struct sl_conf_u32_field http_nums[] = {
+    RX_U32(K_HTTP_CONNS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_CONNS, http.max_conns),
+    RX_U32(K_HTTP_TIMEOUT_S, 1, 86400, SL_RXCONF_DEFAULT_HTTP_TIMEOUT_S, http.timeout_s),
+    RX_U32(K_HTTP_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_HTTP_REQ_MS, http.request_timeout_ms),
+};
+
 /* Records "file:line: warning: message" in c->warn (see sl_rxconf.h). */
 static void warn(struct sl_conf *p, unsigned line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void warn(struct sl_conf *p, unsigned line, const char *fmt, ...)
@@ -165,8 +188,7 @@ static void do_fec(struct sl_conf *p, struct sl_rxconf *c)
     const struct sl_conf_sec *s = &p->single[SEC_FEC];
     bool ok = sl_conf_u32(p, s, K_MAX_K, 1, SL_FEC_MAX_SYMBOLS - 1, SL_RXCONF_DEFAULT_MAX_K, &c->fec.max_k);
     ok &= sl_conf_u32(p, s, K_MAX_M, 1, SL_FEC_MAX_SYMBOLS - 1, SL_RXCONF_DEFAULT_MAX_M, &c->fec.max_m);
-    sl_conf_u32(p, s, K_ENTRIES, 1, 4096, SL_RXCONF_DEFAULT_ENTRIES, &c->fec.entries);
-    sl_conf_u32(p, s, K_MAX_AGE_MS, 10, 600000, SL_RXCONF_DEFAULT_MAX_AGE_MS, &c->fec.max_age_ms);
+    sl_conf_u32_fields(p, s, fec_nums, sizeof fec_nums / sizeof fec_nums[0], c);
     if (ok && c->fec.max_k + c->fec.max_m > SL_FEC_MAX_SYMBOLS)
         sl_conf_error(p, s->line[K_MAX_M] ? s->line[K_MAX_M] : s->line[K_MAX_K],
                       "max_k + max_m = %u exceeds %u (GF(2^8) Reed-Solomon)",
@@ -272,12 +294,7 @@ static void do_keys(struct sl_conf *p, struct sl_rxconf *c)
 static void do_mirror(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_MIRROR];
-    sl_conf_u32(p, s, K_STALE_MS, 10, 3600000, SL_RXCONF_DEFAULT_STALE_MS, &c->mirror.stale_ms);
-    sl_conf_u32(p, s, K_FUTURE_TOL_MS, 100, 86400000, SL_RXCONF_DEFAULT_FUTURE_TOL_MS,
-                &c->mirror.future_tolerance_ms);
-    sl_conf_u32(p, s, K_MAX_TAGS, 1, 1u << 30, SL_RXCONF_DEFAULT_MAX_TAGS, &c->mirror.max_tags);
-    sl_conf_u32(p, s, K_CHECKPOINT_MS, 10, 3600000, SL_RXCONF_DEFAULT_CHECKPOINT_MS,
-                &c->mirror.checkpoint_ms);
+    sl_conf_u32_fields(p, s, mirror_nums, sizeof mirror_nums / sizeof mirror_nums[0], c);
     sl_conf_u64(p, s, K_DB_MAX_BYTES, 0, UINT64_MAX / 2, 0, &c->mirror.max_bytes);
     if (sl_conf_val(s, K_DATABASE)) {
         /* Root opens it before dropping privileges (docs/operations.md). */
@@ -314,10 +331,7 @@ static void do_modbus(struct sl_conf *p, struct sl_rxconf *c)
     const struct sl_conf_sec *s = &p->single[SEC_MODBUS];
     if (!service(p, SEC_MODBUS, &c->modbus.enabled, c->modbus.listen, &c->modbus.addr))
         return;
-    sl_conf_u32(p, s, K_MAX_CONNS, 1, 4096, SL_RXCONF_DEFAULT_MB_CONNS, &c->modbus.max_conns);
-    sl_conf_u32(p, s, K_IDLE_MS, 100, 86400000, SL_RXCONF_DEFAULT_MB_IDLE_MS, &c->modbus.idle_ms);
-    sl_conf_u32(p, s, K_MB_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_MB_REQ_MS,
-                &c->modbus.request_timeout_ms);
+    sl_conf_u32_fields(p, s, modbus_nums, sizeof modbus_nums / sizeof modbus_nums[0], c);
     cap_under(p, s, K_MB_PER_PEER, SL_RXCONF_DEFAULT_MB_PER_PEER, &c->modbus.max_conns_per_peer,
               c->modbus.max_conns, "max_conns", false);
 }
@@ -361,10 +375,7 @@ static void do_http(struct sl_conf *p, struct sl_rxconf *c)
         return;
     if (sl_conf_path(p, s, K_TOKEN_FILE, c->http.token_file) && sl_conf_host_checks(p))
         secret_file(p, s, K_TOKEN_FILE, c->http.token_file);
-    sl_conf_u32(p, s, K_HTTP_CONNS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_CONNS, &c->http.max_conns);
-    sl_conf_u32(p, s, K_HTTP_TIMEOUT_S, 1, 86400, SL_RXCONF_DEFAULT_HTTP_TIMEOUT_S, &c->http.timeout_s);
-    sl_conf_u32(p, s, K_HTTP_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_HTTP_REQ_MS,
-                &c->http.request_timeout_ms);
+    sl_conf_u32_fields(p, s, http_nums, sizeof http_nums / sizeof http_nums[0], c);
     cap_under(p, s, K_HTTP_PER_PEER, SL_RXCONF_DEFAULT_HTTP_PER_PEER, &c->http.max_conns_per_peer,
               c->http.max_conns, "max_conns", false);
     cap_under(p, s, K_HTTP_STREAMS, SL_RXCONF_DEFAULT_HTTP_STREAMS, &c->http.max_streams,

@@ -91,6 +91,19 @@ static const struct sl_conf_rule device_rules[] = {
     { 0, K_RATE, false, "applies only to protocol generator" },   /* protocol missing or bad */
 };
 
+/* The plain numeric keys: key, bounds, default, field. */
+static const struct sl_conf_u32_field snapshot_nums[] = {
+    SL_CONF_U32(K_KEYFRAME_MS, 100, 3600000, SL_TXCONF_DEFAULT_KEYFRAME_MS, struct sl_txconf,
+                snapshot.keyframe_ms),
+    SL_CONF_U32(K_BEACON_MS, 10, 60000, SL_TXCONF_DEFAULT_BEACON_MS, struct sl_txconf, snapshot.beacon_ms),
+    SL_CONF_U32(K_MAX_DELAY_MS, 0, 1000, SL_TXCONF_DEFAULT_MAX_DELAY_MS, struct sl_txconf,
+                snapshot.max_delay_ms),
+};
+static const struct sl_conf_u32_field device_nums[] = {
+    SL_CONF_U32(K_POLL_MS, 10, 3600000, SL_TXCONF_DEFAULT_POLL_MS, struct sl_txconf_device, poll_ms),
+    SL_CONF_U32(K_TIMEOUT_MS, 10, 60000, SL_TXCONF_DEFAULT_TIMEOUT_MS, struct sl_txconf_device, timeout_ms),
+};
+
 static const struct sl_conf_name transports[] = {
     { "udp", SL_TXCONF_UDP }, { "raw", SL_TXCONF_RAW }, { "pcapfile", SL_TXCONF_PCAPFILE }, { NULL, 0 }
 };
@@ -240,9 +253,7 @@ static void do_keys(struct sl_conf *p, struct sl_txconf *c)
 static void do_snapshot(struct sl_conf *p, struct sl_txconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_SNAPSHOT];
-    sl_conf_u32(p, s, K_KEYFRAME_MS, 100, 3600000, SL_TXCONF_DEFAULT_KEYFRAME_MS, &c->snapshot.keyframe_ms);
-    sl_conf_u32(p, s, K_BEACON_MS, 10, 60000, SL_TXCONF_DEFAULT_BEACON_MS, &c->snapshot.beacon_ms);
-    sl_conf_u32(p, s, K_MAX_DELAY_MS, 0, 1000, SL_TXCONF_DEFAULT_MAX_DELAY_MS, &c->snapshot.max_delay_ms);
+    sl_conf_u32_fields(p, s, snapshot_nums, sizeof snapshot_nums / sizeof snapshot_nums[0], c);
 }
 
 /* The metrics file is replaced by rename from a temporary file beside it,
@@ -387,8 +398,7 @@ static void do_device(struct sl_conf *p, const struct sl_conf_sec *s, struct sl_
     d->unit = (uint8_t)n;
     sl_conf_u32(p, s, K_MIRROR_UNIT, 0, 255, d->unit, &n);
     d->mirror_unit = (uint8_t)n;
-    sl_conf_u32(p, s, K_POLL_MS, 10, 3600000, SL_TXCONF_DEFAULT_POLL_MS, &d->poll_ms);
-    sl_conf_u32(p, s, K_TIMEOUT_MS, 10, 60000, SL_TXCONF_DEFAULT_TIMEOUT_MS, &d->timeout_ms);
+    sl_conf_u32_fields(p, s, device_nums, sizeof device_nums / sizeof device_nums[0], d);
     sl_conf_u32(p, s, K_MAX_GAP, 0, 120, SL_TXCONF_DEFAULT_MAX_GAP, &n);
     d->max_gap = (uint16_t)n;
     d->baud = SL_TXCONF_DEFAULT_BAUD;

@@ -372,6 +372,18 @@ bool sl_conf_u32(struct sl_conf *p, const struct sl_conf_sec *s, int k, uint32_t
     return ok;
 }
 
+bool sl_conf_u32_fields(struct sl_conf *p, const struct sl_conf_sec *s,
+                        const struct sl_conf_u32_field *f, size_t n, void *base)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v;
+        ok &= sl_conf_u32(p, s, f[i].key, f[i].min, f[i].max, f[i].def, &v);
+        memcpy((char *)base + f[i].off, &v, sizeof v);
+    }
+    return ok;
+}
+
 const struct sl_conf_name SL_CONF_ON_OFF[] = { { "on", 1 }, { "off", 0 }, { NULL, 0 } };
 const struct sl_conf_name SL_CONF_YES_NO[] = { { "yes", 1 }, { "no", 0 }, { "on", 1 }, { "off", 0 },
                                                { NULL, 0 } };

@@ -153,6 +153,18 @@ bool sl_conf_u64(struct sl_conf *p, const struct sl_conf_sec *s, int k, uint64_t
 bool sl_conf_u32(struct sl_conf *p, const struct sl_conf_sec *s, int k, uint32_t min, uint32_t max,
                  uint32_t def, uint32_t *out);
 
+/* Plain numeric keys of a section as one table: each entry is read with
+ * sl_conf_u32 into the uint32_t at byte offset off of base (SL_CONF_U32
+ * builds an entry from a struct type and field). True when all were good. */
+struct sl_conf_u32_field {
+    int key;
+    uint32_t min, max, def;
+    size_t off;
+};
+#define SL_CONF_U32(KEY, MIN, MAX, DEF, TYPE, FIELD) { KEY, MIN, MAX, DEF, offsetof(TYPE, FIELD) }
+bool sl_conf_u32_fields(struct sl_conf *p, const struct sl_conf_sec *s,
+                        const struct sl_conf_u32_field *f, size_t n, void *base);
+
 /* One of names[i].name (list ends with a NULL name) into *out =
  * names[i].value, else "bad k 'v' (SHOWN)"; *out untouched when absent or
  * bad. SL_CONF_ON_OFF and SL_CONF_YES_NO are the booleans. */
