@@ -2,7 +2,8 @@
  * tests/unit/tx/test_txconf.c, tests/unit/rt/test_conf.c): a scratch
  * directory, files written into it, and the checks on collected
  * `file:line: message` problems. The including file defines
- * `static sl_err parse(const char *text)` (filling diag) before using one(). */
+ * `static sl_err parse_flags(const char *text, unsigned flags)`, which
+ * parses text into its configuration and fills diag. */
 #ifndef CONF_FIXTURE_H
 #define CONF_FIXTURE_H
 
@@ -20,7 +21,13 @@
 static char dir[64];          /* the scratch directory, made by the test's setup() */
 static struct sl_diag diag;   /* problems of the last parse */
 
-static sl_err parse(const char *text);
+static sl_err parse_flags(const char *text, unsigned flags);
+
+/* text parsed with host checks on. */
+static sl_err parse(const char *text)
+{
+    return parse_flags(text, 0);
+}
 
 /* Makes the scratch directory /tmp/PREFIX-XXXXXX on first use; false when
  * it was made already (the caller's files are then in place). */

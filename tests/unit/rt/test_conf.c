@@ -97,11 +97,6 @@ static sl_err parse_flags(const char *text, unsigned flags)
     return sl_conf_parse(&spec, &got, text, strlen(text), "t.conf", "/base", flags, &diag);
 }
 
-static sl_err parse(const char *text)
-{
-    return parse_flags(text, 0);
-}
-
 SL_TEST(conf, defaults_and_values)
 {
     CU_ASSERT_EQUAL(parse("[a]\n"), SL_OK);

@@ -43,11 +43,6 @@ static sl_err parse_flags(const char *text, unsigned flags)
     return sl_txconf_parse(&cfg, text, strlen(text), "tx.conf", dir, flags, &diag);
 }
 
-static sl_err parse(const char *text)
-{
-    return parse_flags(text, 0);
-}
-
 SL_TEST(txconf, minimal_and_defaults)
 {
     CU_ASSERT_EQUAL(parse(BASE), SL_OK);
