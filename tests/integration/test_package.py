@@ -20,7 +20,9 @@ on this machine (nothing is written to the real /etc, /usr or /var):
    /etc/sluice` writes them) and both pass `--check` of the installed
    binaries once keys exist, with /etc/sluice and /var/lib/sluice rewritten
    to the temporary root and its directories made as tmpfiles.d says; the
-   installed binaries report the package version.
+   installed binaries report the package version. Moved to loopback, both
+   run as an unprivileged user naming itself in [tx]/[rx] user (as under
+   the units' User=) and RX verifies TX's beacons.
 
 SL_PACKAGE_DEBS=DIR checks packages built before instead of building."""
 import glob
@@ -272,6 +274,61 @@ def check_configs(root, tmp):
     r = run(rx_bin, "-c", os.path.join(etc, "rx.conf"), "--check")
     check(r.returncode == 0, f"installed rx.conf passes sluice-rx --check: rc {r.returncode} "
           f"{r.stderr.strip()}")
+    run_as_service_user(tmp, etc, var, tx_bin, rx_bin)
+
+
+def run_as_service_user(tmp, etc, var, tx_bin, rx_bin, user="nobody", group="nogroup"):
+    """The units start both daemons as their user with `[tx]/[rx] user` naming
+    that same user: the installed configurations, moved to loopback, run
+    that way (here as nobody, since the sluice user does not exist on this
+    machine) and RX verifies TX's beacons with the key pair keygen wrote."""
+    port = 17000 + os.getpid() % 1000
+    for name, subs in (("tx.conf", [(r"destination = .*", f"destination = 127.0.0.1:{port}"),
+                                      (r"address = .*", "address = 127.0.0.1:1")]),
+                       ("rx.conf", [(r"listen = 10\.77\.0\.2:7400", f"listen = 127.0.0.1:{port}"),
+                                    (r"\ninterface = .*", ""),
+                                    (r"listen = 10\.77\.1\.2:\d+", "listen = 127.0.0.2:0")])):
+        p = os.path.join(etc, name)
+        with open(p) as f:
+            text = f.read()
+        for a, b in subs:
+            text = re.sub(a, b, text)
+        text = re.sub(r"user = .*", f"user = {user}", text)
+        with open(p + ".run", "w") as f:
+            f.write(text)
+    run("chown", "-R", f"{user}:{group}", var, os.path.join(etc, "sluice.key"))
+    drop = ["setpriv", f"--reuid={user}", f"--regid={group}", "--clear-groups"]
+    logs = {d: open(os.path.join(tmp, f"{d}.log"), "w+") for d in ("tx", "rx")}
+    rx = subprocess.Popen(drop + [rx_bin, "-c", os.path.join(etc, "rx.conf.run")],
+                          stdout=logs["rx"], stderr=subprocess.STDOUT)
+    time.sleep(0.5)
+    tx = subprocess.Popen(drop + [tx_bin, "-c", os.path.join(etc, "tx.conf.run")],
+                          stdout=logs["tx"], stderr=subprocess.STDOUT)
+    seen = False
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not seen and rx.poll() is None and tx.poll() is None:
+        time.sleep(0.2)
+        logs["rx"].seek(0)
+        seen = "TX session" in logs["rx"].read()
+    codes = {}
+    for d, p in (("tx", tx), ("rx", rx)):
+        if p.poll() is None:
+            p.terminate()
+        try:
+            codes[d] = p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            codes[d] = p.wait()
+    text = {}
+    for d, f in logs.items():
+        f.seek(0)
+        text[d] = f.read()
+        f.close()
+    ok = seen and codes == {"tx": 0, "rx": 0}
+    check(ok, f"both daemons run as {user} with user = {user} (as under the units), RX verifies "
+          f"TX's beacons, both stop with 0 on SIGTERM (exit {codes})")
+    if not ok:
+        print("--- sluice-tx\n" + text["tx"] + "--- sluice-rx\n" + text["rx"])
 
 
 def main():
