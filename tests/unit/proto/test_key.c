@@ -355,3 +355,83 @@ SL_TEST(key, secret_file_and_link_helpers)
     unlink(tp);
     tmp_end();
 }
+
+/* The key file text without files (sl_key_*_hex): the wire library's half
+ * of the key-file format. */
+SL_TEST(key, hex_text_conversions)
+{
+    struct sl_key_secret *k = fx_key(), *k2 = NULL;
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    char text[SL_KEY_SECRET_HEX + 2];
+    CU_ASSERT_EQUAL(sl_key_secret_to_hex(text, SL_KEY_SECRET_HEX, k), SL_ERR_RANGE);   /* no room for NUL */
+    CU_ASSERT_EQUAL_FATAL(sl_key_secret_to_hex(text, sizeof text, k), SL_OK);
+    CU_ASSERT_EQUAL(strlen(text), SL_KEY_SECRET_HEX);
+    CU_ASSERT_EQUAL(strncmp(text, "000102030405", 12), 0);   /* the seed first */
+    CU_ASSERT_EQUAL(strncmp(text + 64, "03a107bff3ce", 12), 0);   /* then the public key */
+    CU_ASSERT_EQUAL_FATAL(sl_key_secret_from_hex(&k2, text, SL_KEY_SECRET_HEX), SL_OK);
+    struct sl_key_public a, b;
+    sl_key_public_of(&a, k);
+    sl_key_public_of(&b, k2);
+    CU_ASSERT_EQUAL(memcmp(&a, &b, sizeof a), 0);
+    sl_key_free(k2);
+    /* One newline is allowed, upper case too; two newlines, a short text or
+     * a public half that is not the seed's are SL_ERR_CONFIG, output NULL. */
+    text[SL_KEY_SECRET_HEX] = '\n';
+    k2 = NULL;
+    CU_ASSERT_EQUAL(sl_key_secret_from_hex(&k2, text, SL_KEY_SECRET_HEX + 1), SL_OK);
+    sl_key_free(k2);
+    text[SL_KEY_SECRET_HEX + 1] = '\n';
+    k2 = (struct sl_key_secret *)1;
+    CU_ASSERT_EQUAL(sl_key_secret_from_hex(&k2, text, SL_KEY_SECRET_HEX + 2), SL_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(k2);
+    k2 = (struct sl_key_secret *)1;
+    CU_ASSERT_EQUAL(sl_key_secret_from_hex(&k2, text, SL_KEY_SECRET_HEX - 1), SL_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(k2);
+    char upper[SL_KEY_SECRET_HEX];
+    for (size_t i = 0; i < sizeof upper; i++)
+        upper[i] = (char)(text[i] >= 'a' && text[i] <= 'f' ? text[i] - 32 : text[i]);
+    k2 = NULL;
+    CU_ASSERT_EQUAL(sl_key_secret_from_hex(&k2, upper, sizeof upper), SL_OK);
+    sl_key_free(k2);
+    text[SL_KEY_SECRET_HEX - 1] = text[SL_KEY_SECRET_HEX - 1] == '0' ? '1' : '0';   /* last pk nibble */
+    k2 = (struct sl_key_secret *)1;
+    CU_ASSERT_EQUAL(sl_key_secret_from_hex(&k2, text, SL_KEY_SECRET_HEX), SL_ERR_CONFIG);
+    CU_ASSERT_PTR_NULL(k2);
+
+    char pub[SL_KEY_PUBLIC_HEX + 1];
+    sl_key_public_to_hex(pub, &a);
+    CU_ASSERT_STRING_EQUAL(pub, "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8");
+    struct sl_key_public c;
+    CU_ASSERT_EQUAL(sl_key_public_from_hex(&c, pub, SL_KEY_PUBLIC_HEX), SL_OK);
+    CU_ASSERT_EQUAL(memcmp(&a, &c, sizeof a), 0);
+    pub[3] = 'g';
+    CU_ASSERT_EQUAL(sl_key_public_from_hex(&c, pub, SL_KEY_PUBLIC_HEX), SL_ERR_CONFIG);
+    struct sl_key_public zero;
+    memset(&zero, 0, sizeof zero);
+    CU_ASSERT_EQUAL(memcmp(&c, &zero, sizeof c), 0);
+    sl_key_free(k);
+}
+
+/* The signer lookup every verification starts with: unknown id, then a
+ * non-canonical s, each refused before any hashing. */
+SL_TEST(key, set_signer)
+{
+    struct sl_key_secret *k = fx_key();
+    struct sl_key_public pub;
+    sl_key_public_of(&pub, k);
+    struct sl_key_set set;
+    sl_key_set_init(&set);
+    CU_ASSERT_EQUAL(sl_key_set_add(&set, &pub), SL_OK);
+    uint8_t sig[SL_SIG_BYTES];
+    sl_key_sign(sig, "m", 1, k);
+    const struct sl_key_public *found = NULL;
+    CU_ASSERT_EQUAL(sl_key_set_signer(&found, &set, pub.id, sig), SL_OK);
+    CU_ASSERT_PTR_EQUAL(found, &set.key[0]);
+    uint8_t other[SL_KEY_ID_BYTES] = { 0 };
+    CU_ASSERT_EQUAL(sl_key_set_signer(&found, &set, other, sig), SL_ERR_UNKNOWN_KEY);
+    CU_ASSERT_PTR_NULL(found);
+    memset(sig + 32, 0xFF, 32);   /* s >= L */
+    CU_ASSERT_EQUAL(sl_key_set_signer(&found, &set, pub.id, sig), SL_ERR_SIGNATURE);
+    CU_ASSERT_PTR_NULL(found);
+    sl_key_free(k);
+}

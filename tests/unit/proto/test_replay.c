@@ -374,3 +374,31 @@ SL_TEST(replay, load_mem_and_bricked_epoch_refused)
     free(r);
     free(s);
 }
+
+/* The in-memory image (sl_replay_encode) is exactly what sl_replayfile_save
+ * writes; a buffer one byte short is refused with nothing claimed. */
+SL_TEST(replay, encode_is_the_file_image)
+{
+    struct sl_replay *r = new_table(), *s = new_table();
+    CU_ASSERT_EQUAL(sl_replay_accept(r, key_a, 0, 9, 1), SL_OK);
+    CU_ASSERT_EQUAL(sl_replay_accept(r, key_b, SL_REPLAY_CHANNEL_BEACON, 3, 77), SL_OK);
+    static uint8_t img[SL_REPLAY_FILE_MAX_BYTES], file[SL_REPLAY_FILE_MAX_BYTES];
+    size_t n = 0;
+    CU_ASSERT_EQUAL(sl_replay_encoded_bytes(r), SL_REPLAY_FILE_HDR_BYTES + 2 * SL_REPLAY_FILE_ENTRY_BYTES + 4);
+    CU_ASSERT_EQUAL_FATAL(sl_replay_encode(img, sizeof img, &n, r), SL_OK);
+    CU_ASSERT_EQUAL(n, sl_replay_encoded_bytes(r));
+    char path[128];
+    state_path(path, sizeof path);
+    CU_ASSERT_EQUAL_FATAL(sl_replayfile_save(r, path), SL_OK);
+    CU_ASSERT_EQUAL(read_bytes(path, file, sizeof file), n);
+    CU_ASSERT_EQUAL(memcmp(img, file, n), 0);
+    CU_ASSERT_EQUAL(sl_replay_load_mem(s, img, n), SL_OK);
+    CU_ASSERT_EQUAL(s->count, 2u);
+    size_t m = 99;
+    CU_ASSERT_EQUAL(sl_replay_encode(img, n - 1, &m, r), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(m, 0u);
+    unlink(path);
+    rmdir(statedir);
+    free(r);
+    free(s);
+}
