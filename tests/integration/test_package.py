@@ -188,6 +188,23 @@ def check_units(root, tmp):
     r = run("systemd-analyze", "verify", "sluice-tx.service", "sluice-rx.service", cwd=ud, env=env)
     check(r.returncode == 0 and not r.stderr.strip(),
           f"systemd-analyze verify: rc {r.returncode} {r.stderr.strip()}")
+    # The raw/pcap drop-ins widen the units by CAP_NET_RAW and AF_PACKET only.
+    for d, ex in (("tx", "sluice-tx-raw.conf.example"), ("rx", "sluice-rx-pcap.conf.example")):
+        dd = os.path.join(ud, f"sluice-{d}.service.d")
+        os.makedirs(dd)
+        shutil.copy(os.path.join(root, f"usr/share/doc/sluice-{d}/examples", ex),
+                    os.path.join(dd, "raw.conf"))
+        denv = dict(env, SYSTEMD_UNIT_PATH=ud + ":")
+        r = run("systemd-analyze", "verify", f"sluice-{d}.service", cwd=ud, env=denv)
+        check(r.returncode == 0 and not r.stderr.strip(),
+              f"systemd-analyze verify sluice-{d}.service with {ex}: {r.stderr.strip()}")
+        before = run("systemd-analyze", "security", "--offline=true", "--no-pager",
+                     os.path.join(root, f"lib/systemd/system/sluice-{d}.service"), env=env).stdout
+        after = run("systemd-analyze", "security", "--offline=true", "--no-pager",
+                    f"sluice-{d}.service", cwd=ud, env=denv).stdout
+        packet = re.compile(r"✗ RestrictAddressFamilies=~AF_PACKET")
+        check(not packet.search(before) and packet.search(after),
+              f"sluice-{d}.service: AF_PACKET only with {ex} (systemd-analyze security)")
 
 
 def check_man(root):
