@@ -38,6 +38,13 @@ sl_err sl_file_read_fd(void *buf, size_t cap, size_t *len, int fd)
     return SL_OK;
 }
 
+void sl_file_close_keep_errno(int fd)
+{
+    int saved = errno;
+    close(fd);
+    errno = saved;
+}
+
 static sl_err write_all(int fd, const uint8_t *p, size_t len)
 {
     while (len > 0) {
@@ -74,9 +81,7 @@ static sl_err sync_parent_dir(const char *path)
     if (fd < 0)
         return SL_ERR_IO;
     int rc = fsync(fd);
-    int saved = errno;
-    close(fd);
-    errno = saved;
+    sl_file_close_keep_errno(fd);
     return rc == 0 ? SL_OK : SL_ERR_IO;
 }
 
@@ -145,9 +150,7 @@ sl_err sl_file_chown_nofollow(const char *path, uid_t uid, gid_t gid)
         e = SL_ERR_PERM;
     else if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
         e = SL_ERR_IO;
-    int saved = errno;
-    close(fd);
-    errno = saved;
+    sl_file_close_keep_errno(fd);
     return e;
 }
 
@@ -198,9 +201,7 @@ sl_err sl_file_open_trusted(int *fd_out, const char *path, uid_t owner, unsigned
         }
     }
     if (e != SL_OK) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        sl_file_close_keep_errno(fd);
         return e;
     }
     /* Reads block normally from here on (O_NONBLOCK only guarded the open). */

@@ -17,6 +17,10 @@
 __attribute__((warn_unused_result))
 sl_err sl_file_read_fd(void *buf, size_t cap, size_t *len, int fd);
 
+/* close(fd) keeping errno as it was: for the error path of a step that
+ * failed before the close, whose errno the caller reports. */
+void sl_file_close_keep_errno(int fd);
+
 /* Replaces path with len bytes of data, created with exactly mode. The
  * bytes go to "<path>.tmp.<pid>" (O_EXCL, O_NOFOLLOW), are fsync'd, then
  * moved into place: rename(2) when replace is true; link(2) when false, so

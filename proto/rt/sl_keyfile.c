@@ -9,14 +9,6 @@
 
 #include "sl_file.h"
 
-/* Closes fd keeping the errno of the step that failed before it. */
-static void close_keep_errno(int fd)
-{
-    int saved = errno;
-    close(fd);
-    errno = saved;
-}
-
 sl_err sl_keyfile_save(const char *secret_path, const char *public_path, const struct sl_key_secret *k,
                        bool force)
 {
@@ -65,7 +57,7 @@ static sl_err open_key_file(int *fd_out, const char *path, bool secret)
     else if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
         e = SL_ERR_PERM;
     if (e != SL_OK) {
-        close_keep_errno(fd);
+        sl_file_close_keep_errno(fd);
         return e;
     }
     *fd_out = fd;
@@ -79,7 +71,7 @@ static sl_err read_key_text(char *text, size_t cap, size_t *len, int fd)
     sl_err e = sl_file_read_fd(text, cap, len, fd);
     if (e == SL_ERR_LENGTH)
         e = SL_ERR_CONFIG;
-    close_keep_errno(fd);
+    sl_file_close_keep_errno(fd);
     return e;
 }
 

@@ -39,7 +39,7 @@ sl_err sl_replayfile_load(struct sl_replay *r, const char *path)
         len = cap;
         e = SL_OK;
     }
-    int saved = errno;
+    int saved = errno;   /* of the read; kept across close, decode and free */
     close(fd);
     if (e == SL_OK)
         e = sl_replay_load_mem(r, mem, len);
