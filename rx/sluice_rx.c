@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sodium.h>
 #include <unistd.h>
 
@@ -37,10 +36,9 @@
 #include "sl_mqtt.h"
 #include "sl_privdrop.h"
 #include "sl_receiver.h"
-#include "sl_replay.h"
-#include "sl_replayfile.h"
 #include "sl_rxcheck.h"
 #include "sl_rxconf.h"
+#include "sl_rxstate.h"
 #include "sl_store.h"
 #include "sl_tagch.h"
 
@@ -48,8 +46,6 @@
 #define SL_VERSION "0"
 #endif
 
-#define REPLAY_FILE          "replay.state"
-#define SAVE_PERIOD_MS       1000u     /* replay state saved at most this often when changed */
 #define DROP_LOG_PERIOD_MS   10000u    /* at most one drop summary line per period */
 #define LOOP_MAX_WAIT_MS     100       /* poll timeout cap: timers are checked this often */
 #define RX_BATCHES_PER_LOOP  16        /* link batches per loop turn, so Modbus is served too */
@@ -64,9 +60,7 @@ static volatile sig_atomic_t hup_sig;
 
 struct rxd {
     const struct sl_rxconf *conf;
-    struct sl_replay *replay;
-    char replay_path[SL_RXCONF_STR_MAX + 32];
-    bool replay_dirty;
+    struct sl_rxstate state;        /* replay.state: the replay window on disk */
     struct sl_hw *hw;
     struct sl_receiver *rcv;
     struct sl_mirror *mirror;
@@ -85,7 +79,7 @@ struct rxd {
 
     uint64_t now_ms;                /* monotonic, refreshed every loop turn */
     struct sl_store_sched ckpt;
-    uint64_t next_save_ms, next_drop_log_ms, next_save_log_ms;
+    uint64_t next_drop_log_ms;
     uint64_t next_write_log_ms, writes_unlogged;
     uint64_t next_io_log_ms;
 
@@ -134,6 +128,8 @@ static const struct sl_metrics *rxd_metrics(struct rxd *d)
     st->files_on = d->fr != NULL;
     if (d->fr)
         sl_filerecv_stats(d->fr, &st->files);
+    st->state_saves = d->state.saves;
+    st->state_save_failures = d->state.failures;
     st->mqtt_on = d->mqtt != NULL;
     if (d->mqtt)
         sl_mqtt_stats(d->mqtt, &st->mqtt);
@@ -146,7 +142,7 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
                        const uint8_t *payload, size_t len, uint64_t now_us)
 {
     struct rxd *d = ctx;
-    d->replay_dirty = true;   /* the receiver accepted (epoch, seq) into the window */
+    d->state.dirty = true;   /* the receiver accepted (epoch, seq) into the window */
     if (h->channel == SL_CHANNEL_TAGS)
         sl_tagch_payload(d->tags, h, key_id, payload, len, d->now_ms, now_us);
     else if (h->channel == SL_CHANNEL_FILES && d->fr)
@@ -158,7 +154,7 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
 static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
 {
     struct rxd *d = ctx;
-    d->replay_dirty = true;
+    d->state.dirty = true;
     struct sl_receiver_stats rs;
     sl_receiver_stats(d->rcv, &rs);
     sl_linkacct_beacon(&d->acct, b, rs.frames, sl_tagch_blocks(d->tags, b->session), d->now_ms, now_us);
@@ -233,20 +229,6 @@ static void drop_log(struct rxd *d)
     }
 }
 
-static bool save_state(struct rxd *d)
-{
-    if (sl_replayfile_save(d->replay, d->replay_path) == SL_OK) {
-        d->replay_dirty = false;
-        d->st.state_saves++;
-        return true;
-    }
-    d->st.state_save_failures++;
-    if (rate_ok(&d->next_save_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
-        sl_log(SL_LOG_WARNING, "cannot save replay state %s: %s (failures: %" PRIu64 ")", d->replay_path,
-               strerror(errno), d->st.state_save_failures);
-    return false;
-}
-
 /* Carrier and NIC counters of the diode interface from sysfs, with one
  * log line per carrier change. An RX NIC that transmits anything is worth
  * a look: on a diode its tx counters stay at zero. */
@@ -272,11 +254,7 @@ static void periodic(struct rxd *d)
     if (d->fr)
         sl_filerecv_tick(d->fr, sl_clock_wall_us());
     sl_store_sched_tick(&d->ckpt, d->store, d->mirror, d->now_ms, sl_clock_wall_us());
-    if (d->now_ms >= d->next_save_ms) {
-        d->next_save_ms = d->now_ms + SAVE_PERIOD_MS;
-        if (d->replay_dirty)
-            save_state(d);
-    }
+    sl_rxstate_tick(&d->state, d->now_ms);
     if (d->now_ms >= d->next_drop_log_ms) {
         d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
         drop_log(d);
@@ -403,7 +381,7 @@ static int drop_privileges(const struct rxd *d)
     }
     char path[SL_RXCONF_STR_MAX + 8];
     int bad = chown_quiet(c->keys.state_dir, uid, gid);
-    bad |= chown_quiet(d->replay_path, uid, gid);
+    bad |= chown_quiet(d->state.path, uid, gid);
     if (c->mirror.database[0]) {
         bad |= chown_quiet(c->mirror.database, uid, gid);
         snprintf(path, sizeof path, "%s-wal", c->mirror.database);
@@ -469,56 +447,6 @@ static int open_http(struct rxd *d)
     return 0;
 }
 
-/* Opens the replay state, the mirror (restored from SQLite), the link, the
- * receiver and the services in the order of docs/rx.md §3, then drops
- * privileges. */
-static int open_state(struct rxd *d)
-{
-    const struct sl_rxconf *c = d->conf;
-    if (mkdir(c->keys.state_dir, 0700) != 0 && errno != EEXIST) {
-        sl_log(SL_LOG_ERR, "cannot create state_dir %s: %s", c->keys.state_dir, strerror(errno));
-        return -1;
-    }
-    int pn = snprintf(d->replay_path, sizeof d->replay_path, "%s/%s", c->keys.state_dir, REPLAY_FILE);
-    if (pn < 0 || (size_t)pn >= sizeof d->replay_path) {
-        sl_log(SL_LOG_ERR, "state_dir path too long");
-        return -1;
-    }
-    /* Root opens, creates and chowns these before dropping privileges; in a
-     * directory the service user can write, a planted link would aim that
-     * at any file on the host (docs/security.md). */
-    struct stat lst;
-    if (lstat(c->keys.state_dir, &lst) == 0 && !S_ISDIR(lst.st_mode)) {
-        sl_log(SL_LOG_ERR, "state_dir %s is %s: refusing to follow it", c->keys.state_dir,
-               S_ISLNK(lst.st_mode) ? "a symbolic link" : "not a directory");
-        return -1;
-    }
-    if (sl_file_check_nolink(d->replay_path) != SL_OK) {
-        sl_log(SL_LOG_ERR, "replay state %s is a symbolic link or has other hard links: refusing to follow it",
-               d->replay_path);
-        return -1;
-    }
-    if (!(d->replay = malloc(sizeof *d->replay))) {
-        sl_log(SL_LOG_ERR, "out of memory");
-        return -1;
-    }
-    sl_replay_init(d->replay);
-    sl_err e = sl_replayfile_load(d->replay, d->replay_path);
-    if (e == SL_ERR_NOT_FOUND) {
-        sl_log(SL_LOG_INFO, "no replay state at %s: starting with an empty window (first start)", d->replay_path);
-    } else if (e != SL_OK) {
-        /* Resetting would silently re-open every old epoch to replay. */
-        sl_log(SL_LOG_ERR, "replay state %s is unusable (%s%s%s); refusing to start. Restore it from a "
-               "backup, or, if you accept that blocks recorded before now could be replayed "
-               "once, move it aside and start again",
-               d->replay_path, sl_strerror(e), e == SL_ERR_IO ? ": " : "", io_why(e));
-        return -1;
-    } else {
-        sl_log(SL_LOG_INFO, "replay state loaded from %s (%zu entries)", d->replay_path, d->replay->count);
-    }
-    return 0;
-}
-
 static int open_mirror(struct rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
@@ -573,7 +501,7 @@ static int open_receiver(struct rxd *d)
     }
     sl_linkacct_init(&d->acct, &(struct sl_rxbeacon_limits){ c->fec.max_k, c->fec.max_m, c->link.symbol_max });
     struct sl_receiver_config rc = {
-        .hw = d->hw, .trusted = &c->keys.keys, .replay = d->replay,
+        .hw = d->hw, .trusted = &c->keys.keys, .replay = d->state.replay,
         .fec = { .k_max = c->fec.max_k, .m_max = c->fec.max_m, .symbol_max = c->link.symbol_max,
                  .entries = c->fec.entries,
                  /* Junk and not-yet-announced blocks get a quarter more room
@@ -641,9 +569,13 @@ static int open_services(struct rxd *d)
     return 0;
 }
 
+/* Opens the replay state, the mirror (restored from SQLite), the link, the
+ * receiver and the services in the order of docs/rx.md §3, then drops
+ * privileges. */
 static int start(struct rxd *d)
 {
-    if (open_state(d) != 0 || open_mirror(d) != 0 || open_link(d) != 0 || open_receiver(d) != 0 ||
+    if (sl_rxstate_open(&d->state, d->conf->keys.state_dir, sl_clock_mono_ms()) != SL_OK ||
+        open_mirror(d) != 0 || open_link(d) != 0 || open_receiver(d) != 0 ||
         open_services(d) != 0)
         return -1;
     if (d->conf->rx.user[0] && drop_privileges(d) != 0)
@@ -664,7 +596,7 @@ static void stop(struct rxd *d)
     sl_hw_close(d->hw);
     sl_store_close(d->store);
     sl_mirror_destroy(d->mirror);
-    free(d->replay);
+    sl_rxstate_close(&d->state);
 }
 
 /* Final checkpoint and state save; returns 0 when both succeeded. */
@@ -673,7 +605,7 @@ static int finish(struct rxd *d, const char *why)
     d->now_ms = sl_clock_mono_ms();
     sl_tagch_tick(d->tags, d->now_ms);
     bool ok = sl_store_sched_run(&d->ckpt, d->store, d->mirror, d->now_ms, sl_clock_wall_us());
-    ok &= save_state(d);
+    ok &= sl_rxstate_save(&d->state, d->now_ms);
     const struct sl_metrics *st = rxd_metrics(d);
     char sum[512], drops[768];
     sl_metrics_summary(sum, sizeof sum, st);
@@ -689,7 +621,6 @@ static int run(struct rxd *d)
     int link_fd = sl_hw_fd(d->hw);
     d->now_ms = sl_clock_mono_ms();
     sl_store_sched_init(&d->ckpt, c->mirror.checkpoint_ms, d->now_ms);
-    d->next_save_ms = d->now_ms + SAVE_PERIOD_MS;
     d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
     d->st.start_us = sl_clock_wall_us();
     sl_log(SL_LOG_INFO, "receiving (%s)", sl_rxcheck_transport_name(c->link.transport));

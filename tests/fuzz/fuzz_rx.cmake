@@ -5,3 +5,6 @@ sl_fuzz_target(filerecv SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_filerecv.c LIBS sl
 # The RX configuration as --check reads it (host checks off), and the
 # `nft list ruleset` reader behind its egress-drop note.
 sl_fuzz_target(rxconf SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_rxconf.c LIBS sl_rx SECONDS 10)
+# Verified tag-channel payloads and beacons from a trusted (or compromised) TX
+# through the tag channel into the mirror (sl_tagch).
+sl_fuzz_target(tagch SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_tagch.c LIBS sl_rx SECONDS 10)

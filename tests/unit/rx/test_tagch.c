@@ -6,11 +6,14 @@
  * accounting (sl_linkacct: frame loss, missing blocks, drop summaries) and
  * the metrics table (sl_metrics: names, presence, Prometheus text). */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "rx_fixture.h"
 #include "sl_linkacct.h"
 #include "sl_metrics.h"
 #include "sl_msg.h"
+#include "sl_rxstate.h"
+#include "sl_mqtt.h"
 #include "sl_tagch.h"
 
 #define SESSION 0x1122334455667788ull
@@ -403,7 +406,7 @@ SL_TEST(metrics, prometheus_text_of_status_and_counters)
         "\nsluice_mirror_tags_count 16\n",
         "\nsluice_http_requests_total 9\n",
         "\nsluice_modbus_exceptions_total 2\n",
-        "# HELP sluice_rx_mqtt_disconnects_total established MQTT connections lost\n"
+        "# HELP sluice_rx_mqtt_disconnects_total established MQTT connections lost\n",
         "# TYPE sluice_rx_mqtt_disconnects_total counter\nsluice_rx_mqtt_disconnects_total 2\n",
         "# TYPE sluice_rx_mqtt_inflight gauge\n",
     };
@@ -415,4 +418,84 @@ SL_TEST(metrics, prometheus_text_of_status_and_counters)
     CU_ASSERT_PTR_NULL(strstr(t, "sluice_tx_epoch"));     /* no beacon yet */
     sl_jbuf_free(&b);
     sl_mirror_destroy(mir);
+}
+
+/* The MQTT client's counters that reach /metrics: a change to a tag whose
+ * publish is still pending is folded into it (coalesced), not queued. No
+ * broker: nothing is published, everything stays pending. */
+SL_TEST(metrics, mqtt_pending_and_coalesced)
+{
+    struct sl_mirror *mir = fx_mirror(7);
+    struct sl_mqtt_config cfg = { .broker = "127.0.0.1:1", .prefix = "uns", .max_tags = 64 };
+    struct sl_mqtt *q = NULL;
+    CU_ASSERT_FATAL(sl_mqtt_open(&q, &cfg, mir) == SL_OK);
+    struct sl_mqtt_stats st;
+    sl_mqtt_stats(q, &st);
+    uint32_t base = st.pending;
+    sl_mqtt_notify(q, SL_MIRROR_EV_VALUE, 3);
+    sl_mqtt_notify(q, SL_MIRROR_EV_VALUE, 3);
+    sl_mqtt_notify(q, SL_MIRROR_EV_VALUE, 4);
+    sl_mqtt_stats(q, &st);
+    CU_ASSERT_EQUAL(base, 0u);                  /* nothing marked before the first connect */
+    CU_ASSERT_EQUAL(st.pending, 2u);
+    CU_ASSERT_EQUAL(st.coalesced, 1u);
+    CU_ASSERT_FALSE(st.connected);
+    static struct sl_metrics m;
+    memset(&m, 0, sizeof m);
+    m.mqtt_on = true;
+    m.mqtt = st;
+    struct sl_http_counter c[SL_METRICS_DAEMON_MAX];
+    size_t n = sl_metrics_counters(&m, c, SL_METRICS_DAEMON_MAX);
+    CU_ASSERT_EQUAL(find(c, n, "sluice_rx_mqtt_coalesced_total")->value, st.coalesced);
+    CU_ASSERT_EQUAL(find(c, n, "sluice_rx_mqtt_connected")->value, 0u);
+    sl_mqtt_close(q);
+    sl_mirror_destroy(mir);
+}
+
+/* ---- replay state on disk -------------------------------------------------------- */
+
+SL_TEST(rxstate, first_start_save_reload_and_refusals)
+{
+    char dir[] = "/tmp/sl-rxstate-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    char sdir[64], path[96], link[96];
+    snprintf(sdir, sizeof sdir, "%s/state", dir);
+    struct sl_rxstate s;
+    /* First start: the directory is created, the window empty. */
+    CU_ASSERT_EQUAL_FATAL(sl_rxstate_open(&s, sdir, 0), SL_OK);
+    CU_ASSERT_EQUAL(s.replay->count, 0u);
+    uint8_t kid[SL_KEY_ID_BYTES];
+    memset(kid, 7, sizeof kid);
+    CU_ASSERT_EQUAL(sl_replay_accept(s.replay, kid, SL_CHANNEL_TAGS, 3, 41), SL_OK);
+    s.dirty = true;
+    sl_rxstate_tick(&s, 500);                  /* not yet due */
+    CU_ASSERT_EQUAL(s.saves, 0u);
+    sl_rxstate_tick(&s, SL_RXSTATE_SAVE_MS);
+    CU_ASSERT_EQUAL(s.saves, 1u);
+    CU_ASSERT_FALSE(s.dirty);
+    sl_rxstate_tick(&s, 3 * SL_RXSTATE_SAVE_MS); /* clean: nothing written */
+    CU_ASSERT_EQUAL(s.saves, 1u);
+    sl_rxstate_close(&s);
+    /* Restart: the window is back and refuses the replayed block. */
+    CU_ASSERT_EQUAL_FATAL(sl_rxstate_open(&s, sdir, 0), SL_OK);
+    CU_ASSERT_EQUAL(s.replay->count, 1u);
+    CU_ASSERT_NOT_EQUAL(sl_replay_check(s.replay, kid, SL_CHANNEL_TAGS, 3, 41), SL_OK);
+    sl_rxstate_close(&s);
+    /* A corrupt file refuses the start (never reset silently). */
+    snprintf(path, sizeof path, "%s/%s", sdir, SL_RXSTATE_FILE);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("garbage", f);
+    fclose(f);
+    CU_ASSERT_NOT_EQUAL(sl_rxstate_open(&s, sdir, 0), SL_OK);
+    sl_rxstate_close(&s);
+    /* A state_dir that is a symbolic link is refused. */
+    snprintf(link, sizeof link, "%s/link", dir);
+    CU_ASSERT_FATAL(symlink(sdir, link) == 0);
+    CU_ASSERT_EQUAL(sl_rxstate_open(&s, link, 0), SL_ERR_PERM);
+    sl_rxstate_close(&s);
+    unlink(link);
+    unlink(path);
+    rmdir(sdir);
+    rmdir(dir);
 }
