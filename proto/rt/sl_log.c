@@ -16,6 +16,7 @@
 
 struct site {
     const char *fmt;
+    uint64_t text_hash;   /* for a pass-through "%s" site: which text */
     uint64_t window_ms;
     unsigned lines;
     unsigned long long suppressed;
@@ -99,11 +100,11 @@ static void emit(enum sl_log_level l, const char *text)
 
 /* Called with the mutex held. True when this line may be written; flushes
  * the suppressed count of a window that has ended. */
-static bool admit(enum sl_log_level l, const char *fmt, uint64_t now)
+static bool admit(enum sl_log_level l, const char *fmt, uint64_t text_hash, uint64_t now)
 {
     struct site *s = NULL, *oldest = &L.site[0];
     for (unsigned i = 0; i < SITES; i++) {
-        if (L.site[i].fmt == fmt) {
+        if (L.site[i].fmt == fmt && L.site[i].text_hash == text_hash) {
             s = &L.site[i];
             break;
         }
@@ -112,7 +113,7 @@ static bool admit(enum sl_log_level l, const char *fmt, uint64_t now)
     }
     if (!s) {
         s = oldest;
-        *s = (struct site){ .fmt = fmt, .window_ms = now };
+        *s = (struct site){ .fmt = fmt, .text_hash = text_hash, .window_ms = now };
     }
     if (now - s->window_ms >= SL_LOG_WINDOW_MS) {
         if (s->suppressed) {
@@ -134,13 +135,28 @@ static bool admit(enum sl_log_level l, const char *fmt, uint64_t now)
     return true;
 }
 
+/* FNV-1a of a line. A call site is its format string, except for the
+ * pass-through format "%s" (one literal, merged by the compiler, used by
+ * callers that build a line elsewhere): there the line itself is the site,
+ * so one repeated line is limited without silencing every other "%s" line. */
+static uint64_t site_hash(const char *fmt, const char *text)
+{
+    if (strcmp(fmt, "%s") != 0)
+        return 0;
+    uint64_t h = 14695981039346656037ull;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
 void sl_logv(enum sl_log_level l, const char *fmt, va_list ap)
 {
     char text[SL_LOG_LINE_MAX];
     uint64_t now = sl_clock_mono_ms();
     vsnprintf(text, sizeof text, fmt, ap);
+    uint64_t h = site_hash(fmt, text);
     pthread_mutex_lock(&L.mu);
-    if (l <= L.level && admit(l, fmt, now))
+    if (l <= L.level && admit(l, fmt, h, now))
         emit(l, text);
     pthread_mutex_unlock(&L.mu);
 }

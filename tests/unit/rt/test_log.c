@@ -119,6 +119,27 @@ SL_TEST(log, flood_from_one_site_is_rate_limited)
     CU_ASSERT_EQUAL(sl_log_suppressed() - before, 200u - SL_LOG_BURST);
 }
 
+static void passthrough(void)
+{
+    char line[64];
+    for (int i = 0; i < 30; i++) {
+        snprintf(line, sizeof line, "file report-%d.csv received", i);
+        sl_log(SL_LOG_INFO, "%s", line);
+    }
+    for (int i = 0; i < 30; i++)
+        sl_log(SL_LOG_INFO, "%s", "the same line again");
+}
+
+SL_TEST(log, passthrough_lines_are_their_own_sites)
+{
+    const char *o = capture(passthrough, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "file report-29.csv received\n"));
+    unsigned same = 0;
+    for (const char *p = o; (p = strstr(p, "the same line again")); p++)
+        same++;
+    CU_ASSERT_EQUAL(same, SL_LOG_BURST);
+}
+
 static void diag_lines(void)
 {
     struct sl_diag d;
