@@ -61,15 +61,20 @@ struct sl_filerecv {
     struct sl_filerecv_stats st;
 };
 
-static void say(struct sl_filerecv *fr, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(struct sl_filerecv *fr, int ok, const char *fmt, ...)
+/* One line for the daemon's log hook; id (a stable message id, see
+ * sl_log_id) goes first as "[ID] " so a SIEM can alert on refused files. */
+static void say(struct sl_filerecv *fr, int ok, const char *id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void say(struct sl_filerecv *fr, int ok, const char *id, const char *fmt, ...)
 {
     if (!fr->cfg.log)
         return;
     char line[768];
+    int n = id ? snprintf(line, sizeof line, "[%s] ", id) : 0;
+    size_t off = n > 0 && (size_t)n < sizeof line ? (size_t)n : 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(line + off, sizeof line - off, fmt, ap);
     va_end(ap);
     fr->cfg.log(fr->cfg.ctx, ok, line);
 }
@@ -218,7 +223,7 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
     for (unsigned i = 0; i < cfg->slots; i++)
         fr->slots[i].fd = -1;
     if (fr->st.stale_removed)
-        say(fr, 0, "removed %" PRIu64 " temporary file%s left by an earlier run", fr->st.stale_removed,
+        say(fr, 0, NULL, "removed %" PRIu64 " temporary file%s left by an earlier run", fr->st.stale_removed,
             fr->st.stale_removed == 1 ? "" : "s");
     *out = fr;
     return SL_OK;
@@ -264,8 +269,8 @@ static bool was_refused(const struct sl_filerecv *fr, uint64_t session, uint32_t
 /* Discards a file: the temporary goes, nothing appears under a real name. */
 static void discard(struct sl_filerecv *fr, struct slot *s, uint64_t *reason, const char *why)
 {
-    say(fr, 0, "file %s (id %" PRIu32 "): discarded: %s (%" PRIu64 " of %s bytes received)", label(s),
-        s->file_id, why, s->received, s->size_known ? "known" : "unknown");
+    say(fr, 0, "SL-RX-FILE-REFUSED", "file %s (id %" PRIu32 "): discarded: %s (%" PRIu64 " of %s bytes received)",
+        label(s), s->file_id, why, s->received, s->size_known ? "known" : "unknown");
     fr->st.files_failed++;
     (*reason)++;
     if (reason != &fr->st.failed_incomplete)
@@ -293,7 +298,8 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
         fr->st.files_failed++;
         fr->st.failed_busy++;
         remember_refused(fr, session, id);
-        say(fr, 0, "file id %" PRIu32 ": discarded: more than %u files in progress", id, fr->cfg.slots);
+        say(fr, 0, "SL-RX-FILE-REFUSED", "file id %" PRIu32 ": discarded: more than %u files in progress", id,
+            fr->cfg.slots);
         return NULL;
     }
     struct slot *s = free_slot;
@@ -306,7 +312,7 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
     if (s->fd < 0 && errno == EEXIST && unlinkat(fr->dirfd, s->part, 0) == 0)
         s->fd = openat(fr->dirfd, s->part, flags, 0600);
     if (s->fd < 0) {
-        say(fr, 0, "file id %" PRIu32 ": cannot create %s: %s", id, s->part, strerror(errno));
+        say(fr, 0, "SL-RX-FILE-ERROR", "file id %" PRIu32 ": cannot create %s: %s", id, s->part, strerror(errno));
         s->part[0] = '\0';
         fr->st.files_failed++;
         fr->st.failed_io++;
@@ -459,10 +465,10 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
     fr->st.files_ok++;
     if (n) {
         fr->st.files_renamed++;
-        say(fr, 1, "file %s: %" PRIu64 " bytes, SHA-256 verified, published as %s (name existed)", s->name,
+        say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, SHA-256 verified, published as %s (name existed)", s->name,
             s->size, final);
     } else {
-        say(fr, 1, "file %s: %" PRIu64 " bytes, SHA-256 verified, published", s->name, s->size);
+        say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, SHA-256 verified, published", s->name, s->size);
     }
     release(fr, s, false);
 }

@@ -89,10 +89,11 @@ static void poll_result(struct dev *d, sl_err e, const struct sl_poller_report *
     if (e == SL_ERR_AGAIN || e == d->last_err)
         return;
     if (e == SL_OK)
-        sl_log(SL_LOG_NOTICE, "device %s: every read answered again", d->cfg->name);
+        sl_log_id(SL_LOG_NOTICE, "SL-TX-POLL-OK", "device %s: every read answered again", d->cfg->name);
     else if (e != SL_ERR_IO)   /* down: the "device ... down" event says it */
-        sl_log(SL_LOG_WARNING, "device %s: poll: %s (%u read(s) failed%s%s)", d->cfg->name,
-               sl_strerror(e), rep->reads_failed, rep->why[0] ? ": " : "", rep->why);
+        sl_log_id(SL_LOG_WARNING, "SL-TX-POLL-ERR",
+                  "device %s: poll: %s (%u read(s) failed%s%s)", d->cfg->name,
+                  sl_strerror(e), rep->reads_failed, rep->why[0] ? ": " : "", rep->why);
     d->last_err = e;
 }
 
@@ -182,7 +183,8 @@ static void take_device(struct dev *d, struct sl_snapshot *snap, uint64_t now)
         size_t len = up ? sl_snapshot_event_text(text, sizeof text, "%s up", d->cfg->name)
                         : sl_snapshot_event_text(text, sizeof text, "%s down: %s", d->cfg->name,
                                                  ev[i].why[0] ? ev[i].why : "no answer");
-        sl_log(up ? SL_LOG_NOTICE : SL_LOG_WARNING, "device %.*s", (int)len, text);
+        sl_log_id(up ? SL_LOG_NOTICE : SL_LOG_WARNING, up ? "SL-TX-DEVICE-UP" : "SL-TX-DEVICE-DOWN", "device %.*s",
+                  (int)len, text);
         if (sl_snapshot_event(snap, ev[i].kind, d->cfg->mirror_unit, ev[i].time_us, text, len) != SL_OK)
             sl_log(SL_LOG_WARNING, "device %s: event not queued", d->cfg->name);
     }

@@ -16,6 +16,7 @@
 
 struct site {
     const char *fmt;
+    const char *id;       /* message id of the site's lines, or NULL */
     uint64_t text_hash;   /* for a pass-through "%s" site: which text */
     uint64_t window_ms;
     unsigned lines;
@@ -87,20 +88,24 @@ bool sl_log_enabled(enum sl_log_level l)
     return on;
 }
 
-/* Called with the mutex held. */
-static void emit(enum sl_log_level l, const char *text)
+/* Called with the mutex held. id: "[ID] " goes first in the text, after
+ * any prefix, so the same grep finds it on a terminal and in the journal. */
+static void emit(enum sl_log_level l, const char *id, const char *text)
 {
+    const char *open = id ? "[" : "", *close = id ? "] " : "";
+    if (!id)
+        id = "";
     if (L.journal)
-        fprintf(stderr, "<%d>%s\n", (int)l, text);
+        fprintf(stderr, "<%d>%s%s%s%s\n", (int)l, open, id, close, text);
     else if (l == SL_LOG_INFO || l == SL_LOG_NOTICE)
-        fprintf(stderr, "%s: %s\n", L.prog, text);
+        fprintf(stderr, "%s: %s%s%s%s\n", L.prog, open, id, close, text);
     else
-        fprintf(stderr, "%s: %s: %s\n", L.prog, sl_log_level_name(l), text);
+        fprintf(stderr, "%s: %s: %s%s%s%s\n", L.prog, sl_log_level_name(l), open, id, close, text);
 }
 
 /* Called with the mutex held. True when this line may be written; flushes
  * the suppressed count of a window that has ended. */
-static bool admit(enum sl_log_level l, const char *fmt, uint64_t text_hash, uint64_t now)
+static bool admit(enum sl_log_level l, const char *id, const char *fmt, uint64_t text_hash, uint64_t now)
 {
     struct site *s = NULL, *oldest = &L.site[0];
     for (unsigned i = 0; i < SITES; i++) {
@@ -113,14 +118,14 @@ static bool admit(enum sl_log_level l, const char *fmt, uint64_t text_hash, uint
     }
     if (!s) {
         s = oldest;
-        *s = (struct site){ .fmt = fmt, .text_hash = text_hash, .window_ms = now };
+        *s = (struct site){ .fmt = fmt, .id = id, .text_hash = text_hash, .window_ms = now };
     }
     if (now - s->window_ms >= SL_LOG_WINDOW_MS) {
         if (s->suppressed) {
             char note[SL_LOG_LINE_MAX];
             snprintf(note, sizeof note, "%llu similar lines suppressed in %u s (\"%.80s\")", s->suppressed,
                      SL_LOG_WINDOW_MS / 1000u, fmt);
-            emit(l, note);
+            emit(l, s->id, note);
         }
         s->window_ms = now;
         s->lines = 0;
@@ -149,16 +154,30 @@ static uint64_t site_hash(const char *fmt, const char *text)
     return h;
 }
 
-void sl_logv(enum sl_log_level l, const char *fmt, va_list ap)
+/* One line: format, rate limit by call site, write. */
+static void logv(enum sl_log_level l, const char *id, const char *fmt, va_list ap)
 {
     char text[SL_LOG_LINE_MAX];
     uint64_t now = sl_clock_mono_ms();
     vsnprintf(text, sizeof text, fmt, ap);
     uint64_t h = site_hash(fmt, text);
     pthread_mutex_lock(&L.mu);
-    if (l <= L.level && admit(l, fmt, h, now))
-        emit(l, text);
+    if (l <= L.level && admit(l, id, fmt, h, now))
+        emit(l, id, text);
     pthread_mutex_unlock(&L.mu);
+}
+
+void sl_logv(enum sl_log_level l, const char *fmt, va_list ap)
+{
+    logv(l, NULL, fmt, ap);
+}
+
+void sl_log_id(enum sl_log_level l, const char *id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    logv(l, id, fmt, ap);
+    va_end(ap);
 }
 
 void sl_log(enum sl_log_level l, const char *fmt, ...)

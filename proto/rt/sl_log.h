@@ -53,6 +53,17 @@ bool sl_log_enabled(enum sl_log_level l);
 void sl_log(enum sl_log_level l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sl_logv(enum sl_log_level l, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* A line a SIEM can alert on: an event with a stable message id, written
+ * as "[ID] text" where the text would go, so
+ *   on a terminal:  "sluice-rx: warning: [SL-RX-SIG-DROP] 3 blocks ..."
+ *   under journald: "<4>[SL-RX-SIG-DROP] 3 blocks ..."
+ * and one grep for the bracketed id finds it either way (its "suppressed"
+ * note carries the id too). id: a string literal "SL-<SIDE>-<EVENT>" of
+ * upper-case letters, digits and '-'; ids never change meaning once
+ * released (docs/operations.md, "Log messages", lists every one). Same
+ * level filter and per-call-site rate limit as sl_log. */
+void sl_log_id(enum sl_log_level l, const char *id, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Every collected configuration problem, one "file:line: message" line
  * each, at error priority and never rate limited (a broken file is read
  * once and every line of it matters). */

@@ -140,6 +140,45 @@ SL_TEST(log, passthrough_lines_are_their_own_sites)
     CU_ASSERT_EQUAL(same, SL_LOG_BURST);
 }
 
+static void id_lines(void)
+{
+    sl_log_set_level(SL_LOG_NOTICE);
+    sl_log_id(SL_LOG_WARNING, "SL-RX-SIG-DROP", "%u blocks with a bad signature", 3u);
+    sl_log_id(SL_LOG_NOTICE, "SL-TX-DEVICE-UP", "device %s: every read answered again", "plc1");
+    sl_log_id(SL_LOG_ERR, "SL-RX-LIMITS", "too big");
+    sl_log_id(SL_LOG_INFO, "SL-RX-HIDDEN", "below the level: not written");
+    sl_log_set_level(SL_LOG_INFO);
+}
+
+SL_TEST(log, id_terminal_format)
+{
+    CU_ASSERT_STRING_EQUAL(capture(id_lines, 0), "sluice-test: warning: [SL-RX-SIG-DROP] 3 blocks with a bad signature\n"
+                                                 "sluice-test: [SL-TX-DEVICE-UP] device plc1: every read answered again\n"
+                                                 "sluice-test: error: [SL-RX-LIMITS] too big\n");
+}
+
+SL_TEST(log, id_journald_after_priority)
+{
+    CU_ASSERT_STRING_EQUAL(capture(id_lines, 1), "<4>[SL-RX-SIG-DROP] 3 blocks with a bad signature\n"
+                                                 "<5>[SL-TX-DEVICE-UP] device plc1: every read answered again\n"
+                                                 "<3>[SL-RX-LIMITS] too big\n");
+}
+
+static void id_flood(void)
+{
+    for (int i = 0; i < 50; i++)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MODBUS-WRITE", "refused write %d", i);
+}
+
+SL_TEST(log, id_lines_are_rate_limited_per_site)
+{
+    const char *o = capture(id_flood, 0);
+    unsigned lines = 0;
+    for (const char *p = o; (p = strstr(p, "warning: [SL-RX-MODBUS-WRITE] refused write ")); p++)
+        lines++;
+    CU_ASSERT_EQUAL(lines, SL_LOG_BURST);
+}
+
 static void diag_lines(void)
 {
     struct sl_diag d;
