@@ -10,6 +10,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
+#include "sl_log.h"
+
 static const char *const oper_names[] = {
     [SL_LINK_OPER_UNKNOWN] = "unknown",
     [SL_LINK_OPER_NOTPRESENT] = "notpresent",
@@ -140,4 +143,30 @@ sl_err sl_link_read(struct sl_link_health *out, const char *sysfs_root, const ch
         memcpy((uint8_t *)out + stats[i].off, &v, sizeof v);
     }
     return SL_OK;
+}
+
+void sl_link_watch_init(struct sl_link_watch *w, const char *ifname, const char *id_up,
+                        const char *id_down)
+{
+    memset(w, 0, sizeof *w);
+    w->ifname = ifname;
+    w->id_up = id_up;
+    w->id_down = id_down;
+    w->carrier = -2;
+}
+
+bool sl_link_watch_tick(struct sl_link_watch *w, uint64_t now_ms)
+{
+    if (!w->ifname || !w->ifname[0] || !sl_clock_due(&w->next_ms, now_ms, SL_LINK_WATCH_MS))
+        return false;
+    w->ok = sl_link_read(&w->health, NULL, w->ifname) == SL_OK;
+    int carrier = w->ok ? w->health.carrier : -1;
+    if (carrier != w->carrier)
+        sl_log_id(carrier == 1 ? SL_LOG_NOTICE : SL_LOG_WARNING, carrier == 1 ? w->id_up : w->id_down,
+               "link %s: carrier %s, operstate %s, %llu tx dropped", w->ifname,
+               carrier == 1 ? "up" : carrier == 0 ? "DOWN" : "unknown",
+               w->ok ? sl_link_oper_name(w->health.oper) : "unknown",
+               w->ok && w->health.tx_dropped != SL_LINK_NA ? (unsigned long long)w->health.tx_dropped : 0ull);
+    w->carrier = carrier;
+    return true;
 }

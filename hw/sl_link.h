@@ -6,6 +6,7 @@
 #ifndef SL_LINK_H
 #define SL_LINK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sl_err.h"
@@ -49,5 +50,27 @@ sl_err sl_link_read(struct sl_link_health *out, const char *sysfs_root, const ch
 
 /* "up", "down", ... as in sysfs; never NULL. */
 const char *sl_link_oper_name(enum sl_link_oper oper);
+
+/* The diode NIC watch both daemons run on [link] interface: sysfs read at
+ * most once per SL_LINK_WATCH_MS, one log line per carrier change ("link
+ * IF: carrier up|DOWN|unknown, operstate X, N tx dropped": DOWN and unknown
+ * at warning, up at notice). A one-strand fibre whose far end lost light,
+ * or a media converter with link-fault pass-through, shows up here first. */
+#define SL_LINK_WATCH_MS 1000u
+
+struct sl_link_watch {
+    const char *ifname;          /* borrowed; "" or NULL: nothing is read */
+    const char *id_up, *id_down; /* message ids of the two lines (sl_log_id) */
+    struct sl_link_health health;
+    bool ok;                     /* health holds the last read (else unknown) */
+    int carrier;                 /* last logged; -2 before the first read */
+    uint64_t next_ms;
+};
+
+void sl_link_watch_init(struct sl_link_watch *w, const char *ifname, const char *id_up,
+                        const char *id_down);
+
+/* Reads when due (monotonic now_ms) and logs a change; true when read. */
+bool sl_link_watch_tick(struct sl_link_watch *w, uint64_t now_ms);
 
 #endif

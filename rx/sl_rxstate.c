@@ -9,6 +9,7 @@
 
 #include "sl_file.h"
 #include "sl_log.h"
+#include "sl_privdrop.h"
 #include "sl_replayfile.h"
 
 sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms)
@@ -88,4 +89,49 @@ void sl_rxstate_close(struct sl_rxstate *s)
 {
     free(s->replay);
     s->replay = NULL;
+}
+
+/* One file to the [rx] user: false when it must not be (a link). A file
+ * that does not exist yet is fine (RX creates it as the user). */
+static bool chown_quiet(const char *path, uid_t uid, gid_t gid)
+{
+    sl_err e = sl_file_chown_nofollow(path, uid, gid);
+    if (e == SL_ERR_PERM) {
+        sl_log(SL_LOG_ERR, "%s is a symbolic link, a hard-linked file or not a plain file: "
+               "refusing to hand it to the [rx] user", path);
+        return false;
+    }
+    if (e != SL_OK && e != SL_ERR_NOT_FOUND)
+        sl_log(SL_LOG_WARNING, "cannot chown %s to the [rx] user: %s", path, strerror(errno));
+    return true;
+}
+
+sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const char *user, const char *state_dir,
+                          const char *database)
+{
+    char why[256] = "";
+    uid_t uid;
+    gid_t gid;
+    if (sl_privdrop_lookup(user, &uid, &gid, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s", why);
+        return SL_ERR_PERM;
+    }
+    char path[SL_RXSTATE_PATH_MAX + 8];
+    bool ok = chown_quiet(state_dir, uid, gid);
+    ok &= chown_quiet(s->path, uid, gid);
+    if (database[0]) {
+        ok &= chown_quiet(database, uid, gid);
+        snprintf(path, sizeof path, "%s-wal", database);
+        ok &= chown_quiet(path, uid, gid);
+        snprintf(path, sizeof path, "%s-shm", database);
+        ok &= chown_quiet(path, uid, gid);
+    }
+    if (!ok)
+        return SL_ERR_PERM;
+    if (sl_privdrop_to(user, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s", why);
+        return SL_ERR_PERM;
+    }
+    sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", user, (unsigned)uid, (unsigned)gid);
+    return SL_OK;
 }

@@ -45,6 +45,17 @@ bool sl_rxstate_save(struct sl_rxstate *s, uint64_t now_ms);
 /* Saves when the window moved and SL_RXSTATE_SAVE_MS has passed. */
 void sl_rxstate_tick(struct sl_rxstate *s, uint64_t now_ms);
 
+/* RX's part of dropping root ([rx] user): the files RX keeps writing
+ * (state_dir, replay.state, and database with its -wal and -shm when
+ * database is not "") are handed to user first, never through a link
+ * (sl_file_chown_nofollow: a link or hard-linked file that appeared since
+ * start-up checked them is an attack, and RX stops), then sl_privdrop_to
+ * drops root for good and "running as USER (uid, gid)" is logged.
+ * SL_ERR_PERM (refused or failed: logged), else SL_OK. */
+__attribute__((warn_unused_result))
+sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const char *user, const char *state_dir,
+                          const char *database);
+
 void sl_rxstate_close(struct sl_rxstate *s);
 
 #endif

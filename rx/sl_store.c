@@ -495,3 +495,29 @@ void sl_store_sched_tick(struct sl_store_sched *k, struct sl_store *s, struct sl
     if (now_ms >= k->next_ms)
         (void)sl_store_sched_run(k, s, m, now_ms, now_us);
 }
+
+void sl_store_resume(struct sl_store *s, struct sl_mirror *m, const char *path, uint64_t now_us)
+{
+    size_t restored = 0;
+    sl_err e = sl_store_restore(s, m, &restored);
+    if (e != SL_OK) {
+        if (e != SL_ERR_NOT_FOUND)
+            sl_log(SL_LOG_WARNING, "cannot restore the mirror from %s (%s: %s); starting empty", path,
+                   sl_strerror(e), sl_store_errmsg(s));
+        return;
+    }
+    sl_log(SL_LOG_INFO, "restored schema %08" PRIx32 " (%" PRIu32 " tags) and %zu values from %s, "
+           "quality UncertainLastUsableValue until refreshed",
+           sl_mirror_schema_id(m), sl_mirror_count(m), restored, path);
+    /* Restored values are no longer Good: every row is rewritten now, not
+     * only when its tag next changes. Once, at start: the one allocation. */
+    uint32_t n = sl_mirror_count(m);
+    uint32_t *all = malloc((n ? n : 1) * sizeof *all);
+    if (!all)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        all[i] = i;
+    if (sl_store_checkpoint(s, m, all, n, now_us) != SL_OK)
+        sl_log(SL_LOG_WARNING, "database checkpoint failed: %s", sl_store_errmsg(s));
+    free(all);
+}

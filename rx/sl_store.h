@@ -74,6 +74,14 @@ sl_err sl_store_checkpoint(struct sl_store *s, const struct sl_mirror *m, const 
 __attribute__((warn_unused_result))
 sl_err sl_store_restore(struct sl_store *s, struct sl_mirror *m, size_t *restored);
 
+/* RX's start-up use of sl_store_restore: restores m from s, logs what came
+ * back ("restored schema ... and N values from PATH, quality
+ * UncertainLastUsableValue until refreshed"), then rewrites every row so
+ * the file shows the quality the services show. An empty database is a
+ * first start (nothing logged); any other failure is logged and RX starts
+ * with an empty mirror (never fatal). path names the file in the lines. */
+void sl_store_resume(struct sl_store *s, struct sl_mirror *m, const char *path, uint64_t now_us);
+
 void sl_store_stats(const struct sl_store *s, struct sl_store_stats *out);
 
 /* The daemon's checkpoint schedule: every period_ms the mirror's dirty tags

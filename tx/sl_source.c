@@ -49,6 +49,7 @@ struct dev {
     uint64_t poll_errors;                /* failed reads since start */
     uint64_t polls_failed;               /* polls that returned an error */
     struct sl_poller_counters cnt;       /* the poller's counters after its last poll */
+    enum sl_poller_state state;          /* after its last poll (systemd STATUS=) */
     /* The line's thread only: */
     sl_err last_err;                     /* of the last poll, logged when it changes */
 };
@@ -108,6 +109,7 @@ static void hand_over(struct dev *d, sl_err e, const struct sl_poller_report *re
     d->poll_errors += rep->reads_failed;
     d->polls_failed += e != SL_OK;
     sl_poller_counters(d->poller, &d->cnt);
+    d->state = sl_poller_state(d->poller);
     if (rep->event) {
         if (d->ev_n == DEV_EVENTS) {
             memmove(d->ev, d->ev + 1, (DEV_EVENTS - 1) * sizeof d->ev[0]);
@@ -243,6 +245,7 @@ static bool modbus_unit(const struct sl_source *s, size_t i, size_t k, struct sl
     pthread_mutex_lock(&d->mu);
     out->cnt = d->cnt;
     out->polls_failed = d->polls_failed;
+    out->state = d->state;
     pthread_mutex_unlock(&d->mu);
     return true;
 }

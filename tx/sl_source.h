@@ -45,6 +45,7 @@ struct sl_source_unit {
     const struct sl_txconf_device *cfg;
     struct sl_poller_counters cnt;
     uint64_t polls_failed;     /* polls whose sl_err was not SL_OK (some or every read failed) */
+    enum sl_poller_state state;   /* after the last poll handed over (UNKNOWN before it) */
 };
 
 struct sl_source;

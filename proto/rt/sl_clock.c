@@ -15,3 +15,11 @@ uint64_t sl_clock_mono_us(void) { return read_ns(CLOCK_MONOTONIC) / 1000u; }
 uint64_t sl_clock_mono_ms(void) { return read_ns(CLOCK_MONOTONIC) / 1000000u; }
 uint64_t sl_clock_wall_us(void) { return read_ns(CLOCK_REALTIME) / 1000u; }
 uint64_t sl_clock_wall_ms(void) { return read_ns(CLOCK_REALTIME) / 1000000u; }
+
+bool sl_clock_due(uint64_t *next, uint64_t now, uint64_t period)
+{
+    if (now < *next)
+        return false;
+    *next = now + period;
+    return true;
+}

@@ -1,0 +1,85 @@
+#include "sl_sdnotify.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+/* One process, one notify socket: the state is the process's. */
+static struct {
+    bool wd_read;                 /* sd_watchdog_enabled asked once */
+    uint64_t wd_usec;             /* 0: no watchdog */
+    uint64_t wd_next_ms;          /* next ping due (monotonic ms); 0 = at once */
+    char status[SL_SDNOTIFY_STATUS_MAX + 1];
+} N;
+
+/* sd_notify: > 0 sent, 0 no NOTIFY_SOCKET, < 0 -errno. unset_environment
+ * stays 0: the variables must survive for every later message. */
+static sl_err notify(const char *msg)
+{
+    int r = sd_notify(0, msg);
+    if (r < 0) {
+        errno = -r;
+        return SL_ERR_IO;
+    }
+    return SL_OK;
+}
+
+uint64_t sl_sdnotify_watchdog_usec(void)
+{
+    if (!N.wd_read) {
+        uint64_t usec = 0;
+        /* > 0 only when WATCHDOG_USEC is set and WATCHDOG_PID (if set)
+         * names this process. */
+        N.wd_usec = sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
+        N.wd_read = true;
+    }
+    return N.wd_usec;
+}
+
+sl_err sl_sdnotify_ready(const char *status)
+{
+    char msg[SL_SDNOTIFY_STATUS_MAX + 32];
+    if (status) {
+        snprintf(N.status, sizeof N.status, "%s", status);
+        snprintf(msg, sizeof msg, "READY=1\nSTATUS=%s", N.status);
+    } else {
+        snprintf(msg, sizeof msg, "READY=1");
+    }
+    N.wd_next_ms = 0;
+    return notify(msg);
+}
+
+sl_err sl_sdnotify_status(const char *fmt, ...)
+{
+    char text[SL_SDNOTIFY_STATUS_MAX + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    if (strcmp(text, N.status) == 0)
+        return SL_OK;
+    memcpy(N.status, text, sizeof N.status);
+    char msg[SL_SDNOTIFY_STATUS_MAX + 16];
+    snprintf(msg, sizeof msg, "STATUS=%s", text);
+    return notify(msg);
+}
+
+sl_err sl_sdnotify_stopping(void)
+{
+    return notify("STOPPING=1");
+}
+
+sl_err sl_sdnotify_watchdog(uint64_t now_ms)
+{
+    uint64_t usec = sl_sdnotify_watchdog_usec();
+    if (usec == 0 || now_ms < N.wd_next_ms)
+        return SL_OK;
+    /* Half the interval: a ping delayed by one slow turn still arrives in
+     * time (sd_watchdog_enabled(3) recommends the same). */
+    uint64_t half_ms = usec / 2000u;
+    N.wd_next_ms = now_ms + (half_ms ? half_ms : 1u);
+    return notify("WATCHDOG=1");
+}
