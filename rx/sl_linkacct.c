@@ -86,32 +86,47 @@ static void log_beacon(const struct sl_linkacct *a, const struct sl_beacon *prev
                "interleave=%u rate=%" PRIu32 " kbit/s, clock offset %+" PRId64 " ms",
                b->session, b->epoch, kid, (ev & SL_RXB_FIRST) ? "" : " (new)", b->symbol_size, b->k,
                b->m, b->interleave, b->rate_kbps, t->clock_offset_us / 1000);
+    /* A new session whose configuration differs from the last one seen: a
+     * TX restarted with another configuration (planned, or not). */
+    if ((ev & SL_RXB_SESSION) && !(ev & SL_RXB_FIRST) &&
+        memcmp(prev->config_fp, b->config_fp, SL_FP_BYTES) != 0) {
+        fp_hex(x, prev->config_fp);
+        fp_hex(z, b->config_fp);
+        sl_log_id(SL_LOG_WARNING, "SL-RX-CONFIG-FP-CHANGED",
+                  "TX session %016" PRIx64 " runs another configuration than session %016" PRIx64 ": %s -> %s",
+                  b->session, prev->session, x, z);
+    }
     if (ev & SL_RXB_PARAMS)
-        sl_log(SL_LOG_WARNING, "TX link parameters changed within session %016" PRIx64
-               ": S %u->%u, k %u->%u, m %u->%u, interleave %u->%u, rate %" PRIu32 "->%" PRIu32
-               " kbit/s (changes so far: %" PRIu64 ")",
-               b->session, prev->symbol_size, b->symbol_size, prev->k, b->k, prev->m, b->m,
-               prev->interleave, b->interleave, prev->rate_kbps, b->rate_kbps, t->param_changes);
+        sl_log_id(SL_LOG_WARNING, "SL-RX-PARAMS-CHANGED",
+                  "TX link parameters changed within session %016" PRIx64
+                  ": S %u->%u, k %u->%u, m %u->%u, interleave %u->%u, rate %" PRIu32 "->%" PRIu32
+                  " kbit/s (changes so far: %" PRIu64 ")",
+                  b->session, prev->symbol_size, b->symbol_size, prev->k, b->k, prev->m, b->m,
+                  prev->interleave, b->interleave, prev->rate_kbps, b->rate_kbps, t->param_changes);
     if (ev & SL_RXB_CONFIG_FP) {
         fp_hex(x, prev->config_fp);
         fp_hex(z, b->config_fp);
-        sl_log(SL_LOG_WARNING, "TX configuration fingerprint changed within session %016" PRIx64
-               ": %s -> %s", b->session, x, z);
+        sl_log_id(SL_LOG_WARNING, "SL-RX-CONFIG-FP-CHANGED",
+                  "TX configuration fingerprint changed within session %016" PRIx64
+                  ": %s -> %s", b->session, x, z);
     }
     if (ev & SL_RXB_SCHEMA_FP) {
         fp_hex(x, prev->schema_fp);
         fp_hex(z, b->schema_fp);
-        sl_log(SL_LOG_WARNING, "TX schema fingerprint changed within session %016" PRIx64 ": %s -> %s",
-               b->session, x, z);
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SCHEMA-FP-CHANGED",
+                  "TX schema fingerprint changed within session %016" PRIx64 ": %s -> %s",
+                  b->session, x, z);
     }
     if (ev & SL_RXB_LIMITS)
-        sl_log(SL_LOG_ERR, "TX parameters exceed this receiver's decoder limits: S=%u (max %" PRIu32
-               ", from [link] mtu), k=%u (max_k %" PRIu32 "), m=%u (max_m %" PRIu32
-               "); blocks beyond them are dropped: raise [fec] max_k/max_m or [link] mtu",
-               b->symbol_size, a->limits.symbol_max, b->k, a->limits.max_k, b->m, a->limits.max_m);
+        sl_log_id(SL_LOG_ERR, "SL-RX-LIMITS",
+                  "TX parameters exceed this receiver's decoder limits: S=%u (max %" PRIu32
+                  ", from [link] mtu), k=%u (max_k %" PRIu32 "), m=%u (max_m %" PRIu32
+                  "); blocks beyond them are dropped: raise [fec] max_k/max_m or [link] mtu",
+                  b->symbol_size, a->limits.symbol_max, b->k, a->limits.max_k, b->m, a->limits.max_m);
     if (ev & SL_RXB_LIMITS_OK)
-        sl_log(SL_LOG_INFO, "TX parameters fit the decoder limits again (S=%u k=%u m=%u)",
-               b->symbol_size, b->k, b->m);
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-LIMITS-OK",
+                  "TX parameters fit the decoder limits again (S=%u k=%u m=%u)",
+                  b->symbol_size, b->k, b->m);
 }
 
 unsigned sl_linkacct_beacon(struct sl_linkacct *a, const struct sl_beacon *b, uint64_t frames_got,
@@ -156,6 +171,49 @@ static void add_delta(char *out, size_t cap, size_t *off, uint64_t v, uint64_t *
         *off += (size_t)n;
 }
 
+/* Sum of one drop reason over every stage. */
+static uint64_t reason_total(const struct sl_receiver_stats *rx, sl_err e)
+{
+    uint64_t n = 0;
+    for (int s = 0; s < SL_RX_STAGES; s++)
+        n += rx->drops[s][e];
+    return n;
+}
+
+/* v - *prev, and *prev follows. */
+static uint64_t moved(uint64_t v, uint64_t *prev)
+{
+    uint64_t d = v - *prev;
+    *prev = v;
+    return d;
+}
+
+void sl_linkacct_alerts(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
+                        const struct sl_mbserver_stats *mb, unsigned period_s)
+{
+    struct sl_alert_snap *p = &a->alert;
+    uint64_t sig = moved(reason_total(rx, SL_ERR_SIGNATURE), &p->sig);
+    uint64_t budget = moved(reason_total(rx, SL_ERR_BUDGET), &p->budget);
+    uint64_t replay = moved(reason_total(rx, SL_ERR_REPLAY) + reason_total(rx, SL_ERR_EPOCH), &p->replay);
+    uint64_t key = moved(reason_total(rx, SL_ERR_UNKNOWN_KEY), &p->key);
+    if (sig || budget)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SIG-DROP", "%" PRIu64 " blocks/beacons failed signature verification and "
+                  "%" PRIu64 " frames were dropped unverified (verification budget spent) in the last %u s: "
+                  "forged or corrupted traffic on the diode", sig, budget, period_s);
+    if (replay)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-REPLAY-DROP", "%" PRIu64 " frames/blocks/beacons of an old epoch or an "
+                  "already accepted sequence dropped in the last %u s: replayed traffic", replay, period_s);
+    if (key)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-KEY-UNTRUSTED", "%" PRIu64 " frames/blocks/beacons under a key id not "
+                  "in [keys] trusted dropped in the last %u s", key, period_s);
+    if (!mb)
+        return;
+    uint64_t peer = moved(mb->refused_peer, &p->mb_peer), cap = moved(mb->refused_cap, &p->mb_cap);
+    if (peer || cap)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MODBUS-PEER-LIMIT", "Modbus connections refused in the last %u s: "
+                  "%" PRIu64 " over max_conns_per_peer, %" PRIu64 " over max_conns", period_s, peer, cap);
+}
+
 size_t sl_linkacct_drops(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
                          const struct sl_hw_stats *link, char *out, size_t cap, bool snap)
 {
@@ -175,4 +233,32 @@ size_t sl_linkacct_drops(struct sl_linkacct *a, const struct sl_receiver_stats *
     add_delta(out, cap, &off, rx->fec.unrecoverable, &p->unrec, snap, "fec", "undecodable");
     add_delta(out, cap, &off, rx->fec.evicted, &p->evicted, snap, "fec", "table_full");
     return off < cap ? off : (cap ? cap - 1 : 0);
+}
+
+void sl_linkacct_drop_log(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
+                          const struct sl_hw_stats *link, const struct sl_mbserver_stats *mb)
+{
+    char buf[768];
+    if (sl_linkacct_drops(a, rx, link, buf, sizeof buf, true) > 0)
+        sl_log(SL_LOG_INFO, "drops in the last %u s:%s", SL_LINKACCT_DROP_LOG_MS / 1000u, buf);
+    sl_linkacct_alerts(a, rx, mb, SL_LINKACCT_DROP_LOG_MS / 1000u);
+}
+
+size_t sl_linkacct_status(struct sl_linkacct *a, char *out, size_t cap, bool link_up, size_t keys,
+                          uint32_t tags, uint64_t blocks, uint64_t now_ms)
+{
+    uint64_t dt = now_ms - a->status_ms, n = blocks - a->status_blocks;
+    uint64_t rate = a->status_ms && dt ? (n * 1000u + dt / 2u) / dt : 0;
+    a->status_ms = now_ms;
+    a->status_blocks = blocks;
+    int len;
+    if (!a->beacon.seen)
+        len = snprintf(out, cap, "no beacon yet, %zu key%s trusted", keys, keys == 1 ? "" : "s");
+    else if (!link_up)
+        len = snprintf(out, cap, "link stale %" PRIu64 " s",
+                       now_ms > a->beacon.last_ms ? (now_ms - a->beacon.last_ms) / 1000u : 0);
+    else
+        len = snprintf(out, cap, "link up, %zu key%s, %" PRIu32 " tags, %" PRIu64 " blocks/s", keys,
+                       keys == 1 ? "" : "s", tags, rate);
+    return len < 0 ? 0 : (size_t)len < cap ? (size_t)len : (cap ? cap - 1 : 0);
 }

@@ -15,6 +15,7 @@
 
 #include "sl_datagram.h"
 #include "sl_hw.h"
+#include "sl_mbserver.h"
 #include "sl_receiver.h"
 #include "sl_wire.h"
 
@@ -83,6 +84,10 @@ struct sl_linkacct {
      * as missing until the next beacon. */
     uint64_t blocks_missing;
     struct sl_drop_snap snap;    /* at the last drop summary line */
+    struct sl_alert_snap {       /* at the last sl_linkacct_alerts call */
+        uint64_t sig, budget, replay, key, mb_peer, mb_cap;
+    } alert;
+    uint64_t status_ms, status_blocks;   /* sl_linkacct_status: at the last call */
 };
 
 void sl_linkacct_init(struct sl_linkacct *a, const struct sl_rxbeacon_limits *lim);
@@ -98,6 +103,33 @@ unsigned sl_linkacct_beacon(struct sl_linkacct *a, const struct sl_beacon *b, ui
 /* 0..1: frames lost this session, measured at beacons (a beacon follows
  * the frames it counts): 1 - arrived / sent since the session's first. */
 double sl_linkacct_frame_loss(const struct sl_linkacct *a);
+
+/* The security events among the counters, as WARNING lines with stable
+ * message ids (docs/operations.md, "Log messages") for whatever moved since
+ * the last call: SL-RX-SIG-DROP (signature failures, and frames left
+ * unverified once the failed-verification budget is spent: a forgery
+ * flood), SL-RX-REPLAY-DROP (replayed sequences, older epochs),
+ * SL-RX-KEY-UNTRUSTED (key ids not in [keys] trusted) and, when mb is not
+ * NULL, SL-RX-MODBUS-PEER-LIMIT (connections refused by max_conns_per_peer
+ * or max_conns). One line per kind and call: the daemon calls it with its
+ * drop summary, every period_s seconds. */
+void sl_linkacct_alerts(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
+                        const struct sl_mbserver_stats *mb, unsigned period_s);
+
+/* The periodic drop summary, called every SL_LINKACCT_DROP_LOG_MS: one
+ * "drops in the last 10 s: stage/reason=N ..." line for the counters that
+ * moved, then the sl_linkacct_alerts lines (mb: NULL without Modbus). */
+#define SL_LINKACCT_DROP_LOG_MS 10000u
+void sl_linkacct_drop_log(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
+                          const struct sl_hw_stats *link, const struct sl_mbserver_stats *mb);
+
+/* The one-line link state for systemd's STATUS= (sl_sdnotify): "no beacon
+ * yet", "link up, K key(s), T tags, N blocks/s" (blocks = verified blocks
+ * delivered so far; the rate is over the time since the previous call) or
+ * "link stale S s" (link_up false: no beacon or data within stale_ms).
+ * Returns the length written (out stays NUL-terminated). */
+size_t sl_linkacct_status(struct sl_linkacct *a, char *out, size_t cap, bool link_up, size_t keys,
+                          uint32_t tags, uint64_t blocks, uint64_t now_ms);
 
 /* Appends " stage/reason=N" to out for every drop counter that moved since
  * the last snapshot (snap true: and takes a new one) or since start (snap

@@ -234,16 +234,45 @@ static void prom_rx(struct sl_jbuf *b, const struct sl_receiver_stats *rx)
     }
 }
 
+/* Tags per mirror unit id (one per TX [device]: mirror_unit is unique
+ * across devices) and quality class (the StatusCode's severity bits: good,
+ * uncertain, bad), units that serve no tag left out. O(tags), 3 KiB of
+ * stack. */
+static void prom_units(struct sl_jbuf *b, const struct sl_mirror *m)
+{
+    static const char *const cls[3] = { "good", "uncertain", "bad" };
+    uint32_t n[256][3];
+    bool any[256];
+    memset(n, 0, sizeof n);
+    memset(any, 0, sizeof any);
+    uint32_t count = sl_mirror_count(m);
+    struct sl_mirror_tag t;
+    for (uint32_t pos = 0; pos < count; pos++) {
+        if (sl_mirror_get(m, pos, &t) != SL_OK)
+            continue;
+        uint32_t sev = t.quality >> 30;          /* 0 good, 1 uncertain, 2-3 bad */
+        n[t.mirror_unit][sev > 2u ? 2u : sev]++;
+        any[t.mirror_unit] = true;
+    }
+    metric(b, "sluice_mirror_unit_tags", "gauge",
+           "Tags by mirror unit id (one per TX device) and quality class (good, uncertain, bad)");
+    for (unsigned u = 0; u < 256; u++)
+        for (unsigned c = 0; any[u] && c < 3; c++)
+            sl_jbuf_printf(b, "sluice_mirror_unit_tags{unit=\"%u\",quality=\"%s\"} %" PRIu32 "\n", u, cls[c],
+                           n[u][c]);
+}
+
 static void prom_mirror(struct sl_jbuf *b, const struct sl_mirror *m)
 {
     struct sl_mirror_stats ms;
     sl_mirror_stats(m, &ms);
     struct sl_metrics_qcount q;
     sl_metrics_qualities(m, &q);
-    sample(b, "sluice_mirror_tags_count", "gauge", "Tags in the active schema", sl_mirror_count(m));
+    sample(b, "sluice_mirror_schema_tags", "gauge", "Tags in the active schema", sl_mirror_count(m));
     metric(b, "sluice_mirror_tags", "gauge", "Tags by effective OPC UA quality");
     for (int i = 0; i < SL_METRICS_QNAMES; i++)
         sl_jbuf_printf(b, "sluice_mirror_tags{quality=\"%s\"} %" PRIu64 "\n", q.name[i], q.n[i]);
+    prom_units(b, m);
     sample(b, "sluice_mirror_schema_id", "gauge", "Active schema id", sl_mirror_schema_id(m));
     sample(b, "sluice_mirror_values_applied_total", "counter", "Values accepted", ms.applied);
     metric(b, "sluice_mirror_values_ignored_total", "counter", "Values ignored, by reason");
@@ -304,6 +333,8 @@ static void prom_modbus(struct sl_jbuf *b, const struct sl_http_status *s)
 void sl_metrics_prom(struct sl_jbuf *b, const struct sl_http_status *s, const struct sl_http_stats *hs,
                      const struct sl_mirror *m, uint64_t now_us)
 {
+    metric(b, "sluice_build_info", "gauge", "Version of this program (the package version)");
+    sl_jbuf_lit(b, "sluice_build_info{version=\"" SL_VERSION "\",side=\"rx\"} 1\n");
     sample(b, "sluice_link_up", "gauge", "1 while beacons arrive within stale_ms", sl_mirror_link_up(m) ? 1 : 0);
     if (s->have_beacon)
         prom_tx(b, s, now_us);
@@ -331,4 +362,24 @@ void sl_metrics_summary(char *out, size_t cap, const struct sl_metrics *m)
              " tags=%" PRIu32 " checkpoints=%" PRIu64,
              m->rx.datagrams, m->rx.blocks, m->rx.blocks_recovered, m->blocks_missing, m->rx.beacons,
              m->tagch.values, m->mirror.applied, m->mirror.older, m->tags, m->store.checkpoints);
+}
+
+void sl_metrics_http_status(struct sl_http_status *out, const struct sl_metrics *m,
+                            struct sl_http_counter *counters, size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->have_beacon = m->beacon.seen;
+    out->beacon = m->beacon.last;
+    out->last_beacon_us = m->beacon.last_rx_us;
+    /* sl_rxbeacon keeps RX - TX; the status page wants TX - RX. */
+    out->clock_offset_us = -m->beacon.clock_offset_us;
+    out->frame_loss = m->frame_loss;
+    out->rx = m->rx;
+    out->modbus_refused_writes = m->modbus.refused_writes;
+    out->modbus_on = m->modbus_on;
+    out->modbus_conns = m->modbus_conns;
+    out->modbus = m->modbus;
+    out->started_us = m->start_us;
+    out->counters = counters;
+    out->ncounters = sl_metrics_counters(m, counters, cap);
 }

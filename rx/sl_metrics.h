@@ -92,6 +92,12 @@ void sl_metrics_qualities(const struct sl_mirror *m, struct sl_metrics_qcount *q
 void sl_metrics_prom(struct sl_jbuf *b, const struct sl_http_status *s, const struct sl_http_stats *hs,
                      const struct sl_mirror *m, uint64_t now_us);
 
+/* What the HTTP status callback hands to sl_http (/api/status, /metrics)
+ * from the snapshot m: the beacon, link and Modbus figures, and m's
+ * counters rendered into counters[cap] (which out then points at). */
+void sl_metrics_http_status(struct sl_http_status *out, const struct sl_metrics *m,
+                            struct sl_http_counter *counters, size_t cap);
+
 /* The one-line summary RX logs when it stops: "datagrams=N blocks=N ...". */
 void sl_metrics_summary(char *out, size_t cap, const struct sl_metrics *m);
 

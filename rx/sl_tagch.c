@@ -5,20 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_clock.h"
 #include "sl_log.h"
 #include "sl_msg.h"
 
 #define SCHEMA_TAGS_MAX (SL_MSG_BODY_MAX / SL_SCHEMA_TAG_FIXED)   /* tags one SCHEMA can hold */
 
 _Static_assert(SL_LIVENESS_KEYS == SL_KEY_SET_MAX, "one liveness tracker per trusted key slot");
-
-static bool rate_ok(uint64_t *next, uint64_t now, uint64_t period)
-{
-    if (now < *next)
-        return false;
-    *next = now + period;
-    return true;
-}
 
 sl_err sl_tagch_create(struct sl_tagch **out, const struct sl_tagch_config *cfg, uint64_t now_ms)
 {
@@ -84,7 +77,7 @@ static void log_future(struct sl_tagch *t, uint64_t now_ms, uint64_t now_us)
     uint32_t id, pos;
     uint64_t src;
     if (ms.future == t->future_logged || !sl_mirror_future_last(t->cfg.mirror, &id, &src) ||
-        !rate_ok(&t->next_future_log_ms, now_ms, SL_TAGCH_LOG_PERIOD_MS))
+        !sl_clock_due(&t->next_future_log_ms, now_ms, SL_TAGCH_LOG_PERIOD_MS))
         return;
     uint64_t tx_now = now_us - (uint64_t)t->clock_offset_us;
     struct sl_mirror_tag mt;
@@ -109,10 +102,11 @@ static void on_schema(struct sl_tagch *t, struct sl_msg_schema *s, uint64_t now_
                                       t->tags, n);
     if (e != SL_OK) {
         t->st.schema_refused++;
-        if (rate_ok(&t->next_bad_log_ms, now_ms, SL_TAGCH_LOG_PERIOD_MS))
-            sl_log(SL_LOG_WARNING, "schema %08" PRIx32 " chunk %u/%u refused: %s "
-                   "(the mirror keeps the previous schema)",
-                   s->schema_id, s->chunk + 1u, s->chunks, sl_strerror(e));
+        if (sl_clock_due(&t->next_bad_log_ms, now_ms, SL_TAGCH_LOG_PERIOD_MS))
+            sl_log_id(SL_LOG_WARNING, "SL-RX-SCHEMA-REFUSED",
+                      "schema %08" PRIx32 " chunk %u/%u refused: %s "
+                      "(the mirror keeps the previous schema)",
+                      s->schema_id, s->chunk + 1u, s->chunks, sl_strerror(e));
     }
     log_schema_change(t);
 }
@@ -165,9 +159,10 @@ void sl_tagch_payload(struct sl_tagch *t, const struct sl_block_hdr *h,
         /* Signed by a trusted key yet malformed: a TX/RX version mismatch or
          * a TX bug, never line noise. Nothing of it is applied. */
         t->st.bad_payloads++;
-        if (rate_ok(&t->next_bad_log_ms, now_ms, SL_TAGCH_LOG_PERIOD_MS))
-            sl_log(SL_LOG_WARNING, "signed tag payload refused (%s), %" PRIu64 " so far",
-                   sl_strerror(e), t->st.bad_payloads);
+        if (sl_clock_due(&t->next_bad_log_ms, now_ms, SL_TAGCH_LOG_PERIOD_MS))
+            sl_log_id(SL_LOG_WARNING, "SL-RX-PAYLOAD-REFUSED",
+                      "signed tag payload refused (%s), %" PRIu64 " so far",
+                      sl_strerror(e), t->st.bad_payloads);
         return;
     }
     while (sl_msg_next(&r, &msg)) {
@@ -217,21 +212,31 @@ void sl_tagch_tick(struct sl_tagch *t, uint64_t now_ms)
         if (l->have_data)
             snprintf(got, sizeof got, "%" PRIu64, l->data_high);
         if (l->reason == SL_LIVENESS_INCOMPLETE)
-            sl_log(SL_LOG_WARNING, "tag data stale: %" PRIu64 " of %" PRIu64 " tag blocks announced "
-                   "before %" PRIu64 " ms ago (blocks %" PRIu64 "..%" PRIu64 ") were never verified, "
-                   "%" PRIu64 " of them scattered beyond one outage (key %s, session %016" PRIx64 "); the "
-                   "mirror shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64
-                   ")",
-                   l->win_missing, l->win_hi - l->win_lo, now_ms - l->win_since_ms, l->win_lo,
-                   l->win_hi - 1u, l->win_missing - l->win_run, kid, l->session, t->live.episodes);
+            sl_log_id(SL_LOG_WARNING, "SL-RX-DATA-STALE",
+                      "tag data stale: %" PRIu64 " of %" PRIu64 " tag blocks announced "
+                      "before %" PRIu64 " ms ago (blocks %" PRIu64 "..%" PRIu64 ") were never verified, "
+                      "%" PRIu64 " of them scattered beyond one outage (key %s, session %016" PRIx64 "); the "
+                      "mirror shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64
+                      ")",
+                      l->win_missing, l->win_hi - l->win_lo, now_ms - l->win_since_ms, l->win_lo,
+                      l->win_hi - 1u, l->win_missing - l->win_run, kid, l->session, t->live.episodes);
         else
-            sl_log(SL_LOG_WARNING, "tag data stale: beacons announced tag block %" PRIu64 " over %" PRIu32
-                   " ms ago, highest verified is %s (key %s, session %016" PRIx64 "); the mirror "
-                   "shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
-                   l->lag_announced - 1u, t->cfg.stale_ms, got, kid, l->session, t->live.episodes);
+            sl_log_id(SL_LOG_WARNING, "SL-RX-DATA-STALE",
+                      "tag data stale: beacons announced tag block %" PRIu64 " over %" PRIu32
+                      " ms ago, highest verified is %s (key %s, session %016" PRIx64 "); the mirror "
+                      "shows last usable values (0x408F0000) as for a cut link (episodes: %" PRIu64 ")",
+                      l->lag_announced - 1u, t->cfg.stale_ms, got, kid, l->session, t->live.episodes);
     }
     if (ev & SL_LIVENESS_STALE_END)
-        sl_log(SL_LOG_INFO, "tag data flows again: every active key's tag blocks verified up to its "
-               "announcements (stale for %" PRIu64 " ms)", now_ms - t->stale_since_ms);
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-DATA-FLOWS",
+                  "tag data flows again: every active key's tag blocks verified up to its "
+                  "announcements (stale for %" PRIu64 " ms)", now_ms - t->stale_since_ms);
+    bool was_up = sl_mirror_link_up(t->cfg.mirror);
     sl_mirror_tick(t->cfg.mirror, now_ms, sl_liveness_set_live_ms(&t->live, t->last_beacon_ms));
+    if (was_up && !sl_mirror_link_up(t->cfg.mirror))
+        sl_log_id(SL_LOG_WARNING, "SL-RX-LINK-DOWN", "link down for the mirror (no verified beacon or tag "
+                  "block within %" PRIu32 " ms, or tag data stale): tags show last usable values",
+                  t->cfg.stale_ms);
+    else if (!was_up && sl_mirror_link_up(t->cfg.mirror))
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-LINK-UP", "link up for the mirror: verified data arrives again");
 }

@@ -165,9 +165,27 @@ static void render_units(struct sl_txmetrics *m, FILE *f)
     }
 }
 
+/* 1 while the device answers (its poller's state after the last poll), 0
+ * when down or not polled yet: the per-device series an alert keys on. */
+static void render_up(struct sl_txmetrics *m, FILE *f)
+{
+    struct sl_source_line li;
+    struct sl_source_unit u;
+    prom_head(f, "sluice_tx_device_up", "gauge", "1 while the device answers, 0 when down or not polled yet.");
+    for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
+        for (size_t j = 0; sl_sources_unit(m->src, i, j, &u); j++) {
+            prom_sample(f, "sluice_tx_device_up", li.name, u.cfg->name);
+            fprintf(f, "%d\n", u.state == SL_POLLER_UP);
+        }
+    }
+}
+
 void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
 {
+    prom_head(f, "sluice_build_info", "gauge", "Version of this program (the package version).");
+    fputs("sluice_build_info{version=\"" SL_VERSION "\",side=\"tx\"} 1\n", f);
     render_lines(m, f, now_us);
+    render_up(m, f);
     render_units(m, f);
 }
 

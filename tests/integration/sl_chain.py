@@ -370,8 +370,13 @@ def http_tags():
 
 def metrics():
     """/metrics as {"name{labels}": value}."""
+    return parse_metrics(curl("/metrics"))
+
+
+def parse_metrics(text):
+    """A Prometheus text body (RX /metrics, TX's metrics_file) as {"name{labels}": value}."""
     out = {}
-    for line in curl("/metrics").splitlines():
+    for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         k, _, v = line.rpartition(" ")

@@ -25,7 +25,9 @@ value applied, the mirror identical (SQLite rows: raw, quality, source time;
 HTTP: value, quality, ts), the link still stale (a forged beacon cannot fake
 liveness), RX's RSS within +20 MB, RX alive; then TX restarts and every tag
 is Good within a keyframe (+ slack): the flood left nothing wedged. RX's
-totals line at SIGTERM lists the same reasons.
+totals line at SIGTERM lists the same reasons, and its log the WARNING
+lines with ids a SIEM alerts on ([SL-RX-SIG-DROP], [SL-RX-KEY-UNTRUSTED],
+[SL-RX-LINK-DOWN]).
 """
 import os
 import subprocess
@@ -197,6 +199,12 @@ def main():
             ok = sl_rig.wait_for(lambda: ch.all_quality(C.GOOD), 8, step=0.1)
             expect(ok, "after the flood TX restarted but tags are not Good within 8 s")
             print("after the flood: Good %.2f s after TX restart" % (time.monotonic() - t1))
+            # What a SIEM alerts on (docs/operations.md, "Log messages"): the
+            # flood's forged signatures and foreign key as WARNING id lines
+            # (summaries every 10 s), TX's stop as the mirror's link down.
+            for mid in ("SL-RX-SIG-DROP", "SL-RX-KEY-UNTRUSTED", "SL-RX-LINK-DOWN"):
+                expect(sl_rig.wait_for(lambda: "warning: [%s] " % mid in ch.rx_log.text(), 12, step=0.5),
+                       "no '[%s]' warning in RX's log" % mid)
             ch.stop_tx()
             ch.stop_rx()
             totals = C.drop_totals(ch.rx_log.text())

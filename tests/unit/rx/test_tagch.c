@@ -403,7 +403,7 @@ SL_TEST(metrics, prometheus_text_of_status_and_counters)
         "# TYPE sluice_link_up gauge\nsluice_link_up 1\n",
         "\nsluice_rx_frames_total 100\n",
         "\nsluice_rx_drops_total{stage=\"block\",reason=\"signature\"} 1\n",
-        "\nsluice_mirror_tags_count 16\n",
+        "\nsluice_mirror_schema_tags 16\n",
         "\nsluice_http_requests_total 9\n",
         "\nsluice_modbus_exceptions_total 2\n",
         "# HELP sluice_rx_mqtt_disconnects_total established MQTT connections lost\n",
