@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_log.h"
 #include "sl_wire.h"
 
 void sl_hw_config_init(struct sl_hw_config *cfg)
@@ -276,5 +277,21 @@ sl_err sl_hw_sockbuf(struct sl_hw_stats *st, int fd, bool tx, int want)
                  tx ? "SO_SNDBUFFORCE" : "SO_RCVBUFFORCE", tx ? "wmem_max" : "rmem_max");
         sl_hw_warn(st, msg);
     }
+    return SL_OK;
+}
+
+sl_err sl_hw_open_logged(struct sl_hw **out, const struct sl_hw_config *cfg)
+{
+    char why[256] = "";
+    sl_err e = sl_hw_open(out, why, sizeof why, cfg);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot open the link: %s%s%s", why[0] ? why : sl_strerror(e),
+               e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+        return e;
+    }
+    struct sl_hw_stats st;
+    sl_hw_stats(*out, &st);
+    if (st.warning[0])
+        sl_log(SL_LOG_WARNING, "link: %s", st.warning);
     return SL_OK;
 }

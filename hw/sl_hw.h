@@ -129,6 +129,12 @@ sl_err sl_hw_mac_parse(uint8_t out[SL_ETH_ADDR_BYTES], const char *text);
 __attribute__((warn_unused_result))
 sl_err sl_hw_open(struct sl_hw **out, char *why, size_t why_cap, const struct sl_hw_config *cfg);
 
+/* sl_hw_open as both daemons use it: a failure is logged ("cannot open the
+ * link: WHY", error) and a transport's warning on success too ("link:
+ * WARNING", e.g. no GSO, small socket buffers). */
+__attribute__((warn_unused_result))
+sl_err sl_hw_open_logged(struct sl_hw **out, const struct sl_hw_config *cfg);
+
 /* Sends n datagrams (each cfg.datagram_bytes long, caller-owned, not
  * retained) in as few system calls as the transport allows; *sent says how
  * many left. Blocks only on the local socket/qdisc (never on the far end).

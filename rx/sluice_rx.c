@@ -15,30 +15,25 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sodium.h>
 #include <unistd.h>
 
 #include "sl_clock.h"
 #include "sl_diag.h"
-#include "sl_file.h"
 #include "sl_filerecv.h"
-#include "sl_http.h"
 #include "sl_hw.h"
 #include "sl_key.h"
 #include "sl_link.h"
 #include "sl_linkacct.h"
 #include "sl_log.h"
-#include "sl_mbserver.h"
 #include "sl_metrics.h"
 #include "sl_mirror.h"
-#include "sl_mqtt.h"
-#include "sl_privdrop.h"
 #include "sl_receiver.h"
 #include "sl_rxcheck.h"
 #include "sl_rxconf.h"
 #include "sl_rxstate.h"
+#include "sl_sdnotify.h"
+#include "sl_services.h"
 #include "sl_store.h"
 #include "sl_tagch.h"
 
@@ -46,7 +41,8 @@
 #define SL_VERSION "0"
 #endif
 
-#define DROP_LOG_PERIOD_MS   10000u    /* at most one drop summary line per period */
+#define DROP_LOG_PERIOD_MS   SL_LINKACCT_DROP_LOG_MS   /* at most one drop summary line per period */
+#define STATUS_PERIOD_MS     1000u     /* systemd STATUS= recomputed (sent only when changed) */
 #define LOOP_MAX_WAIT_MS     100       /* poll timeout cap: timers are checked this often */
 #define RX_BATCHES_PER_LOOP  16        /* link batches per loop turn, so Modbus is served too */
 #define FEC_DONE_HISTORY     1024u     /* completed block ids remembered (late symbols) */
@@ -66,34 +62,20 @@ struct rxd {
     struct sl_mirror *mirror;
     struct sl_tagch *tags;
     struct sl_store *store;
-    struct sl_mbserver *mb;
     struct sl_filerecv *fr;
-    struct sl_http *http;
-    struct sl_mqtt *mqtt;
+    struct sl_services svc;         /* Modbus, HTTP, MQTT */
     struct sl_linkacct acct;
-    /* Health of the diode NIC ([link] interface), read once a second. */
-    struct sl_link_health health;
-    bool health_ok;
-    int carrier;                    /* last carrier logged; -2 = none yet */
-    uint64_t next_health_ms;
+    struct sl_link_watch nic;       /* health of the diode NIC ([link] interface) */
 
     uint64_t now_ms;                /* monotonic, refreshed every loop turn */
     struct sl_store_sched ckpt;
     uint64_t next_drop_log_ms;
-    uint64_t next_write_log_ms, writes_unlogged;
     uint64_t next_io_log_ms;
+    uint64_t next_status_ms;        /* systemd STATUS= */
 
     struct sl_metrics st;           /* every counter, refreshed by rxd_metrics() */
     struct sl_http_counter counters[SL_METRICS_DAEMON_MAX];
 };
-
-static bool rate_ok(uint64_t *next, uint64_t now, uint64_t period)
-{
-    if (now < *next)
-        return false;
-    *next = now + period;
-    return true;
-}
 
 /* Every counter of the daemon in one struct, refreshed from each module.
  * Cost: a few struct copies and, for pcap, one pcap_stats call. */
@@ -114,25 +96,28 @@ static const struct sl_metrics *rxd_metrics(struct rxd *d)
     st->stale_episodes = d->tags->live.episodes;
     st->incomplete_episodes = d->tags->live.incomplete_episodes;
     st->unverified_window = d->tags->live.win_missing;
-    st->health_ok = d->health_ok;
-    st->health = d->health;
+    st->health_ok = d->nic.ok;
+    st->health = d->nic.health;
     st->store_on = d->store != NULL;
     if (d->store)
         sl_store_stats(d->store, &st->store);
     st->checkpoint_failures = d->ckpt.failures;
-    st->modbus_on = d->mb != NULL;
-    if (d->mb) {
-        sl_mbserver_stats(d->mb, &st->modbus);
-        st->modbus_conns = sl_mbserver_conns(d->mb);
+    st->modbus_on = d->svc.mb != NULL;
+    if (d->svc.mb) {
+        sl_mbserver_stats(d->svc.mb, &st->modbus);
+        st->modbus_conns = sl_mbserver_conns(d->svc.mb);
     }
     st->files_on = d->fr != NULL;
     if (d->fr)
         sl_filerecv_stats(d->fr, &st->files);
     st->state_saves = d->state.saves;
     st->state_save_failures = d->state.failures;
-    st->mqtt_on = d->mqtt != NULL;
-    if (d->mqtt)
-        sl_mqtt_stats(d->mqtt, &st->mqtt);
+    st->mqtt_on = d->svc.mqtt != NULL;
+    if (d->svc.mqtt)
+        sl_mqtt_stats(d->svc.mqtt, &st->mqtt);
+    st->http_errors = d->svc.http_errors;
+    st->mqtt_errors = d->svc.mqtt_errors;
+    st->modbus_errors = d->svc.modbus_errors;
     return st;
 }
 
@@ -162,18 +147,6 @@ static void on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
                     d->acct.beacon.clock_offset_us, d->now_ms);
 }
 
-static void on_write(void *ctx, const char *peer, const struct sl_mbreq *req)
-{
-    struct rxd *d = ctx;
-    if (rate_ok(&d->next_write_log_ms, d->now_ms, DROP_LOG_PERIOD_MS)) {
-        sl_log(SL_LOG_NOTICE, "refused Modbus write FC %u from %s (unit %u, exception 0x01)%s", req->fc, peer,
-               req->unit, d->writes_unlogged ? "; more refused since the last line" : "");
-        d->writes_unlogged = 0;
-    } else {
-        d->writes_unlogged++;
-    }
-}
-
 static void on_file_log(void *ctx, int ok, const char *line)
 {
     (void)ctx;
@@ -183,93 +156,46 @@ static void on_file_log(void *ctx, int ok, const char *line)
         sl_log(SL_LOG_WARNING, "%s", line);
 }
 
-/* The one mirror hook: every follower of changes hears every event. */
-static void on_mirror(void *ctx, enum sl_mirror_event ev, uint32_t pos)
-{
-    struct rxd *d = ctx;
-    if (d->http)
-        sl_http_notify(d->http, ev, pos);
-    if (d->mqtt)
-        sl_mqtt_notify(d->mqtt, ev, pos);
-}
-
-/* Fills what /api/status and /metrics show (sl_metrics renders it). */
+/* What /api/status and /metrics show (sl_metrics renders it). */
 static void fill_status(void *ctx, struct sl_http_status *out)
 {
     struct rxd *d = ctx;
-    const struct sl_metrics *st = rxd_metrics(d);
-    memset(out, 0, sizeof *out);
-    out->have_beacon = st->beacon.seen;
-    out->beacon = st->beacon.last;
-    out->last_beacon_us = st->beacon.last_rx_us;
-    /* sl_rxbeacon keeps RX - TX; the status page wants TX - RX. */
-    out->clock_offset_us = -st->beacon.clock_offset_us;
-    out->frame_loss = st->frame_loss;
-    out->rx = st->rx;
-    out->modbus_refused_writes = st->modbus.refused_writes;
-    out->modbus_on = st->modbus_on;
-    out->modbus_conns = st->modbus_conns;
-    out->modbus = st->modbus;
-    out->started_us = st->start_us;
-    out->counters = d->counters;
-    out->ncounters = sl_metrics_counters(st, d->counters, SL_METRICS_DAEMON_MAX);
+    sl_metrics_http_status(out, rxd_metrics(d), d->counters, SL_METRICS_DAEMON_MAX);
 }
 
 /* ---- periodic work -------------------------------------------------------------- */
 
+/* systemd's STATUS= line: the link state, recomputed once a second. */
+static void notify_status(struct rxd *d)
+{
+    if (!sl_clock_due(&d->next_status_ms, d->now_ms, STATUS_PERIOD_MS))
+        return;
+    struct sl_receiver_stats rs;
+    char text[SL_SDNOTIFY_STATUS_MAX + 1];
+    sl_receiver_stats(d->rcv, &rs);
+    sl_linkacct_status(&d->acct, text, sizeof text, sl_mirror_link_up(d->mirror), d->conf->keys.keys.count,
+                       sl_mirror_count(d->mirror), rs.blocks, d->now_ms);
+    sl_sdnotify_check(sl_sdnotify_status("%s", text));
+}
+
 static void drop_log(struct rxd *d)
 {
     const struct sl_metrics *st = rxd_metrics(d);
-    char buf[768];
-    if (sl_linkacct_drops(&d->acct, &st->rx, &st->link, buf, sizeof buf, true) > 0)
-        sl_log(SL_LOG_INFO, "drops in the last %u s:%s", DROP_LOG_PERIOD_MS / 1000u, buf);
-    if (d->writes_unlogged) {
-        sl_log(SL_LOG_NOTICE, "refused %" PRIu64 " more Modbus writes", d->writes_unlogged);
-        d->writes_unlogged = 0;
-    }
-}
-
-/* Carrier and NIC counters of the diode interface from sysfs, with one
- * log line per carrier change. An RX NIC that transmits anything is worth
- * a look: on a diode its tx counters stay at zero. */
-static void read_health(struct rxd *d)
-{
-    const char *ifname = d->conf->link.interface;
-    if (!ifname[0] || d->now_ms < d->next_health_ms)
-        return;
-    d->next_health_ms = d->now_ms + 1000;
-    d->health_ok = sl_link_read(&d->health, NULL, ifname) == SL_OK;
-    int carrier = d->health_ok ? d->health.carrier : -1;
-    if (carrier != d->carrier)
-        sl_log(carrier == 0 ? SL_LOG_WARNING : SL_LOG_INFO, "link %s: carrier %s, operstate %s", ifname,
-               carrier == 1 ? "up" : carrier == 0 ? "DOWN" : "unknown",
-               d->health_ok ? sl_link_oper_name(d->health.oper) : "unknown");
-    d->carrier = carrier;
+    sl_linkacct_drop_log(&d->acct, &st->rx, &st->link, st->modbus_on ? &st->modbus : NULL);
+    sl_services_writes_log(&d->svc);
 }
 
 static void periodic(struct rxd *d)
 {
-    read_health(d);
+    sl_link_watch_tick(&d->nic, d->now_ms);
     sl_tagch_tick(d->tags, d->now_ms);
     if (d->fr)
         sl_filerecv_tick(d->fr, sl_clock_wall_us());
     sl_store_sched_tick(&d->ckpt, d->store, d->mirror, d->now_ms, sl_clock_wall_us());
     sl_rxstate_tick(&d->state, d->now_ms);
-    if (d->now_ms >= d->next_drop_log_ms) {
-        d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
+    if (sl_clock_due(&d->next_drop_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
         drop_log(d);
-    }
-}
-
-/* A service's run/poll call failed: logged (sl_log rate-limits the line per
- * service) and counted (sluice_rx_<service>_errors_total). */
-static void service_error(uint64_t *count, const char *service, sl_err e)
-{
-    if (e == SL_OK)
-        return;
-    (*count)++;
-    sl_log(SL_LOG_WARNING, "%s: %s%s%s (errors so far: %" PRIu64 ")", service, sl_strerror(e),
-           e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "", *count);
+    notify_status(d);
 }
 
 /* ---- start-up --------------------------------------------------------------------- */
@@ -316,7 +242,6 @@ static int open_link(struct rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
     struct sl_hw_config hc;
-    char why[256] = "";
     sl_hw_config_init(&hc);
     hc.dir = SL_HW_RX;
     hc.datagram_bytes = c->link.datagram_max;
@@ -340,110 +265,19 @@ static int open_link(struct rxd *d)
         hc.follow = c->link.follow;
         break;
     }
-    if (sl_hw_open(&d->hw, why, sizeof why, &hc) != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot open the link: %s", why);
-        return -1;
-    }
-    struct sl_hw_stats hs;
-    sl_hw_stats(d->hw, &hs);
-    if (hs.warning[0])
-        sl_log(SL_LOG_WARNING, "%s", hs.warning);
-    return 0;
+    return sl_hw_open_logged(&d->hw, &hc) == SL_OK ? 0 : -1;
 }
 
-/* Hands the files RX writes after dropping privileges to the target user,
- * never through a link (sl_file_chown_nofollow): a link or hard-linked file
- * that appeared since start() checked is an attack, and RX stops. */
-static int chown_quiet(const char *path, uid_t uid, gid_t gid)
-{
-    sl_err e = sl_file_chown_nofollow(path, uid, gid);
-    if (e == SL_ERR_PERM) {
-        sl_log(SL_LOG_ERR, "%s is a symbolic link, a hard-linked file or not a plain file: "
-               "refusing to hand it to the [rx] user", path);
-        return -1;
-    }
-    if (e != SL_OK && e != SL_ERR_NOT_FOUND)
-        sl_log(SL_LOG_WARNING, "cannot chown %s to the [rx] user: %s", path, strerror(errno));
-    return 0;
-}
-
-/* The state and database files go to the [rx] user first (RX's own part),
- * then sl_privdrop_to drops root for good. */
+/* The state and database files go to the [rx] user, then root is dropped
+ * for good (sl_rxstate_drop_to). */
 static int drop_privileges(const struct rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
-    char why[256] = "";
-    uid_t uid;
-    gid_t gid;
-    if (sl_privdrop_lookup(c->rx.user, &uid, &gid, why, sizeof why) != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s", why);
+    if (sl_rxstate_drop_to(&d->state, c->rx.user, c->keys.state_dir, c->mirror.database) != SL_OK)
         return -1;
-    }
-    char path[SL_RXCONF_STR_MAX + 8];
-    int bad = chown_quiet(c->keys.state_dir, uid, gid);
-    bad |= chown_quiet(d->state.path, uid, gid);
-    if (c->mirror.database[0]) {
-        bad |= chown_quiet(c->mirror.database, uid, gid);
-        snprintf(path, sizeof path, "%s-wal", c->mirror.database);
-        bad |= chown_quiet(path, uid, gid);
-        snprintf(path, sizeof path, "%s-shm", c->mirror.database);
-        bad |= chown_quiet(path, uid, gid);
-    }
-    if (bad)
-        return -1;
-    if (sl_privdrop_to(c->rx.user, why, sizeof why) != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s", why);
-        return -1;
-    }
     if (c->files.enabled && access(c->files.directory, W_OK) != 0)
         sl_log(SL_LOG_WARNING, "[files] directory %s is not writable by '%s': files will fail",
                c->files.directory, c->rx.user);
-    sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", c->rx.user, (unsigned)uid, (unsigned)gid);
-    return 0;
-}
-
-static const char *io_why(sl_err e)
-{
-    return e == SL_ERR_IO ? strerror(errno) : "";
-}
-
-static int open_http(struct rxd *d)
-{
-    const struct sl_rxconf *c = d->conf;
-    char token[SL_HTTP_TOKEN_MAX + 1] = "";
-    if (c->http.token_file[0]) {
-        uid_t owner = geteuid();
-        gid_t gid;
-        char why[160] = "";
-        if (c->rx.user[0] && sl_privdrop_lookup(c->rx.user, &owner, &gid, why, sizeof why) != SL_OK)
-            owner = geteuid();
-        sl_err e = sl_http_token_read(token, c->http.token_file, owner, why, sizeof why);
-        if (e == SL_ERR_RANGE) {
-            sl_log(SL_LOG_ERR, "[http] token_file %s: %s", c->http.token_file, why);
-            return -1;
-        }
-        if (e != SL_OK) {
-            sl_log(SL_LOG_ERR, "cannot read [http] token_file %s: %s", c->http.token_file, why);
-            return -1;
-        }
-    }
-    struct sl_http_config hc = { .listen = c->http.listen, .token = token[0] ? token : NULL,
-                                 .max_tags = c->mirror.max_tags, .max_conns = c->http.max_conns,
-                                 .max_conns_per_peer = c->http.max_conns_per_peer,
-                                 .timeout_s = c->http.timeout_s,
-                                 .request_timeout_ms = c->http.request_timeout_ms,
-                                 .max_sse = c->http.max_streams,
-                                 .max_sse_per_peer = c->http.max_streams_per_peer,
-                                 .allowed_hosts = c->http.allowed_hosts };
-    sl_err e = sl_http_open(&d->http, &hc, d->mirror, fill_status, d);
-    sodium_memzero(token, sizeof token);
-    if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot serve HTTP on %s: %s%s%s", c->http.listen, sl_strerror(e),
-               e == SL_ERR_IO ? ": " : "", io_why(e));
-        return -1;
-    }
-    sl_log(SL_LOG_INFO, "HTTP (read-only) on %s%s", c->http.listen,
-           c->http.token_file[0] ? ", bearer token required" : "");
     return 0;
 }
 
@@ -465,27 +299,7 @@ static int open_mirror(struct rxd *d)
         sl_log(SL_LOG_ERR, "cannot open database %s: %s", c->mirror.database, err);
         return -1;
     }
-    size_t restored = 0;
-    e = sl_store_restore(d->store, d->mirror, &restored);
-    if (e == SL_OK) {
-        sl_log(SL_LOG_INFO, "restored schema %08" PRIx32 " (%" PRIu32 " tags) and %zu values from %s, "
-               "quality UncertainLastUsableValue until refreshed",
-               sl_mirror_schema_id(d->mirror), sl_mirror_count(d->mirror), restored, c->mirror.database);
-        /* Rewrite every row now, so the file shows the quality the
-         * services show (restored values are no longer Good). */
-        uint32_t n = sl_mirror_count(d->mirror);
-        uint32_t *all = malloc((n ? n : 1) * sizeof *all);
-        if (all) {
-            for (uint32_t i = 0; i < n; i++)
-                all[i] = i;
-            if (sl_store_checkpoint(d->store, d->mirror, all, n, sl_clock_wall_us()) != SL_OK)
-                sl_log(SL_LOG_WARNING, "database checkpoint failed: %s", sl_store_errmsg(d->store));
-            free(all);
-        }
-    } else if (e != SL_ERR_NOT_FOUND) {
-        sl_log(SL_LOG_WARNING, "cannot restore the mirror from %s (%s: %s); starting empty",
-               c->mirror.database, sl_strerror(e), sl_store_errmsg(d->store));
-    }
+    sl_store_resume(d->store, d->mirror, c->mirror.database, sl_clock_wall_us());
     return 0;
 }
 
@@ -520,53 +334,23 @@ static int open_receiver(struct rxd *d)
     return 0;
 }
 
-static int open_services(struct rxd *d)
+/* The file channel's receiver ([files] directory), when on. */
+static int open_files(struct rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
-    sl_err e;
-    if (c->modbus.enabled) {
-        struct sl_mbserver_config mbc = { .listen = c->modbus.listen, .max_conns = c->modbus.max_conns,
-                                          .idle_ms = c->modbus.idle_ms,
-                                          .max_conns_per_peer = c->modbus.max_conns_per_peer,
-                                          .request_timeout_ms = c->modbus.request_timeout_ms };
-        if ((e = sl_mbserver_open(&d->mb, &mbc, d->mirror)) != SL_OK) {
-            sl_log(SL_LOG_ERR, "cannot listen for Modbus on %s: %s%s%s", c->modbus.listen,
-                   sl_strerror(e), e == SL_ERR_IO ? ": " : "", io_why(e));
-            return -1;
-        }
-        sl_mbserver_set_write_hook(d->mb, on_write, d);
-        sl_log(SL_LOG_INFO, "Modbus TCP (read-only) on %s", c->modbus.listen);
-    }
-    if (c->files.enabled) {
-        struct sl_filerecv_config fc = { .directory = c->files.directory,
-                                         .slots = SL_FILERECV_SLOTS_DEFAULT,
-                                         .max_bytes = c->files.max_bytes,
-                                         .max_total_bytes = c->files.max_total_bytes,
-                                         .max_versions = c->files.max_versions,
-                                         .idle_timeout_us = FILES_IDLE_US,
-                                         .log = on_file_log, .ctx = d };
-        if ((e = sl_filerecv_create(&d->fr, &fc)) != SL_OK) {
-            sl_log(SL_LOG_ERR, "cannot use [files] directory %s: %s%s%s", c->files.directory,
-                   sl_strerror(e), e == SL_ERR_IO ? ": " : "",
-                   e != SL_ERR_IO ? "" : errno == ELOOP ? "a symbolic link: refusing to follow it"
-                                                        : strerror(errno));
-            return -1;
-        }
-    }
-    if (c->http.enabled && open_http(d) != 0)
-        return -1;
-    if (c->mqtt.enabled) {
-        struct sl_mqtt_config qc = { .broker = c->mqtt.broker, .prefix = c->mqtt.prefix,
-                                     .max_tags = c->mirror.max_tags };
-        if ((e = sl_mqtt_open(&d->mqtt, &qc, d->mirror)) != SL_OK) {
-            sl_log(SL_LOG_ERR, "cannot set up MQTT for %s: %s", c->mqtt.broker, sl_strerror(e));
-            return -1;
-        }
-        sl_log(SL_LOG_INFO, "MQTT publishing to %s under %s/ (retained, QoS 1; never subscribes)",
-               c->mqtt.broker, c->mqtt.prefix);
-    }
-    sl_mirror_set_hook(d->mirror, on_mirror, d);
-    return 0;
+    if (!c->files.enabled)
+        return 0;
+    struct sl_filerecv_config fc = { .directory = c->files.directory, .slots = SL_FILERECV_SLOTS_DEFAULT,
+                                     .max_bytes = c->files.max_bytes, .max_total_bytes = c->files.max_total_bytes,
+                                     .max_versions = c->files.max_versions, .idle_timeout_us = FILES_IDLE_US,
+                                     .log = on_file_log, .ctx = d };
+    sl_err e = sl_filerecv_create(&d->fr, &fc);
+    if (e == SL_OK)
+        return 0;
+    sl_log(SL_LOG_ERR, "cannot use [files] directory %s: %s%s%s", c->files.directory, sl_strerror(e),
+           e == SL_ERR_IO ? ": " : "",
+           e != SL_ERR_IO ? "" : errno == ELOOP ? "a symbolic link: refusing to follow it" : strerror(errno));
+    return -1;
 }
 
 /* Opens the replay state, the mirror (restored from SQLite), the link, the
@@ -576,7 +360,7 @@ static int start(struct rxd *d)
 {
     if (sl_rxstate_open(&d->state, d->conf->keys.state_dir, sl_clock_mono_ms()) != SL_OK ||
         open_mirror(d) != 0 || open_link(d) != 0 || open_receiver(d) != 0 ||
-        open_services(d) != 0)
+        open_files(d) != 0 || sl_services_open(&d->svc, d->conf, d->mirror, fill_status, d) != SL_OK)
         return -1;
     if (d->conf->rx.user[0] && drop_privileges(d) != 0)
         return -1;
@@ -585,12 +369,8 @@ static int start(struct rxd *d)
 
 static void stop(struct rxd *d)
 {
-    if (d->mirror)
-        sl_mirror_set_hook(d->mirror, NULL, NULL);
-    sl_mqtt_close(d->mqtt);
-    sl_http_close(d->http);
+    sl_services_close(&d->svc, d->mirror);
     sl_filerecv_destroy(d->fr);
-    sl_mbserver_close(d->mb);
     sl_receiver_destroy(d->rcv);
     sl_tagch_destroy(d->tags);
     sl_hw_close(d->hw);
@@ -624,49 +404,32 @@ static int run(struct rxd *d)
     d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
     d->st.start_us = sl_clock_wall_us();
     sl_log(SL_LOG_INFO, "receiving (%s)", sl_rxcheck_transport_name(c->link.transport));
+    /* Start-up is complete (state loaded, link open, every service
+     * listening, privileges dropped): `systemctl start` may return. */
+    char text[SL_SDNOTIFY_STATUS_MAX + 1];
+    sl_linkacct_status(&d->acct, text, sizeof text, false, c->keys.keys.count, 0, 0, d->now_ms);
+    sl_sdnotify_check(sl_sdnotify_ready(text));
+    d->next_status_ms = d->now_ms + STATUS_PERIOD_MS;
 
     while (!stop_sig) {
+        /* From the loop itself: a loop that stops turning stops the pings. */
+        sl_sdnotify_check(sl_sdnotify_watchdog(d->now_ms));
         if (hup_sig) {
             hup_sig = 0;
             sl_log(SL_LOG_NOTICE, "SIGHUP: nothing is reloaded by sluice-rx; restart it to apply "
                    "configuration changes");
         }
-        struct pollfd fds[4];
+        struct pollfd fds[1 + SL_SERVICES_POLLFDS];
         nfds_t nf = 0;
-        int li = -1, mi = -1, qi = -1;
+        int li = -1;
         if (link_fd >= 0) {
             li = (int)nf;
             fds[nf++] = (struct pollfd){ .fd = link_fd, .events = POLLIN };
         }
-        if (d->mb) {
-            mi = (int)nf;
-            fds[nf++] = (struct pollfd){ .fd = sl_mbserver_fd(d->mb), .events = POLLIN };
-        }
-        if (d->http)
-            fds[nf++] = (struct pollfd){ .fd = sl_http_fd(d->http), .events = POLLIN };
-        if (d->mqtt) {
-            /* The descriptor changes with every reconnect (-1 while down:
-             * poll ignores it). */
-            qi = (int)nf;
-            fds[nf++] = (struct pollfd){ .fd = sl_mqtt_fd(d->mqtt),
-                                         .events = (short)(POLLIN | (sl_mqtt_want_write(d->mqtt) ? POLLOUT : 0)) };
-        }
         /* A capture file has no descriptor: it is read below without
          * waiting, so here only the service sockets are looked at. */
         int wait = pcapfile ? 0 : LOOP_MAX_WAIT_MS;
-        /* Modbus requests left by its per-turn caps: come straight back. */
-        if (d->mb && sl_mbserver_timeout_ms(d->mb) == 0)
-            wait = 0;
-        if (d->http) {
-            int t = sl_http_timeout_ms(d->http);
-            if (t >= 0 && t < wait)
-                wait = t;
-        }
-        if (d->mqtt) {
-            int t = sl_mqtt_timeout_ms(d->mqtt, sl_clock_mono_ms());
-            if (t >= 0 && t < wait)
-                wait = t;
-        }
+        sl_services_pollset(&d->svc, fds, &nf, &wait, sl_clock_mono_ms());
         int pr = nf ? poll(fds, nf, wait) : 0;
         if (pr < 0 && errno != EINTR) {
             sl_log(SL_LOG_ERR, "poll: %s", strerror(errno));
@@ -688,20 +451,16 @@ static int run(struct rxd *d)
                 periodic(d);
                 return finish(d, "end of capture");
             }
-            if (e == SL_ERR_IO && rate_ok(&d->next_io_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+            if (e == SL_ERR_IO && sl_clock_due(&d->next_io_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
                 sl_log(SL_LOG_WARNING, "link receive failed: %s", strerror(errno));
         }
-        if (d->mb && (mi < 0 || pr >= 0))
-            service_error(&d->st.modbus_errors, "Modbus server", sl_mbserver_poll_once(d->mb, 0, d->now_ms));
+        sl_services_modbus(&d->svc, pr, d->now_ms);
         periodic(d);
         /* After periodic(): a link that just went stale reaches HTTP and
          * MQTT clients in this same turn. */
-        if (d->http)
-            service_error(&d->st.http_errors, "HTTP server", sl_http_run(d->http));
-        if (d->mqtt)
-            service_error(&d->st.mqtt_errors, "MQTT client",
-                          sl_mqtt_run(d->mqtt, qi >= 0 && pr > 0 ? fds[qi].revents : 0, d->now_ms));
+        sl_services_run(&d->svc, fds, pr, d->now_ms);
     }
+    sl_sdnotify_check(sl_sdnotify_stopping());
     return finish(d, "stopping on signal");
 }
 
@@ -784,7 +543,7 @@ int main(int argc, char **argv)
     sl_rxcheck_warnings(&conf, true);
     static struct rxd d;
     d.conf = &conf;
-    d.carrier = -2;
+    sl_link_watch_init(&d.nic, conf.link.interface, "SL-RX-CARRIER-UP", "SL-RX-CARRIER-DOWN");
     int rc = start(&d) == 0 ? run(&d) : 1;
     stop(&d);
     return rc;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_log.h"
 #include "sl_regs.h"
 
 #define NONE UINT32_MAX
@@ -583,4 +584,32 @@ sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema
                  (uint32_t)fp[SL_FP_BYTES - 2] << 8 | fp[SL_FP_BYTES - 1];
     *out = tags;
     return SL_OK;
+}
+
+uint32_t sl_snapshot_delay_ms(const struct sl_txconf *c)
+{
+    return (c->snapshot.max_delay_ms + 1u) / 2u;
+}
+
+sl_err sl_snapshot_from_conf(struct sl_snapshot **out, uint32_t *schema_id, const struct sl_txconf *c,
+                             size_t payload_cap, uint64_t now_us)
+{
+    struct sl_snapshot_tag *tags = NULL;
+    sl_err e = sl_snapshot_tags_from_conf(&tags, schema_id, c);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot build the tag table: %s", sl_strerror(e));
+        return e;
+    }
+    struct sl_snapshot_config sc = {
+        .tags = tags, .ntags = c->ntags, .schema_id = *schema_id,
+        .keyframe_ms = c->snapshot.keyframe_ms, .max_delay_ms = sl_snapshot_delay_ms(c),
+        .schema_every = sl_snapshot_schema_every(tags, c->ntags, payload_cap, c->link.rate_mbps,
+                                                 c->snapshot.keyframe_ms),
+        .payload_cap = payload_cap,
+    };
+    e = sl_snapshot_create(out, &sc, now_us);
+    free(tags);
+    if (e != SL_OK)
+        sl_log(SL_LOG_ERR, "cannot create the snapshot engine: %s", sl_strerror(e));
+    return e;
 }

@@ -174,4 +174,20 @@ __attribute__((warn_unused_result))
 sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema_id,
                                   const struct sl_txconf *c);
 
+/* [snapshot] max_delay_ms is one budget for a change, shared by the two
+ * places that may hold it: the snapshot engine (a delta waits for company
+ * to fill a block) gets this many ms, the interleaver (a block waits for its
+ * group) the rest. Giving each the whole budget let them add up (p99 above
+ * 5 ms at the default 2 ms, docs/performance.md). */
+uint32_t sl_snapshot_delay_ms(const struct sl_txconf *c);
+
+/* The daemon's snapshot engine for configuration c: its tag table
+ * (sl_snapshot_tags_from_conf, schema id into *schema_id), blocks of
+ * payload_cap bytes, keyframe_ms, its share of max_delay_ms and the schema
+ * repetition (sl_snapshot_schema_every at [link] rate_mbps). Failures are
+ * logged. SL_ERR_NOMEM, or what sl_snapshot_create refuses. */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_from_conf(struct sl_snapshot **out, uint32_t *schema_id, const struct sl_txconf *c,
+                             size_t payload_cap, uint64_t now_us);
+
 #endif

@@ -1,5 +1,6 @@
 #include "sl_txconf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
@@ -13,6 +14,8 @@
 #include "sl_buf.h"
 #include "sl_conf.h"
 #include "sl_generator.h"
+#include "sl_hw.h"
+#include "sl_log.h"
 
 /* The INI core (reading, sections, typed getters, HOST:PORT) is sl_conf
  * (proto/rt/sl_conf.h); this file holds TX's sections and keys, their
@@ -636,4 +639,43 @@ void sl_txconf_config_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c)
     sl_txconf_schema_fp(schema, c);
     crypto_generichash_update(&st, schema, sizeof schema);
     crypto_generichash_final(&st, out, SL_FP_BYTES);
+}
+
+sl_err sl_txconf_link(const struct sl_txconf *c, struct sl_hw_config *hc)
+{
+    sl_hw_config_init(hc);
+    hc->dir = SL_HW_TX;
+    hc->datagram_bytes = SL_FRAME_OVERHEAD + c->link.symbol_bytes;
+    struct sockaddr_storage ss;
+    socklen_t sl = 0;
+    bool have_dest = c->link.destination[0] != '\0';
+    if (have_dest && sl_hw_addr_parse(&ss, &sl, c->link.destination, SL_DEFAULT_PORT) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s: [link] destination %s: cannot resolve", c->file, c->link.destination);
+        return SL_ERR_CONFIG;
+    }
+    switch (c->link.transport) {
+    case SL_TXCONF_UDP:
+        hc->transport = SL_HW_UDP;
+        hc->addr = ss;
+        hc->addr_len = sl;
+        hc->gso = c->link.gso;
+        break;
+    case SL_TXCONF_RAW:
+        hc->transport = SL_HW_RAW;
+        snprintf(hc->interface, sizeof hc->interface, "%s", c->link.interface);
+        memcpy(hc->frame.dst_mac, c->link.destination_mac, sizeof hc->frame.dst_mac);
+        break;
+    default:
+        hc->transport = SL_HW_PCAPFILE;
+        hc->file = c->link.file;
+        break;
+    }
+    /* raw and pcapfile write their own IPv4/UDP headers: use the
+     * destination when one is given (IPv4 only). */
+    if (have_dest && hc->transport != SL_HW_UDP && ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
+        hc->frame.dst_ip = ntohl(in->sin_addr.s_addr);
+        hc->frame.dst_port = ntohs(in->sin_port);
+    }
+    return SL_OK;
 }

@@ -17,6 +17,8 @@
 #include "sl_diag.h"
 #include "sl_err.h"
 #include "sl_tagmap.h"
+
+struct sl_hw_config;
 #include "sl_wire.h"
 
 #define SL_TXCONF_STR_MAX      SL_CONF_STR_MAX   /* bytes of any value (paths, addresses), with NUL */
@@ -162,5 +164,13 @@ void sl_txconf_schema_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c);
  * encoding of the link, FEC and snapshot parameters, every device's polling
  * parameters and the schema fingerprint (not file paths or the user). */
 void sl_txconf_config_fp(uint8_t out[SL_FP_BYTES], const struct sl_txconf *c);
+
+/* [link] as the transport's configuration for TX (hc is initialised
+ * here): udp to destination, raw frames to destination_mac on interface, or
+ * the pcapfile; raw and pcapfile frames carry the destination's IPv4
+ * address and port when one is given. SL_ERR_CONFIG (logged) when the
+ * destination does not resolve. */
+__attribute__((warn_unused_result))
+sl_err sl_txconf_link(const struct sl_txconf *c, struct sl_hw_config *hc);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sl_log.h"
+#include "sl_sdnotify.h"
 
 void sl_txhealth_init(struct sl_txhealth *h, const struct sl_txconf *c)
 {
@@ -105,4 +106,17 @@ size_t sl_txhealth_status(struct sl_txhealth *h, char *out, size_t cap, const st
                        n[SL_POLLER_DOWN], waiting, rate, bps / 1000000u, bps / 100000u % 10u,
                        h->link_failing ? ", link send failing" : "", h->overloaded ? ", overloaded" : "");
     return len < 0 ? 0 : (size_t)len < cap ? (size_t)len : (cap ? cap - 1 : 0);
+}
+
+void sl_txhealth_notify(struct sl_txhealth *h, const struct sl_sender *snd, const struct sl_sources *src,
+                        uint64_t now_us)
+{
+    sl_sdnotify_check(sl_sdnotify_watchdog(now_us / 1000u));
+    if (now_us < h->status_next_us)
+        return;
+    char text[SL_SDNOTIFY_STATUS_MAX + 1];
+    sl_txhealth_status(h, text, sizeof text, snd, src, now_us);
+    sl_sdnotify_check(h->ready ? sl_sdnotify_status("%s", text) : sl_sdnotify_ready(text));
+    h->ready = true;
+    h->status_next_us = now_us + SL_TXHEALTH_STATUS_US;
 }

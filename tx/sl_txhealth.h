@@ -26,6 +26,8 @@ struct sl_txhealth {
     size_t ndevices;
     struct sl_link_watch nic;      /* [link] interface ("" = none) */
     uint64_t status_us, status_bytes, status_blocks;   /* at the last status text */
+    bool ready;                    /* READY=1 sent */
+    uint64_t status_next_us;
 };
 
 /* For configuration c (which must outlive h). */
@@ -58,5 +60,12 @@ void sl_txhealth_totals(const struct sl_snapshot *snap, const struct sl_sender *
  * the length written (out stays NUL-terminated). */
 size_t sl_txhealth_status(struct sl_txhealth *h, char *out, size_t cap, const struct sl_sender *snd,
                           const struct sl_sources *src, uint64_t now_us);
+
+/* systemd (sl_sdnotify), from every main loop turn after the first beacon:
+ * WATCHDOG=1 when due, READY=1 with the first status text, then STATUS=
+ * recomputed every SL_TXHEALTH_STATUS_US (sent only when it changed). */
+#define SL_TXHEALTH_STATUS_US 1000000u
+void sl_txhealth_notify(struct sl_txhealth *h, const struct sl_sender *snd, const struct sl_sources *src,
+                        uint64_t now_us);
 
 #endif

@@ -10,11 +10,8 @@
  * poll line's thread owns its Modbus connection and hands results over as
  * sl_source.c describes, so the main thread never waits on a PLC. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
-#include <inttypes.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
@@ -30,14 +27,15 @@
 #include "sl_hw.h"
 #include "sl_key.h"
 #include "sl_keyfile.h"
-#include "sl_link.h"
 #include "sl_log.h"
 #include "sl_privdrop.h"
 #include "sl_reload.h"
+#include "sl_sdnotify.h"
 #include "sl_sender.h"
 #include "sl_snapshot.h"
 #include "sl_source.h"
 #include "sl_txconf.h"
+#include "sl_txhealth.h"
 #include "sl_txmetrics.h"
 
 #ifndef SL_VERSION
@@ -118,55 +116,11 @@ struct daemon {
     uint64_t epoch, session;
     struct sl_reload_state ann;     /* fingerprints and schema id beacons announce */
     uint64_t beacon_seq;
-    bool link_failing;
-    bool overloaded;
-    uint64_t overload_seen, overload_last_us;
-    uint64_t health_next_us;
-    int carrier;                    /* last carrier seen on [link] interface; -2 = not read yet */
+    struct sl_txhealth health;      /* send state, overload, NIC carrier, status texts */
 };
 
 /* " : strerror(errno)" after an sl_err that kept one. */
 #define ERRNO_TEXT(e) ((e) == SL_ERR_IO ? ": " : ""), ((e) == SL_ERR_IO ? strerror(errno) : "")
-
-/* One log line per link state change, not per failed frame. */
-static void link_result(struct daemon *D, sl_err e, const char *what)
-{
-    if (e == SL_OK) {
-        if (D->link_failing)
-            sl_log(SL_LOG_NOTICE, "link: sending again");
-        D->link_failing = false;
-        return;
-    }
-    if (!D->link_failing)
-        sl_log(SL_LOG_ERR, "link: %s failed: %s%s%s (frames are counted as unsent)", what,
-               sl_strerror(e), ERRNO_TEXT(e));
-    D->link_failing = true;
-}
-
-/* Carrier of the diode NIC ([link] interface), read from sysfs once a
- * second: a one-strand fibre whose far end lost light, or a media converter
- * with link-fault pass-through, shows up here first. One line per change. */
-static void check_link_health(struct daemon *D, uint64_t now)
-{
-    if (!D->cfg.link.interface[0] || now < D->health_next_us)
-        return;
-    D->health_next_us = now + 1000000u;
-    struct sl_link_health h;
-    if (sl_link_read(&h, NULL, D->cfg.link.interface) != SL_OK)
-        h.carrier = -1;
-    if (h.carrier != D->carrier)
-        sl_log(h.carrier == 1 ? SL_LOG_NOTICE : SL_LOG_WARNING,
-               "link %s: carrier %s, operstate %s, %" PRIu64 " tx dropped", D->cfg.link.interface,
-               h.carrier == 1 ? "up" : h.carrier == 0 ? "DOWN" : "unknown",
-               h.carrier == -1 ? "unknown" : sl_link_oper_name(h.oper),
-               h.carrier == -1 ? 0 : h.tx_dropped);
-    D->carrier = h.carrier;
-}
-
-static uint64_t queue_drops(const struct sl_snapshot_stats *st)
-{
-    return st->coalesced + st->events_dropped;
-}
 
 static void send_beacon(void *ctx)
 {
@@ -182,9 +136,9 @@ static void send_beacon(void *ctx)
     if (D->snap) {
         struct sl_snapshot_stats st;
         sl_snapshot_stats(D->snap, &st);
-        b.queue_drops = queue_drops(&st);
+        b.queue_drops = sl_txhealth_queue_drops(&st);
     }
-    link_result(D, sl_sender_beacon(D->snd, &b), "beacon");
+    sl_txhealth_send(&D->health, sl_sender_beacon(D->snd, &b), "beacon");
 }
 
 /* Fills and commits one block of what the snapshot has due at now. */
@@ -194,97 +148,22 @@ static sl_err send_block(struct daemon *D, uint64_t now)
     size_t cap, used = 0;
     sl_err e = sl_sender_block(D->snd, &p, &cap, SL_CHANNEL_TAGS);
     if (e != SL_OK) {
-        link_result(D, e, "block");
+        sl_txhealth_send(&D->health, e, "block");
         return e;
     }
     sl_err f = sl_snapshot_fill(D->snap, p, cap, now, &used);
     e = sl_sender_commit(D->snd, f == SL_OK ? used : 0, sl_clock_wall_us(), sl_clock_mono_us());
     if (f == SL_OK)
-        link_result(D, e, "send");
+        sl_txhealth_send(&D->health, e, "send");
     return f;
-}
-
-/* Logs entering and leaving overload (deltas coalesced, events dropped or
- * keyframe chunks late), checked once per beacon. */
-static void check_overload(struct daemon *D, uint64_t now)
-{
-    struct sl_snapshot_stats st;
-    sl_snapshot_stats(D->snap, &st);
-    uint64_t seen = queue_drops(&st) + st.late;
-    if (seen != D->overload_seen) {
-        if (!D->overloaded)
-            sl_log(SL_LOG_WARNING, "overload: the link cannot keep up: %llu update(s) coalesced, "
-                   "%llu event(s) dropped, %llu keyframe/schema chunk(s) late so far",
-                   (unsigned long long)st.coalesced, (unsigned long long)st.events_dropped,
-                   (unsigned long long)st.late);
-        D->overloaded = true;
-        D->overload_seen = seen;
-        D->overload_last_us = now;
-    } else if (D->overloaded && now - D->overload_last_us >= 2ull * D->cfg.snapshot.keyframe_ms * 1000u) {
-        sl_log(SL_LOG_NOTICE, "overload over");
-        D->overloaded = false;
-    }
-}
-
-/* The sender's totals: in the verbose status (with the snapshot's) and at stop. */
-static void log_totals(struct daemon *D, const char *what)
-{
-    struct sl_snapshot_stats st;
-    struct sl_sender_stats ss;
-    sl_snapshot_stats(D->snap, &st);
-    sl_sender_stats(D->snd, &ss);
-    if (strcmp(what, "status") == 0)
-        sl_log(SL_LOG_INFO, "status: blocks=%llu frames=%llu unsent=%llu beacons=%llu deltas=%llu "
-               "keyframes=%llu schemas=%llu pending=%u coalesced=%llu poll_errors=%llu",
-               (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
-               (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent,
-               (unsigned long long)st.deltas_sent, (unsigned long long)st.keyframes,
-               (unsigned long long)st.schemas, st.pending, (unsigned long long)st.coalesced,
-               (unsigned long long)sl_sources_poll_errors(&D->src));
-    else
-        sl_log(SL_LOG_INFO, "stopping: %llu blocks, %llu frames sent (%llu unsent), %llu beacons",
-               (unsigned long long)ss.blocks_sent[SL_CHANNEL_TAGS], (unsigned long long)ss.frames_sent,
-               (unsigned long long)ss.frames_unsent, (unsigned long long)ss.beacons_sent);
-}
-
-/* max_delay_ms is one budget for a change, shared by the two places that
- * may hold it: the snapshot engine (a delta waits for company to fill a
- * block) and the interleaver (a block waits for its group). Giving each the
- * whole budget let them add up (p99 above 5 ms at the default 2 ms,
- * docs/performance.md). */
-static uint32_t snapshot_delay_ms(const struct sl_txconf *c)
-{
-    return (c->snapshot.max_delay_ms + 1u) / 2u;
-}
-
-static uint64_t interleave_delay_us(const struct sl_txconf *c)
-{
-    return ((uint64_t)c->snapshot.max_delay_ms - snapshot_delay_ms(c)) * 1000u;
 }
 
 /* The tag table, the start event, the sources and the metrics file. */
 static int start_daemon(struct daemon *D)
 {
-    struct sl_snapshot_tag *tags = NULL;
-    sl_err e = sl_snapshot_tags_from_conf(&tags, &D->ann.schema_id, &D->cfg);
-    if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot build the tag table: %s", sl_strerror(e));
+    if (sl_snapshot_from_conf(&D->snap, &D->ann.schema_id, &D->cfg, sl_sender_payload_cap(D->snd),
+                              sl_clock_mono_us()) != SL_OK)
         return 1;
-    }
-    size_t payload_cap = sl_sender_payload_cap(D->snd);
-    struct sl_snapshot_config sc = {
-        .tags = tags, .ntags = D->cfg.ntags, .schema_id = D->ann.schema_id,
-        .keyframe_ms = D->cfg.snapshot.keyframe_ms, .max_delay_ms = snapshot_delay_ms(&D->cfg),
-        .schema_every = sl_snapshot_schema_every(tags, D->cfg.ntags, payload_cap,
-                                                 D->cfg.link.rate_mbps, D->cfg.snapshot.keyframe_ms),
-        .payload_cap = payload_cap,
-    };
-    e = sl_snapshot_create(&D->snap, &sc, sl_clock_mono_us());
-    free(tags);
-    if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot create the snapshot engine: %s", sl_strerror(e));
-        return 1;
-    }
     char text[SL_EVENT_TEXT_MAX + 1];
     size_t len = sl_snapshot_event_text(text, sizeof text,
                                         "sluice-tx %s started: epoch %llu, %zu devices, %u tags",
@@ -314,11 +193,11 @@ static void stop_daemon(struct daemon *D)
     for (unsigned i = 0; i < BLOCKS_PER_TURN; i++)
         if (send_block(D, flush_at) != SL_OK)
             break;
-    link_result(D, sl_sender_flush(D->snd), "flush");
+    sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
     send_beacon(D);
     sl_sources_log_counters(&D->src, D->snap, now, false);
     sl_txmetrics_tick(D->metrics, sl_clock_mono_us(), true);
-    log_totals(D, "stopping");
+    sl_txhealth_totals(D->snap, D->snd, &D->src, true);
     sl_sources_log_counters(&D->src, D->snap, now, true);
 }
 
@@ -338,8 +217,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         uint64_t wake = sl_sources_collect(&D->src, D->snap, now);
         if (now >= next_beacon) {
             send_beacon(D);
-            check_overload(D, now);
-            check_link_health(D, now);
+            sl_txhealth_beacon(&D->health, D->snap, now);
             sl_sources_check(&D->src, now);
             sl_txmetrics_tick(D->metrics, now, false);
             next_beacon += beacon_us;
@@ -352,9 +230,12 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
                 break;
         }
         now = sl_clock_mono_us();
-        link_result(D, sl_sender_tick(D->snd, now), "send");
+        sl_txhealth_send(&D->health, sl_sender_tick(D->snd, now), "send");
+        /* READY=1 after the first beacon (the pollers run), then STATUS=
+         * and WATCHDOG=1 from the loop itself. */
+        sl_txhealth_notify(&D->health, D->snd, &D->src, now);
         if (D->verbose && now >= status_next) {
-            log_totals(D, "status");
+            sl_txhealth_totals(D->snap, D->snd, &D->src, false);
             sl_sources_log_counters(&D->src, D->snap, now, false);
             status_next = now + STATS_EVERY_US;
         }
@@ -381,6 +262,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             return 1;
         }
     }
+    sl_sdnotify_check(sl_sdnotify_stopping());
     stop_daemon(D);
     return 0;
 }
@@ -388,7 +270,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
 static int run_bulk(struct daemon *D, char **paths, int npaths)
 {
     sl_err e = sl_bulk_send(D->snd, paths, npaths, D->cfg.snapshot.beacon_ms, send_beacon, D);
-    link_result(D, sl_sender_flush(D->snd), "flush");
+    sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
     send_beacon(D);
     struct sl_sender_stats ss;
     sl_sender_stats(D->snd, &ss);
@@ -428,58 +310,6 @@ static int check_only(const char *conf)
         printf("config OK: %zu devices, %u tags\n", cfg.ndevices, cfg.ntags);
     sl_txconf_free(&cfg);
     return rc;
-}
-
-/* Maps [link] onto the transport's configuration and opens it for TX. */
-static int open_link(struct sl_hw **out, const struct sl_txconf *c)
-{
-    struct sl_hw_config hc;
-    sl_hw_config_init(&hc);
-    hc.dir = SL_HW_TX;
-    hc.datagram_bytes = SL_FRAME_OVERHEAD + c->link.symbol_bytes;
-    struct sockaddr_storage ss;
-    socklen_t sl = 0;
-    bool have_dest = c->link.destination[0] != '\0';
-    if (have_dest && sl_hw_addr_parse(&ss, &sl, c->link.destination, SL_DEFAULT_PORT) != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s: [link] destination %s: cannot resolve", c->file, c->link.destination);
-        return -1;
-    }
-    switch (c->link.transport) {
-    case SL_TXCONF_UDP:
-        hc.transport = SL_HW_UDP;
-        hc.addr = ss;
-        hc.addr_len = sl;
-        hc.gso = c->link.gso;
-        break;
-    case SL_TXCONF_RAW:
-        hc.transport = SL_HW_RAW;
-        snprintf(hc.interface, sizeof hc.interface, "%s", c->link.interface);
-        memcpy(hc.frame.dst_mac, c->link.destination_mac, sizeof hc.frame.dst_mac);
-        break;
-    default:
-        hc.transport = SL_HW_PCAPFILE;
-        hc.file = c->link.file;
-        break;
-    }
-    /* raw and pcapfile write their own IPv4/UDP headers: use the
-     * destination when one is given (IPv4 only). */
-    if (have_dest && hc.transport != SL_HW_UDP && ss.ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
-        hc.frame.dst_ip = ntohl(in->sin_addr.s_addr);
-        hc.frame.dst_port = ntohs(in->sin_port);
-    }
-    char why[256] = "";
-    sl_err e = sl_hw_open(out, why, sizeof why, &hc);
-    if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot open the link: %s%s%s", why[0] ? why : sl_strerror(e),
-               ERRNO_TEXT(e));
-        return -1;
-    }
-    struct sl_hw_stats st;
-    sl_hw_stats(*out, &st);
-    if (st.warning[0])
-        sl_log(SL_LOG_WARNING, "link: %s", st.warning);
-    return 0;
 }
 
 /* Signals: blocked everywhere (poller threads inherit the mask) and taken
@@ -531,7 +361,9 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
         e = sl_epoch_lock_key(kl, D->key, D->cfg.keys.signing_key, bulk);
     if (e != SL_OK)
         return e == SL_ERR_EXISTS ? SL_EPOCH_EXIT_IN_USE : 1;
-    if (open_link(&D->hw, &D->cfg) != 0 || sl_epoch_next(&D->epoch, D->cfg.keys.state_dir) != SL_OK)
+    struct sl_hw_config hc;
+    if (sl_txconf_link(&D->cfg, &hc) != SL_OK || sl_hw_open_logged(&D->hw, &hc) != SL_OK ||
+        sl_epoch_next(&D->epoch, D->cfg.keys.state_dir) != SL_OK)
         return 1;
     randombytes_buf(&D->session, sizeof D->session);
     D->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -551,7 +383,8 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
     struct sl_sender_config scfg = {
         .k = D->cfg.fec.k, .m = D->cfg.fec.m, .interleave = D->cfg.fec.interleave,
         .symbol_size = (uint16_t)D->cfg.link.symbol_bytes, .rate_mbps = D->cfg.link.rate_mbps,
-        .max_delay_us = interleave_delay_us(&D->cfg), .session = D->session,
+        .max_delay_us = (uint64_t)(D->cfg.snapshot.max_delay_ms - sl_snapshot_delay_ms(&D->cfg)) * 1000u,
+        .session = D->session,
         .epoch = D->epoch, .key = D->key, .hw = D->hw,
     };
     e = sl_sender_create(&D->snd, &scfg);
@@ -607,12 +440,12 @@ int main(int argc, char **argv)
     D.conf_path = conf;
     D.verbose = verbose;
     D.wake_fd = -1;
-    D.carrier = -2;
     int rc = load_config(&D.cfg, conf, false);
     if (rc != 0) {
         sl_txconf_free(&D.cfg);
         return rc;
     }
+    sl_txhealth_init(&D.health, &D.cfg);
     sl_txconf_schema_fp(D.ann.schema_fp, &D.cfg);
     sl_txconf_config_fp(D.ann.config_fp, &D.cfg);
     sigset_t waitmask;

@@ -7,12 +7,15 @@
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
+#include "sl_log.h"
+
 /* One process, one notify socket: the state is the process's. */
 static struct {
     bool wd_read;                 /* sd_watchdog_enabled asked once */
     uint64_t wd_usec;             /* 0: no watchdog */
     uint64_t wd_next_ms;          /* next ping due (monotonic ms); 0 = at once */
     char status[SL_SDNOTIFY_STATUS_MAX + 1];
+    bool failed;                  /* a failure was logged */
 } N;
 
 /* sd_notify: > 0 sent, 0 no NOTIFY_SOCKET, < 0 -errno. unset_environment
@@ -82,4 +85,11 @@ sl_err sl_sdnotify_watchdog(uint64_t now_ms)
     uint64_t half_ms = usec / 2000u;
     N.wd_next_ms = now_ms + (half_ms ? half_ms : 1u);
     return notify("WATCHDOG=1");
+}
+
+void sl_sdnotify_check(sl_err e)
+{
+    if (e != SL_OK && !N.failed)
+        sl_log(SL_LOG_WARNING, "sd_notify: %s", strerror(errno));
+    N.failed |= e != SL_OK;
 }

@@ -39,6 +39,12 @@ sl_err sl_sdnotify_stopping(void);
  * so the cost is one comparison. */
 sl_err sl_sdnotify_watchdog(uint64_t now_ms);
 
+/* What the daemons do with the result e of the calls above: the first
+ * failure is logged (warning "sd_notify: <errno text>": the unit may then
+ * time out at start or be killed by its watchdog, and the journal says
+ * why), later ones are not (a socket that fails once fails every second). */
+void sl_sdnotify_check(sl_err e);
+
 /* Microseconds systemd's watchdog allows (0: no watchdog for us). */
 uint64_t sl_sdnotify_watchdog_usec(void);
 

@@ -1,0 +1,204 @@
+#include "sl_services.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sl_clock.h"
+#include "sl_log.h"
+#include "sl_privdrop.h"
+
+static const char *io_why(sl_err e)
+{
+    return e == SL_ERR_IO ? strerror(errno) : "";
+}
+
+/* Each refused write, one line per period at most; the rest are counted
+ * and summed up by sl_services_writes_log. */
+static void on_write(void *ctx, const char *peer, const struct sl_mbreq *req)
+{
+    struct sl_services *s = ctx;
+    if (sl_clock_due(&s->next_write_log_ms, s->now_ms, SL_SERVICES_WRITE_LOG_MS)) {
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MODBUS-WRITE",
+                  "refused Modbus write FC %u from %s (unit %u, exception 0x01)%s", req->fc, peer,
+                  req->unit, s->writes_unlogged ? "; more refused since the last line" : "");
+        s->writes_unlogged = 0;
+    } else {
+        s->writes_unlogged++;
+    }
+}
+
+void sl_services_writes_log(struct sl_services *s)
+{
+    if (!s->writes_unlogged)
+        return;
+    sl_log_id(SL_LOG_WARNING, "SL-RX-MODBUS-WRITE", "refused %" PRIu64 " more Modbus writes",
+              s->writes_unlogged);
+    s->writes_unlogged = 0;
+}
+
+/* The one mirror hook: every follower of changes hears every event. */
+static void on_mirror(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    struct sl_services *s = ctx;
+    if (s->http)
+        sl_http_notify(s->http, ev, pos);
+    if (s->mqtt)
+        sl_mqtt_notify(s->mqtt, ev, pos);
+}
+
+static sl_err open_modbus(struct sl_services *s, const struct sl_rxconf *c, struct sl_mirror *m)
+{
+    struct sl_mbserver_config mbc = { .listen = c->modbus.listen, .max_conns = c->modbus.max_conns,
+                                      .idle_ms = c->modbus.idle_ms,
+                                      .max_conns_per_peer = c->modbus.max_conns_per_peer,
+                                      .request_timeout_ms = c->modbus.request_timeout_ms };
+    sl_err e = sl_mbserver_open(&s->mb, &mbc, m);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot listen for Modbus on %s: %s%s%s", c->modbus.listen, sl_strerror(e),
+               e == SL_ERR_IO ? ": " : "", io_why(e));
+        return e;
+    }
+    sl_mbserver_set_write_hook(s->mb, on_write, s);
+    sl_log(SL_LOG_INFO, "Modbus TCP (read-only) on %s", c->modbus.listen);
+    return SL_OK;
+}
+
+/* The bearer token, read before privileges are dropped and owned by the
+ * [rx] user (or by us). Wiped once HTTP holds its copy. */
+static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m,
+                        sl_http_status_fn status, void *ctx)
+{
+    char token[SL_HTTP_TOKEN_MAX + 1] = "";
+    if (c->http.token_file[0]) {
+        uid_t owner = geteuid();
+        gid_t gid;
+        char why[160] = "";
+        if (c->rx.user[0] && sl_privdrop_lookup(c->rx.user, &owner, &gid, why, sizeof why) != SL_OK)
+            owner = geteuid();
+        sl_err e = sl_http_token_read(token, c->http.token_file, owner, why, sizeof why);
+        if (e != SL_OK) {
+            sl_log(SL_LOG_ERR, "%s[http] token_file %s: %s", e == SL_ERR_RANGE ? "" : "cannot read ",
+                   c->http.token_file, why);
+            return e;
+        }
+    }
+    struct sl_http_config hc = { .listen = c->http.listen, .token = token[0] ? token : NULL,
+                                 .max_tags = c->mirror.max_tags, .max_conns = c->http.max_conns,
+                                 .max_conns_per_peer = c->http.max_conns_per_peer,
+                                 .timeout_s = c->http.timeout_s,
+                                 .request_timeout_ms = c->http.request_timeout_ms,
+                                 .max_sse = c->http.max_streams,
+                                 .max_sse_per_peer = c->http.max_streams_per_peer,
+                                 .allowed_hosts = c->http.allowed_hosts };
+    sl_err e = sl_http_open(&s->http, &hc, m, status, ctx);
+    sodium_memzero(token, sizeof token);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot serve HTTP on %s: %s%s%s", c->http.listen, sl_strerror(e),
+               e == SL_ERR_IO ? ": " : "", io_why(e));
+        return e;
+    }
+    sl_log(SL_LOG_INFO, "HTTP (read-only) on %s%s", c->http.listen,
+           c->http.token_file[0] ? ", bearer token required" : "");
+    return SL_OK;
+}
+
+static sl_err open_mqtt(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m)
+{
+    struct sl_mqtt_config qc = { .broker = c->mqtt.broker, .prefix = c->mqtt.prefix,
+                                 .max_tags = c->mirror.max_tags };
+    sl_err e = sl_mqtt_open(&s->mqtt, &qc, m);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot set up MQTT for %s: %s", c->mqtt.broker, sl_strerror(e));
+        return e;
+    }
+    sl_log(SL_LOG_INFO, "MQTT publishing to %s under %s/ (retained, QoS 1; never subscribes)",
+           c->mqtt.broker, c->mqtt.prefix);
+    return SL_OK;
+}
+
+sl_err sl_services_open(struct sl_services *s, const struct sl_rxconf *c, struct sl_mirror *m,
+                        sl_http_status_fn status, void *ctx)
+{
+    memset(s, 0, sizeof *s);
+    s->mb_slot = s->mqtt_slot = -1;
+    sl_err e = SL_OK;
+    if (c->modbus.enabled && (e = open_modbus(s, c, m)) != SL_OK)
+        return e;
+    if (c->http.enabled && (e = open_http(s, c, m, status, ctx)) != SL_OK)
+        return e;
+    if (c->mqtt.enabled && (e = open_mqtt(s, c, m)) != SL_OK)
+        return e;
+    sl_mirror_set_hook(m, on_mirror, s);
+    return SL_OK;
+}
+
+void sl_services_pollset(struct sl_services *s, struct pollfd *fds, nfds_t *n, int *wait_ms, uint64_t now_ms)
+{
+    s->mb_slot = s->mqtt_slot = -1;
+    if (s->mb) {
+        s->mb_slot = (int)*n;
+        fds[(*n)++] = (struct pollfd){ .fd = sl_mbserver_fd(s->mb), .events = POLLIN };
+        /* Modbus requests left by its per-turn caps: come straight back. */
+        if (sl_mbserver_timeout_ms(s->mb) == 0)
+            *wait_ms = 0;
+    }
+    if (s->http) {
+        fds[(*n)++] = (struct pollfd){ .fd = sl_http_fd(s->http), .events = POLLIN };
+        int t = sl_http_timeout_ms(s->http);
+        if (t >= 0 && t < *wait_ms)
+            *wait_ms = t;
+    }
+    if (s->mqtt) {
+        /* The descriptor changes with every reconnect (-1 while down: poll
+         * ignores it). */
+        s->mqtt_slot = (int)*n;
+        fds[(*n)++] = (struct pollfd){ .fd = sl_mqtt_fd(s->mqtt),
+                                       .events = (short)(POLLIN | (sl_mqtt_want_write(s->mqtt) ? POLLOUT : 0)) };
+        int t = sl_mqtt_timeout_ms(s->mqtt, now_ms);
+        if (t >= 0 && t < *wait_ms)
+            *wait_ms = t;
+    }
+}
+
+/* A service's run/poll call failed: logged (sl_log rate-limits the line per
+ * service) and counted. */
+static void service_error(uint64_t *count, const char *service, sl_err e)
+{
+    if (e == SL_OK)
+        return;
+    (*count)++;
+    sl_log(SL_LOG_WARNING, "%s: %s%s%s (errors so far: %" PRIu64 ")", service, sl_strerror(e),
+           e == SL_ERR_IO ? ": " : "", io_why(e), *count);
+}
+
+void sl_services_modbus(struct sl_services *s, int pr, uint64_t now_ms)
+{
+    s->now_ms = now_ms;
+    if (s->mb && (s->mb_slot < 0 || pr >= 0))
+        service_error(&s->modbus_errors, "Modbus server", sl_mbserver_poll_once(s->mb, 0, now_ms));
+}
+
+void sl_services_run(struct sl_services *s, const struct pollfd *fds, int pr, uint64_t now_ms)
+{
+    s->now_ms = now_ms;
+    if (s->http)
+        service_error(&s->http_errors, "HTTP server", sl_http_run(s->http));
+    if (s->mqtt)
+        service_error(&s->mqtt_errors, "MQTT client",
+                      sl_mqtt_run(s->mqtt, s->mqtt_slot >= 0 && pr > 0 ? fds[s->mqtt_slot].revents : 0, now_ms));
+}
+
+void sl_services_close(struct sl_services *s, struct sl_mirror *m)
+{
+    if (m)
+        sl_mirror_set_hook(m, NULL, NULL);
+    sl_mqtt_close(s->mqtt);
+    sl_http_close(s->http);
+    sl_mbserver_close(s->mb);
+    s->mqtt = NULL;
+    s->http = NULL;
+    s->mb = NULL;
+}
