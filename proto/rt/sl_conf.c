@@ -532,17 +532,25 @@ sl_err sl_conf_hostport_parse(struct sl_hostport *out, const char *text, uint16_
     int family = AF_UNSPEC;
     bool any = false;
     if (text[0] == '[') {
-        /* An IPv6 literal, optionally with a %zone (an interface name). */
+        /* An IPv6 literal, optionally with a %zone (an interface name), or
+         * an IPv4 dotted quad (getaddrinfo used to take "[1.2.3.4]:PORT",
+         * so configurations may hold it). */
         char addr[SL_HOSTPORT_HOST_MAX];
         const char *pct = strchr(host, '%');
         size_t al = pct ? (size_t)(pct - host) : hl;
         struct in6_addr a6;
+        struct in_addr a4;
         memcpy(addr, host, al);
         addr[al] = '\0';
-        if (inet_pton(AF_INET6, addr, &a6) != 1 ||
-            (pct && (!pct[1] || strlen(pct + 1) >= SL_CONF_IFNAME_MAX || !host_name(pct + 1, strlen(pct + 1)))))
-            return hp_fail(out, why, cap, "not an IPv6 address in brackets");
-        family = AF_INET6;
+        if (!pct && inet_pton(AF_INET, host, &a4) == 1)
+            family = AF_INET;
+        else if (inet_pton(AF_INET6, addr, &a6) != 1)
+            return hp_fail(out, why, cap, "not an IPv6 or IPv4 address in brackets");
+        else if (pct && (!pct[1] || strlen(pct + 1) >= SL_CONF_IFNAME_MAX ||
+                         !host_name(pct + 1, strlen(pct + 1))))
+            return hp_fail(out, why, cap, "bad %zone (an interface name)");
+        else
+            family = AF_INET6;
     } else if (strcmp(host, "*") == 0) {
         if (!(flags & SL_HOSTPORT_ANY))
             return hp_fail(out, why, cap, "'*' (every address) only for a listener");
@@ -563,7 +571,7 @@ sl_err sl_conf_hostport_parse(struct sl_hostport *out, const char *text, uint16_
     } else {
         const char *pn = rest + 1;
         if (!*pn || strlen(pn) > 5 || !parse_u64(pn, &port))
-            return hp_fail(out, why, cap, "port not a number 0..65535");
+            return hp_fail(out, why, cap, "port not 1..5 decimal digits");
     }
     if (port > 65535 || (port == 0 && !(flags & SL_HOSTPORT_PORT_ZERO)))
         return hp_fail(out, why, cap, (flags & SL_HOSTPORT_PORT_ZERO) ? "port outside 0..65535"
@@ -615,16 +623,29 @@ sl_err sl_conf_hostport_sockaddr(struct sockaddr_storage *ss, socklen_t *len, co
     return e;
 }
 
+/* The shapes the grammar accepts under flags, for the getter's message. */
+static const char *hp_forms(unsigned flags)
+{
+    bool any = (flags & SL_HOSTPORT_ANY) != 0, dflt = (flags & SL_HOSTPORT_DEFAULT_PORT) != 0;
+    if (any && dflt)
+        return "HOST:PORT, [IPv6]:PORT, *:PORT or HOST";
+    if (any)
+        return "HOST:PORT, [IPv6]:PORT or *:PORT";
+    if (dflt)
+        return "HOST:PORT, [IPv6]:PORT or HOST";
+    return "HOST:PORT or [IPv6]:PORT";
+}
+
 bool sl_conf_hostport(struct sl_conf *p, const struct sl_conf_sec *s, int k, uint16_t default_port,
                       unsigned flags, const char *what, struct sl_hostport *out)
 {
     const char *v = sl_conf_val(s, k);
+    char why[64];
     if (!v)
         return true;
-    if (sl_conf_hostport_parse(out, v, default_port, flags, NULL, 0) == SL_OK)
+    if (sl_conf_hostport_parse(out, v, default_port, flags, why, sizeof why) == SL_OK)
         return true;
-    sl_conf_error(p, s->line[k], "bad %s '%s'%s (%s)", sl_conf_key(p, s, k), v, what ? what : "",
-                  (flags & SL_HOSTPORT_DEFAULT_PORT) ? "HOST:PORT, [IPv6]:PORT or HOST"
-                                                     : "HOST:PORT or [IPv6]:PORT");
+    sl_conf_error(p, s->line[k], "bad %s '%s'%s (%s): %s", sl_conf_key(p, s, k), v, what ? what : "",
+                  hp_forms(flags), why);
     return false;
 }

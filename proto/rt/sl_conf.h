@@ -212,6 +212,7 @@ void sl_conf_rules(struct sl_conf *p, const struct sl_conf_sec *s, const struct 
  *   HOST:PORT        HOST: IPv4 dotted quad or a host name (A-Z a-z 0-9 - . _,
  *                    1..253 bytes, resolved when binding or connecting)
  *   [IPV6]:PORT      an IPv6 literal in brackets, optionally %zone
+ *   [IPV4]:PORT      a dotted quad in brackets (as getaddrinfo took it)
  *   *:PORT           every address, where the flags allow it (listeners)
  *   HOST / [IPV6]    where a default port applies
  * PORT: 1..5 decimal digits, 1..65535 (0 where the flags allow it). Bare
@@ -257,7 +258,8 @@ sl_err sl_conf_hostport_sockaddr(struct sockaddr_storage *ss, socklen_t *len, co
                                  unsigned rflags);
 
 /* The getter: key k of s by the grammar into *out, else "bad k 'v'WHAT
- * (FORM)" where FORM lists the accepted shapes for flags. */
+ * (FORM): WHY" where FORM lists the accepted shapes for flags and WHY is
+ * the parser's reason. */
 bool sl_conf_hostport(struct sl_conf *p, const struct sl_conf_sec *s, int k, uint16_t default_port,
                       unsigned flags, const char *what, struct sl_hostport *out);
 

@@ -150,8 +150,11 @@ SL_TEST(conf, getter_edges)
     one("[a]\nuser = 0123456789abcdef0123456789abcdef\n", "t.conf:2: bad user '0123456789abcdef0123456789abcdef'");
     one("[a]\nuser = nosuchuser-sluice\n", "t.conf:2: user 'nosuchuser-sluice' does not exist");
     CU_ASSERT_EQUAL(parse_flags("[a]\nuser = nosuchuser-sluice\n", SL_CONF_SKIP_HOST_CHECKS), SL_OK);
-    one("[a]\naddr = a:b\n", "t.conf:2: bad addr 'a:b' for test (HOST:PORT, [IPv6]:PORT or HOST)");
-    one("[a]\nlisten = 1.2.3.4\n", "t.conf:2: bad listen '1.2.3.4' (HOST:PORT or [IPv6]:PORT)");
+    one("[a]\naddr = a:b\n",
+        "t.conf:2: bad addr 'a:b' for test (HOST:PORT, [IPv6]:PORT or HOST): port not 1..5 decimal digits");
+    one("[a]\nlisten = 1.2.3.4\n", "t.conf:2: bad listen '1.2.3.4' (HOST:PORT, [IPv6]:PORT or *:PORT): no port");
+    one("[a]\nlisten = [1.2.3]:1\n",
+        "t.conf:2: bad listen '[1.2.3]:1' (HOST:PORT, [IPv6]:PORT or *:PORT): not an IPv6 or IPv4 address in brackets");
     /* A path that does not fit after the base directory. */
     static char base[SL_CONF_STR_MAX];
     memset(base, 'b', sizeof base - 8);
@@ -257,6 +260,14 @@ SL_TEST(conf, hostport_good)
     CU_ASSERT_EQUAL(hp(&a, "[fe80::1%eth0]:502", 0), SL_OK);
     CU_ASSERT_STRING_EQUAL(a.host, "fe80::1%eth0");
     CU_ASSERT_EQUAL(hp(&a, "[::ffff:0.0.0.0]:1", 0), SL_OK);
+    /* A bracketed dotted quad, as getaddrinfo took it before the grammar:
+     * stored without the brackets. */
+    CU_ASSERT_EQUAL(hp(&a, "[10.0.0.1]:1", 0), SL_OK);
+    CU_ASSERT_STRING_EQUAL(a.host, "10.0.0.1");
+    CU_ASSERT_EQUAL(a.family, AF_INET);
+    CU_ASSERT_EQUAL(a.port, 1);
+    CU_ASSERT_EQUAL(hp(&a, "[10.0.0.1]", SL_HOSTPORT_DEFAULT_PORT), SL_OK);
+    CU_ASSERT_EQUAL(a.port, 7400);
     CU_ASSERT_EQUAL(hp(&a, "plc-1.site_a.local:1502", 0), SL_OK);
     CU_ASSERT_EQUAL(a.family, AF_UNSPEC);
     CU_ASSERT_EQUAL(hp(&a, "localhost", SL_HOSTPORT_DEFAULT_PORT), SL_OK);
@@ -285,7 +296,9 @@ SL_TEST(conf, hostport_bad)
         { "::1:502", SL_HOSTPORT_DEFAULT_PORT }, { "::1", SL_HOSTPORT_DEFAULT_PORT },
         { "[::1]x", SL_HOSTPORT_DEFAULT_PORT }, { "[::1]:", 0 },
         { "[::1", 0 },                       { "[]:1", 0 },
-        { "[10.0.0.1]:1", 0 },               { "[plc]:1", 0 },
+        { "[10.0.0.1%eth0]:1", 0 },          { "[plc]:1", 0 },
+        { "[10.0.0]:1", 0 },                 { "[10.0.0.1]:0", 0 },
+        { "[*]:1", SL_HOSTPORT_ANY },        { "[10.0.0.1]x", SL_HOSTPORT_DEFAULT_PORT },
         { "[fe80::1%]:1", 0 },               { "[fe80::1%a/b]:1", 0 },
         { "*:502", 0 },                      { "*", SL_HOSTPORT_ANY | SL_HOSTPORT_DEFAULT_PORT * 0 },
         { "a b:1", 0 },                      { "a\tb:1", 0 },
@@ -340,6 +353,9 @@ SL_TEST(conf, hostport_resolve)
     CU_ASSERT_EQUAL(ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port), 7400);
     CU_ASSERT_EQUAL(sl_conf_hostport_sockaddr(&ss, &len, "127.0.0.1:0", 0, 0, SOCK_DGRAM, 0), SL_ERR_CONFIG);
     CU_ASSERT_EQUAL(len, 0);
+    CU_ASSERT_EQUAL(sl_conf_hostport_sockaddr(&ss, &len, "[127.0.0.1]:7400", 0, 0, SOCK_DGRAM, SL_HOSTPORT_NUMERIC),
+                    SL_OK);
+    CU_ASSERT_EQUAL(ss.ss_family, AF_INET);
 }
 
 SL_TEST(conf, list_entries)

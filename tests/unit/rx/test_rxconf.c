@@ -185,22 +185,25 @@ SL_TEST(rxconf, transport_specific_keys)
 SL_TEST(rxconf, bad_values)
 {
     one("[link]\ntransport = udp\nlisten = 1.2.3.4:99999\n" BASE_KEYS,
-        "rx.conf:3: bad listen '1.2.3.4:99999' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "rx.conf:3: bad listen '1.2.3.4:99999' (HOST:PORT, [IPv6]:PORT or HOST): port outside 1..65535");
     one("[link]\ntransport = udp\nlisten = 1.2.3.4:0\n" BASE_KEYS,
-        "rx.conf:3: bad listen '1.2.3.4:0' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "rx.conf:3: bad listen '1.2.3.4:0' (HOST:PORT, [IPv6]:PORT or HOST): port outside 1..65535");
     one("[link]\ntransport = udp\nlisten = ::1\n" BASE_KEYS,
-        "rx.conf:3: bad listen '::1' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "rx.conf:3: bad listen '::1' (HOST:PORT, [IPv6]:PORT or HOST): an IPv6 address needs brackets: [V6]:PORT");
     /* The grammar the binds use (sl_conf_hostport_parse): what they would
      * refuse, --check refuses. */
     one("[link]\ntransport = udp\nlisten = 10.77.0.2:007400\n" BASE_KEYS,
-        "rx.conf:3: bad listen '10.77.0.2:007400' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "rx.conf:3: bad listen '10.77.0.2:007400' (HOST:PORT, [IPv6]:PORT or HOST): port not 1..5 decimal digits");
     one("[link]\ntransport = udp\nlisten = *:7400\n" BASE_KEYS,
-        "rx.conf:3: bad listen '*:7400' (HOST:PORT, [IPv6]:PORT or HOST)");
-    one(BASE "[modbus]\nlisten = [10.1.2.3]:502\n",
-        "rx.conf:8: bad listen '[10.1.2.3]:502' (HOST:PORT or [IPv6]:PORT)");
-    one(BASE "[http]\nlisten = 10.1.2.3:80x\n", "rx.conf:8: bad listen '10.1.2.3:80x' (HOST:PORT or [IPv6]:PORT)");
+        "rx.conf:3: bad listen '*:7400' (HOST:PORT, [IPv6]:PORT or HOST): '*' (every address) only for a listener");
+    one(BASE "[modbus]\nlisten = [10.1.2.3%lo]:502\n",
+        "rx.conf:8: bad listen '[10.1.2.3%lo]:502' (HOST:PORT, [IPv6]:PORT or *:PORT): "
+        "not an IPv6 or IPv4 address in brackets");
+    one(BASE "[http]\nlisten = 10.1.2.3:80x\n",
+        "rx.conf:8: bad listen '10.1.2.3:80x' (HOST:PORT, [IPv6]:PORT or *:PORT): port not 1..5 decimal digits");
     one(BASE "[mqtt]\nbroker = 10.1.2.3:1883:1\n",
-        "rx.conf:8: bad broker '10.1.2.3:1883:1' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "rx.conf:8: bad broker '10.1.2.3:1883:1' (HOST:PORT, [IPv6]:PORT or HOST): "
+        "an IPv6 address needs brackets: [V6]:PORT");
     CU_ASSERT_EQUAL(parse(BASE "[modbus]\nlisten = [fe80::1%lo]:1502\n[http]\nlisten = 127.0.0.1:0\n"
                                "[mqtt]\nbroker = [::1]\n"), SL_OK);
     CU_ASSERT_EQUAL(cfg.modbus.addr.family, AF_INET6);
@@ -208,6 +211,13 @@ SL_TEST(rxconf, bad_values)
     CU_ASSERT_EQUAL(cfg.http.addr.port, 0);
     CU_ASSERT_STRING_EQUAL(cfg.mqtt.host, "::1");
     CU_ASSERT_EQUAL(cfg.mqtt.port, 1883);
+    /* A bracketed dotted quad, as getaddrinfo took it before the grammar. */
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = [10.77.0.2]:7400\n" BASE_KEYS
+                          "[modbus]\nlisten = [10.1.2.3]:502\n[mqtt]\nbroker = [10.1.2.4]\n"), SL_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.host, "10.1.2.4");
+    CU_ASSERT_EQUAL(cfg.mqtt.port, 1883);
+    CU_ASSERT_EQUAL(cfg.modbus.addr.family, AF_INET);
+    CU_ASSERT_STRING_EQUAL(cfg.modbus.addr.host, "10.1.2.3");
     one(BASE_LINK "mtu = 575\n" BASE_KEYS, "rx.conf:4: bad mtu '575' (integer 576..8976)");
     one(BASE_LINK "mtu = 8977\n" BASE_KEYS, "rx.conf:4: bad mtu '8977' (integer 576..8976)");
     one(BASE_LINK "mtu = 1500x\n" BASE_KEYS, "rx.conf:4: bad mtu '1500x' (integer 576..8976)");
@@ -224,15 +234,17 @@ SL_TEST(rxconf, bad_values)
         "rx.conf:8: bad checkpoint_ms '99999999999999999999999' (integer 10..3600000)");
     one(BASE "[mirror]\nmax_bytes = 10\n", "rx.conf:8: key 'max_bytes' needs 'database'");
     one(BASE "[mirror]\ndatabase =\n", "rx.conf:8: empty database");
-    one(BASE "[modbus]\nlisten = 0.0.0.0\n", "rx.conf:8: bad listen '0.0.0.0' (HOST:PORT or [IPv6]:PORT)");
-    one(BASE "[modbus]\nlisten = :502\n", "rx.conf:8: bad listen ':502' (HOST:PORT or [IPv6]:PORT)");
+    one(BASE "[modbus]\nlisten = 0.0.0.0\n",
+        "rx.conf:8: bad listen '0.0.0.0' (HOST:PORT, [IPv6]:PORT or *:PORT): no port");
+    one(BASE "[modbus]\nlisten = :502\n", "rx.conf:8: bad listen ':502' (HOST:PORT, [IPv6]:PORT or *:PORT): no host");
     one(BASE "[modbus]\nlisten = 10.1.2.3:502\nmax_conns = 0\n",
         "rx.conf:9: bad max_conns '0' (integer 1..4096)");
     one(BASE "[modbus]\nlisten = 10.1.2.3:502\nidle_ms = 99\n",
         "rx.conf:9: bad idle_ms '99' (integer 100..86400000)");
     one(BASE "[http]\nlisten = 10.1.2.3:1\ntoken_file = nothere\n",
         "rx.conf:9: token_file 'DIR/nothere': No such file or directory");
-    one(BASE "[mqtt]\nbroker = a:b\n", "rx.conf:8: bad broker 'a:b' (HOST:PORT, [IPv6]:PORT or HOST)");
+    one(BASE "[mqtt]\nbroker = a:b\n",
+        "rx.conf:8: bad broker 'a:b' (HOST:PORT, [IPv6]:PORT or HOST): port not 1..5 decimal digits");
     one(BASE "[mqtt]\nbroker = a\nprefix = uns/#\n",
         "rx.conf:9: bad prefix 'uns/#' (1..127 printable bytes, no '+', '#' or spaces, no leading or "
         "trailing '/')");

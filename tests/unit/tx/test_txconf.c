@@ -158,9 +158,10 @@ SL_TEST(txconf, link_errors)
         "tx.conf:1: [link]: missing required key 'file' for transport pcapfile");
     one(BASE_LINK "gso = maybe\n" BASE_KEYS BASE_DEV, "tx.conf:4: bad gso 'maybe' (on|off)");
     one("[link]\ntransport = udp\ndestination = host:0\n" BASE_KEYS BASE_DEV,
-        "tx.conf:3: bad destination 'host:0' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "tx.conf:3: bad destination 'host:0' (HOST:PORT, [IPv6]:PORT or HOST): port outside 1..65535");
     one("[link]\ntransport = udp\ndestination = fd00::1\n" BASE_KEYS BASE_DEV,
-        "tx.conf:3: bad destination 'fd00::1' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "tx.conf:3: bad destination 'fd00::1' (HOST:PORT, [IPv6]:PORT or HOST): "
+        "an IPv6 address needs brackets: [V6]:PORT");
     one(BASE_LINK "rate_mbps = fast\n" BASE_KEYS BASE_DEV,
         "tx.conf:4: bad rate_mbps 'fast' (0.064..100000)");
     one(BASE_LINK "rate_mbps = 0\n" BASE_KEYS BASE_DEV,
@@ -224,7 +225,7 @@ SL_TEST(txconf, device_errors)
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = bacnet\naddress = x\ntags = a.csv\n",
         "tx.conf:8: bad protocol 'bacnet' (modbus-tcp|modbus-rtu|generator)");
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = modbus-tcp\naddress = x:99999\ntags = a.csv\n",
-        "tx.conf:9: bad address 'x:99999' for modbus-tcp (HOST:PORT, [IPv6]:PORT or HOST)");
+        "tx.conf:9: bad address 'x:99999' for modbus-tcp (HOST:PORT, [IPv6]:PORT or HOST): port outside 1..65535");
     one(BASE_LINK BASE_KEYS "[device d]\nprotocol = modbus-rtu\naddress = ttyS0\ntags = a.csv\n",
         "tx.conf:9: bad address 'ttyS0' for modbus-rtu (a serial device such as /dev/ttyUSB0)");
     one(BASE "unit = 256\n", "tx.conf:11: bad unit '256' (integer 0..255)");
@@ -410,18 +411,35 @@ SL_TEST(txconf, hostport)
     CU_ASSERT_STRING_EQUAL(cfg.devices[0].host, "::1");
     CU_ASSERT_EQUAL(cfg.devices[0].port, 502);
     CU_ASSERT_EQUAL(cfg.devices[0].addr.family, AF_INET6);
-    static const char *const bad[] = { "", ":5", "a:", "[::1]x", "a b:1", "10.0.0.1:0",
-                                       "10.0.0.1:65536", "10.0.0.1:007400", "*:502", "::1:502" };
-    char text[256], want[128];
+    /* A bracketed dotted quad, as getaddrinfo took it: kept without brackets. */
+    CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS "[device plc1]\nprotocol = modbus-tcp\n"
+                          "address = [10.0.0.1]:1502\ntags = a.csv\n"), SL_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.devices[0].host, "10.0.0.1");
+    CU_ASSERT_EQUAL(cfg.devices[0].addr.family, AF_INET);
+    static const struct {
+        const char *addr, *why;
+    } bad[] = {
+        { "", "empty" },
+        { ":5", "no host" },
+        { "a:", "port not 1..5 decimal digits" },
+        { "[::1]x", "junk after the host" },
+        { "a b:1", "not an IPv4 address or host name" },
+        { "10.0.0.1:0", "port outside 1..65535" },
+        { "10.0.0.1:65536", "port outside 1..65535" },
+        { "10.0.0.1:007400", "port not 1..5 decimal digits" },
+        { "*:502", "'*' (every address) only for a listener" },
+        { "::1:502", "an IPv6 address needs brackets: [V6]:PORT" },
+    };
+    char text[256], want[192];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(text, sizeof text, BASE_LINK BASE_KEYS "[device plc1]\nprotocol = modbus-tcp\n"
-                 "address = %s\ntags = a.csv\n", bad[i]);
+                 "address = %s\ntags = a.csv\n", bad[i].addr);
         snprintf(want, sizeof want, "tx.conf:9: bad address '%s' for modbus-tcp (HOST:PORT, "
-                 "[IPv6]:PORT or HOST)", bad[i]);
+                 "[IPv6]:PORT or HOST): %s", bad[i].addr, bad[i].why);
         one(text, want);
     }
     one("[link]\ntransport = udp\ndestination = 10.0.0.2:70000\n" BASE_KEYS BASE_DEV,
-        "tx.conf:3: bad destination '10.0.0.2:70000' (HOST:PORT, [IPv6]:PORT or HOST)");
+        "tx.conf:3: bad destination '10.0.0.2:70000' (HOST:PORT, [IPv6]:PORT or HOST): port outside 1..65535");
 }
 
 SL_TEST(txconf, example_config_parses_clean)
