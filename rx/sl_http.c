@@ -232,19 +232,10 @@ static bool host_ok(const struct sl_http *h, struct MHD_Connection *c)
     struct in_addr a4;
     if (inet_pton(AF_INET, host, &a4) == 1 || strcasecmp(host, "localhost") == 0)
         return true;
-    for (const char *q = h->hosts; *q;) {
-        const char *comma = strchr(q, ',');
-        const char *a = q, *b = comma ? comma : q + strlen(q);
-        while (a < b && (*a == ' ' || *a == '\t'))
-            a++;
-        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-            b--;
+    const char *q = h->hosts, *a, *b;
+    while (sl_conf_list_next(&q, &a, &b))
         if ((size_t)(b - a) == n && strncasecmp(a, host, n) == 0)
             return true;
-        if (!comma)
-            break;
-        q = comma + 1;
-    }
     return false;
 }
 

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "sl_clock.h"
+#include "sl_conf.h"
 #include "sl_log.h"
 #include "sl_regs.h"
 #include "sl_wire.h"
@@ -226,7 +227,7 @@ static void usage(FILE *f)
             "counters, toggles) in every type and word order of the tag-map format.\n"
             "Serves up to %d clients at once, any unit id; accepts writes like a PLC.\n"
             "\n"
-            "  -l, --listen HOST:PORT  address to listen on (e.g. 127.0.0.1:5020)\n"
+            "  -l, --listen HOST:PORT  address to listen on (e.g. 127.0.0.1:5020, [::1]:5020, *:5020)\n"
             "  -r, --rtu PATH          be the slaves of a Modbus RTU serial line on PATH instead\n"
             "                          (a serial port, or one end of a socat pty pair)\n"
             "  -u, --units LIST        RTU unit ids answered, comma-separated (1..247, default 1);\n"
@@ -246,24 +247,18 @@ static void usage(FILE *f)
 
 static int serve(const char *listen, unsigned long seed)
 {
-    char host[256], port[16];
-    const char *colon = strrchr(listen, ':');
-    const char *h = listen;
-    size_t hl = colon ? (size_t)(colon - listen) : 0;
-    if (hl > 1 && listen[0] == '[' && listen[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (!colon || hl == 0 || hl >= sizeof host || strlen(colon + 1) == 0 ||
-        strlen(colon + 1) >= sizeof port || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
-        sl_log(SL_LOG_ERR, "bad listen address '%s' (HOST:PORT)", listen);
+    /* The daemons' listener grammar (sl_conf.h): HOST:PORT, [IPV6]:PORT,
+     * [IPV4]:PORT, *:PORT, port 0 for a free one. */
+    struct sl_hostport hp;
+    char why[64], port[8];
+    if (sl_conf_hostport_parse(&hp, listen, 0, SL_HOSTPORT_LISTENER, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "bad listen address '%s' (HOST:PORT, [IPv6]:PORT or *:PORT): %s", listen, why);
         return 2;
     }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, sizeof port, "%s", colon + 1);
+    snprintf(port, sizeof port, "%u", (unsigned)hp.port);
 
-    modbus_t *ctx = modbus_new_tcp_pi(host, port);
+    /* libmodbus binds every address when the node is NULL. */
+    modbus_t *ctx = modbus_new_tcp_pi(hp.any ? NULL : hp.host, port);
     modbus_mapping_t *mb = modbus_mapping_new(SL_SIM_COILS, SL_SIM_DISCRETES, SL_SIM_HOLDING,
                                               SL_SIM_INPUT);
     if (!ctx || !mb) {
