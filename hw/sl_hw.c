@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_clock.h"
 #include "sl_log.h"
 #include "sl_wire.h"
 
@@ -165,13 +166,6 @@ sl_err sl_hw_send(struct sl_hw *hw, size_t *sent, const uint8_t *const *dgrams, 
     return SL_OK;
 }
 
-uint64_t sl_hw_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_until_ns(uint64_t t)
 {
     struct timespec ts = { (time_t)(t / 1000000000u), (long)(t % 1000000000u) };
@@ -184,7 +178,7 @@ sl_err sl_hw_send_paced(struct sl_hw *hw, struct sl_pace *pace, size_t *sent,
 {
     *sent = 0;
     while (*sent < n) {
-        unsigned grant = sl_pace_grant(pace, sl_hw_now_ns());
+        unsigned grant = sl_pace_grant(pace, sl_clock_mono_ns());
         if (grant == 0) {
             size_t left = n - *sent;
             unsigned want = left < pace->burst ? (unsigned)left : pace->burst;

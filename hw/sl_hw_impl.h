@@ -43,7 +43,4 @@ static inline void sl_hw_reject(struct sl_hw_stats *st, sl_err why)
         st->rx_reject[why]++;
 }
 
-/* CLOCK_MONOTONIC in ns. */
-uint64_t sl_hw_now_ns(void);
-
 #endif

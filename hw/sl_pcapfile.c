@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_clock.h"
 #include "sl_hw_impl.h"
 
 #define PCAP_MAGIC_US     0xA1B2C3D4u
@@ -71,11 +72,10 @@ static sl_err pf_send(struct sl_hw *hw, size_t *sent, const uint8_t *const *dgra
     struct pcapfile *f = (struct pcapfile *)hw;
     size_t dlen = hw->cfg.datagram_bytes;
     size_t flen = SL_FRAME_HDR_BYTES_BUILT + dlen;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_us = sl_clock_wall_us();
     uint8_t rec[PCAP_REC_BYTES];
-    put_le32(rec, (uint32_t)ts.tv_sec);
-    put_le32(rec + 4, (uint32_t)(ts.tv_nsec / 1000));
+    put_le32(rec, (uint32_t)(now_us / 1000000u));
+    put_le32(rec + 4, (uint32_t)(now_us % 1000000u));
     put_le32(rec + 8, (uint32_t)flen);
     put_le32(rec + 12, (uint32_t)flen);
     *sent = 0;

@@ -18,6 +18,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
 #include "sl_hw_impl.h"
 
 struct raw {
@@ -132,7 +133,7 @@ sl_err sl_raw_open(struct sl_hw **out, char *why, size_t why_cap, const struct s
     if (sl_hw_sockbuf(&r->base.st, r->base.fd, true, cfg->sockbuf_bytes) != SL_OK)
         return fail(r, SL_ERR_IO);
     /* Random-ish start for the IPv4 id so restarts do not repeat it at once. */
-    r->ip_id = (uint16_t)(sl_hw_now_ns() >> 10);
+    r->ip_id = (uint16_t)(sl_clock_mono_ns() >> 10);
     *out = &r->base;
     return SL_OK;
 }
