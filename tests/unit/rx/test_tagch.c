@@ -252,6 +252,34 @@ SL_TEST(tagch, lagging_data_ages_the_mirror)
 
 /* ---- link accounting ------------------------------------------------------------ */
 
+/* systemd's STATUS= text: no beacon yet, link up with the block rate over
+ * the time since the previous call, link stale with the seconds since the
+ * last beacon. */
+SL_TEST(linkacct, status_text)
+{
+    struct sl_linkacct a;
+    struct sl_rxbeacon_limits lim = { 64, 16, 1424 };
+    sl_linkacct_init(&a, &lim);
+    char t[128];
+    sl_linkacct_status(&a, t, sizeof t, false, 2, 0, 0, 1000);
+    CU_ASSERT_STRING_EQUAL(t, "no beacon yet, 2 keys trusted");
+    struct sl_beacon b;
+    memset(&b, 0, sizeof b);
+    b.session = b.epoch = 1;
+    b.k = 8;
+    b.m = 2;
+    b.symbol_size = 1200;
+    (void)sl_linkacct_beacon(&a, &b, 0, 0, 1500, 1);
+    sl_linkacct_status(&a, t, sizeof t, true, 1, 34, 100, 2000);   /* 100 blocks in 1 s */
+    CU_ASSERT_STRING_EQUAL(t, "link up, 1 key, 34 tags, 100 blocks/s");
+    sl_linkacct_status(&a, t, sizeof t, true, 1, 34, 150, 4000);   /* 50 in 2 s */
+    CU_ASSERT_STRING_EQUAL(t, "link up, 1 key, 34 tags, 25 blocks/s");
+    sl_linkacct_status(&a, t, sizeof t, false, 1, 34, 150, 36500);
+    CU_ASSERT_STRING_EQUAL(t, "link stale 35 s");
+    CU_ASSERT_EQUAL(sl_linkacct_status(&a, t, 8, false, 1, 34, 150, 36500), 7u);   /* cut, terminated */
+    CU_ASSERT_STRING_EQUAL(t, "link st");
+}
+
 SL_TEST(linkacct, loss_and_missing_blocks)
 {
     struct sl_linkacct a;
