@@ -11,7 +11,7 @@
  * (not yet refreshed), or a value received live from TX. */
 /* ST_HELD: a live value that lived through a stale link. It stays
  * "last usable" after beacons return, until TX sends it again: a value
- * from before an outage is never shown Good (DESIGN.md §2). */
+ * from before an outage is never shown Good (docs/mirror.md §1.1). */
 enum { ST_EMPTY = 0, ST_RESTORED = 1, ST_LIVE = 2, ST_HELD = 3 };
 
 struct tag {
@@ -523,7 +523,7 @@ void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_m
 
 bool sl_mirror_link_up(const struct sl_mirror *m) { return !m->stale; }
 
-/* The quality table of DESIGN.md §4, in one place. A held value whose TX
+/* The quality table of docs/mirror.md §1.1, in one place. A held value whose TX
  * quality was Bad is not a usable value, so a stale link makes it
  * BadNoCommunication rather than "last usable". */
 static uint32_t effective(const struct sl_mirror *m, const struct val *x)

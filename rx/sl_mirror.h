@@ -1,5 +1,5 @@
 /* The RX mirror: the IT side's copy of every tag, with an honest OPC UA
- * quality (DESIGN.md §4, docs/mirror.md).
+ * quality (docs/mirror.md §1.1).
  *
  * Built from SCHEMA chunks, filled by KEYFRAME and DELTA values, aged by the
  * beacon clock the caller passes in (no clock is read here). One writer: all

@@ -452,7 +452,7 @@ static void do_rx(struct sl_conf *p, struct sl_rxconf *c)
  * With transport udp the diode NIC has an IP address. A TCP service bound to
  * that address, or to a wildcard (which includes it), answers a SYN forged on
  * the fibre with a SYN-ACK or RST that leaves through the diode NIC: the one
- * thing RX must never do (DESIGN.md §2). So [modbus] and [http] must bind an
+ * thing RX must never do (docs/operations.md, "IT-side services"). So [modbus] and [http] must bind an
  * IT-side address unless the operator says otherwise with [link]
  * allow_services_on_diode = on (then a warning). Both sides are resolved
  * with the getaddrinfo call that binds them (the services: AI_PASSIVE,

@@ -1,4 +1,4 @@
-/* sluice-rx configuration (DESIGN.md §6, docs/rx.md): an INI file read with
+/* sluice-rx configuration (docs/rx.md): an INI file read with
  * libinih into one struct, every problem collected as `file:line: message`
  * (unknown sections and keys, duplicates, bad numbers, missing required
  * keys, keys that do not apply to the chosen transport, unreadable or

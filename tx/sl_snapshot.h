@@ -42,7 +42,7 @@
 #include "sl_txconf.h"
 
 #define SL_SNAPSHOT_EVENTS           64u    /* events queued before the oldest is dropped */
-#define SL_SNAPSHOT_SCHEMA_EVERY_MAX 10u    /* DESIGN: schema at least every 10 keyframes */
+#define SL_SNAPSHOT_SCHEMA_EVERY_MAX 10u    /* schema at least every 10 keyframes (docs/tx.md) */
 #define SL_SNAPSHOT_SLICES_MAX       100u   /* automatic sizing: chunks per keyframe interval */
 #define SL_SNAPSHOT_CHUNK_MIN        48u    /* automatic sizing: values per chunk, about one
                                                1424-byte symbol, so a chunk never costs a

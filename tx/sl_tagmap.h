@@ -1,4 +1,4 @@
-/* Tag maps: one CSV file per device (DESIGN.md §6, docs/tx.md):
+/* Tag maps: one CSV file per device (docs/tx.md):
  *
  *   name,path,register,address,type,word_order,scale,offset,units,deadband
  *

@@ -1,4 +1,4 @@
-/* sluice-tx configuration (DESIGN.md §6, docs/tx.md): an INI file read with
+/* sluice-tx configuration (docs/tx.md): an INI file read with
  * libinih into one struct, every problem collected as `file:line: message`
  * (unknown sections and keys, bad numbers, missing or misplaced keys, FEC
  * limits, duplicate devices, mirror_unit collisions, key file permissions,

@@ -3,7 +3,7 @@
  * with no I/O, no allocation and no dependency beyond libc, shared by the TX
  * pollers (decode) and the RX mirror and simulator (encode).
  *
- * Word orders (DESIGN.md §5/§6), for a value whose big-endian bytes are
+ * Word orders (docs/tx.md "Word orders", docs/mirror.md §2.3), for a value whose big-endian bytes are
  * b0 b1 .. b(2n-1) (b0 most significant) over n registers:
  *   ABCD  register i = b(2i) b(2i+1)             big-endian words, in order
  *   CDAB  words of ABCD in reverse order          least significant word first

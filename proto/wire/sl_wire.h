@@ -205,7 +205,7 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_MSG_FILE_DATA     17u
 #define SL_MSG_FILE_END      18u
 
-/* Value types (DESIGN.md §6). Raw value is carried as 64 bits: the value's
+/* Value types (docs/protocol-messages.md §2). Raw value is carried as 64 bits: the value's
  * own bit pattern zero-extended (bool 0/1; int16/uint16 in the low 16 bits;
  * 32-bit types in the low 32; float32 as IEEE-754 bits), independent of the
  * PLC's word order, which the schema carries for the mirror. Zero-extended
@@ -312,7 +312,7 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_FILE_BEGIN_FIXED     13u   /* file_id + size + name_len */
 #define SL_FILE_END_FIXED       45u   /* file_id + size + sha256 + name_len */
 
-/* OPC UA StatusCodes used on the mirror (DESIGN.md §4). */
+/* OPC UA StatusCodes used on the mirror (quality table: docs/mirror.md §1.1). */
 #define SL_Q_GOOD                          0x00000000u
 #define SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE 0x408F0000u
 #define SL_Q_UNCERTAIN_LAST_USABLE         0x40900000u

@@ -512,7 +512,7 @@ SL_TEST(liveness, rx_restart_mid_session)
 
 /* A cut link (nothing for 10 s): stale by silence; when the link returns
  * the blocks sent during the cut are not held against it, so data is live
- * at once and the mirror comes back (DESIGN.md §4: Good again within one
+ * at once and the mirror comes back (docs/mirror.md §1.1: Good again within one
  * keyframe). */
 static bool lose_during_cut(struct sim *s, uint64_t seq, uint64_t t)
 {

@@ -1,4 +1,4 @@
-/* The mirror: every row of the quality table (DESIGN.md §4) with an injected
+/* The mirror: every row of the quality table (docs/mirror.md §1.1) with an injected
  * clock, ordering by TX block (older blocks ignored, source time never
  * decides), future-dated values flagged, hostile names refused, schema
  * staging and rebuild, followers (dirty list and hook), and register images

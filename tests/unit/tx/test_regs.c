@@ -1,4 +1,4 @@
-/* Value codec: the DESIGN.md §5 float vectors, every type in every word
+/* Value codec: the docs/mirror.md §2.3 float vectors, every type in every word
  * order against hand-written register images, bit-exact round trips,
  * range checks, engineering values and the deadband rule. */
 #include <string.h>
@@ -20,7 +20,7 @@ static void check(uint8_t type, uint8_t order, uint64_t raw, const uint16_t *wan
 
 SL_TEST(regs, float32_design_vectors)
 {
-    /* 123456.0f = 0x47F12000 (DESIGN.md §5). */
+    /* 123456.0f = 0x47F12000 (docs/mirror.md §2.3). */
     float f = 123456.0f;
     uint32_t bits;
     memcpy(&bits, &f, sizeof bits);
