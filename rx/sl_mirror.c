@@ -15,12 +15,27 @@
 enum { ST_EMPTY = 0, ST_RESTORED = 1, ST_LIVE = 2, ST_HELD = 3 };
 
 struct tag {
-    uint32_t id;
-    uint8_t type, reg, word_order, unit;
+    uint32_t tag_id;
+    uint8_t type, reg, word_order, mirror_unit;
     uint16_t address;
     uint32_t name_off, path_off, units_off;   /* into table.strings */
     double scale, offset;
 };
+
+/* A tag's description, field by field, between the three structs that carry
+ * it under the same names: the schema (sl_schema_tag) into the table (struct
+ * tag), the table out to readers (sl_mirror_tag). Strings go separately. */
+#define TAG_META_COPY(dst, src)                                                                  \
+    do {                                                                                         \
+        (dst)->tag_id = (src)->tag_id;                                                           \
+        (dst)->type = (src)->type;                                                               \
+        (dst)->reg = (src)->reg;                                                                 \
+        (dst)->word_order = (src)->word_order;                                                   \
+        (dst)->mirror_unit = (src)->mirror_unit;                                                 \
+        (dst)->address = (src)->address;                                                         \
+        (dst)->scale = (src)->scale;                                                             \
+        (dst)->offset = (src)->offset;                                                           \
+    } while (0)
 
 /* The block a value came from orders it (sl_mirror_apply_block): key slot
  * (1 + index into sl_mirror.keys; 0 = no origin, replaced by anything),
@@ -248,14 +263,7 @@ sl_err sl_mirror_schema_add(struct sl_mirror *m, const struct sl_schema_tag *d)
         return abandon(m, SL_ERR_RANGE);
     struct tag *g = &t->tags[t->n];
     memset(g, 0, sizeof *g);
-    g->id = d->tag_id;
-    g->type = d->type;
-    g->reg = d->reg;
-    g->word_order = d->word_order;
-    g->unit = d->mirror_unit;
-    g->address = d->address;
-    g->scale = d->scale;
-    g->offset = d->offset;
+    TAG_META_COPY(g, d);
     if ((uint32_t)g->address + tag_width(g) - 1u > 0xFFFFu)
         return abandon(m, SL_ERR_RANGE);
     e = put_string(m, t, d->name, SL_NAME_MAX, &g->name_off);
@@ -271,7 +279,7 @@ sl_err sl_mirror_schema_add(struct sl_mirror *m, const struct sl_schema_tag *d)
 
 static int cmp_tag(const void *a, const void *b)
 {
-    uint32_t x = ((const struct tag *)a)->id, y = ((const struct tag *)b)->id;
+    uint32_t x = ((const struct tag *)a)->tag_id, y = ((const struct tag *)b)->tag_id;
     return (x > y) - (x < y);
 }
 
@@ -290,7 +298,7 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
         return abandon(m, SL_ERR_LENGTH);
     qsort(t->tags, t->n, sizeof *t->tags, cmp_tag);
     for (uint32_t i = 1; i < t->n; i++)
-        if (t->tags[i].id == t->tags[i - 1].id)
+        if (t->tags[i].tag_id == t->tags[i - 1].tag_id)
             return abandon(m, SL_ERR_DUPLICATE);
     /* Register map: one entry per register or bit a tag covers. Where two
      * tags cover the same address (a CSV may read one register as two
@@ -301,9 +309,9 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
         const struct tag *g = &t->tags[i];
         unsigned w = tag_width(g);
         for (unsigned j = 0; j < w; j++)
-            t->map[k++] = ((uint64_t)KEY(g->unit, g->reg, g->address + j) << 32) |
+            t->map[k++] = ((uint64_t)KEY(g->mirror_unit, g->reg, g->address + j) << 32) |
                           ((uint64_t)i << 2) | j;
-        t->units[g->unit / 8] = (uint8_t)(t->units[g->unit / 8] | (1u << (g->unit % 8)));
+        t->units[g->mirror_unit / 8] = (uint8_t)(t->units[g->mirror_unit / 8] | (1u << (g->mirror_unit % 8)));
     }
     qsort(t->map, k, sizeof *t->map, cmp_u64);
     size_t u = 0;
@@ -373,19 +381,19 @@ sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos)
     if (!t->valid)
         return SL_ERR_NOT_FOUND;
     /* TX usually numbers tags 0..n-1: try the direct slot first. */
-    if (tag_id < t->n && t->tags[tag_id].id == tag_id) {
+    if (tag_id < t->n && t->tags[tag_id].tag_id == tag_id) {
         *pos = tag_id;
         return SL_OK;
     }
     uint32_t lo = 0, hi = t->n;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (t->tags[mid].id < tag_id)
+        if (t->tags[mid].tag_id < tag_id)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (lo < t->n && t->tags[lo].id == tag_id) {
+    if (lo < t->n && t->tags[lo].tag_id == tag_id) {
         *pos = lo;
         return SL_OK;
     }
@@ -561,14 +569,7 @@ sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_t
         return SL_ERR_RANGE;
     const struct tag *g = &t->tags[pos];
     const struct val *x = &m->vals[pos];
-    out->tag_id = g->id;
-    out->type = g->type;
-    out->reg = g->reg;
-    out->word_order = g->word_order;
-    out->mirror_unit = g->unit;
-    out->address = g->address;
-    out->scale = g->scale;
-    out->offset = g->offset;
+    TAG_META_COPY(out, g);
     out->name = t->strings + g->name_off;
     out->path = t->strings + g->path_off;
     out->units = t->strings + g->units_off;
