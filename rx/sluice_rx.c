@@ -6,9 +6,10 @@
  * link accounting (sl_linkacct). The read-only services (Modbus, HTTP,
  * MQTT) answer from the mirror; the SQLite checkpoint, the replay state and
  * the drop log follow on timers. Everything is opened first, then
- * privileges are dropped, then the loop runs until SIGTERM/SIGINT (or the
- * end of a replayed capture). This file is wiring: the decisions live in
- * the modules. Nothing is allocated per datagram, block or message. */
+ * privileges are dropped, then systemd hears READY=1 and the loop runs
+ * (pinging the watchdog each turn) until SIGTERM/SIGINT (or the end of a
+ * replayed capture). This file is wiring: the decisions live in the
+ * modules. Nothing is allocated per datagram, block or message. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -41,7 +42,6 @@
 #define SL_VERSION "0"
 #endif
 
-#define DROP_LOG_PERIOD_MS   SL_LINKACCT_DROP_LOG_MS   /* at most one drop summary line per period */
 #define STATUS_PERIOD_MS     1000u     /* systemd STATUS= recomputed (sent only when changed) */
 #define LOOP_MAX_WAIT_MS     100       /* poll timeout cap: timers are checked this often */
 #define RX_BATCHES_PER_LOOP  16        /* link batches per loop turn, so Modbus is served too */
@@ -193,7 +193,7 @@ static void periodic(struct rxd *d)
         sl_filerecv_tick(d->fr, sl_clock_wall_us());
     sl_store_sched_tick(&d->ckpt, d->store, d->mirror, d->now_ms, sl_clock_wall_us());
     sl_rxstate_tick(&d->state, d->now_ms);
-    if (sl_clock_due(&d->next_drop_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+    if (sl_clock_due(&d->next_drop_log_ms, d->now_ms, SL_LINKACCT_DROP_LOG_MS))
         drop_log(d);
     notify_status(d);
 }
@@ -401,7 +401,7 @@ static int run(struct rxd *d)
     int link_fd = sl_hw_fd(d->hw);
     d->now_ms = sl_clock_mono_ms();
     sl_store_sched_init(&d->ckpt, c->mirror.checkpoint_ms, d->now_ms);
-    d->next_drop_log_ms = d->now_ms + DROP_LOG_PERIOD_MS;
+    d->next_drop_log_ms = d->now_ms + SL_LINKACCT_DROP_LOG_MS;
     d->st.start_us = sl_clock_wall_us();
     sl_log(SL_LOG_INFO, "receiving (%s)", sl_rxcheck_transport_name(c->link.transport));
     /* Start-up is complete (state loaded, link open, every service
@@ -451,7 +451,7 @@ static int run(struct rxd *d)
                 periodic(d);
                 return finish(d, "end of capture");
             }
-            if (e == SL_ERR_IO && sl_clock_due(&d->next_io_log_ms, d->now_ms, DROP_LOG_PERIOD_MS))
+            if (e == SL_ERR_IO && sl_clock_due(&d->next_io_log_ms, d->now_ms, SL_LINKACCT_DROP_LOG_MS))
                 sl_log(SL_LOG_WARNING, "link receive failed: %s", strerror(errno));
         }
         sl_services_modbus(&d->svc, pr, d->now_ms);

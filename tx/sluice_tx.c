@@ -4,7 +4,8 @@
  * as signed, FEC-protected, paced blocks with a beacon every beacon_ms.
  * `--send PATH...` is the bulk mode (sl_bulk.h): files over the file
  * channel, then exit. Locks and epoch: sl_epoch.h; SIGHUP: sl_reload.h;
- * [tx] metrics_file: sl_txmetrics.h. Behaviour: docs/tx.md.
+ * [tx] metrics_file: sl_txmetrics.h; log lines on the link's health and
+ * systemd's READY/STATUS/WATCHDOG: sl_txhealth.h. Behaviour: docs/tx.md.
  *
  * Threads: the main thread owns the snapshot, the sender and the link; each
  * poll line's thread owns its Modbus connection and hands results over as
