@@ -1294,9 +1294,7 @@ sl_err sl_http_token_read(char out[SL_HTTP_TOKEN_MAX + 1], const char *path, uid
     sl_err e = sl_file_open_trusted(&fd, path, owner, SL_FILE_NO_OTHER_READ, why, cap);
     if (e == SL_OK) {
         e = sl_file_read_fd(text, sizeof text - 1, &tlen, fd);
-        int saved = errno;
-        close(fd);
-        errno = saved;
+        sl_file_close_keep_errno(fd);
     }
     if (e != SL_OK || tlen == 0) {
         if (cap && !why[0])

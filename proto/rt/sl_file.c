@@ -135,18 +135,29 @@ sl_err sl_file_check_nolink(const char *path)
     return SL_OK;
 }
 
+sl_err sl_file_open_stat(int *fd, struct stat *st, const char *path, int flags)
+{
+    *fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd < 0)
+        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
+    if (fstat(*fd, st) != 0) {
+        sl_file_close_keep_errno(*fd);
+        *fd = -1;
+        return SL_ERR_IO;
+    }
+    return SL_OK;
+}
+
 sl_err sl_file_chown_nofollow(const char *path, uid_t uid, gid_t gid)
 {
     /* O_PATH opens without any access to the file (no side effect on a
      * device or FIFO) and, with O_NOFOLLOW, yields the link itself. */
-    int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
+    int fd;
     struct stat st;
-    sl_err e = SL_OK;
-    if (fstat(fd, &st) != 0)
-        e = SL_ERR_IO;
-    else if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_nlink == 1))
+    sl_err e = sl_file_open_stat(&fd, &st, path, O_PATH);
+    if (e != SL_OK)
+        return e;
+    if (!S_ISDIR(st.st_mode) && !(S_ISREG(st.st_mode) && st.st_nlink == 1))
         e = SL_ERR_PERM;
     else if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
         e = SL_ERR_IO;
@@ -170,35 +181,29 @@ sl_err sl_file_open_trusted(int *fd_out, const char *path, uid_t owner, unsigned
     *fd_out = -1;
     if (why && cap)
         why[0] = '\0';
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-        if (errno == ELOOP) {
-            why_set(why, cap, "a symbolic link (refused: name the file itself)");
-            return SL_ERR_PERM;
-        }
-        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
-    }
+    int fd;
     struct stat st;
-    sl_err e = SL_OK;
-    unsigned mode = 0;
-    if (fstat(fd, &st) != 0) {
-        e = SL_ERR_IO;
-    } else {
-        mode = (unsigned)(st.st_mode & 07777);
-        if (!S_ISREG(st.st_mode)) {
-            why_set(why, cap, "not a regular file");
-            e = SL_ERR_CONFIG;
-        } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-            why_set(why, cap, "writable by group or others (mode %04o): chmod go-w", mode);
-            e = SL_ERR_PERM;
-        } else if ((flags & SL_FILE_NO_OTHER_READ) && (st.st_mode & S_IRWXO)) {
-            why_set(why, cap, "readable by others (mode %04o): chmod 0600 or 0640", mode);
-            e = SL_ERR_PERM;
-        } else if (st.st_uid != 0 && st.st_uid != owner) {
-            why_set(why, cap, "owned by uid %u, neither root nor the daemon's user (uid %u)",
-                    (unsigned)st.st_uid, (unsigned)owner);
-            e = SL_ERR_PERM;
-        }
+    sl_err e = sl_file_open_stat(&fd, &st, path, O_RDONLY | O_NONBLOCK | O_NOCTTY);
+    if (e == SL_ERR_IO && errno == ELOOP) {
+        why_set(why, cap, "a symbolic link (refused: name the file itself)");
+        return SL_ERR_PERM;
+    }
+    if (e != SL_OK)
+        return e;
+    unsigned mode = (unsigned)(st.st_mode & 07777);
+    if (!S_ISREG(st.st_mode)) {
+        why_set(why, cap, "not a regular file");
+        e = SL_ERR_CONFIG;
+    } else if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        why_set(why, cap, "writable by group or others (mode %04o): chmod go-w", mode);
+        e = SL_ERR_PERM;
+    } else if ((flags & SL_FILE_NO_OTHER_READ) && (st.st_mode & S_IRWXO)) {
+        why_set(why, cap, "readable by others (mode %04o): chmod 0600 or 0640", mode);
+        e = SL_ERR_PERM;
+    } else if (st.st_uid != 0 && st.st_uid != owner) {
+        why_set(why, cap, "owned by uid %u, neither root nor the daemon's user (uid %u)",
+                (unsigned)st.st_uid, (unsigned)owner);
+        e = SL_ERR_PERM;
     }
     if (e != SL_OK) {
         sl_file_close_keep_errno(fd);

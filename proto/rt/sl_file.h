@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "sl_err.h"
@@ -20,6 +21,14 @@ sl_err sl_file_read_fd(void *buf, size_t cap, size_t *len, int fd);
 /* close(fd) keeping errno as it was: for the error path of a step that
  * failed before the close, whose errno the caller reports. */
 void sl_file_close_keep_errno(int fd);
+
+/* open(path, flags | O_NOFOLLOW | O_CLOEXEC) and fstat of the opened fd
+ * into *st, so what the caller then checks is the file it reads. On
+ * failure *fd is -1 (nothing left open) and errno is the failing call's:
+ * SL_ERR_NOT_FOUND for ENOENT, SL_ERR_IO otherwise (ELOOP: path is a
+ * symbolic link). */
+__attribute__((warn_unused_result))
+sl_err sl_file_open_stat(int *fd, struct stat *st, const char *path, int flags);
 
 /* Replaces path with len bytes of data, created with exactly mode. The
  * bytes go to "<path>.tmp.<pid>" (O_EXCL, O_NOFOLLOW), are fsync'd, then

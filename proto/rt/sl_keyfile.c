@@ -45,14 +45,12 @@ sl_err sl_keyfile_save(const char *secret_path, const char *public_path, const s
 static sl_err open_key_file(int *fd_out, const char *path, bool secret)
 {
     *fd_out = -1;
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return errno == ENOENT ? SL_ERR_NOT_FOUND : SL_ERR_IO;
+    int fd;
     struct stat st;
-    sl_err e = SL_OK;
-    if (fstat(fd, &st) != 0)
-        e = SL_ERR_IO;
-    else if (!S_ISREG(st.st_mode))
+    sl_err e = sl_file_open_stat(&fd, &st, path, O_RDONLY | O_NOCTTY);
+    if (e != SL_OK)
+        return e;
+    if (!S_ISREG(st.st_mode))
         e = SL_ERR_CONFIG;
     else if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
         e = SL_ERR_PERM;

@@ -39,11 +39,9 @@ sl_err sl_replayfile_load(struct sl_replay *r, const char *path)
         len = cap;
         e = SL_OK;
     }
-    int saved = errno;   /* of the read; kept across close, decode and free */
-    close(fd);
+    sl_file_close_keep_errno(fd);   /* a failed read's errno reaches the caller */
     if (e == SL_OK)
         e = sl_replay_load_mem(r, mem, len);
-    free(mem);
-    errno = saved;
+    free(mem);   /* leaves errno alone (glibc) */
     return e;
 }
