@@ -45,16 +45,6 @@ struct pcapfile {
     struct sl_frame_filter filter;
 };
 
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8);
-}
-
 static void pf_close(struct sl_hw *hw)
 {
     struct pcapfile *f = (struct pcapfile *)hw;
@@ -74,10 +64,10 @@ static sl_err pf_send(struct sl_hw *hw, size_t *sent, const uint8_t *const *dgra
     size_t flen = SL_FRAME_HDR_BYTES_BUILT + dlen;
     uint64_t now_us = sl_clock_wall_us();
     uint8_t rec[PCAP_REC_BYTES];
-    put_le32(rec, (uint32_t)(now_us / 1000000u));
-    put_le32(rec + 4, (uint32_t)(now_us % 1000000u));
-    put_le32(rec + 8, (uint32_t)flen);
-    put_le32(rec + 12, (uint32_t)flen);
+    sl_le32_put(rec, (uint32_t)(now_us / 1000000u));
+    sl_le32_put(rec + 4, (uint32_t)(now_us % 1000000u));
+    sl_le32_put(rec + 8, (uint32_t)flen);
+    sl_le32_put(rec + 12, (uint32_t)flen);
     *sent = 0;
     for (size_t i = 0; i < n; i++) {
         sl_err e = sl_hw_frame_build(f->frame, &hw->cfg.frame, f->ip_id++, dgrams[i], dlen);
@@ -296,13 +286,13 @@ sl_err sl_pcapfile_open(struct sl_hw **out, char *why, size_t why_cap, const str
         if (setvbuf(f->wf, NULL, _IOFBF, WBUF_BYTES) != 0)
             return fail(f, SL_ERR_NOMEM);
         uint8_t g[PCAP_GLOBAL_BYTES];
-        put_le32(g, PCAP_MAGIC_US);
-        put_le16(g + 4, 2);
-        put_le16(g + 6, 4);
-        put_le32(g + 8, 0);             /* thiszone */
-        put_le32(g + 12, 0);            /* sigfigs */
-        put_le32(g + 16, PCAP_SNAPLEN);
-        put_le32(g + 20, SL_LINKTYPE_ETHERNET);
+        sl_le32_put(g, PCAP_MAGIC_US);
+        sl_le16_put(g + 4, 2);
+        sl_le16_put(g + 6, 4);
+        sl_le32_put(g + 8, 0);             /* thiszone */
+        sl_le32_put(g + 12, 0);            /* sigfigs */
+        sl_le32_put(g + 16, PCAP_SNAPLEN);
+        sl_le32_put(g + 20, SL_LINKTYPE_ETHERNET);
         if (fwrite(g, sizeof g, 1, f->wf) != 1 || fflush(f->wf) != 0)
             return fail(f, SL_ERR_IO);
         f->ip_id = 0;

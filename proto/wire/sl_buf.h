@@ -94,5 +94,13 @@ static inline uint64_t sl_le64_get(const uint8_t *p)
 {
     return sl_le32_get(p) | ((uint64_t)sl_le32_get(p + 4) << 32);
 }
+/* Plain little-endian writers for fixed offsets of a buffer the caller sized
+ * (the pcap file and record headers we write). */
+static inline void sl_le16_put(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static inline void sl_le32_put(uint8_t *p, uint32_t v)
+{
+    sl_le16_put(p, (uint16_t)v);
+    sl_le16_put(p + 2, (uint16_t)(v >> 16));
+}
 
 #endif

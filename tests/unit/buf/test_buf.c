@@ -120,6 +120,14 @@ SL_TEST(buf, little_endian_getters)
     CU_ASSERT_EQUAL(sl_le16_get(mem), 0x1234);
     CU_ASSERT_EQUAL(sl_le32_get(mem + 2), 0xDEADBEEFu);
     CU_ASSERT_EQUAL(sl_le64_get(mem + 6), 0x0102030405060708ull);
+    /* The putters write what the getters read, and only their own bytes. */
+    uint8_t out[8] = { 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55 };
+    sl_le16_put(out + 1, 0x1234);
+    sl_le32_put(out + 3, 0xDEADBEEFu);
+    static const uint8_t want[8] = { 0x55, 0x34, 0x12, 0xEF, 0xBE, 0xAD, 0xDE, 0x55 };
+    CU_ASSERT_EQUAL(memcmp(out, want, sizeof want), 0);
+    CU_ASSERT_EQUAL(sl_le16_get(out + 1), 0x1234);
+    CU_ASSERT_EQUAL(sl_le32_get(out + 3), 0xDEADBEEFu);
 }
 
 /* One byte short: fail, zero the output, leave the cursor where it was. */
