@@ -47,9 +47,9 @@ void sl_sender_destroy(struct sl_sender *s)
 sl_err sl_sender_create(struct sl_sender **out, const struct sl_sender_config *cfg)
 {
     *out = NULL;
-    if (!cfg->key || !cfg->hw || cfg->k < 1 || cfg->m < 1 || cfg->k + cfg->m > SL_FEC_MAX_SYMBOLS ||
-        cfg->interleave < 1 || cfg->interleave > 64 || cfg->symbol_size < SL_SYMBOL_MIN ||
-        cfg->symbol_size > SL_SYMBOL_MAX || (size_t)cfg->k * cfg->symbol_size <= SL_BLOCK_OVERHEAD)
+    if (!cfg->key || !cfg->hw || !sl_wire_code_ok(cfg->k, cfg->m) || cfg->interleave < 1 ||
+        cfg->interleave > 64 || !sl_wire_symbol_size_ok(cfg->symbol_size) ||
+        (size_t)cfg->k * cfg->symbol_size <= SL_BLOCK_OVERHEAD)
         return SL_ERR_RANGE;
     struct sl_sender *s = calloc(1, sizeof *s);
     if (!s)
