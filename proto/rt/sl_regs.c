@@ -6,17 +6,7 @@
 
 unsigned sl_regs_count(uint8_t type)
 {
-    switch (type) {
-    case SL_TYPE_BOOL:
-    case SL_TYPE_INT16:
-    case SL_TYPE_UINT16:  return 1;
-    case SL_TYPE_INT32:
-    case SL_TYPE_UINT32:
-    case SL_TYPE_FLOAT32: return 2;
-    case SL_TYPE_INT64:
-    case SL_TYPE_FLOAT64: return 4;
-    default:              return 0;
-    }
+    return sl_wire_type_regs(type);
 }
 
 bool sl_regs_multi(uint8_t type)

@@ -25,18 +25,6 @@ static uint64_t raw_max(uint8_t type)
 }
 
 /* Registers (or bits) a type occupies in the Modbus map. */
-static unsigned reg_width(uint8_t type)
-{
-    switch (type) {
-    case SL_TYPE_INT32:
-    case SL_TYPE_UINT32:
-    case SL_TYPE_FLOAT32: return 2;
-    case SL_TYPE_INT64:
-    case SL_TYPE_FLOAT64: return 4;
-    default:              return 1;
-    }
-}
-
 static sl_err raw_check(uint8_t type, uint64_t raw)
 {
     uint64_t max = raw_max(type);
@@ -100,7 +88,7 @@ static sl_err tag_fields_check(const struct sl_schema_tag *t)
     bool bit_space = t->reg == SL_REG_COIL || t->reg == SL_REG_DISCRETE;
     if (bit_space != (t->type == SL_TYPE_BOOL))
         return SL_ERR_RANGE;
-    unsigned width = reg_width(t->type);
+    unsigned width = sl_wire_type_regs(t->type);   /* >= 1: the type passed raw_max */
     /* Word order only means something across registers; one canonical
      * spelling keeps schema fingerprints stable. */
     if (width == 1 && t->word_order != SL_WORD_ABCD)

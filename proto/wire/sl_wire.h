@@ -220,6 +220,24 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_TYPE_FLOAT32  7u
 #define SL_TYPE_FLOAT64  8u
 
+/* Modbus registers a value of type occupies (bool: one bit, counted as 1);
+ * 0 for an unknown type. The one width table: the schema check (sl_msg)
+ * and the register codec (sl_regs_count) both read it. */
+static inline unsigned sl_wire_type_regs(uint8_t type)
+{
+    switch (type) {
+    case SL_TYPE_BOOL:
+    case SL_TYPE_INT16:
+    case SL_TYPE_UINT16:  return 1;
+    case SL_TYPE_INT32:
+    case SL_TYPE_UINT32:
+    case SL_TYPE_FLOAT32: return 2;
+    case SL_TYPE_INT64:
+    case SL_TYPE_FLOAT64: return 4;
+    default:              return 0;
+    }
+}
+
 #define SL_REG_HOLDING   1u
 #define SL_REG_INPUT     2u
 #define SL_REG_COIL      3u
