@@ -22,6 +22,11 @@
  * defaults and bounds, and the checks only TX makes (key file mode, tag
  * maps, serial buses, mirror_unit and tag-name collisions). */
 
+/* [device NAME] (the INI core caps NAME at SL_CONF_NAME_MAX) is copied into
+ * sl_txconf_device.name (SL_NAME_MAX + 1) and names the device's tags: the
+ * two limits must stay one. */
+_Static_assert(SL_CONF_NAME_MAX == SL_NAME_MAX, "a device name must fit sl_txconf_device.name");
+
 enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_DEVICE, SEC__COUNT };
 
 enum { K_TRANSPORT, K_DESTINATION, K_GSO, K_INTERFACE, K_DESTINATION_MAC, K_FILE, K_RATE_MBPS,
