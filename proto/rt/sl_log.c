@@ -156,6 +156,8 @@ static uint64_t site_hash(const char *fmt, const char *text)
 
 /* One line: format, rate limit by call site, write. */
 static void logv(enum sl_log_level l, const char *id, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void logv(enum sl_log_level l, const char *id, const char *fmt, va_list ap)
 {
     char text[SL_LOG_LINE_MAX];
     uint64_t now = sl_clock_mono_ms();
