@@ -10,6 +10,7 @@
 
 #include "rx_fixture.h"
 #include "sl_linkacct.h"
+#include "sl_log.h"
 #include "sl_metrics.h"
 #include "sl_msg.h"
 #include "sl_rxstate.h"
@@ -343,6 +344,63 @@ SL_TEST(linkacct, drop_summary_counts_what_moved)
     char small[8];
     CU_ASSERT_EQUAL(sl_linkacct_drops(&a, &rx, &hw, small, sizeof small, false), sizeof small - 1);
     CU_ASSERT_EQUAL(strlen(small), sizeof small - 1);
+}
+
+/* Runs sl_linkacct_alerts with stderr in a temporary file; returns what it
+ * wrote (static buffer). */
+static const char *alerts_text(struct sl_linkacct *a, const struct sl_receiver_stats *rx,
+                               const struct sl_mbserver_stats *mb)
+{
+    static char out[2048];
+    char path[] = "/tmp/sl_test_alerts_XXXXXX";
+    int fd = mkstemp(path);
+    CU_ASSERT_FATAL(fd >= 0);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    sl_log_init("sluice-rx");
+    sl_linkacct_alerts(a, rx, mb, 10);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ssize_t n = pread(fd, out, sizeof out - 1, 0);
+    close(fd);
+    out[n > 0 ? n : 0] = '\0';
+    return out;
+}
+
+SL_TEST(linkacct, alerts_log_ids_for_what_moved)
+{
+    struct sl_linkacct a;
+    struct sl_rxbeacon_limits lim = { 64, 16, 1424 };
+    sl_linkacct_init(&a, &lim);
+    struct sl_receiver_stats rx;
+    struct sl_mbserver_stats mb;
+    memset(&rx, 0, sizeof rx);
+    memset(&mb, 0, sizeof mb);
+    CU_ASSERT_STRING_EQUAL(alerts_text(&a, &rx, &mb), "");
+    rx.drops[SL_RX_BLOCK][SL_ERR_SIGNATURE] = 2;
+    rx.drops[SL_RX_BEACON][SL_ERR_SIGNATURE] = 1;
+    rx.drops[SL_RX_BEACON][SL_ERR_BUDGET] = 7;
+    rx.drops[SL_RX_REPLAY][SL_ERR_REPLAY] = 4;
+    rx.drops[SL_RX_BEACON][SL_ERR_EPOCH] = 1;
+    rx.drops[SL_RX_FRAME][SL_ERR_UNKNOWN_KEY] = 9;
+    rx.drops[SL_RX_FRAME][SL_ERR_CRC] = 100;      /* line noise: no alert */
+    mb.refused_peer = 3;
+    const char *o = alerts_text(&a, &rx, &mb);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "sluice-rx: warning: [SL-RX-SIG-DROP] 3 blocks/beacons failed signature "
+                                     "verification and 7 frames were dropped unverified"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "sluice-rx: warning: [SL-RX-REPLAY-DROP] 5 frames/blocks/beacons"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "sluice-rx: warning: [SL-RX-KEY-UNTRUSTED] 9 frames/blocks/beacons"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "sluice-rx: warning: [SL-RX-MODBUS-PEER-LIMIT] Modbus connections refused "
+                                     "in the last 10 s: 3 over max_conns_per_peer, 0 over max_conns"));
+    /* Nothing moved since: no line; only what moved is reported. */
+    CU_ASSERT_STRING_EQUAL(alerts_text(&a, &rx, &mb), "");
+    rx.drops[SL_RX_REPLAY][SL_ERR_REPLAY] = 6;
+    o = alerts_text(&a, &rx, NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(o, "[SL-RX-REPLAY-DROP] 2 frames/blocks/beacons"));
+    CU_ASSERT_PTR_NULL(strstr(o, "SL-RX-SIG-DROP"));
 }
 
 /* ---- metrics -------------------------------------------------------------------- */
