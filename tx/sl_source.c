@@ -89,7 +89,7 @@ static void poll_result(struct dev *d, sl_err e, const struct sl_poller_report *
 {
     if (e == SL_ERR_AGAIN || e == d->last_err)
         return;
-    if (e == SL_OK)
+    if (e == SL_OK && d->last_err != SL_ERR_IO)   /* back from down: the "device ... up" event says it */
         sl_log_id(SL_LOG_NOTICE, "SL-TX-POLL-OK", "device %s: every read answered again", d->cfg->name);
     else if (e != SL_ERR_IO)   /* down: the "device ... down" event says it */
         sl_log_id(SL_LOG_WARNING, "SL-TX-POLL-ERR",

@@ -105,7 +105,7 @@ static void render_lines(struct sl_txmetrics *m, FILE *f, uint64_t now)
     for (size_t k = 0; k < LM_COUNT; k++) {
         prom_head(f, lm[k].name, lm[k].type, lm[k].help);
         for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
-            const struct line_mem *M = &m->mem[i];
+            struct line_mem *M = &m->mem[i];
             prom_sample(f, lm[k].name, li.name, NULL);
             if (k == LM_POLLS)
                 fprintf(f, "%llu\n", (unsigned long long)li.st.polls);
@@ -121,12 +121,12 @@ static void render_lines(struct sl_txmetrics *m, FILE *f, uint64_t now)
                 double el = (double)(now > from ? now - from : 1) / 1000.0;
                 double r = (double)(li.st.busy_ms - M->busy_ms) / el;
                 fprintf(f, "%.3f\n", r > 1.0 ? 1.0 : r < 0.0 ? 0.0 : r);
+                /* Remembered from the same read that was reported, so busy
+                 * time between two reads is never lost from the ratio. */
+                M->busy_ms = li.st.busy_ms;
+                M->at_us = now;
             }
         }
-    }
-    for (size_t i = 0; i < m->nlines && sl_sources_line(m->src, i, &li); i++) {
-        m->mem[i].busy_ms = li.st.busy_ms;
-        m->mem[i].at_us = now;
     }
 }
 

@@ -197,7 +197,8 @@ void sl_log_diag(const struct sl_diag *d)
     if (sl_diag_render(NULL, 0, &need, d) == SL_ERR_OVERFLOW && (text = malloc(need + 1)) &&
         sl_diag_render(text, need + 1, &need, d) == SL_OK) {
         pthread_mutex_lock(&L.mu);
-        for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *save = NULL;   /* strtok_r: TX logs from its poller threads too */
+        for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             if (L.journal)
                 fprintf(stderr, "<%d>%s\n", (int)SL_LOG_ERR, line);
             else
