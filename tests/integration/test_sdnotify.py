@@ -181,22 +181,23 @@ def main():
 def run(d, procs):
     key, pub, _ = tx_util.keygen(d)
     link, mb, http, sim = (tx_util.free_port() for _ in range(4))
-    rx_conf = os.path.join(d, "rx.conf")
-    with open(rx_conf, "w") as f:
-        f.write("[link]\ntransport = udp\nlisten = 127.0.0.1:%d\n"
-                "allow_services_on_diode = on\n"
-                "[keys]\ntrusted = %s\nstate_dir = %s\n"
-                "[mirror]\nstale_ms = 1000\ndatabase = %s\n"
-                "[modbus]\nlisten = 127.0.0.1:%d\n[http]\nlisten = 127.0.0.1:%d\n"
-                % (link, pub, os.path.join(d, "rxstate"), os.path.join(d, "mirror.db"), mb, http))
-    tx_conf = os.path.join(d, "tx.conf")
-    with open(tx_conf, "w") as f:
-        f.write("[link]\ntransport = udp\ndestination = 127.0.0.1:%d\ngso = off\nrate_mbps = 20\n"
-                "[keys]\nsigning_key = %s\nstate_dir = %s\n"
-                "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
-                "[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
-                "poll_ms = 200\ntimeout_ms = 300\ntags = %s\n"
-                % (link, key, os.path.join(d, "txstate"), sim, tx_util.SIM_CSV))
+    rx_conf, tx_conf = os.path.join(d, "rx.conf"), os.path.join(d, "tx.conf")
+    confs = {
+        rx_conf: "[link]\ntransport = udp\nlisten = 127.0.0.1:%d\nallow_services_on_diode = on\n"
+                 "[keys]\ntrusted = %s\nstate_dir = %s\n"
+                 "[mirror]\nstale_ms = 1000\ndatabase = %s\n"
+                 "[modbus]\nlisten = 127.0.0.1:%d\n[http]\nlisten = 127.0.0.1:%d\n"
+                 % (link, pub, os.path.join(d, "rxstate"), os.path.join(d, "mirror.db"), mb, http),
+        tx_conf: "[link]\ntransport = udp\ndestination = 127.0.0.1:%d\ngso = off\nrate_mbps = 20\n"
+                 "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
+                 "[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
+                 "poll_ms = 200\ntimeout_ms = 300\ntags = %s\n"
+                 % (link, key, os.path.join(d, "txstate"), sim, tx_util.SIM_CSV),
+    }
+    for path, text in confs.items():
+        with open(path, "w") as f:
+            f.write(text)
     rx_log, tx_log, sim_log = (os.path.join(d, n) for n in ("rx.log", "tx.log", "sim.log"))
     logs = (rx_log, tx_log)
 
