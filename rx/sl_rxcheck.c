@@ -52,6 +52,10 @@ void sl_rxcheck_warnings(const struct sl_rxconf *c, bool log)
         else
             fprintf(stderr, "%s: warning: ... and %zu more warnings\n", c->file, c->warn.count - n);
     }
+}
+
+void sl_rxcheck_root(const struct sl_rxconf *c, bool log)
+{
     const char *root = sl_rxcheck_root_warning(c);
     if (root && log)
         sl_log(SL_LOG_WARNING, "%s", root);

@@ -20,10 +20,15 @@ const char *sl_rxcheck_transport_name(uint8_t transport);
  * purpose by [rx] allow_root = yes. NULL when none applies. */
 const char *sl_rxcheck_root_warning(const struct sl_rxconf *c);
 
-/* The configuration's warnings (sl_rxconf.h), and the root warning: as
- * "file:line: warning: ..." lines on stderr (log false, --check) or as
- * WARNING log lines (log true, at start). */
+/* The configuration's warnings (sl_rxconf.h): as "file:line: warning: ..."
+ * lines on stderr (log false, --check) or as WARNING log lines (log true,
+ * at start). Also shown beside the errors of a configuration that failed. */
 void sl_rxcheck_warnings(const struct sl_rxconf *c, bool log);
+
+/* The root warning (sl_rxcheck_root_warning), the same two ways; only for a
+ * configuration that loaded, since a broken [rx] section would make it
+ * contradict the error that refused it. */
+void sl_rxcheck_root(const struct sl_rxconf *c, bool log);
 
 /* --check's summary on stdout, ending with the nftables note. */
 void sl_rxcheck_summary(const struct sl_rxconf *c);

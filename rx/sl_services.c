@@ -163,32 +163,42 @@ void sl_services_pollset(struct sl_services *s, struct pollfd *fds, nfds_t *n, i
     }
 }
 
-/* A service's run/poll call failed: logged (sl_log rate-limits the line per
- * service) and counted. */
-static void service_error(uint64_t *count, const char *service, sl_err e)
+/* A service's run/poll call failed: counted here, logged by the caller
+ * with a format of its own, so sl_log's per-call-site limit applies per
+ * service (one service's burst never hides another's). */
+static bool failed(uint64_t *count, sl_err e)
 {
     if (e == SL_OK)
-        return;
+        return false;
     (*count)++;
-    sl_log(SL_LOG_WARNING, "%s: %s%s%s (errors so far: %" PRIu64 ")", service, sl_strerror(e),
-           e == SL_ERR_IO ? ": " : "", io_why(e), *count);
+    return true;
 }
+
+#define SERVICE_ERR_FMT(name) name ": %s%s%s (errors so far: %" PRIu64 ")"
 
 void sl_services_modbus(struct sl_services *s, int pr, uint64_t now_ms)
 {
     s->now_ms = now_ms;
-    if (s->mb && (s->mb_slot < 0 || pr >= 0))
-        service_error(&s->modbus_errors, "Modbus server", sl_mbserver_poll_once(s->mb, 0, now_ms));
+    if (!s->mb || (s->mb_slot >= 0 && pr < 0))
+        return;
+    sl_err e = sl_mbserver_poll_once(s->mb, 0, now_ms);
+    if (failed(&s->modbus_errors, e))
+        sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("Modbus server"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+               io_why(e), s->modbus_errors);
 }
 
 void sl_services_run(struct sl_services *s, const struct pollfd *fds, int pr, uint64_t now_ms)
 {
     s->now_ms = now_ms;
-    if (s->http)
-        service_error(&s->http_errors, "HTTP server", sl_http_run(s->http));
-    if (s->mqtt)
-        service_error(&s->mqtt_errors, "MQTT client",
-                      sl_mqtt_run(s->mqtt, s->mqtt_slot >= 0 && pr > 0 ? fds[s->mqtt_slot].revents : 0, now_ms));
+    sl_err e;
+    if (s->http && failed(&s->http_errors, e = sl_http_run(s->http)))
+        sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("HTTP server"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+               io_why(e), s->http_errors);
+    if (s->mqtt &&
+        failed(&s->mqtt_errors,
+               e = sl_mqtt_run(s->mqtt, s->mqtt_slot >= 0 && pr > 0 ? fds[s->mqtt_slot].revents : 0, now_ms)))
+        sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("MQTT client"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+               io_why(e), s->mqtt_errors);
 }
 
 void sl_services_close(struct sl_services *s, struct sl_mirror *m)

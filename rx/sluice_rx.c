@@ -526,6 +526,7 @@ int main(int argc, char **argv)
     sl_diag_free(&diag);
     if (check) {
         sl_rxcheck_warnings(&conf, false);
+        sl_rxcheck_root(&conf, false);
         sl_rxcheck_summary(&conf);
         return 0;
     }
@@ -541,6 +542,7 @@ int main(int argc, char **argv)
 
     sl_log(SL_LOG_INFO, "sluice-rx %s starting with %s", SL_VERSION, conf_path);
     sl_rxcheck_warnings(&conf, true);
+    sl_rxcheck_root(&conf, true);
     static struct rxd d;
     d.conf = &conf;
     sl_link_watch_init(&d.nic, conf.link.interface, "SL-RX-CARRIER-UP", "SL-RX-CARRIER-DOWN");
