@@ -1,6 +1,7 @@
 /* JSON text for the RX services (sl_json.h). */
 #include "sl_json.h"
 
+
 #include <inttypes.h>
 #include <math.h>
 #include <stdarg.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sl_prom.h"
 #include "sl_regs.h"
 #include "sl_wire.h"
 
@@ -239,18 +241,14 @@ void sl_json_hex(struct sl_jbuf *b, const uint8_t *p, size_t n)
     sl_jbuf_put(b, "\"", 1);
 }
 
-void sl_prom_label(struct sl_jbuf *b, const char *s)
+static void jbuf_sink(void *ctx, const char *s, size_t n)
 {
-    for (; *s; s++) {
-        if (*s == '\\')
-            sl_jbuf_put(b, "\\\\", 2);
-        else if (*s == '"')
-            sl_jbuf_put(b, "\\\"", 2);
-        else if (*s == '\n')
-            sl_jbuf_put(b, "\\n", 2);
-        else
-            sl_jbuf_put(b, s, 1);
-    }
+    sl_jbuf_put(ctx, s, n);
+}
+
+void sl_prom_label_jbuf(struct sl_jbuf *b, const char *s)
+{
+    sl_prom_label(s, jbuf_sink, b);
 }
 
 const char *sl_quality_name(uint32_t q)

@@ -65,9 +65,9 @@ void sl_json_time(struct sl_jbuf *b, uint64_t us);
 /* Lower-case hex of n bytes, quoted. */
 void sl_json_hex(struct sl_jbuf *b, const uint8_t *p, size_t n);
 
-/* A Prometheus label value (text format 0.0.4): `\`, `"` and newline
- * escaped, no quotes added. */
-void sl_prom_label(struct sl_jbuf *b, const char *s);
+/* A Prometheus label value into b, escaped by sl_prom_label (proto/rt),
+ * no quotes added. */
+void sl_prom_label_jbuf(struct sl_jbuf *b, const char *s);
 
 /* OPC UA StatusCode names for the codes the mirror uses (docs/mirror.md
  * §1.1); any other code is named by its severity: "Good", "Uncertain" or

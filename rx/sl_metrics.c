@@ -226,9 +226,9 @@ static void prom_rx(struct sl_jbuf *b, const struct sl_receiver_stats *rx)
             if (!rx->drops[st][e])
                 continue;
             sl_jbuf_lit(b, "sluice_rx_drops_total{stage=\"");
-            sl_prom_label(b, sl_receiver_stage_name((enum sl_rx_stage)st));
+            sl_prom_label_jbuf(b, sl_receiver_stage_name((enum sl_rx_stage)st));
             sl_jbuf_lit(b, "\",reason=\"");
-            sl_prom_label(b, sl_err_name((sl_err)e));
+            sl_prom_label_jbuf(b, sl_err_name((sl_err)e));
             sl_jbuf_printf(b, "\"} %" PRIu64 "\n", rx->drops[st][e]);
         }
     }

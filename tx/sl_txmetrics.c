@@ -1,6 +1,7 @@
 /* sluice-tx's metrics file (sl_txmetrics.h). */
 #include "sl_txmetrics.h"
 
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "sl_log.h"
+#include "sl_prom.h"
 
 /* What the gauges need remembered per line between writes. */
 struct line_mem {
@@ -55,17 +57,14 @@ void sl_txmetrics_destroy(struct sl_txmetrics *m)
     free(m);
 }
 
-/* Label value with \, " and newline escaped (text format 0.0.4). */
+static void file_sink(void *ctx, const char *s, size_t n)
+{
+    fwrite(s, 1, n, ctx);
+}
+
 static void prom_label(FILE *f, const char *v)
 {
-    for (; *v; v++) {
-        if (*v == '\\' || *v == '"')
-            fputc('\\', f);
-        if (*v == '\n')
-            fputs("\\n", f);
-        else
-            fputc(*v, f);
-    }
+    sl_prom_label(v, file_sink, f);
 }
 
 static void prom_head(FILE *f, const char *name, const char *type, const char *help)
