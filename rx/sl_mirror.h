@@ -155,7 +155,7 @@ uint64_t sl_mirror_generation(const struct sl_mirror *m);
 
 /* The verified block a batch of values came from. Values are ordered by
  * it, never by their source time: a TX clock that steps back, or one value
- * stamped in the future, must not stop later values (issue 13). */
+ * stamped in the future, must not stop later values. */
 struct sl_mirror_origin {
     uint8_t key_id[SL_KEY_ID_BYTES];   /* key that signed the block */
     uint64_t epoch;

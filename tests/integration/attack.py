@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Attacks on a running sluice-rx, as an attacker would play them (issue 13).
+"""Attacks on a running sluice-rx, as an attacker would play them.
 
 Fibre side: nothing but the traffic on the link. The header fields of the
 live session (session, epoch, key id, S, k', m', the newest block_seq, the

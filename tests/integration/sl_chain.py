@@ -1,4 +1,4 @@
-"""The whole chain on the rig for the robustness suite (issue 8), Python stdlib.
+"""The whole chain on the rig for the robustness suite, Python stdlib.
 
 sluice-sim and sluice-tx run in sl-ot, sluice-rx (Modbus, HTTP, SQLite and
 optionally MQTT through a mosquitto inside sl-it) in sl-it. Every process is

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The dashboard in a real browser (issue 16): headless Chromium driven by
+"""The dashboard in a real browser: headless Chromium driven by
 Selenium against a live sluice-rx on host loopback (no rig).
 
 Case 1, load: sluice-tx's generator feeds 10,000 tags at 20,000 updates/s

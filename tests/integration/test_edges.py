@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Robustness suite (issue 8), scenario 7: bad configuration and bad input
+"""Robustness suite, scenario 7: bad configuration and bad input
 at the edges.
 
 1. --check on the corpus in tests/integration/configs/ (broken TX and RX

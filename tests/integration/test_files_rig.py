@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Bulk file channel across the rig (issue 4).
+"""Bulk file channel across the rig.
 
 A 64 MiB random file crosses sluice-tx --send -> rig -> sluice-rx [files]
 with its SHA-256 intact at 0 % loss and at 5 % random loss with 50-frame

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Robustness suite (issue 8), scenario 4: forgery.
+"""Robustness suite, scenario 4: forgery.
 
 The chain (sluice-sim + sluice-tx in sl-ot, sluice-rx in sl-it with Modbus,
 HTTP and SQLite) runs until every tag is Good, then TX stops and the link

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The Debian packages (issue 20), built and checked without installing them
+"""The Debian packages, built and checked without installing them
 on this machine (nothing is written to the real /etc, /usr or /var):
 
 1. `scripts/package --quick` builds dist/sluice-{tx,rx,tools}_VERSION_ARCH.deb

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Observability (issue 20): what a monitoring stack and a SIEM read.
+"""Observability: what a monitoring stack and a SIEM read.
 
 Every program's --version prints the package version (CMake's
 PROJECT_VERSION, which debian/changelog carries). Then the chain on the rig

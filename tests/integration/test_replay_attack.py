@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Robustness suite (issue 8), scenario 5: replay.
+"""Robustness suite, scenario 5: replay.
 
 1. The chain runs with mode = 1111 and speed_setpoint = 0x4400 0x0000 in the
    PLC while tcpdump (-Q in) records what arrives on sl-veth-it: the old

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Robustness suite (issue 8), scenarios 1, 2, 3 and 6 on one chain.
+"""Robustness suite, scenarios 1, 2, 3 and 6 on one chain.
 
 sluice-sim polled as 8 PLCs (8 [device] sections, mirror units 1..8, 272
 tags, poll 100 ms) by sluice-tx (gso = off, default FEC k=64 m=16

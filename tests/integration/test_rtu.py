@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Modbus RTU for real (issue 22): three units on one serial line at
+"""Modbus RTU for real: three units on one serial line at
 19200 8E1, host only (no rig), bytes on pseudo-terminals.
 
 Topology (an RS-485 bus is one shared pair of wires: every node hears every

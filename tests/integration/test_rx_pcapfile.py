@@ -126,7 +126,7 @@ def main():
         check("schema 000051e1 active: 48 tags" in log, "schema not logged")
         check("TX start: sl_mkcapture" in log, "event not logged")
         # The last delta's source time is older (TX clock stepped back) but its
-        # block is newer: applied, nothing ignored as older (issue 13).
+        # block is newer: applied, nothing ignored as older.
         check(re.search(r"older=0\b", log), "values of a newer block were ignored as older")
         compare(db, want_a, GOOD, "after A")
         check(os.path.exists(os.path.join(d, "state", "replay.state")), "no replay state saved")

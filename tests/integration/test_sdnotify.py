@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""sd_notify and the watchdog (issue 20), on host loopback (no rig).
+"""sd_notify and the watchdog, on host loopback (no rig).
 
 sluice-sim, sluice-tx and sluice-rx run on 127.0.0.1, each daemon with its
 own AF_UNIX datagram socket as NOTIFY_SOCKET and WATCHDOG_USEC=2000000

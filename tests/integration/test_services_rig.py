@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""HTTP and MQTT on the running chain (issue 7), on the rig.
+"""HTTP and MQTT on the running chain, on the rig.
 
 sluice-sim -> sluice-tx (ot) -> rig -> sluice-rx (it) with [http] and [mqtt]
 publishing to a real mosquitto broker the test starts inside the it

@@ -10,7 +10,7 @@ beyond writing a pcapfile):
 5. --send: a missing file is a clear error (non-zero, nothing sent); real
    files cross whole (sluice-inspect sees FILE_BEGIN, data, FILE_END with
    the SHA-256 of each file) and the run ends with exit 0.
-6. One sluice-tx per state_dir (issue 13): beside a running daemon (udp on
+6. One sluice-tx per state_dir: beside a running daemon (udp on
    loopback to a short sluice-rx), `--send` with the daemon's configuration
    and a second daemon both exit 3 naming the daemon's pid, leave
    state_dir/epoch alone, and RX keeps accepting the daemon's beacons (link

@@ -239,7 +239,7 @@ SL_TEST(key, trusted_set)
 
 /* Files that decide trust (a trusted public key, the HTTP token) are read
  * only when nobody but root and the daemon's user can rewrite them, and
- * never through a link (issue 13). */
+ * never through a link. */
 SL_TEST(key, trusted_key_file_permissions)
 {
     tmp_begin();

@@ -1,6 +1,6 @@
 /* Replay window: order, duplicates, age, epochs, independence of
  * (key, channel) pairs, the bounded table, the state file, and the jump
- * bounds against a compromised TX (issue 13). */
+ * bounds against a compromised TX. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -250,7 +250,7 @@ SL_TEST(txconf, device_errors)
     "[device " name "]\nprotocol = modbus-rtu\naddress = /dev/null\nunit = " unit \
     "\nmirror_unit = " unit "\n" extra "tags = " name ".csv\n"
 
-/* Serial buses (issue 22): devices on one port are one bus, found through
+/* Serial buses: devices on one port are one bus, found through
  * the port's real path; line settings must agree; a unit is polled once. */
 SL_TEST(txconf, serial_buses)
 {

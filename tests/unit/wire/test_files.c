@@ -392,7 +392,7 @@ SL_TEST(fmsg, roundtrip_and_rejections)
     CU_ASSERT_EQUAL(sl_fmsg_decode(&m, SL_MSG_FILE_BEGIN, bad, sizeof bad), SL_ERR_RANGE);
 }
 
-/* ---- links, quota and versions (issue 13) ----------------------------------- */
+/* ---- links, quota and versions ----------------------------------- */
 
 /* One whole file as one payload: BEGIN, DATA, END with the right SHA-256. */
 static size_t whole_file(uint8_t *p, size_t cap, uint32_t id, const char *name, const uint8_t *data, size_t len)

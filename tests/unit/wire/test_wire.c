@@ -240,7 +240,7 @@ SL_TEST(wire, clean_roundtrip_and_replay_refused)
     struct got *g3 = calloc(1, sizeof *g3);
     replay_capture(path, &wrong, rp, g3, &st);
     CU_ASSERT_EQUAL(g3->n, 0);
-    /* Frames of an untrusted key are dropped before the decoder (issue 13). */
+    /* Frames of an untrusted key are dropped before the decoder. */
     CU_ASSERT_EQUAL(st.drops[SL_RX_FRAME][SL_ERR_UNKNOWN_KEY], st.frames);
     CU_ASSERT(st.frames > 0);
     CU_ASSERT_EQUAL(st.drops[SL_RX_BLOCK][SL_ERR_UNKNOWN_KEY], 0);
