@@ -362,6 +362,12 @@ void sl_metrics_summary(char *out, size_t cap, const struct sl_metrics *m)
              " tags=%" PRIu32 " checkpoints=%" PRIu64,
              m->rx.datagrams, m->rx.blocks, m->rx.blocks_recovered, m->blocks_missing, m->rx.beacons,
              m->tagch.values, m->mirror.applied, m->mirror.older, m->tags, m->store.checkpoints);
+    size_t used = strnlen(out, cap);
+    if (m->mqtt_on && used < cap)
+        snprintf(out + used, cap - used,
+                 " mqtt_published=%" PRIu64 " mqtt_acked=%" PRIu64 " mqtt_connects=%" PRIu64
+                 " mqtt_coalesced=%" PRIu64,
+                 m->mqtt.published, m->mqtt.acked, m->mqtt.connects, m->mqtt.coalesced);
 }
 
 void sl_metrics_http_status(struct sl_http_status *out, const struct sl_metrics *m,

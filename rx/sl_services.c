@@ -116,6 +116,7 @@ static sl_err open_mqtt(struct sl_services *s, const struct sl_rxconf *c, const 
     }
     sl_log(SL_LOG_INFO, "MQTT publishing to %s under %s/ (retained, QoS 1; never subscribes)",
            c->mqtt.broker, c->mqtt.prefix);
+    s->mqtt_broker = c->mqtt.broker;
     return SL_OK;
 }
 
@@ -187,6 +188,33 @@ void sl_services_modbus(struct sl_services *s, int pr, uint64_t now_ms)
                io_why(e), s->modbus_errors);
 }
 
+/* The broker connection in the log: up, lost, and the first failed
+ * attempt of each run of failures (the retries back off; their count is in
+ * sluice_rx_mqtt_connect_failures_total). */
+static void mqtt_watch(struct sl_services *s)
+{
+    struct sl_mqtt_stats st;
+    sl_mqtt_stats(s->mqtt, &st);
+    if (st.connected && !s->mqtt_up) {
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-MQTT-UP", "MQTT connected to %s (%" PRIu64 " tag(s) to publish)",
+                  s->mqtt_broker, (uint64_t)st.pending);
+    } else if (!st.connected && s->mqtt_up) {
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MQTT-DOWN",
+                  "MQTT connection to %s lost: retrying with back-off, changes coalesce meanwhile",
+                  s->mqtt_broker);
+        s->mqtt_failing = true;   /* this line stands for the retries that follow */
+    } else if (!st.connected && !s->mqtt_failing && st.connect_failures > s->mqtt_failures_seen) {
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MQTT-FAIL",
+                  "MQTT broker %s not reachable: retrying with back-off, changes coalesce meanwhile",
+                  s->mqtt_broker);
+        s->mqtt_failing = true;
+    }
+    if (st.connected)
+        s->mqtt_failing = false;
+    s->mqtt_failures_seen = st.connect_failures;
+    s->mqtt_up = st.connected;
+}
+
 void sl_services_run(struct sl_services *s, const struct pollfd *fds, int pr, uint64_t now_ms)
 {
     s->now_ms = now_ms;
@@ -199,6 +227,8 @@ void sl_services_run(struct sl_services *s, const struct pollfd *fds, int pr, ui
                e = sl_mqtt_run(s->mqtt, s->mqtt_slot >= 0 && pr > 0 ? fds[s->mqtt_slot].revents : 0, now_ms)))
         sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("MQTT client"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
                io_why(e), s->mqtt_errors);
+    if (s->mqtt)
+        mqtt_watch(s);
 }
 
 void sl_services_close(struct sl_services *s, struct sl_mirror *m)

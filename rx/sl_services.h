@@ -31,6 +31,12 @@ struct sl_services {
      * (sluice_rx_<service>_errors_total). */
     uint64_t http_errors, mqtt_errors, modbus_errors;
     uint64_t next_write_log_ms, writes_unlogged;
+    /* The MQTT broker as configured, and what the log last said of it:
+     * connection changes and the first failure of a retry run are logged
+     * (SL-RX-MQTT-UP / -DOWN / -FAIL), not every attempt. */
+    const char *mqtt_broker;
+    bool mqtt_up, mqtt_failing;
+    uint64_t mqtt_failures_seen;
     uint64_t now_ms;                       /* of the current loop turn */
     int mb_slot, mqtt_slot;                /* in the current poll set; -1 = not in it */
 };

@@ -13,6 +13,7 @@ one keyframe (+ slack).
 """
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -195,6 +196,13 @@ def main():
             check(rc == 0, "sluice-rx exit %s" % rc)
             st = retained().get("uns/_sluice/status", "")
             check("false" in st, "status topic does not say offline after RX stopped: %s" % st)
+            log.flush()
+            text = open(LOG).read()
+            # The broker connection and the MQTT totals reach the log.
+            check("[SL-RX-MQTT-UP] MQTT connected to 127.0.0.1:%d" % MQTT_PORT in text,
+                  "no [SL-RX-MQTT-UP] line in the RX log")
+            check(re.search(r"mqtt_published=[1-9]\d* mqtt_acked=[1-9]", text) is not None,
+                  "RX's final summary has no MQTT totals")
     print("PASS")
 
 
