@@ -1,0 +1,107 @@
+#include "sl_chanq.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct slot {
+    uint16_t channel;
+    uint64_t session, now_us;
+    size_t len;
+};
+
+struct sl_chanq {
+    uint32_t slots;
+    size_t max_bytes;
+    int wake_fd;
+    struct slot *meta;
+    uint8_t *data;               /* slots * max_bytes */
+    /* head: next slot the producer fills; tail: next the consumer takes.
+     * Both only grow (modulo 2^64); head - tail entries are queued. */
+    _Atomic uint64_t head, tail;
+    _Atomic uint64_t pushed, dropped, popped;
+};
+
+sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, int wake_fd)
+{
+    *out = NULL;
+    if (slots == 0 || max_bytes == 0 || max_bytes > SIZE_MAX / slots)
+        return SL_ERR_RANGE;
+    struct sl_chanq *q = calloc(1, sizeof *q);
+    if (!q)
+        return SL_ERR_NOMEM;
+    q->meta = calloc(slots, sizeof *q->meta);
+    /* Pages of slots never used stay untouched (malloc, not calloc). */
+    q->data = malloc((size_t)slots * max_bytes);
+    if (!q->meta || !q->data) {
+        sl_chanq_destroy(q);
+        return SL_ERR_NOMEM;
+    }
+    q->slots = slots;
+    q->max_bytes = max_bytes;
+    q->wake_fd = wake_fd;
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    atomic_init(&q->pushed, 0);
+    atomic_init(&q->dropped, 0);
+    atomic_init(&q->popped, 0);
+    *out = q;
+    return SL_OK;
+}
+
+void sl_chanq_destroy(struct sl_chanq *q)
+{
+    if (!q)
+        return;
+    free(q->meta);
+    free(q->data);
+    free(q);
+}
+
+sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload, size_t len,
+                     uint64_t now_us)
+{
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (len > q->max_bytes || head - tail >= q->slots) {
+        atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
+        return len > q->max_bytes ? SL_ERR_LENGTH : SL_ERR_CAPACITY;
+    }
+    size_t i = (size_t)(head % q->slots);
+    q->meta[i] = (struct slot){ channel, session, now_us, len };
+    if (len)
+        memcpy(q->data + i * q->max_bytes, payload, len);
+    atomic_store_explicit(&q->head, head + 1, memory_order_release);
+    atomic_fetch_add_explicit(&q->pushed, 1, memory_order_relaxed);
+    if (q->wake_fd >= 0) {
+        uint64_t one = 1;
+        (void)!write(q->wake_fd, &one, sizeof one);
+    }
+    return SL_OK;
+}
+
+bool sl_chanq_peek(struct sl_chanq *q, struct sl_chanq_item *it)
+{
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    if (head == tail)
+        return false;
+    size_t i = (size_t)(tail % q->slots);
+    const struct slot *s = &q->meta[i];
+    *it = (struct sl_chanq_item){ s->channel, s->session, s->now_us, s->len, q->data + i * q->max_bytes };
+    return true;
+}
+
+void sl_chanq_pop_done(struct sl_chanq *q)
+{
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
+    atomic_fetch_add_explicit(&q->popped, 1, memory_order_relaxed);
+}
+
+void sl_chanq_stats(const struct sl_chanq *q, struct sl_chanq_stats *out)
+{
+    out->pushed = atomic_load_explicit(&q->pushed, memory_order_relaxed);
+    out->dropped = atomic_load_explicit(&q->dropped, memory_order_relaxed);
+    out->popped = atomic_load_explicit(&q->popped, memory_order_relaxed);
+}

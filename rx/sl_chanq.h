@@ -1,0 +1,59 @@
+/* The bounded queue from the intake thread to the channel worker: verified
+ * payloads of the channels other than tags (files; later syslog) are copied
+ * in by intake and handled on the worker's thread, so disk writes, renames
+ * and fsync never hold the link up.
+ *
+ * One producer (intake), one consumer (the worker): a ring of `slots`
+ * entries of `max_bytes` each, allocated at create, indices moved with
+ * acquire/release atomics. A push into a full ring (or a payload above
+ * max_bytes) is dropped and counted (sluice_rx_chan_queue_dropped_total):
+ * intake never waits; the TX's keyframes and file resends repair what is
+ * lost. Every push writes the wake eventfd the worker polls. */
+#ifndef SL_CHANQ_H
+#define SL_CHANQ_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sl_err.h"
+
+#define SL_CHANQ_SLOTS_DEFAULT 64u
+
+/* One queued payload, as the worker sees it. */
+struct sl_chanq_item {
+    uint16_t channel;
+    uint64_t session;
+    uint64_t now_us;          /* wall clock at receipt */
+    size_t len;
+    const uint8_t *payload;   /* len bytes, valid until sl_chanq_pop_done */
+};
+
+struct sl_chanq_stats {
+    uint64_t pushed, dropped, popped;
+};
+
+struct sl_chanq;
+
+/* slots (> 0) entries of up to max_bytes (> 0); wake_fd: an eventfd
+ * (EFD_NONBLOCK) written on every push, or -1. SL_ERR_NOMEM/SL_ERR_RANGE. */
+__attribute__((warn_unused_result))
+sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, int wake_fd);
+void sl_chanq_destroy(struct sl_chanq *q);
+
+/* Producer: copies the payload in; SL_ERR_CAPACITY (counted as dropped)
+ * when the ring is full, SL_ERR_LENGTH (dropped too) above max_bytes.
+ * O(len), never blocks. */
+sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload, size_t len,
+                     uint64_t now_us);
+
+/* Consumer: the oldest entry into *it, false when empty; the entry stays
+ * until sl_chanq_pop_done. */
+bool sl_chanq_peek(struct sl_chanq *q, struct sl_chanq_item *it);
+void sl_chanq_pop_done(struct sl_chanq *q);
+
+/* Any thread: the counters (relaxed atomics). */
+void sl_chanq_stats(const struct sl_chanq *q, struct sl_chanq_stats *out);
+
+#endif
