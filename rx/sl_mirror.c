@@ -1,7 +1,11 @@
 #include "sl_mirror.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sl_key.h"
 #include "sl_regs.h"
@@ -37,26 +41,80 @@ struct tag {
         (dst)->offset = (src)->offset;                                                           \
     } while (0)
 
-/* The block a value came from orders it (sl_mirror_apply_block): key slot
- * (1 + index into sl_mirror.keys; 0 = no origin, replaced by anything),
- * epoch and block sequence. */
+/* What readers see of one tag, under a per-tag sequence lock: the writer
+ * makes seq odd, stores the fields, makes it even again; a reader copies the
+ * fields between two equal even reads of seq. Every field is an atomic
+ * (relaxed on x86: plain moves), so the ThreadSanitizer build has nothing to
+ * report and the compiler cannot tear a value. gen holds the low 32 bits of
+ * the generation that wrote the slot: a slot of another generation reads as
+ * empty, which resets every value at a schema commit without an O(n) pass
+ * and without a second value array for readers still on the old schema
+ * (2^32 commits, each a whole schema from TX, do not happen). 40 bytes. */
 struct val {
-    uint64_t raw;
-    uint64_t src_us;
-    uint64_t rx_us;
+    _Atomic uint32_t seq;
+    _Atomic uint32_t gen;
+    _Atomic uint32_t quality;   /* as received from TX */
+    _Atomic uint32_t flags;     /* ST_* | future << 8 */
+    _Atomic uint64_t raw;
+    _Atomic uint64_t src_us;
+    _Atomic uint64_t rx_us;
+};
+
+/* A reader's copy of one slot. */
+struct snap {
+    uint64_t raw, src_us, rx_us;
+    uint32_t quality;
+    uint8_t state, future;
+};
+
+/* Writer-private per position: the block a value came from orders it
+ * (sl_mirror_apply_block): key slot (1 + index into sl_mirror.keys; 0 = no
+ * origin, replaced by anything), epoch and block sequence; consulted only
+ * while the shared slot holds a live value of the current generation, so it
+ * needs no reset either. dirty: on the dirty list. */
+struct worig {
     uint64_t epoch;
     uint64_t seq;
-    uint32_t quality;   /* as received from TX */
-    uint8_t state;      /* ST_* */
-    uint8_t dirty;      /* on the dirty list */
-    uint8_t key;        /* key slot of the origin, 0 = none */
-    uint8_t future;     /* source time was in the future when applied */
+    uint8_t key;
+    uint8_t dirty;
+};
+
+/* A reader slot, one cache line each so readers do not share lines. pin:
+ * 0 = idle, else 1 + the generation the section reads. */
+struct reader {
+    _Atomic int used;
+    _Atomic uint64_t pin;
+    char pad[64 - sizeof(uint64_t) - sizeof(int) - 4];
+};
+
+/* Follower flags. */
+#define SUB_SCHEMA 1u
+#define SUB_LINK   2u
+
+struct sl_mirror_sub {
+    struct sl_mirror *m;
+    struct sl_mirror_sub *next;
+    int wake_fd;
+    _Atomic uint32_t flags;        /* SUB_* pending */
+    _Atomic uint32_t armed;        /* 1: wake_fd written since the last drain began */
+    _Atomic uint64_t schema_gen;   /* generation of the last commit flagged */
+    _Atomic uint64_t *bits;        /* [words] */
+    size_t words;
+    size_t next_word;              /* follower's: where a limited drain resumes */
+    /* Counters: each written by one thread (marked, coalesced, superseded
+     * by the writer; drained by the follower), read by any. */
+    _Atomic uint64_t marked, coalesced, drained, superseded;
 };
 
 /* One schema. The register map is one sorted array of 64-bit entries:
  * key (unit << 24 | reg << 16 | address) in the high half, (pos << 2 | word)
  * in the low half, so a plain integer sort orders by address and a binary
  * search finds the first register of a read. */
+/* Tables: generation g > 0 lives in tab[g & 1] (every commit swaps), so a
+ * reader finds its pinned table from the generation alone. A reader only
+ * reads the table of the generation it pinned; the writer writes only the
+ * other one, and starts staging into it only after checking that no slot
+ * pins it (sl_mirror_schema_begin). */
 struct table {
     bool valid;
     uint32_t schema_id;
@@ -70,22 +128,36 @@ struct table {
     uint8_t units[32];       /* bitmap of mirror units present */
 };
 
+/* Counters readable from any thread; only the writer changes them (a relaxed
+ * load and store, no read-modify-write). Same fields as sl_mirror_stats. */
+struct astats {
+    _Atomic uint64_t applied, older, future, unknown_tag, type_mismatch, invalid, no_schema,
+        schema_loads, schema_errors, link_changes, schema_deferred;
+};
+#define BUMP(m, f, n)                                                                         \
+    atomic_store_explicit(&(m)->st.f, atomic_load_explicit(&(m)->st.f, memory_order_relaxed) + \
+                                          (uint64_t)(n),                                      \
+                          memory_order_relaxed)
+
 struct sl_mirror {
     uint32_t max_tags;
     uint32_t stale_ms;
     size_t max_strings;
     struct table tab[2];
-    struct table *active;
+    struct table *active;                /* writer's: tab[generation & 1] */
     struct table *staging;
     bool staging_open;
     uint16_t staging_chunks;             /* 0 = staging not fed by chunks */
     uint32_t chunks_in;                  /* distinct chunks staged so far */
     uint8_t chunk_seen[65536 / 8];
     struct val *vals;                    /* [max_tags], by active position */
+    struct worig *orig;                  /* [max_tags], writer-private */
     uint32_t *dirty;                     /* [max_tags] */
     size_t dirty_n;
-    bool stale;
-    uint64_t generation;
+    _Atomic bool stale;
+    _Atomic uint64_t generation;         /* published with seq_cst (see read_begin) */
+    struct reader readers[SL_MIRROR_READERS_MAX];
+    struct sl_mirror_sub *subs;
     /* Key ids seen in origins, so a value stores a 1-byte slot: only
      * trusted keys sign blocks, at most SL_KEY_SET_MAX of them. */
     uint8_t keys[SL_KEY_SET_MAX][SL_KEY_ID_BYTES];
@@ -95,8 +167,28 @@ struct sl_mirror {
     uint64_t future_src_us;
     sl_mirror_hook hook;
     void *hook_ctx;
-    struct sl_mirror_stats st;
+    struct astats st;
 };
+
+/* The schema a read function sees: the one pinned by this thread's read
+ * section on this mirror, else the writer's current one. */
+static _Thread_local struct {
+    const struct sl_mirror *m;
+    uint64_t gen;
+} tls_view;
+
+struct view {
+    const struct table *t;   /* NULL: no schema */
+    uint64_t gen;
+};
+
+static struct view view_of(const struct sl_mirror *m)
+{
+    uint64_t g = tls_view.m == m ? tls_view.gen
+                                 : atomic_load_explicit(&m->generation, memory_order_relaxed);
+    struct view v = { g ? &m->tab[g & 1u] : NULL, g };
+    return v;
+}
 
 #define KEY(unit, reg, addr) (((uint32_t)(unit) << 24) | ((uint32_t)(reg) << 16) | (uint32_t)(addr))
 
@@ -135,9 +227,11 @@ sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *c
     sl_err e = table_alloc(&m->tab[0], m->max_tags, strings);
     if (e == SL_OK)
         e = table_alloc(&m->tab[1], m->max_tags, strings);
+    /* calloc: every atomic starts at zero, a valid representation here. */
     m->vals = calloc(m->max_tags, sizeof *m->vals);
+    m->orig = calloc(m->max_tags, sizeof *m->orig);
     m->dirty = calloc(m->max_tags, sizeof *m->dirty);
-    if (e != SL_OK || !m->vals || !m->dirty) {
+    if (e != SL_OK || !m->vals || !m->orig || !m->dirty) {
         sl_mirror_destroy(m);
         return SL_ERR_NOMEM;
     }
@@ -153,7 +247,14 @@ void sl_mirror_destroy(struct sl_mirror *m)
         return;
     table_free(&m->tab[0]);
     table_free(&m->tab[1]);
+    while (m->subs) {
+        struct sl_mirror_sub *s = m->subs;
+        m->subs = s->next;
+        free(s->bits);
+        free(s);
+    }
     free(m->vals);
+    free(m->orig);
     free(m->dirty);
     free(m);
 }
@@ -170,11 +271,89 @@ static void notify(struct sl_mirror *m, enum sl_mirror_event ev, uint32_t pos)
         m->hook(m->hook_ctx, ev, pos);
 }
 
+/* ---- followers: writer side ---------------------------------------------- */
+
+static uint64_t load_rx(const _Atomic uint64_t *a)
+{
+    return atomic_load_explicit(a, memory_order_relaxed);
+}
+
+/* Adds n to a counter only this thread writes. */
+static void add_own(_Atomic uint64_t *a, uint64_t n)
+{
+    atomic_store_explicit(a, load_rx(a) + n, memory_order_relaxed);
+}
+
+/* Wakes the follower when it goes from empty to pending. armed is cleared
+ * by the drain before it looks at the bits, and every access here and there
+ * is sequentially consistent, so a mark the drain misses always finds armed
+ * clear and writes the eventfd (a mark it does not miss may wake it once
+ * for nothing). */
+static void sub_wake(struct sl_mirror_sub *s)
+{
+    if (s->wake_fd < 0 || atomic_load(&s->armed) ||
+        atomic_exchange(&s->armed, 1u))
+        return;
+    uint64_t one = 1;
+    /* A full eventfd counter (2^64 - 2) cannot happen: the drain reads it. */
+    if (write(s->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        atomic_store(&s->armed, 0u);
+}
+
+/* One atomic OR per follower for a changed tag. */
+static void subs_mark(struct sl_mirror *m, uint32_t pos)
+{
+    uint64_t bit = 1ull << (pos % 64u);
+    for (struct sl_mirror_sub *s = m->subs; s; s = s->next) {
+        uint64_t old = atomic_fetch_or(&s->bits[pos / 64u], bit);
+        add_own(&s->marked, 1);
+        if (old & bit)
+            add_own(&s->coalesced, 1);
+        else
+            sub_wake(s);
+    }
+}
+
+/* Every position 0..n-1 (a link transition): one OR per 64 positions. */
+static void subs_mark_all(struct sl_mirror *m, uint32_t n)
+{
+    for (struct sl_mirror_sub *s = m->subs; s; s = s->next) {
+        uint64_t marked = 0, coalesced = 0;
+        for (size_t w = 0; w * 64u < n; w++) {
+            uint32_t left = n - (uint32_t)(w * 64u);
+            uint64_t mask = left >= 64u ? ~0ull : (1ull << left) - 1u;
+            uint64_t old = atomic_fetch_or(&s->bits[w], mask);
+            marked += (uint64_t)__builtin_popcountll(mask);
+            coalesced += (uint64_t)__builtin_popcountll(old & mask);
+        }
+        add_own(&s->marked, marked);
+        add_own(&s->coalesced, coalesced);
+        atomic_fetch_or(&s->flags, SUB_LINK);
+        sub_wake(s);
+    }
+}
+
+/* A schema commit: positions of the old schema mean nothing now. */
+static void subs_schema(struct sl_mirror *m, uint64_t gen)
+{
+    for (struct sl_mirror_sub *s = m->subs; s; s = s->next) {
+        uint64_t dropped = 0;
+        for (size_t w = 0; w < s->words; w++)
+            if (load_rx(&s->bits[w]))
+                dropped += (uint64_t)__builtin_popcountll(atomic_exchange(&s->bits[w], 0));
+        /* The drain adds to superseded too: a read-modify-write here. */
+        atomic_fetch_add_explicit(&s->superseded, dropped, memory_order_relaxed);
+        atomic_store(&s->schema_gen, gen);
+        atomic_fetch_or(&s->flags, SUB_SCHEMA);
+        sub_wake(s);
+    }
+}
+
 static void mark_dirty(struct sl_mirror *m, uint32_t pos)
 {
-    if (m->vals[pos].dirty)
+    if (m->orig[pos].dirty)
         return;
-    m->vals[pos].dirty = 1;
+    m->orig[pos].dirty = 1;
     m->dirty[m->dirty_n++] = pos;
 }
 
@@ -182,6 +361,90 @@ static void mark_all_dirty(struct sl_mirror *m)
 {
     for (uint32_t i = 0; i < m->active->n; i++)
         mark_dirty(m, i);
+}
+
+/* ---- values: the per-tag sequence lock ----------------------------------- */
+
+/* Writer: one update of slot x. Release stores keep the odd seq before the
+ * fields and the fields before the even seq (no standalone fences, which
+ * ThreadSanitizer does not model). */
+static void val_write(struct val *x, uint32_t gen, const struct snap *v)
+{
+    uint32_t s = atomic_load_explicit(&x->seq, memory_order_relaxed);
+    atomic_store_explicit(&x->seq, s + 1u, memory_order_relaxed);
+    atomic_store_explicit(&x->gen, gen, memory_order_release);
+    atomic_store_explicit(&x->quality, v->quality, memory_order_release);
+    atomic_store_explicit(&x->flags, (uint32_t)v->state | (uint32_t)v->future << 8, memory_order_release);
+    atomic_store_explicit(&x->raw, v->raw, memory_order_release);
+    atomic_store_explicit(&x->src_us, v->src_us, memory_order_release);
+    atomic_store_explicit(&x->rx_us, v->rx_us, memory_order_release);
+    atomic_store_explicit(&x->seq, s + 2u, memory_order_release);
+}
+
+/* Writer: only the state changes (live -> held). */
+static void val_write_state(struct val *x, uint8_t state)
+{
+    uint32_t s = atomic_load_explicit(&x->seq, memory_order_relaxed);
+    uint32_t f = atomic_load_explicit(&x->flags, memory_order_relaxed);
+    atomic_store_explicit(&x->seq, s + 1u, memory_order_relaxed);
+    atomic_store_explicit(&x->flags, (f & ~0xFFu) | state, memory_order_release);
+    atomic_store_explicit(&x->seq, s + 2u, memory_order_release);
+}
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Any thread: a consistent copy of slot x as generation gen sees it. The
+ * acquire loads keep the second seq read after the fields. Retries only
+ * while the writer is inside val_write for this very slot (a few stores);
+ * should the writer be preempted there, the reader yields its CPU after a
+ * short spin instead of burning it. */
+static void val_read(const struct val *x, uint64_t gen, struct snap *out)
+{
+    for (unsigned tries = 0;; tries++) {
+        uint32_t s1 = atomic_load_explicit(&x->seq, memory_order_acquire);
+        if (!(s1 & 1u)) {
+            uint32_t g = atomic_load_explicit(&x->gen, memory_order_acquire);
+            uint32_t q = atomic_load_explicit(&x->quality, memory_order_acquire);
+            uint32_t f = atomic_load_explicit(&x->flags, memory_order_acquire);
+            uint64_t raw = atomic_load_explicit(&x->raw, memory_order_acquire);
+            uint64_t src = atomic_load_explicit(&x->src_us, memory_order_acquire);
+            uint64_t rx = atomic_load_explicit(&x->rx_us, memory_order_acquire);
+            if (atomic_load_explicit(&x->seq, memory_order_relaxed) == s1) {
+                if (g != (uint32_t)gen) {
+                    memset(out, 0, sizeof *out);   /* reset by a commit: ST_EMPTY */
+                    return;
+                }
+                out->raw = raw;
+                out->src_us = src;
+                out->rx_us = rx;
+                out->quality = q;
+                out->state = (uint8_t)(f & 0xFFu);
+                out->future = (uint8_t)(f >> 8);
+                return;
+            }
+        }
+        if (tries < 64)
+            cpu_relax();
+        else
+            sched_yield();
+    }
+}
+
+/* Writer: its own slot, no retry needed (nobody else writes it). */
+static uint8_t val_state_own(const struct sl_mirror *m, uint32_t pos)
+{
+    const struct val *x = &m->vals[pos];
+    uint64_t gen = atomic_load_explicit(&m->generation, memory_order_relaxed);
+    if (atomic_load_explicit(&x->gen, memory_order_relaxed) != (uint32_t)gen)
+        return ST_EMPTY;
+    return (uint8_t)(atomic_load_explicit(&x->flags, memory_order_relaxed) & 0xFFu);
 }
 
 /* ---- types and word orders --------------------------------------------- */
@@ -194,20 +457,91 @@ static unsigned tag_width(const struct tag *t)
     return sl_regs_count(t->type);
 }
 
+/* ---- readers --------------------------------------------------------------*/
+
+int sl_mirror_reader_register(struct sl_mirror *m)
+{
+    for (int i = 0; i < SL_MIRROR_READERS_MAX; i++) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&m->readers[i].used, &expect, 1))
+            return i;
+    }
+    return -1;
+}
+
+/* Pins the current generation: announce it, then check it is still
+ * current. The writer publishes a generation and then looks at the slots
+ * before reusing a table (both sequentially consistent), so either the
+ * writer sees this pin or this thread sees the newer generation and
+ * retries: a table is never overwritten under a reader. */
+void sl_mirror_read_begin(struct sl_mirror *m, int slot)
+{
+    struct reader *r = &m->readers[slot];
+    uint64_t g = atomic_load(&m->generation);
+    for (;;) {
+        atomic_store(&r->pin, g + 1u);
+        uint64_t now = atomic_load(&m->generation);
+        if (now == g)
+            break;
+        g = now;
+    }
+    tls_view.m = m;
+    tls_view.gen = g;
+}
+
+void sl_mirror_read_end(struct sl_mirror *m, int slot)
+{
+    tls_view.m = NULL;
+    tls_view.gen = 0;
+    atomic_store_explicit(&m->readers[slot].pin, 0, memory_order_release);
+}
+
+/* True when some reader section reads a generation other than the current
+ * one, i.e. the table staging would overwrite. Acquire: a pin cleared by
+ * read_end orders that reader's table reads before our writes. */
+static bool retired_pinned(struct sl_mirror *m)
+{
+    uint64_t cur = atomic_load(&m->generation);
+    for (int i = 0; i < SL_MIRROR_READERS_MAX; i++) {
+        uint64_t p = atomic_load(&m->readers[i].pin);
+        /* p == 1: a section begun before any schema reads no table. */
+        if (p > 1 && p - 1u != cur)
+            return true;
+    }
+    return false;
+}
+
 /* ---- schema ---------------------------------------------------------------*/
 
-bool sl_mirror_has_schema(const struct sl_mirror *m) { return m->active->valid; }
-uint32_t sl_mirror_schema_id(const struct sl_mirror *m) { return m->active->schema_id; }
-uint64_t sl_mirror_generation(const struct sl_mirror *m) { return m->generation; }
-uint32_t sl_mirror_count(const struct sl_mirror *m) { return m->active->valid ? m->active->n : 0; }
+bool sl_mirror_has_schema(const struct sl_mirror *m) { return view_of(m).t != NULL; }
+
+uint32_t sl_mirror_schema_id(const struct sl_mirror *m)
+{
+    struct view v = view_of(m);
+    return v.t ? v.t->schema_id : 0;
+}
+
+uint64_t sl_mirror_generation(const struct sl_mirror *m) { return view_of(m).gen; }
+
+uint32_t sl_mirror_count(const struct sl_mirror *m)
+{
+    struct view v = view_of(m);
+    return v.t ? v.t->n : 0;
+}
 
 sl_err sl_mirror_schema_begin(struct sl_mirror *m, uint32_t schema_id, uint32_t total_tags)
 {
     m->staging_open = false;
     m->staging_chunks = 0;
     if (total_tags > m->max_tags) {
-        m->st.schema_errors++;
+        BUMP(m, schema_errors, 1);
         return SL_ERR_TABLE_FULL;
+    }
+    /* The staging table is the retired one; a reader section that began
+     * before the last commit may still read it. Never wait: defer. */
+    if (retired_pinned(m)) {
+        BUMP(m, schema_deferred, 1);
+        return SL_ERR_AGAIN;
     }
     struct table *t = m->staging;
     t->valid = false;
@@ -242,7 +576,7 @@ static sl_err abandon(struct sl_mirror *m, sl_err e)
 {
     m->staging_open = false;
     m->staging_chunks = 0;
-    m->st.schema_errors++;
+    BUMP(m, schema_errors, 1);
     return e;
 }
 
@@ -321,18 +655,23 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
     t->map_len = u;
     t->valid = true;
 
-    /* Swap: values are per position, so they start over for the new schema. */
+    /* Swap. Publishing the generation (seq_cst, after every table write) is
+     * what hands the table to readers. Values are per position: the new
+     * generation stamp makes every slot read as empty until written again. */
+    uint64_t gen = atomic_load_explicit(&m->generation, memory_order_relaxed) + 1u;
     struct table *old = m->active;
     m->active = t;
     m->staging = old;
-    old->valid = false;
     m->staging_open = false;
     m->staging_chunks = 0;
-    memset(m->vals, 0, (size_t)t->n * sizeof *m->vals);
+    atomic_store(&m->generation, gen);
+    old->valid = false;
+    for (size_t i = 0; i < m->dirty_n; i++)
+        m->orig[m->dirty[i]].dirty = 0;
     m->dirty_n = 0;
     mark_all_dirty(m);
-    m->generation++;
-    m->st.schema_loads++;
+    BUMP(m, schema_loads, 1);
+    subs_schema(m, gen);
     notify(m, SL_MIRROR_EV_SCHEMA, 0);
     return SL_OK;
 }
@@ -346,11 +685,13 @@ sl_err sl_mirror_schema_chunk(struct sl_mirror *m, uint32_t schema_id, uint16_t 
     if (m->active->valid && m->active->schema_id == schema_id)
         return SL_OK;
     if (chunks == 0 || chunk >= chunks || n > total_tags) {
-        m->st.schema_errors++;
+        BUMP(m, schema_errors, 1);
         return SL_ERR_HEADER;
     }
     if (!m->staging_open || m->staging_chunks == 0 || m->staging->schema_id != schema_id) {
         sl_err e = sl_mirror_schema_begin(m, schema_id, total_tags);
+        if (e == SL_ERR_AGAIN)
+            return SL_OK;   /* deferred (counted): a later copy of the chunk starts it */
         if (e != SL_OK)
             return e;
         m->staging_chunks = chunks;
@@ -374,11 +715,10 @@ sl_err sl_mirror_schema_chunk(struct sl_mirror *m, uint32_t schema_id, uint16_t 
 
 /* ---- values ---------------------------------------------------------------*/
 
-sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos)
+static sl_err find_in(const struct table *t, uint32_t tag_id, uint32_t *pos)
 {
-    const struct table *t = m->active;
     *pos = 0;
-    if (!t->valid)
+    if (!t)
         return SL_ERR_NOT_FOUND;
     /* TX usually numbers tags 0..n-1: try the direct slot first. */
     if (tag_id < t->n && t->tags[tag_id].tag_id == tag_id) {
@@ -400,6 +740,11 @@ sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos)
     return SL_ERR_NOT_FOUND;
 }
 
+sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos)
+{
+    return find_in(view_of(m).t, tag_id, pos);
+}
+
 /* Slot of key_id (1-based), added on first sight; 0 when the table is full
  * (cannot happen with at most SL_KEY_SET_MAX trusted keys): such values
  * are then applied without ordering, which fails open to "newest arrival
@@ -417,9 +762,10 @@ static uint8_t key_slot(struct sl_mirror *m, const uint8_t key_id[SL_KEY_ID_BYTE
 
 /* True when the value held came from a newer block of the same key than
  * (epoch, seq): the incoming value is late and must not roll the tag back. */
-static bool held_is_newer(const struct val *x, uint8_t key, uint64_t epoch, uint64_t seq)
+static bool held_is_newer(uint8_t state, const struct worig *x, uint8_t key, uint64_t epoch,
+                          uint64_t seq)
 {
-    if (key == 0 || x->key != key || (x->state != ST_LIVE && x->state != ST_HELD))
+    if (key == 0 || x->key != key || (state != ST_LIVE && state != ST_HELD))
         return false;
     return x->epoch > epoch || (x->epoch == epoch && x->seq > seq);
 }
@@ -429,53 +775,66 @@ sl_err sl_mirror_apply_block(struct sl_mirror *m, const struct sl_mirror_origin 
                              uint64_t future_after_us)
 {
     if (!m->active->valid) {
-        m->st.no_schema += n;
+        BUMP(m, no_schema, n);
         return SL_ERR_STATE;
     }
     uint8_t key = o ? key_slot(m, o->key_id) : 0;
     uint64_t epoch = o ? o->epoch : 0, seq = o ? o->block_seq : 0;
+    uint32_t gen = (uint32_t)atomic_load_explicit(&m->generation, memory_order_relaxed);
+    /* Counted locally, published once per batch. */
+    uint64_t applied = 0, older = 0, unknown = 0, mismatch = 0, invalid = 0, future_n = 0;
     for (size_t i = 0; i < n; i++) {
         uint32_t pos;
-        if (sl_mirror_find(m, v[i].tag_id, &pos) != SL_OK) {
-            m->st.unknown_tag++;
+        if (find_in(m->active, v[i].tag_id, &pos) != SL_OK) {
+            unknown++;
             continue;
         }
         if (m->active->tags[pos].type != v[i].type) {
-            m->st.type_mismatch++;
+            mismatch++;
             continue;
         }
         if (sl_msg_value_check(&v[i]) != SL_OK) {
-            m->st.invalid++;
+            invalid++;
             continue;
         }
-        struct val *x = &m->vals[pos];
+        struct worig *x = &m->orig[pos];
         /* Values are absolute; one from an older block (delivered late, e.g.
          * after a later block recovered first) must not roll the tag back.
          * TX's block order is its state order, whatever its clock says. */
-        if (held_is_newer(x, key, epoch, seq)) {
-            m->st.older++;
+        if (held_is_newer(val_state_own(m, pos), x, key, epoch, seq)) {
+            older++;
             continue;
         }
         bool future = future_after_us && v[i].source_time_us > future_after_us;
         if (future) {
-            m->st.future++;
+            future_n++;
             m->future_seen = true;
             m->future_tag = v[i].tag_id;
             m->future_src_us = v[i].source_time_us;
         }
-        x->raw = v[i].raw;
-        x->quality = v[i].quality;
-        x->src_us = v[i].source_time_us;
-        x->rx_us = rx_time_us;
-        x->state = ST_LIVE;
+        struct snap s = { v[i].raw, v[i].source_time_us, rx_time_us, v[i].quality, ST_LIVE,
+                          future ? 1 : 0 };
+        val_write(&m->vals[pos], gen, &s);
         x->key = key;
         x->epoch = epoch;
         x->seq = seq;
-        x->future = future;
         mark_dirty(m, pos);
-        m->st.applied++;
+        subs_mark(m, pos);
+        applied++;
         notify(m, SL_MIRROR_EV_VALUE, pos);
     }
+    if (applied)
+        BUMP(m, applied, applied);
+    if (older)
+        BUMP(m, older, older);
+    if (unknown)
+        BUMP(m, unknown_tag, unknown);
+    if (mismatch)
+        BUMP(m, type_mismatch, mismatch);
+    if (invalid)
+        BUMP(m, invalid, invalid);
+    if (future_n)
+        BUMP(m, future, future_n);
     return SL_OK;
 }
 
@@ -495,21 +854,18 @@ bool sl_mirror_future_last(const struct sl_mirror *m, uint32_t *tag_id, uint64_t
 sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v, uint64_t rx_time_us)
 {
     uint32_t pos;
-    sl_err e = sl_mirror_find(m, v->tag_id, &pos);
+    sl_err e = find_in(m->active->valid ? m->active : NULL, v->tag_id, &pos);
     if (e != SL_OK)
         return e;
     if (m->active->tags[pos].type != v->type)
         return SL_ERR_TYPE;
     if (sl_msg_value_check(v) != SL_OK)
         return SL_ERR_RANGE;
-    struct val *x = &m->vals[pos];
-    x->raw = v->raw;
-    x->quality = SL_Q_UNCERTAIN_LAST_USABLE;
-    x->src_us = v->source_time_us;
-    x->rx_us = rx_time_us;
-    x->state = ST_RESTORED;
-    x->key = 0;          /* no sequence: any verified block replaces it */
-    x->future = 0;
+    struct snap s = { v->raw, v->source_time_us, rx_time_us, SL_Q_UNCERTAIN_LAST_USABLE,
+                      ST_RESTORED, 0 };
+    val_write(&m->vals[pos], (uint32_t)atomic_load_explicit(&m->generation, memory_order_relaxed),
+              &s);
+    m->orig[pos].key = 0;   /* no sequence: any verified block replaces it */
     notify(m, SL_MIRROR_EV_VALUE, pos);
     return SL_OK;
 }
@@ -517,34 +873,42 @@ sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v, uint64_t
 void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_ms)
 {
     bool stale = now_ms >= last_beacon_ms && now_ms - last_beacon_ms >= m->stale_ms;
-    if (stale == m->stale)
+    if (stale == atomic_load_explicit(&m->stale, memory_order_relaxed))
         return;
-    m->stale = stale;
-    m->st.link_changes++;
-    if (stale && m->active->valid)
-        for (uint32_t i = 0; i < m->active->n; i++)
-            if (m->vals[i].state == ST_LIVE)
-                m->vals[i].state = ST_HELD;
+    /* The flag first: a reader between it and the pass below sees a live
+     * value on a stale link, which it already shows as held. */
+    atomic_store_explicit(&m->stale, stale, memory_order_relaxed);
+    BUMP(m, link_changes, 1);
+    uint32_t n = m->active->valid ? m->active->n : 0;
+    if (stale)
+        for (uint32_t i = 0; i < n; i++)
+            if (val_state_own(m, i) == ST_LIVE)
+                val_write_state(&m->vals[i], ST_HELD);
     mark_all_dirty(m);
+    subs_mark_all(m, n);
     notify(m, SL_MIRROR_EV_LINK, 0);
 }
 
-bool sl_mirror_link_up(const struct sl_mirror *m) { return !m->stale; }
+bool sl_mirror_link_up(const struct sl_mirror *m)
+{
+    return !atomic_load_explicit(&m->stale, memory_order_relaxed);
+}
 
 /* The quality table of docs/mirror.md §1.1, in one place. A held value whose TX
  * quality was Bad is not a usable value, so a stale link makes it
  * BadNoCommunication rather than "last usable". */
-static uint32_t effective(const struct sl_mirror *m, const struct val *x)
+static uint32_t effective(const struct sl_mirror *m, const struct snap *x)
 {
+    bool stale = atomic_load_explicit(&m->stale, memory_order_relaxed);
     switch (x->state) {
     case ST_EMPTY:
-        return m->stale ? SL_Q_BAD_NO_COMM : SL_Q_BAD_WAITING_INITIAL;
+        return stale ? SL_Q_BAD_NO_COMM : SL_Q_BAD_WAITING_INITIAL;
     case ST_RESTORED:
         return SL_Q_UNCERTAIN_LAST_USABLE;
     case ST_HELD:
         return (x->quality & 0x80000000u) ? SL_Q_BAD_NO_COMM : SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE;
     default:
-        if (!m->stale) {
+        if (!stale) {
             /* A Good value stamped in the future: usable, not Good. */
             if (x->future && (x->quality & 0xC0000000u) == 0)
                 return SL_MIRROR_Q_FUTURE;
@@ -556,30 +920,35 @@ static uint32_t effective(const struct sl_mirror *m, const struct val *x)
 
 uint32_t sl_mirror_quality(const struct sl_mirror *m, uint32_t pos)
 {
-    if (!m->active->valid || pos >= m->active->n)
+    struct view v = view_of(m);
+    if (!v.t || pos >= v.t->n)
         return SL_Q_BAD_WAITING_INITIAL;
-    return effective(m, &m->vals[pos]);
+    struct snap x;
+    val_read(&m->vals[pos], v.gen, &x);
+    return effective(m, &x);
 }
 
 sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_tag *out)
 {
     memset(out, 0, sizeof *out);
-    const struct table *t = m->active;
-    if (!t->valid || pos >= t->n)
+    struct view v = view_of(m);
+    const struct table *t = v.t;
+    if (!t || pos >= t->n)
         return SL_ERR_RANGE;
     const struct tag *g = &t->tags[pos];
-    const struct val *x = &m->vals[pos];
+    struct snap x;
+    val_read(&m->vals[pos], v.gen, &x);
     TAG_META_COPY(out, g);
     out->name = t->strings + g->name_off;
     out->path = t->strings + g->path_off;
     out->units = t->strings + g->units_off;
-    out->has_value = x->state != ST_EMPTY;
-    out->raw = x->raw;
-    out->quality = effective(m, x);
-    out->tx_quality = x->quality;
-    out->source_time_us = x->src_us;
-    out->rx_time_us = x->rx_us;
-    out->future = x->future != 0;
+    out->has_value = x.state != ST_EMPTY;
+    out->raw = x.raw;
+    out->quality = effective(m, &x);
+    out->tx_quality = x.quality;
+    out->source_time_us = x.src_us;
+    out->rx_time_us = x.rx_us;
+    out->future = x.future != 0;
     return SL_OK;
 }
 
@@ -587,25 +956,28 @@ sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_t
 
 bool sl_mirror_has_unit(const struct sl_mirror *m, uint8_t unit)
 {
-    const struct table *t = m->active;
-    return t->valid && (t->units[unit / 8] & (1u << (unit % 8)));
+    const struct table *t = view_of(m).t;
+    return t && (t->units[unit / 8] & (1u << (unit % 8)));
 }
 
 /* Walks [addr, addr+count) over the sorted map, calling back per address
- * with the tag position and word index. Fails on the first gap. */
+ * with the tag, its word index and one consistent copy of its value (read
+ * once per tag, so a multi-register tag never mixes two updates). Fails on
+ * the first gap. */
 static sl_err walk(const struct sl_mirror *m, uint8_t unit, uint8_t reg, uint16_t addr,
                    uint16_t count, uint32_t *quality,
-                   void (*fn)(void *ctx, unsigned i, const struct sl_mirror *mm, uint32_t pos,
-                              unsigned word),
+                   void (*fn)(void *ctx, unsigned i, const struct tag *g, const struct snap *x,
+                              bool first, unsigned word),
                    void *ctx)
 {
     *quality = SL_Q_GOOD;
-    const struct table *t = m->active;
+    struct view v = view_of(m);
+    const struct table *t = v.t;
     if (count == 0)
         return SL_ERR_RANGE;
     if ((uint32_t)addr + count - 1u > 0xFFFFu)
         return SL_ERR_RANGE;
-    if (!t->valid)
+    if (!t)
         return SL_ERR_NOT_FOUND;
     uint64_t first = (uint64_t)KEY(unit, reg, addr) << 32;
     size_t lo = 0, hi = t->map_len;
@@ -617,38 +989,40 @@ static sl_err walk(const struct sl_mirror *m, uint8_t unit, uint8_t reg, uint16_
             hi = mid;
     }
     uint32_t last_pos = UINT32_MAX;
+    struct snap x;
+    memset(&x, 0, sizeof x);
     for (unsigned i = 0; i < count; i++, lo++) {
         if (lo >= t->map_len || (uint32_t)(t->map[lo] >> 32) != KEY(unit, reg, addr + i))
             return SL_ERR_NOT_FOUND;
         uint32_t low = (uint32_t)t->map[lo];
         uint32_t pos = low >> 2;
-        if (pos != last_pos) {
-            uint32_t q = effective(m, &m->vals[pos]);
+        bool fresh = pos != last_pos;
+        if (fresh) {
+            val_read(&m->vals[pos], v.gen, &x);
+            uint32_t q = effective(m, &x);
             if (q != SL_Q_GOOD && *quality == SL_Q_GOOD)
                 *quality = q;
             last_pos = pos;
         }
-        fn(ctx, i, m, pos, low & 3u);
+        fn(ctx, i, &t->tags[pos], &x, fresh, low & 3u);
     }
     return SL_OK;
 }
 
 struct regs_ctx {
     uint16_t *out;
-    uint32_t pos;        /* cache: the words of the last tag converted */
-    uint16_t words[4];
+    uint16_t words[4];   /* the words of the tag being walked */
 };
 
-static void put_reg(void *vctx, unsigned i, const struct sl_mirror *m, uint32_t pos, unsigned word)
+static void put_reg(void *vctx, unsigned i, const struct tag *g, const struct snap *x, bool first,
+                    unsigned word)
 {
     struct regs_ctx *c = vctx;
-    if (pos != c->pos) {
-        const struct tag *g = &m->active->tags[pos];
+    if (first) {
         /* Cannot fail: tags and values were checked on the way in. */
-        if (sl_regs_encode(c->words, sl_regs_count(g->type), m->vals[pos].raw, g->type,
-                           g->word_order) != SL_OK)
+        if (sl_regs_encode(c->words, sl_regs_count(g->type), x->raw, g->type, g->word_order) !=
+            SL_OK)
             memset(c->words, 0, sizeof c->words);
-        c->pos = pos;
     }
     c->out[i] = c->words[word];
 }
@@ -660,15 +1034,18 @@ sl_err sl_mirror_read_regs(const struct sl_mirror *m, uint8_t unit, uint8_t reg,
         *quality = SL_Q_GOOD;
         return SL_ERR_RANGE;
     }
-    struct regs_ctx c = { out, UINT32_MAX, { 0, 0, 0, 0 } };
+    struct regs_ctx c = { out, { 0, 0, 0, 0 } };
     return walk(m, unit, reg, addr, count, quality, put_reg, &c);
 }
 
-static void put_bit(void *vctx, unsigned i, const struct sl_mirror *m, uint32_t pos, unsigned word)
+static void put_bit(void *vctx, unsigned i, const struct tag *g, const struct snap *x, bool first,
+                    unsigned word)
 {
     uint8_t *out = vctx;
+    (void)g;
+    (void)first;
     (void)word;
-    if (m->vals[pos].raw != 0)
+    if (x->raw != 0)
         out[i / 8] = (uint8_t)(out[i / 8] | (1u << (i % 8)));
 }
 
@@ -694,11 +1071,146 @@ const uint32_t *sl_mirror_dirty(const struct sl_mirror *m, size_t *n)
 void sl_mirror_dirty_clear(struct sl_mirror *m)
 {
     for (size_t i = 0; i < m->dirty_n; i++)
-        m->vals[m->dirty[i]].dirty = 0;
+        m->orig[m->dirty[i]].dirty = 0;
     m->dirty_n = 0;
 }
 
 void sl_mirror_stats(const struct sl_mirror *m, struct sl_mirror_stats *out)
 {
-    *out = m->st;
+    out->applied = load_rx(&m->st.applied);
+    out->older = load_rx(&m->st.older);
+    out->future = load_rx(&m->st.future);
+    out->unknown_tag = load_rx(&m->st.unknown_tag);
+    out->type_mismatch = load_rx(&m->st.type_mismatch);
+    out->invalid = load_rx(&m->st.invalid);
+    out->no_schema = load_rx(&m->st.no_schema);
+    out->schema_loads = load_rx(&m->st.schema_loads);
+    out->schema_errors = load_rx(&m->st.schema_errors);
+    out->link_changes = load_rx(&m->st.link_changes);
+    out->schema_deferred = load_rx(&m->st.schema_deferred);
+}
+
+sl_err sl_mirror_subscribe(struct sl_mirror *m, int wake_fd, struct sl_mirror_sub **out)
+{
+    *out = NULL;
+    if (wake_fd >= 0) {
+        /* The drain empties the eventfd with read(): it must not block. */
+        int fl = fcntl(wake_fd, F_GETFL);
+        if (fl < 0 || fcntl(wake_fd, F_SETFL, fl | O_NONBLOCK) < 0)
+            return SL_ERR_IO;
+    }
+    struct sl_mirror_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return SL_ERR_NOMEM;
+    s->words = ((size_t)m->max_tags + 63u) / 64u;
+    s->bits = calloc(s->words, sizeof *s->bits);
+    if (!s->bits) {
+        free(s);
+        return SL_ERR_NOMEM;
+    }
+    s->m = m;
+    s->wake_fd = wake_fd;
+    s->next = m->subs;
+    m->subs = s;
+    *out = s;
+    return SL_OK;
+}
+
+/* Leaves a wake-up for events the drain did not deliver. */
+static void sub_rewake(struct sl_mirror_sub *s)
+{
+    if (s->wake_fd < 0)
+        return;
+    atomic_store(&s->armed, 1u);
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        atomic_store(&s->armed, 0u);
+}
+
+size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx, size_t max)
+{
+    const struct sl_mirror *m = s->m;
+    struct view v = view_of(m);
+    if (s->wake_fd >= 0) {
+        uint64_t cnt;
+        if (read(s->wake_fd, &cnt, sizeof cnt) < 0) {
+            /* EAGAIN: nothing was written; the bits still say what is pending. */
+        }
+    }
+    /* From here on a new mark writes the eventfd again (sub_wake). */
+    atomic_store(&s->armed, 0u);
+    uint32_t fl = atomic_exchange(&s->flags, 0u);
+    /* A commit after this section began: its events refer to a schema this
+     * section cannot see. Leave them (and any bits) for the next section.
+     * The writer stores schema_gen before it raises the flag, so a flag
+     * taken above is never newer than what this load shows. */
+    if (atomic_load(&s->schema_gen) > v.gen) {
+        if (fl)
+            atomic_fetch_or(&s->flags, fl);
+        sub_rewake(s);
+        return 0;
+    }
+    size_t done = 0;
+    if (fl & SUB_SCHEMA) {
+        fn(ctx, SL_MIRROR_EV_SCHEMA, 0);
+        done++;
+    }
+    if (fl & SUB_LINK) {
+        if (max && done >= max) {
+            atomic_fetch_or(&s->flags, SUB_LINK);
+            sub_rewake(s);
+            return done;
+        }
+        fn(ctx, SL_MIRROR_EV_LINK, 0);
+        done++;
+    }
+    uint32_t n = v.t ? v.t->n : 0;
+    size_t nw = ((size_t)n + 63u) / 64u;
+    if (s->next_word >= nw)
+        s->next_word = 0;
+    uint64_t delivered = 0, dropped = 0;
+    bool left = false;
+    for (size_t k = 0; k < nw; k++) {
+        size_t w = (s->next_word + k) % nw;
+        if (!load_rx(&s->bits[w]))
+            continue;
+        uint64_t x = atomic_exchange(&s->bits[w], 0);
+        /* Bits past the count can only be marks the commit raced with. */
+        if (w == nw - 1 && n % 64u) {
+            uint64_t over = x & ~((1ull << (n % 64u)) - 1u);
+            dropped += (uint64_t)__builtin_popcountll(over);
+            x &= ~over;
+        }
+        while (x) {
+            if (max && done >= max) {
+                atomic_fetch_or(&s->bits[w], x);   /* put back, not a new mark */
+                s->next_word = w;
+                left = true;
+                break;
+            }
+            unsigned b = (unsigned)__builtin_ctzll(x);
+            x &= x - 1u;
+            fn(ctx, SL_MIRROR_EV_VALUE, (uint32_t)(w * 64u + b));
+            done++;
+            delivered++;
+        }
+        if (left)
+            break;
+    }
+    if (!left)
+        s->next_word = 0;
+    add_own(&s->drained, delivered);
+    if (dropped)
+        atomic_fetch_add_explicit(&s->superseded, dropped, memory_order_relaxed);
+    if (left)
+        sub_rewake(s);
+    return done;
+}
+
+void sl_mirror_sub_stats(const struct sl_mirror_sub *s, struct sl_mirror_sub_stats *out)
+{
+    out->marked = load_rx(&s->marked);
+    out->coalesced = load_rx(&s->coalesced);
+    out->drained = load_rx(&s->drained);
+    out->superseded = load_rx(&s->superseded);
 }

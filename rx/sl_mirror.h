@@ -2,15 +2,28 @@
  * quality (docs/mirror.md §1.1).
  *
  * Built from SCHEMA chunks, filled by KEYFRAME and DELTA values, aged by the
- * beacon clock the caller passes in (no clock is read here). One writer: all
- * functions are called from the daemon's single thread; the read functions
- * are safe to call between writes from the same thread.
+ * beacon clock the caller passes in (no clock is read here).
+ *
+ * Threads (docs/mirror.md §1.3). ONE writer thread calls every writing
+ * function (schema_*, apply*, restore, tick, dirty_clear, set_hook). Any
+ * number of reader threads (at most SL_MIRROR_READERS_MAX) read through the
+ * read functions inside a read section (sl_mirror_read_begin/_end), which
+ * pins the schema the section started with. The writer never waits for a
+ * reader: each tag's value sits under a per-tag sequence lock (a reader
+ * retries only while the writer is mid-update of that one tag), and a
+ * retired schema table is reused only once no reader pins it (else staging a
+ * new schema is deferred and counted; TX repeats its schema). The writer
+ * may call read functions without a section; so may a program that uses
+ * the mirror from one thread only. sl_mirror_stats and sl_mirror_link_up
+ * are safe from any thread at any time.
  *
  * Memory is fixed at sl_mirror_create() from the configured bounds (tag
  * count, string bytes): two schema tables (active and staging, swapped when a
- * new schema is complete), one value array, one dirty list and the sorted
- * register maps. Applying values, ticking the clock and serving reads never
- * allocate.
+ * new schema is complete), one shared value array (seqlocked), one
+ * writer-private array (block order, dirty flag), one dirty list and the
+ * sorted register maps; sl_mirror_subscribe adds one bitmap per follower.
+ * Applying values, ticking the clock, serving reads and draining followers
+ * never allocate.
  *
  * Tags are addressed two ways: by tag_id (from TX) and by position, the
  * index 0..count-1 in the active schema, ordered by tag_id. Positions are
@@ -79,6 +92,8 @@ struct sl_mirror_stats {
     uint64_t schema_loads;      /* schemas committed (rebuilds) */
     uint64_t schema_errors;     /* schema chunks or tags refused */
     uint64_t link_changes;      /* stale <-> live transitions */
+    uint64_t schema_deferred;   /* staging a new schema put off: a reader still
+                                   pinned the retired table (TX repeats it) */
 };
 
 /* Change notifications, for HTTP SSE, MQTT and the like. */
@@ -103,8 +118,9 @@ sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *c
 void sl_mirror_destroy(struct sl_mirror *m);
 
 /* Installs (or with fn NULL removes) the change hook. It is called
- * synchronously from the writing function and must not call back into the
- * mirror's writers. */
+ * synchronously from the writing function (on the writer thread) and must
+ * not call back into the mirror's writers. For tools and tests that use the
+ * mirror from one thread; threads follow it with sl_mirror_subscribe(). */
 void sl_mirror_set_hook(struct sl_mirror *m, sl_mirror_hook fn, void *ctx);
 
 /* ---- schema ---------------------------------------------------------------
@@ -113,7 +129,10 @@ void sl_mirror_set_hook(struct sl_mirror *m, sl_mirror_hook fn, void *ctx);
  * value (tags wait for the next keyframe), bumps the generation, marks every
  * tag dirty and raises SL_MIRROR_EV_SCHEMA. */
 
-/* Feeds one SCHEMA chunk as received. Chunks may come in any order and be
+/* Feeds one SCHEMA chunk as received. When staging must start but a
+ * reader still pins the retired table, the chunk is not taken (counted in
+ * schema_deferred, SL_OK): TX repeats its schema, and a later copy starts
+ * staging once the reader's section is over. The writer never waits. Chunks may come in any order and be
  * repeated; a chunk of the active schema id is ignored at O(1) cost; a
  * chunk of another id (re)starts staging. When every chunk is in and the
  * tag count equals total_tags, the schema is committed (O(n log n)).
@@ -137,7 +156,9 @@ sl_err sl_mirror_schema_chunk(struct sl_mirror *m, uint32_t schema_id, uint16_t 
  * segments without '+' or '#' (control characters are refused anywhere).
  * Names and paths become MQTT topic levels: a '/' in a name would publish
  * over another topic, e.g. the status topic. TX's tag map has the same
- * rules (tx/sl_tagmap.c); RX checks again because a TX may be hostile. */
+ * rules (tx/sl_tagmap.c); RX checks again because a TX may be hostile.
+ * begin returns SL_ERR_AGAIN (counted in schema_deferred, nothing changed)
+ * while a reader section still pins the table staging would overwrite. */
 __attribute__((warn_unused_result))
 sl_err sl_mirror_schema_begin(struct sl_mirror *m, uint32_t schema_id, uint32_t total_tags);
 __attribute__((warn_unused_result))
@@ -146,7 +167,8 @@ __attribute__((warn_unused_result))
 sl_err sl_mirror_schema_commit(struct sl_mirror *m);
 
 /* True once a schema is active; its id and the generation, which changes on
- * every commit (even to the same id), so followers know positions moved. */
+ * every commit (even to the same id), so followers know positions moved.
+ * Inside a read section: the pinned schema's. */
 bool sl_mirror_has_schema(const struct sl_mirror *m);
 uint32_t sl_mirror_schema_id(const struct sl_mirror *m);
 uint64_t sl_mirror_generation(const struct sl_mirror *m);
@@ -210,10 +232,43 @@ sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v,
  * SL_MIRROR_EV_LINK raised (O(tags) then, O(1) otherwise). */
 void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_ms);
 
-/* False while the link is stale (after the last sl_mirror_tick). */
+/* False while the link is stale (after the last sl_mirror_tick). Any
+ * thread (a relaxed atomic load). */
 bool sl_mirror_link_up(const struct sl_mirror *m);
 
-/* ---- reads ----------------------------------------------------------------*/
+/* ---- reads ----------------------------------------------------------------
+ * From a reader thread, call these only inside a read section; they then
+ * see the schema pinned by sl_mirror_read_begin (strings and positions stay
+ * valid until sl_mirror_read_end, even if the writer commits a new schema
+ * meanwhile) and each tag's value consistent (never half of one update).
+ * A value read from a schema older than the writer's current one shows the
+ * reset that commit made (no value: BadWaitingForInitialData). Costs below
+ * are for an uncontended read; a tag being written retries for the few
+ * stores of that one update (a reader never blocks the writer). */
+
+#define SL_MIRROR_READERS_MAX 16
+
+/* Registers the calling reader (before or after threads start; thread-safe,
+ * one compare-and-swap per slot tried). Returns a slot >= 0, or -1 when all
+ * SL_MIRROR_READERS_MAX slots are taken. One slot per reader thread, held
+ * until sl_mirror_destroy. */
+int sl_mirror_reader_register(struct sl_mirror *m);
+
+/* Enter/leave a read section on slot: begin announces the current
+ * generation in the slot (two sequentially consistent stores and a load,
+ * retried if a commit lands in between), end clears it (one release
+ * store). Inside it, every read function (count, find, get, quality,
+ * has_unit, read_regs, read_bits, has_schema, schema_id, generation,
+ * link_up, sub_drain) sees one schema. Each tag is read consistently; a
+ * multi-tag read (read_regs over several tags) is per-tag consistent, like
+ * a PLC poll. Wait-free for the reader except bounded retries while the
+ * writer is mid-update of that one tag; never blocks the writer, but a
+ * section open across a schema change defers the next one: keep sections
+ * short (one request, one turn). One section per thread at a time; not
+ * nested. The section is recorded per thread (thread-local), so read
+ * functions need no slot argument. */
+void sl_mirror_read_begin(struct sl_mirror *m, int slot);
+void sl_mirror_read_end(struct sl_mirror *m, int slot);
 
 /* Tags in the active schema (0 before the first). */
 uint32_t sl_mirror_count(const struct sl_mirror *m);
@@ -253,14 +308,58 @@ sl_err sl_mirror_read_bits(const struct sl_mirror *m, uint8_t unit, uint8_t reg,
 
 /* ---- followers ------------------------------------------------------------*/
 
-/* Positions changed since the last sl_mirror_dirty_clear(), each once, in
+/* Writer thread only (a single-thread tool or test, or the writer itself):
+ * positions changed since the last sl_mirror_dirty_clear(), each once, in
  * change order; *n gets the count. The array belongs to the mirror and is
- * valid until the next write. */
+ * valid until the next write. Other threads use a subscription. */
 const uint32_t *sl_mirror_dirty(const struct sl_mirror *m, size_t *n);
 
 /* Empties the dirty list (after a successful checkpoint). O(dirty). */
 void sl_mirror_dirty_clear(struct sl_mirror *m);
 
+/* Counters (any thread: relaxed atomic loads, each counter exact, the set
+ * not one snapshot). */
 void sl_mirror_stats(const struct sl_mirror *m, struct sl_mirror_stats *out);
+
+/* A follower: one bit per position plus link and schema flags, set by the
+ * writer and cleared by the follower's thread. Replaces the hook and the
+ * dirty list for cross-thread use. */
+struct sl_mirror_sub;
+
+/* Creates a follower (before the threads start: the writer walks the list
+ * without a lock): a bitmap of max_tags bits plus link/schema flags. Every
+ * change the writer makes marks it: a value applied (one atomic OR per
+ * changed tag per follower; "coalesced" counted when the bit was already
+ * set), a link transition (every tag, then SL_MIRROR_EV_LINK), a schema
+ * commit (SL_MIRROR_EV_SCHEMA; pending positions of the old schema are
+ * dropped, counted as superseded). sl_mirror_restore marks nothing. When
+ * the follower goes from empty to pending, 1 is written to wake_fd (an
+ * eventfd the follower's thread polls, made non-blocking here; -1: none).
+ * Allocates max_tags / 8 bytes; freed by sl_mirror_destroy. */
+__attribute__((warn_unused_result))
+sl_err sl_mirror_subscribe(struct sl_mirror *m, int wake_fd, struct sl_mirror_sub **out);
+
+/* Follower's thread, inside a read section: delivers pending events and
+ * clears them: SL_MIRROR_EV_SCHEMA first if a schema was committed since the
+ * last drain (then positions refer to the current schema), then
+ * SL_MIRROR_EV_LINK if the link changed, then SL_MIRROR_EV_VALUE for each
+ * pending position (ascending, resuming where a limited drain stopped), at
+ * most max events (0 = no limit); returns how many were delivered. Reads
+ * the eventfd empty if wake_fd >= 0, and writes it again when events are
+ * left (max reached, or a schema committed after the section began: those
+ * wait for the next section, whose pinned schema they refer to). fn runs on
+ * the caller's thread and may call the read functions. O(max_tags / 64 +
+ * events): one atomic exchange per 64 positions. */
+size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx, size_t max);
+
+/* Counters of one follower (any thread). At any time marked = coalesced +
+ * drained + superseded + positions still pending. */
+struct sl_mirror_sub_stats {
+    uint64_t marked;       /* positions marked by the writer */
+    uint64_t coalesced;    /* marked while already pending: folded into one event */
+    uint64_t drained;      /* SL_MIRROR_EV_VALUE events delivered */
+    uint64_t superseded;   /* pending positions dropped by a schema commit */
+};
+void sl_mirror_sub_stats(const struct sl_mirror_sub *s, struct sl_mirror_sub_stats *out);
 
 #endif
