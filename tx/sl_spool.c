@@ -1,0 +1,478 @@
+/* TX [files] spool (sl_spool.h). */
+#define _GNU_SOURCE
+#include "sl_spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sl_filesend.h"
+#include "sl_log.h"
+
+#define EVENT_BUF 16384u            /* one read of inotify events */
+#define EVENT_READS_PER_TURN 8u     /* bounded intake work per turn */
+#define SENT_SUFFIX_MAX 1000u       /* NAME.1 .. NAME.999 in sent before giving up */
+
+struct entry {
+    char name[SL_FILE_NAME_MAX + 1];
+};
+
+struct sl_spool {
+    struct sl_spool_config cfg;
+    int dirfd, sentfd, ino;
+    struct entry *q;                /* ring of SL_SPOOL_QUEUE_MAX names */
+    unsigned head, n;
+    bool rescan;                    /* queue or inotify overflowed: scan when drained */
+    uint8_t *evbuf;                 /* EVENT_BUF, aligned for struct inotify_event */
+
+    /* The file being sent: its descriptor at the first open, the copy in
+     * progress, and the file id all copies share. */
+    bool busy;
+    char name[SL_FILE_NAME_MAX + 1];
+    int fd;
+    struct stat st0;
+    unsigned copy;
+    struct sl_filesend fs;
+    uint32_t next_id;
+
+    uint64_t next_us;               /* rate: the next block may go then */
+    uint64_t block_us;              /* wire time of one full block at the file rate */
+    struct sl_spool_stats st;
+};
+
+bool sl_spool_ignored(const char *name)
+{
+    static const char *const tails[] = { ".tmp", "~", ".part", ".swp" };
+    size_t n = strlen(name);
+    if (n == 0 || name[0] == '.')
+        return true;
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        size_t t = strlen(tails[i]);
+        if (n >= t && strcmp(name + n - t, tails[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool queued(const struct sl_spool *sp, const char *name)
+{
+    for (unsigned i = 0; i < sp->n; i++)
+        if (strcmp(sp->q[(sp->head + i) % SL_SPOOL_QUEUE_MAX].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Appends name (or puts it first: a resend goes before later arrivals).
+ * A full queue drops it and asks for a rescan once drained. O(queue). */
+static void enqueue(struct sl_spool *sp, const char *name, bool front)
+{
+    if (sl_spool_ignored(name) || queued(sp, name))
+        return;
+    size_t len = strlen(name);
+    if (len > SL_FILE_NAME_MAX) {
+        sp->st.skipped_unreadable++;
+        sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %.64s...: name longer than %u bytes; left",
+                  name, SL_FILE_NAME_MAX);
+        return;
+    }
+    if (sp->n == SL_SPOOL_QUEUE_MAX) {
+        if (!sp->rescan)
+            sl_log_id(SL_LOG_WARNING, "SL-TX-SPOOL-OVERFLOW",
+                      "spool: more than %u files waiting; the directory is scanned again once these are sent",
+                      SL_SPOOL_QUEUE_MAX);
+        sp->rescan = true;
+        return;
+    }
+    unsigned at;
+    if (front) {
+        sp->head = (sp->head + SL_SPOOL_QUEUE_MAX - 1) % SL_SPOOL_QUEUE_MAX;
+        at = sp->head;
+    } else {
+        at = (sp->head + sp->n) % SL_SPOOL_QUEUE_MAX;
+    }
+    memcpy(sp->q[at].name, name, len + 1);
+    sp->n++;
+}
+
+struct aged {
+    struct timespec mtime;
+    char *name;
+};
+
+static int by_mtime(const void *a, const void *b)
+{
+    const struct aged *x = a, *y = b;
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* Queues what the directory holds, oldest mtime first (at start, and after
+ * an overflow once the queue drained). At most the queue's room is taken;
+ * the rest waits for the next scan. Allocates a list for the sort: rare. */
+static void scan(struct sl_spool *sp)
+{
+    sp->rescan = false;
+    sp->st.rescans++;
+    int fd = openat(sp->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        sl_log_id(SL_LOG_ERR, "SL-TX-SPOOL-ERROR", "spool %s: cannot list: %s", sp->cfg.spool, strerror(errno));
+        return;
+    }
+    struct aged *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        struct stat st;
+        if (sl_spool_ignored(de->d_name) || fstatat(sp->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            S_ISDIR(st.st_mode) || (sp->busy && strcmp(de->d_name, sp->name) == 0))
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            struct aged *nv = realloc(v, nc * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+            cap = nc;
+        }
+        v[n].mtime = st.st_mtim;
+        v[n].name = strdup(de->d_name);
+        if (v[n].name)
+            n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(v, n, sizeof *v, by_mtime);
+    for (size_t i = 0; i < n; i++) {
+        enqueue(sp, v[i].name, false);
+        free(v[i].name);
+    }
+    free(v);
+}
+
+static void events(struct sl_spool *sp)
+{
+    for (unsigned r = 0; r < EVENT_READS_PER_TURN; r++) {
+        ssize_t len = read(sp->ino, sp->evbuf, EVENT_BUF);
+        if (len <= 0)
+            return;
+        for (size_t off = 0; off + sizeof(struct inotify_event) <= (size_t)len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(const void *)(sp->evbuf + off);
+            off += sizeof *ev + ev->len;
+            if (ev->mask & IN_Q_OVERFLOW) {
+                sl_log_id(SL_LOG_WARNING, "SL-TX-SPOOL-OVERFLOW",
+                          "spool: inotify queue overflowed; the directory is scanned again");
+                sp->rescan = true;
+            } else if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+                sl_log_id(SL_LOG_ERR, "SL-TX-SPOOL-ERROR",
+                          "spool %s: the directory was removed or moved; files dropped there are no longer sent",
+                          sp->cfg.spool);
+            } else if (ev->len && !(ev->mask & IN_ISDIR) && !(sp->busy && strcmp(ev->name, sp->name) == 0)) {
+                /* The file being sent is not queued again: a change to it
+                 * is caught before its FILE_END (resent), a replacement
+                 * when it is retired (queued then). */
+                enqueue(sp, ev->name, false);
+            }
+        }
+    }
+}
+
+static void release(struct sl_spool *sp)
+{
+    sl_filesend_close(&sp->fs);
+    if (sp->fd >= 0)
+        close(sp->fd);
+    sp->fd = -1;
+    sp->busy = false;
+}
+
+/* The next queued name as the current file: opened without following a
+ * link and without blocking on a FIFO, checked, its first copy started. */
+static void start_next(struct sl_spool *sp)
+{
+    while (!sp->busy && sp->n) {
+        struct entry *e = &sp->q[sp->head];
+        sp->head = (sp->head + 1) % SL_SPOOL_QUEUE_MAX;
+        sp->n--;
+        memcpy(sp->name, e->name, sizeof sp->name);
+        int fd = openat(sp->dirfd, sp->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) {
+            if (errno == ENOENT) {
+                sp->st.vanished++;
+                sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-VANISHED", "spool: %s: gone before it was sent", sp->name);
+            } else if (errno == ELOOP) {
+                sp->st.skipped_symlink++;
+                sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-SYMLINK", "spool: %s: a symbolic link; refused, left",
+                          sp->name);
+            } else {
+                sp->st.skipped_unreadable++;
+                sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: %s; left", sp->name,
+                          strerror(errno));
+            }
+            continue;
+        }
+        if (fstat(fd, &sp->st0) != 0 || !S_ISREG(sp->st0.st_mode)) {
+            if (!S_ISDIR(sp->st0.st_mode)) {
+                sp->st.skipped_unreadable++;
+                sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: not a regular file; left",
+                          sp->name);
+            }
+            close(fd);
+            continue;
+        }
+        if ((uint64_t)sp->st0.st_size > sp->cfg.max_bytes) {
+            sp->st.skipped_too_big++;
+            sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-TOO-BIG",
+                      "spool: %s: %llu bytes is over [files] max_bytes %llu; not sent, left in the spool",
+                      sp->name, (unsigned long long)sp->st0.st_size, (unsigned long long)sp->cfg.max_bytes);
+            close(fd);
+            continue;
+        }
+        sp->fd = fd;
+        sp->copy = 0;
+        sp->busy = true;
+        sp->fs.fd = -1;
+        sp->next_id++;
+    }
+}
+
+/* Opens the current copy on a duplicate of the file's descriptor: every
+ * copy reads the inode first opened. false (logged, file released) on a
+ * problem. */
+static bool open_copy(struct sl_spool *sp)
+{
+    int fd = fcntl(sp->fd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) {
+        sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: %s; left", sp->name, strerror(errno));
+        sp->st.skipped_unreadable++;
+        release(sp);
+        return false;
+    }
+    sl_err e = sl_filesend_open(&sp->fs, fd, sp->name, sp->next_id);
+    if (e == SL_OK && sl_filesend_changed(&sp->fs, &sp->st0))
+        e = SL_ERR_MISMATCH;
+    if (e == SL_ERR_MISMATCH) {
+        sl_filesend_close(&sp->fs);
+        return false;   /* the caller resends it */
+    }
+    if (e != SL_OK) {
+        sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: %s; left", sp->name, sl_strerror(e));
+        sp->st.skipped_unreadable++;
+        release(sp);
+        return false;
+    }
+    return true;
+}
+
+/* After the last copy: moved to sent (a name taken there gets .1, .2 ...;
+ * renameat2 RENAME_NOREPLACE never replaces one) or deleted. A file
+ * replaced in the spool meanwhile stays: the new one is queued. */
+static void retire(struct sl_spool *sp)
+{
+    struct stat now;
+    sp->st.files_sent++;
+    if (fstatat(sp->dirfd, sp->name, &now, AT_SYMLINK_NOFOLLOW) != 0) {
+        sp->st.vanished++;
+        sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-VANISHED", "spool: %s: sent, but gone from the spool before it "
+                  "could be %s", sp->name, sp->sentfd >= 0 ? "moved" : "deleted");
+        return;
+    }
+    if (now.st_ino != sp->st0.st_ino || now.st_dev != sp->st0.st_dev) {
+        sl_log_id(SL_LOG_NOTICE, "SL-TX-FILE-SENT", "spool: %s: sent as file %u; replaced in the spool meanwhile: "
+                  "the new file is sent next", sp->name, sp->next_id);
+        enqueue(sp, sp->name, true);
+        return;
+    }
+    if (sp->sentfd < 0) {
+        if (unlinkat(sp->dirfd, sp->name, 0) != 0) {
+            sp->st.move_failed++;
+            sl_log_id(SL_LOG_ERR, "SL-TX-FILE-MOVE-FAIL", "spool: %s: sent, but cannot delete it: %s", sp->name,
+                      strerror(errno));
+            return;
+        }
+        sl_log_id(SL_LOG_INFO, "SL-TX-FILE-SENT", "spool: %s: %llu bytes sent as file %u (%u cop%s), deleted",
+                  sp->name, (unsigned long long)sp->st0.st_size, sp->next_id, sp->cfg.copies,
+                  sp->cfg.copies == 1 ? "y" : "ies");
+        return;
+    }
+    char to[SL_FILE_NAME_MAX + 16];
+    snprintf(to, sizeof to, "%s", sp->name);
+    for (unsigned i = 1;; i++) {
+        if (renameat2(sp->dirfd, sp->name, sp->sentfd, to, RENAME_NOREPLACE) == 0)
+            break;
+        if (errno != EEXIST || i >= SENT_SUFFIX_MAX) {
+            sp->st.move_failed++;
+            sl_log_id(SL_LOG_ERR, "SL-TX-FILE-MOVE-FAIL", "spool: %s: sent, but cannot move it to %s: %s; left",
+                      sp->name, sp->cfg.sent, strerror(errno));
+            return;
+        }
+        snprintf(to, sizeof to, "%s.%u", sp->name, i);
+    }
+    sl_log_id(SL_LOG_INFO, "SL-TX-FILE-SENT", "spool: %s: %llu bytes sent as file %u (%u cop%s), moved to %s/%s",
+              sp->name, (unsigned long long)sp->st0.st_size, sp->next_id, sp->cfg.copies,
+              sp->cfg.copies == 1 ? "y" : "ies", sp->cfg.sent, to);
+}
+
+/* Changed while sent: no FILE_END went; the whole file goes again, first,
+ * under a new id (the next open reads the file as it is now). */
+static void resend(struct sl_spool *sp)
+{
+    sp->st.resent_changed++;
+    sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-CHANGED",
+              "spool: %s: changed while it was sent (size, mtime or inode); sending it again whole", sp->name);
+    char name[SL_FILE_NAME_MAX + 1];
+    memcpy(name, sp->name, sizeof name);
+    release(sp);
+    enqueue(sp, name, true);
+}
+
+/* One block of the current file; false when no more should go this turn. */
+static bool step(struct sl_spool *sp, struct sl_sender *snd, sl_err *link)
+{
+    if (sp->fs.fd < 0 && !open_copy(sp)) {
+        if (sp->busy)
+            resend(sp);
+        return true;
+    }
+    uint64_t before = sp->fs.sent;
+    bool done = false;
+    sl_err e = sl_filesend_step(&sp->fs, snd, &done, link);
+    sp->st.bytes_sent += sp->fs.sent - before;
+    if (e == SL_ERR_MISMATCH) {
+        resend(sp);
+        return true;
+    }
+    if (e != SL_OK) {
+        sp->st.skipped_unreadable++;
+        sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: %s%s%s; left, not sent again until it "
+                  "changes", sp->name, sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+                  e == SL_ERR_IO ? strerror(errno) : "");
+        release(sp);
+        return true;
+    }
+    if (*link != SL_OK && before == sp->fs.sent && !done)
+        return false;   /* no block to be had: the link is busy, try next turn */
+    if (done) {
+        sp->st.copies_sent++;
+        sl_filesend_close(&sp->fs);
+        if (++sp->copy >= sp->cfg.copies) {
+            retire(sp);
+            release(sp);
+        }
+    }
+    return true;
+}
+
+sl_err sl_spool_run(struct sl_spool *sp, struct sl_sender *snd, uint64_t now_us)
+{
+    events(sp);
+    sl_err link = SL_OK;
+    for (unsigned i = 0; i < SL_SPOOL_BLOCKS_PER_TURN; i++) {
+        if (!sp->busy && !sp->n && sp->rescan)
+            scan(sp);
+        start_next(sp);
+        if (!sp->busy || now_us < sp->next_us)
+            break;
+        if (!step(sp, snd, &link))
+            break;
+        /* Charged a full block's wire time; a late start does not earn a
+         * burst (no credit piles up while the spool was idle). */
+        sp->next_us = (sp->next_us > now_us ? sp->next_us : now_us) + sp->block_us;
+    }
+    return link;
+}
+
+uint64_t sl_spool_deadline(const struct sl_spool *sp)
+{
+    return sp->busy || sp->n || sp->rescan ? sp->next_us : UINT64_MAX;
+}
+
+int sl_spool_fd(const struct sl_spool *sp)
+{
+    return sp->ino;
+}
+
+void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *out)
+{
+    *out = sp->st;
+    out->backlog = sp->n + (sp->busy ? 1u : 0u);
+}
+
+void sl_spool_destroy(struct sl_spool *sp)
+{
+    if (!sp)
+        return;
+    release(sp);
+    if (sp->ino >= 0)
+        close(sp->ino);
+    if (sp->dirfd >= 0)
+        close(sp->dirfd);
+    if (sp->sentfd >= 0)
+        close(sp->sentfd);
+    free(sp->q);
+    free(sp->evbuf);
+    free(sp);
+}
+
+/* O_NOFOLLOW directory descriptor; a symbolic link is ELOOP (O_DIRECTORY
+ * says ENOTDIR for one). */
+static int open_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat lst;
+    if (fd < 0 && errno == ENOTDIR && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+        errno = ELOOP;
+    return fd;
+}
+
+sl_err sl_spool_create(struct sl_spool **out, const struct sl_spool_config *cfg)
+{
+    *out = NULL;
+    if (!cfg->spool || cfg->copies < 1 || cfg->copies > 8 || !cfg->max_bytes || !(cfg->rate_mbps > 0))
+        return SL_ERR_RANGE;
+    struct sl_spool *sp = calloc(1, sizeof *sp);
+    if (!sp)
+        return SL_ERR_NOMEM;
+    sp->cfg = *cfg;
+    sp->dirfd = sp->sentfd = sp->ino = sp->fd = -1;
+    sp->fs.fd = -1;
+    sp->q = calloc(SL_SPOOL_QUEUE_MAX, sizeof *sp->q);
+    sp->evbuf = aligned_alloc(__alignof__(struct inotify_event), EVENT_BUF);
+    if (!sp->q || !sp->evbuf) {
+        sl_spool_destroy(sp);
+        return SL_ERR_NOMEM;
+    }
+    /* bits / (Mbit/s) = us */
+    sp->block_us = (uint64_t)((double)cfg->block_wire_bytes * 8.0 / cfg->rate_mbps);
+    sp->dirfd = open_dir(cfg->spool);
+    if (sp->dirfd >= 0 && cfg->sent && cfg->sent[0])
+        sp->sentfd = open_dir(cfg->sent);
+    sp->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", sp->dirfd);
+    /* Watched through the descriptor itself: the directory opened, not
+     * whatever the path names by now. */
+    if (sp->dirfd < 0 || (cfg->sent && cfg->sent[0] && sp->sentfd < 0) || sp->ino < 0 ||
+        inotify_add_watch(sp->ino, self, IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF |
+                          IN_ONLYDIR) < 0) {
+        int err = errno;
+        sl_spool_destroy(sp);
+        errno = err;
+        return SL_ERR_IO;
+    }
+    scan(sp);
+    *out = sp;
+    return SL_OK;
+}
