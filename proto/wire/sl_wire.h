@@ -7,7 +7,8 @@
  *   FEC block = k data symbols of S bytes = BLOCK (header, payload, signature)
  *               followed by zero padding; m repair symbols computed over them
  *   payload   = a sequence of messages (tag channel: SCHEMA, KEYFRAME, DELTA,
- *               EVENT; file channel: FILE_*), each [type][flags][len][body]
+ *               EVENT; file channel: FILE_*; syslog channel: SYSLOG), each
+ *               [type][flags][len][body]
  */
 #ifndef SL_WIRE_H
 #define SL_WIRE_H
@@ -24,7 +25,11 @@
 
 #define SL_CHANNEL_TAGS      0u        /* tag snapshot channel */
 #define SL_CHANNEL_FILES     1u        /* bulk file channel */
-#define SL_CHANNEL_COUNT     2u        /* v1 receivers reject channel >= this */
+#define SL_CHANNEL_SYSLOG    2u        /* OT syslog messages, batched */
+/* Receivers reject a DATA frame with channel >= this at decode, before FEC
+ * or any state: a channel added later (as SYSLOG was) needs no version bump,
+ * since an older receiver drops its frames one by one and counts them. */
+#define SL_CHANNEL_COUNT     3u
 
 #define SL_KEY_ID_BYTES      8u        /* first 8 bytes of BLAKE2b-256(public key) */
 #define SL_SIG_BYTES         64u       /* Ed25519 detached signature */
@@ -204,6 +209,7 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_MSG_FILE_BEGIN    16u
 #define SL_MSG_FILE_DATA     17u
 #define SL_MSG_FILE_END      18u
+#define SL_MSG_SYSLOG        32u
 
 /* Value types (docs/protocol-messages.md §2). Raw value is carried as 64 bits: the value's
  * own bit pattern zero-extended (bool 0/1; int16/uint16 in the low 16 bits;
@@ -330,6 +336,28 @@ static inline unsigned sl_wire_type_regs(uint8_t type)
 #define SL_FILE_BEGIN_FIXED     13u   /* file_id + size + name_len */
 #define SL_FILE_END_FIXED       45u   /* file_id + size + sha256 + name_len */
 
+/* Syslog channel (SL_CHANNEL_SYSLOG) body, one syslog message per SYSLOG
+ * message, many per block (a batch); codec sl_logmsg.h:
+ *   0 8 recv_time_us  TX wall clock when the message was taken in, µs
+ *   8 16 addr         sender's address: IPv6, IPv4 as ::ffff:a.b.c.d
+ *  24 2 port          sender's port
+ *  26 1 transport     SL_SYSLOG_UDP | SL_SYSLOG_TCP
+ *  27 1 flags         SL_SYSLOG_F_TRUNCATED; other bits 0 (rejected)
+ *  28 text            the message as received, without its framing: 1 ..
+ *                     SL_SYSLOG_TEXT_MAX bytes (body_len - 28)
+ */
+#define SL_SYSLOG_OFF_TIME      0u
+#define SL_SYSLOG_OFF_ADDR      8u
+#define SL_SYSLOG_OFF_PORT      24u
+#define SL_SYSLOG_OFF_TRANSPORT 26u
+#define SL_SYSLOG_OFF_FLAGS     27u
+#define SL_SYSLOG_HDR_BYTES     28u
+#define SL_SYSLOG_ADDR_BYTES    16u
+#define SL_SYSLOG_TEXT_MAX      16384u   /* TX [syslog] max_message is at most this */
+#define SL_SYSLOG_UDP           1u
+#define SL_SYSLOG_TCP           2u
+#define SL_SYSLOG_F_TRUNCATED   1u       /* longer than TX's max_message: the first part */
+
 /* OPC UA StatusCodes used on the mirror (quality table: docs/mirror.md §1.1). */
 #define SL_Q_GOOD                          0x00000000u
 #define SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE 0x408F0000u
@@ -361,5 +389,9 @@ _Static_assert(SL_FILE_OFF_OFFSET + 8u == SL_FILE_DATA_HDR &&
                    SL_FILE_END_OFF_SHA256 + SL_FILE_SHA256_BYTES == SL_FILE_END_OFF_NAME_LEN &&
                    SL_FILE_END_OFF_NAME_LEN + 1u == SL_FILE_END_FIXED,
                "FILE_* layouts");
+_Static_assert(SL_SYSLOG_OFF_ADDR + SL_SYSLOG_ADDR_BYTES == SL_SYSLOG_OFF_PORT &&
+                   SL_SYSLOG_OFF_FLAGS + 1u == SL_SYSLOG_HDR_BYTES &&
+                   SL_SYSLOG_HDR_BYTES + SL_SYSLOG_TEXT_MAX <= SL_MSG_BODY_MAX,
+               "SYSLOG layout");
 
 #endif
