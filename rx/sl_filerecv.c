@@ -24,6 +24,8 @@
 #define SCAN_STEP_US 10000u      /* at most one rescan step this often */
 #define QUOTA_LOG_US 1000000u    /* quota refusals logged at most this often */
 #define REFUSED_MAX 64u          /* discarded (session, file id) remembered */
+#define PUBLISHED_MAX 64u        /* published (session, file id, digest) remembered: later copies dropped */
+#define RANGES_MAX 32u           /* disjoint byte ranges received per file */
 
 struct slot {
     bool used;
@@ -32,7 +34,14 @@ struct slot {
     uint64_t session;
     uint32_t file_id;
     uint64_t size;
-    uint64_t received;          /* data bytes written (each byte once: blocks are never replayed) */
+    uint64_t received;          /* distinct data bytes written (the union of ranges) */
+    /* What has arrived, as sorted disjoint [start, end) ranges: the copies
+     * of a file (TX [files] copies) carry the same bytes again, which must
+     * fill the gaps a lost block left, not count twice. */
+    struct {
+        uint64_t start, end;
+    } range[RANGES_MAX];
+    unsigned nranges;
     uint64_t last_us;           /* last progress */
     uint64_t reserved;          /* bytes counted against max_total_bytes */
     int fd;
@@ -58,6 +67,13 @@ struct sl_filerecv {
         uint32_t file_id;
     } refused[REFUSED_MAX];     /* ring of discarded files: their later messages are dropped */
     unsigned refused_n, refused_next;
+    struct {
+        uint64_t session;
+        uint32_t file_id;
+        uint8_t sha256[SL_FILE_SHA256_BYTES];
+        char name[SL_FILE_NAME_MAX + 1];
+    } published[PUBLISHED_MAX]; /* ring: later copies of these are duplicates */
+    unsigned published_n, published_next;
     struct sl_filerecv_stats st;
 };
 
@@ -266,6 +282,86 @@ static bool was_refused(const struct sl_filerecv *fr, uint64_t session, uint32_t
     return false;
 }
 
+/* A published file's later copies (TX [files] copies: same session, same
+ * file id) are recognised here and dropped without touching the disk. */
+static void remember_published(struct sl_filerecv *fr, const struct slot *s)
+{
+    unsigned i = fr->published_next;
+    fr->published[i].session = s->session;
+    fr->published[i].file_id = s->file_id;
+    memcpy(fr->published[i].sha256, s->sha256, sizeof s->sha256);
+    memcpy(fr->published[i].name, s->name, sizeof s->name);
+    fr->published_next = (i + 1) % PUBLISHED_MAX;
+    if (fr->published_n < PUBLISHED_MAX)
+        fr->published_n++;
+}
+
+static int published_index(const struct sl_filerecv *fr, uint64_t session, uint32_t id)
+{
+    for (unsigned i = 0; i < fr->published_n; i++)
+        if (fr->published[i].session == session && fr->published[i].file_id == id)
+            return (int)i;
+    return -1;
+}
+
+/* A message of a file already published: BEGIN and DATA are counted and
+ * dropped; the copy's FILE_END decides. Its digest equal to the published
+ * one: a duplicate copy (files_duplicate). Different: the TX sent other
+ * content under a file id it had used (it never does; a changed file gets a
+ * new id), which is refused and logged, never written. */
+static void on_published(struct sl_filerecv *fr, int i, const struct sl_fmsg *m)
+{
+    fr->st.messages_duplicate++;
+    if (m->type != SL_MSG_FILE_END)
+        return;
+    if (memcmp(m->sha256, fr->published[i].sha256, SL_FILE_SHA256_BYTES) == 0) {
+        fr->st.files_duplicate++;
+        say(fr, 1, NULL, "file %s (id %" PRIu32 "): another copy, same SHA-256: dropped (published once)",
+            fr->published[i].name, m->file_id);
+    } else {
+        fr->st.files_failed++;
+        fr->st.failed_invalid++;
+        say(fr, 0, "SL-RX-FILE-REFUSED", "file %s (id %" PRIu32 "): a copy with another SHA-256 under a file id "
+            "already published; refused, nothing written", fr->published[i].name, m->file_id);
+    }
+}
+
+/* Adds [start, end) to s's ranges; the bytes not already there, or
+ * UINT64_MAX when the range would be a new one past RANGES_MAX (the message
+ * is then dropped: a later copy fills it in next to what is there). */
+static uint64_t add_range(struct slot *s, uint64_t start, uint64_t end)
+{
+    unsigned i = 0;
+    while (i < s->nranges && s->range[i].end < start)
+        i++;
+    /* ranges i .. j-1 touch or overlap [start, end) */
+    unsigned j = i;
+    uint64_t had = 0, lo = start, hi = end;
+    while (j < s->nranges && s->range[j].start <= end) {
+        uint64_t a = s->range[j].start > start ? s->range[j].start : start;
+        uint64_t b = s->range[j].end < end ? s->range[j].end : end;
+        if (b > a)
+            had += b - a;
+        if (s->range[j].start < lo)
+            lo = s->range[j].start;
+        if (s->range[j].end > hi)
+            hi = s->range[j].end;
+        j++;
+    }
+    if (j == i) {   /* a new range at i */
+        if (s->nranges == RANGES_MAX)
+            return UINT64_MAX;
+        memmove(&s->range[i + 1], &s->range[i], (s->nranges - i) * sizeof s->range[0]);
+        s->nranges++;
+    } else if (j > i + 1) {   /* merged into one at i */
+        memmove(&s->range[i + 1], &s->range[j], (s->nranges - j) * sizeof s->range[0]);
+        s->nranges -= j - i - 1;
+    }
+    s->range[i].start = lo;
+    s->range[i].end = hi;
+    return (end - start) - had;
+}
+
 /* Discards a file: the temporary goes, nothing appears under a real name. */
 static void discard(struct sl_filerecv *fr, struct slot *s, uint64_t *reason, const char *why)
 {
@@ -463,6 +559,7 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
     fr->st.dir_bytes += s->size;
     fr->scan_published += s->size;
     fr->st.files_ok++;
+    remember_published(fr, s);
     if (n) {
         fr->st.files_renamed++;
         say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, SHA-256 verified, published as %s (name existed)", s->name,
@@ -493,6 +590,11 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
      * occupies (a sparse write far out still counts in full). */
     if (!reserve(fr, s, m->offset + m->data_len, now_us))
         return;
+    uint64_t fresh = add_range(s, m->offset, m->offset + m->data_len);
+    if (fresh == UINT64_MAX) {
+        fr->st.messages_dropped++;
+        return;
+    }
     const uint8_t *p = m->data;
     size_t left = m->data_len;
     uint64_t off = m->offset;
@@ -508,7 +610,7 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
         off += (uint64_t)w;
         left -= (size_t)w;
     }
-    s->received += m->data_len;
+    s->received += fresh;
     fr->st.bytes_written += m->data_len;
     s->last_us = now_us;
     if (s->size_known && s->received > s->size) {
@@ -539,6 +641,11 @@ void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t
             return;
         }
         struct slot *s;
+        int pub = published_index(fr, session, m.file_id);
+        if (pub >= 0 && (m.type == SL_MSG_FILE_BEGIN || m.type == SL_MSG_FILE_DATA || m.type == SL_MSG_FILE_END)) {
+            on_published(fr, pub, &m);
+            continue;
+        }
         switch (m.type) {
         case SL_MSG_FILE_BEGIN:
             s = find(fr, session, m.file_id, now_us, true);

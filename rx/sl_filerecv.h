@@ -34,6 +34,15 @@
  * (a pass over N entries takes N / 256 steps; files removed meanwhile
  * still count until it ends, so the quota errs on the safe side).
  *
+ * Copies: TX may send a file several times under one file id ([files]
+ * copies, for a lossy link). Bytes are counted once however often they
+ * arrive (a slot keeps the ranges received), so a later copy fills what a
+ * lost block left out of an earlier one. Once a file is published, its
+ * (session, file id, SHA-256) is remembered (the last 64): later copies are
+ * dropped without a write, and their FILE_END with the same digest counted
+ * in files_duplicate. A file changed on TX is sent under a new id and still
+ * becomes a new version (".1") as above.
+ *
  * Names are sanitised: '/', '\\', control characters and DEL become '_'; a
  * name starting with '.' (including "." and "..") gets a leading '_'. */
 #ifndef SL_FILERECV_H
@@ -75,6 +84,8 @@ struct sl_filerecv_stats {
     uint64_t failed_quota;      /* would pass max_total_bytes */
     uint64_t failed_versions;   /* max_versions files of that name exist */
     uint64_t messages_dropped;  /* messages of a file already discarded */
+    uint64_t files_duplicate;   /* later copies of a published file (same TX session, id, SHA-256) */
+    uint64_t messages_duplicate;/* their messages, dropped without a write */
     uint64_t stale_removed;     /* temporaries of a previous run removed at start */
     uint64_t dir_bytes;         /* regular files in the directory (last pass + published since) */
     uint64_t scan_entries;      /* directory entries stat'ed by the quota scans (one fstatat each) */

@@ -42,6 +42,8 @@ static const struct def defs[] = {
     { "sluice_link_nic_drops_total", "frames dropped by the NIC/driver", false, ALWAYS, F(link.rx_if_drops), U64 },
     { "sluice_files_ok_total", "files published whole and verified", false, ALWAYS, F(files.files_ok), U64 },
     { "sluice_files_failed_total", "files discarded", false, ALWAYS, F(files.files_failed), U64 },
+    { "sluice_files_duplicate_total", "later copies of a file already published (same TX session, file id and "
+      "SHA-256), dropped unwritten", false, ALWAYS, F(files.files_duplicate), U64 },
     { "sluice_files_refused_quota_total", "files refused by [files] max_total_bytes (of files_failed)",
       false, ALWAYS, F(files.failed_quota), U64 },
     { "sluice_files_refused_versions_total", "files refused by [files] max_versions (of files_failed)",

@@ -20,6 +20,7 @@
 #include "sl_msg.h"
 #include "sl_receiver.h"
 #include "sl_sender.h"
+#include "sl_spool.h"
 #include "sl_test.h"
 #include "sl_wire.h"
 
@@ -704,4 +705,281 @@ SL_TEST(files, quota_rescan_bounded_per_call)
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
     CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* ---- copies: one file id sent several times ([files] copies on TX) ------- */
+
+static void sha256_of(const uint8_t *p, size_t n, uint8_t out[SL_FILE_SHA256_BYTES])
+{
+    unsigned len = 0;
+    CU_ASSERT_FATAL(EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) == 1);
+}
+
+/* One copy of content[0..n) as file id under name, as BEGIN, three DATA
+ * thirds and END, each its own payload; skip (0..2) leaves a third out
+ * (a block lost beyond FEC), -1 none. */
+static void copy_of(struct sl_filerecv *fr, uint32_t id, const char *name, const uint8_t *content, size_t n,
+                    int skip)
+{
+    uint8_t p[2048], h[SL_FILE_SHA256_BYTES], *d;
+    size_t off = 0;
+    sha256_of(content, n, h);
+    CU_ASSERT_FATAL(sl_fmsg_put_begin(p, sizeof p, &off, id, n, name) == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    for (int i = 0; i < 3; i++) {
+        size_t a = n * (size_t)i / 3, b = n * (size_t)(i + 1) / 3;
+        if (i == skip)
+            continue;
+        off = 0;
+        CU_ASSERT_FATAL(sl_fmsg_put_data(p, sizeof p, &off, &d, id, a, b - a) == SL_OK);
+        memcpy(d, content + a, b - a);
+        sl_filerecv_payload(fr, 5, p, off, 1);
+    }
+    off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_end(p, sizeof p, &off, id, n, h, name) == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+}
+
+/* A first copy missing a third, then complete copies: the second fills the
+ * gap (bytes counted once, not "more data than the size"), the file is
+ * published once, and the later copies are dropped and counted as
+ * duplicates, never written as name.1. A changed file (new id) still
+ * becomes name.1; other content under a published id is refused. */
+SL_TEST(files, copies_published_once_duplicates_dropped)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    struct sl_filerecv *fr = NULL;
+    struct ctx x = { 0 };
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 4, .idle_timeout_us = 1000000, .log = on_log,
+                                     .ctx = &x };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    uint8_t a[3000], b[3000];
+    for (size_t i = 0; i < sizeof a; i++) {
+        a[i] = (uint8_t)(i * 7);
+        b[i] = (uint8_t)(i * 13 + 1);
+    }
+    copy_of(fr, 1, "r.csv", a, sizeof a, 1);      /* the middle third lost */
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 0);
+    CU_ASSERT_EQUAL(st.in_progress, 1);
+    copy_of(fr, 1, "r.csv", a, sizeof a, -1);     /* completes the first */
+    copy_of(fr, 1, "r.csv", a, sizeof a, -1);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.files_failed, 0);
+    CU_ASSERT_EQUAL(st.files_renamed, 0);
+    CU_ASSERT_EQUAL(st.files_duplicate, 2);       /* the rest of copy 2, all of copy 3 */
+    CU_ASSERT_EQUAL(st.in_progress, 0);
+    CU_ASSERT_EQUAL(count_entries(tmp), 1);
+    char out[300];
+    snprintf(out, sizeof out, "%s/r.csv", tmp);
+    FILE *f = fopen(out, "rb");
+    uint8_t got[sizeof a + 1];
+    CU_ASSERT_FATAL(f != NULL);
+    CU_ASSERT_EQUAL(fread(got, 1, sizeof got, f), sizeof a);
+    fclose(f);
+    CU_ASSERT_EQUAL(memcmp(got, a, sizeof a), 0);
+
+    copy_of(fr, 2, "r.csv", b, sizeof b, -1);     /* changed on TX: a new id, a new version */
+    copy_of(fr, 1, "r.csv", b, sizeof b, -1);     /* other content under a published id */
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 2);
+    CU_ASSERT_EQUAL(st.files_renamed, 1);
+    CU_ASSERT_EQUAL(st.files_duplicate, 2);
+    CU_ASSERT_EQUAL(st.failed_invalid, 1);
+    CU_ASSERT_EQUAL(count_entries(tmp), 2);       /* r.csv, r.csv.1 */
+    sl_filerecv_destroy(fr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* ---- the TX spool ([files] spool) end to end through a capture ----------- */
+
+struct spool_rig {
+    char tmp[32], spool[64], sent[64], dst[64], cap[64];
+    struct sl_key_secret *key;
+    struct sl_hw *hw;
+    struct sl_sender *snd;
+    struct sl_spool *sp;
+    uint64_t now;
+};
+
+static void rig_path(char *out, size_t cap, const char *dir, const char *name)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+}
+
+/* Directories and a sender writing a capture; the spool comes later
+ * (rig_spool), so a test can put files there first. */
+static void rig_open(struct spool_rig *r)
+{
+    memset(r, 0, sizeof *r);
+    snprintf(r->tmp, sizeof r->tmp, "/tmp/sl_spool_XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(r->tmp) != NULL);
+    rig_path(r->spool, sizeof r->spool, r->tmp, "spool");
+    rig_path(r->sent, sizeof r->sent, r->tmp, "sent");
+    rig_path(r->dst, sizeof r->dst, r->tmp, "dst");
+    rig_path(r->cap, sizeof r->cap, r->tmp, "cap.pcap");
+    mkdir(r->spool, 0700);
+    mkdir(r->sent, 0700);
+    mkdir(r->dst, 0700);
+    r->key = key_of(9);
+    struct sl_hw_config hc;
+    sl_hw_config_init(&hc);
+    hc.transport = SL_HW_PCAPFILE;
+    hc.dir = SL_HW_TX;
+    hc.datagram_bytes = SL_FRAME_OVERHEAD + S;
+    hc.file = r->cap;
+    char why[256] = "";
+    CU_ASSERT_FATAL(sl_hw_open(&r->hw, why, sizeof why, &hc) == SL_OK);
+    struct sl_sender_config sc = { .k = K, .m = M, .interleave = 4, .symbol_size = S, .max_delay_us = 1000,
+                                   .session = 77, .epoch = 1, .key = r->key, .hw = r->hw };
+    CU_ASSERT_FATAL(sl_sender_create(&r->snd, &sc) == SL_OK);
+    r->now = 1000000;
+}
+
+static void rig_spool(struct spool_rig *r, unsigned copies, uint64_t max_bytes)
+{
+    struct sl_spool_config c = { .spool = r->spool, .sent = r->sent, .copies = copies, .max_bytes = max_bytes,
+                                 .rate_mbps = 100, .block_wire_bytes = 20000 };
+    CU_ASSERT_FATAL(sl_spool_create(&r->sp, &c) == SL_OK);
+}
+
+/* Runs the spool (1 s of clock a turn: the rate never holds it back here)
+ * until nothing is waiting; the turns it took. */
+static unsigned rig_drain(struct spool_rig *r)
+{
+    struct sl_spool_stats st;
+    unsigned turns = 0;
+    do {
+        CU_ASSERT_FATAL(++turns < 100000);
+        CU_ASSERT(sl_spool_run(r->sp, r->snd, r->now) == SL_OK);
+        r->now += 1000000;
+        sl_spool_stats(r->sp, &st);
+    } while (st.backlog);
+    return turns;
+}
+
+static void rig_close(struct spool_rig *r, struct sl_filerecv_stats *st)
+{
+    CU_ASSERT(sl_sender_flush(r->snd) == SL_OK);
+    sl_spool_destroy(r->sp);
+    sl_sender_destroy(r->snd);
+    sl_hw_close(r->hw);
+    struct ctx x = { 0 };
+    receive(r->cap, r->dst, r->key, &x, st);
+    sl_key_free(r->key);
+}
+
+static void rig_remove(struct spool_rig *r)
+{
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", r->tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* Files present at start and one moved in later arrive once each (copies =
+ * 2: RX counts the second copies as duplicates) and move to sent; hidden
+ * and temporary names, a symbolic link and a file over max_bytes stay. At
+ * most SL_SPOOL_BLOCKS_PER_TURN blocks go per turn. */
+SL_TEST(spool, sends_copies_moves_to_sent_skips_the_rest)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128], q[128], out[128];
+    const char *names[] = { "old.bin", "new.bin" };
+    rig_path(p, sizeof p, r.spool, "old.bin");
+    write_file(p, 40000, 11);
+    rig_path(p, sizeof p, r.spool, ".hidden");
+    write_file(p, 10, 12);
+    rig_path(p, sizeof p, r.spool, "w.tmp");
+    write_file(p, 10, 13);
+    rig_path(p, sizeof p, r.spool, "x.part");
+    write_file(p, 10, 13);
+    rig_path(p, sizeof p, r.spool, "big.bin");
+    write_file(p, 50001, 14);
+    rig_path(p, sizeof p, r.spool, "link");
+    CU_ASSERT_FATAL(symlink("old.bin", p) == 0);
+    rig_spool(&r, 2, 50000);
+    unsigned turns = rig_drain(&r);
+    /* 40000 bytes are 6 blocks of ~7.7 kB, twice, plus the ends */
+    CU_ASSERT(turns >= 14 / SL_SPOOL_BLOCKS_PER_TURN);
+    /* written elsewhere, then moved in (IN_MOVED_TO) */
+    rig_path(q, sizeof q, r.tmp, "new.bin");
+    write_file(q, 20000, 15);
+    rig_path(p, sizeof p, r.spool, "new.bin");
+    CU_ASSERT_FATAL(rename(q, p) == 0);
+    rig_drain(&r);
+    struct sl_spool_stats ss;
+    sl_spool_stats(r.sp, &ss);
+    CU_ASSERT_EQUAL(ss.files_sent, 2);
+    CU_ASSERT_EQUAL(ss.copies_sent, 4);
+    CU_ASSERT_EQUAL(ss.bytes_sent, 2 * (40000 + 20000));
+    CU_ASSERT_EQUAL(ss.skipped_too_big, 1);
+    CU_ASSERT_EQUAL(ss.skipped_symlink, 1);
+    CU_ASSERT_EQUAL(ss.resent_changed, 0);
+    CU_ASSERT_EQUAL(count_entries(r.spool), 5);   /* .hidden w.tmp x.part big.bin link */
+    CU_ASSERT_EQUAL(count_entries(r.sent), 2);
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 2);
+    CU_ASSERT_EQUAL(st.files_duplicate, 2);
+    CU_ASSERT_EQUAL(st.files_failed, 0);
+    CU_ASSERT_EQUAL(count_entries(r.dst), 2);
+    for (int i = 0; i < 2; i++) {
+        rig_path(p, sizeof p, r.sent, names[i]);
+        rig_path(out, sizeof out, r.dst, names[i]);
+        CU_ASSERT(same_file(p, out));
+    }
+    rig_remove(&r);
+}
+
+/* A file that grows while it is sent gets no FILE_END: it is sent again
+ * whole under a new id and RX publishes only the final content (the first
+ * attempt expires as incomplete). */
+SL_TEST(spool, changed_while_sent_is_resent_whole)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128], out[128];
+    rig_path(p, sizeof p, r.spool, "grow.log");
+    write_file(p, 60000, 21);
+    rig_spool(&r, 1, 1u << 20);
+    CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);   /* the first blocks */
+    r.now += 1000000;
+    FILE *f = fopen(p, "ab");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("one more line\n", f);
+    fclose(f);
+    rig_drain(&r);
+    struct sl_spool_stats ss;
+    sl_spool_stats(r.sp, &ss);
+    CU_ASSERT_EQUAL(ss.resent_changed, 1);
+    CU_ASSERT_EQUAL(ss.files_sent, 1);
+    CU_ASSERT_EQUAL(ss.copies_sent, 1);
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.failed_incomplete, 1);
+    rig_path(p, sizeof p, r.sent, "grow.log");
+    rig_path(out, sizeof out, r.dst, "grow.log");
+    CU_ASSERT(same_file(p, out));
+    CU_ASSERT_EQUAL(count_entries(r.dst), 1);
+    rig_remove(&r);
+}
+
+SL_TEST(spool, ignored_names)
+{
+    CU_ASSERT_TRUE(sl_spool_ignored(".x"));
+    CU_ASSERT_TRUE(sl_spool_ignored("a.tmp"));
+    CU_ASSERT_TRUE(sl_spool_ignored("a~"));
+    CU_ASSERT_TRUE(sl_spool_ignored("a.part"));
+    CU_ASSERT_TRUE(sl_spool_ignored("a.swp"));
+    CU_ASSERT_TRUE(sl_spool_ignored(""));
+    CU_ASSERT_FALSE(sl_spool_ignored("a.csv"));
+    CU_ASSERT_FALSE(sl_spool_ignored("tmp"));
+    CU_ASSERT_FALSE(sl_spool_ignored("a.tmp.csv"));
 }
