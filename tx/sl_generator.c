@@ -19,14 +19,22 @@ sl_err sl_generator_tagmap(struct sl_tagmap *out, const char *device, uint32_t n
     snprintf(file, sizeof file, "generator %s", device);
     out->file = strdup(file);
     out->tags = calloc(ntags, sizeof *out->tags);
-    if (!out->file || !out->tags) {
+    const char *p = out->tags ? sl_tagmap_str(out, path, (size_t)n, NULL) : NULL;
+    if (!out->file || !p) {
         sl_tagmap_free(out);
         return SL_ERR_NOMEM;
     }
     for (uint32_t i = 0; i < ntags; i++) {
         struct sl_tag *t = &out->tags[i];
-        snprintf(t->name, sizeof t->name, "t%u", i);
-        memcpy(t->path, path, (size_t)n + 1);
+        char name[16];
+        int nl = snprintf(name, sizeof name, "t%u", i);
+        t->name = sl_tagmap_str(out, name, (size_t)nl, NULL);
+        if (!t->name) {
+            sl_tagmap_free(out);
+            return SL_ERR_NOMEM;
+        }
+        t->path = p;   /* one copy for every tag */
+        t->units = "";
         t->reg = SL_REG_HOLDING;
         t->type = SL_TYPE_INT64;
         t->word_order = SL_WORD_ABCD;

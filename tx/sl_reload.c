@@ -65,9 +65,12 @@ bool sl_reload_same_shape(const struct sl_txconf *a, const struct sl_txconf *b, 
     return true;
 }
 
-sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
-                       const struct sl_txconf *running, const struct sl_txconf *next,
-                       uint64_t now_us, uint64_t wall_us, char *why, size_t cap)
+/* sl_reload_apply; release (NULL: next is borrowed) passes to the snapshot
+ * with next on success. */
+static sl_err apply(struct sl_reload_state *st, struct sl_snapshot *snap,
+                    const struct sl_txconf *running, const struct sl_txconf *next,
+                    void (*release)(void *), uint64_t now_us, uint64_t wall_us, char *why,
+                    size_t cap)
 {
     const char *what;
     if (!sl_reload_same_shape(running, next, &what)) {
@@ -82,12 +85,9 @@ sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
         snprintf(why, cap, "no change");
         return SL_ERR_AGAIN;
     }
-    struct sl_snapshot_tag *tags = NULL;
-    uint32_t sid = 0;
-    sl_err e = sl_snapshot_tags_from_conf(&tags, &sid, next);
-    if (e == SL_OK)
-        e = sl_snapshot_set_schema(snap, tags, next->ntags, sid, now_us);
-    free(tags);
+    uint32_t sid = sl_snapshot_conf_schema_id(next);
+    sl_err e = sl_snapshot_set_schema_fn(snap, sl_snapshot_conf_tag, next, release, next->ntags, sid,
+                                         now_us);
     if (e != SL_OK) {
         snprintf(why, cap, "new schema refused (%s); keeping the running one", sl_strerror(e));
         return e;
@@ -104,23 +104,48 @@ sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
     return SL_OK;
 }
 
+sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
+                       const struct sl_txconf *running, const struct sl_txconf *next,
+                       uint64_t now_us, uint64_t wall_us, char *why, size_t cap)
+{
+    return apply(st, snap, running, next, NULL, now_us, wall_us, why, cap);
+}
+
+static void free_conf(void *p)
+{
+    sl_txconf_free(p);
+    free(p);
+}
+
 void sl_reload_file(struct sl_reload_state *st, struct sl_snapshot *snap,
                     const struct sl_txconf *running, const char *conf_path, uint64_t now_us,
                     uint64_t wall_us)
 {
     struct sl_diag diag;
-    struct sl_txconf nc;
+    /* On the heap: once applied, the snapshot reads its schema from it. */
+    struct sl_txconf *nc = calloc(1, sizeof *nc);
+    if (!nc) {
+        sl_log(SL_LOG_ERR, "reload: out of memory; keeping the running configuration");
+        return;
+    }
     sl_diag_init(&diag);
-    sl_err e = sl_txconf_load(&nc, conf_path, SL_TXCONF_SKIP_HOST_CHECKS, &diag);
+    sl_err e = sl_txconf_load(nc, conf_path, SL_TXCONF_SKIP_HOST_CHECKS, &diag);
     if (e != SL_OK) {
         sl_log(SL_LOG_ERR, "reload: %zu problem(s) in %s; keeping the running configuration:",
                sl_diag_total(&diag), conf_path);
         sl_log_diag(&diag);
     } else {
         char why[SL_EVENT_TEXT_MAX + 128];
-        e = sl_reload_apply(st, snap, running, &nc, now_us, wall_us, why, sizeof why);
+        /* The shape check compares with the running configuration (what
+         * the pollers use), the fingerprints with what was last applied. */
+        e = apply(st, snap, running, nc, free_conf, now_us, wall_us, why, sizeof why);
         sl_log(e == SL_OK || e == SL_ERR_AGAIN ? SL_LOG_NOTICE : SL_LOG_WARNING, "reload: %s", why);
+        if (e == SL_OK)
+            nc = NULL;   /* the snapshot's now */
     }
-    sl_txconf_free(&nc);
+    if (nc) {
+        sl_txconf_free(nc);
+        free(nc);
+    }
     sl_diag_free(&diag);
 }

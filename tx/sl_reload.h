@@ -37,10 +37,12 @@ bool sl_reload_same_shape(const struct sl_txconf *a, const struct sl_txconf *b, 
  *   SL_ERR_MISMATCH  the shape differs (*why: "<what> changed; restart ...");
  *   SL_ERR_AGAIN     nothing differs ("no change");
  *   SL_OK            the schema was replaced, *st updated, a CONFIG event
- *                    queued at wall_us (*why holds its text);
+ *                    queued at wall_us (*why holds its text); snap now
+ *                    reads its schema from next's tag maps (borrowed: keep
+ *                    next until snap is destroyed or changes schema again);
  *   else             the snapshot refused the schema (nothing changed).
  * *why (cap bytes) always holds one line for the log. O(tags), start-up
- * style allocation (the new tag array). */
+ * style allocation (the new chunk plan). */
 __attribute__((warn_unused_result))
 sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
                        const struct sl_txconf *running, const struct sl_txconf *next,
@@ -48,7 +50,8 @@ sl_err sl_reload_apply(struct sl_reload_state *st, struct sl_snapshot *snap,
 
 /* Re-reads conf_path (host checks skipped: the key is loaded and privileges
  * may be dropped) and applies it as above, logging the outcome (every
- * configuration problem on a bad file). */
+ * configuration problem on a bad file). An applied configuration passes
+ * to the snapshot, which frees it when it no longer reads it. */
 void sl_reload_file(struct sl_reload_state *st, struct sl_snapshot *snap,
                     const struct sl_txconf *running, const char *conf_path, uint64_t now_us,
                     uint64_t wall_us);

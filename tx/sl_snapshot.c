@@ -12,19 +12,27 @@
 #define NONE UINT32_MAX
 #define EVENT_BYTES (SL_MSG_HDR_BYTES + SL_EVENT_HDR_BYTES + SL_EVENT_TEXT_MAX)
 
-/* Per-tag state. The pending list is intrusive (prev/next tag indices), so
- * removing a tag a keyframe has just carried is O(1) and the FIFO can never
- * hold a tag twice. */
+/* Per-tag state: 56 bytes. The pending list is intrusive (prev/next tag
+ * indices), so removing a tag a keyframe has just carried is O(1) and the
+ * FIFO can never hold a tag twice. The type is here because an update
+ * checks it; everything else about the tag is read from the schema source
+ * only when a SCHEMA chunk is written. */
 struct tagstate {
     uint64_t raw, time_us;
-    uint32_t quality;
     uint64_t sent_raw;           /* last value put on the wire (delta or keyframe) */
-    uint32_t sent_quality;
     uint64_t queued_us;          /* when it joined the pending list */
+    uint32_t quality;
+    uint32_t sent_quality;
     uint32_t prev, next;
+    uint8_t type;                /* SL_TYPE_* */
     bool pending;
     bool urgent;                 /* quality changed: due at once */
-    double deadband;
+};
+_Static_assert(sizeof(struct tagstate) <= 56, "per-tag state grew");
+
+/* What a deadband needs; kept only when some tag has one. */
+struct band {
+    double scale, deadband;
 };
 
 /* A set sent in chunks spread over an interval: keyframes and the schema. */
@@ -48,11 +56,16 @@ struct sl_snapshot {
     uint32_t chunk_values;       /* keyframe chunk size (last chunk may be smaller) */
     size_t delta_full;           /* pending values that make a full block */
 
-    struct sl_schema_tag *schema;    /* ntags */
+    sl_snapshot_tag_fn tag_fn;       /* the schema, read on demand */
+    const void *tag_ctx;
+    void (*release)(void *ctx);      /* frees tag_ctx when owned, else NULL */
     struct tagstate *tag;            /* ntags */
+    struct band *band;               /* ntags, or NULL: every deadband is 0 */
     struct sl_value *scratch;        /* max(chunk_values, one DELTA) values */
     size_t scratch_n;
+    struct sl_schema_tag *sc_scratch;    /* chunk_values records: one SCHEMA chunk */
     uint32_t *schema_start;          /* first tag of each schema chunk, +1 sentinel */
+    size_t schema_start_n;
 
     uint32_t head, tail;             /* pending FIFO */
     uint32_t npending, nurgent;
@@ -71,37 +84,79 @@ struct sl_snapshot {
 
 /* ---- set-up -------------------------------------------------------------- */
 
-/* Greedy schema chunking: as many records as fit an empty payload, at most
- * chunk_values each (so schema chunks spread like keyframe chunks). */
-static sl_err plan_schema(uint32_t *starts, uint32_t *nchunks, const struct sl_schema_tag *tags,
-                          uint32_t n, size_t payload_cap, uint32_t per)
+static void array_tag(const void *ctx, uint32_t tag_id, struct sl_snapshot_tag *out)
 {
-    uint32_t c = 0, i = 0;
+    *out = ((const struct sl_snapshot_tag *)ctx)[tag_id];
+}
+
+/* Bytes of SCHEMA tag records one message can carry in cap bytes of
+ * payload: what sl_msg_schema_fit measures against. */
+static size_t schema_room(size_t cap)
+{
+    size_t fixed = SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES;
+    if (cap < fixed)
+        return 0;
+    size_t room = cap - fixed, body_room = SL_MSG_BODY_MAX - SL_SCHEMA_HDR_BYTES;
+    return room < body_room ? room : body_room;
+}
+
+/* One pass over a schema read through fn: checks every tag (its id is its
+ * index, deadband >= 0, sl_msg_tag_check; types equal to types[] when
+ * given), plans the SCHEMA chunks greedily (as many whole records as fit
+ * an empty payload, at most per, the same cut sl_msg_schema_fit makes) into
+ * starts[0..*nchunks], and says whether any deadband is non-zero. */
+static sl_err scan_schema(uint32_t *starts, size_t starts_n, uint32_t *nchunks, bool *banded,
+                          sl_snapshot_tag_fn fn, const void *ctx, uint32_t n, size_t payload_cap,
+                          uint32_t per, const struct tagstate *types)
+{
+    size_t room = schema_room(payload_cap), used = 0;
+    uint32_t c = 0, count = 0;
+    *banded = false;
     starts[0] = 0;
-    while (i < n) {
-        size_t left = n - i < per ? n - i : per;
-        size_t fit = sl_msg_schema_fit(payload_cap, tags + i, left);
-        if (fit == 0 || c >= UINT16_MAX)
+    for (uint32_t i = 0; i < n; i++) {
+        struct sl_snapshot_tag t;
+        fn(ctx, i, &t);
+        if (types && t.schema.type != types[i].type)
+            return SL_ERR_MISMATCH;
+        if (t.schema.tag_id != i || !(t.deadband >= 0))
             return SL_ERR_RANGE;
-        i += (uint32_t)fit;
-        starts[++c] = i;
+        sl_err e = sl_msg_tag_check(&t.schema);
+        if (e != SL_OK)
+            return e;
+        *banded |= t.deadband > 0;
+        size_t b = sl_msg_tag_bytes(&t.schema);
+        if (b > room)
+            return SL_ERR_RANGE;
+        if (count == per || count == UINT16_MAX || b > room - used) {
+            if (c >= UINT16_MAX || c + 1 >= starts_n)
+                return SL_ERR_RANGE;
+            starts[++c] = i;
+            count = 0;
+            used = 0;
+        }
+        count++;
+        used += b;
     }
-    *nchunks = c ? c : 1;    /* an empty set is one empty chunk */
-    if (n == 0)
-        starts[1] = 0;
+    if (n > 0) {
+        if (c >= UINT16_MAX || c + 1 >= starts_n)
+            return SL_ERR_RANGE;
+        starts[++c] = n;
+    } else {
+        starts[1] = 0;   /* an empty set is one empty chunk */
+    }
+    *nchunks = c ? c : 1;
     return SL_OK;
 }
 
-static sl_err check_tags(const struct sl_snapshot_tag *tags, uint32_t n)
+/* Takes a scanned schema: deadbands into band (when given). */
+static void fill_band(struct band *band, sl_snapshot_tag_fn fn, const void *ctx, uint32_t n)
 {
     for (uint32_t i = 0; i < n; i++) {
-        if (tags[i].schema.tag_id != i || !(tags[i].deadband >= 0))
-            return SL_ERR_RANGE;
-        sl_err e = sl_msg_tag_check(&tags[i].schema);
-        if (e != SL_OK)
-            return e;
+        struct sl_snapshot_tag t;
+        fn(ctx, i, &t);
+        band[i].scale = t.schema.scale;
+        band[i].deadband = t.deadband;
     }
-    return SL_OK;
 }
 
 static void schema_start(struct sl_snapshot *s, uint64_t now_us, bool urgent)
@@ -116,9 +171,12 @@ void sl_snapshot_destroy(struct sl_snapshot *s)
 {
     if (!s)
         return;
-    free(s->schema);
+    if (s->release)
+        s->release((void *)s->tag_ctx);
     free(s->tag);
+    free(s->band);
     free(s->scratch);
+    free(s->sc_scratch);
     free(s->schema_start);
     free(s);
 }
@@ -127,16 +185,13 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
                           uint64_t now_us)
 {
     *out = NULL;
-    if ((cfg->ntags && !cfg->tags) || cfg->keyframe_ms == 0 ||
+    if ((cfg->ntags && !cfg->tags && !cfg->tag_fn) || cfg->keyframe_ms == 0 ||
         cfg->schema_every > SL_SNAPSHOT_SCHEMA_EVERY_MAX || cfg->payload_cap > SL_BLOCK_PAYLOAD_MAX)
         return SL_ERR_RANGE;
     size_t fit = sl_msg_keyframe_fit(cfg->payload_cap);
     size_t dfit = sl_msg_delta_fit(cfg->payload_cap);
     if (fit == 0 || dfit == 0 || cfg->chunk_values > fit)
         return SL_ERR_RANGE;
-    sl_err e = check_tags(cfg->tags, cfg->ntags);
-    if (e != SL_OK)
-        return e;
 
     uint32_t per = cfg->chunk_values;
     if (per == 0) {
@@ -167,11 +222,23 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
         return SL_ERR_NOMEM;
     size_t nt = cfg->ntags ? cfg->ntags : 1;
     s->scratch_n = per > dfit ? per : dfit;   /* both <= SL_DELTA_VALUES_MAX */
-    s->schema = calloc(nt, sizeof *s->schema);
+    /* At most 65535 chunks (checked above), at most one per tag. */
+    s->schema_start_n = (nt < UINT16_MAX ? nt : UINT16_MAX) + 1;
     s->tag = calloc(nt, sizeof *s->tag);
     s->scratch = calloc(s->scratch_n, sizeof *s->scratch);
-    s->schema_start = calloc(nt + 1, sizeof *s->schema_start);
-    if (!s->schema || !s->tag || !s->scratch || !s->schema_start) {
+    s->sc_scratch = calloc(per, sizeof *s->sc_scratch);
+    s->schema_start = calloc(s->schema_start_n, sizeof *s->schema_start);
+    struct sl_snapshot_tag *own = NULL;
+    if (cfg->tags) {
+        own = malloc(nt * sizeof *own);
+        if (own) {
+            memcpy(own, cfg->tags, cfg->ntags * sizeof *own);
+            s->release = free;
+        }
+    }
+    s->tag_fn = cfg->tags ? array_tag : cfg->tag_fn;
+    s->tag_ctx = cfg->tags ? own : cfg->tag_ctx;
+    if (!s->tag || !s->scratch || !s->sc_scratch || !s->schema_start || (cfg->tags && !own)) {
         sl_snapshot_destroy(s);
         return SL_ERR_NOMEM;
     }
@@ -183,17 +250,27 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
     s->payload_cap = cfg->payload_cap;
     s->chunk_values = per;
     s->delta_full = dfit;
-    for (uint32_t i = 0; i < cfg->ntags; i++) {
-        s->schema[i] = cfg->tags[i].schema;
-        struct tagstate *t = &s->tag[i];
-        t->quality = t->sent_quality = SL_Q_BAD_WAITING_INITIAL;
-        t->prev = t->next = NONE;
-        t->deadband = cfg->tags[i].deadband;
+    bool banded;
+    sl_err e = scan_schema(s->schema_start, s->schema_start_n, &s->sc.chunks, &banded, s->tag_fn,
+                           s->tag_ctx, s->ntags, s->payload_cap, per, NULL);
+    if (e == SL_OK && banded) {
+        s->band = calloc(nt, sizeof *s->band);
+        if (s->band)
+            fill_band(s->band, s->tag_fn, s->tag_ctx, s->ntags);
+        else
+            e = SL_ERR_NOMEM;
     }
-    e = plan_schema(s->schema_start, &s->sc.chunks, s->schema, s->ntags, s->payload_cap, per);
     if (e != SL_OK) {
         sl_snapshot_destroy(s);
         return e;
+    }
+    for (uint32_t i = 0; i < cfg->ntags; i++) {
+        struct tagstate *t = &s->tag[i];
+        struct sl_snapshot_tag st;
+        s->tag_fn(s->tag_ctx, i, &st);
+        t->type = st.schema.type;
+        t->quality = t->sent_quality = SL_Q_BAD_WAITING_INITIAL;
+        t->prev = t->next = NONE;
     }
     s->head = s->tail = NONE;
     s->kf.chunks = (uint32_t)kchunks;
@@ -206,29 +283,57 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
     return SL_OK;
 }
 
+sl_err sl_snapshot_set_schema_fn(struct sl_snapshot *s, sl_snapshot_tag_fn fn, const void *ctx,
+                                 void (*release)(void *ctx), uint32_t ntags, uint32_t schema_id,
+                                 uint64_t now_us)
+{
+    /* Planned and checked aside, then swapped in: nothing changes on error. */
+    if (ntags != s->ntags)
+        return SL_ERR_MISMATCH;
+    uint32_t *starts = calloc(s->schema_start_n, sizeof *starts);
+    uint32_t nchunks = 0;
+    bool banded = false;
+    sl_err e = starts ? SL_OK : SL_ERR_NOMEM;
+    if (e == SL_OK)
+        e = scan_schema(starts, s->schema_start_n, &nchunks, &banded, fn, ctx, ntags, s->payload_cap,
+                        s->chunk_values, s->tag);
+    struct band *band = NULL;
+    if (e == SL_OK && banded && !(band = calloc(ntags ? ntags : 1, sizeof *band)))
+        e = SL_ERR_NOMEM;
+    if (e != SL_OK) {
+        free(starts);
+        return e;
+    }
+    if (band)
+        fill_band(band, fn, ctx, ntags);
+    free(s->band);
+    s->band = band;
+    free(s->schema_start);
+    s->schema_start = starts;
+    s->sc.chunks = nchunks;
+    if (s->release)
+        s->release((void *)s->tag_ctx);
+    s->release = release;
+    s->tag_fn = fn;
+    s->tag_ctx = ctx;
+    s->schema_id = schema_id;
+    schema_start(s, now_us, true);
+    return SL_OK;
+}
+
 sl_err sl_snapshot_set_schema(struct sl_snapshot *s, const struct sl_snapshot_tag *tags,
                               uint32_t ntags, uint32_t schema_id, uint64_t now_us)
 {
     if (ntags != s->ntags)
         return SL_ERR_MISMATCH;
-    for (uint32_t i = 0; i < ntags; i++)
-        if (tags[i].schema.type != s->schema[i].type)
-            return SL_ERR_MISMATCH;
-    sl_err e = check_tags(tags, ntags);
+    struct sl_snapshot_tag *own = malloc((ntags ? ntags : 1) * sizeof *own);
+    if (!own)
+        return SL_ERR_NOMEM;
+    memcpy(own, tags, ntags * sizeof *own);
+    sl_err e = sl_snapshot_set_schema_fn(s, array_tag, own, free, ntags, schema_id, now_us);
     if (e != SL_OK)
-        return e;
-    /* Create proved that even the largest records fit in fewer than 65536
-     * chunks, so planning cannot fail for checked tags. */
-    for (uint32_t i = 0; i < ntags; i++) {
-        s->schema[i] = tags[i].schema;
-        s->tag[i].deadband = tags[i].deadband;
-    }
-    e = plan_schema(s->schema_start, &s->sc.chunks, s->schema, ntags, s->payload_cap, s->chunk_values);
-    if (e != SL_OK)
-        return e;
-    s->schema_id = schema_id;
-    schema_start(s, now_us, true);
-    return SL_OK;
+        free(own);
+    return e;
 }
 
 /* ---- updates ------------------------------------------------------------- */
@@ -257,17 +362,18 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
 {
     if (tag_id >= s->ntags)
         return SL_ERR_RANGE;
-    const struct sl_schema_tag *sc = &s->schema[tag_id];
-    struct sl_value v = { .tag_id = tag_id, .type = sc->type, .raw = raw };
+    struct tagstate *t = &s->tag[tag_id];
+    struct sl_value v = { .tag_id = tag_id, .type = t->type, .raw = raw };
     if (sl_msg_value_check(&v) != SL_OK)
         return SL_ERR_RANGE;
-    struct tagstate *t = &s->tag[tag_id];
     t->raw = raw;
     t->quality = quality;
     t->time_us = source_time_us;
     s->st.updates++;
     bool qchange = quality != t->sent_quality;
-    if (!qchange && !sl_regs_deadband_exceeded(t->sent_raw, raw, sc->type, sc->scale, t->deadband))
+    const struct band *b = s->band ? &s->band[tag_id] : NULL;
+    if (!qchange && !sl_regs_deadband_exceeded(t->sent_raw, raw, t->type, b ? b->scale : 1.0,
+                                               b ? b->deadband : 0.0))
         return SL_OK;   /* within the band of what RX holds; a pending entry stays */
     s->st.changes++;
     if (t->pending) {
@@ -291,14 +397,17 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
     return SL_OK;
 }
 
-uint32_t sl_snapshot_schema_every(const struct sl_snapshot_tag *tags, uint32_t ntags,
+uint32_t sl_snapshot_schema_every(sl_snapshot_tag_fn fn, const void *ctx, uint32_t ntags,
                                   size_t payload_cap, double rate_mbps, uint32_t keyframe_ms)
 {
     size_t body = payload_cap > SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES
                       ? payload_cap - SL_MSG_HDR_BYTES - SL_SCHEMA_HDR_BYTES : 1;
     double bytes = 0;
-    for (uint32_t i = 0; i < ntags; i++)
-        bytes += (double)sl_msg_tag_bytes(&tags[i].schema);
+    for (uint32_t i = 0; i < ntags; i++) {
+        struct sl_snapshot_tag t;
+        fn(ctx, i, &t);
+        bytes += (double)sl_msg_tag_bytes(&t.schema);
+    }
     double chunks = bytes > 0 ? (double)(uint64_t)((bytes + (double)body - 1) / (double)body) : 1;
     bytes += chunks * (SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES + SL_BLOCK_OVERHEAD);
     double budget = rate_mbps * 1e6 / 8.0 * keyframe_ms / 1000.0 * SL_SNAPSHOT_SCHEMA_SHARE;
@@ -400,7 +509,7 @@ static void fill_value(const struct sl_snapshot *s, uint32_t id, struct sl_value
 {
     const struct tagstate *t = &s->tag[id];
     v->tag_id = id;
-    v->type = s->schema[id].type;
+    v->type = t->type;
     v->raw = t->raw;
     v->quality = t->quality;
     v->source_time_us = t->time_us;
@@ -467,12 +576,18 @@ static bool write_schema_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
 {
     uint32_t c = s->sc.next;
     uint32_t first = s->schema_start[c], n = s->schema_start[c + 1] - first;
-    if (n ? sl_msg_schema_fit(room(w), s->schema + first, n) < n
+    /* n <= chunk_values (scan_schema): the chunk's records fit the scratch. */
+    for (uint32_t i = 0; i < n; i++) {
+        struct sl_snapshot_tag t;
+        s->tag_fn(s->tag_ctx, first + i, &t);
+        s->sc_scratch[i] = t.schema;
+    }
+    if (n ? sl_msg_schema_fit(room(w), s->sc_scratch, n) < n
           : room(w) < SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES)
         return false;   /* whole chunks only */
     size_t taken = 0;
     sl_err e = sl_msg_put_schema(w, &taken, s->schema_id, (uint16_t)c, (uint16_t)s->sc.chunks, s->ntags,
-                                 s->schema + first, n);
+                                 s->sc_scratch, n);
     if (e != SL_OK || taken != n)
         return false;   /* fit said it fits and tags were checked: not reached */
     s->st.schema_chunks++;
@@ -558,6 +673,43 @@ void sl_snapshot_stats(const struct sl_snapshot *s, struct sl_snapshot_stats *ou
     out->keyframe_id = s->kf_id;
 }
 
+/* Tag id's device: the last whose first_tag_id <= id (devices number
+ * their tags in order from 0). */
+static const struct sl_txconf_device *conf_device(const struct sl_txconf *c, uint32_t id)
+{
+    size_t lo = 0, hi = c->ndevices;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->devices[mid].first_tag_id <= id)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return c->ndevices ? &c->devices[lo] : NULL;
+}
+
+void sl_snapshot_conf_tag(const void *ctx, uint32_t tag_id, struct sl_snapshot_tag *out)
+{
+    const struct sl_txconf *c = ctx;
+    const struct sl_txconf_device *dev = conf_device(c, tag_id);
+    memset(out, 0, sizeof *out);
+    if (!dev || tag_id - dev->first_tag_id >= dev->tagmap.count) {
+        out->schema.tag_id = UINT32_MAX;   /* not a tag: create and set_schema refuse it */
+        return;
+    }
+    const struct sl_tag *t = &dev->tagmap.tags[tag_id - dev->first_tag_id];
+    sl_tagmap_schema_tag(&out->schema, t, tag_id, dev->mirror_unit);
+    out->deadband = t->deadband;
+}
+
+uint32_t sl_snapshot_conf_schema_id(const struct sl_txconf *c)
+{
+    uint8_t fp[SL_FP_BYTES];
+    sl_txconf_schema_fp(fp, c);
+    return (uint32_t)fp[SL_FP_BYTES - 4] << 24 | (uint32_t)fp[SL_FP_BYTES - 3] << 16 |
+           (uint32_t)fp[SL_FP_BYTES - 2] << 8 | fp[SL_FP_BYTES - 1];
+}
+
 sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema_id,
                                   const struct sl_txconf *c)
 {
@@ -565,23 +717,14 @@ sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema
     struct sl_snapshot_tag *tags = calloc(c->ntags ? c->ntags : 1, sizeof *tags);
     if (!tags)
         return SL_ERR_NOMEM;
-    for (size_t d = 0; d < c->ndevices; d++) {
-        const struct sl_txconf_device *dev = &c->devices[d];
-        for (size_t i = 0; i < dev->tagmap.count; i++) {
-            const struct sl_tag *t = &dev->tagmap.tags[i];
-            uint32_t id = dev->first_tag_id + (uint32_t)i;
-            if (id >= c->ntags) {
-                free(tags);
-                return SL_ERR_RANGE;
-            }
-            sl_tagmap_schema_tag(&tags[id].schema, t, id, dev->mirror_unit);
-            tags[id].deadband = t->deadband;
+    for (uint32_t id = 0; id < c->ntags; id++) {
+        sl_snapshot_conf_tag(c, id, &tags[id]);
+        if (tags[id].schema.tag_id != id) {
+            free(tags);
+            return SL_ERR_RANGE;
         }
     }
-    uint8_t fp[SL_FP_BYTES];
-    sl_txconf_schema_fp(fp, c);
-    *schema_id = (uint32_t)fp[SL_FP_BYTES - 4] << 24 | (uint32_t)fp[SL_FP_BYTES - 3] << 16 |
-                 (uint32_t)fp[SL_FP_BYTES - 2] << 8 | fp[SL_FP_BYTES - 1];
+    *schema_id = sl_snapshot_conf_schema_id(c);
     *out = tags;
     return SL_OK;
 }
@@ -594,21 +737,15 @@ uint32_t sl_snapshot_delay_ms(const struct sl_txconf *c)
 sl_err sl_snapshot_from_conf(struct sl_snapshot **out, uint32_t *schema_id, const struct sl_txconf *c,
                              size_t payload_cap, uint64_t now_us)
 {
-    struct sl_snapshot_tag *tags = NULL;
-    sl_err e = sl_snapshot_tags_from_conf(&tags, schema_id, c);
-    if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot build the tag table: %s", sl_strerror(e));
-        return e;
-    }
+    *schema_id = sl_snapshot_conf_schema_id(c);
     struct sl_snapshot_config sc = {
-        .tags = tags, .ntags = c->ntags, .schema_id = *schema_id,
+        .tag_fn = sl_snapshot_conf_tag, .tag_ctx = c, .ntags = c->ntags, .schema_id = *schema_id,
         .keyframe_ms = c->snapshot.keyframe_ms, .max_delay_ms = sl_snapshot_delay_ms(c),
-        .schema_every = sl_snapshot_schema_every(tags, c->ntags, payload_cap, c->link.rate_mbps,
-                                                 c->snapshot.keyframe_ms),
+        .schema_every = sl_snapshot_schema_every(sl_snapshot_conf_tag, c, c->ntags, payload_cap,
+                                                 c->link.rate_mbps, c->snapshot.keyframe_ms),
         .payload_cap = payload_cap,
     };
-    e = sl_snapshot_create(out, &sc, now_us);
-    free(tags);
+    sl_err e = sl_snapshot_create(out, &sc, now_us);
     if (e != SL_OK)
         sl_log(SL_LOG_ERR, "cannot create the snapshot engine: %s", sl_strerror(e));
     return e;

@@ -4,6 +4,9 @@
  * Pure: no I/O, no clock reads, no threads; every call takes the time it
  * runs at (now_us, a monotonic clock in µs chosen by the caller). Everything
  * is allocated by sl_snapshot_create(); updates and fills allocate nothing.
+ * Memory: 56 bytes per tag (value, last sent value, pending-list links),
+ * 16 more when some tag has a deadband, plus one chunk of schema records;
+ * the schema itself is read on demand (sl_snapshot_tag_fn).
  * Not thread-safe: the daemon's main loop owns it.
  *
  * Policies (docs/tx.md, "Snapshot engine"):
@@ -54,8 +57,18 @@ struct sl_snapshot_tag {
     double deadband;                /* engineering units, >= 0 (0: every change) */
 };
 
+/* Reads tag tag_id (< ntags) of a schema held elsewhere into *out. The
+ * snapshot keeps no copy of names, paths and units (at 10^6 tags that copy
+ * was 240 MB): it reads every tag through this at create and
+ * sl_snapshot_set_schema_fn (to check and plan), and a chunk's tags each
+ * time it writes that SCHEMA chunk. What ctx points to must stay valid and
+ * unchanged until the snapshot is destroyed or given another schema. */
+typedef void (*sl_snapshot_tag_fn)(const void *ctx, uint32_t tag_id, struct sl_snapshot_tag *out);
+
 struct sl_snapshot_config {
-    const struct sl_snapshot_tag *tags;   /* ntags entries, copied by create */
+    const struct sl_snapshot_tag *tags;   /* ntags entries, copied by create; or NULL, and */
+    sl_snapshot_tag_fn tag_fn;            /* ... the schema is read on demand through this */
+    const void *tag_ctx;
     uint32_t ntags;
     uint32_t schema_id;             /* low 32 bits of the schema fingerprint */
     uint32_t keyframe_ms;           /* >= 1 */
@@ -88,7 +101,7 @@ struct sl_snapshot;
 /* Builds the tag table (every tag BadWaitingForInitialData, time 0), sizes
  * keyframe and schema chunks for cfg->payload_cap, and schedules the first
  * schema and keyframe at now_us (queue a TX_START event yourself). Copies
- * cfg->tags. SL_ERR_RANGE for bad parameters (a tag id that is not its
+ * cfg->tags, or reads every tag once through cfg->tag_fn. SL_ERR_RANGE for bad parameters (a tag id that is not its
  * index, a chunk that cannot fit an empty payload, more than 65535 chunks),
  * the sl_msg_tag_check error of an invalid tag, SL_ERR_NOMEM. Cost: O(tags),
  * one allocation per array. */
@@ -123,15 +136,25 @@ sl_err sl_snapshot_event(struct sl_snapshot *s, uint8_t kind, uint8_t mirror_uni
 size_t sl_snapshot_event_text(char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Replaces the schema with tags[0..ntags) under schema_id (SIGHUP): names,
- * paths, units, scale, offset, mirror unit, deadband. Values and
- * schedules are kept; the new schema is sent at once, ahead of values.
- * SL_ERR_MISMATCH when ntags or any tag's type differs (values would no
- * longer match it), else the errors of create; nothing changes on error.
- * O(tags), no allocation. */
+/* Replaces the schema with tags[0..ntags) (copied) under schema_id
+ * (SIGHUP): names, paths, units, scale, offset, mirror unit, deadband.
+ * Values and schedules are kept; the new schema is sent at once, ahead of
+ * values. SL_ERR_MISMATCH when ntags or any tag's type differs (values
+ * would no longer match it), else the errors of create; nothing changes on
+ * error. O(tags); allocates the copy (and deadbands, if any is non-zero). */
 __attribute__((warn_unused_result))
 sl_err sl_snapshot_set_schema(struct sl_snapshot *s, const struct sl_snapshot_tag *tags,
                               uint32_t ntags, uint32_t schema_id, uint64_t now_us);
+
+/* The same with the schema read on demand through fn(ctx) (see
+ * sl_snapshot_tag_fn for how long ctx must live). With release non-NULL
+ * the snapshot takes ctx on success and calls release(ctx) when it stops
+ * reading it (destroy or the next schema change); on error the caller
+ * keeps it. */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_set_schema_fn(struct sl_snapshot *s, sl_snapshot_tag_fn fn, const void *ctx,
+                                 void (*release)(void *ctx), uint32_t ntags, uint32_t schema_id,
+                                 uint64_t now_us);
 
 /* Writes the messages due at now_us into payload[0..cap) (one block), in
  * priority order (header comment), as many as fit; *used is the payload
@@ -162,14 +185,24 @@ void sl_snapshot_stats(const struct sl_snapshot *s, struct sl_snapshot_stats *ou
  * and a block header and signature per payload_cap of tags. rate_mbps 0
  * (unpaced): every SL_SNAPSHOT_SCHEMA_EVERY_MAX. O(tags). */
 #define SL_SNAPSHOT_SCHEMA_SHARE 0.05
-uint32_t sl_snapshot_schema_every(const struct sl_snapshot_tag *tags, uint32_t ntags,
+uint32_t sl_snapshot_schema_every(sl_snapshot_tag_fn fn, const void *ctx, uint32_t ntags,
                                   size_t payload_cap, double rate_mbps, uint32_t keyframe_ms);
+
+/* sl_snapshot_tag_fn over a loaded configuration (ctx: const struct
+ * sl_txconf *, ids as sl_snapshot_tags_from_conf numbers them): the schema
+ * straight from the tag maps, which the daemon keeps for its lifetime.
+ * O(log devices). */
+void sl_snapshot_conf_tag(const void *ctx, uint32_t tag_id, struct sl_snapshot_tag *out);
+
+/* The schema id of c: the low 32 bits of sl_txconf_schema_fp, read
+ * big-endian from its last four bytes. O(tags). */
+uint32_t sl_snapshot_conf_schema_id(const struct sl_txconf *c);
 
 /* Builds the snapshot tag array of a loaded configuration (tag ids as
  * sl_txconf assigns them: devices in order, rows in order, from 0) into a
  * new array *out of c->ntags entries (caller frees with free()), and the
- * schema id (low 32 bits of sl_txconf_schema_fp, read big-endian from its
- * last four bytes). SL_ERR_NOMEM. Start-up and reload only. */
+ * schema id (sl_snapshot_conf_schema_id). 248 bytes a tag: tests and tools;
+ * the daemon reads c through sl_snapshot_conf_tag instead. SL_ERR_NOMEM. */
 __attribute__((warn_unused_result))
 sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema_id,
                                   const struct sl_txconf *c);
@@ -181,8 +214,9 @@ sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema
  * 5 ms at the default 2 ms, docs/performance.md). */
 uint32_t sl_snapshot_delay_ms(const struct sl_txconf *c);
 
-/* The daemon's snapshot engine for configuration c: its tag table
- * (sl_snapshot_tags_from_conf, schema id into *schema_id), blocks of
+/* The daemon's snapshot engine for configuration c (which must outlive
+ * it: the schema is read from c's tag maps, sl_snapshot_conf_tag; schema
+ * id into *schema_id as sl_snapshot_tags_from_conf), blocks of
  * payload_cap bytes, keyframe_ms, its share of max_delay_ms and the schema
  * repetition (sl_snapshot_schema_every at [link] rate_mbps). Failures are
  * logged. SL_ERR_NOMEM, or what sl_snapshot_create refuses. */

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -185,10 +186,47 @@ static bool parse_double(const struct sl_csv_field *f, double *out)
 }
 
 
-static void copy_str(char *dst, const struct sl_csv_field *f)
+/* ---- string blocks ------------------------------------------------------------ */
+
+#define STR_BLOCK_BYTES 65536u   /* > the longest string (SL_PATH_MAX + 1) */
+
+struct sl_tagmap_strings {
+    struct sl_tagmap_strings *next;
+    size_t used;
+    char data[STR_BLOCK_BYTES];
+};
+
+const char *sl_tagmap_str(struct sl_tagmap *m, const char *s, size_t len, const char *prev)
 {
-    memcpy(dst, f->p, f->len);
-    dst[f->len] = '\0';
+    if (len == 0)
+        return "";
+    if (prev && strncmp(prev, s, len) == 0 && prev[len] == '\0')
+        return prev;
+    if (len >= STR_BLOCK_BYTES)
+        return NULL;
+    struct sl_tagmap_strings *b = m->strings;
+    if (!b || STR_BLOCK_BYTES - b->used < len + 1) {
+        b = malloc(sizeof *b);
+        if (!b)
+            return NULL;
+        b->next = m->strings;
+        b->used = 0;
+        m->strings = b;
+    }
+    char *p = b->data + b->used;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    b->used += len + 1;
+    return p;
+}
+
+static bool copy_str(struct sl_tagmap *m, const char **dst, const struct sl_csv_field *f,
+                     const char *prev, bool *nomem)
+{
+    *dst = sl_tagmap_str(m, f->p, f->len, prev);
+    if (!*dst)
+        *nomem = true;
+    return *dst != NULL;
 }
 
 static const char *const reg_names[] = {
@@ -204,11 +242,15 @@ static const char *const order_names[] = { "ABCD", "CDAB", "BADC", "DCBA" };
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-/* Parses one data row; false (with messages in diag) when it has problems. */
-static bool parse_row(struct sl_tag *t, const struct sl_csv_field *f, const char *file,
-                      unsigned line, struct sl_diag *diag)
+/* Parses one data row into m->tags[m->count]; false (with messages in
+ * diag, or *nomem set) when it has problems. Path and units equal to the
+ * previous row's share its copy. */
+static bool parse_row(struct sl_tagmap *m, const struct sl_csv_field *f, const char *file,
+                      unsigned line, struct sl_diag *diag, bool *nomem)
 {
     size_t before = sl_diag_total(diag);
+    struct sl_tag *t = &m->tags[m->count];
+    const struct sl_tag *prev = m->count ? &m->tags[m->count - 1] : NULL;
     memset(t, 0, sizeof *t);
     t->line = line;
 
@@ -220,7 +262,7 @@ static bool parse_row(struct sl_tag *t, const struct sl_csv_field *f, const char
         sl_diag_add(diag, file, line, "tag name '%.*s' must be UTF-8 without '/', '+' or '#'",
                     (int)f[0].len, f[0].p);
     else
-        copy_str(t->name, &f[0]);
+        copy_str(m, &t->name, &f[0], NULL, nomem);
 
     if (f[1].len > SL_PATH_MAX)
         sl_diag_add(diag, file, line, "path longer than %u bytes", SL_PATH_MAX);
@@ -229,7 +271,7 @@ static bool parse_row(struct sl_tag *t, const struct sl_csv_field *f, const char
                     "path '%.*s' must be enterprise/site/area/line (4 non-empty segments, "
                     "no '+' or '#')", (int)f[1].len, f[1].p);
     else
-        copy_str(t->path, &f[1]);
+        copy_str(m, &t->path, &f[1], prev ? prev->path : NULL, nomem);
 
     int reg = lookup(&f[2], reg_names, NELEM(reg_names));
     if (reg < 0)
@@ -290,14 +332,14 @@ static bool parse_row(struct sl_tag *t, const struct sl_csv_field *f, const char
     else if (!utf8_ok(f[8].p, f[8].len))
         sl_diag_add(diag, file, line, "units are not valid UTF-8");
     else
-        copy_str(t->units, &f[8]);
+        copy_str(m, &t->units, &f[8], prev ? prev->units : NULL, nomem);
 
     t->deadband = 0.0;
     if (f[9].len && (!parse_double(&f[9], &t->deadband) || t->deadband < 0.0))
         sl_diag_add(diag, file, line, "bad deadband '%.*s' (a finite number >= 0)",
                     (int)f[9].len, f[9].p);
 
-    return sl_diag_total(diag) == before;
+    return sl_diag_total(diag) == before && !*nomem;
 }
 
 /* ---- whole-file checks ------------------------------------------------------ */
@@ -412,8 +454,16 @@ sl_err sl_tagmap_parse(struct sl_tagmap *out, const char *text, size_t len, cons
             out->tags = t;
             cap = ncap;
         }
-        if (parse_row(&out->tags[out->count], f, file, line, diag))
+        bool nomem = false;
+        if (parse_row(out, f, file, line, diag, &nomem))
             out->count++;
+        if (nomem)
+            return SL_ERR_NOMEM;
+    }
+    if (out->count && out->count < cap) {   /* give back the doubling's slack */
+        struct sl_tag *t = realloc(out->tags, out->count * sizeof *t);
+        if (t)
+            out->tags = t;
     }
     if (!header)
         sl_diag_add(diag, file, 0, "no header row (want '%s')", SL_TAGMAP_HEADER);
@@ -471,6 +521,11 @@ sl_err sl_tagmap_load(struct sl_tagmap *out, const char *path, struct sl_diag *d
 
 void sl_tagmap_free(struct sl_tagmap *m)
 {
+    while (m->strings) {
+        struct sl_tagmap_strings *b = m->strings;
+        m->strings = b->next;
+        free(b);
+    }
     free(m->file);
     free(m->tags);
     memset(m, 0, sizeof *m);
@@ -483,11 +538,18 @@ static uint64_t f64_bits(double d)
     return u;
 }
 
+/* A row string into a fixed field, zero-padded (records compare whole). A
+ * parsed row's strings fit: the parser checked their lengths. */
+static void put_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    memset(dst + n, 0, cap - n);
+}
+
 void sl_tagmap_schema_tag(struct sl_schema_tag *out, const struct sl_tag *t, uint32_t tag_id,
                           uint8_t mirror_unit)
 {
-    _Static_assert(sizeof out->name == sizeof t->name && sizeof out->path == sizeof t->path &&
-                   sizeof out->units == sizeof t->units, "tag strings differ in size");
     out->tag_id = tag_id;
     out->type = t->type;
     out->reg = t->reg;
@@ -496,9 +558,9 @@ void sl_tagmap_schema_tag(struct sl_schema_tag *out, const struct sl_tag *t, uin
     out->address = t->address;
     out->scale = t->scale;
     out->offset = t->offset;
-    memcpy(out->name, t->name, sizeof out->name);
-    memcpy(out->path, t->path, sizeof out->path);
-    memcpy(out->units, t->units, sizeof out->units);
+    put_str(out->name, sizeof out->name, t->name);
+    put_str(out->path, sizeof out->path, t->path);
+    put_str(out->units, sizeof out->units, t->units);
 }
 
 sl_err sl_tagmap_schema_record(uint8_t *out, size_t cap, size_t *len, const struct sl_tag *t,

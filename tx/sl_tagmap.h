@@ -22,10 +22,14 @@
 #define SL_TAGMAP_FILE_MAX   (16u << 20)       /* bytes per file */
 #define SL_TAGMAP_HEADER "name,path,register,address,type,word_order,scale,offset,units,deadband"
 
+/* One row. The strings live in the map's string blocks (sl_tagmap_str),
+ * NUL-terminated, never NULL in a parsed row; rows that share a path or
+ * units share one copy, so a row costs 64 bytes plus its name (a million
+ * rows of fixed-size strings cost 256 MB). */
 struct sl_tag {
-    char name[SL_NAME_MAX + 1];     /* unique within the device; no '/', '+', '#' */
-    char path[SL_PATH_MAX + 1];     /* enterprise/site/area/line */
-    char units[SL_UNITS_MAX + 1];   /* may be empty */
+    const char *name;               /* 1..SL_NAME_MAX bytes, unique within the device; no '/', '+', '#' */
+    const char *path;               /* 0..SL_PATH_MAX bytes: enterprise/site/area/line */
+    const char *units;              /* 0..SL_UNITS_MAX bytes, may be empty */
     uint8_t reg;                    /* SL_REG_* */
     uint8_t type;                   /* SL_TYPE_* */
     uint8_t word_order;             /* SL_WORD_*; ABCD for one-register types */
@@ -37,10 +41,13 @@ struct sl_tag {
     unsigned line;                  /* source line, for messages */
 };
 
+struct sl_tagmap_strings;
+
 struct sl_tagmap {
     char *file;                     /* owned copy of the path used in messages */
     struct sl_tag *tags;            /* owned, count rows in file order */
     size_t count;
+    struct sl_tagmap_strings *strings;   /* owned blocks holding the rows' strings */
 };
 
 /* One field produced by the splitter; p points into the caller's scratch. */
@@ -74,6 +81,12 @@ sl_err sl_tagmap_parse(struct sl_tagmap *out, const char *text, size_t len, cons
  * An unreadable file is one diag entry and SL_ERR_IO. Start-up only. */
 __attribute__((warn_unused_result))
 sl_err sl_tagmap_load(struct sl_tagmap *out, const char *path, struct sl_diag *diag);
+
+/* Stores s[0..len) NUL-terminated in m's string blocks and returns the
+ * copy, or the previous row's equal path or units (prev, may be NULL) so
+ * repeated strings cost nothing; "" for len 0. Blocks never move, so the
+ * copy stays valid until sl_tagmap_free. NULL when out of memory. O(len). */
+const char *sl_tagmap_str(struct sl_tagmap *m, const char *s, size_t len, const char *prev);
 
 /* Frees what a parse or load allocated; safe on a zeroed map, twice. */
 void sl_tagmap_free(struct sl_tagmap *m);
