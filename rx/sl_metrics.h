@@ -31,9 +31,10 @@
 #include "sl_store.h"
 #include "sl_tagch.h"
 
-/* Every counter of the daemon in one snapshot, refreshed from each module
- * (receiver, link, mirror, store, Modbus server, file receiver, MQTT) by
- * the daemon at each status request, drop summary and the final line. */
+/* Every counter of the daemon in one snapshot. Each thread publishes its
+ * part (sl_tribuf); the HTTP thread composes them at each status request,
+ * and the main thread reads the modules directly for the final line, once
+ * every thread has ended. */
 struct sl_metrics {
     uint64_t start_us;                   /* RX wall clock at start */
     struct sl_receiver_stats rx;         /* wire path: drops by stage and reason, FEC */
@@ -54,6 +55,9 @@ struct sl_metrics {
     bool store_on;
     struct sl_store_stats store;
     uint64_t checkpoint_failures;        /* as seen by the daemon (includes open-time) */
+    uint64_t store_coalesced;            /* changes folded before the store thread wrote them */
+    uint64_t store_lag_ms;               /* gauge: oldest unwritten change's age at the last checkpoint */
+    uint64_t chan_queue_dropped;         /* payloads the channel worker's full queue refused */
     bool modbus_on;
     struct sl_mbserver_stats modbus;
     unsigned modbus_conns;

@@ -20,7 +20,7 @@ static const char *io_why(sl_err e)
 static void on_write(void *ctx, const char *peer, const struct sl_mbreq *req)
 {
     struct sl_services *s = ctx;
-    if (sl_clock_due(&s->next_write_log_ms, s->now_ms, SL_SERVICES_WRITE_LOG_MS)) {
+    if (sl_clock_due(&s->next_write_log_ms, s->mb_now_ms, SL_SERVICES_WRITE_LOG_MS)) {
         sl_log_id(SL_LOG_WARNING, "SL-RX-MODBUS-WRITE",
                   "refused Modbus write FC %u from %s (unit %u, exception 0x01)%s", req->fc, peer,
                   req->unit, s->writes_unlogged ? "; more refused since the last line" : "");
@@ -37,16 +37,6 @@ void sl_services_writes_log(struct sl_services *s)
     sl_log_id(SL_LOG_WARNING, "SL-RX-MODBUS-WRITE", "refused %" PRIu64 " more Modbus writes",
               s->writes_unlogged);
     s->writes_unlogged = 0;
-}
-
-/* The one mirror hook: every follower of changes hears every event. */
-static void on_mirror(void *ctx, enum sl_mirror_event ev, uint32_t pos)
-{
-    struct sl_services *s = ctx;
-    if (s->http)
-        sl_http_notify(s->http, ev, pos);
-    if (s->mqtt)
-        sl_mqtt_notify(s->mqtt, ev, pos);
 }
 
 static sl_err open_modbus(struct sl_services *s, const struct sl_rxconf *c, struct sl_mirror *m)
@@ -124,7 +114,6 @@ sl_err sl_services_open(struct sl_services *s, const struct sl_rxconf *c, struct
                         sl_http_status_fn status, void *ctx)
 {
     memset(s, 0, sizeof *s);
-    s->mb_slot = s->mqtt_slot = -1;
     sl_err e = SL_OK;
     if (c->modbus.enabled && (e = open_modbus(s, c, m)) != SL_OK)
         return e;
@@ -132,36 +121,7 @@ sl_err sl_services_open(struct sl_services *s, const struct sl_rxconf *c, struct
         return e;
     if (c->mqtt.enabled && (e = open_mqtt(s, c, m)) != SL_OK)
         return e;
-    sl_mirror_set_hook(m, on_mirror, s);
     return SL_OK;
-}
-
-void sl_services_pollset(struct sl_services *s, struct pollfd *fds, nfds_t *n, int *wait_ms, uint64_t now_ms)
-{
-    s->mb_slot = s->mqtt_slot = -1;
-    if (s->mb) {
-        s->mb_slot = (int)*n;
-        fds[(*n)++] = (struct pollfd){ .fd = sl_mbserver_fd(s->mb), .events = POLLIN };
-        /* Modbus requests left by its per-turn caps: come straight back. */
-        if (sl_mbserver_timeout_ms(s->mb) == 0)
-            *wait_ms = 0;
-    }
-    if (s->http) {
-        fds[(*n)++] = (struct pollfd){ .fd = sl_http_fd(s->http), .events = POLLIN };
-        int t = sl_http_timeout_ms(s->http);
-        if (t >= 0 && t < *wait_ms)
-            *wait_ms = t;
-    }
-    if (s->mqtt) {
-        /* The descriptor changes with every reconnect (-1 while down: poll
-         * ignores it). */
-        s->mqtt_slot = (int)*n;
-        fds[(*n)++] = (struct pollfd){ .fd = sl_mqtt_fd(s->mqtt),
-                                       .events = (short)(POLLIN | (sl_mqtt_want_write(s->mqtt) ? POLLOUT : 0)) };
-        int t = sl_mqtt_timeout_ms(s->mqtt, now_ms);
-        if (t >= 0 && t < *wait_ms)
-            *wait_ms = t;
-    }
 }
 
 /* A service's run/poll call failed: counted here, logged by the caller
@@ -177,10 +137,10 @@ static bool failed(uint64_t *count, sl_err e)
 
 #define SERVICE_ERR_FMT(name) name ": %s%s%s (errors so far: %" PRIu64 ")"
 
-void sl_services_modbus(struct sl_services *s, int pr, uint64_t now_ms)
+void sl_services_modbus(struct sl_services *s, uint64_t now_ms)
 {
-    s->now_ms = now_ms;
-    if (!s->mb || (s->mb_slot >= 0 && pr < 0))
+    s->mb_now_ms = now_ms;
+    if (!s->mb)
         return;
     sl_err e = sl_mbserver_poll_once(s->mb, 0, now_ms);
     if (failed(&s->modbus_errors, e))
@@ -215,26 +175,27 @@ static void mqtt_watch(struct sl_services *s)
     s->mqtt_up = st.connected;
 }
 
-void sl_services_run(struct sl_services *s, const struct pollfd *fds, int pr, uint64_t now_ms)
+void sl_services_http(struct sl_services *s)
 {
-    s->now_ms = now_ms;
     sl_err e;
     if (s->http && failed(&s->http_errors, e = sl_http_run(s->http)))
         sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("HTTP server"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
                io_why(e), s->http_errors);
-    if (s->mqtt &&
-        failed(&s->mqtt_errors,
-               e = sl_mqtt_run(s->mqtt, s->mqtt_slot >= 0 && pr > 0 ? fds[s->mqtt_slot].revents : 0, now_ms)))
-        sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("MQTT client"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
-               io_why(e), s->mqtt_errors);
-    if (s->mqtt)
-        mqtt_watch(s);
 }
 
-void sl_services_close(struct sl_services *s, struct sl_mirror *m)
+void sl_services_mqtt(struct sl_services *s, short revents, uint64_t now_ms)
 {
-    if (m)
-        sl_mirror_set_hook(m, NULL, NULL);
+    if (!s->mqtt)
+        return;
+    sl_err e;
+    if (failed(&s->mqtt_errors, e = sl_mqtt_run(s->mqtt, revents, now_ms)))
+        sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("MQTT client"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+               io_why(e), s->mqtt_errors);
+    mqtt_watch(s);
+}
+
+void sl_services_close(struct sl_services *s)
+{
     sl_mqtt_close(s->mqtt);
     sl_http_close(s->http);
     sl_mbserver_close(s->mb);

@@ -459,20 +459,13 @@ void sl_store_sched_init(struct sl_store_sched *k, uint32_t period_ms, uint64_t 
     k->next_ms = now_ms + period_ms;
 }
 
-bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
-                        uint64_t now_ms, uint64_t now_us)
+bool sl_store_sched_write(struct sl_store_sched *k, struct sl_store *s, const struct sl_mirror *m,
+                          const uint32_t *pos, size_t n, uint64_t now_ms, uint64_t now_us)
 {
     k->next_ms = now_ms + k->period_ms;
-    size_t n;
-    const uint32_t *pos = sl_mirror_dirty(m, &n);
-    if (!s) {
-        sl_mirror_dirty_clear(m);   /* nothing follows it: keep it short */
-        return true;
-    }
-    if (n == 0)
+    if (!s)
         return true;
     if (sl_store_checkpoint(s, m, pos, n, now_us) == SL_OK) {
-        sl_mirror_dirty_clear(m);
         if (k->failing)
             sl_log(SL_LOG_INFO, "database checkpoint works again (%zu rows)", n);
         k->failing = false;
@@ -487,6 +480,24 @@ bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_
     }
     k->failing = true;
     return false;
+}
+
+bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
+                        uint64_t now_ms, uint64_t now_us)
+{
+    k->next_ms = now_ms + k->period_ms;
+    size_t n;
+    const uint32_t *pos = sl_mirror_dirty(m, &n);
+    if (!s) {
+        sl_mirror_dirty_clear(m);   /* nothing follows it: keep it short */
+        return true;
+    }
+    if (n == 0)
+        return true;
+    if (!sl_store_sched_write(k, s, m, pos, n, now_ms, now_us))
+        return false;
+    sl_mirror_dirty_clear(m);
+    return true;
 }
 
 void sl_store_sched_tick(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,

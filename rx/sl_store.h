@@ -108,6 +108,14 @@ void sl_store_sched_init(struct sl_store_sched *k, uint32_t period_ms, uint64_t 
 bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
                         uint64_t now_ms, uint64_t now_us);
 
+/* The checkpoint of sl_store_sched_run for a caller that keeps its own
+ * list of changed positions (the daemon's store thread, which follows the
+ * mirror through a subscription): writes pos[0..n) (n may be 0: a new
+ * schema alone is written), logs as above and sets the next time. True on
+ * success (or s NULL); on failure the caller keeps its list for the retry. */
+bool sl_store_sched_write(struct sl_store_sched *k, struct sl_store *s, const struct sl_mirror *m,
+                          const uint32_t *pos, size_t n, uint64_t now_ms, uint64_t now_us);
+
 /* sl_store_sched_run when its period has come. */
 void sl_store_sched_tick(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
                          uint64_t now_ms, uint64_t now_us);

@@ -1,0 +1,913 @@
+/* sluice-rx's threads: see sl_rxthreads.h and docs/rx.md "Threads".
+ *
+ * Each thread owns its state and its sockets. What crosses:
+ *  - counters: each thread publishes its part through triple buffers (one
+ *    per reader) about every PUBLISH_MS; readers take the latest;
+ *  - mirror changes: the intake thread is the mirror's one writer; the
+ *    store, HTTP and MQTT threads follow it through subscriptions that wake
+ *    their eventfd, and read it inside short read sections;
+ *  - the replay window: published by intake, saved by the store thread;
+ *  - file-channel payloads: copied by intake into sl_chanq (bounded,
+ *    overflow counted), written to disk by the channel worker.
+ * Nothing is allocated per datagram, block, message or request: every
+ * buffer here is made in sl_rxthreads_run before the threads start. */
+#include "sl_rxthreads.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "sl_chanq.h"
+#include "sl_clock.h"
+#include "sl_log.h"
+#include "sl_rxcheck.h"
+#include "sl_sdnotify.h"
+#include "sl_thread.h"
+#include "sl_tribuf.h"
+
+#define PUBLISH_MS           100u   /* counters published this often */
+#define WAIT_MAX_MS          100    /* every poll wakes at least this often (timers, heartbeat) */
+#define RX_BATCHES_PER_TURN  64     /* link batches between two looks at the timers */
+#define STATUS_PERIOD_MS     1000u  /* systemd STATUS= recomputed */
+#define MAIN_TURN_MS         100    /* the main thread looks at heartbeats this often */
+#define ALIVE_MS             1000u  /* a thread whose heartbeat has not moved for this long is stuck */
+
+enum { TH_INTAKE, TH_STORE, TH_CHAN, TH_MODBUS, TH_HTTP, TH_MQTT, TH_COUNT };
+static const char *const th_names[TH_COUNT] = { "rx-intake", "rx-store", "rx-chan",
+                                                "rx-modbus", "rx-http", "rx-mqtt" };
+
+/* What each thread publishes (beside intake's, which is a whole
+ * struct sl_metrics of the wire side). */
+struct pub_intake {
+    struct sl_metrics m;
+    char status[SL_SDNOTIFY_STATUS_MAX + 1];   /* systemd STATUS= text */
+};
+struct pub_store {
+    struct sl_store_stats store;
+    uint64_t checkpoint_failures, coalesced, lag_ms, state_saves, state_save_failures;
+};
+struct pub_chan {
+    struct sl_filerecv_stats files;
+};
+struct pub_modbus {
+    struct sl_mbserver_stats modbus;
+    unsigned conns;
+    uint64_t errors;
+};
+struct pub_mqtt {
+    struct sl_mqtt_stats mqtt;
+    uint64_t errors;
+};
+
+/* The store thread's follower state: positions changed and not yet
+ * written (a list and a bitmap so each is listed once), kept across a
+ * failed checkpoint for the retry. */
+struct store_ctx {
+    struct sl_mirror_sub *sub;
+    int sub_fd;
+    uint32_t *pend;
+    uint8_t *pend_bit;
+    size_t npend;
+    bool schema;                  /* a schema was committed: write it even with no value */
+    uint64_t oldest_ms;           /* when the oldest pending change was heard of; 0: none */
+    uint64_t folded;              /* drained positions already pending (after a failed checkpoint) */
+    struct sl_store_sched ckpt;
+    struct sl_rxstate saver;      /* replay.state, written from the published window */
+    struct sl_replay *window;     /* saver.replay: the copy */
+    bool final_ok;
+    struct pub_store pub;
+};
+
+struct sl_rxt {
+    struct sl_thread th[TH_COUNT];
+    bool run[TH_COUNT];           /* started (some services are off) */
+    int fail_fd;
+    int slot[TH_COUNT];           /* mirror reader slots */
+    struct sl_chanq *chanq;
+    int chanq_fd;
+    struct sl_mirror_sub *http_sub, *mqtt_sub;
+    int http_fd, mqtt_fd;
+    /* Publications: who writes -> who reads. */
+    struct sl_tribuf intake_http, intake_main, store_http, chan_http, modbus_http, modbus_intake, mqtt_http;
+    struct sl_tribuf replay;      /* intake -> store: the replay window */
+    struct store_ctx store;
+    /* Intake's own. */
+    uint64_t next_pub_ms, next_drop_log_ms, next_io_log_ms, next_status_ms;
+    bool eof;                     /* the capture ended */
+    struct pub_intake ipub;
+    /* HTTP thread's composition buffer. */
+    struct sl_metrics hm;
+    struct sl_http_counter counters[SL_METRICS_DAEMON_MAX];
+    uint64_t start_us;
+};
+
+/* ---- intake ------------------------------------------------------------------- */
+
+void sl_rxd_on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t key_id[SL_KEY_ID_BYTES],
+                       const uint8_t *payload, size_t len, uint64_t now_us)
+{
+    struct sl_rxd *d = ctx;
+    d->state.dirty = true;   /* the receiver accepted (epoch, seq) into the window */
+    switch (h->channel) {
+    case SL_CHANNEL_TAGS:
+        sl_tagch_payload(d->tags, h, key_id, payload, len, d->now_ms, now_us);
+        return;
+    case SL_CHANNEL_FILES:
+        if (!d->fr)
+            break;
+        /* Copied for the channel worker; a full queue drops it (counted):
+         * intake never waits for the disk. */
+        (void)sl_chanq_push(d->t->chanq, h->channel, h->session, payload, len, now_us);
+        return;
+    default:
+        break;
+    }
+    d->other_channel++;
+}
+
+void sl_rxd_on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
+{
+    struct sl_rxd *d = ctx;
+    d->state.dirty = true;
+    struct sl_receiver_stats rs;
+    sl_receiver_stats(d->rcv, &rs);
+    sl_linkacct_beacon(&d->acct, b, rs.frames, sl_tagch_blocks(d->tags, b->session), d->now_ms, now_us);
+    sl_tagch_beacon(d->tags, b->key_id, b->session, b->epoch, b->highest_block,
+                    d->acct.beacon.clock_offset_us, d->now_ms);
+}
+
+/* The wire side's counters, read from the modules intake owns (the writer
+ * may read the mirror without a section). */
+static void intake_metrics(struct sl_rxd *d, struct sl_metrics *st)
+{
+    sl_receiver_stats(d->rcv, &st->rx);
+    sl_hw_stats(d->hw, &st->link);
+    sl_mirror_stats(d->mirror, &st->mirror);
+    st->link_up = sl_mirror_link_up(d->mirror);
+    st->tags = sl_mirror_count(d->mirror);
+    st->tagch = d->tags->st;
+    st->other_channel = d->other_channel;
+    st->beacon = d->acct.beacon;
+    st->beacon_changes = st->beacon.param_changes + st->beacon.fp_changes;
+    st->frame_loss = sl_linkacct_frame_loss(&d->acct);
+    st->blocks_missing = d->acct.blocks_missing;
+    st->data_stale = sl_liveness_set_stale(&d->tags->live);
+    st->stale_episodes = d->tags->live.episodes;
+    st->incomplete_episodes = d->tags->live.incomplete_episodes;
+    st->unverified_window = d->tags->live.win_missing;
+    st->health_ok = d->nic.ok;
+    st->health = d->nic.health;
+    if (d->t->chanq) {
+        struct sl_chanq_stats qs;
+        sl_chanq_stats(d->t->chanq, &qs);
+        st->chan_queue_dropped = qs.dropped;
+    }
+}
+
+static void intake_publish(struct sl_rxd *d)
+{
+    struct sl_rxt *t = d->t;
+    struct pub_intake *p = &t->ipub;
+    p->m.start_us = t->start_us;
+    intake_metrics(d, &p->m);
+    if (sl_clock_due(&t->next_status_ms, d->now_ms, STATUS_PERIOD_MS))
+        sl_linkacct_status(&d->acct, p->status, sizeof p->status, p->m.link_up, d->conf->keys.keys.count,
+                           p->m.tags, p->m.rx.blocks, d->now_ms);
+    sl_tribuf_put(&t->intake_http, p);
+    sl_tribuf_put(&t->intake_main, p);
+    /* The replay window, when it moved: the store thread saves it. */
+    if (d->state.dirty) {
+        d->state.dirty = false;
+        sl_tribuf_put(&t->replay, d->state.replay);
+    }
+}
+
+static void intake_periodic(struct sl_rxd *d)
+{
+    struct sl_rxt *t = d->t;
+    sl_link_watch_tick(&d->nic, d->now_ms);
+    sl_tagch_tick(d->tags, d->now_ms);
+    if (sl_clock_due(&t->next_drop_log_ms, d->now_ms, SL_LINKACCT_DROP_LOG_MS)) {
+        struct sl_receiver_stats rs;
+        struct sl_hw_stats hs;
+        sl_receiver_stats(d->rcv, &rs);
+        sl_hw_stats(d->hw, &hs);
+        const struct pub_modbus *mb = sl_tribuf_read(&t->modbus_intake);
+        sl_linkacct_drop_log(&d->acct, &rs, &hs, t->run[TH_MODBUS] ? &mb->modbus : NULL);
+    }
+    if (sl_clock_due(&t->next_pub_ms, d->now_ms, PUBLISH_MS))
+        intake_publish(d);
+}
+
+/* frames -> FEC -> verify -> replay -> decode -> mirror apply, in batches,
+ * with the timers looked at between batches and at least every
+ * WAIT_MAX_MS. A pcapfile capture has no descriptor: it is read without
+ * waiting until it ends. */
+static sl_err intake_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    const struct sl_rxconf *c = d->conf;
+    bool pcapfile = c->link.transport == SL_RXCONF_PCAPFILE;
+    int link_fd = sl_hw_fd(d->hw);
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                                 { .fd = link_fd, .events = POLLIN } };
+        int pr = poll(fds, link_fd >= 0 ? 2 : 1, pcapfile ? 0 : WAIT_MAX_MS);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        d->now_ms = sl_clock_mono_ms();
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        if (pcapfile || (pr > 0 && link_fd >= 0 && (fds[1].revents & (POLLIN | POLLERR)))) {
+            /* follow mode waits a little inside recv for appended records. */
+            int wait = pcapfile && c->link.follow ? 10 : 0;
+            sl_err e = SL_ERR_AGAIN;
+            for (int i = 0; i < RX_BATCHES_PER_TURN && !sl_thread_should_stop(th); i++) {
+                e = sl_receiver_poll(d->rcv, wait, sl_clock_wall_us());
+                d->now_ms = sl_clock_mono_ms();
+                if (e != SL_OK)
+                    break;
+                wait = 0;
+            }
+            if (e == SL_ERR_EOF) {
+                intake_periodic(d);
+                d->t->eof = true;
+                break;
+            }
+            if (e == SL_ERR_IO && sl_clock_due(&d->t->next_io_log_ms, d->now_ms, SL_LINKACCT_DROP_LOG_MS))
+                sl_log(SL_LOG_WARNING, "link receive failed: %s", strerror(errno));
+        }
+        intake_periodic(d);
+    }
+    d->now_ms = sl_clock_mono_ms();
+    intake_publish(d);
+    return SL_OK;
+}
+
+/* ---- store -------------------------------------------------------------------- */
+
+static void on_store_event(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    struct store_ctx *s = ctx;
+    if (ev == SL_MIRROR_EV_SCHEMA) {
+        /* Positions of the old schema mean nothing now. */
+        for (size_t i = 0; i < s->npend; i++)
+            s->pend_bit[s->pend[i] / 8u] = 0;
+        s->npend = 0;
+        s->schema = true;
+        return;
+    }
+    if (ev != SL_MIRROR_EV_VALUE)
+        return;   /* a link change marks every tag itself */
+    uint8_t bit = (uint8_t)(1u << (pos % 8u));
+    if (s->pend_bit[pos / 8u] & bit) {
+        s->folded++;
+        return;
+    }
+    s->pend_bit[pos / 8u] |= bit;
+    s->pend[s->npend++] = pos;
+}
+
+/* One checkpoint: what the subscription holds joins the pending list,
+ * which is written in one transaction and emptied on success. The read
+ * section covers the rows' reads (the schema cannot move under them). */
+static bool store_checkpoint(struct sl_rxd *d, struct store_ctx *s, int slot, uint64_t now_ms)
+{
+    bool ok = true;
+    sl_mirror_read_begin(d->mirror, slot);
+    if (s->sub)
+        (void)sl_mirror_sub_drain(s->sub, on_store_event, s, 0);
+    if (s->npend || s->schema) {
+        s->pub.lag_ms = s->oldest_ms && now_ms > s->oldest_ms ? now_ms - s->oldest_ms : 0;
+        ok = sl_store_sched_write(&s->ckpt, d->store, d->mirror, s->pend, s->npend, now_ms, sl_clock_wall_us());
+    } else {
+        s->ckpt.next_ms = now_ms + s->ckpt.period_ms;
+        s->pub.lag_ms = 0;
+    }
+    sl_mirror_read_end(d->mirror, slot);
+    if (ok) {
+        for (size_t i = 0; i < s->npend; i++)
+            s->pend_bit[s->pend[i] / 8u] = 0;
+        s->npend = 0;
+        s->schema = false;
+        s->oldest_ms = 0;
+    }
+    return ok;
+}
+
+static void store_publish(struct sl_rxd *d, struct store_ctx *s)
+{
+    if (d->store)
+        sl_store_stats(d->store, &s->pub.store);
+    s->pub.checkpoint_failures = s->ckpt.failures;
+    struct sl_mirror_sub_stats ss = { 0 };
+    if (s->sub)
+        sl_mirror_sub_stats(s->sub, &ss);
+    s->pub.coalesced = ss.coalesced + s->folded;
+    s->pub.state_saves = s->saver.saves;
+    s->pub.state_save_failures = s->saver.failures;
+    sl_tribuf_put(&d->t->store_http, &s->pub);
+}
+
+static void store_take_window(struct sl_rxd *d, struct store_ctx *s)
+{
+    if (!sl_tribuf_fresh(&d->t->replay))
+        return;
+    memcpy(s->window, sl_tribuf_read(&d->t->replay), sizeof *s->window);
+    s->saver.dirty = true;
+}
+
+static sl_err store_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    struct store_ctx *s = &d->t->store;
+    int slot = d->t->slot[TH_STORE];
+    uint64_t next_pub = 0;
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        uint64_t now = sl_clock_mono_ms();
+        int wait = WAIT_MAX_MS;
+        if (s->ckpt.next_ms <= now)
+            wait = 0;
+        else if (s->ckpt.next_ms - now < (uint64_t)wait)
+            wait = (int)(s->ckpt.next_ms - now);
+        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                                 { .fd = s->sub_fd, .events = POLLIN } };
+        int pr = poll(fds, s->sub_fd >= 0 ? 2 : 1, wait);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        now = sl_clock_mono_ms();
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        if (pr > 0 && s->sub_fd >= 0 && (fds[1].revents & POLLIN)) {
+            /* Changes are pending: note when, and leave them to coalesce
+             * in the subscription until the checkpoint (the eventfd is
+             * written again only after the next drain). */
+            uint64_t v;
+            (void)!read(s->sub_fd, &v, sizeof v);
+            if (!s->oldest_ms)
+                s->oldest_ms = now;
+        }
+        if (now >= s->ckpt.next_ms)
+            (void)store_checkpoint(d, s, slot, now);
+        store_take_window(d, s);
+        sl_rxstate_tick(&s->saver, now);
+        if (sl_clock_due(&next_pub, now, PUBLISH_MS))
+            store_publish(d, s);
+    }
+    return SL_OK;
+}
+
+/* After intake has ended and the last mirror tick: the final checkpoint
+ * and replay save (on the store thread, asked to stop). */
+static sl_err store_final(struct sl_rxd *d)
+{
+    struct store_ctx *s = &d->t->store;
+    uint64_t now = sl_clock_mono_ms();
+    bool ok = store_checkpoint(d, s, d->t->slot[TH_STORE], now);
+    store_take_window(d, s);
+    ok &= sl_rxstate_save(&s->saver, now);
+    s->final_ok = ok;
+    store_publish(d, s);
+    return SL_OK;
+}
+
+static sl_err store_thread(struct sl_thread *th, void *arg)
+{
+    sl_err e = store_main(th, arg);
+    return e == SL_OK ? store_final(arg) : e;
+}
+
+/* ---- channel worker ------------------------------------------------------------ */
+
+/* Every queued payload goes through here: one case per channel served. */
+static void chan_dispatch(struct sl_rxd *d, const struct sl_chanq_item *it)
+{
+    switch (it->channel) {
+    case SL_CHANNEL_FILES:
+        sl_filerecv_payload(d->fr, it->session, it->payload, it->len, it->now_us);
+        break;
+    /* The syslog output (SL_CHANNEL_SYSLOG) is one more case here. */
+    default:
+        break;
+    }
+}
+
+static void chan_drain(struct sl_rxd *d)
+{
+    struct sl_chanq_item it;
+    while (sl_chanq_peek(d->t->chanq, &it)) {
+        chan_dispatch(d, &it);
+        sl_chanq_pop_done(d->t->chanq);
+    }
+}
+
+static sl_err chan_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    struct sl_rxt *t = d->t;
+    uint64_t next_pub = 0;
+    struct pub_chan pub;
+    memset(&pub, 0, sizeof pub);
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                                 { .fd = t->chanq_fd, .events = POLLIN } };
+        int pr = poll(fds, 2, WAIT_MAX_MS);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        if (pr > 0 && (fds[1].revents & POLLIN)) {
+            uint64_t v;
+            (void)!read(t->chanq_fd, &v, sizeof v);
+        }
+        chan_drain(d);
+        if (d->fr)
+            sl_filerecv_tick(d->fr, sl_clock_wall_us());
+        if (sl_clock_due(&next_pub, sl_clock_mono_ms(), PUBLISH_MS) && d->fr) {
+            sl_filerecv_stats(d->fr, &pub.files);
+            sl_tribuf_put(&t->chan_http, &pub);
+        }
+    }
+    chan_drain(d);   /* what intake queued before it stopped */
+    return SL_OK;
+}
+
+/* ---- services ----------------------------------------------------------------- */
+
+static sl_err modbus_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    struct sl_rxt *t = d->t;
+    struct sl_services *sv = &d->svc;
+    uint64_t next_pub = 0, next_log = sl_clock_mono_ms() + SL_LINKACCT_DROP_LOG_MS;
+    struct pub_modbus pub;
+    memset(&pub, 0, sizeof pub);
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        /* Requests left by the server's per-turn caps: come straight back. */
+        int wait = sl_mbserver_timeout_ms(sv->mb) == 0 ? 0 : WAIT_MAX_MS;
+        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                                 { .fd = sl_mbserver_fd(sv->mb), .events = POLLIN } };
+        int pr = poll(fds, 2, wait);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        uint64_t now = sl_clock_mono_ms();
+        sl_mirror_read_begin(d->mirror, t->slot[TH_MODBUS]);
+        sl_services_modbus(sv, now);
+        sl_mirror_read_end(d->mirror, t->slot[TH_MODBUS]);
+        if (sl_clock_due(&next_log, now, SL_LINKACCT_DROP_LOG_MS))
+            sl_services_writes_log(sv);
+        if (sl_clock_due(&next_pub, now, PUBLISH_MS)) {
+            sl_mbserver_stats(sv->mb, &pub.modbus);
+            pub.conns = sl_mbserver_conns(sv->mb);
+            pub.errors = sv->modbus_errors;
+            sl_tribuf_put(&t->modbus_http, &pub);
+            sl_tribuf_put(&t->modbus_intake, &pub);
+        }
+    }
+    return SL_OK;
+}
+
+static void on_http_event(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    sl_http_notify(ctx, ev, pos);
+}
+
+static void on_mqtt_event(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    sl_mqtt_notify(ctx, ev, pos);
+}
+
+static sl_err http_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    struct sl_rxt *t = d->t;
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        int wait = sl_http_timeout_ms(d->svc.http);
+        if (wait < 0 || wait > WAIT_MAX_MS)
+            wait = WAIT_MAX_MS;
+        struct pollfd fds[3] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                                 { .fd = sl_http_fd(d->svc.http), .events = POLLIN },
+                                 { .fd = t->http_fd, .events = POLLIN } };
+        int pr = poll(fds, 3, wait);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        /* One section per turn: the changes (latest value per tag, SSE
+         * coalescing per client) and the answers see one schema. */
+        sl_mirror_read_begin(d->mirror, t->slot[TH_HTTP]);
+        (void)sl_mirror_sub_drain(t->http_sub, on_http_event, d->svc.http, 0);
+        sl_services_http(&d->svc);
+        sl_mirror_read_end(d->mirror, t->slot[TH_HTTP]);
+    }
+    return SL_OK;
+}
+
+static sl_err mqtt_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    struct sl_rxt *t = d->t;
+    struct sl_services *sv = &d->svc;
+    uint64_t next_pub = 0;
+    struct pub_mqtt pub;
+    memset(&pub, 0, sizeof pub);
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        uint64_t now = sl_clock_mono_ms();
+        int wait = sl_mqtt_timeout_ms(sv->mqtt, now);
+        if (wait < 0 || wait > WAIT_MAX_MS)
+            wait = WAIT_MAX_MS;
+        /* The descriptor changes with every reconnect (-1 while down: poll
+         * ignores it). */
+        struct pollfd fds[3] = {
+            { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+            { .fd = t->mqtt_fd, .events = POLLIN },
+            { .fd = sl_mqtt_fd(sv->mqtt), .events = (short)(POLLIN | (sl_mqtt_want_write(sv->mqtt) ? POLLOUT : 0)) },
+        };
+        int pr = poll(fds, 3, wait);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        now = sl_clock_mono_ms();
+        sl_mirror_read_begin(d->mirror, t->slot[TH_MQTT]);
+        (void)sl_mirror_sub_drain(t->mqtt_sub, on_mqtt_event, sv->mqtt, 0);
+        sl_services_mqtt(sv, pr > 0 ? fds[2].revents : 0, now);
+        sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
+        if (sl_clock_due(&next_pub, now, PUBLISH_MS)) {
+            sl_mqtt_stats(sv->mqtt, &pub.mqtt);
+            pub.errors = sv->mqtt_errors;
+            sl_tribuf_put(&t->mqtt_http, &pub);
+        }
+    }
+    return SL_OK;
+}
+
+/* HTTP thread, from sl_http_run: every thread's latest published counters
+ * composed into one struct sl_metrics (never another thread's live
+ * structs). */
+void sl_rxd_fill_status(void *ctx, struct sl_http_status *out)
+{
+    struct sl_rxd *d = ctx;
+    struct sl_rxt *t = d->t;
+    struct sl_metrics *m = &t->hm;
+    const struct pub_intake *in = sl_tribuf_read(&t->intake_http);
+    const struct pub_store *st = sl_tribuf_read(&t->store_http);
+    *m = in->m;
+    m->start_us = t->start_us;
+    m->store_on = d->store != NULL;
+    m->store = st->store;
+    m->checkpoint_failures = st->checkpoint_failures;
+    m->store_coalesced = st->coalesced;
+    m->store_lag_ms = st->lag_ms;
+    m->state_saves = st->state_saves;
+    m->state_save_failures = st->state_save_failures;
+    m->files_on = d->fr != NULL;
+    if (d->fr)
+        m->files = ((const struct pub_chan *)sl_tribuf_read(&t->chan_http))->files;
+    m->modbus_on = d->svc.mb != NULL;
+    if (d->svc.mb) {
+        const struct pub_modbus *mb = sl_tribuf_read(&t->modbus_http);
+        m->modbus = mb->modbus;
+        m->modbus_conns = mb->conns;
+        m->modbus_errors = mb->errors;
+    }
+    m->mqtt_on = d->svc.mqtt != NULL;
+    if (d->svc.mqtt) {
+        const struct pub_mqtt *q = sl_tribuf_read(&t->mqtt_http);
+        m->mqtt = q->mqtt;
+        m->mqtt_errors = q->errors;
+    }
+    m->http_errors = d->svc.http_errors;
+    sl_metrics_http_status(out, m, t->counters, SL_METRICS_DAEMON_MAX);
+}
+
+/* ---- main: set-up, watch, shutdown -------------------------------------------- */
+
+/* Everything the threads share, made before any starts. */
+static int prepare(struct sl_rxd *d, struct sl_rxt *t)
+{
+    const struct sl_rxconf *c = d->conf;
+    t->fail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->chanq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->http_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->mqtt_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->store.sub_fd = d->store ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+    if (t->fail_fd < 0 || t->chanq_fd < 0 || t->http_fd < 0 || t->mqtt_fd < 0 ||
+        (d->store && t->store.sub_fd < 0)) {
+        sl_log(SL_LOG_ERR, "cannot create eventfds: %s", strerror(errno));
+        return -1;
+    }
+    sl_err e = SL_OK;
+    struct sl_tribuf *m[] = { &t->intake_http, &t->intake_main };
+    for (size_t i = 0; i < 2 && e == SL_OK; i++)
+        e = sl_tribuf_init(m[i], sizeof(struct pub_intake));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->store_http, sizeof(struct pub_store));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->chan_http, sizeof(struct pub_chan));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->modbus_http, sizeof(struct pub_modbus));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->modbus_intake, sizeof(struct pub_modbus));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->mqtt_http, sizeof(struct pub_mqtt));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->replay, sizeof(struct sl_replay));
+    /* The largest payload a block can carry at this receiver's limits. */
+    size_t max_payload = (size_t)c->fec.max_k * c->link.symbol_max;
+    if (e == SL_OK && d->fr)
+        e = sl_chanq_create(&t->chanq, SL_CHANQ_SLOTS_DEFAULT, max_payload, t->chanq_fd);
+    struct store_ctx *s = &t->store;
+    if (e == SL_OK && d->store) {
+        uint32_t n = c->mirror.max_tags;
+        s->pend = malloc((size_t)n * sizeof *s->pend);
+        s->pend_bit = calloc((size_t)n / 8u + 1u, 1);
+        e = s->pend && s->pend_bit ? sl_mirror_subscribe(d->mirror, s->sub_fd, &s->sub)
+                                   : SL_ERR_NOMEM;
+    }
+    if (e == SL_OK && d->svc.http)
+        e = sl_mirror_subscribe(d->mirror, t->http_fd, &t->http_sub);
+    if (e == SL_OK && d->svc.mqtt)
+        e = sl_mirror_subscribe(d->mirror, t->mqtt_fd, &t->mqtt_sub);
+    s->window = e == SL_OK ? malloc(sizeof *s->window) : NULL;
+    if (e != SL_OK || !s->window) {
+        sl_log(SL_LOG_ERR, "cannot set up the threads: %s", sl_strerror(e != SL_OK ? e : SL_ERR_NOMEM));
+        return -1;
+    }
+    /* The store thread saves its own copy of the window, into the same
+     * file with the same counters and log lines. */
+    memcpy(s->window, d->state.replay, sizeof *s->window);
+    s->saver = d->state;
+    s->saver.replay = s->window;
+    s->saver.dirty = false;
+    for (int i = 0; i < TH_COUNT; i++) {
+        t->slot[i] = -1;
+        if (i == TH_STORE || i == TH_MODBUS || i == TH_HTTP || i == TH_MQTT) {
+            t->slot[i] = sl_mirror_reader_register(d->mirror);
+            if (t->slot[i] < 0) {
+                sl_log(SL_LOG_ERR, "cannot set up the threads: no mirror reader slot left");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static void release(struct sl_rxt *t)
+{
+    int fds[] = { t->fail_fd, t->chanq_fd, t->http_fd, t->mqtt_fd, t->store.sub_fd };
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    struct sl_tribuf *b[] = { &t->intake_http, &t->intake_main, &t->store_http, &t->chan_http,
+                              &t->modbus_http, &t->modbus_intake, &t->mqtt_http, &t->replay };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
+        sl_tribuf_free(b[i]);
+    sl_chanq_destroy(t->chanq);
+    free(t->store.pend);
+    free(t->store.pend_bit);
+    free(t->store.window);
+}
+
+static const sl_thread_fn th_fns[TH_COUNT] = { intake_main, store_thread, chan_main,
+                                               modbus_main, http_main, mqtt_main };
+
+static int start_threads(struct sl_rxd *d, struct sl_rxt *t)
+{
+    t->run[TH_STORE] = true;
+    t->run[TH_CHAN] = d->fr != NULL;
+    t->run[TH_MODBUS] = d->svc.mb != NULL;
+    t->run[TH_HTTP] = d->svc.http != NULL;
+    t->run[TH_MQTT] = d->svc.mqtt != NULL;
+    t->run[TH_INTAKE] = true;
+    /* Consumers first, the link last: nothing it hands on waits for a
+     * thread not yet there. */
+    static const int order[TH_COUNT] = { TH_STORE, TH_CHAN, TH_MODBUS, TH_HTTP, TH_MQTT, TH_INTAKE };
+    for (int k = 0; k < TH_COUNT; k++) {
+        int i = order[k];
+        if (!t->run[i])
+            continue;
+        if (sl_thread_start(&t->th[i], th_names[i], th_fns[i], d, t->fail_fd) != SL_OK) {
+            sl_log_id(SL_LOG_ERR, "SL-RX-THREAD-FAIL", "thread %s failed: cannot start it: %s", th_names[i],
+                      strerror(errno));
+            t->run[i] = false;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Stops and joins thread i; true when it ended clean. */
+static bool stop_join(struct sl_rxt *t, int i)
+{
+    if (!t->run[i])
+        return true;
+    sl_thread_stop(&t->th[i]);
+    sl_err e = sl_thread_join(&t->th[i]);
+    t->run[i] = false;
+    return e == SL_OK;
+}
+
+/* The shutdown order: intake (nothing new enters), the last mirror tick
+ * (main is the writer now), the store's last checkpoint and replay save,
+ * the channel worker's queue, then the services. */
+static bool shutdown_all(struct sl_rxd *d, struct sl_rxt *t)
+{
+    bool ok = stop_join(t, TH_INTAKE);
+    d->now_ms = sl_clock_mono_ms();
+    sl_tagch_tick(d->tags, d->now_ms);
+    if (d->state.dirty)
+        sl_tribuf_put(&t->replay, d->state.replay);
+    bool store_ran = t->run[TH_STORE];
+    ok &= stop_join(t, TH_STORE);
+    if (store_ran && !t->store.final_ok)
+        ok = false;
+    for (int i = TH_CHAN; i < TH_COUNT; i++)
+        ok &= stop_join(t, i);
+    return ok;
+}
+
+/* The summary line, from the modules themselves (every thread has ended). */
+static void summary(struct sl_rxd *d, struct sl_rxt *t, const char *why)
+{
+    struct sl_metrics *st = &t->hm;
+    memset(st, 0, sizeof *st);
+    intake_metrics(d, st);
+    st->store_on = d->store != NULL;
+    if (d->store)
+        sl_store_stats(d->store, &st->store);
+    st->checkpoint_failures = t->store.ckpt.failures;
+    st->state_saves = t->store.saver.saves;
+    st->state_save_failures = t->store.saver.failures;
+    st->modbus_on = d->svc.mb != NULL;
+    if (d->svc.mb) {
+        sl_mbserver_stats(d->svc.mb, &st->modbus);
+        st->modbus_conns = sl_mbserver_conns(d->svc.mb);
+    }
+    st->files_on = d->fr != NULL;
+    if (d->fr)
+        sl_filerecv_stats(d->fr, &st->files);
+    st->mqtt_on = d->svc.mqtt != NULL;
+    if (d->svc.mqtt)
+        sl_mqtt_stats(d->svc.mqtt, &st->mqtt);
+    st->http_errors = d->svc.http_errors;
+    st->mqtt_errors = d->svc.mqtt_errors;
+    st->modbus_errors = d->svc.modbus_errors;
+    char sum[512], drops[768];
+    sl_metrics_summary(sum, sizeof sum, st);
+    sl_linkacct_drops(&d->acct, &st->rx, &st->link, drops, sizeof drops, false);
+    sl_log(SL_LOG_INFO, "%s: %s drops:%s", why, sum, drops[0] ? drops : " none");
+}
+
+/* Signals this daemon takes through its signalfd; everything else that
+ * can be blocked is blocked too, so no thread is ever interrupted. Faults
+ * (SIGSEGV and the like) stay deliverable to the thread that made them. */
+static void block_signals(sigset_t *handled)
+{
+    sigset_t all;
+    sigfillset(&all);
+    int faults[] = { SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&all, faults[i]);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    sigemptyset(handled);
+    sigaddset(handled, SIGTERM);
+    sigaddset(handled, SIGINT);
+    sigaddset(handled, SIGHUP);
+}
+
+/* Which thread ended, and how: the reason to stop (NULL: none ended). */
+static const char *ended(struct sl_rxt *t, bool *failed)
+{
+    for (int i = 0; i < TH_COUNT; i++) {
+        if (!t->run[i])
+            continue;
+        int how = sl_thread_done(&t->th[i]);
+        if (how == 0)
+            continue;
+        if (i == TH_INTAKE && how == 1 && t->eof)
+            return "end of capture";
+        if (how == 1)   /* a worker has no business ending on its own */
+            sl_log_id(SL_LOG_ERR, "SL-RX-THREAD-FAIL", "thread %s failed: it ended unexpectedly", th_names[i]);
+        *failed = true;
+        return "stopping after a thread failed";
+    }
+    return NULL;
+}
+
+/* The watchdog is pinged only while every running thread's heartbeat
+ * moved within ALIVE_MS: a stuck thread stops the pings (every thread's
+ * loop turns at least every WAIT_MAX_MS). */
+static void watchdog(struct sl_rxt *t, uint64_t last[TH_COUNT], uint64_t seen_ms[TH_COUNT], uint64_t now_ms)
+{
+    bool all = true;
+    for (int i = 0; i < TH_COUNT; i++) {
+        if (!t->run[i])
+            continue;
+        uint64_t b = sl_thread_beats(&t->th[i]);
+        if (b != last[i] || !seen_ms[i]) {
+            last[i] = b;
+            seen_ms[i] = now_ms;
+        }
+        all &= now_ms - seen_ms[i] <= ALIVE_MS;
+    }
+    if (all)
+        sl_sdnotify_check(sl_sdnotify_watchdog(now_ms));
+}
+
+static const char *wait_for_end(struct sl_rxt *t, int sfd, bool *failed)
+{
+    uint64_t last[TH_COUNT] = { 0 }, seen_ms[TH_COUNT] = { 0 }, next_status = 0;
+    char status[SL_SDNOTIFY_STATUS_MAX + 1] = "";
+    for (;;) {
+        struct pollfd fds[2] = { { .fd = sfd, .events = POLLIN }, { .fd = t->fail_fd, .events = POLLIN } };
+        int pr = poll(fds, 2, MAIN_TURN_MS);
+        if (pr < 0 && errno != EINTR) {
+            sl_log(SL_LOG_ERR, "poll: %s", strerror(errno));
+            *failed = true;
+            return "stopping after a failure";
+        }
+        if (pr > 0 && (fds[0].revents & POLLIN)) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                if (si.ssi_signo != SIGHUP)
+                    return "stopping on signal";
+                sl_log(SL_LOG_NOTICE, "SIGHUP: nothing is reloaded by sluice-rx; restart it to apply "
+                       "configuration changes");
+            }
+        }
+        const char *why = ended(t, failed);
+        if (why)
+            return why;
+        uint64_t now = sl_clock_mono_ms();
+        watchdog(t, last, seen_ms, now);
+        if (sl_clock_due(&next_status, now, STATUS_PERIOD_MS)) {
+            const struct pub_intake *p = sl_tribuf_read(&t->intake_main);
+            if (p->status[0] && strcmp(p->status, status) != 0) {
+                snprintf(status, sizeof status, "%s", p->status);
+                sl_sdnotify_check(sl_sdnotify_status("%s", status));
+            }
+        }
+    }
+}
+
+int sl_rxthreads_run(struct sl_rxd *d)
+{
+    static struct sl_rxt t;   /* the threads' parts: ~ a few KiB, not on the stack */
+    memset(&t, 0, sizeof t);
+    t.fail_fd = t.chanq_fd = t.http_fd = t.mqtt_fd = t.store.sub_fd = -1;
+    d->t = &t;
+    const struct sl_rxconf *c = d->conf;
+    sl_thread_set_log_id("SL-RX-THREAD-FAIL");
+    uint64_t now = sl_clock_mono_ms();
+    d->now_ms = now;
+    t.start_us = sl_clock_wall_us();
+    t.next_drop_log_ms = now + SL_LINKACCT_DROP_LOG_MS;
+    sl_store_sched_init(&t.store.ckpt, c->mirror.checkpoint_ms, now);
+    sigset_t handled;
+    block_signals(&handled);
+    int sfd = signalfd(-1, &handled, SFD_CLOEXEC);
+    if (sfd < 0 || prepare(d, &t) != 0) {
+        if (sfd < 0)
+            sl_log(SL_LOG_ERR, "signalfd: %s", strerror(errno));
+        release(&t);
+        return 1;
+    }
+    sl_log(SL_LOG_INFO, "receiving (%s)", sl_rxcheck_transport_name(c->link.transport));
+    bool failed = false;
+    const char *why;
+    if (start_threads(d, &t) != 0) {
+        failed = true;
+        why = "stopping after a thread failed";
+    } else {
+        /* Start-up is complete (state loaded, link open, every service
+         * listening, privileges dropped, threads running): `systemctl
+         * start` may return. */
+        char text[SL_SDNOTIFY_STATUS_MAX + 1];
+        sl_linkacct_status(&d->acct, text, sizeof text, false, c->keys.keys.count, 0, 0, now);
+        sl_sdnotify_check(sl_sdnotify_ready(text));
+        why = wait_for_end(&t, sfd, &failed);
+    }
+    if (!failed && strcmp(why, "stopping on signal") == 0)
+        sl_sdnotify_check(sl_sdnotify_stopping());
+    bool ok = shutdown_all(d, &t);
+    summary(d, &t, why);
+    close(sfd);
+    release(&t);
+    return failed || !ok ? 1 : 0;
+}
