@@ -27,7 +27,7 @@
  * two limits must stay one. */
 _Static_assert(SL_CONF_NAME_MAX == SL_NAME_MAX, "a device name must fit sl_txconf_device.name");
 
-enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_DEVICE, SEC__COUNT };
+enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_FILES, SEC_DEVICE, SEC__COUNT };
 
 enum { K_TRANSPORT, K_DESTINATION, K_GSO, K_INTERFACE, K_DESTINATION_MAC, K_FILE, K_RATE_MBPS,
        K_MTU };
@@ -35,6 +35,7 @@ enum { K_K, K_M, K_INTERLEAVE };
 enum { K_SIGNING_KEY, K_STATE_DIR };
 enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
 enum { K_USER, K_METRICS_FILE };
+enum { K_SPOOL, K_COPIES, K_SENT, K_FILES_MAX_BYTES, K_SHARE };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
        K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE, K_RS485, K_RTS, K_RTS_DELAY_US };
 
@@ -44,6 +45,7 @@ static const char *const fec_keys[] = { "k", "m", "interleave", NULL };
 static const char *const keys_keys[] = { "signing_key", "state_dir", NULL };
 static const char *const snapshot_keys[] = { "keyframe_ms", "beacon_ms", "max_delay_ms", NULL };
 static const char *const tx_keys[] = { "user", "metrics_file", NULL };
+static const char *const files_keys[] = { "spool", "copies", "sent", "max_bytes", "share", NULL };
 static const char *const device_keys[] = { "protocol", "address", "unit", "mirror_unit", "poll_ms",
                                            "timeout_ms", "tags", "baud", "parity", "data_bits",
                                            "stop_bits", "max_gap", "rate", "rs485", "rts",
@@ -55,6 +57,7 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_KEYS] = { "keys", keys_keys, 0 },
     [SEC_SNAPSHOT] = { "snapshot", snapshot_keys, 0 },
     [SEC_TX] = { "tx", tx_keys, 0 },
+    [SEC_FILES] = { "files", files_keys, 0 },
     [SEC_DEVICE] = { "device", device_keys, SL_TXCONF_MAX_DEVICES },
 };
 
@@ -152,6 +155,26 @@ static bool parse_mac(const char *v, uint8_t mac[6])
     return *v == '\0';
 }
 
+/* A decimal number in [lo, hi] ((lo, hi] when lo_open), else "bad k 'v'
+ * (RANGE)"; *out untouched when absent or bad. No hex (strtod takes it). */
+static bool conf_double(struct sl_conf *p, const struct sl_conf_sec *s, int k, double lo, bool lo_open,
+                        double hi, const char *range, double *out)
+{
+    const char *v = sl_conf_val(s, k);
+    if (!v)
+        return false;
+    char *end;
+    errno = 0;
+    double r = strtod(v, &end);
+    bool in = lo_open ? r > lo : r >= lo;
+    if (!*v || *end || errno || !(in && r <= hi) || strchr(v, 'x') || strchr(v, 'X')) {
+        sl_conf_error(p, s->line[k], "bad %s '%s' (%s)", sl_conf_key(p, s, k), v, range);
+        return false;
+    }
+    *out = r;
+    return true;
+}
+
 static void do_link(struct sl_conf *p, struct sl_txconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_LINK];
@@ -178,16 +201,7 @@ static void do_link(struct sl_conf *p, struct sl_txconf *c)
     if ((v = sl_conf_val(s, K_DESTINATION_MAC)) && !parse_mac(v, c->link.destination_mac))
         sl_conf_error(p, s->line[K_DESTINATION_MAC], "bad destination_mac '%s' (aa:bb:cc:dd:ee:ff)", v);
     sl_conf_path(p, s, K_FILE, c->link.file);
-    if ((v = sl_conf_val(s, K_RATE_MBPS))) {
-        char *end;
-        errno = 0;
-        double r = strtod(v, &end);
-        if (!*v || *end || errno || !(r >= 0.064 && r <= 100000.0) || strchr(v, 'x') ||
-            strchr(v, 'X'))
-            sl_conf_error(p, s->line[K_RATE_MBPS], "bad rate_mbps '%s' (0.064..100000)", v);
-        else
-            c->link.rate_mbps = r;
-    }
+    conf_double(p, s, K_RATE_MBPS, 0.064, false, 100000.0, "0.064..100000", &c->link.rate_mbps);
     c->link.rate_kbps = (uint32_t)(c->link.rate_mbps * 1000.0 + 0.5);
     /* The symbol must stay within SL_SYMBOL_MIN..SL_SYMBOL_MAX once IPv4,
      * UDP and the frame header are taken off. */
@@ -299,6 +313,65 @@ static void do_tx(struct sl_conf *p, struct sl_txconf *c)
 {
     do_metrics_file(p, c);
     sl_conf_user(p, &p->single[SEC_TX], K_USER, c->tx.user, sizeof c->tx.user);
+}
+
+/* A spool or sent directory: exists, is a directory and not a symbolic
+ * link (the daemon opens it O_NOFOLLOW), and whoever runs --check may list,
+ * read and write it (run --check as the [tx] user to check for that user).
+ * Fills *st for the cross checks. */
+static bool check_dir(struct sl_conf *p, const char *key, const char *path, unsigned line, struct stat *st)
+{
+    if (lstat(path, st) != 0) {
+        sl_conf_error(p, line, "%s '%s': %s", key, path, strerror(errno));
+        return false;
+    }
+    if (S_ISLNK(st->st_mode)) {
+        sl_conf_error(p, line, "%s '%s' is a symbolic link (refused; name the directory itself)", key, path);
+        return false;
+    }
+    if (!S_ISDIR(st->st_mode)) {
+        sl_conf_error(p, line, "%s '%s' is not a directory", key, path);
+        return false;
+    }
+    if (access(path, R_OK | W_OK | X_OK) != 0) {
+        sl_conf_error(p, line, "%s '%s' is not readable and writable: %s", key, path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* [files]: the watched spool (tx/sl_spool.h). Without spool the section
+ * is an error (it would do nothing). sent must be on the spool's
+ * filesystem: files are moved there by rename(2), never copied. */
+static void do_files(struct sl_conf *p, struct sl_txconf *c)
+{
+    const struct sl_conf_sec *s = &p->single[SEC_FILES];
+    c->files.copies = SL_TXCONF_DEFAULT_FILE_COPIES;
+    c->files.max_bytes = SL_TXCONF_DEFAULT_FILE_MAX_BYTES;
+    c->files.share = SL_TXCONF_DEFAULT_FILE_SHARE;
+    if (!s->header)
+        return;
+    c->files.enabled = true;
+    sl_conf_u32(p, s, K_COPIES, 1, SL_TXCONF_MAX_FILE_COPIES, SL_TXCONF_DEFAULT_FILE_COPIES, &c->files.copies);
+    sl_conf_u64(p, s, K_FILES_MAX_BYTES, 1, UINT64_MAX / 2, SL_TXCONF_DEFAULT_FILE_MAX_BYTES,
+                &c->files.max_bytes);
+    conf_double(p, s, K_SHARE, 0.0, true, 1.0, "0 < share <= 1", &c->files.share);
+    bool spool = sl_conf_require(p, s, K_SPOOL, " (the directory to watch)") &&
+                 sl_conf_path(p, s, K_SPOOL, c->files.spool);
+    bool sent = sl_conf_path(p, s, K_SENT, c->files.sent);
+    if (!sl_conf_host_checks(p))
+        return;
+    struct stat a, b;
+    spool = spool && check_dir(p, "spool", c->files.spool, s->line[K_SPOOL], &a);
+    sent = sent && check_dir(p, "sent", c->files.sent, s->line[K_SENT], &b);
+    if (!spool || !sent)
+        return;
+    if (a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        sl_conf_error(p, s->line[K_SENT], "sent '%s' is the spool directory itself", c->files.sent);
+    else if (a.st_dev != b.st_dev)
+        sl_conf_error(p, s->line[K_SENT],
+                      "sent '%s' is on another filesystem than spool '%s' (files are moved by rename)",
+                      c->files.sent, c->files.spool);
 }
 
 /* protocol = generator: `tags` is a tag count and `rate` updates per
@@ -544,10 +617,11 @@ static void finish(struct sl_conf *p)
     do_keys(p, c);
     do_snapshot(p, c);
     do_tx(p, c);
-    if (p->nnamed == 0) {
-        sl_conf_error(p, 0, "no [device NAME] section");
+    do_files(p, c);
+    /* No [device]: a file-only (or log-only) diode; the tag channel then
+     * carries an empty schema (docs/tx.md). */
+    if (p->nnamed == 0)
         return;
-    }
     c->devices = calloc(p->nnamed, sizeof *c->devices);
     if (!c->devices) {
         p->nomem = true;

@@ -44,6 +44,10 @@ struct sl_hw_config;
 #define SL_TXCONF_DEFAULT_PARITY        'E'    /* Modbus RTU default frame: 8E1 */
 #define SL_TXCONF_DEFAULT_DATA_BITS     8u
 #define SL_TXCONF_DEFAULT_STOP_BITS     1u
+#define SL_TXCONF_DEFAULT_FILE_COPIES   1u
+#define SL_TXCONF_MAX_FILE_COPIES       8u
+#define SL_TXCONF_DEFAULT_FILE_MAX_BYTES (4ull << 30)   /* [files] max_bytes: 4 GiB */
+#define SL_TXCONF_DEFAULT_FILE_SHARE    0.5
 
 /* Load flags. */
 #define SL_TXCONF_SKIP_HOST_CHECKS SL_CONF_SKIP_HOST_CHECKS  /* don't stat the key file or state_dir, don't look up
@@ -131,7 +135,15 @@ struct sl_txconf {
         char user[64];                  /* "" = keep running as started */
         char metrics_file[SL_TXCONF_STR_MAX];   /* resolved; "" = none (Prometheus text format) */
     } tx;
-    struct sl_txconf_device *devices;   /* owned, ndevices in file order */
+    struct {
+        bool enabled;                   /* [files] present */
+        char spool[SL_TXCONF_STR_MAX];  /* resolved: the watched directory */
+        char sent[SL_TXCONF_STR_MAX];   /* resolved; "" = delete after the last copy */
+        uint32_t copies;                /* each file sent this many times (1..8) */
+        uint64_t max_bytes;             /* larger files are set aside, never sent */
+        double share;                   /* of rate_mbps for file blocks (0, 1] */
+    } files;
+    struct sl_txconf_device *devices;   /* owned, ndevices in file order; none is valid */
     size_t ndevices;
     uint32_t ntags;                     /* over all devices */
 };

@@ -10,6 +10,7 @@
 
 #include "sl_log.h"
 #include "sl_prom.h"
+#include "sl_spool.h"
 
 /* What the gauges need remembered per line between writes. */
 struct line_mem {
@@ -24,6 +25,7 @@ struct sl_txmetrics {
     size_t nlines;
     uint64_t next_us;
     bool failing;
+    const struct sl_spool *spool;       /* NULL: no [files] */
 };
 
 sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
@@ -179,6 +181,46 @@ static void render_up(struct sl_txmetrics *m, FILE *f)
     }
 }
 
+/* The [files] spool's counters. */
+static void render_spool(struct sl_txmetrics *m, FILE *f)
+{
+    if (!m->spool)
+        return;
+    struct sl_spool_stats st;
+    sl_spool_stats(m->spool, &st);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } rows[] = {
+        { "sluice_tx_files_sent_total", "counter", "Spool files sent (every copy) and moved or deleted.",
+          st.files_sent },
+        { "sluice_tx_files_copies_total", "counter", "File copies sent whole (FILE_END).", st.copies_sent },
+        { "sluice_tx_files_bytes_total", "counter", "File data bytes sent, every copy.", st.bytes_sent },
+        { "sluice_tx_files_resent_total", "counter", "Files that changed while sent and went again whole.",
+          st.resent_changed },
+        { "sluice_tx_files_vanished_total", "counter", "Files gone from the spool while queued or sent.",
+          st.vanished },
+        { "sluice_tx_files_skipped_too_big_total", "counter", "Files over [files] max_bytes, left unsent.",
+          st.skipped_too_big },
+        { "sluice_tx_files_skipped_unreadable_total", "counter",
+          "Files that could not be opened or read, or are not regular files.", st.skipped_unreadable },
+        { "sluice_tx_files_skipped_symlink_total", "counter", "Symbolic links in the spool (refused).",
+          st.skipped_symlink },
+        { "sluice_tx_files_move_failed_total", "counter", "Sent files that could not be moved to sent or deleted.",
+          st.move_failed },
+        { "sluice_tx_files_backlog", "gauge", "Files waiting in the spool queue or being sent.", st.backlog },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        prom_head(f, rows[i].name, rows[i].type, rows[i].help);
+        fprintf(f, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
+    }
+}
+
+void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp)
+{
+    m->spool = sp;
+}
+
 void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
 {
     prom_head(f, "sluice_build_info", "gauge", "Version of this program (the package version).");
@@ -186,6 +228,7 @@ void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
     render_lines(m, f, now_us);
     render_up(m, f);
     render_units(m, f);
+    render_spool(m, f);
 }
 
 /* Writes the body to a fresh temporary file and renames it over path.

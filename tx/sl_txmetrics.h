@@ -29,6 +29,11 @@ __attribute__((warn_unused_result))
 sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
                            const struct sl_sources *sources, uint64_t now_us);
 
+/* Adds the [files] spool's counters (sluice_tx_files_*) to the file; sp is
+ * borrowed and must outlive m's writes. */
+struct sl_spool;
+void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp);
+
 /* Called once per beacon (tracks over-subscription for the gauge) and at
  * stop with force: writes the file when due. */
 void sl_txmetrics_tick(struct sl_txmetrics *m, uint64_t now_us, bool force);

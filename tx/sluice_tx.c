@@ -26,6 +26,7 @@
 #include "sl_clock.h"
 #include "sl_epoch.h"
 #include "sl_hw.h"
+#include "sl_pace.h"
 #include "sl_key.h"
 #include "sl_keyfile.h"
 #include "sl_log.h"
@@ -35,6 +36,7 @@
 #include "sl_sender.h"
 #include "sl_snapshot.h"
 #include "sl_source.h"
+#include "sl_spool.h"
 #include "sl_txconf.h"
 #include "sl_txhealth.h"
 #include "sl_txmetrics.h"
@@ -73,6 +75,7 @@ static void usage(FILE *f)
             "                             file rate_mbps mtu\n"
             "                      [fec] k m interleave   [keys] signing_key state_dir\n"
             "                      [snapshot] keyframe_ms beacon_ms max_delay_ms   [tx] user\n"
+            "                      [files] spool copies sent max_bytes share\n"
             "                      [device NAME] protocol address unit mirror_unit poll_ms\n"
             "                             timeout_ms max_gap tags baud parity data_bits stop_bits\n"
             "      --check         validate FILE, its tag maps, the key file's permissions,\n"
@@ -118,6 +121,7 @@ struct daemon {
     struct sl_reload_state ann;     /* fingerprints and schema id beacons announce */
     uint64_t beacon_seq;
     struct sl_txhealth health;      /* send state, overload, NIC carrier, status texts */
+    struct sl_spool *spool;         /* [files] spool; NULL without */
 };
 
 /* " : strerror(errno)" after an sl_err that kept one. */
@@ -159,6 +163,34 @@ static sl_err send_block(struct daemon *D, uint64_t now)
     return f;
 }
 
+/* [files]: the watched spool, opened as the TX user (after the drop), so
+ * a directory that user cannot use fails here, at start. The file channel
+ * is paced to share * rate_mbps at the wire cost of a full block. */
+static int open_spool(struct daemon *D)
+{
+    if (!D->cfg.files.enabled)
+        return 0;
+    struct sl_spool_config sc = {
+        .spool = D->cfg.files.spool, .sent = D->cfg.files.sent, .copies = D->cfg.files.copies,
+        .max_bytes = D->cfg.files.max_bytes, .rate_mbps = D->cfg.files.share * D->cfg.link.rate_mbps,
+        .block_wire_bytes = ((uint64_t)D->cfg.fec.k + D->cfg.fec.m) *
+                            sl_pace_wire_bytes(SL_FRAME_OVERHEAD + D->cfg.link.symbol_bytes),
+    };
+    sl_err e = sl_spool_create(&D->spool, &sc);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "[files] spool %s%s%s: %s%s%s", D->cfg.files.spool, D->cfg.files.sent[0] ? ", sent " : "",
+               D->cfg.files.sent, sl_strerror(e), ERRNO_TEXT(e));
+        return 1;
+    }
+    struct sl_spool_stats st;
+    sl_spool_stats(D->spool, &st);
+    sl_log(SL_LOG_INFO, "files: watching %s (%llu file(s) waiting), %u cop%s each, up to %.3g Mbit/s, then %s%s",
+           D->cfg.files.spool, (unsigned long long)st.backlog, D->cfg.files.copies,
+           D->cfg.files.copies == 1 ? "y" : "ies", sc.rate_mbps, D->cfg.files.sent[0] ? "moved to " : "deleted",
+           D->cfg.files.sent);
+    return 0;
+}
+
 /* The tag table, the start event, the sources and the metrics file. */
 static int start_daemon(struct daemon *D)
 {
@@ -179,6 +211,10 @@ static int start_daemon(struct daemon *D)
         sl_log(SL_LOG_ERR, "out of memory");
         return 1;
     }
+    if (open_spool(D) != 0)
+        return 1;
+    if (D->spool)
+        sl_txmetrics_spool(D->metrics, D->spool);
     sl_log(SL_LOG_INFO, "started: epoch %llu, %zu device(s), %u tag(s), schema %08x",
            (unsigned long long)D->epoch, D->cfg.ndevices, D->cfg.ntags, D->ann.schema_id);
     return 0;
@@ -230,6 +266,10 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             if (sl_snapshot_next_due_us(D->snap) > now || send_block(D, now) != SL_OK)
                 break;
         }
+        /* Files after the tags, paced to their share and a few blocks a
+         * turn: a large file never holds up a beacon or a tag block. */
+        if (D->spool && !got_term)
+            sl_txhealth_send(&D->health, sl_spool_run(D->spool, D->snd, sl_clock_mono_us()), "file");
         now = sl_clock_mono_us();
         sl_txhealth_send(&D->health, sl_sender_tick(D->snd, now), "send");
         /* READY=1 after the first beacon (the pollers run), then STATUS=
@@ -248,17 +288,20 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             wake = t;
         if (sl_sender_deadline(D->snd, &t) == SL_OK && t < wake)
             wake = t;
+        if (D->spool && sl_spool_deadline(D->spool) < wake)
+            wake = sl_spool_deadline(D->spool);
         now = sl_clock_mono_us();
         uint64_t wait = wake > now ? wake - now : 0;
         if (wait > 1000000u)
             wait = 1000000u;
         struct timespec ts = { (time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000L };
-        struct pollfd pfd = { .fd = D->wake_fd, .events = POLLIN };
+        struct pollfd pfd[2] = { { .fd = D->wake_fd, .events = POLLIN },
+                                 { .fd = D->spool ? sl_spool_fd(D->spool) : -1, .events = POLLIN } };
         /* Signals are blocked except inside ppoll: none is lost between
          * the flag checks above and the wait. Called even with nothing to
          * wait for (a zero timeout), or a loop that always has work (an
          * overloaded link) would never see SIGTERM. */
-        if (ppoll(&pfd, 1, &ts, waitmask) < 0 && errno != EINTR) {
+        if (ppoll(pfd, 2, &ts, waitmask) < 0 && errno != EINTR) {
             sl_log(SL_LOG_ERR, "ppoll: %s", strerror(errno));
             return 1;
         }
@@ -460,6 +503,7 @@ int main(int argc, char **argv)
         rc = run_daemon(&D, &waitmask);
 
     bool joined = sl_sources_stop(&D.src);
+    sl_spool_destroy(D.spool);       /* a file part-sent stays in the spool */
     sl_sender_destroy(D.snd);
     sl_hw_close(D.hw);
     if (!joined) {

@@ -1,6 +1,7 @@
 /* sluice-tx configuration: defaults, every error path with its
  * `file:line: message`, key-file permission checks, cross-device checks,
  * fingerprints, and the shipped docs/examples/tx.conf. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,9 +137,82 @@ SL_TEST(txconf, syntax_and_structure)
     static char big[600];
     snprintf(big, sizeof big, BASE "unit = %0250d\n", 1);
     one(big, "tx.conf:11: line longer than 197 bytes");
-    one(BASE_LINK BASE_KEYS, "tx.conf: no [device NAME] section");
     one(BASE_KEYS BASE_DEV, "tx.conf: missing section [link]");
     one(BASE_LINK BASE_DEV, "tx.conf: missing section [keys]");
+}
+
+/* one() with a formatted expectation (paths under the scratch directory). */
+__attribute__((format(printf, 2, 3))) static void onef(const char *text, const char *fmt, ...)
+{
+    char want[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(want, sizeof want, fmt, ap);
+    va_end(ap);
+    one(text, want);
+}
+
+/* A file-only diode: [link] and [keys] alone are a valid configuration
+ * (was "no [device NAME] section"); [files] with its defaults and bounds;
+ * spool and sent checked on the host. */
+SL_TEST(txconf, files_and_no_devices)
+{
+    CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS), SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_EQUAL(cfg.ndevices, 0);
+    CU_ASSERT_EQUAL(cfg.ntags, 0);
+    CU_ASSERT_FALSE(cfg.files.enabled);
+
+    char spool[128], sent[128], text[1024];
+    snprintf(spool, sizeof spool, "%s/spool", dir);
+    snprintf(sent, sizeof sent, "%s/sent", dir);
+    mkdir(spool, 0700);
+    mkdir(sent, 0700);
+    CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS "[files]\nspool = spool\n"), SL_OK);
+    show_diag();
+    CU_ASSERT_TRUE(cfg.files.enabled);
+    CU_ASSERT_STRING_EQUAL(cfg.files.spool, spool);
+    CU_ASSERT_STRING_EQUAL(cfg.files.sent, "");
+    CU_ASSERT_EQUAL(cfg.files.copies, 1);
+    CU_ASSERT_EQUAL(cfg.files.max_bytes, 4ull << 30);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.files.share, 0.5, 1e-9);
+    CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS "[files]\nspool = spool\nsent = sent\ncopies = 8\n"
+                          "max_bytes = 1000\nshare = 1\n" BASE_DEV), SL_OK);
+    CU_ASSERT_STRING_EQUAL(cfg.files.sent, sent);
+    CU_ASSERT_EQUAL(cfg.files.copies, 8);
+    CU_ASSERT_EQUAL(cfg.files.max_bytes, 1000);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.files.share, 1.0, 1e-9);
+    CU_ASSERT_EQUAL(cfg.ndevices, 1);
+
+#define FILES BASE_LINK BASE_KEYS "[files]\n"
+    one(FILES "copies = 2\n", "tx.conf:7: [files]: missing required key 'spool' (the directory to watch)");
+    one(FILES "spool = spool\ncopies = 9\n", "tx.conf:9: bad copies '9' (integer 1..8)");
+    one(FILES "spool = spool\ncopies = 0\n", "tx.conf:9: bad copies '0' (integer 1..8)");
+    one(FILES "spool = spool\nshare = 0\n", "tx.conf:9: bad share '0' (0 < share <= 1)");
+    one(FILES "spool = spool\nshare = 1.5\n", "tx.conf:9: bad share '1.5' (0 < share <= 1)");
+    one(FILES "spool = spool\nmax_bytes = 0\n", "tx.conf:9: bad max_bytes '0' (integer 1..9223372036854775807)");
+    onef(FILES "spool = nothere\n", "tx.conf:8: spool '%s/nothere': No such file or directory", dir);
+    onef(FILES "spool = k.key\n", "tx.conf:8: spool '%s/k.key' is not a directory", dir);
+    snprintf(text, sizeof text, "%s/link", dir);
+    CU_ASSERT_EQUAL(symlink(spool, text), 0);
+    onef(FILES "spool = link\n", "tx.conf:8: spool '%s/link' is a symbolic link (refused; name the directory "
+        "itself)", dir);
+    onef(FILES "spool = spool\nsent = spool\n", "tx.conf:9: sent '%s' is the spool directory itself", spool);
+    /* Another filesystem: /dev/shm is a tmpfs beside /tmp (skipped when /tmp is one too). */
+    struct stat a, b;
+    char other[64];
+    snprintf(other, sizeof other, "/dev/shm/sl-txconf-%d", (int)getpid());
+    if (stat(dir, &a) == 0 && mkdir(other, 0700) == 0) {
+        if (stat(other, &b) == 0 && a.st_dev != b.st_dev) {
+            snprintf(text, sizeof text, FILES "spool = spool\nsent = %s\n", other);
+            onef(text, "tx.conf:9: sent '%s' is on another filesystem than spool '%s' (files are moved by "
+                "rename)", other, spool);
+        }
+        rmdir(other);
+    }
+    /* Without host checks the directories are not looked at. */
+    CU_ASSERT_EQUAL(parse_flags(FILES "spool = nothere\n", SL_TXCONF_SKIP_HOST_CHECKS), SL_OK);
+#undef FILES
 }
 
 SL_TEST(txconf, link_errors)
