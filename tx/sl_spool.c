@@ -387,9 +387,13 @@ sl_err sl_spool_run(struct sl_spool *sp, struct sl_sender *snd, uint64_t now_us)
             break;
         if (!step(sp, snd, &link))
             break;
-        /* Charged a full block's wire time; a late start does not earn a
-         * burst (no credit piles up while the spool was idle). */
-        sp->next_us = (sp->next_us > now_us ? sp->next_us : now_us) + sp->block_us;
+        /* Charged a full block's wire time. A turn that came late may
+         * catch up at most one turn's worth of blocks (a loop busy with
+         * tags does not cost the file its share), never more: no credit
+         * piles up while the spool was idle. */
+        uint64_t burst = sp->block_us * SL_SPOOL_BLOCKS_PER_TURN;
+        uint64_t floor = now_us > burst ? now_us - burst : 0;
+        sp->next_us = (sp->next_us > floor ? sp->next_us : floor) + sp->block_us;
     }
     return link;
 }
