@@ -81,9 +81,10 @@ static void usage(FILE *f)
             "  -V, --version      print the version\n"
             "\n"
             "Signals: SIGTERM/SIGINT checkpoint the database, save the replay state and exit 0;\n"
-            "SIGHUP is logged and ignored (restart to apply configuration changes).\n"
+            "SIGHUP reopens [syslog] file (logrotate); nothing else is reloaded (restart\n"
+            "to apply configuration changes).\n"
             "Exit status: 0 clean stop (or end of a pcapfile replay), 1 start-up or runtime\n"
-            "failure, 2 configuration problems.\n");
+            "failure (a thread failed: SL-RX-THREAD-FAIL), 2 configuration problems.\n");
 }
 
 static int open_link(struct sl_rxd *d)
@@ -201,6 +202,21 @@ static int open_files(struct sl_rxd *d)
     return -1;
 }
 
+/* The syslog channel's output ([syslog] file and/or forward), when on. */
+static int open_syslog(struct sl_rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    if (!c->syslog.enabled)
+        return 0;
+    sl_err e = sl_syslogout_create(&d->syslog, &c->syslog.out);
+    if (e == SL_OK)
+        return 0;
+    sl_log(SL_LOG_ERR, "cannot use [syslog] %s%s: %s%s%s", c->syslog.out.file[0] ? "file " : "forward ",
+           c->syslog.out.file[0] ? c->syslog.out.file : c->syslog.out.forward.host, sl_strerror(e),
+           e == SL_ERR_IO ? ": " : "", e == SL_ERR_IO ? strerror(errno) : "");
+    return -1;
+}
+
 /* Opens the replay state, the mirror (restored from SQLite), the link, the
  * receiver and the services in the order of docs/rx.md §3, then drops
  * privileges. */
@@ -208,7 +224,7 @@ static int start(struct sl_rxd *d)
 {
     if (sl_rxstate_open(&d->state, d->conf->keys.state_dir, sl_clock_mono_ms()) != SL_OK ||
         open_mirror(d) != 0 || open_link(d) != 0 || open_receiver(d) != 0 ||
-        open_files(d) != 0 || sl_services_open(&d->svc, d->conf, d->mirror, sl_rxd_fill_status, d) != SL_OK)
+        open_files(d) != 0 || open_syslog(d) != 0 || sl_services_open(&d->svc, d->conf, d->mirror, sl_rxd_fill_status, d) != SL_OK)
         return -1;
     if (d->conf->rx.user[0] && drop_privileges(d) != 0)
         return -1;
@@ -219,6 +235,7 @@ static void stop(struct sl_rxd *d)
 {
     sl_services_close(&d->svc);
     sl_filerecv_destroy(d->fr);
+    sl_syslogout_destroy(d->syslog);
     sl_receiver_destroy(d->rcv);
     sl_tagch_destroy(d->tags);
     sl_hw_close(d->hw);
