@@ -16,7 +16,8 @@ struct sl_poller {
     bool owns_mb;                  /* false: a serial line shared with other units */
     struct sl_poller_counters cnt;
     struct sl_poll_plan plan;
-    struct sl_tagval *vals;
+    struct sl_tagval *vals;        /* where polls write: own_vals or the caller's (move_values) */
+    struct sl_tagval *own_vals;
     uint16_t *buf;                 /* one read's answer: SL_POLL_MAX_BITS elements */
     enum sl_poller_state state;
     uint64_t last_start_ms;
@@ -58,7 +59,7 @@ sl_err sl_poller_create_on(struct sl_poller **out, const struct sl_txconf_device
     p->clock.ctx = clock ? clock->ctx : NULL;
     sl_err e = sl_poll_plan_build(&p->plan, dev->tagmap.tags, dev->tagmap.count, dev->max_gap);
     if (e == SL_OK) {
-        p->vals = calloc(dev->tagmap.count ? dev->tagmap.count : 1, sizeof *p->vals);
+        p->vals = p->own_vals = calloc(dev->tagmap.count ? dev->tagmap.count : 1, sizeof *p->vals);
         p->buf = calloc(SL_POLL_MAX_BITS, sizeof *p->buf);
         if (!p->vals || !p->buf)
             e = SL_ERR_NOMEM;
@@ -234,6 +235,12 @@ const struct sl_tagval *sl_poller_values(const struct sl_poller *p, size_t *n)
     return p->vals;
 }
 
+void sl_poller_move_values(struct sl_poller *p, struct sl_tagval *vals)
+{
+    memcpy(vals, p->vals, p->dev->tagmap.count * sizeof *vals);
+    p->vals = vals;
+}
+
 void sl_poller_counters(const struct sl_poller *p, struct sl_poller_counters *out)
 {
     *out = p->cnt;
@@ -256,7 +263,7 @@ void sl_poller_destroy(struct sl_poller *p)
     if (p->owns_mb)
         sl_mb_free(p->mb);
     sl_poll_plan_free(&p->plan);
-    free(p->vals);
+    free(p->own_vals);
     free(p->buf);
     free(p);
 }

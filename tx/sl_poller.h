@@ -113,6 +113,14 @@ uint64_t sl_poller_due_ms(const struct sl_poller *p);
  * updated in place by each poll. */
 const struct sl_tagval *sl_poller_values(const struct sl_poller *p, size_t *n);
 
+/* Moves the poller's values to vals (as many entries as it has tags, not
+ * the array it uses now): copies them there, and from now on every poll
+ * writes there and only there. The array it used before is left alone, so
+ * a caller can hand a poll's array to another thread and give the poller
+ * another (sl_source.c: three arrays, one copy per poll, no lock). vals
+ * must outlive the poller or the next move. O(tags). */
+void sl_poller_move_values(struct sl_poller *p, struct sl_tagval *vals);
+
 /* Copies the counters into *out. */
 void sl_poller_counters(const struct sl_poller *p, struct sl_poller_counters *out);
 

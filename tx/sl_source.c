@@ -1,23 +1,29 @@
 /* Device sources (sl_source.h): the Modbus pollers and the generator.
  *
- * Locking of the Modbus source. Each device has a mutex guarding the copy
- * of its values, its counters and its pending up/down transitions:
- *   - its line's thread takes it after a poll to copy the poller's values
- *     (one sl_tagval per tag of the device), counters and transition in;
- *   - the main thread takes it in collect to feed those values into the
- *     snapshot (one sl_snapshot_update per tag of the device: O(tags), no
- *     I/O, no allocation) and to take the transitions, and briefly to copy
- *     counters for logs and the metrics file.
- * Neither ever holds it across a Modbus request, so main waits at most for
- * one device's copy and a poller at most for main's pass over one device's
- * tags. Each line also has a mutex guarding its stop flag and statistics;
- * its thread sleeps on a condition variable under it (released while
- * waiting) and never holds it while polling. */
+ * Hand-off of the Modbus source. A poll's values cross to the main thread
+ * through three arrays per device (a triple buffer): the poller writes one
+ * (back), main reads one (front), and the third (mid) is the latest poll
+ * not yet taken. Publishing is one atomic exchange of the mid index (with a
+ * "fresh" bit) on each side, so neither thread ever waits for the other:
+ *   - the poller's line thread, after a poll, swaps its back array in as
+ *     mid and continues in the old mid (sl_poller_move_values copies the
+ *     values it keeps, such as a Bad tag's last good raw value);
+ *   - the main thread, in collect, swaps its front array out for a fresh
+ *     mid and then feeds it into the snapshot (deadbands and change
+ *     detection there), holding no lock.
+ * A poll main has not taken yet is replaced by the next (the values are
+ * absolute; only the newest matters). Each device also has a mutex for its
+ * counters and pending up/down transitions: O(1) copies under it, never a
+ * pass over tags, never held across a Modbus request. Each line has a mutex
+ * guarding its stop flag and statistics; its thread sleeps on a condition
+ * variable under it (released while waiting) and never holds it while
+ * polling. */
 #define _GNU_SOURCE
 #include "sl_source.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,13 +43,19 @@ struct devevent {
     char why[SL_POLLER_WHY_BYTES];
 };
 
+#define MID_FRESH 4u   /* in dev.mid: a poll main has not taken */
+
 struct dev {
     const struct sl_txconf_device *cfg;
     struct sl_poller *poller;            /* owned by its line's sl_bus */
+    /* The triple buffer: vals[0] is the poller's own array, vals[1..2]
+     * ours; cfg->tagmap.count values each. */
+    struct sl_tagval *vals[3];
+    _Atomic uint32_t mid;                /* index of the latest poll | MID_FRESH */
+    uint32_t back;                       /* the line's thread only: the array polls write */
+    uint32_t front;                      /* main only: the array collect reads */
     pthread_mutex_t mu;
     /* Guarded by mu: */
-    bool fresh;                          /* shared holds a poll main has not taken */
-    struct sl_tagval *shared;            /* cfg->tagmap.count values */
     struct devevent ev[DEV_EVENTS];
     unsigned ev_n;
     uint64_t poll_errors;                /* failed reads since start */
@@ -98,14 +110,14 @@ static void poll_result(struct dev *d, sl_err e, const struct sl_poller_report *
     d->last_err = e;
 }
 
-/* Hands one poll's results to main: values, counters, a transition. */
+/* Hands one poll's results to main: values (one atomic exchange, then the
+ * poller continues in the array it got back), counters, a transition. */
 static void hand_over(struct dev *d, sl_err e, const struct sl_poller_report *rep)
 {
-    size_t n = 0;
-    const struct sl_tagval *v = sl_poller_values(d->poller, &n);
+    uint32_t old = atomic_exchange_explicit(&d->mid, d->back | MID_FRESH, memory_order_acq_rel);
+    d->back = old & ~MID_FRESH;   /* neither main's front nor the one just published */
+    sl_poller_move_values(d->poller, d->vals[d->back]);
     pthread_mutex_lock(&d->mu);
-    memcpy(d->shared, v, n * sizeof *v);
-    d->fresh = true;
     d->poll_errors += rep->reads_failed;
     d->polls_failed += e != SL_OK;
     sl_poller_counters(d->poller, &d->cnt);
@@ -155,8 +167,9 @@ static void *poll_thread(void *arg)
     return NULL;
 }
 
-/* Takes what a poller handed over: values into the snapshot, transitions
- * logged and queued as EVENTs. */
+/* Takes what a poller handed over: values into the snapshot (no lock
+ * held: the array is main's until it swaps it back), transitions logged and
+ * queued as EVENTs. */
 static void take_device(struct dev *d, struct sl_snapshot *snap, uint64_t now)
 {
     struct devevent ev[DEV_EVENTS];
@@ -166,16 +179,18 @@ static void take_device(struct dev *d, struct sl_snapshot *snap, uint64_t now)
     nev = d->ev_n;
     memcpy(ev, d->ev, nev * sizeof ev[0]);
     d->ev_n = 0;
-    if (d->fresh) {
-        for (size_t i = 0; i < d->cfg->tagmap.count; i++) {
-            const struct sl_tagval *v = &d->shared[i];
-            if (sl_snapshot_update(snap, d->cfg->first_tag_id + (uint32_t)i, v->raw, v->quality,
-                                   v->time_us, now) != SL_OK)
-                bad++;
-        }
-        d->fresh = false;
-    }
     pthread_mutex_unlock(&d->mu);
+    /* Only main clears MID_FRESH, so a fresh mid seen here is still fresh
+     * (or fresher) at the exchange. */
+    if (atomic_load_explicit(&d->mid, memory_order_acquire) & MID_FRESH) {
+        uint32_t old = atomic_exchange_explicit(&d->mid, d->front, memory_order_acq_rel);
+        d->front = old & ~MID_FRESH;
+        const struct sl_tagval *v = d->vals[d->front];
+        for (size_t i = 0; i < d->cfg->tagmap.count; i++)
+            if (sl_snapshot_update(snap, d->cfg->first_tag_id + (uint32_t)i, v[i].raw, v[i].quality,
+                                   v[i].time_us, now) != SL_OK)
+                bad++;
+    }
     if (bad)
         sl_log(SL_LOG_ERR, "device %s: %llu values refused by the snapshot (poller bug?)",
                d->cfg->name, (unsigned long long)bad);
@@ -369,7 +384,8 @@ static void modbus_destroy(struct sl_source *s)
         pthread_cond_destroy(&L->cv);
     }
     for (size_t i = 0; i < M->ndev; i++) {
-        free(M->dev[i].shared);
+        free(M->dev[i].vals[1]);   /* vals[0] is the poller's */
+        free(M->dev[i].vals[2]);
         pthread_mutex_destroy(&M->dev[i].mu);
     }
     free(M->lines);
@@ -411,8 +427,15 @@ static sl_err add_line(struct modbus *M, const struct sl_txconf *cfg, size_t fir
         L->n = 0;
         return e;
     }
-    for (size_t k = 0; k < L->n; k++)
-        L->devs[k]->poller = sl_bus_poller(L->bus, k);
+    for (size_t k = 0; k < L->n; k++) {
+        struct dev *d = L->devs[k];
+        size_t n;
+        d->poller = sl_bus_poller(L->bus, k);
+        d->vals[0] = (struct sl_tagval *)(uintptr_t)sl_poller_values(d->poller, &n);
+        d->back = 0;   /* the poller writes its own array first */
+        atomic_init(&d->mid, 1u);
+        d->front = 2;
+    }
     L->wake_fd = M->wake_fd;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -448,8 +471,10 @@ sl_err sl_source_modbus_open(struct sl_source **out, const struct sl_txconf *cfg
         d->cfg = &cfg->devices[i];
         pthread_mutex_init(&d->mu, NULL);
         M->ndev++;
-        d->shared = calloc(d->cfg->tagmap.count ? d->cfg->tagmap.count : 1, sizeof *d->shared);
-        if (!d->shared)
+        size_t n = d->cfg->tagmap.count ? d->cfg->tagmap.count : 1;
+        d->vals[1] = calloc(n, sizeof *d->vals[1]);
+        d->vals[2] = calloc(n, sizeof *d->vals[2]);
+        if (!d->vals[1] || !d->vals[2])
             e = SL_ERR_NOMEM;
     }
     for (size_t i = 0; e == SL_OK && i < cfg->ndevices; i++)

@@ -3,8 +3,9 @@
  * Two kinds implement it:
  *   - modbus: the [device] sections polled over Modbus TCP/RTU. One thread
  *     per poll line (sl_bus.h: a serial port with all its units, or one TCP
- *     device) owns its sl_bus and libmodbus context; results reach the main
- *     thread through a per-device mutex-protected copy (see sl_source.c).
+ *     device) owns its sl_bus and libmodbus context; each poll's values
+ *     reach the main thread through a per-device triple buffer published
+ *     by one atomic exchange (see sl_source.c): no lock held per tag.
  *   - generator: `protocol = generator` devices (sl_generator.h), run on the
  *     main thread inside collect; no thread, no I/O.
  * sl_sources_open() builds one of each kind that has devices; the daemon
