@@ -100,7 +100,12 @@ struct sl_mirror_sub {
     _Atomic uint64_t schema_gen;   /* generation of the last commit flagged */
     _Atomic uint64_t *bits;        /* [words] */
     size_t words;
-    size_t next_word;              /* follower's: where a limited drain resumes */
+    /* Follower's: what a limited drain took and did not deliver yet (the
+     * positions carry_word * 64 + set bits), delivered first next time.
+     * Kept here rather than put back so a mark meanwhile is never lost nor
+     * miscounted. */
+    uint64_t carry;
+    size_t carry_word;
     /* Counters: each written by one thread (marked, coalesced, superseded
      * by the writer; drained by the follower), read by any. */
     _Atomic uint64_t marked, coalesced, drained, superseded;
@@ -1166,16 +1171,28 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
     }
     uint32_t n = v.t ? v.t->n : 0;
     size_t nw = ((size_t)n + 63u) / 64u;
-    if (s->next_word >= nw)
-        s->next_word = 0;
     uint64_t delivered = 0, dropped = 0;
+    /* What a limited drain left first, then the bitmap from that word on,
+     * wrapping: ascending, and fair to high positions under a limit. A
+     * position both carried and marked again is delivered twice, as it
+     * was marked twice. */
+    uint64_t x = s->carry;
+    size_t w = s->carry_word;
+    s->carry = 0;
+    s->carry_word = 0;
+    if ((fl & SUB_SCHEMA) || w >= nw) {
+        dropped += (uint64_t)__builtin_popcountll(x);   /* positions of an old schema */
+        x = 0;
+        w = 0;
+    }
+    size_t start = w;
     bool left = false;
-    for (size_t k = 0; k < nw; k++) {
-        size_t w = (s->next_word + k) % nw;
-        if (!load_rx(&s->bits[w]))
-            continue;
-        uint64_t x = atomic_exchange(&s->bits[w], 0);
-        /* Bits past the count can only be marks the commit raced with. */
+    for (size_t k = 0; k <= nw && !left; k++) {
+        if (k > 0) {
+            w = (start + k - 1u) % nw;
+            x = load_rx(&s->bits[w]) ? atomic_exchange(&s->bits[w], 0) : 0;
+        }
+        /* Bits past the count can only be marks a commit raced with. */
         if (w == nw - 1 && n % 64u) {
             uint64_t over = x & ~((1ull << (n % 64u)) - 1u);
             dropped += (uint64_t)__builtin_popcountll(over);
@@ -1183,8 +1200,8 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
         }
         while (x) {
             if (max && done >= max) {
-                atomic_fetch_or(&s->bits[w], x);   /* put back, not a new mark */
-                s->next_word = w;
+                s->carry = x;
+                s->carry_word = w;
                 left = true;
                 break;
             }
@@ -1194,11 +1211,7 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
             done++;
             delivered++;
         }
-        if (left)
-            break;
     }
-    if (!left)
-        s->next_word = 0;
     add_own(&s->drained, delivered);
     if (dropped)
         atomic_fetch_add_explicit(&s->superseded, dropped, memory_order_relaxed);
