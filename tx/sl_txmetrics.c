@@ -181,6 +181,20 @@ static void render_up(struct sl_txmetrics *m, FILE *f)
     }
 }
 
+/* Channel counters without labels, one HELP/TYPE head each. */
+struct prom_row {
+    const char *name, *type, *help;
+    uint64_t v;
+};
+
+static void render_rows(FILE *f, const struct prom_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        prom_head(f, rows[i].name, rows[i].type, rows[i].help);
+        fprintf(f, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
+    }
+}
+
 /* The [files] spool's counters. */
 static void render_spool(struct sl_txmetrics *m, FILE *f)
 {
@@ -188,10 +202,7 @@ static void render_spool(struct sl_txmetrics *m, FILE *f)
         return;
     struct sl_spool_stats st;
     sl_spool_stats(m->spool, &st);
-    const struct {
-        const char *name, *type, *help;
-        uint64_t v;
-    } rows[] = {
+    const struct prom_row rows[] = {
         { "sluice_tx_files_sent_total", "counter", "Spool files sent (every copy) and moved or deleted.",
           st.files_sent },
         { "sluice_tx_files_copies_total", "counter", "File copies sent whole (FILE_END).", st.copies_sent },
@@ -210,10 +221,7 @@ static void render_spool(struct sl_txmetrics *m, FILE *f)
           st.move_failed },
         { "sluice_tx_files_backlog", "gauge", "Files waiting in the spool queue or being sent.", st.backlog },
     };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        prom_head(f, rows[i].name, rows[i].type, rows[i].help);
-        fprintf(f, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].v);
-    }
+    render_rows(f, rows, sizeof rows / sizeof rows[0]);
 }
 
 void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp)

@@ -5,6 +5,7 @@ stopped by the fixture itself (terminate, then kill): no killall, no pkill.
 """
 import contextlib
 import fcntl
+import hashlib
 import os
 import signal
 import subprocess
@@ -111,3 +112,12 @@ def wait_for(pred, timeout, step=0.05):
         if v or time.monotonic() >= end:
             return v
         time.sleep(step)
+
+
+def sha256(path):
+    """SHA-256 of a file, hex, read 1 MiB at a time."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -8,7 +8,6 @@ published, a log line names it); and the it side never transmits a frame on
 the diode interface during any of it (nftables counter and a tcpdump
 capture of outgoing packets both stay at zero).
 """
-import hashlib
 import os
 import shutil
 import subprocess
@@ -30,14 +29,6 @@ MIB = 1 << 20
 def write(path, text):
     with open(path, "w") as f:
         f.write(text)
-
-
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def configs(work, rate):
@@ -123,7 +114,7 @@ def main():
         big = os.path.join(work, "plant-archive.bin")
         with open(big, "wb") as f:
             f.write(os.urandom(64 * MIB))
-        want = sha256(big)
+        want = sl_rig.sha256(big)
         configs(work, 600)
 
         with sl_rig.rig_up(), sl_rig.Procs() as procs:
@@ -140,7 +131,7 @@ def main():
                 secs = time.monotonic() - t0
                 if not dst:
                     sl_rig.fail("file not delivered (%s): rx log:\n%s" % (loss, log[-2000:]))
-                got = sha256(dst)
+                got = sl_rig.sha256(dst)
                 status = sl_rig.rig("status")
                 print("64 MiB at %s: %.1f s, sha256 %s" % (
                     "0 %" if not loss else "5 % + bursts", secs, "match" if got == want else "MISMATCH"))

@@ -12,7 +12,6 @@
    device and a spool (share = 0.5); during the transfer /api/tags values
    keep changing (the newest source time is never more than 1 s old).
 """
-import hashlib
 import json
 import os
 import shutil
@@ -27,18 +26,10 @@ import sl_rig  # noqa: E402
 MIB = 1 << 20
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def rand_file(path, n):
     with open(path, "wb") as f:
         f.write(os.urandom(n))
-    return sha256(path)
+    return sl_rig.sha256(path)
 
 
 def tx_text(key, state, spool, sent, rate, device="", copies=2):
@@ -83,7 +74,7 @@ def file_only(d, key, pub, procs):
         f.flush()
         time.sleep(0.3)
         f.write(os.urandom(MIB // 2))
-    want["inplace.log"] = sha256(os.path.join(spool, "inplace.log"))
+    want["inplace.log"] = sl_rig.sha256(os.path.join(spool, "inplace.log"))
 
     def all_in():
         return all(os.path.exists(os.path.join(incoming, n)) for n in want) and \
@@ -96,8 +87,8 @@ def file_only(d, key, pub, procs):
     C.check(status["link"]["up"], "RX shows the link down with beacons only: %s" % status["link"])
     procs.stop(tx)
     for n, h in want.items():
-        C.check(sha256(os.path.join(incoming, n)) == h, "%s: SHA-256 differs at RX" % n)
-        C.check(sha256(os.path.join(sent, n)) == h, "%s: SHA-256 differs in sent" % n)
+        C.check(sl_rig.sha256(os.path.join(incoming, n)) == h, "%s: SHA-256 differs at RX" % n)
+        C.check(sl_rig.sha256(os.path.join(sent, n)) == h, "%s: SHA-256 differs in sent" % n)
     got = sorted(f for f in os.listdir(incoming) if not f.startswith("."))
     C.check(got == sorted(want), "RX directory holds %s, want each file once" % got)
     C.check(sorted(os.listdir(spool)) == [".hidden", "draft.tmp"],
@@ -152,7 +143,7 @@ def tags_while_file(d, key, pub, procs):
     C.check(os.path.exists(os.path.join(sent, "archive.bin")), "64 MiB file not sent within 45 s")
     C.check(sl_rig.wait_for(lambda: os.path.exists(os.path.join(incoming, "archive.bin")), 20, 0.2),
             "64 MiB file not published at RX")
-    C.check(sha256(os.path.join(incoming, "archive.bin")) == h, "64 MiB file: SHA-256 differs at RX")
+    C.check(sl_rig.sha256(os.path.join(incoming, "archive.bin")) == h, "64 MiB file: SHA-256 differs at RX")
     print("64 MiB crossed in %.1f s beside 200 tags; %d of %d samples changed, newest value at most "
           "%.2f s old" % (secs, changes, samples, worst))
     C.check(samples >= 5, "the transfer ended before the tags could be sampled")

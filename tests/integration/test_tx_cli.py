@@ -18,7 +18,8 @@ beyond writing a pcapfile):
    --send with the daemon's key but another state_dir is refused too (exit 3,
    the key id and the daemon's pid named, that state_dir's epoch untouched):
    the daemon holds /run/lock/sluice-tx-<keyid>.lock, and removes it when it
-   stops. --send with its own key and state_dir works beside the daemon."""
+   stops. --send with its own key and state_dir (and no [device] section: a
+   file-only configuration) works beside the daemon."""
 import hashlib
 import os
 import re
@@ -202,7 +203,7 @@ def check_send_beside_daemon(d, key, pub, kid):
     with open(own, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
                 "[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
-                "[device gen]\nprotocol = generator\ntags = 1\nrate = 1\n"   # --send polls nothing
+                # no [device]: --send polls nothing, so it needs none (a file-only diode)
                 % (link_port, key2, os.path.join(d, "sendstate")))
     rx_conf = os.path.join(d, "rx.conf")
     with open(rx_conf, "w") as f:
