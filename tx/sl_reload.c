@@ -50,6 +50,10 @@ bool sl_reload_same_shape(const struct sl_txconf *a, const struct sl_txconf *b, 
     *what = "[tx] user or metrics_file";
     if (!SAME_STR(tx.user) || !SAME_STR(tx.metrics_file))
         return false;
+    *what = "[files]";   /* the spool is opened once, at start */
+    if (!SAME(files.enabled) || !SAME_STR(files.spool) || !SAME_STR(files.sent) || !SAME(files.copies) ||
+        !SAME(files.max_bytes) || !SAME(files.share))
+        return false;
     *what = "the device list";
     if (!SAME(ndevices))
         return false;

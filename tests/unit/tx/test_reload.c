@@ -100,6 +100,7 @@ SL_TEST(reload, shape_changes_refused_with_reason)
           "10.0.0.2:7400", "", "a tag map's registers or types" },
         { SL_TAGMAP_HEADER "\nt1,e/s/a/l,holding,0,int16,,,,,\n", "10.0.0.2:7400", "",
           "a tag map's registers or types" },
+        { MAP_A, "10.0.0.2:7400", "[files]\nspool = out\n", "[files]" },
     };
     struct sl_txconf a;
     load(&a, MAP_A, "10.0.0.2:7400", "");
