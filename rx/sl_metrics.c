@@ -7,7 +7,7 @@
 
 /* ---- the daemon's metrics: one table ---------------------------------------- */
 
-enum when { ALWAYS, HEALTH, MQTT };
+enum when { ALWAYS, HEALTH, MQTT, SYSLOG };
 
 /* How a source field is read: most are uint64_t counters. */
 enum kind { U64, U32, FLAG, UP };   /* UP: an int that is 1 when up (carrier) */
@@ -114,6 +114,20 @@ static const struct def defs[] = {
       "tag changes folded into a publish still pending (latest value wins)", false, MQTT, F(mqtt.coalesced), U64 },
     { "sluice_rx_mqtt_pending", "tags waiting to be published", true, MQTT, F(mqtt.pending), U32 },
     { "sluice_rx_mqtt_inflight", "tag publishes not yet acknowledged", true, MQTT, F(mqtt.inflight), U32 },
+    { "sluice_rx_syslog_messages_total", "syslog messages received in verified batches", false, SYSLOG,
+      F(syslog.messages), U64 },
+    { "sluice_rx_syslog_written_total", "syslog messages appended to [syslog] file", false, SYSLOG,
+      F(syslog.written), U64 },
+    { "sluice_rx_syslog_forwarded_total", "syslog messages sent to [syslog] forward", false, SYSLOG,
+      F(syslog.forwarded), U64 },
+    { "sluice_rx_syslog_dropped_total",
+      "syslog messages not written or not forwarded (forward queue full, send or write error)", false, SYSLOG,
+      F(syslog.dropped), U64 },
+    { "sluice_rx_syslog_batches_bad_total", "syslog batches that did not decode (dropped whole)", false,
+      SYSLOG, F(syslog.batches_bad), U64 },
+    { "sluice_rx_syslog_reopens_total", "[syslog] file reopened (SIGHUP)", false, SYSLOG, F(syslog.reopens), U64 },
+    { "sluice_rx_syslog_forward_connected", "1 while the TCP forward to the SIEM is connected", true, SYSLOG,
+      F(syslog.connected), U64 },
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] <= SL_METRICS_DAEMON_MAX, "SL_METRICS_DAEMON_MAX too small");
@@ -123,7 +137,8 @@ size_t sl_metrics_counters(const struct sl_metrics *m, struct sl_http_counter *o
     size_t n = 0;
     for (size_t i = 0; i < sizeof defs / sizeof defs[0] && n < cap; i++) {
         const struct def *d = &defs[i];
-        if ((d->when == HEALTH && !m->health_ok) || (d->when == MQTT && !m->mqtt_on))
+        if ((d->when == HEALTH && !m->health_ok) || (d->when == MQTT && !m->mqtt_on) ||
+            (d->when == SYSLOG && !m->syslog_on))
             continue;
         out[n++] = (struct sl_http_counter){ d->name, d->help, value_of(m, d), d->gauge };
     }
@@ -299,6 +314,8 @@ static void prom_mirror(struct sl_jbuf *b, const struct sl_mirror *m)
     sample(b, "sluice_mirror_schema_loads_total", "counter", "Schemas committed", ms.schema_loads);
     sample(b, "sluice_mirror_schema_errors_total", "counter", "Schema chunks or tags refused", ms.schema_errors);
     sample(b, "sluice_mirror_link_changes_total", "counter", "Link stale/live transitions", ms.link_changes);
+    sample(b, "sluice_mirror_schema_deferred_total", "counter",
+           "New schemas put off while a reader still read the retired one", ms.schema_deferred);
 }
 
 static void prom_http(struct sl_jbuf *b, const struct sl_http_stats *hs)

@@ -29,6 +29,7 @@
 #include "sl_mqtt.h"
 #include "sl_receiver.h"
 #include "sl_store.h"
+#include "sl_syslogout.h"
 #include "sl_tagch.h"
 
 /* Every counter of the daemon in one snapshot. Each thread publishes its
@@ -63,6 +64,8 @@ struct sl_metrics {
     unsigned modbus_conns;
     bool files_on;
     struct sl_filerecv_stats files;
+    bool syslog_on;
+    struct sl_syslogout_stats syslog;
     bool mqtt_on;
     struct sl_mqtt_stats mqtt;
     uint64_t state_saves;                /* replay state written */

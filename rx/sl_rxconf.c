@@ -23,7 +23,7 @@
  * files, services kept off the diode address). */
 
 enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQTT, SEC_FILES,
-           SEC_RX, SEC__COUNT };
+           SEC_RX, SEC_SYSLOG, SEC__COUNT };
 
 enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_ALLOW_DIODE };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
@@ -35,6 +35,7 @@ enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOU
 enum { K_BROKER, K_PREFIX };
 enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS };
 enum { K_USER, K_ALLOW_ROOT };
+enum { K_SYSLOG_FILE, K_FORWARD, K_QUEUE_BYTES };
 
 static const char *const link_keys[] = { "transport", "listen", "interface", "port", "file", "follow",
                                          "mtu", "allow_services_on_diode", NULL };
@@ -51,6 +52,7 @@ static const char *const mqtt_keys[] = { "broker", "prefix", NULL };
 static const char *const files_keys[] = { "directory", "max_bytes", "max_total_bytes", "max_versions",
                                           NULL };
 static const char *const rx_keys[] = { "user", "allow_root", NULL };
+static const char *const syslog_keys[] = { "file", "forward", "queue_bytes", NULL };
 
 static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_LINK] = { "link", link_keys, 0 },       [SEC_FEC] = { "fec", fec_keys, 0 },
@@ -58,6 +60,7 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_MODBUS] = { "modbus", modbus_keys, 0 }, [SEC_HTTP] = { "http", http_keys, 0 },
     [SEC_MQTT] = { "mqtt", mqtt_keys, 0 },       [SEC_FILES] = { "files", files_keys, 0 },
     [SEC_RX] = { "rx", rx_keys, 0 },
+    [SEC_SYSLOG] = { "syslog", syslog_keys, 0 },
 };
 
 /* The plain numeric keys: key, bounds, default, field. */
@@ -441,6 +444,26 @@ static void do_files(struct sl_conf *p, struct sl_rxconf *c)
                       (unsigned long long)c->files.max_bytes, (unsigned long long)c->files.max_total_bytes);
 }
 
+/* [syslog]: where the syslog channel goes (rx/sl_syslogout.h); file and/or
+ * forward, at least one. */
+static void do_syslog(struct sl_conf *p, struct sl_rxconf *c)
+{
+    const struct sl_conf_sec *s = &p->single[SEC_SYSLOG];
+    struct sl_syslogout_config *y = &c->syslog.out;
+    sl_conf_u32(p, s, K_QUEUE_BYTES, 65536, 1u << 30, SL_SYSLOGOUT_QUEUE_DEFAULT, &y->queue_bytes);
+    if (!s->header)
+        return;
+    c->syslog.enabled = true;
+    sl_conf_path(p, s, K_SYSLOG_FILE, y->file);
+    const char *f = sl_conf_val(s, K_FORWARD);
+    char why[128];
+    if (f && sl_syslogout_parse_forward(&y->proto, &y->forward, f, why, sizeof why) != SL_OK)
+        sl_conf_error(p, s->line[K_FORWARD], "bad forward '%s' (udp://HOST:PORT or tcp://HOST:PORT): %s", f,
+                      why);
+    if (!sl_conf_val(s, K_SYSLOG_FILE) && !f)
+        sl_conf_error(p, s->header, "[syslog]: neither file nor forward: the messages would go nowhere");
+}
+
 static void do_rx(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_RX];
@@ -650,6 +673,7 @@ static void finish(struct sl_conf *p)
     do_mqtt(p, c);
     do_files(p, c);
     do_rx(p, c);
+    do_syslog(p, c);
 }
 
 static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_rxconf),

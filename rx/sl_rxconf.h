@@ -20,6 +20,7 @@
 #include "sl_diag.h"
 #include "sl_err.h"
 #include "sl_key.h"
+#include "sl_syslogout.h"
 #include "sl_wire.h"
 
 #define SL_RXCONF_STR_MAX      SL_CONF_STR_MAX   /* bytes of any value (paths, addresses), with NUL */
@@ -143,6 +144,10 @@ struct sl_rxconf {
         uint64_t max_total_bytes;       /* directory + files in progress; 0 = no limit */
         uint32_t max_versions;          /* files of one name kept: NAME, NAME.1 .. */
     } files;
+    struct {
+        bool enabled;                   /* [syslog] present */
+        struct sl_syslogout_config out; /* file, forward, queue_bytes (rx/sl_syslogout.h) */
+    } syslog;
     struct {
         char user[SL_RXCONF_USER_MAX];  /* "" = keep running as started */
         bool allow_root;                /* no warning when started as root without a user */

@@ -7,8 +7,9 @@
  *    store, HTTP and MQTT threads follow it through subscriptions that wake
  *    their eventfd, and read it inside short read sections;
  *  - the replay window: published by intake, saved by the store thread;
- *  - file-channel payloads: copied by intake into sl_chanq (bounded,
- *    overflow counted), written to disk by the channel worker.
+ *  - file- and syslog-channel payloads: copied by intake into sl_chanq
+ *    (bounded, overflow counted), written to disk or forwarded by the
+ *    channel worker.
  * Nothing is allocated per datagram, block, message or request: every
  * buffer here is made in sl_rxthreads_run before the threads start. */
 #include "sl_rxthreads.h"
@@ -55,6 +56,7 @@ struct pub_store {
 };
 struct pub_chan {
     struct sl_filerecv_stats files;
+    struct sl_syslogout_stats syslog;
 };
 struct pub_modbus {
     struct sl_mbserver_stats modbus;
@@ -124,6 +126,11 @@ void sl_rxd_on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
             break;
         /* Copied for the channel worker; a full queue drops it (counted):
          * intake never waits for the disk. */
+        (void)sl_chanq_push(d->t->chanq, h->channel, h->session, payload, len, now_us);
+        return;
+    case SL_CHANNEL_SYSLOG:
+        if (!d->syslog)
+            break;
         (void)sl_chanq_push(d->t->chanq, h->channel, h->session, payload, len, now_us);
         return;
     default:
@@ -395,7 +402,9 @@ static void chan_dispatch(struct sl_rxd *d, const struct sl_chanq_item *it)
     case SL_CHANNEL_FILES:
         sl_filerecv_payload(d->fr, it->session, it->payload, it->len, it->now_us);
         break;
-    /* The syslog output (SL_CHANNEL_SYSLOG) is one more case here. */
+    case SL_CHANNEL_SYSLOG:
+        sl_syslogout_payload(d->syslog, it->payload, it->len, sl_clock_mono_us());
+        break;
     default:
         break;
     }
@@ -433,8 +442,13 @@ static sl_err chan_main(struct sl_thread *th, void *arg)
         chan_drain(d);
         if (d->fr)
             sl_filerecv_tick(d->fr, sl_clock_wall_us());
-        if (sl_clock_due(&next_pub, sl_clock_mono_ms(), PUBLISH_MS) && d->fr) {
-            sl_filerecv_stats(d->fr, &pub.files);
+        if (d->syslog)   /* the TCP forward's reconnects and queue */
+            sl_syslogout_tick(d->syslog, sl_clock_mono_us());
+        if (sl_clock_due(&next_pub, sl_clock_mono_ms(), PUBLISH_MS)) {
+            if (d->fr)
+                sl_filerecv_stats(d->fr, &pub.files);
+            if (d->syslog)
+                sl_syslogout_stats(d->syslog, &pub.syslog);
             sl_tribuf_put(&t->chan_http, &pub);
         }
     }
@@ -577,8 +591,12 @@ void sl_rxd_fill_status(void *ctx, struct sl_http_status *out)
     m->state_saves = st->state_saves;
     m->state_save_failures = st->state_save_failures;
     m->files_on = d->fr != NULL;
-    if (d->fr)
-        m->files = ((const struct pub_chan *)sl_tribuf_read(&t->chan_http))->files;
+    m->syslog_on = d->syslog != NULL;
+    if (d->fr || d->syslog) {
+        const struct pub_chan *pc = sl_tribuf_read(&t->chan_http);
+        m->files = pc->files;
+        m->syslog = pc->syslog;
+    }
     m->modbus_on = d->svc.mb != NULL;
     if (d->svc.mb) {
         const struct pub_modbus *mb = sl_tribuf_read(&t->modbus_http);
@@ -630,7 +648,7 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_tribuf_init(&t->replay, sizeof(struct sl_replay));
     /* The largest payload a block can carry at this receiver's limits. */
     size_t max_payload = (size_t)c->fec.max_k * c->link.symbol_max;
-    if (e == SL_OK && d->fr)
+    if (e == SL_OK && (d->fr || d->syslog))
         e = sl_chanq_create(&t->chanq, SL_CHANQ_SLOTS_DEFAULT, max_payload, t->chanq_fd);
     struct store_ctx *s = &t->store;
     if (e == SL_OK && d->store) {
@@ -690,7 +708,7 @@ static const sl_thread_fn th_fns[TH_COUNT] = { intake_main, store_thread, chan_m
 static int start_threads(struct sl_rxd *d, struct sl_rxt *t)
 {
     t->run[TH_STORE] = true;
-    t->run[TH_CHAN] = d->fr != NULL;
+    t->run[TH_CHAN] = d->fr != NULL || d->syslog != NULL;
     t->run[TH_MODBUS] = d->svc.mb != NULL;
     t->run[TH_HTTP] = d->svc.http != NULL;
     t->run[TH_MQTT] = d->svc.mqtt != NULL;
@@ -762,6 +780,9 @@ static void summary(struct sl_rxd *d, struct sl_rxt *t, const char *why)
     st->files_on = d->fr != NULL;
     if (d->fr)
         sl_filerecv_stats(d->fr, &st->files);
+    st->syslog_on = d->syslog != NULL;
+    if (d->syslog)
+        sl_syslogout_stats(d->syslog, &st->syslog);
     st->mqtt_on = d->svc.mqtt != NULL;
     if (d->svc.mqtt)
         sl_mqtt_stats(d->svc.mqtt, &st->mqtt);
@@ -830,7 +851,7 @@ static void watchdog(struct sl_rxt *t, uint64_t last[TH_COUNT], uint64_t seen_ms
         sl_sdnotify_check(sl_sdnotify_watchdog(now_ms));
 }
 
-static const char *wait_for_end(struct sl_rxt *t, int sfd, bool *failed)
+static const char *wait_for_end(struct sl_rxd *d, struct sl_rxt *t, int sfd, bool *failed)
 {
     uint64_t last[TH_COUNT] = { 0 }, seen_ms[TH_COUNT] = { 0 }, next_status = 0;
     char status[SL_SDNOTIFY_STATUS_MAX + 1] = "";
@@ -847,8 +868,15 @@ static const char *wait_for_end(struct sl_rxt *t, int sfd, bool *failed)
             if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo != SIGHUP)
                     return "stopping on signal";
-                sl_log(SL_LOG_NOTICE, "SIGHUP: nothing is reloaded by sluice-rx; restart it to apply "
-                       "configuration changes");
+                /* logrotate: the channel worker reopens [syslog] file
+                 * before its next write. */
+                sl_syslogout_reopen(d->syslog);
+                if (d->syslog && d->conf->syslog.out.file[0])
+                    sl_log(SL_LOG_NOTICE, "SIGHUP: [syslog] file %s reopened; nothing else is reloaded",
+                           d->conf->syslog.out.file);
+                else
+                    sl_log(SL_LOG_NOTICE, "SIGHUP: nothing is reloaded by sluice-rx; restart it to apply "
+                           "configuration changes");
             }
         }
         const char *why = ended(t, failed);
@@ -891,6 +919,9 @@ int sl_rxthreads_run(struct sl_rxd *d)
     sl_log(SL_LOG_INFO, "receiving (%s)", sl_rxcheck_transport_name(c->link.transport));
     bool failed = false;
     const char *why;
+    /* Before the threads: from then on the link accounting is intake's. */
+    char text[SL_SDNOTIFY_STATUS_MAX + 1];
+    sl_linkacct_status(&d->acct, text, sizeof text, false, c->keys.keys.count, 0, 0, now);
     if (start_threads(d, &t) != 0) {
         failed = true;
         why = "stopping after a thread failed";
@@ -898,10 +929,8 @@ int sl_rxthreads_run(struct sl_rxd *d)
         /* Start-up is complete (state loaded, link open, every service
          * listening, privileges dropped, threads running): `systemctl
          * start` may return. */
-        char text[SL_SDNOTIFY_STATUS_MAX + 1];
-        sl_linkacct_status(&d->acct, text, sizeof text, false, c->keys.keys.count, 0, 0, now);
         sl_sdnotify_check(sl_sdnotify_ready(text));
-        why = wait_for_end(&t, sfd, &failed);
+        why = wait_for_end(d, &t, sfd, &failed);
     }
     if (!failed && strcmp(why, "stopping on signal") == 0)
         sl_sdnotify_check(sl_sdnotify_stopping());

@@ -33,6 +33,7 @@
 #include "sl_rxstate.h"
 #include "sl_services.h"
 #include "sl_store.h"
+#include "sl_syslogout.h"
 #include "sl_tagch.h"
 
 struct sl_rxt;   /* the threads' private parts (sl_rxthreads.c) */
@@ -47,6 +48,7 @@ struct sl_rxd {
     struct sl_tagch *tags;
     struct sl_store *store;
     struct sl_filerecv *fr;
+    struct sl_syslogout *syslog;    /* [syslog] output; NULL without */
     struct sl_services svc;         /* Modbus, HTTP, MQTT */
     struct sl_linkacct acct;
     struct sl_link_watch nic;       /* health of the diode NIC ([link] interface) */

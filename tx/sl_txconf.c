@@ -16,6 +16,7 @@
 #include "sl_generator.h"
 #include "sl_hw.h"
 #include "sl_log.h"
+#include "sl_logmsg.h"
 
 /* The INI core (reading, sections, typed getters, HOST:PORT) is sl_conf
  * (proto/rt/sl_conf.h); this file holds TX's sections and keys, their
@@ -27,7 +28,7 @@
  * two limits must stay one. */
 _Static_assert(SL_CONF_NAME_MAX == SL_NAME_MAX, "a device name must fit sl_txconf_device.name");
 
-enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_FILES, SEC_DEVICE, SEC__COUNT };
+enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_FILES, SEC_SYSLOG, SEC_DEVICE, SEC__COUNT };
 
 enum { K_TRANSPORT, K_DESTINATION, K_GSO, K_INTERFACE, K_DESTINATION_MAC, K_FILE, K_RATE_MBPS,
        K_MTU };
@@ -36,6 +37,8 @@ enum { K_SIGNING_KEY, K_STATE_DIR };
 enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
 enum { K_USER, K_METRICS_FILE };
 enum { K_SPOOL, K_COPIES, K_SENT, K_FILES_MAX_BYTES, K_SHARE };
+enum { K_SYSLOG_LISTEN, K_MAX_RATE, K_BATCH_MS, K_MAX_MESSAGE, K_MAX_CONNECTIONS, K_MAX_PER_PEER,
+       K_IDLE_S };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
        K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE, K_RS485, K_RTS, K_RTS_DELAY_US };
 
@@ -46,6 +49,8 @@ static const char *const keys_keys[] = { "signing_key", "state_dir", NULL };
 static const char *const snapshot_keys[] = { "keyframe_ms", "beacon_ms", "max_delay_ms", NULL };
 static const char *const tx_keys[] = { "user", "metrics_file", NULL };
 static const char *const files_keys[] = { "spool", "copies", "sent", "max_bytes", "share", NULL };
+static const char *const syslog_keys[] = { "listen", "max_rate", "batch_ms", "max_message",
+                                           "max_connections", "max_per_peer", "idle_s", NULL };
 static const char *const device_keys[] = { "protocol", "address", "unit", "mirror_unit", "poll_ms",
                                            "timeout_ms", "tags", "baud", "parity", "data_bits",
                                            "stop_bits", "max_gap", "rate", "rs485", "rts",
@@ -58,6 +63,7 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_SNAPSHOT] = { "snapshot", snapshot_keys, 0 },
     [SEC_TX] = { "tx", tx_keys, 0 },
     [SEC_FILES] = { "files", files_keys, 0 },
+    [SEC_SYSLOG] = { "syslog", syslog_keys, 0 },
     [SEC_DEVICE] = { "device", device_keys, SL_TXCONF_MAX_DEVICES },
 };
 
@@ -374,6 +380,38 @@ static void do_files(struct sl_conf *p, struct sl_txconf *c)
                       c->files.sent, c->files.spool);
 }
 
+/* [syslog]: the syslog intake (tx/sl_syslogin.h), UDP and TCP on listen.
+ * A message must fit one block with its header, so max_message is checked
+ * against the payload [link] and [fec] give. */
+static void do_syslog(struct sl_conf *p, struct sl_txconf *c)
+{
+    const struct sl_conf_sec *s = &p->single[SEC_SYSLOG];
+    struct sl_syslogin_config *y = &c->syslog.in;
+    static const struct sl_conf_u32_field nums[] = {
+        SL_CONF_U32(K_MAX_RATE, 1, 1000000, SL_TXCONF_DEFAULT_SYSLOG_RATE, struct sl_syslogin_config,
+                    max_rate),
+        SL_CONF_U32(K_BATCH_MS, 1, 1000, SL_TXCONF_DEFAULT_SYSLOG_BATCH_MS, struct sl_syslogin_config,
+                    batch_ms),
+        SL_CONF_U32(K_MAX_MESSAGE, 480, SL_SYSLOG_TEXT_MAX, SL_TXCONF_DEFAULT_SYSLOG_MESSAGE,
+                    struct sl_syslogin_config, max_message),
+        SL_CONF_U32(K_MAX_CONNECTIONS, 1, 1024, 64, struct sl_syslogin_config, max_connections),
+        SL_CONF_U32(K_MAX_PER_PEER, 1, 1024, 8, struct sl_syslogin_config, max_per_peer),
+        SL_CONF_U32(K_IDLE_S, 1, 86400, 300, struct sl_syslogin_config, idle_s),
+    };
+    sl_conf_u32_fields(p, s, nums, sizeof nums / sizeof nums[0], y);
+    if (!s->header)
+        return;
+    c->syslog.enabled = true;
+    if (sl_conf_require(p, s, K_SYSLOG_LISTEN, " (HOST:PORT to take syslog on, UDP and TCP)"))
+        sl_conf_hostport(p, s, K_SYSLOG_LISTEN, 0, SL_HOSTPORT_ANY, "", &y->listen);
+    uint64_t cap = (uint64_t)c->fec.k * c->link.symbol_bytes;
+    cap = cap > SL_BLOCK_OVERHEAD ? cap - SL_BLOCK_OVERHEAD : 0;
+    if (c->link.symbol_bytes && sl_logmsg_bytes(y->max_message) > cap)
+        sl_conf_error(p, sl_conf_line(s, K_MAX_MESSAGE),
+                      "max_message %u does not fit one block of %llu payload bytes ([fec] k x "
+                      "symbol size); lower it or raise k", y->max_message, (unsigned long long)cap);
+}
+
 /* protocol = generator: `tags` is a tag count and `rate` updates per
  * second (tx/sl_generator.h); nothing is polled, so the Modbus keys do not
  * apply (device_rules). */
@@ -618,6 +656,7 @@ static void finish(struct sl_conf *p)
     do_snapshot(p, c);
     do_tx(p, c);
     do_files(p, c);
+    do_syslog(p, c);
     /* No [device]: a file-only (or log-only) diode; the tag channel then
      * carries an empty schema (docs/tx.md). */
     if (p->nnamed == 0)

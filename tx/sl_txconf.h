@@ -16,6 +16,7 @@
 #include "sl_conf.h"
 #include "sl_diag.h"
 #include "sl_err.h"
+#include "sl_syslogin.h"
 #include "sl_tagmap.h"
 
 struct sl_hw_config;
@@ -48,6 +49,9 @@ struct sl_hw_config;
 #define SL_TXCONF_MAX_FILE_COPIES       8u
 #define SL_TXCONF_DEFAULT_FILE_MAX_BYTES (4ull << 30)   /* [files] max_bytes: 4 GiB */
 #define SL_TXCONF_DEFAULT_FILE_SHARE    0.5
+#define SL_TXCONF_DEFAULT_SYSLOG_RATE   1000u    /* [syslog] max_rate, messages/s */
+#define SL_TXCONF_DEFAULT_SYSLOG_BATCH_MS 200u   /* [syslog] batch_ms */
+#define SL_TXCONF_DEFAULT_SYSLOG_MESSAGE 8192u   /* [syslog] max_message, bytes */
 
 /* Load flags. */
 #define SL_TXCONF_SKIP_HOST_CHECKS SL_CONF_SKIP_HOST_CHECKS  /* don't stat the key file or state_dir, don't look up
@@ -143,6 +147,10 @@ struct sl_txconf {
         uint64_t max_bytes;             /* larger files are set aside, never sent */
         double share;                   /* of rate_mbps for file blocks (0, 1] */
     } files;
+    struct {
+        bool enabled;                   /* [syslog] present */
+        struct sl_syslogin_config in;   /* listen and bounds (tx/sl_syslogin.h) */
+    } syslog;
     struct sl_txconf_device *devices;   /* owned, ndevices in file order; none is valid */
     size_t ndevices;
     uint32_t ntags;                     /* over all devices */

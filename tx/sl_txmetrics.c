@@ -25,6 +25,7 @@ struct sl_txmetrics {
     size_t nlines;
     uint64_t next_us;
     bool failing;
+    const struct sl_syslogin *syslog;   /* NULL: no [syslog] */
     const struct sl_spool *spool;       /* NULL: no [files] */
 };
 
@@ -195,6 +196,30 @@ static void render_rows(FILE *f, const struct prom_row *rows, size_t n)
     }
 }
 
+/* The syslog intake's counters ([syslog] only). */
+static void render_syslog(struct sl_txmetrics *m, FILE *f)
+{
+    if (!m->syslog)
+        return;
+    struct sl_syslogin_stats st;
+    sl_syslogin_stats(m->syslog, &st);
+    const struct prom_row sm[] = {
+        { "sluice_tx_syslog_received_total", "counter", "Syslog messages taken into a batch.", st.received },
+        { "sluice_tx_syslog_dropped_rate_total", "counter", "Syslog messages dropped over max_rate.",
+          st.dropped_rate },
+        { "sluice_tx_syslog_dropped_invalid_total", "counter",
+          "Syslog input dropped as invalid: no <PRI>, broken octet count, a cut-off stream.",
+          st.dropped_invalid },
+        { "sluice_tx_syslog_truncated_total", "counter",
+          "Syslog messages longer than max_message, sent cut to it.", st.truncated },
+        { "sluice_tx_syslog_connections_refused_total", "counter",
+          "TCP connections closed at once: over max_connections or max_per_peer.", st.refused_connections },
+        { "sluice_tx_syslog_batches_total", "counter", "Syslog blocks sent.", st.batches },
+        { "sluice_tx_syslog_connections", "gauge", "Syslog TCP connections open.", st.connections },
+    };
+    render_rows(f, sm, sizeof sm / sizeof sm[0]);
+}
+
 /* The [files] spool's counters. */
 static void render_spool(struct sl_txmetrics *m, FILE *f)
 {
@@ -229,6 +254,11 @@ void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp)
     m->spool = sp;
 }
 
+void sl_txmetrics_syslog(struct sl_txmetrics *m, const struct sl_syslogin *in)
+{
+    m->syslog = in;
+}
+
 void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
 {
     prom_head(f, "sluice_build_info", "gauge", "Version of this program (the package version).");
@@ -236,6 +266,7 @@ void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
     render_lines(m, f, now_us);
     render_up(m, f);
     render_units(m, f);
+    render_syslog(m, f);
     render_spool(m, f);
 }
 

@@ -17,6 +17,7 @@
 
 #include "sl_err.h"
 #include "sl_source.h"
+#include "sl_syslogin.h"
 
 #define SL_TXMETRICS_EVERY_US 2000000ull
 
@@ -28,6 +29,10 @@ struct sl_txmetrics;
 __attribute__((warn_unused_result))
 sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
                            const struct sl_sources *sources, uint64_t now_us);
+
+/* Adds the syslog intake's counters (sluice_tx_syslog_*) to the file; in
+ * must outlive m. */
+void sl_txmetrics_syslog(struct sl_txmetrics *m, const struct sl_syslogin *in);
 
 /* Adds the [files] spool's counters (sluice_tx_files_*) to the file; sp is
  * borrowed and must outlive m's writes. */

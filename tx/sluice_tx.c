@@ -37,6 +37,7 @@
 #include "sl_snapshot.h"
 #include "sl_source.h"
 #include "sl_spool.h"
+#include "sl_syslogin.h"
 #include "sl_txconf.h"
 #include "sl_txhealth.h"
 #include "sl_txmetrics.h"
@@ -76,6 +77,8 @@ static void usage(FILE *f)
             "                      [fec] k m interleave   [keys] signing_key state_dir\n"
             "                      [snapshot] keyframe_ms beacon_ms max_delay_ms   [tx] user\n"
             "                      [files] spool copies sent max_bytes share\n"
+            "                      [syslog] listen max_rate batch_ms max_message\n"
+            "                             max_connections max_per_peer idle_s\n"
             "                      [device NAME] protocol address unit mirror_unit poll_ms\n"
             "                             timeout_ms max_gap tags baud parity data_bits stop_bits\n"
             "      --check         validate FILE, its tag maps, the key file's permissions,\n"
@@ -121,6 +124,7 @@ struct daemon {
     struct sl_reload_state ann;     /* fingerprints and schema id beacons announce */
     uint64_t beacon_seq;
     struct sl_txhealth health;      /* send state, overload, NIC carrier, status texts */
+    struct sl_syslogin *syslog;     /* [syslog] intake; NULL without */
     struct sl_spool *spool;         /* [files] spool; NULL without */
 };
 
@@ -161,6 +165,40 @@ static sl_err send_block(struct daemon *D, uint64_t now)
     if (f == SL_OK)
         sl_txhealth_send(&D->health, e, "send");
     return f;
+}
+
+/* One syslog batch as one block of the syslog channel. */
+static sl_err send_syslog(void *ctx, const uint8_t *payload, size_t len)
+{
+    struct daemon *D = ctx;
+    uint8_t *p;
+    size_t cap;
+    sl_err e = sl_sender_block(D->snd, &p, &cap, SL_CHANNEL_SYSLOG);
+    if (e == SL_OK && len > cap)
+        e = SL_ERR_CAPACITY;
+    if (e == SL_OK)
+        memcpy(p, payload, len);
+    if (e == SL_OK || e == SL_ERR_CAPACITY)
+        e = sl_sender_commit(D->snd, e == SL_OK ? len : 0, sl_clock_wall_us(), sl_clock_mono_us());
+    sl_txhealth_send(&D->health, e, "syslog");
+    return e;
+}
+
+/* [syslog]: bound before privileges drop (port 514 is privileged). */
+static int open_syslog(struct daemon *D)
+{
+    if (!D->cfg.syslog.enabled)
+        return 0;
+    size_t cap = (size_t)D->cfg.fec.k * D->cfg.link.symbol_bytes - SL_BLOCK_OVERHEAD;
+    sl_err e = sl_syslogin_create(&D->syslog, &D->cfg.syslog.in, cap, send_syslog, D);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "[syslog] listen %s:%u: %s%s%s", D->cfg.syslog.in.listen.host,
+               D->cfg.syslog.in.listen.port, sl_strerror(e), ERRNO_TEXT(e));
+        return 1;
+    }
+    sl_log(SL_LOG_INFO, "syslog: listening on %s port %u (UDP and TCP)", D->cfg.syslog.in.listen.host,
+           sl_syslogin_port(D->syslog));
+    return 0;
 }
 
 /* [files]: the watched spool, opened as the TX user (after the drop), so
@@ -211,6 +249,8 @@ static int start_daemon(struct daemon *D)
         sl_log(SL_LOG_ERR, "out of memory");
         return 1;
     }
+    if (D->syslog)
+        sl_txmetrics_syslog(D->metrics, D->syslog);
     if (open_spool(D) != 0)
         return 1;
     if (D->spool)
@@ -230,6 +270,8 @@ static void stop_daemon(struct daemon *D)
     for (unsigned i = 0; i < BLOCKS_PER_TURN; i++)
         if (send_block(D, flush_at) != SL_OK)
             break;
+    if (D->syslog)
+        sl_syslogin_flush(D->syslog);
     sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
     send_beacon(D);
     sl_sources_log_counters(&D->src, D->snap, now, false);
@@ -252,6 +294,12 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             sl_reload_file(&D->ann, D->snap, &D->cfg, D->conf_path, now, sl_clock_wall_us());
         }
         uint64_t wake = sl_sources_collect(&D->src, D->snap, now);
+        /* Syslog: a bounded read per turn and a due batch; never waits. */
+        if (D->syslog) {
+            sl_syslogin_run(D->syslog, now, sl_clock_wall_us());
+            if (sl_syslogin_deadline(D->syslog) < wake)
+                wake = sl_syslogin_deadline(D->syslog);
+        }
         if (now >= next_beacon) {
             send_beacon(D);
             sl_txhealth_beacon(&D->health, D->snap, now);
@@ -295,13 +343,14 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         if (wait > 1000000u)
             wait = 1000000u;
         struct timespec ts = { (time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000L };
-        struct pollfd pfd[2] = { { .fd = D->wake_fd, .events = POLLIN },
+        struct pollfd pfd[3] = { { .fd = D->wake_fd, .events = POLLIN },
+                                 { .fd = D->syslog ? sl_syslogin_fd(D->syslog) : -1, .events = POLLIN },
                                  { .fd = D->spool ? sl_spool_fd(D->spool) : -1, .events = POLLIN } };
         /* Signals are blocked except inside ppoll: none is lost between
          * the flag checks above and the wait. Called even with nothing to
          * wait for (a zero timeout), or a loop that always has work (an
          * overloaded link) would never see SIGTERM. */
-        if (ppoll(pfd, 2, &ts, waitmask) < 0 && errno != EINTR) {
+        if (ppoll(pfd, 3, &ts, waitmask) < 0 && errno != EINTR) {
             sl_log(SL_LOG_ERR, "ppoll: %s", strerror(errno));
             return 1;
         }
@@ -415,6 +464,8 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
         sl_log(SL_LOG_ERR, "eventfd: %s", strerror(errno));
         return 1;
     }
+    if (!bulk && open_syslog(D) != 0)
+        return 1;
     if (D->cfg.tx.user[0]) {
         char why[256];
         if (sl_privdrop_to(D->cfg.tx.user, why, sizeof why) != SL_OK) {
@@ -503,6 +554,7 @@ int main(int argc, char **argv)
         rc = run_daemon(&D, &waitmask);
 
     bool joined = sl_sources_stop(&D.src);
+    sl_syslogin_destroy(D.syslog);   /* its batch went out in stop_daemon */
     sl_spool_destroy(D.spool);       /* a file part-sent stays in the spool */
     sl_sender_destroy(D.snd);
     sl_hw_close(D.hw);
