@@ -41,33 +41,7 @@ struct tag {
         (dst)->offset = (src)->offset;                                                           \
     } while (0)
 
-/* What readers see of one tag, under a per-tag sequence lock: the writer
- * makes seq odd, stores the fields, makes it even again; a reader copies the
- * fields between two equal even reads of seq. Every field is an atomic
- * (relaxed on x86: plain moves), so the ThreadSanitizer build has nothing to
- * report and the compiler cannot tear a value. gen holds the low 32 bits of
- * the generation that wrote the slot: a slot of another generation reads as
- * empty, which resets every value at a schema commit without an O(n) pass
- * and without a second value array for readers still on the old schema
- * (2^32 commits, each a whole schema from TX, do not happen). 40 bytes. */
-struct val {
-    _Atomic uint32_t seq;
-    _Atomic uint32_t gen;
-    _Atomic uint32_t quality;   /* as received from TX */
-    _Atomic uint32_t flags;     /* ST_* | future << 8 */
-    _Atomic uint64_t raw;
-    _Atomic uint64_t src_us;
-    _Atomic uint64_t rx_us;
-};
-
-/* A reader's copy of one slot. */
-struct snap {
-    uint64_t raw, src_us, rx_us;
-    uint32_t quality;
-    uint8_t state, future;
-};
-
-/* Writer-private per position: the block a value came from orders it
+/* Writer-private part of a value slot: the block a value came from orders it
  * (sl_mirror_apply_block): key slot (1 + index into sl_mirror.keys; 0 = no
  * origin, replaced by anything), epoch and block sequence; consulted only
  * while the shared slot holds a live value of the current generation, so it
@@ -77,6 +51,37 @@ struct worig {
     uint64_t seq;
     uint8_t key;
     uint8_t dirty;
+};
+
+/* What readers see of one tag, under a per-tag sequence lock: the writer
+ * makes seq odd, stores the fields, makes it even again; a reader copies the
+ * fields between two equal even reads of seq. Every field is an atomic
+ * (relaxed on x86: plain moves), so the ThreadSanitizer build has nothing to
+ * report and the compiler cannot tear a value. gen holds the low 32 bits of
+ * the generation that wrote the slot: a slot of another generation reads as
+ * empty, which resets every value at a schema commit without an O(n) pass
+ * and without a second value array for readers still on the old schema
+ * (2^32 commits, each a whole schema from TX, do not happen). The
+ * writer's own fields share the slot, so an apply touches one cache line:
+ * 64 bytes, aligned, one line per tag (no two tags share a line either).
+ * Readers never touch w, so it needs no atomics. */
+struct val {
+    _Atomic uint32_t seq;
+    _Atomic uint32_t gen;
+    _Atomic uint32_t quality;   /* as received from TX */
+    _Atomic uint32_t flags;     /* ST_* | future << 8 */
+    _Atomic uint64_t raw;
+    _Atomic uint64_t src_us;
+    _Atomic uint64_t rx_us;
+    struct worig w;
+} __attribute__((aligned(64)));
+_Static_assert(sizeof(struct val) == 64, "one cache line per tag");
+
+/* A reader's copy of one slot. */
+struct snap {
+    uint64_t raw, src_us, rx_us;
+    uint32_t quality;
+    uint8_t state, future;
 };
 
 /* A reader slot, one cache line each so readers do not share lines. pin:
@@ -156,7 +161,6 @@ struct sl_mirror {
     uint32_t chunks_in;                  /* distinct chunks staged so far */
     uint8_t chunk_seen[65536 / 8];
     struct val *vals;                    /* [max_tags], by active position */
-    struct worig *orig;                  /* [max_tags], writer-private */
     uint32_t *dirty;                     /* [max_tags] */
     size_t dirty_n;
     _Atomic bool stale;
@@ -232,11 +236,12 @@ sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *c
     sl_err e = table_alloc(&m->tab[0], m->max_tags, strings);
     if (e == SL_OK)
         e = table_alloc(&m->tab[1], m->max_tags, strings);
-    /* calloc: every atomic starts at zero, a valid representation here. */
-    m->vals = calloc(m->max_tags, sizeof *m->vals);
-    m->orig = calloc(m->max_tags, sizeof *m->orig);
+    /* Zeroed: every atomic starts at zero, a valid representation here. */
+    m->vals = aligned_alloc(64, (size_t)m->max_tags * sizeof *m->vals);
+    if (m->vals)
+        memset(m->vals, 0, (size_t)m->max_tags * sizeof *m->vals);
     m->dirty = calloc(m->max_tags, sizeof *m->dirty);
-    if (e != SL_OK || !m->vals || !m->orig || !m->dirty) {
+    if (e != SL_OK || !m->vals || !m->dirty) {
         sl_mirror_destroy(m);
         return SL_ERR_NOMEM;
     }
@@ -259,7 +264,6 @@ void sl_mirror_destroy(struct sl_mirror *m)
         free(s);
     }
     free(m->vals);
-    free(m->orig);
     free(m->dirty);
     free(m);
 }
@@ -356,9 +360,9 @@ static void subs_schema(struct sl_mirror *m, uint64_t gen)
 
 static void mark_dirty(struct sl_mirror *m, uint32_t pos)
 {
-    if (m->orig[pos].dirty)
+    if (m->vals[pos].w.dirty)
         return;
-    m->orig[pos].dirty = 1;
+    m->vals[pos].w.dirty = 1;
     m->dirty[m->dirty_n++] = pos;
 }
 
@@ -672,7 +676,7 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
     atomic_store(&m->generation, gen);
     old->valid = false;
     for (size_t i = 0; i < m->dirty_n; i++)
-        m->orig[m->dirty[i]].dirty = 0;
+        m->vals[m->dirty[i]].w.dirty = 0;
     m->dirty_n = 0;
     mark_all_dirty(m);
     BUMP(m, schema_loads, 1);
@@ -802,7 +806,7 @@ sl_err sl_mirror_apply_block(struct sl_mirror *m, const struct sl_mirror_origin 
             invalid++;
             continue;
         }
-        struct worig *x = &m->orig[pos];
+        struct worig *x = &m->vals[pos].w;
         /* Values are absolute; one from an older block (delivered late, e.g.
          * after a later block recovered first) must not roll the tag back.
          * TX's block order is its state order, whatever its clock says. */
@@ -870,7 +874,7 @@ sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v, uint64_t
                       ST_RESTORED, 0 };
     val_write(&m->vals[pos], (uint32_t)atomic_load_explicit(&m->generation, memory_order_relaxed),
               &s);
-    m->orig[pos].key = 0;   /* no sequence: any verified block replaces it */
+    m->vals[pos].w.key = 0;   /* no sequence: any verified block replaces it */
     notify(m, SL_MIRROR_EV_VALUE, pos);
     return SL_OK;
 }
@@ -1076,7 +1080,7 @@ const uint32_t *sl_mirror_dirty(const struct sl_mirror *m, size_t *n)
 void sl_mirror_dirty_clear(struct sl_mirror *m)
 {
     for (size_t i = 0; i < m->dirty_n; i++)
-        m->orig[m->dirty[i]].dirty = 0;
+        m->vals[m->dirty[i]].w.dirty = 0;
     m->dirty_n = 0;
 }
 
