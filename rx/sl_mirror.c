@@ -161,6 +161,7 @@ struct sl_mirror {
     uint32_t chunks_in;                  /* distinct chunks staged so far */
     uint8_t chunk_seen[65536 / 8];
     struct val *vals;                    /* [max_tags], by active position */
+    void *vals_mem;                      /* vals as allocated, before aligning */
     uint32_t *dirty;                     /* [max_tags] */
     size_t dirty_n;
     _Atomic bool stale;
@@ -237,9 +238,11 @@ sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *c
     if (e == SL_OK)
         e = table_alloc(&m->tab[1], m->max_tags, strings);
     /* Zeroed: every atomic starts at zero, a valid representation here. */
-    m->vals = aligned_alloc(64, (size_t)m->max_tags * sizeof *m->vals);
-    if (m->vals)
-        memset(m->vals, 0, (size_t)m->max_tags * sizeof *m->vals);
+    /* calloc, aligned by hand: a large calloc maps zero pages lazily, so
+     * the slots of tags a schema never uses cost no resident memory. */
+    m->vals_mem = calloc((size_t)m->max_tags + 1u, sizeof *m->vals);
+    if (m->vals_mem)
+        m->vals = (struct val *)(((uintptr_t)m->vals_mem + 63u) & ~(uintptr_t)63u);
     m->dirty = calloc(m->max_tags, sizeof *m->dirty);
     if (e != SL_OK || !m->vals || !m->dirty) {
         sl_mirror_destroy(m);
@@ -263,7 +266,7 @@ void sl_mirror_destroy(struct sl_mirror *m)
         free(s->bits);
         free(s);
     }
-    free(m->vals);
+    free(m->vals_mem);
     free(m->dirty);
     free(m);
 }
