@@ -149,8 +149,10 @@ sl_err sl_mirror_schema_chunk(struct sl_mirror *m, uint32_t schema_id, uint16_t 
                               const struct sl_schema_tag *tags, size_t n);
 
 /* Lower-level staging used by the store's restore and by the chunk path:
- * begin discards any staging in progress; add validates and copies one tag
- * (O(1)); commit sorts, checks and swaps (O(n log n)). Besides
+ * begin discards any staging in progress (and looks at the
+ * SL_MIRROR_READERS_MAX reader slots); add validates and copies one tag
+ * (O(1)); commit sorts, checks and swaps (O(n log n), plus clearing each
+ * follower's bitmap: O(max_tags / 64) per follower). Besides
  * sl_msg_tag_check, add refuses (SL_ERR_RANGE) a name holding '/', '+' or
  * '#', and a path that is not enterprise/site/area/line: four non-empty
  * segments without '+' or '#' (control characters are refused anywhere).
@@ -199,8 +201,11 @@ struct sl_mirror_origin {
  * flagged: counted (future), remembered for sl_mirror_future_last(), and
  * shown as SL_MIRROR_Q_FUTURE instead of Good until the tag's next value.
  *
- * O(n log tags), no allocation. SL_ERR_STATE when no schema is active (all
- * counted as no_schema), else SL_OK. */
+ * O(n log tags), no allocation. Per value taken: the tag's 64-byte slot
+ * (one cache line) written under its sequence lock (two counter stores
+ * around the fields: plain stores on x86) and one atomic OR per follower.
+ * SL_ERR_STATE when no schema is active (all counted as no_schema), else
+ * SL_OK. */
 sl_err sl_mirror_apply_block(struct sl_mirror *m, const struct sl_mirror_origin *o,
                              const struct sl_value *v, size_t n, uint64_t rx_time_us,
                              uint64_t future_after_us);
@@ -229,7 +234,8 @@ sl_err sl_mirror_restore(struct sl_mirror *m, const struct sl_value *v,
  * until the first beacon). The daemon passes the "last known live" time of
  * sl_liveness_live_ms(), so tag data lagging the beacons ages the mirror
  * exactly as a silent link does. On a transition every tag is marked dirty and
- * SL_MIRROR_EV_LINK raised (O(tags) then, O(1) otherwise). */
+ * SL_MIRROR_EV_LINK raised (O(tags) then, plus one atomic OR per 64 tags
+ * per follower; O(1) otherwise). */
 void sl_mirror_tick(struct sl_mirror *m, uint64_t now_ms, uint64_t last_beacon_ms);
 
 /* False while the link is stale (after the last sl_mirror_tick). Any
@@ -277,7 +283,8 @@ uint32_t sl_mirror_count(const struct sl_mirror *m);
 __attribute__((warn_unused_result))
 sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos);
 
-/* Fills *out for the tag at pos. SL_ERR_RANGE if pos >= count. O(1). */
+/* Fills *out for the tag at pos. SL_ERR_RANGE if pos >= count. O(1): one
+ * consistent copy of the slot (seven loads between two of its counter). */
 __attribute__((warn_unused_result))
 sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_tag *out);
 
@@ -294,7 +301,7 @@ bool sl_mirror_has_unit(const struct sl_mirror *m, uint8_t unit);
  * SL_ERR_NOT_FOUND if any address in [addr, addr+count) is covered by no
  * tag, SL_ERR_RANGE if the range passes 65535. *quality gets SL_Q_GOOD when
  * every covering tag is Good, else the first other effective quality met.
- * O(log map + count). */
+ * O(log map + count), one consistent copy per tag covered. */
 __attribute__((warn_unused_result))
 sl_err sl_mirror_read_regs(const struct sl_mirror *m, uint8_t unit, uint8_t reg, uint16_t addr,
                            uint16_t count, uint16_t *out, uint32_t *quality);
