@@ -284,7 +284,7 @@ __attribute__((warn_unused_result))
 sl_err sl_mirror_find(const struct sl_mirror *m, uint32_t tag_id, uint32_t *pos);
 
 /* Fills *out for the tag at pos. SL_ERR_RANGE if pos >= count. O(1): one
- * consistent copy of the slot (seven loads between two of its counter). */
+ * consistent copy of the slot (six loads between two reads of its counter). */
 __attribute__((warn_unused_result))
 sl_err sl_mirror_get(const struct sl_mirror *m, uint32_t pos, struct sl_mirror_tag *out);
 
