@@ -1,5 +1,23 @@
 # Test helpers: each new unit test file or fuzz target is one line in CMake.
 
+# `sl_unit_tests` builds every `unit` executable and nothing else (the
+# ThreadSanitizer pass of scripts/test builds it with the daemons only).
+add_custom_target(sl_unit_tests)
+
+# ThreadSanitizer build (SL_TSAN): every test gets TSAN_OPTIONS so that the
+# first race aborts the process (halt_on_error=1) and fails the test; only
+# reports inside the uninstrumented system libraries are suppressed
+# (tests/tsan.supp says why for each). Integration tests run their daemons
+# through tests/tsan_run.sh, which sends every report of every child to
+# files under tsan/<test>/ in the build directory and fails the test when
+# one was written, whatever the test script itself concluded.
+set(SL_TSAN_OPTIONS "halt_on_error=1:second_deadlock_stack=1:history_size=4:suppressions=${PROJECT_SOURCE_DIR}/tests/tsan.supp")
+function(sl_tsan_env name)
+  if(SL_TSAN)
+    set_property(TEST ${name} APPEND PROPERTY ENVIRONMENT "TSAN_OPTIONS=${SL_TSAN_OPTIONS}")
+  endif()
+endfunction()
+
 # sl_unit_test(<module> SOURCES a.c b.c LIBS sl_wire ...
 #              [LABELS integration ...] [SKIP_RETURN_CODE 77])
 # One CUnit executable per module (test_<module>), registered with CTest.
@@ -29,6 +47,10 @@ function(sl_unit_test module)
   target_link_libraries(test_${module} PRIVATE ${A_LIBS} PkgConfig::CUNIT)
   add_test(NAME ${name} COMMAND test_${module})
   set_tests_properties(${name} PROPERTIES LABELS "${A_LABELS}" TIMEOUT 300)
+  sl_tsan_env(${name})
+  if(unit IN_LIST A_LABELS)
+    add_dependencies(sl_unit_tests test_${module})
+  endif()
   if(A_SKIP_RETURN_CODE)
     set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE ${A_SKIP_RETURN_CODE})
   endif()
@@ -49,6 +71,7 @@ function(sl_fuzz_target name)
   target_link_libraries(fuzz_${name}_replay PRIVATE ${A_LIBS})
   add_test(NAME fuzz_replay_${name} COMMAND fuzz_${name}_replay ${corpus})
   set_tests_properties(fuzz_replay_${name} PROPERTIES LABELS fuzz TIMEOUT 300)
+  sl_tsan_env(fuzz_replay_${name})
   if(SL_FUZZ)
     add_executable(fuzz_${name} ${A_SOURCE})
     target_compile_options(fuzz_${name} PRIVATE -fsanitize=fuzzer)
@@ -67,6 +90,9 @@ function(sl_integration_test name)
   cmake_parse_arguments(A "" "TIMEOUT" "COMMAND" ${ARGN})
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 300)
+  endif()
+  if(SL_TSAN)
+    set(A_COMMAND ${PROJECT_SOURCE_DIR}/tests/tsan_run.sh ${PROJECT_BINARY_DIR}/tsan/${name} ${A_COMMAND})
   endif()
   add_test(NAME integ_${name} COMMAND ${A_COMMAND})
   set_tests_properties(integ_${name} PROPERTIES LABELS integration TIMEOUT ${A_TIMEOUT}

@@ -441,13 +441,13 @@ def gen_device(n, rate, unit=1):
     return f"[device gen]\nprotocol = generator\ntags = {n}\nrate = {rate}\nmirror_unit = {unit}\n"
 
 
-def start_pair(b, work, n, rate, link_mbps=3000, max_delay_ms=2, tag="tags", db=True):
+def start_pair(b, work, n, rate, link_mbps=3000, max_delay_ms=2, tag="tags", db=True, http_extra=""):
     fresh(work, "rx-state", "tx-state")
     for f in ("mirror.db", "mirror.db-wal", "mirror.db-shm"):
         if os.path.exists(os.path.join(work, f)):
             os.unlink(os.path.join(work, f))
     dbline = "database = %s/mirror.db" % work if db else "; no database: memory only"
-    rxc = rx_conf(work, tag + "-rx.conf", RX_TAG_SERVICES.format(db=dbline, it=SVC))
+    rxc = rx_conf(work, tag + "-rx.conf", RX_TAG_SERVICES.format(db=dbline, it=SVC) + http_extra)
     txc = tx_conf(work, tag + "-tx.conf", link_mbps, True, gen_device(n, rate), max_delay_ms=max_delay_ms)
     rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, tag + "-rx.log"))
     if not wait_until(lambda: listening(7400), 10):
@@ -653,30 +653,142 @@ def bench_latency(b, work, quick, max_rate):
 def bench_memory(b, work, quick):
     out = []
     for n in (1000, 100000, 1000000):
-        tx, rx = start_pair(b, work, n, 1000, tag="mem")
-        try:
-            ok = wait_until(lambda: mirror_ready(work, "mem", n), 60, 0.2)
-            time.sleep(3)   # two more keyframes: every tag has a value
-            # ... unless keyframe blocks were lost (at 10^6 tags a SQLite
-            # checkpoint can stall the receive loop long enough for the socket
-            # to overflow): then wait for later keyframes, bounded, until
-            # every tag's value is in SQLite, and say how long it took.
-            t_full = time.monotonic()
-            wait_until(lambda: int(sqlite(work, "select count(*) from tag_values") or 0) >= n, 30, 0.5)
-            extra_s = time.monotonic() - t_full
-            rss = rx.rss_kb()
-            with open("/proc/%d/status" % rx.pid) as f:
-                hwm = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), None)
-            with open("/proc/%d/status" % tx.pid) as f:
-                txrss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), None)
-        finally:
-            tx.stop()
-            rx.stop()
-        cnt = int(sqlite(work, "select count(*) from tag_values") or 0)
-        out.append({"tags": n, "schema_ok": bool(ok), "mirror_values": cnt, "extra_wait_s": extra_s,
-                    "rx_rss_mib": rss / 1024.0,
-                    "rx_hwm_mib": (hwm or 0) / 1024.0, "tx_rss_mib": (txrss or 0) / 1024.0})
-        log("memory: %d tags: RX RSS %.1f MiB (values in SQLite %d)" % (n, rss / 1024.0, cnt))
+        out.append(memory_run(b, work, n))
+    return out
+
+
+def memory_run(b, work, n):
+    """VmRSS of sluice-rx and sluice-tx with n generator tags (1,000
+    updates/s) once the schema and a keyframe are in."""
+    tx, rx = start_pair(b, work, n, 1000, tag="mem")
+    try:
+        ok = wait_until(lambda: mirror_ready(work, "mem", n), 60, 0.2)
+        time.sleep(3)   # two more keyframes: every tag has a value
+        # ... unless keyframe blocks were lost (at 10^6 tags a SQLite
+        # checkpoint can stall the receive loop long enough for the socket
+        # to overflow): then wait for later keyframes, bounded, until
+        # every tag's value is in SQLite, and say how long it took.
+        t_full = time.monotonic()
+        wait_until(lambda: int(sqlite(work, "select count(*) from tag_values") or 0) >= n, 30, 0.5)
+        extra_s = time.monotonic() - t_full
+        rss = rx.rss_kb()
+        with open("/proc/%d/status" % rx.pid) as f:
+            hwm = next((int(line.split()[1]) for line in f if line.startswith("VmHWM:")), None)
+        with open("/proc/%d/status" % tx.pid) as f:
+            txrss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), None)
+    finally:
+        tx.stop()
+        rx.stop()
+    cnt = int(sqlite(work, "select count(*) from tag_values") or 0)
+    log("memory: %d tags: RX RSS %.1f MiB, TX RSS %.1f MiB (values in SQLite %d)" % (
+        n, rss / 1024.0, (txrss or 0) / 1024.0, cnt))
+    return {"tags": n, "schema_ok": bool(ok), "mirror_values": cnt, "extra_wait_s": extra_s,
+            "rx_rss_mib": rss / 1024.0,
+            "rx_hwm_mib": (hwm or 0) / 1024.0, "tx_rss_mib": (txrss or 0) / 1024.0}
+
+
+# ---------------------------------------------------------------- pipeline
+
+# The pipeline scenarios: RX with SQLite, Modbus and HTTP on, 100,000
+# generator tags. HTTP admits the 16 extra stream clients of scenario c
+# from one address (the defaults allow 16 streams, 4 per peer).
+PIPE_TAGS = 100000
+PIPE_HTTP = "max_conns = 64\nmax_conns_per_peer = 48\nmax_streams = 32\nmax_streams_per_peer = 32\n"
+ATTACK = os.path.join(SRC, "tests", "integration", "attack.py")
+
+
+def pipeline_lat(b, work, rate, secs, label, load=False):
+    """Change -> mirror latency over Modbus and SSE at `rate` updates/s
+    (latency_generator's clients: 31 int64 tags read in a tight loop, one
+    SSE follower), with RX's receive drops from its exit totals. With
+    load: one IT client floods Modbus with pipelined reads (attack.py
+    mbflood) and 16 more SSE clients follow /api/stream for the whole
+    measurement. Bounded: secs + 40 s per helper."""
+    n = PIPE_TAGS
+    tx, rx = start_pair(b, work, n, rate, tag="pipe", http_extra=PIPE_HTTP)
+    extra = {}
+    try:
+        if not wait_until(lambda: mirror_ready(work, "pipe", n), 30):
+            raise RuntimeError("schema did not arrive")
+        time.sleep(1.5)
+        ths, sse = [], [None]
+
+        def run_sse():
+            try:
+                sse[0] = helper("it", "sse", SVC, 8080, secs, 31, timeout=secs + 40)
+            except Exception as e:   # noqa: BLE001 - reported, not fatal
+                sse[0] = {"error": str(e)}
+        ths.append(threading.Thread(target=run_sse))
+        if load:
+            def run_flood():
+                r = subprocess.run(["ip", "netns", "exec", "sl-it", PY, ATTACK, "mbflood", "--target",
+                                    "%s:5502" % SVC, "--seconds", str(secs + 1)],
+                                   capture_output=True, text=True, timeout=secs + 40)
+                try:
+                    extra["flood"] = json.loads(r.stdout)
+                except ValueError:
+                    extra["flood"] = {"error": r.stderr[-300:]}
+
+            def run_idle():
+                try:
+                    extra["sse16"] = helper("it", "ssemany", SVC, 8080, secs + 1, 16, timeout=secs + 40)
+                except Exception as e:   # noqa: BLE001
+                    extra["sse16"] = {"error": str(e)}
+            ths += [threading.Thread(target=run_flood), threading.Thread(target=run_idle)]
+        for th in ths:
+            th.start()
+        if load:
+            time.sleep(0.5)   # the flood and the 16 streams are on before the measurement
+        mb = helper("it", "mbread", SVC, 5502, 1, secs, "gen", timeout=secs + 40)
+        for th in ths:
+            th.join(secs + 45)
+    finally:
+        tx.stop()
+        rx.stop()
+    tot = rx_totals(open(os.path.join(work, "pipe-rx.log")).read())
+    drops = tot.get("drops", {})
+    res = {"label": label, "tags": n, "rate": rate, "seconds": secs,
+           "modbus": lat_summary(mb["lat_us"]), "modbus_reads": mb.get("reads"),
+           "sse": (lat_summary(sse[0]["lat_us"]) or {"n": 0, "events": sse[0].get("events")})
+                  if sse[0] and "lat_us" in sse[0] else sse[0],
+           "socket_overflow": drops.get("link/socket_overflow", 0),
+           "undecodable": drops.get("fec/undecodable", 0), "bad_drops": bad_drops(tot),
+           "rx_values": tot.get("values", 0), "rx_cpu_s": rx.cpu}
+    res.update(extra)
+    log("pipeline %s: modbus %s, sse %s, socket overflow %d" % (
+        label, res["modbus"], res["sse"], res["socket_overflow"]))
+    return res
+
+
+def pipeline_build(b, work, quick, which):
+    """One build's pass over the four scenarios (a-d); each bounded."""
+    secs = 5 if quick else 8
+    out = {}
+    log("pipeline [%s] a) 2 M updates/s" % which)
+    out["a"] = pipeline_lat(b, work, 2000000, secs, "2 M/s")
+    log("pipeline [%s] b) 4 M updates/s sustained" % which)
+    r = tag_run(b, work, PIPE_TAGS, 4000000, secs)
+    r["socket_overflow"] = r["bad_drops"].get("link/socket_overflow", 0)
+    r["undecodable"] = r["bad_drops"].get("fec/undecodable", 0)
+    out["b"] = r
+    log("pipeline [%s] b) %s, socket overflow %d, undecodable %d" % (
+        which, "ok" if r["ok"] else "FAILED", r["socket_overflow"], r["undecodable"]))
+    log("pipeline [%s] c) 2 M updates/s, Modbus flood + 16 SSE clients" % which)
+    out["c"] = pipeline_lat(b, work, 2000000, secs, "2 M/s + flood + 16 SSE", load=True)
+    log("pipeline [%s] d) memory at 1,000,000 tags" % which)
+    out["d"] = memory_run(b, work, 1000000)
+    return out
+
+
+def bench_pipeline(b, base, work, quick):
+    """The scenarios on this build and, with --baseline-build, on the
+    baseline too, scenario by scenario back to back in the same run."""
+    out = {"tags": PIPE_TAGS, "new": {}, "old": {} if base else None,
+           "builds": {"new": os.path.dirname(os.path.dirname(b.rx)),
+                      "old": os.path.dirname(os.path.dirname(base.rx)) if base else None}}
+    for which, bins in (("old", base), ("new", b)):
+        if bins:
+            out[which] = pipeline_build(bins, work, quick, which)
     return out
 
 
@@ -792,6 +904,35 @@ def helper_sse(host, port, secs, ntags):
     print(json.dumps({"lat_us": lat, "events": events}))
 
 
+def helper_ssemany(host, port, secs, nclients):
+    """nclients more /api/stream followers that read (and discard)
+    everything for secs seconds: what each received, in bytes."""
+    import selectors
+    sel = selectors.DefaultSelector()
+    got = []
+    for i in range(int(nclients)):
+        s = socket.create_connection((host, int(port)), timeout=5)
+        s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, i)
+        got.append(0)
+    end = time.monotonic() + float(secs)
+    while time.monotonic() < end:
+        for key, _ in sel.select(0.2):
+            try:
+                b = key.fileobj.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            except OSError:
+                b = b""
+            if not b:
+                sel.unregister(key.fileobj)
+                key.fileobj.close()
+                continue
+            got[key.data] += len(b)
+    print(json.dumps({"bytes": got, "refused_or_closed": sum(1 for g in got if g < 200)}))
+
+
 # ---------------------------------------------------------------- table
 
 def fmt(st, f="%.0f"):
@@ -876,7 +1017,70 @@ def table(res):
             out.append("   %8d tags: RX %7.1f MiB (peak %.1f), TX %.1f MiB, values in SQLite %d%s" % (
                 r["tags"], r["rx_rss_mib"], r["rx_hwm_mib"], r["tx_rss_mib"], r["mirror_values"],
                 " (after %.1f s more)" % r["extra_wait_s"] if r.get("extra_wait_s", 0) >= 0.5 else ""))
+        out.append("")
+    pi = res.get("pipeline")
+    if pi:
+        out += pipeline_table(pi)
     return "\n".join(out)
+
+
+def pipeline_rows(r):
+    """(label, value) rows of one build's pipeline pass; None where the
+    figure is missing."""
+    rows = []
+
+    def lat(sc, how, key):
+        x = (r.get(sc) or {}).get(how)
+        return x.get(key) if isinstance(x, dict) else None
+    for sc, name in (("a", "a) 2 M/s"), ("c", "c) 2 M/s, Modbus flood + 16 SSE")):
+        for how in ("modbus", "sse"):
+            for key in ("p50_ms", "p99_ms", "max_ms"):
+                rows.append(("%s %s %s" % (name, how, key.replace("_ms", " ms")), lat(sc, how, key)))
+            rows.append(("%s %s samples" % (name, how), lat(sc, how, "n")))
+        rows.append(("%s socket overflow (datagrams)" % name, (r.get(sc) or {}).get("socket_overflow")))
+    a99, c99 = lat("a", "modbus", "p99_ms"), lat("c", "modbus", "p99_ms")
+    rows.append(("c/a Modbus p99 ratio", c99 / a99 if a99 and c99 is not None else None))
+    a99, c99 = lat("a", "sse", "p99_ms"), lat("c", "sse", "p99_ms")
+    rows.append(("c/a SSE p99 ratio", c99 / a99 if a99 and c99 is not None else None))
+    fl = (r.get("c") or {}).get("flood") or {}
+    rows.append(("c) flood requests answered", fl.get("answered")))
+    b = r.get("b") or {}
+    rows.append(("b) 4 M/s sustained (1 = ok)", (1 if b.get("ok") else 0) if b else None))
+    rows.append(("b) delta values/s", b.get("delta_values_per_s")))
+    rows.append(("b) socket overflow (datagrams)", b.get("socket_overflow")))
+    rows.append(("b) undecodable blocks", b.get("undecodable")))
+    rows.append(("b) values missing", b.get("values_missing")))
+    rows.append(("b) TX coalesced (TX could not keep up)", b.get("coalesced")))
+    d = r.get("d") or {}
+    rows.append(("d) 1,000,000 tags: RX VmRSS MiB", d.get("rx_rss_mib")))
+    rows.append(("d) 1,000,000 tags: TX VmRSS MiB", d.get("tx_rss_mib")))
+    return rows
+
+
+def pipeline_table(pi):
+    """old | new | new/old, one row per figure (only new without a baseline)."""
+    def f(v):
+        if v is None:
+            return "-"
+        if isinstance(v, float) and abs(v) < 100:
+            return "%.2f" % v
+        return "%.0f" % v
+    out = ["6. Pipeline: %d generator tags, RX with SQLite + Modbus + HTTP (one run each)" % pi["tags"]]
+    new = dict(pipeline_rows(pi["new"]))
+    if pi.get("old"):
+        old = dict(pipeline_rows(pi["old"]))
+        out.append("   %-56s %12s %12s %8s" % ("", "old", "new", "new/old"))
+        out.append("   %-56s %12s %12s" % ("build", os.path.basename(pi["builds"]["old"] or ""),
+                                         os.path.basename(pi["builds"]["new"] or "")))
+        for label, v in pipeline_rows(pi["new"]):
+            o = old.get(label)
+            ratio = "%.2fx" % (v / o) if (v is not None and o) else "-"
+            out.append("   %-56s %12s %12s %8s" % (label, f(o), f(v), ratio))
+    else:
+        out.append("   %-56s %12s" % ("", "new"))
+        for label, v in new.items():
+            out.append("   %-56s %12s" % (label, f(v)))
+    return out
 
 
 # ---------------------------------------------------------------- plot
@@ -925,7 +1129,8 @@ class Bins:
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--helper":
         mode, args = sys.argv[2], sys.argv[3:]
-        {"mbread": helper_mbread, "mbwrite": helper_mbwrite, "sse": helper_sse}[mode](*args)
+        {"mbread": helper_mbread, "mbwrite": helper_mbwrite, "sse": helper_sse,
+         "ssemany": helper_ssemany}[mode](*args)
         return 0
     if len(sys.argv) == 3 and sys.argv[1] == "--table":
         with open(sys.argv[2]) as f:
@@ -939,7 +1144,8 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="fec,bulk,tags,latency,memory")
+    ap.add_argument("--only", default="fec,bulk,tags,latency,memory,pipeline")
+    ap.add_argument("--baseline-build", default=None)
     a = ap.parse_args()
     only = set(a.only.split(","))
     runs = 1 if a.quick else 3
@@ -962,6 +1168,9 @@ def main():
             res["latency"] = bench_latency(b, work, a.quick, max_rate or 1000000)
         if "memory" in only:
             res["memory"] = bench_memory(b, work, a.quick)
+        if "pipeline" in only:
+            res["pipeline"] = bench_pipeline(b, Bins(a.baseline_build) if a.baseline_build else None,
+                                             work, a.quick)
         res["machine"]["loadavg_end"] = os.getloadavg()[0]
     finally:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

@@ -202,6 +202,7 @@ static bool drain(int fd, struct resp *r, size_t *cap)
             *cap = *cap * 2 + 65536;
             r->text = realloc(r->text, *cap);
             CU_ASSERT_FATAL(r->text != NULL);
+            r->text[r->len] = '\0';   /* a fresh buffer holds no stale text for strstr */
         }
         ssize_t n = recv(fd, r->text + r->len, *cap - r->len - 1, MSG_DONTWAIT);
         if (n == 0)
