@@ -59,7 +59,7 @@ struct sl_snapshot_tag {
 
 /* Reads tag tag_id (< ntags) of a schema held elsewhere into *out. The
  * snapshot keeps no copy of names, paths and units (at 10^6 tags that copy
- * was 240 MB): it reads every tag through this at create and
+ * was 248 MB): it reads every tag through this at create and
  * sl_snapshot_set_schema_fn (to check and plan), and a chunk's tags each
  * time it writes that SCHEMA chunk. What ctx points to must stay valid and
  * unchanged until the snapshot is destroyed or given another schema. */
@@ -201,7 +201,7 @@ uint32_t sl_snapshot_conf_schema_id(const struct sl_txconf *c);
 /* Builds the snapshot tag array of a loaded configuration (tag ids as
  * sl_txconf assigns them: devices in order, rows in order, from 0) into a
  * new array *out of c->ntags entries (caller frees with free()), and the
- * schema id (sl_snapshot_conf_schema_id). 248 bytes a tag: tests and tools;
+ * schema id (sl_snapshot_conf_schema_id). 256 bytes a tag: tests and tools;
  * the daemon reads c through sl_snapshot_conf_tag instead. SL_ERR_NOMEM. */
 __attribute__((warn_unused_result))
 sl_err sl_snapshot_tags_from_conf(struct sl_snapshot_tag **out, uint32_t *schema_id,
