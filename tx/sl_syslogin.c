@@ -49,6 +49,12 @@ struct sl_syslogin {
     struct mmsghdr umsg[UDP_BATCH];
     struct iovec uiov[UDP_BATCH];
     struct sockaddr_storage ufrom[UDP_BATCH];
+    /* SO_RXQ_OVFL: the socket's count of datagrams the kernel dropped
+     * (buffer full), attached to each datagram read. */
+    union {
+        struct cmsghdr align;
+        uint8_t buf[CMSG_SPACE(sizeof(uint32_t))];
+    } uctl[UDP_BATCH];
     /* TCP */
     struct conn *conns;
     size_t conn_cap;
@@ -162,6 +168,8 @@ static void read_udp(struct sl_syslogin *in, uint64_t now_us)
             in->umsg[i].msg_hdr.msg_iovlen = 1;
             in->umsg[i].msg_hdr.msg_name = &in->ufrom[i];
             in->umsg[i].msg_hdr.msg_namelen = sizeof in->ufrom[i];
+            in->umsg[i].msg_hdr.msg_control = in->uctl[i].buf;
+            in->umsg[i].msg_hdr.msg_controllen = sizeof in->uctl[i].buf;
         }
         int got = recvmmsg(in->udp, in->umsg, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (got <= 0)
@@ -180,6 +188,13 @@ static void read_udp(struct sl_syslogin *in, uint64_t now_us)
             uint16_t port;
             addr_of(&in->ufrom[i], addr, &port);
             take(in, p, n, addr, port, SL_SYSLOG_UDP, cut, now_us);
+            for (struct cmsghdr *c = CMSG_FIRSTHDR(&in->umsg[i].msg_hdr); c;
+                 c = CMSG_NXTHDR(&in->umsg[i].msg_hdr, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
+                    uint32_t drops;
+                    memcpy(&drops, CMSG_DATA(c), sizeof drops);
+                    in->st.dropped_kernel = drops;
+                }
         }
         if ((unsigned)got < UDP_BATCH)
             return;
@@ -359,12 +374,13 @@ static void log_drops(struct sl_syslogin *in, uint64_t now_us)
     uint64_t bad = in->st.dropped_invalid - in->logged.dropped_invalid;
     uint64_t cut = in->st.truncated - in->logged.truncated;
     uint64_t refused = in->st.refused_connections - in->logged.refused_connections;
-    if (rate + bad + cut + refused == 0)
+    uint64_t kernel = in->st.dropped_kernel - in->logged.dropped_kernel;
+    if (rate + bad + cut + refused + kernel == 0)
         return;
     sl_log_id(SL_LOG_WARNING, "SL-TX-SYSLOG-DROP",
-              "syslog: %llu over max_rate %u/s, %llu invalid, %llu truncated to %u bytes, "
-              "%llu connections refused in the last 10 s",
-              (unsigned long long)rate, in->cfg.max_rate, (unsigned long long)bad,
+              "syslog: %llu over max_rate %u/s, %llu dropped by the kernel (socket buffer full), "
+              "%llu invalid, %llu truncated to %u bytes, %llu connections refused in the last 10 s",
+              (unsigned long long)rate, in->cfg.max_rate, (unsigned long long)kernel, (unsigned long long)bad,
               (unsigned long long)cut, in->cfg.max_message, (unsigned long long)refused);
     in->logged = in->st;
     in->drop_log_at_us = now_us + DROP_LOG_US;
@@ -489,6 +505,8 @@ sl_err sl_syslogin_create(struct sl_syslogin **out, const struct sl_syslogin_con
             e = errno == EADDRNOTAVAIL ? SL_ERR_CONFIG : SL_ERR_IO;
     }
     if (e == SL_OK) {
+        int one = 1;
+        setsockopt(in->udp, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
         struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_UDP };
         struct epoll_event el = { .events = EPOLLIN, .data.u32 = EV_LISTEN };
         if (epoll_ctl(in->ep, EPOLL_CTL_ADD, in->udp, &ev) != 0 ||

@@ -19,7 +19,7 @@
  * bounded amount (a few hundred messages), so a flood never starves the
  * tag channel: the daemon's loop comes back to its tag blocks and beacons
  * each turn, and the rest waits in the kernel's socket buffer (whose own
- * overflow the kernel drops).
+ * overflow the kernel drops and counts: SO_RXQ_OVFL, dropped_kernel).
  *
  * Batching: a block is sent when the next message no longer fits in the
  * payload, or when the oldest waiting message has waited batch_ms. The
@@ -49,6 +49,7 @@ struct sl_syslogin_stats {
     uint64_t received;                  /* messages taken into a batch */
     uint64_t dropped_rate;              /* over max_rate */
     uint64_t dropped_invalid;           /* no PRI, empty, broken octet count */
+    uint64_t dropped_kernel;            /* UDP datagrams the kernel dropped, socket buffer full */
     uint64_t truncated;                 /* longer than max_message (sent cut) */
     uint64_t refused_connections;       /* over max_connections or max_per_peer */
     uint64_t batches;                   /* blocks handed to the send function */

@@ -14,6 +14,7 @@
 #include "sl_fmsg.h"
 #include "sl_hw.h"
 #include "sl_json.h"
+#include "sl_logmsg.h"
 #include "sl_keyfile.h"
 #include "sl_log.h"
 #include "sl_msg.h"
@@ -43,12 +44,13 @@ static void usage(FILE *f)
             "link, or by sluice-tx with transport = pcapfile) through the receiver's own\n"
             "code path: CRC32C, Reed-Solomon reassembly, Ed25519 signature and replay\n"
             "checks. With the TX public key(s) it prints every beacon, block and\n"
-            "message (schema tags, keyframe and delta values, events, file messages);\n"
+            "message (schema tags, keyframe and delta values, events, file messages,\n"
+            "syslog messages with their sender);\n"
             "without one it can only show frame headers (--frames).\n"
             "\n"
             "  --pub FILE    trust this public key (sluice.pub); repeatable\n"
             "  --json        one JSON object per line: kind = frame | beacon | block |\n"
-            "                schema_tag | value | event | file | stats\n"
+            "                schema_tag | value | event | file | syslog | stats\n"
             "  --frames      also list every DATA frame header\n"
             "  --no-values   do not list individual tag values\n"
             "  --help, --version\n"
@@ -69,6 +71,19 @@ static void jstr(const char *s)
     }
     sl_jbuf_reset(&b);
     sl_json_str(&b, s);
+    fputs(sl_jbuf_cstr(&b), stdout);
+}
+
+/* n bytes as a JSON string (NUL and invalid UTF-8 escaped by sl_json). */
+static void jstrn(const uint8_t *p, size_t n)
+{
+    static struct sl_jbuf b;
+    if (!b.p && sl_jbuf_alloc(&b, 1024, 8u << 20) != SL_OK) {
+        fputs("\"\"", stdout);
+        return;
+    }
+    sl_jbuf_reset(&b);
+    sl_json_strn(&b, (const char *)p, n);
     fputs(sl_jbuf_cstr(&b), stdout);
 }
 
@@ -205,6 +220,44 @@ static void files_payload(const uint8_t *payload, size_t len)
     }
 }
 
+/* A syslog batch: every message with where it came from; control
+ * characters shown as #ooo, as RX's [syslog] file writes them. */
+static void syslog_payload(const uint8_t *payload, size_t len)
+{
+    size_t count;
+    sl_err e = sl_logmsg_batch_check(payload, len, &count);
+    if (e != SL_OK) {
+        printf(o.json ? "{\"kind\":\"error\",\"what\":\"syslog batch\",\"error\":\"%s\"}\n"
+                      : "  syslog batch rejected: %s\n",
+               o.json ? sl_err_name(e) : sl_strerror(e));
+        return;
+    }
+    struct sl_buf b = sl_buf_make(payload, len);
+    struct sl_logmsg m;
+    while (sl_logmsg_next(&b, &m)) {
+        char from[64];
+        sl_logmsg_addr_text(from, sizeof from, m.addr);
+        const char *tr = m.transport == SL_SYSLOG_TCP ? "tcp" : "udp";
+        bool cut = (m.flags & SL_SYSLOG_F_TRUNCATED) != 0;
+        if (o.json) {
+            printf("{\"kind\":\"syslog\",\"from\":\"%s\",\"port\":%u,\"transport\":\"%s\",\"recv_time_us\":%" PRIu64
+                   ",\"truncated\":%s,\"text\":", from, m.port, tr, m.recv_time_us, cut ? "true" : "false");
+            jstrn(m.text, m.text_len);
+            printf("}\n");
+            continue;
+        }
+        printf("  SYSLOG %s %s:%u t=%" PRIu64 "%s ", tr, from, m.port, m.recv_time_us, cut ? " truncated" : "");
+        for (size_t i = 0; i < m.text_len; i++) {
+            uint8_t c = m.text[i];
+            if ((c < 0x20 && c != '\t') || c == 0x7f)
+                printf("#%03o", c);
+            else
+                putchar(c);
+        }
+        putchar('\n');
+    }
+}
+
 static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t *key_id, const uint8_t *payload,
                        size_t len, uint64_t now_us)
 {
@@ -223,6 +276,8 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t *k
     }
     if (h->channel == SL_CHANNEL_TAGS)
         tags_payload(payload, len);
+    else if (h->channel == SL_CHANNEL_SYSLOG)
+        syslog_payload(payload, len);
     else
         files_payload(payload, len);
 }
