@@ -59,22 +59,10 @@ static void usage(FILE *f)
             "file error.\n");
 }
 
-/* A JSON string by the one escaper (sl_json_str): quotes, backslashes,
- * control characters, invalid UTF-8 (U+FFFD) and HTML-significant
- * characters escaped. The buffer is taken once and reused. */
-static void jstr(const char *s)
-{
-    static struct sl_jbuf b;
-    if (!b.p && sl_jbuf_alloc(&b, 1024, 8u << 20) != SL_OK) {
-        fputs("\"\"", stdout);
-        return;
-    }
-    sl_jbuf_reset(&b);
-    sl_json_str(&b, s);
-    fputs(sl_jbuf_cstr(&b), stdout);
-}
-
-/* n bytes as a JSON string (NUL and invalid UTF-8 escaped by sl_json). */
+/* n bytes as a JSON string by the one escaper (sl_json_strn): quotes,
+ * backslashes, control characters and NUL, invalid UTF-8 (U+FFFD) and
+ * HTML-significant characters escaped. The buffer is taken once and
+ * reused. */
 static void jstrn(const uint8_t *p, size_t n)
 {
     static struct sl_jbuf b;
@@ -85,6 +73,11 @@ static void jstrn(const uint8_t *p, size_t n)
     sl_jbuf_reset(&b);
     sl_json_strn(&b, (const char *)p, n);
     fputs(sl_jbuf_cstr(&b), stdout);
+}
+
+static void jstr(const char *s)
+{
+    jstrn((const uint8_t *)s, strlen(s));
 }
 
 static void hex(const uint8_t *p, size_t n)
