@@ -54,6 +54,9 @@ bool sl_reload_same_shape(const struct sl_txconf *a, const struct sl_txconf *b, 
     if (!SAME(files.enabled) || !SAME_STR(files.spool) || !SAME_STR(files.sent) || !SAME(files.copies) ||
         !SAME(files.max_bytes) || !SAME(files.share))
         return false;
+    *what = "[syslog]";   /* its sockets are bound once, before privileges drop */
+    if (!SAME(syslog.enabled) || memcmp(&a->syslog.in, &b->syslog.in, sizeof a->syslog.in) != 0)
+        return false;
     *what = "the device list";
     if (!SAME(ndevices))
         return false;

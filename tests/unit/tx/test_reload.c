@@ -103,6 +103,7 @@ SL_TEST(reload, shape_changes_refused_with_reason)
         { SL_TAGMAP_HEADER "\nt1,e/s/a/l,holding,0,int16,,,,,\n", "10.0.0.2:7400", "",
           "a tag map's registers or types" },
         { MAP_A, "10.0.0.2:7400", "[files]\nspool = out\n", "[files]" },
+        { MAP_A, "10.0.0.2:7400", "[syslog]\nlisten = 127.0.0.1:5514\n", "[syslog]" },
     };
     struct sl_txconf a;
     load(&a, MAP_A, "10.0.0.2:7400", "");
