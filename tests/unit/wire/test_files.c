@@ -983,3 +983,82 @@ SL_TEST(spool, ignored_names)
     CU_ASSERT_FALSE(sl_spool_ignored("tmp"));
     CU_ASSERT_FALSE(sl_spool_ignored("a.tmp.csv"));
 }
+
+/* More disjoint pieces than a slot keeps ranges for: the pieces past the
+ * limit are dropped (counted), never miscounted, and a later copy that
+ * fills the gaps merges the ranges and completes the file. */
+SL_TEST(files, gaps_beyond_the_range_table_filled_by_a_later_copy)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    struct sl_filerecv *fr = NULL;
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 2, .idle_timeout_us = 1000000, .log = log_sink };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    enum { PIECES = 80, PIECE = 10 };
+    uint8_t content[PIECES * PIECE], p[256], h[SL_FILE_SHA256_BYTES], *d;
+    for (size_t i = 0; i < sizeof content; i++)
+        content[i] = (uint8_t)(i * 31 + 7);
+    sha256_of(content, sizeof content, h);
+    size_t off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_begin(p, sizeof p, &off, 3, sizeof content, "g.bin") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    for (int pass = 0; pass < 2; pass++)   /* even pieces, then every piece */
+        for (unsigned i = 0; i < PIECES; i += pass ? 1 : 2) {
+            off = 0;
+            CU_ASSERT_FATAL(sl_fmsg_put_data(p, sizeof p, &off, &d, 3, (uint64_t)i * PIECE, PIECE) == SL_OK);
+            memcpy(d, content + i * PIECE, PIECE);
+            sl_filerecv_payload(fr, 5, p, off, 1);
+        }
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.messages_dropped, PIECES / 2 - 32);   /* 32 ranges kept of the first pass */
+    CU_ASSERT_EQUAL(st.files_ok, 0);                         /* no FILE_END yet */
+    off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_end(p, sizeof p, &off, 3, sizeof content, h, "g.bin") == SL_OK);
+    sl_filerecv_payload(fr, 5, p, off, 1);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.files_failed, 0);
+    sl_filerecv_destroy(fr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* The file channel keeps to its rate: a turn before the deadline sends
+ * nothing, and a turn sends at most SL_SPOOL_BLOCKS_PER_TURN blocks. */
+SL_TEST(spool, paced_to_its_rate)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128];
+    rig_path(p, sizeof p, r.spool, "f.bin");
+    write_file(p, 200000, 31);   /* ~26 blocks of 7.7 kB */
+    rig_spool(&r, 1, 1u << 20);
+    struct sl_sender_stats a, b;
+    sl_sender_stats(r.snd, &a);
+    CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);
+    sl_sender_stats(r.snd, &b);
+    uint64_t blocks = b.blocks_sent[SL_CHANNEL_FILES] - a.blocks_sent[SL_CHANNEL_FILES];
+    CU_ASSERT(blocks >= 1 && blocks <= SL_SPOOL_BLOCKS_PER_TURN);
+    /* on time: one block, then the next is due one block's wire time
+     * later (20000 bytes at 100 Mbit/s: 1600 us) */
+    uint64_t due = sl_spool_deadline(r.sp);
+    CU_ASSERT(sl_spool_run(r.sp, r.snd, due) == SL_OK);
+    sl_sender_stats(r.snd, &a);
+    CU_ASSERT_EQUAL(a.blocks_sent[SL_CHANNEL_FILES], b.blocks_sent[SL_CHANNEL_FILES] + 1);
+    CU_ASSERT_EQUAL(sl_spool_deadline(r.sp), due + 1600);
+    CU_ASSERT(sl_spool_run(r.sp, r.snd, due + 1599) == SL_OK);   /* not yet */
+    sl_sender_stats(r.snd, &b);
+    CU_ASSERT_EQUAL(b.blocks_sent[SL_CHANNEL_FILES], a.blocks_sent[SL_CHANNEL_FILES]);
+    /* late by 10 blocks: catches up at most one turn's worth */
+    CU_ASSERT(sl_spool_run(r.sp, r.snd, due + 1600 * 11) == SL_OK);
+    sl_sender_stats(r.snd, &a);
+    CU_ASSERT_EQUAL(a.blocks_sent[SL_CHANNEL_FILES], b.blocks_sent[SL_CHANNEL_FILES] + SL_SPOOL_BLOCKS_PER_TURN);
+    r.now = due + 1600 * 11;
+    rig_drain(&r);
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    rig_remove(&r);
+}
