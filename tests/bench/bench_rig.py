@@ -874,7 +874,10 @@ def helper_sse(host, port, secs, ntags):
     """Follows /api/stream; a sample per event of a generator tag t0..t<ntags-1>:
     arrival time minus the value (= its source time)."""
     s = socket.create_connection((host, int(port)), timeout=5)
-    s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+    # Host: the address itself (RX answers 403 to a name it does not know:
+    # the DNS-rebinding guard, docs/services.md).
+    s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n"
+              % (host.encode(), int(port)))
     s.settimeout(0.5)
     end = time.monotonic() + float(secs)
     buf, lat, events = b"", [], 0
@@ -912,7 +915,8 @@ def helper_ssemany(host, port, secs, nclients):
     got = []
     for i in range(int(nclients)):
         s = socket.create_connection((host, int(port)), timeout=5)
-        s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        s.sendall(b"GET /api/stream HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n\r\n"
+                  % (host.encode(), int(port)))
         s.setblocking(False)
         sel.register(s, selectors.EVENT_READ, i)
         got.append(0)
