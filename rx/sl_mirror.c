@@ -89,8 +89,9 @@ struct snap {
 struct reader {
     _Atomic int used;
     _Atomic uint64_t pin;
-    char pad[64 - sizeof(uint64_t) - sizeof(int) - 4];
+    char pad[48];
 };
+_Static_assert(sizeof(struct reader) == 64, "one cache line per reader slot");
 
 /* Follower flags. */
 #define SUB_SCHEMA 1u
@@ -119,8 +120,9 @@ struct sl_mirror_sub {
 /* One schema. The register map is one sorted array of 64-bit entries:
  * key (unit << 24 | reg << 16 | address) in the high half, (pos << 2 | word)
  * in the low half, so a plain integer sort orders by address and a binary
- * search finds the first register of a read. */
-/* Tables: generation g > 0 lives in tab[g & 1] (every commit swaps), so a
+ * search finds the first register of a read.
+ *
+ * Generation g > 0 lives in tab[g & 1] (every commit swaps), so a
  * reader finds its pinned table from the generation alone. A reader only
  * reads the table of the generation it pinned; the writer writes only the
  * other one, and starts staging into it only after checking that no slot
@@ -237,8 +239,8 @@ sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *c
     sl_err e = table_alloc(&m->tab[0], m->max_tags, strings);
     if (e == SL_OK)
         e = table_alloc(&m->tab[1], m->max_tags, strings);
-    /* Zeroed: every atomic starts at zero, a valid representation here. */
-    /* calloc, aligned by hand: a large calloc maps zero pages lazily, so
+    /* calloc, aligned by hand: every atomic starts at zero (a valid
+     * representation here), and a large calloc maps zero pages lazily, so
      * the slots of tags a schema never uses cost no resident memory. */
     m->vals_mem = calloc((size_t)m->max_tags + 1u, sizeof *m->vals);
     if (m->vals_mem)
