@@ -414,6 +414,20 @@ void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *out)
     out->backlog = sp->n + (sp->busy ? 1u : 0u);
 }
 
+void sl_spool_log_counters(const struct sl_spool *sp)
+{
+    struct sl_spool_stats st;
+    sl_spool_stats(sp, &st);
+    sl_log(SL_LOG_INFO,
+           "files: %llu sent (%llu copies, %llu bytes), %llu resent after a change, %llu vanished, skipped: "
+           "%llu too big, %llu unreadable, %llu symlinks; %llu not moved; backlog %llu",
+           (unsigned long long)st.files_sent, (unsigned long long)st.copies_sent,
+           (unsigned long long)st.bytes_sent, (unsigned long long)st.resent_changed,
+           (unsigned long long)st.vanished, (unsigned long long)st.skipped_too_big,
+           (unsigned long long)st.skipped_unreadable, (unsigned long long)st.skipped_symlink,
+           (unsigned long long)st.move_failed, (unsigned long long)st.backlog);
+}
+
 void sl_spool_destroy(struct sl_spool *sp)
 {
     if (!sp)

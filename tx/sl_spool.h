@@ -85,6 +85,10 @@ uint64_t sl_spool_deadline(const struct sl_spool *sp);
 
 void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *out);
 
+/* One info line with the counters ("files: N sent ..."): at stop and in
+ * the -v status. */
+void sl_spool_log_counters(const struct sl_spool *sp);
+
 /* Stops: a file part-sent stays in the spool (sent whole at the next
  * start). Frees everything; safe on NULL. */
 void sl_spool_destroy(struct sl_spool *sp);

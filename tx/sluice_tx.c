@@ -278,6 +278,8 @@ static void stop_daemon(struct daemon *D)
     sl_txmetrics_tick(D->metrics, sl_clock_mono_us(), true);
     sl_txhealth_totals(D->snap, D->snd, &D->src, true);
     sl_sources_log_counters(&D->src, D->snap, now, true);
+    if (D->spool)
+        sl_spool_log_counters(D->spool);
 }
 
 static int run_daemon(struct daemon *D, const sigset_t *waitmask)
@@ -326,6 +328,8 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         if (D->verbose && now >= status_next) {
             sl_txhealth_totals(D->snap, D->snd, &D->src, false);
             sl_sources_log_counters(&D->src, D->snap, now, false);
+            if (D->spool)
+                sl_spool_log_counters(D->spool);
             status_next = now + STATS_EVERY_US;
         }
 
