@@ -16,10 +16,14 @@
 #include "sl_log.h"
 #include "sl_logmsg.h"
 
-#define OUT_BYTES        65536u     /* file write buffer */
+/* File write buffer: at least one message of control characters only,
+ * each written as 4 bytes, plus its LF. */
+#define OUT_BYTES        (4u * SL_SYSLOG_TEXT_MAX + 64u)
 #define BACKOFF_MIN_US   1000000u
 #define BACKOFF_MAX_US   30000000u
 #define LEN_DIGITS       5u         /* SL_SYSLOG_TEXT_MAX has 5 digits */
+
+_Static_assert(OUT_BYTES >= 4u * SL_SYSLOG_TEXT_MAX + 1u, "one escaped message fits");
 
 enum tcp_state { TCP_IDLE, TCP_CONNECTING, TCP_UP };
 

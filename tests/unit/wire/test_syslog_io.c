@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -303,6 +304,33 @@ SL_TEST(syslog_out, file_lines_escaped_and_reopened)
     sl_syslogout_destroy(o);
     unlink(c.file);
     unlink(moved);
+    rmdir(dir);
+}
+
+/* The worst line: the longest message, every byte a control character
+ * (4 bytes each in the file). */
+SL_TEST(syslog_out, longest_escaped_line)
+{
+    char dir[] = "/tmp/sl_syslogout_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    struct sl_syslogout_config c = { .queue_bytes = 0 };
+    snprintf(c.file, sizeof c.file, "%s/siem.log", dir);
+    struct sl_syslogout *o = NULL;
+    CU_ASSERT_FATAL(sl_syslogout_create(&o, &c) == SL_OK);
+    static uint8_t text[SL_SYSLOG_TEXT_MAX];
+    static uint8_t p[2 * SL_SYSLOG_TEXT_MAX + 256];
+    memset(text, '\n', sizeof text);
+    struct sl_logmsg m = { .transport = SL_SYSLOG_TCP, .text = text, .text_len = sizeof text };
+    size_t off = 0;
+    CU_ASSERT_FATAL(sl_logmsg_put(p, sizeof p, &off, &m) == SL_OK);
+    m.text_len = 5;
+    CU_ASSERT_FATAL(sl_logmsg_put(p, sizeof p, &off, &m) == SL_OK);
+    sl_syslogout_payload(o, p, off, 0);
+    struct stat st;
+    CU_ASSERT_FATAL(stat(c.file, &st) == 0);
+    CU_ASSERT_EQUAL(st.st_size, 4 * SL_SYSLOG_TEXT_MAX + 1 + 4 * 5 + 1);
+    sl_syslogout_destroy(o);
+    unlink(c.file);
     rmdir(dir);
 }
 
