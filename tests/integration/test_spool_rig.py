@@ -133,7 +133,7 @@ def tags_while_file(d, key, pub, procs):
         tags = C.http_tags()
         age = freshest_age(tags)
         worst = max(worst, age)
-        vals = tuple(t.get("value") for _, t in sorted(tags.items())[:20])
+        vals = tuple(t.get("value") for _, t in sorted(tags.items()))
         if last is not None and vals != last:
             changes += 1
         last = vals
