@@ -739,12 +739,17 @@ def pipeline_lat(b, work, rate, secs, label, load=False):
             th.start()
         if load:
             time.sleep(0.5)   # the flood and the 16 streams are on before the measurement
+        cpu0 = thread_cpu(rx.pid)
         mb = helper("it", "mbread", SVC, 5502, 1, secs, "gen", timeout=secs + 40)
         for th in ths:
             th.join(secs + 45)
+        cpu1 = thread_cpu(rx.pid)
     finally:
         tx.stop()
         rx.stop()
+    # CPU seconds of each sluice-rx thread (by name) during the measurement:
+    # which stage was busy (intake, store, services) when the figures moved.
+    extra["rx_thread_cpu_s"] = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in cpu1.items()}
     tot = rx_totals(open(os.path.join(work, "pipe-rx.log")).read())
     drops = tot.get("drops", {})
     res = {"label": label, "tags": n, "rate": rate, "seconds": secs,
@@ -755,9 +760,29 @@ def pipeline_lat(b, work, rate, secs, label, load=False):
            "undecodable": drops.get("fec/undecodable", 0), "bad_drops": bad_drops(tot),
            "rx_values": tot.get("values", 0), "rx_cpu_s": rx.cpu}
     res.update(extra)
-    log("pipeline %s: modbus %s, sse %s, socket overflow %d" % (
-        label, res["modbus"], res["sse"], res["socket_overflow"]))
+    log("pipeline %s: modbus %s, sse %s, socket overflow %d, RX thread CPU s %s" % (
+        label, res["modbus"], res["sse"], res["socket_overflow"], res["rx_thread_cpu_s"]))
     return res
+
+
+def thread_cpu(pid):
+    """utime + stime of every thread of pid, summed by thread name (s)."""
+    out = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def pipeline_scenario(b, work, quick, which, sc):
@@ -1074,6 +1099,12 @@ def pipeline_table(pi):
             return "%.2f" % v
         return "%.0f" % v
     out = ["6. Pipeline: %d generator tags, RX with SQLite + Modbus + HTTP (one run each)" % pi["tags"]]
+    for which in ("old", "new"):
+        for sc in ("a", "c"):
+            cpu = ((pi.get(which) or {}).get(sc) or {}).get("rx_thread_cpu_s")
+            if cpu:
+                out.append("   %s %s) RX CPU s by thread: %s" % (which, sc, ", ".join(
+                    "%s %.2f" % (k, v) for k, v in sorted(cpu.items(), key=lambda x: -x[1]) if v >= 0.01)))
     new = dict(pipeline_rows(pi["new"]))
     if pi.get("old"):
         old = dict(pipeline_rows(pi["old"]))
