@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <linux/sock_diag.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -19,7 +20,7 @@
 #define EVENTS_PER_TURN  64u        /* ready sockets looked at per turn */
 #define OCTET_DIGITS     9u         /* "LEN SP": LEN up to 999999999 */
 #define DROP_LOG_US      10000000u  /* one [SL-TX-SYSLOG-DROP] line per 10 s at most */
-#define SWEEP_US         1000000u   /* idle connections looked for once a second */
+#define SWEEP_US         1000000u   /* idle connections and kernel drops looked at once a second */
 #define EV_UDP           0u
 #define EV_LISTEN        1u
 #define EV_CONN          2u         /* + connection index */
@@ -49,12 +50,6 @@ struct sl_syslogin {
     struct mmsghdr umsg[UDP_BATCH];
     struct iovec uiov[UDP_BATCH];
     struct sockaddr_storage ufrom[UDP_BATCH];
-    /* SO_RXQ_OVFL: the socket's count of datagrams the kernel dropped
-     * (buffer full), attached to each datagram read. */
-    union {
-        struct cmsghdr align;
-        uint8_t buf[CMSG_SPACE(sizeof(uint32_t))];
-    } uctl[UDP_BATCH];
     /* TCP */
     struct conn *conns;
     size_t conn_cap;
@@ -168,8 +163,6 @@ static void read_udp(struct sl_syslogin *in, uint64_t now_us)
             in->umsg[i].msg_hdr.msg_iovlen = 1;
             in->umsg[i].msg_hdr.msg_name = &in->ufrom[i];
             in->umsg[i].msg_hdr.msg_namelen = sizeof in->ufrom[i];
-            in->umsg[i].msg_hdr.msg_control = in->uctl[i].buf;
-            in->umsg[i].msg_hdr.msg_controllen = sizeof in->uctl[i].buf;
         }
         int got = recvmmsg(in->udp, in->umsg, UDP_BATCH, MSG_DONTWAIT, NULL);
         if (got <= 0)
@@ -188,13 +181,6 @@ static void read_udp(struct sl_syslogin *in, uint64_t now_us)
             uint16_t port;
             addr_of(&in->ufrom[i], addr, &port);
             take(in, p, n, addr, port, SL_SYSLOG_UDP, cut, now_us);
-            for (struct cmsghdr *c = CMSG_FIRSTHDR(&in->umsg[i].msg_hdr); c;
-                 c = CMSG_NXTHDR(&in->umsg[i].msg_hdr, c))
-                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL) {
-                    uint32_t drops;
-                    memcpy(&drops, CMSG_DATA(c), sizeof drops);
-                    in->st.dropped_kernel = drops;
-                }
         }
         if ((unsigned)got < UDP_BATCH)
             return;
@@ -356,6 +342,17 @@ static void read_conn(struct sl_syslogin *in, struct conn *c, uint64_t now_us)
     }
 }
 
+/* The UDP socket's drop count (buffer full), from SO_MEMINFO: exact
+ * whenever it is read, unlike SO_RXQ_OVFL, which reports drops only with a
+ * later datagram. */
+static void kernel_drops(struct sl_syslogin *in)
+{
+    uint32_t mi[SK_MEMINFO_VARS];
+    socklen_t len = sizeof mi;
+    if (getsockopt(in->udp, SOL_SOCKET, SO_MEMINFO, mi, &len) == 0 && len > SK_MEMINFO_DROPS * sizeof mi[0])
+        in->st.dropped_kernel = mi[SK_MEMINFO_DROPS];
+}
+
 static void sweep_idle(struct sl_syslogin *in, uint64_t now_us)
 {
     uint64_t idle = (uint64_t)in->cfg.idle_s * 1000000u;
@@ -402,6 +399,7 @@ void sl_syslogin_run(struct sl_syslogin *in, uint64_t now_us, uint64_t wall_us)
     }
     if (now_us >= in->next_sweep_us) {
         sweep_idle(in, now_us);
+        kernel_drops(in);
         in->next_sweep_us = now_us + SWEEP_US;
     }
     if (in->batch_len && now_us >= sl_syslogin_deadline(in))
@@ -505,8 +503,6 @@ sl_err sl_syslogin_create(struct sl_syslogin **out, const struct sl_syslogin_con
             e = errno == EADDRNOTAVAIL ? SL_ERR_CONFIG : SL_ERR_IO;
     }
     if (e == SL_OK) {
-        int one = 1;
-        setsockopt(in->udp, SOL_SOCKET, SO_RXQ_OVFL, &one, sizeof one);
         struct epoll_event ev = { .events = EPOLLIN, .data.u32 = EV_UDP };
         struct epoll_event el = { .events = EPOLLIN, .data.u32 = EV_LISTEN };
         if (epoll_ctl(in->ep, EPOLL_CTL_ADD, in->udp, &ev) != 0 ||

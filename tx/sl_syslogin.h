@@ -19,7 +19,8 @@
  * bounded amount (a few hundred messages), so a flood never starves the
  * tag channel: the daemon's loop comes back to its tag blocks and beacons
  * each turn, and the rest waits in the kernel's socket buffer (whose own
- * overflow the kernel drops and counts: SO_RXQ_OVFL, dropped_kernel).
+ * overflow the kernel drops and counts: SO_MEMINFO, dropped_kernel, read
+ * once a second).
  *
  * Batching: a block is sent when the next message no longer fits in the
  * payload, or when the oldest waiting message has waited batch_ms. The

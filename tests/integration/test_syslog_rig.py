@@ -208,7 +208,8 @@ def main():
             C.check(sl_rig.wait_for(lambda: tx_metric(metrics, "sluice_tx_syslog_dropped_rate_total") > 0, 5, 0.2),
                     "TX's metrics file shows no drop over max_rate")
             # Every datagram of the flood is accounted for on loopback: taken,
-            # dropped over max_rate, or dropped by the kernel (SO_RXQ_OVFL).
+            # dropped over max_rate, or dropped by the kernel (socket buffer
+            # full; SO_MEMINFO).
             def seen():
                 return sum(tx_metric(metrics, "sluice_tx_syslog_%s_total" % n)
                            for n in ("received", "dropped_rate", "dropped_kernel", "dropped_invalid"))
