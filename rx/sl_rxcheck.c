@@ -136,6 +136,16 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
     printf("  http: %s\n", c->http.enabled ? c->http.listen : "off");
     printf("  mqtt: %s\n", c->mqtt.enabled ? c->mqtt.broker : "off");
     printf("  files: %s\n", c->files.enabled ? c->files.directory : "off");
+    const struct sl_syslogout_config *y = &c->syslog.out;
+    char fwd[SL_HOSTPORT_HOST_MAX + 32] = "(none)";
+    bool v6 = strchr(y->forward.host, ':') != NULL;
+    if (y->proto != SL_SYSLOGOUT_NONE)
+        snprintf(fwd, sizeof fwd, "%s://%s%s%s:%u", y->proto == SL_SYSLOGOUT_UDP ? "udp" : "tcp", v6 ? "[" : "",
+                 y->forward.host, v6 ? "]" : "", y->forward.port);
+    if (c->syslog.enabled)
+        printf("  syslog: file %s, forward %s\n", y->file[0] ? y->file : "(none)", fwd);
+    else
+        printf("  syslog: off\n");
     if (c->rx.user[0])
         printf("  runs as user %s\n", c->rx.user);
     nft_note(c);

@@ -660,6 +660,45 @@ static void do_diode_binds(struct sl_conf *p, struct sl_rxconf *c)
              c->link.listen);
 }
 
+/* [syslog] forward is the one thing RX sends: its route must not leave
+ * through the diode NIC (RX never transmits there). The kernel's choice of
+ * source address for a connected UDP socket (no datagram is sent) says
+ * which way it would go. Host checks and transport udp only. */
+static void syslog_route(struct sl_conf *p, struct sl_rxconf *c)
+{
+    const struct sl_syslogout_config *y = &c->syslog.out;
+    if (!c->syslog.enabled || y->proto == SL_SYSLOGOUT_NONE || !sl_conf_host_checks(p) ||
+        c->link.transport != SL_RXCONF_UDP || !c->link.listen_host[0])
+        return;
+    unsigned line = p->single[SEC_SYSLOG].line[K_FORWARD];
+    struct addrinfo *res = NULL;
+    int r = sl_conf_hostport_resolve(&res, &y->forward, SOCK_DGRAM, 0);
+    if (r != 0 || !res) {
+        sl_conf_error(p, line, "[syslog] forward: cannot resolve '%s' (%s)", y->forward.host, gai_strerror(r));
+        return;
+    }
+    struct sockaddr_storage src;
+    socklen_t sl = sizeof src;
+    int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    bool routed = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+                  getsockname(fd, (struct sockaddr *)&src, &sl) == 0;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    struct ipaddr a;
+    struct addrset d;
+    if (!routed || !ipaddr_from(&a, (const struct sockaddr *)&src) ||
+        resolve_all(&d, &c->link.listen_addr, false, false) != 0)
+        return;
+    bool diode = c->link.interface[0] && on_interface(c->link.interface, &a);
+    for (size_t i = 0; i < d.n && !diode; i++)
+        diode = !ipaddr_any(&d.a[i]) && ipaddr_eq(&a, &d.a[i]);
+    if (diode)
+        sl_conf_error(p, line, "[syslog] forward '%s:%u' would leave through the diode NIC (its route's source "
+                      "address is the diode's): RX never transmits there; forward to an IT-side address",
+                      y->forward.host, y->forward.port);
+}
+
 static void finish(struct sl_conf *p)
 {
     struct sl_rxconf *c = p->out;
@@ -674,6 +713,7 @@ static void finish(struct sl_conf *p)
     do_files(p, c);
     do_rx(p, c);
     do_syslog(p, c);
+    syslog_route(p, c);
 }
 
 static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_rxconf),
