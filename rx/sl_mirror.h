@@ -260,7 +260,8 @@ bool sl_mirror_link_up(const struct sl_mirror *m);
  * until sl_mirror_destroy. */
 int sl_mirror_reader_register(struct sl_mirror *m);
 
-/* Enter/leave a read section on slot: begin announces the current
+/* Enter/leave a read section on slot (one sl_mirror_reader_register
+ * returned to this thread, never -1): begin announces the current
  * generation in the slot (two sequentially consistent stores and a load,
  * retried if a commit lands in between), end clears it (one release
  * store). Inside it, every read function (count, find, get, quality,
