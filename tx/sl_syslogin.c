@@ -417,6 +417,7 @@ uint64_t sl_syslogin_deadline(const struct sl_syslogin *in)
 void sl_syslogin_flush(struct sl_syslogin *in)
 {
     send_batch(in);
+    kernel_drops(in);   /* the stop line's figures are exact */
 }
 
 int sl_syslogin_fd(const struct sl_syslogin *in) { return in->ep; }

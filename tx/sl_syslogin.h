@@ -93,7 +93,7 @@ void sl_syslogin_run(struct sl_syslogin *in, uint64_t now_us, uint64_t wall_us);
 /* When the waiting batch falls due (monotonic µs); UINT64_MAX when empty. */
 uint64_t sl_syslogin_deadline(const struct sl_syslogin *in);
 
-/* Sends the waiting batch now (stop). */
+/* Sends the waiting batch now and reads the kernel's drop count (stop). */
 void sl_syslogin_flush(struct sl_syslogin *in);
 
 void sl_syslogin_stats(const struct sl_syslogin *in, struct sl_syslogin_stats *out);

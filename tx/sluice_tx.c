@@ -270,8 +270,16 @@ static void stop_daemon(struct daemon *D)
     for (unsigned i = 0; i < BLOCKS_PER_TURN; i++)
         if (send_block(D, flush_at) != SL_OK)
             break;
-    if (D->syslog)
+    if (D->syslog) {
         sl_syslogin_flush(D->syslog);
+        struct sl_syslogin_stats y;
+        sl_syslogin_stats(D->syslog, &y);
+        sl_log(SL_LOG_INFO, "syslog: %llu messages in %llu blocks; dropped: %llu over max_rate, %llu by the "
+               "kernel, %llu invalid; %llu truncated, %llu connections refused",
+               (unsigned long long)y.received, (unsigned long long)y.batches, (unsigned long long)y.dropped_rate,
+               (unsigned long long)y.dropped_kernel, (unsigned long long)y.dropped_invalid,
+               (unsigned long long)y.truncated, (unsigned long long)y.refused_connections);
+    }
     sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
     send_beacon(D);
     sl_sources_log_counters(&D->src, D->snap, now, false);
