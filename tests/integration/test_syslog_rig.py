@@ -171,6 +171,14 @@ def main():
             C.check(sl_rig.wait_for(lambda: len(C.http_tags()) == 100, 15, 0.2), "the generator's tags never arrived")
             C.wait_port("ot", "u", SYSLOG_PORT, "sluice-tx syslog")
 
+            # A forward whose route leaves through the diode NIC is refused.
+            bad = C.write(os.path.join(d, "rx-bad.conf"),
+                          rx_text(pub, os.path.join(d, "rxs"), rxfile).replace(
+                              "forward = udp://127.0.0.1:%d" % SIEM_PORT, "forward = udp://%s:514" % sl_rig.OT_ADDR))
+            r = C.run(["ip", "netns", "exec", "sl-it", C.RX, "-c", bad, "--check"])
+            C.check(r.returncode == 2 and "would leave through the diode NIC" in r.stderr,
+                    "a [syslog] forward across the diode passed --check: %s%s" % (r.stdout, r.stderr))
+
             # ---- logger over UDP and TCP, both RFCs, both TCP framings ----
             cases = [("--udp", "--rfc5424"), ("--udp", "--rfc3164"), ("--tcp", "--rfc5424"),
                      ("--tcp", "--rfc3164"), ("--tcp", "--rfc5424", "--octet-count")]
