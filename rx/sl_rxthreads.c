@@ -33,7 +33,8 @@
 #include "sl_thread.h"
 #include "sl_tribuf.h"
 
-#define PUBLISH_MS           100u   /* counters published this often */
+#define PUBLISH_MS           100u   /* counters published this often (services, store, channel) */
+#define INTAKE_PUBLISH_MS    20u    /* intake's counters: /metrics trails the link by at most this */
 #define WAIT_MAX_MS          100    /* every poll wakes at least this often (timers, heartbeat) */
 #define RX_BATCHES_PER_TURN  64     /* link batches between two looks at the timers */
 #define STATUS_PERIOD_MS     1000u  /* systemd STATUS= recomputed */
@@ -101,7 +102,8 @@ struct sl_rxt {
     struct sl_tribuf replay;      /* intake -> store: the replay window */
     struct store_ctx store;
     /* Intake's own. */
-    uint64_t next_pub_ms, next_drop_log_ms, next_io_log_ms, next_status_ms;
+    uint64_t next_pub_ms, next_replay_ms, next_drop_log_ms, next_io_log_ms, next_status_ms;
+    bool pub_now;                 /* a beacon came: publish at the end of this batch run */
     bool eof;                     /* the capture ended */
     struct pub_intake ipub;
     /* HTTP thread's composition buffer. */
@@ -148,6 +150,7 @@ void sl_rxd_on_beacon(void *ctx, const struct sl_beacon *b, uint64_t now_us)
     sl_linkacct_beacon(&d->acct, b, rs.frames, sl_tagch_blocks(d->tags, b->session), d->now_ms, now_us);
     sl_tagch_beacon(d->tags, b->key_id, b->session, b->epoch, b->highest_block,
                     d->acct.beacon.clock_offset_us, d->now_ms);
+    d->t->pub_now = true;   /* a new session or epoch shows on /metrics at once */
 }
 
 /* The wire side's counters, read from the modules intake owns (the writer
@@ -189,8 +192,10 @@ static void intake_publish(struct sl_rxd *d)
                            p->m.tags, p->m.rx.blocks, d->now_ms);
     sl_tribuf_put(&t->intake_http, p);
     sl_tribuf_put(&t->intake_main, p);
-    /* The replay window, when it moved: the store thread saves it. */
-    if (d->state.dirty) {
+    t->pub_now = false;
+    /* The replay window, when it moved: the store thread saves it (about
+     * once a second), so a copy every PUBLISH_MS is plenty. */
+    if (d->state.dirty && sl_clock_due(&t->next_replay_ms, d->now_ms, PUBLISH_MS)) {
         d->state.dirty = false;
         sl_tribuf_put(&t->replay, d->state.replay);
     }
@@ -209,7 +214,7 @@ static void intake_periodic(struct sl_rxd *d)
         const struct pub_modbus *mb = sl_tribuf_read(&t->modbus_intake);
         sl_linkacct_drop_log(&d->acct, &rs, &hs, t->run[TH_MODBUS] ? &mb->modbus : NULL);
     }
-    if (sl_clock_due(&t->next_pub_ms, d->now_ms, PUBLISH_MS))
+    if (sl_clock_due(&t->next_pub_ms, d->now_ms, INTAKE_PUBLISH_MS) || t->pub_now)
         intake_publish(d);
 }
 
