@@ -58,7 +58,12 @@ struct sse {
     bool used, suspended, closing;
     bool ev_hello, ev_schema, ev_link, ev_ping;
     bool batch;                /* /api/stream?batch=1: "tags" events carrying arrays */
+    bool filtered;             /* ?tag= / ?path=: only the positions in mask */
     uint64_t *bits;            /* pending tag positions (latest value wins) */
+    uint64_t *mask;            /* filtered: the positions followed, resolved from the
+                                  request's arguments at hello and after each schema
+                                  change (positions move) */
+    uint64_t now_us;           /* wall clock of this write turn (one read per turn) */
     size_t cursor;             /* next word to scan: round robin over the table */
     uint64_t last_ms;          /* monotonic time of the last bytes handed to MHD */
     struct sl_jbuf ev;         /* the event being sent, over text[] */
@@ -531,6 +536,17 @@ static bool index_build(struct sl_http *h)
     return true;
 }
 
+/* The position + 1 of the tag whose "path/name" is rest[0..rl) (its
+ * snapshot in *t), 0 when there is none. The index must be built. */
+static uint32_t index_find(struct sl_http *h, const char *rest, size_t rl, struct sl_mirror_tag *t)
+{
+    uint32_t i = (uint32_t)fnv(FNV_START, rest, rl) & h->idx_name_mask;
+    for (; h->idx_name[i]; i = (i + 1) & h->idx_name_mask)
+        if (sl_mirror_get(h->m, h->idx_name[i] - 1, t) == SL_OK && tag_is(t, rest, rl))
+            return h->idx_name[i];
+    return 0;
+}
+
 /* /api/tags/<path>/<name>: the tag whose "path/name" is rest, else the list
  * of tags at or under the path rest, else 404. O(1) through the index
  * (rebuilt after a schema change), plus the listed range for a path. */
@@ -543,11 +559,8 @@ static enum MHD_Result send_tag(struct sl_http *h, struct MHD_Connection *c, con
         return send_tags(h, c, NULL, 0, UINT32_MAX);
     if (!index_build(h))
         return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory for the tag index", NULL);
-    uint32_t i = (uint32_t)fnv(FNV_START, rest, rl) & h->idx_name_mask;
-    for (; h->idx_name[i]; i = (i + 1) & h->idx_name_mask) {
-        struct sl_mirror_tag t;
-        if (sl_mirror_get(h->m, h->idx_name[i] - 1, &t) != SL_OK || !tag_is(&t, rest, rl))
-            continue;
+    struct sl_mirror_tag t;
+    if (index_find(h, rest, rl, &t)) {
         struct sl_jbuf b;
         if (sl_jbuf_alloc(&b, 1024, SL_JSON_TAG_MAX + 8) != SL_OK)
             return MHD_NO;
@@ -834,6 +847,117 @@ static void sse_resume(struct sse *s)
     }
 }
 
+/* A filtered stream's arguments (?tag=PATH/NAME, ?path=PREFIX), walked
+ * with MHD_get_connection_values: checked once at the request, resolved to
+ * positions at hello and after each schema change. */
+struct filt {
+    struct sl_http *h;
+    struct sse *s;             /* NULL: only check the arguments */
+    struct sl_jbuf *b;         /* resolving: the event the unknown names go to */
+    unsigned n;                /* tag and path arguments seen */
+    uint32_t following;        /* resolving: positions marked */
+    uint32_t unknown;          /* resolving: arguments naming nothing */
+    const char *bad;           /* checking: why the request is refused */
+};
+
+/* Marks position pos followed, with its current value pending (a display
+ * gets every value it follows at once, not at the tag's next change). */
+static void filt_mark(struct filt *f, uint32_t pos)
+{
+    uint64_t bit = 1ull << (pos % 64);
+    if (pos >= f->h->max_tags || (f->s->mask[pos / 64] & bit))
+        return;
+    f->s->mask[pos / 64] |= bit;
+    f->s->bits[pos / 64] |= bit;
+    f->following++;
+}
+
+/* Marks the tags named by one argument; false when it names none. */
+static bool filt_resolve(struct filt *f, bool path, const char *v, size_t vl)
+{
+    struct sl_http *h = f->h;
+    struct sl_mirror_tag t;
+    if (!path) {
+        uint32_t p1 = index_find(h, v, vl, &t);
+        if (p1)
+            filt_mark(f, p1 - 1);
+        return p1 != 0;
+    }
+    if (vl > SL_PATH_MAX)
+        return false;
+    const struct pfx *e = pfx_slot(h, v, (uint32_t)vl);
+    if (!e->first1)
+        return false;
+    /* [first, last] may hold tags of other paths between (positions follow
+     * the schema's order): only those at or under the prefix count. */
+    for (uint32_t pos = e->first1 - 1; pos <= e->last; pos++) {
+        if (sl_mirror_get(h->m, pos, &t) != SL_OK)
+            break;
+        size_t pl = strlen(t.path);
+        if (pl >= vl && memcmp(t.path, v, vl) == 0 && (pl == vl || t.path[vl] == '/'))
+            filt_mark(f, pos);
+    }
+    return true;
+}
+
+static enum MHD_Result filt_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct filt *f = cls;
+    bool path = strcmp(key, "path") == 0;
+    if (!path && strcmp(key, "tag") != 0)
+        return MHD_YES;   /* batch, or anything else: not a filter */
+    if (++f->n > SL_HTTP_STREAM_FILTERS) {
+        f->bad = "more than 256 tag and path arguments";
+        return MHD_NO;
+    }
+    size_t vl = value ? strlen(value) : 0;
+    while (path && vl && value[vl - 1] == '/')
+        vl--;   /* "area/line/" is the path "area/line" */
+    if (vl == 0) {
+        f->bad = path ? "empty path argument" : "empty tag argument";
+        return MHD_NO;
+    }
+    if (vl > (path ? SL_PATH_MAX : SL_PATH_MAX + 1 + SL_NAME_MAX)) {
+        f->bad = path ? "path argument longer than a path" : "tag argument longer than path/name";
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < vl; i++) {
+        if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) {
+            f->bad = "control character in a tag or path argument";
+            return MHD_NO;
+        }
+    }
+    if (!f->s)
+        return MHD_YES;
+    if (!filt_resolve(f, path, value, vl)) {
+        f->unknown++;
+        /* Named in the event while it fits (the rest only counted). */
+        struct sl_jbuf *b = f->b;
+        if (b->len + vl * 6 + 64 < b->cap) {
+            sl_jbuf_lit(b, f->unknown > 1 ? "," : "");
+            sl_json_strn(b, value, vl);
+        }
+    }
+    return MHD_YES;
+}
+
+/* Rebuilds s->mask (and marks every followed tag pending) from the
+ * request's arguments, appending to the hello or schema event
+ * ,"following":N,"unknown":[...],"unknown_count":K. An index that cannot
+ * be built (no memory) leaves the stream following nothing, said so by
+ * the counts. */
+static void sse_refilter(struct sse *s, struct sl_jbuf *b)
+{
+    struct sl_http *h = s->h;
+    struct filt f = { .h = h, .s = s, .b = b };
+    memset(s->mask, 0, h->words * sizeof *s->mask);
+    sl_jbuf_lit(b, ",\"unknown\":[");
+    if (index_build(h))
+        MHD_get_connection_values(s->conn, MHD_GET_ARGUMENT_KIND, filt_arg, &f);
+    sl_jbuf_printf(b, "],\"unknown_count\":%" PRIu32 ",\"following\":%" PRIu32, f.unknown, f.following);
+}
+
 /* Fills s->ev with the next event; false when nothing is pending. */
 static bool sse_next(struct sse *s)
 {
@@ -851,8 +975,11 @@ static bool sse_next(struct sse *s)
         sl_jbuf_lit(b, ",\"tags\":");
         sl_json_u64(b, sl_mirror_count(m));
         sl_jbuf_lit(b, ",\"link_up\":");
-        sl_jbuf_lit(b, sl_mirror_link_up(m) ? "true}\n\n" : "false}\n\n");
-        return true;
+        sl_jbuf_lit(b, sl_mirror_link_up(m) ? "true" : "false");
+        if (s->filtered)
+            sse_refilter(s, b);
+        sl_jbuf_lit(b, "}\n\n");
+        return !b->failed;
     }
     if (s->ev_link) {
         s->ev_link = false;
@@ -880,7 +1007,7 @@ static bool sse_next(struct sse *s)
             s->cursor = w;
             if (!s->batch) {
                 sl_jbuf_lit(b, "event: tag\ndata: ");
-                sl_json_tag(b, &t, sl_clock_wall_us(), SL_JSON_TAG_HTTP);
+                sl_json_tag(b, &t, s->now_us, SL_JSON_TAG_HTTP);
                 sl_jbuf_lit(b, "\n\n");
                 return !b->failed;
             }
@@ -907,6 +1034,7 @@ static ssize_t sse_read(void *cls, uint64_t at, char *buf, size_t max)
     struct sse *s = cls;
     if (s->closing)
         return MHD_CONTENT_READER_END_OF_STREAM;
+    s->now_us = sl_clock_wall_us();
     size_t n = 0;
     while (n < max) {
         if (s->ev_off >= s->ev.len && !sse_next(s))
@@ -940,6 +1068,12 @@ static void sse_free(void *cls)
 
 static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, bool head)
 {
+    struct filt f = { .h = h };
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, filt_arg, &f);
+    if (f.bad) {
+        h->st.bad_request++;
+        return send_error(h, c, MHD_HTTP_BAD_REQUEST, f.bad, NULL);
+    }
     struct sse *s = NULL;
     for (unsigned i = 0; i < h->nsse && !head; i++) {
         if (!h->sse[i].used) {
@@ -968,6 +1102,8 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
         r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     } else {
         memset(s->bits, 0, h->words * sizeof *s->bits);
+        memset(s->mask, 0, h->words * sizeof *s->mask);
+        s->filtered = f.n > 0;
         if (k)
             memcpy(s->key, k->key, sizeof s->key);
         else
@@ -1015,15 +1151,28 @@ void sl_http_notify(struct sl_http *h, enum sl_mirror_event ev, uint32_t pos)
         if (ev == SL_MIRROR_EV_VALUE) {
             if (pos >= h->max_tags)
                 continue;
-            s->bits[pos / 64] |= 1ull << (pos % 64);
+            uint64_t bit = 1ull << (pos % 64);
+            /* A tag this stream does not follow: no mark, no wake-up. */
+            if (s->filtered && !(s->mask[pos / 64] & bit))
+                continue;
+            s->bits[pos / 64] |= bit;
         } else if (ev == SL_MIRROR_EV_LINK) {
             s->ev_link = true;
             size_t n = count < h->max_tags ? count : h->max_tags;
-            memset(s->bits, 0xFF, (n / 64) * sizeof *s->bits);
-            if (n % 64)
-                s->bits[n / 64] |= (1ull << (n % 64)) - 1;
+            if (s->filtered) {
+                for (size_t w = 0; w < (n + 63) / 64; w++)
+                    s->bits[w] |= s->mask[w];
+            } else {
+                memset(s->bits, 0xFF, (n / 64) * sizeof *s->bits);
+                if (n % 64)
+                    s->bits[n / 64] |= (1ull << (n % 64)) - 1;
+            }
         } else if (ev == SL_MIRROR_EV_SCHEMA) {
             memset(s->bits, 0, h->words * sizeof *s->bits);
+            /* Positions moved: the filter is resolved again when the
+             * schema event is written (sse_next). */
+            if (s->filtered)
+                memset(s->mask, 0, h->words * sizeof *s->mask);
             s->ev_schema = true;
             s->ev_link = false;
         } else {
@@ -1152,7 +1301,8 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     for (unsigned i = 0; i < h->nsse; i++) {
         h->sse[i].h = h;
         h->sse[i].bits = calloc(h->words, sizeof *h->sse[i].bits);
-        if (!h->sse[i].bits)
+        h->sse[i].mask = calloc(h->words, sizeof *h->sse[i].mask);
+        if (!h->sse[i].bits || !h->sse[i].mask)
             goto nomem;
     }
     unsigned conns = cfg->max_conns ? cfg->max_conns : SL_HTTP_DEFAULT_CONNS;
@@ -1218,8 +1368,10 @@ void sl_http_close(struct sl_http *h)
         MHD_stop_daemon(h->d);
     }
     if (h->sse)
-        for (unsigned i = 0; i < h->nsse; i++)
+        for (unsigned i = 0; i < h->nsse; i++) {
             free(h->sse[i].bits);
+            free(h->sse[i].mask);
+        }
     free(h->sse);
     free(h->conns);
     index_free(h);

@@ -52,6 +52,7 @@
 #define SL_HTTP_HOSTS_MAX         1024u    /* allowed_hosts text, with NUL */
 #define SL_HTTP_COOKIE            "sluice_session"
 #define SL_HTTP_SSE_PING_MS       15000u   /* comment line on an idle stream */
+#define SL_HTTP_STREAM_FILTERS    256u     /* ?tag= and ?path= arguments of one stream */
 #define SL_HTTP_TOKEN_MAX         256u
 #define SL_HTTP_BODY_MAX          (64u << 20)  /* largest built (non-streamed) body */
 
@@ -115,6 +116,7 @@ struct sl_http_stats {
     uint64_t refused_peer;     /* connections refused at accept: max_conns_per_peer */
     uint64_t closed_slow;      /* closed: no whole request head within request_timeout_ms */
     uint64_t bad_host;         /* 403: Host not allowed (no token configured) */
+    uint64_t bad_request;      /* 400: a bad /api/stream tag or path argument */
     unsigned sse_clients;      /* open /api/stream connections */
 };
 
@@ -153,7 +155,9 @@ int sl_http_timeout_ms(struct sl_http *h);
 sl_err sl_http_run(struct sl_http *h);
 
 /* Feeds a mirror change to the SSE clients; call from the mirror hook (the
- * same arguments). VALUE marks the tag pending for each client; LINK sends
+ * same arguments). VALUE marks the tag pending for each client that follows
+ * it (a filtered stream, /api/stream?tag=PATH/NAME or ?path=PREFIX, only
+ * its own tags: the others cost one bit test and never wake it); LINK sends
  * a link event and marks every tag; SCHEMA drops pending tags and sends a
  * schema event (clients reload /api/tags). O(clients) for VALUE,
  * O(clients * tags / 64) for LINK and SCHEMA; never allocates or blocks. */

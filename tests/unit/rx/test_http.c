@@ -802,6 +802,34 @@ static void check_tags_events(const char *body, unsigned *events, unsigned *tags
     }
 }
 
+/* A mirror of n tags "tag_NNNN" under "acme/plant1/area<i/100>/line1"
+ * (int64 and float64 alternately, position i named tag_<i> or, reversed,
+ * tag_<n-1-i>), schema schema_id; the tags only, values are the caller's. */
+static void area_schema(struct sl_mirror *m, uint32_t schema_id, uint32_t n, bool reversed)
+{
+    CU_ASSERT_FATAL(sl_mirror_schema_begin(m, schema_id, n) == SL_OK);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = reversed ? n - 1 - i : i;
+        struct sl_schema_tag t = fx_tag(i, i % 2 ? SL_TYPE_FLOAT64 : SL_TYPE_INT64, SL_REG_HOLDING,
+                                        SL_WORD_ABCD, 1, (uint16_t)(i * 4));
+        snprintf(t.name, sizeof t.name, "tag_%04u", (unsigned)k);
+        snprintf(t.path, sizeof t.path, "acme/plant1/area%u/line1", (unsigned)(k / 100));
+        snprintf(t.units, sizeof t.units, "<b>\"u\"");
+        CU_ASSERT_FATAL(sl_mirror_schema_add(m, &t) == SL_OK);
+    }
+    CU_ASSERT_FATAL(sl_mirror_schema_commit(m) == SL_OK);
+}
+
+/* A mirror of n tags (area_schema, schema 5), stale after 1 s. */
+static struct sl_mirror *area_mirror(uint32_t n)
+{
+    struct sl_mirror_config cfg = { .max_tags = n, .stale_ms = 1000 };
+    struct sl_mirror *m = NULL;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
+    area_schema(m, 5, n, false);
+    return m;
+}
+
 /* /api/stream?batch=1 (the dashboard's stream): changed tags travel as
  * "tags" events, each a JSON array of live-form objects, many per event,
  * split across events when one is full; control events are unchanged. The
@@ -810,19 +838,7 @@ static void check_tags_events(const char *body, unsigned *events, unsigned *tags
 SL_TEST(http, sse_batch_stream)
 {
     enum { N = 2000 };
-    struct sl_mirror_config cfg = { .max_tags = N, .stale_ms = 1000 };
-    struct sl_mirror *m = NULL;
-    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
-    CU_ASSERT_FATAL(sl_mirror_schema_begin(m, 5, N) == SL_OK);
-    for (uint32_t i = 0; i < N; i++) {
-        struct sl_schema_tag t = fx_tag(i, i % 2 ? SL_TYPE_FLOAT64 : SL_TYPE_INT64, SL_REG_HOLDING,
-                                        SL_WORD_ABCD, 1, (uint16_t)(i * 4));
-        snprintf(t.name, sizeof t.name, "tag_%04u", (unsigned)i);
-        snprintf(t.path, sizeof t.path, "acme/plant1/area%u/line1", (unsigned)(i / 100));
-        snprintf(t.units, sizeof t.units, "<b>\"u\"");
-        CU_ASSERT_FATAL(sl_mirror_schema_add(m, &t) == SL_OK);
-    }
-    CU_ASSERT_FATAL(sl_mirror_schema_commit(m) == SL_OK);
+    struct sl_mirror *m = area_mirror(N);
     static struct sl_value v[N];
     for (uint32_t i = 0; i < N; i++)     /* widest values: int64 min, a long double */
         v[i] = fx_val(i, i % 2 ? SL_TYPE_FLOAT64 : SL_TYPE_INT64,
@@ -897,6 +913,135 @@ SL_TEST(http, sse_batch_stream)
     close(fd);
     resp_free(&acc);
     resp_free(&acc2);
+    sl_mirror_set_hook(m, NULL, NULL);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+/* Counts the "tag" events of a decoded stream body by tag name: each
+ * name's events into got[k] for "tag_<k>" (k < n); returns the events. */
+static unsigned tag_events_by_name(const char *body, unsigned *got, unsigned n)
+{
+    unsigned events = 0;
+    memset(got, 0, n * sizeof *got);
+    for (const char *e = strstr(body, "event: tag\ndata: "); e; e = strstr(e + 1, "event: tag\ndata: ")) {
+        const char *nm = strstr(e, "\"name\":\"tag_");
+        CU_ASSERT_FATAL(nm != NULL);
+        unsigned k = (unsigned)strtoul(nm + strlen("\"name\":\"tag_"), NULL, 10);
+        if (k < n)
+            got[k]++;
+        events++;
+    }
+    return events;
+}
+
+/* /api/stream?tag=PATH/NAME&path=PREFIX: a stream that follows only the
+ * tags it names (a display of a few tags): bad arguments are a 400 JSON
+ * error, unknown names are listed in the hello event, the followed tags'
+ * current values come at once, changes to any other tag send nothing, and
+ * a schema change that moves positions is followed by name. */
+SL_TEST(http, sse_filtered_stream)
+{
+    enum { N = 2000 };
+    struct sl_mirror *m = area_mirror(N);
+    static struct sl_value v[N];
+    for (uint32_t i = 0; i < N; i++)
+        v[i] = fx_val(i, i % 2 ? SL_TYPE_FLOAT64 : SL_TYPE_INT64, 7, SL_Q_GOOD, 1000);
+    CU_ASSERT(sl_mirror_apply(m, v, N, 2000) == SL_OK);
+    sl_mirror_tick(m, 100, 0);
+    struct sl_http *h = start(m, NULL, 2, N);
+    sl_mirror_set_hook(m, hook, h);
+
+    /* Refused before a slot is taken: empty, overlong, control characters,
+     * more than SL_HTTP_STREAM_FILTERS arguments. */
+    static const char *const bad[] = {
+        "/api/stream?tag=", "/api/stream?tag", "/api/stream?path=/",
+        "/api/stream?tag=a%01b", "/api/stream?path=acme%0aplant",
+        "/api/stream?tag=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct resp r = get(h, "GET", bad[i], NULL);
+        CU_ASSERT_EQUAL(r.status, 400);
+        CU_ASSERT(json_valid(r.body));
+        CU_ASSERT(strstr(r.body, "\"status\":400") != NULL);
+        resp_free(&r);
+    }
+    size_t ml = 64 + (SL_HTTP_STREAM_FILTERS + 1) * 6;
+    char *many = malloc(ml);
+    CU_ASSERT_FATAL(many != NULL);
+    size_t at = (size_t)snprintf(many, ml, "GET /api/stream?batch=1");
+    for (unsigned i = 0; i <= SL_HTTP_STREAM_FILTERS; i++)
+        at += (size_t)snprintf(many + at, ml - at, "&tag=x");
+    snprintf(many + at, ml - at, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
+    struct resp r = request_raw(h, many);
+    free(many);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT(strstr(r.body, "more than 256") != NULL);
+    resp_free(&r);
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.bad_request, sizeof bad / sizeof bad[0] + 1);
+    CU_ASSERT_EQUAL(st.sse_clients, 0);
+
+    /* One tag (named twice), one unknown tag, one unknown path, and the
+     * path area1 (not area10..area19: whole segments, trailing '/' ok). */
+    int fd = client(h);
+    const char req[] = "GET /api/stream?tag=acme/plant1/area3/line1/tag_0305&tag=nope/tag_1"
+                       "&path=acme/plant1/area1/&tag=acme/plant1/area3/line1/tag_0305&path=acme/plant"
+                       " HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1));
+    struct resp acc = { 0 };
+    size_t cap = 0;
+    char *body = events_count(h, fd, &acc, &cap, "event: tag\n", 101);
+    CU_ASSERT_FATAL(body != NULL);
+    CU_ASSERT(strstr(body, "\"link_up\":true,\"unknown\":[\"nope/tag_1\",\"acme/plant\"],"
+                           "\"unknown_count\":2,\"following\":101}\n\n") != NULL);
+    static unsigned got[N];
+    CU_ASSERT_EQUAL(tag_events_by_name(body, got, N), 101);
+    CU_ASSERT_EQUAL(got[305], 1);
+    for (unsigned i = 100; i < 200; i++)
+        CU_ASSERT_EQUAL(got[i], 1);
+    free(body);
+
+    /* Every tag changes: only the 101 followed ones are sent again. */
+    for (uint32_t i = 0; i < N; i++) {
+        v[i].raw = 8;
+        v[i].source_time_us = 3000;
+    }
+    CU_ASSERT(sl_mirror_apply(m, v, N, 3001) == SL_OK);
+    body = events_count(h, fd, &acc, &cap, "event: tag\n", 202);
+    CU_ASSERT_FATAL(body != NULL);
+    for (int i = 0; i < 20; i++)        /* anything more would show now */
+        pump(h);
+    free(body);
+    drain(fd, &acc, &cap);
+    bool complete;
+    body = dechunk(&acc, &complete);
+    CU_ASSERT_FATAL(body != NULL);
+    CU_ASSERT_EQUAL(tag_events_by_name(body, got, N), 202);
+    CU_ASSERT_EQUAL(got[305], 2);
+    CU_ASSERT_EQUAL(got[100] + got[199] + got[0] + got[1000] + got[1999], 4);
+    free(body);
+
+    /* A new schema with the positions reversed: the stream follows the
+     * same names at their new positions. */
+    area_schema(m, 6, N, true);
+    body = events_until(h, fd, &acc, &cap, "event: schema\ndata: {\"schema_id\":6,");
+    CU_ASSERT_FATAL(body != NULL);
+    free(body);
+    body = events_until(h, fd, &acc, &cap, "\"unknown_count\":2,\"following\":101}\n\n");
+    CU_ASSERT(body != NULL);
+    free(body);
+    struct sl_value one = fx_val(N - 1 - 305, SL_TYPE_INT64, 4242, SL_Q_GOOD, 5000);
+    if ((N - 1 - 305) % 2)
+        one.type = SL_TYPE_FLOAT64;
+    CU_ASSERT(sl_mirror_apply(m, &one, 1, 5001) == SL_OK);
+    body = events_until(h, fd, &acc, &cap, "\"name\":\"tag_0305\",\"path\":\"acme/plant1/area3/line1\",\"value\":");
+    CU_ASSERT(body != NULL);
+    free(body);
+    close(fd);
+    resp_free(&acc);
     sl_mirror_set_hook(m, NULL, NULL);
     sl_http_close(h);
     sl_mirror_destroy(m);
