@@ -94,6 +94,11 @@ struct sl_http {
     size_t words;              /* bitmap words per SSE slot */
     struct sse *sse;
     unsigned nsse;
+    /* The used slots, for sl_http_notify: it runs for every change (millions
+     * a second), and a slot is 16 KiB apart from the next, so walking every
+     * slot's flag would cost a cache miss per slot per change. */
+    struct sse **live;
+    unsigned nlive;
     uint16_t port;
     int fd;
     struct sl_http_stats st;
@@ -1060,6 +1065,13 @@ static ssize_t sse_read(void *cls, uint64_t at, char *buf, size_t max)
 static void sse_free(void *cls)
 {
     struct sse *s = cls;
+    struct sl_http *h = s->h;
+    for (unsigned i = 0; i < h->nlive; i++) {
+        if (h->live[i] == s) {
+            h->live[i] = h->live[--h->nlive];
+            break;
+        }
+    }
     s->used = false;
     s->suspended = false;
     s->conn = NULL;
@@ -1110,6 +1122,7 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
             memset(s->key, 0, sizeof s->key);
         s->conn = c;
         s->used = true;
+        h->live[h->nlive++] = s;
         s->suspended = s->closing = s->ev_schema = s->ev_link = s->ev_ping = false;
         const char *batch = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "batch");
         s->batch = batch && strcmp(batch, "1") == 0;
@@ -1141,12 +1154,12 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
 
 void sl_http_notify(struct sl_http *h, enum sl_mirror_event ev, uint32_t pos)
 {
-    if (!h)
+    if (!h || !h->nlive)
         return;
-    uint32_t count = sl_mirror_count(h->m);
-    for (unsigned i = 0; i < h->nsse; i++) {
-        struct sse *s = &h->sse[i];
-        if (!s->used || s->closing)
+    uint32_t count = ev == SL_MIRROR_EV_VALUE ? 0 : sl_mirror_count(h->m);
+    for (unsigned i = 0; i < h->nlive; i++) {
+        struct sse *s = h->live[i];
+        if (s->closing)
             continue;
         if (ev == SL_MIRROR_EV_VALUE) {
             if (pos >= h->max_tags)
@@ -1296,7 +1309,8 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     for (size_t i = 0; i < sizeof rnd; i++)
         snprintf(h->cookie + 2 * i, 3, "%02x", rnd[i]);
     h->sse = calloc(h->nsse, sizeof *h->sse);
-    if (!h->sse)
+    h->live = calloc(h->nsse, sizeof *h->live);
+    if (!h->sse || !h->live)
         goto nomem;
     for (unsigned i = 0; i < h->nsse; i++) {
         h->sse[i].h = h;
@@ -1373,6 +1387,7 @@ void sl_http_close(struct sl_http *h)
             free(h->sse[i].mask);
         }
     free(h->sse);
+    free(h->live);
     free(h->conns);
     index_free(h);
     sodium_memzero(h->cookie, sizeof h->cookie);

@@ -191,14 +191,32 @@ void sl_json_str(struct sl_jbuf *b, const char *s)
     sl_json_strn(b, s ? s : "", s ? strlen(s) : 0);
 }
 
+/* The decimal digits of v, written backwards ending at end; returns the
+ * first. Integers are most of an event stream's bytes (ids, values, raw,
+ * quality, times): printf per number cost more than the rest of a tag. */
+static char *digits(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10u);
+        v /= 10u;
+    } while (v);
+    return end;
+}
+
 void sl_json_u64(struct sl_jbuf *b, uint64_t v)
 {
-    sl_jbuf_printf(b, "%" PRIu64, v);
+    char tmp[20];
+    char *p = digits(tmp + sizeof tmp, v);
+    sl_jbuf_put(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void sl_json_i64(struct sl_jbuf *b, int64_t v)
 {
-    sl_jbuf_printf(b, "%" PRId64, v);
+    char tmp[21];
+    char *p = digits(tmp + sizeof tmp, v < 0 ? 0u - (uint64_t)v : (uint64_t)v);
+    if (v < 0)
+        *--p = '-';
+    sl_jbuf_put(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 void sl_json_num(struct sl_jbuf *b, double v)
@@ -206,6 +224,18 @@ void sl_json_num(struct sl_jbuf *b, double v)
     if (!isfinite(v)) {
         sl_jbuf_lit(b, "null");
         return;
+    }
+    /* Whole numbers below 1e16 (counts, scaled integers, µs times): the
+     * loop below prints their plain digits (%.15g below 1e15; %.16g up to
+     * 1e16 unless %.15g reads back, i.e. a trailing zero), so print them
+     * directly. -0 keeps its sign through the loop. */
+    if (v > -1e16 && v < 1e16 && v == (double)(int64_t)v && !(v == 0 && signbit(v))) {
+        int64_t i = (int64_t)v;
+        uint64_t a = i < 0 ? 0u - (uint64_t)i : (uint64_t)i;
+        if (a < 1000000000000000ull || a % 10u != 0) {
+            sl_json_i64(b, i);
+            return;
+        }
     }
     /* Shortest of %.15g..%.17g that reads back exactly: 0.1 stays "0.1". */
     char tmp[40];
@@ -219,15 +249,35 @@ void sl_json_num(struct sl_jbuf *b, double v)
 
 void sl_json_time(struct sl_jbuf *b, uint64_t us)
 {
-    time_t secs = (time_t)(us / 1000000u);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm)) {
-        sl_jbuf_lit(b, "null");
-        return;
+    /* The text up to the second, per thread, for the last second seen: a
+     * stream writes two times per tag and nearly all fall in the same
+     * second, so gmtime and printf run about once a second. */
+    static _Thread_local uint64_t last = UINT64_MAX;
+    static _Thread_local char head[48];
+    static _Thread_local size_t head_len;
+    uint64_t secs = us / 1000000u;
+    if (secs != last) {
+        time_t t = (time_t)secs;
+        struct tm tm;
+        if (!gmtime_r(&t, &tm)) {
+            sl_jbuf_lit(b, "null");
+            return;
+        }
+        int n = snprintf(head, sizeof head, "\"%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if (n < 0 || (size_t)n >= sizeof head) {
+            sl_jbuf_lit(b, "null");
+            return;
+        }
+        head_len = (size_t)n;
+        last = secs;
     }
-    sl_jbuf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06uZ\"", tm.tm_year + 1900,
-                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   (unsigned)(us % 1000000u));
+    char tail[8] = { 0, 0, 0, 0, 0, 0, 'Z', '"' };
+    uint32_t frac = (uint32_t)(us % 1000000u);
+    for (int i = 5; i >= 0; i--, frac /= 10u)
+        tail[i] = (char)('0' + frac % 10u);
+    sl_jbuf_put(b, head, head_len);
+    sl_jbuf_put(b, tail, sizeof tail);
 }
 
 void sl_json_hex(struct sl_jbuf *b, const uint8_t *p, size_t n)

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE   /* strcasestr */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -321,6 +322,54 @@ SL_TEST(json, numbers_and_times)
     sl_json_time(&b, 1700000000123456ull);
     CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b),
                            "\"1970-01-01T00:00:00.001000Z\"\"2023-11-14T22:13:20.123456Z\"");
+}
+
+/* The number and time writers print integers and times without printf:
+ * byte for byte what printf prints, across the edges (sign, -0, 1e15 and
+ * 1e16, 2^53 and above, a second's turn, a five-digit year). */
+SL_TEST(json, fast_numbers_match_printf)
+{
+    static const double nums[] = {
+        0.0, -0.0, 1.0, -1.0, 7.0, 123456789.0, 999999999999999.0, 1e15, -1e15, 1e15 + 1.0,
+        1765100000123456.0, 1765100000000000.0, 1765100000000010.0, 9007199254740992.0,
+        9007199254740994.0, 9999999999999998.0, 1e16, -1e16, 1e17, 0.5, -2.5, 1e300, 4294967295.0,
+        -9223372036854775808.0,
+    };
+    char mem[128], want[96];
+    struct sl_jbuf b;
+    sl_jbuf_fixed(&b, mem, sizeof mem);
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(want, sizeof want, "%.*g", prec, nums[i]);
+            if (prec == 17 || strtod(want, NULL) == nums[i])
+                break;
+        }
+        sl_jbuf_reset(&b);
+        sl_json_num(&b, nums[i]);
+        CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b), want);
+    }
+    static const int64_t ints[] = { 0, 1, -1, 9, 10, -10, INT64_MAX, INT64_MIN, 1234567890123 };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        snprintf(want, sizeof want, "%" PRId64 " %" PRIu64, ints[i], (uint64_t)ints[i]);
+        sl_jbuf_reset(&b);
+        sl_json_i64(&b, ints[i]);
+        sl_jbuf_lit(&b, " ");
+        sl_json_u64(&b, (uint64_t)ints[i]);
+        CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b), want);
+    }
+    static const uint64_t times[] = { 0, 999999, 1000000, 1700000000999999ull, 1700000001000000ull,
+                                      1700000000000001ull, 1700000000999999ull, 253402300800000000ull };
+    for (size_t i = 0; i < sizeof times / sizeof times[0]; i++) {
+        time_t t = (time_t)(times[i] / 1000000u);
+        struct tm tm;
+        CU_ASSERT_FATAL(gmtime_r(&t, &tm) != NULL);
+        snprintf(want, sizeof want, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06uZ\"", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (unsigned)(times[i] % 1000000u));
+        sl_jbuf_reset(&b);
+        sl_json_time(&b, times[i]);
+        CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&b), want);
+    }
 }
 
 SL_TEST(json, fixed_buffer_fails_cleanly)
