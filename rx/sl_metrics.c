@@ -334,6 +334,8 @@ static void prom_http(struct sl_jbuf *b, const struct sl_http_stats *hs)
     sample(b, "sluice_http_unauthorized_total", "counter", "HTTP requests refused (401)", hs->unauthorized);
     sample(b, "sluice_http_bad_host_total", "counter",
            "HTTP requests refused (403): Host not allowed without a token", hs->bad_host);
+    sample(b, "sluice_http_bad_requests_total", "counter",
+           "event stream requests refused (400): a bad tag or path argument", hs->bad_request);
 }
 
 static void prom_modbus(struct sl_jbuf *b, const struct sl_http_status *s)

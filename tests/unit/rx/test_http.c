@@ -1032,6 +1032,9 @@ SL_TEST(http, sse_filtered_stream)
     sl_http_stats(h, &st);
     CU_ASSERT_EQUAL(st.bad_request, sizeof bad / sizeof bad[0] + 1);
     CU_ASSERT_EQUAL(st.sse_clients, 0);
+    r = get(h, "GET", "/metrics", NULL);
+    CU_ASSERT(strstr(r.body, "\nsluice_http_bad_requests_total 7\n") != NULL);
+    resp_free(&r);
 
     /* One tag (named twice), one unknown tag, one unknown path, and the
      * path area1 (not area10..area19: whole segments, trailing '/' ok). */
