@@ -1006,8 +1006,8 @@ SL_TEST(http, sse_filtered_stream)
     static const char *const bad[] = {
         "/api/stream?tag=", "/api/stream?tag", "/api/stream?path=/",
         "/api/stream?tag=a%01b", "/api/stream?path=acme%0aplant",
-        "/api/stream?tag=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ("/api/stream?tag=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct resp r = get(h, "GET", bad[i], NULL);
