@@ -106,12 +106,14 @@ struct sl_mirror_sub {
     _Atomic uint64_t schema_gen;   /* generation of the last commit flagged */
     _Atomic uint64_t *bits;        /* [words] */
     size_t words;
-    /* Follower's: what a limited drain took and did not deliver yet (the
-     * positions carry_word * 64 + set bits), delivered first next time.
-     * Kept here rather than put back so a mark meanwhile is never lost nor
-     * miscounted. */
+    /* Follower's: what a drain took and did not deliver yet (the positions
+     * carry_word * 64 + set bits, of generation carry_gen), delivered first
+     * by the next section of that generation, dropped (superseded) by one of
+     * a later generation. Kept here rather than put back so a mark meanwhile
+     * is never lost nor miscounted. */
     uint64_t carry;
     size_t carry_word;
+    uint64_t carry_gen;
     /* Counters: each written by one thread (marked, coalesced, superseded
      * by the writer; drained by the follower), read by any. */
     _Atomic uint64_t marked, coalesced, drained, superseded;
@@ -164,7 +166,7 @@ struct sl_mirror {
     uint8_t chunk_seen[65536 / 8];
     struct val *vals;                    /* [max_tags], by active position */
     void *vals_mem;                      /* vals as allocated, before aligning */
-    uint32_t *dirty;                     /* [max_tags] */
+    uint32_t *dirty;                     /* [max_tags]; NULL: no dirty list kept */
     size_t dirty_n;
     _Atomic bool stale;
     _Atomic uint64_t generation;         /* published with seq_cst (see read_begin) */
@@ -245,8 +247,9 @@ sl_err sl_mirror_create(struct sl_mirror **out, const struct sl_mirror_config *c
     m->vals_mem = calloc((size_t)m->max_tags + 1u, sizeof *m->vals);
     if (m->vals_mem)
         m->vals = (struct val *)(((uintptr_t)m->vals_mem + 63u) & ~(uintptr_t)63u);
-    m->dirty = calloc(m->max_tags, sizeof *m->dirty);
-    if (e != SL_OK || !m->vals || !m->dirty) {
+    if (cfg->dirty_list)
+        m->dirty = calloc(m->max_tags, sizeof *m->dirty);
+    if (e != SL_OK || !m->vals || (cfg->dirty_list && !m->dirty)) {
         sl_mirror_destroy(m);
         return SL_ERR_NOMEM;
     }
@@ -363,9 +366,12 @@ static void subs_schema(struct sl_mirror *m, uint64_t gen)
     }
 }
 
+/* The single-thread dirty list, only where it was asked for
+ * (sl_mirror_config.dirty_list): the daemon follows with subscriptions, and
+ * nothing would ever clear the list there. */
 static void mark_dirty(struct sl_mirror *m, uint32_t pos)
 {
-    if (m->vals[pos].w.dirty)
+    if (!m->dirty || m->vals[pos].w.dirty)
         return;
     m->vals[pos].w.dirty = 1;
     m->dirty[m->dirty_n++] = pos;
@@ -373,6 +379,8 @@ static void mark_dirty(struct sl_mirror *m, uint32_t pos)
 
 static void mark_all_dirty(struct sl_mirror *m)
 {
+    if (!m->dirty)
+        return;
     for (uint32_t i = 0; i < m->active->n; i++)
         mark_dirty(m, i);
 }
@@ -671,13 +679,18 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
 
     /* Swap. Publishing the generation (seq_cst, after every table write) is
      * what hands the table to readers. Values are per position: the new
-     * generation stamp makes every slot read as empty until written again. */
+     * generation stamp makes every slot read as empty until written again.
+     * Followers hear of the commit first (bits cleared, schema flag and
+     * schema_gen raised): a section that pins the new generation then
+     * always finds SCHEMA pending and no position of the old schema left
+     * to misread as one of the new. */
     uint64_t gen = atomic_load_explicit(&m->generation, memory_order_relaxed) + 1u;
     struct table *old = m->active;
     m->active = t;
     m->staging = old;
     m->staging_open = false;
     m->staging_chunks = 0;
+    subs_schema(m, gen);
     atomic_store(&m->generation, gen);
     old->valid = false;
     for (size_t i = 0; i < m->dirty_n; i++)
@@ -685,7 +698,6 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
     m->dirty_n = 0;
     mark_all_dirty(m);
     BUMP(m, schema_loads, 1);
-    subs_schema(m, gen);
     notify(m, SL_MIRROR_EV_SCHEMA, 0);
     return SL_OK;
 }
@@ -1181,7 +1193,7 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
     uint32_t n = v.t ? v.t->n : 0;
     size_t nw = ((size_t)n + 63u) / 64u;
     uint64_t delivered = 0, dropped = 0;
-    /* What a limited drain left first, then the bitmap from that word on,
+    /* What a drain left first, then the bitmap from that word on,
      * wrapping: ascending, and fair to high positions under a limit. A
      * position both carried and marked again is delivered twice, as it
      * was marked twice. */
@@ -1189,7 +1201,7 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
     size_t w = s->carry_word;
     s->carry = 0;
     s->carry_word = 0;
-    if ((fl & SUB_SCHEMA) || w >= nw) {
+    if (s->carry_gen != v.gen || w >= nw) {
         dropped += (uint64_t)__builtin_popcountll(x);   /* positions of an old schema */
         x = 0;
         w = 0;
@@ -1199,7 +1211,25 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
     for (size_t k = 0; k <= nw && !left; k++) {
         if (k > 0) {
             w = (start + k - 1u) % nw;
-            x = load_rx(&s->bits[w]) ? atomic_exchange(&s->bits[w], 0) : 0;
+            if (!load_rx(&s->bits[w]))
+                continue;
+            x = atomic_exchange(&s->bits[w], 0);
+            /* A commit since this section began clears the bits before it
+             * raises schema_gen, and marks of its own come after: a word
+             * taken before this load sees the raise holds no position of a
+             * newer schema. Past it, the word may (positions this section
+             * would misread): it goes to the next section, after SCHEMA.
+             * At worst a position of the old schema taken just before the
+             * clear is delivered once under the new one, which reads as
+             * the reset the commit made. */
+            uint64_t sg = atomic_load(&s->schema_gen);
+            if (sg > v.gen) {
+                s->carry = x;
+                s->carry_word = w;
+                s->carry_gen = sg;
+                left = true;
+                break;
+            }
         }
         /* Bits past the count can only be marks a commit raced with. */
         if (w == nw - 1 && n % 64u) {
@@ -1211,6 +1241,7 @@ size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx
             if (max && done >= max) {
                 s->carry = x;
                 s->carry_word = w;
+                s->carry_gen = v.gen;
                 left = true;
                 break;
             }

@@ -20,8 +20,8 @@
  * Memory is fixed at sl_mirror_create() from the configured bounds (tag
  * count, string bytes): two schema tables (active and staging, swapped when a
  * new schema is complete), one shared value array (seqlocked), one
- * writer-private array (block order, dirty flag), one dirty list and the
- * sorted register maps; sl_mirror_subscribe adds one bitmap per follower.
+ * writer-private array (block order, dirty flag), the sorted register maps
+ * and, when asked for, one dirty list; sl_mirror_subscribe adds one bitmap per follower.
  * Applying values, ticking the clock, serving reads and draining followers
  * never allocate.
  *
@@ -79,6 +79,10 @@ struct sl_mirror_config {
     uint32_t stale_ms;          /* 0 means SL_MIRROR_DEFAULT_STALE_MS */
     size_t max_string_bytes;    /* names+paths+units incl. NULs per schema;
                                    0 means max_tags * 96 */
+    bool dirty_list;            /* keep the single-thread dirty list
+                                   (sl_mirror_dirty: tools, tests); off, as in
+                                   the daemon, whose threads follow with
+                                   subscriptions, changes cost it nothing */
 };
 
 struct sl_mirror_stats {
@@ -319,7 +323,9 @@ sl_err sl_mirror_read_bits(const struct sl_mirror *m, uint8_t unit, uint8_t reg,
 /* Writer thread only (a single-thread tool or test, or the writer itself):
  * positions changed since the last sl_mirror_dirty_clear(), each once, in
  * change order; *n gets the count. The array belongs to the mirror and is
- * valid until the next write. Other threads use a subscription. */
+ * valid until the next write. Kept only when created with
+ * sl_mirror_config.dirty_list; without it *n is 0 (and NULL returned).
+ * Other threads use a subscription. */
 const uint32_t *sl_mirror_dirty(const struct sl_mirror *m, size_t *n);
 
 /* Empties the dirty list (after a successful checkpoint). O(dirty). */
@@ -355,9 +361,13 @@ sl_err sl_mirror_subscribe(struct sl_mirror *m, int wake_fd, struct sl_mirror_su
  * most max events (0 = no limit); returns how many were delivered. Reads
  * the eventfd empty if wake_fd >= 0, and writes it again when events are
  * left (max reached, or a schema committed after the section began: those
- * wait for the next section, whose pinned schema they refer to). fn runs on
- * the caller's thread and may call the read functions. O(max_tags / 64 +
- * events): one atomic exchange per 64 positions. */
+ * wait for the next section, whose pinned schema they refer to; so do
+ * positions a commit during the drain marks: no position is ever delivered
+ * under a schema other than the one it was marked in, though around a
+ * commit one may come once more than marked, reading as the reset). fn
+ * runs on the caller's thread and may call the read functions.
+ * O(max_tags / 64 + events): one atomic exchange and one load per 64
+ * positions that hold a mark. */
 size_t sl_mirror_sub_drain(struct sl_mirror_sub *s, sl_mirror_hook fn, void *ctx, size_t max);
 
 /* Counters of one follower (any thread). At any time marked = coalesced +

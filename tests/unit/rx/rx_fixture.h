@@ -55,7 +55,8 @@ static inline void fx_defs(struct sl_schema_tag *d)
 
 static inline struct sl_mirror *fx_mirror(uint32_t schema_id)
 {
-    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0 };
+    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0,
+                                    .dirty_list = true };
     struct sl_mirror *m = NULL;
     CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
     struct sl_schema_tag d[FX_TAGS];

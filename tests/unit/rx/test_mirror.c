@@ -516,7 +516,8 @@ static void hook(void *ctx, enum sl_mirror_event ev, uint32_t pos)
 
 SL_TEST(mirror, dirty_list_and_hook)
 {
-    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0 };
+    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0,
+                                    .dirty_list = true };
     struct sl_mirror *m;
     CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
     struct events ev = { 0, 0, 0, 0 };
@@ -555,6 +556,27 @@ SL_TEST(mirror, dirty_list_and_hook)
     sl_mirror_set_hook(m, NULL, NULL);
     apply1(m, 9, SL_TYPE_FLOAT64, 3, SL_Q_GOOD, 12);
     CU_ASSERT_EQUAL(ev.value, 4);
+    sl_mirror_destroy(m);
+}
+
+/* Without dirty_list (the daemon, whose threads follow with subscriptions)
+ * no list is kept: nothing would clear it, and a commit or a link change
+ * would walk every tag for it. */
+SL_TEST(mirror, no_dirty_list_unless_asked)
+{
+    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0 };
+    struct sl_mirror *m;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
+    struct sl_schema_tag d[FX_TAGS];
+    fx_defs(d);
+    CU_ASSERT(sl_mirror_schema_chunk(m, 1, 0, 1, FX_TAGS, d, FX_TAGS) == SL_OK);
+    apply1(m, 9, SL_TYPE_FLOAT64, 1, SL_Q_GOOD, 10);
+    sl_mirror_tick(m, 5000, 0);
+    size_t n = 99;
+    CU_ASSERT_PTR_NULL(sl_mirror_dirty(m, &n));
+    CU_ASSERT_EQUAL(n, 0);
+    sl_mirror_dirty_clear(m);
+    CU_ASSERT_EQUAL(sl_mirror_quality(m, 9), SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE);
     sl_mirror_destroy(m);
 }
 

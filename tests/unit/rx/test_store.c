@@ -56,7 +56,8 @@ static sl_err checkpoint(struct sl_store *s, struct sl_mirror *m)
 
 static struct sl_mirror *empty_mirror(void)
 {
-    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0 };
+    struct sl_mirror_config cfg = { .max_tags = 64, .stale_ms = 1000, .max_string_bytes = 0,
+                                    .dirty_list = true };
     struct sl_mirror *m = NULL;
     CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
     return m;
@@ -262,7 +263,8 @@ SL_TEST(store, full_disk_keeps_mirror_working)
     rm_db(path);
     /* 200 tags with long strings (40 KiB) do not fit in a 32 KiB cap. */
     enum { N = 200 };
-    struct sl_mirror_config cfg = { .max_tags = N, .stale_ms = 1000, .max_string_bytes = N * 256 };
+    struct sl_mirror_config cfg = { .max_tags = N, .stale_ms = 1000, .max_string_bytes = N * 256,
+                                    .dirty_list = true };
     struct sl_mirror *m;
     CU_ASSERT_FATAL(sl_mirror_create(&m, &cfg) == SL_OK);
     static struct sl_schema_tag d[N];
