@@ -20,6 +20,12 @@ struct sl_chanq {
      * Both only grow (modulo 2^64); head - tail entries are queued. */
     _Atomic uint64_t head, tail;
     _Atomic uint64_t pushed, dropped, popped;
+    /* Per channel: the share (read-only once threads run); entries queued,
+     * raised by the producer after a push, lowered by the consumer after
+     * the slot is done (so the producer's view never undercounts). */
+    uint32_t share[SL_CHANNEL_COUNT];
+    _Atomic uint32_t queued[SL_CHANNEL_COUNT];
+    _Atomic uint64_t dropped_channel[SL_CHANNEL_COUNT];
 };
 
 sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, int wake_fd)
@@ -45,6 +51,11 @@ sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, 
     atomic_init(&q->pushed, 0);
     atomic_init(&q->dropped, 0);
     atomic_init(&q->popped, 0);
+    for (size_t c = 0; c < SL_CHANNEL_COUNT; c++) {
+        q->share[c] = slots;
+        atomic_init(&q->queued[c], 0);
+        atomic_init(&q->dropped_channel[c], 0);
+    }
     *out = q;
     return SL_OK;
 }
@@ -58,19 +69,39 @@ void sl_chanq_destroy(struct sl_chanq *q)
     free(q);
 }
 
+sl_err sl_chanq_share(struct sl_chanq *q, uint16_t channel, uint32_t max)
+{
+    if (channel >= SL_CHANNEL_COUNT || max == 0 || max > q->slots)
+        return SL_ERR_RANGE;
+    q->share[channel] = max;
+    return SL_OK;
+}
+
+static sl_err drop(struct sl_chanq *q, uint16_t channel, sl_err why)
+{
+    atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
+    if (channel < SL_CHANNEL_COUNT)
+        atomic_fetch_add_explicit(&q->dropped_channel[channel], 1, memory_order_relaxed);
+    return why;
+}
+
 sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload, size_t len,
                      uint64_t now_us)
 {
+    if (channel >= SL_CHANNEL_COUNT)
+        return drop(q, channel, SL_ERR_RANGE);
+    if (len > q->max_bytes)
+        return drop(q, channel, SL_ERR_LENGTH);
     uint64_t head = atomic_load_explicit(&q->head, memory_order_relaxed);
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_acquire);
-    if (len > q->max_bytes || head - tail >= q->slots) {
-        atomic_fetch_add_explicit(&q->dropped, 1, memory_order_relaxed);
-        return len > q->max_bytes ? SL_ERR_LENGTH : SL_ERR_CAPACITY;
-    }
+    if (head - tail >= q->slots ||
+        atomic_load_explicit(&q->queued[channel], memory_order_acquire) >= q->share[channel])
+        return drop(q, channel, SL_ERR_CAPACITY);
     size_t i = (size_t)(head % q->slots);
     q->meta[i] = (struct slot){ channel, session, now_us, len };
     if (len)
         memcpy(q->data + i * q->max_bytes, payload, len);
+    atomic_fetch_add_explicit(&q->queued[channel], 1, memory_order_relaxed);
     atomic_store_explicit(&q->head, head + 1, memory_order_release);
     atomic_fetch_add_explicit(&q->pushed, 1, memory_order_relaxed);
     if (q->wake_fd >= 0) {
@@ -95,6 +126,9 @@ bool sl_chanq_peek(struct sl_chanq *q, struct sl_chanq_item *it)
 void sl_chanq_pop_done(struct sl_chanq *q)
 {
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint16_t channel = q->meta[tail % q->slots].channel;
+    /* Release: the slot is done with before the producer sees room in the share. */
+    atomic_fetch_sub_explicit(&q->queued[channel], 1, memory_order_release);
     atomic_store_explicit(&q->tail, tail + 1, memory_order_release);
     atomic_fetch_add_explicit(&q->popped, 1, memory_order_relaxed);
 }
@@ -104,4 +138,6 @@ void sl_chanq_stats(const struct sl_chanq *q, struct sl_chanq_stats *out)
     out->pushed = atomic_load_explicit(&q->pushed, memory_order_relaxed);
     out->dropped = atomic_load_explicit(&q->dropped, memory_order_relaxed);
     out->popped = atomic_load_explicit(&q->popped, memory_order_relaxed);
+    for (size_t c = 0; c < SL_CHANNEL_COUNT; c++)
+        out->dropped_channel[c] = atomic_load_explicit(&q->dropped_channel[c], memory_order_relaxed);
 }

@@ -18,8 +18,10 @@
 #include <stdint.h>
 
 #include "sl_err.h"
+#include "sl_wire.h"
 
 #define SL_CHANQ_SLOTS_DEFAULT 64u
+#define SL_CHANQ_SYSLOG_SHARE  16u    /* syslog's cap when files share the ring */
 
 /* One queued payload, as the worker sees it. */
 struct sl_chanq_item {
@@ -31,7 +33,8 @@ struct sl_chanq_item {
 };
 
 struct sl_chanq_stats {
-    uint64_t pushed, dropped, popped;
+    uint64_t pushed, dropped, popped;             /* dropped: every channel's */
+    uint64_t dropped_channel[SL_CHANNEL_COUNT];   /* dropped, by channel id */
 };
 
 struct sl_chanq;
@@ -42,9 +45,16 @@ __attribute__((warn_unused_result))
 sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, int wake_fd);
 void sl_chanq_destroy(struct sl_chanq *q);
 
+/* Before the threads start: channel (< SL_CHANNEL_COUNT) may hold at most
+ * max (1..slots) entries at once; without a call it may fill the ring.
+ * SL_ERR_RANGE otherwise. */
+__attribute__((warn_unused_result))
+sl_err sl_chanq_share(struct sl_chanq *q, uint16_t channel, uint32_t max);
+
 /* Producer: copies the payload in; SL_ERR_CAPACITY (counted as dropped)
- * when the ring is full, SL_ERR_LENGTH (dropped too) above max_bytes.
- * O(len), never blocks. */
+ * when the ring is full or the channel holds its share, SL_ERR_LENGTH
+ * (dropped too) above max_bytes, SL_ERR_RANGE (dropped) for a channel id
+ * >= SL_CHANNEL_COUNT. O(len), never blocks. */
 sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload, size_t len,
                      uint64_t now_us);
 

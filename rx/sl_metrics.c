@@ -85,8 +85,16 @@ static const struct def defs[] = {
     { "sluice_nic_tx_packets_total", "packets the RX diode NIC transmitted (should stay 0)", false,
       HEALTH, F(health.tx_packets), U64 },
     { "sluice_rx_chan_queue_dropped_total",
-      "file-channel payloads dropped because the channel worker's queue was full (TX resends repair them)",
+      "file- and syslog-channel payloads dropped because the channel worker's queue (or that channel's "
+      "share of it) was full (TX resends repair files)",
       false, ALWAYS, F(chan_queue_dropped), U64 },
+    { "sluice_rx_chan_queue_dropped_files_total",
+      "file-channel blocks dropped by the channel worker's full queue (of sluice_rx_chan_queue_dropped_total)",
+      false, ALWAYS, F(chan_queue_dropped_files), U64 },
+    { "sluice_rx_chan_queue_dropped_syslog_total",
+      "syslog batches dropped by the channel worker's full queue or syslog's share of it (16 of 64 slots "
+      "when files are on too)",
+      false, ALWAYS, F(chan_queue_dropped_syslog), U64 },
     { "sluice_rx_store_coalesced_total",
       "tag changes folded into a later value of the same tag before the database checkpoint wrote them",
       false, ALWAYS, F(store_coalesced), U64 },

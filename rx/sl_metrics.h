@@ -59,6 +59,7 @@ struct sl_metrics {
     uint64_t store_coalesced;            /* changes folded before the store thread wrote them */
     uint64_t store_lag_ms;               /* gauge: oldest unwritten change's age at the last checkpoint */
     uint64_t chan_queue_dropped;         /* payloads the channel worker's full queue refused */
+    uint64_t chan_queue_dropped_files, chan_queue_dropped_syslog;   /* the same, by channel */
     bool modbus_on;
     struct sl_mbserver_stats modbus;
     unsigned modbus_conns;
@@ -75,7 +76,7 @@ struct sl_metrics {
 };
 
 /* Most entries sl_metrics_counters() fills. */
-#define SL_METRICS_DAEMON_MAX 48u
+#define SL_METRICS_DAEMON_MAX 56u
 
 /* The daemon's metrics present in m (link health only when read, MQTT only
  * when on) into out[cap], in a fixed order; returns the count. Names and

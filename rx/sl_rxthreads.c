@@ -78,6 +78,7 @@ struct store_ctx {
     uint32_t *pend;
     uint8_t *pend_bit;
     size_t npend;
+    struct sl_store_row *rows;    /* max_tags: the rows copied out of a read section */
     bool schema;                  /* a schema was committed: write it even with no value */
     uint64_t oldest_ms;           /* when the oldest pending change was heard of; 0: none */
     uint64_t folded;              /* drained positions already pending (after a failed checkpoint) */
@@ -178,6 +179,8 @@ static void intake_metrics(struct sl_rxd *d, struct sl_metrics *st)
         struct sl_chanq_stats qs;
         sl_chanq_stats(d->t->chanq, &qs);
         st->chan_queue_dropped = qs.dropped;
+        st->chan_queue_dropped_files = qs.dropped_channel[SL_CHANNEL_FILES];
+        st->chan_queue_dropped_syslog = qs.dropped_channel[SL_CHANNEL_SYSLOG];
     }
 }
 
@@ -288,23 +291,49 @@ static void on_store_event(void *ctx, enum sl_mirror_event ev, uint32_t pos)
     s->pend[s->npend++] = pos;
 }
 
-/* One checkpoint: what the subscription holds joins the pending list,
- * which is written in one transaction and emptied on success. The read
- * section covers the rows' reads (the schema cannot move under them). */
+/* One checkpoint: what the subscription holds joins the pending list. The
+ * read section only drains it and copies the rows to write (and the schema
+ * when it changed since the last write); the transaction runs after it, so
+ * a slow disk or a locked database never pins a schema the writer wants to
+ * replace. The list is emptied on success. */
 static bool store_checkpoint(struct sl_rxd *d, struct store_ctx *s, int slot, uint64_t now_ms)
 {
-    bool ok = true;
+    bool write = false, copied = true;
+    size_t nrows = 0;
+    struct sl_store_schema sc = { 0 };
+    bool have_sc = false;
     sl_mirror_read_begin(d->mirror, slot);
     if (s->sub)
         (void)sl_mirror_sub_drain(s->sub, on_store_event, s, 0);
     if (s->npend || s->schema) {
+        write = true;
         s->pub.lag_ms = s->oldest_ms && now_ms > s->oldest_ms ? now_ms - s->oldest_ms : 0;
-        ok = sl_store_sched_write(&s->ckpt, d->store, d->mirror, s->pend, s->npend, now_ms, sl_clock_wall_us());
+        if (d->store && sl_mirror_has_schema(d->mirror)) {
+            if (sl_store_schema_due(d->store, sl_mirror_generation(d->mirror))) {
+                copied = sl_store_schema_copy(&sc, d->mirror) == SL_OK;
+                have_sc = copied;
+            }
+            for (size_t i = 0; copied && i < s->npend; i++)
+                nrows += sl_store_row_get(d->mirror, s->pend[i], &s->rows[nrows]);
+        }
     } else {
         s->ckpt.next_ms = now_ms + s->ckpt.period_ms;
         s->pub.lag_ms = 0;
     }
     sl_mirror_read_end(d->mirror, slot);
+    bool ok = true;
+    if (write && copied) {
+        ok = sl_store_sched_write_rows(&s->ckpt, d->store, have_sc ? &sc : NULL, s->rows, nrows, now_ms,
+                                       sl_clock_wall_us());
+    } else if (write) {
+        /* No memory for the schema's copy: like a failed write, kept and retried. */
+        ok = false;
+        s->ckpt.failures++;
+        s->ckpt.next_ms = now_ms + s->ckpt.period_ms;
+        sl_log(SL_LOG_WARNING, "database checkpoint failed: no memory to copy the schema (%zu rows kept)",
+               s->npend);
+    }
+    sl_store_schema_free(&sc);
     if (ok) {
         for (size_t i = 0; i < s->npend; i++)
             s->pend_bit[s->pend[i] / 8u] = 0;
@@ -655,13 +684,21 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
     size_t max_payload = (size_t)c->fec.max_k * c->link.symbol_max;
     if (e == SL_OK && (d->fr || d->syslog))
         e = sl_chanq_create(&t->chanq, SL_CHANQ_SLOTS_DEFAULT, max_payload, t->chanq_fd);
+    /* Both channels on: a syslog burst may take only its share of the
+     * slots, never the file blocks' (each alone has the whole ring). */
+    if (e == SL_OK && d->fr && d->syslog)
+        e = sl_chanq_share(t->chanq, SL_CHANNEL_SYSLOG, SL_CHANQ_SYSLOG_SHARE);
+    if (e == SL_OK && d->fr && d->syslog)
+        e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, SL_CHANQ_SLOTS_DEFAULT - SL_CHANQ_SYSLOG_SHARE);
     struct store_ctx *s = &t->store;
     if (e == SL_OK && d->store) {
         uint32_t n = c->mirror.max_tags;
         s->pend = malloc((size_t)n * sizeof *s->pend);
         s->pend_bit = calloc((size_t)n / 8u + 1u, 1);
-        e = s->pend && s->pend_bit ? sl_mirror_subscribe(d->mirror, s->sub_fd, &s->sub)
-                                   : SL_ERR_NOMEM;
+        /* Pages beyond the largest checkpoint are never touched. */
+        s->rows = malloc((size_t)n * sizeof *s->rows);
+        e = s->pend && s->pend_bit && s->rows ? sl_mirror_subscribe(d->mirror, s->sub_fd, &s->sub)
+                                              : SL_ERR_NOMEM;
     }
     if (e == SL_OK && d->svc.http)
         e = sl_mirror_subscribe(d->mirror, t->http_fd, &t->http_sub);
@@ -704,6 +741,7 @@ static void release(struct sl_rxt *t)
     sl_chanq_destroy(t->chanq);
     free(t->store.pend);
     free(t->store.pend_bit);
+    free(t->store.rows);
     free(t->store.window);
 }
 

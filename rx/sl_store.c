@@ -253,6 +253,52 @@ static sl_err put_meta(struct sl_store *s, const char *key, int64_t v)
     return step_done(s, s->put_meta, "write meta");
 }
 
+static sl_err put_tag(struct sl_store *s, const struct sl_store_tag *t)
+{
+    sqlite3_stmt *st = s->put_tag;
+    sqlite3_bind_int64(st, 1, t->tag_id);
+    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, t->path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, type_names[t->type], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, t->units, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 6, reg_names[t->reg], -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 7, t->address);
+    sqlite3_bind_text(st, 8, order_names[t->word_order & 3u], -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 9, t->mirror_unit);
+    sqlite3_bind_double(st, 10, t->scale);
+    sqlite3_bind_double(st, 11, t->offset);
+    return step_done(s, st, "write tag");
+}
+
+static sl_err put_row(struct sl_store *s, const struct sl_store_row *r)
+{
+    sqlite3_stmt *st = s->put_value;
+    sqlite3_bind_int64(st, 1, r->tag_id);
+    sqlite3_bind_int64(st, 2, (int64_t)r->raw);    /* bit pattern; see docs */
+    sqlite3_bind_double(st, 3, r->value);
+    sqlite3_bind_int64(st, 4, r->quality);
+    sqlite3_bind_int64(st, 5, (int64_t)r->source_time_us);
+    sqlite3_bind_int64(st, 6, (int64_t)r->rx_time_us);
+    return step_done(s, st, "write value");
+}
+
+static void tag_of(struct sl_store_tag *o, const struct sl_mirror_tag *t)
+{
+    *o = (struct sl_store_tag){ t->tag_id, t->type, t->reg, t->word_order, t->mirror_unit, t->address,
+                                t->scale, t->offset, t->name, t->path, t->units };
+}
+
+/* The schema's meta rows, written after its tags. */
+static sl_err schema_end(struct sl_store *s, uint32_t schema_id, uint32_t n, uint64_t now_us)
+{
+    sl_err e = put_meta(s, "schema_id", schema_id);
+    if (e == SL_OK)
+        e = put_meta(s, "tag_count", n);
+    if (e == SL_OK)
+        e = put_meta(s, "schema_time_us", (int64_t)now_us);
+    return e;
+}
+
 static sl_err write_schema(struct sl_store *s, const struct sl_mirror *m, uint64_t now_us)
 {
     sl_err e = exec(s, "DELETE FROM tag_values; DELETE FROM tags;", "clear tables");
@@ -261,27 +307,107 @@ static sl_err write_schema(struct sl_store *s, const struct sl_mirror *m, uint64
         struct sl_mirror_tag t;
         if (sl_mirror_get(m, i, &t) != SL_OK)
             return SL_ERR_STATE;
-        sqlite3_stmt *st = s->put_tag;
-        sqlite3_bind_int64(st, 1, t.tag_id);
-        sqlite3_bind_text(st, 2, t.name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, t.path, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, type_names[t.type], -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 5, t.units, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 6, reg_names[t.reg], -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 7, t.address);
-        sqlite3_bind_text(st, 8, order_names[t.word_order & 3u], -1, SQLITE_STATIC);
-        sqlite3_bind_int(st, 9, t.mirror_unit);
-        sqlite3_bind_double(st, 10, t.scale);
-        sqlite3_bind_double(st, 11, t.offset);
-        e = step_done(s, st, "write tag");
+        struct sl_store_tag r;
+        tag_of(&r, &t);
+        e = put_tag(s, &r);
     }
+    return e == SL_OK ? schema_end(s, sl_mirror_schema_id(m), n, now_us) : e;
+}
+
+static sl_err write_schema_copy(struct sl_store *s, const struct sl_store_schema *sc, uint64_t now_us)
+{
+    sl_err e = exec(s, "DELETE FROM tag_values; DELETE FROM tags;", "clear tables");
+    for (uint32_t i = 0; e == SL_OK && i < sc->count; i++)
+        e = put_tag(s, &sc->tags[i]);
+    return e == SL_OK ? schema_end(s, sc->schema_id, sc->count, now_us) : e;
+}
+
+/* Ends a checkpoint's transaction begun with BEGIN IMMEDIATE: commits when
+ * e is SL_OK, else rolls back; counts either way. */
+static sl_err txn_end(struct sl_store *s, sl_err e, bool new_schema, uint64_t gen, size_t rows,
+                      uint64_t now_us)
+{
     if (e == SL_OK)
-        e = put_meta(s, "schema_id", sl_mirror_schema_id(m));
+        e = put_meta(s, "checkpoint_time_us", (int64_t)now_us);
     if (e == SL_OK)
-        e = put_meta(s, "tag_count", n);
-    if (e == SL_OK)
-        e = put_meta(s, "schema_time_us", (int64_t)now_us);
-    return e;
+        e = exec(s, "COMMIT", "commit");
+    if (e != SL_OK) {
+        /* Keep the first message: ROLLBACK's own result says nothing new. */
+        if (!sqlite3_get_autocommit(s->db))
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->st.failures++;
+        return e;
+    }
+    s->have_gen = true;
+    s->saved_gen = gen;
+    s->st.checkpoints++;
+    s->st.rows_written += rows;
+    if (new_schema)
+        s->st.schemas_written++;
+    return SL_OK;
+}
+
+bool sl_store_row_get(const struct sl_mirror *m, uint32_t pos, struct sl_store_row *row)
+{
+    struct sl_mirror_tag t;
+    if (sl_mirror_get(m, pos, &t) != SL_OK || !t.has_value)
+        return false;
+    *row = (struct sl_store_row){ t.tag_id, t.quality, t.raw, sl_regs_eng(t.raw, t.type, t.scale, t.offset),
+                                  t.source_time_us, t.rx_time_us };
+    return true;
+}
+
+bool sl_store_schema_due(const struct sl_store *s, uint64_t gen)
+{
+    return !s->have_gen || s->saved_gen != gen;
+}
+
+sl_err sl_store_schema_copy(struct sl_store_schema *out, const struct sl_mirror *m)
+{
+    memset(out, 0, sizeof *out);
+    if (!sl_mirror_has_schema(m))
+        return SL_ERR_NOT_FOUND;
+    uint32_t n = sl_mirror_count(m);
+    /* Two passes: the strings' size, then the copy (one block each). */
+    size_t bytes = 0;
+    struct sl_mirror_tag t;
+    for (uint32_t i = 0; i < n; i++)
+        if (sl_mirror_get(m, i, &t) == SL_OK)
+            bytes += strlen(t.name) + strlen(t.path) + strlen(t.units) + 3u;
+    out->tags = malloc((n ? n : 1) * sizeof *out->tags);
+    out->strings = malloc(bytes ? bytes : 1);
+    if (!out->tags || !out->strings) {
+        sl_store_schema_free(out);
+        return SL_ERR_NOMEM;
+    }
+    char *p = out->strings;
+    for (uint32_t i = 0; i < n; i++) {
+        if (sl_mirror_get(m, i, &t) != SL_OK) {
+            sl_store_schema_free(out);
+            return SL_ERR_STATE;
+        }
+        struct sl_store_tag *r = &out->tags[i];
+        tag_of(r, &t);
+        const char *src[3] = { t.name, t.path, t.units };
+        const char **dst[3] = { &r->name, &r->path, &r->units };
+        for (int j = 0; j < 3; j++) {
+            size_t len = strlen(src[j]) + 1u;
+            memcpy(p, src[j], len);
+            *dst[j] = p;
+            p += len;
+        }
+    }
+    out->count = n;
+    out->schema_id = sl_mirror_schema_id(m);
+    out->generation = sl_mirror_generation(m);
+    return SL_OK;
+}
+
+void sl_store_schema_free(struct sl_store_schema *sc)
+{
+    free(sc->tags);
+    free(sc->strings);
+    memset(sc, 0, sizeof *sc);
 }
 
 sl_err sl_store_checkpoint(struct sl_store *s, const struct sl_mirror *m, const uint32_t *pos,
@@ -289,48 +415,35 @@ sl_err sl_store_checkpoint(struct sl_store *s, const struct sl_mirror *m, const 
 {
     if (!sl_mirror_has_schema(m))
         return SL_OK;
-    bool new_schema = !s->have_gen || s->saved_gen != sl_mirror_generation(m);
+    uint64_t gen = sl_mirror_generation(m);
+    bool new_schema = sl_store_schema_due(s, gen);
     if (!new_schema && n == 0)
         return SL_OK;
     sl_err e = exec(s, "BEGIN IMMEDIATE", "begin");
-    if (e != SL_OK)
-        goto fail;
-    if (new_schema)
+    if (e == SL_OK && new_schema)
         e = write_schema(s, m, now_us);
     size_t rows = 0;
     for (size_t i = 0; e == SL_OK && i < n; i++) {
-        struct sl_mirror_tag t;
-        if (sl_mirror_get(m, pos[i], &t) != SL_OK || !t.has_value)
+        struct sl_store_row r;
+        if (!sl_store_row_get(m, pos[i], &r))
             continue;
-        sqlite3_stmt *st = s->put_value;
-        sqlite3_bind_int64(st, 1, t.tag_id);
-        sqlite3_bind_int64(st, 2, (int64_t)t.raw);    /* bit pattern; see docs */
-        sqlite3_bind_double(st, 3, sl_regs_eng(t.raw, t.type, t.scale, t.offset));
-        sqlite3_bind_int64(st, 4, t.quality);
-        sqlite3_bind_int64(st, 5, (int64_t)t.source_time_us);
-        sqlite3_bind_int64(st, 6, (int64_t)t.rx_time_us);
-        e = step_done(s, st, "write value");
+        e = put_row(s, &r);
         rows++;
     }
-    if (e == SL_OK)
-        e = put_meta(s, "checkpoint_time_us", (int64_t)now_us);
-    if (e == SL_OK)
-        e = exec(s, "COMMIT", "commit");
-    if (e != SL_OK)
-        goto fail;
-    s->have_gen = true;
-    s->saved_gen = sl_mirror_generation(m);
-    s->st.checkpoints++;
-    s->st.rows_written += rows;
-    if (new_schema)
-        s->st.schemas_written++;
-    return SL_OK;
-fail:
-    /* Keep the first message: ROLLBACK's own result says nothing new. */
-    if (!sqlite3_get_autocommit(s->db))
-        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    s->st.failures++;
-    return e;
+    return txn_end(s, e, new_schema, gen, rows, now_us);
+}
+
+sl_err sl_store_write(struct sl_store *s, const struct sl_store_schema *sc, const struct sl_store_row *rows,
+                      size_t n, uint64_t now_us)
+{
+    if (!sc && (!s->have_gen || n == 0))
+        return SL_OK;
+    sl_err e = exec(s, "BEGIN IMMEDIATE", "begin");
+    if (e == SL_OK && sc)
+        e = write_schema_copy(s, sc, now_us);
+    for (size_t i = 0; e == SL_OK && i < n; i++)
+        e = put_row(s, &rows[i]);
+    return txn_end(s, e, sc != NULL, sc ? sc->generation : s->saved_gen, n, now_us);
 }
 
 static sl_err read_meta(struct sl_store *s, const char *key, int64_t *v)
@@ -459,13 +572,10 @@ void sl_store_sched_init(struct sl_store_sched *k, uint32_t period_ms, uint64_t 
     k->next_ms = now_ms + period_ms;
 }
 
-bool sl_store_sched_write(struct sl_store_sched *k, struct sl_store *s, const struct sl_mirror *m,
-                          const uint32_t *pos, size_t n, uint64_t now_ms, uint64_t now_us)
+/* The schedule's bookkeeping after a write that returned e. */
+static bool sched_done(struct sl_store_sched *k, struct sl_store *s, sl_err e, size_t n, uint64_t now_ms)
 {
-    k->next_ms = now_ms + k->period_ms;
-    if (!s)
-        return true;
-    if (sl_store_checkpoint(s, m, pos, n, now_us) == SL_OK) {
+    if (e == SL_OK) {
         if (k->failing)
             sl_log(SL_LOG_INFO, "database checkpoint works again (%zu rows)", n);
         k->failing = false;
@@ -482,6 +592,15 @@ bool sl_store_sched_write(struct sl_store_sched *k, struct sl_store *s, const st
     return false;
 }
 
+bool sl_store_sched_write_rows(struct sl_store_sched *k, struct sl_store *s, const struct sl_store_schema *sc,
+                               const struct sl_store_row *rows, size_t n, uint64_t now_ms, uint64_t now_us)
+{
+    k->next_ms = now_ms + k->period_ms;
+    if (!s)
+        return true;
+    return sched_done(k, s, sl_store_write(s, sc, rows, n, now_us), n, now_ms);
+}
+
 bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,
                         uint64_t now_ms, uint64_t now_us)
 {
@@ -494,7 +613,7 @@ bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_
     }
     if (n == 0)
         return true;
-    if (!sl_store_sched_write(k, s, m, pos, n, now_ms, now_us))
+    if (!sched_done(k, s, sl_store_checkpoint(s, m, pos, n, now_us), n, now_ms))
         return false;
     sl_mirror_dirty_clear(m);
     return true;

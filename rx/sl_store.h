@@ -65,6 +65,64 @@ __attribute__((warn_unused_result))
 sl_err sl_store_checkpoint(struct sl_store *s, const struct sl_mirror *m, const uint32_t *pos,
                            size_t n, uint64_t now_us);
 
+/* ---- writing from copies ----------------------------------------------------
+ * A reader thread must not hold its mirror read section across a
+ * transaction (busy timeout, seconds of row writes at a million tags): a
+ * section pins the schema and defers the writer's next one. So the store
+ * thread copies what a checkpoint writes inside a short section (value
+ * rows into a buffer it sized at start; the schema only when it changed
+ * since the last write) and writes the copies after leaving it. */
+
+/* One value row as the database holds it. */
+struct sl_store_row {
+    uint32_t tag_id;
+    uint32_t quality;             /* effective quality */
+    uint64_t raw;                 /* bit pattern (docs/mirror.md) */
+    double value;                 /* engineering value: raw x scale + offset */
+    uint64_t source_time_us, rx_time_us;
+};
+
+/* One row of the tags table; the strings belong to the copy. */
+struct sl_store_tag {
+    uint32_t tag_id;
+    uint8_t type, reg, word_order, mirror_unit;
+    uint16_t address;
+    double scale, offset;
+    const char *name, *path, *units;
+};
+
+/* A copy of the mirror's active schema. */
+struct sl_store_schema {
+    uint64_t generation;
+    uint32_t schema_id, count;
+    struct sl_store_tag *tags;    /* count rows */
+    char *strings;                /* what the rows' names, paths and units point into */
+};
+
+/* The row of the tag at pos (call inside a read section, or on the writer
+ * thread); false when it holds no value (nothing to write). O(1). */
+bool sl_store_row_get(const struct sl_mirror *m, uint32_t pos, struct sl_store_row *row);
+
+/* True when the schema of mirror generation gen is not the one on disk, so
+ * the next write must carry a copy of it (sl_store_schema_copy). */
+bool sl_store_schema_due(const struct sl_store *s, uint64_t gen);
+
+/* Copies m's active schema into *out (inside a read section): allocates
+ * two blocks (rows, strings), which sl_store_schema_free releases; called
+ * only when a schema changed, never per checkpoint. O(tags).
+ * SL_ERR_NOT_FOUND without a schema, SL_ERR_NOMEM (*out left empty). */
+__attribute__((warn_unused_result))
+sl_err sl_store_schema_copy(struct sl_store_schema *out, const struct sl_mirror *m);
+void sl_store_schema_free(struct sl_store_schema *sc);
+
+/* sl_store_checkpoint from copies: rows[0..n) in one transaction, preceded
+ * by the schema sc when non-NULL (tags table replaced, old values dropped).
+ * Without sc and with no schema ever written, nothing is written (SL_OK).
+ * Same errors and counters as sl_store_checkpoint. */
+__attribute__((warn_unused_result))
+sl_err sl_store_write(struct sl_store *s, const struct sl_store_schema *sc, const struct sl_store_row *rows,
+                      size_t n, uint64_t now_us);
+
 /* Loads the saved schema and values into m (used once, at start): the
  * schema is committed with its saved id, so the same schema arriving from
  * TX does not reset it, and every saved value whose quality was not Bad is
@@ -109,12 +167,13 @@ bool sl_store_sched_run(struct sl_store_sched *k, struct sl_store *s, struct sl_
                         uint64_t now_ms, uint64_t now_us);
 
 /* The checkpoint of sl_store_sched_run for a caller that keeps its own
- * list of changed positions (the daemon's store thread, which follows the
- * mirror through a subscription): writes pos[0..n) (n may be 0: a new
- * schema alone is written), logs as above and sets the next time. True on
- * success (or s NULL); on failure the caller keeps its list for the retry. */
-bool sl_store_sched_write(struct sl_store_sched *k, struct sl_store *s, const struct sl_mirror *m,
-                          const uint32_t *pos, size_t n, uint64_t now_ms, uint64_t now_us);
+ * list of changes and copies them out of the mirror (the daemon's store
+ * thread, sl_store_row_get/sl_store_schema_copy): writes sc (may be NULL)
+ * and rows[0..n) (n may be 0: a new schema alone is written) with
+ * sl_store_write, logs as above and sets the next time. True on success
+ * (or s NULL); on failure the caller keeps its list for the retry. */
+bool sl_store_sched_write_rows(struct sl_store_sched *k, struct sl_store *s, const struct sl_store_schema *sc,
+                               const struct sl_store_row *rows, size_t n, uint64_t now_ms, uint64_t now_us);
 
 /* sl_store_sched_run when its period has come. */
 void sl_store_sched_tick(struct sl_store_sched *k, struct sl_store *s, struct sl_mirror *m,

@@ -49,6 +49,54 @@ SL_TEST(chanq, order_copy_overflow_counted)
     CU_ASSERT_EQUAL(sl_chanq_create(&q, 0, 16, -1), SL_ERR_RANGE);
 }
 
+/* A burst on a channel with a share (syslog) stops at its share and never
+ * takes the other channel's slots; drops are counted per channel, and the
+ * share frees as the worker takes entries. */
+SL_TEST(chanq, shares_per_channel)
+{
+    struct sl_chanq *q;
+    CU_ASSERT_EQUAL_FATAL(sl_chanq_create(&q, 8, 4, -1), SL_OK);
+    CU_ASSERT_EQUAL(sl_chanq_share(q, SL_CHANNEL_SYSLOG, 0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_chanq_share(q, SL_CHANNEL_SYSLOG, 9), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_chanq_share(q, SL_CHANNEL_COUNT, 2), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL_FATAL(sl_chanq_share(q, SL_CHANNEL_SYSLOG, 2), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_chanq_share(q, SL_CHANNEL_FILES, 6), SL_OK);
+    uint8_t b[4] = { 1, 2, 3, 4 };
+    unsigned ok = 0;
+    for (int i = 0; i < 100; i++)   /* the burst */
+        ok += sl_chanq_push(q, SL_CHANNEL_SYSLOG, 1, b, sizeof b, 0) == SL_OK;
+    CU_ASSERT_EQUAL(ok, 2);
+    for (int i = 0; i < 6; i++)      /* every file block still gets in */
+        CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_FILES, 2, b, sizeof b, 0), SL_OK);
+    CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_FILES, 2, b, sizeof b, 0), SL_ERR_CAPACITY);
+    CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_COUNT, 2, b, sizeof b, 0), SL_ERR_RANGE);
+    struct sl_chanq_stats st;
+    sl_chanq_stats(q, &st);
+    CU_ASSERT_EQUAL(st.dropped, 98 + 1 + 1);
+    CU_ASSERT_EQUAL(st.dropped_channel[SL_CHANNEL_SYSLOG], 98);
+    CU_ASSERT_EQUAL(st.dropped_channel[SL_CHANNEL_FILES], 1);
+    CU_ASSERT_EQUAL(st.dropped_channel[SL_CHANNEL_TAGS], 0);
+    /* The worker takes the first (a syslog entry): one syslog push fits again, a second does not. */
+    struct sl_chanq_item it;
+    CU_ASSERT_TRUE_FATAL(sl_chanq_peek(q, &it));
+    CU_ASSERT_EQUAL(it.channel, SL_CHANNEL_SYSLOG);
+    sl_chanq_pop_done(q);
+    CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_SYSLOG, 1, b, sizeof b, 0), SL_OK);
+    CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_SYSLOG, 1, b, sizeof b, 0), SL_ERR_CAPACITY);
+    unsigned files = 0, logs = 0;
+    while (sl_chanq_peek(q, &it)) {
+        files += it.channel == SL_CHANNEL_FILES;
+        logs += it.channel == SL_CHANNEL_SYSLOG;
+        sl_chanq_pop_done(q);
+    }
+    CU_ASSERT_EQUAL(files, 6);
+    CU_ASSERT_EQUAL(logs, 2);
+    /* Empty again: the whole share is back. */
+    CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_SYSLOG, 1, b, sizeof b, 0), SL_OK);
+    CU_ASSERT_EQUAL(sl_chanq_push(q, SL_CHANNEL_SYSLOG, 1, b, sizeof b, 0), SL_OK);
+    sl_chanq_destroy(q);
+}
+
 #define ITEMS 100000u
 
 static void *producer(void *arg)

@@ -210,6 +210,67 @@ SL_TEST(store, wal_readable_and_schema_replaced)
     sl_mirror_destroy(m);
 }
 
+/* The daemon's store thread copies rows (and a changed schema) inside a
+ * short read section and writes them after leaving it: the mirror may move
+ * on meanwhile (two new schemas, which a section still held would defer)
+ * and the file gets exactly what was copied. */
+SL_TEST(store, copies_written_after_the_section)
+{
+    const char *path = tmp_path("copies.db");
+    rm_db(path);
+    struct sl_mirror *m = fx_mirror(0x1111u);
+    fx_fill(m, 100);
+    struct sl_store *s = open_store(path, 0);
+    int slot = sl_mirror_reader_register(m);
+    CU_ASSERT_FATAL(slot >= 0);
+    struct sl_store_schema sc;
+    struct sl_store_row rows[FX_TAGS];
+    size_t n = 0;
+    sl_mirror_read_begin(m, slot);
+    uint64_t gen = sl_mirror_generation(m);
+    CU_ASSERT_TRUE(sl_store_schema_due(s, gen));
+    CU_ASSERT_EQUAL_FATAL(sl_store_schema_copy(&sc, m), SL_OK);
+    for (uint32_t i = 0; i < FX_TAGS; i++)
+        n += sl_store_row_get(m, i, &rows[n]);
+    sl_mirror_read_end(m, slot);
+    CU_ASSERT_EQUAL(n, FX_TAGS);
+    CU_ASSERT_EQUAL(sc.count, FX_TAGS);
+    CU_ASSERT_EQUAL(sc.generation, gen);
+    /* The writer commits two schemas while the copies wait: none deferred. */
+    struct sl_schema_tag d = fx_tag(77, SL_TYPE_INT16, SL_REG_INPUT, 0, 9, 3);
+    CU_ASSERT(sl_mirror_schema_chunk(m, 2, 0, 1, 1, &d, 1) == SL_OK);
+    CU_ASSERT(sl_mirror_schema_chunk(m, 3, 0, 1, 1, &d, 1) == SL_OK);
+    struct sl_mirror_stats ms;
+    sl_mirror_stats(m, &ms);
+    CU_ASSERT_EQUAL(ms.schema_deferred, 0);
+    CU_ASSERT_EQUAL(sl_mirror_schema_id(m), 3);
+    CU_ASSERT_EQUAL(sl_store_write(s, &sc, rows, n, 5), SL_OK);
+    sl_store_schema_free(&sc);
+    CU_ASSERT_PTR_NULL(sc.tags);
+    sqlite3 *db;
+    CU_ASSERT_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
+    CU_ASSERT_EQUAL(query_int(db, "SELECT value FROM meta WHERE key = 'schema_id'"), 0x1111);
+    CU_ASSERT_EQUAL(query_int(db, "SELECT count(*) FROM tags"), FX_TAGS);
+    CU_ASSERT_EQUAL(query_int(db, "SELECT count(*) FROM tag_values"), FX_TAGS);
+    CU_ASSERT_EQUAL(query_int(db, "SELECT value FROM tag_values WHERE tag_id = 0"), 123456);
+    CU_ASSERT_EQUAL(query_int(db, "SELECT count(*) FROM current WHERE quality = '0x00000000'"), FX_TAGS);
+    /* The copied generation is on disk: a later row batch of it carries no
+     * schema; the mirror's newer one is due. */
+    CU_ASSERT_FALSE(sl_store_schema_due(s, gen));
+    CU_ASSERT_TRUE(sl_store_schema_due(s, sl_mirror_generation(m)));
+    rows[0].quality = SL_Q_BAD_COMM_ERROR;
+    CU_ASSERT_EQUAL(sl_store_write(s, NULL, rows, 1, 6), SL_OK);
+    CU_ASSERT_EQUAL(query_int(db, "SELECT quality FROM tag_values WHERE tag_id = 0"), SL_Q_BAD_COMM_ERROR);
+    struct sl_store_stats st;
+    sl_store_stats(s, &st);
+    CU_ASSERT_EQUAL(st.checkpoints, 2);
+    CU_ASSERT_EQUAL(st.schemas_written, 1);
+    CU_ASSERT_EQUAL(st.rows_written, FX_TAGS + 1);
+    sqlite3_close(db);
+    sl_store_close(s);
+    sl_mirror_destroy(m);
+}
+
 SL_TEST(store, open_failures_are_clean)
 {
     /* A regular file where the directory should be. */
