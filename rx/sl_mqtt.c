@@ -346,6 +346,8 @@ int sl_mqtt_fd(const struct sl_mqtt *q)
     return q->state == WAITING ? -1 : mosquitto_socket(q->mosq);
 }
 
+bool sl_mqtt_waiting(const struct sl_mqtt *q) { return q->state == WAITING; }
+
 bool sl_mqtt_want_write(const struct sl_mqtt *q)
 {
     return q->state != WAITING && mosquitto_want_write(q->mosq);

@@ -84,6 +84,11 @@ void sl_mqtt_close(struct sl_mqtt *q);
 int sl_mqtt_fd(const struct sl_mqtt *q);
 bool sl_mqtt_want_write(const struct sl_mqtt *q);
 
+/* True while disconnected: the next sl_mqtt_run() at most starts a
+ * connection (which may block on the broker's name lookup) and reads
+ * nothing of the mirror, so it needs no read section. */
+bool sl_mqtt_waiting(const struct sl_mqtt *q);
+
 /* Longest the daemon may wait before the next sl_mqtt_run() (ms; 0 when
  * publishes are ready to go, at most 1000). now_ms: monotonic. */
 int sl_mqtt_timeout_ms(const struct sl_mqtt *q, uint64_t now_ms);

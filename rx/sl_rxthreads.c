@@ -592,10 +592,18 @@ static sl_err mqtt_main(struct sl_thread *th, void *arg)
         if (pr > 0 && (fds[0].revents & POLLIN))
             sl_thread_wake_clear(th);
         now = sl_clock_mono_ms();
+        /* Disconnected, the run may connect: mosquitto_connect_async
+         * resolves the broker's name and can block for seconds, so no read
+         * section is held across it (it would pin the schema). The drain
+         * has its own short section. */
+        bool waiting = sl_mqtt_waiting(sv->mqtt);
         sl_mirror_read_begin(d->mirror, t->slot[TH_MQTT]);
         (void)sl_mirror_sub_drain(t->mqtt_sub, on_mqtt_event, sv->mqtt, 0);
+        if (waiting)
+            sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
         sl_services_mqtt(sv, pr > 0 ? fds[2].revents : 0, now);
-        sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
+        if (!waiting)
+            sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
         if (sl_clock_due(&next_pub, now, PUBLISH_MS)) {
             sl_mqtt_stats(sv->mqtt, &pub.mqtt);
             pub.errors = sv->mqtt_errors;

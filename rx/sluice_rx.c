@@ -320,7 +320,7 @@ int main(int argc, char **argv)
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
-    signal(SIGPIPE, SIG_IGN);   /* a Modbus client closing mid-answer is not fatal */   /* a Modbus client closing mid-answer is not fatal */
+    signal(SIGPIPE, SIG_IGN);   /* a Modbus client closing mid-answer is not fatal */
 
     sl_log(SL_LOG_INFO, "sluice-rx %s starting with %s", SL_VERSION, conf_path);
     sl_rxcheck_warnings(&conf, true);

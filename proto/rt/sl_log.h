@@ -16,7 +16,15 @@
  * lines suppressed" line, so a flood from the fibre or an IT client cannot
  * fill the disk through the journal (the counters in /metrics still count
  * every event).
- * Thread-safe. */
+ *
+ * Thread-safe, and no caller waits on another one's write: the level check
+ * is one relaxed atomic load (a line below the level takes no lock), a line
+ * is formatted outside any lock, the lock is held only for the rate-limit
+ * bookkeeping, and the whole line then goes out in one write(2) outside it
+ * (a line of at most PIPE_BUF bytes stays whole in a pipe or the journal's
+ * socket). A thread that must never wait on stderr at all (rx-intake: a
+ * journald that is backed up would otherwise stall the link) marks itself
+ * deferred: its lines go into a bounded ring that another thread drains. */
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -71,5 +79,37 @@ void sl_log_diag(const struct sl_diag *d);
 
 /* Lines suppressed by the rate limit so far (for metrics and tests). */
 unsigned long long sl_log_suppressed(void);
+
+/* Deferred threads. At most SL_LOG_DEFER_THREADS at once, each with a ring
+ * of SL_LOG_DEFER_BYTES (static, untouched until used), about 500 lines of
+ * 200 bytes. */
+#define SL_LOG_DEFER_THREADS 4u
+#define SL_LOG_DEFER_BYTES   (128u * 1024u)
+
+/* Marks the calling thread deferred: from now on its lines (sl_log,
+ * sl_log_id, sl_log_diag) are formatted into its own single-producer ring
+ * and return at once; they never take a lock another thread holds and
+ * never write. The level filter applies at the call; the rate limit when
+ * the line is written. A full ring drops the line and counts it.
+ * SL_ERR_TABLE_FULL when every ring is taken (the thread then logs
+ * directly, as before). Calling it again is a no-op. */
+sl_err sl_log_defer_thread(void);
+
+/* The calling thread logs directly again; its ring is handed back for
+ * reuse once sl_log_flush_deferred has written what is left in it. A
+ * thread that never calls this keeps its ring (the daemon's intake). */
+void sl_log_defer_end(void);
+
+/* Writes every line waiting in the deferred threads' rings, oldest first
+ * per thread, through the same per-call-site rate limit, then one
+ * "N log lines lost: queue full" warning per ring that dropped lines since
+ * the last call. Called by one thread that may wait on stderr (sluice-rx's
+ * main thread: every 100 ms and after the deferred thread was joined);
+ * callers are serialised among themselves, never with a deferred thread.
+ * A deferred thread calling it writes nothing. Returns the lines taken. */
+size_t sl_log_flush_deferred(void);
+
+/* Lines deferred threads dropped on a full ring, so far (any thread). */
+unsigned long long sl_log_deferred_lost(void);
 
 #endif
