@@ -350,7 +350,10 @@ static void subs_mark_all(struct sl_mirror *m, uint32_t n)
     }
 }
 
-/* A schema commit: positions of the old schema mean nothing now. */
+/* A schema commit: positions of the old schema mean nothing now. Run
+ * before the generation is published; the followers are woken after it
+ * (subs_wake), so the section a wake-up starts already pins the new
+ * schema instead of finding the commit pending and going round again. */
 static void subs_schema(struct sl_mirror *m, uint64_t gen)
 {
     for (struct sl_mirror_sub *s = m->subs; s; s = s->next) {
@@ -362,8 +365,13 @@ static void subs_schema(struct sl_mirror *m, uint64_t gen)
         atomic_fetch_add_explicit(&s->superseded, dropped, memory_order_relaxed);
         atomic_store(&s->schema_gen, gen);
         atomic_fetch_or(&s->flags, SUB_SCHEMA);
-        sub_wake(s);
     }
+}
+
+static void subs_wake(struct sl_mirror *m)
+{
+    for (struct sl_mirror_sub *s = m->subs; s; s = s->next)
+        sub_wake(s);
 }
 
 /* The single-thread dirty list, only where it was asked for
@@ -692,6 +700,7 @@ sl_err sl_mirror_schema_commit(struct sl_mirror *m)
     m->staging_chunks = 0;
     subs_schema(m, gen);
     atomic_store(&m->generation, gen);
+    subs_wake(m);
     old->valid = false;
     for (size_t i = 0; i < m->dirty_n; i++)
         m->vals[m->dirty[i]].w.dirty = 0;
