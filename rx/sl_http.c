@@ -863,6 +863,11 @@ struct filt {
     uint32_t following;        /* resolving: positions marked */
     uint32_t unknown;          /* resolving: arguments naming nothing */
     const char *bad;           /* checking: why the request is refused */
+    /* resolving: the paths scanned so far (MHD's copies, alive for the
+     * request), so a path at or under one of them is not scanned again:
+     * 256 times the root would otherwise walk the table 256 times. */
+    struct { const char *p; size_t n; } seen[SL_HTTP_STREAM_FILTERS];
+    unsigned nseen;
 };
 
 /* Marks position pos followed, with its current value pending (a display
@@ -893,6 +898,15 @@ static bool filt_resolve(struct filt *f, bool path, const char *v, size_t vl)
     const struct pfx *e = pfx_slot(h, v, (uint32_t)vl);
     if (!e->first1)
         return false;
+    for (unsigned i = 0; i < f->nseen; i++) {
+        size_t n = f->seen[i].n;
+        if (n <= vl && memcmp(f->seen[i].p, v, n) == 0 && (n == vl || v[n] == '/'))
+            return true;   /* its tags are marked already */
+    }
+    if (f->nseen < SL_HTTP_STREAM_FILTERS) {
+        f->seen[f->nseen].p = v;
+        f->seen[f->nseen++].n = vl;
+    }
     /* [first, last] may hold tags of other paths between (positions follow
      * the schema's order): only those at or under the prefix count. */
     for (uint32_t pos = e->first1 - 1; pos <= e->last; pos++) {

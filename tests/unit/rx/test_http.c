@@ -1094,6 +1094,20 @@ SL_TEST(http, sse_filtered_stream)
     free(body);
     close(fd);
     resp_free(&acc);
+
+    /* A path under one already followed (or the same again) adds nothing
+     * and is not walked again; one beside it adds its own tags. */
+    fd = client(h);
+    const char req2[] = "GET /api/stream?batch=1&path=acme/plant1/area2&path=acme/plant1/area2/line1"
+                        "&path=acme/plant1/area2&path=acme/plant1/area3 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    CU_ASSERT_FATAL(send(fd, req2, sizeof req2 - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req2 - 1));
+    memset(&acc, 0, sizeof acc);
+    cap = 0;
+    body = events_until(h, fd, &acc, &cap, "\"unknown\":[],\"unknown_count\":0,\"following\":200}\n\n");
+    CU_ASSERT(body != NULL);
+    free(body);
+    close(fd);
+    resp_free(&acc);
     sl_mirror_set_hook(m, NULL, NULL);
     sl_http_close(h);
     sl_mirror_destroy(m);
