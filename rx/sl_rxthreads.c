@@ -231,6 +231,10 @@ static sl_err intake_main(struct sl_thread *th, void *arg)
     const struct sl_rxconf *c = d->conf;
     bool pcapfile = c->link.transport == SL_RXCONF_PCAPFILE;
     int link_fd = sl_hw_fd(d->hw);
+    /* Intake never writes a log line itself: a backed-up journald would
+     * stall the link. Its lines wait in a ring main writes out. */
+    if (sl_log_defer_thread() != SL_OK)
+        sl_log(SL_LOG_WARNING, "rx-intake logs directly: no deferred log ring left");
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
@@ -798,6 +802,7 @@ static bool stop_join(struct sl_rxt *t, int i)
 static bool shutdown_all(struct sl_rxd *d, struct sl_rxt *t)
 {
     bool ok = stop_join(t, TH_INTAKE);
+    sl_log_flush_deferred();   /* intake's last lines before anyone else's */
     d->now_ms = sl_clock_mono_ms();
     sl_tagch_tick(d->tags, d->now_ms);
     if (d->state.dirty)
@@ -909,6 +914,9 @@ static const char *wait_for_end(struct sl_rxd *d, struct sl_rxt *t, int sfd, boo
     for (;;) {
         struct pollfd fds[2] = { { .fd = sfd, .events = POLLIN }, { .fd = t->fail_fd, .events = POLLIN } };
         int pr = poll(fds, 2, MAIN_TURN_MS);
+        /* Intake's log lines, at most MAIN_TURN_MS late; main may wait on
+         * stderr, intake never does. */
+        sl_log_flush_deferred();
         if (pr < 0 && errno != EINTR) {
             sl_log(SL_LOG_ERR, "poll: %s", strerror(errno));
             *failed = true;
