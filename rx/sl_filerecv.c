@@ -374,6 +374,62 @@ static void discard(struct sl_filerecv *fr, struct slot *s, uint64_t *reason, co
     release(fr, s, true);
 }
 
+/* True when file id a of a session began before id b: TX numbers its
+ * files in order (serial arithmetic, so a wrap of the 32-bit id is fine). */
+static bool older_id(uint32_t a, uint32_t b)
+{
+    return (int32_t)(b - a) > 0;
+}
+
+/* Gives up file s to make room (a slot or quota) for file id of the same
+ * or another session: discarded, counted in files_evicted (and
+ * files_failed), logged, its later messages dropped (they would only take
+ * a slot back from newer files). */
+static void evict_slot(struct sl_filerecv *fr, struct slot *s, uint32_t for_id, const char *why)
+{
+    say(fr, 0, "SL-RX-FILE-EVICTED", "file %s (id %" PRIu32 "): discarded for file id %" PRIu32 ": %s (%" PRIu64
+        " of %s bytes received)", label(s), s->file_id, for_id, why, s->received,
+        s->size_known ? "known" : "unknown");
+    fr->st.files_failed++;
+    fr->st.files_evicted++;
+    remember_refused(fr, s->session, s->file_id);
+    release(fr, s, true);
+}
+
+/* The unfinished file of this session with the oldest id before id, or
+ * NULL (skip is never chosen). TX sends one file id at a time in order, so
+ * a newer id begun means an older unfinished one was abandoned (changed
+ * while sent and sent again under a new id) or lost beyond FEC. */
+static struct slot *older_of_session(struct sl_filerecv *fr, uint64_t session, uint32_t id, const struct slot *skip)
+{
+    struct slot *v = NULL;
+    for (unsigned i = 0; i < fr->cfg.slots; i++) {
+        struct slot *s = &fr->slots[i];
+        if (s->used && s != skip && s->session == session && older_id(s->file_id, id) &&
+            (!v || older_id(s->file_id, v->file_id)))
+            v = s;
+    }
+    return v;
+}
+
+/* Every slot is taken and file id of session wants one: rather than
+ * refuse the newest file (TX would retire it: lost), the oldest unfinished
+ * file of the same session before it goes, else the one idle longest
+ * (another session's, or this session's newer one). Never NULL. */
+static struct slot *evict(struct sl_filerecv *fr, uint64_t session, uint32_t id)
+{
+    struct slot *v = older_of_session(fr, session, id, NULL);
+    const char *why = "all slots taken; a newer file of the same TX session began";
+    if (!v) {
+        why = "all slots taken; idle longest";
+        for (unsigned i = 0; i < fr->cfg.slots; i++)
+            if (!v || fr->slots[i].last_us < v->last_us)
+                v = &fr->slots[i];
+    }
+    evict_slot(fr, v, id, why);
+    return v;
+}
+
 static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, uint64_t now_us, bool create)
 {
     struct slot *free_slot = NULL;
@@ -390,15 +446,7 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
         fr->st.messages_dropped++;
         return NULL;
     }
-    if (!free_slot) {
-        fr->st.files_failed++;
-        fr->st.failed_busy++;
-        remember_refused(fr, session, id);
-        say(fr, 0, "SL-RX-FILE-REFUSED", "file id %" PRIu32 ": discarded: more than %u files in progress", id,
-            fr->cfg.slots);
-        return NULL;
-    }
-    struct slot *s = free_slot;
+    struct slot *s = free_slot ? free_slot : evict(fr, session, id);
     snprintf(s->part, sizeof s->part, PART_PREFIX "%016" PRIx64 "-%08" PRIx32, session, id);
     /* O_EXCL | O_NOFOLLOW: never write through a name someone planted. A
      * stale entry of that name (a crash, or planted) is unlinked, which
@@ -445,6 +493,14 @@ static bool reserve(struct sl_filerecv *fr, struct slot *s, uint64_t want, uint6
     if (cap) {
         maybe_rescan(fr, now_us);
         uint64_t used = fr->st.dir_bytes + fr->st.reserved_bytes;
+        /* Abandoned older files of the same session give their
+         * reservation back first (a large file changed while sent would
+         * otherwise be refused for the room its own first attempt holds). */
+        struct slot *v;
+        while ((used > cap || more > cap - used) && (v = older_of_session(fr, s->session, s->file_id, s)) != NULL) {
+            evict_slot(fr, v, s->file_id, "over [files] max_total_bytes; a newer file of the same TX session began");
+            used = fr->st.dir_bytes + fr->st.reserved_bytes;
+        }
         if (used > cap || more > cap - used) {
             if (now_us >= fr->quota_log_us || now_us + QUOTA_LOG_US < fr->quota_log_us) {
                 char why[256];

@@ -43,6 +43,16 @@
  * in files_duplicate. A file changed on TX is sent under a new id and still
  * becomes a new version (".1") as above.
  *
+ * Slots: `slots` files may be in progress at once. A file TX abandoned
+ * (changed while sent: it goes again under a new id, the old id never gets
+ * its FILE_END) would hold its slot until idle_timeout_us; so when every
+ * slot is taken, a new file id evicts rather than being refused: first the
+ * oldest unfinished id of the same TX session before it (TX sends one file
+ * id at a time, in order), else the slot idle longest. The same older ids
+ * give their reservation back before a file is refused by the quota.
+ * Evictions are logged (SL-RX-FILE-EVICTED) and counted (files_evicted, of
+ * files_failed); the evicted id's later messages are dropped.
+ *
  * Names are sanitised: '/', '\\', control characters and DEL become '_'; a
  * name starting with '.' (including "." and "..") gets a leading '_'. */
 #ifndef SL_FILERECV_H
@@ -80,7 +90,7 @@ struct sl_filerecv_stats {
     uint64_t failed_hash;       /* SHA-256 mismatch */
     uint64_t failed_io;         /* write/fsync/link errors, e.g. disk full */
     uint64_t failed_invalid;    /* sizes or offsets inconsistent, too big */
-    uint64_t failed_busy;       /* no free slot */
+    uint64_t files_evicted;     /* unfinished files given up for a newer one (slots or quota full) */
     uint64_t failed_quota;      /* would pass max_total_bytes */
     uint64_t failed_versions;   /* max_versions files of that name exist */
     uint64_t messages_dropped;  /* messages of a file already discarded */

@@ -44,6 +44,8 @@ static const struct def defs[] = {
     { "sluice_files_failed_total", "files discarded", false, ALWAYS, F(files.files_failed), U64 },
     { "sluice_files_duplicate_total", "later copies of a file already published (same TX session, file id and "
       "SHA-256), dropped unwritten", false, ALWAYS, F(files.files_duplicate), U64 },
+    { "sluice_files_evicted_total", "unfinished files discarded for a newer one when every slot was taken or the "
+      "quota reached (of files_failed)", false, ALWAYS, F(files.files_evicted), U64 },
     { "sluice_files_refused_quota_total", "files refused by [files] max_total_bytes (of files_failed)",
       false, ALWAYS, F(files.failed_quota), U64 },
     { "sluice_files_refused_versions_total", "files refused by [files] max_versions (of files_failed)",

@@ -537,8 +537,10 @@ SL_TEST(files, quota_counts_directory_and_files_in_progress)
     sl_filerecv_stats(fr, &st);
     CU_ASSERT_EQUAL(st.in_progress, 1);
     CU_ASSERT_EQUAL(st.reserved_bytes, 500);
-    /* File 2 (200 bytes) would make 1100: refused, logged, no trace left. */
-    sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, 2, "b", data, 200), 2);
+    /* File 2 (200 bytes, another TX session: file 1 is not an older
+     * attempt of its own to give way) would make 1100: refused, logged, no
+     * trace left. */
+    sl_filerecv_payload(fr, 6, p, whole_file(p, sizeof p, 2, "b", data, 200), 2);
     sl_filerecv_stats(fr, &st);
     CU_ASSERT_EQUAL(st.failed_quota, 1);
     CU_ASSERT_EQUAL(st.files_ok, 0);
@@ -550,7 +552,7 @@ SL_TEST(files, quota_counts_directory_and_files_in_progress)
     uint8_t *d;
     CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 2, 0, 10) == SL_OK);
     memset(d, 0, 10);
-    sl_filerecv_payload(fr, 5, p, off, 3);
+    sl_filerecv_payload(fr, 6, p, off, 3);
     sl_filerecv_stats(fr, &st);
     CU_ASSERT_EQUAL(st.failed_quota, 1);
     CU_ASSERT_EQUAL(st.messages_dropped, dropped_before + 1);
@@ -560,13 +562,13 @@ SL_TEST(files, quota_counts_directory_and_files_in_progress)
     off = 0;
     CU_ASSERT(sl_fmsg_put_data(p, sizeof p, &off, &d, 3, 5000, 10) == SL_OK);
     memset(d, 0, 10);
-    sl_filerecv_payload(fr, 5, p, off, 4);
+    sl_filerecv_payload(fr, 6, p, off, 4);
     sl_filerecv_stats(fr, &st);
     CU_ASSERT_EQUAL(st.failed_quota, 2);
     /* The consumer takes the old file away: after the rescan period the
      * same 200 bytes fit (400 freed). */
     unlink(old);
-    sl_filerecv_payload(fr, 5, p, whole_file(p, sizeof p, 4, "b", data, 200), 4000000);
+    sl_filerecv_payload(fr, 6, p, whole_file(p, sizeof p, 4, "b", data, 200), 4000000);
     sl_filerecv_stats(fr, &st);
     CU_ASSERT_EQUAL(st.files_ok, 1);
     CU_ASSERT_EQUAL(st.dir_bytes, 200);
@@ -790,6 +792,97 @@ SL_TEST(files, copies_published_once_duplicates_dropped)
     CU_ASSERT_EQUAL(st.files_duplicate, 2);
     CU_ASSERT_EQUAL(st.failed_invalid, 1);
     CU_ASSERT_EQUAL(count_entries(tmp), 2);       /* r.csv, r.csv.1 */
+    sl_filerecv_destroy(fr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* ---- slots and quota: abandoned attempts never cost a newer file ---------- */
+
+/* File id of session: BEGIN (size n) and its first 100 bytes, at now_us;
+ * no FILE_END (an attempt TX abandoned). */
+static void partial(struct sl_filerecv *fr, uint64_t session, uint32_t id, size_t n, uint64_t now_us)
+{
+    uint8_t p[512], *d;
+    size_t off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_begin(p, sizeof p, &off, id, n, "live.log") == SL_OK);
+    sl_filerecv_payload(fr, session, p, off, now_us);
+    off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_data(p, sizeof p, &off, &d, id, 0, 100) == SL_OK);
+    memset(d, 0x5a, 100);
+    sl_filerecv_payload(fr, session, p, off, now_us);
+}
+
+/* Every slot held by attempts TX abandoned (a file changed while sent goes
+ * again under a new id and the old id never ends): a new file id evicts
+ * the oldest of its own session rather than being refused (TX would retire
+ * it: lost), and that id's late messages are dropped. A file of another
+ * session evicts the slot idle longest. */
+SL_TEST(files, full_slots_evict_the_oldest_abandoned_attempt)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    struct sl_filerecv *fr = NULL;
+    struct logs lg = { 0 };
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 4, .idle_timeout_us = 60000000, .log = log_keep,
+                                     .ctx = &lg };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    for (uint32_t id = 1; id <= 4; id++)
+        partial(fr, 5, id, 3000, 10 + id);
+    uint8_t a[3000];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = (uint8_t)(i * 3);
+    copy_of(fr, 5, "other.bin", a, sizeof a, -1);   /* session 5, id 5 */
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.files_evicted, 1);
+    CU_ASSERT_EQUAL(st.in_progress, 3);             /* ids 2, 3, 4 */
+    uint64_t dropped = st.messages_dropped;
+    partial(fr, 5, 1, 3000, 20);                    /* id 1 evicted: its late messages go */
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.messages_dropped, dropped + 2);
+    CU_ASSERT_EQUAL(st.in_progress, 3);
+    /* other TX sessions (restarts): the first file takes the free slot,
+     * the next evicts the slot idle longest, session 5's id 2 (time 12) */
+    partial(fr, 6, 1, 3000, 30);
+    partial(fr, 7, 1, 3000, 31);
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_evicted, 2);
+    CU_ASSERT_EQUAL(st.in_progress, 4);
+    CU_ASSERT(strstr(lg.last, "[SL-RX-FILE-EVICTED]") == lg.last && strstr(lg.last, "idle longest") != NULL);
+    partial(fr, 5, 2, 3000, 32);                    /* the evicted one */
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.messages_dropped, dropped + 4);
+    sl_filerecv_destroy(fr);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
+    CU_ASSERT_EQUAL(system(cmd), 0);
+}
+
+/* A large file changed while sent: its first attempt reserved its size
+ * against max_total_bytes; the attempt under the new id gets that room
+ * back instead of being refused by the quota. */
+SL_TEST(files, quota_taken_back_from_an_abandoned_attempt)
+{
+    char tmp[] = "/tmp/sl_files_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(tmp) != NULL);
+    struct sl_filerecv *fr = NULL;
+    struct sl_filerecv_config fc = { .directory = tmp, .slots = 4, .idle_timeout_us = 60000000,
+                                     .max_total_bytes = 5000, .log = log_sink };
+    CU_ASSERT_FATAL(sl_filerecv_create(&fr, &fc) == SL_OK);
+    partial(fr, 5, 1, 3000, 10);
+    uint8_t a[3000];
+    for (size_t i = 0; i < sizeof a; i++)
+        a[i] = (uint8_t)(i * 5);
+    copy_of(fr, 2, "big.bin", a, sizeof a, -1);
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.failed_quota, 0);
+    CU_ASSERT_EQUAL(st.files_evicted, 1);
+    CU_ASSERT_EQUAL(st.in_progress, 0);
     sl_filerecv_destroy(fr);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmp);
