@@ -19,9 +19,34 @@
 #define EVENT_BUF 16384u            /* one read of inotify events */
 #define EVENT_READS_PER_TURN 8u     /* bounded intake work per turn */
 #define SENT_SUFFIX_MAX 1000u       /* NAME.1 .. NAME.999 in sent before giving up */
+#define SKIP_MAX 8192u              /* refused entries remembered (a power of two) */
+#define SKIP_NONE UINT32_MAX
+#define SCAN_MIN_US 100000u         /* directory scans at most this often */
+#define QUIET_US 1000000u           /* a resend waits for the file to be unchanged this long */
+#define FNV_START 0xcbf29ce484222325ull
 
 struct entry {
     char name[SL_FILE_NAME_MAX + 1];
+    unsigned resends;               /* times already sent again after a change */
+    uint64_t not_before_us;         /* 0, or a resend waiting for the file to be quiet */
+    struct timespec mtime;          /* the file as last seen by the quiet check */
+    off_t size;
+};
+
+/* An entry refused (a link, not regular, unreadable, too big, not
+ * movable, or changing on every send) as it was then: a scan leaves it out
+ * until its inode, size, mtime or ctime (chmod) changes, so refused
+ * entries never crowd the queue out or cost a log line each rescan. Keyed
+ * by a hash of the name, chained in buckets, oldest replaced when full. */
+struct skip {
+    uint64_t hash;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    unsigned resends;               /* > 0: set aside as unstable (resend bound) */
+    uint32_t next;                  /* bucket chain */
+    bool used;
 };
 
 struct sl_spool {
@@ -29,7 +54,17 @@ struct sl_spool {
     int dirfd, sentfd, ino;
     struct entry *q;                /* ring of SL_SPOOL_QUEUE_MAX names */
     unsigned head, n;
+    unsigned deferred;              /* queued entries with a not_before_us */
+    bool stalled;                   /* every queued entry waits for quiet */
     bool rescan;                    /* queue or inotify overflowed: scan when drained */
+    uint64_t scan_after_us;         /* the next scan not before */
+    uint64_t unqueued;              /* candidates the last scan had no room for */
+    bool cursor_set;                /* the last scan stopped at (cursor_mtime, cursor_name) */
+    struct timespec cursor_mtime;
+    char cursor_name[SL_FILE_NAME_MAX + 1];
+    struct skip *skip;              /* SKIP_MAX entries */
+    uint32_t *bucket;               /* SKIP_MAX chain heads */
+    unsigned skip_next;             /* ring position: the next entry replaced */
     uint8_t *evbuf;                 /* EVENT_BUF, aligned for struct inotify_event */
 
     /* The file being sent: its descriptor at the first open, the copy in
@@ -39,6 +74,7 @@ struct sl_spool {
     int fd;
     struct stat st0;
     unsigned copy;
+    unsigned resends;               /* of the file being sent */
     struct sl_filesend fs;
     uint32_t next_id;
 
@@ -61,6 +97,68 @@ bool sl_spool_ignored(const char *name)
     return false;
 }
 
+/* FNV-1a, 64 bit: the skip table's key. */
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = FNV_START;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}
+
+static struct skip *skip_find(const struct sl_spool *sp, uint64_t h)
+{
+    for (uint32_t i = sp->bucket[h & (SKIP_MAX - 1)]; i != SKIP_NONE; i = sp->skip[i].next)
+        if (sp->skip[i].hash == h)
+            return &sp->skip[i];
+    return NULL;
+}
+
+static bool same_ts(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* True when name was refused as it is now (st from fstatat, no follow). */
+static bool skipped(const struct sl_spool *sp, const char *name, const struct stat *st)
+{
+    const struct skip *k = skip_find(sp, name_hash(name));
+    return k && k->dev == st->st_dev && k->ino == st->st_ino && k->size == st->st_size &&
+           same_ts(&k->mtime, &st->st_mtim) && same_ts(&k->ctime, &st->st_ctim);
+}
+
+/* Remembers name as refused in its present state (a name gone is not
+ * remembered). O(1); when full, the oldest entry is replaced. */
+static void remember_skip(struct sl_spool *sp, const char *name, unsigned resends)
+{
+    struct stat st;
+    if (fstatat(sp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return;
+    uint64_t h = name_hash(name);
+    struct skip *k = skip_find(sp, h);
+    if (!k) {
+        uint32_t i = sp->skip_next;
+        sp->skip_next = (i + 1) % SKIP_MAX;
+        k = &sp->skip[i];
+        if (k->used) {   /* unlink the oldest from its chain */
+            uint32_t *at = &sp->bucket[k->hash & (SKIP_MAX - 1)];
+            while (*at != i)
+                at = &sp->skip[*at].next;
+            *at = k->next;
+        }
+        k->hash = h;
+        k->used = true;
+        k->next = sp->bucket[h & (SKIP_MAX - 1)];
+        sp->bucket[h & (SKIP_MAX - 1)] = i;
+    }
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    k->size = st.st_size;
+    k->mtime = st.st_mtim;
+    k->ctime = st.st_ctim;
+    k->resends = resends;
+}
+
 static bool queued(const struct sl_spool *sp, const char *name)
 {
     for (unsigned i = 0; i < sp->n; i++)
@@ -69,9 +167,11 @@ static bool queued(const struct sl_spool *sp, const char *name)
     return false;
 }
 
-/* Appends name (or puts it first: a resend goes before later arrivals).
- * A full queue drops it and asks for a rescan once drained. O(queue). */
-static void enqueue(struct sl_spool *sp, const char *name, bool front)
+/* Appends name (or puts it first: a file replaced while sent). resends >
+ * 0 makes it wait until not_before_us and then until it is quiet (a file
+ * that changed while sent goes behind the others, not before them). A full
+ * queue drops it and asks for a rescan once drained. O(queue). */
+static void enqueue(struct sl_spool *sp, const char *name, bool front, unsigned resends, uint64_t not_before_us)
 {
     if (sl_spool_ignored(name) || queued(sp, name))
         return;
@@ -97,7 +197,19 @@ static void enqueue(struct sl_spool *sp, const char *name, bool front)
     } else {
         at = (sp->head + sp->n) % SL_SPOOL_QUEUE_MAX;
     }
-    memcpy(sp->q[at].name, name, len + 1);
+    struct entry *e = &sp->q[at];
+    memcpy(e->name, name, len + 1);
+    e->resends = resends;
+    e->not_before_us = not_before_us;
+    e->mtime = (struct timespec){ 0 };
+    e->size = -1;
+    struct stat st;
+    if (not_before_us && fstatat(sp->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        e->mtime = st.st_mtim;
+        e->size = st.st_size;
+    }
+    sp->deferred += not_before_us ? 1u : 0u;
+    sp->stalled = false;
     sp->n++;
 }
 
@@ -116,12 +228,28 @@ static int by_mtime(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* by_mtime's order for an entry against the scan cursor. */
+static int after_cursor(const struct sl_spool *sp, const struct aged *a)
+{
+    if (a->mtime.tv_sec != sp->cursor_mtime.tv_sec)
+        return a->mtime.tv_sec > sp->cursor_mtime.tv_sec;
+    if (a->mtime.tv_nsec != sp->cursor_mtime.tv_nsec)
+        return a->mtime.tv_nsec > sp->cursor_mtime.tv_nsec;
+    return strcmp(a->name, sp->cursor_name) > 0;
+}
+
 /* Queues what the directory holds, oldest mtime first (at start, and after
- * an overflow once the queue drained). At most the queue's room is taken;
- * the rest waits for the next scan. Allocates a list for the sort: rare. */
-static void scan(struct sl_spool *sp)
+ * an overflow once the queue drained), leaving out what is queued, being
+ * sent, or was refused as it is now (the skip table). At most the queue's
+ * room is taken, starting after the last entry the previous scan took
+ * (then round to the start): every entry gets its turn however many lie
+ * before it; the rest waits for the next scan (unqueued, in the backlog).
+ * O(entries log entries), one fstatat each; allocates a list for the
+ * sort: rare (a scan at most every SCAN_MIN_US). */
+static void scan(struct sl_spool *sp, uint64_t now_us)
 {
     sp->rescan = false;
+    sp->scan_after_us = now_us + SCAN_MIN_US;
     sp->st.rescans++;
     int fd = openat(sp->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -137,7 +265,8 @@ static void scan(struct sl_spool *sp)
     while ((de = readdir(d)) != NULL) {
         struct stat st;
         if (sl_spool_ignored(de->d_name) || fstatat(sp->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            S_ISDIR(st.st_mode) || (sp->busy && strcmp(de->d_name, sp->name) == 0))
+            S_ISDIR(st.st_mode) || (sp->busy && strcmp(de->d_name, sp->name) == 0) ||
+            skipped(sp, de->d_name, &st) || queued(sp, de->d_name))
             continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 64;
@@ -155,14 +284,45 @@ static void scan(struct sl_spool *sp)
     closedir(d);
     if (n)
         qsort(v, n, sizeof *v, by_mtime);
-    for (size_t i = 0; i < n; i++) {
-        enqueue(sp, v[i].name, false);
-        free(v[i].name);
+    size_t start = 0;
+    if (sp->cursor_set)
+        while (start < n && !after_cursor(sp, &v[start]))
+            start++;
+    size_t room = SL_SPOOL_QUEUE_MAX - sp->n, take = n < room ? n : room;
+    for (size_t j = 0; j < take; j++) {
+        size_t i = (start + j) % n;
+        enqueue(sp, v[i].name, false, 0, 0);
+        if (j + 1 == take && take < n) {
+            sp->cursor_mtime = v[i].mtime;
+            snprintf(sp->cursor_name, sizeof sp->cursor_name, "%s", v[i].name);
+        }
     }
+    sp->cursor_set = take < n;
+    sp->unqueued = n - take;
+    if (take < n && !sp->rescan) {
+        sl_log_id(SL_LOG_WARNING, "SL-TX-SPOOL-OVERFLOW",
+                  "spool: more than %u files waiting; the directory is scanned again once these are sent",
+                  SL_SPOOL_QUEUE_MAX);
+        sp->rescan = true;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i].name);
     free(v);
 }
 
-static void events(struct sl_spool *sp)
+/* A name an event reports: queued; one set aside as unstable (resend
+ * bound reached) keeps its count and waits to be quiet first, so it gets
+ * one more attempt per writer's close, never a fresh series. */
+static void arrived(struct sl_spool *sp, const char *name, uint64_t now_us)
+{
+    const struct skip *k = skip_find(sp, name_hash(name));
+    if (k && k->resends)
+        enqueue(sp, name, false, k->resends, now_us + QUIET_US);
+    else
+        enqueue(sp, name, false, 0, 0);
+}
+
+static void events(struct sl_spool *sp, uint64_t now_us)
 {
     for (unsigned r = 0; r < EVENT_READS_PER_TURN; r++) {
         ssize_t len = read(sp->ino, sp->evbuf, EVENT_BUF);
@@ -183,7 +343,7 @@ static void events(struct sl_spool *sp)
                 /* The file being sent is not queued again: a change to it
                  * is caught before its FILE_END (resent), a replacement
                  * when it is retired (queued then). */
-                enqueue(sp, ev->name, false);
+                arrived(sp, ev->name, now_us);
             }
         }
     }
@@ -198,14 +358,41 @@ static void release(struct sl_spool *sp)
     sp->busy = false;
 }
 
-/* The next queued name as the current file: opened without following a
- * link and without blocking on a FIFO, checked, its first copy started. */
-static void start_next(struct sl_spool *sp)
+/* A resend due: true when the file is as the last look saw it (quiet for
+ * QUIET_US at least); else the look is renewed and it waits again. */
+static bool quiet(struct sl_spool *sp, struct entry *e, uint64_t now_us)
 {
-    while (!sp->busy && sp->n) {
+    struct stat st;
+    if (fstatat(sp->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return true;   /* gone or odd: the open below says which */
+    if (st.st_size == e->size && same_ts(&st.st_mtim, &e->mtime))
+        return true;
+    e->size = st.st_size;
+    e->mtime = st.st_mtim;
+    e->not_before_us = now_us + QUIET_US;
+    return false;
+}
+
+/* The next queued name as the current file: opened without following a
+ * link and without blocking on a FIFO, checked, its first copy started.
+ * A resend not yet due or not quiet goes to the back; each entry is looked
+ * at most once per call (stalled when all wait). */
+static void start_next(struct sl_spool *sp, uint64_t now_us)
+{
+    unsigned looks = sp->n;
+    while (!sp->busy && sp->n && looks--) {
         struct entry *e = &sp->q[sp->head];
         sp->head = (sp->head + 1) % SL_SPOOL_QUEUE_MAX;
+        if (e->not_before_us && (now_us < e->not_before_us || !quiet(sp, e, now_us))) {
+            struct entry *t = &sp->q[(sp->head + sp->n - 1) % SL_SPOOL_QUEUE_MAX];
+            if (t != e)
+                *t = *e;
+            continue;
+        }
         sp->n--;
+        if (e->not_before_us)
+            sp->deferred--;
+        sp->resends = e->resends;
         memcpy(sp->name, e->name, sizeof sp->name);
         int fd = openat(sp->dirfd, sp->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0) {
@@ -216,10 +403,12 @@ static void start_next(struct sl_spool *sp)
                 sp->st.skipped_symlink++;
                 sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-SYMLINK", "spool: %s: a symbolic link; refused, left",
                           sp->name);
+                remember_skip(sp, sp->name, 0);
             } else {
                 sp->st.skipped_unreadable++;
                 sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: %s; left", sp->name,
                           strerror(errno));
+                remember_skip(sp, sp->name, 0);
             }
             continue;
         }
@@ -228,6 +417,7 @@ static void start_next(struct sl_spool *sp)
                 sp->st.skipped_unreadable++;
                 sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: not a regular file; left",
                           sp->name);
+                remember_skip(sp, sp->name, 0);
             }
             close(fd);
             continue;
@@ -237,6 +427,7 @@ static void start_next(struct sl_spool *sp)
             sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-TOO-BIG",
                       "spool: %s: %llu bytes is over [files] max_bytes %llu; not sent, left in the spool",
                       sp->name, (unsigned long long)sp->st0.st_size, (unsigned long long)sp->cfg.max_bytes);
+            remember_skip(sp, sp->name, 0);
             close(fd);
             continue;
         }
@@ -246,6 +437,7 @@ static void start_next(struct sl_spool *sp)
         sp->fs.fd = -1;
         sp->next_id++;
     }
+    sp->stalled = !sp->busy && sp->n;
 }
 
 /* Opens the current copy on a duplicate of the file's descriptor: every
@@ -292,7 +484,7 @@ static void retire(struct sl_spool *sp)
     if (now.st_ino != sp->st0.st_ino || now.st_dev != sp->st0.st_dev) {
         sl_log_id(SL_LOG_NOTICE, "SL-TX-FILE-SENT", "spool: %s: sent as file %u; replaced in the spool meanwhile: "
                   "the new file is sent next", sp->name, sp->next_id);
-        enqueue(sp, sp->name, true);
+        enqueue(sp, sp->name, true, 0, 0);
         return;
     }
     if (sp->sentfd < 0) {
@@ -300,6 +492,7 @@ static void retire(struct sl_spool *sp)
             sp->st.move_failed++;
             sl_log_id(SL_LOG_ERR, "SL-TX-FILE-MOVE-FAIL", "spool: %s: sent, but cannot delete it: %s", sp->name,
                       strerror(errno));
+            remember_skip(sp, sp->name, 0);   /* not sent again by a rescan until it changes */
             return;
         }
         sl_log_id(SL_LOG_INFO, "SL-TX-FILE-SENT", "spool: %s: %llu bytes sent as file %u (%u cop%s), deleted",
@@ -316,6 +509,7 @@ static void retire(struct sl_spool *sp)
             sp->st.move_failed++;
             sl_log_id(SL_LOG_ERR, "SL-TX-FILE-MOVE-FAIL", "spool: %s: sent, but cannot move it to %s: %s; left",
                       sp->name, sp->cfg.sent, strerror(errno));
+            remember_skip(sp, sp->name, 0);
             return;
         }
         snprintf(to, sizeof to, "%s.%u", sp->name, i);
@@ -325,25 +519,40 @@ static void retire(struct sl_spool *sp)
               sp->cfg.copies == 1 ? "y" : "ies", sp->cfg.sent, to);
 }
 
-/* Changed while sent: no FILE_END went; the whole file goes again, first,
- * under a new id (the next open reads the file as it is now). */
-static void resend(struct sl_spool *sp)
+/* Changed while sent: no FILE_END went; the whole file goes again under a
+ * new id (the next open reads the file as it is now), behind the files
+ * queued meanwhile and only once it has been quiet for QUIET_US, so a file
+ * still being written neither holds the others up nor costs the link a
+ * copy per change. After SL_SPOOL_RESENDS_MAX resends it is set aside
+ * (left in the spool, skip table): an event for it later (a writer closed
+ * it again) gives it one more attempt once quiet. */
+static void resend(struct sl_spool *sp, uint64_t now_us)
 {
-    sp->st.resent_changed++;
-    sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-CHANGED",
-              "spool: %s: changed while it was sent (size, mtime or inode); sending it again whole", sp->name);
     char name[SL_FILE_NAME_MAX + 1];
     memcpy(name, sp->name, sizeof name);
+    unsigned n = sp->resends + 1;
     release(sp);
-    enqueue(sp, name, true);
+    if (n > SL_SPOOL_RESENDS_MAX) {
+        sp->st.skipped_unstable++;
+        sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNSTABLE",
+                  "spool: %s: changed while it was sent %u times; left in the spool, tried again once quiet after "
+                  "its writer closes or moves it in again", name, n);
+        remember_skip(sp, name, SL_SPOOL_RESENDS_MAX);
+        return;
+    }
+    sp->st.resent_changed++;
+    sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-CHANGED",
+              "spool: %s: changed while it was sent (size, mtime or inode); sending it again whole once unchanged "
+              "for %u ms", name, QUIET_US / 1000u);
+    enqueue(sp, name, false, n, now_us + QUIET_US);
 }
 
 /* One block of the current file; false when no more should go this turn. */
-static bool step(struct sl_spool *sp, struct sl_sender *snd, sl_err *link)
+static bool step(struct sl_spool *sp, struct sl_sender *snd, sl_err *link, uint64_t now_us)
 {
     if (sp->fs.fd < 0 && !open_copy(sp)) {
         if (sp->busy)
-            resend(sp);
+            resend(sp, now_us);
         return true;
     }
     uint64_t before = sp->fs.sent;
@@ -351,7 +560,7 @@ static bool step(struct sl_spool *sp, struct sl_sender *snd, sl_err *link)
     sl_err e = sl_filesend_step(&sp->fs, snd, &done, link);
     sp->st.bytes_sent += sp->fs.sent - before;
     if (e == SL_ERR_MISMATCH) {
-        resend(sp);
+        resend(sp, now_us);
         return true;
     }
     if (e != SL_OK) {
@@ -359,7 +568,10 @@ static bool step(struct sl_spool *sp, struct sl_sender *snd, sl_err *link)
         sl_log_id(SL_LOG_WARNING, "SL-TX-FILE-UNREADABLE", "spool: %s: %s%s%s; left, not sent again until it "
                   "changes", sp->name, sl_strerror(e), e == SL_ERR_IO ? ": " : "",
                   e == SL_ERR_IO ? strerror(errno) : "");
+        char name[SL_FILE_NAME_MAX + 1];
+        memcpy(name, sp->name, sizeof name);
         release(sp);
+        remember_skip(sp, name, 0);
         return true;
     }
     if (*link != SL_OK && before == sp->fs.sent && !done)
@@ -377,15 +589,17 @@ static bool step(struct sl_spool *sp, struct sl_sender *snd, sl_err *link)
 
 sl_err sl_spool_run(struct sl_spool *sp, struct sl_sender *snd, uint64_t now_us)
 {
-    events(sp);
+    events(sp, now_us);
     sl_err link = SL_OK;
+    /* At most one scan a turn and one per SCAN_MIN_US, once nothing queued
+     * can go (drained, or every entry waits to be quiet). */
+    if (sp->rescan && !sp->busy && (!sp->n || sp->stalled) && now_us >= sp->scan_after_us)
+        scan(sp, now_us);
     for (unsigned i = 0; i < SL_SPOOL_BLOCKS_PER_TURN; i++) {
-        if (!sp->busy && !sp->n && sp->rescan)
-            scan(sp);
-        start_next(sp);
+        start_next(sp, now_us);
         if (!sp->busy || now_us < sp->next_us)
             break;
-        if (!step(sp, snd, &link))
+        if (!step(sp, snd, &link, now_us))
             break;
         /* Charged a full block's wire time. A turn that came late may
          * catch up at most one turn's worth of blocks (a loop busy with
@@ -400,7 +614,19 @@ sl_err sl_spool_run(struct sl_spool *sp, struct sl_sender *snd, uint64_t now_us)
 
 uint64_t sl_spool_deadline(const struct sl_spool *sp)
 {
-    return sp->busy || sp->n || sp->rescan ? sp->next_us : UINT64_MAX;
+    if (sp->busy)
+        return sp->next_us;
+    uint64_t t = UINT64_MAX;
+    if (sp->n && sp->deferred < sp->n)
+        t = sp->next_us;   /* one can go now */
+    else
+        for (unsigned i = 0; i < sp->n; i++) {   /* only resends waiting: O(queue) */
+            uint64_t nb = sp->q[(sp->head + i) % SL_SPOOL_QUEUE_MAX].not_before_us;
+            t = nb < t ? nb : t;
+        }
+    if (sp->rescan && (!sp->n || sp->stalled) && sp->scan_after_us < t)
+        t = sp->scan_after_us;
+    return t == UINT64_MAX || t >= sp->next_us ? t : sp->next_us;
 }
 
 int sl_spool_fd(const struct sl_spool *sp)
@@ -411,7 +637,7 @@ int sl_spool_fd(const struct sl_spool *sp)
 void sl_spool_stats(const struct sl_spool *sp, struct sl_spool_stats *out)
 {
     *out = sp->st;
-    out->backlog = sp->n + (sp->busy ? 1u : 0u);
+    out->backlog = sp->n + (sp->busy ? 1u : 0u) + sp->unqueued;
 }
 
 void sl_spool_log_counters(const struct sl_spool *sp)
@@ -420,12 +646,12 @@ void sl_spool_log_counters(const struct sl_spool *sp)
     sl_spool_stats(sp, &st);
     sl_log(SL_LOG_INFO,
            "files: %llu sent (%llu copies, %llu bytes), %llu resent after a change, %llu vanished, skipped: "
-           "%llu too big, %llu unreadable, %llu symlinks; %llu not moved; backlog %llu",
+           "%llu too big, %llu unreadable, %llu symlinks, %llu unstable; %llu not moved; backlog %llu",
            (unsigned long long)st.files_sent, (unsigned long long)st.copies_sent,
            (unsigned long long)st.bytes_sent, (unsigned long long)st.resent_changed,
            (unsigned long long)st.vanished, (unsigned long long)st.skipped_too_big,
            (unsigned long long)st.skipped_unreadable, (unsigned long long)st.skipped_symlink,
-           (unsigned long long)st.move_failed, (unsigned long long)st.backlog);
+           (unsigned long long)st.skipped_unstable, (unsigned long long)st.move_failed, (unsigned long long)st.backlog);
 }
 
 void sl_spool_destroy(struct sl_spool *sp)
@@ -440,6 +666,8 @@ void sl_spool_destroy(struct sl_spool *sp)
     if (sp->sentfd >= 0)
         close(sp->sentfd);
     free(sp->q);
+    free(sp->skip);
+    free(sp->bucket);
     free(sp->evbuf);
     free(sp);
 }
@@ -467,11 +695,15 @@ sl_err sl_spool_create(struct sl_spool **out, const struct sl_spool_config *cfg)
     sp->dirfd = sp->sentfd = sp->ino = sp->fd = -1;
     sp->fs.fd = -1;
     sp->q = calloc(SL_SPOOL_QUEUE_MAX, sizeof *sp->q);
+    sp->skip = calloc(SKIP_MAX, sizeof *sp->skip);
+    sp->bucket = malloc(SKIP_MAX * sizeof *sp->bucket);
     sp->evbuf = aligned_alloc(__alignof__(struct inotify_event), EVENT_BUF);
-    if (!sp->q || !sp->evbuf) {
+    if (!sp->q || !sp->skip || !sp->bucket || !sp->evbuf) {
         sl_spool_destroy(sp);
         return SL_ERR_NOMEM;
     }
+    for (unsigned i = 0; i < SKIP_MAX; i++)
+        sp->bucket[i] = SKIP_NONE;
     /* bits / (Mbit/s) = us */
     sp->block_us = (uint64_t)((double)cfg->block_wire_bytes * 8.0 / cfg->rate_mbps);
     sp->dirfd = open_dir(cfg->spool);
@@ -490,7 +722,8 @@ sl_err sl_spool_create(struct sl_spool **out, const struct sl_spool_config *cfg)
         errno = err;
         return SL_ERR_IO;
     }
-    scan(sp);
+    scan(sp, 0);
+    sp->scan_after_us = 0;
     *out = sp;
     return SL_OK;
 }

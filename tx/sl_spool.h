@@ -9,10 +9,16 @@
  * starting with '.', and *.tmp, *~, *.part, *.swp (a writer's temporaries),
  * directories. Refused and left where they are (logged): symbolic links,
  * other non-regular files, unreadable files, files over max_bytes (never
- * sent half), names longer than a file message carries. The queue holds
- * SL_SPOOL_QUEUE_MAX names (one entry per name); when it overflows, or
- * inotify's own queue does, the directory is scanned again once the queue
- * has drained, so nothing is lost, only delayed.
+ * sent half), names longer than a file message carries. A refused entry
+ * is remembered as it was (name, inode, size, mtime, ctime; the last 8192)
+ * and left out of later scans until one of those changes, so refused
+ * entries cost one log line each, never a place in the queue again. The
+ * queue holds SL_SPOOL_QUEUE_MAX names (one entry per name); when it
+ * overflows, or inotify's own queue does, the directory is scanned again
+ * once nothing queued can go (at most one scan a turn and one per 100 ms),
+ * each scan starting after the last entry the previous one took, so
+ * nothing is lost or starved, only delayed; the backlog counts what the
+ * last scan had no room for too.
  *
  * Sending: one file at a time, `copies` times back to back under one file
  * id (RX publishes the first copy that completes and drops the rest by id
@@ -20,7 +26,11 @@
  * taken there gets ".1", ".2", ...) or deleted. A file that changes while
  * it is sent (size, mtime, inode; checked by fstat before each FILE_END)
  * gets no FILE_END: it is logged and sent again whole from the start under
- * a new file id. One that vanishes is logged and dropped.
+ * a new file id, behind the files queued meanwhile and once it has been
+ * unchanged for a second; after SL_SPOOL_RESENDS_MAX resends it is left in
+ * the spool (SL-TX-FILE-UNSTABLE) and tried once more, once quiet, each
+ * time its writer closes it or moves it in again. One that vanishes is
+ * logged and dropped.
  *
  * Rate: file blocks are paced to share * rate_mbps (the wire cost of a full
  * block each) whether or not tags are flowing, and at most
@@ -37,6 +47,7 @@
 
 #define SL_SPOOL_QUEUE_MAX 1024u       /* names queued; more means a rescan later */
 #define SL_SPOOL_BLOCKS_PER_TURN 4u    /* file blocks per sl_spool_run */
+#define SL_SPOOL_RESENDS_MAX 10u       /* resends after changes before a file is set aside */
 
 struct sl_spool_config {
     const char *spool;          /* the watched directory */
@@ -56,9 +67,10 @@ struct sl_spool_stats {
     uint64_t skipped_too_big;   /* over max_bytes */
     uint64_t skipped_unreadable;/* cannot open or read, not a regular file, name too long */
     uint64_t skipped_symlink;   /* symbolic links (refused) */
+    uint64_t skipped_unstable;  /* changed while sent more than SL_SPOOL_RESENDS_MAX times: set aside */
     uint64_t move_failed;       /* could not be moved to sent or deleted */
     uint64_t rescans;           /* directory scans after a queue overflow (plus the first) */
-    uint64_t backlog;           /* files queued or being sent */
+    uint64_t backlog;           /* files queued or being sent, plus those the last scan had no room for */
 };
 
 struct sl_spool;

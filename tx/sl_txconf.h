@@ -47,7 +47,7 @@ struct sl_hw_config;
 #define SL_TXCONF_DEFAULT_STOP_BITS     1u
 #define SL_TXCONF_DEFAULT_FILE_COPIES   1u
 #define SL_TXCONF_MAX_FILE_COPIES       8u
-#define SL_TXCONF_DEFAULT_FILE_MAX_BYTES (4ull << 30)   /* [files] max_bytes: 4 GiB */
+#define SL_TXCONF_DEFAULT_FILE_MAX_BYTES (1ull << 30)   /* [files] max_bytes: 1 GiB, RX's max_total_bytes */
 #define SL_TXCONF_DEFAULT_FILE_SHARE    0.5
 #define SL_TXCONF_DEFAULT_SYSLOG_RATE   1000u    /* [syslog] max_rate, messages/s */
 #define SL_TXCONF_DEFAULT_SYSLOG_BATCH_MS 200u   /* [syslog] batch_ms */

@@ -247,7 +247,10 @@ static void render_spool(struct sl_txmetrics *m, FILE *f)
           st.skipped_symlink },
         { "sluice_tx_files_move_failed_total", "counter", "Sent files that could not be moved to sent or deleted.",
           st.move_failed },
-        { "sluice_tx_files_backlog", "gauge", "Files waiting in the spool queue or being sent.", st.backlog },
+        { "sluice_tx_files_backlog", "gauge",
+          "Files waiting in the spool queue or being sent, plus those a scan had no room for.", st.backlog },
+        { "sluice_tx_files_skipped_unstable_total", "counter",
+          "Files set aside after changing while sent more than 10 times.", st.skipped_unstable },
     };
     render_rows(f, rows, sizeof rows / sizeof rows[0]);
 }

@@ -174,7 +174,7 @@ SL_TEST(txconf, files_and_no_devices)
     CU_ASSERT_STRING_EQUAL(cfg.files.spool, spool);
     CU_ASSERT_STRING_EQUAL(cfg.files.sent, "");
     CU_ASSERT_EQUAL(cfg.files.copies, 1);
-    CU_ASSERT_EQUAL(cfg.files.max_bytes, 4ull << 30);
+    CU_ASSERT_EQUAL(cfg.files.max_bytes, 1ull << 30);
     CU_ASSERT_DOUBLE_EQUAL(cfg.files.share, 0.5, 1e-9);
     CU_ASSERT_EQUAL(parse(BASE_LINK BASE_KEYS "[files]\nspool = spool\nsent = sent\ncopies = 8\n"
                           "max_bytes = 1000\nshare = 1\n" BASE_DEV), SL_OK);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sl_buf.h"
@@ -1061,6 +1062,141 @@ SL_TEST(spool, changed_while_sent_is_resent_whole)
     rig_path(out, sizeof out, r.dst, "grow.log");
     CU_ASSERT(same_file(p, out));
     CU_ASSERT_EQUAL(count_entries(r.dst), 1);
+    rig_remove(&r);
+}
+
+/* More refused entries than the queue holds (symbolic links, older than
+ * the one regular file): each is refused and logged once, remembered, and
+ * left out of later scans, so the regular file is sent and the spool goes
+ * idle instead of queueing the same refused names again on every scan. */
+SL_TEST(spool, refused_entries_never_starve_a_file)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128], out[128];
+    enum { LINKS = SL_SPOOL_QUEUE_MAX + 76 };
+    for (unsigned i = 0; i < LINKS; i++) {
+        char n[32];
+        snprintf(n, sizeof n, "l%u", i);
+        rig_path(p, sizeof p, r.spool, n);
+        CU_ASSERT_FATAL(symlink("/etc/hostname", p) == 0);
+    }
+    rig_path(p, sizeof p, r.spool, "data.bin");
+    write_file(p, 5000, 41);
+    struct timespec later[2] = { { .tv_sec = time(NULL) + 60 }, { .tv_sec = time(NULL) + 60 } };
+    CU_ASSERT_FATAL(utimensat(AT_FDCWD, p, later, 0) == 0);   /* the newest: scanned last */
+    rig_spool(&r, 1, 1u << 20);
+    struct sl_spool_stats ss;
+    sl_spool_stats(r.sp, &ss);
+    CU_ASSERT_EQUAL(ss.backlog, LINKS + 1);                   /* what the scan had no room for too */
+    unsigned turns = 0;
+    do {
+        CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);
+        r.now += 200000;
+        sl_spool_stats(r.sp, &ss);
+    } while (ss.backlog && ++turns < 50);
+    CU_ASSERT_EQUAL(ss.backlog, 0);
+    CU_ASSERT_EQUAL(ss.files_sent, 1);
+    CU_ASSERT_EQUAL(ss.skipped_symlink, LINKS);               /* each once */
+    CU_ASSERT(ss.rescans <= 3);
+    uint64_t rescans = ss.rescans;
+    for (int i = 0; i < 20; i++) {                            /* idle: no more scans, nothing queued */
+        CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);
+        r.now += 200000;
+    }
+    sl_spool_stats(r.sp, &ss);
+    CU_ASSERT_EQUAL(ss.rescans, rescans);
+    CU_ASSERT_EQUAL(ss.skipped_symlink, LINKS);
+    CU_ASSERT_EQUAL(sl_spool_deadline(r.sp), UINT64_MAX);
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    rig_path(p, sizeof p, r.sent, "data.bin");
+    rig_path(out, sizeof out, r.dst, "data.bin");
+    CU_ASSERT(same_file(p, out));
+    rig_remove(&r);
+}
+
+static void append_line(const char *path)
+{
+    FILE *f = fopen(path, "ab");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("one more line\n", f);
+    fclose(f);
+}
+
+/* A file appended to in place all the time: its resend waits at the back
+ * until it is quiet, so a file moved in behind it goes first; once the
+ * writer stops it is sent whole once. */
+SL_TEST(spool, a_changing_file_waits_behind_the_others)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128], q[128];
+    rig_path(p, sizeof p, r.spool, "live.log");
+    write_file(p, 60000, 51);
+    rig_spool(&r, 1, 1u << 20);
+    CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);     /* the first blocks */
+    rig_path(q, sizeof q, r.tmp, "other.bin");
+    write_file(q, 3000, 52);
+    char q2[128];
+    rig_path(q2, sizeof q2, r.spool, "other.bin");
+    CU_ASSERT_FATAL(rename(q, q2) == 0);
+    struct sl_spool_stats ss;
+    for (int i = 0; i < 40; i++) {                            /* 100 ms turns, a line each */
+        append_line(p);
+        r.now += 100000;
+        CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);
+    }
+    sl_spool_stats(r.sp, &ss);
+    CU_ASSERT_EQUAL(ss.files_sent, 1);                        /* other.bin, while live.log changed */
+    CU_ASSERT_EQUAL(ss.resent_changed, 1);                    /* one resend, still waiting */
+    rig_path(q, sizeof q, r.sent, "other.bin");
+    CU_ASSERT(access(q, F_OK) == 0);
+    rig_drain(&r);                                            /* the writer stopped */
+    sl_spool_stats(r.sp, &ss);
+    CU_ASSERT_EQUAL(ss.files_sent, 2);
+    CU_ASSERT_EQUAL(ss.resent_changed, 1);
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 2);
+    rig_path(q, sizeof q, r.sent, "live.log");
+    rig_path(q2, sizeof q2, r.dst, "live.log");
+    CU_ASSERT(same_file(q, q2));
+    rig_remove(&r);
+}
+
+/* A file that changes during every attempt (and is quiet in between) is
+ * sent again at most SL_SPOOL_RESENDS_MAX times, then set aside in the
+ * spool: the link is not spent on it forever. */
+SL_TEST(spool, resends_bounded)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128];
+    rig_path(p, sizeof p, r.spool, "flaky.bin");
+    write_file(p, 60000, 61);
+    rig_spool(&r, 1, 1u << 20);
+    struct sl_spool_stats ss;
+    uint64_t bytes = 0;
+    for (int i = 0; i < 400; i++) {
+        CU_ASSERT(sl_spool_run(r.sp, r.snd, r.now) == SL_OK);
+        r.now += 300000;
+        sl_spool_stats(r.sp, &ss);
+        if (ss.bytes_sent != bytes)                           /* changed while it is sent */
+            append_line(p);
+        bytes = ss.bytes_sent;
+        if (!ss.backlog)
+            break;
+    }
+    CU_ASSERT_EQUAL(ss.backlog, 0);
+    CU_ASSERT_EQUAL(ss.resent_changed, SL_SPOOL_RESENDS_MAX);
+    CU_ASSERT_EQUAL(ss.skipped_unstable, 1);
+    CU_ASSERT_EQUAL(ss.files_sent, 0);
+    CU_ASSERT_EQUAL(count_entries(r.spool), 1);               /* left there */
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 0);
     rig_remove(&r);
 }
 
