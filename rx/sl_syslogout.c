@@ -32,6 +32,7 @@ struct sl_syslogout {
     int file_fd;
     atomic_int want_reopen;
     bool file_failing;
+    bool torn;                          /* the file ends inside a line: a LF goes first */
     uint8_t *out;                       /* OUT_BYTES: escaped lines before write() */
     size_t out_len, out_msgs;
     /* forward */
@@ -78,19 +79,47 @@ static int open_file(const char *path)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
 }
 
-/* Writes the buffered lines; a failure drops them (counted) and logs once
- * per run of failures. */
+/* A write stopped at off of out_len (disk full, file size limit): the
+ * lines wholly written stay and count as written; the torn one is cut off
+ * again (truncated back to where it began, or, if that fails, ended with
+ * a LF) so the next flush starts a line of its own. Returns the lines
+ * kept. */
+static size_t out_torn(struct sl_syslogout *o, off_t start, size_t off)
+{
+    size_t keep = off, lines = 0;
+    while (keep && o->out[keep - 1] != '\n')
+        keep--;
+    for (size_t i = 0; i < keep; i++)
+        lines += o->out[i] == '\n';
+    if (keep == off || (start >= 0 && ftruncate(o->file_fd, start + (off_t)keep) == 0))
+        return lines;
+    /* Not cut back: end the torn line now, or before the next flush. */
+    o->torn = write(o->file_fd, "\n", 1) != 1;
+    return lines;
+}
+
+/* Writes the buffered lines; a failure drops what was not written whole
+ * (counted) and logs once per run of failures. */
 static void out_flush(struct sl_syslogout *o)
 {
     if (o->out_len == 0)
         return;
     size_t off = 0;
+    int err = 0;
+    /* O_APPEND: the write starts at the end, where a torn line is cut back to. */
+    off_t start = o->file_fd >= 0 ? lseek(o->file_fd, 0, SEEK_END) : -1;
+    if (o->torn && o->file_fd >= 0 && write(o->file_fd, "\n", 1) == 1) {
+        o->torn = false;
+        start++;
+    }
     while (o->file_fd >= 0 && off < o->out_len) {
         ssize_t n = write(o->file_fd, o->out + off, o->out_len - off);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
+        if (n <= 0) {
+            err = n < 0 ? errno : ENOSPC;
             break;
+        }
         off += (size_t)n;
     }
     if (off == o->out_len) {
@@ -99,10 +128,12 @@ static void out_flush(struct sl_syslogout *o)
             sl_log(SL_LOG_NOTICE, "[syslog] file %s: writing again", o->cfg.file);
         o->file_failing = false;
     } else {
-        BUMP(o, dropped, o->out_msgs);
+        size_t kept = off ? out_torn(o, start, off) : 0;
+        BUMP(o, written, kept);
+        BUMP(o, dropped, o->out_msgs - kept);
         if (!o->file_failing)
             sl_log_id(SL_LOG_WARNING, "SL-RX-SYSLOG-FILE", "[syslog] file %s: %s (messages dropped, counted)",
-                      o->cfg.file, o->file_fd < 0 ? "not open" : strerror(errno));
+                      o->cfg.file, o->file_fd < 0 ? "not open" : strerror(err));
         o->file_failing = true;
     }
     o->out_len = 0;
@@ -123,6 +154,7 @@ static void reopen_if_asked(struct sl_syslogout *o)
     if (o->file_fd >= 0)
         close(o->file_fd);
     o->file_fd = fd;
+    o->torn = false;   /* a new file */
     BUMP(o, reopens, 1);
 }
 

@@ -7,7 +7,9 @@
  *    message (LF, CR, NUL, ... everything below 0x20 except TAB, and DEL)
  *    are written as '#' and three octal digits (LF is "#012"), as
  *    rsyslog's control-character escaping does, so one message is always
- *    one line; every other byte is unchanged. Reopened by
+ *    one line; every other byte is unchanged. A write that stops part-way
+ *    (disk full) keeps the whole lines and cuts the torn one off again, so
+ *    no line is ever continued by the next. Reopened by
  *    sl_syslogout_reopen (SIGHUP) for logrotate.
  *  - to `forward`: udp://HOST:PORT, one datagram per message, or
  *    tcp://HOST:PORT, octet-counted (RFC 6587 "LEN SP MSG"), the bytes as

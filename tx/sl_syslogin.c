@@ -57,6 +57,9 @@ struct sl_syslogin {
     uint8_t *batch;
     size_t batch_cap, batch_len;
     uint64_t batch_since_us;        /* monotonic time of its first message */
+    bool batch_full;                /* a message did not fit: send as soon as the share allows */
+    uint64_t next_us;               /* rate_mbps: the next block may go then (monotonic) */
+    uint64_t now_us;                /* this turn's monotonic clock */
     /* max_rate: tokens in millionths of a message */
     uint64_t tokens, tokens_max, tokens_at_us;
     uint64_t next_sweep_us;
@@ -83,16 +86,25 @@ static void addr_of(const struct sockaddr_storage *ss, uint8_t addr[SL_SYSLOG_AD
     }
 }
 
-/* Sends the batch (if any) through the caller's function. */
-static void send_batch(struct sl_syslogin *in)
+/* Sends the batch (if any) through the caller's function and charges its
+ * wire bytes to the share: the next block waits that long at rate_mbps
+ * from now (or from when this one was allowed, if later). No credit: a
+ * quiet spell never lets a burst of blocks out ahead of the tag channel. */
+static void send_batch(struct sl_syslogin *in, uint64_t now_us)
 {
     if (in->batch_len == 0)
         return;
-    if (in->send(in->send_ctx, in->batch, in->batch_len) == SL_OK)
+    uint64_t wire = 0;
+    if (in->send(in->send_ctx, in->batch, in->batch_len, &wire) == SL_OK)
         in->st.batches++;
     else
         in->st.batches_failed++;
     in->batch_len = 0;
+    in->batch_full = false;
+    if (in->cfg.rate_mbps > 0) {
+        uint64_t cost = (uint64_t)((double)wire * 8.0 / in->cfg.rate_mbps);   /* bits / (Mbit/s) = µs */
+        in->next_us = (in->next_us > now_us ? in->next_us : now_us) + cost;
+    }
 }
 
 /* max_rate as a token bucket holding one second's worth. */
@@ -132,13 +144,20 @@ static void take(struct sl_syslogin *in, const uint8_t *p, size_t n, const uint8
         in->st.dropped_rate++;
         return;
     }
+    if (sl_logmsg_bytes(n) > in->batch_cap - in->batch_len) {
+        if (now_us < in->next_us) {
+            /* The full batch waits for the share; no second buffer. */
+            in->batch_full = true;
+            in->st.dropped_share++;
+            return;
+        }
+        send_batch(in, now_us);
+    }
     if (cut)
         in->st.truncated++;
     struct sl_logmsg m = { .recv_time_us = in->wall_us, .port = port, .transport = transport,
                            .flags = cut ? SL_SYSLOG_F_TRUNCATED : 0, .text = p, .text_len = n };
     memcpy(m.addr, addr, SL_SYSLOG_ADDR_BYTES);
-    if (sl_logmsg_bytes(n) > in->batch_cap - in->batch_len)
-        send_batch(in);
     if (in->batch_len == 0)
         in->batch_since_us = now_us;
     if (sl_logmsg_put(in->batch, in->batch_cap, &in->batch_len, &m) != SL_OK) {
@@ -289,8 +308,9 @@ static size_t line_one(struct sl_syslogin *in, struct conn *c, const uint8_t *p,
     size_t m = (size_t)(lf - p);
     if (m && p[m - 1] == '\r')
         m--;
-    if (m)   /* empty lines between messages are framing slack */
-        take(in, p, m, c->addr, c->port, SL_SYSLOG_TCP, m > in->cfg.max_message, now_us);
+    size_t max = in->cfg.max_message;
+    if (m)   /* empty lines between messages are framing slack; a long one is cut to max_message */
+        take(in, p, m > max ? max : m, c->addr, c->port, SL_SYSLOG_TCP, m > max, now_us);
     return (size_t)(lf - p) + 1;
 }
 
@@ -368,17 +388,20 @@ static void log_drops(struct sl_syslogin *in, uint64_t now_us)
     if (now_us < in->drop_log_at_us)
         return;
     uint64_t rate = in->st.dropped_rate - in->logged.dropped_rate;
+    uint64_t share = in->st.dropped_share - in->logged.dropped_share;
     uint64_t bad = in->st.dropped_invalid - in->logged.dropped_invalid;
     uint64_t cut = in->st.truncated - in->logged.truncated;
     uint64_t refused = in->st.refused_connections - in->logged.refused_connections;
     uint64_t kernel = in->st.dropped_kernel - in->logged.dropped_kernel;
-    if (rate + bad + cut + refused + kernel == 0)
+    if (rate + share + bad + cut + refused + kernel == 0)
         return;
     sl_log_id(SL_LOG_WARNING, "SL-TX-SYSLOG-DROP",
-              "syslog: %llu over max_rate %u/s, %llu dropped by the kernel (socket buffer full), "
-              "%llu invalid, %llu truncated to %u bytes, %llu connections refused in the last 10 s",
-              (unsigned long long)rate, in->cfg.max_rate, (unsigned long long)kernel, (unsigned long long)bad,
-              (unsigned long long)cut, in->cfg.max_message, (unsigned long long)refused);
+              "syslog: %llu over max_rate %u/s, %llu over the link share (%.3g Mbit/s), %llu dropped by the "
+              "kernel (socket buffer full), %llu invalid, %llu truncated to %u bytes, %llu connections refused "
+              "in the last 10 s",
+              (unsigned long long)rate, in->cfg.max_rate, (unsigned long long)share, in->cfg.rate_mbps,
+              (unsigned long long)kernel, (unsigned long long)bad, (unsigned long long)cut, in->cfg.max_message,
+              (unsigned long long)refused);
     in->logged = in->st;
     in->drop_log_at_us = now_us + DROP_LOG_US;
 }
@@ -386,6 +409,7 @@ static void log_drops(struct sl_syslogin *in, uint64_t now_us)
 void sl_syslogin_run(struct sl_syslogin *in, uint64_t now_us, uint64_t wall_us)
 {
     in->wall_us = wall_us;
+    in->now_us = now_us;
     struct epoll_event ev[EVENTS_PER_TURN];
     int n = epoll_wait(in->ep, ev, EVENTS_PER_TURN, 0);
     for (int i = 0; i < n; i++) {
@@ -403,7 +427,7 @@ void sl_syslogin_run(struct sl_syslogin *in, uint64_t now_us, uint64_t wall_us)
         in->next_sweep_us = now_us + SWEEP_US;
     }
     if (in->batch_len && now_us >= sl_syslogin_deadline(in))
-        send_batch(in);
+        send_batch(in, now_us);
     log_drops(in, now_us);
 }
 
@@ -411,12 +435,13 @@ uint64_t sl_syslogin_deadline(const struct sl_syslogin *in)
 {
     if (in->batch_len == 0)
         return UINT64_MAX;
-    return in->batch_since_us + (uint64_t)in->cfg.batch_ms * 1000u;
+    uint64_t due = in->batch_full ? 0 : in->batch_since_us + (uint64_t)in->cfg.batch_ms * 1000u;
+    return due > in->next_us ? due : in->next_us;
 }
 
 void sl_syslogin_flush(struct sl_syslogin *in)
 {
-    send_batch(in);
+    send_batch(in, in->now_us);
     kernel_drops(in);   /* the stop line's figures are exact */
 }
 
@@ -471,7 +496,7 @@ sl_err sl_syslogin_create(struct sl_syslogin **out, const struct sl_syslogin_con
     *out = NULL;
     if (cfg->max_message == 0 || cfg->max_message > SL_SYSLOG_TEXT_MAX ||
         sl_logmsg_bytes(cfg->max_message) > payload_cap || cfg->max_rate == 0 ||
-        cfg->max_connections == 0 || cfg->idle_s == 0)
+        cfg->max_connections == 0 || cfg->idle_s == 0 || !(cfg->rate_mbps >= 0))
         return SL_ERR_RANGE;
     struct sl_syslogin *in = calloc(1, sizeof *in);
     if (!in)
@@ -526,7 +551,7 @@ void sl_syslogin_destroy(struct sl_syslogin *in)
     if (!in)
         return;
     if (in->send)
-        send_batch(in);
+        send_batch(in, in->now_us);
     for (size_t i = 0; in->conns && i < in->conn_cap; i++) {
         if (in->conns[i].fd >= 0)
             close(in->conns[i].fd);

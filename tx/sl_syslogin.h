@@ -26,7 +26,16 @@
  * payload, or when the oldest waiting message has waited batch_ms. The
  * caller supplies the send function (the daemon: one syslog block on the
  * sender), so the module is tested without a link. Single-threaded: the
- * daemon's main thread owns it. */
+ * daemon's main thread owns it.
+ *
+ * Link share: with rate_mbps set, each block sent is charged its wire
+ * bytes (what the send function reports: data and repair frames with their
+ * Ethernet overhead) at rate_mbps, and the next block waits until that
+ * time has passed; no credit builds up while syslog is quiet. So syslog
+ * never holds more than rate_mbps of the link over any interval, plus one
+ * block, and a flood cannot queue blocks in front of the tag channel's.
+ * Messages wait in the one batch meanwhile; one that no longer fits is
+ * dropped and counted (dropped_share). */
 #ifndef SL_SYSLOGIN_H
 #define SL_SYSLOGIN_H
 
@@ -44,11 +53,13 @@ struct sl_syslogin_config {
     uint32_t max_connections;
     uint32_t max_per_peer;
     uint32_t idle_s;
+    double rate_mbps;                   /* wire Mbit/s syslog blocks may use; 0: unpaced */
 };
 
 struct sl_syslogin_stats {
     uint64_t received;                  /* messages taken into a batch */
     uint64_t dropped_rate;              /* over max_rate */
+    uint64_t dropped_share;             /* batch full while it waited for rate_mbps */
     uint64_t dropped_invalid;           /* no PRI, empty, broken octet count */
     uint64_t dropped_kernel;            /* UDP datagrams the kernel dropped, socket buffer full */
     uint64_t truncated;                 /* longer than max_message (sent cut) */
@@ -59,8 +70,10 @@ struct sl_syslogin_stats {
     uint64_t connections;               /* open now */
 };
 
-/* Sends one batch: payload[0..len) is a whole syslog payload. */
-typedef sl_err (*sl_syslogin_send_fn)(void *ctx, const uint8_t *payload, size_t len);
+/* Sends one batch: payload[0..len) is a whole syslog payload. Sets
+ * *wire_bytes to what the block cost on the link (frames with their
+ * Ethernet overhead; 0 when nothing went), which the pacing charges. */
+typedef sl_err (*sl_syslogin_send_fn)(void *ctx, const uint8_t *payload, size_t len, uint64_t *wire_bytes);
 
 struct sl_syslogin;
 
@@ -90,7 +103,9 @@ uint16_t sl_syslogin_port(const struct sl_syslogin *in);
  * recv_time_us). Never blocks. */
 void sl_syslogin_run(struct sl_syslogin *in, uint64_t now_us, uint64_t wall_us);
 
-/* When the waiting batch falls due (monotonic µs); UINT64_MAX when empty. */
+/* When the waiting batch falls due (monotonic µs): batch_ms after its
+ * first message, or at once when full, but never before rate_mbps allows
+ * the next block; UINT64_MAX when empty. */
 uint64_t sl_syslogin_deadline(const struct sl_syslogin *in);
 
 /* Sends the waiting batch now and reads the kernel's drop count (stop). */

@@ -38,7 +38,7 @@ enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
 enum { K_USER, K_METRICS_FILE };
 enum { K_SPOOL, K_COPIES, K_SENT, K_FILES_MAX_BYTES, K_SHARE };
 enum { K_SYSLOG_LISTEN, K_MAX_RATE, K_BATCH_MS, K_MAX_MESSAGE, K_MAX_CONNECTIONS, K_MAX_PER_PEER,
-       K_IDLE_S };
+       K_IDLE_S, K_SYSLOG_SHARE };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
        K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE, K_RS485, K_RTS, K_RTS_DELAY_US };
 
@@ -50,7 +50,7 @@ static const char *const snapshot_keys[] = { "keyframe_ms", "beacon_ms", "max_de
 static const char *const tx_keys[] = { "user", "metrics_file", NULL };
 static const char *const files_keys[] = { "spool", "copies", "sent", "max_bytes", "share", NULL };
 static const char *const syslog_keys[] = { "listen", "max_rate", "batch_ms", "max_message",
-                                           "max_connections", "max_per_peer", "idle_s", NULL };
+                                           "max_connections", "max_per_peer", "idle_s", "share", NULL };
 static const char *const device_keys[] = { "protocol", "address", "unit", "mirror_unit", "poll_ms",
                                            "timeout_ms", "tags", "baud", "parity", "data_bits",
                                            "stop_bits", "max_gap", "rate", "rs485", "rts",
@@ -399,9 +399,11 @@ static void do_syslog(struct sl_conf *p, struct sl_txconf *c)
         SL_CONF_U32(K_IDLE_S, 1, 86400, 300, struct sl_syslogin_config, idle_s),
     };
     sl_conf_u32_fields(p, s, nums, sizeof nums / sizeof nums[0], y);
+    c->syslog.share = SL_TXCONF_DEFAULT_SYSLOG_SHARE;
     if (!s->header)
         return;
     c->syslog.enabled = true;
+    conf_double(p, s, K_SYSLOG_SHARE, 0.0, true, 1.0, "0 < share <= 1", &c->syslog.share);
     if (sl_conf_require(p, s, K_SYSLOG_LISTEN, " (HOST:PORT to take syslog on, UDP and TCP)"))
         sl_conf_hostport(p, s, K_SYSLOG_LISTEN, 0, SL_HOSTPORT_ANY, "", &y->listen);
     uint64_t cap = (uint64_t)c->fec.k * c->link.symbol_bytes;

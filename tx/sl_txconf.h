@@ -52,6 +52,7 @@ struct sl_hw_config;
 #define SL_TXCONF_DEFAULT_SYSLOG_RATE   1000u    /* [syslog] max_rate, messages/s */
 #define SL_TXCONF_DEFAULT_SYSLOG_BATCH_MS 200u   /* [syslog] batch_ms */
 #define SL_TXCONF_DEFAULT_SYSLOG_MESSAGE 8192u   /* [syslog] max_message, bytes */
+#define SL_TXCONF_DEFAULT_SYSLOG_SHARE  0.1      /* [syslog] share of rate_mbps */
 
 /* Load flags. */
 #define SL_TXCONF_SKIP_HOST_CHECKS SL_CONF_SKIP_HOST_CHECKS  /* don't stat the key file or state_dir, don't look up
@@ -150,6 +151,7 @@ struct sl_txconf {
     struct {
         bool enabled;                   /* [syslog] present */
         struct sl_syslogin_config in;   /* listen and bounds (tx/sl_syslogin.h) */
+        double share;                   /* of rate_mbps for syslog blocks (0, 1] */
     } syslog;
     struct sl_txconf_device *devices;   /* owned, ndevices in file order; none is valid */
     size_t ndevices;

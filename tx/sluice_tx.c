@@ -25,6 +25,7 @@
 #include "sl_bulk.h"
 #include "sl_clock.h"
 #include "sl_epoch.h"
+#include "sl_fec.h"
 #include "sl_hw.h"
 #include "sl_pace.h"
 #include "sl_key.h"
@@ -77,7 +78,7 @@ static void usage(FILE *f)
             "                      [fec] k m interleave   [keys] signing_key state_dir\n"
             "                      [snapshot] keyframe_ms beacon_ms max_delay_ms   [tx] user\n"
             "                      [files] spool copies sent max_bytes share\n"
-            "                      [syslog] listen max_rate batch_ms max_message\n"
+            "                      [syslog] listen max_rate batch_ms max_message share\n"
             "                             max_connections max_per_peer idle_s\n"
             "                      [device NAME] protocol address unit mirror_unit poll_ms\n"
             "                             timeout_ms max_gap tags baud parity data_bits stop_bits\n"
@@ -167,19 +168,29 @@ static sl_err send_block(struct daemon *D, uint64_t now)
     return f;
 }
 
-/* One syslog batch as one block of the syslog channel. */
-static sl_err send_syslog(void *ctx, const uint8_t *payload, size_t len)
+/* One syslog batch as one block of the syslog channel; *wire_bytes is
+ * what its k' data and m' repair frames cost on the link (the intake's
+ * share pacing charges it). */
+static sl_err send_syslog(void *ctx, const uint8_t *payload, size_t len, uint64_t *wire_bytes)
 {
     struct daemon *D = ctx;
     uint8_t *p;
     size_t cap;
+    *wire_bytes = 0;
     sl_err e = sl_sender_block(D->snd, &p, &cap, SL_CHANNEL_SYSLOG);
     if (e == SL_OK && len > cap)
         e = SL_ERR_CAPACITY;
     if (e == SL_OK)
         memcpy(p, payload, len);
+    bool sent = e == SL_OK;
     if (e == SL_OK || e == SL_ERR_CAPACITY)
-        e = sl_sender_commit(D->snd, e == SL_OK ? len : 0, sl_clock_wall_us(), sl_clock_mono_us());
+        e = sl_sender_commit(D->snd, sent ? len : 0, sl_clock_wall_us(), sl_clock_mono_us());
+    if (sent) {
+        size_t sym = D->cfg.link.symbol_bytes;
+        unsigned kb = (unsigned)((len + SL_BLOCK_OVERHEAD + sym - 1) / sym);
+        unsigned frames = kb + sl_fec_repair_count(D->cfg.fec.k, D->cfg.fec.m, kb);
+        *wire_bytes = frames * sl_pace_wire_bytes(SL_FRAME_OVERHEAD + sym);
+    }
     sl_txhealth_send(&D->health, e, "syslog");
     return e;
 }
@@ -190,14 +201,15 @@ static int open_syslog(struct daemon *D)
     if (!D->cfg.syslog.enabled)
         return 0;
     size_t cap = (size_t)D->cfg.fec.k * D->cfg.link.symbol_bytes - SL_BLOCK_OVERHEAD;
+    D->cfg.syslog.in.rate_mbps = D->cfg.syslog.share * D->cfg.link.rate_mbps;   /* 0: unpaced link */
     sl_err e = sl_syslogin_create(&D->syslog, &D->cfg.syslog.in, cap, send_syslog, D);
     if (e != SL_OK) {
         sl_log(SL_LOG_ERR, "[syslog] listen %s:%u: %s%s%s", D->cfg.syslog.in.listen.host,
                D->cfg.syslog.in.listen.port, sl_strerror(e), ERRNO_TEXT(e));
         return 1;
     }
-    sl_log(SL_LOG_INFO, "syslog: listening on %s port %u (UDP and TCP)", D->cfg.syslog.in.listen.host,
-           sl_syslogin_port(D->syslog));
+    sl_log(SL_LOG_INFO, "syslog: listening on %s port %u (UDP and TCP), up to %.3g Mbit/s of the link",
+           D->cfg.syslog.in.listen.host, sl_syslogin_port(D->syslog), D->cfg.syslog.in.rate_mbps);
     return 0;
 }
 
@@ -274,10 +286,10 @@ static void stop_daemon(struct daemon *D)
         sl_syslogin_flush(D->syslog);
         struct sl_syslogin_stats y;
         sl_syslogin_stats(D->syslog, &y);
-        sl_log(SL_LOG_INFO, "syslog: %llu messages in %llu blocks; dropped: %llu over max_rate, %llu by the "
-               "kernel, %llu invalid; %llu truncated, %llu connections refused",
+        sl_log(SL_LOG_INFO, "syslog: %llu messages in %llu blocks; dropped: %llu over max_rate, %llu over the "
+               "link share, %llu by the kernel, %llu invalid; %llu truncated, %llu connections refused",
                (unsigned long long)y.received, (unsigned long long)y.batches, (unsigned long long)y.dropped_rate,
-               (unsigned long long)y.dropped_kernel, (unsigned long long)y.dropped_invalid,
+               (unsigned long long)y.dropped_share, (unsigned long long)y.dropped_kernel, (unsigned long long)y.dropped_invalid,
                (unsigned long long)y.truncated, (unsigned long long)y.refused_connections);
     }
     sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
@@ -304,12 +316,6 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             sl_reload_file(&D->ann, D->snap, &D->cfg, D->conf_path, now, sl_clock_wall_us());
         }
         uint64_t wake = sl_sources_collect(&D->src, D->snap, now);
-        /* Syslog: a bounded read per turn and a due batch; never waits. */
-        if (D->syslog) {
-            sl_syslogin_run(D->syslog, now, sl_clock_wall_us());
-            if (sl_syslogin_deadline(D->syslog) < wake)
-                wake = sl_syslogin_deadline(D->syslog);
-        }
         if (now >= next_beacon) {
             send_beacon(D);
             sl_txhealth_beacon(&D->health, D->snap, now);
@@ -323,6 +329,13 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             now = sl_clock_mono_us();
             if (sl_snapshot_next_due_us(D->snap) > now || send_block(D, now) != SL_OK)
                 break;
+        }
+        /* Syslog after the tags: a bounded read per turn and a batch when
+         * due and within its share of the link; never waits. */
+        if (D->syslog && !got_term) {
+            sl_syslogin_run(D->syslog, sl_clock_mono_us(), sl_clock_wall_us());
+            if (sl_syslogin_deadline(D->syslog) < wake)
+                wake = sl_syslogin_deadline(D->syslog);
         }
         /* Files after the tags, paced to their share and a few blocks a
          * turn: a large file never holds up a beacon or a tag block. */

@@ -9,7 +9,11 @@ forwards it over UDP to a stand-in SIEM (a Python socket in sl-it).
     with the bytes logger sent (the original host and timestamp kept);
   - a flood (200k datagrams in at most 5 s) is counted as dropped over
     max_rate on TX (metrics file and [SL-TX-SYSLOG-DROP]) while the tag
-    channel's freshest value stays as young as before the flood.
+    channel's freshest value stays as young as before the flood;
+  - a flood of big messages (4 TCP connections of 8000-byte octet-counted
+    messages, 32 Mbit/s under max_rate) is held to [syslog] share of the
+    link: the surplus is counted (dropped_share) and the tags' median age
+    grows by at most 20 ms.
 Then, on host loopback without the rig, a syslog-only TX (no [device])
 records its link to a pcap file, and sluice-inspect shows each message with
 its sender and transport.
@@ -31,6 +35,8 @@ SIEM_PORT = 5515
 MAX_RATE = 500
 FLOOD_N = 200000
 FLOOD_S = 5.0
+BIG_S = 3.0
+BIG_BYTES = 8000
 
 SIEM = r"""
 import socket, sys
@@ -58,6 +64,29 @@ while sent < n and time.monotonic() - t0 < secs:
     except OSError:
         time.sleep(0.0005)
 print(sent, time.monotonic() - t0)
+"""
+
+BIGFLOOD = r"""
+import socket, sys, threading, time
+port, secs, size = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+body = b"<14>1 2026-12-07T09:00:00Z big app - - - " + b"A" * (size - 42)
+rec = (str(len(body)).encode() + b" " + body) * 16
+sent = [0]
+def run():
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(1.0)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < secs:
+        try:
+            s.sendall(rec)
+            sent[0] += 16
+        except socket.timeout:
+            pass
+    s.close()
+th = [threading.Thread(target=run) for _ in range(4)]
+[t.start() for t in th]
+[t.join() for t in th]
+print(sent[0])
 """
 
 
@@ -237,6 +266,28 @@ def main():
                      m.get("sluice_rx_syslog_dropped_total", -1)))
             C.check(m.get("sluice_rx_syslog_messages_total", 0) >= len(cases), "RX counted no syslog messages")
             C.check(m.get("sluice_rx_syslog_batches_bad_total", 1) == 0, "RX found bad syslog batches")
+
+            # ---- big messages over TCP: held to [syslog] share (default 0.1 of 50 Mbit/s) ----
+            before = ages_for(2.0)
+            batches0 = tx_metric(metrics, "sluice_tx_syslog_batches_total")
+            big = procs.start("ot", [sl_rig.PY, "-c", BIGFLOOD, str(SYSLOG_PORT), str(BIG_S), str(BIG_BYTES)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            during = ages_for(BIG_S - 0.3)
+            out = big.stdout.readline().split()
+            big.wait(timeout=15)
+            med_b, med_d = before[len(before) // 2], during[len(during) // 2]
+            print("big-message flood: %s messages of %d bytes in %.1f s; freshest tag age median %.3f s before, "
+                  "%.3f s during (worst %.3f / %.3f)" % (out[0] if out else "?", BIG_BYTES, BIG_S, med_b, med_d,
+                                                        before[-1], during[-1]))
+            C.check(med_d <= med_b + 0.02, "tags aged during the big-message flood: median %.3f s vs %.3f s before"
+                    % (med_d, med_b))
+            C.check(sl_rig.wait_for(lambda: tx_metric(metrics, "sluice_tx_syslog_dropped_share_total") > 0, 5, 0.2),
+                    "TX's metrics file shows no drop over [syslog] share")
+            # 5 Mbit/s holds about five full blocks (about 0.95 Mbit each on the wire) a second.
+            batches = tx_metric(metrics, "sluice_tx_syslog_batches_total") - batches0
+            C.check(batches <= 6 * (BIG_S + 1.5), "%d syslog blocks in %.1f s: over the share" % (batches, BIG_S))
+            print("big-message flood: %d syslog blocks, %d dropped over the share"
+                  % (batches, tx_metric(metrics, "sluice_tx_syslog_dropped_share_total")))
             procs.stop(tx)
             procs.stop(rx)
             procs.stop(siem)

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -30,9 +32,10 @@ static struct {
     size_t len, batches;
 } sink;
 
-static sl_err to_sink(void *ctx, const uint8_t *p, size_t n)
+static sl_err to_sink(void *ctx, const uint8_t *p, size_t n, uint64_t *wire_bytes)
 {
     (void)ctx;
+    *wire_bytes = n;   /* the pacing tests charge payload bytes */
     size_t count;
     CU_ASSERT_EQUAL(sl_logmsg_batch_check(p, n, &count), SL_OK);
     CU_ASSERT(n <= CAP);
@@ -44,17 +47,24 @@ static sl_err to_sink(void *ctx, const uint8_t *p, size_t n)
     return SL_OK;
 }
 
-static struct sl_syslogin *intake(uint32_t rate, uint32_t max_message, uint32_t per_peer)
+static struct sl_syslogin *intake_paced(uint32_t rate, uint32_t max_message, uint32_t per_peer,
+                                        double rate_mbps)
 {
     memset(&sink, 0, sizeof sink);
     struct sl_syslogin_config c = { .max_message = max_message, .max_rate = rate, .batch_ms = 50,
-                                    .max_connections = 4, .max_per_peer = per_peer, .idle_s = 60 };
+                                    .max_connections = 4, .max_per_peer = per_peer, .idle_s = 60,
+                                    .rate_mbps = rate_mbps };
     CU_ASSERT_FATAL(sl_conf_hostport_parse(&c.listen, "127.0.0.1:0", 0, SL_HOSTPORT_PORT_ZERO, NULL, 0) ==
                     SL_OK);
     struct sl_syslogin *in = NULL;
     CU_ASSERT_FATAL(sl_syslogin_create(&in, &c, CAP, to_sink, NULL) == SL_OK);
     CU_ASSERT(sl_syslogin_port(in) != 0);
     return in;
+}
+
+static struct sl_syslogin *intake(uint32_t rate, uint32_t max_message, uint32_t per_peer)
+{
+    return intake_paced(rate, max_message, per_peer, 0);
 }
 
 static struct sockaddr_in lo(uint16_t port)
@@ -182,6 +192,72 @@ SL_TEST(syslog_in, junk_and_long_lines_counted)
     sl_syslogin_destroy(in);
 }
 
+/* Newline framing: a line whose LF falls just past max_message (inside the
+ * connection buffer's slack for an octet count) is still cut to it. */
+SL_TEST(syslog_in, line_just_over_max_message_is_cut)
+{
+    struct sl_syslogin *in = intake(1000, 8192, 4);
+    uint16_t port = sl_syslogin_port(in);
+    static char line[8197 + 1];
+    memset(line, 'z', sizeof line);
+    memcpy(line, "<13>", 4);
+    line[8197] = '\n';
+    int a = tcp_open(port);
+    CU_ASSERT(write(a, line, sizeof line) == (ssize_t)sizeof line);
+    CU_ASSERT(write(a, "<13>next\n", 9) == 9);
+    turn(in, 60);
+    struct sl_syslogin_stats st;
+    sl_syslogin_stats(in, &st);
+    CU_ASSERT_EQUAL(st.received, 2);
+    CU_ASSERT_EQUAL(st.truncated, 1);
+    static char t[9000];
+    struct sl_logmsg m;
+    CU_ASSERT_FATAL(sink_msg(0, t, sizeof t, &m));
+    CU_ASSERT_EQUAL(m.text_len, 8192);
+    CU_ASSERT_EQUAL(m.flags, SL_SYSLOG_F_TRUNCATED);
+    CU_ASSERT_FATAL(sink_msg(1, t, sizeof t, &m));
+    CU_ASSERT_STRING_EQUAL(t, "<13>next");
+    close(a);
+    sl_syslogin_destroy(in);
+}
+
+/* rate_mbps: a block is charged its wire bytes (here: its payload) and the
+ * next waits that long; the full batch waiting meanwhile drops what does
+ * not fit (dropped_share) instead of queueing blocks ahead of the tags. */
+SL_TEST(syslog_in, blocks_paced_to_the_share)
+{
+    const double mbps = 0.262144;   /* 32768 bytes per second */
+    struct sl_syslogin *in = intake_paced(100000, 16000, 4, mbps);
+    uint16_t port = sl_syslogin_port(in);
+    static char msg[16000];
+    memset(msg, 'y', sizeof msg);
+    memcpy(msg, "<13>", 4);
+    for (int i = 0; i < 3; i++)   /* two fit in CAP; the third sends them and starts the next */
+        udp_send(port, msg, sizeof msg);
+    turn(in, 5);
+    CU_ASSERT_EQUAL(sink.batches, 1);
+    uint64_t cost = (uint64_t)((double)sink.len * 8.0 / mbps);
+    CU_ASSERT(cost > 900000u && cost < 1000000u);
+    for (int i = 0; i < 3; i++)   /* one fits; two find the batch full before its time */
+        udp_send(port, msg, sizeof msg);
+    turn(in, 5);
+    struct sl_syslogin_stats st;
+    sl_syslogin_stats(in, &st);
+    CU_ASSERT_EQUAL(st.received, 4);
+    CU_ASSERT_EQUAL(st.dropped_share, 2);
+    CU_ASSERT_EQUAL(st.batches, 1);
+    /* Due when the share allows, not at batch_ms (nor at once when full). */
+    uint64_t due = sl_syslogin_deadline(in);
+    CU_ASSERT(due > now_us + 800000u && due < now_us + 1000000u);
+    turn(in, 100);
+    CU_ASSERT_EQUAL(sink.batches, 1);
+    now_us = due;
+    sl_syslogin_run(in, now_us, 0);
+    CU_ASSERT_EQUAL(sink.batches, 2);
+    CU_ASSERT_EQUAL(sl_syslogin_deadline(in), UINT64_MAX);
+    sl_syslogin_destroy(in);
+}
+
 SL_TEST(syslog_in, max_rate_and_batching)
 {
     struct sl_syslogin *in = intake(100, 480, 4);
@@ -271,14 +347,29 @@ static char *slurp(const char *path)
     return buf;
 }
 
+/* An output to dir/siem.log in a new temporary dir (a mkdtemp template). */
+static struct sl_syslogout *file_output(char *dir, struct sl_syslogout_config *c)
+{
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    memset(c, 0, sizeof *c);
+    snprintf(c->file, sizeof c->file, "%s/siem.log", dir);
+    struct sl_syslogout *o = NULL;
+    CU_ASSERT_FATAL(sl_syslogout_create(&o, c) == SL_OK);
+    return o;
+}
+
+static void file_output_end(struct sl_syslogout *o, const struct sl_syslogout_config *c, const char *dir)
+{
+    sl_syslogout_destroy(o);
+    unlink(c->file);
+    rmdir(dir);
+}
+
 SL_TEST(syslog_out, file_lines_escaped_and_reopened)
 {
     char dir[] = "/tmp/sl_syslogout_XXXXXX";
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    struct sl_syslogout_config c = { .queue_bytes = 0 };
-    snprintf(c.file, sizeof c.file, "%s/siem.log", dir);
-    struct sl_syslogout *o = NULL;
-    CU_ASSERT_FATAL(sl_syslogout_create(&o, &c) == SL_OK);
+    struct sl_syslogout_config c;
+    struct sl_syslogout *o = file_output(dir, &c);
     const char *t[] = { "<13>one", "<13>two\nlines\r\x01 tab\there #ok" };
     uint8_t p[512];
     size_t n = batch_of(p, sizeof p, t, 2);
@@ -301,10 +392,39 @@ SL_TEST(syslog_out, file_lines_escaped_and_reopened)
     CU_ASSERT_EQUAL(st.batches_bad, 1);
     CU_ASSERT_EQUAL(st.reopens, 1);
     CU_ASSERT_STRING_EQUAL(slurp(c.file), "<13>one\n");
-    sl_syslogout_destroy(o);
-    unlink(c.file);
     unlink(moved);
-    rmdir(dir);
+    file_output_end(o, &c, dir);
+}
+
+/* A short write (the file size limit here; a full disk alike) tears the
+ * second line: the file is cut back to the whole first line, the torn
+ * message counted as dropped, and the next batch starts a line of its own. */
+SL_TEST(syslog_out, short_write_leaves_no_torn_line)
+{
+    char dir[] = "/tmp/sl_syslogout_XXXXXX";
+    struct sl_syslogout_config c;
+    struct sl_syslogout *o = file_output(dir, &c);
+    const char *t[] = { "<13>one", "<13>two two two", "<13>three" };
+    uint8_t p[512];
+    size_t n = batch_of(p, sizeof p, t, 2);
+    struct rlimit was, small = { .rlim_cur = 20, .rlim_max = RLIM_INFINITY };
+    CU_ASSERT_FATAL(getrlimit(RLIMIT_FSIZE, &was) == 0);
+    small.rlim_max = was.rlim_max;
+    void (*old)(int) = signal(SIGXFSZ, SIG_IGN);
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &small) == 0);
+    sl_syslogout_payload(o, p, n, 0);   /* 8 + 16 bytes; the write stops at 20 */
+    CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &was) == 0);
+    signal(SIGXFSZ, old);
+    CU_ASSERT_STRING_EQUAL(slurp(c.file), "<13>one\n");
+    n = batch_of(p, sizeof p, t + 2, 1);
+    sl_syslogout_payload(o, p, n, 0);
+    CU_ASSERT_STRING_EQUAL(slurp(c.file), "<13>one\n<13>three\n");
+    struct sl_syslogout_stats st;
+    sl_syslogout_stats(o, &st);
+    CU_ASSERT_EQUAL(st.messages, 3);
+    CU_ASSERT_EQUAL(st.written, 2);
+    CU_ASSERT_EQUAL(st.dropped, 1);
+    file_output_end(o, &c, dir);
 }
 
 /* The worst line: the longest message, every byte a control character
@@ -312,11 +432,8 @@ SL_TEST(syslog_out, file_lines_escaped_and_reopened)
 SL_TEST(syslog_out, longest_escaped_line)
 {
     char dir[] = "/tmp/sl_syslogout_XXXXXX";
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    struct sl_syslogout_config c = { .queue_bytes = 0 };
-    snprintf(c.file, sizeof c.file, "%s/siem.log", dir);
-    struct sl_syslogout *o = NULL;
-    CU_ASSERT_FATAL(sl_syslogout_create(&o, &c) == SL_OK);
+    struct sl_syslogout_config c;
+    struct sl_syslogout *o = file_output(dir, &c);
     static uint8_t text[SL_SYSLOG_TEXT_MAX];
     static uint8_t p[2 * SL_SYSLOG_TEXT_MAX + 256];
     memset(text, '\n', sizeof text);
@@ -329,9 +446,7 @@ SL_TEST(syslog_out, longest_escaped_line)
     struct stat st;
     CU_ASSERT_FATAL(stat(c.file, &st) == 0);
     CU_ASSERT_EQUAL(st.st_size, 4 * SL_SYSLOG_TEXT_MAX + 1 + 4 * 5 + 1);
-    sl_syslogout_destroy(o);
-    unlink(c.file);
-    rmdir(dir);
+    file_output_end(o, &c, dir);
 }
 
 SL_TEST(syslog_out, forward_udp_and_tcp)
@@ -432,12 +547,17 @@ SL_TEST(syslog_conf, tx_section)
     CU_ASSERT_EQUAL(c.syslog.in.max_rate, 50);
     CU_ASSERT_EQUAL(c.syslog.in.batch_ms, SL_TXCONF_DEFAULT_SYSLOG_BATCH_MS);
     CU_ASSERT_EQUAL(c.syslog.in.max_message, SL_TXCONF_DEFAULT_SYSLOG_MESSAGE);
+    CU_ASSERT_DOUBLE_EQUAL(c.syslog.share, SL_TXCONF_DEFAULT_SYSLOG_SHARE, 1e-9);
     sl_txconf_free(&c);
     sl_diag_free(&d);
-    /* No listen; a message that cannot fit one block; a batch over 1 s. */
-    CU_ASSERT_EQUAL(tx_parse(&c, "[fec]\nk = 1\n[syslog]\nmax_message = 16384\nbatch_ms = 1001\n", &d),
+    CU_ASSERT_EQUAL(tx_parse(&c, "[syslog]\nlisten = *:5514\nshare = 0.25\n", &d), SL_OK);
+    CU_ASSERT_DOUBLE_EQUAL(c.syslog.share, 0.25, 1e-9);
+    sl_txconf_free(&c);
+    sl_diag_free(&d);
+    /* No listen; a message that cannot fit one block; a batch over 1 s; no share. */
+    CU_ASSERT_EQUAL(tx_parse(&c, "[fec]\nk = 1\n[syslog]\nmax_message = 16384\nbatch_ms = 1001\nshare = 0\n", &d),
                     SL_ERR_CONFIG);
-    CU_ASSERT_EQUAL(sl_diag_total(&d), 3);
+    CU_ASSERT_EQUAL(sl_diag_total(&d), 4);
     sl_txconf_free(&c);
     sl_diag_free(&d);
     CU_ASSERT_EQUAL(tx_parse(&c, "", &d), SL_OK);
