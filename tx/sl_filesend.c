@@ -77,9 +77,10 @@ bool sl_filesend_changed(const struct sl_filesend *fs, const struct stat *st)
            st->st_mtim.tv_sec != fs->st.st_mtim.tv_sec || st->st_mtim.tv_nsec != fs->st.st_mtim.tv_nsec;
 }
 
-/* FILE_END: only for a file that is still what it was at open, so RX never
- * publishes a mix of two versions under a digest that matches neither. */
-static sl_err put_end(struct sl_filesend *fs, struct sl_sender *snd, sl_err *link)
+/* Before FILE_END: the file must still be what it was at open, so RX
+ * never publishes a mix of two versions under a digest that matches
+ * neither; then the digest is final (once: FILE_END may be retried). */
+static sl_err end_ready(struct sl_filesend *fs)
 {
     struct stat now;
     if (fstat(fs->fd, &now) != 0)
@@ -92,6 +93,15 @@ static sl_err put_end(struct sl_filesend *fs, struct sl_sender *snd, sl_err *lin
             return SL_ERR_NOMEM;
         fs->digested = true;
     }
+    return SL_OK;
+}
+
+/* FILE_END in a block of its own (it did not fit after the last data). */
+static sl_err put_end(struct sl_filesend *fs, struct sl_sender *snd, sl_err *link)
+{
+    sl_err r = end_ready(fs);
+    if (r != SL_OK)
+        return r;
     uint8_t *p;
     size_t cap, off = 0;
     *link = sl_sender_block(snd, &p, &cap, SL_CHANNEL_FILES);
@@ -133,12 +143,27 @@ sl_err sl_filesend_step(struct sl_filesend *fs, struct sl_sender *snd, bool *don
         if (e == SL_OK && EVP_DigestUpdate(fs->md, data, n) != 1)
             e = SL_ERR_NOMEM;
     }
+    /* The last data: FILE_END goes in the same block when it fits (a small
+     * file costs one block, not two). A file changed meanwhile sends
+     * nothing of this block. */
+    bool end_here = false;
+    if (e == SL_OK && fs->sent + n == fs->size) {
+        e = end_ready(fs);
+        if (e == SL_OK) {
+            e = sl_fmsg_put_end(p, cap, &off, fs->file_id, fs->size, fs->digest, fs->name);
+            end_here = e == SL_OK;
+            if (e == SL_ERR_CAPACITY)
+                e = SL_OK;   /* in a block of its own, next step */
+        }
+    }
     int err = errno;
     *link = commit(snd, e == SL_OK ? off : 0);
     errno = err;
     if (e == SL_OK) {
         fs->begun = true;
         fs->sent += n;
+        fs->ended = end_here;
+        *done = end_here;
     }
     return e;
 }

@@ -45,7 +45,9 @@ __attribute__((warn_unused_result))
 sl_err sl_filesend_open(struct sl_filesend *fs, int fd, const char *name, uint32_t file_id);
 
 /* Writes and commits the next block of the job: FILE_BEGIN with the first
- * data, then data, and once every byte has gone, FILE_END with the SHA-256.
+ * data, then data, and once every byte has gone, FILE_END with the SHA-256
+ * (in the block of the last data when it fits there, else in one of its
+ * own at the next step).
  * Before FILE_END the file is fstat'ed again: if its size, mtime, inode or
  * device differ from the open's, nothing more is sent and SL_ERR_MISMATCH
  * is returned (the copy on RX never completes; resend it as a new file id).

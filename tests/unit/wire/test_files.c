@@ -1200,6 +1200,27 @@ SL_TEST(spool, resends_bounded)
     rig_remove(&r);
 }
 
+/* A small file crosses in one block: FILE_BEGIN, its data and FILE_END
+ * together (FILE_END goes in the last data block when it fits). */
+SL_TEST(spool, small_file_one_block)
+{
+    struct spool_rig r;
+    rig_open(&r);
+    char p[128];
+    rig_path(p, sizeof p, r.spool, "small.csv");
+    write_file(p, 1000, 71);
+    rig_spool(&r, 1, 1u << 20);
+    struct sl_sender_stats a, b;
+    sl_sender_stats(r.snd, &a);
+    rig_drain(&r);
+    sl_sender_stats(r.snd, &b);
+    CU_ASSERT_EQUAL(b.blocks_sent[SL_CHANNEL_FILES] - a.blocks_sent[SL_CHANNEL_FILES], 1);
+    struct sl_filerecv_stats st;
+    rig_close(&r, &st);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    rig_remove(&r);
+}
+
 SL_TEST(spool, ignored_names)
 {
     CU_ASSERT_TRUE(sl_spool_ignored(".x"));
