@@ -248,12 +248,12 @@ static void render_spool(struct sl_txmetrics *m, FILE *f)
           "Files that could not be opened or read, or are not regular files.", st.skipped_unreadable },
         { "sluice_tx_files_skipped_symlink_total", "counter", "Symbolic links in the spool (refused).",
           st.skipped_symlink },
+        { "sluice_tx_files_skipped_unstable_total", "counter",
+          "Files set aside after changing while sent more than 10 times.", st.skipped_unstable },
         { "sluice_tx_files_move_failed_total", "counter", "Sent files that could not be moved to sent or deleted.",
           st.move_failed },
         { "sluice_tx_files_backlog", "gauge",
           "Files waiting in the spool queue or being sent, plus those a scan had no room for.", st.backlog },
-        { "sluice_tx_files_skipped_unstable_total", "counter",
-          "Files set aside after changing while sent more than 10 times.", st.skipped_unstable },
     };
     render_rows(f, rows, sizeof rows / sizeof rows[0]);
 }
