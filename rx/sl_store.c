@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* The documented schema (docs/mirror.md). "values" is an SQL keyword, hence
  * tag_values; type, reg and word_order are stored as the CSV spells them so
@@ -362,6 +363,22 @@ bool sl_store_schema_due(const struct sl_store *s, uint64_t gen)
     return !s->have_gen || s->saved_gen != gen;
 }
 
+/* The schema's copy is large (tens of MiB at 10^6 tags) and lives for one
+ * write. Straight from mmap, so freeing it hands the pages back: malloc
+ * raises its mmap threshold after the first such free and would serve the
+ * next copy from the heap, which keeps its top resident for good. */
+static void *big_alloc(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void big_free(void *p, size_t n)
+{
+    if (p)
+        (void)munmap(p, n);
+}
+
 sl_err sl_store_schema_copy(struct sl_store_schema *out, const struct sl_mirror *m)
 {
     memset(out, 0, sizeof *out);
@@ -374,8 +391,10 @@ sl_err sl_store_schema_copy(struct sl_store_schema *out, const struct sl_mirror 
     for (uint32_t i = 0; i < n; i++)
         if (sl_mirror_get(m, i, &t) == SL_OK)
             bytes += strlen(t.name) + strlen(t.path) + strlen(t.units) + 3u;
-    out->tags = malloc((n ? n : 1) * sizeof *out->tags);
-    out->strings = malloc(bytes ? bytes : 1);
+    out->tags_bytes = (n ? n : 1) * sizeof *out->tags;
+    out->strings_bytes = bytes ? bytes : 1;
+    out->tags = big_alloc(out->tags_bytes);
+    out->strings = big_alloc(out->strings_bytes);
     if (!out->tags || !out->strings) {
         sl_store_schema_free(out);
         return SL_ERR_NOMEM;
@@ -405,8 +424,8 @@ sl_err sl_store_schema_copy(struct sl_store_schema *out, const struct sl_mirror 
 
 void sl_store_schema_free(struct sl_store_schema *sc)
 {
-    free(sc->tags);
-    free(sc->strings);
+    big_free(sc->tags, sc->tags_bytes);
+    big_free(sc->strings, sc->strings_bytes);
     memset(sc, 0, sizeof *sc);
 }
 

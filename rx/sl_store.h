@@ -97,6 +97,7 @@ struct sl_store_schema {
     uint32_t schema_id, count;
     struct sl_store_tag *tags;    /* count rows */
     char *strings;                /* what the rows' names, paths and units point into */
+    size_t tags_bytes, strings_bytes;   /* the two blocks' mapped sizes */
 };
 
 /* The row of the tag at pos (call inside a read section, or on the writer
@@ -108,7 +109,8 @@ bool sl_store_row_get(const struct sl_mirror *m, uint32_t pos, struct sl_store_r
 bool sl_store_schema_due(const struct sl_store *s, uint64_t gen);
 
 /* Copies m's active schema into *out (inside a read section): allocates
- * two blocks (rows, strings), which sl_store_schema_free releases; called
+ * two blocks (rows, strings), mapped on their own so that
+ * sl_store_schema_free gives them back to the system, not to the heap; called
  * only when a schema changed, never per checkpoint. O(tags).
  * SL_ERR_NOT_FOUND without a schema, SL_ERR_NOMEM (*out left empty). */
 __attribute__((warn_unused_result))
