@@ -99,6 +99,7 @@ struct sl_http_status {
     unsigned modbus_conns;
     struct sl_mbserver_stats modbus;
     uint64_t started_us;               /* RX start (wall clock), for uptime */
+    uint64_t store_lag_ms;             /* oldest change not yet in the database, at the last checkpoint */
     const struct sl_http_counter *counters;  /* extra counters, borrowed for the call */
     size_t ncounters;
 };

@@ -100,9 +100,6 @@ static const struct def defs[] = {
     { "sluice_rx_store_coalesced_total",
       "tag changes folded into a later value of the same tag before the database checkpoint wrote them",
       false, ALWAYS, F(store_coalesced), U64 },
-    { "sluice_rx_store_lag_ms",
-      "age of the oldest change not yet in the database at the last checkpoint (0 when caught up)", true,
-      ALWAYS, F(store_lag_ms), U64 },
     { "sluice_rx_http_errors_total", "errors the HTTP server's run returned to the loop (each logged)",
       false, ALWAYS, F(http_errors), U64 },
     { "sluice_rx_modbus_errors_total", "errors the Modbus server's poll returned to the loop (each logged)",
@@ -388,6 +385,10 @@ void sl_metrics_prom(struct sl_jbuf *b, const struct sl_http_status *s, const st
         prom_modbus(b, s);
     if (s->started_us)
         sample_f(b, "sluice_start_time_seconds", "RX start, Unix time", (double)s->started_us / 1e6);
+    /* In seconds, Prometheus's base unit (promtool refuses _ms names). */
+    sample_f(b, "sluice_rx_store_lag_seconds",
+             "Age of the oldest change not yet in the database at the last checkpoint (0 when caught up)",
+             (double)s->store_lag_ms / 1e3);
     for (size_t i = 0; i < s->ncounters; i++) {
         const struct sl_http_counter *k = &s->counters[i];
         sample(b, k->name, k->gauge ? "gauge" : "counter", k->help ? k->help : k->name, k->value);
@@ -426,6 +427,7 @@ void sl_metrics_http_status(struct sl_http_status *out, const struct sl_metrics 
     out->modbus_conns = m->modbus_conns;
     out->modbus = m->modbus;
     out->started_us = m->start_us;
+    out->store_lag_ms = m->store_lag_ms;
     out->counters = counters;
     out->ncounters = sl_metrics_counters(m, counters, cap);
 }
