@@ -51,6 +51,11 @@ function(sl_unit_test module)
   if(unit IN_LIST A_LABELS)
     add_dependencies(sl_unit_tests test_${module})
   endif()
+  if(integration IN_LIST A_LABELS)
+    # Namespaces, brokers, capabilities: never beside another test (scripts/test
+    # runs the unit and fuzz tests two at a time).
+    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE)
+  endif()
   if(A_SKIP_RETURN_CODE)
     set_tests_properties(${name} PROPERTIES SKIP_RETURN_CODE ${A_SKIP_RETURN_CODE})
   endif()
