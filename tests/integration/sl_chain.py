@@ -254,6 +254,90 @@ def start_mosquitto(procs, d):
     return p
 
 
+MQTT_TLS_PORT = 8884
+MQTT_USER, MQTT_PASSWORD = "sluice", "s3cret-pw"
+
+
+class TlsBroker:
+    """What start_mosquitto_tls made: the CA (ca), a client certificate
+    signed by it (client_cert, client_key), a CA the broker does not use
+    (other_ca), the user and password it accepts, its port, log and process."""
+
+    def sub_argv(self, *args, client_cert=False):
+        """mosquitto_sub (or any mosquitto client) arguments that log in over TLS."""
+        argv = ["-h", "127.0.0.1", "-p", str(self.port), "--cafile", self.ca,
+                "-u", self.user, "-P", self.password]
+        if client_cert:
+            argv += ["--cert", self.client_cert, "--key", self.client_key]
+        return argv + list(args)
+
+
+def _openssl(*args):
+    r = run(["openssl", *args])
+    check(r.returncode == 0, "openssl %s failed: %s" % (" ".join(args[:2]), r.stderr))
+
+
+def make_test_ca(d, name="ca"):
+    """A throw-away CA with the openssl CLI: d/<name>.crt and d/<name>.key."""
+    crt, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=sluice test CA " + name,
+             "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    return crt, key
+
+
+def make_test_cert(d, name, ca, ca_key, san=None):
+    """A certificate signed by ca for name (SAN san, e.g. "IP:127.0.0.1,DNS:localhost"):
+    d/<name>.crt and d/<name>.key (mode 0600)."""
+    crt, key, csr = (os.path.join(d, name + x) for x in (".crt", ".key", ".csr"))
+    _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+             "-keyout", key, "-out", csr, "-subj", "/CN=" + name)
+    ext = write(os.path.join(d, name + ".ext"),
+                "basicConstraints=CA:FALSE\n" + ("subjectAltName=%s\n" % san if san else ""))
+    _openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", crt,
+             "-days", "2", "-extfile", ext)
+    os.chmod(key, 0o600)
+    return crt, key
+
+
+def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certificate=False):
+    """mosquitto on 127.0.0.1:port (in rig namespace side, or on this host
+    with side=None) that speaks TLS only, with a test CA made here (server
+    certificate for 127.0.0.1 and localhost), refuses anonymous clients and
+    takes MQTT_USER/MQTT_PASSWORD (mosquitto_passwd -b); with
+    require_certificate, also a client certificate signed by the CA. Its
+    log (connections with their client ids) is broker.log. Returns a
+    TlsBroker. Files go to d/tls/."""
+    t = os.path.join(d, "tls")
+    os.makedirs(t, exist_ok=True)
+    b = TlsBroker()
+    b.ca, ca_key = make_test_ca(t, "ca")
+    b.other_ca, _ = make_test_ca(t, "other-ca")
+    server_crt, server_key = make_test_cert(t, "server", b.ca, ca_key, "IP:127.0.0.1,DNS:localhost")
+    b.client_cert, b.client_key = make_test_cert(t, "client", b.ca, ca_key)
+    b.user, b.password, b.port = MQTT_USER, MQTT_PASSWORD, port
+    pw = os.path.join(t, "mosquitto.passwd")
+    r = run(["mosquitto_passwd", "-c", "-b", pw, b.user, b.password])
+    check(r.returncode == 0, "mosquitto_passwd failed: %s" % r.stderr)
+    conf = write(os.path.join(t, "mosquitto.conf"),
+                 "user root\npersistence false\nallow_anonymous false\npassword_file %s\n"
+                 "log_dest stderr\nlog_type all\nconnection_messages true\n"
+                 "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %s\n"
+                 % (pw, port, b.ca, server_crt, server_key, "true" if require_certificate else "false"))
+    b.log = Log(os.path.join(t, "mosquitto.log"))
+    b.proc = procs.start(side, ["mosquitto", "-c", conf], stderr=b.log.f, stdout=b.log.f)
+    if side:
+        wait_port(side, "t", port, "mosquitto (TLS)")
+    else:
+        check(sl_rig.wait_for(lambda: _local_port_open(port), 15, step=0.05),
+              "mosquitto (TLS) is not listening on port %d after 15 s" % port)
+    return b
+
+
+def _local_port_open(port):
+    return bool(run(["ss", "-Hnlt", "sport = :%d" % port]).stdout.strip())
+
+
 class MqttWatch:
     """mosquitto_sub on uns/# inside sl-it, every message to a file; latest()
     gives the newest payload per topic received after a mark."""
