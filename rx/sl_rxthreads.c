@@ -30,6 +30,7 @@
 #include "sl_log.h"
 #include "sl_rxcheck.h"
 #include "sl_sdnotify.h"
+#include "sl_seccomp.h"
 #include "sl_thread.h"
 #include "sl_tribuf.h"
 
@@ -221,6 +222,18 @@ static void intake_periodic(struct sl_rxd *d)
         intake_publish(d);
 }
 
+/* A thread's own seccomp list, stacked on the process's (it can only
+ * narrow it), then the self-test's forbidden call when one is asked for
+ * this thread. */
+static sl_err thread_seccomp(struct sl_thread *th, enum sl_seccomp_profile p, unsigned flags)
+{
+    char why[160];
+    if (sl_seccomp_install(p, flags, why, sizeof why) != SL_OK)
+        return sl_thread_fail(th, SL_ERR_IO, "%s", why);
+    sl_seccomp_selftest(sl_seccomp_profile_name(p));
+    return SL_OK;
+}
+
 /* frames -> FEC -> verify -> replay -> decode -> mirror apply, in batches,
  * with the timers looked at between batches and at least every
  * WAIT_MAX_MS. A pcapfile capture has no descriptor: it is read without
@@ -235,6 +248,11 @@ static sl_err intake_main(struct sl_thread *th, void *arg)
      * stall the link. Its lines wait in a ring main writes out. */
     if (sl_log_defer_thread() != SL_OK)
         sl_log(SL_LOG_WARNING, "rx-intake logs directly: no deferred log ring left");
+    /* The thread that parses the fibre: receive and compute only (read-only
+     * opens for the NIC's /sys counters when a capture interface is set). */
+    sl_err se = thread_seccomp(th, SL_SECCOMP_RX_INTAKE, c->link.interface[0] ? SL_SECCOMP_F_READ_FILES : 0);
+    if (se != SL_OK)
+        return se;
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
@@ -459,7 +477,10 @@ static sl_err store_final(struct sl_rxd *d)
 
 static sl_err store_thread(struct sl_thread *th, void *arg)
 {
-    sl_err e = store_main(th, arg);
+    sl_err e = thread_seccomp(th, SL_SECCOMP_RX_STORE, 0);
+    if (e != SL_OK)
+        return e;
+    e = store_main(th, arg);
     return e == SL_OK ? store_final(arg) : e;
 }
 
@@ -536,6 +557,9 @@ static sl_err modbus_main(struct sl_thread *th, void *arg)
     uint64_t next_pub = 0, next_log = sl_clock_mono_ms() + SL_LINKACCT_DROP_LOG_MS;
     struct pub_modbus pub;
     memset(&pub, 0, sizeof pub);
+    sl_err se = thread_seccomp(th, SL_SECCOMP_RX_SERVICE, 0);
+    if (se != SL_OK)
+        return se;
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         /* Requests left by the server's per-turn caps: come straight back. */
@@ -578,6 +602,9 @@ static sl_err http_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
     struct sl_rxt *t = d->t;
+    sl_err se = thread_seccomp(th, SL_SECCOMP_RX_SERVICE, 0);
+    if (se != SL_OK)
+        return se;
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         int wait = sl_http_timeout_ms(d->svc.http);
@@ -1013,7 +1040,19 @@ int sl_rxthreads_run(struct sl_rxd *d)
     /* Before the threads: from then on the link accounting is intake's. */
     char text[SL_SDNOTIFY_STATUS_MAX + 1];
     sl_linkacct_status(&d->acct, text, sizeof text, false, c->keys.keys.count, 0, 0, now);
-    if (start_threads(d, &t) != 0) {
+    /* The process-wide list before the first thread (each inherits it);
+     * outbound sockets only for a broker or a syslog forward. */
+    char swhy[160];
+    bool out = d->svc.mqtt || (d->syslog && c->syslog.out.proto != SL_SYSLOGOUT_NONE);
+    bool sandboxed = sl_seccomp_install(SL_SECCOMP_RX, out ? SL_SECCOMP_F_CONNECT : 0, swhy, sizeof swhy) == SL_OK;
+    if (sandboxed)
+        sl_seccomp_selftest("rx");
+    else
+        sl_log(SL_LOG_ERR, "%s", swhy);
+    if (!sandboxed) {
+        failed = true;
+        why = "stopping: no seccomp filter";
+    } else if (start_threads(d, &t) != 0) {
         failed = true;
         why = "stopping after a thread failed";
     } else {

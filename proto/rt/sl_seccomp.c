@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -19,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sl_log.h"
@@ -192,6 +195,17 @@ static sl_err reporter_init(char *why, size_t cap)
             free(s);
         }
     }
+    /* What libraries load on first use, loaded now, while files may still
+     * be opened: the time zone (localtime_r would open /etc/localtime) and
+     * OpenSSL's configuration and SHA-256 (the first block's digest, in
+     * rx-intake, would open openssl.cnf). */
+    tzset();
+    if (OPENSSL_init_crypto(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1) {
+        snprintf(why, cap, "OpenSSL cannot initialise");
+        return SL_ERR_IO;
+    }
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)"", 0, digest);
     if (getenv("JOURNAL_STREAM"))
         snprintf(prefix, sizeof prefix, "<%d>", (int)SL_LOG_ERR);
     else
@@ -231,7 +245,7 @@ static int allow_list(scmp_filter_ctx f, const int *calls, size_t n)
 
 /* Rules with arguments, shared by every profile: no executable mappings
  * (code cannot be injected and run), tgkill only to this process (abort,
- * the reporter), prctl only to read a thread's name, threads but no new
+ * the reporter), prctl only for thread names and no_new_privs, threads but no new
  * processes (clone3 says ENOSYS, so glibc falls back to clone, whose flags
  * a filter can see). */
 static int common_rules(scmp_filter_ctx f, bool threads)
@@ -246,8 +260,15 @@ static int common_rules(scmp_filter_ctx f, bool threads)
                                SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     }
     rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
-    if (!SANITIZED)
-        rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
+    if (!SANITIZED) {
+        static const int prctl_ok[] = { PR_GET_NAME, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS };
+        for (size_t i = 0; i < sizeof prctl_ok / sizeof prctl_ok[0]; i++)
+            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
+                                   SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)prctl_ok[i]));
+    }
+    /* A thread stacks its own filter on the process's: a filter can only
+     * make the answer stricter, never loosen one already loaded. */
+    rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 0);
     if (threads) {
         rc |= seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
         if (!SANITIZED)
@@ -300,6 +321,11 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
         rc |= ALLOW(f, daemon_calls);
         rc |= common_rules(f, true);
         rc |= socket_rules(f, true);   /* Modbus TCP devices, [syslog] listen, the link */
+        /* Stopping the signer (its pid is not known here: SIGTERM/SIGKILL only). */
+        if (!SANITIZED) {   /* theirs allow any kill */
+            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGTERM));
+        }
         break;
     case SL_SECCOMP_RX:
         rc |= ALLOW(f, intake_calls);
