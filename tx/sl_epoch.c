@@ -109,14 +109,12 @@ static sl_err key_unlocked(struct sl_epoch_keylock *kl, int fd)
     return SL_OK;
 }
 
-sl_err sl_epoch_lock_key(struct sl_epoch_keylock *kl, const struct sl_key_secret *key,
+sl_err sl_epoch_lock_key(struct sl_epoch_keylock *kl, const struct sl_key_public *pub,
                          const char *key_file, bool bulk)
 {
-    struct sl_key_public pub;
     char kid[SL_KEY_ID_HEX_BYTES];
     struct stat kst;
-    sl_key_public_of(&pub, key);
-    sl_key_id_format(kid, pub.id);
+    sl_key_id_format(kid, pub->id);
     kl->fd = -1;
     snprintf(kl->path, sizeof kl->path, SL_EPOCH_KEY_LOCK_DIR "/sluice-tx-%s.lock", kid);
     uid_t key_owner = stat(key_file, &kst) == 0 ? kst.st_uid : geteuid();

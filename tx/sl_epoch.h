@@ -34,7 +34,8 @@ struct sl_epoch_keylock {
 __attribute__((warn_unused_result))
 sl_err sl_epoch_lock_state_dir(int *fd, const char *state_dir, bool bulk);
 
-/* Takes SL_EPOCH_KEY_LOCK_DIR/sluice-tx-<keyid>.lock: state_dir/lock alone
+/* Takes SL_EPOCH_KEY_LOCK_DIR/sluice-tx-<keyid>.lock (pub: the signing
+ * key's public half; the secret stays in the signer): state_dir/lock alone
  * misses a --send given the daemon's key with another state_dir. The file
  * is created 0600 and trusted only when owned by root, by us or by the key
  * file's owner (another local user can neither hold it nor plant one to keep
@@ -44,7 +45,7 @@ sl_err sl_epoch_lock_state_dir(int *fd, const char *state_dir, bool bulk);
  * directory is missing or not writable: state_dir only, warned once);
  * SL_ERR_EXISTS when another sluice-tx holds the key. */
 __attribute__((warn_unused_result))
-sl_err sl_epoch_lock_key(struct sl_epoch_keylock *kl, const struct sl_key_secret *key,
+sl_err sl_epoch_lock_key(struct sl_epoch_keylock *kl, const struct sl_key_public *pub,
                          const char *key_file, bool bulk);
 
 /* Removes the key lock file while still holding it (nobody can lock an inode

@@ -47,7 +47,7 @@ void sl_sender_destroy(struct sl_sender *s)
 sl_err sl_sender_create(struct sl_sender **out, const struct sl_sender_config *cfg)
 {
     *out = NULL;
-    if (!cfg->key || !cfg->hw || !sl_wire_code_ok(cfg->k, cfg->m) || cfg->interleave < 1 ||
+    if (!cfg->signer || !cfg->hw || !sl_wire_code_ok(cfg->k, cfg->m) || cfg->interleave < 1 ||
         cfg->interleave > 64 || !sl_wire_symbol_size_ok(cfg->symbol_size) ||
         (size_t)cfg->k * cfg->symbol_size <= SL_BLOCK_OVERHEAD)
         return SL_ERR_RANGE;
@@ -56,9 +56,7 @@ sl_err sl_sender_create(struct sl_sender **out, const struct sl_sender_config *c
         return SL_ERR_NOMEM;
     s->cfg = *cfg;
     s->dgram_bytes = SL_FRAME_OVERHEAD + cfg->symbol_size;
-    struct sl_key_public pub;
-    sl_key_public_of(&pub, cfg->key);
-    memcpy(s->key_id, pub.id, sizeof s->key_id);
+    memcpy(s->key_id, cfg->signer->pub.id, sizeof s->key_id);
 
     /* Two interleave groups in flight (one filling, one draining) plus the
      * block being written. */
@@ -197,7 +195,7 @@ sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, ui
         .tx_time_us = tx_time_us,
     };
     size_t blen = 0;
-    sl_err e = sl_block_seal(b->sym, b->cap, &blen, &h, b->sym + SL_BLOCK_HDR_BYTES, len, s->cfg.key);
+    sl_err e = sl_block_seal(b->sym, b->cap, &blen, &h, b->sym + SL_BLOCK_HDR_BYTES, len, s->cfg.signer);
     if (e == SL_OK)
         e = sl_fec_encode(s->enc, b, b->sym, blen);   /* in place: pads, adds repair */
     if (e != SL_OK) {
@@ -261,7 +259,7 @@ sl_err sl_sender_beacon(struct sl_sender *s, struct sl_beacon *b)
                      s->st.emitted[SL_CHANNEL_SYSLOG];
     b->frames_sent = s->st.frames_sent;
     uint8_t dg[SL_BEACON_BYTES];
-    sl_err e = sl_datagram_beacon_encode(dg, sizeof dg, b, s->cfg.key);
+    sl_err e = sl_datagram_beacon_encode(dg, sizeof dg, b, s->cfg.signer);
     if (e != SL_OK)
         return e;
     e = sl_hw_send_small(s->cfg.hw, dg, sizeof dg);

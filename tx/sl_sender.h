@@ -34,7 +34,7 @@ struct sl_sender_config {
     uint64_t max_delay_us;      /* a partial interleave group waits at most this */
     uint64_t session;           /* random per TX start */
     uint64_t epoch;             /* persisted, strictly increasing */
-    const struct sl_key_secret *key;   /* borrowed; must outlive the sender */
+    const struct sl_signer *signer;    /* borrowed; must outlive the sender */
     struct sl_hw *hw;           /* borrowed transport, opened for TX */
 };
 

@@ -34,8 +34,8 @@
 #include "sl_privdrop.h"
 #include "sl_reload.h"
 #include "sl_sdnotify.h"
-#include "sl_seccomp.h"
 #include "sl_sender.h"
+#include "sl_signer.h"
 #include "sl_snapshot.h"
 #include "sl_source.h"
 #include "sl_spool.h"
@@ -115,7 +115,7 @@ struct daemon {
     const char *conf_path;
     struct sl_txconf cfg;
     bool verbose;
-    struct sl_key_secret *key;
+    struct sl_signer_proc *signer;  /* the key lives only there (sl_signer.h) */
     struct sl_hw *hw;
     struct sl_sender *snd;
     struct sl_snapshot *snap;
@@ -164,7 +164,7 @@ static sl_err send_block(struct daemon *D, uint64_t now)
     }
     sl_err f = sl_snapshot_fill(D->snap, p, cap, now, &used);
     e = sl_sender_commit(D->snd, f == SL_OK ? used : 0, sl_clock_wall_us(), sl_clock_mono_us());
-    if (f == SL_OK)
+    if (f == SL_OK && !sl_signer_proc_dead(D->signer))   /* not the link: [SL-TX-SIGNER-DEAD] */
         sl_txhealth_send(&D->health, e, "send");
     return f;
 }
@@ -307,18 +307,14 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
 {
     if (start_daemon(D) != 0)
         return 1;
-    /* Start-up is complete (link, listeners, pollers, signer): the main
-     * process's seccomp list, on every thread at once (TSYNC). */
-    char why[160];
-    if (sl_seccomp_install(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, why, sizeof why) != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s", why);
-        return 1;
-    }
-    sl_seccomp_selftest("tx-main");
     uint64_t beacon_us = (uint64_t)D->cfg.snapshot.beacon_ms * 1000u;
     uint64_t next_beacon = sl_clock_mono_us();
     uint64_t status_next = next_beacon + STATS_EVERY_US;
     while (!got_term) {
+        /* A TX that cannot sign must not run: no final flush (nothing
+         * could be signed), exit non-zero and let systemd restart it. */
+        if (sl_signer_proc_dead(D->signer))
+            return 1;
         uint64_t now = sl_clock_mono_us();
         if (got_hup) {
             got_hup = 0;
@@ -339,6 +335,8 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             if (sl_snapshot_next_due_us(D->snap) > now || send_block(D, now) != SL_OK)
                 break;
         }
+        if (sl_signer_proc_dead(D->signer))
+            return 1;
         /* Syslog after the tags: a bounded read per turn and a batch when
          * due and within its share of the link; never waits. */
         if (D->syslog && !got_term) {
@@ -377,17 +375,23 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         if (wait > 1000000u)
             wait = 1000000u;
         struct timespec ts = { (time_t)(wait / 1000000u), (long)(wait % 1000000u) * 1000L };
-        struct pollfd pfd[3] = { { .fd = D->wake_fd, .events = POLLIN },
+        /* The signer's socket too: it never speaks unasked, so a wake-up
+         * there is its death (kill -9, a seccomp kill), seen at once even
+         * when nothing is being signed. */
+        struct pollfd pfd[4] = { { .fd = D->wake_fd, .events = POLLIN },
                                  { .fd = D->syslog ? sl_syslogin_fd(D->syslog) : -1, .events = POLLIN },
-                                 { .fd = D->spool ? sl_spool_fd(D->spool) : -1, .events = POLLIN } };
+                                 { .fd = D->spool ? sl_spool_fd(D->spool) : -1, .events = POLLIN },
+                                 { .fd = sl_signer_proc_fd(D->signer), .events = POLLIN } };
         /* Signals are blocked except inside ppoll: none is lost between
          * the flag checks above and the wait. Called even with nothing to
          * wait for (a zero timeout), or a loop that always has work (an
          * overloaded link) would never see SIGTERM. */
-        if (ppoll(pfd, 3, &ts, waitmask) < 0 && errno != EINTR) {
+        if (ppoll(pfd, 4, &ts, waitmask) < 0 && errno != EINTR) {
             sl_log(SL_LOG_ERR, "ppoll: %s", strerror(errno));
             return 1;
         }
+        if (pfd[3].revents)
+            sl_signer_proc_check(D->signer);
     }
     sl_sdnotify_check(sl_sdnotify_stopping());
     stop_daemon(D);
@@ -465,6 +469,22 @@ static void setup_signals(bool bulk, sigset_t *waitmask)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* The signer process's privileges, dropped in it once its key is loaded:
+ * the same [tx] user as the main process; sl_signer adds its seccomp
+ * filter. */
+static sl_err confine_signer(void *arg)
+{
+    const struct daemon *D = arg;
+    if (!D->cfg.tx.user[0])
+        return SL_OK;
+    char why[256];
+    if (sl_privdrop_to(D->cfg.tx.user, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "signer: [tx] user %s: %s", D->cfg.tx.user, why);
+        return SL_ERR_PERM;
+    }
+    return SL_OK;
+}
+
 /* Everything between the configuration and the first frame: the key, the
  * locks (before the link: a second run on a pcapfile would truncate the
  * running one's capture), the link, the epoch, privileges, the sender.
@@ -475,17 +495,19 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
         sl_log(SL_LOG_ERR, "libsodium cannot initialise");
         return 1;
     }
-    sl_err e = sl_keyfile_load_secret(&D->key, D->cfg.keys.signing_key);
+    /* First, while this is the only thread: the signer process reads the
+     * key; this process only ever sees its public half. */
+    sl_err e = sl_signer_spawn(&D->signer, D->cfg.keys.signing_key, confine_signer, D);
     if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s: %s%s%s", D->cfg.keys.signing_key,
-               e == SL_ERR_PERM ? "readable by group or others; chmod 600 it" : sl_strerror(e),
-               ERRNO_TEXT(e));
-        return 1;
+        if (e == SL_ERR_IO)
+            sl_log(SL_LOG_ERR, "cannot start the signer process: %s", strerror(errno));
+        return 1;   /* the key's problem was logged by the signer */
     }
+    const struct sl_signer *signer = sl_signer_proc_signer(D->signer);
     int lock_fd;   /* held until exit: the kernel releases it */
     e = sl_epoch_lock_state_dir(&lock_fd, D->cfg.keys.state_dir, bulk);
     if (e == SL_OK && D->cfg.link.transport != SL_TXCONF_PCAPFILE)
-        e = sl_epoch_lock_key(kl, D->key, D->cfg.keys.signing_key, bulk);
+        e = sl_epoch_lock_key(kl, &signer->pub, D->cfg.keys.signing_key, bulk);
     if (e != SL_OK)
         return e == SL_ERR_EXISTS ? SL_EPOCH_EXIT_IN_USE : 1;
     struct sl_hw_config hc;
@@ -493,6 +515,8 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
         sl_epoch_next(&D->epoch, D->cfg.keys.state_dir) != SL_OK)
         return 1;
     randombytes_buf(&D->session, sizeof D->session);
+    if (sl_signer_proc_bind(D->signer, D->session, D->epoch) != SL_OK)
+        return 1;   /* [SL-TX-SIGNER-DEAD] said why */
     D->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (D->wake_fd < 0) {
         sl_log(SL_LOG_ERR, "eventfd: %s", strerror(errno));
@@ -514,7 +538,7 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
         .symbol_size = (uint16_t)D->cfg.link.symbol_bytes, .rate_mbps = D->cfg.link.rate_mbps,
         .max_delay_us = (uint64_t)(D->cfg.snapshot.max_delay_ms - sl_snapshot_delay_ms(&D->cfg)) * 1000u,
         .session = D->session,
-        .epoch = D->epoch, .key = D->key, .hw = D->hw,
+        .epoch = D->epoch, .signer = signer, .hw = D->hw,
     };
     e = sl_sender_create(&D->snd, &scfg);
     if (e != SL_OK) {
@@ -602,7 +626,7 @@ int main(int argc, char **argv)
     sl_txmetrics_destroy(D.metrics);
     sl_snapshot_destroy(D.snap);
     sl_epoch_unlock_key(&kl);
-    sl_key_free(D.key);
+    sl_signer_proc_stop(D.signer);
     if (D.wake_fd >= 0)
         close(D.wake_fd);
     sl_txconf_free(&D.cfg);

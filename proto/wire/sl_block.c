@@ -20,7 +20,7 @@ static void signed_bytes(uint8_t out[SL_BLOCK_SIGNED_BYTES], const uint8_t *blk,
 }
 
 sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
-                     const uint8_t *payload, size_t payload_len, const struct sl_key_secret *key)
+                     const uint8_t *payload, size_t payload_len, const struct sl_signer *signer)
 {
     *out_len = 0;
     if (h->channel >= SL_CHANNEL_COUNT || payload_len > SL_BLOCK_PAYLOAD_MAX)
@@ -45,7 +45,9 @@ sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_
         memmove(out + SL_BLOCK_HDR_BYTES, payload, payload_len);
     uint8_t msg[SL_BLOCK_SIGNED_BYTES];
     signed_bytes(msg, out, payload_len);
-    sl_key_sign(out + signed_len, msg, sizeof msg, key);
+    e = sl_signer_sign(signer, out + signed_len, msg, sizeof msg);
+    if (e != SL_OK)
+        return e;
     *out_len = signed_len + SL_SIG_BYTES;
     return SL_OK;
 }

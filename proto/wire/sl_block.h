@@ -43,12 +43,14 @@ struct sl_block_expect {
  * *out_len = SL_BLOCK_OVERHEAD + payload_len. The payload may already sit
  * at out + SL_BLOCK_HDR_BYTES (TX builds messages in place; then it is not
  * copied). SL_ERR_RANGE for a channel >= SL_CHANNEL_COUNT or payload_len >
- * SL_BLOCK_PAYLOAD_MAX, SL_ERR_OVERFLOW if cap is too small.
+ * SL_BLOCK_PAYLOAD_MAX, SL_ERR_OVERFLOW if cap is too small; the signer's
+ * error when it cannot sign (SL_ERR_IO: the signer process is gone), with
+ * *out_len 0 and no signature written.
  * Cost: one SHA-256 pass over the payload and one Ed25519 signature of
- * 76 bytes. */
+ * 76 bytes (plus a round trip to the signer process in sluice-tx). */
 __attribute__((warn_unused_result))
 sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
-                     const uint8_t *payload, size_t payload_len, const struct sl_key_secret *key);
+                     const uint8_t *payload, size_t payload_len, const struct sl_signer *signer);
 
 /* k' = ceil(len / S), the data symbols a block of len bytes needs; 0 if S
  * is outside SL_SYMBOL_MIN..SL_SYMBOL_MAX or len is 0. */

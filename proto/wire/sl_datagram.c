@@ -138,14 +138,13 @@ static int beacon_params_ok(const struct sl_beacon *b)
 }
 
 sl_err sl_datagram_beacon_encode(uint8_t *out, size_t cap, const struct sl_beacon *b,
-                                 const struct sl_key_secret *key)
+                                 const struct sl_signer *signer)
 {
     if (!beacon_params_ok(b))
         return SL_ERR_RANGE;
     if (cap < SL_BEACON_BYTES)
         return SL_ERR_OVERFLOW;
-    struct sl_key_public pub;
-    sl_key_public_of(&pub, key);
+    const struct sl_key_public pub = signer->pub;
     struct sl_wbuf w = sl_wbuf_make(out, SL_BEACON_SIGNED_BYTES);
     sl_err e = put_prefix(&w, SL_FRAME_BEACON);
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, 0);   /* channel */
@@ -171,7 +170,9 @@ sl_err sl_datagram_beacon_encode(uint8_t *out, size_t cap, const struct sl_beaco
     if (e == SL_OK) e = sl_wbuf_put_u64be(&w, b->frames_sent);
     if (e != SL_OK || w.off != SL_BEACON_SIGNED_BYTES)
         return SL_ERR_OVERFLOW;   /* unreachable: the layout is fixed-size */
-    sl_key_sign(out + SL_BEACON_SIGNED_BYTES, out, SL_BEACON_SIGNED_BYTES, key);
+    e = sl_signer_sign(signer, out + SL_BEACON_SIGNED_BYTES, out, SL_BEACON_SIGNED_BYTES);
+    if (e != SL_OK)
+        return e;
     size_t covered = SL_BEACON_SIGNED_BYTES + SL_SIG_BYTES;
     sl_be32_put(out + covered, sl_crc_compute(out, covered));
     return SL_OK;

@@ -83,12 +83,14 @@ __attribute__((warn_unused_result))
 sl_err sl_datagram_data_parse(struct sl_data_frame *out, const uint8_t *dg, size_t len);
 
 /* Writes a signed BEACON (exactly SL_BEACON_BYTES) into out (cap bytes);
- * the key id comes from key, b->key_id is ignored. Range-checks S, k, m,
- * interleave like the parser (SL_ERR_RANGE); SL_ERR_OVERFLOW if cap is too
- * small. Cost: one Ed25519 signature. */
+ * the key id comes from the signer, b->key_id is ignored. Range-checks S,
+ * k, m, interleave like the parser (SL_ERR_RANGE); SL_ERR_OVERFLOW if cap
+ * is too small; the signer's error when it cannot sign (then out holds no
+ * valid beacon: the signature is zero, the CRC not written). Cost: one
+ * Ed25519 signature. */
 __attribute__((warn_unused_result))
 sl_err sl_datagram_beacon_encode(uint8_t *out, size_t cap, const struct sl_beacon *b,
-                                 const struct sl_key_secret *key);
+                                 const struct sl_signer *signer);
 
 /* Parses and authenticates a BEACON, in this order:
  *   len == SL_BEACON_BYTES                    SL_ERR_TRUNCATED if shorter,

@@ -7,6 +7,7 @@
 struct sl_key_secret {
     uint8_t sk[SL_KEY_SK_BYTES];
     struct sl_key_public pub;
+    struct sl_signer signer;    /* sl_key_signer: ctx is this key */
 };
 
 _Static_assert(SL_KEY_SK_BYTES == crypto_sign_SECRETKEYBYTES, "libsodium secret key size");
@@ -45,11 +46,34 @@ static sl_err secret_alloc(struct sl_key_secret **out)
     return SL_OK;
 }
 
-/* Finishes a freshly filled key: public half, id, then read-only. */
+static sl_err key_sign(void *ctx, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len)
+{
+    sl_key_sign(sig, msg, len, ctx);
+    return SL_OK;
+}
+
+/* Finishes a freshly filled key: public half, id, its signer, then
+ * read-only. */
 static void secret_seal(struct sl_key_secret *k)
 {
     sl_key_public_make(&k->pub, k->sk + SL_KEY_SEED_BYTES);
+    k->signer.sign = key_sign;
+    k->signer.ctx = k;
+    k->signer.pub = k->pub;
     sodium_mprotect_readonly(k);
+}
+
+const struct sl_signer *sl_key_signer(const struct sl_key_secret *k)
+{
+    return &k->signer;
+}
+
+sl_err sl_signer_sign(const struct sl_signer *s, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len)
+{
+    sl_err e = s->sign(s->ctx, sig, msg, len);
+    if (e != SL_OK)
+        memset(sig, 0, SL_SIG_BYTES);
+    return e;
 }
 
 sl_err sl_key_generate(struct sl_key_secret **out)

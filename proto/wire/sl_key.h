@@ -94,6 +94,31 @@ sl_err sl_key_public_from_hex(struct sl_key_public *out, const char *text, size_
  * NUL. */
 void sl_key_public_to_hex(char out[SL_KEY_PUBLIC_HEX + 1u], const struct sl_key_public *k);
 
+/* Who signs a block or a beacon: the sealing code (sl_block_seal,
+ * sl_datagram_beacon_encode) holds only this handle, never the key. Two
+ * implementations: the key itself in this process (sl_key_signer: tools,
+ * tests, benchmarks) and sluice-tx's signer process, which holds the key
+ * in another address space (tx/sl_signer.h).
+ *
+ * sign writes the signature of msg (len bytes: a block's
+ * SL_BLOCK_SIGNED_BYTES or a beacon's SL_BEACON_SIGNED_BYTES) to sig and
+ * returns SL_OK, or zeroes sig and returns why not (SL_ERR_IO: the signer
+ * process is gone; a refusal of the message's shape). ctx is the
+ * implementation's; pub names the key on the wire (key id). */
+struct sl_signer {
+    sl_err (*sign)(void *ctx, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len);
+    void *ctx;
+    struct sl_key_public pub;
+};
+
+/* The in-process signer of k: lives inside k's guarded memory, valid until
+ * sl_key_free(k). Never fails. */
+const struct sl_signer *sl_key_signer(const struct sl_key_secret *k);
+
+/* s->sign(s->ctx, ...): the one call sealing code makes. */
+__attribute__((warn_unused_result))
+sl_err sl_signer_sign(const struct sl_signer *s, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len);
+
 /* Detached Ed25519 signature of len bytes at msg (libsodium). Cost: ~20 µs
  * plus hashing the message twice with SHA-512, so callers sign short
  * messages (a block's header and payload digest, a beacon); once per block

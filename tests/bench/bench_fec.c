@@ -188,7 +188,7 @@ static int bench_block_sign(void)
             struct sl_block_hdr got;
             sl_err e = SL_OK;
             if (which == 0)
-                e = sl_block_seal(blk, sizeof blk, &sealed, &h, blk + SL_BLOCK_HDR_BYTES, plen, key);
+                e = sl_block_seal(blk, sizeof blk, &sealed, &h, blk + SL_BLOCK_HDR_BYTES, plen, sl_key_signer(key));
             else if (which == 1)
                 e = sl_block_open(&p, &pl, &got, blk, sizeof blk, &x, &trusted);
             else if (which == 2)

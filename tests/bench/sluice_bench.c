@@ -12,6 +12,7 @@ static const struct {
     const char *help;
 } commands[] = {
     { "fec", bench_fec, "Reed-Solomon encode/decode MB/s vs memcpy; Ed25519 sign/verify per second" },
+    { "signer", bench_signer, "sluice-tx's signer process vs the key in-process: us per block sealed" },
 };
 
 uint64_t bench_now_ns(void)

@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     uint8_t out[SL_BEACON_BYTES];
-    if (sl_datagram_beacon_encode(out, sizeof out, &b, key) != SL_OK || size != SL_BEACON_BYTES ||
+    if (sl_datagram_beacon_encode(out, sizeof out, &b, sl_key_signer(key)) != SL_OK || size != SL_BEACON_BYTES ||
         memcmp(out, data, size) != 0)
         __builtin_trap();
     return 0;

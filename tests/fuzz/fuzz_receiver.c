@@ -76,7 +76,7 @@ static void beacon(struct sl_receiver *r, uint64_t epoch, uint64_t seq, uint64_t
     struct sl_beacon b = { .session = 0x5e55, .epoch = epoch, .beacon_seq = seq, .tx_time_us = now,
                            .symbol_size = S, .k = K, .m = M, .interleave = 1 };
     uint8_t dg[SL_BEACON_BYTES];
-    if (sl_datagram_beacon_encode(dg, sizeof dg, &b, key) != SL_OK)
+    if (sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(key)) != SL_OK)
         __builtin_trap();
     sl_receiver_input(r, dg, sizeof dg, now);
 }
@@ -91,7 +91,7 @@ static void block(struct sl_receiver *r, const struct sl_key_secret *signer, uin
     struct sl_block_hdr h = { .channel = SL_CHANNEL_TAGS, .session = session, .epoch = epoch,
                               .block_seq = seq, .tx_time_us = now };
     size_t blen = 0;
-    if (sl_block_seal(blk, sizeof blk, &blen, &h, payload, plen, signer) != SL_OK)
+    if (sl_block_seal(blk, sizeof blk, &blen, &h, payload, plen, sl_key_signer(signer)) != SL_OK)
         __builtin_trap();
     struct sl_fec_block b = { .sym = blk, .cap = sizeof blk };
     if (sl_fec_encode(enc, &b, blk, blen) != SL_OK)

@@ -197,7 +197,7 @@ int main(int argc, char **argv)
     }
     struct sl_sender_config sc = {
         .k = 8, .m = 2, .interleave = 1, .symbol_size = S, .rate_mbps = 0, .max_delay_us = 1000,
-        .session = session, .epoch = epoch, .key = key, .hw = hw,
+        .session = session, .epoch = epoch, .signer = sl_key_signer(key), .hw = hw,
     };
     if ((e = sl_sender_create(&snd, &sc)) != SL_OK)
         return die("sender", e);

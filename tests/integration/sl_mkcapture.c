@@ -209,7 +209,7 @@ int main(int argc, char **argv)
     }
     struct sl_sender_config sc = {
         .k = 32, .m = 8, .interleave = 4, .symbol_size = S, .rate_mbps = 0, .max_delay_us = 1000,
-        .session = session, .epoch = epoch, .key = key, .hw = hw,
+        .session = session, .epoch = epoch, .signer = sl_key_signer(key), .hw = hw,
     };
     static struct gen g;
     if ((e = sl_sender_create(&g.snd, &sc)) != SL_OK)

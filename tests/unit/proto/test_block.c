@@ -19,7 +19,7 @@ static void fx_sealed(uint8_t blk[PADDED], const struct sl_key_secret *k)
     fx_payload(payload);
     size_t len = 0, padded = 0;
     memset(blk, 0xEE, PADDED);
-    CU_ASSERT_EQUAL_FATAL(sl_block_seal(blk, PADDED, &len, &h, payload, sizeof payload, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_block_seal(blk, PADDED, &len, &h, payload, sizeof payload, sl_key_signer(k)), SL_OK);
     CU_ASSERT_EQUAL_FATAL(len, FX_BLOCK_LEN);
     CU_ASSERT_EQUAL_FATAL(sl_block_pad(&padded, blk, PADDED, len, FX_SYMBOL_SIZE), SL_OK);
     CU_ASSERT_EQUAL_FATAL(padded, PADDED);
@@ -62,10 +62,10 @@ SL_TEST(block, roundtrip)
     fx_block_hdr(&hh);
     memcpy(blk2 + SL_BLOCK_HDR_BYTES, payload, sizeof payload);
     size_t len = 0;
-    CU_ASSERT_EQUAL(sl_block_seal(blk2, sizeof blk2, &len, &hh, blk2 + SL_BLOCK_HDR_BYTES, sizeof payload, k),
+    CU_ASSERT_EQUAL(sl_block_seal(blk2, sizeof blk2, &len, &hh, blk2 + SL_BLOCK_HDR_BYTES, sizeof payload, sl_key_signer(k)),
                     SL_OK);
     CU_ASSERT_EQUAL(memcmp(blk2, blk, len), 0);
-    CU_ASSERT_EQUAL(sl_block_seal(blk2, sizeof blk2, &len, &hh, NULL, 0, k), SL_OK);
+    CU_ASSERT_EQUAL(sl_block_seal(blk2, sizeof blk2, &len, &hh, NULL, 0, sl_key_signer(k)), SL_OK);
     CU_ASSERT_EQUAL(len, SL_BLOCK_OVERHEAD);
     size_t padded;
     CU_ASSERT_EQUAL(sl_block_pad(&padded, blk2, sizeof blk2, len, FX_SYMBOL_SIZE), SL_OK);
@@ -83,11 +83,11 @@ SL_TEST(block, seal_and_pad_limits)
     fx_block_hdr(&h);
     uint8_t buf[256];
     size_t len = 7, padded = 7;
-    CU_ASSERT_EQUAL(sl_block_seal(buf, SL_BLOCK_OVERHEAD + 9, &len, &h, buf, 10, k), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(sl_block_seal(buf, SL_BLOCK_OVERHEAD + 9, &len, &h, buf, 10, sl_key_signer(k)), SL_ERR_OVERFLOW);
     CU_ASSERT_EQUAL(len, 0u);
-    CU_ASSERT_EQUAL(sl_block_seal(buf, sizeof buf, &len, &h, buf, SL_BLOCK_PAYLOAD_MAX + 1, k), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_block_seal(buf, sizeof buf, &len, &h, buf, SL_BLOCK_PAYLOAD_MAX + 1, sl_key_signer(k)), SL_ERR_RANGE);
     h.channel = SL_CHANNEL_COUNT;
-    CU_ASSERT_EQUAL(sl_block_seal(buf, sizeof buf, &len, &h, buf, 0, k), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_block_seal(buf, sizeof buf, &len, &h, buf, 0, sl_key_signer(k)), SL_ERR_RANGE);
     CU_ASSERT_EQUAL(sl_block_symbols(0, 64), 0u);
     CU_ASSERT_EQUAL(sl_block_symbols(1, 64), 1u);
     CU_ASSERT_EQUAL(sl_block_symbols(64, 64), 1u);
@@ -228,7 +228,7 @@ SL_TEST(block, beacon_and_block_signatures_do_not_cross)
     struct sl_beacon b;
     fx_beacon(&b);
     uint8_t dg[SL_BEACON_BYTES];
-    CU_ASSERT_EQUAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, k), SL_OK);
+    CU_ASSERT_EQUAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(k)), SL_OK);
     CU_ASSERT_EQUAL(sl_be16_get(dg), SL_WIRE_MAGIC);
     CU_ASSERT_NOT_EQUAL(SL_BLOCK_MAGIC, SL_WIRE_MAGIC);
     sl_key_free(k);

@@ -230,7 +230,7 @@ SL_TEST(beacon, roundtrip)
     struct sl_beacon b, o;
     fx_beacon(&b);
     uint8_t dg[SL_BEACON_BYTES];
-    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(k)), SL_OK);
     uint8_t type;
     CU_ASSERT_EQUAL(sl_datagram_peek(&type, dg, sizeof dg), SL_OK);
     CU_ASSERT_EQUAL(type, SL_FRAME_BEACON);
@@ -252,9 +252,9 @@ SL_TEST(beacon, roundtrip)
     CU_ASSERT_EQUAL(o.queue_drops, b.queue_drops);
     CU_ASSERT_EQUAL(o.blocks_sent, b.blocks_sent);
     CU_ASSERT_EQUAL(o.frames_sent, b.frames_sent);
-    CU_ASSERT_EQUAL(sl_datagram_beacon_encode(dg, sizeof dg - 1, &b, k), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(sl_datagram_beacon_encode(dg, sizeof dg - 1, &b, sl_key_signer(k)), SL_ERR_OVERFLOW);
     b.interleave = 0;
-    CU_ASSERT_EQUAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, k), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(k)), SL_ERR_RANGE);
     sl_key_free(k);
 }
 
@@ -266,7 +266,7 @@ SL_TEST(beacon, rejections)
     struct sl_beacon b, o;
     fx_beacon(&b);
     uint8_t dg[SL_BEACON_BYTES + 1], tmp[SL_BEACON_BYTES + 1];
-    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(k)), SL_OK);
 
     for (size_t n = 0; n < SL_BEACON_BYTES; n++)
         CU_ASSERT_EQUAL(sl_datagram_beacon_open(&o, dg, n, &trusted), SL_ERR_TRUNCATED);
@@ -316,7 +316,7 @@ SL_TEST(beacon, rejections)
     /* Signed by a different, untrusted key; and that key trusted instead. */
     struct sl_key_secret *other = NULL;
     CU_ASSERT_EQUAL_FATAL(sl_key_generate(&other), SL_OK);
-    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(tmp, sizeof tmp, &b, other), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(tmp, sizeof tmp, &b, sl_key_signer(other)), SL_OK);
     CU_ASSERT_EQUAL(sl_datagram_beacon_open(&o, tmp, SL_BEACON_BYTES, &trusted), SL_ERR_UNKNOWN_KEY);
     struct sl_key_set only_other;
     trusted_fx(&only_other, other);

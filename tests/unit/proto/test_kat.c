@@ -82,7 +82,7 @@ static void build(struct vectors *v, const struct sl_key_secret *k)
     fx_payload(payload);
     size_t padded = 0, len = 0;
     CU_ASSERT_EQUAL_FATAL(sl_block_seal(v->block, sizeof v->block, &v->block_len, &h, payload,
-                                        sizeof payload, k), SL_OK);
+                                        sizeof payload, sl_key_signer(k)), SL_OK);
     CU_ASSERT_EQUAL_FATAL(sl_block_pad(&padded, v->block, sizeof v->block, v->block_len, FX_SYMBOL_SIZE),
                           SL_OK);
     CU_ASSERT_EQUAL_FATAL(padded, sizeof v->block);
@@ -106,7 +106,7 @@ static void build(struct vectors *v, const struct sl_key_secret *k)
 
     struct sl_beacon b;
     fx_beacon(&b);
-    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(v->beacon, sizeof v->beacon, &b, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(v->beacon, sizeof v->beacon, &b, sl_key_signer(k)), SL_OK);
 }
 
 static void corpus_file(const char *target, const char *name, const void *p, size_t n)
@@ -168,7 +168,7 @@ static void regen_corpora(const struct vectors *v, const struct sl_key_secret *k
     corpus_file("block", "payload_len_large", t, sizeof v->block);
     struct sl_block_hdr h;
     fx_block_hdr(&h);
-    CU_ASSERT_EQUAL_FATAL(sl_block_seal(t, sizeof t, &len, &h, NULL, 0, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_block_seal(t, sizeof t, &len, &h, NULL, 0, sl_key_signer(k)), SL_OK);
     corpus_file("block", "empty_payload", t, len);
     corpus_file("block", "header_only", v->block, SL_BLOCK_HDR_BYTES);
 }

@@ -66,7 +66,7 @@ SL_TEST(layout, beacon)
     b.blocks_sent = 0x9999;
     b.frames_sent = 0xAAAA;
     uint8_t dg[SL_BEACON_BYTES];
-    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(k)), SL_OK);
     CU_ASSERT_EQUAL(sl_be16_get(dg + SL_FRAME_OFF_MAGIC), SL_WIRE_MAGIC);
     CU_ASSERT_EQUAL(dg[SL_FRAME_OFF_TYPE], SL_FRAME_BEACON);
     CU_ASSERT_EQUAL(sl_be16_get(dg + SL_BEACON_OFF_CHANNEL), 0);
@@ -105,7 +105,7 @@ SL_TEST(layout, block_header)
     fx_payload(payload);
     uint8_t blk[FX_K * FX_SYMBOL_SIZE];
     size_t len = 0;
-    CU_ASSERT_EQUAL_FATAL(sl_block_seal(blk, sizeof blk, &len, &h, payload, sizeof payload, k), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_block_seal(blk, sizeof blk, &len, &h, payload, sizeof payload, sl_key_signer(k)), SL_OK);
     CU_ASSERT_EQUAL(sl_be16_get(blk + SL_BLOCK_OFF_MAGIC), SL_BLOCK_MAGIC);
     CU_ASSERT_EQUAL(blk[SL_BLOCK_OFF_VERSION], SL_BLOCK_VERSION);
     CU_ASSERT_EQUAL(blk[SL_BLOCK_OFF_FLAGS], 0);

@@ -94,7 +94,7 @@ static void send_files(const char *cap_path, const struct sl_key_secret *key, co
     char why[256] = "";
     CU_ASSERT_FATAL(sl_hw_open(&hw, why, sizeof why, &hc) == SL_OK);
     struct sl_sender_config sc = { .k = K, .m = M, .interleave = 4, .symbol_size = S, .max_delay_us = 1000,
-                                   .session = 99, .epoch = 1, .key = key, .hw = hw };
+                                   .session = 99, .epoch = 1, .signer = sl_key_signer(key), .hw = hw };
     struct sl_sender *snd = NULL;
     CU_ASSERT_FATAL(sl_sender_create(&snd, &sc) == SL_OK);
     for (size_t i = 0; i < n; i++)
@@ -930,7 +930,7 @@ static void rig_open(struct spool_rig *r)
     char why[256] = "";
     CU_ASSERT_FATAL(sl_hw_open(&r->hw, why, sizeof why, &hc) == SL_OK);
     struct sl_sender_config sc = { .k = K, .m = M, .interleave = 4, .symbol_size = S, .max_delay_us = 1000,
-                                   .session = 77, .epoch = 1, .key = r->key, .hw = r->hw };
+                                   .session = 77, .epoch = 1, .signer = sl_key_signer(r->key), .hw = r->hw };
     CU_ASSERT_FATAL(sl_sender_create(&r->snd, &sc) == SL_OK);
     r->now = 1000000;
 }

@@ -148,7 +148,7 @@ static void make_block_on(struct frames *out, struct fixture *f, const struct sl
     struct sl_block_hdr h = { .channel = channel, .session = session, .epoch = epoch,
                               .block_seq = seq, .tx_time_us = T0 };
     size_t blen = 0;
-    CU_ASSERT_FATAL(sl_block_seal(blk_mem, sizeof blk_mem, &blen, &h, payload, plen, signer) == SL_OK);
+    CU_ASSERT_FATAL(sl_block_seal(blk_mem, sizeof blk_mem, &blen, &h, payload, plen, sl_key_signer(signer)) == SL_OK);
     struct sl_fec_block b = { .sym = blk_mem, .cap = sizeof blk_mem };
     CU_ASSERT_FATAL(sl_fec_encode(f->enc, &b, blk_mem, blen) == SL_OK);
     out->k = b.k;
@@ -193,7 +193,7 @@ static void send_beacon_on(struct fixture *f, const struct sl_key_secret *signer
     struct sl_beacon b = { .session = SESSION, .epoch = epoch, .beacon_seq = seq, .tx_time_us = now_us,
                            .highest_block = highest, .symbol_size = S, .k = K, .m = M, .interleave = 1 };
     uint8_t dg[SL_BEACON_BYTES];
-    CU_ASSERT_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, signer) == SL_OK);
+    CU_ASSERT_FATAL(sl_datagram_beacon_encode(dg, sizeof dg, &b, sl_key_signer(signer)) == SL_OK);
     if (memcmp(dg + SL_BEACON_OFF_KEY_ID, kid, SL_KEY_ID_BYTES) != 0) {
         /* A forgery: claims the trusted key id, CRC redone. */
         memcpy(dg + SL_BEACON_OFF_KEY_ID, kid, SL_KEY_ID_BYTES);

@@ -65,7 +65,7 @@ static void write_capture(const char *path, const struct sl_key_secret *key)
 
     struct sl_sender_config sc = {
         .k = K, .m = M, .interleave = D, .symbol_size = S, .rate_mbps = 0,
-        .max_delay_us = 1000, .session = 0x1122334455667788ull, .epoch = 7, .key = key, .hw = hw,
+        .max_delay_us = 1000, .session = 0x1122334455667788ull, .epoch = 7, .signer = sl_key_signer(key), .hw = hw,
     };
     struct sl_sender *snd = NULL;
     CU_ASSERT_FATAL(sl_sender_create(&snd, &sc) == SL_OK);
