@@ -1,5 +1,6 @@
 /* seccomp allow-lists (see sl_seccomp.h). The lists were found by running
- * the daemons under `strace -f -c` through the integration suite (link,
+ * the daemons through the integration suite with SL_SECCOMP=log (the audit
+ * log names every call off a list) and under strace (link,
  * services, files, spool, syslog, RTU, pcap, SIGHUP reload, sd_notify, MQTT
  * reconnect, SQLite checkpoints) and are kept as narrow as that allowed. */
 #define _GNU_SOURCE   /* program_invocation_short_name, environ */
@@ -64,6 +65,7 @@ static const int base_calls[] = {
     SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(poll), SCMP_SYS(ppoll),
     SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(sigaltstack), SCMP_SYS(sched_getaffinity),
     SCMP_SYS(membarrier), SCMP_SYS(prlimit64), SCMP_SYS(getrusage), SCMP_SYS(times),
+    SCMP_SYS(sysinfo),   /* qsort asks for the physical memory size */
 };
 
 /* The fibre: receive and wait, nothing that opens or creates. */

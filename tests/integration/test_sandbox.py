@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""The sandbox, seen from outside (docs/security.md "Sandbox").
+
+1. A chain on the rig started as root with user = nobody: every sluice-tx
+   and sluice-rx process, and every thread of each, shows Seccomp 2 (a
+   filter), NoNewPrivs 1, CapEff 0 and a non-root uid in /proc; TX runs at
+   least two processes (main and its signer); the chain delivers every tag
+   Good.
+2. The SL_SANDBOX_SELFTEST build (scripts/build configures it): short-lived
+   daemons on host loopback or a pcapfile link each try one forbidden call
+   after sandboxing (SL_SANDBOX_SELFTEST=WHERE:CALL). A call off the list
+   kills the process with SIGSYS after the line
+   "[SL-SANDBOX-SYSCALL] forbidden system call NAME (NR) in thread COMM";
+   a call on the list that the kernel refuses (nobody opening /etc/shadow)
+   is logged as refused and the daemon goes on.
+"""
+import os
+import pwd
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+import sl_chain as C
+import sl_rig
+
+FAILS = []
+
+
+def expect(cond, msg):
+    if not cond:
+        FAILS.append(msg)
+        print("FAIL: " + msg)
+
+
+def status_of(path):
+    out = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                out[k] = v.strip()
+    except OSError:
+        pass
+    return out
+
+
+def children(pid):
+    """Processes whose parent is pid (PPid in /proc/N/status)."""
+    return [int(p) for p in os.listdir("/proc")
+            if p.isdigit() and status_of("/proc/%s/status" % p).get("PPid") == str(pid)]
+
+
+def check_process(what, pid):
+    """Every thread of pid: filtered, no new privileges, no capabilities, not root."""
+    tasks = sorted(os.listdir("/proc/%d/task" % pid))
+    expect(tasks, "%s (pid %d): no threads in /proc" % (what, pid))
+    for t in tasks:
+        st = status_of("/proc/%d/task/%s/status" % (pid, t))
+        if not st:
+            continue   # ended meanwhile
+        name = "%s pid %d thread %s (%s)" % (what, pid, t, st.get("Name"))
+        uids = st.get("Uid", "0").split()
+        expect(st.get("Seccomp") == "2", "%s: Seccomp %s, not 2 (filter)" % (name, st.get("Seccomp")))
+        expect(st.get("NoNewPrivs") == "1", "%s: NoNewPrivs %s" % (name, st.get("NoNewPrivs")))
+        expect(int(st.get("CapEff", "1"), 16) == 0, "%s: CapEff %s" % (name, st.get("CapEff")))
+        expect(all(u != "0" for u in uids), "%s: runs as uid %s" % (name, uids))
+    return len(tasks)
+
+
+def chain_part(d):
+    with sl_rig.rig_up(), sl_rig.Procs() as procs:
+        ch = C.Chain(procs, d, tx_kw={"user": "nobody"}, rx_kw={"user": "nobody"})
+        ch.start()
+        ch.wait_all_good(15, "sandboxed chain")
+        tx = C.real_pid(ch.tx, "sluice-tx")
+        rx = C.real_pid(ch.rx, "sluice-rx")
+        tx_procs = [tx] + children(tx)
+        expect(len(tx_procs) >= 2, "sluice-tx runs %d process(es), want >= 2 (main and signer)" % len(tx_procs))
+        n = 0
+        for pid in tx_procs:
+            n += check_process("sluice-tx", pid)
+        n += check_process("sluice-rx", rx)
+        expect(not children(rx), "sluice-rx has child processes %s" % children(rx))
+        print("chain: %d tags Good; %d TX processes, %d threads checked" % (ch.ntags, len(tx_procs), n))
+        ch.alive()
+        ch.stop_tx()
+        ch.stop_rx()
+        for log in (ch.tx_log, ch.rx_log):
+            expect("SL-SANDBOX-SYSCALL" not in log.text(), "%s: a forbidden call: %s" % (
+                log.path, [ln for ln in log.text().splitlines() if "SL-SANDBOX-SYSCALL" in ln]))
+
+
+# ---- self-test cases -------------------------------------------------------------
+
+def selftest_built():
+    try:
+        with open(os.path.join(sl_rig.BUILD_DIR, "CMakeCache.txt")) as f:
+            return re.search(r"^SL_SANDBOX_SELFTEST:BOOL=(ON|1|TRUE)$", f.read(), re.M) is not None
+    except OSError:
+        return False
+
+
+def state_dir(d):
+    """d/state, owned by nobody (the daemons drop to it)."""
+    state = os.path.join(d, "state")
+    os.mkdir(state)
+    pw = pwd.getpwnam("nobody")
+    os.chown(state, pw.pw_uid, pw.pw_gid)
+    return state
+
+
+def rx_selftest_conf(d, pub, port):
+    state = state_dir(d)
+    return C.write(os.path.join(d, "rx.conf"),
+                   "[link]\ntransport = udp\nlisten = 127.0.0.2:%d\n[rx]\nuser = nobody\n"
+                   "[keys]\ntrusted = %s\nstate_dir = %s\n[mirror]\ndatabase = %s\n"
+                   "[modbus]\nlisten = 127.0.0.1:%d\n"
+                   % (port, pub, state, os.path.join(state, "mirror.db"), port + 1))
+
+
+def tx_selftest_conf(d, key):
+    state = state_dir(d)
+    return C.write(os.path.join(d, "tx.conf"),
+                   "[link]\ntransport = pcapfile\nfile = %s\ndestination = 127.0.0.1:7400\n"
+                   "[keys]\nsigning_key = %s\nstate_dir = %s\n[tx]\nuser = nobody\n"
+                   % (os.path.join(state, "out.pcap"), key, state))
+
+
+# (daemon, WHERE:CALL, expected: "killed" with the call's name / "refused")
+CASES = [
+    ("rx", "rx-intake:execve", ("killed", "execve", "rx-intake")),
+    ("rx", "rx-intake:socket", ("killed", "socket", "rx-intake")),
+    ("rx", "rx-intake:shadow", ("killed", "openat", "rx-intake")),
+    ("rx", "rx-service:execve", ("killed", "execve", "rx-modbus")),
+    ("rx", "rx-store:shadow", ("refused", None, None)),
+    ("rx", "rx:socket", ("killed", "socket", "sluice-rx")),
+    ("tx", "tx-main:execve", ("killed", "execve", "sluice-tx")),
+    ("tx", "tx-main:shadow", ("refused", None, None)),
+    ("tx", "tx-signer:socket", ("killed", "socket", "sluice-signer")),
+    ("tx", "tx-signer:execve", ("killed", "execve", "sluice-signer")),
+]
+
+
+def selftest_part(d, key, pub):
+    if not selftest_built():
+        expect(False, "%s is not an SL_SANDBOX_SELFTEST build: configure it with -DSL_SANDBOX_SELFTEST=ON "
+               "(scripts/build does)" % sl_rig.BUILD_DIR)
+        return
+    runs = []
+    with sl_rig.Procs() as procs:
+        for i, (daemon, spec, want) in enumerate(CASES):
+            cd = os.path.join(d, "case%d" % i)
+            os.mkdir(cd)
+            os.chmod(cd, 0o755)
+            if daemon == "rx":
+                conf, exe = rx_selftest_conf(cd, pub, 17400 + 10 * i), C.RX
+            else:
+                conf, exe = tx_selftest_conf(cd, key), C.TX
+            log = open(os.path.join(cd, "log"), "w+")
+            env = dict(os.environ, SL_SANDBOX_SELFTEST=spec)
+            env.pop("SL_SECCOMP", None)
+            p = procs.start(None, [exe, "-c", conf], stdout=log, stderr=log, env=env)
+            runs.append((spec, want, p, log))
+        for spec, want, p, log in runs:
+            kind, call, comm = want
+            if kind == "killed":
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+                log.seek(0)
+                text = log.read()
+                line = [ln for ln in text.splitlines() if "[SL-SANDBOX-SYSCALL]" in ln]
+                if comm == "sluice-signer":   # the main process exits on its signer's death
+                    ok = p.returncode not in (None, 0)
+                else:
+                    ok = p.returncode == -signal.SIGSYS
+                expect(ok, "%s: exit %s, want death by SIGSYS" % (spec, p.returncode))
+                want_line = "forbidden system call %s (" % call
+                expect(any(want_line in ln and ("in thread %s;" % comm) in ln for ln in line),
+                       "%s: no '%s ... in thread %s' line: %s" % (spec, want_line, comm, text[-600:]))
+                print("%s: killed (%s) %s" % (spec, p.returncode, line[0] if line else ""))
+            else:
+                ok = sl_rig.wait_for(lambda: "refused" in open(log.name).read(), 10, step=0.1)
+                log.seek(0)
+                text = log.read()
+                expect(ok and re.search(r"\[SL-SANDBOX-SELFTEST\] \S+ shadow refused: Permission denied", text),
+                       "%s: no 'refused: Permission denied' line: %s" % (spec, text[-600:]))
+                expect(p.poll() is None, "%s: the daemon did not go on after a refused call (exit %s)"
+                       % (spec, p.returncode))
+                procs.stop(p)
+                print("%s: refused, daemon went on" % spec)
+
+
+def main():
+    C.need(C.SIM, C.TX, C.RX, C.KEYGEN)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="sl-sandbox-") as d:
+        os.chmod(d, 0o755)
+        cd = os.path.join(d, "chain")
+        os.mkdir(cd)
+        chain_part(cd)
+        sd = os.path.join(d, "selftest")
+        os.mkdir(sd)
+        os.chmod(sd, 0o755)
+        key, pub, _ = C.keygen(os.path.join(sd, "keys"))
+        selftest_part(sd, key, pub)
+        if FAILS:
+            C.show_logs()
+            sl_rig.fail("%d expectation(s) failed:\n  %s" % (len(FAILS), "\n  ".join(FAILS)))
+    print("test_sandbox: OK (%.1f s)" % (time.monotonic() - t0))
+
+
+if __name__ == "__main__":
+    main()
