@@ -125,6 +125,26 @@ sl_err sl_wbuf_put_bytes(struct sl_wbuf *w, const void *src, size_t n)
     return SL_OK;
 }
 
+sl_err sl_buf_get_varint(struct sl_buf *b, uint64_t *out)
+{
+    uint64_t v = 0;
+    *out = 0;
+    for (size_t i = 0; i < SL_VARINT_MAX; i++) {
+        if (!have(b, i + 1))
+            return SL_ERR_TRUNCATED;
+        uint8_t c = b->p[b->off + i];
+        if (i == SL_VARINT_MAX - 1 && c > 1)
+            return SL_ERR_LENGTH;
+        v |= (uint64_t)(c & 0x7F) << (7 * i);
+        if (!(c & 0x80)) {
+            b->off += i + 1;
+            *out = v;
+            return SL_OK;
+        }
+    }
+    return SL_ERR_LENGTH;
+}
+
 sl_err sl_wbuf_put_zeros(struct sl_wbuf *w, size_t n)
 {
     if (!room(w, n))

@@ -102,5 +102,32 @@ static inline void sl_le32_put(uint8_t *p, uint32_t v)
     sl_le16_put(p, (uint16_t)v);
     sl_le16_put(p + 2, (uint16_t)(v >> 16));
 }
+static inline void sl_le64_put(uint8_t *p, uint64_t v)
+{
+    sl_le32_put(p, (uint32_t)v);
+    sl_le32_put(p + 4, (uint32_t)(v >> 32));
+}
+
+/* LEB128 varints (protobuf's encoding, the TX journal's records): 7 bits a
+ * byte, least significant first, the top bit set on all but the last; at
+ * most SL_VARINT_MAX bytes for 64 bits. */
+#define SL_VARINT_MAX 10u
+/* Writes v at p, which has room for SL_VARINT_MAX bytes (for encoders that
+ * checked their room once); returns the bytes written. */
+static inline size_t sl_varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+/* Reads a varint: SL_ERR_TRUNCATED when the input ends inside it,
+ * SL_ERR_LENGTH when it encodes more than 64 bits (a tenth byte above 1,
+ * or an eleventh); on failure *out is 0 and the cursor unmoved. Longer
+ * encodings of a small value (0x80 0x00) are accepted, as protobuf does. */
+__attribute__((warn_unused_result)) sl_err sl_buf_get_varint(struct sl_buf *b, uint64_t *out);
 
 #endif

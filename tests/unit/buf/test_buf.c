@@ -161,3 +161,41 @@ SL_TEST(buf, little_endian_one_byte_short)
     CU_ASSERT_EQUAL(u32, 0);
     CU_ASSERT_EQUAL(b.off, 4u);
 }
+
+SL_TEST(buf, varint_roundtrip_and_limits)
+{
+    static const uint64_t vals[] = { 0, 1, 127, 128, 300, 16383, 16384, 1ull << 32, UINT64_MAX };
+    static const size_t lens[] = { 1, 1, 1, 2, 2, 2, 3, 5, 10 };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        uint8_t mem[SL_VARINT_MAX];
+        uint64_t v = 1;
+        CU_ASSERT_EQUAL(sl_varint_put(mem, vals[i]), lens[i]);
+        struct sl_buf b = sl_buf_make(mem, lens[i]);
+        CU_ASSERT_EQUAL(sl_buf_get_varint(&b, &v), SL_OK);
+        CU_ASSERT_EQUAL(v, vals[i]);
+        CU_ASSERT_EQUAL(sl_buf_end(&b), SL_OK);
+        b = sl_buf_make(mem, lens[i] - 1);            /* one byte short */
+        CU_ASSERT_EQUAL(sl_buf_get_varint(&b, &v), SL_ERR_TRUNCATED);
+        CU_ASSERT_EQUAL(v, 0);
+        CU_ASSERT_EQUAL(b.off, 0);
+    }
+    uint8_t mem[2];
+    CU_ASSERT_EQUAL(sl_varint_put(mem, 300), 2);
+    CU_ASSERT_EQUAL(mem[0], 0xAC);                       /* protobuf's own example */
+    CU_ASSERT_EQUAL(mem[1], 0x02);
+
+    /* More than 64 bits: a tenth byte above 1, or an eleventh byte. */
+    uint8_t big[11];
+    memset(big, 0xFF, 9);
+    big[9] = 0x02;
+    uint64_t v = 1;
+    struct sl_buf b = sl_buf_make(big, 10);
+    CU_ASSERT_EQUAL(sl_buf_get_varint(&b, &v), SL_ERR_LENGTH);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(b.off, 0);
+    memset(big, 0x80, sizeof big);
+    big[10] = 0;
+    b = sl_buf_make(big, sizeof big);
+    CU_ASSERT_EQUAL(sl_buf_get_varint(&b, &v), SL_ERR_LENGTH);
+    CU_ASSERT_EQUAL(b.off, 0);
+}

@@ -1,0 +1,581 @@
+/* The TX change journal: records and seqs survive a reopen; a torn tail is
+ * cut at every offset of the last block; a damaged middle ends its segment;
+ * trim by bytes and by window; newest-first iteration; seqs never reused
+ * after a crash (a child killed before its flush, a cut file, a lost mark);
+ * a write failure (RLIMIT_FSIZE) keeps records in memory, counts the
+ * overflow as lost and writes it as a gap. Files live on tmpfs when there
+ * is one (the mark's fsync is then free). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sl_journal.h"
+#include "sl_test.h"
+#include "sl_wire.h"
+
+static char dir[128];
+
+static void dir_make(void)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(dir, sizeof dir, "%s/sl-journal-XXXXXX", base);
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(path);
+}
+
+static void dir_remove(void)
+{
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct sl_journal_config cfg_of(void)
+{
+    struct sl_journal_config c = { .dir = dir, .max_bytes = 64ull << 20, .no_sync = true,
+                                   .seq_reserve = 1000, .epoch = 7 };
+    return c;
+}
+
+static struct sl_journal *jopen(const struct sl_journal_config *c)
+{
+    struct sl_journal *j = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_open(&j, c), SL_OK);
+    return j;
+}
+
+/* The value record i: every type, some wide, some not Good. */
+static void rec_of(uint64_t i, uint32_t *tag, uint64_t *t, uint64_t *raw, uint8_t *type, uint32_t *q)
+{
+    *tag = (uint32_t)(i % 97) * 1000u;
+    *t = 1700000000000000ull + i * 1000u - (i % 5) * 3000u;   /* not monotone */
+    *type = (uint8_t)(1 + i % 8);
+    *raw = i * 0x9E3779B97F4A7C15ull;
+    if (i % 3)
+        *raw &= 0xFFFFu;                                        /* mostly narrow */
+    *q = i % 11 == 0 ? SL_Q_BAD_COMM_ERROR : SL_Q_GOOD;
+}
+
+static void append_n(struct sl_journal *j, uint64_t from, uint64_t n, uint64_t first_seq)
+{
+    for (uint64_t i = from; i < from + n; i++) {
+        uint32_t tag, q;
+        uint64_t t, raw, seq = 0;
+        uint8_t type;
+        rec_of(i, &tag, &t, &raw, &type, &q);
+        CU_ASSERT_EQUAL(sl_journal_append(j, tag, t, raw, type, q, &seq), SL_OK);
+        if (first_seq)
+            CU_ASSERT_EQUAL(seq, first_seq + (i - from));
+    }
+}
+
+/* A journal in small segments (64 KiB) in a new dir, max_bytes (0: 64 MiB):
+ * rounds * 1000 records (seq = record + 1), one flush a round. */
+static struct sl_journal *filled(struct sl_journal_config *c, uint64_t rounds, uint64_t max_bytes)
+{
+    dir_make();
+    *c = cfg_of();
+    c->segment_bytes = 64u << 10;
+    if (max_bytes)
+        c->max_bytes = max_bytes;
+    struct sl_journal *j = jopen(c);
+    for (uint64_t i = 0; i < rounds; i++) {
+        append_n(j, i * 1000, 1000, 0);
+        CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    }
+    return j;
+}
+
+static bool rec_is(const struct sl_journal_rec *r, uint64_t i)
+{
+    uint32_t tag, q;
+    uint64_t t, raw;
+    uint8_t type;
+    rec_of(i, &tag, &t, &raw, &type, &q);
+    return r->kind == SL_JOURNAL_VALUE && r->count == 1 && r->tag_id == tag &&
+           r->source_time_us == t && r->raw == raw && r->type == type && r->quality == q;
+}
+
+/* Reads everything from seq 0: values must be records 0.. in order (value
+ * seq s holds record s - 1 + shift... the caller's map); returns the count
+ * of values and the sum of gap lengths. */
+struct scan {
+    uint64_t values, gaps, gap_seqs, last_seq, bad;
+};
+
+static struct scan scan_all(struct sl_journal *j, uint64_t from_seq, bool check)
+{
+    struct scan sc = { 0 };
+    struct sl_journal_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_iter_new(&it, j), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_from_seq(it, from_seq), SL_OK);
+    struct sl_journal_rec r;
+    uint64_t next = 0;
+    while (sl_journal_iter_next(it, &r, NULL) == SL_OK) {
+        if (next && r.seq != next)
+            sc.bad++;                 /* seqs strictly increase, no hole unsaid */
+        next = r.seq + r.count;
+        sc.last_seq = r.seq + r.count - 1;
+        if (r.kind == SL_JOURNAL_GAP) {
+            sc.gaps++;
+            sc.gap_seqs += r.count;
+            continue;
+        }
+        sc.values++;
+        if (check && !rec_is(&r, r.seq - 1))
+            sc.bad++;
+    }
+    sl_journal_iter_free(it);
+    return sc;
+}
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static char *seg_path(uint64_t first_seq)
+{
+    static char p[256];
+    snprintf(p, sizeof p, "%s/%020llu.jnl", dir, (unsigned long long)first_seq);
+    return p;
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+    int fd = open(path, O_RDONLY);
+    off_t n = file_size(path);
+    CU_ASSERT_FATAL(fd >= 0 && n >= 0);
+    void *p = malloc((size_t)n + 1);
+    CU_ASSERT_EQUAL_FATAL(read(fd, p, (size_t)n), n);
+    close(fd);
+    *len = (size_t)n;
+    return p;
+}
+
+static void spill(const char *path, const void *p, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    CU_ASSERT_FATAL(fd >= 0);
+    CU_ASSERT_EQUAL_FATAL(write(fd, p, len), (ssize_t)len);
+    close(fd);
+}
+
+SL_TEST(journal, append_flush_reopen_keeps_seq_and_records)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    struct sl_journal *j = jopen(&c);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.next_seq, 1);
+    append_n(j, 0, 3000, 1);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    append_n(j, 3000, 2000, 3001);
+    CU_ASSERT_EQUAL(sl_journal_append(j, 1, 1, 1, 16, 0, NULL), SL_ERR_RANGE);
+    sl_journal_close(j);
+    CU_ASSERT_EQUAL(file_size(seg_path(1)) > 0, true);
+
+    j = jopen(&c);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.next_seq, 5001);    /* a clean close leaves no gap */
+    CU_ASSERT_EQUAL(st.open_torn_bytes, 0);
+    CU_ASSERT_EQUAL(st.open_bad_segments, 0);
+    CU_ASSERT_FALSE(st.open_mark_lost);
+    struct scan sc = scan_all(j, 0, true);
+    CU_ASSERT_EQUAL(sc.values, 5000);
+    CU_ASSERT_EQUAL(sc.gaps, 0);
+    CU_ASSERT_EQUAL(sc.bad, 0);
+    append_n(j, 5000, 10, 5001);
+    sl_journal_close(j);
+    j = jopen(&c);
+    sc = scan_all(j, 4990, true);
+    CU_ASSERT_EQUAL(sc.values, 21);          /* from_seq: 4990 .. 5010 */
+    CU_ASSERT_EQUAL(sc.bad, 0);
+    sl_journal_stats(j, &st);
+    /* Compact: every record here is under 16 bytes on average. */
+    CU_ASSERT(st.bytes < 5010u * 16u);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+/* Cuts the newest segment at every offset inside its last block, and flips
+ * every byte of that block: the reopened journal holds exactly the records
+ * of the first flush and the seq goes on above everything handed out. */
+SL_TEST(journal, torn_tail_truncated_at_every_offset)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    struct sl_journal *j = jopen(&c);
+    append_n(j, 0, 40, 1);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    size_t len1 = (size_t)file_size(seg_path(1));
+    append_n(j, 40, 8, 41);
+    sl_journal_close(j);
+    size_t len2, mlen;
+    char mark[256];
+    snprintf(mark, sizeof mark, "%s/next_seq", dir);
+    uint8_t *full = slurp(seg_path(1), &len2);
+    void *mark_bytes = slurp(mark, &mlen);
+    CU_ASSERT_FATAL(len2 > len1 + 44);
+
+    unsigned fails = 0;
+    for (size_t cut = len1; cut < len2 + len2 - len1; cut++) {
+        bool flip = cut >= len2;
+        size_t at = flip ? len1 + (cut - len2) : cut;
+        if (flip) {
+            full[at] ^= 0x5A;
+            spill(seg_path(1), full, len2);
+            full[at] ^= 0x5A;
+        } else {
+            spill(seg_path(1), full, cut);
+        }
+        spill(mark, mark_bytes, mlen);
+        j = jopen(&c);
+        struct sl_journal_stats st;
+        sl_journal_stats(j, &st);
+        struct scan sc = scan_all(j, 0, true);
+        uint64_t seq = 0;
+        CU_ASSERT_EQUAL(sl_journal_append(j, 5, 5, 5, SL_TYPE_UINT16, 0, &seq), SL_OK);
+        if (sc.values != 40 || sc.bad || st.open_torn_bytes != (flip ? len2 : cut) - len1 ||
+            seq != 49 || (size_t)file_size(seg_path(1)) != len1)
+            fails++;
+        sl_journal_close(j);
+    }
+    CU_ASSERT_EQUAL(fails, 0);
+    free(full);
+    free(mark_bytes);
+    dir_remove();
+}
+
+/* Several small segments: a damaged byte in the middle of the oldest ends
+ * that segment's valid part (counted), the others read in full; a bad
+ * header deletes its segment. Nothing crashes, what is read is right. */
+SL_TEST(journal, corrupted_middle_ends_that_segment)
+{
+    struct sl_journal_config c;
+    struct sl_journal *j = filled(&c, 30, 0);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_FATAL(st.segments >= 4);
+    sl_journal_close(j);
+
+    /* The oldest segment's middle, and the third's header. */
+    struct sl_journal_iter *it = NULL;
+    j = jopen(&c);
+    CU_ASSERT_EQUAL_FATAL(sl_journal_iter_new(&it, j), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_newest(it, 0), SL_OK);
+    uint64_t firsts[64], nf = 0, first, prev = 0;
+    struct sl_journal_rec r;
+    while (sl_journal_iter_next(it, &r, &first) == SL_OK)
+        if (first != prev && nf < 64)
+            firsts[nf++] = prev = first;
+    sl_journal_iter_free(it);
+    sl_journal_close(j);
+    CU_ASSERT_FATAL(nf >= 4);
+    uint64_t oldest = firsts[nf - 1], third = firsts[nf - 3];
+    size_t len;
+    uint8_t *b = slurp(seg_path(oldest), &len);
+    b[len / 2] ^= 0xFF;
+    spill(seg_path(oldest), b, len);
+    free(b);
+    b = slurp(seg_path(third), &len);
+    b[8] ^= 0xFF;                               /* the epoch: only the CRC sees it */
+    spill(seg_path(third), b, len);
+    free(b);
+
+    j = jopen(&c);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.open_bad_segments, 2);
+    CU_ASSERT_EQUAL(st.open_torn_bytes, 0);
+    CU_ASSERT_EQUAL(file_size(seg_path(third)), -1);
+    struct scan sc = scan_all(j, 0, true);
+    CU_ASSERT_EQUAL(sc.values < 30000 && sc.values > 15000, true);
+    CU_ASSERT_EQUAL(sc.bad > 0, true);          /* the holes between segments */
+    CU_ASSERT_EQUAL(st.next_seq, 30001);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+SL_TEST(journal, trim_by_bytes_and_by_window)
+{
+    struct sl_journal_config c;
+    struct sl_journal *j = filled(&c, 100, 256u << 10);   /* four 64 KiB segments */
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT(st.bytes <= c.max_bytes);
+    CU_ASSERT(st.trimmed_segments > 0);
+    CU_ASSERT(st.oldest_seq > 1);
+    struct scan sc = scan_all(j, 0, true);
+    CU_ASSERT_EQUAL(sc.bad, 0);
+    CU_ASSERT_EQUAL(sc.last_seq, 100000);
+    CU_ASSERT(sc.values == 100001 - st.oldest_seq);
+    sl_journal_close(j);
+    dir_remove();
+
+    /* Window: old values (t = 1000 s) fill segments, then new ones (t =
+     * 2000 s); trimming at 2005 s keeps only segments with a value newer
+     * than 1995 s, and never the newest one. */
+    dir_make();
+    c.max_bytes = 64ull << 20;
+    c.window_s = 10;
+    j = jopen(&c);
+    for (uint64_t i = 0; i < 20000; i++)
+        CU_ASSERT_EQUAL(sl_journal_append(j, 1, 1000000000ull + i, i, SL_TYPE_UINT32, 0, NULL), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    for (uint64_t i = 0; i < 20000; i++)
+        CU_ASSERT_EQUAL(sl_journal_append(j, 1, 2000000000ull + i, i, SL_TYPE_UINT32, 0, NULL), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    sl_journal_stats(j, &st);
+    uint64_t before = st.segments;
+    CU_ASSERT_EQUAL(sl_journal_trim(j, 1005000000ull), SL_OK);   /* nothing old yet */
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.segments, before);
+    CU_ASSERT_EQUAL(sl_journal_trim(j, 2005000000ull), SL_OK);
+    sl_journal_stats(j, &st);
+    CU_ASSERT(st.segments < before && st.segments >= 1);
+    struct sl_journal_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_iter_new(&it, j), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_from_seq(it, 0), SL_OK);
+    struct sl_journal_rec r;
+    uint64_t old_left = 0, new_left = 0;
+    while (sl_journal_iter_next(it, &r, NULL) == SL_OK)
+        *(r.source_time_us < 2000000000ull ? &old_left : &new_left) += 1;
+    CU_ASSERT_EQUAL(new_left, 20000);
+    CU_ASSERT(old_left < 20000);                /* at most the segment both share */
+    /* Everything old: only the newest segment stays. */
+    CU_ASSERT_EQUAL(sl_journal_trim(j, 9000000000ull), SL_OK);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.segments, 1);
+    sl_journal_iter_free(it);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+SL_TEST(journal, iterates_newest_first_and_reads_a_tag_in_time_order)
+{
+    struct sl_journal_config c;
+    struct sl_journal *j = filled(&c, 20, 0);
+    struct sl_journal_iter *it = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_iter_new(&it, j), SL_OK);
+    struct sl_journal_rec r;
+    CU_ASSERT_EQUAL(sl_journal_iter_next(it, &r, NULL), SL_ERR_STATE);   /* no seek yet */
+    CU_ASSERT_EQUAL(sl_journal_iter_newest(it, 0), SL_OK);
+    uint64_t first, seg = UINT64_MAX, segs = 0, last_seq = 0, n = 0, bad = 0;
+    while (sl_journal_iter_next(it, &r, &first) == SL_OK) {
+        if (first != seg) {
+            if (first >= seg)
+                bad++;                          /* segments must go newest first */
+            seg = first;
+            segs++;
+        } else if (r.seq <= last_seq) {
+            bad++;                              /* inside one: append order */
+        }
+        last_seq = r.seq;
+        if (!rec_is(&r, r.seq - 1))
+            bad++;
+        n++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(n, 20000);
+    CU_ASSERT(segs >= 3);
+    CU_ASSERT_EQUAL(seg, 1);                    /* the oldest came last */
+
+    /* since: only values at or after it, from the newest segment down. */
+    uint64_t since = 1700000000000000ull + 15000ull * 1000u;
+    CU_ASSERT_EQUAL(sl_journal_iter_newest(it, since), SL_OK);
+    n = bad = 0;
+    while (sl_journal_iter_next(it, &r, NULL) == SL_OK) {
+        if (r.source_time_us < since)
+            bad++;
+        n++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(n >= 4990 && n <= 5010);
+
+    /* One tag (id 0: records i % 97 == 0), times not monotone in append
+     * order: sorted on the way out, range applied. */
+    struct sl_journal_rec out[300];
+    size_t got = 0;
+    CU_ASSERT_EQUAL(sl_journal_tag_read(it, 0, 0, UINT64_MAX, out, 300, &got), SL_OK);
+    CU_ASSERT_EQUAL(got, (20000 + 96) / 97);
+    for (size_t i = 1; i < got; i++)
+        CU_ASSERT(out[i - 1].source_time_us <= out[i].source_time_us);
+    for (size_t i = 0; i < got; i++)
+        CU_ASSERT_EQUAL(out[i].tag_id, 0);
+    CU_ASSERT_EQUAL(sl_journal_tag_read(it, 0, since, UINT64_MAX, out, 300, &got), SL_OK);
+    CU_ASSERT(got >= 50 && got <= 53);
+    CU_ASSERT_EQUAL(sl_journal_tag_read(it, 0, 0, UINT64_MAX, out, 10, &got), SL_ERR_OVERFLOW);
+    CU_ASSERT_EQUAL(got, 10);
+    sl_journal_iter_free(it);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+/* A child appends, flushes some, appends more and dies without closing:
+ * the reopened journal never hands out a seq the child handed out, says
+ * the lost ones are a gap, and still does so when the file is then cut or
+ * the mark is lost too. */
+SL_TEST(journal, seq_never_reused_after_a_crash)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    fflush(NULL);
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        struct sl_journal *j = NULL;
+        if (sl_journal_open(&j, &c) != SL_OK)
+            _exit(1);
+        append_n(j, 0, 100, 0);
+        if (sl_journal_flush(j) != SL_OK)
+            _exit(2);
+        append_n(j, 100, 800, 0);      /* unflushed, below the mark (1 + 1000) */
+        _exit(0);
+    }
+    int status = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_FATAL(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    struct sl_journal *j = jopen(&c);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.next_seq, 1001);
+    CU_ASSERT_EQUAL(st.unreserved, 0);
+    uint64_t seq = 0, first_next = st.next_seq;
+    CU_ASSERT_EQUAL(sl_journal_append(j, 9, 9, 9, SL_TYPE_BOOL, 0, &seq), SL_OK);
+    CU_ASSERT_EQUAL(seq, first_next);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    struct scan sc = scan_all(j, 0, false);
+    CU_ASSERT_EQUAL(sc.values, 101);
+    CU_ASSERT_EQUAL(sc.gaps, 1);
+    CU_ASSERT_EQUAL(sc.gap_seqs, first_next - 101);
+    CU_ASSERT_EQUAL(sc.bad, 0);
+    CU_ASSERT_EQUAL(sc.last_seq, first_next);
+    sl_journal_close(j);
+
+    /* Cut the segment back to its header: the mark still holds. */
+    CU_ASSERT_EQUAL(truncate(seg_path(1), 32), 0);
+    j = jopen(&c);
+    sl_journal_stats(j, &st);
+    CU_ASSERT(st.next_seq > first_next);
+    sl_journal_close(j);
+
+    /* The mark lost as well: two reserves above the last record on disk. */
+    char mark[256];
+    snprintf(mark, sizeof mark, "%s/next_seq", dir);
+    spill(mark, "garbage\n", 8);
+    j = jopen(&c);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_TRUE(st.open_mark_lost);
+    CU_ASSERT(st.next_seq > first_next);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+/* The disk refuses (RLIMIT_FSIZE, SIGXFSZ ignored: EFBIG like ENOSPC): the
+ * flush fails without leaving a partial block, records stay in memory,
+ * appends beyond both buffers are counted lost (never blocked), and once
+ * the disk takes writes again everything kept is written, the lost part as
+ * one gap. */
+SL_TEST(journal, write_failure_keeps_records_and_counts_the_overflow)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    c.buffer_bytes = 100u << 10;       /* not a multiple of a block: the last one ends early */
+    c.seq_reserve = 1ull << 30;        /* no mark write while the limit holds */
+    struct sl_journal *j = jopen(&c);
+    append_n(j, 0, 100, 1);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    off_t before = file_size(seg_path(1));
+
+    struct rlimit old, lim;
+    CU_ASSERT_EQUAL_FATAL(getrlimit(RLIMIT_FSIZE, &old), 0);
+    struct sigaction ign = { .sa_handler = SIG_IGN }, prev;
+    sigaction(SIGXFSZ, &ign, &prev);
+    lim = old;
+    lim.rlim_cur = (rlim_t)before + 100;
+    CU_ASSERT_EQUAL_FATAL(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    append_n(j, 100, 1000, 101);
+    errno = 0;
+    sl_err e1 = sl_journal_flush(j);
+    int err1 = errno;
+    off_t during = file_size(seg_path(1));
+    append_n(j, 1100, 30000, 1101);    /* well past two 100 KiB buffers */
+    sl_err e2 = sl_journal_flush(j);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    setrlimit(RLIMIT_FSIZE, &old);
+    sigaction(SIGXFSZ, &prev, NULL);
+
+    CU_ASSERT_EQUAL(e1, SL_ERR_IO);
+    CU_ASSERT_EQUAL(err1, EFBIG);
+    CU_ASSERT_EQUAL(e2, SL_ERR_IO);
+    CU_ASSERT_EQUAL(during, before);         /* no partial block left */
+    CU_ASSERT(st.lost > 0);
+    CU_ASSERT_EQUAL(st.write_errors, 2);
+    CU_ASSERT_EQUAL(st.appended, 31100);
+    CU_ASSERT_EQUAL(st.flushed, 100);
+    CU_ASSERT_EQUAL(st.next_seq, 31101);
+
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    append_n(j, 31100, 10, 31101);     /* opens with the gap of the lost ones */
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    sl_journal_stats(j, &st);
+    struct scan sc = scan_all(j, 0, true);
+    CU_ASSERT_EQUAL(sc.bad, 0);
+    CU_ASSERT_EQUAL(sc.gaps, 1);
+    CU_ASSERT_EQUAL(st.flushed, sc.values + sc.gaps);
+    CU_ASSERT_EQUAL(sc.values, 31110 - st.lost);
+    CU_ASSERT_EQUAL(sc.gap_seqs, st.lost);
+    CU_ASSERT_EQUAL(sc.last_seq, 31110);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+/* Appends that run past the persisted mark (the flusher stalled) are
+ * counted; the next flush moves the mark above them before writing. */
+SL_TEST(journal, seqs_past_the_mark_are_counted)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    struct sl_journal *j = jopen(&c);
+    append_n(j, 0, 1500, 1);                   /* the mark is 1 + 1000 */
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.unreserved, 500);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    append_n(j, 1500, 1000, 1501);             /* below the new mark 1501 + 1000 */
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.unreserved, 500);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+SL_TEST(journal, refuses_bad_config)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    struct sl_journal *j = (struct sl_journal *)&c;
+    c.max_bytes = 100u << 10;                  /* under four minimum segments */
+    CU_ASSERT_EQUAL(sl_journal_open(&j, &c), SL_ERR_RANGE);
+    CU_ASSERT_PTR_NULL(j);
+    c = cfg_of();
+    c.dir = "/nonexistent/x/journal";
+    CU_ASSERT_EQUAL(sl_journal_open(&j, &c), SL_ERR_IO);
+    CU_ASSERT_PTR_NULL(j);
+    dir_remove();
+}
