@@ -23,12 +23,12 @@ enum state { WAITING, CONNECTING, CONNECTED };
 struct sl_mqtt {
     struct mosquitto *mosq;
     const struct sl_mirror *m;
-    char host[256];
-    int port;
+    struct sl_mqttconn *conn;  /* broker, TLS, credentials, client id */
+    struct sl_mqttconn_diag diag;  /* why the last attempt failed */
+    bool unusable;             /* setup refused the TLS files: each attempt retries it */
     char prefix[SL_MQTT_PREFIX_MAX + 1];
-    char client_id[SL_MQTT_CLIENT_ID_MAX + 1];
     char status_topic[SL_MQTT_PREFIX_MAX + sizeof STATUS_SUFFIX];
-    unsigned keepalive_s, max_inflight, max_per_run;
+    unsigned max_inflight, max_per_run;
     uint32_t backoff_min_ms, backoff_max_ms, backoff_ms;
 
     enum state state;
@@ -68,6 +68,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     (void)mosq;
     struct sl_mqtt *q = obj;
     if (rc != 0) {             /* CONNACK refused */
+        sl_mqttconn_diag_connack(&q->diag, rc);
         q->lost = true;
         return;
     }
@@ -97,19 +98,36 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
         q->st.inflight--;
 }
 
-/* Callbacks, options and will for a new or re-initialised client. */
+/* libmosquitto's own log: only its TLS errors are kept (the reason a
+ * handshake failed); the daemon logs state changes itself. */
+static void on_log(struct mosquitto *mosq, void *obj, int level, const char *line)
+{
+    (void)mosq;
+    struct sl_mqtt *q = obj;
+    sl_mqttconn_diag_log(&q->diag, level, line);
+}
+
+/* Callbacks, options, TLS, credentials and will for a new or
+ * re-initialised client. SL_ERR_IO (q->diag.why says why) when the TLS
+ * files cannot be used: the client is then unusable until a later setup
+ * succeeds. */
 static sl_err setup(struct sl_mqtt *q)
 {
     mosquitto_connect_callback_set(q->mosq, on_connect);
     mosquitto_disconnect_callback_set(q->mosq, on_disconnect);
     mosquitto_publish_callback_set(q->mosq, on_publish);
-    mosquitto_int_option(q->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    mosquitto_int_option(q->mosq, MOSQ_OPT_TCP_NODELAY, 1);
+    mosquitto_log_callback_set(q->mosq, on_log);
     mosquitto_int_option(q->mosq, MOSQ_OPT_SEND_MAXIMUM, (int)q->max_inflight);
-    if (mosquitto_will_set(q->mosq, q->status_topic, (int)strlen(WILL_PAYLOAD), WILL_PAYLOAD, 1,
-                           true) != MOSQ_ERR_SUCCESS)
-        return SL_ERR_NOMEM;
-    return SL_OK;
+    struct sl_mqttconn_will will = { .topic = q->status_topic, .payload = WILL_PAYLOAD,
+                                     .len = strlen(WILL_PAYLOAD), .qos = 1, .retain = true };
+    char why[SL_MQTTCONN_WHY_MAX];
+    sl_err e = sl_mqttconn_apply(q->conn, q->mosq, &will, why, sizeof why);
+    q->unusable = e != SL_OK;
+    if (e == SL_ERR_IO) {
+        q->diag.fail = SL_MQTTCONN_FAIL_TLS;
+        snprintf(q->diag.why, sizeof q->diag.why, "%s", why);
+    }
+    return e;
 }
 
 /* ---- connection ---------------------------------------------------------- */
@@ -118,10 +136,13 @@ static sl_err setup(struct sl_mqtt *q)
  * broker publishes the will) and schedules the next attempt. */
 static sl_err lose(struct sl_mqtt *q, uint64_t now_ms)
 {
-    if (q->state == CONNECTED)
+    if (q->state == CONNECTED) {
         q->st.disconnects++;
-    else
+    } else {
         q->st.connect_failures++;
+        q->st.failures_by[q->diag.fail < SL_MQTTCONN_FAIL__COUNT ? q->diag.fail : SL_MQTTCONN_FAIL_NET]++;
+        q->st.last_fail = (uint8_t)q->diag.fail;
+    }
     q->state = WAITING;
     q->st.connected = false;
     q->st.inflight = 0;
@@ -130,19 +151,32 @@ static sl_err lose(struct sl_mqtt *q, uint64_t now_ms)
     q->backoff_ms = q->backoff_ms > q->backoff_max_ms / 2 ? q->backoff_max_ms : q->backoff_ms * 2;
     /* Re-initialising closes the socket and forgets queued messages: after
      * the reconnect every tag is published again anyway. */
-    if (mosquitto_reinitialise(q->mosq, q->client_id, true, q) != MOSQ_ERR_SUCCESS)
+    if (mosquitto_reinitialise(q->mosq, sl_mqttconn_client_id(q->conn), true, q) != MOSQ_ERR_SUCCESS)
         return SL_ERR_NOMEM;
-    return setup(q);
+    sl_err e = setup(q);
+    return e == SL_ERR_IO ? SL_OK : e;     /* unusable: retried at the next attempt */
 }
 
+/* Starts an attempt: TCP connect, TLS handshake and CONNACK then go on in
+ * the loop calls of sl_mqtt_run, bounded by SL_MQTT_CONNECT_TIMEOUT_MS. */
 static sl_err try_connect(struct sl_mqtt *q, uint64_t now_ms)
 {
     q->since_ms = now_ms;
     q->state = CONNECTING;
     q->lost = false;
-    int rc = mosquitto_connect_async(q->mosq, q->host, q->port, (int)q->keepalive_s);
-    if (rc != MOSQ_ERR_SUCCESS)
+    sl_mqttconn_diag_reset(&q->diag);
+    if (q->unusable) {
+        sl_err e = setup(q);
+        if (e == SL_ERR_IO)
+            return lose(q, now_ms);    /* counted as a TLS failure, q->diag says why */
+        if (e != SL_OK)
+            return e;
+    }
+    int rc = sl_mqttconn_connect(q->conn, q->mosq);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        sl_mqttconn_diag_error(&q->diag, rc, false);
         return lose(q, now_ms);
+    }
     return SL_OK;
 }
 
@@ -241,52 +275,34 @@ static bool publish_some(struct sl_mqtt *q)
 
 /* ---- public -------------------------------------------------------------- */
 
-/* The broker address by the grammar [mqtt] broker was checked with
- * (sl_conf_hostport_parse; port 1883 when left out). The host may be a
- * name: libmosquitto resolves it when connecting. */
-static sl_err parse_broker(struct sl_mqtt *q, const char *text)
-{
-    struct sl_hostport hp;
-    if (sl_conf_hostport_parse(&hp, text, 1883, SL_HOSTPORT_DEFAULT_PORT, NULL, 0) != SL_OK ||
-        strlen(hp.host) >= sizeof q->host)
-        return SL_ERR_CONFIG;
-    memcpy(q->host, hp.host, strlen(hp.host) + 1);
-    q->port = hp.port;
-    return SL_OK;
-}
-
 sl_err sl_mqtt_open(struct sl_mqtt **out, const struct sl_mqtt_config *cfg,
-                    const struct sl_mirror *m)
+                    const struct sl_mirror *m, char *why, size_t cap)
 {
     *out = NULL;
+    if (cap)
+        why[0] = '\0';
     if (!cfg || !m || cfg->max_tags == 0 || cfg->max_tags > SL_MIRROR_MAX_TAGS)
         return SL_ERR_CONFIG;
     const char *prefix = cfg->prefix && *cfg->prefix ? cfg->prefix : SL_MQTT_DEFAULT_PREFIX;
     size_t pl = strlen(prefix);
     if (pl > SL_MQTT_PREFIX_MAX || strpbrk(prefix, "+#") || prefix[0] == '/' ||
-        prefix[pl - 1] == '/')
+        prefix[pl - 1] == '/') {
+        if (cap)
+            snprintf(why, cap, "bad prefix '%s'", prefix);
         return SL_ERR_CONFIG;
-    if (cfg->client_id && strlen(cfg->client_id) > SL_MQTT_CLIENT_ID_MAX)
-        return SL_ERR_CONFIG;
+    }
 
     struct sl_mqtt *q = calloc(1, sizeof *q);
     if (!q)
         return SL_ERR_NOMEM;
     q->m = m;
-    sl_err e = parse_broker(q, cfg->broker);
+    sl_err e = sl_mqttconn_open(&q->conn, &cfg->conn, why, cap);
     if (e != SL_OK) {
         free(q);
         return e;
     }
     memcpy(q->prefix, prefix, pl + 1);
     snprintf(q->status_topic, sizeof q->status_topic, "%s%s", prefix, STATUS_SUFFIX);
-    if (cfg->client_id && *cfg->client_id)
-        snprintf(q->client_id, sizeof q->client_id, "%s", cfg->client_id);
-    else
-        snprintf(q->client_id, sizeof q->client_id, "sluice-rx-%ld", (long)getpid());
-    q->keepalive_s = cfg->keepalive_s ? cfg->keepalive_s : SL_MQTT_DEFAULT_KEEPALIVE_S;
-    if (q->keepalive_s < 5)
-        q->keepalive_s = 5;
     q->max_inflight = cfg->max_inflight ? cfg->max_inflight : SL_MQTT_DEFAULT_INFLIGHT;
     if (q->max_inflight > 65535)
         q->max_inflight = 65535;
@@ -300,14 +316,18 @@ sl_err sl_mqtt_open(struct sl_mqtt **out, const struct sl_mqtt_config *cfg,
     q->words = ((size_t)cfg->max_tags + 63) / 64;
     q->dirty = calloc(q->words, sizeof *q->dirty);
     if (!q->dirty) {
+        sl_mqttconn_close(q->conn);
         free(q);
         return SL_ERR_NOMEM;
     }
     mosquitto_lib_init();
-    q->mosq = mosquitto_new(q->client_id, true, q);
-    if (!q->mosq || setup(q) != SL_OK) {
+    q->mosq = mosquitto_new(sl_mqttconn_client_id(q->conn), true, q);
+    e = q->mosq ? setup(q) : SL_ERR_NOMEM;
+    if (e != SL_OK) {
+        if (e == SL_ERR_IO && cap)
+            snprintf(why, cap, "%s", q->diag.why);
         sl_mqtt_close(q);
-        return SL_ERR_NOMEM;
+        return e;
     }
     q->state = WAITING;
     q->next_try_ms = 0;        /* first attempt at the first run */
@@ -337,6 +357,7 @@ void sl_mqtt_close(struct sl_mqtt *q)
         mosquitto_destroy(q->mosq);
         mosquitto_lib_cleanup();
     }
+    sl_mqttconn_close(q->conn);
     free(q->dirty);
     free(q);
 }
@@ -378,9 +399,12 @@ sl_err sl_mqtt_run(struct sl_mqtt *q, short revents, uint64_t now_ms)
             rc = mosquitto_loop_write(q->mosq, 16);
         if (rc == MOSQ_ERR_SUCCESS && !q->lost)
             rc = mosquitto_loop_misc(q->mosq);
-        if (rc != MOSQ_ERR_SUCCESS || q->lost ||
-            (q->state == CONNECTING && now_ms - q->since_ms >= SL_MQTT_CONNECT_TIMEOUT_MS))
+        bool timed_out = q->state == CONNECTING && now_ms - q->since_ms >= SL_MQTT_CONNECT_TIMEOUT_MS;
+        if (rc != MOSQ_ERR_SUCCESS || q->lost || timed_out) {
+            if (q->state == CONNECTING)
+                sl_mqttconn_diag_error(&q->diag, rc, timed_out && rc == MOSQ_ERR_SUCCESS && !q->lost);
             return lose(q, now_ms);
+        }
     }
     if (q->state == WAITING) {
         if (now_ms < q->next_try_ms)
@@ -417,3 +441,7 @@ void sl_mqtt_stats(const struct sl_mqtt *q, struct sl_mqtt_stats *out)
 {
     *out = q->st;
 }
+
+const char *sl_mqtt_last_error(const struct sl_mqtt *q) { return q->diag.why; }
+
+const char *sl_mqtt_client_id(const struct sl_mqtt *q) { return sl_mqttconn_client_id(q->conn); }

@@ -26,22 +26,19 @@
 
 #include "sl_err.h"
 #include "sl_mirror.h"
+#include "sl_mqttconn.h"
 
 #define SL_MQTT_DEFAULT_PREFIX       "uns"
-#define SL_MQTT_DEFAULT_KEEPALIVE_S  30u
 #define SL_MQTT_DEFAULT_INFLIGHT     64u
 #define SL_MQTT_DEFAULT_PER_RUN      256u
 #define SL_MQTT_DEFAULT_BACKOFF_MIN_MS 250u
 #define SL_MQTT_DEFAULT_BACKOFF_MAX_MS 30000u
-#define SL_MQTT_CONNECT_TIMEOUT_MS   10000u  /* TCP + CONNACK */
+#define SL_MQTT_CONNECT_TIMEOUT_MS   10000u  /* TCP + TLS handshake + CONNACK */
 #define SL_MQTT_PREFIX_MAX           127u
-#define SL_MQTT_CLIENT_ID_MAX        64u
 
 struct sl_mqtt_config {
-    const char *broker;        /* "HOST:PORT", "[V6]:PORT" or "HOST" (port 1883) */
+    struct sl_mqttconn_config conn;  /* broker, TLS, credentials, client id, keepalive */
     const char *prefix;        /* NULL/"": SL_MQTT_DEFAULT_PREFIX; no + # or edge '/' */
-    const char *client_id;     /* NULL/"": "sluice-rx-<pid>" */
-    unsigned keepalive_s;      /* 0: SL_MQTT_DEFAULT_KEEPALIVE_S (min 5) */
     uint32_t max_tags;         /* the mirror's max_tags (sizes the dirty bitmap) */
     unsigned max_inflight;     /* 0: SL_MQTT_DEFAULT_INFLIGHT */
     unsigned max_per_run;      /* 0: SL_MQTT_DEFAULT_PER_RUN */
@@ -52,6 +49,8 @@ struct sl_mqtt_config {
 struct sl_mqtt_stats {
     uint64_t connects;         /* CONNACK accepted */
     uint64_t connect_failures; /* refused, unreachable or timed out */
+    uint64_t failures_by[SL_MQTTCONN_FAIL__COUNT];  /* connect_failures by kind */
+    uint8_t last_fail;         /* enum sl_mqttconn_fail of the last failed attempt */
     uint64_t disconnects;      /* established connections lost */
     uint64_t published;        /* tag messages handed to libmosquitto */
     uint64_t acked;            /* PUBACKs received (tags and status) */
@@ -64,14 +63,17 @@ struct sl_mqtt_stats {
 
 struct sl_mqtt;
 
-/* Validates cfg, allocates the dirty bitmap (max_tags / 8 bytes) and the
- * libmosquitto client with its last will; the first connection attempt
- * happens at the first sl_mqtt_run(). m must outlive the publisher.
- * SL_ERR_CONFIG for a bad broker, prefix, client id or max_tags;
- * SL_ERR_NOMEM. The caller owns *out (sl_mqtt_close). */
+/* Validates cfg, reads the password file (sl_mqttconn_open: call before
+ * privileges are dropped), allocates the dirty bitmap (max_tags / 8 bytes)
+ * and the libmosquitto client with its last will; the first connection
+ * attempt happens at the first sl_mqtt_run(). m must outlive the
+ * publisher. SL_ERR_CONFIG for a bad broker, prefix, client id, TLS or
+ * credential setting or max_tags; the password file's errors
+ * (sl_mqttconn_password_load); SL_ERR_NOMEM. why (cap bytes, may be 0)
+ * says what is wrong. The caller owns *out (sl_mqtt_close). */
 __attribute__((warn_unused_result))
 sl_err sl_mqtt_open(struct sl_mqtt **out, const struct sl_mqtt_config *cfg,
-                    const struct sl_mirror *m);
+                    const struct sl_mirror *m, char *why, size_t cap);
 
 /* If connected, publishes the retained status {"online":false} and
  * disconnects cleanly (waiting at most ~200 ms to flush); frees everything.
@@ -108,5 +110,13 @@ sl_err sl_mqtt_run(struct sl_mqtt *q, short revents, uint64_t now_ms);
 void sl_mqtt_notify(struct sl_mqtt *q, enum sl_mirror_event ev, uint32_t pos);
 
 void sl_mqtt_stats(const struct sl_mqtt *q, struct sl_mqtt_stats *out);
+
+/* Why the last attempt failed, for the log ("certificate verify failed",
+ * "CONNACK: not authorized", "Connection refused"); "" before any. Same
+ * thread as sl_mqtt_run. */
+const char *sl_mqtt_last_error(const struct sl_mqtt *q);
+
+/* The client id the broker sees. */
+const char *sl_mqtt_client_id(const struct sl_mqtt *q);
 
 #endif

@@ -11,7 +11,7 @@
  *    [rx] user, so that user must be able to read them.
  *  - Credentials: username, and the password from password_file's first
  *    line, read once at sl_mqttconn_open (before privileges are dropped)
- *    and held in guarded memory; the file is refused when group or others
+ *    and kept in memory, wiped when freed; the file is refused when group or others
  *    may read it, when it is a link, or when it belongs to someone other
  *    than root or the daemon's user.
  *  - Client id: client_id, or "sluice-rx-<hostname>" (stable across
@@ -98,6 +98,26 @@ struct sl_mqttconn;
 __attribute__((warn_unused_result))
 sl_err sl_mqttconn_open(struct sl_mqttconn **out, const struct sl_mqttconn_config *cfg, char *why,
                         size_t cap);
+
+/* Whether cfg's settings fit together, without reading anything: client
+ * id and user name bytes and lengths, tls_cert and tls_key both or neither
+ * and only with tls_ca, password_file only with username. SL_ERR_CONFIG
+ * with why (cap bytes) and *key (may be NULL) the setting to blame
+ * ("client_id", "tls_cert", "tls_key", "username", "password_file").
+ * The broker is not looked at (the configuration checks it on its own). */
+__attribute__((warn_unused_result))
+sl_err sl_mqttconn_check(const struct sl_mqttconn_config *cfg, char *why, size_t cap, const char **key);
+
+/* Reads a password file's first line (without its line end; 1 ..
+ * SL_MQTTCONN_PASSWORD_MAX bytes) into *out (NUL-ended; free with
+ * sl_mqttconn_password_free, which wipes it). Refused like a secret
+ * key file: a link, not a regular file, any permission bit for group or
+ * others, an owner other than root or owner (SL_ERR_PERM or SL_ERR_CONFIG,
+ * why says which); empty or too long: SL_ERR_CONFIG. SL_ERR_NOT_FOUND /
+ * SL_ERR_IO (errno) when it cannot be opened. --check and start-up. */
+__attribute__((warn_unused_result))
+sl_err sl_mqttconn_password_load(char **out, const char *path, uid_t owner, char *why, size_t cap);
+void sl_mqttconn_password_free(char *pw);
 
 /* Wipes the password and frees c. c may be NULL. */
 void sl_mqttconn_close(struct sl_mqttconn *c);

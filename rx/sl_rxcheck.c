@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sl_log.h"
+#include "sl_mqttconn.h"
 
 const char *sl_rxcheck_transport_name(uint8_t t)
 {
@@ -119,6 +120,31 @@ out:
     printf("  nftables egress drop on %s: %s\n", c->link.interface, state);
 }
 
+/* [mqtt]: the broker, TLS and who reads its files, the user, the client id. */
+static void mqtt_summary(const struct sl_rxconf *c)
+{
+    if (!c->mqtt.enabled) {
+        printf("  mqtt: off\n");
+        return;
+    }
+    char id[SL_MQTTCONN_CLIENT_ID_MAX + 1];
+    if (c->mqtt.client_id[0])
+        snprintf(id, sizeof id, "%s", c->mqtt.client_id);
+    else
+        sl_mqttconn_default_client_id(id, sizeof id, NULL);
+    printf("  mqtt: %s, client id %s, keepalive %" PRIu32 " s\n", c->mqtt.broker, id, c->mqtt.keepalive_s);
+    if (c->mqtt.tls_ca[0])
+        printf("    TLS: broker certificate and name checked against %s%s%s; the files are readable now and "
+               "libmosquitto reads them again at each connect, %s%s\n", c->mqtt.tls_ca,
+               c->mqtt.tls_cert[0] ? ", client certificate " : "", c->mqtt.tls_cert,
+               c->rx.user[0] ? "as user " : "as the user RX runs as", c->rx.user);
+    else
+        printf("    no TLS (plain TCP)\n");
+    if (c->mqtt.username[0])
+        printf("    user %s%s%s\n", c->mqtt.username, c->mqtt.password_file[0] ? ", password from " : ", no password",
+               c->mqtt.password_file);
+}
+
 void sl_rxcheck_summary(const struct sl_rxconf *c)
 {
     printf("%s: OK\n", c->file);
@@ -134,7 +160,7 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
            c->mirror.max_tags, c->mirror.stale_ms, c->mirror.database[0] ? c->mirror.database : "(none)");
     printf("  modbus: %s\n", c->modbus.enabled ? c->modbus.listen : "off");
     printf("  http: %s\n", c->http.enabled ? c->http.listen : "off");
-    printf("  mqtt: %s\n", c->mqtt.enabled ? c->mqtt.broker : "off");
+    mqtt_summary(c);
     printf("  files: %s\n", c->files.enabled ? c->files.directory : "off");
     const struct sl_syslogout_config *y = &c->syslog.out;
     char fwd[SL_HOSTPORT_HOST_MAX + 32] = "(none)";

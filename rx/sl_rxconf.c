@@ -2,9 +2,12 @@
 #include "sl_conf.h"
 #include "sl_file.h"
 #include "sl_keyfile.h"
+#include "sl_mqttconn.h"
 
 #include <errno.h>
 #include <stddef.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <ifaddrs.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -32,7 +35,8 @@ enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS, K_FU
 enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS, K_MB_PER_PEER, K_MB_REQ_MS };
 enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOUT_S, K_HTTP_REQ_MS,
        K_HTTP_STREAMS, K_HTTP_STREAMS_PER_PEER, K_HTTP_HOSTS };
-enum { K_BROKER, K_PREFIX };
+enum { K_BROKER, K_PREFIX, K_TLS_CA, K_TLS_CERT, K_TLS_KEY, K_USERNAME, K_PASSWORD_FILE, K_CLIENT_ID,
+       K_KEEPALIVE };
 enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS };
 enum { K_USER, K_ALLOW_ROOT };
 enum { K_SYSLOG_FILE, K_FORWARD, K_QUEUE_BYTES };
@@ -48,7 +52,8 @@ static const char *const modbus_keys[] = { "listen", "max_conns", "idle_ms", "ma
 static const char *const http_keys[] = { "listen", "token_file", "max_conns", "max_conns_per_peer",
                                          "timeout_s", "request_timeout_ms", "max_streams",
                                          "max_streams_per_peer", "allowed_hosts", NULL };
-static const char *const mqtt_keys[] = { "broker", "prefix", NULL };
+static const char *const mqtt_keys[] = { "broker", "prefix", "tls_ca", "tls_cert", "tls_key", "username",
+                                         "password_file", "client_id", "keepalive", NULL };
 static const char *const files_keys[] = { "directory", "max_bytes", "max_total_bytes", "max_versions",
                                           NULL };
 static const char *const rx_keys[] = { "user", "allow_root", NULL };
@@ -393,6 +398,105 @@ static void do_http(struct sl_conf *p, struct sl_rxconf *c)
                       "bad allowed_hosts '%s' (comma-separated host names: letters, digits, '-', '.')", v);
 }
 
+/* Can user read a file with this stat (owner, group incl. supplementary
+ * groups, others)? True when user is unknown or root. */
+static bool user_can_read(const struct stat *st, const char *user)
+{
+    const struct passwd *pw = getpwnam(user);
+    if (!pw || pw->pw_uid == 0)
+        return true;
+    if (st->st_uid == pw->pw_uid)
+        return (st->st_mode & S_IRUSR) != 0;
+    gid_t groups[64];
+    int n = (int)(sizeof groups / sizeof groups[0]);
+    if (getgrouplist(user, pw->pw_gid, groups, &n) < 0) {
+        groups[0] = pw->pw_gid;
+        n = 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (st->st_gid == groups[i])
+            return (st->st_mode & S_IRGRP) != 0;
+    return (st->st_mode & S_IROTH) != 0;
+}
+
+/* A TLS file libmosquitto reads at each connect, after privileges are
+ * dropped: a readable regular file now, and readable by the [rx] user
+ * (a warning, since the daemon would start and then fail every attempt).
+ * Links are fine (/etc/ssl/certs). A private key others may read: a
+ * warning. */
+static void tls_file(struct sl_conf *p, const struct sl_conf_sec *s, int k, const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        sl_conf_error(p, s->line[k], "%s '%s': %s", sl_conf_key(p, s, k), path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    close(fd);
+    if (!S_ISREG(st.st_mode)) {
+        sl_conf_error(p, s->line[k], "%s '%s': not a regular file", sl_conf_key(p, s, k), path);
+        return;
+    }
+    const char *user = sl_conf_val(&p->single[SEC_RX], K_USER);
+    if (user && *user && !user_can_read(&st, user))
+        warn(p, s->line[k], "%s '%s' is not readable by the [rx] user %s, who reads it at each connect "
+             "(every MQTT connection would fail)", sl_conf_key(p, s, k), path, user);
+    if (k == K_TLS_KEY && (st.st_mode & S_IROTH))
+        warn(p, s->line[k], "tls_key '%s' is readable by others (mode %04o; chmod 640 or 600)", path,
+             (unsigned)(st.st_mode & 07777));
+}
+
+/* [mqtt]'s connection settings: the checks sl_mqttconn makes at start
+ * (same function), plus the files, now. */
+static void mqtt_conn(struct sl_conf *p, const struct sl_conf_sec *s, struct sl_rxconf *c)
+{
+    static const int path_keys[] = { K_TLS_CA, K_TLS_CERT, K_TLS_KEY, K_PASSWORD_FILE };
+    char *paths[] = { c->mqtt.tls_ca, c->mqtt.tls_cert, c->mqtt.tls_key, c->mqtt.password_file };
+    bool ok[4];
+    for (int i = 0; i < 4; i++)
+        ok[i] = sl_conf_path(p, s, path_keys[i], paths[i]);
+    const char *v;
+    if ((v = sl_conf_val(s, K_CLIENT_ID)))
+        snprintf(c->mqtt.client_id, sizeof c->mqtt.client_id, "%s", v);
+    if ((v = sl_conf_val(s, K_USERNAME)))
+        snprintf(c->mqtt.username, sizeof c->mqtt.username, "%s", v);
+    sl_conf_u32(p, s, K_KEEPALIVE, SL_MQTTCONN_KEEPALIVE_MIN_S, SL_MQTTCONN_KEEPALIVE_MAX_S,
+                SL_MQTTCONN_DEFAULT_KEEPALIVE_S, &c->mqtt.keepalive_s);
+    struct sl_mqttconn_config mc = { .client_id = sl_conf_val(s, K_CLIENT_ID),
+                                     .tls_ca = c->mqtt.tls_ca, .tls_cert = c->mqtt.tls_cert,
+                                     .tls_key = c->mqtt.tls_key, .username = sl_conf_val(s, K_USERNAME),
+                                     .password_file = c->mqtt.password_file };
+    char why[SL_DIAG_MSG_MAX];
+    const char *key = NULL;
+    if (sl_mqttconn_check(&mc, why, sizeof why, &key) != SL_OK) {
+        int k = K_BROKER;
+        for (int i = K_TLS_CA; i <= K_KEEPALIVE; i++)
+            if (key && strcmp(key, sl_conf_key(p, s, i)) == 0)
+                k = i;
+        sl_conf_error(p, sl_conf_line(s, k), "%s", why);
+        c->mqtt.client_id[0] = c->mqtt.username[0] = '\0';
+        return;
+    }
+    if (c->mqtt.password_file[0] && !c->mqtt.tls_ca[0])
+        warn(p, s->line[K_PASSWORD_FILE], "password_file without tls_ca: the password crosses the network "
+             "in clear text");
+    if (!sl_conf_host_checks(p))
+        return;
+    for (int i = 0; i < 3; i++)
+        if (ok[i])
+            tls_file(p, s, path_keys[i], paths[i]);
+    if (ok[3]) {
+        char *pw = NULL;
+        sl_err e = sl_mqttconn_password_load(&pw, c->mqtt.password_file, daemon_uid(p), why, sizeof why);
+        sl_mqttconn_password_free(pw);
+        if (e != SL_OK)
+            sl_conf_error(p, s->line[K_PASSWORD_FILE], "password_file '%s': %s%s", c->mqtt.password_file,
+                          e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
+    }
+}
+
 static void do_mqtt(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_MQTT];
@@ -422,6 +526,7 @@ static void do_mqtt(struct sl_conf *p, struct sl_rxconf *c)
                           "bad prefix '%s' (1..%u printable bytes, no '+', '#' or spaces, "
                           "no leading or trailing '/')", v, SL_RXCONF_PREFIX_MAX - 1);
     }
+    mqtt_conn(p, s, c);
 }
 
 static void do_files(struct sl_conf *p, struct sl_rxconf *c)

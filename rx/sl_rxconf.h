@@ -20,6 +20,7 @@
 #include "sl_diag.h"
 #include "sl_err.h"
 #include "sl_key.h"
+#include "sl_mqttconn.h"
 #include "sl_syslogout.h"
 #include "sl_wire.h"
 
@@ -136,6 +137,13 @@ struct sl_rxconf {
         uint16_t port;                  /* default 1883 */
         struct sl_hostport addr;        /* broker, parsed */
         char prefix[SL_RXCONF_PREFIX_MAX];      /* default "uns" */
+        char tls_ca[SL_RXCONF_STR_MAX];         /* resolved; "" = plain TCP */
+        char tls_cert[SL_RXCONF_STR_MAX];       /* resolved; with tls_key, "" = none */
+        char tls_key[SL_RXCONF_STR_MAX];
+        char username[SL_MQTTCONN_USERNAME_MAX];        /* "" = none */
+        char password_file[SL_RXCONF_STR_MAX];  /* resolved; checked like a secret key */
+        char client_id[SL_MQTTCONN_CLIENT_ID_MAX + 1];  /* "" = sluice-rx-<hostname> */
+        uint32_t keepalive_s;                   /* default 30 */
     } mqtt;
     struct {
         bool enabled;

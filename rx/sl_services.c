@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <sodium.h>
 #include <string.h>
 #include <unistd.h>
@@ -95,17 +96,27 @@ static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const 
     return SL_OK;
 }
 
+/* The MQTT client, with its password read now (before privileges are
+ * dropped) from a file owned by root or the [rx] user. */
 static sl_err open_mqtt(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m)
 {
-    struct sl_mqtt_config qc = { .broker = c->mqtt.broker, .prefix = c->mqtt.prefix,
-                                 .max_tags = c->mirror.max_tags };
-    sl_err e = sl_mqtt_open(&s->mqtt, &qc, m);
+    const struct passwd *pw = c->rx.user[0] ? getpwnam(c->rx.user) : NULL;
+    struct sl_mqtt_config qc = {
+        .conn = { .broker = c->mqtt.broker, .client_id = c->mqtt.client_id, .keepalive_s = c->mqtt.keepalive_s,
+                  .tls_ca = c->mqtt.tls_ca, .tls_cert = c->mqtt.tls_cert, .tls_key = c->mqtt.tls_key,
+                  .username = c->mqtt.username, .password_file = c->mqtt.password_file,
+                  .owner = pw ? pw->pw_uid : geteuid() },
+        .prefix = c->mqtt.prefix, .max_tags = c->mirror.max_tags };
+    char why[SL_MQTTCONN_WHY_MAX + 64];
+    sl_err e = sl_mqtt_open(&s->mqtt, &qc, m, why, sizeof why);
     if (e != SL_OK) {
-        sl_log(SL_LOG_ERR, "cannot set up MQTT for %s: %s", c->mqtt.broker, sl_strerror(e));
+        sl_log(SL_LOG_ERR, "cannot set up MQTT for %s: %s%s%s", c->mqtt.broker, sl_strerror(e),
+               why[0] ? ": " : "", why);
         return e;
     }
-    sl_log(SL_LOG_INFO, "MQTT publishing to %s under %s/ (retained, QoS 1; never subscribes)",
-           c->mqtt.broker, c->mqtt.prefix);
+    sl_log(SL_LOG_INFO, "MQTT publishing to %s%s under %s/ as client %s%s%s (retained, QoS 1; never subscribes)",
+           c->mqtt.broker, c->mqtt.tls_ca[0] ? " over TLS" : "", c->mqtt.prefix, sl_mqtt_client_id(s->mqtt),
+           c->mqtt.username[0] ? ", user " : "", c->mqtt.username);
     s->mqtt_broker = c->mqtt.broker;
     return SL_OK;
 }
@@ -148,9 +159,31 @@ void sl_services_modbus(struct sl_services *s, uint64_t now_ms)
                io_why(e), s->modbus_errors);
 }
 
-/* The broker connection in the log: up, lost, and the first failed
- * attempt of each run of failures (the retries back off; their count is in
- * sluice_rx_mqtt_connect_failures_total). */
+/* A failed attempt in the log, by kind: the credentials, the TLS
+ * handshake, or the network. */
+static void mqtt_fail_line(const struct sl_services *s, uint8_t kind)
+{
+    const char *why = sl_mqtt_last_error(s->mqtt);
+    if (kind == SL_MQTTCONN_FAIL_AUTH)
+        sl_log_id(SL_LOG_ERR, "SL-RX-MQTT-AUTH",
+                  "MQTT broker %s refused the credentials (%s): retrying with back-off", s->mqtt_broker, why);
+    else if (kind == SL_MQTTCONN_FAIL_TLS)
+        sl_log_id(SL_LOG_ERR, "SL-RX-MQTT-TLS", "TLS handshake with %s failed: %s: retrying with back-off",
+                  s->mqtt_broker, why);
+    else if (kind == SL_MQTTCONN_FAIL_REFUSED)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MQTT-FAIL",
+                  "MQTT broker %s refused the connection (%s): retrying with back-off, changes coalesce "
+                  "meanwhile", s->mqtt_broker, why);
+    else
+        sl_log_id(SL_LOG_WARNING, "SL-RX-MQTT-FAIL",
+                  "MQTT broker %s not reachable (%s): retrying with back-off, changes coalesce meanwhile",
+                  s->mqtt_broker, why);
+}
+
+/* The broker connection in the log, once per change of state: up, lost,
+ * and the first failed attempt of each run of failures of one kind (the
+ * retries back off; their count is in
+ * sluice_rx_mqtt_connect_failures_total and its _auth/_tls siblings). */
 static void mqtt_watch(struct sl_services *s)
 {
     struct sl_mqtt_stats st;
@@ -162,12 +195,13 @@ static void mqtt_watch(struct sl_services *s)
         sl_log_id(SL_LOG_WARNING, "SL-RX-MQTT-DOWN",
                   "MQTT connection to %s lost: retrying with back-off, changes coalesce meanwhile",
                   s->mqtt_broker);
-        s->mqtt_failing = true;   /* this line stands for the retries that follow */
-    } else if (!st.connected && !s->mqtt_failing && st.connect_failures > s->mqtt_failures_seen) {
-        sl_log_id(SL_LOG_WARNING, "SL-RX-MQTT-FAIL",
-                  "MQTT broker %s not reachable: retrying with back-off, changes coalesce meanwhile",
-                  s->mqtt_broker);
+        s->mqtt_failing = true;   /* this line stands for the network failures that follow */
+        s->mqtt_fail_kind = SL_MQTTCONN_FAIL_NET;
+    } else if (!st.connected && st.connect_failures > s->mqtt_failures_seen &&
+               (!s->mqtt_failing || st.last_fail != s->mqtt_fail_kind)) {
+        mqtt_fail_line(s, st.last_fail);
         s->mqtt_failing = true;
+        s->mqtt_fail_kind = st.last_fail;
     }
     if (st.connected)
         s->mqtt_failing = false;

@@ -32,10 +32,12 @@ struct sl_services {
     uint64_t http_errors, mqtt_errors, modbus_errors;
     uint64_t next_write_log_ms, writes_unlogged;   /* Modbus thread */
     /* The MQTT broker as configured, and what the log last said of it:
-     * connection changes and the first failure of a retry run are logged
-     * (SL-RX-MQTT-UP / -DOWN / -FAIL), not every attempt. */
+     * connection changes and the first failure of a retry run of one kind
+     * are logged (SL-RX-MQTT-UP / -DOWN / -FAIL / -AUTH / -TLS), not every
+     * attempt. */
     const char *mqtt_broker;
     bool mqtt_up, mqtt_failing;
+    uint8_t mqtt_fail_kind;                /* enum sl_mqttconn_fail of the run being retried */
     uint64_t mqtt_failures_seen;
     uint64_t mb_now_ms;                    /* of the Modbus thread's current turn */
 };
@@ -60,7 +62,7 @@ void sl_services_http(struct sl_services *s);
 
 /* MQTT thread: one sl_mqtt_run with the events poll returned for
  * sl_mqtt_fd, then the broker connection's log lines (SL-RX-MQTT-UP,
- * -DOWN, -FAIL). Inside the caller's read section. */
+ * -DOWN, -FAIL, -AUTH, -TLS). Inside the caller's read section. */
 void sl_services_mqtt(struct sl_services *s, short revents, uint64_t now_ms);
 
 /* The periodic summary of refused Modbus writes not logged one by one. */

@@ -300,14 +300,17 @@ def make_test_cert(d, name, ca, ca_key, san=None):
     return crt, key
 
 
-def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certificate=False):
+def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certificate=False,
+                        wrong_name_port=None):
     """mosquitto on 127.0.0.1:port (in rig namespace side, or on this host
     with side=None) that speaks TLS only, with a test CA made here (server
     certificate for 127.0.0.1 and localhost), refuses anonymous clients and
     takes MQTT_USER/MQTT_PASSWORD (mosquitto_passwd -b); with
-    require_certificate, also a client certificate signed by the CA. Its
-    log (connections with their client ids) is broker.log. Returns a
-    TlsBroker. Files go to d/tls/."""
+    require_certificate, also a client certificate signed by the CA. With
+    wrong_name_port, a second listener on 127.0.0.2:wrong_name_port shows
+    the same certificate, which does not name 127.0.0.2 (a client that
+    checks the server's name must refuse it). Its log (connections with
+    their client ids) is b.log. Returns a TlsBroker. Files go to d/tls/."""
     t = os.path.join(d, "tls")
     os.makedirs(t, exist_ok=True)
     b = TlsBroker()
@@ -323,7 +326,9 @@ def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certifi
                  "user root\npersistence false\nallow_anonymous false\npassword_file %s\n"
                  "log_dest stderr\nlog_type all\nconnection_messages true\n"
                  "listener %d 127.0.0.1\ncafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %s\n"
-                 % (pw, port, b.ca, server_crt, server_key, "true" if require_certificate else "false"))
+                 % (pw, port, b.ca, server_crt, server_key, "true" if require_certificate else "false")
+                 + ("listener %d 127.0.0.2\ncafile %s\ncertfile %s\nkeyfile %s\n"
+                    % (wrong_name_port, b.ca, server_crt, server_key) if wrong_name_port else ""))
     b.log = Log(os.path.join(t, "mosquitto.log"))
     b.proc = procs.start(side, ["mosquitto", "-c", conf], stderr=b.log.f, stdout=b.log.f)
     if side:

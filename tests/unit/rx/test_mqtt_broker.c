@@ -216,13 +216,13 @@ static struct sl_mqtt *open_q(uint16_t port, const struct sl_mirror *m, unsigned
 {
     char broker[32];
     snprintf(broker, sizeof broker, "127.0.0.1:%u", (unsigned)port);
-    struct sl_mqtt_config cfg = { .broker = broker, .prefix = "uns", .client_id = "sluice-test",
-                                  .keepalive_s = 10, .max_tags = 64, .max_inflight = inflight,
+    struct sl_mqtt_config cfg = { .conn = { .broker = broker, .client_id = "sluice-test", .keepalive_s = 10 },
+                                  .prefix = "uns", .max_tags = 64, .max_inflight = inflight,
                                   .max_per_run = 3, .backoff_min_ms = 50,
                                   .backoff_max_ms = 400 };
     g_max_inflight = inflight;
     struct sl_mqtt *q = NULL;
-    CU_ASSERT_FATAL(sl_mqtt_open(&q, &cfg, m) == SL_OK);
+    CU_ASSERT_FATAL(sl_mqtt_open(&q, &cfg, m, NULL, 0) == SL_OK);
     return q;
 }
 

@@ -705,3 +705,70 @@ SL_TEST(rxconf, service_and_bound_keys)
         "rx.conf:8: bad future_tolerance_ms '50' (integer 100..86400000)");
     one(BASE "[files]\ndirectory = in\nmax_versions = 0\n", "rx.conf:9: bad max_versions '0' (integer 1..1000)");
 }
+
+/* [mqtt]'s TLS and credential keys: resolved, defaults, the combinations
+ * sl_mqttconn refuses (blamed on the key's line), TLS files that must be
+ * readable regular files, and a password file checked like a secret key. */
+SL_TEST(rxconf, mqtt_tls_and_credentials)
+{
+    setup();
+    write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+    write_file("client.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+    write_file("client.key", "-----BEGIN PRIVATE KEY-----\n", 0600);
+    write_file("mqtt.pw", "s3cret\n", 0600);
+    write_file("mqtt644.pw", "s3cret\n", 0644);
+#define MQ BASE "[mqtt]\nbroker = 127.0.0.1:8883\n"
+    CU_ASSERT_EQUAL_FATAL(parse(MQ "tls_ca = ca.pem\ntls_cert = client.pem\ntls_key = client.key\n"
+                                   "username = sluice\npassword_file = mqtt.pw\nclient_id = plant-gw-1\n"
+                                   "keepalive = 20\n"), SL_OK);
+    char want[160];
+    snprintf(want, sizeof want, "%s/ca.pem", dir);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.tls_ca, want);
+    snprintf(want, sizeof want, "%s/client.key", dir);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.tls_key, want);
+    snprintf(want, sizeof want, "%s/mqtt.pw", dir);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.password_file, want);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.username, "sluice");
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.client_id, "plant-gw-1");
+    CU_ASSERT_EQUAL(cfg.mqtt.keepalive_s, 20);
+    CU_ASSERT_EQUAL(sl_rxconf_warnings(&cfg), 0);
+
+    CU_ASSERT_EQUAL(parse(MQ), SL_OK);
+    CU_ASSERT_EQUAL(cfg.mqtt.keepalive_s, 30);
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.client_id, "");
+    CU_ASSERT_STRING_EQUAL(cfg.mqtt.tls_ca, "");
+
+    one(MQ "tls_ca = ca.pem\ntls_cert = client.pem\n",
+        "rx.conf:10: tls_cert needs tls_key (the client certificate's key)");
+    one(MQ "tls_ca = ca.pem\ntls_key = client.key\n", "rx.conf:10: tls_key needs tls_cert (the client certificate)");
+    one(MQ "tls_cert = client.pem\ntls_key = client.key\n",
+        "rx.conf:9: tls_cert needs tls_ca (a client certificate is only sent over TLS)");
+    one(MQ "password_file = mqtt.pw\n", "rx.conf:9: password_file needs username");
+    one(MQ "client_id = a b\n", "rx.conf:9: client_id must be 1..64 printable bytes without spaces");
+    one(MQ "keepalive = 4\n", "rx.conf:9: bad keepalive '4' (integer 5..65535)");
+    one(MQ "tls_ca = nothere.pem\n", "rx.conf:9: tls_ca 'DIR/nothere.pem': No such file or directory");
+    one(MQ "tls_ca = in\n", "rx.conf:9: tls_ca 'DIR/in': not a regular file");
+    one(MQ "username = u\npassword_file = mqtt644.pw\n",
+        "rx.conf:10: password_file 'DIR/mqtt644.pw': refused: group or others may read it (mode 0644): chmod 0600");
+    write_file("mqtt644.pw", "s3cret\n", 0640);
+    one(MQ "username = u\npassword_file = mqtt644.pw\n",
+        "rx.conf:10: password_file 'DIR/mqtt644.pw': refused: group or others may read it (mode 0640): chmod 0600");
+    one(MQ "username = u\npassword_file = nothere\n",
+        "rx.conf:10: password_file 'DIR/nothere': No such file or directory");
+
+    /* A password in clear text over the network: a warning. */
+    CU_ASSERT_EQUAL(parse(MQ "username = u\npassword_file = mqtt.pw\n"), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_rxconf_warnings(&cfg), 1);
+    CU_ASSERT_STRING_EQUAL(cfg.warn.msg[0], "rx.conf:10: warning: password_file without tls_ca: the password "
+                                            "crosses the network in clear text");
+    /* Without host checks, nothing is read. */
+    CU_ASSERT_EQUAL(parse_flags(MQ "tls_ca = nothere.pem\nusername = u\npassword_file = mqtt644.pw\n",
+                                SL_RXCONF_SKIP_HOST_CHECKS), SL_OK);
+    char path[160];
+    static const char *const names[] = { "ca.pem", "client.pem", "client.key", "mqtt.pw", "mqtt644.pw" };
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+#undef MQ
+}

@@ -512,9 +512,9 @@ SL_TEST(metrics, prometheus_text_of_status_and_counters)
 SL_TEST(metrics, mqtt_pending_and_coalesced)
 {
     struct sl_mirror *mir = fx_mirror(7);
-    struct sl_mqtt_config cfg = { .broker = "127.0.0.1:1", .prefix = "uns", .max_tags = 64 };
+    struct sl_mqtt_config cfg = { .conn = { .broker = "127.0.0.1:1" }, .prefix = "uns", .max_tags = 64 };
     struct sl_mqtt *q = NULL;
-    CU_ASSERT_FATAL(sl_mqtt_open(&q, &cfg, mir) == SL_OK);
+    CU_ASSERT_FATAL(sl_mqtt_open(&q, &cfg, mir, NULL, 0) == SL_OK);
     struct sl_mqtt_stats st;
     sl_mqtt_stats(q, &st);
     uint32_t base = st.pending;
