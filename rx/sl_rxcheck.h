@@ -10,27 +10,26 @@
 #include <stdint.h>
 
 #include "sl_rxconf.h"
+#include "sl_sandbox.h"
 
 /* "udp", "pcap" or "pcapfile". */
 const char *sl_rxcheck_transport_name(uint8_t transport);
 
-/* Started as root with no [rx] user to drop to, RX would parse the fibre's
- * bytes and write its files as root for good: said loudly at start and by
- * --check, not fatal (the demo and tests run this way), silenced only on
- * purpose by [rx] allow_root = yes. NULL when none applies. */
-const char *sl_rxcheck_root_warning(const struct sl_rxconf *c);
+/* The sandbox RX gets from this configuration when started by whoever
+ * runs this (proto/rt/sl_sandbox.h): fills *plan, and *r with the lines
+ * --check prints and the start logs (every part of the sandbox adds its
+ * line here). SL_ERR_PERM when the start would be refused (plan->why). */
+sl_err sl_rxcheck_sandbox(const struct sl_rxconf *c, struct sl_sandbox_plan *plan, struct sl_sandbox_report *r);
 
 /* The configuration's warnings (sl_rxconf.h): as "file:line: warning: ..."
  * lines on stderr (log false, --check) or as WARNING log lines (log true,
  * at start). Also shown beside the errors of a configuration that failed. */
 void sl_rxcheck_warnings(const struct sl_rxconf *c, bool log);
 
-/* The root warning (sl_rxcheck_root_warning), the same two ways; only for a
- * configuration that loaded, since a broken [rx] section would make it
- * contradict the error that refused it. */
-void sl_rxcheck_root(const struct sl_rxconf *c, bool log);
-
-/* --check's summary on stdout, ending with the nftables note. */
+/* --check's summary on stdout, with the sandbox lines (a refusal is also
+ * a "file: warning: ..." line on stderr: the exit status stays 0, since
+ * the account may exist only on the box the configuration is for), ending
+ * with the nftables note. */
 void sl_rxcheck_summary(const struct sl_rxconf *c);
 
 #endif

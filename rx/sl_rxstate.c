@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sl_file.h"
 #include "sl_log.h"
-#include "sl_privdrop.h"
 #include "sl_replayfile.h"
 
 sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms)
@@ -106,32 +106,37 @@ static bool chown_quiet(const char *path, uid_t uid, gid_t gid)
     return true;
 }
 
-sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const char *user, const char *state_dir,
-                          const char *database)
+sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const struct sl_sandbox_plan *plan, const char *state_dir,
+                          const char *database, const char *syslog_file)
 {
-    char why[256] = "";
-    uid_t uid;
-    gid_t gid;
-    if (sl_privdrop_lookup(user, &uid, &gid, why, sizeof why) != SL_OK) {
+    char why[SL_SANDBOX_WHY_MAX] = "";
+    if (plan->action == SL_SANDBOX_DROP) {
+        char path[SL_RXSTATE_PATH_MAX + 8];
+        uid_t uid = plan->uid;
+        gid_t gid = plan->gid;
+        bool ok = chown_quiet(state_dir, uid, gid);
+        ok &= chown_quiet(s->path, uid, gid);
+        if (database[0]) {
+            ok &= chown_quiet(database, uid, gid);
+            snprintf(path, sizeof path, "%s-wal", database);
+            ok &= chown_quiet(path, uid, gid);
+            snprintf(path, sizeof path, "%s-shm", database);
+            ok &= chown_quiet(path, uid, gid);
+        }
+        if (syslog_file[0])
+            ok &= chown_quiet(syslog_file, uid, gid);
+        if (!ok)
+            return SL_ERR_PERM;
+    }
+    if (sl_sandbox_apply(plan, why, sizeof why) != SL_OK) {
         sl_log(SL_LOG_ERR, "%s", why);
         return SL_ERR_PERM;
     }
-    char path[SL_RXSTATE_PATH_MAX + 8];
-    bool ok = chown_quiet(state_dir, uid, gid);
-    ok &= chown_quiet(s->path, uid, gid);
-    if (database[0]) {
-        ok &= chown_quiet(database, uid, gid);
-        snprintf(path, sizeof path, "%s-wal", database);
-        ok &= chown_quiet(path, uid, gid);
-        snprintf(path, sizeof path, "%s-shm", database);
-        ok &= chown_quiet(path, uid, gid);
-    }
-    if (!ok)
-        return SL_ERR_PERM;
-    if (sl_privdrop_to(user, why, sizeof why) != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s", why);
-        return SL_ERR_PERM;
-    }
-    sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", user, (unsigned)uid, (unsigned)gid);
+    if (plan->action == SL_SANDBOX_KEEP_ROOT)
+        sl_log(SL_LOG_WARNING, "%s", plan->why);
+    if (plan->user[0])
+        sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", plan->user, (unsigned)getuid(), (unsigned)getgid());
+    else
+        sl_log(SL_LOG_INFO, "running as uid %u (gid %u)", (unsigned)getuid(), (unsigned)getgid());
     return SL_OK;
 }

@@ -18,6 +18,7 @@
 
 #include "sl_err.h"
 #include "sl_replay.h"
+#include "sl_sandbox.h"
 
 #define SL_RXSTATE_FILE     "replay.state"
 #define SL_RXSTATE_SAVE_MS  1000u
@@ -45,16 +46,17 @@ bool sl_rxstate_save(struct sl_rxstate *s, uint64_t now_ms);
 /* Saves when the window moved and SL_RXSTATE_SAVE_MS has passed. */
 void sl_rxstate_tick(struct sl_rxstate *s, uint64_t now_ms);
 
-/* RX's part of dropping root ([rx] user): the files RX keeps writing
- * (state_dir, replay.state, and database with its -wal and -shm when
- * database is not "") are handed to user first, never through a link
+/* RX's part of the sandbox (proto/rt/sl_sandbox.h): when the plan drops
+ * root to a user, the files RX keeps writing (state_dir, replay.state,
+ * database with its -wal and -shm when database is not "", the [syslog]
+ * file when not "") are handed to that user first, never through a link
  * (sl_file_chown_nofollow: a link or hard-linked file that appeared since
- * start-up checked them is an attack, and RX stops), then sl_privdrop_to
- * drops root for good and "running as USER (uid, gid)" is logged.
+ * start-up checked them is an attack, and RX stops); then sl_sandbox_apply
+ * drops every privilege and the sandbox report is logged.
  * SL_ERR_PERM (refused or failed: logged), else SL_OK. */
 __attribute__((warn_unused_result))
-sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const char *user, const char *state_dir,
-                          const char *database);
+sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const struct sl_sandbox_plan *plan, const char *state_dir,
+                          const char *database, const char *syslog_file);
 
 void sl_rxstate_close(struct sl_rxstate *s);
 

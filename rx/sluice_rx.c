@@ -117,16 +117,20 @@ static int open_link(struct sl_rxd *d)
     return sl_hw_open_logged(&d->hw, &hc) == SL_OK ? 0 : -1;
 }
 
-/* The state and database files go to the [rx] user, then root is dropped
- * for good (sl_rxstate_drop_to). */
+/* The sandbox decided at start (sl_rxcheck_sandbox). */
+static struct sl_sandbox_plan sandbox;
+
+/* The state, database and syslog files go to the user, then every
+ * privilege is dropped for good (sl_rxstate_drop_to); what RX opens later
+ * must be writable by that user. */
 static int drop_privileges(const struct sl_rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
-    if (sl_rxstate_drop_to(&d->state, c->rx.user, c->keys.state_dir, c->mirror.database) != SL_OK)
+    if (sl_rxstate_drop_to(&d->state, &sandbox, c->keys.state_dir, c->mirror.database,
+                           c->syslog.enabled ? c->syslog.out.file : "") != SL_OK)
         return -1;
-    if (c->files.enabled && access(c->files.directory, W_OK) != 0)
-        sl_log(SL_LOG_WARNING, "[files] directory %s is not writable by '%s': files will fail",
-               c->files.directory, c->rx.user);
+    if (c->files.enabled && sl_sandbox_need_writable(&sandbox, "[files] directory", c->files.directory) != SL_OK)
+        return -1;
     return 0;
 }
 
@@ -226,7 +230,7 @@ static int start(struct sl_rxd *d)
         open_mirror(d) != 0 || open_link(d) != 0 || open_receiver(d) != 0 ||
         open_files(d) != 0 || open_syslog(d) != 0 || sl_services_open(&d->svc, d->conf, d->mirror, sl_rxd_fill_status, d) != SL_OK)
         return -1;
-    if (d->conf->rx.user[0] && drop_privileges(d) != 0)
+    if (drop_privileges(d) != 0)
         return -1;
     return 0;
 }
@@ -306,7 +310,6 @@ int main(int argc, char **argv)
     sl_diag_free(&diag);
     if (check) {
         sl_rxcheck_warnings(&conf, false);
-        sl_rxcheck_root(&conf, false);
         sl_rxcheck_summary(&conf);
         return 0;
     }
@@ -324,7 +327,12 @@ int main(int argc, char **argv)
 
     sl_log(SL_LOG_INFO, "sluice-rx %s starting with %s", SL_VERSION, conf_path);
     sl_rxcheck_warnings(&conf, true);
-    sl_rxcheck_root(&conf, true);
+    struct sl_sandbox_report sandbox_report;
+    if (sl_rxcheck_sandbox(&conf, &sandbox, &sandbox_report) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s", sandbox.why);
+        return 1;
+    }
+    sl_sandbox_report_print(&sandbox_report, NULL);
     static struct sl_rxd d;
     d.conf = &conf;
     sl_link_watch_init(&d.nic, conf.link.interface, "SL-RX-CARRIER-UP", "SL-RX-CARRIER-DOWN");

@@ -35,7 +35,7 @@ enum { K_TRANSPORT, K_DESTINATION, K_GSO, K_INTERFACE, K_DESTINATION_MAC, K_FILE
 enum { K_K, K_M, K_INTERLEAVE };
 enum { K_SIGNING_KEY, K_STATE_DIR };
 enum { K_KEYFRAME_MS, K_BEACON_MS, K_MAX_DELAY_MS };
-enum { K_USER, K_METRICS_FILE };
+enum { K_USER, K_METRICS_FILE, K_ALLOW_ROOT };
 enum { K_SPOOL, K_COPIES, K_SENT, K_FILES_MAX_BYTES, K_SHARE };
 enum { K_SYSLOG_LISTEN, K_MAX_RATE, K_BATCH_MS, K_MAX_MESSAGE, K_MAX_CONNECTIONS, K_MAX_PER_PEER,
        K_IDLE_S, K_SYSLOG_SHARE };
@@ -47,7 +47,7 @@ static const char *const link_keys[] = { "transport", "destination", "gso", "int
 static const char *const fec_keys[] = { "k", "m", "interleave", NULL };
 static const char *const keys_keys[] = { "signing_key", "state_dir", NULL };
 static const char *const snapshot_keys[] = { "keyframe_ms", "beacon_ms", "max_delay_ms", NULL };
-static const char *const tx_keys[] = { "user", "metrics_file", NULL };
+static const char *const tx_keys[] = { "user", "metrics_file", "allow_root", NULL };
 static const char *const files_keys[] = { "spool", "copies", "sent", "max_bytes", "share", NULL };
 static const char *const syslog_keys[] = { "listen", "max_rate", "batch_ms", "max_message",
                                            "max_connections", "max_per_peer", "idle_s", "share", NULL };
@@ -319,6 +319,7 @@ static void do_tx(struct sl_conf *p, struct sl_txconf *c)
 {
     do_metrics_file(p, c);
     sl_conf_user(p, &p->single[SEC_TX], K_USER, c->tx.user, sizeof c->tx.user);
+    sl_conf_bool(p, &p->single[SEC_TX], K_ALLOW_ROOT, SL_CONF_YES_NO, &c->tx.allow_root);
 }
 
 /* A spool or sent directory: exists, is a directory and not a symbolic

@@ -137,7 +137,8 @@ struct sl_txconf {
         uint32_t keyframe_ms, beacon_ms, max_delay_ms;
     } snapshot;
     struct {
-        char user[64];                  /* "" = keep running as started */
+        char user[64];                  /* "" = the sluice account when started as root (sl_sandbox.h) */
+        bool allow_root;                /* started as root with no user: stay uid 0 (warned) */
         char metrics_file[SL_TXCONF_STR_MAX];   /* resolved; "" = none (Prometheus text format) */
     } tx;
     struct {

@@ -31,8 +31,8 @@
 #include "sl_key.h"
 #include "sl_keyfile.h"
 #include "sl_log.h"
-#include "sl_privdrop.h"
 #include "sl_reload.h"
+#include "sl_sandbox.h"
 #include "sl_sdnotify.h"
 #include "sl_sender.h"
 #include "sl_signer.h"
@@ -411,6 +411,58 @@ static int run_bulk(struct daemon *D, char **paths, int npaths)
     return e == SL_OK ? 0 : 1;
 }
 
+/* The sandbox decided at start (sl_sandbox.h), before anything opens. */
+static struct sl_sandbox_plan sandbox;
+
+/* Decides the sandbox and logs what it will be (--check prints the same
+ * lines): 0, or 1 when a start as root would keep root unasked. */
+static int plan_sandbox(const struct sl_txconf *cfg, FILE *out)
+{
+    struct sl_sandbox_report r;
+    sl_err e = sl_sandbox_plan(&sandbox, "tx", cfg->tx.user, cfg->tx.allow_root);
+    sl_sandbox_describe(&r, &sandbox);
+    if (e != SL_OK && !out) {
+        sl_log(SL_LOG_ERR, "%s", sandbox.why);
+        return 1;
+    }
+    if (e != SL_OK || sandbox.action == SL_SANDBOX_KEEP_ROOT) {
+        if (out)
+            fprintf(stderr, "%s: warning: %s\n", cfg->file, sandbox.why);
+        else
+            sl_log(SL_LOG_WARNING, "%s", sandbox.why);
+    }
+    sl_sandbox_report_print(&r, out);
+    return 0;
+}
+
+/* Once the link, the syslog listener (port 514) and the key are open:
+ * every privilege goes (sl_sandbox_apply), on the only thread (the pollers
+ * start later); what TX writes from now on must be writable by the user. */
+static int drop_privileges(const struct daemon *D)
+{
+    char why[SL_SANDBOX_WHY_MAX] = "";
+    if (sl_sandbox_apply(&sandbox, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s", why);
+        return 1;
+    }
+    if (sandbox.user[0])
+        sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", sandbox.user, (unsigned)getuid(),
+               (unsigned)getgid());
+    else
+        sl_log(SL_LOG_INFO, "running as uid %u (gid %u)", (unsigned)getuid(), (unsigned)getgid());
+    const struct sl_txconf *c = &D->cfg;
+    char dir[sizeof c->tx.metrics_file];   /* written as a temporary file renamed in place */
+    snprintf(dir, sizeof dir, "%s", c->tx.metrics_file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir] = '\0';
+    if (sl_sandbox_need_writable(&sandbox, "[tx] metrics_file directory", dir) != SL_OK ||
+        (c->files.enabled && (sl_sandbox_need_writable(&sandbox, "[files] spool", c->files.spool) != SL_OK ||
+                              sl_sandbox_need_writable(&sandbox, "[files] sent", c->files.sent) != SL_OK)))
+        return 1;
+    return 0;
+}
+
 /* ---- main ---------------------------------------------------------------- */
 
 /* Loads path into *cfg; problems are logged. 0, or the exit status. */
@@ -437,8 +489,10 @@ static int check_only(const char *conf)
 {
     struct sl_txconf cfg;
     int rc = load_config(&cfg, conf, true);
-    if (rc == 0)
+    if (rc == 0) {
         printf("config OK: %zu devices, %u tags\n", cfg.ndevices, cfg.ntags);
+        plan_sandbox(&cfg, stdout);
+    }
     sl_txconf_free(&cfg);
     return rc;
 }
@@ -470,16 +524,14 @@ static void setup_signals(bool bulk, sigset_t *waitmask)
 }
 
 /* The signer process's privileges, dropped in it once its key is loaded:
- * the same [tx] user as the main process; sl_signer adds its seccomp
- * filter. */
+ * the plan the main process applies later (the same user, no
+ * capabilities, no_new_privs); sl_signer adds its seccomp filter. */
 static sl_err confine_signer(void *arg)
 {
-    const struct daemon *D = arg;
-    if (!D->cfg.tx.user[0])
-        return SL_OK;
-    char why[256];
-    if (sl_privdrop_to(D->cfg.tx.user, why, sizeof why) != SL_OK) {
-        sl_log(SL_LOG_ERR, "signer: [tx] user %s: %s", D->cfg.tx.user, why);
+    (void)arg;
+    char why[SL_SANDBOX_WHY_MAX] = "";
+    if (sl_sandbox_apply(&sandbox, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "signer: %s", why);
         return SL_ERR_PERM;
     }
     return SL_OK;
@@ -497,7 +549,7 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
     }
     /* First, while this is the only thread: the signer process reads the
      * key; this process only ever sees its public half. */
-    sl_err e = sl_signer_spawn(&D->signer, D->cfg.keys.signing_key, confine_signer, D);
+    sl_err e = sl_signer_spawn(&D->signer, D->cfg.keys.signing_key, confine_signer, NULL);
     if (e != SL_OK) {
         if (e == SL_ERR_IO)
             sl_log(SL_LOG_ERR, "cannot start the signer process: %s", strerror(errno));
@@ -524,15 +576,8 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
     }
     if (!bulk && open_syslog(D) != 0)
         return 1;
-    if (D->cfg.tx.user[0]) {
-        char why[256];
-        if (sl_privdrop_to(D->cfg.tx.user, why, sizeof why) != SL_OK) {
-            sl_log(SL_LOG_ERR, "[tx] user %s: %s", D->cfg.tx.user, why);
-            return 1;
-        }
-        sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", D->cfg.tx.user, (unsigned)getuid(),
-               (unsigned)getgid());
-    }
+    if (drop_privileges(D) != 0)
+        return 1;
     struct sl_sender_config scfg = {
         .k = D->cfg.fec.k, .m = D->cfg.fec.m, .interleave = D->cfg.fec.interleave,
         .symbol_size = (uint16_t)D->cfg.link.symbol_bytes, .rate_mbps = D->cfg.link.rate_mbps,
@@ -604,7 +649,9 @@ int main(int argc, char **argv)
     sigset_t waitmask;
     setup_signals(send, &waitmask);
     struct sl_epoch_keylock kl = { .fd = -1 };
-    rc = prepare(&D, &kl, send);
+    rc = plan_sandbox(&D.cfg, NULL);
+    if (rc == 0)
+        rc = prepare(&D, &kl, send);
     if (rc == 0 && send)
         rc = sl_bulk_check(argv + optind, argc - optind) == SL_OK ? run_bulk(&D, argv + optind,
                                                                             argc - optind) : 1;

@@ -241,6 +241,8 @@ rate_mbps = {rate}
 k = {k}
 m = {m}
 interleave = {interleave}
+[tx]
+allow_root = yes
 [keys]
 signing_key = {work}/keys/sluice.key
 state_dir = {work}/tx-state
@@ -256,6 +258,8 @@ def rx_conf(work, name, services):
     write(path, f"""[link]
 transport = udp
 listen = {IT}:7400
+[rx]
+allow_root = yes
 [keys]
 trusted = {work}/keys/sluice.pub
 state_dir = {work}/rx-state

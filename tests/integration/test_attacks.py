@@ -664,6 +664,8 @@ def main():
             test_key, test_pub, test_kid = C.keygen(os.path.join(d, "test-only-keys"))
             ch = C.Chain(procs, d, rx_kw={"checkpoint_ms": 500}, mqtt=True)
             os.makedirs(os.path.join(d, "rxdb"))
+            nobody = pwd.getpwnam(C.USER)   # RX runs as it: the database's directory is its
+            os.chown(os.path.join(d, "rxdb"), nobody.pw_uid, nobody.pw_gid)
             ch.db = os.path.join(d, "rxdb", "mirror.db")
             C.conf_set(ch.rx_conf, "mirror", "database", ch.db)
             C.conf_set(ch.rx_conf, "keys", "trusted", "%s,%s" % (ch.pub, test_pub))

@@ -152,6 +152,8 @@ def rx_conf(work, name, pub, link_port, http_port):
     write(path, f"""[link]
 transport = udp
 listen = {LINK}:{link_port}
+[rx]
+allow_root = yes
 [keys]
 trusted = {pub}
 state_dir = {work}/{name}-state
@@ -174,6 +176,8 @@ rate_mbps = 200
 k = 32
 m = 4
 interleave = 1
+[tx]
+allow_root = yes
 [keys]
 signing_key = {key}
 state_dir = {work}/tx-state

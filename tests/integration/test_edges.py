@@ -170,7 +170,7 @@ def bad_plc_scenario(procs, d):
     bad_csv = C.sim_csv(d, "line9")
     tx_conf = C.write(os.path.join(d, "tx.conf"),
                       "[link]\ntransport = udp\ndestination = %s:7400\ngso = off\n"
-                      "[keys]\nsigning_key = %s\nstate_dir = %s/tx-state\n"
+                      "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s/tx-state\n"
                       "[snapshot]\nkeyframe_ms = 1000\nbeacon_ms = 200\n"
                       "[device good]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
                       "poll_ms = 200\ntimeout_ms = 300\ntags = %s\n"

@@ -44,6 +44,8 @@ rate_mbps = {rate}
 k = 64
 m = 16
 interleave = 16
+[tx]
+allow_root = yes
 [keys]
 signing_key = {keys}/sluice.key
 state_dir = {work}/tx-state
@@ -56,6 +58,8 @@ tags = {TAGS}
 [link]
 transport = udp
 listen = {sl_rig.IT_ADDR}:7400
+[rx]
+allow_root = yes
 [keys]
 trusted = {keys}/sluice.pub
 state_dir = {work}/rx-state

@@ -130,7 +130,7 @@ def write_conf(d, name, port, csv_path):
     conf = os.path.join(d, name + ".conf")
     with open(conf, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.1:7400\n"
-                "[keys]\nsigning_key = unused.key\n"
+                "[tx]\nallow_root = yes\n[keys]\nsigning_key = unused.key\n"
                 "[device %s]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\n"
                 "poll_ms = %d\ntimeout_ms = 150\ntags = %s\n" % (name, port, POLL_MS, csv_path))
     return conf

@@ -334,7 +334,7 @@ def write_conf(d, name, key, cap, port, csvs, poll_ms, extra=None, link=None):
         f.write(link or "[link]\ntransport = pcapfile\nfile = %s\n" % cap)
         f.write("[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
-                "[tx]\nmetrics_file = %s\n"
+                "[tx]\nallow_root = yes\nmetrics_file = %s\n"
                 % (key, os.path.join(d, "state-" + name), name + ".prom"))
         for u in (1, 2, 3):
             f.write("[device u%d]\nprotocol = modbus-rtu\naddress = %s\nunit = %d\n"
@@ -414,7 +414,7 @@ def check_rx_mirror(procs, d, key, pub, tx_port, csvs, resp):
     rx_conf = os.path.join(d, "rx.conf")
     with open(rx_conf, "w") as f:
         f.write("[link]\ntransport = udp\nlisten = 127.0.0.2:%d\n"
-                "[keys]\ntrusted = %s\nstate_dir = %s\n"
+                "[rx]\nallow_root = yes\n[keys]\ntrusted = %s\nstate_dir = %s\n"
                 "[mirror]\nstale_ms = 2000\n[modbus]\nlisten = 127.0.0.1:%d\n"
                 "[http]\nlisten = 127.0.0.1:%d\n"
                 % (link_port, pub, os.path.join(d, "rxstate"), mb_port, http_port))

@@ -103,7 +103,7 @@ def main():
         def write_conf(capture):
             with open(conf, "w") as f:
                 f.write("[link]\ntransport = pcapfile\nfile = %s\n"
-                        "[keys]\ntrusted = sluice.pub\nstate_dir = state\n"
+                        "[rx]\nallow_root = yes\n[keys]\ntrusted = sluice.pub\nstate_dir = state\n"
                         "[mirror]\ndatabase = mirror.db\nstale_ms = 5000\n" % capture)
 
         # 1. --check

@@ -78,13 +78,13 @@ def main():
         with open(os.path.join(d, "tx.conf"), "w") as f:
             f.write("[link]\ntransport = udp\ndestination = %s:7400\ngso = off\nrate_mbps = 50\n"
                     "[fec]\nk = 32\nm = 8\ninterleave = 8\n"
-                    "[keys]\nsigning_key = sluice.key\nstate_dir = txstate\n"
+                    "[tx]\nallow_root = yes\n[keys]\nsigning_key = sluice.key\nstate_dir = txstate\n"
                     "[snapshot]\nkeyframe_ms = 1000\nbeacon_ms = 200\n"
                     "[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:5020\nunit = 1\n"
                     "poll_ms = 200\ntags = sim-tags.csv\n" % sl_rig.IT_ADDR)
         with open(os.path.join(d, "rx.conf"), "w") as f:
             f.write("[link]\ntransport = udp\nlisten = %s:7400\n"
-                    "[keys]\ntrusted = sluice.pub\nstate_dir = rxstate\n"
+                    "[rx]\nallow_root = yes\n[keys]\ntrusted = sluice.pub\nstate_dir = rxstate\n"
                     "[mirror]\ndatabase = mirror.db\nstale_ms = %d\ncheckpoint_ms = 200\n"
                     "[modbus]\nlisten = %s\n" % (sl_rig.IT_ADDR, STALE_MS, MB))
         os.makedirs(os.path.join(d, "txstate"), exist_ok=True)

@@ -184,12 +184,12 @@ def run(d, procs):
     rx_conf, tx_conf = os.path.join(d, "rx.conf"), os.path.join(d, "tx.conf")
     confs = {
         rx_conf: "[link]\ntransport = udp\nlisten = 127.0.0.1:%d\nallow_services_on_diode = on\n"
-                 "[keys]\ntrusted = %s\nstate_dir = %s\n"
+                 "[rx]\nallow_root = yes\n[keys]\ntrusted = %s\nstate_dir = %s\n"
                  "[mirror]\nstale_ms = 1000\ndatabase = %s\n"
                  "[modbus]\nlisten = 127.0.0.1:%d\n[http]\nlisten = 127.0.0.1:%d\n"
                  % (link, pub, os.path.join(d, "rxstate"), os.path.join(d, "mirror.db"), mb, http),
         tx_conf: "[link]\ntransport = udp\ndestination = 127.0.0.1:%d\ngso = off\nrate_mbps = 20\n"
-                 "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+                 "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n"
                  "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
                  "[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
                  "poll_ms = 200\ntimeout_ms = 300\ntags = %s\n"

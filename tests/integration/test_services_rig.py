@@ -94,13 +94,13 @@ def main():
         with open(os.path.join(d, "tx.conf"), "w") as f:
             f.write(f"[link]\ntransport = udp\ndestination = {sl_rig.IT_ADDR}:7400\ngso = off\n"
                     f"interface = sl-veth-ot\n"
-                    f"rate_mbps = 50\n[keys]\nsigning_key = sluice.key\nstate_dir = txstate\n"
+                    f"rate_mbps = 50\n[tx]\nallow_root = yes\n[keys]\nsigning_key = sluice.key\nstate_dir = txstate\n"
                     f"[snapshot]\nkeyframe_ms = {KEYFRAME_MS}\nbeacon_ms = {BEACON_MS}\n"
                     f"[device sim]\nprotocol = modbus-tcp\naddress = 127.0.0.1:5020\n"
                     f"poll_ms = 200\ntags = tags.csv\n")
         with open(os.path.join(d, "rx.conf"), "w") as f:
             f.write(f"[link]\ntransport = udp\nlisten = {sl_rig.IT_ADDR}:7400\ninterface = sl-veth-it\n"
-                    f"[keys]\ntrusted = sluice.pub\nstate_dir = rxstate\n"
+                    f"[rx]\nallow_root = yes\n[keys]\ntrusted = sluice.pub\nstate_dir = rxstate\n"
                     f"[mirror]\nstale_ms = {STALE_MS}\nmax_tags = 10000\n"
                     f"[modbus]\nlisten = {sl_rig.IT_LAN_ADDR}:1502\n"
                     f"[http]\nlisten = {sl_rig.IT_LAN_ADDR}:8080\n"

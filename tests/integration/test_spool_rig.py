@@ -34,14 +34,14 @@ def rand_file(path, n):
 
 def tx_text(key, state, spool, sent, rate, device="", copies=2):
     return ("[link]\ntransport = udp\ndestination = %s:7400\ngso = off\nrate_mbps = %d\n"
-            "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+            "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n"
             "[files]\nspool = %s\nsent = %s\ncopies = %d\nshare = 0.5\n%s"
             % (C.IT, rate, key, state, spool, sent, copies, device))
 
 
 def rx_text(pub, state, incoming):
     return ("[link]\ntransport = udp\nlisten = %s:7400\n"
-            "[keys]\ntrusted = %s\nstate_dir = %s\n"
+            "[rx]\nallow_root = yes\n[keys]\ntrusted = %s\nstate_dir = %s\n"
             "[mirror]\nstale_ms = 1000\n"
             "[modbus]\nlisten = %s:%d\n"
             "[http]\nlisten = %s:%d\n"

@@ -93,7 +93,7 @@ print(sent[0])
 def tx_text(key, state, metrics):
     return ("[link]\ntransport = udp\ndestination = %s:7400\ngso = off\nrate_mbps = 50\n"
             "[keys]\nsigning_key = %s\nstate_dir = %s\n"
-            "[tx]\nmetrics_file = %s\n"
+            "[tx]\nallow_root = yes\nmetrics_file = %s\n"
             "[syslog]\nlisten = 127.0.0.1:%d\nmax_rate = %d\nbatch_ms = 200\n"
             "[device gen]\nprotocol = generator\ntags = 100\nrate = 400\n"
             % (C.IT, key, state, metrics, SYSLOG_PORT, MAX_RATE))
@@ -101,7 +101,7 @@ def tx_text(key, state, metrics):
 
 def rx_text(pub, state, logfile):
     return ("[link]\ntransport = udp\nlisten = %s:7400\n"
-            "[keys]\ntrusted = %s\nstate_dir = %s\n"
+            "[rx]\nallow_root = yes\n[keys]\ntrusted = %s\nstate_dir = %s\n"
             "[mirror]\nstale_ms = 1000\n"
             "[modbus]\nlisten = %s:%d\n"
             "[http]\nlisten = %s:%d\n"
@@ -158,7 +158,7 @@ def capture_phase(d, key, pub):
     cap = os.path.join(d, "cap.pcap")
     conf = C.write(os.path.join(d, "tx-cap.conf"),
                    "[link]\ntransport = pcapfile\nfile = %s\ndestination = 10.0.0.2:7400\n"
-                   "[keys]\nsigning_key = %s\nstate_dir = %s\n[syslog]\nlisten = 127.0.0.1:25514\n"
+                   "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n[syslog]\nlisten = 127.0.0.1:25514\n"
                    % (cap, key, os.path.join(d, "txs-cap")))
     with sl_rig.Procs() as procs:
         tx = procs.start(None, [C.TX, "-c", conf], stderr=C.Log(os.path.join(d, "tx-cap.log")).f)

@@ -189,26 +189,26 @@ def check_send_beside_daemon(d, key, pub, kid):
     conf = os.path.join(d, "daemon.conf")
     with open(conf, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
-                "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+                "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
                 "[device gen]\nprotocol = generator\ntags = 10\nrate = 20\n" % (link_port, key, state))
     other_state = os.path.join(d, "otherstate")
     same_key = os.path.join(d, "samekey.conf")   # the daemon's key, another state_dir
     with open(same_key, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
-                "[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
+                "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
                 "[device gen]\nprotocol = generator\ntags = 1\nrate = 1\n" % (link_port, key, other_state))
     key_lock = "/run/lock/sluice-tx-%s.lock" % kid
     own = os.path.join(d, "own.conf")   # --send's own key and state_dir
     with open(own, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.2:%d\ngso = off\nrate_mbps = 20\n"
-                "[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
+                "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n[snapshot]\nbeacon_ms = 100\n"
                 # no [device]: --send polls nothing, so it needs none (a file-only diode)
                 % (link_port, key2, os.path.join(d, "sendstate")))
     rx_conf = os.path.join(d, "rx.conf")
     with open(rx_conf, "w") as f:
         f.write("[link]\ntransport = udp\nlisten = 127.0.0.2:%d\n"
-                "[keys]\ntrusted = %s, %s\nstate_dir = %s\n"
+                "[rx]\nallow_root = yes\n[keys]\ntrusted = %s, %s\nstate_dir = %s\n"
                 "[mirror]\nstale_ms = 1000\n[http]\nlisten = 127.0.0.1:%d\n"
                 % (link_port, pub, pub2, os.path.join(d, "rxstate"), http_port))
     payload = os.path.join(d, "payload.bin")

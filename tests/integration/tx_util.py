@@ -68,7 +68,7 @@ def write_conf(d, name, key, capture, devices, keyframe_ms=500, beacon_ms=100):
     conf = os.path.join(d, name + ".conf")
     with open(conf, "w") as f:
         f.write("[link]\ntransport = pcapfile\nfile = %s\n"
-                "[keys]\nsigning_key = %s\nstate_dir = %s\n"
+                "[tx]\nallow_root = yes\n[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = %d\nbeacon_ms = %d\n"
                 % (capture, key, os.path.join(d, "state"), keyframe_ms, beacon_ms))
         for i, (dev, port, csv, poll_ms) in enumerate(devices):

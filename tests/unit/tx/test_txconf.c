@@ -286,6 +286,10 @@ SL_TEST(txconf, key_file_checks)
     one(BASE "[tx]\nuser = no-such-user-sl\n", "tx.conf:12: user 'no-such-user-sl' does not exist");
     CU_ASSERT_EQUAL(parse(BASE "[tx]\nuser = root\n"), SL_OK);
     CU_ASSERT_STRING_EQUAL(cfg.tx.user, "root");
+    CU_ASSERT_FALSE(cfg.tx.allow_root);
+    CU_ASSERT_EQUAL(parse(BASE "[tx]\nallow_root = yes\n"), SL_OK);
+    CU_ASSERT_TRUE(cfg.tx.allow_root);
+    one(BASE "[tx]\nallow_root = maybe\n", "tx.conf:12: bad allow_root 'maybe' (yes|no)");
 }
 
 SL_TEST(txconf, device_errors)
