@@ -108,18 +108,20 @@ static const int daemon_calls[] = {
     SCMP_SYS(getitimer), SCMP_SYS(alarm),
 };
 
-/* Sanitizer runtimes: reports (symbolising /proc/self/maps), shadow memory,
- * LeakSanitizer's stop-the-world (a tracer task, ptrace, wait), TSan's
- * background thread. Test builds only. */
+/* Sanitizer runtimes: reports (reading /proc/self/maps: read-only opens,
+ * added per profile), shadow memory, LeakSanitizer's stop-the-world (a
+ * tracer task, ptrace, wait), TSan's background thread. Not execve: a
+ * report is printed unsymbolised rather than start a symboliser. Test
+ * builds only. */
 static const int sanitizer_calls[] = {
-    SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
+    SCMP_SYS(readlink), SCMP_SYS(readlinkat), SCMP_SYS(getdents64),
     SCMP_SYS(prctl), SCMP_SYS(clone), SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(waitid),
     SCMP_SYS(pipe2), SCMP_SYS(pipe), SCMP_SYS(dup2),
     SCMP_SYS(dup3), SCMP_SYS(kill), SCMP_SYS(tkill), SCMP_SYS(getppid), SCMP_SYS(uname),
     SCMP_SYS(personality), SCMP_SYS(process_vm_readv), SCMP_SYS(stat), SCMP_SYS(lstat),
     SCMP_SYS(access), SCMP_SYS(statfs), SCMP_SYS(fstatfs), SCMP_SYS(setrlimit),
     SCMP_SYS(getrlimit), SCMP_SYS(sched_getparam), SCMP_SYS(sched_setaffinity),
-    SCMP_SYS(unlink), SCMP_SYS(execve), SCMP_SYS(lseek), SCMP_SYS(getdents),
+    SCMP_SYS(lseek), SCMP_SYS(getdents),
 };
 
 /* ---- the SIGSYS reporter ------------------------------------------------------- */
@@ -314,6 +316,8 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
                                             SCMP_SYS(sendmsg) };
         rc |= ALLOW(f, signer_calls);
         rc |= common_rules(f, false);
+        if (SANITIZED)
+            rc |= read_only_opens(f);
         break;
     }
     case SL_SECCOMP_TX_MAIN:
@@ -340,7 +344,7 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
     case SL_SECCOMP_RX_INTAKE:
         rc |= ALLOW(f, intake_calls);
         rc |= common_rules(f, false);
-        if ((flags & SL_SECCOMP_F_READ_FILES) && !SANITIZED)   /* sanitizers: any open */
+        if ((flags & SL_SECCOMP_F_READ_FILES) || SANITIZED)
             rc |= read_only_opens(f);
         break;
     case SL_SECCOMP_RX_STORE:
@@ -350,6 +354,8 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
     case SL_SECCOMP_RX_SERVICE:
         rc |= ALLOW(f, service_calls);
         rc |= common_rules(f, false);
+        if (SANITIZED)
+            rc |= read_only_opens(f);
         break;
     default:
         return -EINVAL;
