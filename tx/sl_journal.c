@@ -62,6 +62,14 @@
 #define REC_MAX (1u + 5u + SL_VARINT_MAX + 8u + 4u)   /* head, tag, time, value, quality */
 #define GAP_MAX (1u + SL_VARINT_MAX)                 /* head, count */
 
+/* Seqs on disk (blocks, names, the mark) above SEQ_MAX are damage; a
+ * journal whose next seq would pass SEQ_OPEN_MAX refuses to open (2^62:
+ * 73,000 years at 2 M/s). Everything one run can write then stays below
+ * SEQ_MAX, so it is always read back, and the next seq never wraps. */
+#define SEQ_MAX (1ull << 63)
+#define SEQ_OPEN_MAX (1ull << 62)
+#define RESERVE_MAX (1ull << 40)
+
 #define MARK_FILE "next_seq"
 #define MARK_TEXT_MAX 32u
 
@@ -127,6 +135,7 @@ struct sl_journal_iter {
     bool in_block;
     struct sl_buf rec;               /* the rest of the current block */
     uint64_t seq, prev_time;
+    uint64_t blk_end_seq;            /* records past it mean damage */
 };
 
 /* Bytes a value of this type takes: the register image's width. */
@@ -160,7 +169,7 @@ static bool seg_parse(const char *name, uint64_t *first_seq)
         v = v * 10 + d;
     }
     *first_seq = v;
-    return true;
+    return v < SEQ_MAX;
 }
 
 static sl_err pread_all(int fd, void *p, size_t n, uint64_t off)
@@ -213,7 +222,8 @@ static bool blk_parse(struct blk_info *b, const uint8_t *h, uint64_t off, uint64
     b->count = sl_le32_get(h + BLK_OFF_COUNT);
     return b->len >= BLK_HDR_BYTES - BLK_CRC_FROM && b->len <= BLOCK_MAX - BLK_CRC_FROM &&
            off <= end && b->len + (uint64_t)BLK_CRC_FROM <= end - off && b->count > 0 &&
-           b->end_seq > b->first_seq && b->end_seq - b->first_seq >= b->count &&
+           b->end_seq > b->first_seq && b->end_seq <= SEQ_MAX &&
+           b->end_seq - b->first_seq >= b->count &&
            (b->min_time <= b->max_time || (b->min_time == UINT64_MAX && b->max_time == 0));
 }
 
@@ -265,6 +275,8 @@ static void idx_totals(struct sl_journal *j)
 }
 
 /* ---- Open: scan, recover, reserve ---- */
+
+static void destroy(struct sl_journal *j);
 
 /* Scans one segment into *s. false: the header is unusable (the caller
  * deletes the file). The valid part ends at the first bad block. */
@@ -369,6 +381,8 @@ static sl_err mark_read(struct sl_journal *j, uint64_t *mark)
             return SL_ERR_CONFIG;
         v = v * 10 + d;
     }
+    if (v > SEQ_MAX)
+        return SL_ERR_CONFIG;
     *mark = v;
     return SL_OK;
 }
@@ -401,7 +415,7 @@ static sl_err config(struct sl_journal *j, const struct sl_journal_config *cfg)
         seg = SL_JOURNAL_SEGMENT_MAX;
     j->segment_bytes = seg;
     j->reserve = cfg->seq_reserve ? cfg->seq_reserve : SL_JOURNAL_RESERVE_DEFAULT;
-    if (j->reserve > UINT64_MAX / 8)
+    if (j->reserve > RESERVE_MAX)
         return SL_ERR_RANGE;
     j->epoch = cfg->epoch;
     j->no_sync = cfg->no_sync;
@@ -513,12 +527,16 @@ sl_err sl_journal_open(struct sl_journal **out, const struct sl_journal_config *
             next = last_end + 2 * j->reserve;
         }
         j->next_seq = next ? next : 1;
+        if (j->next_seq > SEQ_OPEN_MAX)
+            e = SL_ERR_RANGE;         /* only a damaged or forged journal gets here */
+    }
+    if (e == SL_OK) {
         j->written_seq = j->nseg ? j->segs[j->nseg - 1].end_seq : j->next_seq;
         e = mark_write(j, j->next_seq + j->reserve);
     }
     if (e != SL_OK) {
         int saved = errno;
-        sl_journal_close(j);
+        destroy(j);                   /* nothing flushed, the mark left alone */
         errno = saved;
         return e;
     }
@@ -832,17 +850,9 @@ void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out)
     pthread_mutex_unlock(&j->idx_lock);
 }
 
-void sl_journal_close(struct sl_journal *j)
+/* Frees everything; writes nothing. */
+static void destroy(struct sl_journal *j)
 {
-    if (!j)
-        return;
-    /* Everything on disk: the mark can say exactly where the next run
-     * starts, so a clean restart leaves no gap. Otherwise what could not be
-     * written is lost and the mark already covers it. */
-    if (j->dirfd >= 0 && j->next_seq && sl_journal_flush(j) == SL_OK &&
-        mark_write(j, j->next_seq) != SL_OK) {
-        /* the older mark, further ahead, stays */
-    }
     if (j->seg_fd >= 0)
         close(j->seg_fd);
     if (j->dirfd >= 0)
@@ -853,6 +863,19 @@ void sl_journal_close(struct sl_journal *j)
     pthread_mutex_destroy(&j->lock);
     pthread_mutex_destroy(&j->idx_lock);
     free(j);
+}
+
+void sl_journal_close(struct sl_journal *j)
+{
+    if (!j)
+        return;
+    /* Everything on disk: the mark can say exactly where the next run
+     * starts, so a clean restart leaves no gap. Otherwise what could not be
+     * written is lost and the mark already covers it. */
+    if (sl_journal_flush(j) == SL_OK && mark_write(j, j->next_seq) != SL_OK) {
+        /* the older mark, further ahead, stays */
+    }
+    destroy(j);
 }
 
 /* ---- Readers ---- */
@@ -987,13 +1010,15 @@ static sl_err decode(struct sl_journal_iter *it, struct sl_journal_rec *rec)
     if (rec->kind == SL_JOURNAL_GAP) {
         if ((head & ~(3u << REC_KIND_SHIFT)) != 0 || (e = sl_buf_get_varint(b, &rec->count)) != SL_OK)
             return e != SL_OK ? e : SL_ERR_HEADER;
-        if (rec->count == 0 || rec->count > UINT64_MAX - it->seq)
+        if (rec->count == 0 || rec->count > it->blk_end_seq - it->seq)
             return SL_ERR_RANGE;
         it->seq += rec->count;
         return SL_OK;
     }
-    if (rec->kind != SL_JOURNAL_VALUE || it->seq == UINT64_MAX)
+    if (rec->kind != SL_JOURNAL_VALUE)
         return SL_ERR_TYPE;
+    if (it->seq >= it->blk_end_seq)
+        return SL_ERR_RANGE;
     uint64_t tag, zz;
     if ((e = sl_buf_get_varint(b, &tag)) != SL_OK || (e = sl_buf_get_varint(b, &zz)) != SL_OK)
         return e;
@@ -1044,6 +1069,7 @@ sl_err sl_journal_iter_next(struct sl_journal_iter *it, struct sl_journal_rec *r
                 continue;
             it->rec = sl_buf_make(it->blk + BLK_HDR_BYTES, BLK_CRC_FROM + b.len - BLK_HDR_BYTES);
             it->seq = b.first_seq;
+            it->blk_end_seq = b.end_seq;
             it->prev_time = 0;
             it->in_block = true;
         }

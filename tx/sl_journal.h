@@ -101,7 +101,9 @@ struct sl_journal_iter;
  * newest segment's torn tail, deletes segments with a bad header, recovers
  * the next seq, and persists a new mark. SL_ERR_IO (errno) when the
  * directory or the mark cannot be made; SL_ERR_RANGE for a config out of
- * range; SL_ERR_NOMEM. *out is NULL on failure. */
+ * range, or when the next seq would pass 2^62 (only a damaged or forged
+ * journal claims that many: move it away); SL_ERR_NOMEM. *out is NULL on
+ * failure; a failed open writes no mark and no record. */
 __attribute__((warn_unused_result))
 sl_err sl_journal_open(struct sl_journal **out, const struct sl_journal_config *cfg);
 

@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -543,6 +545,88 @@ SL_TEST(journal, write_failure_keeps_records_and_counts_the_overflow)
     CU_ASSERT_EQUAL(sc.gap_seqs, st.lost);
     CU_ASSERT_EQUAL(sc.last_seq, 31110);
     sl_journal_close(j);
+    dir_remove();
+}
+
+/* The three roles at once, as the daemon will run them: one thread appends,
+ * one flushes in a loop (trimming by bytes), one reads from seq 0 again and
+ * again. Readers see only whole, consecutive records; at the end every
+ * record is on disk once. */
+struct roles {
+    struct sl_journal *j;
+    atomic_bool stop;
+    unsigned flush_errors, read_bad, passes;
+};
+
+static void *flush_role(void *arg)
+{
+    struct roles *r = arg;
+    while (!atomic_load(&r->stop))
+        if (sl_journal_flush(r->j) != SL_OK)
+            r->flush_errors++;
+    return NULL;
+}
+
+static void *read_role(void *arg)
+{
+    struct roles *r = arg;
+    struct sl_journal_iter *it = NULL;
+    if (sl_journal_iter_new(&it, r->j) != SL_OK) {
+        r->read_bad++;
+        return NULL;
+    }
+    while (!atomic_load(&r->stop)) {
+        struct sl_journal_rec rec;
+        uint64_t next = 0;
+        if (sl_journal_iter_newest(it, 0) != SL_OK)
+            r->read_bad++;
+        while (sl_journal_iter_next(it, &rec, NULL) == SL_OK)
+            if (!rec_is(&rec, rec.seq - 1))
+                r->read_bad++;
+        if (sl_journal_iter_from_seq(it, 0) != SL_OK)
+            r->read_bad++;
+        while (sl_journal_iter_next(it, &rec, NULL) == SL_OK) {
+            if (next && rec.seq != next && rec.seq < next)
+                r->read_bad++;
+            next = rec.seq + 1;
+        }
+        r->passes++;
+    }
+    sl_journal_iter_free(it);
+    return NULL;
+}
+
+SL_TEST(journal, append_flush_and_read_at_once)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    c.max_bytes = 1u << 20;                     /* trims while it runs */
+    c.buffer_bytes = 256u << 10;
+    struct roles r = { .j = jopen(&c) };
+    pthread_t ft, rt;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&ft, NULL, flush_role, &r), 0);
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&rt, NULL, read_role, &r), 0);
+    for (uint64_t i = 0; i < 200; i++) {
+        append_n(r.j, i * 1000, 1000, i * 1000 + 1);
+        usleep(200);                            /* let the flusher keep up */
+    }
+    atomic_store(&r.stop, true);
+    pthread_join(ft, NULL);
+    pthread_join(rt, NULL);
+    CU_ASSERT_EQUAL(sl_journal_flush(r.j), SL_OK);
+    struct sl_journal_stats st;
+    sl_journal_stats(r.j, &st);
+    CU_ASSERT_EQUAL(r.flush_errors, 0);
+    CU_ASSERT_EQUAL(r.read_bad, 0);
+    CU_ASSERT(r.passes > 0);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.read_errors, 0);
+    CU_ASSERT(st.bytes <= c.max_bytes);
+    struct scan sc = scan_all(r.j, 0, true);
+    CU_ASSERT_EQUAL(sc.bad, 0);
+    CU_ASSERT_EQUAL(sc.last_seq, 200000);
+    CU_ASSERT_EQUAL(sc.values, 200001 - st.oldest_seq);
+    sl_journal_close(r.j);
     dir_remove();
 }
 
