@@ -287,6 +287,14 @@ static int common_rules(scmp_filter_ctx f, bool threads)
 static int socket_rules(scmp_filter_ctx f, bool inet)
 {
     int rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    if (inet && !SANITIZED) {
+        /* A name lookup may load an NSS module (nsswitch.conf: mdns,
+         * myhostname...): executable mappings of files, never of anonymous
+         * memory (where injected code would be). */
+        rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
+                               SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC),
+                               SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0));
+    }
     if (inet) {
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -18,7 +19,10 @@
 #include "sl_seccomp.h"
 #include "sl_test.h"
 
-enum probe { PROBE_NONE, PROBE_SOCKET_INET, PROBE_SOCKET_UNIX, PROBE_EXECVE, PROBE_OPEN_WRITE, PROBE_OPEN_READ };
+enum probe {
+    PROBE_NONE, PROBE_SOCKET_INET, PROBE_SOCKET_UNIX, PROBE_EXECVE, PROBE_OPEN_WRITE, PROBE_OPEN_READ,
+    PROBE_EXEC_ANON, PROBE_EXEC_FILE
+};
 
 static int probe(enum probe what)
 {
@@ -33,6 +37,12 @@ static int probe(enum probe what)
     }
     case PROBE_OPEN_WRITE: return open("/dev/null", O_WRONLY) >= 0 ? 0 : 13;
     case PROBE_OPEN_READ: return open("/dev/null", O_RDONLY) >= 0 ? 0 : 14;
+    case PROBE_EXEC_ANON:   /* where injected code would go */
+        return mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED ? 0 : 15;
+    case PROBE_EXEC_FILE: { /* what dlopen does (an NSS module) */
+        int fd = open("/bin/true", O_RDONLY);
+        return fd >= 0 && mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) != MAP_FAILED ? 0 : 16;
+    }
     }
     return 99;
 }
@@ -202,4 +212,20 @@ SL_TEST(seccomp, unknown_profile)
     char why[100];
     CU_ASSERT_EQUAL(sl_seccomp_install(SL_SECCOMP__COUNT, 0, why, sizeof why), SL_ERR_RANGE);
     CU_ASSERT_STRING_EQUAL(sl_seccomp_profile_name(SL_SECCOMP_RX_INTAKE), "rx-intake");
+}
+
+SL_TEST(seccomp, no_executable_anonymous_memory)
+{
+    if (SANITIZED)
+        return;   /* their runtimes map as they like */
+    struct run r;
+    run_child(&r, SL_SECCOMP_RX_INTAKE, 0, PROBE_EXEC_ANON, "rx-intake");
+    CU_ASSERT_TRUE(killed(&r, "mmap"));
+    run_child(&r, SL_SECCOMP_RX, SL_SECCOMP_F_CONNECT, PROBE_EXEC_ANON, "sluice-rx");
+    CU_ASSERT_TRUE(killed(&r, "mmap"));
+    /* A process that resolves names may map a file executable (NSS). */
+    run_child(&r, SL_SECCOMP_RX, SL_SECCOMP_F_CONNECT, PROBE_EXEC_FILE, "sluice-rx");
+    CU_ASSERT_TRUE(exited_ok(&r));
+    run_child(&r, SL_SECCOMP_RX, 0, PROBE_EXEC_FILE, "sluice-rx");
+    CU_ASSERT_TRUE(killed(&r, "mmap"));
 }
