@@ -19,12 +19,11 @@ const char *sl_rxcheck_transport_name(uint8_t t)
     return t == SL_RXCONF_UDP ? "udp" : t == SL_RXCONF_PCAP ? "pcap" : "pcapfile";
 }
 
-const char *sl_rxcheck_root_warning(const struct sl_rxconf *c)
+sl_err sl_rxcheck_sandbox(const struct sl_rxconf *c, struct sl_sandbox_plan *plan, struct sl_sandbox_report *r)
 {
-    if (c->rx.user[0] || c->rx.allow_root || geteuid() != 0)
-        return NULL;
-    return "no [rx] user: sluice-rx started as root keeps running as root; set [rx] user = an "
-           "unprivileged account, or [rx] allow_root = yes to accept this";
+    sl_err e = sl_sandbox_plan(plan, "rx", c->rx.user, c->rx.allow_root);
+    sl_sandbox_describe(r, plan);
+    return e;
 }
 
 /* Logs "file:line: warning: text" as a WARNING line "file:line: text" (the
@@ -53,15 +52,6 @@ void sl_rxcheck_warnings(const struct sl_rxconf *c, bool log)
         else
             fprintf(stderr, "%s: warning: ... and %zu more warnings\n", c->file, c->warn.count - n);
     }
-}
-
-void sl_rxcheck_root(const struct sl_rxconf *c, bool log)
-{
-    const char *root = sl_rxcheck_root_warning(c);
-    if (root && log)
-        sl_log(SL_LOG_WARNING, "%s", root);
-    else if (root)
-        fprintf(stderr, "%s: warning: %s\n", c->file, root);
 }
 
 #define NFT_OUTPUT_MAX (4u << 20)   /* bytes of `nft list ruleset` read; a ruleset is far smaller */
@@ -172,7 +162,10 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
         printf("  syslog: file %s, forward %s\n", y->file[0] ? y->file : "(none)", fwd);
     else
         printf("  syslog: off\n");
-    if (c->rx.user[0])
-        printf("  runs as user %s\n", c->rx.user);
+    struct sl_sandbox_plan plan;
+    struct sl_sandbox_report r;
+    if (sl_rxcheck_sandbox(c, &plan, &r) != SL_OK || plan.action == SL_SANDBOX_KEEP_ROOT)
+        fprintf(stderr, "%s: warning: %s\n", c->file, plan.why);
+    sl_sandbox_report_print(&r, stdout);
     nft_note(c);
 }

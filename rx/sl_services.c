@@ -9,7 +9,7 @@
 
 #include "sl_clock.h"
 #include "sl_log.h"
-#include "sl_privdrop.h"
+#include "sl_sandbox.h"
 
 static const char *io_why(sl_err e)
 {
@@ -64,11 +64,10 @@ static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const 
 {
     char token[SL_HTTP_TOKEN_MAX + 1] = "";
     if (c->http.token_file[0]) {
-        uid_t owner = geteuid();
-        gid_t gid;
+        struct sl_sandbox_plan plan;   /* the uid RX will run as */
+        uid_t owner = sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK ? plan.uid
+                                                                                           : geteuid();
         char why[160] = "";
-        if (c->rx.user[0] && sl_privdrop_lookup(c->rx.user, &owner, &gid, why, sizeof why) != SL_OK)
-            owner = geteuid();
         sl_err e = sl_http_token_read(token, c->http.token_file, owner, why, sizeof why);
         if (e != SL_OK) {
             sl_log(SL_LOG_ERR, "%s[http] token_file %s: %s", e == SL_ERR_RANGE ? "" : "cannot read ",

@@ -12,6 +12,7 @@ Readers of the mirror, each independent of the others:
 """
 import json
 import os
+import pwd
 import re
 import signal
 import sqlite3
@@ -38,6 +39,7 @@ MB_PORT = 1502
 HTTP_PORT = 8080
 MQTT_PORT = 1884
 SIM_PORT = 5020
+USER = "nobody"     # the daemons drop to it (run sandboxed, as installed)
 
 GOOD = 0x00000000
 UNCERTAIN_NO_COMM = 0x408F0000
@@ -100,19 +102,27 @@ def sim_csv(d, line):
     return write(os.path.join(d, "sim-%s.csv" % line), text.replace("/line1,", "/%s," % line))
 
 
+def who(user):
+    """The [tx]/[rx] line: drop to user, or keep root (a test that needs
+    it: its directories are root's)."""
+    return "user = %s" % user if user else "allow_root = yes"
+
+
 def tx_conf(path, key, state_dir, transport="udp", capture=None, keyframe_ms=1000, beacon_ms=200,
-            poll_ms=200, sim_port=SIM_PORT, fec="", devices=1, rate_mbps=50, timeout_ms=500):
+            poll_ms=200, sim_port=SIM_PORT, fec="", devices=1, rate_mbps=50, timeout_ms=500, user=None):
     """A sluice-tx configuration polling sluice-sim as `devices` PLCs (unit
     1, mirror units 1..devices, ISA-95 lines line1..lineN); default FEC
-    unless fec (a "[fec]..." text) is given."""
+    unless fec (a "[fec]..." text) is given. Started as root, TX drops to
+    `user` (the directories it writes must be that user's: Chain does it),
+    or stays root without capabilities (allow_root) when user is None."""
     if transport == "udp":
         link = "transport = udp\ndestination = %s:7400\ngso = off\n" % IT
     else:
         link = "transport = pcapfile\nfile = %s\ndestination = %s:7400\n" % (capture, IT)
     text = ("[link]\n%srate_mbps = %s\n%s"
             "[keys]\nsigning_key = %s\nstate_dir = %s\n"
-            "[snapshot]\nkeyframe_ms = %d\nbeacon_ms = %d\n"
-            % (link, rate_mbps, fec, key, state_dir, keyframe_ms, beacon_ms))
+            "[snapshot]\nkeyframe_ms = %d\nbeacon_ms = %d\n[tx]\n%s\n"
+            % (link, rate_mbps, fec, key, state_dir, keyframe_ms, beacon_ms, who(user)))
     for i in range(1, devices + 1):
         csv = SIM_CSV if i == 1 else sim_csv(os.path.dirname(path), "line%d" % i)
         text += ("[device sim%d]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
@@ -122,12 +132,14 @@ def tx_conf(path, key, state_dir, transport="udp", capture=None, keyframe_ms=100
 
 
 def rx_conf(path, pubs, state_dir, db=None, stale_ms=1000, checkpoint_ms=1000, http=True,
-            mqtt=False, extra=""):
-    text = ("[link]\ntransport = udp\nlisten = %s:7400\n"
+            mqtt=False, extra="", user=None):
+    """A sluice-rx configuration; started as root, RX drops to `user` (or
+    stays root without capabilities when user is None)."""
+    text = ("[link]\ntransport = udp\nlisten = %s:7400\n[rx]\n%s\n"
             "[keys]\ntrusted = %s\nstate_dir = %s\n"
             "[mirror]\nstale_ms = %d\ncheckpoint_ms = %d\n%s"
             "[modbus]\nlisten = %s:%d\n"
-            % (IT, ",".join(pubs), state_dir, stale_ms, checkpoint_ms,
+            % (IT, who(user), ",".join(pubs), state_dir, stale_ms, checkpoint_ms,
                "database = %s\n" % db if db else "", SVC, MB_PORT))
     if http:
         text += "[http]\nlisten = %s:%d\n" % (SVC, HTTP_PORT)
@@ -639,14 +651,19 @@ class Chain:
 
     def __init__(self, procs, d, tx_kw=None, rx_kw=None, mqtt=False):
         self.procs, self.d = procs, d
+        # The daemons run as USER: d holds the database (and its -wal) and
+        # the state directories, so it is that user's.
+        pw = pwd.getpwnam(USER)
+        os.chmod(d, 0o755)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
         self.key, self.pub, self.kid = keygen(os.path.join(d, "keys"))
         self.db = os.path.join(d, "mirror.db")
         self.tx_state = os.path.join(d, "tx-state")
         self.rx_state = os.path.join(d, "rx-state")
-        self.tx_conf = tx_conf(os.path.join(d, "tx.conf"), self.key, self.tx_state, **(tx_kw or {}))
+        self.tx_conf = tx_conf(os.path.join(d, "tx.conf"), self.key, self.tx_state, user=USER, **(tx_kw or {}))
         self.ntags = 34 * (tx_kw or {}).get("devices", 1)
         self.rx_conf = rx_conf(os.path.join(d, "rx.conf"), [self.pub], self.rx_state, db=self.db,
-                               mqtt=mqtt, **(rx_kw or {}))
+                               mqtt=mqtt, user=USER, **(rx_kw or {}))
         r = run([TX, "-c", self.tx_conf, "--check"])
         check(r.returncode == 0, "tx.conf --check: %s%s" % (r.stdout, r.stderr))
         r = run([RX, "-c", self.rx_conf, "--check"])
