@@ -25,6 +25,20 @@ struct sl_sender {
     struct sl_fec_block *open;
     uint16_t open_channel;
 
+    /* Blocks prepared but not yet signed, when the signer takes several
+     * per call (a signer process: one round trip per batch, not per
+     * block). They hold their pool buffers and sequence numbers; complete()
+     * signs, encodes and queues them, in order, before anything reads the
+     * interleaver. sign_batch is 1 for an in-process signer: every block
+     * is completed by its own commit, as before. */
+    size_t sign_batch;                  /* min(signer's batch_max, interleave) */
+    size_t npend;
+    struct sl_fec_block *pend[SL_SIGN_BATCH_MAX];
+    uint8_t pend_msgs[SL_SIGN_BATCH_MAX * SL_BLOCK_SIGNED_BYTES];
+    uint8_t pend_sigs[SL_SIGN_BATCH_MAX * SL_SIG_BYTES];
+    size_t pend_len[SL_SIGN_BATCH_MAX];
+    uint64_t pend_now_us;               /* the latest commit's clock, for the interleaver */
+
     uint8_t *batch;                     /* BATCH * dgram_bytes */
     const uint8_t *batch_ptr[BATCH];
     struct sl_fec_block *release[BATCH];/* blocks whose last frame is in the batch */
@@ -57,6 +71,13 @@ sl_err sl_sender_create(struct sl_sender **out, const struct sl_sender_config *c
     s->cfg = *cfg;
     s->dgram_bytes = SL_FRAME_OVERHEAD + cfg->symbol_size;
     memcpy(s->key_id, cfg->signer->pub.id, sizeof s->key_id);
+    /* Gathered blocks hold pool buffers: at most one interleave group's
+     * worth, so a group can always fill behind them. */
+    s->sign_batch = cfg->signer->batch_max < cfg->interleave ? cfg->signer->batch_max : cfg->interleave;
+    if (s->sign_batch < 1)
+        s->sign_batch = 1;
+    if (s->sign_batch > SL_SIGN_BATCH_MAX)
+        s->sign_batch = SL_SIGN_BATCH_MAX;
 
     /* Two interleave groups in flight (one filling, one draining) plus the
      * block being written. */
@@ -148,6 +169,62 @@ static sl_err drain(struct sl_sender *s)
     return first != SL_OK ? first : e;
 }
 
+/* Queues an encoded block for interleaving and sends any group that
+ * seals. The block is the interleaver's (or back in the pool) after. */
+static sl_err queue_block(struct sl_sender *s, struct sl_fec_block *b, uint64_t now_us)
+{
+    sl_err e = sl_fec_interleave_push(s->il, b, now_us);
+    if (e == SL_ERR_TABLE_FULL) {
+        /* Both groups are queued: send the older ones, then retry. */
+        sl_fec_interleave_flush(s->il);
+        sl_err d = drain(s);
+        e = sl_fec_interleave_push(s->il, b, now_us);
+        if (e == SL_OK && d != SL_OK) {
+            sl_err ignored = drain(s);   /* the block is queued; report d */
+            (void)ignored;
+            return d;
+        }
+    }
+    if (e != SL_OK) {
+        sl_fec_pool_put(s->pool, b);
+        return e;
+    }
+    return drain(s);      /* a group sealed by reaching depth D goes now */
+}
+
+/* Signs the gathered blocks in one call, then encodes and queues each in
+ * commit order. A refused or failed signature drops them all (their
+ * sequence numbers are not reused: nothing unsigned is ever encoded).
+ * Cost: one signer call, then per block one RS encode. */
+static sl_err complete(struct sl_sender *s)
+{
+    size_t n = s->npend;
+    if (n == 0)
+        return SL_OK;
+    s->npend = 0;
+    sl_err e = sl_signer_sign_batch(s->cfg.signer, s->pend_sigs, s->pend_msgs, SL_BLOCK_SIGNED_BYTES, n);
+    sl_err first = e;
+    for (size_t i = 0; i < n; i++) {
+        struct sl_fec_block *b = s->pend[i];
+        size_t blen = s->pend_len[i];
+        if (e == SL_OK) {
+            memcpy(b->sym + blen - SL_SIG_BYTES, s->pend_sigs + i * SL_SIG_BYTES, SL_SIG_BYTES);
+            sl_err f = sl_fec_encode(s->enc, b, b->sym, blen);   /* in place: pads, adds repair */
+            if (f == SL_OK) {
+                s->st.blocks_sent[b->channel]++;
+                f = queue_block(s, b, s->pend_now_us);
+            } else {
+                sl_fec_pool_put(s->pool, b);
+            }
+            if (first == SL_OK)
+                first = f;
+        } else {
+            sl_fec_pool_put(s->pool, b);
+        }
+    }
+    return first;
+}
+
 sl_err sl_sender_block(struct sl_sender *s, uint8_t **payload, size_t *cap, uint16_t channel)
 {
     *payload = NULL;
@@ -159,8 +236,11 @@ sl_err sl_sender_block(struct sl_sender *s, uint8_t **payload, size_t *cap, uint
     struct sl_fec_block *b = sl_fec_pool_get(s->pool);
     if (!b) {
         /* Every buffer is queued: seal what is waiting and send it. */
+        sl_err e = complete(s);
+        if (e != SL_OK)
+            return e;
         sl_fec_interleave_flush(s->il);
-        sl_err e = drain(s);
+        e = drain(s);
         b = sl_fec_pool_get(s->pool);
         if (!b)
             return e != SL_OK ? e : SL_ERR_STATE;
@@ -195,9 +275,8 @@ sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, ui
         .tx_time_us = tx_time_us,
     };
     size_t blen = 0;
-    sl_err e = sl_block_seal(b->sym, b->cap, &blen, &h, b->sym + SL_BLOCK_HDR_BYTES, len, s->cfg.signer);
-    if (e == SL_OK)
-        e = sl_fec_encode(s->enc, b, b->sym, blen);   /* in place: pads, adds repair */
+    sl_err e = sl_block_prepare(b->sym, b->cap, &blen, &h, b->sym + SL_BLOCK_HDR_BYTES, len,
+                                s->pend_msgs + s->npend * SL_BLOCK_SIGNED_BYTES);
     if (e != SL_OK) {
         sl_fec_pool_put(s->pool, b);
         return e;
@@ -205,41 +284,34 @@ sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, ui
     b->seq = h.block_seq;
     b->channel = ch;
     s->st.next_seq[ch]++;
-    s->st.blocks_sent[ch]++;
-    e = sl_fec_interleave_push(s->il, b, now_us);
-    if (e == SL_ERR_TABLE_FULL) {
-        /* Both groups are queued: send the older ones, then retry. */
-        sl_fec_interleave_flush(s->il);
-        sl_err d = drain(s);
-        e = sl_fec_interleave_push(s->il, b, now_us);
-        if (e == SL_OK && d != SL_OK) {
-            sl_err ignored = drain(s);   /* the block is queued; report d */
-            (void)ignored;
-            return d;
-        }
-    }
-    if (e != SL_OK) {
-        sl_fec_pool_put(s->pool, b);
-        return e;
-    }
-    sl_err d = drain(s);      /* a group sealed by reaching depth D goes now */
-    return e != SL_OK ? e : d;
+    s->pend[s->npend] = b;
+    s->pend_len[s->npend++] = blen;
+    s->pend_now_us = now_us;
+    return s->npend < s->sign_batch ? SL_OK : complete(s);
 }
 
 sl_err sl_sender_flush(struct sl_sender *s)
 {
+    sl_err e = complete(s);
     sl_fec_interleave_flush(s->il);
-    return drain(s);
+    sl_err d = drain(s);
+    return e != SL_OK ? e : d;
 }
 
 sl_err sl_sender_tick(struct sl_sender *s, uint64_t now_us)
 {
+    sl_err e = complete(s);   /* gathered blocks wait one loop turn at most */
     sl_fec_interleave_tick(s->il, now_us);
-    return drain(s);
+    sl_err d = drain(s);
+    return e != SL_OK ? e : d;
 }
 
 sl_err sl_sender_deadline(const struct sl_sender *s, uint64_t *out_us)
 {
+    if (s->npend) {
+        *out_us = 0;           /* gathered blocks: due now (sl_sender_tick) */
+        return SL_OK;
+    }
     return sl_fec_interleave_deadline(s->il, out_us);
 }
 

@@ -338,12 +338,13 @@ sl_err sl_signer_proc_sign_batch(struct sl_signer_proc *p, enum sl_signer_op op,
     return SL_OK;
 }
 
-/* struct sl_signer's sign: the item's kind from its length (a block's and
- * a beacon's signed bytes differ in length; the signer checks the rest). */
-static sl_err proc_sign(void *ctx, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len)
+/* struct sl_signer's sign: the items' kind from their length (a block's
+ * and a beacon's signed bytes differ in length; the signer checks the
+ * rest). */
+static sl_err proc_sign(void *ctx, uint8_t *sigs, const uint8_t *msgs, size_t len, size_t n)
 {
     enum sl_signer_op op = len == SL_BLOCK_SIGNED_BYTES ? SL_SIGNER_OP_BLOCK : SL_SIGNER_OP_BEACON;
-    return sl_signer_proc_sign_batch(ctx, op, sig, msg, len, 1);
+    return sl_signer_proc_sign_batch(ctx, op, sigs, msgs, len, n);
 }
 
 sl_err sl_signer_proc_bind(struct sl_signer_proc *p, uint64_t session, uint64_t epoch)
@@ -392,6 +393,7 @@ sl_err sl_signer_spawn(struct sl_signer_proc **out, const char *key_path, sl_sig
     p->pid = pid;
     p->base.sign = proc_sign;
     p->base.ctx = p;
+    p->base.batch_max = SL_SIGNER_BATCH_MAX;
     struct timeval tv = { SL_SIGNER_TIMEOUT_MS / 1000u, (SL_SIGNER_TIMEOUT_MS % 1000u) * 1000 };
     setsockopt(p->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 

@@ -32,8 +32,10 @@
  * (EOF, a send error, no answer within SL_SIGNER_TIMEOUT_MS) makes every
  * later signature SL_ERR_IO: sluice-tx logs [SL-TX-SIGNER-DEAD] once and
  * exits non-zero (a TX that cannot sign must not run; systemd restarts
- * it). Cost per signature: one round trip (two context switches) on top
- * of the Ed25519 signature itself; docs/performance.md has the figures. */
+ * it). Cost: one round trip (two context switches) per request on top of
+ * the Ed25519 signatures; sl_sender gathers up to SL_SIGNER_BATCH_MAX
+ * blocks (at most an interleave group, at most one loop turn) per request.
+ * docs/performance.md has the figures. */
 #ifndef SL_SIGNER_H
 #define SL_SIGNER_H
 
@@ -46,7 +48,7 @@
 #include "sl_key.h"
 
 #define SL_SIGNER_NAME        "sluice-signer"   /* the child's comm (prctl PR_SET_NAME) */
-#define SL_SIGNER_BATCH_MAX   16u               /* signed-bytes items per request */
+#define SL_SIGNER_BATCH_MAX   SL_SIGN_BATCH_MAX /* signed-bytes items per request */
 #define SL_SIGNER_TIMEOUT_MS  3000u             /* no reply by then: the signer is gone */
 
 enum sl_signer_op {

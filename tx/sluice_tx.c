@@ -349,7 +349,9 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         if (D->spool && !got_term)
             sl_txhealth_send(&D->health, sl_spool_run(D->spool, D->snd, sl_clock_mono_us()), "file");
         now = sl_clock_mono_us();
-        sl_txhealth_send(&D->health, sl_sender_tick(D->snd, now), "send");
+        sl_err te = sl_sender_tick(D->snd, now);   /* signs the blocks gathered this turn */
+        if (!sl_signer_proc_dead(D->signer))         /* not the link: [SL-TX-SIGNER-DEAD] */
+            sl_txhealth_send(&D->health, te, "send");
         /* READY=1 after the first beacon (the pollers run), then STATUS=
          * and WATCHDOG=1 from the loop itself. */
         sl_txhealth_notify(&D->health, D->snd, &D->src, now);

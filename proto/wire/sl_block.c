@@ -19,8 +19,8 @@ static void signed_bytes(uint8_t out[SL_BLOCK_SIGNED_BYTES], const uint8_t *blk,
     SHA256(blk + SL_BLOCK_HDR_BYTES, payload_len, out + SL_BLOCK_HDR_BYTES);
 }
 
-sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
-                     const uint8_t *payload, size_t payload_len, const struct sl_signer *signer)
+sl_err sl_block_prepare(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
+                        const uint8_t *payload, size_t payload_len, uint8_t msg[SL_BLOCK_SIGNED_BYTES])
 {
     *out_len = 0;
     if (h->channel >= SL_CHANNEL_COUNT || payload_len > SL_BLOCK_PAYLOAD_MAX)
@@ -43,13 +43,21 @@ sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_
         return SL_ERR_OVERFLOW;   /* unreachable: the header is fixed-size */
     if (payload_len > 0 && payload != out + SL_BLOCK_HDR_BYTES)
         memmove(out + SL_BLOCK_HDR_BYTES, payload, payload_len);
-    uint8_t msg[SL_BLOCK_SIGNED_BYTES];
     signed_bytes(msg, out, payload_len);
-    e = sl_signer_sign(signer, out + signed_len, msg, sizeof msg);
-    if (e != SL_OK)
-        return e;
     *out_len = signed_len + SL_SIG_BYTES;
     return SL_OK;
+}
+
+sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
+                     const uint8_t *payload, size_t payload_len, const struct sl_signer *signer)
+{
+    uint8_t msg[SL_BLOCK_SIGNED_BYTES];
+    size_t len = 0;
+    sl_err e = sl_block_prepare(out, cap, &len, h, payload, payload_len, msg);
+    if (e == SL_OK)
+        e = sl_signer_sign(signer, out + len - SL_SIG_BYTES, msg, sizeof msg);
+    *out_len = e == SL_OK ? len : 0;
+    return e;
 }
 
 size_t sl_block_symbols(size_t len, uint16_t symbol_size)

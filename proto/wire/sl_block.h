@@ -52,6 +52,16 @@ __attribute__((warn_unused_result))
 sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
                      const uint8_t *payload, size_t payload_len, const struct sl_signer *signer);
 
+/* The first half of sl_block_seal, for a caller that gathers blocks and
+ * signs them together (sl_signer_sign_batch): writes header and payload
+ * as sl_block_seal does, the SL_BLOCK_SIGNED_BYTES the signature covers
+ * into msg, and *out_len = SL_BLOCK_OVERHEAD + payload_len; the block is
+ * whole once its signature is written at out + *out_len - SL_SIG_BYTES.
+ * Same checks and errors as sl_block_seal. Cost: one SHA-256 pass. */
+__attribute__((warn_unused_result))
+sl_err sl_block_prepare(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
+                        const uint8_t *payload, size_t payload_len, uint8_t msg[SL_BLOCK_SIGNED_BYTES]);
+
 /* k' = ceil(len / S), the data symbols a block of len bytes needs; 0 if S
  * is outside SL_SYMBOL_MIN..SL_SYMBOL_MAX or len is 0. */
 size_t sl_block_symbols(size_t len, uint16_t symbol_size);

@@ -46,9 +46,10 @@ static sl_err secret_alloc(struct sl_key_secret **out)
     return SL_OK;
 }
 
-static sl_err key_sign(void *ctx, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len)
+static sl_err key_sign(void *ctx, uint8_t *sigs, const uint8_t *msgs, size_t len, size_t n)
 {
-    sl_key_sign(sig, msg, len, ctx);
+    for (size_t i = 0; i < n; i++)
+        sl_key_sign(sigs + i * SL_SIG_BYTES, msgs + i * len, len, ctx);
     return SL_OK;
 }
 
@@ -59,6 +60,7 @@ static void secret_seal(struct sl_key_secret *k)
     sl_key_public_make(&k->pub, k->sk + SL_KEY_SEED_BYTES);
     k->signer.sign = key_sign;
     k->signer.ctx = k;
+    k->signer.batch_max = 1;    /* nothing to save by gathering */
     k->signer.pub = k->pub;
     sodium_mprotect_readonly(k);
 }
@@ -68,12 +70,19 @@ const struct sl_signer *sl_key_signer(const struct sl_key_secret *k)
     return &k->signer;
 }
 
+sl_err sl_signer_sign_batch(const struct sl_signer *s, uint8_t *sigs, const uint8_t *msgs, size_t len, size_t n)
+{
+    if (n == 0 || n > s->batch_max)
+        return SL_ERR_RANGE;
+    sl_err e = s->sign(s->ctx, sigs, msgs, len, n);
+    if (e != SL_OK)
+        memset(sigs, 0, n * SL_SIG_BYTES);
+    return e;
+}
+
 sl_err sl_signer_sign(const struct sl_signer *s, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len)
 {
-    sl_err e = s->sign(s->ctx, sig, msg, len);
-    if (e != SL_OK)
-        memset(sig, 0, SL_SIG_BYTES);
-    return e;
+    return sl_signer_sign_batch(s, sig, msg, len, 1);
 }
 
 sl_err sl_key_generate(struct sl_key_secret **out)

@@ -100,14 +100,19 @@ void sl_key_public_to_hex(char out[SL_KEY_PUBLIC_HEX + 1u], const struct sl_key_
  * tests, benchmarks) and sluice-tx's signer process, which holds the key
  * in another address space (tx/sl_signer.h).
  *
- * sign writes the signature of msg (len bytes: a block's
- * SL_BLOCK_SIGNED_BYTES or a beacon's SL_BEACON_SIGNED_BYTES) to sig and
- * returns SL_OK, or zeroes sig and returns why not (SL_ERR_IO: the signer
- * process is gone; a refusal of the message's shape). ctx is the
- * implementation's; pub names the key on the wire (key id). */
+ * sign writes the signatures of n messages of len bytes each, back to
+ * back at msgs (a block's SL_BLOCK_SIGNED_BYTES or a beacon's
+ * SL_BEACON_SIGNED_BYTES), to sigs (n * SL_SIG_BYTES) and returns SL_OK,
+ * or returns why not (SL_ERR_IO: the signer process is gone; a refusal of
+ * a message's shape), signing none. n is 1..batch_max: how many one call
+ * may carry; more than 1 where a call costs more than the signatures (a
+ * round trip to another process), so a sender may gather blocks first.
+ * ctx is the implementation's; pub names the key on the wire (key id). */
+#define SL_SIGN_BATCH_MAX 16u
 struct sl_signer {
-    sl_err (*sign)(void *ctx, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len);
+    sl_err (*sign)(void *ctx, uint8_t *sigs, const uint8_t *msgs, size_t len, size_t n);
     void *ctx;
+    size_t batch_max;           /* 1..SL_SIGN_BATCH_MAX */
     struct sl_key_public pub;
 };
 
@@ -115,9 +120,14 @@ struct sl_signer {
  * sl_key_free(k). Never fails. */
 const struct sl_signer *sl_key_signer(const struct sl_key_secret *k);
 
-/* s->sign(s->ctx, ...): the one call sealing code makes. */
+/* One signature through s; sig zeroed on failure. */
 __attribute__((warn_unused_result))
 sl_err sl_signer_sign(const struct sl_signer *s, uint8_t sig[SL_SIG_BYTES], const uint8_t *msg, size_t len);
+
+/* n (1..s->batch_max) signatures in one call; sigs zeroed on failure,
+ * SL_ERR_RANGE for a bad n. */
+__attribute__((warn_unused_result))
+sl_err sl_signer_sign_batch(const struct sl_signer *s, uint8_t *sigs, const uint8_t *msgs, size_t len, size_t n);
 
 /* Detached Ed25519 signature of len bytes at msg (libsodium). Cost: ~20 µs
  * plus hashing the message twice with SHA-512, so callers sign short

@@ -11,8 +11,10 @@
 
 #include "sl_fec.h"
 #include "sl_hw.h"
+#include "sl_keyfile.h"
 #include "sl_receiver.h"
 #include "sl_sender.h"
+#include "sl_signer.h"
 #include "sl_test.h"
 
 #define K 8u
@@ -51,7 +53,7 @@ static size_t make_payload(uint8_t *p, size_t cap, unsigned i)
     return len;
 }
 
-static void write_capture(const char *path, const struct sl_key_secret *key)
+static void write_capture(const char *path, const struct sl_signer *signer)
 {
     struct sl_hw_config hc;
     sl_hw_config_init(&hc);
@@ -65,7 +67,7 @@ static void write_capture(const char *path, const struct sl_key_secret *key)
 
     struct sl_sender_config sc = {
         .k = K, .m = M, .interleave = D, .symbol_size = S, .rate_mbps = 0,
-        .max_delay_us = 1000, .session = 0x1122334455667788ull, .epoch = 7, .signer = sl_key_signer(key), .hw = hw,
+        .max_delay_us = 1000, .session = 0x1122334455667788ull, .epoch = 7, .signer = signer, .hw = hw,
     };
     struct sl_sender *snd = NULL;
     CU_ASSERT_FATAL(sl_sender_create(&snd, &sc) == SL_OK);
@@ -197,7 +199,7 @@ SL_TEST(wire, clean_roundtrip_and_replay_refused)
     CU_ASSERT_FATAL(fd >= 0);
     close(fd);
     struct sl_key_secret *key = test_key(0x42);
-    write_capture(path, key);
+    write_capture(path, sl_key_signer(key));
 
     struct sl_key_set trusted;
     sl_key_set_init(&trusted);
@@ -262,7 +264,7 @@ SL_TEST(wire, deleted_frames_match_fec_prediction)
     CU_ASSERT_FATAL(fd >= 0);
     close(fd);
     struct sl_key_secret *key = test_key(0x42);
-    write_capture(path, key);
+    write_capture(path, sl_key_signer(key));
 
     size_t len;
     uint8_t *buf = slurp(path, &len);
@@ -343,4 +345,52 @@ SL_TEST(wire, deleted_frames_match_fec_prediction)
     free(rp);
     sl_key_free(key);
     unlink(path);
+}
+
+/* Through sluice-tx's signer process, which takes D = 4 blocks per round
+ * trip: the sender gathers blocks, signs them together and encodes them
+ * in order, and every block arrives whole, once, under the process's key. */
+SL_TEST(wire, signer_process_roundtrip)
+{
+    char dir[] = "/tmp/sl_wire_signer_XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char sk[64], pk[64], path[64];
+    snprintf(sk, sizeof sk, "%s/sluice.key", dir);
+    snprintf(pk, sizeof pk, "%s/sluice.pub", dir);
+    snprintf(path, sizeof path, "%s/cap.pcap", dir);
+    struct sl_key_secret *key = test_key(0x44);
+    CU_ASSERT_FATAL(sl_keyfile_save(sk, pk, key, true) == SL_OK);
+    struct sl_signer_proc *proc = NULL;
+    CU_ASSERT_FATAL(sl_signer_spawn(&proc, sk, NULL, NULL) == SL_OK);
+    CU_ASSERT_FATAL(sl_signer_proc_bind(proc, 0x1122334455667788ull, 7) == SL_OK);
+    CU_ASSERT_EQUAL(sl_signer_proc_signer(proc)->batch_max, SL_SIGN_BATCH_MAX);
+    write_capture(path, sl_signer_proc_signer(proc));
+    sl_signer_proc_stop(proc);
+
+    struct sl_key_set trusted;
+    sl_key_set_init(&trusted);
+    struct sl_key_public pub;
+    sl_key_public_of(&pub, key);
+    CU_ASSERT_FATAL(sl_key_set_add(&trusted, &pub) == SL_OK);
+    struct sl_replay *rp = calloc(1, sizeof *rp);
+    sl_replay_init(rp);
+    struct got *g = calloc(1, sizeof *g);
+    struct sl_receiver_stats st;
+    replay_capture(path, &trusted, rp, g, &st);
+    CU_ASSERT_EQUAL(g->n, NBLOCKS);
+    CU_ASSERT_EQUAL(g->beacons, 1);
+    uint8_t want[K * S];
+    for (unsigned i = 0; i < NBLOCKS; i++) {
+        CU_ASSERT_EQUAL(g->seen[i], 1);
+        size_t len = make_payload(want, sizeof want - SL_BLOCK_OVERHEAD, i);
+        CU_ASSERT_EQUAL(g->len[i], len);
+        CU_ASSERT_EQUAL(memcmp(g->payload[i], want, len), 0);
+    }
+    free(g);
+    free(rp);
+    sl_key_free(key);
+    unlink(path);
+    unlink(sk);
+    unlink(pk);
+    rmdir(dir);
 }
