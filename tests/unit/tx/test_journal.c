@@ -47,7 +47,7 @@ static void dir_remove(void)
 static struct sl_journal_config cfg_of(void)
 {
     struct sl_journal_config c = { .dir = dir, .max_bytes = 64ull << 20, .no_sync = true,
-                                   .seq_reserve = 1000, .epoch = 7 };
+                                   .seq_reserve = 1000, .epoch = 7, .buffer_bytes = 1u << 20 };
     return c;
 }
 
@@ -221,6 +221,7 @@ SL_TEST(journal, torn_tail_truncated_at_every_offset)
 {
     dir_make();
     struct sl_journal_config c = cfg_of();
+    c.buffer_bytes = 64u << 10;                 /* ~250 opens: small buffers */
     struct sl_journal *j = jopen(&c);
     append_n(j, 0, 40, 1);
     CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
@@ -601,7 +602,7 @@ SL_TEST(journal, append_flush_and_read_at_once)
     dir_make();
     struct sl_journal_config c = cfg_of();
     c.max_bytes = 1u << 20;                     /* trims while it runs */
-    c.buffer_bytes = 256u << 10;
+    c.buffer_bytes = 4u << 20;                  /* all of it: nothing lost however slow */
     struct roles r = { .j = jopen(&c) };
     pthread_t ft, rt;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&ft, NULL, flush_role, &r), 0);
