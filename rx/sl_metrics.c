@@ -7,10 +7,10 @@
 
 /* ---- the daemon's metrics: one table ---------------------------------------- */
 
-enum when { ALWAYS, HEALTH, MQTT, SYSLOG };
+enum when { ALWAYS, HEALTH, MQTT, SYSLOG, SPB };
 
 /* How a source field is read: most are uint64_t counters. */
-enum kind { U64, U32, FLAG, UP };   /* UP: an int that is 1 when up (carrier) */
+enum kind { U64, U32, U8, FLAG, UP };   /* UP: an int that is 1 when up (carrier) */
 
 struct def {
     const char *name;          /* Prometheus name; counters end in _total */
@@ -29,6 +29,7 @@ static uint64_t value_of(const struct sl_metrics *m, const struct def *d)
     const char *p = (const char *)m + d->off;
     switch (d->kind) {
     case U32: return *(const uint32_t *)(const void *)p;
+    case U8: return *(const uint8_t *)(const void *)p;
     case FLAG: return *(const bool *)(const void *)p ? 1u : 0u;
     case UP: return *(const int *)(const void *)p == 1 ? 1u : 0u;
     default: return *(const uint64_t *)(const void *)p;
@@ -141,6 +142,42 @@ static const struct def defs[] = {
     { "sluice_rx_syslog_reopens_total", "[syslog] file reopened (SIGHUP)", false, SYSLOG, F(syslog.reopens), U64 },
     { "sluice_rx_syslog_forward_connected", "1 while the TCP forward to the SIEM is connected", true, SYSLOG,
       F(syslog.connected), U64 },
+    { "sluice_rx_sparkplug_errors_total", "errors the Sparkplug B client's run returned to the loop (each logged)",
+      false, SPB, F(spb_errors), U64 },
+    { "sluice_rx_sparkplug_connected", "1 while the Sparkplug B edge node is connected to the broker", true, SPB,
+      F(spb.connected), FLAG },
+    { "sluice_rx_sparkplug_host_online", "1 while the primary host's STATE says online (always 1 without one)",
+      true, SPB, F(spb.host_online), FLAG },
+    { "sluice_rx_sparkplug_connects_total", "Sparkplug B connections accepted by the broker", false, SPB,
+      F(spb.connects), U64 },
+    { "sluice_rx_sparkplug_connect_failures_total", "Sparkplug B connection attempts refused, unreachable or "
+      "timed out", false, SPB, F(spb.connect_failures), U64 },
+    { "sluice_rx_sparkplug_disconnects_total", "established Sparkplug B connections lost (the broker publishes "
+      "the NDEATH will)", false, SPB, F(spb.disconnects), U64 },
+    { "sluice_rx_sparkplug_bdseq", "bdSeq of the current (or last) Sparkplug B connection", true, SPB,
+      F(spb.bdseq), U8 },
+    { "sluice_rx_sparkplug_nbirths_total", "NBIRTH messages published", false, SPB, F(spb.nbirths), U64 },
+    { "sluice_rx_sparkplug_dbirths_total", "DBIRTH messages published", false, SPB, F(spb.dbirths), U64 },
+    { "sluice_rx_sparkplug_ddeaths_total", "DDEATH messages published (link stale, device gone)", false, SPB,
+      F(spb.ddeaths), U64 },
+    { "sluice_rx_sparkplug_ddata_total", "DDATA messages published", false, SPB, F(spb.ddata), U64 },
+    { "sluice_rx_sparkplug_ddata_metrics_total", "metrics sent in DDATA messages", false, SPB, F(spb.metrics),
+      U64 },
+    { "sluice_rx_sparkplug_devices", "devices (mirror units) with a DBIRTH in this session", true, SPB,
+      F(spb.devices_born), U32 },
+    { "sluice_rx_sparkplug_rebirths_total", "rebirths (NBIRTH and every DBIRTH) started: connect, schema change, "
+      "NCMD, primary host back", false, SPB, F(spb.rebirths), U64 },
+    { "sluice_rx_sparkplug_rebirth_requests_total", "NCMD Node Control/Rebirth requests honoured", false, SPB,
+      F(spb.rebirth_requests), U64 },
+    { "sluice_rx_sparkplug_ncmd_ignored_total", "NCMD payloads or metrics ignored (not a rebirth request, "
+      "malformed, too large or too deep)", false, SPB, F(spb.ncmd_ignored), U64 },
+    { "sluice_rx_sparkplug_state_ignored_total", "primary host STATE messages ignored (not understood or older "
+      "than the last)", false, SPB, F(spb.state_ignored), U64 },
+    { "sluice_rx_sparkplug_publish_errors_total", "Sparkplug B publishes refused by the MQTT client library",
+      false, SPB, F(spb.publish_errors), U64 },
+    { "sluice_rx_sparkplug_coalesced_total", "tag changes folded into a DDATA still pending (latest value wins)",
+      false, SPB, F(spb.coalesced), U64 },
+    { "sluice_rx_sparkplug_pending", "tags waiting for DDATA", true, SPB, F(spb.pending), U32 },
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] <= SL_METRICS_DAEMON_MAX, "SL_METRICS_DAEMON_MAX too small");
@@ -151,7 +188,7 @@ size_t sl_metrics_counters(const struct sl_metrics *m, struct sl_http_counter *o
     for (size_t i = 0; i < sizeof defs / sizeof defs[0] && n < cap; i++) {
         const struct def *d = &defs[i];
         if ((d->when == HEALTH && !m->health_ok) || (d->when == MQTT && !m->mqtt_on) ||
-            (d->when == SYSLOG && !m->syslog_on))
+            (d->when == SYSLOG && !m->syslog_on) || (d->when == SPB && !m->spb_on))
             continue;
         out[n++] = (struct sl_http_counter){ d->name, d->help, value_of(m, d), d->gauge };
     }

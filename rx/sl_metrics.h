@@ -27,6 +27,7 @@
 #include "sl_mbserver.h"
 #include "sl_mirror.h"
 #include "sl_mqtt.h"
+#include "sl_sparkplug.h"
 #include "sl_receiver.h"
 #include "sl_store.h"
 #include "sl_syslogout.h"
@@ -69,6 +70,9 @@ struct sl_metrics {
     struct sl_syslogout_stats syslog;
     bool mqtt_on;
     struct sl_mqtt_stats mqtt;
+    bool spb_on;                         /* [sparkplug] */
+    struct sl_sparkplug_stats spb;
+    uint64_t spb_errors;
     uint64_t state_saves;                /* replay state written */
     uint64_t state_save_failures;
     /* Errors the loop got back from a service's run/poll call, each logged. */
@@ -76,7 +80,7 @@ struct sl_metrics {
 };
 
 /* Most entries sl_metrics_counters() fills. */
-#define SL_METRICS_DAEMON_MAX 56u
+#define SL_METRICS_DAEMON_MAX 76u
 
 /* The daemon's metrics present in m (link health only when read, MQTT only
  * when on) into out[cap], in a fixed order; returns the count. Names and

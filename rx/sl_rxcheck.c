@@ -151,6 +151,19 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
     printf("  modbus: %s\n", c->modbus.enabled ? c->modbus.listen : "off");
     printf("  http: %s\n", c->http.enabled ? c->http.listen : "off");
     mqtt_summary(c);
+    if (c->sparkplug.enabled) {
+        /* The edge node's topics, as a host or an ACL sees them. */
+        const char *g = c->sparkplug.group_id, *n = c->sparkplug.edge_node_id;
+        printf("  sparkplug: group %s, edge node %s, devices unit<N> (one per TX mirror_unit)\n", g, n);
+        printf("    publishes spBv1.0/%s/NBIRTH/%s, spBv1.0/%s/NDEATH/%s (will),\n", g, n, g, n);
+        printf("      spBv1.0/%s/DBIRTH/%s/+, spBv1.0/%s/DDATA/%s/+, spBv1.0/%s/DDEATH/%s/+\n", g, n, g, n, g, n);
+        printf("    subscribes spBv1.0/%s/NCMD/%s (Node Control/Rebirth only)\n", g, n);
+        if (c->sparkplug.primary_host_id[0])
+            printf("    subscribes spBv1.0/STATE/%s (births only while that host is online)\n",
+                   c->sparkplug.primary_host_id);
+    } else {
+        printf("  sparkplug: off\n");
+    }
     printf("  files: %s\n", c->files.enabled ? c->files.directory : "off");
     const struct sl_syslogout_config *y = &c->syslog.out;
     char fwd[SL_HOSTPORT_HOST_MAX + 32] = "(none)";

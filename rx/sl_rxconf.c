@@ -26,7 +26,7 @@
  * files, services kept off the diode address). */
 
 enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQTT, SEC_FILES,
-           SEC_RX, SEC_SYSLOG, SEC__COUNT };
+           SEC_RX, SEC_SYSLOG, SEC_SPARKPLUG, SEC__COUNT };
 
 enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_ALLOW_DIODE };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
@@ -40,6 +40,7 @@ enum { K_BROKER, K_PREFIX, K_TLS_CA, K_TLS_CERT, K_TLS_KEY, K_USERNAME, K_PASSWO
 enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS };
 enum { K_USER, K_ALLOW_ROOT };
 enum { K_SYSLOG_FILE, K_FORWARD, K_QUEUE_BYTES };
+enum { K_GROUP_ID, K_EDGE_NODE_ID, K_PRIMARY_HOST_ID, K_DDATA_MAX };
 
 static const char *const link_keys[] = { "transport", "listen", "interface", "port", "file", "follow",
                                          "mtu", "allow_services_on_diode", NULL };
@@ -58,6 +59,8 @@ static const char *const files_keys[] = { "directory", "max_bytes", "max_total_b
                                           NULL };
 static const char *const rx_keys[] = { "user", "allow_root", NULL };
 static const char *const syslog_keys[] = { "file", "forward", "queue_bytes", NULL };
+static const char *const sparkplug_keys[] = { "group_id", "edge_node_id", "primary_host_id",
+                                              "ddata_max_metrics", NULL };
 
 static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_LINK] = { "link", link_keys, 0 },       [SEC_FEC] = { "fec", fec_keys, 0 },
@@ -66,6 +69,7 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_MQTT] = { "mqtt", mqtt_keys, 0 },       [SEC_FILES] = { "files", files_keys, 0 },
     [SEC_RX] = { "rx", rx_keys, 0 },
     [SEC_SYSLOG] = { "syslog", syslog_keys, 0 },
+    [SEC_SPARKPLUG] = { "sparkplug", sparkplug_keys, 0 },
 };
 
 /* The plain numeric keys: key, bounds, default, field. */
@@ -529,6 +533,39 @@ static void do_mqtt(struct sl_conf *p, struct sl_rxconf *c)
     mqtt_conn(p, s, c);
 }
 
+/* [sparkplug]: the edge node's ids (topic levels of spBv1.0/...: no
+ * wildcards, no '/'); it publishes through [mqtt]'s broker. */
+static void sparkplug_id(struct sl_conf *p, const struct sl_conf_sec *s, int k, char *out, bool required)
+{
+    const char *v = sl_conf_val(s, k);
+    if (!v) {
+        if (required)
+            (void)sl_conf_require(p, s, k, "");
+        return;
+    }
+    if (sl_sparkplug_id_ok(v))
+        snprintf(out, SL_SPARKPLUG_ID_MAX + 1, "%s", v);
+    else
+        sl_conf_error(p, s->line[k], "bad %s '%s' (1..%u printable bytes, no '+', '#', '/' or spaces)",
+                      sections[SEC_SPARKPLUG].keys[k], v, SL_SPARKPLUG_ID_MAX);
+}
+
+static void do_sparkplug(struct sl_conf *p, struct sl_rxconf *c)
+{
+    const struct sl_conf_sec *s = &p->single[SEC_SPARKPLUG];
+    c->sparkplug.ddata_max_metrics = SL_SPARKPLUG_DEFAULT_DDATA_MAX;
+    if (!s->header)
+        return;
+    c->sparkplug.enabled = true;
+    if (!p->single[SEC_MQTT].header)
+        sl_conf_error(p, s->header, "[sparkplug] needs [mqtt]: it publishes to that broker");
+    sparkplug_id(p, s, K_GROUP_ID, c->sparkplug.group_id, true);
+    sparkplug_id(p, s, K_EDGE_NODE_ID, c->sparkplug.edge_node_id, true);
+    sparkplug_id(p, s, K_PRIMARY_HOST_ID, c->sparkplug.primary_host_id, false);
+    (void)sl_conf_u32(p, s, K_DDATA_MAX, 1, SL_SPARKPLUG_DDATA_MAX_MAX, SL_SPARKPLUG_DEFAULT_DDATA_MAX,
+                      &c->sparkplug.ddata_max_metrics);
+}
+
 static void do_files(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_FILES];
@@ -818,6 +855,7 @@ static void finish(struct sl_conf *p)
     do_files(p, c);
     do_rx(p, c);
     do_syslog(p, c);
+    do_sparkplug(p, c);
     syslog_route(p, c);
 }
 

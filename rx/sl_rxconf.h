@@ -21,6 +21,7 @@
 #include "sl_err.h"
 #include "sl_key.h"
 #include "sl_mqttconn.h"
+#include "sl_sparkplug.h"
 #include "sl_syslogout.h"
 #include "sl_wire.h"
 
@@ -157,8 +158,15 @@ struct sl_rxconf {
         struct sl_syslogout_config out; /* file, forward, queue_bytes (rx/sl_syslogout.h) */
     } syslog;
     struct {
-        char user[SL_RXCONF_USER_MAX];  /* "" = keep running as started */
-        bool allow_root;                /* no warning when started as root without a user */
+        bool enabled;                   /* [sparkplug] present (needs [mqtt]) */
+        char group_id[SL_SPARKPLUG_ID_MAX + 1];
+        char edge_node_id[SL_SPARKPLUG_ID_MAX + 1];
+        char primary_host_id[SL_SPARKPLUG_ID_MAX + 1];   /* "" = none */
+        uint32_t ddata_max_metrics;     /* metrics per DDATA message */
+    } sparkplug;
+    struct {
+        char user[SL_RXCONF_USER_MAX];  /* "" = the sluice account when started as root (sl_sandbox.h) */
+        bool allow_root;                /* started as root with no user: stay uid 0 (warned) */
     } rx;
     /* Problems that do not stop RX (`file:line: warning: message`): --check
      * prints them and still exits 0, the daemon logs them at start. Fixed

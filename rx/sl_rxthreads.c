@@ -68,6 +68,8 @@ struct pub_modbus {
 struct pub_mqtt {
     struct sl_mqtt_stats mqtt;
     uint64_t errors;
+    struct sl_sparkplug_stats spb;   /* [sparkplug], same thread */
+    uint64_t spb_errors;
 };
 
 /* The store thread's follower state: positions changed and not yet
@@ -99,6 +101,8 @@ struct sl_rxt {
     int chanq_fd;
     struct sl_mirror_sub *http_sub, *mqtt_sub;
     int http_fd, mqtt_fd;
+    struct sl_mirror_sub *spb_sub;   /* the Sparkplug B edge node's, on the MQTT thread */
+    int spb_fd;
     /* Publications: who writes -> who reads. */
     struct sl_tribuf intake_http, intake_main, store_http, chan_http, modbus_http, modbus_intake, mqtt_http;
     struct sl_tribuf replay;      /* intake -> store: the replay window */
@@ -628,6 +632,27 @@ static sl_err http_main(struct sl_thread *th, void *arg)
     return SL_OK;
 }
 
+static void on_spb_event(void *ctx, enum sl_mirror_event ev, uint32_t pos)
+{
+    sl_sparkplug_notify(ctx, ev, pos);
+}
+
+/* The edge node's share of an MQTT thread turn, with the same rule for the
+ * read section: none held across a connection attempt. */
+static void spb_turn(struct sl_rxd *d, short revents, uint64_t now)
+{
+    struct sl_rxt *t = d->t;
+    struct sl_services *sv = &d->svc;
+    bool waiting = sl_sparkplug_waiting(sv->spb);
+    sl_mirror_read_begin(d->mirror, t->slot[TH_MQTT]);
+    (void)sl_mirror_sub_drain(t->spb_sub, on_spb_event, sv->spb, 0);
+    if (waiting)
+        sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
+    sl_services_sparkplug(sv, revents, now);
+    if (!waiting)
+        sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
+}
+
 static sl_err mqtt_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
@@ -640,16 +665,24 @@ static sl_err mqtt_main(struct sl_thread *th, void *arg)
         sl_thread_beat(th);
         uint64_t now = sl_clock_mono_ms();
         int wait = sl_mqtt_timeout_ms(sv->mqtt, now);
+        if (sv->spb) {
+            int w2 = sl_sparkplug_timeout_ms(sv->spb, now);
+            if (w2 >= 0 && w2 < wait)
+                wait = w2;
+        }
         if (wait < 0 || wait > WAIT_MAX_MS)
             wait = WAIT_MAX_MS;
         /* The descriptor changes with every reconnect (-1 while down: poll
-         * ignores it). */
-        struct pollfd fds[3] = {
+         * ignores it); the edge node's two are -1 without [sparkplug]. */
+        struct pollfd fds[5] = {
             { .fd = sl_thread_wake_fd(th), .events = POLLIN },
             { .fd = t->mqtt_fd, .events = POLLIN },
             { .fd = sl_mqtt_fd(sv->mqtt), .events = (short)(POLLIN | (sl_mqtt_want_write(sv->mqtt) ? POLLOUT : 0)) },
+            { .fd = t->spb_fd, .events = POLLIN },
+            { .fd = sv->spb ? sl_sparkplug_fd(sv->spb) : -1,
+              .events = (short)(POLLIN | (sv->spb && sl_sparkplug_want_write(sv->spb) ? POLLOUT : 0)) },
         };
-        int pr = poll(fds, 3, wait);
+        int pr = poll(fds, 5, wait);
         if (pr < 0 && errno != EINTR)
             return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
         if (pr > 0 && (fds[0].revents & POLLIN))
@@ -667,9 +700,14 @@ static sl_err mqtt_main(struct sl_thread *th, void *arg)
         sl_services_mqtt(sv, pr > 0 ? fds[2].revents : 0, now);
         if (!waiting)
             sl_mirror_read_end(d->mirror, t->slot[TH_MQTT]);
+        if (sv->spb)
+            spb_turn(d, pr > 0 ? fds[4].revents : 0, now);
         if (sl_clock_due(&next_pub, now, PUBLISH_MS)) {
             sl_mqtt_stats(sv->mqtt, &pub.mqtt);
             pub.errors = sv->mqtt_errors;
+            if (sv->spb)
+                sl_sparkplug_stats(sv->spb, &pub.spb);
+            pub.spb_errors = sv->spb_errors;
             sl_tribuf_put(&t->mqtt_http, &pub);
         }
     }
@@ -714,6 +752,9 @@ void sl_rxd_fill_status(void *ctx, struct sl_http_status *out)
         const struct pub_mqtt *q = sl_tribuf_read(&t->mqtt_http);
         m->mqtt = q->mqtt;
         m->mqtt_errors = q->errors;
+        m->spb_on = d->svc.spb != NULL;
+        m->spb = q->spb;
+        m->spb_errors = q->spb_errors;
     }
     m->http_errors = d->svc.http_errors;
     sl_metrics_http_status(out, m, t->counters, SL_METRICS_DAEMON_MAX);
@@ -729,8 +770,9 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
     t->chanq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     t->http_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     t->mqtt_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->spb_fd = d->svc.spb ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
     t->store.sub_fd = d->store ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
-    if (t->fail_fd < 0 || t->chanq_fd < 0 || t->http_fd < 0 || t->mqtt_fd < 0 ||
+    if (t->fail_fd < 0 || t->chanq_fd < 0 || t->http_fd < 0 || t->mqtt_fd < 0 || (d->svc.spb && t->spb_fd < 0) ||
         (d->store && t->store.sub_fd < 0)) {
         sl_log(SL_LOG_ERR, "cannot create eventfds: %s", strerror(errno));
         return -1;
@@ -775,6 +817,8 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_mirror_subscribe(d->mirror, t->http_fd, &t->http_sub);
     if (e == SL_OK && d->svc.mqtt)
         e = sl_mirror_subscribe(d->mirror, t->mqtt_fd, &t->mqtt_sub);
+    if (e == SL_OK && d->svc.spb)
+        e = sl_mirror_subscribe(d->mirror, t->spb_fd, &t->spb_sub);
     s->window = e == SL_OK ? malloc(sizeof *s->window) : NULL;
     if (e != SL_OK || !s->window) {
         sl_log(SL_LOG_ERR, "cannot set up the threads: %s", sl_strerror(e != SL_OK ? e : SL_ERR_NOMEM));
@@ -801,7 +845,7 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
 
 static void release(struct sl_rxt *t)
 {
-    int fds[] = { t->fail_fd, t->chanq_fd, t->http_fd, t->mqtt_fd, t->store.sub_fd };
+    int fds[] = { t->fail_fd, t->chanq_fd, t->http_fd, t->mqtt_fd, t->store.sub_fd, t->spb_fd };
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
@@ -1016,7 +1060,7 @@ int sl_rxthreads_run(struct sl_rxd *d)
 {
     static struct sl_rxt t;   /* the threads' parts: ~ a few KiB, not on the stack */
     memset(&t, 0, sizeof t);
-    t.fail_fd = t.chanq_fd = t.http_fd = t.mqtt_fd = t.store.sub_fd = -1;
+    t.fail_fd = t.chanq_fd = t.http_fd = t.mqtt_fd = t.store.sub_fd = t.spb_fd = -1;
     d->t = &t;
     const struct sl_rxconf *c = d->conf;
     sl_thread_set_log_id("SL-RX-THREAD-FAIL");

@@ -120,6 +120,41 @@ static sl_err open_mqtt(struct sl_services *s, const struct sl_rxconf *c, const 
     return SL_OK;
 }
 
+/* The Sparkplug B edge node: a broker connection of its own (same [mqtt]
+ * settings, client id + "-spb", so the two never take each other's
+ * session), its NDEATH as the will. */
+static sl_err open_sparkplug(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m)
+{
+    const struct passwd *pw = c->rx.user[0] ? getpwnam(c->rx.user) : NULL;
+    struct sl_mqttconn_config cc = { .broker = c->mqtt.broker, .client_id = c->mqtt.client_id,
+                                     .client_id_suffix = "-spb", .keepalive_s = c->mqtt.keepalive_s,
+                                     .tls_ca = c->mqtt.tls_ca, .tls_cert = c->mqtt.tls_cert,
+                                     .tls_key = c->mqtt.tls_key, .username = c->mqtt.username,
+                                     .password_file = c->mqtt.password_file,
+                                     .owner = pw ? pw->pw_uid : geteuid() };
+    char why[SL_MQTTCONN_WHY_MAX + 64] = "";
+    sl_err e = sl_mqttconn_open(&s->spb_conn, &cc, why, sizeof why);
+    if (e == SL_OK) {
+        struct sl_sparkplug_config sc = { .group_id = c->sparkplug.group_id,
+                                          .edge_node_id = c->sparkplug.edge_node_id,
+                                          .primary_host_id = c->sparkplug.primary_host_id,
+                                          .max_tags = c->mirror.max_tags,
+                                          .ddata_max_metrics = c->sparkplug.ddata_max_metrics,
+                                          .software = "sluice-rx " SL_VERSION };
+        e = sl_sparkplug_open(&s->spb, &sc, s->spb_conn, m);
+    }
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot set up Sparkplug B for %s: %s%s%s", c->mqtt.broker, sl_strerror(e),
+               why[0] ? ": " : "", why);
+        return e;
+    }
+    sl_log(SL_LOG_INFO, "Sparkplug B edge node spBv1.0/%s/+/%s on %s%s as client %s%s%s (NCMD rebirth only)",
+           c->sparkplug.group_id, c->sparkplug.edge_node_id, c->mqtt.broker, c->mqtt.tls_ca[0] ? " over TLS" : "",
+           sl_mqttconn_client_id(s->spb_conn), c->sparkplug.primary_host_id[0] ? ", primary host " : "",
+           c->sparkplug.primary_host_id);
+    return SL_OK;
+}
+
 sl_err sl_services_open(struct sl_services *s, const struct sl_rxconf *c, struct sl_mirror *m,
                         sl_http_status_fn status, void *ctx)
 {
@@ -130,6 +165,8 @@ sl_err sl_services_open(struct sl_services *s, const struct sl_rxconf *c, struct
     if (c->http.enabled && (e = open_http(s, c, m, status, ctx)) != SL_OK)
         return e;
     if (c->mqtt.enabled && (e = open_mqtt(s, c, m)) != SL_OK)
+        return e;
+    if (c->mqtt.enabled && c->sparkplug.enabled && (e = open_sparkplug(s, c, m)) != SL_OK)
         return e;
     return SL_OK;
 }
@@ -227,8 +264,53 @@ void sl_services_mqtt(struct sl_services *s, short revents, uint64_t now_ms)
     mqtt_watch(s);
 }
 
+/* The edge node in the log: the broker connection (up, lost, the first
+ * failure of a run), rebirths asked by a host and NCMD payloads ignored
+ * (one line per change of the counters, so a flood costs a line a turn at
+ * most and is counted in sluice_rx_sparkplug_ncmd_ignored_total). */
+static void spb_watch(struct sl_services *s)
+{
+    struct sl_sparkplug_stats st, *old = &s->spb_seen;
+    sl_sparkplug_stats(s->spb, &st);
+    if (st.connected && !s->spb_up)
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-SPB-UP", "Sparkplug B connected to %s (bdSeq %u)", s->mqtt_broker,
+                  (unsigned)st.bdseq);
+    else if (!st.connected && s->spb_up)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SPB-DOWN",
+                  "Sparkplug B connection to %s lost (the broker publishes NDEATH bdSeq %u): retrying with back-off",
+                  s->mqtt_broker, (unsigned)st.bdseq);
+    else if (!st.connected && !s->spb_failing && st.connect_failures > old->connect_failures)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SPB-FAIL", "Sparkplug B: broker %s refused or not reachable (%s): "
+                  "retrying with back-off", s->mqtt_broker, sl_mqttconn_fail_name(st.last_fail));
+    s->spb_failing = !st.connected && (s->spb_failing || st.connect_failures > old->connect_failures ||
+                                       s->spb_up);
+    if (st.rebirth_requests > old->rebirth_requests)
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-SPB-REBIRTH", "Sparkplug B: rebirth requested by NCMD (%" PRIu64 " so far)",
+                  st.rebirth_requests);
+    if (st.ncmd_ignored > old->ncmd_ignored)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SPB-NCMD", "Sparkplug B: NCMD ignored (only Node Control/Rebirth is "
+                  "acted on; %" PRIu64 " ignored so far)", st.ncmd_ignored);
+    s->spb_up = st.connected;
+    *old = st;
+}
+
+void sl_services_sparkplug(struct sl_services *s, short revents, uint64_t now_ms)
+{
+    if (!s->spb)
+        return;
+    sl_err e;
+    if (failed(&s->spb_errors, e = sl_sparkplug_run(s->spb, revents, now_ms)))
+        sl_log(SL_LOG_WARNING, SERVICE_ERR_FMT("Sparkplug B client"), sl_strerror(e), e == SL_ERR_IO ? ": " : "",
+               io_why(e), s->spb_errors);
+    spb_watch(s);
+}
+
 void sl_services_close(struct sl_services *s)
 {
+    sl_sparkplug_close(s->spb);
+    sl_mqttconn_close(s->spb_conn);
+    s->spb = NULL;
+    s->spb_conn = NULL;
     sl_mqtt_close(s->mqtt);
     sl_http_close(s->http);
     sl_mbserver_close(s->mb);

@@ -20,6 +20,7 @@
 #include "sl_mirror.h"
 #include "sl_mqtt.h"
 #include "sl_rxconf.h"
+#include "sl_sparkplug.h"
 
 #define SL_SERVICES_WRITE_LOG_MS 10000u    /* at most one refused-write line per period */
 
@@ -40,6 +41,14 @@ struct sl_services {
     uint8_t mqtt_fail_kind;                /* enum sl_mqttconn_fail of the run being retried */
     uint64_t mqtt_failures_seen;
     uint64_t mb_now_ms;                    /* of the Modbus thread's current turn */
+    /* The Sparkplug B edge node ([sparkplug]; NULL when off): its own
+     * broker connection (client id suffix "-spb"), run by the MQTT thread;
+     * what the log last said of it (SL-RX-SPB-*). */
+    struct sl_sparkplug *spb;
+    struct sl_mqttconn *spb_conn;
+    uint64_t spb_errors;
+    bool spb_up, spb_failing;
+    struct sl_sparkplug_stats spb_seen;
 };
 
 /* Opens what c turns on over mirror m, in the order Modbus, HTTP, MQTT,
@@ -64,6 +73,11 @@ void sl_services_http(struct sl_services *s);
  * sl_mqtt_fd, then the broker connection's log lines (SL-RX-MQTT-UP,
  * -DOWN, -FAIL, -AUTH, -TLS). Inside the caller's read section. */
 void sl_services_mqtt(struct sl_services *s, short revents, uint64_t now_ms);
+
+/* MQTT thread: one sl_sparkplug_run, then the edge node's log lines
+ * (SL-RX-SPB-UP, -DOWN, -FAIL, -REBIRTH, -NCMD). Inside the caller's read
+ * section unless sl_sparkplug_waiting. */
+void sl_services_sparkplug(struct sl_services *s, short revents, uint64_t now_ms);
 
 /* The periodic summary of refused Modbus writes not logged one by one. */
 void sl_services_writes_log(struct sl_services *s);

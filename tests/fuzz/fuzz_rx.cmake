@@ -8,3 +8,6 @@ sl_fuzz_target(rxconf SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_rxconf.c LIBS sl_rx 
 # Verified tag-channel payloads and beacons from a trusted (or compromised) TX
 # through the tag channel into the mirror (sl_tagch).
 sl_fuzz_target(tagch SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_tagch.c LIBS sl_rx SECONDS 10)
+# NCMD and STATE payloads the Sparkplug B edge node reads from the broker:
+# nesting bounded before protobuf-c recurses, memory bounded by the arena.
+sl_fuzz_target(spb_ncmd SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_spb_ncmd.c LIBS sl_rx SECONDS 10)

@@ -1,0 +1,263 @@
+/* sl_sparkplug's pure parts: ids, the quality mapping, the NCMD decoder
+ * (rebirth by name and by alias, everything else ignored, malformed, too
+ * long, too deep, too big for the arena), the STATE reader and the
+ * [sparkplug] configuration section. Payloads are
+ * built with the same generated protobuf-c code a host would use. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sl_rxconf.h"
+#include "sl_sparkplug.h"
+#include "sl_test.h"
+#include "sparkplug_b.pb-c.h"
+
+static uint8_t arena[SL_SPARKPLUG_ARENA_BYTES];
+
+/* An NCMD payload with one boolean metric (name NULL: alias only). */
+static size_t ncmd(uint8_t *out, const char *name, bool has_alias, uint64_t alias, bool value)
+{
+    Sparkplug__Payload__Metric mt = SPARKPLUG__PAYLOAD__METRIC__INIT;
+    mt.name = (char *)name;
+    mt.has_alias = has_alias;
+    mt.alias = alias;
+    mt.has_datatype = true;
+    mt.datatype = 11;
+    mt.value_case = SPARKPLUG__PAYLOAD__METRIC__VALUE_BOOLEAN_VALUE;
+    mt.boolean_value = value;
+    Sparkplug__Payload__Metric *list[1] = { &mt };
+    Sparkplug__Payload p = SPARKPLUG__PAYLOAD__INIT;
+    p.has_timestamp = true;
+    p.timestamp = 1700000000000ull;
+    p.n_metrics = 1;
+    p.metrics = list;
+    return protobuf_c_message_pack(&p.base, out);
+}
+
+SL_TEST(sparkplug, ids)
+{
+    CU_ASSERT_TRUE(sl_sparkplug_id_ok("plant1"));
+    CU_ASSERT_TRUE(sl_sparkplug_id_ok("Edge-Node_1.a"));
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok(""));
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok(NULL));
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok("a/b"));
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok("a+"));
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok("#"));
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok("a b"));
+    char long_id[SL_SPARKPLUG_ID_MAX + 2];
+    memset(long_id, 'x', sizeof long_id - 1);
+    long_id[sizeof long_id - 1] = '\0';
+    CU_ASSERT_FALSE(sl_sparkplug_id_ok(long_id));
+    long_id[SL_SPARKPLUG_ID_MAX] = '\0';
+    CU_ASSERT_TRUE(sl_sparkplug_id_ok(long_id));
+}
+
+SL_TEST(sparkplug, quality_mapping)
+{
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x00000000u), 192);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x00A80000u), 192);   /* any Good sub-code */
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x408F0000u), 0x40000101);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x40900000u), 0x40000101);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x40000000u), 0x40000100);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80050000u), (int32_t)0x8000020Au);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80310000u), (int32_t)0x8000020Au);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80320000u), (int32_t)0x80000200u);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0xC0000000u), (int32_t)0x80000200u);
+}
+
+SL_TEST(sparkplug, ncmd_rebirth_by_name_and_alias)
+{
+    uint8_t b[256];
+    struct sl_sparkplug_ncmd c;
+    size_t n = ncmd(b, SL_SPARKPLUG_METRIC_REBIRTH, false, 0, true);
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_OK);
+    CU_ASSERT_TRUE(c.rebirth);
+    CU_ASSERT_EQUAL(c.ignored, 0);
+    n = ncmd(b, NULL, true, SL_SPARKPLUG_REBIRTH_ALIAS, true);
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_OK);
+    CU_ASSERT_TRUE(c.rebirth);
+    /* The static arena too. */
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, n, NULL), SL_OK);
+    CU_ASSERT_TRUE(c.rebirth);
+}
+
+SL_TEST(sparkplug, ncmd_anything_else_ignored)
+{
+    uint8_t b[256];
+    struct sl_sparkplug_ncmd c;
+    size_t n = ncmd(b, SL_SPARKPLUG_METRIC_REBIRTH, false, 0, false);   /* Rebirth = false */
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_OK);
+    CU_ASSERT_FALSE(c.rebirth);
+    CU_ASSERT_EQUAL(c.ignored, 1);
+    n = ncmd(b, "Node Control/Reboot", false, 0, true);
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_OK);
+    CU_ASSERT_FALSE(c.rebirth);
+    CU_ASSERT_EQUAL(c.ignored, 1);
+    n = ncmd(b, NULL, true, 17, true);   /* a tag's alias: a write, never done */
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_OK);
+    CU_ASSERT_FALSE(c.rebirth);
+    CU_ASSERT_EQUAL(c.ignored, 1);
+    /* An empty payload asks nothing: counted. */
+    CU_ASSERT_EQUAL_FATAL(sl_sparkplug_ncmd_decode(&c, b, 0, arena), SL_OK);
+    CU_ASSERT_FALSE(c.rebirth);
+    CU_ASSERT_EQUAL(c.ignored, 1);
+}
+
+SL_TEST(sparkplug, ncmd_malformed_refused)
+{
+    uint8_t b[256];
+    struct sl_sparkplug_ncmd c;
+    size_t n = ncmd(b, SL_SPARKPLUG_METRIC_REBIRTH, false, 0, true);
+    /* Every truncation of a good payload: refused or decoded, never more. */
+    for (size_t k = 0; k < n; k++) {
+        sl_err e = sl_sparkplug_ncmd_decode(&c, b, k, arena);
+        CU_ASSERT_TRUE(e == SL_OK || e == SL_ERR_HEADER);
+        if (e == SL_OK)
+            CU_ASSERT_FALSE(c.rebirth && k < n / 2);
+    }
+    static const uint8_t junk[] = { 0x12, 0x7F, 0x01 };            /* length past the end */
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, junk, sizeof junk, arena), SL_ERR_HEADER);
+    static const uint8_t group[] = { 0x13, 0x14 };                 /* wire type 3 (group) */
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, group, sizeof group, arena), SL_ERR_HEADER);
+    static const uint8_t varint[] = { 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 };
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, varint, sizeof varint, arena), SL_ERR_HEADER);
+    /* Too long: refused before anything is read. */
+    uint8_t *big = calloc(1, SL_SPARKPLUG_NCMD_MAX + 1u);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, big, SL_SPARKPLUG_NCMD_MAX + 1u, arena), SL_ERR_LENGTH);
+    free(big);
+}
+
+/* Metric -> template_value (18) -> metrics (2) -> ... nested `levels`
+ * times inside one Payload metric: valid Sparkplug, but deep. Built from
+ * the inside out. */
+static size_t deep(uint8_t *out, size_t cap, unsigned levels)
+{
+    uint8_t *a = malloc(cap), *tmp = malloc(cap);
+    size_t n = 0;
+    for (unsigned i = 0; i < levels; i++) {
+        /* Metric{template_value: Template{metrics: [<n bytes>]}} */
+        size_t t = 0;
+        tmp[t++] = 0x12;   /* Template.metrics */
+        tmp[t++] = (uint8_t)(0x80 | (n & 0x7F));
+        tmp[t++] = (uint8_t)(n >> 7);
+        memcpy(tmp + t, a, n);
+        t += n;
+        size_t m = 0;
+        a[m++] = 0x92;     /* Metric.template_value: field 18, wire type 2 */
+        a[m++] = 0x01;
+        a[m++] = (uint8_t)(0x80 | (t & 0x7F));
+        a[m++] = (uint8_t)(t >> 7);
+        memmove(a + m, tmp, t);
+        n = m + t;
+    }
+    out[0] = 0x12;         /* Payload.metrics */
+    out[1] = (uint8_t)(0x80 | (n & 0x7F));
+    out[2] = (uint8_t)(n >> 7);
+    memcpy(out + 3, a, n);
+    free(a);
+    free(tmp);
+    return n + 3;
+}
+
+SL_TEST(sparkplug, ncmd_nesting_bounded_before_protobuf_c)
+{
+    static uint8_t b[8192];
+    struct sl_sparkplug_ncmd c;
+    size_t n = deep(b, sizeof b, 3);   /* 1 + 2*3 levels */
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_OK);
+    CU_ASSERT_EQUAL(c.ignored, 1);
+    n = deep(b, sizeof b, 40);         /* 81 levels: refused */
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, b, n, arena), SL_ERR_RANGE);
+}
+
+SL_TEST(sparkplug, ncmd_arena_bounds_memory)
+{
+    /* 16,384 metrics of one empty name each (0x12 0x02 0x0A 0x00): 4 bytes
+     * on the wire, ~150 in protobuf-c's structs: more than the arena. */
+    size_t count = SL_SPARKPLUG_NCMD_MAX / 4u;
+    uint8_t *b = malloc(count * 4u);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    for (size_t i = 0; i < count; i++)
+        memcpy(b + 4 * i, "\x12\x02\x0A\x00", 4);
+    struct sl_sparkplug_ncmd c;
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, b, count * 4u, arena), SL_ERR_NOMEM);
+    /* A thousand of them fit, and each is ignored. */
+    CU_ASSERT_EQUAL(sl_sparkplug_ncmd_decode(&c, b, 4000, arena), SL_OK);
+    CU_ASSERT_EQUAL(c.ignored, 1000);
+    free(b);
+}
+
+SL_TEST(sparkplug, state_payloads)
+{
+    bool on;
+    uint64_t ts;
+    const char *a = "{\"online\":true,\"timestamp\":1700000000123}";
+    CU_ASSERT_EQUAL(sl_sparkplug_state_parse((const uint8_t *)a, strlen(a), &on, &ts), SL_OK);
+    CU_ASSERT_TRUE(on);
+    CU_ASSERT_EQUAL(ts, 1700000000123ull);
+    const char *b = " { \"timestamp\" : 5 , \"online\" : false, \"extra\": \"x\", \"n\": null } ";
+    CU_ASSERT_EQUAL(sl_sparkplug_state_parse((const uint8_t *)b, strlen(b), &on, &ts), SL_OK);
+    CU_ASSERT_FALSE(on);
+    CU_ASSERT_EQUAL(ts, 5);
+    static const char *const bad[] = {
+        "", "{}", "{\"online\":1}", "{\"online\":\"true\"}", "{\"online\":true", "{\"online\":true}x",
+        "ONLINE", "{\"online\":true,\"timestamp\":1.5}", "{\"online\":true,\"timestamp\":99999999999999999999}",
+        "{\"online\":true,\"o\":{}}", "{\"online\" true}", "{\"online\":tru}", "{\"online\":true,}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CU_ASSERT_EQUAL(sl_sparkplug_state_parse((const uint8_t *)bad[i], strlen(bad[i]), &on, &ts),
+                        SL_ERR_HEADER);
+}
+
+/* [sparkplug] in the RX configuration (syntax only: no host checks). */
+static struct sl_rxconf conf;
+
+static sl_err rxconf(const char *extra, struct sl_diag *d)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[link]\ntransport = udp\nlisten = 127.0.0.1:7400\n[keys]\ntrusted = k.pub\nstate_dir = /tmp\n%s",
+             extra);
+    sl_diag_free(d);
+    return sl_rxconf_parse(&conf, text, strlen(text), "rx.conf", "/tmp", SL_RXCONF_SKIP_HOST_CHECKS, d);
+}
+
+static bool diag_has(const struct sl_diag *d, const char *needle)
+{
+    for (size_t i = 0; i < d->count; i++)
+        if (strstr(d->msg[i], needle))
+            return true;
+    return false;
+}
+
+SL_TEST(sparkplug, config_section)
+{
+    struct sl_diag d = { 0 };
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = 127.0.0.1:1883\n[sparkplug]\ngroup_id = plant1\n"
+                           "edge_node_id = rx-1\nprimary_host_id = scada\nddata_max_metrics = 7\n", &d), SL_OK);
+    CU_ASSERT_TRUE(conf.sparkplug.enabled);
+    CU_ASSERT_STRING_EQUAL(conf.sparkplug.group_id, "plant1");
+    CU_ASSERT_STRING_EQUAL(conf.sparkplug.edge_node_id, "rx-1");
+    CU_ASSERT_STRING_EQUAL(conf.sparkplug.primary_host_id, "scada");
+    CU_ASSERT_EQUAL(conf.sparkplug.ddata_max_metrics, 7);
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = 127.0.0.1:1883\n", &d), SL_OK);
+    CU_ASSERT_FALSE(conf.sparkplug.enabled);
+    CU_ASSERT_EQUAL(conf.sparkplug.ddata_max_metrics, SL_SPARKPLUG_DEFAULT_DDATA_MAX);
+    /* Without [mqtt], a bad id, a missing id, a wildcard, a bad number. */
+    CU_ASSERT_EQUAL(rxconf("[sparkplug]\ngroup_id = g\nedge_node_id = n\n", &d), SL_ERR_CONFIG);
+    CU_ASSERT_TRUE(diag_has(&d, "[sparkplug] needs [mqtt]"));
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = h\n[sparkplug]\ngroup_id = a/b\nedge_node_id = n\n", &d),
+                    SL_ERR_CONFIG);
+    CU_ASSERT_TRUE(diag_has(&d, "bad group_id 'a/b'"));
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = h\n[sparkplug]\ngroup_id = g\n", &d), SL_ERR_CONFIG);
+    CU_ASSERT_TRUE(diag_has(&d, "edge_node_id"));
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = h\n[sparkplug]\ngroup_id = g\nedge_node_id = n#\n", &d),
+                    SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = h\n[sparkplug]\ngroup_id = g\nedge_node_id = n\n"
+                           "ddata_max_metrics = 0\n", &d), SL_ERR_CONFIG);
+    CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = h\n[sparkplug]\ngroup_id = g\nedge_node_id = n\nfoo = 1\n", &d),
+                    SL_ERR_CONFIG);
+    sl_diag_free(&d);
+}
