@@ -11,7 +11,8 @@ time, read with Debian's python3-protobuf.
 Checks: NBIRTH (seq 0, bdSeq, Node Control/Rebirth); a DBIRTH per device
 with every tag (names path/name, aliases, datatypes, Quality and engUnit
 properties); DDATA by alias; seq counting up across every message and
-wrapping 255 -> 0 (ddata_max_metrics = 1 makes many messages); an NCMD
+wrapping 255 -> 0 (ddata_max_metrics = 3 makes many messages), every DDATA
+holding 1..3 aliases of its own device's DBIRTH; an NCMD
 rebirth built with the Python module brings NBIRTH and both DBIRTHs again
 with every tag Good (192); a malformed NCMD is ignored and counted, RX
 keeps running; DDEATH for both devices when TX stops (link stale), DBIRTH
@@ -151,7 +152,7 @@ def main():
             pwfile = C.write(os.path.join(d, "mqtt.password"), broker.password + "\n")
             os.chmod(pwfile, 0o600)
             extra = ("[mqtt]\nbroker = 127.0.0.1:%d\nprefix = uns\ntls_ca = %s\nusername = %s\npassword_file = %s\n"
-                     "[sparkplug]\ngroup_id = %s\nedge_node_id = %s\nddata_max_metrics = 1\n"
+                     "[sparkplug]\ngroup_id = %s\nedge_node_id = %s\nddata_max_metrics = 3\n"
                      % (broker.port, broker.ca, broker.user, pwfile, GROUP, NODE))
             ch = C.Chain(procs, d, tx_kw={"devices": 2}, rx_kw={"extra": extra, "stale_ms": STALE_MS})
             r = C.run([C.RX, "-c", ch.rx_conf, "--check"])
@@ -165,9 +166,12 @@ def main():
             # NBIRTH, then a DBIRTH per device.
             nb = w.wait(lambda t, p: t == NS + "NBIRTH/" + NODE, 15, "NBIRTH")
             bdseq = check_nbirth(nb[0][2], "start")
+            aliases = {}
             for u in (1, 2):
-                w.wait(lambda t, p, u=u: t == NS + "DBIRTH/%s/unit%d" % (NODE, u) and len(p.metrics) == 34, 15,
-                       "DBIRTH unit%d" % u)
+                db = w.wait(lambda t, p, u=u: t == NS + "DBIRTH/%s/unit%d" % (NODE, u) and len(p.metrics) == 34, 15,
+                            "DBIRTH unit%d" % u)
+                aliases[u] = {m.alias for m in db[0][2].metrics}
+            C.check(not aliases[1] & aliases[2], "the devices share aliases")
             print("NBIRTH (bdSeq %d) and DBIRTH for unit1, unit2 with 34 metrics each" % bdseq)
             ch.wait_all_good(15, "start")
 
@@ -183,7 +187,17 @@ def main():
             for (t0, a), (t1, b) in zip(seqs, seqs[1:]):
                 C.check(b == (a + 1) % 256 or (t1.endswith("NBIRTH/" + NODE) and b == 0),
                         "seq %d (%s) followed by %d (%s)" % (a, t0, b, t1))
-            print("DDATA by alias; seq counted over %d messages and wrapped 255 -> 0" % len(seqs))
+            ddata = [(t, p) for _, t, p in w.msgs() if t.startswith(NS + "DDATA/")]
+            for t, p in ddata:
+                u = int(t.rsplit("unit", 1)[1])
+                got = [m.alias for m in p.metrics]
+                C.check(1 <= len(got) <= 3 and set(got) <= aliases[u] and len(set(got)) == len(got),
+                        "%s: aliases %s not 1..3 distinct ones of unit%d's DBIRTH" % (t, got, u))
+                C.check(all("Quality" in props(m) and m.WhichOneof("value") for m in p.metrics),
+                        "%s: a metric without value or Quality" % t)
+            C.check(any(len(p.metrics) > 1 for _, p in ddata), "no DDATA carried several metrics")
+            print("DDATA by alias (%d messages, 1..3 metrics of their device each); seq counted over %d messages "
+                  "and wrapped 255 -> 0" % (len(ddata), len(seqs)))
             C.check(any(t.startswith("uns/") for t, _ in w.lines()), "the JSON UNS is not published beside Sparkplug")
 
             # NCMD rebirth from a host: NBIRTH and both DBIRTHs again, all Good.
