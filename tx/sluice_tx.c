@@ -34,6 +34,7 @@
 #include "sl_reload.h"
 #include "sl_sandbox.h"
 #include "sl_sdnotify.h"
+#include "sl_seccomp.h"
 #include "sl_sender.h"
 #include "sl_signer.h"
 #include "sl_snapshot.h"
@@ -307,6 +308,14 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
 {
     if (start_daemon(D) != 0)
         return 1;
+    /* Start-up is complete (link, listeners, pollers, signer): the main
+     * process's seccomp list, on every thread at once (TSYNC). */
+    char why[160];
+    if (sl_seccomp_install(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s", why);
+        return 1;
+    }
+    sl_seccomp_selftest("tx-main");
     uint64_t beacon_us = (uint64_t)D->cfg.snapshot.beacon_ms * 1000u;
     uint64_t next_beacon = sl_clock_mono_us();
     uint64_t status_next = next_beacon + STATS_EVERY_US;
@@ -423,6 +432,9 @@ static int plan_sandbox(const struct sl_txconf *cfg, FILE *out)
     struct sl_sandbox_report r;
     sl_err e = sl_sandbox_plan(&sandbox, "tx", cfg->tx.user, cfg->tx.allow_root);
     sl_sandbox_describe(&r, &sandbox);
+    char line[SL_SANDBOX_LINE_MAX];
+    sl_seccomp_describe(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, line, sizeof line);
+    sl_sandbox_report_add(&r, "%s", line);
     if (e != SL_OK && !out) {
         sl_log(SL_LOG_ERR, "%s", sandbox.why);
         return 1;

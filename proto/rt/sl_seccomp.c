@@ -412,6 +412,22 @@ sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, 
     return SL_OK;
 }
 
+void sl_seccomp_describe(enum sl_seccomp_profile p, unsigned flags, char *out, size_t cap)
+{
+    const char *mode = getenv("SL_SECCOMP");
+    const char *how = mode && strcmp(mode, "log") == 0 ? "SL_SECCOMP=log: forbidden calls only logged (debugging)"
+                                                       : "a forbidden call stops the process ([SL-SANDBOX-SYSCALL])";
+    if (p == SL_SECCOMP_TX_MAIN)
+        snprintf(out, cap, "seccomp: allow-lists once started: tx-main (no execve, no new processes), "
+                           "tx-signer in the signer (its socket only); %s", how);
+    else
+        snprintf(out, cap, "seccomp: allow-lists once started: rx (%s), rx-intake, rx-store and rx-modbus/rx-http "
+                           "narrower (no execve, no new processes); %s",
+                 flags & SL_SECCOMP_F_CONNECT ? "outbound sockets for [mqtt] or [syslog] forward"
+                                              : "no internet sockets",
+                 how);
+}
+
 /* ---- self-test ----------------------------------------------------------------- */
 
 /* Compiled in every build (so it keeps building), acting only in a test

@@ -51,6 +51,11 @@ enum sl_seccomp_profile {
 __attribute__((warn_unused_result))
 sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, size_t cap);
 
+/* The "seccomp: ..." line --check prints and the start-up logs (through
+ * sl_sandbox_report_add) for a daemon whose process-wide profile is p
+ * (SL_SECCOMP_TX_MAIN or SL_SECCOMP_RX) with flags. */
+void sl_seccomp_describe(enum sl_seccomp_profile p, unsigned flags, char *out, size_t cap);
+
 /* The profile's name as logs and SL_SANDBOX_SELFTEST use it ("rx-intake"). */
 const char *sl_seccomp_profile_name(enum sl_seccomp_profile p);
 
