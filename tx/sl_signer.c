@@ -30,15 +30,9 @@ struct sl_signer_proc {
 
 /* ---- the child ------------------------------------------------------------ */
 
-struct bound {
-    bool set;
-    uint64_t session, epoch;
-    uint8_t key_id[SL_KEY_ID_BYTES];
-};
-
 /* A block's signed bytes: the header as sl_block_seal writes it (the digest
  * that follows is opaque). */
-static sl_err check_block(const uint8_t *m, const struct bound *b)
+static sl_err check_block(const uint8_t *m, const struct sl_signer_state *b)
 {
     struct sl_buf c = sl_buf_make(m, SL_BLOCK_HDR_BYTES);
     uint16_t magic = 0, channel = 0, reserved = 0;
@@ -72,7 +66,7 @@ static sl_err check_block(const uint8_t *m, const struct bound *b)
 
 /* A beacon's signed bytes, fixed fields as sl_datagram_beacon_encode
  * writes them; the counters and fingerprints are the main's to say. */
-static sl_err check_beacon(const uint8_t *m, const struct bound *b)
+static sl_err check_beacon(const uint8_t *m, const struct sl_signer_state *b)
 {
     struct sl_buf c = sl_buf_make(m, SL_BEACON_SIGNED_BYTES);
     uint16_t magic = 0, channel = 0, reserved1 = 0;
@@ -104,7 +98,7 @@ static sl_err check_beacon(const uint8_t *m, const struct bound *b)
 }
 
 /* One request: a reply status, and the signatures in rep on SL_OK. */
-static sl_err handle(uint8_t *rep, size_t *nsig, const uint8_t *req, size_t len, struct bound *b,
+static sl_err handle(uint8_t *rep, size_t *nsig, const uint8_t *req, size_t len, struct sl_signer_state *b,
                      const struct sl_key_secret *key)
 {
     *nsig = 0;
@@ -118,11 +112,11 @@ static sl_err handle(uint8_t *rep, size_t *nsig, const uint8_t *req, size_t len,
     if (op == SL_SIGNER_OP_BIND) {
         if (count != 0 || blen != 16u)
             return SL_ERR_LENGTH;
-        if (b->set)
+        if (b->bound)
             return SL_ERR_STATE;
         memcpy(&b->session, body, 8);
         memcpy(&b->epoch, body + 8, 8);
-        b->set = true;
+        b->bound = true;
         return SL_OK;
     }
     size_t item;
@@ -134,7 +128,7 @@ static sl_err handle(uint8_t *rep, size_t *nsig, const uint8_t *req, size_t len,
         return SL_ERR_TYPE;
     if (count == 0 || count > SL_SIGNER_BATCH_MAX || blen != (size_t)count * item)
         return SL_ERR_LENGTH;
-    if (!b->set)
+    if (!b->bound)
         return SL_ERR_STATE;
     /* Every item checked before any is signed: one bad item, nothing. */
     for (size_t i = 0; i < count; i++) {
@@ -148,13 +142,30 @@ static sl_err handle(uint8_t *rep, size_t *nsig, const uint8_t *req, size_t len,
     return SL_OK;
 }
 
+void sl_signer_state_init(struct sl_signer_state *st, const struct sl_key_secret *key)
+{
+    struct sl_key_public pub;
+    memset(st, 0, sizeof *st);
+    sl_key_public_of(&pub, key);
+    memcpy(st->key_id, pub.id, SL_KEY_ID_BYTES);
+}
+
+size_t sl_signer_answer(uint8_t rep[SL_SIGNER_REPLY_MAX], const uint8_t *req, size_t len,
+                        struct sl_signer_state *st, const struct sl_key_secret *key)
+{
+    size_t nsig = 0;
+    sl_err e = len > SL_SIGNER_REQ_MAX ? SL_ERR_LENGTH : handle(rep, &nsig, req, len, st, key);
+    rep[0] = (uint8_t)e;
+    rep[1] = (uint8_t)nsig;
+    rep[2] = rep[3] = 0;
+    return SL_SIGNER_HDR_BYTES + nsig * SL_SIG_BYTES;
+}
+
 sl_err sl_signer_serve(int fd, const struct sl_key_secret *key)
 {
     static uint8_t req[SL_SIGNER_REQ_MAX + 1], rep[SL_SIGNER_REPLY_MAX];
-    struct bound b = { 0 };
-    struct sl_key_public pub;
-    sl_key_public_of(&pub, key);
-    memcpy(b.key_id, pub.id, SL_KEY_ID_BYTES);
+    struct sl_signer_state b;
+    sl_signer_state_init(&b, key);
     for (;;) {
         /* One more byte than the largest request: MSG_TRUNC reports an
          * oversized one as longer than that, and it is refused. */
@@ -167,15 +178,10 @@ sl_err sl_signer_serve(int fd, const struct sl_key_secret *key)
             return SL_ERR_IO;
         }
         size_t len = (size_t)n > SL_SIGNER_REQ_MAX ? SL_SIGNER_REQ_MAX + 1 : (size_t)n;
-        size_t nsig = 0;
-        sl_err e = len > SL_SIGNER_REQ_MAX ? SL_ERR_LENGTH : handle(rep, &nsig, req, len, &b, key);
-        if (e != SL_OK)
+        size_t rlen = sl_signer_answer(rep, req, len, &b, key);
+        if (rep[0] != SL_OK)
             sl_log_id(SL_LOG_ERR, "SL-TX-SIGNER-REFUSED", "signer: refused a request of %zu bytes "
-                      "(op %u): %s; nothing signed", (size_t)n, (unsigned)req[0], sl_strerror(e));
-        rep[0] = (uint8_t)e;
-        rep[1] = (uint8_t)nsig;
-        rep[2] = rep[3] = 0;
-        size_t rlen = SL_SIGNER_HDR_BYTES + nsig * SL_SIG_BYTES;
+                      "(op %u): %s; nothing signed", (size_t)n, (unsigned)req[0], sl_strerror((sl_err)rep[0]));
         while (send(fd, rep, rlen, MSG_NOSIGNAL) < 0) {
             if (errno != EINTR)
                 return SL_ERR_IO;

@@ -121,4 +121,22 @@ void sl_signer_proc_stop(struct sl_signer_proc *p);
  * replies to fd and refusal lines to the log. */
 sl_err sl_signer_serve(int fd, const struct sl_key_secret *key);
 
+/* What the signer knows between requests: the binding and its key id. */
+struct sl_signer_state {
+    bool bound;
+    uint64_t session, epoch;
+    uint8_t key_id[SL_KEY_ID_BYTES];
+};
+
+/* Unbound, for key. */
+void sl_signer_state_init(struct sl_signer_state *st, const struct sl_key_secret *key);
+
+/* The pure core of the serve loop (no I/O, for tests and fuzzing): checks
+ * one request of len bytes (len may exceed SL_SIGNER_REQ_MAX: refused) as
+ * the header comment says, writes the reply into rep (status byte = the
+ * sl_err, count, signatures) and returns its length. Cost: the checks,
+ * then one Ed25519 signature per item. */
+size_t sl_signer_answer(uint8_t rep[SL_SIGNER_REPLY_MAX], const uint8_t *req, size_t len,
+                        struct sl_signer_state *st, const struct sl_key_secret *key);
+
 #endif
