@@ -5,7 +5,8 @@
  *
  * Threads: one appender (the snapshot engine: sl_journal_append), one
  * flusher (a non-hot thread: sl_journal_flush and sl_journal_trim, ~every
- * 100 ms), any number of readers (sl_journal_iter_*, sl_journal_tag_read).
+ * 100 ms), any number of readers (sl_journal_iter_*, sl_journal_tag_read),
+ * each with its own iterator; open and close with none of them running.
  * Appends encode into an in-memory buffer under a mutex that the flusher
  * takes only to swap two buffers (O(1), never across I/O), so an append
  * never waits on the disk. The flusher writes the swapped buffer with one
