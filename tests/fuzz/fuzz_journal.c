@@ -5,7 +5,7 @@
  * opened, read every way, appended to, closed and opened again. Never a
  * crash or a leak, every record read is consistent, and the seq is never
  * handed out twice across the reopen. Files live in one directory on tmpfs
- * (when there is one), emptied for every input. */
+ * (when there is one), emptied for every input and removed at exit. */
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
@@ -36,6 +36,12 @@ static void empty_dir(void)
             unlinkat(dirfd(d), de->d_name, 0);
     if (d)
         closedir(d);
+}
+
+static void remove_dir(void)
+{
+    empty_dir();
+    rmdir(dir);
 }
 
 /* Header for first seq 1, then the input with block CRCs and seq chain set. */
@@ -113,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                  access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
         if (!mkdtemp(dir))
             abort();
+        atexit(remove_dir);
     }
     empty_dir();
     write_segment(data, size);
