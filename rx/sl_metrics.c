@@ -452,6 +452,13 @@ void sl_metrics_summary(char *out, size_t cap, const struct sl_metrics *m)
                  " mqtt_published=%" PRIu64 " mqtt_acked=%" PRIu64 " mqtt_connects=%" PRIu64
                  " mqtt_coalesced=%" PRIu64,
                  m->mqtt.published, m->mqtt.acked, m->mqtt.connects, m->mqtt.coalesced);
+    used = strnlen(out, cap);
+    if (m->spb_on && used < cap)
+        snprintf(out + used, cap - used,
+                 " spb_births=%" PRIu64 " spb_ddata=%" PRIu64 " spb_deaths=%" PRIu64 " spb_rebirth_requests=%" PRIu64
+                 " spb_ncmd_ignored=%" PRIu64,
+                 m->spb.nbirths + m->spb.dbirths, m->spb.ddata, m->spb.ddeaths, m->spb.rebirth_requests,
+                 m->spb.ncmd_ignored);
 }
 
 void sl_metrics_http_status(struct sl_http_status *out, const struct sl_metrics *m,

@@ -945,6 +945,9 @@ static void summary(struct sl_rxd *d, struct sl_rxt *t, const char *why)
     st->mqtt_on = d->svc.mqtt != NULL;
     if (d->svc.mqtt)
         sl_mqtt_stats(d->svc.mqtt, &st->mqtt);
+    st->spb_on = d->svc.spb != NULL;
+    if (d->svc.spb)
+        sl_sparkplug_stats(d->svc.spb, &st->spb);
     st->http_errors = d->svc.http_errors;
     st->mqtt_errors = d->svc.mqtt_errors;
     st->modbus_errors = d->svc.modbus_errors;
