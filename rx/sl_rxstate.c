@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "sl_file.h"
 #include "sl_log.h"
@@ -132,11 +131,6 @@ sl_err sl_rxstate_drop_to(const struct sl_rxstate *s, const struct sl_sandbox_pl
         sl_log(SL_LOG_ERR, "%s", why);
         return SL_ERR_PERM;
     }
-    if (plan->action == SL_SANDBOX_KEEP_ROOT)
-        sl_log(SL_LOG_WARNING, "%s", plan->why);
-    if (plan->user[0])
-        sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", plan->user, (unsigned)getuid(), (unsigned)getgid());
-    else
-        sl_log(SL_LOG_INFO, "running as uid %u (gid %u)", (unsigned)getuid(), (unsigned)getgid());
+    sl_sandbox_log_applied(plan);
     return SL_OK;
 }

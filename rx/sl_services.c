@@ -57,6 +57,15 @@ static sl_err open_modbus(struct sl_services *s, const struct sl_rxconf *c, stru
     return SL_OK;
 }
 
+/* The uid RX runs as once started (the sandbox plan: [rx] user, else the
+ * sluice account, else as started): secrets read before the drop must
+ * belong to root or to it. */
+static uid_t run_uid(const struct sl_rxconf *c)
+{
+    struct sl_sandbox_plan plan;
+    return sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK ? plan.uid : geteuid();
+}
+
 /* The bearer token, read before privileges are dropped and owned by the
  * [rx] user (or by us). Wiped once HTTP holds its copy. */
 static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m,
@@ -64,9 +73,7 @@ static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const 
 {
     char token[SL_HTTP_TOKEN_MAX + 1] = "";
     if (c->http.token_file[0]) {
-        struct sl_sandbox_plan plan;   /* the uid RX will run as */
-        uid_t owner = sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK ? plan.uid
-                                                                                           : geteuid();
+        uid_t owner = run_uid(c);
         char why[160] = "";
         sl_err e = sl_http_token_read(token, c->http.token_file, owner, why, sizeof why);
         if (e != SL_OK) {
@@ -99,12 +106,11 @@ static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const 
  * dropped) from a file owned by root or the [rx] user. */
 static sl_err open_mqtt(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m)
 {
-    const struct passwd *pw = c->rx.user[0] ? getpwnam(c->rx.user) : NULL;
     struct sl_mqtt_config qc = {
         .conn = { .broker = c->mqtt.broker, .client_id = c->mqtt.client_id, .keepalive_s = c->mqtt.keepalive_s,
                   .tls_ca = c->mqtt.tls_ca, .tls_cert = c->mqtt.tls_cert, .tls_key = c->mqtt.tls_key,
                   .username = c->mqtt.username, .password_file = c->mqtt.password_file,
-                  .owner = pw ? pw->pw_uid : geteuid() },
+                  .owner = run_uid(c) },
         .prefix = c->mqtt.prefix, .max_tags = c->mirror.max_tags };
     char why[SL_MQTTCONN_WHY_MAX + 64];
     sl_err e = sl_mqtt_open(&s->mqtt, &qc, m, why, sizeof why);

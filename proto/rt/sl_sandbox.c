@@ -240,6 +240,16 @@ sl_err sl_sandbox_apply(const struct sl_sandbox_plan *p, char *why, size_t cap)
     return SL_OK;
 }
 
+void sl_sandbox_log_applied(const struct sl_sandbox_plan *p)
+{
+    if (p->action == SL_SANDBOX_KEEP_ROOT)
+        sl_log(SL_LOG_WARNING, "%s", p->why);
+    if (p->user[0])
+        sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", p->user, (unsigned)getuid(), (unsigned)getgid());
+    else
+        sl_log(SL_LOG_INFO, "running as uid %u (gid %u)", (unsigned)getuid(), (unsigned)getgid());
+}
+
 /* ---- the report ------------------------------------------------------------------- */
 
 void sl_sandbox_report_add(struct sl_sandbox_report *r, const char *fmt, ...)

@@ -74,6 +74,10 @@ sl_err sl_sandbox_plan(struct sl_sandbox_plan *p, const char *section, const cha
 __attribute__((warn_unused_result))
 sl_err sl_sandbox_apply(const struct sl_sandbox_plan *p, char *why, size_t cap);
 
+/* After sl_sandbox_apply: the KEEP_ROOT warning (every start) and
+ * "running as USER (uid N, gid M)" / "running as uid N (gid M)". */
+void sl_sandbox_log_applied(const struct sl_sandbox_plan *p);
+
 /* The lines --check prints and the start-up log repeats ("sandbox: user
  * nobody (uid 65534, gid 65534), groups 65534, capabilities none after
  * start-up, no_new_privs"). Other parts add theirs (seccomp, signer) with
