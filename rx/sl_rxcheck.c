@@ -13,6 +13,7 @@
 
 #include "sl_log.h"
 #include "sl_mqttconn.h"
+#include "sl_seccomp.h"
 
 const char *sl_rxcheck_transport_name(uint8_t t)
 {
@@ -23,6 +24,10 @@ sl_err sl_rxcheck_sandbox(const struct sl_rxconf *c, struct sl_sandbox_plan *pla
 {
     sl_err e = sl_sandbox_plan(plan, "rx", c->rx.user, c->rx.allow_root);
     sl_sandbox_describe(r, plan);
+    char line[SL_SANDBOX_LINE_MAX];
+    bool out = c->mqtt.enabled || c->syslog.out.proto != SL_SYSLOGOUT_NONE;
+    sl_seccomp_describe(SL_SECCOMP_RX, out ? SL_SECCOMP_F_CONNECT : 0, line, sizeof line);
+    sl_sandbox_report_add(r, "%s", line);
     return e;
 }
 
