@@ -439,12 +439,8 @@ static int plan_sandbox(const struct sl_txconf *cfg, FILE *out)
         sl_log(SL_LOG_ERR, "%s", sandbox.why);
         return 1;
     }
-    if (e != SL_OK || sandbox.action == SL_SANDBOX_KEEP_ROOT) {
-        if (out)
-            fprintf(stderr, "%s: warning: %s\n", cfg->file, sandbox.why);
-        else
-            sl_log(SL_LOG_WARNING, "%s", sandbox.why);
-    }
+    if (out && (e != SL_OK || sandbox.action == SL_SANDBOX_KEEP_ROOT))
+        fprintf(stderr, "%s: warning: %s\n", cfg->file, sandbox.why);   /* at start: after the drop */
     sl_sandbox_report_print(&r, out);
     return 0;
 }
@@ -459,11 +455,7 @@ static int drop_privileges(const struct daemon *D)
         sl_log(SL_LOG_ERR, "%s", why);
         return 1;
     }
-    if (sandbox.user[0])
-        sl_log(SL_LOG_INFO, "running as %s (uid %u, gid %u)", sandbox.user, (unsigned)getuid(),
-               (unsigned)getgid());
-    else
-        sl_log(SL_LOG_INFO, "running as uid %u (gid %u)", (unsigned)getuid(), (unsigned)getgid());
+    sl_sandbox_log_applied(&sandbox);
     const struct sl_txconf *c = &D->cfg;
     char dir[sizeof c->tx.metrics_file];   /* written as a temporary file renamed in place */
     snprintf(dir, sizeof dir, "%s", c->tx.metrics_file);
