@@ -5,7 +5,8 @@
  * NDEATH and the next connection has the next bdSeq, an older STATE is
  * ignored; a stale link kills every device and its return rebirths them; a
  * schema without a device kills that device and rebirths the node; NCMD
- * rebirths come at most one a second. Both clients are driven from this thread.
+ * rebirths come at most one a second; a DBIRTH larger than the DDATA buffer
+ * grows it. Both clients are driven from this thread.
  * An integration test (a child daemon): SKIP without mosquitto. */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -192,14 +193,15 @@ static int run_until(struct sl_sparkplug *s, struct mosquitto *obs, const char *
 }
 
 static struct sl_sparkplug *open_spb(uint16_t port, const struct sl_mirror *m, const char *host,
-                                     struct sl_mqttconn **conn)
+                                     unsigned ddata_max, struct sl_mqttconn **conn)
 {
     char broker[32], why[200];
     snprintf(broker, sizeof broker, "127.0.0.1:%u", (unsigned)port);
     struct sl_mqttconn_config cc = { .broker = broker, .client_id = "spb-test", .keepalive_s = 10 };
     CU_ASSERT_FATAL(sl_mqttconn_open(conn, &cc, why, sizeof why) == SL_OK);
     struct sl_sparkplug_config sc = { .group_id = "g1", .edge_node_id = "n1", .primary_host_id = host,
-                                      .max_tags = 64, .backoff_min_ms = 50, .backoff_max_ms = 200 };
+                                      .max_tags = 64, .ddata_max_metrics = ddata_max, .backoff_min_ms = 50,
+                                      .backoff_max_ms = 200 };
     struct sl_sparkplug *s = NULL;
     CU_ASSERT_FATAL(sl_sparkplug_open(&s, &sc, *conn, m) == SL_OK);
     return s;
@@ -241,7 +243,7 @@ SL_TEST(spb_broker, primary_host_state)
     fx_fill(m, 1000);
     sl_mirror_tick(m, 100, 0);
     struct sl_mqttconn *conn;
-    struct sl_sparkplug *s = open_spb(port, m, "scada", &conn);
+    struct sl_sparkplug *s = open_spb(port, m, "scada", 0, &conn);
     sl_mirror_set_hook(m, hook, s);
 
     /* Connected, but no birth while the host has said nothing. */
@@ -292,10 +294,13 @@ SL_TEST(spb_broker, link_schema_and_ncmd)
     fx_fill(m, 1000);
     sl_mirror_tick(m, 100, 0);
     struct sl_mqttconn *conn;
-    struct sl_sparkplug *s = open_spb(port, m, NULL, &conn);
+    /* One metric per DDATA: the encode buffer made at open holds one
+     * metric, so every DBIRTH grows it. */
+    struct sl_sparkplug *s = open_spb(port, m, NULL, 1, &conn);
     sl_mirror_set_hook(m, hook, s);
     CU_ASSERT_FATAL(run_until(s, obs, "DBIRTH/n1/unit7", 0, 3000) >= 0);
-    CU_ASSERT(find("DBIRTH/n1/unit1", 0) >= 0);
+    int d1 = find("DBIRTH/n1/unit1", 0);
+    CU_ASSERT(d1 >= 0 && seen[d1].metrics == 15);
 
     /* A change: one DDATA of its device. */
     struct sl_value v = fx_val(15, SL_TYPE_UINT16, 77, SL_Q_GOOD, 2000);
