@@ -412,11 +412,13 @@ sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, 
     return SL_OK;
 }
 
+/* Never names the log id: a SIEM alerting on [SL-SANDBOX-SYSCALL] must not
+ * fire on every start. */
 void sl_seccomp_describe(enum sl_seccomp_profile p, unsigned flags, char *out, size_t cap)
 {
     const char *mode = getenv("SL_SECCOMP");
     const char *how = mode && strcmp(mode, "log") == 0 ? "SL_SECCOMP=log: forbidden calls only logged (debugging)"
-                                                       : "a forbidden call stops the process ([SL-SANDBOX-SYSCALL])";
+                                                       : "a forbidden call stops the process (SIGSYS)";
     if (p == SL_SECCOMP_TX_MAIN)
         snprintf(out, cap, "seccomp: allow-lists once started: tx-main (no execve, no new processes), "
                            "tx-signer in the signer (its socket only); %s", how);
