@@ -92,7 +92,8 @@ static size_t req_of(uint8_t *req, uint8_t op, uint8_t count, const uint8_t *bod
     req[0] = op;
     req[1] = count;
     req[2] = req[3] = 0;
-    memcpy(req + SL_SIGNER_HDR_BYTES, body, len);
+    if (len)
+        memcpy(req + SL_SIGNER_HDR_BYTES, body, len);
     return SL_SIGNER_HDR_BYTES + len;
 }
 
