@@ -65,13 +65,16 @@ static void mark_all(struct sl_mqtt *q)
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
-    (void)mosq;
     struct sl_mqtt *q = obj;
     if (rc != 0) {             /* CONNACK refused */
         sl_mqttconn_diag_connack(&q->diag, rc);
         q->lost = true;
         return;
     }
+    /* libmosquitto formats (and allocates) a log line for every packet
+     * while a log callback is set: it is only wanted for the handshake's
+     * errors, and setup() sets it again before the next attempt. */
+    mosquitto_log_callback_set(mosq, NULL);
     q->state = CONNECTED;
     q->st.connected = true;
     q->st.connects++;
@@ -98,8 +101,8 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
         q->st.inflight--;
 }
 
-/* libmosquitto's own log: only its TLS errors are kept (the reason a
- * handshake failed); the daemon logs state changes itself. */
+/* libmosquitto's own log, while connecting: only its TLS errors are kept
+ * (the reason a handshake failed); the daemon logs state changes itself. */
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *line)
 {
     (void)mosq;

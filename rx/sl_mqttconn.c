@@ -27,6 +27,18 @@ struct sl_mqttconn {
 
 static const char *nonempty(const char *s) { return s && *s ? s : NULL; }
 
+/* The passphrase of an encrypted tls_key: none. Without this callback
+ * OpenSSL would prompt on the terminal from the MQTT thread; with it an
+ * encrypted key fails the handshake with a reason ("bad decrypt"). */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata)
+{
+    (void)rwflag;
+    (void)userdata;
+    if (size > 0)
+        buf[0] = '\0';
+    return 0;
+}
+
 static void say(char *why, size_t cap, const char *text)
 {
     if (cap)
@@ -266,7 +278,7 @@ sl_err sl_mqttconn_apply(const struct sl_mqttconn *c, struct mosquitto *mosq,
     if (c->tls_ca) {
         /* tls_set opens each file to see it is readable (MOSQ_ERR_INVAL
          * otherwise); the contents are loaded by the connect. */
-        int rc = mosquitto_tls_set(mosq, c->tls_ca, NULL, c->tls_cert, c->tls_key, NULL);
+        int rc = mosquitto_tls_set(mosq, c->tls_ca, NULL, c->tls_cert, c->tls_key, no_passphrase);
         if (rc != MOSQ_ERR_SUCCESS) {
             if (cap)
                 snprintf(why, cap, "cannot use the TLS files (tls_ca %s%s%s%s%s): %s", c->tls_ca,

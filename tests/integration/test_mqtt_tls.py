@@ -14,8 +14,9 @@ serving) of 48 tags.
 3. Wrong CA: SL-RX-MQTT-TLS "certificate verify failed"; the _tls counter.
 4. The right CA but a broker address its certificate does not name
    (127.0.0.2): refused by the name check (SL-RX-MQTT-TLS).
-5. A broker that requires a client certificate: refused without one
-   (SL-RX-MQTT-TLS), connected with tls_cert/tls_key.
+5. A broker that requires a client certificate: refused without one, and
+   with an encrypted key (SL-RX-MQTT-TLS, no passphrase prompt), connected
+   with tls_cert/tls_key.
 6. --check: a password file others may read, and tls_cert without tls_key,
    are file:line errors.
 """
@@ -89,8 +90,13 @@ class Rx:
               "RX did not load the capture's %d tags within 10 s" % NTAGS)
 
     def wait_log(self, text, timeout=10):
+        """Waits for text in the log; shows (and returns) the first line holding it."""
         check(sl_rig.wait_for(lambda: text in self.log.text(), timeout, step=0.05),
               "no %r in the RX log within %d s" % (text, timeout))
+        line = next(x for x in self.log.text().splitlines() if text in x)
+        if "[SL-RX-MQTT-UP]" not in line:
+            print("  " + line)
+        return line
 
     def stop(self):
         rc = self.procs.stop(self.p, timeout=10)
@@ -178,6 +184,14 @@ def main():
         cc = {"broker": "127.0.0.1:%d" % CERT_PORT, "tls_ca": bc.ca, "username": bc.user, "password_file": pw}
         rx = Rx(procs, d, cap, **cc)
         rx.wait_log("[SL-RX-MQTT-TLS] TLS handshake with 127.0.0.1:%d failed:" % CERT_PORT)
+        rx.stop()
+        # an encrypted key: a TLS failure with a reason, never a passphrase prompt
+        enc = os.path.join(dc, "client-enc.key")
+        r = sl_chain.run(["openssl", "pkey", "-in", bc.client_key, "-aes256", "-passout", "pass:x", "-out", enc])
+        check(r.returncode == 0, "openssl pkey failed: %s" % r.stderr)
+        rx = Rx(procs, d, cap, tls_cert=bc.client_cert, tls_key=enc, **cc)
+        rx.wait_log("[SL-RX-MQTT-TLS] TLS handshake with 127.0.0.1:%d failed:" % CERT_PORT)
+        check(http_tag_count() == NTAGS, "HTTP stopped serving with an encrypted tls_key")
         rx.stop()
         rx = Rx(procs, d, cap, tls_cert=bc.client_cert, tls_key=bc.client_key, **cc)
         rx.wait_log("[SL-RX-MQTT-UP] MQTT connected to 127.0.0.1:%d" % CERT_PORT)
