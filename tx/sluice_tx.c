@@ -435,6 +435,9 @@ static int plan_sandbox(const struct sl_txconf *cfg, FILE *out)
     char line[SL_SANDBOX_LINE_MAX];
     sl_seccomp_describe(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, line, sizeof line);
     sl_sandbox_report_add(&r, "%s", line);
+    sl_sandbox_report_add(&r, "signer: the signing key is read and held only by the child process "
+                          SL_SIGNER_NAME " (the same user, non-dumpable, list tx-signer); this process "
+                          "knows only the public key");
     if (e != SL_OK && !out) {
         sl_log(SL_LOG_ERR, "%s", sandbox.why);
         return 1;
