@@ -481,13 +481,16 @@ static void build_will(struct sl_sparkplug *s, uint64_t now_ms)
 
 static void on_connect(struct mosquitto *mosq, void *obj, int rc)
 {
-    (void)mosq;
     struct sl_sparkplug *s = obj;
     if (rc != 0) {
         sl_mqttconn_diag_connack(&s->diag, rc);
         s->lost = true;
         return;
     }
+    /* libmosquitto formats (and allocates) a log line for every packet
+     * while a log callback is set: it is only wanted for the handshake's
+     * errors, and callbacks() sets it again before the next attempt. */
+    mosquitto_log_callback_set(mosq, NULL);
     s->state = CONNECTED;
     s->st.connected = true;
     s->st.connects++;
@@ -522,6 +525,8 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
         s->st.inflight--;
 }
 
+/* libmosquitto's own log, while connecting: its TLS errors name why a
+ * handshake failed. */
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *line)
 {
     (void)mosq;
