@@ -159,7 +159,13 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
     if (c->sparkplug.enabled) {
         /* The edge node's topics, as a host or an ACL sees them. */
         const char *g = c->sparkplug.group_id, *n = c->sparkplug.edge_node_id;
-        printf("  sparkplug: group %s, edge node %s, devices unit<N> (one per TX mirror_unit)\n", g, n);
+        char id[SL_MQTTCONN_CLIENT_ID_MAX + 1];
+        if (c->mqtt.client_id[0])
+            snprintf(id, sizeof id, "%.*s-spb", (int)(SL_MQTTCONN_CLIENT_ID_MAX - 4), c->mqtt.client_id);
+        else
+            sl_mqttconn_default_client_id(id, sizeof id, "-spb");
+        printf("  sparkplug: group %s, edge node %s, client id %s, devices unit<N> (one per TX mirror_unit)\n",
+               g, n, id);
         printf("    publishes spBv1.0/%s/NBIRTH/%s, spBv1.0/%s/NDEATH/%s (will),\n", g, n, g, n);
         printf("      spBv1.0/%s/DBIRTH/%s/+, spBv1.0/%s/DDATA/%s/+, spBv1.0/%s/DDEATH/%s/+\n", g, n, g, n, g, n);
         printf("    subscribes spBv1.0/%s/NCMD/%s (Node Control/Rebirth only)\n", g, n);
