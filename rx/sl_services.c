@@ -286,8 +286,9 @@ static void spb_watch(struct sl_services *s)
                   "Sparkplug B connection to %s lost (the broker publishes NDEATH bdSeq %u): retrying with back-off",
                   s->mqtt_broker, (unsigned)st.bdseq);
     else if (!st.connected && !s->spb_failing && st.connect_failures > old->connect_failures)
-        sl_log_id(SL_LOG_WARNING, "SL-RX-SPB-FAIL", "Sparkplug B: broker %s refused or not reachable (%s): "
-                  "retrying with back-off", s->mqtt_broker, sl_mqttconn_fail_name(st.last_fail));
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SPB-FAIL", "Sparkplug B: broker %s refused or not reachable (%s: %s): "
+                  "retrying with back-off", s->mqtt_broker, sl_mqttconn_fail_name(st.last_fail),
+                  sl_sparkplug_last_error(s->spb));
     s->spb_failing = !st.connected && (s->spb_failing || st.connect_failures > old->connect_failures ||
                                        s->spb_up);
     if (st.rebirth_requests > old->rebirth_requests)

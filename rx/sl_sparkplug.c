@@ -897,6 +897,11 @@ void sl_sparkplug_stats(const struct sl_sparkplug *s, struct sl_sparkplug_stats 
     *out = s->st;
 }
 
+const char *sl_sparkplug_last_error(const struct sl_sparkplug *s)
+{
+    return s->diag.why;
+}
+
 /* ---- NCMD and STATE (untrusted input) ----------------------------------------- */
 
 /* How deep len bytes nest when read as protobuf wire format: -1 when they

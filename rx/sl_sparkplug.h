@@ -131,6 +131,11 @@ void sl_sparkplug_notify(struct sl_sparkplug *s, enum sl_mirror_event ev, uint32
 
 void sl_sparkplug_stats(const struct sl_sparkplug *s, struct sl_sparkplug_stats *out);
 
+/* Why the last connection attempt failed ("" before any): the refused
+ * CONNACK, the TLS error or the network's, as sl_mqttconn names them.
+ * Valid until the next sl_sparkplug_run. */
+const char *sl_sparkplug_last_error(const struct sl_sparkplug *s);
+
 /* ---- pure parts (unit tests, fuzzing) -------------------------------------- */
 
 /* True when id can be a Sparkplug group, edge node, device or host id:
