@@ -330,6 +330,10 @@ def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certifi
     b.other_ca, _ = make_test_ca(t, "other-ca")
     server_crt, server_key = make_test_cert(t, "server", b.ca, ca_key, "IP:127.0.0.1,DNS:localhost")
     b.client_cert, b.client_key = make_test_cert(t, "client", b.ca, ca_key)
+    # libmosquitto reads the client key at each connect, after RX dropped to
+    # USER (the chain's [rx] user): the key is that user's, still mode 0600.
+    pw_user = pwd.getpwnam(USER)
+    os.chown(b.client_key, pw_user.pw_uid, pw_user.pw_gid)
     b.user, b.password, b.port = MQTT_USER, MQTT_PASSWORD, port
     pw = os.path.join(t, "mosquitto.passwd")
     r = run(["mosquitto_passwd", "-c", "-b", pw, b.user, b.password])
