@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "rx_broker.h"
 #include "rx_fixture.h"
 #include "sl_clock.h"
 #include "sl_mqtt.h"
@@ -29,66 +30,6 @@ static bool broker_missing(void)
         return false;
     sl_test_skip("mosquitto not on PATH (Debian package mosquitto)");
     return true;
-}
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Starts `mosquitto -c CONF` listening on 127.0.0.1:port; returns its pid. */
-static pid_t broker_start(uint16_t port)
-{
-    char dir[] = "/tmp/sl_mqtt_XXXXXX";
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    char conf[64];
-    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
-    FILE *f = fopen(conf, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\npersistence false\n"
-               "log_dest none\n", (unsigned)port);
-    fclose(f);
-    chmod(dir, 0755);
-    chmod(conf, 0644);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 1);
-        dup2(null, 2);
-        execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 300 && !port_open(port); i++)
-        usleep(10000);
-    CU_ASSERT_FATAL(port_open(port));
-    unlink(conf);
-    rmdir(dir);
-    return pid;
-}
-
-static void broker_stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
 }
 
 /* ---- the subscriber: latest payload per topic ----------------------------- */
@@ -230,7 +171,7 @@ SL_TEST(mqtt, retained_tags_link_stale_and_will)
 {
     if (broker_missing())
         return;
-    uint16_t port = free_port();
+    uint16_t port = broker_free_port();
     pid_t broker = broker_start(port);
     struct sl_mirror *m = fx_mirror(3);
     fx_fill(m, 1000);
@@ -313,7 +254,7 @@ SL_TEST(mqtt, broker_away_backoff_and_coalescing)
 {
     if (broker_missing())
         return;
-    uint16_t port = free_port();
+    uint16_t port = broker_free_port();
     struct sl_mirror *m = fx_mirror(3);
     fx_fill(m, 1000);
     struct sl_mqtt *q = open_q(port, m, 2);

@@ -8,73 +8,15 @@
  * rebirths come at most one a second; a DBIRTH larger than the DDATA buffer
  * grows it. Both clients are driven from this thread.
  * An integration test (a child daemon): SKIP without mosquitto. */
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <mosquitto.h>
-#include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
+#include "rx_broker.h"
 #include "rx_fixture.h"
 #include "sl_clock.h"
 #include "sl_sparkplug.h"
 #include "sparkplug_b.pb-c.h"
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-    CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static bool port_open(uint16_t port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-static pid_t broker_start(uint16_t port)
-{
-    char dir[] = "/tmp/sl_spb_XXXXXX";
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    char conf[64];
-    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
-    FILE *f = fopen(conf, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "listener %u 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest none\n", (unsigned)port);
-    fclose(f);
-    chmod(dir, 0755);
-    chmod(conf, 0644);
-    pid_t pid = fork();
-    CU_ASSERT_FATAL(pid >= 0);
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 1);
-        dup2(null, 2);
-        execlp("mosquitto", "mosquitto", "-c", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (int i = 0; i < 300 && !port_open(port); i++)
-        usleep(10000);
-    CU_ASSERT_FATAL(port_open(port));
-    unlink(conf);
-    rmdir(dir);
-    return pid;
-}
 
 /* ---- the observer: every Sparkplug message, in order ---------------------- */
 
@@ -207,44 +149,52 @@ static struct sl_sparkplug *open_spb(uint16_t port, const struct sl_mirror *m, c
     return s;
 }
 
-static bool setup_broker(uint16_t *port, pid_t *pid)
+/* One case's world: a broker child, the observer, the fixture mirror (live
+ * link, every tag Good) and the edge node following it. */
+struct world {
+    pid_t pid;
+    uint16_t port;
+    struct mosquitto *obs;
+    struct sl_mirror *m;
+    struct sl_mqttconn *conn;
+    struct sl_sparkplug *s;
+};
+
+static bool world_start(struct world *w, const char *host, unsigned ddata_max)
 {
     if (!sl_test_on_path("mosquitto")) {
         sl_test_skip("mosquitto not on PATH (Debian package mosquitto)");
         return false;
     }
-    *port = free_port();
-    *pid = broker_start(*port);
+    w->port = broker_free_port();
+    w->pid = broker_start(w->port);
     nseen = 0;
+    mosquitto_lib_init();
+    w->obs = client(w->port, "obs");
+    w->m = fx_mirror(3);
+    fx_fill(w->m, 1000);
+    sl_mirror_tick(w->m, 100, 0);
+    w->s = open_spb(w->port, w->m, host, ddata_max, &w->conn);
+    sl_mirror_set_hook(w->m, hook, w->s);
     return true;
 }
 
-static void teardown(pid_t pid, struct sl_sparkplug *s, struct sl_mqttconn *c, struct mosquitto *obs,
-                     struct sl_mirror *m)
+static void world_stop(struct world *w)
 {
-    sl_sparkplug_close(s);
-    sl_mqttconn_close(c);
-    mosquitto_destroy(obs);
-    sl_mirror_destroy(m);
-    kill(pid, SIGTERM);
-    int st;
-    waitpid(pid, &st, 0);
+    sl_sparkplug_close(w->s);
+    sl_mqttconn_close(w->conn);
+    mosquitto_destroy(w->obs);
+    sl_mirror_destroy(w->m);
+    broker_stop(w->pid);
 }
 
 SL_TEST(spb_broker, primary_host_state)
 {
-    uint16_t port;
-    pid_t pid;
-    if (!setup_broker(&port, &pid))
+    struct world w;
+    if (!world_start(&w, "scada", 0))
         return;
-    mosquitto_lib_init();
-    struct mosquitto *obs = client(port, "obs");
-    struct sl_mirror *m = fx_mirror(3);
-    fx_fill(m, 1000);
-    sl_mirror_tick(m, 100, 0);
-    struct sl_mqttconn *conn;
-    struct sl_sparkplug *s = open_spb(port, m, "scada", 0, &conn);
-    sl_mirror_set_hook(m, hook, s);
+    struct sl_sparkplug *s = w.s;
+    struct mosquitto *obs = w.obs;
 
     /* Connected, but no birth while the host has said nothing. */
     CU_ASSERT(run_until(s, obs, "NBIRTH/n1", 0, 600) < 0);
@@ -279,25 +229,19 @@ SL_TEST(spb_broker, primary_host_state)
     nb = run_until(s, obs, "NBIRTH/n1", nd, 3000);
     CU_ASSERT_FATAL(nb >= 0);
     CU_ASSERT(seen[nb].bdseq == 1);
-    teardown(pid, s, conn, obs, m);
+    world_stop(&w);
 }
 
 SL_TEST(spb_broker, link_schema_and_ncmd)
 {
-    uint16_t port;
-    pid_t pid;
-    if (!setup_broker(&port, &pid))
-        return;
-    mosquitto_lib_init();
-    struct mosquitto *obs = client(port, "obs");
-    struct sl_mirror *m = fx_mirror(3);
-    fx_fill(m, 1000);
-    sl_mirror_tick(m, 100, 0);
-    struct sl_mqttconn *conn;
     /* One metric per DDATA: the encode buffer made at open holds one
      * metric, so every DBIRTH grows it. */
-    struct sl_sparkplug *s = open_spb(port, m, NULL, 1, &conn);
-    sl_mirror_set_hook(m, hook, s);
+    struct world w;
+    if (!world_start(&w, NULL, 1))
+        return;
+    struct sl_sparkplug *s = w.s;
+    struct mosquitto *obs = w.obs;
+    struct sl_mirror *m = w.m;
     CU_ASSERT_FATAL(run_until(s, obs, "DBIRTH/n1/unit7", 0, 3000) >= 0);
     int d1 = find("DBIRTH/n1/unit1", 0);
     CU_ASSERT(d1 >= 0 && seen[d1].metrics == 15);
@@ -353,5 +297,5 @@ SL_TEST(spb_broker, link_schema_and_ncmd)
     struct sl_sparkplug_stats st;
     sl_sparkplug_stats(s, &st);
     CU_ASSERT_EQUAL(st.rebirth_requests, 2);
-    teardown(pid, s, conn, obs, m);
+    world_stop(&w);
 }
