@@ -313,7 +313,7 @@ def make_test_cert(d, name, ca, ca_key, san=None):
 
 
 def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certificate=False,
-                        wrong_name_port=None):
+                        wrong_name_port=None, key_user=None):
     """mosquitto on 127.0.0.1:port (in rig namespace side, or on this host
     with side=None) that speaks TLS only, with a test CA made here (server
     certificate for 127.0.0.1 and localhost), refuses anonymous clients and
@@ -321,8 +321,10 @@ def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certifi
     require_certificate, also a client certificate signed by the CA. With
     wrong_name_port, a second listener on 127.0.0.2:wrong_name_port shows
     the same certificate, which does not name 127.0.0.2 (a client that
-    checks the server's name must refuse it). Its log (connections with
-    their client ids) is b.log. Returns a TlsBroker. Files go to d/tls/."""
+    checks the server's name must refuse it). key_user: the user RX runs as
+    (e.g. USER for a Chain), who gets the client key; None leaves it root's.
+    Its log (connections with their client ids) is b.log. Returns a
+    TlsBroker. Files go to d/tls/."""
     t = os.path.join(d, "tls")
     os.makedirs(t, exist_ok=True)
     b = TlsBroker()
@@ -330,10 +332,12 @@ def start_mosquitto_tls(procs, d, side="it", port=MQTT_TLS_PORT, require_certifi
     b.other_ca, _ = make_test_ca(t, "other-ca")
     server_crt, server_key = make_test_cert(t, "server", b.ca, ca_key, "IP:127.0.0.1,DNS:localhost")
     b.client_cert, b.client_key = make_test_cert(t, "client", b.ca, ca_key)
-    # libmosquitto reads the client key at each connect, after RX dropped to
-    # USER (the chain's [rx] user): the key is that user's, still mode 0600.
-    pw_user = pwd.getpwnam(USER)
-    os.chown(b.client_key, pw_user.pw_uid, pw_user.pw_gid)
+    if key_user:
+        # libmosquitto reads the client key at each connect, after RX dropped
+        # to its [rx] user (and root keeps no capability to read others'
+        # files): the key is that user's, still mode 0600.
+        pw_user = pwd.getpwnam(key_user)
+        os.chown(b.client_key, pw_user.pw_uid, pw_user.pw_gid)
     b.user, b.password, b.port = MQTT_USER, MQTT_PASSWORD, port
     pw = os.path.join(t, "mosquitto.passwd")
     r = run(["mosquitto_passwd", "-c", "-b", pw, b.user, b.password])
