@@ -3,6 +3,7 @@
 #include "sl_file.h"
 #include "sl_keyfile.h"
 #include "sl_mqttconn.h"
+#include "sl_sandbox.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -402,19 +403,17 @@ static void do_http(struct sl_conf *p, struct sl_rxconf *c)
                       "bad allowed_hosts '%s' (comma-separated host names: letters, digits, '-', '.')", v);
 }
 
-/* Can user read a file with this stat (owner, group incl. supplementary
- * groups, others)? True when user is unknown or root. */
-static bool user_can_read(const struct stat *st, const char *user)
+/* Can the account (name, uid, gid) read a file with this stat by its
+ * permission bits alone (owner, group incl. supplementary groups, others)?
+ * Root too: RX keeps no capability (CAP_DAC_OVERRIDE) once running. */
+static bool user_can_read(const struct stat *st, const char *name, uid_t uid, gid_t gid)
 {
-    const struct passwd *pw = getpwnam(user);
-    if (!pw || pw->pw_uid == 0)
-        return true;
-    if (st->st_uid == pw->pw_uid)
+    if (st->st_uid == uid)
         return (st->st_mode & S_IRUSR) != 0;
     gid_t groups[64];
     int n = (int)(sizeof groups / sizeof groups[0]);
-    if (getgrouplist(user, pw->pw_gid, groups, &n) < 0) {
-        groups[0] = pw->pw_gid;
+    if (getgrouplist(name, gid, groups, &n) < 0) {
+        groups[0] = gid;
         n = 1;
     }
     for (int i = 0; i < n; i++)
@@ -424,10 +423,9 @@ static bool user_can_read(const struct stat *st, const char *user)
 }
 
 /* A TLS file libmosquitto reads at each connect, after privileges are
- * dropped: a readable regular file now, and readable by the [rx] user
- * (a warning, since the daemon would start and then fail every attempt).
- * Links are fine (/etc/ssl/certs). A private key others may read: a
- * warning. */
+ * dropped: a readable regular file now (whether the account RX will run as
+ * can read it is mqtt_tls_readers' question). Links are fine
+ * (/etc/ssl/certs). A private key others may read: a warning. */
 static void tls_file(struct sl_conf *p, const struct sl_conf_sec *s, int k, const char *path)
 {
     int fd = open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
@@ -443,10 +441,6 @@ static void tls_file(struct sl_conf *p, const struct sl_conf_sec *s, int k, cons
         sl_conf_error(p, s->line[k], "%s '%s': not a regular file", sl_conf_key(p, s, k), path);
         return;
     }
-    const char *user = sl_conf_val(&p->single[SEC_RX], K_USER);
-    if (user && *user && !user_can_read(&st, user))
-        warn(p, s->line[k], "%s '%s' is not readable by the [rx] user %s, who reads it at each connect "
-             "(every MQTT connection would fail)", sl_conf_key(p, s, k), path, user);
     if (k == K_TLS_KEY && (st.st_mode & S_IROTH))
         warn(p, s->line[k], "tls_key '%s' is readable by others (mode %04o; chmod 640 or 600)", path,
              (unsigned)(st.st_mode & 07777));
@@ -564,6 +558,31 @@ static void do_sparkplug(struct sl_conf *p, struct sl_rxconf *c)
     sparkplug_id(p, s, K_PRIMARY_HOST_ID, c->sparkplug.primary_host_id, false);
     (void)sl_conf_u32(p, s, K_DDATA_MAX, 1, SL_SPARKPLUG_DDATA_MAX_MAX, SL_SPARKPLUG_DEFAULT_DDATA_MAX,
                       &c->sparkplug.ddata_max_metrics);
+}
+
+/* The TLS files against the account RX will run as once privileges are
+ * dropped (sl_sandbox_plan: [rx] user, else the default account, else root
+ * without capabilities): one it cannot read is a warning, since RX would
+ * start and then fail every MQTT connection (SL-RX-MQTT-TLS). */
+static void mqtt_tls_readers(struct sl_conf *p, const struct sl_rxconf *c)
+{
+    struct sl_sandbox_plan plan;
+    if (!c->mqtt.enabled || !c->mqtt.tls_ca[0] || !sl_conf_host_checks(p) ||
+        sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) != SL_OK)
+        return;
+    const struct passwd *pw = getpwuid(plan.uid);
+    const char *name = pw ? pw->pw_name : "";
+    const struct sl_conf_sec *s = &p->single[SEC_MQTT];
+    static const int keys[] = { K_TLS_CA, K_TLS_CERT, K_TLS_KEY };
+    const char *paths[] = { c->mqtt.tls_ca, c->mqtt.tls_cert, c->mqtt.tls_key };
+    for (int i = 0; i < 3; i++) {
+        struct stat st;
+        if (!paths[i][0] || stat(paths[i], &st) != 0 || user_can_read(&st, name, plan.uid, plan.gid))
+            continue;
+        warn(p, s->line[keys[i]], "%s '%s' is not readable by %s (uid %u), the account sluice-rx runs as, "
+             "which reads it at each connect: every MQTT connection would fail", sl_conf_key(p, s, keys[i]),
+             paths[i], name[0] ? name : "the account", (unsigned)plan.uid);
+    }
 }
 
 static void do_files(struct sl_conf *p, struct sl_rxconf *c)
@@ -854,6 +873,7 @@ static void finish(struct sl_conf *p)
     do_mqtt(p, c);
     do_files(p, c);
     do_rx(p, c);
+    mqtt_tls_readers(p, c);
     do_syslog(p, c);
     do_sparkplug(p, c);
     syslog_route(p, c);

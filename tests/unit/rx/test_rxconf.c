@@ -761,6 +761,22 @@ SL_TEST(rxconf, mqtt_tls_and_credentials)
     CU_ASSERT_EQUAL_FATAL(sl_rxconf_warnings(&cfg), 1);
     CU_ASSERT_STRING_EQUAL(cfg.warn.msg[0], "rx.conf:10: warning: password_file without tls_ca: the password "
                                             "crosses the network in clear text");
+    /* A TLS file the account RX runs as cannot read (root keeps no
+     * capability either): a warning, not an error. */
+    if (geteuid() == 0) {
+        write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0600);
+        CU_ASSERT_EQUAL(parse(MQ "tls_ca = ca.pem\n[rx]\nuser = nobody\n"), SL_OK);
+        bool seen = false;
+        for (size_t i = 0; i < sl_rxconf_warnings(&cfg); i++)
+            seen |= strstr(cfg.warn.msg[i], "rx.conf:9: warning: tls_ca '") != NULL &&
+                    strstr(cfg.warn.msg[i], "' is not readable by nobody (uid 65534), the account sluice-rx runs as") !=
+                        NULL;
+        CU_ASSERT_TRUE(seen);
+        write_file("ca.pem", "-----BEGIN CERTIFICATE-----\n", 0644);
+        CU_ASSERT_EQUAL(parse(MQ "tls_ca = ca.pem\n[rx]\nuser = nobody\n"), SL_OK);
+        for (size_t i = 0; i < sl_rxconf_warnings(&cfg); i++)
+            CU_ASSERT_PTR_NULL(strstr(cfg.warn.msg[i], "is not readable by"));
+    }
     /* Without host checks, nothing is read. */
     CU_ASSERT_EQUAL(parse_flags(MQ "tls_ca = nothere.pem\nusername = u\npassword_file = mqtt644.pw\n",
                                 SL_RXCONF_SKIP_HOST_CHECKS), SL_OK);
