@@ -191,3 +191,37 @@ SL_TEST(sandbox, apply_refuses_a_second_thread)
     CU_ASSERT_TRUE(WIFEXITED(st));
     CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
 }
+
+/* Started as root (the CI runs so): the plan drops to nobody in a child;
+ * ids, supplementary groups (initgroups), every capability set (bounding
+ * too) and no_new_privs are checked from /proc, and root cannot come back.
+ * Not root: the same child stays and must still end with no capability. */
+SL_TEST(sandbox, apply_drops_root_to_nobody)
+{
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        struct sl_sandbox_plan q;
+        char why[SL_SANDBOX_WHY_MAX];
+        bool root = geteuid() == 0;
+        int bad = 0;
+        if (sl_sandbox_plan(&q, "rx", root ? "nobody" : "", false) != SL_OK ||
+            q.action != (root ? SL_SANDBOX_DROP : SL_SANDBOX_STAY) || sl_sandbox_apply(&q, why, sizeof why) != SL_OK)
+            _exit(1);
+        if (root && (getuid() != q.uid || geteuid() != q.uid || getgid() != q.gid || setuid(0) == 0))
+            bad |= 2;
+        gid_t groups[64];
+        int n = getgroups(64, groups);
+        for (int i = 0; root && i < n; i++)
+            if (groups[i] == 0)
+                bad |= 4;   /* root's group left behind */
+        if (status_hex("CapEff") != 0 || status_hex("CapPrm") != 0 || status_hex("CapAmb") != 0 ||
+            (root && status_hex("CapBnd") != 0) || status_hex("NoNewPrivs") != 1)
+            bad |= 8;
+        _exit(bad);
+    }
+    int st = 0;
+    CU_ASSERT_EQUAL(waitpid(pid, &st, 0), pid);
+    CU_ASSERT_TRUE(WIFEXITED(st));
+    CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+}
