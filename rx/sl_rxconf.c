@@ -485,14 +485,6 @@ static void mqtt_conn(struct sl_conf *p, const struct sl_conf_sec *s, struct sl_
     for (int i = 0; i < 3; i++)
         if (ok[i])
             tls_file(p, s, path_keys[i], paths[i]);
-    if (ok[3]) {
-        char *pw = NULL;
-        sl_err e = sl_mqttconn_password_load(&pw, c->mqtt.password_file, daemon_uid(p), why, sizeof why);
-        sl_mqttconn_password_free(pw);
-        if (e != SL_OK)
-            sl_conf_error(p, s->line[K_PASSWORD_FILE], "password_file '%s': %s%s", c->mqtt.password_file,
-                          e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
-    }
 }
 
 static void do_mqtt(struct sl_conf *p, struct sl_rxconf *c)
@@ -560,19 +552,33 @@ static void do_sparkplug(struct sl_conf *p, struct sl_rxconf *c)
                       &c->sparkplug.ddata_max_metrics);
 }
 
-/* The TLS files against the account RX will run as once privileges are
+/* [mqtt]'s files against the account RX will run as once privileges are
  * dropped (sl_sandbox_plan: [rx] user, else the default account, else root
- * without capabilities): one it cannot read is a warning, since RX would
- * start and then fail every MQTT connection (SL-RX-MQTT-TLS). */
+ * without capabilities), so after [rx]: the password file, read at start,
+ * must belong to root or that account (the check sl_mqttconn makes at
+ * start); a TLS file it cannot read is a warning, since RX would start and
+ * then fail every MQTT connection (SL-RX-MQTT-TLS). */
 static void mqtt_tls_readers(struct sl_conf *p, const struct sl_rxconf *c)
 {
     struct sl_sandbox_plan plan;
-    if (!c->mqtt.enabled || !c->mqtt.tls_ca[0] || !sl_conf_host_checks(p) ||
-        sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) != SL_OK)
+    if (!c->mqtt.enabled || !sl_conf_host_checks(p))
+        return;
+    bool planned = sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK;
+    const struct sl_conf_sec *s = &p->single[SEC_MQTT];
+    if (c->mqtt.password_file[0]) {
+        char *secret = NULL;
+        char why[SL_DIAG_MSG_MAX];
+        sl_err e = sl_mqttconn_password_load(&secret, c->mqtt.password_file, planned ? plan.uid : geteuid(), why,
+                                             sizeof why);
+        sl_mqttconn_password_free(secret);
+        if (e != SL_OK)
+            sl_conf_error(p, s->line[K_PASSWORD_FILE], "password_file '%s': %s%s", c->mqtt.password_file,
+                          e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
+    }
+    if (!planned || !c->mqtt.tls_ca[0])
         return;
     const struct passwd *pw = getpwuid(plan.uid);
     const char *name = pw ? pw->pw_name : "";
-    const struct sl_conf_sec *s = &p->single[SEC_MQTT];
     static const int keys[] = { K_TLS_CA, K_TLS_CERT, K_TLS_KEY };
     const char *paths[] = { c->mqtt.tls_ca, c->mqtt.tls_cert, c->mqtt.tls_key };
     for (int i = 0; i < 3; i++) {
