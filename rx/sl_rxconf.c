@@ -424,7 +424,7 @@ static bool user_can_read(const struct stat *st, const char *name, uid_t uid, gi
 
 /* A TLS file libmosquitto reads at each connect, after privileges are
  * dropped: a readable regular file now (whether the account RX will run as
- * can read it is mqtt_tls_readers' question). Links are fine
+ * can read it is mqtt_files_for_account's question). Links are fine
  * (/etc/ssl/certs). A private key others may read: a warning. */
 static void tls_file(struct sl_conf *p, const struct sl_conf_sec *s, int k, const char *path)
 {
@@ -558,7 +558,7 @@ static void do_sparkplug(struct sl_conf *p, struct sl_rxconf *c)
  * must belong to root or that account (the check sl_mqttconn makes at
  * start); a TLS file it cannot read is a warning, since RX would start and
  * then fail every MQTT connection (SL-RX-MQTT-TLS). */
-static void mqtt_tls_readers(struct sl_conf *p, const struct sl_rxconf *c)
+static void mqtt_files_for_account(struct sl_conf *p, const struct sl_rxconf *c)
 {
     struct sl_sandbox_plan plan;
     if (!c->mqtt.enabled || !sl_conf_host_checks(p))
@@ -879,7 +879,7 @@ static void finish(struct sl_conf *p)
     do_mqtt(p, c);
     do_files(p, c);
     do_rx(p, c);
-    mqtt_tls_readers(p, c);
+    mqtt_files_for_account(p, c);
     do_syslog(p, c);
     do_sparkplug(p, c);
     syslog_route(p, c);
