@@ -131,13 +131,12 @@ static sl_err open_mqtt(struct sl_services *s, const struct sl_rxconf *c, const 
  * session), its NDEATH as the will. */
 static sl_err open_sparkplug(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m)
 {
-    const struct passwd *pw = c->rx.user[0] ? getpwnam(c->rx.user) : NULL;
     struct sl_mqttconn_config cc = { .broker = c->mqtt.broker, .client_id = c->mqtt.client_id,
                                      .client_id_suffix = "-spb", .keepalive_s = c->mqtt.keepalive_s,
                                      .tls_ca = c->mqtt.tls_ca, .tls_cert = c->mqtt.tls_cert,
                                      .tls_key = c->mqtt.tls_key, .username = c->mqtt.username,
                                      .password_file = c->mqtt.password_file,
-                                     .owner = pw ? pw->pw_uid : geteuid() };
+                                     .owner = run_uid(c) };
     char why[SL_MQTTCONN_WHY_MAX + 64] = "";
     sl_err e = sl_mqttconn_open(&s->spb_conn, &cc, why, sizeof why);
     if (e == SL_OK) {
