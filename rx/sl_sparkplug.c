@@ -109,17 +109,11 @@ bool sl_sparkplug_id_ok(const char *id)
 
 int32_t sl_sparkplug_quality(uint32_t status)
 {
-    switch (status >> 30) {
-    case 0:
+    if (status >> 30 == 0)
         return SL_SPARKPLUG_Q_GOOD;
-    case 1:
-        return status == SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE || status == SL_Q_UNCERTAIN_LAST_USABLE
-                   ? SL_SPARKPLUG_Q_UNCERTAIN_LAST
-                   : SL_SPARKPLUG_Q_UNCERTAIN;
-    default:
-        return status == SL_Q_BAD_COMM_ERROR || status == SL_Q_BAD_NO_COMM ? SL_SPARKPLUG_Q_BAD_NOT_CONNECTED
-                                                                           : SL_SPARKPLUG_Q_BAD;
-    }
+    if (status == SL_Q_UNCERTAIN_NO_COMM_LAST_USABLE || status == SL_Q_UNCERTAIN_LAST_USABLE)
+        return SL_SPARKPLUG_Q_STALE;
+    return SL_SPARKPLUG_Q_BAD;
 }
 
 /* ---- encoding ------------------------------------------------------------ */
@@ -191,7 +185,8 @@ static void tag_metric(Metric *mt, PropertySet *ps, PropertyValue *vals, Propert
     mt->alias = t->tag_id;
     mt->has_timestamp = true;
     mt->timestamp = t->has_value ? t->source_time_us / 1000u : now_ms;
-    mt->has_datatype = true;
+    /* The datatype is declared by the birth; DDATA should not repeat it. */
+    mt->has_datatype = birth;
     bool scaled = t->scale != 1.0 || t->offset != 0.0;
     if (scaled && t->type != SL_TYPE_BOOL) {
         mt->datatype = DT_DOUBLE;
@@ -276,9 +271,11 @@ static void node_metric(Metric *mt, const char *name, uint64_t alias, uint32_t d
     mt->datatype = datatype;
 }
 
-static void bdseq_metric(Metric *mt, uint8_t bdseq, uint64_t now_ms)
+/* bdSeq: in the NBIRTH with its alias (a birth names and aliases every
+ * metric once aliases are in use), in the NDEATH will by name only. */
+static void bdseq_metric(Metric *mt, uint8_t bdseq, uint64_t alias, uint64_t now_ms)
 {
-    node_metric(mt, SL_SPARKPLUG_METRIC_BDSEQ, 0, DT_INT64, now_ms);
+    node_metric(mt, SL_SPARKPLUG_METRIC_BDSEQ, alias, DT_INT64, now_ms);
     mt->value_case = SPARKPLUG__PAYLOAD__METRIC__VALUE_LONG_VALUE;
     mt->long_value = bdseq;
 }
@@ -329,13 +326,13 @@ static bool publish_nbirth(struct sl_sparkplug *s, uint64_t now_ms)
     s->st.seq = 0;
     begin(s, now_ms, true, next_seq(s));
     Metric mt;
-    bdseq_metric(&mt, s->st.bdseq, now_ms);
+    bdseq_metric(&mt, s->st.bdseq, SL_SPARKPLUG_BDSEQ_ALIAS, now_ms);
     bool ok = add_metric(s, &mt, true);
     node_metric(&mt, SL_SPARKPLUG_METRIC_REBIRTH, SL_SPARKPLUG_REBIRTH_ALIAS, DT_BOOLEAN, now_ms);
     mt.value_case = SPARKPLUG__PAYLOAD__METRIC__VALUE_BOOLEAN_VALUE;
     mt.boolean_value = false;
     ok = ok && add_metric(s, &mt, true);
-    node_metric(&mt, SL_SPARKPLUG_METRIC_SOFTWARE, SL_SPARKPLUG_REBIRTH_ALIAS + 1u, DT_STRING, now_ms);
+    node_metric(&mt, SL_SPARKPLUG_METRIC_SOFTWARE, SL_SPARKPLUG_SOFTWARE_ALIAS, DT_STRING, now_ms);
     mt.value_case = SPARKPLUG__PAYLOAD__METRIC__VALUE_STRING_VALUE;
     mt.string_value = s->software;
     ok = ok && add_metric(s, &mt, true);
@@ -469,7 +466,7 @@ static bool publish_ddata(struct sl_sparkplug *s, uint64_t now_ms)
 static void build_will(struct sl_sparkplug *s, uint64_t now_ms)
 {
     Metric mt;
-    bdseq_metric(&mt, s->st.bdseq, now_ms);
+    bdseq_metric(&mt, s->st.bdseq, 0, now_ms);
     Metric *list[1] = { &mt };
     Payload p = SPARKPLUG__PAYLOAD__INIT;
     p.has_timestamp = true;

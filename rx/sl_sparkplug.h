@@ -6,7 +6,7 @@
  * TX) is one Sparkplug device named "unit<N>". Every tag is a metric of
  * its device: name = ISA-95 path + "/" + tag name, alias = the TX tag id,
  * datatype from the tag type (Double when scale/offset make it a scaled
- * number), properties "Quality" (Ignition's quality code), "StatusCode"
+ * number), properties "Quality" (192 GOOD, 500 STALE, 0 BAD), "StatusCode"
  * (the OPC UA code) and, in births, "engUnit" when the tag has units.
  *
  * Session, per the specification: on every connection the will is an
@@ -51,16 +51,17 @@
 #define SL_SPARKPLUG_DDATA_MAX_MAX   10000u
 #define SL_SPARKPLUG_REBIRTH_MIN_MS  1000u    /* NCMD rebirths at most this often */
 #define SL_SPARKPLUG_REBIRTH_ALIAS   ((uint64_t)1 << 32)   /* beyond every tag id */
+#define SL_SPARKPLUG_SOFTWARE_ALIAS  (SL_SPARKPLUG_REBIRTH_ALIAS + 1u)
+#define SL_SPARKPLUG_BDSEQ_ALIAS     (SL_SPARKPLUG_REBIRTH_ALIAS + 2u)
 #define SL_SPARKPLUG_METRIC_REBIRTH  "Node Control/Rebirth"
 #define SL_SPARKPLUG_METRIC_BDSEQ    "bdSeq"
 #define SL_SPARKPLUG_METRIC_SOFTWARE "Node Info/Software"
 
-/* Ignition's quality codes (the "Quality" property). */
+/* The "Quality" property's only values (Sparkplug 3.0, property set
+ * "Quality", Int32): what Ignition and other hosts read. */
+#define SL_SPARKPLUG_Q_BAD               0
 #define SL_SPARKPLUG_Q_GOOD              192
-#define SL_SPARKPLUG_Q_UNCERTAIN         0x40000100   /* Uncertain */
-#define SL_SPARKPLUG_Q_UNCERTAIN_LAST    0x40000101   /* Uncertain_LastKnownValue */
-#define SL_SPARKPLUG_Q_BAD               (int32_t)0x80000200u   /* Bad */
-#define SL_SPARKPLUG_Q_BAD_NOT_CONNECTED (int32_t)0x8000020Au   /* Bad_NotConnected */
+#define SL_SPARKPLUG_Q_STALE             500
 
 struct sl_sparkplug_config {
     const char *group_id;        /* 1..64 bytes, no + # / */
@@ -142,11 +143,12 @@ const char *sl_sparkplug_last_error(const struct sl_sparkplug *s);
  * 1..SL_SPARKPLUG_ID_MAX bytes, printable ASCII, none of + # /. */
 bool sl_sparkplug_id_ok(const char *id);
 
-/* The "Quality" property for an OPC UA StatusCode: Good -> 192,
- * UncertainNoCommunicationLastUsableValue and UncertainLastUsableValue ->
- * Uncertain_LastKnownValue, other Uncertain -> Uncertain,
- * BadCommunicationError and BadNoCommunication -> Bad_NotConnected, other
- * Bad -> Bad (Ignition 8 codes, as signed 32-bit). */
+/* The "Quality" property for an OPC UA StatusCode, as the specification
+ * allows it (0, 192 or 500): Good -> 192 (GOOD); a held last usable value
+ * (UncertainNoCommunicationLastUsableValue: link stale,
+ * UncertainLastUsableValue: loaded at start, not yet refreshed) -> 500
+ * (STALE); everything else, other Uncertain codes included -> 0 (BAD). The
+ * exact code travels in the "StatusCode" property. */
 int32_t sl_sparkplug_quality(uint32_t status);
 
 /* What an NCMD payload asks. */

@@ -55,15 +55,20 @@ SL_TEST(sparkplug, ids)
 
 SL_TEST(sparkplug, quality_mapping)
 {
+    /* Only 0 (BAD), 192 (GOOD) and 500 (STALE) are Sparkplug qualities. */
     CU_ASSERT_EQUAL(sl_sparkplug_quality(0x00000000u), 192);
     CU_ASSERT_EQUAL(sl_sparkplug_quality(0x00A80000u), 192);   /* any Good sub-code */
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x408F0000u), 0x40000101);
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x40900000u), 0x40000101);
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x40000000u), 0x40000100);
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80050000u), (int32_t)0x8000020Au);
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80310000u), (int32_t)0x8000020Au);
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80320000u), (int32_t)0x80000200u);
-    CU_ASSERT_EQUAL(sl_sparkplug_quality(0xC0000000u), (int32_t)0x80000200u);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x408F0000u), 500);   /* link stale, value held */
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x40900000u), 500);   /* loaded at start */
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x40000000u), 0);     /* other Uncertain */
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80050000u), 0);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80310000u), 0);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0x80320000u), 0);
+    CU_ASSERT_EQUAL(sl_sparkplug_quality(0xC0000000u), 0);
+    for (uint32_t hi = 0; hi < 4; hi++) {
+        int32_t q = sl_sparkplug_quality(hi << 30 | 0x12340000u);
+        CU_ASSERT(q == 0 || q == 192 || q == 500);
+    }
 }
 
 SL_TEST(sparkplug, ncmd_rebirth_by_name_and_alias)
