@@ -1091,6 +1091,10 @@ int sl_rxthreads_run(struct sl_rxd *d)
      * outbound sockets only for a broker or a syslog forward. */
     char swhy[160];
     bool out = d->svc.mqtt || (d->syslog && c->syslog.out.proto != SL_SYSLOGOUT_NONE);
+    if (d->svc.mqtt)
+        sl_seccomp_preload_names(c->mqtt.addr.host);
+    if (d->syslog && c->syslog.out.proto != SL_SYSLOGOUT_NONE)
+        sl_seccomp_preload_names(c->syslog.out.forward.host);
     bool sandboxed = sl_seccomp_install(SL_SECCOMP_RX, out ? SL_SECCOMP_F_CONNECT : 0, swhy, sizeof swhy) == SL_OK;
     if (sandboxed)
         sl_seccomp_selftest("rx");

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <linux/sched.h>
@@ -57,14 +58,15 @@ const char *sl_seccomp_profile_name(enum sl_seccomp_profile p)
 /* ---- the lists ------------------------------------------------------------------ */
 
 /* Every process and thread: memory, time, locks, signals, exit, and
- * read/write/close on descriptors it already holds. */
+ * read/write/close on descriptors it already holds (rt_sigaction: in
+ * common_rules, for every signal but SIGSYS). */
 static const int base_calls[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(close),
     SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(clock_nanosleep),
     SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(getpid), SCMP_SYS(gettid),
     SCMP_SYS(getuid), SCMP_SYS(geteuid), SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(brk),
     SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(mremap), SCMP_SYS(rt_sigreturn),
-    SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigaction), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
+    SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall), SCMP_SYS(exit),
     SCMP_SYS(exit_group), SCMP_SYS(sched_yield), SCMP_SYS(getrandom), SCMP_SYS(fstat),
     SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(fcntl), SCMP_SYS(poll), SCMP_SYS(ppoll),
     SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(sigaltstack), SCMP_SYS(sched_getaffinity),
@@ -177,8 +179,12 @@ static void on_sigsys(int sig, siginfo_t *si, void *uctx)
     ssize_t w = write(2, line, n);
     (void)w;
     /* Die of the same signal with its default action (the exit status and
-     * systemd say SIGSYS); SIGSYS is blocked inside this handler, so the
-     * tgkill waits for the handler's return... */
+     * systemd say SIGSYS). Once a filter is loaded this sigaction is itself
+     * refused (no list allows rt_sigaction for SIGSYS): the kernel then
+     * finds SIGSYS blocked (inside this handler), resets it to the default
+     * action and ends the process with it. Where it is allowed (no filter
+     * yet), SIGSYS is blocked inside this handler, so the tgkill waits for
+     * the handler's return... */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
@@ -214,6 +220,9 @@ static sl_err reporter_init(char *why, size_t cap)
     }
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256((const unsigned char *)"", 0, digest);
+    /* The name service modules (nsswitch.conf) of a lookup that reaches
+     * the files source: no list maps a file executable later. */
+    sl_seccomp_preload_names("localhost");
     if (getenv("JOURNAL_STREAM"))
         snprintf(prefix, sizeof prefix, "<%d>", (int)SL_LOG_ERR);
     else
@@ -251,8 +260,13 @@ static int allow_list(scmp_filter_ctx f, const int *calls, size_t n)
 }
 #define ALLOW(f, list) allow_list(f, list, sizeof list / sizeof list[0])
 
-/* Rules with arguments, shared by every profile: no executable mappings
- * (code cannot be injected and run), tgkill only to this process (abort,
+/* Rules with arguments, shared by every profile: no executable mappings,
+ * of anonymous memory or of a file (code cannot be injected and run; the
+ * name service modules were loaded before, sl_seccomp_preload_names),
+ * rt_sigaction for every signal but SIGSYS (the reporter stays the
+ * handler: a handler of an attacker's would turn every forbidden call into
+ * a harmless probe; compared on the low 32 bits, as the kernel reads the
+ * int), tgkill only to this process (abort,
  * the reporter), prctl only for thread names and no_new_privs, threads but no new
  * processes (clone3 says ENOSYS, so glibc falls back to clone, whose flags
  * a filter can see). */
@@ -267,6 +281,7 @@ static int common_rules(scmp_filter_ctx f, bool threads)
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                                SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
     }
+    rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1, SCMP_A0_32(SCMP_CMP_NE, SIGSYS));
     rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid()));
     if (!SANITIZED) {
         static const int prctl_ok[] = { PR_GET_NAME, PR_SET_NAME, PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS };
@@ -291,14 +306,6 @@ static int common_rules(scmp_filter_ctx f, bool threads)
 static int socket_rules(scmp_filter_ctx f, bool inet)
 {
     int rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
-    if (inet && !SANITIZED) {
-        /* A name lookup may load an NSS module (nsswitch.conf: mdns,
-         * myhostname...): executable mappings of files, never of anonymous
-         * memory (where injected code would be). */
-        rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 2,
-                               SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, PROT_EXEC),
-                               SCMP_A3(SCMP_CMP_MASKED_EQ, MAP_ANONYMOUS, 0));
-    }
     if (inet) {
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
@@ -414,6 +421,16 @@ sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, 
         sl_log_id(SL_LOG_WARNING, "SL-SANDBOX-SECCOMP-LOG",
                   "SL_SECCOMP=log: the %s filter logs forbidden calls instead of stopping them", profile_names[p]);
     return SL_OK;
+}
+
+void sl_seccomp_preload_names(const char *host)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host && host[0] && strcmp(host, "*") != 0 ? host : "localhost", NULL, &hints, &res) == 0)
+        freeaddrinfo(res);
 }
 
 /* Never names the log id: a SIEM alerting on [SL-SANDBOX-SYSCALL] must not

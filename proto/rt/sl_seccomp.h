@@ -16,7 +16,8 @@
  * A forbidden call traps (SIGSYS); the handler writes one line to stderr,
  *   "[SL-SANDBOX-SYSCALL] forbidden system call NAME (NR) in thread COMM; exiting"
  * (async-signal-safe: a table of names made at install, one write(2)) and
- * then dies of SIGSYS with the default action. PR_SET_NO_NEW_PRIVS is set
+ * then dies of SIGSYS with the default action. No list lets a process
+ * install another SIGSYS handler or map anything executable. PR_SET_NO_NEW_PRIVS is set
  * before the first filter. The environment variable SL_SECCOMP=log (for
  * debugging only) makes forbidden calls logged by the kernel (audit) and
  * allowed instead; every other value, or none, enforces.
@@ -50,6 +51,17 @@ enum sl_seccomp_profile {
  * (~100 µs); call once per process or thread, never on a hot path. */
 __attribute__((warn_unused_result))
 sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, size_t cap);
+
+/* Resolves host once (getaddrinfo; "localhost" for NULL, "" or "*") and
+ * forgets the answer: the name service modules (nsswitch.conf: mdns,
+ * myhostname...) a lookup of that name reaches are loaded now, because no
+ * filter lets a process map a file executable afterwards (a module first
+ * needed then would stop the process). Call it before
+ * sl_seccomp_install for every host the process resolves later (an MQTT
+ * broker, a syslog forward, a Modbus device); sl_seccomp_install itself
+ * resolves "localhost". A failed lookup is fine (the modules it tried are
+ * loaded). Blocks for as long as the resolver takes. */
+void sl_seccomp_preload_names(const char *host);
 
 /* The "seccomp: ..." line --check prints and the start-up logs (through
  * sl_sandbox_report_add) for a daemon whose process-wide profile is p

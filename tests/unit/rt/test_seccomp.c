@@ -21,8 +21,13 @@
 
 enum probe {
     PROBE_NONE, PROBE_SOCKET_INET, PROBE_SOCKET_UNIX, PROBE_EXECVE, PROBE_OPEN_WRITE, PROBE_OPEN_READ,
-    PROBE_EXEC_ANON, PROBE_EXEC_FILE
+    PROBE_EXEC_ANON, PROBE_EXEC_FILE, PROBE_SIGSYS_HANDLER, PROBE_SIGUSR1_HANDLER
 };
+
+static void on_probe_signal(int sig)
+{
+    (void)sig;
+}
 
 static int probe(enum probe what)
 {
@@ -42,6 +47,13 @@ static int probe(enum probe what)
     case PROBE_EXEC_FILE: { /* what dlopen does (an NSS module) */
         int fd = open("/bin/true", O_RDONLY);
         return fd >= 0 && mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0) != MAP_FAILED ? 0 : 16;
+    }
+    case PROBE_SIGSYS_HANDLER:   /* would turn forbidden calls into harmless probes */
+    case PROBE_SIGUSR1_HANDLER: {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_probe_signal;
+        return sigaction(what == PROBE_SIGSYS_HANDLER ? SIGSYS : SIGUSR1, &sa, NULL) == 0 ? 0 : 17;
     }
     }
     return 99;
@@ -223,9 +235,39 @@ SL_TEST(seccomp, no_executable_anonymous_memory)
     CU_ASSERT_TRUE(killed(&r, "mmap"));
     run_child(&r, SL_SECCOMP_RX, SL_SECCOMP_F_CONNECT, PROBE_EXEC_ANON, "sluice-rx");
     CU_ASSERT_TRUE(killed(&r, "mmap"));
-    /* A process that resolves names may map a file executable (NSS). */
-    run_child(&r, SL_SECCOMP_RX, SL_SECCOMP_F_CONNECT, PROBE_EXEC_FILE, "sluice-rx");
-    CU_ASSERT_TRUE(exited_ok(&r));
+}
+
+/* Code written to a file and mapped executable: refused in every list,
+ * outbound sockets or not (the name service modules are loaded before the
+ * filter, sl_seccomp_preload_names). */
+SL_TEST(seccomp, no_executable_file_mappings)
+{
+    if (SANITIZED)
+        return;
+    static const enum sl_seccomp_profile ps[] = { SL_SECCOMP_TX_MAIN, SL_SECCOMP_RX, SL_SECCOMP_RX_INTAKE };
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        struct run r;
+        run_child(&r, ps[i], SL_SECCOMP_F_CONNECT | SL_SECCOMP_F_READ_FILES, PROBE_EXEC_FILE, "x");
+        CU_ASSERT_TRUE(killed(&r, "mmap"));
+    }
+    struct run r;
     run_child(&r, SL_SECCOMP_RX, 0, PROBE_EXEC_FILE, "sluice-rx");
     CU_ASSERT_TRUE(killed(&r, "mmap"));
+}
+
+/* A handler of the attacker's for SIGSYS would let forbidden calls be
+ * probed without the process ending: refused in every list, other
+ * signals' handlers still allowed. */
+SL_TEST(seccomp, sigsys_handler_killed_everywhere)
+{
+    static const enum sl_seccomp_profile ps[] = { SL_SECCOMP_TX_MAIN, SL_SECCOMP_TX_SIGNER, SL_SECCOMP_RX,
+                                                  SL_SECCOMP_RX_INTAKE, SL_SECCOMP_RX_STORE,
+                                                  SL_SECCOMP_RX_SERVICE };
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) {
+        struct run r;
+        run_child(&r, ps[i], SL_SECCOMP_F_CONNECT, PROBE_SIGSYS_HANDLER, "x");
+        CU_ASSERT_TRUE(killed(&r, "rt_sigaction"));
+        run_child(&r, ps[i], SL_SECCOMP_F_CONNECT, PROBE_SIGUSR1_HANDLER, "x");
+        CU_ASSERT_TRUE(exited_ok(&r));
+    }
 }
