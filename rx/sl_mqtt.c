@@ -36,6 +36,7 @@ struct sl_mqtt {
     bool fresh;                /* the client has never connected: no reinitialise */
     uint64_t next_try_ms;      /* WAITING: when to connect again */
     uint64_t since_ms;         /* CONNECTING: when the attempt started */
+    uint64_t up_ms;            /* CONNECTED: since when (0: not yet noted) */
 
     uint32_t max_tags;
     size_t words;
@@ -78,7 +79,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     q->state = CONNECTED;
     q->st.connected = true;
     q->st.connects++;
-    q->backoff_ms = q->backoff_min_ms;
+    q->up_ms = 0;              /* the back-off is reset once it has stayed up */
     q->st.inflight = 0;
     mark_all(q);               /* retained state may be older than ours */
 }
@@ -415,6 +416,10 @@ sl_err sl_mqtt_run(struct sl_mqtt *q, short revents, uint64_t now_ms)
         return try_connect(q, now_ms);
     }
     if (q->state == CONNECTED) {
+        if (!q->up_ms)
+            q->up_ms = now_ms ? now_ms : 1;
+        else if (now_ms - q->up_ms >= sl_mqttconn_stable_ms(q->conn))
+            q->backoff_ms = q->backoff_min_ms;
         if (!publish_some(q) || q->lost)
             return lose(q, now_ms);
     }

@@ -311,6 +311,12 @@ int sl_mqttconn_port(const struct sl_mqttconn *c) { return c->port; }
 unsigned sl_mqttconn_keepalive_s(const struct sl_mqttconn *c) { return c->keepalive_s; }
 bool sl_mqttconn_tls(const struct sl_mqttconn *c) { return c->tls_ca != NULL; }
 
+uint64_t sl_mqttconn_stable_ms(const struct sl_mqttconn *c)
+{
+    uint64_t k = (uint64_t)c->keepalive_s * 1000u;
+    return k > SL_MQTTCONN_STABLE_MS ? k : SL_MQTTCONN_STABLE_MS;
+}
+
 const char *sl_mqttconn_fail_name(enum sl_mqttconn_fail f)
 {
     static const char *const names[SL_MQTTCONN_FAIL__COUNT] = { "none", "net", "tls", "auth", "refused" };

@@ -44,6 +44,7 @@ struct mosquitto;
 #define SL_MQTTCONN_KEEPALIVE_MAX_S 65535u
 #define SL_MQTTCONN_DEFAULT_PORT    1883u
 #define SL_MQTTCONN_WHY_MAX         192u    /* a failure's text, with NUL */
+#define SL_MQTTCONN_STABLE_MS       30000u  /* up this long (or a keepalive): back-off reset */
 
 struct sl_mqttconn_config {
     const char *broker;         /* "HOST:PORT", "[V6]:PORT" or "HOST" (port 1883) */
@@ -142,6 +143,12 @@ const char *sl_mqttconn_host(const struct sl_mqttconn *c);
 int sl_mqttconn_port(const struct sl_mqttconn *c);
 unsigned sl_mqttconn_keepalive_s(const struct sl_mqttconn *c);
 bool sl_mqttconn_tls(const struct sl_mqttconn *c);
+
+/* How long a connection must stay up before the reconnect back-off starts
+ * again from its minimum: max(keepalive, SL_MQTTCONN_STABLE_MS). A broker
+ * that accepts and then drops every connection (a flapping one, or one
+ * refusing after CONNACK) thus sees the back-off grow, not a storm. */
+uint64_t sl_mqttconn_stable_ms(const struct sl_mqttconn *c);
 
 /* Writes "sluice-rx-<hostname>" (bytes other than letters, digits, '-',
  * '_' and '.' replaced by '_') then suffix (may be NULL), truncated to

@@ -57,6 +57,7 @@ struct sl_sparkplug {
     enum state state;
     bool lost;                  /* set by callbacks, acted on after the loop call */
     uint64_t next_try_ms, since_ms;
+    uint64_t up_ms;             /* CONNECTED: since when (0: not yet noted) */
     struct sl_mqttconn_diag diag;
 
     /* The session. */
@@ -497,7 +498,7 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     s->st.host_online = !s->host[0];
     s->host_ts = 0;
     s->host_lost = false;
-    s->backoff_ms = s->backoff_min_ms;
+    s->up_ms = 0;               /* the back-off is reset once it has stayed up */
     s->rebirth = true;
     memset(s->born, 0, sizeof s->born);
     if (mosquitto_subscribe(s->mosq, NULL, s->t_ncmd, 1) != MOSQ_ERR_SUCCESS ||
@@ -851,6 +852,10 @@ sl_err sl_sparkplug_run(struct sl_sparkplug *s, short revents, uint64_t now_ms)
         return now_ms < s->next_try_ms ? SL_OK : try_connect(s, now_ms);
     if (s->state != CONNECTED)
         return SL_OK;
+    if (!s->up_ms)
+        s->up_ms = now_ms ? now_ms : 1;
+    else if (now_ms - s->up_ms >= sl_mqttconn_stable_ms(s->conn))
+        s->backoff_ms = s->backoff_min_ms;
     if (s->host_lost) {
         /* The primary host went offline: NDEATH, then a clean disconnect;
          * the next connection waits for the host's STATE again. */

@@ -3,11 +3,20 @@
  * long, too deep, too big for the arena), the STATE reader and the
  * [sparkplug] configuration section. Payloads are
  * built with the same generated protobuf-c code a host would use. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "rx_fixture.h"
+#include "sl_clock.h"
+#include "sl_mqtt.h"
 #include "sl_rxconf.h"
 #include "sl_sparkplug.h"
 #include "sl_test.h"
@@ -265,4 +274,106 @@ SL_TEST(sparkplug, config_section)
     CU_ASSERT_EQUAL(rxconf("[mqtt]\nbroker = h\n[sparkplug]\ngroup_id = g\nedge_node_id = n\nfoo = 1\n", &d),
                     SL_ERR_CONFIG);
     sl_diag_free(&d);
+}
+
+/* ---- a flapping broker: CONNACK, then the connection is closed ------------- */
+
+struct flapper {
+    int lfd;
+    volatile bool stop;
+    unsigned accepted;
+};
+
+/* Accepts, waits for the CONNECT, answers CONNACK (accepted) and closes:
+ * a broker that takes every client and drops it at once. */
+static void *flap(void *arg)
+{
+    struct flapper *f = arg;
+    while (!f->stop) {
+        struct pollfd p = { .fd = f->lfd, .events = POLLIN };
+        if (poll(&p, 1, 20) <= 0)
+            continue;
+        int c = accept(f->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        f->accepted++;
+        struct pollfd q = { .fd = c, .events = POLLIN };
+        uint8_t buf[512];
+        if (poll(&q, 1, 500) > 0 && read(c, buf, sizeof buf) > 0) {
+            static const uint8_t connack[] = { 0x20, 0x02, 0x00, 0x00 };
+            (void)!write(c, connack, sizeof connack);
+        }
+        close(c);
+    }
+    return NULL;
+}
+
+static void drive(struct pollfd *p, int fd, bool want_write)
+{
+    p->fd = fd;
+    p->events = (short)(POLLIN | (want_write ? POLLOUT : 0));
+    p->revents = 0;
+}
+
+SL_TEST(sparkplug, flapping_broker_backs_off)
+{
+    /* Both clients (JSON and Sparkplug) against a broker that accepts and
+     * drops: the back-off must keep growing (50, 100, 200, 400, 800 ms:
+     * 5 connections in 1.5 s), not start again at its minimum after each
+     * CONNACK (one connection every ~50 ms: ~25). */
+    struct flapper f = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
+    CU_ASSERT_FATAL(f.lfd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    CU_ASSERT_FATAL(bind(f.lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(f.lfd, 16) == 0 &&
+                    getsockname(f.lfd, (struct sockaddr *)&a, &alen) == 0);
+    char broker[32];
+    snprintf(broker, sizeof broker, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, flap, &f) == 0);
+
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, 1000);
+    sl_mirror_tick(m, 100, 0);
+    char why[200];
+    struct sl_mqttconn *conn = NULL;
+    struct sl_mqttconn_config cc = { .broker = broker, .client_id = "flap-spb", .keepalive_s = 10 };
+    CU_ASSERT_FATAL(sl_mqttconn_open(&conn, &cc, why, sizeof why) == SL_OK);
+    struct sl_sparkplug_config sc = { .group_id = "g1", .edge_node_id = "n1", .max_tags = 64,
+                                      .backoff_min_ms = 50, .backoff_max_ms = 30000 };
+    struct sl_sparkplug *s = NULL;
+    CU_ASSERT_FATAL(sl_sparkplug_open(&s, &sc, conn, m) == SL_OK);
+    struct sl_mqtt_config qc = { .conn = { .broker = broker, .client_id = "flap-json", .keepalive_s = 10 },
+                                 .max_tags = 64, .backoff_min_ms = 50, .backoff_max_ms = 30000 };
+    struct sl_mqtt *q = NULL;
+    CU_ASSERT_FATAL(sl_mqtt_open(&q, &qc, m, why, sizeof why) == SL_OK);
+
+    uint64_t end = sl_clock_mono_ms() + 1500;
+    while (sl_clock_mono_ms() < end) {
+        struct pollfd p[2];
+        drive(&p[0], sl_sparkplug_fd(s), sl_sparkplug_want_write(s));
+        drive(&p[1], sl_mqtt_fd(q), sl_mqtt_want_write(q));
+        if (p[0].fd < 0 && p[1].fd < 0)
+            usleep(2000);
+        else
+            (void)poll(p, 2, 5);
+        uint64_t now = sl_clock_mono_ms();
+        CU_ASSERT(sl_sparkplug_run(s, p[0].fd < 0 ? 0 : p[0].revents, now) == SL_OK);
+        CU_ASSERT(sl_mqtt_run(q, p[1].fd < 0 ? 0 : p[1].revents, now) == SL_OK);
+    }
+    struct sl_sparkplug_stats st;
+    struct sl_mqtt_stats qt;
+    sl_sparkplug_stats(s, &st);
+    sl_mqtt_stats(q, &qt);
+    printf("\n  flapping broker, 1.5 s: Sparkplug %llu connects (bdSeq %u), JSON %llu, %u accepted\n",
+           (unsigned long long)st.connects, (unsigned)st.bdseq, (unsigned long long)qt.connects, f.accepted);
+    CU_ASSERT(st.connects >= 2 && st.connects <= 6);
+    CU_ASSERT(qt.connects >= 2 && qt.connects <= 6);
+    f.stop = true;
+    pthread_join(th, NULL);
+    close(f.lfd);
+    sl_mqtt_close(q);
+    sl_sparkplug_close(s);
+    sl_mqttconn_close(conn);
+    sl_mirror_destroy(m);
 }
