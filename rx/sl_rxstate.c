@@ -11,7 +11,7 @@
 #include "sl_log.h"
 #include "sl_replayfile.h"
 
-sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms)
+sl_err sl_rxstate_prepare(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms)
 {
     memset(s, 0, sizeof *s);
     s->next_save_ms = now_ms + SL_RXSTATE_SAVE_MS;
@@ -43,6 +43,17 @@ sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now
         return SL_ERR_NOMEM;
     }
     sl_replay_init(s->replay);
+    return SL_OK;
+}
+
+sl_err sl_rxstate_load(struct sl_rxstate *s)
+{
+    /* Checked again: the directory is the user's since the hand-over. */
+    if (sl_file_check_nolink(s->path) != SL_OK) {
+        sl_log(SL_LOG_ERR, "replay state %s is a symbolic link or has other hard links: refusing to follow it",
+               s->path);
+        return SL_ERR_PERM;
+    }
     sl_err e = sl_replayfile_load(s->replay, s->path);
     if (e == SL_ERR_NOT_FOUND) {
         sl_log(SL_LOG_INFO, "no replay state at %s: starting with an empty window (first start)", s->path);
@@ -57,6 +68,12 @@ sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now
         sl_log(SL_LOG_INFO, "replay state loaded from %s (%zu entries)", s->path, s->replay->count);
     }
     return SL_OK;
+}
+
+sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms)
+{
+    sl_err e = sl_rxstate_prepare(s, state_dir, now_ms);
+    return e != SL_OK ? e : sl_rxstate_load(s);
 }
 
 bool sl_rxstate_save(struct sl_rxstate *s, uint64_t now_ms)

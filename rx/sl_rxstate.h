@@ -33,12 +33,24 @@ struct sl_rxstate {
     uint64_t saves, failures;
 };
 
-/* Creates state_dir (0700) if missing, checks it and the file, loads the
- * window (absent: empty, logged as a first start). Every refusal is logged
- * (ERR) and returned: SL_ERR_IO, SL_ERR_PERM (a link), SL_ERR_RANGE (path too
- * long), SL_ERR_NOMEM, or the loader's error. now_ms starts the save timer. */
+/* sl_rxstate_prepare then sl_rxstate_load (one process, no drop between). */
 __attribute__((warn_unused_result))
 sl_err sl_rxstate_open(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms);
+
+/* What root does before the drop: creates state_dir (0700) if missing,
+ * checks it and the file (no links), sets the path and an empty window;
+ * reads nothing in the directory. Every refusal is logged (ERR) and
+ * returned: SL_ERR_IO, SL_ERR_PERM (a link), SL_ERR_RANGE (path too long),
+ * SL_ERR_NOMEM. now_ms starts the save timer. */
+__attribute__((warn_unused_result))
+sl_err sl_rxstate_prepare(struct sl_rxstate *s, const char *state_dir, uint64_t now_ms);
+
+/* What the user does after the drop (sl_rxstate_drop_to): loads the window
+ * from the file (absent: empty, logged as a first start), so a file the
+ * user could have written is never parsed as root. SL_ERR_PERM (a link)
+ * or the loader's error, logged. */
+__attribute__((warn_unused_result))
+sl_err sl_rxstate_load(struct sl_rxstate *s);
 
 /* Saves now; true on success (counted in saves / failures). */
 bool sl_rxstate_save(struct sl_rxstate *s, uint64_t now_ms);

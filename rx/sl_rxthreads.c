@@ -1037,7 +1037,7 @@ static const char *wait_for_end(struct sl_rxd *d, struct sl_rxt *t, int sfd, boo
                  * before its next write. */
                 sl_syslogout_reopen(d->syslog);
                 if (d->syslog && d->conf->syslog.out.file[0])
-                    sl_log(SL_LOG_NOTICE, "SIGHUP: [syslog] file %s reopened; nothing else is reloaded",
+                    sl_log(SL_LOG_NOTICE, "SIGHUP: reopening [syslog] file %s; nothing else is reloaded",
                            d->conf->syslog.out.file);
                 else
                     sl_log(SL_LOG_NOTICE, "SIGHUP: nothing is reloaded by sluice-rx; restart it to apply "

@@ -156,6 +156,7 @@ static void reopen_if_asked(struct sl_syslogout *o)
     o->file_fd = fd;
     o->torn = false;   /* a new file */
     BUMP(o, reopens, 1);
+    sl_log(SL_LOG_NOTICE, "[syslog] file %s reopened", o->cfg.file);
 }
 
 /* One message as one line: control characters as #ooo, then LF. */

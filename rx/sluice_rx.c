@@ -1,10 +1,11 @@
 /* sluice-rx: the IT side of the diode (docs/rx.md).
  *
- * Start-up in one thread: the replay state, the mirror (restored from
- * SQLite), the link, the wire path (frames, FEC, signature, replay:
- * sl_receiver) with the tag channel (sl_tagch: the mirror) and the file
- * channel (sl_filerecv), the read-only services (Modbus, HTTP, MQTT); then
- * privileges are dropped and sl_rxthreads_run runs the daemon as a pipeline
+ * Start-up in one thread: the mirror, the link and the read-only services'
+ * listeners (Modbus, HTTP, MQTT); then privileges are dropped, and as the
+ * user the replay state, the database (the mirror restored from SQLite),
+ * the wire path (frames, FEC, signature, replay: sl_receiver) with the tag
+ * channel (sl_tagch: the mirror) and the file channel (sl_filerecv), the
+ * syslog output; then sl_rxthreads_run runs the daemon as a pipeline
  * of threads (the link intake never waits on a consumer or the disk) until
  * SIGTERM/SIGINT, the end of a replayed capture, or a thread's failure.
  * This file is wiring: the decisions live in the modules. Nothing is
@@ -20,6 +21,7 @@
 
 #include "sl_clock.h"
 #include "sl_diag.h"
+#include "sl_file.h"
 #include "sl_filerecv.h"
 #include "sl_hw.h"
 #include "sl_key.h"
@@ -120,9 +122,11 @@ static int open_link(struct sl_rxd *d)
 /* The sandbox decided at start (sl_rxcheck_sandbox). */
 static struct sl_sandbox_plan sandbox;
 
-/* The state, database and syslog files go to the user, then every
- * privilege is dropped for good (sl_rxstate_drop_to); what RX opens later
- * must be writable by that user. */
+/* The state, database and syslog files go to the user (a chown through
+ * O_PATH|O_NOFOLLOW: nothing in them is read), then every privilege is
+ * dropped for good (sl_rxstate_drop_to); what RX opens from then on, as the
+ * user, must be writable by that user: the [syslog] file's directory too,
+ * or logrotate's SIGHUP could never reopen it. */
 static int drop_privileges(const struct sl_rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
@@ -131,13 +135,22 @@ static int drop_privileges(const struct sl_rxd *d)
         return -1;
     if (c->files.enabled && sl_sandbox_need_writable(&sandbox, "[files] directory", c->files.directory) != SL_OK)
         return -1;
+    if (c->mirror.database[0] && sl_sandbox_need_writable(&sandbox, "[mirror] database", c->mirror.database) != SL_OK)
+        return -1;
+    if (c->syslog.enabled && c->syslog.out.file[0]) {
+        char dir[sizeof c->syslog.out.file];
+        if (sl_sandbox_need_writable(&sandbox, "[syslog] file", c->syslog.out.file) != SL_OK ||
+            sl_sandbox_need_writable(&sandbox, "[syslog] file's directory",
+                                     sl_file_dir_of(dir, sizeof dir, c->syslog.out.file)) != SL_OK)
+            return -1;
+    }
     return 0;
 }
 
-static int open_mirror(struct sl_rxd *d)
+/* The mirror in memory (before the services that serve it). */
+static int create_mirror(struct sl_rxd *d)
 {
     const struct sl_rxconf *c = d->conf;
-    char err[512] = "";
     struct sl_mirror_config mc = { .max_tags = c->mirror.max_tags, .stale_ms = c->mirror.stale_ms };
     sl_err e = sl_mirror_create(&d->mirror, &mc);
     if (e != SL_OK) {
@@ -145,6 +158,16 @@ static int open_mirror(struct sl_rxd *d)
                sl_strerror(e));
         return -1;
     }
+    return 0;
+}
+
+/* The database and the mirror restored from it: after the drop, as the
+ * user (SQLite never parses as root a file that user could write). */
+static int open_store(struct sl_rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    char err[512] = "";
+    sl_err e;
     if (!c->mirror.database[0])
         return 0;
     struct sl_store_config sc = { .path = c->mirror.database, .max_bytes = c->mirror.max_bytes };
@@ -221,16 +244,22 @@ static int open_syslog(struct sl_rxd *d)
     return -1;
 }
 
-/* Opens the replay state, the mirror (restored from SQLite), the link, the
- * receiver and the services in the order of docs/rx.md §3, then drops
- * privileges. */
+/* In the order of docs/rx.md §3. As started (root, maybe): state_dir
+ * created and checked, the mirror in memory, the link (capture or socket)
+ * and the services' listeners, nothing read from a file the user can
+ * write; then the drop; then, as the user, the replay state and the
+ * database are read (a planted file is parsed with the user's rights
+ * only), the receiver, [files] and [syslog] opened. */
 static int start(struct sl_rxd *d)
 {
-    if (sl_rxstate_open(&d->state, d->conf->keys.state_dir, sl_clock_mono_ms()) != SL_OK ||
-        open_mirror(d) != 0 || open_link(d) != 0 || open_receiver(d) != 0 ||
-        open_files(d) != 0 || open_syslog(d) != 0 || sl_services_open(&d->svc, d->conf, d->mirror, sl_rxd_fill_status, d) != SL_OK)
+    if (sl_rxstate_prepare(&d->state, d->conf->keys.state_dir, sl_clock_mono_ms()) != SL_OK ||
+        create_mirror(d) != 0 || open_link(d) != 0 ||
+        sl_services_open(&d->svc, d->conf, d->mirror, sl_rxd_fill_status, d) != SL_OK)
         return -1;
     if (drop_privileges(d) != 0)
+        return -1;
+    if (sl_rxstate_load(&d->state) != SL_OK || open_store(d) != 0 || open_receiver(d) != 0 ||
+        open_files(d) != 0 || open_syslog(d) != 0)
         return -1;
     return 0;
 }

@@ -60,6 +60,17 @@ static sl_err write_all(int fd, const uint8_t *p, size_t len)
     return SL_OK;
 }
 
+const char *sl_file_dir_of(char *out, size_t cap, const char *path)
+{
+    snprintf(out, cap, "%s", path);
+    char *slash = strrchr(out, '/');
+    if (!slash)
+        snprintf(out, cap, ".");
+    else
+        slash[slash == out] = '\0';
+    return out;
+}
+
 static sl_err sync_parent_dir(const char *path)
 {
     char dir[PATH_MAX];

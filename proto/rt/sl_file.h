@@ -49,6 +49,10 @@ sl_err sl_file_write_atomic(const char *path, const void *data, size_t len, mode
 __attribute__((warn_unused_result))
 sl_err sl_file_check_nolink(const char *path);
 
+/* The directory part of path into out (cap bytes): "dir/f" -> "dir",
+ * "/f" -> "/", "f" -> "."; truncated to cap. Returns out. */
+const char *sl_file_dir_of(char *out, size_t cap, const char *path);
+
 /* chown(path, uid, gid) without following a link: the path is opened
  * O_PATH | O_NOFOLLOW, checked on that descriptor (a directory, or a regular
  * file with exactly one link; anything else SL_ERR_PERM), and changed with

@@ -575,6 +575,12 @@ SL_TEST(rxstate, first_start_save_reload_and_refusals)
     fclose(f);
     CU_ASSERT_NOT_EQUAL(sl_rxstate_open(&s, sdir, 0), SL_OK);
     sl_rxstate_close(&s);
+    /* What root does before the drop reads nothing: the corrupt file is
+     * parsed only by sl_rxstate_load, after it. */
+    CU_ASSERT_EQUAL(sl_rxstate_prepare(&s, sdir, 0), SL_OK);
+    CU_ASSERT_EQUAL(s.replay->count, 0u);
+    CU_ASSERT_NOT_EQUAL(sl_rxstate_load(&s), SL_OK);
+    sl_rxstate_close(&s);
     /* A state_dir that is a symbolic link is refused. */
     snprintf(link, sizeof link, "%s/link", dir);
     CU_ASSERT_FATAL(symlink(sdir, link) == 0);
