@@ -66,7 +66,8 @@ sl_err sl_sandbox_decide(struct sl_sandbox_plan *p, const char *section, uid_t e
         p->action = SL_SANDBOX_KEEP_ROOT;
         snprintf(p->why, sizeof p->why,
                  "[%s] allow_root = yes: sluice-%s keeps running as root (uid 0, no capabilities); "
-                 "set [%s] user = an unprivileged account instead", s, s, s);
+                 "uid 0 still owns root's files (/etc/shadow, /etc/sluice, the units), so for files it "
+                 "is effectively root; set [%s] user = an unprivileged account instead", s, s, s);
         return SL_OK;
     }
     if (set)

@@ -114,13 +114,17 @@ def state_dir(d):
     return state
 
 
-def rx_selftest_conf(d, pub, port):
+def rx_selftest_conf(d, pub, port, mqtt=False):
+    """mqtt: with an [mqtt] broker (no broker listens: RX retries in the
+    background), so the process-wide list allows internet sockets and only
+    a thread's own list can stop one."""
     state = state_dir(d)
     return C.write(os.path.join(d, "rx.conf"),
                    "[link]\ntransport = udp\nlisten = 127.0.0.2:%d\n[rx]\nuser = nobody\n"
                    "[keys]\ntrusted = %s\nstate_dir = %s\n[mirror]\ndatabase = %s\n"
-                   "[modbus]\nlisten = 127.0.0.1:%d\n"
-                   % (port, pub, state, os.path.join(state, "mirror.db"), port + 1))
+                   "[modbus]\nlisten = 127.0.0.1:%d\n%s"
+                   % (port, pub, state, os.path.join(state, "mirror.db"), port + 1,
+                      "[mqtt]\nbroker = 127.0.0.1:%d\n" % (port + 2) if mqtt else ""))
 
 
 def tx_selftest_conf(d, key):
@@ -131,7 +135,10 @@ def tx_selftest_conf(d, key):
                    % (os.path.join(state, "out.pcap"), key, state))
 
 
-# (daemon, WHERE:CALL, expected: "killed" with the call's name / "refused")
+# (daemon, WHERE:CALL, expected: "killed" with the call's name / "refused").
+# The thread cases marked "thread list" are allowed by their process's list
+# (files, an internet socket with [mqtt]): only the thread's own list stops
+# them.
 CASES = [
     ("rx", "rx-intake:execve", ("killed", "execve", "rx-intake")),
     ("rx", "rx-intake:socket", ("killed", "socket", "rx-intake")),
@@ -143,11 +150,14 @@ CASES = [
     ("tx", "tx-main:shadow", ("refused", None, None)),
     ("tx", "tx-signer:socket", ("killed", "socket", "sluice-signer")),
     ("tx", "tx-signer:execve", ("killed", "execve", "sluice-signer")),
+    ("rx", "rx-service:shadow", ("killed", "openat", "rx-modbus")),     # thread list
+    ("rx-mqtt", "rx-store:socket", ("killed", "socket", "rx-store")),   # thread list
 ]
 
 
 def selftest_part(d, key, pub):
     if not build_option("SL_SANDBOX_SELFTEST"):
+    ("tx", "tx-signer:shadow", ("killed", "openat", "sluice-signer")),
         expect(False, "%s is not an SL_SANDBOX_SELFTEST build: configure it with -DSL_SANDBOX_SELFTEST=ON "
                "(scripts/build does)" % sl_rig.BUILD_DIR)
         return
@@ -158,13 +168,13 @@ def selftest_part(d, key, pub):
         # refused by the kernel instead.
         sanitized = build_option("SL_SANITIZE") or build_option("SL_TSAN")
         for i, (daemon, spec, want) in enumerate(CASES):
-            if sanitized and spec == "rx-intake:shadow":
+            if sanitized and spec in ("rx-intake:shadow", "rx-service:shadow", "tx-signer:shadow"):
                 want = ("refused", None, None)
             cd = os.path.join(d, "case%d" % i)
             os.mkdir(cd)
             os.chmod(cd, 0o755)
-            if daemon == "rx":
-                conf, exe = rx_selftest_conf(cd, pub, 17400 + 10 * i), C.RX
+            if daemon.startswith("rx"):
+                conf, exe = rx_selftest_conf(cd, pub, 17400 + 10 * i, mqtt=daemon == "rx-mqtt"), C.RX
             else:
                 conf, exe = tx_selftest_conf(cd, key), C.TX
             log = open(os.path.join(cd, "log"), "w+")

@@ -65,6 +65,7 @@ SL_TEST(sandbox, root_allow_root_keeps_uid0_with_a_warning)
         CU_ASSERT_EQUAL(p.action, SL_SANDBOX_KEEP_ROOT);
         CU_ASSERT_EQUAL(p.uid, 0);
         CU_ASSERT_PTR_NOT_NULL(strstr(p.why, "[tx] allow_root = yes"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(p.why, "effectively root"));
     }
 }
 
