@@ -3,9 +3,14 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include "sl_log.h"
 
@@ -18,10 +23,64 @@ static struct {
     bool failed;                  /* a failure was logged */
 } N;
 
-/* sd_notify: > 0 sent, 0 no NOTIFY_SOCKET, < 0 -errno. unset_environment
- * stays 0: the variables must survive for every later message. */
+/* The socket made once (sl_sdnotify_open) for the NOTIFY_SOCKET named. */
+static struct {
+    int fd;                       /* -1: none yet */
+    char name[sizeof ((struct sockaddr_un *)0)->sun_path];
+    struct sockaddr_un sa;
+    socklen_t len;
+} S = { .fd = -1 };
+
+/* SL_OK: S.fd is the socket for `name`; SL_ERR_RANGE: not a path or an
+ * abstract name that fits (libsystemd's business); SL_ERR_IO: socket(2). */
+static sl_err sock_for(const char *name)
+{
+    if (S.fd >= 0 && strcmp(name, S.name) == 0)
+        return SL_OK;
+    size_t n = strlen(name);
+    if ((name[0] != '/' && name[0] != '@') || n < 2 || n >= sizeof S.sa.sun_path)
+        return SL_ERR_RANGE;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return SL_ERR_IO;
+    if (S.fd >= 0)
+        close(S.fd);
+    S.fd = fd;
+    memset(&S.sa, 0, sizeof S.sa);
+    S.sa.sun_family = AF_UNIX;
+    memcpy(S.sa.sun_path, name, n);
+    if (name[0] == '@')
+        S.sa.sun_path[0] = '\0';   /* abstract: no terminating NUL counted */
+    S.len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (name[0] == '/'));
+    memcpy(S.name, name, n + 1);
+    return SL_OK;
+}
+
+sl_err sl_sdnotify_open(void)
+{
+    const char *name = getenv("NOTIFY_SOCKET");
+    if (!name || !name[0])
+        return SL_OK;
+    sl_err e = sock_for(name);
+    return e == SL_ERR_RANGE ? SL_OK : e;
+}
+
+/* Sent on the socket sl_sdnotify_open made (made now when it did not).
+ * NOTIFY_SOCKET is read each time, as sd_notify does: unset, nothing is
+ * sent. */
 static sl_err notify(const char *msg)
 {
+    const char *name = getenv("NOTIFY_SOCKET");
+    if (!name || !name[0])
+        return SL_OK;
+    sl_err e = sock_for(name);
+    if (e == SL_OK)
+        return sendto(S.fd, msg, strlen(msg), MSG_NOSIGNAL, (const struct sockaddr *)&S.sa, S.len) < 0 ? SL_ERR_IO
+                                                                                                        : SL_OK;
+    if (e != SL_ERR_RANGE)
+        return e;
+    /* sd_notify: > 0 sent, 0 no NOTIFY_SOCKET, < 0 -errno. unset_environment
+     * stays 0: the variables must survive for every later message. */
     int r = sd_notify(0, msg);
     if (r < 0) {
         errno = -r;

@@ -45,6 +45,16 @@ sl_err sl_sdnotify_watchdog(uint64_t now_ms);
  * why), later ones are not (a socket that fails once fails every second). */
 void sl_sdnotify_check(sl_err e);
 
+/* Makes the one AF_UNIX datagram socket every later message is sent on
+ * (NOTIFY_SOCKET: a path or an @abstract name), so that nothing after it
+ * needs socket(2): a seccomp list can then refuse AF_UNIX sockets (which
+ * would reach D-Bus or any other local service). sl_seccomp_install calls
+ * it before a process-wide list loads; without NOTIFY_SOCKET it does
+ * nothing. A NOTIFY_SOCKET of another kind (vsock) is left to
+ * libsystemd's sd_notify, which makes a socket per message. SL_OK, or
+ * SL_ERR_IO with errno. */
+sl_err sl_sdnotify_open(void);
+
 /* Microseconds systemd's watchdog allows (0: no watchdog for us). */
 uint64_t sl_sdnotify_watchdog_usec(void);
 

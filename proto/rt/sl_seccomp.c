@@ -32,6 +32,7 @@
 
 #include "sl_log.h"
 
+#include "sl_sdnotify.h"
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
 #elif defined(__has_feature)
@@ -301,11 +302,15 @@ static int common_rules(scmp_filter_ctx f, bool threads)
     return rc;
 }
 
-/* socket(2) by family: AF_UNIX always (sd_notify, the signer's pair),
- * AF_INET/AF_INET6 only for a process that connects out. */
+/* socket(2) by family: AF_INET/AF_INET6 only for a process that connects
+ * out. AF_UNIX answers EACCES: a local socket could reach D-Bus or any
+ * other local service, and nothing needs a new one (sd_notify's was made
+ * before the list, sl_sdnotify_open; the signer's pair is socketpair(2)),
+ * but glibc's name lookups try nscd's socket and must get an error, not a
+ * kill. */
 static int socket_rules(scmp_filter_ctx f, bool inet)
 {
-    int rc = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+    int rc = seccomp_rule_add(f, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
     if (inet) {
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET));
         rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_INET6));
@@ -409,6 +414,12 @@ sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, 
     }
     int rc = build(f, p, flags);
     if (rc == 0 && !thread_profile(p))
+    /* The notify socket now: no list lets a process make an AF_UNIX socket
+     * later. Not in the signer (it never notifies). */
+    if ((p == SL_SECCOMP_TX_MAIN || p == SL_SECCOMP_RX) && sl_sdnotify_open() != SL_OK) {
+        snprintf(why, cap, "sd_notify socket: %s", strerror(errno));
+        return SL_ERR_IO;
+    }
         rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = seccomp_load(f);

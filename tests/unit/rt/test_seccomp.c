@@ -13,9 +13,11 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sl_sdnotify.h"
 #include "sl_seccomp.h"
 #include "sl_test.h"
 
@@ -156,12 +158,50 @@ SL_TEST(seccomp, execve_killed_everywhere)
 SL_TEST(seccomp, rx_socket_by_family)
 {
     struct run r;
-    run_child(&r, SL_SECCOMP_RX, 0, PROBE_SOCKET_UNIX, "sluice-rx");   /* sd_notify */
-    CU_ASSERT_TRUE(exited_ok(&r));
+    /* No new local socket (D-Bus...): refused, not killed (glibc's name
+     * lookups try nscd's); sd_notify's was made before the list. */
+    run_child(&r, SL_SECCOMP_RX, SL_SECCOMP_F_CONNECT, PROBE_SOCKET_UNIX, "sluice-rx");
+    CU_ASSERT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 11);
+    run_child(&r, SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, PROBE_SOCKET_UNIX, "sluice-tx");
+    CU_ASSERT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 11);
     run_child(&r, SL_SECCOMP_RX, 0, PROBE_SOCKET_INET, "sluice-rx");
     CU_ASSERT_TRUE(killed(&r, "socket"));
     run_child(&r, SL_SECCOMP_RX, SL_SECCOMP_F_CONNECT, PROBE_SOCKET_INET, "sluice-rx");   /* MQTT */
     CU_ASSERT_TRUE(exited_ok(&r));
+}
+
+/* sd_notify keeps working under a list that refuses AF_UNIX sockets: its
+ * socket was made when the list loaded. */
+static int notify_under_filter(void *ctx)
+{
+    (void)ctx;
+    char why[200];
+    if (sl_seccomp_install(SL_SECCOMP_RX, 0, why, sizeof why) != SL_OK)
+        return 1;
+    if (socket(AF_UNIX, SOCK_DGRAM, 0) >= 0)
+        return 2;
+    return sl_sdnotify_ready("sandboxed") == SL_OK ? 0 : 3;
+}
+
+SL_TEST(seccomp, sd_notify_after_the_list)
+{
+    char path[] = "/tmp/sl-notify-XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(path) != NULL);
+    char sock[64];
+    snprintf(sock, sizeof sock, "%s/notify", path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    CU_ASSERT_FATAL(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    setenv("NOTIFY_SOCKET", sock, 1);
+    sl_test_in_child(NULL, notify_under_filter, NULL);
+    unsetenv("NOTIFY_SOCKET");
+    char buf[128] = "";
+    ssize_t n = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+    CU_ASSERT_TRUE(n > 0 && strstr(buf, "READY=1") && strstr(buf, "STATUS=sandboxed"));
+    close(fd);
+    unlink(sock);
+    rmdir(path);
 }
 
 SL_TEST(seccomp, signer_has_no_files_or_sockets)
