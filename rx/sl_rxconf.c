@@ -403,25 +403,6 @@ static void do_http(struct sl_conf *p, struct sl_rxconf *c)
                       "bad allowed_hosts '%s' (comma-separated host names: letters, digits, '-', '.')", v);
 }
 
-/* Can the account (name, uid, gid) read a file with this stat by its
- * permission bits alone (owner, group incl. supplementary groups, others)?
- * Root too: RX keeps no capability (CAP_DAC_OVERRIDE) once running. */
-static bool user_can_read(const struct stat *st, const char *name, uid_t uid, gid_t gid)
-{
-    if (st->st_uid == uid)
-        return (st->st_mode & S_IRUSR) != 0;
-    gid_t groups[64];
-    int n = (int)(sizeof groups / sizeof groups[0]);
-    if (getgrouplist(name, gid, groups, &n) < 0) {
-        groups[0] = gid;
-        n = 1;
-    }
-    for (int i = 0; i < n; i++)
-        if (st->st_gid == groups[i])
-            return (st->st_mode & S_IRGRP) != 0;
-    return (st->st_mode & S_IROTH) != 0;
-}
-
 /* A TLS file libmosquitto reads at each connect, after privileges are
  * dropped: a readable regular file now (whether the account RX will run as
  * can read it is mqtt_files_for_account's question). Links are fine
@@ -583,7 +564,7 @@ static void mqtt_files_for_account(struct sl_conf *p, const struct sl_rxconf *c)
     const char *paths[] = { c->mqtt.tls_ca, c->mqtt.tls_cert, c->mqtt.tls_key };
     for (int i = 0; i < 3; i++) {
         struct stat st;
-        if (!paths[i][0] || stat(paths[i], &st) != 0 || user_can_read(&st, name, plan.uid, plan.gid))
+        if (!paths[i][0] || stat(paths[i], &st) != 0 || sl_sandbox_user_can_read(&st, name, plan.uid, plan.gid))
             continue;
         warn(p, s->line[keys[i]], "%s '%s' is not readable by %s (uid %u), the account sluice-rx runs as, "
              "which reads it at each connect: every MQTT connection would fail", sl_conf_key(p, s, keys[i]),
@@ -629,6 +610,28 @@ static void do_syslog(struct sl_conf *p, struct sl_rxconf *c)
                       why);
     if (!sl_conf_val(s, K_SYSLOG_FILE) && !f)
         sl_conf_error(p, s->header, "[syslog]: neither file nor forward: the messages would go nowhere");
+}
+
+/* [syslog] file's directory against the account RX runs as (the sandbox
+ * plan), as sluice-rx checks it at start: that account creates the file
+ * and reopens it after logrotate's SIGHUP. */
+static void syslog_dir_for_account(struct sl_conf *p, const struct sl_rxconf *c)
+{
+    struct sl_sandbox_plan plan;
+    if (!c->syslog.enabled || !c->syslog.out.file[0] || !sl_conf_host_checks(p) ||
+        sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) != SL_OK)
+        return;
+    char dir[sizeof c->syslog.out.file];
+    struct stat st;
+    if (stat(sl_file_dir_of(dir, sizeof dir, c->syslog.out.file), &st) != 0)
+        return;   /* sluice-rx says so at start */
+    const struct passwd *pw = getpwuid(plan.uid);
+    const char *name = pw ? pw->pw_name : "";
+    if (!sl_sandbox_user_can_write_dir(&st, name, plan.uid, plan.gid))
+        warn(p, p->single[SEC_SYSLOG].line[K_SYSLOG_FILE],
+             "file '%s': directory %s is not writable by %s (uid %u), the account sluice-rx runs as, which "
+             "creates the file and reopens it after a SIGHUP (logrotate): sluice-rx would refuse to start",
+             c->syslog.out.file, dir, name[0] ? name : "the account", (unsigned)plan.uid);
 }
 
 static void do_rx(struct sl_conf *p, struct sl_rxconf *c)
@@ -881,6 +884,7 @@ static void finish(struct sl_conf *p)
     do_rx(p, c);
     mqtt_files_for_account(p, c);
     do_syslog(p, c);
+    syslog_dir_for_account(p, c);
     do_sparkplug(p, c);
     syslog_route(p, c);
 }

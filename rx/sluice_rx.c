@@ -139,9 +139,9 @@ static int drop_privileges(const struct sl_rxd *d)
         return -1;
     if (c->syslog.enabled && c->syslog.out.file[0]) {
         char dir[sizeof c->syslog.out.file];
-        if (sl_sandbox_need_writable(&sandbox, "[syslog] file", c->syslog.out.file) != SL_OK ||
-            sl_sandbox_need_writable(&sandbox, "[syslog] file's directory",
-                                     sl_file_dir_of(dir, sizeof dir, c->syslog.out.file)) != SL_OK)
+        if (sl_sandbox_need_writable(&sandbox, "[syslog] file's directory",
+                                     sl_file_dir_of(dir, sizeof dir, c->syslog.out.file)) != SL_OK ||
+            sl_sandbox_need_writable(&sandbox, "[syslog] file", c->syslog.out.file) != SL_OK)
             return -1;
     }
     return 0;

@@ -352,3 +352,31 @@ sl_err sl_sandbox_need_writable(const struct sl_sandbox_plan *p, const char *wha
                strerror(errno));
     return SL_ERR_PERM;
 }
+
+/* want: permission bits in the "others" position (S_IROTH...), shifted
+ * for the owner and the group. */
+static bool user_has(const struct stat *st, const char *name, uid_t uid, gid_t gid, mode_t want)
+{
+    if (st->st_uid == uid)
+        return (st->st_mode & (want << 6)) == want << 6;
+    gid_t groups[64];
+    int n = (int)(sizeof groups / sizeof groups[0]);
+    if (!name || !name[0] || getgrouplist(name, gid, groups, &n) < 0) {
+        groups[0] = gid;
+        n = 1;
+    }
+    for (int i = 0; i < n; i++)
+        if (st->st_gid == groups[i])
+            return (st->st_mode & (want << 3)) == want << 3;
+    return (st->st_mode & want) == want;
+}
+
+bool sl_sandbox_user_can_read(const struct stat *st, const char *name, uid_t uid, gid_t gid)
+{
+    return user_has(st, name, uid, gid, S_IROTH);
+}
+
+bool sl_sandbox_user_can_write_dir(const struct stat *st, const char *name, uid_t uid, gid_t gid)
+{
+    return S_ISDIR(st->st_mode) && user_has(st, name, uid, gid, S_IWOTH | S_IXOTH);
+}

@@ -107,4 +107,15 @@ void sl_sandbox_report_print(const struct sl_sandbox_report *r, FILE *out);
  * over stops the start with a clear line instead of a later EACCES. */
 sl_err sl_sandbox_need_writable(const struct sl_sandbox_plan *p, const char *what, const char *path);
 
+/* Can the account (name, uid, gid) read a file with this stat by its
+ * permission bits alone (owner, group incl. supplementary groups, others)?
+ * Root too: a daemon keeps no capability (CAP_DAC_OVERRIDE) once running.
+ * For --check, which may run as another user than the daemon's. */
+struct stat;
+bool sl_sandbox_user_can_read(const struct stat *st, const char *name, uid_t uid, gid_t gid);
+
+/* The same for a directory the account must create files in (write and
+ * search bits). */
+bool sl_sandbox_user_can_write_dir(const struct stat *st, const char *name, uid_t uid, gid_t gid);
+
 #endif
