@@ -175,6 +175,10 @@ static const struct def defs[] = {
       "than the last)", false, SPB, F(spb.state_ignored), U64 },
     { "sluice_rx_sparkplug_publish_errors_total", "Sparkplug B publishes refused by the MQTT client library",
       false, SPB, F(spb.publish_errors), U64 },
+    { "sluice_rx_sparkplug_dbirth_failures_total", "DBIRTHs not handed over (no memory, refused by the client "
+      "library): retried a second later, DDATA for the device waits", false, SPB, F(spb.dbirth_failures), U64 },
+    { "sluice_rx_sparkplug_dbirth_bytes", "the schema's largest DBIRTH, estimated bytes (a warning above 1 MiB)",
+      true, SPB, F(spb.dbirth_bytes_max), U64 },
     { "sluice_rx_sparkplug_coalesced_total", "tag changes folded into a DDATA still pending (latest value wins)",
       false, SPB, F(spb.coalesced), U64 },
     { "sluice_rx_sparkplug_pending", "tags waiting for DDATA", true, SPB, F(spb.pending), U32 },

@@ -14,6 +14,7 @@
 #include "sl_log.h"
 #include "sl_mqttconn.h"
 #include "sl_seccomp.h"
+#include "sl_sparkplug.h"
 
 const char *sl_rxcheck_transport_name(uint8_t t)
 {
@@ -169,6 +170,13 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
         printf("    publishes spBv1.0/%s/NBIRTH/%s, spBv1.0/%s/NDEATH/%s (will),\n", g, n, g, n);
         printf("      spBv1.0/%s/DBIRTH/%s/+, spBv1.0/%s/DDATA/%s/+, spBv1.0/%s/DDEATH/%s/+\n", g, n, g, n, g, n);
         printf("    subscribes spBv1.0/%s/NCMD/%s (Node Control/Rebirth only)\n", g, n);
+        /* The schema crosses the diode later: the worst case is every tag
+         * on one device, with 40-byte paths and names. */
+        uint64_t worst = (uint64_t)c->mirror.max_tags * sl_sparkplug_metric_estimate(40, 0);
+        printf("    DBIRTH: one message per device, about %u bytes + path/name per tag; max_tags (%u) on one "
+               "device: about %.1f MB%s\n", SL_SPARKPLUG_METRIC_EST_BYTES, c->mirror.max_tags, (double)worst / 1e6,
+               worst > SL_SPARKPLUG_BIRTH_WARN_BYTES ? " (above 1 MiB: brokers often limit messages, EMQX 1 MB, "
+               "mosquitto message_size_limit; the running daemon logs the real size per schema)" : "");
         if (c->sparkplug.primary_host_id[0])
             printf("    subscribes spBv1.0/STATE/%s (births only while that host is online)\n",
                    c->sparkplug.primary_host_id);

@@ -290,6 +290,14 @@ static void spb_watch(struct sl_services *s)
                   sl_sparkplug_last_error(s->spb));
     s->spb_failing = !st.connected && (s->spb_failing || st.connect_failures > old->connect_failures ||
                                        s->spb_up);
+    if (st.dbirth_bytes_max != old->dbirth_bytes_max && st.dbirth_bytes_max > SL_SPARKPLUG_BIRTH_WARN_BYTES)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-SPB-BIG", "Sparkplug B: the largest DBIRTH (unit%u) is about %.1f MB, "
+                  "all births %.1f MB: brokers often limit messages (EMQX 1 MB, mosquitto "
+                  "message_size_limit); NCMD rebirths at most every %.1f s", st.dbirth_max_unit,
+                  (double)st.dbirth_bytes_max / 1e6, (double)st.birth_bytes / 1e6, st.rebirth_min_ms / 1000.0);
+    else if (st.dbirth_bytes_max != old->dbirth_bytes_max && st.dbirth_bytes_max)
+        sl_log(SL_LOG_INFO, "Sparkplug B: the largest DBIRTH (unit%u) is about %" PRIu64 " bytes, all births %"
+               PRIu64, st.dbirth_max_unit, st.dbirth_bytes_max, st.birth_bytes);
     if (st.rebirth_requests > old->rebirth_requests)
         sl_log_id(SL_LOG_NOTICE, "SL-RX-SPB-REBIRTH", "Sparkplug B: rebirth requested by NCMD (%" PRIu64 " so far)",
                   st.rebirth_requests);

@@ -65,11 +65,22 @@ struct sl_sparkplug {
     uint64_t host_ts;           /* newest STATE timestamp seen */
     bool host_lost;             /* the primary host went offline: NDEATH, disconnect */
     bool rebirth;               /* NBIRTH and every DBIRTH due */
-    bool rebirth_asked;         /* an NCMD rebirth waits for SL_SPARKPLUG_REBIRTH_MIN_MS */
+    bool rebirth_asked;         /* an NCMD rebirth waits for st.rebirth_min_ms */
     uint64_t last_rebirth_ms;
     bool schema_changed;
     uint64_t present[UNIT_WORDS];   /* units of the schema at the last NBIRTH */
     uint64_t born[UNIT_WORDS];      /* units with a DBIRTH in this session */
+
+    /* Tag positions grouped by unit, made once per rebirth (one pass over
+     * the schema): a DBIRTH reads only its own device's tags. */
+    uint8_t *unit_of;               /* max_tags: the unit of each position */
+    uint32_t *by_unit;              /* max_tags: positions, unit by unit */
+    uint32_t unit_start[257];       /* unit u: by_unit[unit_start[u] .. unit_start[u + 1]) */
+    /* At most one DBIRTH is handed to libmosquitto and not yet written: a
+     * birth can be megabytes, and libmosquitto copies what it queues. */
+    bool birth_unwritten;
+    int birth_mid;
+    uint64_t birth_retry_ms;        /* a refused DBIRTH: none before this (monotonic) */
 
     /* Changes waiting for DDATA. */
     uint32_t max_tags;
@@ -284,17 +295,24 @@ static void bdseq_metric(Metric *mt, uint8_t bdseq, uint64_t alias, uint64_t now
 /* ---- publishing ---------------------------------------------------------- */
 
 /* Publishes out[0..out_len) to topic (QoS 0, not retained, as the
- * specification has every message but the will); false when the
- * connection is gone. */
+ * specification has every message but the will): MOSQ_ERR_SUCCESS, or
+ * libmosquitto's error (counted); *mid (may be NULL) gets the message id. */
+static int publish_out(struct sl_sparkplug *s, const char *topic, int *mid)
+{
+    int rc = mosquitto_publish(s->mosq, mid, topic, (int)s->out_len, s->out, 0, false);
+    if (rc == MOSQ_ERR_SUCCESS)
+        s->st.inflight++;
+    else
+        s->st.publish_errors++;
+    return rc;
+}
+
+static bool conn_gone(int rc) { return rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST; }
+
+/* publish_out, false when the connection is gone. */
 static bool send_out(struct sl_sparkplug *s, const char *topic)
 {
-    int rc = mosquitto_publish(s->mosq, NULL, topic, (int)s->out_len, s->out, 0, false);
-    if (rc == MOSQ_ERR_SUCCESS) {
-        s->st.inflight++;
-        return true;
-    }
-    s->st.publish_errors++;
-    return rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST;
+    return !conn_gone(publish_out(s, topic, NULL));
 }
 
 static uint8_t next_seq(struct sl_sparkplug *s)
@@ -310,16 +328,63 @@ static const char *device_topic(struct sl_sparkplug *s, const char *verb, unsign
     return s->topic;
 }
 
-/* The units the active schema holds (one pass over the tags). */
+uint64_t sl_sparkplug_metric_estimate(size_t name_bytes, size_t units_bytes)
+{
+    return SL_SPARKPLUG_METRIC_EST_BYTES + (uint64_t)name_bytes + (units_bytes ? units_bytes + 12u : 0u);
+}
+
+uint32_t sl_sparkplug_rebirth_min_ms(uint64_t birth_bytes)
+{
+    uint64_t ms = birth_bytes / SL_SPARKPLUG_REBIRTH_BYTES_PER_MS;
+    if (ms < SL_SPARKPLUG_REBIRTH_MIN_MS)
+        ms = SL_SPARKPLUG_REBIRTH_MIN_MS;
+    return ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ms;
+}
+
+/* The units the active schema holds, its tag positions grouped by unit
+ * (a counting sort: two passes, O(tags), once per rebirth instead of one
+ * scan of every tag per device) and the estimated size of each DBIRTH. */
 static void schema_units(struct sl_sparkplug *s, uint64_t *set)
 {
+    uint32_t count[256] = { 0 };
+    uint64_t bytes[256] = { 0 };
     memset(set, 0, UNIT_WORDS * sizeof *set);
     uint32_t n = sl_mirror_count(s->m);
+    if (n > s->max_tags)
+        n = s->max_tags;
     for (uint32_t pos = 0; pos < n; pos++) {
         struct sl_mirror_tag t;
-        if (sl_mirror_get(s->m, pos, &t) == SL_OK)
-            unit_set(set, t.mirror_unit);
+        if (sl_mirror_get(s->m, pos, &t) != SL_OK) {
+            s->unit_of[pos] = 0;   /* a hole: listed under unit 0, skipped by its DBIRTH */
+            count[0]++;
+            continue;
+        }
+        s->unit_of[pos] = t.mirror_unit;
+        unit_set(set, t.mirror_unit);
+        count[t.mirror_unit]++;
+        bytes[t.mirror_unit] += sl_sparkplug_metric_estimate(strlen(t.path) + 1u + strlen(t.name),
+                                                             strlen(t.units));
     }
+    uint32_t at = 0;
+    uint64_t most = 0;
+    s->st.birth_bytes = 0;
+    s->st.dbirth_max_unit = 0;
+    for (unsigned u = 0; u < 256; u++) {
+        s->unit_start[u] = at;
+        at += count[u];
+        s->st.birth_bytes += bytes[u];
+        if (bytes[u] > most) {
+            most = bytes[u];
+            s->st.dbirth_max_unit = u;
+        }
+    }
+    s->st.dbirth_bytes_max = most ? most + HEADER_MAX_BYTES : 0;
+    s->unit_start[256] = at;
+    uint32_t fill[256];
+    memcpy(fill, s->unit_start, sizeof fill);
+    for (uint32_t pos = 0; pos < n; pos++)
+        s->by_unit[fill[s->unit_of[pos]]++] = pos;
+    s->st.rebirth_min_ms = sl_sparkplug_rebirth_min_ms(s->st.birth_bytes);
 }
 
 static bool publish_nbirth(struct sl_sparkplug *s, uint64_t now_ms)
@@ -348,22 +413,29 @@ static bool publish_nbirth(struct sl_sparkplug *s, uint64_t now_ms)
 }
 
 /* DBIRTH of unit u: every tag of it, current values; their pending DDATA
- * is folded in (the birth carries the latest value). */
-static bool publish_dbirth(struct sl_sparkplug *s, unsigned u, uint64_t now_ms, bool *nomem)
+ * is folded in (the birth carries the latest value). The device counts as
+ * born only once libmosquitto took the message: out of memory (*nomem) or
+ * a refusal (too large for the client's limit) gives back the seq and
+ * tries again after SL_SPARKPLUG_BIRTH_RETRY_MS; DDATA for it waits. */
+static bool publish_dbirth(struct sl_sparkplug *s, unsigned u, uint64_t wall_ms, uint64_t now_ms, bool *nomem)
 {
-    begin(s, now_ms, true, next_seq(s));
-    uint32_t n = sl_mirror_count(s->m);
-    for (uint32_t pos = 0; pos < n; pos++) {
+    uint8_t seq = next_seq(s);
+    begin(s, wall_ms, true, seq);
+    for (uint32_t i = s->unit_start[u]; i < s->unit_start[u + 1]; i++) {
+        uint32_t pos = s->by_unit[i];
         struct sl_mirror_tag t;
         if (sl_mirror_get(s->m, pos, &t) != SL_OK || t.mirror_unit != u)
-            continue;
+            continue;   /* moved by a schema change: the rebirth it causes repairs */
         Metric mt;
         PropertySet ps;
         PropertyValue vals[3], *pv[3];
         char *keys[3], name[METRIC_NAME_MAX];
-        tag_metric(&mt, &ps, vals, pv, keys, name, &t, true, now_ms);
+        tag_metric(&mt, &ps, vals, pv, keys, name, &t, true, wall_ms);
         if (!add_metric(s, &mt, true)) {
             *nomem = true;
+            s->st.seq = seq;
+            s->st.dbirth_failures++;
+            s->birth_retry_ms = now_ms + SL_SPARKPLUG_BIRTH_RETRY_MS;
             return true;
         }
         if (pos < s->max_tags && (s->dirty[pos / 64] >> (pos % 64) & 1u)) {
@@ -371,9 +443,22 @@ static bool publish_dbirth(struct sl_sparkplug *s, unsigned u, uint64_t now_ms, 
             s->st.pending--;
         }
     }
+    int mid = 0;
+    int rc = publish_out(s, device_topic(s, "DBIRTH", u), &mid);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        s->st.seq = seq;
+        s->st.dbirth_failures++;
+        s->birth_retry_ms = now_ms + SL_SPARKPLUG_BIRTH_RETRY_MS;
+        return !conn_gone(rc);
+    }
     s->st.dbirths++;
     unit_set(s->born, u);
-    return send_out(s, device_topic(s, "DBIRTH", u));
+    /* Without a loop thread libmosquitto may write the queue inside
+     * mosquitto_publish (on_publish before the mid is known here): the
+     * birth is the queue's last packet, so an empty queue means written. */
+    s->birth_mid = mid;
+    s->birth_unwritten = mosquitto_want_write(s->mosq);
+    return true;
 }
 
 static bool publish_ddeath(struct sl_sparkplug *s, unsigned u, uint64_t now_ms)
@@ -499,6 +584,8 @@ static void on_connect(struct mosquitto *mosq, void *obj, int rc)
     s->host_ts = 0;
     s->host_lost = false;
     s->up_ms = 0;               /* the back-off is reset once it has stayed up */
+    s->birth_unwritten = false;
+    s->birth_retry_ms = 0;
     s->rebirth = true;
     memset(s->born, 0, sizeof s->born);
     if (mosquitto_subscribe(s->mosq, NULL, s->t_ncmd, 1) != MOSQ_ERR_SUCCESS ||
@@ -517,10 +604,11 @@ static void on_disconnect(struct mosquitto *mosq, void *obj, int rc)
 static void on_publish(struct mosquitto *mosq, void *obj, int mid)
 {
     (void)mosq;
-    (void)mid;
     struct sl_sparkplug *s = obj;
     if (s->st.inflight)
         s->st.inflight--;
+    if (s->birth_unwritten && mid == s->birth_mid)
+        s->birth_unwritten = false;
 }
 
 /* libmosquitto's own log, while connecting: its TLS errors name why a
@@ -604,6 +692,7 @@ static sl_err lose(struct sl_sparkplug *s, uint64_t now_ms, int rc, bool timed_o
     s->st.node_born = false;
     s->st.devices_born = 0;
     s->st.inflight = 0;
+    s->birth_unwritten = false;
     s->lost = false;
     s->next_try_ms = now_ms + s->backoff_ms;
     s->backoff_ms = s->backoff_ms > s->backoff_max_ms / 2 ? s->backoff_max_ms : s->backoff_ms * 2;
@@ -652,7 +741,7 @@ static bool publish_some(struct sl_sparkplug *s, uint64_t now_ms, bool *nomem)
         return true;
     uint64_t wall_ms = sl_clock_wall_ms();
     unsigned budget = s->max_per_run;
-    if (s->rebirth_asked && now_ms - s->last_rebirth_ms >= SL_SPARKPLUG_REBIRTH_MIN_MS) {
+    if (s->rebirth_asked && now_ms - s->last_rebirth_ms >= s->st.rebirth_min_ms) {
         s->rebirth_asked = false;
         s->rebirth = true;
     }
@@ -680,9 +769,16 @@ static bool publish_some(struct sl_sparkplug *s, uint64_t now_ms, bool *nomem)
     if (!s->st.node_born)
         return true;
     bool link = sl_mirror_link_up(s->m);
+    /* One DBIRTH a turn at most, none while the last is still unwritten or
+     * the in-flight cap is reached: a turn stays short whatever the
+     * schema, and libmosquitto queues at most one birth. */
+    bool may_birth = !s->birth_unwritten && s->st.inflight < s->max_inflight && now_ms >= s->birth_retry_ms;
     for (unsigned u = 0; u < 256 && budget; u++) {
         if (link && unit_has(s->present, u) && !unit_has(s->born, u)) {
-            if (!publish_dbirth(s, u, wall_ms, nomem))
+            if (!may_birth)
+                continue;
+            may_birth = false;
+            if (!publish_dbirth(s, u, wall_ms, now_ms, nomem))
                 return false;
             if (*nomem)
                 return true;
@@ -747,10 +843,13 @@ sl_err sl_sparkplug_open(struct sl_sparkplug **out, const struct sl_sparkplug_co
     s->max_tags = cfg->max_tags;
     s->words = ((size_t)cfg->max_tags + 63) / 64;
     s->dirty = calloc(s->words, sizeof *s->dirty);
+    s->unit_of = malloc(cfg->max_tags);
+    s->by_unit = malloc((size_t)cfg->max_tags * sizeof *s->by_unit);
+    s->st.rebirth_min_ms = SL_SPARKPLUG_REBIRTH_MIN_MS;
     s->out_cap = HEADER_MAX_BYTES + (size_t)s->ddata_max * METRIC_MAX_BYTES;
     s->out = malloc(s->out_cap);
     s->arena = malloc(SL_SPARKPLUG_ARENA_BYTES);
-    if (!s->dirty || !s->out || !s->arena) {
+    if (!s->dirty || !s->unit_of || !s->by_unit || !s->out || !s->arena) {
         sl_sparkplug_close(s);
         return SL_ERR_NOMEM;
     }
@@ -789,6 +888,8 @@ void sl_sparkplug_close(struct sl_sparkplug *s)
         mosquitto_lib_cleanup();
     }
     free(s->dirty);
+    free(s->unit_of);
+    free(s->by_unit);
     free(s->out);
     free(s->arena);
     free(s);
@@ -821,11 +922,17 @@ int sl_sparkplug_timeout_ms(const struct sl_sparkplug *s, uint64_t now_ms)
             due_born[i] = link ? s->present[i] & ~s->born[i] : s->born[i];
             births |= due_born[i] != 0;
         }
-        if (s->rebirth || s->schema_changed || s->host_lost || (s->st.node_born && births) ||
+        bool birth_now = link ? !s->birth_unwritten && s->st.inflight < s->max_inflight &&
+                                    now_ms >= s->birth_retry_ms
+                              : true;
+        if (s->rebirth || s->schema_changed || s->host_lost || (s->st.node_born && births && birth_now) ||
             (s->st.pending && s->st.inflight < s->max_inflight))
             t = 0;
+        else if (s->st.node_born && births && link && now_ms < s->birth_retry_ms &&
+                 s->birth_retry_ms - now_ms < t)
+            t = s->birth_retry_ms - now_ms;
         else if (s->rebirth_asked) {
-            uint64_t at = s->last_rebirth_ms + SL_SPARKPLUG_REBIRTH_MIN_MS;
+            uint64_t at = s->last_rebirth_ms + s->st.rebirth_min_ms;
             uint64_t wait = at > now_ms ? at - now_ms : 0;
             if (wait < t)
                 t = wait;

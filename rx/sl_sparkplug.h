@@ -49,7 +49,11 @@
 #define SL_SPARKPLUG_ARENA_BYTES     (1u << 20) /* protobuf-c's memory for one NCMD */
 #define SL_SPARKPLUG_DEFAULT_DDATA_MAX 500u   /* metrics per DDATA */
 #define SL_SPARKPLUG_DDATA_MAX_MAX   10000u
-#define SL_SPARKPLUG_REBIRTH_MIN_MS  1000u    /* NCMD rebirths at most this often */
+#define SL_SPARKPLUG_REBIRTH_MIN_MS  1000u    /* NCMD rebirths at most this often, */
+#define SL_SPARKPLUG_REBIRTH_BYTES_PER_MS 10000u /* or (births' bytes / 10 MB/s) when longer */
+#define SL_SPARKPLUG_BIRTH_WARN_BYTES (1u << 20) /* a DBIRTH larger: warned (broker limits) */
+#define SL_SPARKPLUG_METRIC_EST_BYTES 72u     /* a DBIRTH metric besides its name and units */
+#define SL_SPARKPLUG_BIRTH_RETRY_MS  1000u    /* a DBIRTH libmosquitto refused: tried again after */
 #define SL_SPARKPLUG_REBIRTH_ALIAS   ((uint64_t)1 << 32)   /* beyond every tag id */
 #define SL_SPARKPLUG_SOFTWARE_ALIAS  (SL_SPARKPLUG_REBIRTH_ALIAS + 1u)
 #define SL_SPARKPLUG_BDSEQ_ALIAS     (SL_SPARKPLUG_REBIRTH_ALIAS + 2u)
@@ -85,7 +89,12 @@ struct sl_sparkplug_stats {
     uint64_t ncmd_ignored;       /* NCMD payloads or metrics not acted on */
     uint64_t state_ignored;      /* STATE payloads not understood or out of date */
     uint64_t publish_errors;
+    uint64_t dbirth_failures;    /* DBIRTHs not handed over (no memory, refused): retried */
     uint64_t coalesced;          /* changes folded into a pending one */
+    uint64_t dbirth_bytes_max;   /* the schema's largest DBIRTH, estimated (0: no schema yet) */
+    uint64_t birth_bytes;        /* every DBIRTH of the schema together, estimated */
+    unsigned dbirth_max_unit;    /* the device of dbirth_bytes_max */
+    uint32_t rebirth_min_ms;     /* NCMD rebirths at most this often (scaled with birth_bytes) */
     uint32_t pending;            /* tags waiting for DDATA */
     unsigned inflight;
     uint8_t bdseq;               /* of the current (or last) connection */
@@ -138,6 +147,17 @@ void sl_sparkplug_stats(const struct sl_sparkplug *s, struct sl_sparkplug_stats 
 const char *sl_sparkplug_last_error(const struct sl_sparkplug *s);
 
 /* ---- pure parts (unit tests, fuzzing) -------------------------------------- */
+
+/* The estimated DBIRTH bytes of one tag whose path/name is name_bytes long
+ * and whose units are units_bytes (0: none): SL_SPARKPLUG_METRIC_EST_BYTES
+ * besides them. --check and the size warning use it. */
+uint64_t sl_sparkplug_metric_estimate(size_t name_bytes, size_t units_bytes);
+
+/* The minimum interval between NCMD-requested rebirths for births of
+ * birth_bytes together: max(SL_SPARKPLUG_REBIRTH_MIN_MS, bytes at 10 MB/s),
+ * so a host asking every second cannot make RX build and send more than
+ * ~10 MB/s of births. */
+uint32_t sl_sparkplug_rebirth_min_ms(uint64_t birth_bytes);
 
 /* True when id can be a Sparkplug group, edge node, device or host id:
  * 1..SL_SPARKPLUG_ID_MAX bytes, printable ASCII, none of + # /. */

@@ -281,11 +281,14 @@ SL_TEST(sparkplug, config_section)
 struct flapper {
     int lfd;
     volatile bool stop;
+    bool sink;                  /* keep the connection, read and count everything */
     unsigned accepted;
+    volatile uint64_t bytes;    /* read after the CONNECT (sink) */
 };
 
 /* Accepts, waits for the CONNECT, answers CONNACK (accepted) and closes:
- * a broker that takes every client and drops it at once. */
+ * a broker that takes every client and drops it at once. As a sink it
+ * keeps the connection and swallows whatever comes until stopped. */
 static void *flap(void *arg)
 {
     struct flapper *f = arg;
@@ -303,6 +306,15 @@ static void *flap(void *arg)
             static const uint8_t connack[] = { 0x20, 0x02, 0x00, 0x00 };
             (void)!write(c, connack, sizeof connack);
         }
+        while (f->sink && !f->stop) {
+            static uint8_t big[1 << 16];
+            if (poll(&q, 1, 20) <= 0)
+                continue;
+            ssize_t n = read(c, big, sizeof big);
+            if (n <= 0)
+                break;
+            f->bytes += (uint64_t)n;
+        }
         close(c);
     }
     return NULL;
@@ -315,20 +327,27 @@ static void drive(struct pollfd *p, int fd, bool want_write)
     p->revents = 0;
 }
 
+/* A listening loopback socket for a flapper, its port in broker. */
+static void flapper_listen(struct flapper *f, char *broker, size_t cap)
+{
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    CU_ASSERT_FATAL(f->lfd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof a;
+    CU_ASSERT_FATAL(bind(f->lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(f->lfd, 16) == 0 &&
+                    getsockname(f->lfd, (struct sockaddr *)&a, &alen) == 0);
+    snprintf(broker, cap, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+}
+
 SL_TEST(sparkplug, flapping_broker_backs_off)
 {
     /* Both clients (JSON and Sparkplug) against a broker that accepts and
      * drops: the back-off must keep growing (50, 100, 200, 400, 800 ms:
      * 5 connections in 1.5 s), not start again at its minimum after each
      * CONNACK (one connection every ~50 ms: ~25). */
-    struct flapper f = { .lfd = socket(AF_INET, SOCK_STREAM, 0) };
-    CU_ASSERT_FATAL(f.lfd >= 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t alen = sizeof a;
-    CU_ASSERT_FATAL(bind(f.lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(f.lfd, 16) == 0 &&
-                    getsockname(f.lfd, (struct sockaddr *)&a, &alen) == 0);
+    struct flapper f = { .lfd = -1 };
     char broker[32];
-    snprintf(broker, sizeof broker, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    flapper_listen(&f, broker, sizeof broker);
     pthread_t th;
     CU_ASSERT_FATAL(pthread_create(&th, NULL, flap, &f) == 0);
 
@@ -373,6 +392,100 @@ SL_TEST(sparkplug, flapping_broker_backs_off)
     pthread_join(th, NULL);
     close(f.lfd);
     sl_mqtt_close(q);
+    sl_sparkplug_close(s);
+    sl_mqttconn_close(conn);
+    sl_mirror_destroy(m);
+}
+
+/* ---- births at scale ------------------------------------------------------ */
+
+#define BIG_TAGS 100000u
+#define BIG_UNITS 4u
+
+SL_TEST(sparkplug, large_schema_one_dbirth_per_turn)
+{
+    /* 100,000 tags on 4 devices (DBIRTHs of ~2.5 MB each) to a broker that
+     * swallows everything: every run turn hands over one DBIRTH at most,
+     * so a turn costs one device's tags, never the whole schema (before:
+     * all four in one turn, each a scan of every tag); all four devices
+     * are born in the end; the size estimate is near the bytes sent. */
+    struct flapper f = { .lfd = -1, .sink = true };
+    char broker[32];
+    flapper_listen(&f, broker, sizeof broker);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, flap, &f) == 0);
+
+    struct sl_mirror_config mc = { .max_tags = BIG_TAGS, .stale_ms = 1000, .dirty_list = true };
+    struct sl_mirror *m = NULL;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &mc) == SL_OK);
+    struct sl_schema_tag *d = calloc(BIG_TAGS, sizeof *d);
+    struct sl_value *v = calloc(BIG_TAGS, sizeof *v);
+    CU_ASSERT_FATAL(d && v);
+    for (uint32_t i = 0; i < BIG_TAGS; i++) {
+        d[i] = fx_tag(i, SL_TYPE_UINT16, SL_REG_HOLDING, SL_WORD_ABCD, (uint8_t)(1 + i % BIG_UNITS),
+                      (uint16_t)(i / BIG_UNITS));
+        v[i] = fx_val(i, SL_TYPE_UINT16, i & 0xFFFFu, SL_Q_GOOD, 1000);
+    }
+    CU_ASSERT_FATAL(sl_mirror_schema_chunk(m, 9, 0, 1, BIG_TAGS, d, BIG_TAGS) == SL_OK);
+    CU_ASSERT_FATAL(sl_mirror_apply(m, v, BIG_TAGS, 1005) == SL_OK);
+    sl_mirror_tick(m, 100, 0);
+    CU_ASSERT_FATAL(sl_mirror_link_up(m));
+    free(d);
+    free(v);
+
+    char why[200];
+    struct sl_mqttconn *conn = NULL;
+    struct sl_mqttconn_config cc = { .broker = broker, .client_id = "big-spb", .keepalive_s = 60 };
+    CU_ASSERT_FATAL(sl_mqttconn_open(&conn, &cc, why, sizeof why) == SL_OK);
+    struct sl_sparkplug_config sc = { .group_id = "g1", .edge_node_id = "n1", .max_tags = BIG_TAGS };
+    struct sl_sparkplug *s = NULL;
+    CU_ASSERT_FATAL(sl_sparkplug_open(&s, &sc, conn, m) == SL_OK);
+
+    struct sl_sparkplug_stats st = { 0 };
+    uint64_t end = sl_clock_mono_ms() + 10000, longest = 0;
+    unsigned turns = 0, most = 0;
+    while (sl_clock_mono_ms() < end && st.dbirths < BIG_UNITS) {
+        struct pollfd p;
+        drive(&p, sl_sparkplug_fd(s), sl_sparkplug_want_write(s));
+        int t = sl_sparkplug_timeout_ms(s, sl_clock_mono_ms());
+        if (p.fd < 0)
+            usleep(2000);
+        else
+            (void)poll(&p, 1, t < 5 ? t : 5);
+        uint64_t before_dbirths = st.dbirths, t0 = sl_clock_mono_ms();
+        CU_ASSERT(sl_sparkplug_run(s, p.fd < 0 ? 0 : p.revents, t0) == SL_OK);
+        uint64_t took = sl_clock_mono_ms() - t0;
+        sl_sparkplug_stats(s, &st);
+        unsigned n = (unsigned)(st.dbirths - before_dbirths);
+        most = n > most ? n : most;
+        longest = took > longest ? took : longest;
+        turns++;
+    }
+    /* Let the sink read the last birth. */
+    for (int i = 0; i < 200 && sl_sparkplug_want_write(s); i++) {
+        struct pollfd p;
+        drive(&p, sl_sparkplug_fd(s), true);
+        (void)poll(&p, 1, 5);
+        CU_ASSERT(sl_sparkplug_run(s, p.revents, sl_clock_mono_ms()) == SL_OK);
+    }
+    usleep(50000);
+    sl_sparkplug_stats(s, &st);
+    printf("\n  %u tags on %u devices: %llu DBIRTHs in %u turns, at most %u a turn, longest turn %llu ms; "
+           "largest DBIRTH estimated %llu bytes, all %llu; %llu bytes sent\n",
+           BIG_TAGS, BIG_UNITS, (unsigned long long)st.dbirths, turns, most, (unsigned long long)longest,
+           (unsigned long long)st.dbirth_bytes_max, (unsigned long long)st.birth_bytes,
+           (unsigned long long)f.bytes);
+    CU_ASSERT_EQUAL(st.dbirths, BIG_UNITS);
+    CU_ASSERT_EQUAL(st.devices_born, BIG_UNITS);
+    CU_ASSERT_EQUAL(most, 1);
+    CU_ASSERT(st.dbirth_bytes_max > 1000000u);   /* above a megabyte: the daemon warns */
+    CU_ASSERT(st.birth_bytes > f.bytes / 2 && st.birth_bytes < f.bytes * 2);
+    CU_ASSERT(st.rebirth_min_ms == sl_sparkplug_rebirth_min_ms(st.birth_bytes));
+    CU_ASSERT_EQUAL(sl_sparkplug_rebirth_min_ms(0), SL_SPARKPLUG_REBIRTH_MIN_MS);
+    CU_ASSERT_EQUAL(sl_sparkplug_rebirth_min_ms(120000000u), 12000u);   /* 120 MB: 12 s */
+    f.stop = true;
+    pthread_join(th, NULL);
+    close(f.lfd);
     sl_sparkplug_close(s);
     sl_mqttconn_close(conn);
     sl_mirror_destroy(m);
