@@ -706,6 +706,33 @@ SL_TEST(rxconf, service_and_bound_keys)
     one(BASE "[files]\ndirectory = in\nmax_versions = 0\n", "rx.conf:9: bad max_versions '0' (integer 1..1000)");
 }
 
+/* [syslog] file's directory against the account RX runs as: that account
+ * creates the file and reopens it after logrotate's SIGHUP; one it cannot
+ * write gets a --check warning (RX refuses to start). Root only (nobody). */
+SL_TEST(rxconf, syslog_file_directory_for_the_account)
+{
+    if (geteuid() != 0)
+        return;
+    setup();
+    char logs[200];
+    snprintf(logs, sizeof logs, "%s/logs", dir);
+    CU_ASSERT_FATAL(mkdir(logs, 0755) == 0 || errno == EEXIST);
+    CU_ASSERT_FATAL(chown(logs, 0, 0) == 0);
+#define SY BASE "[rx]\nuser = nobody\n[syslog]\nfile = logs/ot.log\n"
+    CU_ASSERT_EQUAL_FATAL(parse(SY), SL_OK);
+    bool seen = false;
+    for (size_t i = 0; i < sl_rxconf_warnings(&cfg); i++)
+        seen |= strstr(cfg.warn.msg[i], "rx.conf:10: warning: file '") != NULL &&
+                strstr(cfg.warn.msg[i], "is not writable by nobody (uid 65534), the account sluice-rx runs as") != NULL;
+    CU_ASSERT_TRUE(seen);
+    CU_ASSERT_FATAL(chown(logs, 65534, 65534) == 0);
+    CU_ASSERT_EQUAL_FATAL(parse(SY), SL_OK);
+    for (size_t i = 0; i < sl_rxconf_warnings(&cfg); i++)
+        CU_ASSERT_PTR_NULL(strstr(cfg.warn.msg[i], "is not writable by"));
+#undef SY
+    rmdir(logs);
+}
+
 /* [mqtt]'s TLS and credential keys: resolved, defaults, the combinations
  * sl_mqttconn refuses (blamed on the key's line), TLS files that must be
  * readable regular files, and a password file checked like a secret key. */
