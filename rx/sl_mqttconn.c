@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <mosquitto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,6 +359,18 @@ void sl_mqttconn_diag_connack(struct sl_mqttconn_diag *d, int rc)
         snprintf(d->why, sizeof d->why, "CONNACK: %s", names[rc]);
     else
         snprintf(d->why, sizeof d->why, "CONNACK: refused (code %d)", rc);
+}
+
+void sl_mqttconn_diag_tls(struct sl_mqttconn_diag *d, struct mosquitto *mosq)
+{
+    if (d->fail != SL_MQTTCONN_FAIL_TLS || !mosq)
+        return;
+    SSL *ssl = mosquitto_ssl_get(mosq);
+    long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    if (v == X509_V_OK || strstr(d->why, X509_verify_cert_error_string(v)))
+        return;
+    size_t n = strlen(d->why);
+    snprintf(d->why + n, sizeof d->why - n, ": %s", X509_verify_cert_error_string(v));
 }
 
 void sl_mqttconn_diag_error(struct sl_mqttconn_diag *d, int rc, bool timed_out)

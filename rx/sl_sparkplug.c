@@ -685,6 +685,7 @@ static sl_err lose(struct sl_sparkplug *s, uint64_t now_ms, int rc, bool timed_o
     } else {
         s->st.connect_failures++;
         sl_mqttconn_diag_error(&s->diag, rc, timed_out);
+        sl_mqttconn_diag_tls(&s->diag, s->mosq);
         s->st.last_fail = s->diag.fail;
     }
     s->state = WAITING;
