@@ -179,6 +179,9 @@ sl_err sl_signer_serve(int fd, const struct sl_key_secret *key)
         }
         size_t len = (size_t)n > SL_SIGNER_REQ_MAX ? SL_SIGNER_REQ_MAX + 1 : (size_t)n;
         size_t rlen = sl_signer_answer(rep, req, len, &b, key);
+        /* Rate limited per call site (sl_log.h: SL_LOG_BURST lines per
+         * SL_LOG_WINDOW_MS, then one "suppressed" line): a compromised main
+         * process cannot fill the journal through the signer. */
         if (rep[0] != SL_OK)
             sl_log_id(SL_LOG_ERR, "SL-TX-SIGNER-REFUSED", "signer: refused a request of %zu bytes "
                       "(op %u): %s; nothing signed", (size_t)n, (unsigned)req[0], sl_strerror((sl_err)rep[0]));
@@ -209,6 +212,10 @@ static void child_main(int fd, const char *key_path, sl_signer_confine_fn *confi
         fd = 3;
     }
     close_range(4, ~0u, 0);
+    /* Non-dumpable before the key is in memory: no core file, no ptrace
+     * or /proc/PID/mem by a process of the same user (the main process
+     * after its drop, when TX was started as that user). */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
     uint8_t hello[SL_SIGNER_HELLO_BYTES] = { 0 };
     struct sl_key_secret *key = NULL;
@@ -231,9 +238,9 @@ static void child_main(int fd, const char *key_path, sl_signer_confine_fn *confi
         send(fd, hello, sizeof hello, MSG_NOSIGNAL);
         _exit(1);
     }
-    /* Same user as the main process after the drop: without this the main
-     * process could ptrace us or read /proc/PID/mem. (A uid change resets
-     * the flag, so it is set after the drop; the filter forbids prctl.) */
+    /* Again after the drop: a uid change sets the flag to the
+     * fs.suid_dumpable sysctl, which may be 1 (debugging); the filter
+     * forbids prctl from here on. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (sl_seccomp_install(SL_SECCOMP_TX_SIGNER, 0, why, sizeof why) != SL_OK) {
         sl_log(SL_LOG_ERR, "signer: seccomp: %s", why);

@@ -12,14 +12,17 @@
  * sl_source.c describes, so the main thread never waits on a PLC. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sl_bulk.h"
@@ -78,7 +81,8 @@ static void usage(FILE *f)
             "                      [link] transport destination gso interface destination_mac\n"
             "                             file rate_mbps mtu\n"
             "                      [fec] k m interleave   [keys] signing_key state_dir\n"
-            "                      [snapshot] keyframe_ms beacon_ms max_delay_ms   [tx] user\n"
+            "                      [snapshot] keyframe_ms beacon_ms max_delay_ms\n"
+            "                      [tx] user allow_root metrics_file\n"
             "                      [files] spool copies sent max_bytes share\n"
             "                      [syslog] listen max_rate batch_ms max_message share\n"
             "                             max_connections max_per_peer idle_s\n"
@@ -243,7 +247,22 @@ static int open_spool(struct daemon *D)
     return 0;
 }
 
-/* The tag table, the start event, the sources and the metrics file. */
+/* The main process's seccomp list (sl_seccomp.h), on every thread at once
+ * (TSYNC): once nothing more needs opening but what the list allows. */
+static int confine_main(void)
+{
+    char why[160];
+    if (sl_seccomp_install(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, why, sizeof why) != SL_OK) {
+        sl_log(SL_LOG_ERR, "%s", why);
+        return 1;
+    }
+    sl_seccomp_selftest("tx-main");
+    return 0;
+}
+
+/* The tag table, the start event, the sources, the metrics file and the
+ * spool; then the seccomp list, before the pollers start: a poller's
+ * first byte from a PLC is parsed under it. */
 static int start_daemon(struct daemon *D)
 {
     if (sl_snapshot_from_conf(&D->snap, &D->ann.schema_id, &D->cfg, sl_sender_payload_cap(D->snd),
@@ -256,8 +275,7 @@ static int start_daemon(struct daemon *D)
                                         D->cfg.ntags);
     if (sl_snapshot_event(D->snap, SL_EVENT_TX_START, 0, sl_clock_wall_us(), text, len) != SL_OK)
         sl_log(SL_LOG_WARNING, "start event not queued");
-    if (sl_sources_open(&D->src, &D->cfg, D->wake_fd) != SL_OK ||
-        sl_sources_start(&D->src, sl_clock_mono_us()) != SL_OK)
+    if (sl_sources_open(&D->src, &D->cfg, D->wake_fd) != SL_OK)
         return 1;
     if (sl_txmetrics_create(&D->metrics, D->cfg.tx.metrics_file, &D->src, sl_clock_mono_us()) != SL_OK) {
         sl_log(SL_LOG_ERR, "out of memory");
@@ -265,10 +283,12 @@ static int start_daemon(struct daemon *D)
     }
     if (D->syslog)
         sl_txmetrics_syslog(D->metrics, D->syslog);
-    if (open_spool(D) != 0)
+    if (open_spool(D) != 0)   /* inotify_init1: not on the list */
         return 1;
     if (D->spool)
         sl_txmetrics_spool(D->metrics, D->spool);
+    if (confine_main() != 0 || sl_sources_start(&D->src, sl_clock_mono_us()) != SL_OK)
+        return 1;
     sl_log(SL_LOG_INFO, "started: epoch %llu, %zu device(s), %u tag(s), schema %08x",
            (unsigned long long)D->epoch, D->cfg.ndevices, D->cfg.ntags, D->ann.schema_id);
     return 0;
@@ -308,14 +328,6 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
 {
     if (start_daemon(D) != 0)
         return 1;
-    /* Start-up is complete (link, listeners, pollers, signer): the main
-     * process's seccomp list, on every thread at once (TSYNC). */
-    char why[160];
-    if (sl_seccomp_install(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, why, sizeof why) != SL_OK) {
-        sl_log(SL_LOG_ERR, "%s", why);
-        return 1;
-    }
-    sl_seccomp_selftest("tx-main");
     uint64_t beacon_us = (uint64_t)D->cfg.snapshot.beacon_ms * 1000u;
     uint64_t next_beacon = sl_clock_mono_us();
     uint64_t status_next = next_beacon + STATS_EVERY_US;
@@ -409,8 +421,12 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
     return 0;
 }
 
+/* Bulk mode: the same seccomp list as the daemon's main process (the
+ * files are opened under it). */
 static int run_bulk(struct daemon *D, char **paths, int npaths)
 {
+    if (confine_main() != 0)
+        return 1;
     sl_err e = sl_bulk_send(D->snd, paths, npaths, D->cfg.snapshot.beacon_ms, send_beacon, D);
     sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
     send_beacon(D);
@@ -425,6 +441,35 @@ static int run_bulk(struct daemon *D, char **paths, int npaths)
 /* The sandbox decided at start (sl_sandbox.h), before anything opens. */
 static struct sl_sandbox_plan sandbox;
 
+/* The key file, readable by the account the main process runs as: a
+ * warning, not a refusal (a developer's run as their own user, with their
+ * own key, would otherwise not start). */
+#define KEY_EXPOSED_ID "SL-TX-KEY-EXPOSED"
+#define KEY_EXPOSED_FMT                                                                                       \
+    "the signing key %s is readable by the user " PROG " runs as (uid %u): a compromised poller could "   \
+    "read it; make it root:root 0600 and start " PROG " as root with [tx] user"
+
+/* --check: would the planned account read the key file (permission bits)? */
+static bool key_readable_by_plan(const struct sl_txconf *cfg)
+{
+    struct stat st;
+    if (sandbox.action == SL_SANDBOX_REFUSE || stat(cfg->keys.signing_key, &st) != 0)
+        return false;
+    const struct passwd *pw = getpwuid(sandbox.uid);
+    return sl_sandbox_user_can_read(&st, pw ? pw->pw_name : "", sandbox.uid, sandbox.gid);
+}
+
+/* After the drop, the truth (ACLs included): can this process open the
+ * key? Opened and closed at once, never read. */
+static void warn_key_exposed(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return;
+    close(fd);
+    sl_log_id(SL_LOG_WARNING, KEY_EXPOSED_ID, KEY_EXPOSED_FMT, path, (unsigned)geteuid());
+}
+
 /* Decides the sandbox and logs what it will be (--check prints the same
  * lines): 0, or 1 when a start as root would keep root unasked. */
 static int plan_sandbox(const struct sl_txconf *cfg, FILE *out)
@@ -435,15 +480,24 @@ static int plan_sandbox(const struct sl_txconf *cfg, FILE *out)
     char line[SL_SANDBOX_LINE_MAX];
     sl_seccomp_describe(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, line, sizeof line);
     sl_sandbox_report_add(&r, "%s", line);
+    /* The main process cannot open the key file only when the account it
+     * runs as cannot read it: root:root 0600 with a start as root and a
+     * [tx] user (the signer reads it before its own drop). */
+    bool exposed = out && key_readable_by_plan(cfg);
     sl_sandbox_report_add(&r, "signer: the signing key is read and held only by the child process "
                           SL_SIGNER_NAME " (the same user, non-dumpable, list tx-signer); this process "
-                          "knows only the public key");
+                          "knows only the public key and %s", exposed ? "CAN open the key file (see the "
+                          "warning)" : "cannot open the key file when the account it runs as cannot read it "
+                          "(root:root 0600, started as root with [tx] user)");
     if (e != SL_OK && !out) {
         sl_log(SL_LOG_ERR, "%s", sandbox.why);
         return 1;
     }
     if (out && (e != SL_OK || sandbox.action == SL_SANDBOX_KEEP_ROOT))
         fprintf(stderr, "%s: warning: %s\n", cfg->file, sandbox.why);   /* at start: after the drop */
+    if (exposed)
+        fprintf(stderr, "%s: warning: [" KEY_EXPOSED_ID "] " KEY_EXPOSED_FMT "\n", cfg->file, cfg->keys.signing_key,
+                (unsigned)sandbox.uid);
     sl_sandbox_report_print(&r, out);
     return 0;
 }
@@ -460,6 +514,7 @@ static int drop_privileges(const struct daemon *D)
     }
     sl_sandbox_log_applied(&sandbox);
     const struct sl_txconf *c = &D->cfg;
+    warn_key_exposed(c->keys.signing_key);
     char dir[sizeof c->tx.metrics_file];   /* written as a temporary file renamed in place */
     snprintf(dir, sizeof dir, "%s", c->tx.metrics_file);
     char *slash = strrchr(dir, '/');

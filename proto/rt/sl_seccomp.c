@@ -11,6 +11,7 @@
 #include <netdb.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <linux/netlink.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -108,12 +109,16 @@ static const int file_calls[] = {
 /* A whole daemon's other threads: signalfd, eventfds, threads, sd_notify,
  * outbound connections (the socket() call itself is filtered by family). */
 static const int daemon_calls[] = {
-    SCMP_SYS(eventfd2), SCMP_SYS(signalfd4), SCMP_SYS(pipe2), SCMP_SYS(connect), SCMP_SYS(bind),
-    SCMP_SYS(listen), SCMP_SYS(sendmmsg), SCMP_SYS(socketpair), SCMP_SYS(uname),
+    SCMP_SYS(eventfd2), SCMP_SYS(signalfd4), SCMP_SYS(pipe2), SCMP_SYS(connect),
+    SCMP_SYS(sendmmsg), SCMP_SYS(socketpair), SCMP_SYS(uname),
     SCMP_SYS(sysinfo), SCMP_SYS(wait4), SCMP_SYS(epoll_create), SCMP_SYS(timerfd_create),
     SCMP_SYS(timerfd_settime), SCMP_SYS(rt_sigtimedwait), SCMP_SYS(getppid), SCMP_SYS(setitimer),
     SCMP_SYS(getitimer), SCMP_SYS(alarm),
 };
+
+/* Binding and listening after start-up: RX only (tx-main binds only a
+ * netlink socket, see build). */
+static const int listener_calls[] = { SCMP_SYS(bind), SCMP_SYS(listen) };
 
 /* Sanitizer runtimes: reports (reading /proc/self/maps: read-only opens,
  * added per profile), shadow memory, LeakSanitizer's stop-the-world (a
@@ -350,18 +355,22 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
         rc |= ALLOW(f, file_calls);
         rc |= ALLOW(f, daemon_calls);
         rc |= common_rules(f, true);
-        rc |= socket_rules(f, true);   /* Modbus TCP devices, [syslog] listen, the link */
-        /* Stopping the signer (its pid is not known here: SIGTERM/SIGKILL only). */
-        if (!SANITIZED) {   /* theirs allow any kill */
-            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGKILL));
-            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1, SCMP_A1(SCMP_CMP_EQ, SIGTERM));
-        }
+        rc |= socket_rules(f, true);   /* Modbus TCP devices; the link and [syslog] are already open */
+        /* No kill: the signer stops on its socket's end of file. No listen:
+         * every listener ([syslog]) is bound before the filter, and a
+         * reload never binds again. bind only with a netlink address's
+         * length: getaddrinfo's AI_ADDRCONFIG (libmodbus, at each connect
+         * of a Modbus TCP device) binds a NETLINK_ROUTE socket; 12 bytes
+         * are too short for an inet, inet6 or packet address. */
+        rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(bind), 1,
+                               SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)sizeof(struct sockaddr_nl)));
         break;
     case SL_SECCOMP_RX:
         rc |= ALLOW(f, intake_calls);
         rc |= ALLOW(f, service_calls);
         rc |= ALLOW(f, file_calls);
         rc |= ALLOW(f, daemon_calls);
+        rc |= ALLOW(f, listener_calls);
         rc |= common_rules(f, true);
         rc |= socket_rules(f, (flags & SL_SECCOMP_F_CONNECT) != 0);
         break;
@@ -452,7 +461,8 @@ void sl_seccomp_describe(enum sl_seccomp_profile p, unsigned flags, char *out, s
     const char *how = mode && strcmp(mode, "log") == 0 ? "SL_SECCOMP=log: forbidden calls only logged (debugging)"
                                                        : "a forbidden call stops the process (SIGSYS)";
     if (p == SL_SECCOMP_TX_MAIN)
-        snprintf(out, cap, "seccomp: allow-lists once started: tx-main (no execve, no new processes), "
+        snprintf(out, cap, "seccomp: allow-lists once started: tx-main (no execve, no new processes, no kill, "
+                           "no listen), "
                            "tx-signer in the signer (its socket only); %s", how);
     else
         snprintf(out, cap, "seccomp: allow-lists once started: rx (%s), rx-intake, rx-store and rx-modbus/rx-http "

@@ -9,9 +9,12 @@ on this machine (nothing is written to the real /etc, /usr or /var):
    the conffiles /etc/sluice/{tx.conf,tags.csv} (sluice-tx) and rx.conf
    (sluice-rx), man pages, examples; the conffiles are listed as such.
 3. `systemd-analyze verify` accepts both units (ExecStart rewritten to the
-   temporary root, man pages found there); each unit runs as the user the
-   sysusers.d entry creates, is Type=notify with a watchdog, and is not
-   enabled by the package.
+   temporary root, man pages found there); sluice-rx's unit runs as the
+   user the sysusers.d entry creates; sluice-tx's starts as root (its signer
+   reads the root-owned key before the drop to [tx] user) with only the
+   capabilities of the start in its bounding set and no StateDirectory=
+   (systemd would hand /var/lib/sluice to root); both are Type=notify with
+   a watchdog and not enabled by the package.
 4. Every man page renders with `man --warnings -l` without a warning.
 5. `promtool check rules` accepts the alert rules; every sluice_* metric the
    rules and the Grafana dashboard name is one the daemons export.
@@ -20,9 +23,11 @@ on this machine (nothing is written to the real /etc, /usr or /var):
    /etc/sluice` writes them) and both pass `--check` of the installed
    binaries once keys exist, with /etc/sluice and /var/lib/sluice rewritten
    to the temporary root and its directories made as tmpfiles.d says; the
-   installed binaries report the package version. Moved to loopback, both
-   run as an unprivileged user naming itself in [tx]/[rx] user (as under
-   the units' User=) and RX verifies TX's beacons.
+   installed binaries report the package version. Moved to loopback, RX
+   runs as an unprivileged user naming itself in [rx] user (as under its
+   unit's User=), TX starts as root with exactly its unit's capability
+   bounding set, the key root:root 0600, and drops to that user without
+   [SL-TX-KEY-EXPOSED]; RX verifies TX's beacons.
 
 SL_PACKAGE_DEBS=DIR checks packages built before instead of building."""
 import glob
@@ -166,22 +171,30 @@ def check_units(root, tmp):
     for d in ("tx", "rx"):
         src = os.path.join(root, f"lib/systemd/system/sluice-{d}.service")
         s = unit_settings(src)
-        check(s.get("User") == ["sluice"] and s.get("Type") == ["notify"]
+        user = None if d == "tx" else ["sluice"]
+        check(s.get("User") == user and s.get("Type") == ["notify"]
               and s.get("WatchdogSec") == ["30s"] and s.get("NotifyAccess") == ["main"],
-              f"sluice-{d}.service: User=sluice, Type=notify, NotifyAccess=main, WatchdogSec=30s")
+              f"sluice-{d}.service: User={user[0] if user else '(none: root)'}, Type=notify, "
+              "NotifyAccess=main, WatchdogSec=30s")
         check(s.get("ExecStart") == [f"/usr/sbin/sluice-{d} -c /etc/sluice/{d}.conf"],
               f"sluice-{d}.service ExecStart {s.get('ExecStart')}")
-        check(s.get("StateDirectory", [""])[0].split()[0] == "sluice"
-              and s.get("ConfigurationDirectory") == ["sluice"]
+        state = (s.get("StateDirectory", [""])[0].split()[:1] == ["sluice"] if d == "rx"
+                 else "StateDirectory" not in s and "/var/lib/sluice" in " ".join(s.get("ReadWritePaths", [])))
+        check(state and s.get("ConfigurationDirectory") == ["sluice"]
               and s.get("ProtectSystem") == ["strict"] and s.get("NoNewPrivileges") == ["yes"]
               and "@system-service" in s.get("SystemCallFilter", []),
-              f"sluice-{d}.service: StateDirectory, ConfigurationDirectory, hardening")
+              f"sluice-{d}.service: state directory, ConfigurationDirectory, hardening")
+        if d == "tx":
+            check(s.get("CapabilityBoundingSet", [""])[-1].split() ==
+                  ["CAP_SETUID", "CAP_SETGID", "CAP_SETPCAP", "CAP_DAC_OVERRIDE"]
+                  and s.get("AmbientCapabilities") in (None, [""]),
+                  f"sluice-tx.service: the start's capabilities only ({s.get('CapabilityBoundingSet')})")
         with open(src) as f:
             text = f.read().replace("/usr/sbin/", os.path.join(root, "usr/sbin") + "/")
         with open(os.path.join(ud, f"sluice-{d}.service"), "w") as f:
             f.write(text)
-    check(unit_settings(os.path.join(ud, "sluice-tx.service")).get("ReadWritePaths") == ["/run/lock"],
-          "sluice-tx.service may write the key lock in /run/lock")
+    check(unit_settings(os.path.join(ud, "sluice-tx.service")).get("ReadWritePaths") ==
+          ["/run/lock /var/lib/sluice"], "sluice-tx.service may write the key lock in /run/lock and state_dir")
     check("PrivateDevices" not in unit_settings(os.path.join(ud, "sluice-tx.service")),
           "sluice-tx.service keeps serial ports (no PrivateDevices)")
     env = dict(os.environ, MANPATH=os.path.join(root, "usr/share/man"))
@@ -291,14 +304,22 @@ def check_configs(root, tmp):
     r = run(rx_bin, "-c", os.path.join(etc, "rx.conf"), "--check")
     check(r.returncode == 0, f"installed rx.conf passes sluice-rx --check: rc {r.returncode} "
           f"{r.stderr.strip()}")
-    run_as_service_user(tmp, etc, var, tx_bin, rx_bin)
+    run_as_service_user(tmp, root, etc, var, tx_bin, rx_bin)
 
 
-def run_as_service_user(tmp, etc, var, tx_bin, rx_bin, user="nobody", group="nogroup"):
-    """The units start both daemons as their user with `[tx]/[rx] user` naming
-    that same user: the installed configurations, moved to loopback, run
-    that way (here as nobody, since the sluice user does not exist on this
-    machine) and RX verifies TX's beacons with the key pair keygen wrote."""
+def unit_bounding_set(root):
+    """sluice-tx.service's CapabilityBoundingSet= as setpriv's --bounding-set."""
+    s = unit_settings(os.path.join(root, "lib/systemd/system/sluice-tx.service"))
+    caps = s.get("CapabilityBoundingSet", [""])[-1].split()
+    return "-all" + "".join(",+" + c[len("CAP_"):].lower() for c in caps)
+
+
+def run_as_service_user(tmp, root, etc, var, tx_bin, rx_bin, user="nobody", group="nogroup"):
+    """The RX unit starts it as its user with `[rx] user` naming that same
+    user; the TX unit starts it as root with its bounding set and `[tx]
+    user`: the installed configurations, moved to loopback, run that way
+    (here as nobody, since the sluice user does not exist on this machine)
+    and RX verifies TX's beacons with the key pair keygen wrote."""
     port = 17000 + os.getpid() % 1000
     for name, subs in (("tx.conf", [(r"destination = .*", f"destination = 127.0.0.1:{port}"),
                                       (r"address = .*", "address = 127.0.0.1:1")]),
@@ -313,13 +334,17 @@ def run_as_service_user(tmp, etc, var, tx_bin, rx_bin, user="nobody", group="nog
         text = re.sub(r"user = .*", f"user = {user}", text)
         with open(p + ".run", "w") as f:
             f.write(text)
-    run("chown", "-R", f"{user}:{group}", var, os.path.join(etc, "sluice.key"))
+    run("chown", "-R", f"{user}:{group}", var)
+    key = os.path.join(etc, "sluice.key")
+    st = os.stat(key)
+    check(st.st_uid == 0 and st.st_mode & 0o777 == 0o600, "sluice-keygen wrote the key root-owned, 0600")
     drop = ["setpriv", f"--reuid={user}", f"--regid={group}", "--clear-groups"]
+    as_unit = ["setpriv", "--bounding-set=" + unit_bounding_set(root), "--inh-caps=-all"]
     logs = {d: open(os.path.join(tmp, f"{d}.log"), "w+") for d in ("tx", "rx")}
     rx = subprocess.Popen(drop + [rx_bin, "-c", os.path.join(etc, "rx.conf.run")],
                           stdout=logs["rx"], stderr=subprocess.STDOUT)
     time.sleep(0.5)
-    tx = subprocess.Popen(drop + [tx_bin, "-c", os.path.join(etc, "tx.conf.run")],
+    tx = subprocess.Popen(as_unit + [tx_bin, "-c", os.path.join(etc, "tx.conf.run")],
                           stdout=logs["tx"], stderr=subprocess.STDOUT)
     seen = False
     deadline = time.monotonic() + 10
@@ -341,9 +366,10 @@ def run_as_service_user(tmp, etc, var, tx_bin, rx_bin, user="nobody", group="nog
         f.seek(0)
         text[d] = f.read()
         f.close()
-    ok = seen and codes == {"tx": 0, "rx": 0}
-    check(ok, f"both daemons run as {user} with user = {user} (as under the units), RX verifies "
-          f"TX's beacons, both stop with 0 on SIGTERM (exit {codes})")
+    ok = seen and codes == {"tx": 0, "rx": 0} and f"running as {user}" in text["tx"]
+    check(ok, f"both daemons run as {user} with user = {user} (as under the units; TX started as root "
+          f"with the unit's bounding set), RX verifies TX's beacons, both stop with 0 on SIGTERM (exit {codes})")
+    check("SL-TX-KEY-EXPOSED" not in text["tx"], "the root-owned key is not readable by TX's main process")
     if not ok:
         print("--- sluice-tx\n" + text["tx"] + "--- sluice-rx\n" + text["rx"])
 
