@@ -106,9 +106,9 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
  * (the reason a handshake failed); the daemon logs state changes itself. */
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *line)
 {
-    (void)mosq;
     struct sl_mqtt *q = obj;
     sl_mqttconn_diag_log(&q->diag, level, line);
+    sl_mqttconn_diag_tls(&q->diag, mosq);
 }
 
 /* Callbacks, options, TLS, credentials and will for a new or
@@ -405,10 +405,8 @@ sl_err sl_mqtt_run(struct sl_mqtt *q, short revents, uint64_t now_ms)
             rc = mosquitto_loop_misc(q->mosq);
         bool timed_out = q->state == CONNECTING && now_ms - q->since_ms >= SL_MQTT_CONNECT_TIMEOUT_MS;
         if (rc != MOSQ_ERR_SUCCESS || q->lost || timed_out) {
-            if (q->state == CONNECTING) {
+            if (q->state == CONNECTING)
                 sl_mqttconn_diag_error(&q->diag, rc, timed_out && rc == MOSQ_ERR_SUCCESS && !q->lost);
-                sl_mqttconn_diag_tls(&q->diag, q->mosq);
-            }
             return lose(q, now_ms);
         }
     }

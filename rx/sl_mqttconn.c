@@ -363,14 +363,21 @@ void sl_mqttconn_diag_connack(struct sl_mqttconn_diag *d, int rc)
 
 void sl_mqttconn_diag_tls(struct sl_mqttconn_diag *d, struct mosquitto *mosq)
 {
-    if (d->fail != SL_MQTTCONN_FAIL_TLS || !mosq)
+    /* Called from the log callback: libmosquitto logs the handshake's
+     * error while its SSL object still exists (it is freed with the
+     * socket right after). */
+    if (!d->tls_err[0] || !mosq || strstr(d->tls_err, "verify failed: "))
         return;
     SSL *ssl = mosquitto_ssl_get(mosq);
     long v = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-    if (v == X509_V_OK || strstr(d->why, X509_verify_cert_error_string(v)))
+    if (v == X509_V_OK)
         return;
-    size_t n = strlen(d->why);
-    snprintf(d->why + n, sizeof d->why - n, ": %s", X509_verify_cert_error_string(v));
+    /* libmosquitto checks the broker's name in its own verify callback,
+     * whose refusal OpenSSL records as "unspecified". */
+    size_t n = strlen(d->tls_err);
+    snprintf(d->tls_err + n, sizeof d->tls_err - n, ": %s",
+             v == X509_V_ERR_UNSPECIFIED ? "the certificate does not name the broker host"
+                                         : X509_verify_cert_error_string(v));
 }
 
 void sl_mqttconn_diag_error(struct sl_mqttconn_diag *d, int rc, bool timed_out)

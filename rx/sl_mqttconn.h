@@ -173,8 +173,9 @@ void sl_mqttconn_diag_connack(struct sl_mqttconn_diag *d, int rc);
  * refused CONNACK already explains it. */
 void sl_mqttconn_diag_error(struct sl_mqttconn_diag *d, int rc, bool timed_out);
 
-/* After a failed TLS handshake, before the client is re-initialised: adds
- * OpenSSL's verification result for the broker's certificate to d->why
+/* From the client's log callback, after sl_mqttconn_diag_log: adds
+ * OpenSSL's verification result for the broker's certificate to the TLS
+ * error (and so to d->why)
  * ("certificate verify failed: certificate has expired", "...: unable to
  * get local issuer certificate" for another CA, "...: hostname mismatch"),
  * which the handshake error alone does not tell apart. */

@@ -615,9 +615,9 @@ static void on_publish(struct mosquitto *mosq, void *obj, int mid)
  * handshake failed. */
 static void on_log(struct mosquitto *mosq, void *obj, int level, const char *line)
 {
-    (void)mosq;
     struct sl_sparkplug *s = obj;
     sl_mqttconn_diag_log(&s->diag, level, line);
+    sl_mqttconn_diag_tls(&s->diag, mosq);
 }
 
 static void on_state(struct sl_sparkplug *s, const struct mosquitto_message *msg)
@@ -685,7 +685,6 @@ static sl_err lose(struct sl_sparkplug *s, uint64_t now_ms, int rc, bool timed_o
     } else {
         s->st.connect_failures++;
         sl_mqttconn_diag_error(&s->diag, rc, timed_out);
-        sl_mqttconn_diag_tls(&s->diag, s->mosq);
         s->st.last_fail = s->diag.fail;
     }
     s->state = WAITING;

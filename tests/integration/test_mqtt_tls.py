@@ -10,10 +10,14 @@ serving) of 48 tags.
    broker saw the stable client id sluice-rx-<hostname> (both starts).
 2. Wrong password: one SL-RX-MQTT-AUTH line however many retries,
    sluice_rx_mqtt_connect_failures_auth_total counts them, RX keeps
-   serving HTTP (every tag there).
-3. Wrong CA: SL-RX-MQTT-TLS "certificate verify failed"; the _tls counter.
+   serving HTTP (every tag there); with [sparkplug] the edge node's
+   connection logs SL-RX-SPB-FAIL with the reason (auth).
+3. Wrong CA: SL-RX-MQTT-TLS "certificate verify failed: self-signed
+   certificate in certificate chain" (OpenSSL's verification result); the
+   _tls counter.
 4. The right CA but a broker address its certificate does not name
-   (127.0.0.2): refused by the name check (SL-RX-MQTT-TLS).
+   (127.0.0.2): refused by the name check (SL-RX-MQTT-TLS "... the
+   certificate does not name the broker host").
 5. A broker that requires a client certificate: refused without one, and
    with an encrypted key (SL-RX-MQTT-TLS, no passphrase prompt), connected
    with tls_cert/tls_key.
@@ -68,12 +72,14 @@ class Rx:
     """sluice-rx with [mqtt] set from kw, its log in d/rx-N.log."""
     n = 0
 
-    def __init__(self, procs, d, capture, **mqtt):
+    def __init__(self, procs, d, capture, sparkplug=False, **mqtt):
         Rx.n += 1
         self.procs = procs
         self.conf = os.path.join(d, "rx-%d.conf" % Rx.n)
         lines = ["[mqtt]", "broker = %s" % mqtt.pop("broker", "127.0.0.1:%d" % PORT)]
         lines += ["%s = %s" % kv for kv in mqtt.items()]
+        if sparkplug:
+            lines += ["[sparkplug]", "group_id = g1", "edge_node_id = n1"]
         sl_chain.write(self.conf,
                        "[link]\ntransport = pcapfile\nfile = %s\nfollow = on\n"
                        "[keys]\ntrusted = sluice.pub\nstate_dir = state-%d\n"
@@ -150,9 +156,11 @@ def main():
         # 2. wrong password: one line, counted retries, HTTP and intake go on
         bad = sl_chain.write(os.path.join(d, "bad.pw"), "not-the-password\n")
         os.chmod(bad, 0o600)
-        rx = Rx(procs, d, cap, tls_ca=b.ca, username=b.user, password_file=bad)
+        rx = Rx(procs, d, cap, sparkplug=True, tls_ca=b.ca, username=b.user, password_file=bad)
         rx.wait_log("[SL-RX-MQTT-AUTH] MQTT broker 127.0.0.1:%d refused the credentials (CONNACK: not authorized)"
                     % PORT)
+        # The Sparkplug B connection (same credentials) says why too.
+        rx.wait_log("[SL-RX-SPB-FAIL] Sparkplug B: broker 127.0.0.1:%d refused or not reachable (auth: " % PORT)
         check(sl_rig.wait_for(lambda: (metric("sluice_rx_mqtt_connect_failures_auth_total") or 0) >= 3, 10,
                               step=0.1), "wrong password not retried (auth failures < 3)")
         check(rx.log.text().count("[SL-RX-MQTT-AUTH]") == 1, "SL-RX-MQTT-AUTH logged more than once")
@@ -163,7 +171,10 @@ def main():
 
         # 3. wrong CA
         rx = Rx(procs, d, cap, tls_ca=b.other_ca, username=b.user, password_file=pw)
-        rx.wait_log("[SL-RX-MQTT-TLS] TLS handshake with 127.0.0.1:%d failed: certificate verify failed" % PORT)
+        # OpenSSL's verification result names the cause (not only "verify failed").
+        # (the broker sends its CA with its certificate: a CA we do not trust)
+        rx.wait_log("[SL-RX-MQTT-TLS] TLS handshake with 127.0.0.1:%d failed: certificate verify failed: "
+                    "self-signed certificate in certificate chain" % PORT)
         check(sl_rig.wait_for(lambda: (metric("sluice_rx_mqtt_connect_failures_tls_total") or 0) >= 2, 10,
                               step=0.1), "TLS failure not retried")
         check(rx.log.text().count("[SL-RX-MQTT-TLS]") == 1, "SL-RX-MQTT-TLS logged more than once")
@@ -171,7 +182,9 @@ def main():
 
         # 4. the right CA, an address the certificate does not name
         rx = Rx(procs, d, cap, broker="127.0.0.2:%d" % NAME_PORT, **creds)
-        rx.wait_log("[SL-RX-MQTT-TLS] TLS handshake with 127.0.0.2:%d failed:" % NAME_PORT)
+        line = rx.wait_log("[SL-RX-MQTT-TLS] TLS handshake with 127.0.0.2:%d failed:" % NAME_PORT)
+        check("certificate verify failed: the certificate does not name the broker host" in line,
+              "the name check's failure does not say so: %s" % line)
         check("[SL-RX-MQTT-UP]" not in rx.log.text(), "connected to a broker whose certificate names another host")
         rx.stop()
         print("test_mqtt_tls: wrong password, wrong CA, wrong name refused and retried (%.1f s)"
