@@ -414,6 +414,12 @@ sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, 
     sl_err e = reporter_init(why, cap);
     if (e != SL_OK)
         return e;
+    /* The notify socket now: no list lets a process make an AF_UNIX socket
+     * later. Not in the signer (it never notifies). */
+    if ((p == SL_SECCOMP_TX_MAIN || p == SL_SECCOMP_RX) && sl_sdnotify_open() != SL_OK) {
+        snprintf(why, cap, "sd_notify socket: %s", strerror(errno));
+        return SL_ERR_IO;
+    }
     const char *mode = getenv("SL_SECCOMP");
     bool log_only = mode && strcmp(mode, "log") == 0;
     scmp_filter_ctx f = seccomp_init(log_only ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
@@ -423,12 +429,6 @@ sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, 
     }
     int rc = build(f, p, flags);
     if (rc == 0 && !thread_profile(p))
-    /* The notify socket now: no list lets a process make an AF_UNIX socket
-     * later. Not in the signer (it never notifies). */
-    if ((p == SL_SECCOMP_TX_MAIN || p == SL_SECCOMP_RX) && sl_sdnotify_open() != SL_OK) {
-        snprintf(why, cap, "sd_notify socket: %s", strerror(errno));
-        return SL_ERR_IO;
-    }
         rc = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
     if (rc == 0)
         rc = seccomp_load(f);
