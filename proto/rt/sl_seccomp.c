@@ -32,8 +32,8 @@
 #include <unistd.h>
 
 #include "sl_log.h"
-
 #include "sl_sdnotify.h"
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
 #elif defined(__has_feature)
