@@ -249,8 +249,13 @@ static int open_spool(struct daemon *D)
 
 /* The main process's seccomp list (sl_seccomp.h), on every thread at once
  * (TSYNC): once nothing more needs opening but what the list allows. */
-static int confine_main(void)
+static int confine_main(const struct sl_txconf *c)
 {
+    /* A device named by host name: its lookup may need a name service
+     * module that the list would no longer let the process map. */
+    for (size_t i = 0; i < c->ndevices; i++)
+        if (c->devices[i].protocol == SL_TXCONF_MODBUS_TCP && c->devices[i].host[0])
+            sl_seccomp_preload_names(c->devices[i].host);
     char why[160];
     if (sl_seccomp_install(SL_SECCOMP_TX_MAIN, SL_SECCOMP_F_CONNECT, why, sizeof why) != SL_OK) {
         sl_log(SL_LOG_ERR, "%s", why);
@@ -287,7 +292,7 @@ static int start_daemon(struct daemon *D)
         return 1;
     if (D->spool)
         sl_txmetrics_spool(D->metrics, D->spool);
-    if (confine_main() != 0 || sl_sources_start(&D->src, sl_clock_mono_us()) != SL_OK)
+    if (confine_main(&D->cfg) != 0 || sl_sources_start(&D->src, sl_clock_mono_us()) != SL_OK)
         return 1;
     sl_log(SL_LOG_INFO, "started: epoch %llu, %zu device(s), %u tag(s), schema %08x",
            (unsigned long long)D->epoch, D->cfg.ndevices, D->cfg.ntags, D->ann.schema_id);
@@ -425,7 +430,7 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
  * files are opened under it). */
 static int run_bulk(struct daemon *D, char **paths, int npaths)
 {
-    if (confine_main() != 0)
+    if (confine_main(&D->cfg) != 0)
         return 1;
     sl_err e = sl_bulk_send(D->snd, paths, npaths, D->cfg.snapshot.beacon_ms, send_beacon, D);
     sl_txhealth_send(&D->health, sl_sender_flush(D->snd), "flush");
