@@ -8,16 +8,20 @@ anonymous clients. Every message on spBv1.0/# is decoded by an independent
 decoder: the same sparkplug_b.proto compiled by protoc --python_out at test
 time, read with Debian's python3-protobuf.
 
-Checks: NBIRTH (seq 0, bdSeq, Node Control/Rebirth); a DBIRTH per device
-with every tag (names path/name, aliases, datatypes, Quality and engUnit
-properties); DDATA by alias; seq counting up across every message and
+Checks: NBIRTH (seq 0, bdSeq, Node Control/Rebirth, every metric with
+name and alias); a DBIRTH per device with every tag (names path/name,
+aliases, datatypes, Quality and engUnit properties), aliases unique within
+the node; DDATA by alias only (a metric with a name or datatype fails);
+Quality only 0, 192 or 500; seq counting up across every message and
 wrapping 255 -> 0 (ddata_max_metrics = 3 makes many messages), every DDATA
-holding 1..3 aliases of its own device's DBIRTH; an NCMD
+holding 1..3 aliases of its own device's DBIRTH; the PLC killed: DDATA
+with Quality 0 and StatusCode BadCommunicationError; an NCMD
 rebirth built with the Python module brings NBIRTH and both DBIRTHs again
 with every tag Good (192); a malformed NCMD is ignored and counted, RX
 keeps running; DDEATH for both devices when TX stops (link stale), DBIRTH
 when it returns; kill -9 of RX makes the broker publish the NDEATH will
-with the bdSeq of the NBIRTH; --check lists the topics.
+with the bdSeq of the NBIRTH; QoS 0 and no retain for every message but
+the NDEATH (QoS 1, not retained); --check lists the topics.
 """
 import os
 import signal
@@ -58,16 +62,20 @@ class Watch:
     def __init__(self, procs, d, broker):
         self.path = os.path.join(d, "spb.txt")
         self.f = open(self.path, "w")
+        # MQTT 5 with retain-as-published and a QoS 1 subscription: each
+        # line shows the QoS and retain flag the edge node published with.
         self.p = procs.start("it", ["stdbuf", "-oL", "mosquitto_sub", *broker.sub_argv(
-            "-t", "spBv1.0/#", "-t", "uns/#", "-F", "%t %x", "-q", "0")], stdout=self.f, stderr=subprocess.DEVNULL)
+            "-t", "spBv1.0/#", "-t", "uns/#", "-F", "%t %q %r %x", "-q", "1", "-V", "mqttv5",
+            "--retain-as-published")], stdout=self.f, stderr=subprocess.DEVNULL)
 
-    def lines(self):
+    def lines(self, flags=False):
+        """[(topic, hex)] or, with flags, [(topic, qos, retain, hex)]."""
         self.f.flush()
         with open(self.path) as f:
             out = []
             for ln in f.read().splitlines():
-                t, _, x = ln.partition(" ")
-                out.append((t, x))
+                t, q, r, x = (ln.split(" ", 3) + ["", "", ""])[:4]
+                out.append((t, q, r, x) if flags else (t, x))
             return out
 
     def msgs(self, since=0):
@@ -114,6 +122,8 @@ def props(m):
 
 def check_nbirth(p, what):
     C.check(p.seq == 0, "%s: NBIRTH seq %d, want 0" % (what, p.seq))
+    C.check(all(m.name and m.HasField("alias") for m in p.metrics),
+            "%s: an NBIRTH metric without both name and alias: %s" % (what, p))
     bd = metric(p, "bdSeq")
     C.check(bd is not None and bd.datatype == 4, "%s: NBIRTH without an Int64 bdSeq: %s" % (what, p))
     rb = metric(p, "Node Control/Rebirth")
@@ -137,6 +147,8 @@ def check_dbirth(p, unit, good, what):
     for name, dt in want.items():
         C.check(by[name].datatype == dt, "%s: %s datatype %d, want %d" % (what, name, by[name].datatype, dt))
     C.check(props(by["temp_raw"]).get("engUnit") == "degC", "%s: temp_raw engUnit: %s" % (what, props(by["temp_raw"])))
+    qs = {props(m).get("Quality") for m in p.metrics}
+    C.check(qs <= {0, 192, 500}, "%s: Quality values %s beside 0, 192, 500" % (what, qs - {0, 192, 500}))
     if good:
         bad = [m.name for m in p.metrics if props(m).get("Quality") != 192 or m.is_null]
         C.check(not bad, "%s: DBIRTH unit%d metrics not Good (192): %s" % (what, unit, bad[:5]))
@@ -171,13 +183,16 @@ def main():
                 db = w.wait(lambda t, p, u=u: t == NS + "DBIRTH/%s/unit%d" % (NODE, u) and len(p.metrics) == 34, 15,
                             "DBIRTH unit%d" % u)
                 aliases[u] = {m.alias for m in db[0][2].metrics}
+            node_aliases = [m.alias for m in nb[0][2].metrics]
             C.check(not aliases[1] & aliases[2], "the devices share aliases")
+            every = node_aliases + [a for u in (1, 2) for a in aliases[u]]
+            C.check(len(every) == len(set(every)) == 3 + 68, "aliases not unique within the node: %d of %d"
+                    % (len(set(every)), len(every)))
             print("NBIRTH (bdSeq %d) and DBIRTH for unit1, unit2 with 34 metrics each" % bdseq)
             ch.wait_all_good(15, "start")
 
             # DDATA by alias; seq counts up over every message and wraps.
-            dd = w.wait(lambda t, p: t.startswith(NS + "DDATA/") and p.metrics and not p.metrics[0].name, 10, "DDATA")
-            C.check(all(m.HasField("alias") for m in dd[0][2].metrics), "DDATA metric without alias")
+            w.wait(lambda t, p: t.startswith(NS + "DDATA/") and p.metrics, 10, "DDATA")
 
             def wrapped():
                 seqs = [p.seq for _, t, p in w.msgs() if "/NDEATH/" not in t]
@@ -195,10 +210,25 @@ def main():
                         "%s: aliases %s not 1..3 distinct ones of unit%d's DBIRTH" % (t, got, u))
                 C.check(all("Quality" in props(m) and m.WhichOneof("value") for m in p.metrics),
                         "%s: a metric without value or Quality" % t)
+                C.check(all(m.HasField("alias") and not m.name and not m.HasField("datatype") for m in p.metrics),
+                        "%s: a DDATA metric with a name or datatype, or without alias: %s" % (t, p.metrics[0]))
+                C.check(all(props(m)["Quality"] in (0, 192, 500) for m in p.metrics),
+                        "%s: Quality not 0, 192 or 500" % t)
             C.check(any(len(p.metrics) > 1 for _, p in ddata), "no DDATA carried several metrics")
             print("DDATA by alias (%d messages, 1..3 metrics of their device each); seq counted over %d messages "
                   "and wrapped 255 -> 0" % (len(ddata), len(seqs)))
             C.check(any(t.startswith("uns/") for t, _ in w.lines()), "the JSON UNS is not published beside Sparkplug")
+
+            # The PLC dies: TX reports BadCommunicationError, DDATA says
+            # Quality 0 (BAD) with the OPC UA code in StatusCode.
+            mark = w.mark()
+            procs.stop(ch.sim)
+            w.wait(lambda t, p: t.startswith(NS + "DDATA/") and any(
+                props(m).get("Quality") == 0 and props(m).get("StatusCode") == 0x80050000 for m in p.metrics),
+                10, "DDATA with Quality 0, StatusCode BadCommunicationError after the PLC died", since=mark)
+            ch.sim = C.start_sim(procs, d)
+            ch.wait_all_good(15, "PLC back")
+            print("PLC down: DDATA Quality 0 with StatusCode 0x80050000; back: Good")
 
             # NCMD rebirth from a host: NBIRTH and both DBIRTHs again, all Good.
             ncmd = pb.Payload()
@@ -257,6 +287,14 @@ def main():
             C.check(metric(nd[0][2], "bdSeq").long_value == bd_now,
                     "NDEATH bdSeq %d, NBIRTH had %d" % (metric(nd[0][2], "bdSeq").long_value, bd_now))
             print("kill -9: NDEATH will with bdSeq %d" % bd_now)
+
+            # QoS and retain as published: the NDEATH will QoS 1, everything
+            # else QoS 0; nothing retained.
+            flags = {(t.split("/")[2], q, r) for t, q, r, _ in w.lines(flags=True)
+                     if t.startswith(NS) and "/NCMD/" not in t}
+            want = {(v, "1" if v == "NDEATH" else "0", "0") for v, _, _ in flags}
+            C.check(flags == want, "QoS/retain of Sparkplug messages %s, want %s" % (sorted(flags), sorted(want)))
+            print("QoS/retain: %s" % ", ".join("%s %s/%s" % f for f in sorted(flags)))
             ch.stop_tx()
     print("PASS")
 
