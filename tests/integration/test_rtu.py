@@ -264,13 +264,21 @@ class Bus(threading.Thread):
                             self.record_request(frame)
                 else:
                     unit = chunk[0]
+                    flipped = False
                     with self.lock:
                         left = self.corrupt.get(unit, 0)
                         if left and len(chunk) >= 5:
                             self.corrupt[unit] = left - 1
                             chunk = chunk[:3] + bytes([chunk[3] ^ 0x5A]) + chunk[4:]
                             self.corrupted += 1
-                    self.sbuf[fd] += chunk
+                            flipped = True
+                    # A flipped answer is no answer (the master drops it on its
+                    # CRC) and is not parsed: resynchronising byte by byte
+                    # behind it let the parse of the next answers lag behind
+                    # the master's later requests, which they were then
+                    # matched against (answers went unrecorded).
+                    if not flipped:
+                        self.sbuf[fd] += chunk
                     while True:
                         kind, frame, self.sbuf[fd] = take_frame(self.sbuf[fd])
                         if kind is None:

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,10 +281,10 @@ SL_TEST(sparkplug, config_section)
 
 struct flapper {
     int lfd;
-    volatile bool stop;
+    atomic_bool stop;           /* atomics: the test thread reads what flap() counts */
     bool sink;                  /* keep the connection, read and count everything */
-    unsigned accepted;
-    volatile uint64_t bytes;    /* read after the CONNECT (sink) */
+    atomic_uint accepted;
+    _Atomic uint64_t bytes;     /* read after the CONNECT (sink) */
 };
 
 /* Accepts, waits for the CONNECT, answers CONNACK (accepted) and closes:
@@ -385,7 +386,7 @@ SL_TEST(sparkplug, flapping_broker_backs_off)
     sl_sparkplug_stats(s, &st);
     sl_mqtt_stats(q, &qt);
     printf("\n  flapping broker, 1.5 s: Sparkplug %llu connects (bdSeq %u), JSON %llu, %u accepted\n",
-           (unsigned long long)st.connects, (unsigned)st.bdseq, (unsigned long long)qt.connects, f.accepted);
+           (unsigned long long)st.connects, (unsigned)st.bdseq, (unsigned long long)qt.connects, (unsigned)f.accepted);
     CU_ASSERT(st.connects >= 2 && st.connects <= 6);
     CU_ASSERT(qt.connects >= 2 && qt.connects <= 6);
     f.stop = true;
@@ -474,7 +475,7 @@ SL_TEST(sparkplug, large_schema_one_dbirth_per_turn)
            "largest DBIRTH estimated %llu bytes, all %llu; %llu bytes sent\n",
            BIG_TAGS, BIG_UNITS, (unsigned long long)st.dbirths, turns, most, (unsigned long long)longest,
            (unsigned long long)st.dbirth_bytes_max, (unsigned long long)st.birth_bytes,
-           (unsigned long long)f.bytes);
+           (unsigned long long)atomic_load(&f.bytes));
     CU_ASSERT_EQUAL(st.dbirths, BIG_UNITS);
     CU_ASSERT_EQUAL(st.devices_born, BIG_UNITS);
     CU_ASSERT_EQUAL(most, 1);
