@@ -35,6 +35,7 @@ struct sl_value {
     uint64_t raw;              /* bit pattern, zero-extended to 64 bits (sl_wire.h) */
     uint32_t quality;          /* OPC UA StatusCode, passed through as-is */
     uint64_t source_time_us;   /* TX poll time, µs since the Unix epoch */
+    uint64_t seq;              /* TX change seq (DELTA_SEQ only, >= 1); 0 elsewhere */
 };
 
 /* One SCHEMA entry: what RX needs to mirror a tag without a tag map of its
@@ -107,6 +108,13 @@ __attribute__((warn_unused_result))
 sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
                         const struct sl_value *values, size_t n);
 
+/* Appends one DELTA_SEQ: as sl_msg_put_delta, and each value's seq (>= 1,
+ * below SL_HREC_SEQ_LIMIT, else SL_ERR_RANGE) rides with it. journal_id is
+ * the TX journal's id (non-zero, else SL_ERR_RANGE). O(taken). */
+__attribute__((warn_unused_result))
+sl_err sl_msg_put_delta_seq(struct sl_msg_writer *w, size_t *taken, uint64_t journal_id,
+                            const struct sl_value *values, size_t n);
+
 /* Appends one KEYFRAME chunk: header (keyframe_id, chunk of chunks,
  * total_tags) and as many of values[0..n) as fit. Arguments must describe
  * a valid chunk (chunks >= 1, chunk < chunks, n <= total_tags, n >= 1
@@ -153,7 +161,9 @@ struct sl_tag_iter {
     uint16_t pos;       /* next tag */
 };
 
+/* DELTA and DELTA_SEQ (journal_id 0 for DELTA; the iterator fills seq). */
 struct sl_msg_delta {
+    uint64_t journal_id;
     struct sl_value_iter values;
 };
 

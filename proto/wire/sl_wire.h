@@ -26,10 +26,11 @@
 #define SL_CHANNEL_TAGS      0u        /* tag snapshot channel */
 #define SL_CHANNEL_FILES     1u        /* bulk file channel */
 #define SL_CHANNEL_SYSLOG    2u        /* OT syslog messages, batched */
+#define SL_CHANNEL_HISTORY   3u        /* backfill carousel: journaled changes re-sent */
 /* Receivers reject a DATA frame with channel >= this at decode, before FEC
  * or any state: a channel added later (as SYSLOG was) needs no version bump,
  * since an older receiver drops its frames one by one and counts them. */
-#define SL_CHANNEL_COUNT     3u
+#define SL_CHANNEL_COUNT     4u
 
 #define SL_KEY_ID_BYTES      8u        /* first 8 bytes of BLAKE2b-256(public key) */
 #define SL_SIG_BYTES         64u       /* Ed25519 detached signature */
@@ -206,10 +207,12 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_MSG_KEYFRAME      2u
 #define SL_MSG_DELTA         3u
 #define SL_MSG_EVENT         4u
+#define SL_MSG_DELTA_SEQ     5u        /* DELTA whose values carry their change seq */
 #define SL_MSG_FILE_BEGIN    16u
 #define SL_MSG_FILE_DATA     17u
 #define SL_MSG_FILE_END      18u
 #define SL_MSG_SYSLOG        32u
+#define SL_MSG_HISTORY       48u       /* history channel: journal records (sl_hmsg.h) */
 
 /* Value types (docs/protocol-messages.md §2). Raw value is carried as 64 bits: the value's
  * own bit pattern zero-extended (bool 0/1; int16/uint16 in the low 16 bits;
@@ -283,6 +286,16 @@ static inline unsigned sl_wire_type_regs(uint8_t type)
 /* DELTA body: count u16, count * value entry. */
 #define SL_DELTA_OFF_COUNT    0u
 #define SL_DELTA_HDR_BYTES    2u
+/* DELTA_SEQ body: journal_id u64 (the TX journal the seqs belong to, random
+ * at the journal's creation, never 0), count u16, then count * (value entry,
+ * seq u64): seq is the TX change sequence number of that value (>= 1). TX
+ * sends DELTA_SEQ instead of DELTA while its journal is on; RX applies both
+ * to the mirror alike and hands DELTA_SEQ values to history. */
+#define SL_DELTA_SEQ_OFF_JOURNAL 0u
+#define SL_DELTA_SEQ_OFF_COUNT   8u
+#define SL_DELTA_SEQ_HDR_BYTES   10u
+#define SL_VALUE_SEQ_BYTES       (SL_VALUE_BYTES + 8u)   /* 33 */
+#define SL_DELTA_SEQ_VALUES_MAX  1985u  /* (65535 - 10) / 33 */
 /* SCHEMA body: schema_id u32 (low 32 bits of schema_fp), chunk u16,
  *   chunks u16, total_tags u32, count u16, then count * tag:
  *   tag_id u32, type u8, register u8, word_order u8, mirror_unit u8,
@@ -384,6 +397,8 @@ _Static_assert(SL_EVENT_OFF_TEXT_LEN + 2u == SL_EVENT_HDR_BYTES, "EVENT layout")
 _Static_assert(SL_DELTA_VALUES_MAX == (SL_MSG_BODY_MAX - SL_DELTA_HDR_BYTES) / SL_VALUE_BYTES &&
                    SL_KEYFRAME_VALUES_MAX == (SL_MSG_BODY_MAX - SL_KEYFRAME_HDR_BYTES) / SL_VALUE_BYTES,
                "values per message");
+_Static_assert(SL_DELTA_SEQ_VALUES_MAX == (SL_MSG_BODY_MAX - SL_DELTA_SEQ_HDR_BYTES) / SL_VALUE_SEQ_BYTES,
+               "values per DELTA_SEQ");
 _Static_assert(SL_FILE_OFF_OFFSET + 8u == SL_FILE_DATA_HDR &&
                    SL_FILE_BEGIN_OFF_NAME_LEN + 1u == SL_FILE_BEGIN_FIXED &&
                    SL_FILE_END_OFF_SHA256 + SL_FILE_SHA256_BYTES == SL_FILE_END_OFF_NAME_LEN &&
