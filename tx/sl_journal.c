@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,6 +73,8 @@
 
 #define MARK_FILE "next_seq"
 #define MARK_TEXT_MAX 32u
+#define ID_FILE "id"
+#define ID_TEXT_BYTES 17u            /* 16 hex digits and a newline */
 
 struct seg {
     uint64_t first_seq;
@@ -94,7 +97,7 @@ struct sl_journal {
     uint64_t max_bytes, window_us, segment_bytes, reserve, epoch;
     bool no_sync;
     int dirfd;
-    char mark_path[PATH_MAX];
+    uint64_t id;                     /* journal_id, non-zero */
 
     /* Appender state, the active buffer and the counters: under lock. */
     pthread_mutex_t lock;
@@ -387,15 +390,102 @@ static sl_err mark_read(struct sl_journal *j, uint64_t *mark)
     return SL_OK;
 }
 
+/* name in the journal directory replaced by text[0..len) as a whole:
+ * a temporary file written and fsync'd, renamed over it, the directory
+ * fsync'd. Through dirfd, so it works wherever the directory was opened
+ * (sluice-tx opens it before dropping privileges). errno kept. */
+static sl_err write_atomic_at(struct sl_journal *j, const char *name, const char *text, size_t len)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, ".%s.tmp", name);
+    int fd = openat(j->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return SL_ERR_IO;
+    sl_err e = pwrite_all(fd, text, len, 0);
+    if (e == SL_OK && fsync(fd) != 0)
+        e = SL_ERR_IO;
+    if (e != SL_OK) {
+        sl_file_close_keep_errno(fd);
+        int saved = errno;
+        unlinkat(j->dirfd, tmp, 0);
+        errno = saved;
+        return e;
+    }
+    if (close(fd) != 0 || renameat(j->dirfd, tmp, j->dirfd, name) != 0) {
+        int saved = errno;
+        unlinkat(j->dirfd, tmp, 0);
+        errno = saved;
+        return SL_ERR_IO;
+    }
+    return fsync(j->dirfd) == 0 ? SL_OK : SL_ERR_IO;
+}
+
 /* Persists mark (fsync'd, renamed into place) before anyone may be handed
  * a seq at or above the old one. */
 static sl_err mark_write(struct sl_journal *j, uint64_t mark)
 {
     char text[MARK_TEXT_MAX];
     int n = snprintf(text, sizeof text, "%" PRIu64 "\n", mark);
-    sl_err e = sl_file_write_atomic(j->mark_path, text, (size_t)n, 0600, true);
+    sl_err e = write_atomic_at(j, MARK_FILE, text, (size_t)n);
     if (e == SL_OK)
         atomic_store(&j->reserved, mark);
+    return e;
+}
+
+/* The journal's id from the file "id" (16 lower-case hex digits and a
+ * newline, non-zero): SL_OK with *id, 0 when the file is missing;
+ * SL_ERR_CONFIG when it exists but is damaged. */
+static sl_err id_read(struct sl_journal *j, uint64_t *id)
+{
+    *id = 0;
+    int fd = openat(j->dirfd, ID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return errno == ENOENT ? SL_OK : SL_ERR_CONFIG;
+    char text[ID_TEXT_BYTES + 1];
+    size_t len = 0;
+    sl_err e = sl_file_read_fd(text, sizeof text, &len, fd);
+    close(fd);
+    if (e != SL_OK || len != ID_TEXT_BYTES || text[ID_TEXT_BYTES - 1] != '\n')
+        return SL_ERR_CONFIG;
+    uint64_t v = 0;
+    for (size_t i = 0; i + 1 < ID_TEXT_BYTES; i++) {
+        char c = text[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a') + 10u;
+        else
+            return SL_ERR_CONFIG;
+        v = v << 4 | d;
+    }
+    if (v == 0)
+        return SL_ERR_CONFIG;
+    *id = v;
+    return SL_OK;
+}
+
+/* Keeps the journal's id, or makes a new random one: a new journal, or
+ * one whose id file is missing or damaged while segments exist (counted in
+ * open_id_renewed: the seqs on disk may then belong to another journal, so
+ * RX must not take them for the ones it already holds). */
+static sl_err id_load(struct sl_journal *j)
+{
+    uint64_t id = 0;
+    if (id_read(j, &id) == SL_OK && id != 0) {
+        j->id = id;
+        return SL_OK;
+    }
+    if (j->nseg)
+        j->st.open_id_renewed = true;
+    while (id == 0)
+        if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
+            return SL_ERR_IO;
+    char text[ID_TEXT_BYTES + 1];
+    snprintf(text, sizeof text, "%016" PRIx64 "\n", id);
+    sl_err e = write_atomic_at(j, ID_FILE, text, ID_TEXT_BYTES);
+    if (e == SL_OK)
+        j->id = id;
     return e;
 }
 
@@ -428,9 +518,6 @@ static sl_err config(struct sl_journal *j, const struct sl_journal_config *cfg)
             return SL_ERR_NOMEM;
         j->buf[i].cap = bufb;
     }
-    if (!cfg->dir || (size_t)snprintf(j->mark_path, sizeof j->mark_path, "%s/" MARK_FILE,
-                                      cfg->dir) >= sizeof j->mark_path)
-        return SL_ERR_RANGE;
     return SL_OK;
 }
 
@@ -495,7 +582,14 @@ static sl_err recover(struct sl_journal *j)
 
 sl_err sl_journal_open(struct sl_journal **out, const struct sl_journal_config *cfg)
 {
+    return sl_journal_open_at(out, cfg, -1);
+}
+
+sl_err sl_journal_open_at(struct sl_journal **out, const struct sl_journal_config *cfg, int dir_fd)
+{
     *out = NULL;
+    if (dir_fd < 0 && !cfg->dir)
+        return SL_ERR_RANGE;
     struct sl_journal *j = calloc(1, sizeof *j);
     if (!j)
         return SL_ERR_NOMEM;
@@ -504,15 +598,23 @@ sl_err sl_journal_open(struct sl_journal **out, const struct sl_journal_config *
     pthread_mutex_init(&j->lock, NULL);
     pthread_mutex_init(&j->idx_lock, NULL);
     sl_err e = config(j, cfg);
-    if (e == SL_OK && mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)
-        e = SL_ERR_IO;
-    if (e == SL_OK) {
-        j->dirfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (e == SL_OK && dir_fd >= 0) {
+        j->dirfd = fcntl(dir_fd, F_DUPFD_CLOEXEC, 0);
         if (j->dirfd < 0)
             e = SL_ERR_IO;
+    } else if (e == SL_OK) {
+        if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST)
+            e = SL_ERR_IO;
+        if (e == SL_OK) {
+            j->dirfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+            if (j->dirfd < 0)
+                e = SL_ERR_IO;
+        }
     }
     if (e == SL_OK)
         e = recover(j);
+    if (e == SL_OK)
+        e = id_load(j);
     uint64_t mark = 0;
     if (e == SL_OK) {
         uint64_t last_end = 0;
@@ -841,6 +943,7 @@ void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out)
     pthread_mutex_lock(&j->lock);
     *out = j->st;
     out->next_seq = j->next_seq;
+    out->journal_id = j->id;
     pthread_mutex_unlock(&j->lock);
     pthread_mutex_lock(&j->idx_lock);
     out->bytes = j->idx_bytes;
@@ -848,6 +951,11 @@ void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out)
     out->oldest_seq = j->nseg ? j->segs[0].first_seq : 0;
     out->trimmed_segments = j->idx_trimmed;
     pthread_mutex_unlock(&j->idx_lock);
+}
+
+uint64_t sl_journal_id(const struct sl_journal *j)
+{
+    return j->id;
 }
 
 /* Frees everything; writes nothing. */

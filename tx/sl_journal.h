@@ -1,7 +1,8 @@
 /* The TX change journal: every value change, with its source time and a
  * per-TX change sequence number, appended to a bounded on-disk journal under
  * state_dir, so that history can be re-sent later (backfill) to an RX that
- * missed it. Built and tested here; sluice-tx does not use it yet.
+ * missed it. sluice-tx's snapshot engine appends, its flusher thread
+ * (sl_journald.h) commits, the backfill carousel reads.
  *
  * Threads: one appender (the snapshot engine: sl_journal_append), one
  * flusher (a non-hot thread: sl_journal_flush and sl_journal_trim, ~every
@@ -26,7 +27,12 @@
  * memory; appends beyond a full buffer while the disk fails are counted as
  * lost, never blocked. A damaged file never crashes the reader: every length
  * is checked against the file and every block against its CRC32C; the valid
- * part of a segment ends at its first bad block. Format: docs/history.md. */
+ * part of a segment ends at its first bad block. Format: docs/history.md.
+ *
+ * Identity: a journal has a random non-zero 64-bit journal_id made when it
+ * is created and kept in the file "id" beside the segments; the seqs belong
+ * to it. A wiped directory is a new journal with a new id, so a receiver
+ * never mistakes reused seqs for ones it already holds. */
 #ifndef SL_JOURNAL_H
 #define SL_JOURNAL_H
 
@@ -75,6 +81,9 @@ struct sl_journal_stats {
                                  * with a bad header (deleted) */
     bool open_mark_lost;        /* next_seq file missing or damaged while
                                  * segments exist: seqs jumped 2 * reserve */
+    bool open_id_renewed;       /* id file missing or damaged while segments
+                                 * exist: a new journal_id was made */
+    uint64_t journal_id;        /* sl_journal_id */
 };
 
 enum sl_journal_kind {
@@ -107,6 +116,17 @@ struct sl_journal_iter;
  * failure; a failed open writes no mark and no record. */
 __attribute__((warn_unused_result))
 sl_err sl_journal_open(struct sl_journal **out, const struct sl_journal_config *cfg);
+
+/* The same in an already open directory dir_fd (duplicated; the caller
+ * keeps its own): cfg->dir is then not used (may be NULL). sluice-tx opens
+ * the directory before it drops privileges and seccomp, and everything
+ * the journal creates, renames and deletes goes through that descriptor. */
+__attribute__((warn_unused_result))
+sl_err sl_journal_open_at(struct sl_journal **out, const struct sl_journal_config *cfg, int dir_fd);
+
+/* The journal's id: random, non-zero, fixed for the journal's life (the
+ * file "id"). Any thread. */
+uint64_t sl_journal_id(const struct sl_journal *j);
 
 /* Flushes what it can (errors ignored) and frees. After a complete flush
  * the mark is set to exactly the next seq, so a clean restart continues

@@ -664,3 +664,97 @@ SL_TEST(journal, refuses_bad_config)
     CU_ASSERT_PTR_NULL(j);
     dir_remove();
 }
+
+/* The journal's id: random and non-zero at creation, kept across a
+ * reopen, new for a wiped directory; a damaged or missing id beside
+ * segments is renewed and said so (the seqs there may be another
+ * journal's). */
+SL_TEST(journal, id_made_kept_and_renewed)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    struct sl_journal *j = jopen(&c);
+    uint64_t id = sl_journal_id(j);
+    CU_ASSERT_NOT_EQUAL(id, 0);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.journal_id, id);
+    CU_ASSERT_FALSE(st.open_id_renewed);
+    append_n(j, 0, 10, 1);
+    sl_journal_close(j);
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/id", dir);
+    size_t len = 0;
+    char *text = slurp(path, &len);
+    CU_ASSERT_EQUAL_FATAL(len, 17);
+    char want[32];
+    snprintf(want, sizeof want, "%016llx\n", (unsigned long long)id);
+    CU_ASSERT_NSTRING_EQUAL(text, want, 17);
+    free(text);
+
+    j = jopen(&c);                               /* kept */
+    CU_ASSERT_EQUAL(sl_journal_id(j), id);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_FALSE(st.open_id_renewed);
+    CU_ASSERT_EQUAL(st.next_seq, 11);
+    sl_journal_close(j);
+
+    spill(path, "00000000000000000\n", 18);      /* damaged: one digit too many */
+    j = jopen(&c);
+    uint64_t id2 = sl_journal_id(j);
+    CU_ASSERT_NOT_EQUAL(id2, 0);
+    CU_ASSERT_NOT_EQUAL(id2, id);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_TRUE(st.open_id_renewed);
+    CU_ASSERT_EQUAL(st.next_seq, 11);            /* seqs still never reused */
+    sl_journal_close(j);
+
+    CU_ASSERT_EQUAL(unlink(path), 0);            /* missing beside segments */
+    j = jopen(&c);
+    CU_ASSERT_NOT_EQUAL(sl_journal_id(j), id2);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_TRUE(st.open_id_renewed);
+    sl_journal_close(j);
+
+    spill(path, "0000000000000000\n", 17);       /* zero is no id */
+    j = jopen(&c);
+    CU_ASSERT_NOT_EQUAL(sl_journal_id(j), 0);
+    sl_journal_close(j);
+    dir_remove();
+
+    dir_make();                                  /* a wiped directory: a new journal */
+    c = cfg_of();
+    j = jopen(&c);
+    CU_ASSERT_NOT_EQUAL(sl_journal_id(j), id);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_FALSE(st.open_id_renewed);
+    CU_ASSERT_EQUAL(st.next_seq, 1);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+/* Opened through a directory descriptor (sluice-tx opens it before the
+ * privilege drop): everything goes through it, cfg->dir unused. */
+SL_TEST(journal, open_at_a_directory_descriptor)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    c.dir = NULL;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CU_ASSERT_FATAL(fd >= 0);
+    struct sl_journal *j = NULL;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_open_at(&j, &c, fd), SL_OK);
+    append_n(j, 0, 100, 1);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    sl_journal_close(j);
+    CU_ASSERT_TRUE(file_size(seg_path(1)) > 0);
+    CU_ASSERT_EQUAL(sl_journal_open(&j, &c), SL_ERR_RANGE);   /* neither dir nor descriptor */
+    CU_ASSERT_EQUAL_FATAL(sl_journal_open_at(&j, &c, fd), SL_OK);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.next_seq, 101);
+    sl_journal_close(j);
+    close(fd);
+    dir_remove();
+}
