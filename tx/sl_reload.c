@@ -57,6 +57,10 @@ bool sl_reload_same_shape(const struct sl_txconf *a, const struct sl_txconf *b, 
     *what = "[syslog]";   /* its sockets are bound once, before privileges drop */
     if (!SAME(syslog.enabled) || memcmp(&a->syslog.in, &b->syslog.in, sizeof a->syslog.in) != 0)
         return false;
+    *what = "[backfill]";   /* the journal is opened once, before privileges drop */
+    if (!SAME(backfill.enabled) || !SAME(backfill.max_bytes) || !SAME(backfill.window_s) ||
+        !SAME(backfill.share))
+        return false;
     *what = "the device list";
     if (!SAME(ndevices))
         return false;

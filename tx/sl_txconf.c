@@ -28,7 +28,8 @@
  * two limits must stay one. */
 _Static_assert(SL_CONF_NAME_MAX == SL_NAME_MAX, "a device name must fit sl_txconf_device.name");
 
-enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_FILES, SEC_SYSLOG, SEC_DEVICE, SEC__COUNT };
+enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_SNAPSHOT, SEC_TX, SEC_FILES, SEC_SYSLOG, SEC_BACKFILL, SEC_DEVICE,
+           SEC__COUNT };
 
 enum { K_TRANSPORT, K_DESTINATION, K_GSO, K_INTERFACE, K_DESTINATION_MAC, K_FILE, K_RATE_MBPS,
        K_MTU };
@@ -39,6 +40,7 @@ enum { K_USER, K_METRICS_FILE, K_ALLOW_ROOT };
 enum { K_SPOOL, K_COPIES, K_SENT, K_FILES_MAX_BYTES, K_SHARE };
 enum { K_SYSLOG_LISTEN, K_MAX_RATE, K_BATCH_MS, K_MAX_MESSAGE, K_MAX_CONNECTIONS, K_MAX_PER_PEER,
        K_IDLE_S, K_SYSLOG_SHARE };
+enum { K_BACKFILL_ENABLED, K_BACKFILL_MAX_BYTES, K_WINDOW_S, K_BACKFILL_SHARE };
 enum { K_PROTOCOL, K_ADDRESS, K_UNIT, K_MIRROR_UNIT, K_POLL_MS, K_TIMEOUT_MS, K_TAGS, K_BAUD,
        K_PARITY, K_DATA_BITS, K_STOP_BITS, K_MAX_GAP, K_RATE, K_RS485, K_RTS, K_RTS_DELAY_US };
 
@@ -51,6 +53,7 @@ static const char *const tx_keys[] = { "user", "metrics_file", "allow_root", NUL
 static const char *const files_keys[] = { "spool", "copies", "sent", "max_bytes", "share", NULL };
 static const char *const syslog_keys[] = { "listen", "max_rate", "batch_ms", "max_message",
                                            "max_connections", "max_per_peer", "idle_s", "share", NULL };
+static const char *const backfill_keys[] = { "enabled", "max_bytes", "window_s", "share", NULL };
 static const char *const device_keys[] = { "protocol", "address", "unit", "mirror_unit", "poll_ms",
                                            "timeout_ms", "tags", "baud", "parity", "data_bits",
                                            "stop_bits", "max_gap", "rate", "rs485", "rts",
@@ -64,6 +67,7 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_TX] = { "tx", tx_keys, 0 },
     [SEC_FILES] = { "files", files_keys, 0 },
     [SEC_SYSLOG] = { "syslog", syslog_keys, 0 },
+    [SEC_BACKFILL] = { "backfill", backfill_keys, 0 },
     [SEC_DEVICE] = { "device", device_keys, SL_TXCONF_MAX_DEVICES },
 };
 
@@ -415,6 +419,27 @@ static void do_syslog(struct sl_conf *p, struct sl_txconf *c)
                       "symbol size); lower it or raise k", y->max_message, (unsigned long long)cap);
 }
 
+/* [backfill]: the change journal under state_dir (tx/sl_journal.h) and
+ * the carousel that re-sends it. On without the section (the defaults);
+ * enabled = no turns both off. share 0 is refused rather than read as
+ * "off": a journal that is never re-sent would leave RX counting the
+ * changes coalesced away as missing for ever. */
+static void do_backfill(struct sl_conf *p, struct sl_txconf *c)
+{
+    const struct sl_conf_sec *s = &p->single[SEC_BACKFILL];
+    c->backfill.enabled = true;
+    c->backfill.max_bytes = SL_TXCONF_DEFAULT_BACKFILL_MAX_BYTES;
+    c->backfill.window_s = SL_TXCONF_DEFAULT_BACKFILL_WINDOW_S;
+    c->backfill.share = SL_TXCONF_DEFAULT_BACKFILL_SHARE;
+    sl_conf_bool(p, s, K_BACKFILL_ENABLED, SL_CONF_YES_NO, &c->backfill.enabled);
+    sl_conf_u64(p, s, K_BACKFILL_MAX_BYTES, SL_TXCONF_MIN_BACKFILL_MAX_BYTES, UINT64_MAX / 2,
+                SL_TXCONF_DEFAULT_BACKFILL_MAX_BYTES, &c->backfill.max_bytes);
+    sl_conf_u64(p, s, K_WINDOW_S, SL_TXCONF_MIN_BACKFILL_WINDOW_S, SL_TXCONF_MAX_BACKFILL_WINDOW_S,
+                SL_TXCONF_DEFAULT_BACKFILL_WINDOW_S, &c->backfill.window_s);
+    conf_double(p, s, K_BACKFILL_SHARE, 0.0, true, 1.0, "0 < share <= 1; enabled = no turns backfill off",
+                &c->backfill.share);
+}
+
 /* protocol = generator: `tags` is a tag count and `rate` updates per
  * second (tx/sl_generator.h); nothing is polled, so the Modbus keys do not
  * apply (device_rules). */
@@ -660,6 +685,7 @@ static void finish(struct sl_conf *p)
     do_tx(p, c);
     do_files(p, c);
     do_syslog(p, c);
+    do_backfill(p, c);
     /* No [device]: a file-only (or log-only) diode; the tag channel then
      * carries an empty schema (docs/tx.md). */
     if (p->nnamed == 0)

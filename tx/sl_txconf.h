@@ -53,6 +53,12 @@ struct sl_hw_config;
 #define SL_TXCONF_DEFAULT_SYSLOG_BATCH_MS 200u   /* [syslog] batch_ms */
 #define SL_TXCONF_DEFAULT_SYSLOG_MESSAGE 8192u   /* [syslog] max_message, bytes */
 #define SL_TXCONF_DEFAULT_SYSLOG_SHARE  0.1      /* [syslog] share of rate_mbps */
+#define SL_TXCONF_DEFAULT_BACKFILL_MAX_BYTES (256ull << 20)   /* [backfill] max_bytes: 256 MiB */
+#define SL_TXCONF_MIN_BACKFILL_MAX_BYTES (256ull << 10)       /* four of the journal's smallest segments */
+#define SL_TXCONF_DEFAULT_BACKFILL_WINDOW_S 86400u            /* [backfill] window_s: one day */
+#define SL_TXCONF_MIN_BACKFILL_WINDOW_S 10u
+#define SL_TXCONF_MAX_BACKFILL_WINDOW_S (366u * 86400u)       /* a year */
+#define SL_TXCONF_DEFAULT_BACKFILL_SHARE 0.05                 /* [backfill] share of rate_mbps */
 
 /* Load flags. */
 #define SL_TXCONF_SKIP_HOST_CHECKS SL_CONF_SKIP_HOST_CHECKS  /* don't stat the key file or state_dir, don't look up
@@ -154,6 +160,12 @@ struct sl_txconf {
         struct sl_syslogin_config in;   /* listen and bounds (tx/sl_syslogin.h) */
         double share;                   /* of rate_mbps for syslog blocks (0, 1] */
     } syslog;
+    struct {
+        bool enabled;                   /* [backfill] enabled (default yes): journal and carousel */
+        uint64_t max_bytes;             /* journal bytes on disk */
+        uint64_t window_s;              /* journal and carousel window, seconds */
+        double share;                   /* of rate_mbps for history blocks (0, 1] */
+    } backfill;
     struct sl_txconf_device *devices;   /* owned, ndevices in file order; none is valid */
     size_t ndevices;
     uint32_t ntags;                     /* over all devices */

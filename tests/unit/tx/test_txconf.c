@@ -548,3 +548,35 @@ SL_TEST(txconf, example_config_parses_clean)
     sl_txconf_free(&cfg);
     sl_diag_free(&diag);
 }
+
+/* [backfill]: on with its defaults when left out, enabled = no turns it
+ * off, every bound a file:line error (share 0 included: off is said with
+ * enabled = no). */
+SL_TEST(txconf, backfill_defaults_and_bounds)
+{
+    CU_ASSERT_EQUAL(parse(BASE), SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_TRUE(cfg.backfill.enabled);
+    CU_ASSERT_EQUAL(cfg.backfill.max_bytes, 256ull << 20);
+    CU_ASSERT_EQUAL(cfg.backfill.window_s, 86400);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.backfill.share, 0.05, 1e-12);
+    CU_ASSERT_EQUAL(parse(BASE "[backfill]\nenabled = no\n"), SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_FALSE(cfg.backfill.enabled);
+    CU_ASSERT_EQUAL(parse(BASE "[backfill]\nenabled = yes\nmax_bytes = 1048576\nwindow_s = 600\nshare = 0.2\n"),
+                    SL_OK);
+    CU_ASSERT_EQUAL(diag.count, 0);
+    CU_ASSERT_TRUE(cfg.backfill.enabled);
+    CU_ASSERT_EQUAL(cfg.backfill.max_bytes, 1048576);
+    CU_ASSERT_EQUAL(cfg.backfill.window_s, 600);
+    CU_ASSERT_DOUBLE_EQUAL(cfg.backfill.share, 0.2, 1e-12);
+
+#define BACKFILL BASE "[backfill]\n"
+    one(BACKFILL "share = 0\n", "tx.conf:12: bad share '0' (0 < share <= 1; enabled = no turns backfill off)");
+    one(BACKFILL "share = 1.01\n", "tx.conf:12: bad share '1.01' (0 < share <= 1; enabled = no turns backfill off)");
+    one(BACKFILL "max_bytes = 1000\n", "tx.conf:12: bad max_bytes '1000' (integer 262144..9223372036854775807)");
+    one(BACKFILL "window_s = 5\n", "tx.conf:12: bad window_s '5' (integer 10..31622400)");
+    one(BACKFILL "enabled = maybe\n", "tx.conf:12: bad enabled 'maybe' (yes|no)");
+    one(BACKFILL "journal = on\n", "tx.conf:12: unknown key 'journal' in [backfill]");
+#undef BACKFILL
+}
