@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_journal.h"
 #include "sl_log.h"
 #include "sl_regs.h"
 
@@ -19,7 +20,8 @@
  * only when a SCHEMA chunk is written. */
 struct tagstate {
     uint64_t raw, time_us;
-    uint64_t sent_raw;           /* last value put on the wire (delta or keyframe) */
+    uint64_t sent_raw;           /* last value put on the wire (delta or keyframe);
+                                  * with a journal: the last value journaled */
     uint64_t queued_us;          /* when it joined the pending list */
     uint32_t quality;
     uint32_t sent_quality;
@@ -29,6 +31,14 @@ struct tagstate {
     bool urgent;                 /* quality changed: due at once */
 };
 _Static_assert(sizeof(struct tagstate) <= 56, "per-tag state grew");
+
+/* The change a journaled tag's pending delta carries (its value and
+ * quality are the tag's sent_raw and sent_quality): kept only with a
+ * journal, 16 bytes a tag. */
+struct jtag {
+    uint64_t seq;                /* its change seq (>= 1; 0: nothing journaled yet) */
+    uint64_t time_us;            /* its source time */
+};
 
 /* What a deadband needs; kept only when some tag has one. */
 struct band {
@@ -61,6 +71,9 @@ struct sl_snapshot {
     void (*release)(void *ctx);      /* frees tag_ctx when owned, else NULL */
     struct tagstate *tag;            /* ntags */
     struct band *band;               /* ntags, or NULL: every deadband is 0 */
+    struct sl_journal *journal;      /* sl_snapshot_set_journal, or NULL */
+    uint64_t journal_id;
+    struct jtag *jtag;               /* ntags with a journal, else NULL */
     struct sl_value *scratch;        /* max(chunk_values, one DELTA) values */
     size_t scratch_n;
     struct sl_schema_tag *sc_scratch;    /* chunk_values records: one SCHEMA chunk */
@@ -175,6 +188,7 @@ void sl_snapshot_destroy(struct sl_snapshot *s)
         s->release((void *)s->tag_ctx);
     free(s->tag);
     free(s->band);
+    free(s->jtag);
     free(s->scratch);
     free(s->sc_scratch);
     free(s->schema_start);
@@ -374,7 +388,22 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
     const struct band *b = s->band ? &s->band[tag_id] : NULL;
     if (!qchange && !sl_regs_deadband_exceeded(t->sent_raw, raw, t->type, b ? b->scale : 1.0,
                                                b ? b->deadband : 0.0))
-        return SL_OK;   /* within the band of what RX holds; a pending entry stays */
+        return SL_OK;   /* within the band of what RX holds (or of what was
+                         * journaled); a pending entry stays */
+    if (s->journal) {
+        /* The journal holds every change past the band; the pending
+         * delta carries the newest one with its seq, and the ones it
+         * replaces reach RX by backfill. */
+        uint64_t seq = 0;
+        sl_err e = sl_journal_append(s->journal, tag_id, source_time_us, raw, t->type, quality, &seq);
+        if (e != SL_OK)
+            return e;   /* a type above 15: not reached (checked above) */
+        t->sent_raw = raw;
+        t->sent_quality = quality;
+        s->jtag[tag_id].seq = seq;
+        s->jtag[tag_id].time_us = source_time_us;
+        s->st.journaled++;
+    }
     s->st.changes++;
     if (t->pending) {
         s->st.coalesced++;   /* the waiting value is replaced by this one */
@@ -393,6 +422,26 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
     if (qchange && !t->urgent) {
         t->urgent = true;
         s->nurgent++;
+    }
+    return SL_OK;
+}
+
+sl_err sl_snapshot_set_journal(struct sl_snapshot *s, struct sl_journal *j)
+{
+    if (!j || s->journal)
+        return SL_ERR_RANGE;
+    s->jtag = calloc(s->ntags ? s->ntags : 1, sizeof *s->jtag);
+    if (!s->jtag)
+        return SL_ERR_NOMEM;
+    s->journal = j;
+    s->journal_id = sl_journal_id(j);
+    s->delta_full = sl_msg_delta_seq_fit(s->payload_cap);
+    /* What RX holds is no longer the band's reference: what was journaled
+     * is, and nothing has been yet. Pending deltas were queued without a
+     * seq: they wait for the next change (the keyframe carries the value). */
+    while (s->npending) {
+        unlink_pending(s, s->head);
+        s->st.satisfied++;
     }
     return SL_OK;
 }
@@ -515,9 +564,27 @@ static void fill_value(const struct sl_snapshot *s, uint32_t id, struct sl_value
     v->source_time_us = t->time_us;
 }
 
+/* A pending delta: the current value, or with a journal the change
+ * journaled last, with its seq. */
+static void fill_delta(const struct sl_snapshot *s, uint32_t id, struct sl_value *v)
+{
+    fill_value(s, id, v);
+    v->seq = 0;
+    if (s->journal) {
+        const struct tagstate *t = &s->tag[id];
+        v->raw = t->sent_raw;
+        v->quality = t->sent_quality;
+        v->source_time_us = s->jtag[id].time_us;
+        v->seq = s->jtag[id].seq;
+    }
+}
+
+/* With a journal, sent_* are the last journaled value and stay so. */
 static void mark_sent(struct sl_snapshot *s, uint32_t id)
 {
     struct tagstate *t = &s->tag[id];
+    if (s->journal)
+        return;
     t->sent_raw = t->raw;
     t->sent_quality = t->quality;
 }
@@ -560,8 +627,10 @@ static bool write_kf_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
         return false;   /* sized and checked above: not reached */
     for (uint32_t i = 0; i < n; i++) {
         uint32_t id = first + i;
-        if (s->tag[id].pending) {
-            unlink_pending(s, id);   /* the keyframe carries the same absolute value */
+        /* The keyframe carries the same absolute value; but not the
+         * journaled change's seq, so with a journal the delta still goes. */
+        if (s->tag[id].pending && !s->journal) {
+            unlink_pending(s, id);
             s->st.satisfied++;
         }
         mark_sent(s, id);
@@ -603,14 +672,16 @@ static bool write_schema_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
 static void write_deltas(struct sl_snapshot *s, struct sl_msg_writer *w)
 {
     while (s->npending) {
-        size_t fit = sl_msg_delta_fit(room(w));
+        size_t fit = s->journal ? sl_msg_delta_seq_fit(room(w)) : sl_msg_delta_fit(room(w));
         if (fit == 0)
             return;
         size_t n = 0;
         for (uint32_t id = s->head; id != NONE && n < fit && n < s->scratch_n; id = s->tag[id].next)
-            fill_value(s, id, &s->scratch[n++]);
+            fill_delta(s, id, &s->scratch[n++]);
         size_t taken = 0;
-        if (sl_msg_put_delta(w, &taken, s->scratch, n) != SL_OK)
+        sl_err e = s->journal ? sl_msg_put_delta_seq(w, &taken, s->journal_id, s->scratch, n)
+                              : sl_msg_put_delta(w, &taken, s->scratch, n);
+        if (e != SL_OK)
             return;   /* values were checked on update: not reached */
         for (size_t i = 0; i < taken; i++) {
             uint32_t id = s->head;

@@ -5,7 +5,8 @@
  * runs at (now_us, a monotonic clock in µs chosen by the caller). Everything
  * is allocated by sl_snapshot_create(); updates and fills allocate nothing.
  * Memory: 56 bytes per tag (value, last sent value, pending-list links),
- * 16 more when some tag has a deadband, plus one chunk of schema records;
+ * 16 more when some tag has a deadband, 16 more with a journal, plus one
+ * chunk of schema records;
  * the schema itself is read on demand (sl_snapshot_tag_fn).
  * Not thread-safe: the daemon's main loop owns it.
  *
@@ -33,7 +34,15 @@
  *     the change rate) is promoted ahead of deltas (counted in `late`), so
  *     overload degrades delta latency but never starves keyframes.
  *   - Events: a ring of SL_SNAPSHOT_EVENTS encoded messages; when full the
- *     oldest is dropped (counted). */
+ *     oldest is dropped (counted).
+ *   - Journal (sl_snapshot_set_journal): the snapshot is the journal's one
+ *     appender. A change is measured against the value last *journaled*
+ *     (not the one last sent); every change past the deadband, and every
+ *     quality change, is appended with its source time and gets a seq. The
+ *     pending entry holds the newest journaled change and its seq (a
+ *     coalesced change reaches RX only by backfill) and goes out as
+ *     DELTA_SEQ instead of DELTA; a keyframe no longer satisfies it (a
+ *     keyframe carries no seq). Keyframes are unchanged. */
 #ifndef SL_SNAPSHOT_H
 #define SL_SNAPSHOT_H
 
@@ -43,6 +52,8 @@
 #include "sl_err.h"
 #include "sl_msg.h"
 #include "sl_txconf.h"
+
+struct sl_journal;
 
 #define SL_SNAPSHOT_EVENTS           64u    /* events queued before the oldest is dropped */
 #define SL_SNAPSHOT_SCHEMA_EVERY_MAX 10u    /* schema at least every 10 keyframes (docs/tx.md) */
@@ -91,6 +102,7 @@ struct sl_snapshot_stats {
     uint64_t events_sent;
     uint64_t events_dropped;        /* ring full: oldest dropped */
     uint64_t late;                  /* overdue chunks promoted ahead of deltas */
+    uint64_t journaled;             /* changes appended to the journal */
     uint64_t blocks;                /* successful fills */
     uint32_t pending;               /* deltas waiting now */
     uint32_t keyframe_id;           /* id of the current keyframe */
@@ -112,11 +124,23 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
 /* Frees everything; NULL is a no-op. */
 void sl_snapshot_destroy(struct sl_snapshot *s);
 
+/* Makes the snapshot the appender of journal j (see the header comment):
+ * from now on every change is journaled and deltas go out as DELTA_SEQ
+ * under sl_journal_id(j). j must outlive the snapshot and have no other
+ * appender. Call it once, before the first update (deltas pending now are
+ * dropped: they have no seq; the next keyframe carries their values).
+ * SL_ERR_RANGE for a NULL j or a second call; SL_ERR_NOMEM. O(tags):
+ * allocates 16 bytes a tag. */
+__attribute__((warn_unused_result))
+sl_err sl_snapshot_set_journal(struct sl_snapshot *s, struct sl_journal *j);
+
 /* Records a poll result for tag_id: raw bits (zero-extended, sl_wire.h),
  * OPC UA quality, source time (µs since the Unix epoch). Queues a delta when
  * the quality changed (due at once) or the deadband against the last sent
- * value is exceeded (due within max_delay_ms). SL_ERR_RANGE for an unknown
- * tag id or a raw value the tag's type cannot carry (nothing changes). O(1). */
+ * (with a journal: journaled) value is exceeded (due within max_delay_ms),
+ * and then appends the change to the journal, if any. SL_ERR_RANGE for an
+ * unknown tag id or a raw value the tag's type cannot carry (nothing
+ * changes). O(1); no allocation. */
 __attribute__((warn_unused_result))
 sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
                           uint64_t source_time_us, uint64_t now_us);

@@ -3,10 +3,15 @@
  * follow docs/tx.md (deltas within max_delay, deadband on deltas only,
  * keyframes spread with every tag exactly once, schema at start and every
  * <= 10 keyframes, coalescing under overload, events first, qualities). */
+#define _GNU_SOURCE   /* nftw */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <ftw.h>
+#include <unistd.h>
+
+#include "sl_journal.h"
 #include "sl_msg.h"
 #include "sl_snapshot.h"
 #include "sl_test.h"
@@ -22,6 +27,8 @@
 /* What one payload held. */
 struct seen {
     unsigned msgs, events, deltas, keyframes, schemas;
+    unsigned delta_seqs;           /* DELTA_SEQ messages (counted in deltas too) */
+    uint64_t journal_id;
     uint8_t first_type;
     uint8_t types[64];
     struct sl_value delta[256];
@@ -92,6 +99,10 @@ static void decode(struct seen *o, const uint8_t *p, size_t len)
                 o->event[o->events] = m.u.event;
             o->events++;
             break;
+        case SL_MSG_DELTA_SEQ:
+            o->delta_seqs++;
+            o->journal_id = m.u.delta.journal_id;
+            /* fall through */
         case SL_MSG_DELTA:
             o->deltas++;
             while (sl_msg_value_next(&m.u.delta.values, &v))
@@ -620,4 +631,210 @@ SL_TEST(snapshot, schema_on_demand_writes_the_same_bytes)
     sl_snapshot_destroy(sa);
     sl_snapshot_destroy(sb);
     CU_ASSERT_EQUAL(r2.released, 1);
+}
+
+/* ---- with a journal ------------------------------------------------------ */
+
+#define F32_11_0 0x41300000u
+
+static char jdir[128];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag, (void)f;
+    return remove(path);
+}
+
+/* A journal in a new directory (memory-backed when it can be). */
+static struct sl_journal *journal_new(void)
+{
+    const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    snprintf(jdir, sizeof jdir, "%s/sl-snapj-XXXXXX", base);
+    CU_ASSERT_FATAL(mkdtemp(jdir) != NULL);
+    struct sl_journal_config c = { .dir = jdir, .max_bytes = 1u << 20, .no_sync = true,
+                                   .buffer_bytes = 1u << 16 };
+    struct sl_journal *j = NULL;
+    CU_ASSERT_FATAL(sl_journal_open(&j, &c) == SL_OK);
+    return j;
+}
+
+static void journal_gone(struct sl_journal *j)
+{
+    sl_journal_close(j);
+    nftw(jdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Every journaled change, in seq order, into out (cap). */
+static size_t journal_read(struct sl_journal *j, struct sl_journal_rec *out, size_t cap)
+{
+    CU_ASSERT_FATAL(sl_journal_flush(j) == SL_OK);
+    struct sl_journal_iter *it = NULL;
+    CU_ASSERT_FATAL(sl_journal_iter_new(&it, j) == SL_OK);
+    CU_ASSERT_FATAL(sl_journal_iter_from_seq(it, 1) == SL_OK);
+    size_t n = 0;
+    struct sl_journal_rec r;
+    while (sl_journal_iter_next(it, &r, NULL) == SL_OK)
+        if (r.kind == SL_JOURNAL_VALUE && n < cap)
+            out[n++] = r;
+    sl_journal_iter_free(it);
+    return n;
+}
+
+/* Deltas go out as DELTA_SEQ under the journal's id, each value with the
+ * seq its change got in the journal, increasing; the journal holds them
+ * with their source times; keyframes stay plain. */
+SL_TEST(snapshot, journal_delta_seq_with_increasing_seqs)
+{
+    make_tags(4, SL_TYPE_UINT16, 0);
+    struct sl_snapshot *s = make(4, 1000, 5, 0, 0);
+    struct sl_journal *j = journal_new();
+    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
+    CU_ASSERT_EQUAL(sl_snapshot_set_journal(s, j), SL_ERR_RANGE);   /* once */
+    drain(s, T0);
+    struct seen o;
+    for (uint32_t i = 0; i < 4; i++)
+        CU_ASSERT(sl_snapshot_update(s, i, 7 + i, SL_Q_GOOD, WALL + i, T0 + 10 * MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + 10 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL(o.delta_seqs, 1);
+    CU_ASSERT_EQUAL(o.deltas, 1);
+    CU_ASSERT_EQUAL(o.journal_id, sl_journal_id(j));
+    CU_ASSERT_NOT_EQUAL(o.journal_id, 0);
+    CU_ASSERT_EQUAL_FATAL(o.ndelta, 4);
+    for (unsigned i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(o.delta[i].tag_id, i);
+        CU_ASSERT_EQUAL(o.delta[i].raw, 7 + i);
+        CU_ASSERT_EQUAL(o.delta[i].seq, 1 + i);
+        CU_ASSERT_EQUAL(o.delta[i].source_time_us, WALL + i);
+    }
+    CU_ASSERT(sl_snapshot_update(s, 2, 100, SL_Q_GOOD, WALL + 50, T0 + 20 * MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + 25 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(o.ndelta, 1);
+    CU_ASSERT_EQUAL(o.delta[0].seq, 5);
+    CU_ASSERT_EQUAL(o.delta[0].raw, 100);
+    /* An unchanged value is neither journaled nor sent. */
+    CU_ASSERT(sl_snapshot_update(s, 2, 100, SL_Q_GOOD, WALL + 60, T0 + 30 * MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + 40 * MS, &o), SL_ERR_AGAIN);
+    /* The keyframe: current values, no seq, plain KEYFRAME. */
+    CU_ASSERT_EQUAL(fill(s, T0 + 1000 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL(o.keyframes, 1);
+    CU_ASSERT_EQUAL(o.kf_val[0][2].raw, 100);
+    CU_ASSERT_EQUAL(o.kf_val[0][2].source_time_us, WALL + 60);
+    CU_ASSERT_EQUAL(o.kf_val[0][2].seq, 0);
+
+    struct sl_journal_rec r[8];
+    CU_ASSERT_EQUAL_FATAL(journal_read(j, r, 8), 5);
+    for (unsigned i = 0; i < 4; i++) {
+        CU_ASSERT_EQUAL(r[i].seq, 1 + i);
+        CU_ASSERT_EQUAL(r[i].tag_id, i);
+        CU_ASSERT_EQUAL(r[i].raw, 7 + i);
+        CU_ASSERT_EQUAL(r[i].type, SL_TYPE_UINT16);
+        CU_ASSERT_EQUAL(r[i].quality, SL_Q_GOOD);
+        CU_ASSERT_EQUAL(r[i].source_time_us, WALL + i);
+    }
+    CU_ASSERT_EQUAL(r[4].seq, 5);
+    CU_ASSERT_EQUAL(r[4].source_time_us, WALL + 50);
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.journaled, 5);
+    sl_snapshot_destroy(s);
+    journal_gone(j);
+}
+
+/* Changes of a tag still waiting: every one journaled; the pending entry
+ * holds the newest with its seq; the keyframe does not satisfy it (it
+ * carries no seq). */
+SL_TEST(snapshot, journal_coalesced_keeps_newest_seq)
+{
+    make_tags(2, SL_TYPE_UINT16, 0);
+    struct sl_snapshot *s = make(2, 1000, 900, 0, 0);
+    struct sl_journal *j = journal_new();
+    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
+    drain(s, T0);
+    for (uint32_t r = 1; r <= 3; r++)
+        CU_ASSERT(sl_snapshot_update(s, 1, r, SL_Q_BAD_WAITING_INITIAL, WALL + r, T0 + r * MS) == SL_OK);
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.coalesced, 2);
+    CU_ASSERT_EQUAL(st.journaled, 3);
+    struct seen o;
+    CU_ASSERT_EQUAL(fill(s, T0 + 1000 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL(o.keyframes, 1);
+    CU_ASSERT_EQUAL_FATAL(o.ndelta, 1);
+    CU_ASSERT_EQUAL(o.delta_seqs, 1);
+    CU_ASSERT_EQUAL(o.delta[0].raw, 3);
+    CU_ASSERT_EQUAL(o.delta[0].seq, 3);
+    CU_ASSERT_EQUAL(o.delta[0].source_time_us, WALL + 3);
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.satisfied, 0);
+    CU_ASSERT_EQUAL(st.pending, 0);
+    struct sl_journal_rec rec[8];
+    CU_ASSERT_EQUAL_FATAL(journal_read(j, rec, 8), 3);
+    CU_ASSERT_EQUAL(rec[0].raw, 1);
+    CU_ASSERT_EQUAL(rec[1].raw, 2);
+    CU_ASSERT_EQUAL(rec[2].raw, 3);
+    sl_snapshot_destroy(s);
+    journal_gone(j);
+}
+
+/* The deadband is measured against the value last journaled, not the one
+ * last sent: 10.0 sent, 10.6 journaled and waiting, 11.0 is within 0.5 of
+ * 10.6, so it is neither journaled nor does it replace the waiting 10.6
+ * (whose seq it would otherwise wrongly carry). */
+SL_TEST(snapshot, journal_deadband_against_journaled_value)
+{
+    make_tags(1, SL_TYPE_FLOAT32, 0.5);
+    struct sl_snapshot *s = make(1, 1000, 100, 0, 0);
+    struct sl_journal *j = journal_new();
+    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
+    drain(s, T0);
+    struct seen o;
+    CU_ASSERT(sl_snapshot_update(s, 0, F32_10_0, SL_Q_GOOD, WALL, T0 + MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + MS, &o), SL_OK);   /* quality change: at once */
+    CU_ASSERT_EQUAL(o.ndelta, 1);
+    CU_ASSERT(sl_snapshot_update(s, 0, F32_10_3, SL_Q_GOOD, WALL + 1, T0 + 2 * MS) == SL_OK);
+    CU_ASSERT(sl_snapshot_update(s, 0, F32_10_6, SL_Q_GOOD, WALL + 2, T0 + 3 * MS) == SL_OK);
+    CU_ASSERT(sl_snapshot_update(s, 0, F32_11_0, SL_Q_GOOD, WALL + 3, T0 + 4 * MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + 200 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(o.ndelta, 1);
+    CU_ASSERT_EQUAL(o.delta[0].raw, F32_10_6);
+    CU_ASSERT_EQUAL(o.delta[0].seq, 2);
+    CU_ASSERT_EQUAL(o.delta[0].source_time_us, WALL + 2);
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.journaled, 2);
+    /* The keyframe still carries the exact current value. */
+    CU_ASSERT_EQUAL(fill(s, T0 + 1000 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL(o.kf_val[0][0].raw, F32_11_0);
+    /* 11.2 is 0.6 from 10.6: journaled, although only 0.2 from what the
+     * keyframe sent. */
+    CU_ASSERT(sl_snapshot_update(s, 0, 0x41333333u, SL_Q_GOOD, WALL + 4, T0 + 1001 * MS) == SL_OK);
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.journaled, 3);
+    sl_snapshot_destroy(s);
+    journal_gone(j);
+}
+
+/* A quality change alone (same raw) is journaled, with its quality, and
+ * goes out at once. */
+SL_TEST(snapshot, journal_quality_change_journaled)
+{
+    make_tags(1, SL_TYPE_UINT16, 0);
+    struct sl_snapshot *s = make(1, 1000, 100, 0, 0);
+    struct sl_journal *j = journal_new();
+    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
+    drain(s, T0);
+    struct seen o;
+    CU_ASSERT(sl_snapshot_update(s, 0, 42, SL_Q_GOOD, WALL, T0 + MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + MS, &o), SL_OK);
+    CU_ASSERT(sl_snapshot_update(s, 0, 42, SL_Q_BAD_COMM_ERROR, WALL + 1, T0 + 2 * MS) == SL_OK);
+    CU_ASSERT_EQUAL(fill(s, T0 + 2 * MS, &o), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(o.ndelta, 1);
+    CU_ASSERT_EQUAL(o.delta[0].quality, SL_Q_BAD_COMM_ERROR);
+    CU_ASSERT_EQUAL(o.delta[0].seq, 2);
+    struct sl_journal_rec r[4];
+    CU_ASSERT_EQUAL_FATAL(journal_read(j, r, 4), 2);
+    CU_ASSERT_EQUAL(r[1].quality, SL_Q_BAD_COMM_ERROR);
+    CU_ASSERT_EQUAL(r[1].raw, 42);
+    sl_snapshot_destroy(s);
+    journal_gone(j);
 }
