@@ -1079,6 +1079,9 @@ def table(res):
     pi = res.get("pipeline")
     if pi:
         out += pipeline_table(pi)
+    if res.get("history"):
+        import bench_heal
+        out += bench_heal.rows(res)
     return "\n".join(out)
 
 
@@ -1213,7 +1216,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="fec,bulk,tags,latency,memory,pipeline")
+    ap.add_argument("--only", default="fec,bulk,tags,latency,memory,pipeline,history")
     ap.add_argument("--baseline-build", default=None)
     a = ap.parse_args()
     only = set(a.only.split(","))
@@ -1240,6 +1243,9 @@ def main():
         if "pipeline" in only:
             res["pipeline"] = bench_pipeline(b, Bins(a.baseline_build) if a.baseline_build else None,
                                              work, a.quick)
+        if "history" in only:
+            import bench_heal     # the backfill's healing time (tests/bench/bench_heal.py)
+            res["history"] = bench_heal.bench_history(b, work, a.quick, runs)
         res["machine"]["loadavg_end"] = os.getloadavg()[0]
     finally:
         os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)

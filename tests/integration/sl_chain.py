@@ -109,12 +109,14 @@ def who(user):
 
 
 def tx_conf(path, key, state_dir, transport="udp", capture=None, keyframe_ms=1000, beacon_ms=200,
-            poll_ms=200, sim_port=SIM_PORT, fec="", devices=1, rate_mbps=50, timeout_ms=500, user=None):
+            poll_ms=200, sim_port=SIM_PORT, fec="", devices=1, rate_mbps=50, timeout_ms=500, user=None,
+            extra=""):
     """A sluice-tx configuration polling sluice-sim as `devices` PLCs (unit
     1, mirror units 1..devices, ISA-95 lines line1..lineN); default FEC
     unless fec (a "[fec]..." text) is given. Started as root, TX drops to
     `user` (the directories it writes must be that user's: Chain does it),
-    or stays root without capabilities (allow_root) when user is None."""
+    or stays root without capabilities (allow_root) when user is None.
+    extra: more sections (e.g. "[backfill]...") appended at the end."""
     if transport == "udp":
         link = "transport = udp\ndestination = %s:7400\ngso = off\n" % IT
     else:
@@ -128,7 +130,7 @@ def tx_conf(path, key, state_dir, transport="udp", capture=None, keyframe_ms=100
         text += ("[device sim%d]\nprotocol = modbus-tcp\naddress = 127.0.0.1:%d\nunit = 1\n"
                  "mirror_unit = %d\npoll_ms = %d\ntimeout_ms = %d\ntags = %s\n"
                  % (i, sim_port, i, poll_ms, timeout_ms, csv))
-    return write(path, text)
+    return write(path, text + extra)
 
 
 def rx_conf(path, pubs, state_dir, db=None, stale_ms=1000, checkpoint_ms=1000, http=True,

@@ -40,6 +40,32 @@ def counter(side, name):
     return int(rig("counter", side, name).strip())
 
 
+def cut(seconds):
+    """Cuts the link (every ot->it packet dropped) for `seconds`, then
+    restores it with no impairment; returns the frames the cut dropped."""
+    rig("set", "--loss", "100")     # a new ruleset: its counters start at 0
+    # the duration of the cut itself (the thing under test), not a poll
+    time.sleep(seconds)
+    dropped = counter("ot", "ot_loss_drop")
+    rig("set")
+    return dropped
+
+
+def burst(n, timeout=30.0):
+    """Drops the next n consecutive ot->it packets, once: a burst rule whose
+    period (10^9 packets) never comes round again, removed once the rig's
+    ot_burst_drop counter has reached n (or after timeout seconds: fails).
+    Returns the frames dropped. Leaves the rig with no impairment."""
+    rig("set", "--burst", str(n), "--burst-every", "1000000000")    # counters start at 0
+    ok = wait_for(lambda: counter("ot", "ot_burst_drop") >= n, timeout, step=0.05)
+    dropped = counter("ot", "ot_burst_drop")
+    rig("set")
+    if not ok:
+        fail("burst: only %d of %d frames dropped within %.0f s (is the sender idle?)"
+             % (dropped, n, timeout))
+    return dropped
+
+
 @contextlib.contextmanager
 def rig_up(*impairments):
     """Bring the rig up; always take it down. Fails loudly without root or
