@@ -124,4 +124,17 @@ __attribute__((warn_unused_result))
 sl_err sl_histdb_query(struct sl_histdb *db, const char *path_name, int64_t from_us, int64_t to_us, size_t limit,
                        sl_histdb_point_fn fn, void *ctx, bool *more);
 
+/* ---- PostgreSQL URL helpers (sl_histdb_pg.c) ---------------------------- */
+
+/* --check and start-up: SL_OK when url parses (libpq) and names a TCP host
+ * (a Unix socket directory is refused: the sandbox allows no new AF_UNIX
+ * socket, so a reconnect would fail); SL_ERR_CONFIG with err[cap] (one
+ * line) otherwise. */
+__attribute__((warn_unused_result))
+sl_err sl_histdb_pg_check_url(const char *url, char *err, size_t cap);
+
+/* url with any password in it (user:PASSWORD@, password=...) replaced by
+ * "***", for logs and --check. */
+void sl_histdb_pg_mask_url(const char *url, char *out, size_t cap);
+
 #endif

@@ -1,0 +1,94 @@
+#!/usr/bin/python3
+"""The PostgreSQL history backend against a real server (host loopback, no rig).
+
+sl_pg.py makes a cluster (initdb as nobody, 127.0.0.1 only, scram-sha-256
+password), then sl_histdb_pg_check runs every backend op against it (see
+its header); when it prints STOP the server is stopped, when it prints START
+it is started again, each answered by one line on its stdin. Afterwards the
+tables are read back with psql: the partitions, the index, no duplicate
+(journal, seq), and that no password reached the server's view of the
+connections' application names.
+"""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sl_pg  # noqa: E402
+import sl_rig  # noqa: E402
+
+CHECK = os.path.join(sl_rig.BUILD_DIR, "tests", "integration", "sl_histdb_pg_check")
+PASSWORD = "hist-Pw-7"
+
+
+def main():
+    t0 = time.monotonic()
+    if not os.path.exists(CHECK):
+        print("FAIL: %s not built" % CHECK)
+        return 1
+    with sl_pg.Postgres(password=PASSWORD) as pg:
+        print("postgresql up at %s in %.1f s" % (pg.url, time.monotonic() - t0))
+        p = subprocess.Popen([CHECK, "suite", pg.url, PASSWORD, "not-" + PASSWORD], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        out = []
+        deadline = time.monotonic() + 60
+        try:
+            for line in p.stdout:
+                line = line.rstrip("\n")
+                out.append(line)
+                print("  " + line)
+                if line == "STOP":
+                    pg.stop_server("fast")
+                    p.stdin.write("go\n")
+                    p.stdin.flush()
+                elif line == "START":
+                    pg.start_server()
+                    p.stdin.write("go\n")
+                    p.stdin.flush()
+                if time.monotonic() > deadline:
+                    p.kill()
+                    print("FAIL: the check program ran past 60 s")
+                    return 1
+            rc = p.wait(timeout=10)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        if rc != 0 or "PASS" not in out:
+            print("FAIL: sl_histdb_pg_check exited %d" % rc)
+            print(pg.server_log()[-3000:])
+            return 1
+
+        # The tables as an operator sees them.
+        parts = [r[0] for r in pg.psql(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = 'sluice_history'::regclass ORDER BY 1")]
+        print("partitions: %s" % " ".join(parts))
+        assert parts and all(len(n) == len("sluice_history_20261207") for n in parts), parts
+        assert len(parts) >= 3, parts   # today, tomorrow, yesterday (older ones retained away)
+        idx = pg.psql("SELECT indexdef FROM pg_indexes WHERE tablename = 'sluice_history'")
+        assert idx and "(tag, ts, seq)" in idx[0][0], idx
+        dups = pg.scalar("SELECT count(*) FROM (SELECT journal_id, seq FROM sluice_history "
+                         "GROUP BY tag, journal_id, seq HAVING count(*) > 1) d")
+        assert dups == "0", "duplicate (journal, seq) rows: %s" % dups
+        n = int(pg.scalar("SELECT count(*) FROM sluice_history WHERE journal_id = 80"))
+        assert n == 5000, "retried batch rows: %d" % n
+        state = pg.scalar("SELECT convert_from(state, 'UTF8') FROM sluice_journals WHERE journal_id = 80")
+        assert state == "restart", state
+        jid = pg.scalar("SELECT journal_id FROM sluice_journals ORDER BY journal_id LIMIT 1")
+        assert jid == "-2", "u64 journal ids as signed bigint: %s" % jid
+        print("ok tables: %d partitions, index (tag, ts, seq), no duplicates, journals" % len(parts))
+        log = pg.server_log()
+        assert "not-" + PASSWORD not in log and PASSWORD not in log, "password in the server log"
+        assert "password authentication failed" in log
+        print("ok the wrong password refused by the server, no password in its log")
+    print("PASS in %.1f s" % (time.monotonic() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (AssertionError, sl_pg.PgError, subprocess.TimeoutExpired) as e:
+        print("FAIL: %r" % (e,))
+        sys.exit(1)
