@@ -1,0 +1,633 @@
+/* RX history: decode, map, gap accounting, batching, retention (see
+ * sl_history.h; operators' view in docs/history.md "RX history"). */
+#include "sl_history.h"
+
+#include "sl_buf.h"
+#include "sl_hmsg.h"
+#include "sl_log.h"
+#include "sl_mirror.h"
+#include "sl_msg.h"
+#include "sl_regs.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BLOB_VERSION  1u
+#define DAY_US        86400000000ull
+#define TS_MAX_US     253402300800000000ull   /* 10000-01-01: the backends' bound */
+#define RETRY_MAX_MS  30000u
+
+/* ---- interval set ------------------------------------------------------------ */
+
+sl_err sl_ivset_init(struct sl_ivset *s, uint32_t cap)
+{
+    memset(s, 0, sizeof *s);
+    if (cap < 2)
+        return SL_ERR_RANGE;
+    s->r = malloc((size_t)cap * sizeof *s->r);
+    if (!s->r)
+        return SL_ERR_NOMEM;
+    s->cap = cap;
+    return SL_OK;
+}
+
+void sl_ivset_free(struct sl_ivset *s)
+{
+    free(s->r);
+    memset(s, 0, sizeof *s);
+}
+
+/* First range whose hi >= seq (touching or containing it), n if none. */
+static uint32_t first_reaching(const struct sl_ivset *s, uint64_t seq)
+{
+    uint32_t a = 0, b = s->n;
+    while (a < b) {
+        uint32_t m = a + (b - a) / 2;
+        if (s->r[m].hi < seq)
+            a = m + 1;
+        else
+            b = m;
+    }
+    return a;
+}
+
+bool sl_ivset_has(const struct sl_ivset *s, uint64_t seq)
+{
+    uint32_t i = first_reaching(s, seq + 1);
+    return i < s->n && s->r[i].lo <= seq && seq < s->r[i].hi;
+}
+
+uint64_t sl_ivset_add(struct sl_ivset *s, uint64_t lo, uint64_t hi, uint64_t t_us, uint64_t *forced)
+{
+    if (lo >= hi)
+        return 0;
+    uint32_t i = first_reaching(s, lo);
+    uint32_t j = i;
+    uint64_t overlap = 0;
+    while (j < s->n && s->r[j].lo <= hi) {
+        uint64_t a = s->r[j].lo > lo ? s->r[j].lo : lo;
+        uint64_t b = s->r[j].hi < hi ? s->r[j].hi : hi;
+        if (b > a)
+            overlap += b - a;
+        j++;
+    }
+    if (j > i) {
+        /* Merge ranges i..j-1 with [lo, hi) into range i. */
+        struct sl_ivrange m = s->r[i];
+        if (lo < m.lo || (lo == m.lo && !m.t_us))
+            m.t_us = t_us;
+        m.lo = lo < m.lo ? lo : m.lo;
+        m.hi = hi > s->r[j - 1].hi ? hi : s->r[j - 1].hi;
+        s->r[i] = m;
+        memmove(&s->r[i + 1], &s->r[j], (size_t)(s->n - j) * sizeof *s->r);
+        s->n -= j - i - 1;
+        return (hi - lo) - overlap;
+    }
+    if (s->n == s->cap) {
+        /* Full: the lowest hole is given up (the oldest, next to pass the
+         * journal's oldest_seq anyway), then the add again. */
+        uint64_t hole = s->r[1].lo - s->r[0].hi;
+        s->r[0].hi = s->r[1].hi;
+        memmove(&s->r[1], &s->r[2], (size_t)(s->n - 2) * sizeof *s->r);
+        s->n--;
+        if (forced)
+            *forced += hole;
+        /* The given-up hole may have held part of [lo, hi). */
+        return sl_ivset_add(s, lo, hi, t_us, forced);
+    }
+    memmove(&s->r[i + 1], &s->r[i], (size_t)(s->n - i) * sizeof *s->r);
+    s->r[i] = (struct sl_ivrange){ lo, hi, t_us };
+    s->n++;
+    return hi - lo;
+}
+
+uint64_t sl_ivset_count(const struct sl_ivset *s, uint64_t lo, uint64_t hi)
+{
+    uint64_t c = 0;
+    for (uint32_t i = first_reaching(s, lo); i < s->n && s->r[i].lo < hi; i++) {
+        uint64_t a = s->r[i].lo > lo ? s->r[i].lo : lo;
+        uint64_t b = s->r[i].hi < hi ? s->r[i].hi : hi;
+        if (b > a)
+            c += b - a;
+    }
+    return c;
+}
+
+void sl_ivset_trim(struct sl_ivset *s, uint64_t floor)
+{
+    uint32_t k = 0;
+    while (k < s->n && s->r[k].hi <= floor)
+        k++;
+    memmove(&s->r[0], &s->r[k], (size_t)(s->n - k) * sizeof *s->r);
+    s->n -= k;
+    if (s->n && s->r[0].lo < floor)
+        s->r[0].lo = floor;
+}
+
+/* ---- one journal ------------------------------------------------------------- */
+
+sl_err sl_hjournal_init(struct sl_hjournal *j, uint64_t id)
+{
+    memset(j, 0, sizeof *j);
+    j->id = id;
+    return sl_ivset_init(&j->done, SL_HISTORY_RANGES);
+}
+
+void sl_hjournal_free(struct sl_hjournal *j)
+{
+    sl_ivset_free(&j->done);
+    memset(j, 0, sizeof *j);
+}
+
+uint64_t sl_hjournal_missing(const struct sl_hjournal *j)
+{
+    if (!j->have_status || j->next <= j->floor)
+        return 0;
+    return (j->next - j->floor) - sl_ivset_count(&j->done, j->floor, j->next);
+}
+
+uint64_t sl_hjournal_status(struct sl_hjournal *j, uint64_t oldest_seq, uint64_t next_seq, uint64_t now_us)
+{
+    uint64_t before = sl_hjournal_missing(j);
+    /* An empty journal (oldest 0) holds nothing below next. */
+    uint64_t eff = oldest_seq ? oldest_seq : next_seq;
+    uint64_t lost = 0;
+    j->last_us = now_us;
+    if (!j->have_status) {
+        j->have_status = true;
+        j->base = j->floor = eff;
+        j->next = next_seq;
+        sl_ivset_trim(&j->done, j->floor);
+        j->dirty = true;
+    } else {
+        if (next_seq > j->next) {
+            j->next = next_seq;
+            j->dirty = true;
+        }
+        if (eff > j->floor) {
+            uint64_t top = eff < j->next ? eff : j->next;
+            if (top > j->floor)
+                lost = (top - j->floor) - sl_ivset_count(&j->done, j->floor, top);
+            j->floor = eff;
+            sl_ivset_trim(&j->done, j->floor);
+            j->dirty = true;
+        }
+    }
+    uint64_t after = sl_hjournal_missing(j);
+    if (!before && after)
+        j->missing_since_us = now_us;
+    return lost;
+}
+
+bool sl_hjournal_want(const struct sl_hjournal *j, uint64_t seq)
+{
+    return seq >= j->floor && !sl_ivset_has(&j->done, seq);
+}
+
+uint64_t sl_hjournal_mark(struct sl_hjournal *j, uint64_t seq, uint64_t count, uint64_t t_us)
+{
+    uint64_t lo = seq, hi = seq + count;
+    if (hi <= j->floor)
+        return 0;
+    if (lo < j->floor) {
+        lo = j->floor;
+        t_us = 0;
+    }
+    uint64_t forced = 0;
+    if (sl_ivset_add(&j->done, lo, hi, t_us, &forced))
+        j->dirty = true;
+    if (forced)
+        j->dirty = true;
+    return forced;
+}
+
+uint64_t sl_hjournal_oldest_age_us(const struct sl_hjournal *j, uint64_t now_us)
+{
+    if (!sl_hjournal_missing(j))
+        return 0;
+    const struct sl_ivset *s = &j->done;
+    /* The first hole is at floor (no range there) or after range 0; the
+     * range after it holds the first change received beyond the hole. */
+    uint32_t after = (s->n && s->r[0].lo <= j->floor) ? 1 : 0;
+    uint64_t t = 0;
+    if (after < s->n && s->r[after].lo < j->next)
+        t = s->r[after].t_us;
+    if (!t)
+        t = j->missing_since_us;
+    return now_us > t ? now_us - t : 0;
+}
+
+sl_err sl_hjournal_encode(const struct sl_hjournal *j, uint8_t *out, size_t cap, size_t *len)
+{
+    if (cap < SL_HISTORY_BLOB_MAX)
+        return SL_ERR_OVERFLOW;
+    size_t o = 0;
+    out[o++] = BLOB_VERSION;
+    out[o++] = j->have_status ? 1 : 0;
+    o += sl_varint_put(out + o, j->base);
+    o += sl_varint_put(out + o, j->floor);
+    o += sl_varint_put(out + o, j->next);
+    o += sl_varint_put(out + o, j->last_us);
+    o += sl_varint_put(out + o, j->missing_since_us);
+    o += sl_varint_put(out + o, j->done.n);
+    uint64_t prev = 0;
+    for (uint32_t i = 0; i < j->done.n; i++) {
+        const struct sl_ivrange *r = &j->done.r[i];
+        o += sl_varint_put(out + o, r->lo - prev);
+        o += sl_varint_put(out + o, r->hi - r->lo);
+        o += sl_varint_put(out + o, r->t_us);
+        prev = r->hi;
+    }
+    *len = o;
+    return SL_OK;
+}
+
+sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
+{
+    struct sl_buf b = sl_buf_make(blob, len);
+    uint8_t ver, hs;
+    uint64_t base, floor, next, last, since, n;
+    sl_err e = sl_buf_get_u8(&b, &ver);
+    if (e == SL_OK)
+        e = ver == BLOB_VERSION ? sl_buf_get_u8(&b, &hs) : SL_ERR_VERSION;
+    if (e == SL_OK)
+        e = sl_buf_get_varint(&b, &base);
+    if (e == SL_OK)
+        e = sl_buf_get_varint(&b, &floor);
+    if (e == SL_OK)
+        e = sl_buf_get_varint(&b, &next);
+    if (e == SL_OK)
+        e = sl_buf_get_varint(&b, &last);
+    if (e == SL_OK)
+        e = sl_buf_get_varint(&b, &since);
+    if (e == SL_OK)
+        e = sl_buf_get_varint(&b, &n);
+    if (e == SL_OK && (n > j->done.cap || hs > 1))
+        e = SL_ERR_RANGE;
+    j->done.n = 0;
+    uint64_t prev = 0;
+    for (uint64_t i = 0; e == SL_OK && i < n; i++) {
+        uint64_t gap, width, t;
+        e = sl_buf_get_varint(&b, &gap);
+        if (e == SL_OK)
+            e = sl_buf_get_varint(&b, &width);
+        if (e == SL_OK)
+            e = sl_buf_get_varint(&b, &t);
+        /* Sorted, disjoint, non-adjacent, non-empty, within 2^62. */
+        if (e == SL_OK && ((i > 0 && gap == 0) || width == 0 || gap > SL_HREC_SEQ_LIMIT ||
+                           width > SL_HREC_SEQ_LIMIT || prev + gap + width > SL_HREC_SEQ_LIMIT))
+            e = SL_ERR_RANGE;
+        if (e == SL_OK) {
+            j->done.r[j->done.n++] = (struct sl_ivrange){ prev + gap, prev + gap + width, t };
+            prev += gap + width;
+        }
+    }
+    if (e == SL_OK && sl_buf_left(&b))
+        e = SL_ERR_TRAILING;
+    if (e != SL_OK) {
+        j->done.n = 0;
+        j->have_status = false;
+        j->base = j->floor = j->next = 0;
+        return SL_ERR_HEADER;
+    }
+    j->have_status = hs != 0;
+    j->base = base;
+    j->floor = floor;
+    j->next = next;
+    j->last_us = last;
+    j->missing_since_us = since;
+    j->dirty = false;
+    return SL_OK;
+}
+
+/* ---- the thread's state ---------------------------------------------------------- */
+
+struct sl_history {
+    struct sl_history_config cfg;
+    struct sl_histdb *db;
+    struct sl_hjournal j[SL_HISTORY_JOURNALS];
+    struct sl_histdb_row *rows;     /* pending, cfg.pending_rows */
+    size_t npend;
+    uint64_t oldest_pend_ms;        /* wall ms the oldest pending row (or journal change) came; 0 none */
+    uint64_t retired[SL_HISTORY_JOURNALS];   /* journal ids whose saved state the next batch empties */
+    size_t nretired;
+    uint64_t next_try_ms;           /* after a failure: not before */
+    uint32_t retry_ms;
+    uint64_t next_retain_ms;
+    uint8_t *blob;                  /* SL_HISTORY_BLOB_MAX */
+    struct sl_history_stats st;
+    uint64_t cutoff_us;             /* rows older than this are past retention */
+    char name[SL_HIST_TAG_MAX + 2];
+};
+
+sl_err sl_history_create(struct sl_history **out, const struct sl_history_config *cfg)
+{
+    *out = NULL;
+    struct sl_history *h = calloc(1, sizeof *h);
+    if (!h)
+        return SL_ERR_NOMEM;
+    h->cfg = *cfg;
+    if (!h->cfg.batch_ms)
+        h->cfg.batch_ms = SL_HISTORY_BATCH_MS;
+    if (!h->cfg.batch_rows)
+        h->cfg.batch_rows = SL_HISTORY_BATCH_ROWS;
+    if (!h->cfg.pending_rows)
+        h->cfg.pending_rows = SL_HISTORY_PENDING_ROWS;
+    if (h->cfg.pending_rows < h->cfg.batch_rows)
+        h->cfg.pending_rows = h->cfg.batch_rows;
+    h->rows = malloc((size_t)h->cfg.pending_rows * sizeof *h->rows);
+    h->blob = malloc(SL_HISTORY_BLOB_MAX);
+    h->retry_ms = SL_HISTORY_RETRY_MS;
+    if (!h->rows || !h->blob) {
+        sl_history_destroy(h);
+        return SL_ERR_NOMEM;
+    }
+    *out = h;
+    return SL_OK;
+}
+
+void sl_history_destroy(struct sl_history *h)
+{
+    if (!h)
+        return;
+    sl_histdb_close(h->db);
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
+        if (h->j[i].id)
+            sl_hjournal_free(&h->j[i]);
+    free(h->rows);
+    free(h->blob);
+    free(h);
+}
+
+/* The slot of journal id; with create, a free slot or the one heard of
+ * longest ago (retired: its missing seqs count lost, its saved state is
+ * emptied by the next batch). NULL when not tracked. */
+static struct sl_hjournal *journal(struct sl_history *h, uint64_t id, bool create, uint64_t now_us)
+{
+    struct sl_hjournal *free_slot = NULL, *old = NULL;
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++) {
+        struct sl_hjournal *j = &h->j[i];
+        if (j->id == id)
+            return j;
+        if (!j->id && !free_slot)
+            free_slot = j;
+        if (j->id && (!old || j->last_us < old->last_us))
+            old = j;
+    }
+    if (!create)
+        return NULL;
+    if (!free_slot) {
+        uint64_t m = sl_hjournal_missing(old);
+        h->st.lost += m;
+        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                  "history: journal %016" PRIx64 " retired for journal %016" PRIx64 " (%u tracked at most); "
+                  "its %" PRIu64 " missing changes count lost",
+                  old->id, id, SL_HISTORY_JOURNALS, m);
+        if (h->nretired < SL_HISTORY_JOURNALS)
+            h->retired[h->nretired++] = old->id;
+        sl_hjournal_free(old);
+        free_slot = old;
+    }
+    if (sl_hjournal_init(free_slot, id) != SL_OK)
+        return NULL;
+    free_slot->last_us = now_us;
+    free_slot->dirty = true;
+    return free_slot;
+}
+
+static sl_err load_one(void *ctx, uint64_t id, const void *blob, size_t len)
+{
+    struct sl_history *h = ctx;
+    if (!id || !len)
+        return SL_OK;   /* retired */
+    struct sl_hjournal *j = journal(h, id, true, 0);
+    if (!j)
+        return SL_ERR_NOMEM;
+    if (sl_hjournal_decode(j, blob, len) != SL_OK)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                  "history: saved state of journal %016" PRIx64 " unreadable: starting it afresh "
+                  "(backfill re-sends, repeats are ignored)", id);
+    return SL_OK;
+}
+
+static void retain(struct sl_history *h, uint64_t wall_us)
+{
+    uint64_t keep = (uint64_t)h->cfg.db.retention_days * DAY_US;
+    h->cutoff_us = wall_us > keep ? wall_us - keep : 0;
+    uint64_t n = 0;
+    if (sl_histdb_retain(h->db, (int64_t)h->cutoff_us, &n) != SL_OK) {
+        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-RETAIN", "history: retention failed: %s (retried in an hour)",
+                  sl_histdb_errmsg(h->db));
+        return;
+    }
+    h->st.retained_rows += n;
+    if (n)
+        sl_log_id(SL_LOG_INFO, "SL-RX-HISTORY-RETAIN", "history: %" PRIu64 " rows older than %" PRIu32
+                  " days dropped", n, h->cfg.db.retention_days);
+}
+
+sl_err sl_history_open(struct sl_history *h, uint64_t wall_us, char *errbuf, size_t errcap)
+{
+    sl_err e = sl_histdb_open(&h->db, &h->cfg.db, true, errbuf, errcap);
+    if (e != SL_OK)
+        return e;
+    e = sl_histdb_load_journals(h->db, load_one, h);
+    if (e != SL_OK) {
+        if (errbuf && errcap)
+            snprintf(errbuf, errcap, "load journals: %s", sl_histdb_errmsg(h->db));
+        return e;
+    }
+    if (h->cfg.db.retention_days)
+        retain(h, wall_us);
+    return SL_OK;
+}
+
+/* Takes one value as a pending row when new. */
+static void take_value(struct sl_history *h, struct sl_hjournal *j, const struct sl_value *v, uint8_t origin,
+                       uint64_t wall_ms)
+{
+    if (!sl_hjournal_want(j, v->seq)) {
+        h->st.duplicates++;
+        return;
+    }
+    if (v->source_time_us >= TS_MAX_US || v->source_time_us < h->cutoff_us) {
+        /* Never stored (past retention, or a time no backend keeps): done,
+         * so it is not missing for ever. */
+        h->st.bad_time++;
+        h->st.lost += sl_hjournal_mark(j, v->seq, 1, 0);
+        return;
+    }
+    if (h->npend >= h->cfg.pending_rows) {
+        h->st.dropped++;   /* stays missing: the next carousel pass brings it */
+        return;
+    }
+    uint32_t pos;
+    struct sl_mirror_tag t;
+    if (sl_mirror_find(h->cfg.mirror, v->tag_id, &pos) != SL_OK ||
+        sl_mirror_get(h->cfg.mirror, pos, &t) != SL_OK) {
+        h->st.unknown_tag++;
+        return;
+    }
+    int n = snprintf(h->name, sizeof h->name, "%s/%s", t.path, t.name);
+    uint32_t tag;
+    if (n < 0 || (size_t)n > SL_HIST_TAG_MAX || sl_histdb_tag(h->db, h->name, &tag) != SL_OK) {
+        h->st.dropped++;
+        return;
+    }
+    h->rows[h->npend++] = (struct sl_histdb_row){
+        .tag = tag,
+        .ts_us = (int64_t)v->source_time_us,
+        .journal_id = j->id,
+        .seq = v->seq,
+        .raw = v->raw,
+        .value = sl_regs_eng(v->raw, v->type, t.scale, t.offset),
+        .quality = v->quality,
+        .type = v->type,
+        .origin = origin,
+    };
+    if (!h->oldest_pend_ms)
+        h->oldest_pend_ms = wall_ms ? wall_ms : 1;
+    h->st.lost += sl_hjournal_mark(j, v->seq, 1, v->source_time_us);
+}
+
+void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p, size_t len, uint64_t wall_us)
+{
+    uint64_t wall_ms = wall_us / 1000u;   /* the batch timer's clock */
+    if (!h->db)
+        return;
+    sl_mirror_read_begin(h->cfg.mirror, h->cfg.mirror_slot);
+    if (channel == SL_CHANNEL_TAGS) {
+        struct sl_msg_reader r;
+        if (sl_msg_reader_init(&r, p, len) != SL_OK) {
+            h->st.bad_payloads++;   /* intake's decoder counts it too */
+        } else {
+            struct sl_msg m;
+            while (sl_msg_next(&r, &m)) {
+                if (m.type != SL_MSG_DELTA_SEQ)
+                    continue;   /* KEYFRAMEs carry no seq and stay out of history */
+                struct sl_hjournal *j = journal(h, m.u.delta.journal_id, true, wall_us);
+                if (!j)
+                    continue;
+                j->last_us = wall_us;
+                struct sl_value v;
+                while (sl_msg_value_next(&m.u.delta.values, &v))
+                    take_value(h, j, &v, SL_HIST_LIVE, wall_ms);
+            }
+        }
+    } else if (channel == SL_CHANNEL_HISTORY) {
+        struct sl_hmsg_reader r;
+        struct sl_hstatus st;
+        if (sl_hmsg_reader_init(&r, p, len, &st) != SL_OK) {
+            h->st.bad_payloads++;
+        } else {
+            struct sl_hjournal *j = journal(h, st.journal_id, true, wall_us);
+            if (j) {
+                struct sl_hrec rec;
+                while (sl_hmsg_next(&r, &rec)) {
+                    if (rec.kind == SL_HREC_GAP) {
+                        h->st.lost += sl_hjournal_mark(j, rec.seq, rec.count, 0);
+                        continue;
+                    }
+                    struct sl_value v = { .tag_id = rec.tag_id, .type = rec.type, .raw = rec.raw,
+                                          .quality = rec.quality, .source_time_us = rec.source_time_us,
+                                          .seq = rec.seq };
+                    take_value(h, j, &v, SL_HIST_BACKFILL, wall_ms);
+                }
+                /* After the records: a seq this payload brought is not lost. */
+                h->st.lost += sl_hjournal_status(j, st.oldest_seq, st.next_seq, wall_us);
+                if (j->dirty && !h->oldest_pend_ms)
+                    h->oldest_pend_ms = wall_ms ? wall_ms : 1;
+            }
+        }
+    }
+    sl_mirror_read_end(h->cfg.mirror, h->cfg.mirror_slot);
+}
+
+/* One transaction: up to batch_rows... all pending rows, and every dirty
+ * journal's state. All or nothing. */
+static sl_err commit(struct sl_history *h)
+{
+    sl_err e = sl_histdb_begin(h->db);
+    if (e == SL_OK && h->npend)
+        e = sl_histdb_put(h->db, h->rows, h->npend);
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS && e == SL_OK; i++) {
+        struct sl_hjournal *j = &h->j[i];
+        if (!j->id || !j->dirty)
+            continue;
+        size_t n;
+        e = sl_hjournal_encode(j, h->blob, SL_HISTORY_BLOB_MAX, &n);
+        if (e == SL_OK)
+            e = sl_histdb_put_journal(h->db, j->id, h->blob, n);
+    }
+    for (size_t i = 0; i < h->nretired && e == SL_OK; i++)
+        e = sl_histdb_put_journal(h->db, h->retired[i], "", 0);
+    if (e == SL_OK)
+        e = sl_histdb_commit(h->db);
+    if (e != SL_OK) {
+        sl_histdb_rollback(h->db);
+        return e;
+    }
+    h->nretired = 0;
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
+        h->j[i].dirty = false;
+    h->st.rows += h->npend;
+    h->npend = 0;
+    h->oldest_pend_ms = 0;
+    return SL_OK;
+}
+
+sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us, bool force)
+{
+    if (!h->db)
+        return SL_OK;
+    sl_err e = SL_OK;
+    uint64_t pend_age_ms = h->oldest_pend_ms ? wall_us / 1000u - h->oldest_pend_ms : 0;
+    bool due = (h->oldest_pend_ms || h->nretired) && (force || h->npend >= h->cfg.batch_rows || pend_age_ms >= h->cfg.batch_ms);
+    if (due && (force || mono_ms >= h->next_try_ms)) {
+        e = commit(h);
+        if (e != SL_OK) {
+            h->st.write_failures++;
+            if (!h->st.failing)
+                sl_log_id(SL_LOG_ERR, "SL-RX-HISTORY-WRITE",
+                          "history: writing %zu rows failed: %s (kept, retried; sluice_history_write_failures_total)",
+                          h->npend, sl_histdb_errmsg(h->db));
+            h->st.failing = true;
+            h->next_try_ms = mono_ms + h->retry_ms;
+            h->retry_ms = h->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : h->retry_ms * 2;
+        } else {
+            if (h->st.failing)
+                sl_log_id(SL_LOG_NOTICE, "SL-RX-HISTORY-WRITE", "history: writing again (%" PRIu64
+                          " batches had failed)", h->st.write_failures);
+            h->st.failing = false;
+            h->retry_ms = SL_HISTORY_RETRY_MS;
+        }
+    }
+    if (h->cfg.db.retention_days && !h->st.failing && mono_ms >= h->next_retain_ms) {
+        if (h->next_retain_ms)
+            retain(h, wall_us);
+        h->next_retain_ms = mono_ms + SL_HISTORY_RETAIN_MS;
+    }
+    return e;
+}
+
+void sl_history_stats(const struct sl_history *h, struct sl_history_stats *out, uint64_t wall_us)
+{
+    *out = h->st;
+    out->missing = 0;
+    out->oldest_age_us = 0;
+    out->journals = 0;
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++) {
+        const struct sl_hjournal *j = &h->j[i];
+        if (!j->id)
+            continue;
+        out->journals++;
+        out->missing += sl_hjournal_missing(j);
+        uint64_t a = sl_hjournal_oldest_age_us(j, wall_us);
+        if (a > out->oldest_age_us)
+            out->oldest_age_us = a;
+    }
+    out->pending = (uint32_t)h->npend;
+}
