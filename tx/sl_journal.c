@@ -949,6 +949,12 @@ void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out)
     out->bytes = j->idx_bytes;
     out->segments = j->nseg;
     out->oldest_seq = j->nseg ? j->segs[0].first_seq : 0;
+    out->oldest_time_us = 0;
+    for (size_t i = 0; i < j->nseg; i++)
+        if (j->segs[i].min_time != UINT64_MAX) {   /* the oldest segment holding a value */
+            out->oldest_time_us = j->segs[i].min_time;
+            break;
+        }
     out->trimmed_segments = j->idx_trimmed;
     pthread_mutex_unlock(&j->idx_lock);
 }

@@ -76,6 +76,8 @@ struct sl_journal_stats {
     uint64_t segments;
     uint64_t next_seq;          /* the next seq append hands out */
     uint64_t oldest_seq;        /* first seq still on disk (0: none) */
+    uint64_t oldest_time_us;    /* oldest source time in the oldest segment
+                                 * holding a value (0: none) */
     uint64_t open_torn_bytes;   /* cut from the newest segment's tail at open */
     uint64_t open_bad_segments; /* segments whose valid part ends early, or
                                  * with a bad header (deleted) */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
+#include "sl_journald.h"
 #include "sl_log.h"
 #include "sl_prom.h"
 #include "sl_spool.h"
@@ -27,6 +29,8 @@ struct sl_txmetrics {
     bool failing;
     const struct sl_syslogin *syslog;   /* NULL: no [syslog] */
     const struct sl_spool *spool;       /* NULL: no [files] */
+    bool journal_on;                    /* [backfill] enabled */
+    struct sl_journald *journal;        /* NULL: enabled but not open */
 };
 
 sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
@@ -258,6 +262,59 @@ static void render_spool(struct sl_txmetrics *m, FILE *f)
     render_rows(f, rows, sizeof rows / sizeof rows[0]);
 }
 
+/* The change journal's counters ([backfill] enabled only). */
+static void render_journal(struct sl_txmetrics *m, FILE *f)
+{
+    if (!m->journal_on)
+        return;
+    struct sl_journald_stats st;
+    memset(&st, 0, sizeof st);
+    if (m->journal)
+        sl_journald_stats(m->journal, &st);
+    uint64_t now = sl_clock_wall_us();
+    uint64_t age = st.j.oldest_time_us && now > st.j.oldest_time_us ? (now - st.j.oldest_time_us) / 1000000u : 0;
+    if (m->journal) {
+        prom_head(f, "sluice_tx_journal_info", "gauge", "The open change journal's id (hex, as RX reports it).");
+        fprintf(f, "sluice_tx_journal_info{journal_id=\"%016llx\"} 1\n", (unsigned long long)st.j.journal_id);
+    }
+    const struct prom_row rows[] = {
+        { "sluice_tx_journal_up", "gauge",
+          "1 when the change journal is open; 0 when it could not be opened (live values go on, no history).",
+          m->journal != NULL },
+        { "sluice_tx_journal_appended_total", "counter", "Value changes appended to the journal since start.",
+          st.j.appended },
+        { "sluice_tx_journal_lost_total", "counter",
+          "Changes the journal dropped since start: both buffers full while the disk failed.", st.j.lost },
+        { "sluice_tx_journal_write_errors_total", "counter",
+          "Journal flushes that failed (ENOSPC, EIO, EFBIG) since start.", st.j.write_errors },
+        { "sluice_tx_journal_failing", "gauge", "1 while the last journal flush failed.", st.failing },
+        { "sluice_tx_journal_flushed_total", "counter", "Journal records written and synced since start.",
+          st.j.flushed },
+        { "sluice_tx_journal_unreserved_total", "counter",
+          "Seqs handed out above the persisted mark (the flusher fell behind by half a reserve).",
+          st.j.unreserved },
+        { "sluice_tx_journal_trimmed_segments_total", "counter",
+          "Journal segments deleted by [backfill] max_bytes or window_s since start.", st.j.trimmed_segments },
+        { "sluice_tx_journal_read_errors_total", "counter", "Damaged journal blocks found by readers since start.",
+          st.j.read_errors },
+        { "sluice_tx_journal_bytes", "gauge", "Journal bytes on disk (valid parts of all segments).", st.j.bytes },
+        { "sluice_tx_journal_segments", "gauge", "Journal segment files on disk.", st.j.segments },
+        { "sluice_tx_journal_next_seq", "gauge", "The change seq the next journaled change gets.", st.j.next_seq },
+        { "sluice_tx_journal_oldest_seq", "gauge", "The first seq still in the journal (0: empty).",
+          st.j.oldest_seq },
+        { "sluice_tx_journal_oldest_age_seconds", "gauge",
+          "Age of the oldest value in the journal (source time), seconds: how far back backfill can reach.",
+          age },
+    };
+    render_rows(f, rows, sizeof rows / sizeof rows[0]);
+}
+
+void sl_txmetrics_journal(struct sl_txmetrics *m, struct sl_journald *jd)
+{
+    m->journal_on = true;
+    m->journal = jd;
+}
+
 void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp)
 {
     m->spool = sp;
@@ -277,6 +334,7 @@ void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
     render_units(m, f);
     render_syslog(m, f);
     render_spool(m, f);
+    render_journal(m, f);
 }
 
 /* Writes the body to a fresh temporary file and renames it over path.

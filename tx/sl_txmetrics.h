@@ -39,6 +39,12 @@ void sl_txmetrics_syslog(struct sl_txmetrics *m, const struct sl_syslogin *in);
 struct sl_spool;
 void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp);
 
+/* Adds the change journal's counters (sluice_tx_journal_*): [backfill]
+ * is enabled; jd is the open journal's flusher (borrowed, must outlive m's
+ * writes), or NULL when it could not be opened (sluice_tx_journal_up 0). */
+struct sl_journald;
+void sl_txmetrics_journal(struct sl_txmetrics *m, struct sl_journald *jd);
+
 /* Called once per beacon (tracks over-subscription for the gauge) and at
  * stop with force: writes the file when due. */
 void sl_txmetrics_tick(struct sl_txmetrics *m, uint64_t now_us, bool force);

@@ -28,6 +28,7 @@
 #include "sl_bulk.h"
 #include "sl_clock.h"
 #include "sl_epoch.h"
+#include "sl_journald.h"
 #include "sl_fec.h"
 #include "sl_hw.h"
 #include "sl_pace.h"
@@ -133,6 +134,9 @@ struct daemon {
     struct sl_txhealth health;      /* send state, overload, NIC carrier, status texts */
     struct sl_syslogin *syslog;     /* [syslog] intake; NULL without */
     struct sl_spool *spool;         /* [files] spool; NULL without */
+    struct sl_journald *jd;         /* [backfill]: the journal's directory and flusher; NULL when off */
+    struct sl_journal *journal;     /* the open journal (the snapshot appends); NULL when off or failed */
+    uint64_t journal_id;            /* its id, non-zero with journal */
 };
 
 /* " : strerror(errno)" after an sl_err that kept one. */
@@ -247,6 +251,29 @@ static int open_spool(struct daemon *D)
     return 0;
 }
 
+/* [backfill]: the journal, opened as the TX user (after the drop, before
+ * seccomp) in the directory prepared before the drop; the snapshot engine
+ * becomes its appender and sends DELTA_SEQ. A journal that cannot be
+ * opened costs history, never live values: TX goes on without it (logged,
+ * sluice_tx_journal_up 0). 1 only when out of memory. */
+static int open_journal(struct daemon *D)
+{
+    if (!D->jd)
+        return 0;
+    struct sl_journal_config jc = {
+        .max_bytes = D->cfg.backfill.max_bytes, .window_s = D->cfg.backfill.window_s, .epoch = D->epoch,
+    };
+    if (sl_journald_start(D->jd, &jc) != SL_OK)
+        return 0;
+    D->journal = sl_journald_journal(D->jd);
+    D->journal_id = sl_journal_id(D->journal);
+    if (sl_snapshot_set_journal(D->snap, D->journal) != SL_OK) {
+        sl_log(SL_LOG_ERR, "out of memory");
+        return 1;
+    }
+    return 0;
+}
+
 /* The main process's seccomp list (sl_seccomp.h), on every thread at once
  * (TSYNC): once nothing more needs opening but what the list allows. */
 static int confine_main(const struct sl_txconf *c)
@@ -280,6 +307,9 @@ static int start_daemon(struct daemon *D)
                                         D->cfg.ntags);
     if (sl_snapshot_event(D->snap, SL_EVENT_TX_START, 0, sl_clock_wall_us(), text, len) != SL_OK)
         sl_log(SL_LOG_WARNING, "start event not queued");
+    if (open_journal(D) != 0)
+        return 1;
+    /* the journal is open here: D->journal, D->journal_id (NULL, 0 when off) */
     if (sl_sources_open(&D->src, &D->cfg, D->wake_fd) != SL_OK)
         return 1;
     if (sl_txmetrics_create(&D->metrics, D->cfg.tx.metrics_file, &D->src, sl_clock_mono_us()) != SL_OK) {
@@ -288,6 +318,8 @@ static int start_daemon(struct daemon *D)
     }
     if (D->syslog)
         sl_txmetrics_syslog(D->metrics, D->syslog);
+    if (D->cfg.backfill.enabled)
+        sl_txmetrics_journal(D->metrics, D->journal ? D->jd : NULL);
     if (open_spool(D) != 0)   /* inotify_init1: not on the list */
         return 1;
     if (D->spool)
@@ -645,6 +677,13 @@ static int prepare(struct daemon *D, struct sl_epoch_keylock *kl, bool bulk)
     }
     if (!bulk && open_syslog(D) != 0)
         return 1;
+    /* The journal's directory while root can still make it and hand it to
+     * the user (state_dir may be root's 0700); a failure costs history,
+     * not the start. */
+    if (!bulk && D->cfg.backfill.enabled &&
+        sl_journald_prepare(&D->jd, D->cfg.keys.state_dir, sandbox.action == SL_SANDBOX_DROP, sandbox.uid,
+                            sandbox.gid) != SL_OK)
+        D->jd = NULL;
     if (drop_privileges(D) != 0)
         return 1;
     struct sl_sender_config scfg = {
@@ -730,6 +769,7 @@ int main(int argc, char **argv)
     bool joined = sl_sources_stop(&D.src);
     sl_syslogin_destroy(D.syslog);   /* its batch went out in stop_daemon */
     sl_spool_destroy(D.spool);       /* a file part-sent stays in the spool */
+    sl_journald_destroy(D.jd);       /* flushed, exact seq mark; only the main thread appended */
     sl_sender_destroy(D.snd);
     sl_hw_close(D.hw);
     if (!joined) {
