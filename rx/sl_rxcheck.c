@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sl_log.h"
+#include "sl_histdb.h"
 #include "sl_mqttconn.h"
 #include "sl_seccomp.h"
 #include "sl_sparkplug.h"
@@ -194,6 +195,15 @@ void sl_rxcheck_summary(const struct sl_rxconf *c)
         printf("  syslog: file %s, forward %s\n", y->file[0] ? y->file : "(none)", fwd);
     else
         printf("  syslog: off\n");
+    if (c->history.enabled && c->history.database[0]) {
+        printf("  history: sqlite %s, %" PRIu32 " days\n", c->history.database, c->history.retention_days);
+    } else if (c->history.enabled) {
+        char masked[sizeof c->history.url];
+        sl_histdb_pg_mask_url(c->history.url, masked, sizeof masked);
+        printf("  history: postgresql %s, %" PRIu32 " days\n", masked, c->history.retention_days);
+    } else {
+        printf("  history: off\n");
+    }
     struct sl_sandbox_plan plan;
     struct sl_sandbox_report r;
     if (sl_rxcheck_sandbox(c, &plan, &r) != SL_OK || plan.action == SL_SANDBOX_KEEP_ROOT)

@@ -1,6 +1,7 @@
 #include "sl_rxconf.h"
 #include "sl_conf.h"
 #include "sl_file.h"
+#include "sl_histdb.h"
 #include "sl_keyfile.h"
 #include "sl_mqttconn.h"
 #include "sl_sandbox.h"
@@ -27,7 +28,7 @@
  * files, services kept off the diode address). */
 
 enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQTT, SEC_FILES,
-           SEC_RX, SEC_SYSLOG, SEC_SPARKPLUG, SEC__COUNT };
+           SEC_RX, SEC_SYSLOG, SEC_SPARKPLUG, SEC_HISTORY, SEC__COUNT };
 
 enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_ALLOW_DIODE };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
@@ -42,6 +43,7 @@ enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS }
 enum { K_USER, K_ALLOW_ROOT };
 enum { K_SYSLOG_FILE, K_FORWARD, K_QUEUE_BYTES };
 enum { K_GROUP_ID, K_EDGE_NODE_ID, K_PRIMARY_HOST_ID, K_DDATA_MAX };
+enum { K_HIST_DATABASE, K_HIST_URL, K_HIST_RETENTION, K_HIST_PASSWORD_FILE };
 
 static const char *const link_keys[] = { "transport", "listen", "interface", "port", "file", "follow",
                                          "mtu", "allow_services_on_diode", NULL };
@@ -62,6 +64,7 @@ static const char *const rx_keys[] = { "user", "allow_root", NULL };
 static const char *const syslog_keys[] = { "file", "forward", "queue_bytes", NULL };
 static const char *const sparkplug_keys[] = { "group_id", "edge_node_id", "primary_host_id",
                                               "ddata_max_metrics", NULL };
+static const char *const history_keys[] = { "database", "url", "retention_days", "password_file", NULL };
 
 static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_LINK] = { "link", link_keys, 0 },       [SEC_FEC] = { "fec", fec_keys, 0 },
@@ -71,6 +74,7 @@ static const struct sl_conf_section sections[SEC__COUNT] = {
     [SEC_RX] = { "rx", rx_keys, 0 },
     [SEC_SYSLOG] = { "syslog", syslog_keys, 0 },
     [SEC_SPARKPLUG] = { "sparkplug", sparkplug_keys, 0 },
+    [SEC_HISTORY] = { "history", history_keys, 0 },
 };
 
 /* The plain numeric keys: key, bounds, default, field. */
@@ -634,6 +638,66 @@ static void syslog_dir_for_account(struct sl_conf *p, const struct sl_rxconf *c)
              c->syslog.out.file, dir, name[0] ? name : "the account", (unsigned)plan.uid);
 }
 
+/* [history]: exactly one of database (SQLite, opened after the privilege
+ * drop by the RX user, like the mirror's) and url (PostgreSQL over TCP);
+ * password_file only with url, read before the drop and owner-checked
+ * like [mqtt]'s (history_password_for_account). */
+static void do_history(struct sl_conf *p, struct sl_rxconf *c)
+{
+    const struct sl_conf_sec *s = &p->single[SEC_HISTORY];
+    sl_conf_u32(p, s, K_HIST_RETENTION, 1, 3650, SL_RXCONF_DEFAULT_HISTORY_DAYS, &c->history.retention_days);
+    if (!s->header)
+        return;
+    c->history.enabled = true;
+    const char *db = sl_conf_val(s, K_HIST_DATABASE), *url = sl_conf_val(s, K_HIST_URL);
+    if (!db == !url) {
+        sl_conf_error(p, db ? s->line[K_HIST_URL] : s->header,
+                      "[history] needs exactly one of database = PATH (SQLite) and url = postgresql://...");
+        return;
+    }
+    if (db && sl_conf_path(p, s, K_HIST_DATABASE, c->history.database) && sl_conf_host_checks(p) &&
+        sl_file_check_nolink(c->history.database) == SL_ERR_PERM)
+        sl_conf_error(p, s->line[K_HIST_DATABASE],
+                      "database '%s' is a symbolic link or has other hard links: refusing to follow it",
+                      c->history.database);
+    if (db && c->mirror.database[0] && strcmp(c->mirror.database, c->history.database) == 0)
+        sl_conf_error(p, s->line[K_HIST_DATABASE], "database '%s' is [mirror] database too: give history its "
+                      "own file", c->history.database);
+    if (url) {
+        char why[SL_DIAG_MSG_MAX];
+        if (strlen(url) >= sizeof c->history.url)
+            sl_conf_error(p, s->line[K_HIST_URL], "url longer than %zu bytes", sizeof c->history.url - 1);
+        else if (sl_histdb_pg_check_url(url, why, sizeof why) != SL_OK)
+            sl_conf_error(p, s->line[K_HIST_URL], "bad url: %s", why);
+        else
+            snprintf(c->history.url, sizeof c->history.url, "%s", url);
+    }
+    if (sl_conf_val(s, K_HIST_PASSWORD_FILE)) {
+        if (!url)
+            sl_conf_error(p, s->line[K_HIST_PASSWORD_FILE], "key 'password_file' needs 'url'");
+        else
+            sl_conf_path(p, s, K_HIST_PASSWORD_FILE, c->history.password_file);
+    }
+}
+
+/* [history] password_file as sluice-rx reads it at start, before the drop:
+ * owned by root or the account RX runs as, not readable by others. */
+static void history_password_for_account(struct sl_conf *p, const struct sl_rxconf *c)
+{
+    struct sl_sandbox_plan plan;
+    if (!c->history.password_file[0] || !sl_conf_host_checks(p))
+        return;
+    bool planned = sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK;
+    char *secret = NULL;
+    char why[SL_DIAG_MSG_MAX];
+    sl_err e = sl_mqttconn_password_load(&secret, c->history.password_file, planned ? plan.uid : geteuid(), why,
+                                         sizeof why);
+    sl_mqttconn_password_free(secret);
+    if (e != SL_OK)
+        sl_conf_error(p, p->single[SEC_HISTORY].line[K_HIST_PASSWORD_FILE], "password_file '%s': %s%s",
+                      c->history.password_file, e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
+}
+
 static void do_rx(struct sl_conf *p, struct sl_rxconf *c)
 {
     const struct sl_conf_sec *s = &p->single[SEC_RX];
@@ -887,6 +951,8 @@ static void finish(struct sl_conf *p)
     syslog_dir_for_account(p, c);
     do_sparkplug(p, c);
     syslog_route(p, c);
+    do_history(p, c);
+    history_password_for_account(p, c);
 }
 
 static const struct sl_conf_spec spec = { sections, SEC__COUNT, finish, sizeof(struct sl_rxconf),

@@ -6,7 +6,7 @@
  * directory, an unknown user), so `sluice-rx --check` lists them all.
  *
  * A section left out turns its service off ([modbus], [http], [mqtt],
- * [files]); [link] and [keys] are required; [mirror], [fec] and [rx] have
+ * [files], [history]); [link] and [keys] are required; [mirror], [fec] and [rx] have
  * defaults. Relative paths are resolved against the directory holding the
  * configuration file and stored resolved. */
 #ifndef SL_RXCONF_H
@@ -40,6 +40,7 @@
 #define SL_RXCONF_DEFAULT_STALE_MS      1000u
 #define SL_RXCONF_DEFAULT_FUTURE_TOL_MS 5000u   /* source time ahead of TX's clock: flagged */
 #define SL_RXCONF_DEFAULT_MAX_TAGS      1000000u
+#define SL_RXCONF_DEFAULT_HISTORY_DAYS  30u       /* [history] retention_days */
 #define SL_RXCONF_DEFAULT_CHECKPOINT_MS 1000u
 #define SL_RXCONF_DEFAULT_MB_CONNS      64u
 #define SL_RXCONF_DEFAULT_MB_IDLE_MS    60000u
@@ -164,6 +165,13 @@ struct sl_rxconf {
         char primary_host_id[SL_SPARKPLUG_ID_MAX + 1];   /* "" = none */
         uint32_t ddata_max_metrics;     /* metrics per DDATA message */
     } sparkplug;
+    struct {
+        bool enabled;                   /* [history] present */
+        char database[SL_RXCONF_STR_MAX];       /* resolved SQLite path; "" with url */
+        char url[SL_RXCONF_STR_MAX];            /* postgresql://... as written; "" with database */
+        char password_file[SL_RXCONF_STR_MAX];  /* resolved; url only; "" = none */
+        uint32_t retention_days;        /* 1..3650, default SL_RXCONF_DEFAULT_HISTORY_DAYS */
+    } history;
     struct {
         char user[SL_RXCONF_USER_MAX];  /* "" = the sluice account when started as root (sl_sandbox.h) */
         bool allow_root;                /* started as root with no user: stay uid 0 (warned) */

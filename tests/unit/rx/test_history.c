@@ -403,3 +403,54 @@ SL_TEST(history, failed_batch_is_kept_and_retried)
     sl_history_destroy(h);
     sl_mirror_destroy(m);
 }
+
+/* ---- [history] configuration -------------------------------------------------- */
+
+#include "sl_rxconf.h"
+
+static struct sl_rxconf hcfg;
+
+static sl_err hparse(const char *section, char *first_err, size_t cap)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[link]\ntransport = udp\nlisten = 10.77.0.2:7400\n[keys]\ntrusted = a.pub\nstate_dir = .\n"
+             "[mirror]\ndatabase = mirror.db\n%s",
+             section);
+    struct sl_diag d;
+    sl_diag_init(&d);
+    sl_err e = sl_rxconf_parse(&hcfg, text, strlen(text), "rx.conf", "/srv", SL_RXCONF_SKIP_HOST_CHECKS, &d);
+    snprintf(first_err, cap, "%s", d.count ? d.msg[0] : "");
+    sl_diag_free(&d);
+    return e;
+}
+
+SL_TEST(history, config_keys)
+{
+    char err[512];
+    CU_ASSERT_EQUAL(hparse("", err, sizeof err), SL_OK);
+    CU_ASSERT_FALSE(hcfg.history.enabled);
+    CU_ASSERT_EQUAL(hparse("[history]\ndatabase = hist.db\n", err, sizeof err), SL_OK);
+    CU_ASSERT_TRUE(hcfg.history.enabled);
+    CU_ASSERT_STRING_EQUAL(hcfg.history.database, "/srv/hist.db");
+    CU_ASSERT_EQUAL(hcfg.history.retention_days, 30);
+    CU_ASSERT_EQUAL(hparse("[history]\ndatabase = /h.db\nretention_days = 3650\n", err, sizeof err), SL_OK);
+    CU_ASSERT_EQUAL(hcfg.history.retention_days, 3650);
+    /* Errors at file:line. */
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\nretention_days = 7\n", err, sizeof err), SL_OK);
+    CU_ASSERT(strstr(err, "rx.conf:9:") && strstr(err, "exactly one of database"));
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\ndatabase = h.db\nurl = postgresql://db.example:5432/h\n", err, sizeof err),
+                        SL_OK);
+    CU_ASSERT(strstr(err, "rx.conf:11:") && strstr(err, "exactly one of database"));
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\ndatabase = h.db\nretention_days = 0\n", err, sizeof err), SL_OK);
+    CU_ASSERT(strstr(err, "rx.conf:11:") && strstr(err, "retention_days"));
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\ndatabase = h.db\nretention_days = 3651\n", err, sizeof err), SL_OK);
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\ndatabase = mirror.db\n", err, sizeof err), SL_OK);
+    CU_ASSERT(strstr(err, "[mirror] database too") != NULL);
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\ndatabase = h.db\npassword_file = pw\n", err, sizeof err), SL_OK);
+    CU_ASSERT(strstr(err, "needs 'url'") != NULL);
+    CU_ASSERT_NOT_EQUAL(hparse("[history]\ndatabase = h.db\ntable = x\n", err, sizeof err), SL_OK);
+    CU_ASSERT_EQUAL(hparse("[history]\nurl = postgresql://sluice@db.example:5432/hist\n", err, sizeof err), SL_OK);
+    CU_ASSERT_STRING_EQUAL(hcfg.history.url, "postgresql://sluice@db.example:5432/hist");
+    CU_ASSERT_STRING_EQUAL(hcfg.history.database, "");
+}
