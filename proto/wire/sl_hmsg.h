@@ -63,6 +63,17 @@ sl_err sl_hmsg_rec_check(const struct sl_hrec *r);
 
 /* ---- writer -------------------------------------------------------------- */
 
+/* Private: the delta state shared by writer and reader. prev_seq and
+ * prev_time live per message; the rest restarts with every run. */
+struct sl_hmsg_ctx {
+    uint64_t prev_seq, prev_time, prev_dt, prev_raw;
+    uint32_t prev_quality;
+    uint32_t run_tag;       /* value runs */
+    uint32_t run_count;     /* writer: records in the run; reader: records left */
+    uint8_t run_kind;       /* run header byte: 0 GAP run, else the value type */
+    bool run_open;          /* writer: a run is open; reader: next is its first record */
+};
+
 struct sl_hmsg_writer {
     uint8_t *p;             /* payload buffer, not owned */
     size_t cap;
@@ -70,18 +81,13 @@ struct sl_hmsg_writer {
     size_t msg_off;         /* where the open message starts (its header) */
     bool open;              /* a message is open */
     struct sl_hstatus st;
-    /* run state: the open run's tag and the previous record's fields */
-    uint32_t run_tag;
-    uint8_t run_type;
-    size_t run_count_off;
-    uint32_t run_count;
-    uint64_t prev_seq, prev_time, prev_dt, prev_raw;
-    uint32_t prev_quality;
+    size_t run_count_off;   /* the open run's u16 record count */
+    struct sl_hmsg_ctx c;
 };
 
 /* Starts an empty payload over buf[0..cap) whose messages carry *st.
- * SL_ERR_RANGE for an invalid status (journal_id 0, next_seq 0, oldest_seq
- * above next_seq). */
+ * SL_ERR_RANGE for an invalid status (journal_id 0, next_seq 0 or above
+ * SL_HREC_SEQ_LIMIT, oldest_seq above next_seq). */
 __attribute__((warn_unused_result))
 sl_err sl_hmsg_writer_init(struct sl_hmsg_writer *w, void *buf, size_t cap, const struct sl_hstatus *st);
 
@@ -102,12 +108,8 @@ struct sl_hmsg_reader {
     struct sl_buf b;        /* the payload; empty after a failed init */
     struct sl_hstatus st;   /* status of the message being read */
     /* decoder state (private) */
-    struct sl_buf body;
-    uint32_t run_left;
-    uint32_t run_tag;
-    uint8_t run_type;
-    uint64_t prev_seq, prev_time, prev_dt, prev_raw;
-    uint32_t prev_quality;
+    struct sl_buf body;     /* rest of the message being read */
+    struct sl_hmsg_ctx c;
 };
 
 /* Checks the whole payload[0..len) (only HISTORY messages; any other type is

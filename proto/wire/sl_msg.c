@@ -1,4 +1,5 @@
 #include "sl_msg.h"
+#include "sl_hmsg.h"   /* SL_HREC_SEQ_LIMIT: live and backfilled seqs share one range */
 
 #include <math.h>
 #include <string.h>
@@ -136,22 +137,27 @@ static bool chunk_ok(uint16_t chunk, uint16_t chunks, uint32_t total, size_t cou
 
 /* ---- sizing -------------------------------------------------------------- */
 
-static size_t values_fit(size_t cap, size_t hdr, size_t max)
+static size_t values_fit(size_t cap, size_t hdr, size_t stride, size_t max)
 {
-    if (cap < SL_MSG_HDR_BYTES + hdr + SL_VALUE_BYTES)
+    if (cap < SL_MSG_HDR_BYTES + hdr + stride)
         return 0;
-    size_t n = (cap - SL_MSG_HDR_BYTES - hdr) / SL_VALUE_BYTES;
+    size_t n = (cap - SL_MSG_HDR_BYTES - hdr) / stride;
     return n < max ? n : max;
 }
 
 size_t sl_msg_delta_fit(size_t cap)
 {
-    return values_fit(cap, SL_DELTA_HDR_BYTES, SL_DELTA_VALUES_MAX);
+    return values_fit(cap, SL_DELTA_HDR_BYTES, SL_VALUE_BYTES, SL_DELTA_VALUES_MAX);
+}
+
+size_t sl_msg_delta_seq_fit(size_t cap)
+{
+    return values_fit(cap, SL_DELTA_SEQ_HDR_BYTES, SL_VALUE_SEQ_BYTES, SL_DELTA_SEQ_VALUES_MAX);
 }
 
 size_t sl_msg_keyframe_fit(size_t cap)
 {
-    return values_fit(cap, SL_KEYFRAME_HDR_BYTES, SL_KEYFRAME_VALUES_MAX);
+    return values_fit(cap, SL_KEYFRAME_HDR_BYTES, SL_VALUE_BYTES, SL_KEYFRAME_VALUES_MAX);
 }
 
 size_t sl_msg_tag_bytes(const struct sl_schema_tag *t)
@@ -219,11 +225,19 @@ static void put_chunk_hdr(uint8_t *p, uint32_t id, uint16_t chunk, uint16_t chun
     sl_be16_put(p + SL_CHUNK_OFF_COUNT, (uint16_t)count);
 }
 
-/* Validates values[0..n) before a single byte is written. */
-static sl_err values_check(const struct sl_value *values, size_t n)
+static bool seq_ok(uint64_t seq)
+{
+    return seq >= 1 && seq < SL_HREC_SEQ_LIMIT;
+}
+
+/* Validates values[0..n) (and their seqs when with_seq) before a single
+ * byte is written. */
+static sl_err values_check(const struct sl_value *values, size_t n, bool with_seq)
 {
     for (size_t i = 0; i < n; i++) {
         sl_err e = sl_msg_value_check(&values[i]);
+        if (e == SL_OK && with_seq && !seq_ok(values[i].seq))
+            e = SL_ERR_RANGE;
         if (e != SL_OK)
             return e;
     }
@@ -238,16 +252,21 @@ static sl_err values_check(const struct sl_value *values, size_t n)
 static sl_err put_values(struct sl_msg_writer *w, uint8_t **at, size_t *taken, uint8_t type, size_t hdr,
                          const struct sl_value *values, size_t n, size_t fit)
 {
+    bool with_seq = type == SL_MSG_DELTA_SEQ;
+    size_t stride = with_seq ? SL_VALUE_SEQ_BYTES : SL_VALUE_BYTES;
     size_t count = n < fit ? n : fit;
-    sl_err e = values_check(values, count);
+    sl_err e = values_check(values, count, with_seq);
     if (e != SL_OK)
         return e;
-    size_t body = hdr + count * SL_VALUE_BYTES;
+    size_t body = hdr + count * stride;
     *at = w->p + w->off + SL_MSG_HDR_BYTES;
     uint8_t *p = *at + hdr;
     sl_msg_put_hdr(w->p + w->off, type, body);
-    for (size_t i = 0; i < count; i++, p += SL_VALUE_BYTES)
+    for (size_t i = 0; i < count; i++, p += stride) {
         put_value(p, &values[i]);
+        if (with_seq)
+            sl_be64_put(p + SL_VALUE_BYTES, values[i].seq);
+    }
     w->off += SL_MSG_HDR_BYTES + body;
     *taken = count;
     return SL_OK;
@@ -266,6 +285,24 @@ sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
     sl_err e = put_values(w, &hdr, taken, SL_MSG_DELTA, SL_DELTA_HDR_BYTES, values, n, fit);
     if (e == SL_OK)
         sl_be16_put(hdr + SL_DELTA_OFF_COUNT, (uint16_t)*taken);
+    return e;
+}
+
+sl_err sl_msg_put_delta_seq(struct sl_msg_writer *w, size_t *taken, uint64_t journal_id,
+                            const struct sl_value *values, size_t n)
+{
+    *taken = 0;
+    if (n == 0 || journal_id == 0)
+        return SL_ERR_RANGE;
+    size_t fit = sl_msg_delta_seq_fit(w->cap - w->off);
+    if (fit == 0)
+        return SL_ERR_CAPACITY;
+    uint8_t *hdr;
+    sl_err e = put_values(w, &hdr, taken, SL_MSG_DELTA_SEQ, SL_DELTA_SEQ_HDR_BYTES, values, n, fit);
+    if (e == SL_OK) {
+        sl_be64_put(hdr + SL_DELTA_SEQ_OFF_JOURNAL, journal_id);
+        sl_be16_put(hdr + SL_DELTA_SEQ_OFF_COUNT, (uint16_t)*taken);
+    }
     return e;
 }
 
@@ -389,13 +426,14 @@ bool sl_msg_value_next(struct sl_value_iter *it, struct sl_value *out)
         memset(out, 0, sizeof *out);
         return false;
     }
-    /* The decoder checked count * 25 == bytes present: fixed offsets. */
-    const uint8_t *p = it->p + (size_t)it->pos * SL_VALUE_BYTES;
+    /* The decoder checked count * stride == bytes present: fixed offsets. */
+    const uint8_t *p = it->p + (size_t)it->pos * it->stride;
     out->tag_id = sl_be32_get(p + SL_VALUE_OFF_TAG);
     out->type = p[SL_VALUE_OFF_TYPE];
     out->raw = sl_be64_get(p + SL_VALUE_OFF_RAW);
     out->quality = sl_be32_get(p + SL_VALUE_OFF_QUALITY);
     out->source_time_us = sl_be64_get(p + SL_VALUE_OFF_TIME);
+    out->seq = it->stride == SL_VALUE_SEQ_BYTES ? sl_be64_get(p + SL_VALUE_BYTES) : 0;
     it->pos++;
     return true;
 }
@@ -484,19 +522,21 @@ sl_err sl_msg_split(struct sl_buf *b, uint8_t *type, const uint8_t **body, size_
     return SL_OK;
 }
 
-/* count entries of 25 bytes must fill rest exactly. */
-static sl_err count_matches(size_t count, size_t rest)
+/* count entries of stride bytes must fill rest exactly. */
+static sl_err count_matches(size_t count, size_t stride, size_t rest)
 {
-    size_t need = count * SL_VALUE_BYTES;   /* count <= 65535: no wrap */
+    size_t need = count * stride;   /* count <= 65535: no wrap */
     if (need > rest)
         return SL_ERR_LENGTH;
     return need < rest ? SL_ERR_TRAILING : SL_OK;
 }
 
-static sl_err values_body_check(const uint8_t *p, size_t count)
+static sl_err values_body_check(const uint8_t *p, size_t count, size_t stride)
 {
-    for (size_t i = 0; i < count; i++, p += SL_VALUE_BYTES) {
+    for (size_t i = 0; i < count; i++, p += stride) {
         sl_err e = raw_check(p[SL_VALUE_OFF_TYPE], sl_be64_get(p + SL_VALUE_OFF_RAW));
+        if (e == SL_OK && stride == SL_VALUE_SEQ_BYTES && !seq_ok(sl_be64_get(p + SL_VALUE_BYTES)))
+            e = SL_ERR_RANGE;
         if (e != SL_OK)
             return e;
     }
@@ -511,15 +551,38 @@ static sl_err decode_delta(struct sl_msg_delta *out, const uint8_t *body, size_t
     if (len < SL_DELTA_HDR_BYTES)
         return SL_ERR_TRUNCATED;
     uint16_t count = sl_be16_get(body + SL_DELTA_OFF_COUNT);
-    sl_err e = count_matches(count, len - SL_DELTA_HDR_BYTES);
+    sl_err e = count_matches(count, SL_VALUE_BYTES, len - SL_DELTA_HDR_BYTES);
     if (e == SL_OK && count == 0)
         e = SL_ERR_HEADER;
     if (e == SL_OK && check)
-        e = values_body_check(body + SL_DELTA_HDR_BYTES, count);
+        e = values_body_check(body + SL_DELTA_HDR_BYTES, count, SL_VALUE_BYTES);
     if (e != SL_OK)
         return e;
     out->values.p = body + SL_DELTA_HDR_BYTES;
     out->values.count = count;
+    out->values.stride = SL_VALUE_BYTES;
+    return SL_OK;
+}
+
+/* DELTA_SEQ: journal_id, count, then entries of 33 bytes (value, seq). */
+static sl_err decode_delta_seq(struct sl_msg_delta *out, const uint8_t *body, size_t len, bool check)
+{
+    memset(out, 0, sizeof *out);
+    if (len < SL_DELTA_SEQ_HDR_BYTES)
+        return SL_ERR_TRUNCATED;
+    uint64_t journal_id = sl_be64_get(body + SL_DELTA_SEQ_OFF_JOURNAL);
+    uint16_t count = sl_be16_get(body + SL_DELTA_SEQ_OFF_COUNT);
+    sl_err e = count_matches(count, SL_VALUE_SEQ_BYTES, len - SL_DELTA_SEQ_HDR_BYTES);
+    if (e == SL_OK && (count == 0 || journal_id == 0))
+        e = SL_ERR_HEADER;
+    if (e == SL_OK && check)
+        e = values_body_check(body + SL_DELTA_SEQ_HDR_BYTES, count, SL_VALUE_SEQ_BYTES);
+    if (e != SL_OK)
+        return e;
+    out->journal_id = journal_id;
+    out->values.p = body + SL_DELTA_SEQ_HDR_BYTES;
+    out->values.count = count;
+    out->values.stride = SL_VALUE_SEQ_BYTES;
     return SL_OK;
 }
 
@@ -545,11 +608,11 @@ static sl_err decode_keyframe(struct sl_msg_keyframe *out, const uint8_t *body, 
         return SL_ERR_TRUNCATED;
     struct chunk_hdr h;
     get_chunk_hdr(&h, body);
-    sl_err e = count_matches(h.count, len - SL_KEYFRAME_HDR_BYTES);
+    sl_err e = count_matches(h.count, SL_VALUE_BYTES, len - SL_KEYFRAME_HDR_BYTES);
     if (e == SL_OK && !chunk_ok(h.chunk, h.chunks, h.total, h.count))
         e = SL_ERR_HEADER;
     if (e == SL_OK && check)
-        e = values_body_check(body + SL_KEYFRAME_HDR_BYTES, h.count);
+        e = values_body_check(body + SL_KEYFRAME_HDR_BYTES, h.count, SL_VALUE_BYTES);
     if (e != SL_OK)
         return e;
     out->keyframe_id = h.id;
@@ -558,6 +621,7 @@ static sl_err decode_keyframe(struct sl_msg_keyframe *out, const uint8_t *body, 
     out->total_tags = h.total;
     out->values.p = body + SL_KEYFRAME_HDR_BYTES;
     out->values.count = h.count;
+    out->values.stride = SL_VALUE_BYTES;
     return SL_OK;
 }
 
@@ -621,6 +685,11 @@ sl_err sl_msg_decode_delta(struct sl_msg_delta *out, const uint8_t *body, size_t
     return decode_delta(out, body, len, true);
 }
 
+sl_err sl_msg_decode_delta_seq(struct sl_msg_delta *out, const uint8_t *body, size_t len)
+{
+    return decode_delta_seq(out, body, len, true);
+}
+
 sl_err sl_msg_decode_keyframe(struct sl_msg_keyframe *out, const uint8_t *body, size_t len)
 {
     return decode_keyframe(out, body, len, true);
@@ -666,6 +735,7 @@ static sl_err decode_msg(struct sl_msg *out, uint8_t type, const uint8_t *body, 
     case SL_MSG_KEYFRAME: e = decode_keyframe(&out->u.keyframe, body, len, check); break;
     case SL_MSG_DELTA:    e = decode_delta(&out->u.delta, body, len, check); break;
     case SL_MSG_EVENT:    e = sl_msg_decode_event(&out->u.event, body, len); break;
+    case SL_MSG_DELTA_SEQ: e = decode_delta_seq(&out->u.delta, body, len, check); break;
     default:              e = SL_ERR_TYPE; break;
     }
     if (e == SL_OK)

@@ -79,6 +79,9 @@ sl_err sl_msg_tag_check(const struct sl_schema_tag *t);
  * not even one fits. TX uses these to size keyframe chunks per block. */
 size_t sl_msg_delta_fit(size_t cap);
 size_t sl_msg_keyframe_fit(size_t cap);
+/* Values one DELTA_SEQ message can carry in cap bytes (header included), at
+ * most SL_DELTA_SEQ_VALUES_MAX; 0 when not even one fits. */
+size_t sl_msg_delta_seq_fit(size_t cap);
 
 /* Encoded size of one schema tag (SL_SCHEMA_TAG_FIXED + string lengths),
  * at most SL_SCHEMA_TAG_MAX_BYTES for a valid tag. O(string length). */
@@ -147,11 +150,13 @@ sl_err sl_msg_put_event(struct sl_msg_writer *w, uint8_t kind, uint8_t mirror_un
 
 /* ---- decoded views ------------------------------------------------------- */
 
-/* Values of a validated KEYFRAME or DELTA, read in place. */
+/* Values of a validated KEYFRAME, DELTA or DELTA_SEQ, read in place. */
 struct sl_value_iter {
     const uint8_t *p;   /* first entry, inside the caller's payload */
     uint16_t count;     /* entries in the message */
     uint16_t pos;       /* next entry */
+    uint16_t stride;    /* bytes per entry: SL_VALUE_BYTES, or SL_VALUE_SEQ_BYTES
+                         * when each entry ends with its seq */
 };
 
 /* Tags of a validated SCHEMA, read in place. */
@@ -191,7 +196,7 @@ struct sl_msg_event {
 
 /* One decoded message: type selects the member of u. */
 struct sl_msg {
-    uint8_t type;       /* SL_MSG_SCHEMA .. SL_MSG_EVENT */
+    uint8_t type;       /* SL_MSG_SCHEMA .. SL_MSG_DELTA_SEQ; DELTA_SEQ uses u.delta */
     union {
         struct sl_msg_schema schema;
         struct sl_msg_keyframe keyframe;
@@ -232,6 +237,10 @@ sl_err sl_msg_split(struct sl_buf *b, uint8_t *type, const uint8_t **body, size_
  * into body. O(body_len), no allocation. */
 __attribute__((warn_unused_result))
 sl_err sl_msg_decode_delta(struct sl_msg_delta *out, const uint8_t *body, size_t len);
+/* DELTA_SEQ: as DELTA, plus journal_id 0 is SL_ERR_HEADER and a value's
+ * seq of 0 or at/above SL_HREC_SEQ_LIMIT is SL_ERR_RANGE. */
+__attribute__((warn_unused_result))
+sl_err sl_msg_decode_delta_seq(struct sl_msg_delta *out, const uint8_t *body, size_t len);
 __attribute__((warn_unused_result))
 sl_err sl_msg_decode_keyframe(struct sl_msg_keyframe *out, const uint8_t *body, size_t len);
 __attribute__((warn_unused_result))
@@ -246,7 +255,7 @@ struct sl_msg_reader {
 };
 
 /* Checks the whole tag channel payload[0..len) (any type other than
- * SCHEMA/KEYFRAME/DELTA/EVENT is SL_ERR_TYPE) and readies r to hand out
+ * SCHEMA/KEYFRAME/DELTA/EVENT/DELTA_SEQ is SL_ERR_TYPE) and readies r to hand out
  * its messages. On error r holds nothing, so no message of a bad payload is
  * ever returned. An empty payload is valid. payload stays owned by the
  * caller and must outlive r and every view. O(len). */

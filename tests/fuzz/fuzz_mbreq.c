@@ -48,7 +48,7 @@ static struct sl_mirror *mirror(void)
         uint64_t raw = 0x0102030405060708ull >> (i % 8);
         if (bits < 64)
             raw &= (1ull << bits) - 1;
-        v[i] = (struct sl_value){ (uint32_t)i, d[i].type, raw, i == 7 ? 0x80050000u : 0, 1 };
+        v[i] = (struct sl_value){ (uint32_t)i, d[i].type, raw, i == 7 ? 0x80050000u : 0, 1, 0 };
     }
     if (sl_mirror_apply(m, v, n, 2) != SL_OK)
         __builtin_trap();

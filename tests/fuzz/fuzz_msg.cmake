@@ -5,3 +5,4 @@ sl_fuzz_target(msg_delta    SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_msg_delta.c   
 sl_fuzz_target(msg_keyframe SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_msg_keyframe.c LIBS sl_wire SECONDS 5)
 sl_fuzz_target(msg_schema   SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_msg_schema.c   LIBS sl_wire SECONDS 5)
 sl_fuzz_target(msg_event    SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_msg_event.c    LIBS sl_wire SECONDS 5)
+sl_fuzz_target(msg_delta_seq SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_msg_delta_seq.c LIBS sl_wire SECONDS 5)

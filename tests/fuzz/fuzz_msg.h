@@ -35,6 +35,13 @@ static inline bool fuzz_msg_reencode(struct sl_msg *m, const uint8_t *orig, size
             return false;
         e = sl_msg_put_delta(&w, &taken, fuzz_msg_values, n);
         break;
+    case SL_MSG_DELTA_SEQ:
+        while (n < SL_DELTA_SEQ_VALUES_MAX && sl_msg_value_next(&m->u.delta.values, &fuzz_msg_values[n]))
+            n++;
+        if (n != m->u.delta.values.count)
+            return false;
+        e = sl_msg_put_delta_seq(&w, &taken, m->u.delta.journal_id, fuzz_msg_values, n);
+        break;
     case SL_MSG_KEYFRAME: {
         struct sl_msg_keyframe *k = &m->u.keyframe;
         while (n < SL_KEYFRAME_VALUES_MAX && sl_msg_value_next(&k->values, &fuzz_msg_values[n]))
@@ -79,6 +86,7 @@ static inline sl_err fuzz_msg_decode_body(struct sl_msg *m, uint8_t type, const 
     m->type = type;
     switch (type) {
     case SL_MSG_DELTA:    return sl_msg_decode_delta(&m->u.delta, body, len);
+    case SL_MSG_DELTA_SEQ: return sl_msg_decode_delta_seq(&m->u.delta, body, len);
     case SL_MSG_KEYFRAME: return sl_msg_decode_keyframe(&m->u.keyframe, body, len);
     case SL_MSG_SCHEMA:   return sl_msg_decode_schema(&m->u.schema, body, len);
     case SL_MSG_EVENT:    return sl_msg_decode_event(&m->u.event, body, len);

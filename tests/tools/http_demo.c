@@ -98,7 +98,7 @@ static struct sl_value value_at(uint32_t id, double t)
     uint32_t q = SL_Q_GOOD;
     if (id == 13 || id == 14)
         q = SL_Q_BAD_COMM_ERROR;      /* a device TX cannot reach */
-    struct sl_value out = { id, k->type, raw_of(k->type, v), q, wall_us() };
+    struct sl_value out = { id, k->type, raw_of(k->type, v), q, wall_us(), 0 };
     return out;
 }
 

@@ -5,6 +5,8 @@
 
 #include <CUnit/CUnit.h>
 
+#include "sl_hmsg.h"
+
 static void copy_str(char *dst, size_t cap, const char *src)
 {
     size_t n = strlen(src);
@@ -35,9 +37,9 @@ void fx_tag(struct sl_schema_tag *t, uint32_t tag_id, uint8_t type, uint8_t reg,
 size_t fx_kat_delta(uint8_t *buf, size_t cap)
 {
     const struct sl_value v[3] = {
-        { 17, SL_TYPE_FLOAT32, 0x422A0000u /* 42.5f */, SL_Q_GOOD, FX_TIME_US },
-        { 18, SL_TYPE_INT16, 0xFFFEu /* -2 */, SL_Q_BAD_COMM_ERROR, FX_TIME_US + 1000 },
-        { 19, SL_TYPE_BOOL, 1, SL_Q_GOOD, FX_TIME_US + 2000 },
+        { 17, SL_TYPE_FLOAT32, 0x422A0000u /* 42.5f */, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 18, SL_TYPE_INT16, 0xFFFEu /* -2 */, SL_Q_BAD_COMM_ERROR, FX_TIME_US + 1000, 0 },
+        { 19, SL_TYPE_BOOL, 1, SL_Q_GOOD, FX_TIME_US + 2000, 0 },
     };
     struct sl_msg_writer w;
     size_t taken;
@@ -50,8 +52,8 @@ size_t fx_kat_delta(uint8_t *buf, size_t cap)
 size_t fx_kat_keyframe(uint8_t *buf, size_t cap)
 {
     const struct sl_value v[2] = {
-        { 20, SL_TYPE_INT64, 0xFFFFFFFFFFFFFF85ull /* -123 */, SL_Q_GOOD, FX_TIME_US },
-        { 21, SL_TYPE_FLOAT64, 0x40FE240C9FBE76C9ull /* 123456.789 */, SL_Q_GOOD, FX_TIME_US },
+        { 20, SL_TYPE_INT64, 0xFFFFFFFFFFFFFF85ull /* -123 */, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 21, SL_TYPE_FLOAT64, 0x40FE240C9FBE76C9ull /* 123456.789 */, SL_Q_GOOD, FX_TIME_US, 0 },
     };
     struct sl_msg_writer w;
     size_t taken;
@@ -89,6 +91,56 @@ size_t fx_kat_event(uint8_t *buf, size_t cap)
     return w.off;
 }
 
+size_t fx_kat_delta_seq(uint8_t *buf, size_t cap)
+{
+    const struct sl_value v[2] = {
+        { 17, SL_TYPE_FLOAT32, 0x422A0000u /* 42.5f */, SL_Q_GOOD, FX_TIME_US, 1001 },
+        { 18, SL_TYPE_INT16, 0xFFFEu /* -2 */, SL_Q_BAD_COMM_ERROR, FX_TIME_US + 1000, 1002 },
+    };
+    struct sl_msg_writer w;
+    size_t taken;
+    sl_msg_writer_init(&w, buf, cap);
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_delta_seq(&w, &taken, FX_JOURNAL_ID, v, 2), SL_OK);
+    CU_ASSERT_EQUAL(taken, 2);
+    return w.off;
+}
+
+size_t fx_kat_history(uint8_t *buf, size_t cap)
+{
+    const struct sl_hstatus st = { FX_JOURNAL_ID, 1000, 1010 };
+    const struct sl_hrec r[6] = {
+        /* tag 17, float32, 1 s apart with a few µs of jitter */
+        { .kind = SL_HREC_VALUE, .seq = 1001, .count = 1, .tag_id = 17, .type = SL_TYPE_FLOAT32,
+          .raw = 0x422A0000u /* 42.5f */, .quality = SL_Q_GOOD, .source_time_us = FX_TIME_US },
+        { .kind = SL_HREC_VALUE, .seq = 1003, .count = 1, .tag_id = 17, .type = SL_TYPE_FLOAT32,
+          .raw = 0x422A1000u /* 42.515625f */, .quality = SL_Q_GOOD,
+          .source_time_us = FX_TIME_US + 1000003 },
+        { .kind = SL_HREC_VALUE, .seq = 1005, .count = 1, .tag_id = 17, .type = SL_TYPE_FLOAT32,
+          .raw = 0x422A1800u /* 42.5234375f */, .quality = SL_Q_GOOD,
+          .source_time_us = FX_TIME_US + 2000001 },
+        /* tag 18, int16 counter crossing zero, then the device fails */
+        { .kind = SL_HREC_VALUE, .seq = 1002, .count = 1, .tag_id = 18, .type = SL_TYPE_INT16,
+          .raw = 0xFFFFu /* -1 */, .quality = SL_Q_GOOD, .source_time_us = FX_TIME_US + 500 },
+        { .kind = SL_HREC_VALUE, .seq = 1004, .count = 1, .tag_id = 18, .type = SL_TYPE_INT16,
+          .raw = 0u, .quality = SL_Q_BAD_COMM_ERROR, .source_time_us = FX_TIME_US + 1000500 },
+        /* seqs 1006..1008 were lost to the journal */
+        { .kind = SL_HREC_GAP, .seq = 1006, .count = 3 },
+    };
+    struct sl_hmsg_writer w;
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, buf, cap, &st), SL_OK);
+    for (size_t i = 0; i < 6; i++)
+        CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &r[i]), SL_OK);
+    return sl_hmsg_finish(&w);
+}
+
+size_t fx_kat_history_idle(uint8_t *buf, size_t cap)
+{
+    const struct sl_hstatus st = { FX_JOURNAL_ID, 1000, 1010 };
+    struct sl_hmsg_writer w;
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, buf, cap, &st), SL_OK);
+    return sl_hmsg_finish(&w);
+}
+
 size_t fx_mixed_payload(uint8_t *buf, size_t cap)
 {
     size_t off = fx_kat_schema(buf, cap);
@@ -101,14 +153,14 @@ size_t fx_mixed_payload(uint8_t *buf, size_t cap)
 size_t fx_every_type(struct sl_value *out, size_t n)
 {
     const struct sl_value v[8] = {
-        { 1, SL_TYPE_BOOL, 1, SL_Q_GOOD, FX_TIME_US },
-        { 2, SL_TYPE_INT16, 0x8000u, SL_Q_GOOD, FX_TIME_US },
-        { 3, SL_TYPE_UINT16, 0xFFFFu, SL_Q_BAD_COMM_ERROR, FX_TIME_US },
-        { 4, SL_TYPE_INT32, 0x80000000u, SL_Q_GOOD, FX_TIME_US },
-        { 5, SL_TYPE_UINT32, 0xFFFFFFFFu, SL_Q_UNCERTAIN_LAST_USABLE, FX_TIME_US },
-        { 6, SL_TYPE_INT64, 0x8000000000000000ull, SL_Q_GOOD, FX_TIME_US },
-        { 7, SL_TYPE_FLOAT32, 0x7FC00000u /* NaN passes through */, SL_Q_GOOD, FX_TIME_US },
-        { 8, SL_TYPE_FLOAT64, 0xFFFFFFFFFFFFFFFFull, SL_Q_GOOD, UINT64_MAX },
+        { 1, SL_TYPE_BOOL, 1, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 2, SL_TYPE_INT16, 0x8000u, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 3, SL_TYPE_UINT16, 0xFFFFu, SL_Q_BAD_COMM_ERROR, FX_TIME_US, 0 },
+        { 4, SL_TYPE_INT32, 0x80000000u, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 5, SL_TYPE_UINT32, 0xFFFFFFFFu, SL_Q_UNCERTAIN_LAST_USABLE, FX_TIME_US, 0 },
+        { 6, SL_TYPE_INT64, 0x8000000000000000ull, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 7, SL_TYPE_FLOAT32, 0x7FC00000u /* NaN passes through */, SL_Q_GOOD, FX_TIME_US, 0 },
+        { 8, SL_TYPE_FLOAT64, 0xFFFFFFFFFFFFFFFFull, SL_Q_GOOD, UINT64_MAX, 0 },
     };
     size_t k = n < 8 ? n : 8;
     memcpy(out, v, k * sizeof v[0]);

@@ -22,6 +22,12 @@ size_t fx_kat_delta(uint8_t *buf, size_t cap);
 size_t fx_kat_keyframe(uint8_t *buf, size_t cap);
 size_t fx_kat_schema(uint8_t *buf, size_t cap);
 size_t fx_kat_event(uint8_t *buf, size_t cap);
+size_t fx_kat_delta_seq(uint8_t *buf, size_t cap);
+/* HISTORY (sl_hmsg.h): journal FX_JOURNAL_ID, two value runs (a float32
+ * and an int16 counter), a GAP; and the status-only message. */
+#define FX_JOURNAL_ID 0x0123456789ABCDEFull
+size_t fx_kat_history(uint8_t *buf, size_t cap);
+size_t fx_kat_history_idle(uint8_t *buf, size_t cap);
 
 /* A payload with one message of each kind: SCHEMA, KEYFRAME, DELTA, EVENT. */
 size_t fx_mixed_payload(uint8_t *buf, size_t cap);

@@ -49,7 +49,7 @@ SL_TEST(msg, roundtrip_every_value_type)
         const uint64_t raws[4] = { 0, 1, max, 0x0123456789ABCDEFull & max };
         for (int i = 0; i < 4; i++, n++)
             v[n] = (struct sl_value){ (uint32_t)(n * 977u), type, raws[i],
-                                      (uint32_t)(0x80000000u >> i), FX_TIME_US + n };
+                                      (uint32_t)(0x80000000u >> i), FX_TIME_US + n, 0 };
     }
     struct sl_msg_writer w;
     size_t taken;
@@ -153,7 +153,7 @@ SL_TEST(msg, roundtrip_event_every_kind)
 
 SL_TEST(msg, value_check_rules)
 {
-    struct sl_value v = { 1, SL_TYPE_BOOL, 0, 0, 0 };
+    struct sl_value v = { 1, SL_TYPE_BOOL, 0, 0, 0, 0 };
     CU_ASSERT_EQUAL(sl_msg_value_check(&v), SL_OK);
     v.raw = 2;
     CU_ASSERT_EQUAL(sl_msg_value_check(&v), SL_ERR_RANGE);
@@ -277,7 +277,7 @@ SL_TEST(msg, capacity_delta)
 {
     struct sl_value v[10];
     for (size_t i = 0; i < 10; i++)
-        v[i] = (struct sl_value){ (uint32_t)i, SL_TYPE_UINT32, i, 0, FX_TIME_US };
+        v[i] = (struct sl_value){ (uint32_t)i, SL_TYPE_UINT32, i, 0, FX_TIME_US, 0 };
     const size_t fixed = SL_MSG_HDR_BYTES + SL_DELTA_HDR_BYTES;
     for (size_t nfit = 1; nfit <= 5; nfit++) {
         size_t exact = fixed + nfit * SL_VALUE_BYTES;
@@ -329,7 +329,7 @@ SL_TEST(msg, capacity_keyframe)
 {
     struct sl_value v[4];
     for (size_t i = 0; i < 4; i++)
-        v[i] = (struct sl_value){ (uint32_t)i, SL_TYPE_BOOL, i & 1, 0, FX_TIME_US };
+        v[i] = (struct sl_value){ (uint32_t)i, SL_TYPE_BOOL, i & 1, 0, FX_TIME_US, 0 };
     const size_t fixed = SL_MSG_HDR_BYTES + SL_KEYFRAME_HDR_BYTES;
     struct sl_msg_writer w;
     size_t taken;
@@ -421,7 +421,7 @@ SL_TEST(msg, body_max_splits_long_lists)
     static struct sl_value v[3 * SL_DELTA_VALUES_MAX];
     const size_t n = sizeof v / sizeof v[0];
     for (size_t i = 0; i < n; i++)
-        v[i] = (struct sl_value){ (uint32_t)i, SL_TYPE_INT32, i, 0, FX_TIME_US + i };
+        v[i] = (struct sl_value){ (uint32_t)i, SL_TYPE_INT32, i, 0, FX_TIME_US + i, 0 };
     CU_ASSERT_EQUAL(sl_msg_delta_fit(SIZE_MAX), SL_DELTA_VALUES_MAX);
     CU_ASSERT_EQUAL(sl_msg_keyframe_fit(SIZE_MAX), SL_KEYFRAME_VALUES_MAX);
     struct sl_msg_writer w;
@@ -457,7 +457,7 @@ SL_TEST(msg, body_max_splits_long_lists)
 SL_TEST(msg, writer_argument_errors)
 {
     struct sl_value v[3] = {
-        { 1, SL_TYPE_BOOL, 1, 0, 0 }, { 2, SL_TYPE_BOOL, 7, 0, 0 }, { 3, SL_TYPE_BOOL, 0, 0, 0 },
+        { 1, SL_TYPE_BOOL, 1, 0, 0, 0 }, { 2, SL_TYPE_BOOL, 7, 0, 0, 0 }, { 3, SL_TYPE_BOOL, 0, 0, 0, 0 },
     };
     struct sl_msg_writer w;
     size_t taken = 5;

@@ -71,7 +71,7 @@ SL_TEST(msg_err, framing)
         sl_err e = read_all(pay, len, NULL);
         if (t == SL_MSG_EVENT) {
             CU_ASSERT_EQUAL(e, SL_OK);
-        } else if (t >= SL_MSG_SCHEMA && t <= SL_MSG_DELTA) {
+        } else if (t >= SL_MSG_SCHEMA && t <= SL_MSG_DELTA_SEQ) {
             CU_ASSERT(e != SL_OK && e != SL_ERR_TYPE);   /* an EVENT body read as another type */
         } else {
             CU_ASSERT_EQUAL(e, SL_ERR_TYPE);

@@ -85,6 +85,9 @@ static const struct {
     { "keyframe", fx_kat_keyframe, SL_MSG_KEYFRAME },
     { "schema", fx_kat_schema, SL_MSG_SCHEMA },
     { "event", fx_kat_event, SL_MSG_EVENT },
+    { "delta_seq", fx_kat_delta_seq, SL_MSG_DELTA_SEQ },
+    { "history", fx_kat_history, SL_MSG_HISTORY },
+    { "history_idle", fx_kat_history_idle, SL_MSG_HISTORY },
 };
 
 SL_TEST(msg_kat, vectors_match_data_and_docs)

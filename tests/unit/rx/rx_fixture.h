@@ -69,7 +69,7 @@ static inline struct sl_mirror *fx_mirror(uint32_t schema_id)
 static inline struct sl_value fx_val(uint32_t id, uint8_t type, uint64_t raw, uint32_t q,
                                             uint64_t src)
 {
-    struct sl_value v = { id, type, raw, q, src };
+    struct sl_value v = { id, type, raw, q, src, 0 };
     return v;
 }
 
