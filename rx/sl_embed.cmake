@@ -1,6 +1,7 @@
 # Turns a file into a C string: cmake -DIN=file -DOUT=file.c -DNAME=sym -P sl_embed.cmake
 # Used for the dashboard (rx/dashboard.html -> sl_dashboard_html), so the page
-# is edited as HTML and served from the binary with no files at run time.
+# is edited as HTML and served from the binary with no files at run time, and
+# for the chart library it loads (libjs-dygraphs' dygraph.min.js and .css).
 file(READ ${IN} hex HEX)
 string(LENGTH "${hex}" n)
 math(EXPR bytes "${n} / 2")

@@ -19,6 +19,7 @@
 #include "sl_clock.h"
 #include "sl_conf.h"
 #include "sl_file.h"
+#include "sl_histq.h"
 #include "sl_json.h"
 #include "sl_metrics.h"
 #include "sl_peer.h"
@@ -102,6 +103,7 @@ struct sl_http {
     uint16_t port;
     int fd;
     struct sl_http_stats st;
+    struct sl_histq *histq;    /* NULL: [history] off */
 };
 
 /* A streamed tag list: /api/tags, or the tags under one path. */
@@ -1209,17 +1211,92 @@ void sl_http_notify(struct sl_http *h, enum sl_mirror_event ev, uint32_t pos)
     }
 }
 
+/* A file embedded in the binary (the chart library), cacheable: it changes
+ * only with the binary. */
+static enum MHD_Result send_static(struct sl_http *h, struct MHD_Connection *c, const char *body, size_t len,
+                                   const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "private, max-age=3600");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    h->st.requests++;
+    return ret;
+}
+
+/* ---- history ------------------------------------------------------------- */
+
+/* The con_cls of a request handed to the history query thread: when the
+ * thread resumes the connection, libmicrohttpd calls on_request again, and
+ * this says "answered already, close it". */
+static char histq_handed;
+
+static const char *history_arg(void *ctx, const char *key)
+{
+    return MHD_lookup_connection_value(ctx, MHD_GET_ARGUMENT_KIND, key);
+}
+
+/* Query thread: the job's socket is shut down; libmicrohttpd closes the
+ * connection on its next run (MHD_resume_connection is thread-safe with
+ * MHD_ALLOW_SUSPEND_RESUME, whose inter-thread channel wakes sl_http_fd). */
+static void histq_done(void *ctx, void *conn)
+{
+    (void)ctx;
+    MHD_resume_connection(conn);
+}
+
+/* GET /api/history: parameters checked here (400), the query handed to the
+ * history query thread with the connection's socket (503 when [history]
+ * is off or every slot is busy). Costs this thread a parse and a copy. */
+static enum MHD_Result send_history(struct sl_http *h, struct MHD_Connection *c, bool head, const char *version,
+                                    void **con_cls)
+{
+    if (!h->histq)
+        return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "history is off (no [history] section)", NULL);
+    struct sl_histq_job j;
+    memset(&j, 0, sizeof j);
+    const char *why = "";
+    if (sl_histapi_parse(&j.req, history_arg, c, (int64_t)sl_clock_wall_us(), &why) != SL_OK) {
+        h->st.bad_request++;
+        return send_error(h, c, MHD_HTTP_BAD_REQUEST, why, NULL);
+    }
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return MHD_NO;
+    j.fd = ci->connect_fd;
+    j.conn = c;
+    j.head = head;
+    j.http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+    sl_err e = sl_histq_reserve(h->histq);
+    if (e != SL_OK)
+        return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          e == SL_ERR_TABLE_FULL ? "busy: too many history queries at once, retry later"
+                                                 : "history queries are not being served",
+                          NULL);
+    /* Suspended before the submit: from then on the query thread may
+     * finish and resume the connection at any moment. */
+    MHD_suspend_connection(c);
+    sl_histq_submit(h->histq, &j);
+    *con_cls = &histq_handed;
+    h->st.requests++;
+    return MHD_YES;
+}
+
 /* ---- dispatch ------------------------------------------------------------ */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
-    (void)version;
     (void)upload_data;
-    (void)con_cls;
     struct sl_http *h = cls;
     *upload_size = 0;     /* any request body is ignored */
+    if (*con_cls == &histq_handed)
+        return MHD_NO;    /* the history query thread answered: close */
     struct hconn *k = conn_of(c);
     if (k)
         k->in_request = true;
@@ -1255,6 +1332,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         h->st.requests++;
         return ret;
     }
+    if (strcmp(url, "/static/dygraph.min.js") == 0)
+        return send_static(h, c, sl_dygraph_js, sl_dygraph_js_len, "text/javascript; charset=utf-8");
+    if (strcmp(url, "/static/dygraph.min.css") == 0)
+        return send_static(h, c, sl_dygraph_css, sl_dygraph_css_len, "text/css; charset=utf-8");
     if (strcmp(url, "/api/tags") == 0)
         return send_tags(h, c, NULL, 0, UINT32_MAX);
     if (strncmp(url, TAGS_PREFIX, strlen(TAGS_PREFIX)) == 0)
@@ -1265,6 +1346,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return send_stream(h, c, head);
     if (strcmp(url, "/metrics") == 0)
         return send_metrics(h, c);
+    if (strcmp(url, "/api/history") == 0)
+        return send_history(h, c, head, version, con_cls);
     h->st.not_found++;
     return send_error(h, c, MHD_HTTP_NOT_FOUND, "not found", NULL);
 }
@@ -1308,6 +1391,9 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     h->req_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : SL_HTTP_DEFAULT_REQ_MS;
     h->idx_gen = UINT64_MAX;
     h->max_tags = cfg->max_tags;
+    h->histq = cfg->histq;
+    if (h->histq)
+        sl_histq_bind(h->histq, histq_done, h);
     h->words = ((size_t)cfg->max_tags + 63) / 64;
     h->nsse = cfg->max_sse ? cfg->max_sse : SL_HTTP_DEFAULT_SSE;
     h->sse_per_peer = cfg->max_sse_per_peer ? cfg->max_sse_per_peer : SL_HTTP_DEFAULT_SSE_PEER;

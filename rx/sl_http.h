@@ -56,6 +56,8 @@
 #define SL_HTTP_TOKEN_MAX         256u
 #define SL_HTTP_BODY_MAX          (64u << 20)  /* largest built (non-streamed) body */
 
+struct sl_histq;
+
 struct sl_http_config {
     const char *listen;        /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free one */
     const char *token;         /* NULL or "": no authentication; else the bearer token
@@ -70,6 +72,8 @@ struct sl_http_config {
                                       without a token (besides IP literals and
                                       localhost); copied */
     uint32_t max_tags;         /* the mirror's max_tags (sizes the SSE bitmaps) */
+    struct sl_histq *histq;    /* GET /api/history's query thread (sl_histq.h), or NULL:
+                                  [history] off, the route answers 503 */
 };
 
 /* A counter the daemon wants published as is (e.g. store checkpoints). */
@@ -117,7 +121,7 @@ struct sl_http_stats {
     uint64_t refused_peer;     /* connections refused at accept: max_conns_per_peer */
     uint64_t closed_slow;      /* closed: no whole request head within request_timeout_ms */
     uint64_t bad_host;         /* 403: Host not allowed (no token configured) */
-    uint64_t bad_request;      /* 400: a bad /api/stream tag or path argument */
+    uint64_t bad_request;      /* 400: a bad /api/stream tag or path argument, a bad /api/history parameter */
     unsigned sse_clients;      /* open /api/stream connections */
 };
 
@@ -181,5 +185,11 @@ sl_err sl_http_token_read(char out[SL_HTTP_TOKEN_MAX + 1], const char *path, uid
 /* The embedded dashboard (rx/dashboard.html, generated at build time). */
 extern const char sl_dashboard_html[];
 extern const size_t sl_dashboard_html_len;
+/* The trend chart's library, embedded from libjs-dygraphs at build time and
+ * served at /static/dygraph.min.js and /static/dygraph.min.css. */
+extern const char sl_dygraph_js[];
+extern const size_t sl_dygraph_js_len;
+extern const char sl_dygraph_css[];
+extern const size_t sl_dygraph_css_len;
 
 #endif

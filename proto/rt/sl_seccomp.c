@@ -50,6 +50,8 @@ static const char *const profile_names[SL_SECCOMP__COUNT] = {
     [SL_SECCOMP_TX_MAIN] = "tx-main",       [SL_SECCOMP_TX_SIGNER] = "tx-signer",
     [SL_SECCOMP_RX] = "rx",                 [SL_SECCOMP_RX_INTAKE] = "rx-intake",
     [SL_SECCOMP_RX_STORE] = "rx-store",     [SL_SECCOMP_RX_SERVICE] = "rx-service",
+    [SL_SECCOMP_RX_QUERY] = "rx-query",
+    [SL_SECCOMP_RX_HIST] = "rx-hist",
 };
 
 const char *sl_seccomp_profile_name(enum sl_seccomp_profile p)
@@ -384,6 +386,37 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
         rc |= ALLOW(f, file_calls);
         rc |= common_rules(f, false);
         break;
+    case SL_SECCOMP_RX_HIST: {
+        /* The history writer: SQLite files like the store; F_CONNECT: its
+         * PostgreSQL connection (connect, send, receive; no listen). */
+        static const int hist_net_calls[] = { SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom),
+                                              SCMP_SYS(recvmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
+                                              SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
+                                              SCMP_SYS(getpeername), SCMP_SYS(connect) };
+        rc |= ALLOW(f, file_calls);
+        rc |= common_rules(f, false);
+        if (flags & SL_SECCOMP_F_CONNECT) {
+            rc |= ALLOW(f, hist_net_calls);
+            rc |= socket_rules(f, true);
+        }
+        break;
+    }
+    case SL_SECCOMP_RX_QUERY: {
+        /* The history reader's files (SQLite, read-only but its -shm is
+         * mapped read-write) and writes on a socket the HTTP thread handed
+         * over; no accept, no new socket unless F_CONNECT (PostgreSQL). */
+        static const int query_calls[] = { SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom),
+                                           SCMP_SYS(recvmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
+                                           SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername) };
+        rc |= ALLOW(f, file_calls);
+        rc |= ALLOW(f, query_calls);
+        rc |= common_rules(f, false);
+        if (flags & SL_SECCOMP_F_CONNECT) {
+            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0);
+            rc |= socket_rules(f, true);
+        }
+        break;
+    }
     case SL_SECCOMP_RX_SERVICE:
         rc |= ALLOW(f, service_calls);
         rc |= common_rules(f, false);
@@ -398,7 +431,8 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
 
 static bool thread_profile(enum sl_seccomp_profile p)
 {
-    return p == SL_SECCOMP_RX_INTAKE || p == SL_SECCOMP_RX_STORE || p == SL_SECCOMP_RX_SERVICE;
+    return p == SL_SECCOMP_RX_INTAKE || p == SL_SECCOMP_RX_STORE || p == SL_SECCOMP_RX_SERVICE ||
+           p == SL_SECCOMP_RX_QUERY || p == SL_SECCOMP_RX_HIST;
 }
 
 sl_err sl_seccomp_install(enum sl_seccomp_profile p, unsigned flags, char *why, size_t cap)

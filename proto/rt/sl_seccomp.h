@@ -36,6 +36,9 @@ enum sl_seccomp_profile {
     SL_SECCOMP_RX_INTAKE,   /* thread: the fibre (recv, poll, FEC/crypto memory); no open, no socket */
     SL_SECCOMP_RX_STORE,    /* thread: SQLite files (open, pwrite, fsync, rename, unlink) */
     SL_SECCOMP_RX_SERVICE,  /* thread: a listening service (accept4, recv, send, poll/epoll) */
+    SL_SECCOMP_RX_QUERY,    /* thread: history queries: the store's files, send on handed-over sockets;
+                               F_CONNECT: a PostgreSQL connection */
+    SL_SECCOMP_RX_HIST,     /* thread: the history writer: the store's files; F_CONNECT: PostgreSQL */
     SL_SECCOMP__COUNT
 };
 
