@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sl_carousel.h"
 #include "sl_clock.h"
 #include "sl_journald.h"
 #include "sl_log.h"
@@ -31,6 +32,7 @@ struct sl_txmetrics {
     const struct sl_spool *spool;       /* NULL: no [files] */
     bool journal_on;                    /* [backfill] enabled */
     struct sl_journald *journal;        /* NULL: enabled but not open */
+    struct sl_carousel *carousel;       /* NULL: no backfill carousel */
 };
 
 sl_err sl_txmetrics_create(struct sl_txmetrics **out, const char *path,
@@ -309,6 +311,70 @@ static void render_journal(struct sl_txmetrics *m, FILE *f)
     render_rows(f, rows, sizeof rows / sizeof rows[0]);
 }
 
+/* The backfill carousel: totals, then each level's pass (labels level and
+ * window_s). Lag: how long the level's current pass has run, i.e. how far
+ * behind now the newest change it covers is; a level whose last pass took
+ * longer than its window cannot keep up. */
+static void render_carousel(struct sl_txmetrics *m, FILE *f)
+{
+    if (!m->carousel)
+        return;
+    struct sl_carousel_stats st;
+    sl_carousel_stats(m->carousel, &st);
+    const struct prom_row rows[] = {
+        { "sluice_tx_backfill_blocks_total", "counter", "History-channel blocks sent by the backfill carousel.",
+          st.blocks },
+        { "sluice_tx_backfill_records_total", "counter", "Journal records (values and gaps) re-sent in them.",
+          st.records },
+        { "sluice_tx_backfill_bytes_total", "counter",
+          "Link bytes of those blocks (data and repair frames, framing, IP/UDP/Ethernet): what the share is charged.",
+          st.wire_bytes },
+        { "sluice_tx_backfill_payload_bytes_total", "counter", "HISTORY payload bytes in those blocks.",
+          st.payload_bytes },
+        { "sluice_tx_backfill_status_only_total", "counter",
+          "Status-only HISTORY payloads made (no journal record to re-send: about one a second).", st.status_only },
+        { "sluice_tx_backfill_deferred_total", "counter",
+          "Turns a ready history block waited because the tag channel had a block due.", st.deferred },
+        { "sluice_tx_backfill_refused_total", "counter", "Journal records the HISTORY codec refused (not sent).",
+          st.refused },
+        { "sluice_tx_backfill_read_errors_total", "counter", "Journal reads the carousel could not start or finish.",
+          st.read_errors },
+        { "sluice_tx_backfill_behind", "gauge",
+          "1 while level 0's last pass took longer than its window: the change rate exceeds what the share re-sends.",
+          st.behind },
+    };
+    render_rows(f, rows, sizeof rows / sizeof rows[0]);
+    uint64_t now = sl_clock_wall_us();
+    static const char *const heads[][3] = {
+        { "sluice_tx_backfill_passes_total", "counter", "Completed carousel passes per level." },
+        { "sluice_tx_backfill_pass_window_seconds", "gauge", "The window a level's passes re-send (last N seconds)." },
+        { "sluice_tx_backfill_pass_seconds", "gauge", "How long the level's last completed pass took." },
+        { "sluice_tx_backfill_lag_seconds", "gauge",
+          "How long the level's current pass has run: how far behind now the newest change it covers is (0: between passes or skipped)." },
+        { "sluice_tx_backfill_level_bytes_total", "counter", "HISTORY payload bytes made by a level." },
+    };
+    for (size_t h = 0; h < sizeof heads / sizeof heads[0]; h++) {
+        prom_head(f, heads[h][0], heads[h][1], heads[h][2]);
+        for (unsigned j = 0; j < st.levels; j++) {
+            const struct sl_carousel_level *L = &st.level[j];
+            double v = 0;
+            switch (h) {
+            case 0: v = (double)L->passes; break;
+            case 1: v = (double)L->window_s; break;
+            case 2: v = (double)L->last_pass_us / 1e6; break;
+            case 3: v = L->active && now > L->pass_start_us ? (double)(now - L->pass_start_us) / 1e6 : 0; break;
+            default: v = (double)L->bytes; break;
+            }
+            fprintf(f, "%s{level=\"%u\"} %.*f\n", heads[h][0], j, h == 2 || h == 3 ? 3 : 0, v);
+        }
+    }
+}
+
+void sl_txmetrics_carousel(struct sl_txmetrics *m, struct sl_carousel *c)
+{
+    m->carousel = c;
+}
+
 void sl_txmetrics_journal(struct sl_txmetrics *m, struct sl_journald *jd)
 {
     m->journal_on = true;
@@ -335,6 +401,7 @@ void sl_txmetrics_render(struct sl_txmetrics *m, FILE *f, uint64_t now_us)
     render_syslog(m, f);
     render_spool(m, f);
     render_journal(m, f);
+    render_carousel(m, f);
 }
 
 /* Writes the body to a fresh temporary file and renames it over path.

@@ -45,6 +45,11 @@ void sl_txmetrics_spool(struct sl_txmetrics *m, const struct sl_spool *sp);
 struct sl_journald;
 void sl_txmetrics_journal(struct sl_txmetrics *m, struct sl_journald *jd);
 
+/* Adds the backfill carousel's counters (sluice_tx_backfill_*); c is
+ * borrowed and must outlive m's writes. */
+struct sl_carousel;
+void sl_txmetrics_carousel(struct sl_txmetrics *m, struct sl_carousel *c);
+
 /* Called once per beacon (tracks over-subscription for the gauge) and at
  * stop with force: writes the file when due. */
 void sl_txmetrics_tick(struct sl_txmetrics *m, uint64_t now_us, bool force);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "sl_bulk.h"
+#include "sl_carousel.h"
 #include "sl_clock.h"
 #include "sl_epoch.h"
 #include "sl_journald.h"
@@ -134,6 +135,7 @@ struct daemon {
     struct sl_txhealth health;      /* send state, overload, NIC carrier, status texts */
     struct sl_syslogin *syslog;     /* [syslog] intake; NULL without */
     struct sl_spool *spool;         /* [files] spool; NULL without */
+    struct sl_carousel *carousel;   /* [backfill]: re-sends the journal; NULL without a journal */
     struct sl_journald *jd;         /* [backfill]: the journal's directory and flusher; NULL when off */
     struct sl_journal *journal;     /* the open journal (the snapshot appends); NULL when off or failed */
     uint64_t journal_id;            /* its id, non-zero with journal */
@@ -274,6 +276,32 @@ static int open_journal(struct daemon *D)
     return 0;
 }
 
+/* [backfill]: the carousel re-sends the open journal on the history
+ * channel within share * rate_mbps; its producer thread reads the journal
+ * (started before seccomp, which lets it go on reading). 1 on failure. */
+static int open_carousel(struct daemon *D)
+{
+    if (!D->journal)
+        return 0;
+    struct sl_carousel_config cc = {
+        .journal = D->journal, .window_s = D->cfg.backfill.window_s,
+        .rate_mbps = D->cfg.backfill.share * D->cfg.link.rate_mbps, .k = D->cfg.fec.k, .m = D->cfg.fec.m,
+        .symbol_bytes = D->cfg.link.symbol_bytes, .payload_cap = sl_sender_payload_cap(D->snd),
+        .wake_fd = D->wake_fd,
+    };
+    sl_err e = sl_carousel_create(&D->carousel, &cc);
+    if (e == SL_OK)
+        e = sl_carousel_start(D->carousel);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "backfill carousel: %s%s%s", sl_strerror(e), ERRNO_TEXT(e));
+        return 1;
+    }
+    sl_log(SL_LOG_INFO, "backfill: re-sending the last %llu s of journal %016llx in passes of %u level(s), "
+           "up to %.3g Mbit/s of the link", (unsigned long long)cc.window_s, (unsigned long long)D->journal_id,
+           sl_carousel_level_count(cc.window_s, 0), cc.rate_mbps);
+    return 0;
+}
+
 /* The main process's seccomp list (sl_seccomp.h), on every thread at once
  * (TSYNC): once nothing more needs opening but what the list allows. */
 static int confine_main(const struct sl_txconf *c)
@@ -310,6 +338,8 @@ static int start_daemon(struct daemon *D)
     if (open_journal(D) != 0)
         return 1;
     /* the journal is open here: D->journal, D->journal_id (NULL, 0 when off) */
+    if (open_carousel(D) != 0)
+        return 1;
     if (sl_sources_open(&D->src, &D->cfg, D->wake_fd) != SL_OK)
         return 1;
     if (sl_txmetrics_create(&D->metrics, D->cfg.tx.metrics_file, &D->src, sl_clock_mono_us()) != SL_OK) {
@@ -320,6 +350,8 @@ static int start_daemon(struct daemon *D)
         sl_txmetrics_syslog(D->metrics, D->syslog);
     if (D->cfg.backfill.enabled)
         sl_txmetrics_journal(D->metrics, D->journal ? D->jd : NULL);
+    if (D->carousel)
+        sl_txmetrics_carousel(D->metrics, D->carousel);
     if (open_spool(D) != 0)   /* inotify_init1: not on the list */
         return 1;
     if (D->spool)
@@ -359,6 +391,8 @@ static void stop_daemon(struct daemon *D)
     sl_sources_log_counters(&D->src, D->snap, now, true);
     if (D->spool)
         sl_spool_log_counters(D->spool);
+    if (D->carousel)
+        sl_carousel_log_counters(D->carousel);
 }
 
 static int run_daemon(struct daemon *D, const sigset_t *waitmask)
@@ -406,6 +440,13 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
          * turn: a large file never holds up a beacon or a tag block. */
         if (D->spool && !got_term)
             sl_txhealth_send(&D->health, sl_spool_run(D->spool, D->snd, sl_clock_mono_us()), "file");
+        /* History last, one block a turn within its share, and only when
+         * no tag block is due: live tags always win. */
+        if (D->carousel && !got_term) {
+            now = sl_clock_mono_us();
+            sl_txhealth_send(&D->health, sl_carousel_run(D->carousel, D->snd, sl_snapshot_next_due_us(D->snap) <= now,
+                                                         now), "history");
+        }
         now = sl_clock_mono_us();
         sl_err te = sl_sender_tick(D->snd, now);   /* signs the blocks gathered this turn */
         if (!sl_signer_proc_dead(D->signer))         /* not the link: [SL-TX-SIGNER-DEAD] */
@@ -418,6 +459,8 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             sl_sources_log_counters(&D->src, D->snap, now, false);
             if (D->spool)
                 sl_spool_log_counters(D->spool);
+            if (D->carousel)
+                sl_carousel_log_counters(D->carousel);
             status_next = now + STATS_EVERY_US;
         }
 
@@ -430,6 +473,8 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
             wake = t;
         if (D->spool && sl_spool_deadline(D->spool) < wake)
             wake = sl_spool_deadline(D->spool);
+        if (D->carousel && sl_carousel_deadline(D->carousel) < wake)
+            wake = sl_carousel_deadline(D->carousel);
         now = sl_clock_mono_us();
         uint64_t wait = wake > now ? wake - now : 0;
         if (wait > 1000000u)
@@ -452,6 +497,11 @@ static int run_daemon(struct daemon *D, const sigset_t *waitmask)
         }
         if (pfd[3].revents)
             sl_signer_proc_check(D->signer);
+        if (pfd[0].revents) {   /* pollers and the carousel: the next turn looks at all of them */
+            uint64_t n;
+            ssize_t r = read(D->wake_fd, &n, sizeof n);
+            (void)r;
+        }
     }
     sl_sdnotify_check(sl_sdnotify_stopping());
     stop_daemon(D);
@@ -769,6 +819,7 @@ int main(int argc, char **argv)
     bool joined = sl_sources_stop(&D.src);
     sl_syslogin_destroy(D.syslog);   /* its batch went out in stop_daemon */
     sl_spool_destroy(D.spool);       /* a file part-sent stays in the spool */
+    sl_carousel_destroy(D.carousel); /* its reader thread, before the journal closes */
     sl_journald_destroy(D.jd);       /* flushed, exact seq mark; only the main thread appended */
     sl_sender_destroy(D.snd);
     sl_hw_close(D.hw);
