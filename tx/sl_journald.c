@@ -236,6 +236,7 @@ sl_err sl_journald_start(struct sl_journald *jd, const struct sl_journal_config 
         sl_log(SL_LOG_ERR, "journal: cannot start the flusher thread: %s", strerror(rc));
         return SL_ERR_IO;
     }
+    (void)pthread_setname_np(jd->thread, "tx-journal");   /* ps -L, top -H */
     jd->running = true;
     return SL_OK;
 }

@@ -88,6 +88,8 @@ static void usage(FILE *f)
             "                      [files] spool copies sent max_bytes share\n"
             "                      [syslog] listen max_rate batch_ms max_message share\n"
             "                             max_connections max_per_peer idle_s\n"
+            "                      [backfill] enabled max_bytes window_s share (on by default:\n"
+            "                             the change journal in state_dir/journal)\n"
             "                      [device NAME] protocol address unit mirror_unit poll_ms\n"
             "                             timeout_ms max_gap tags baud parity data_bits stop_bits\n"
             "      --check         validate FILE, its tag maps, the key file's permissions,\n"
