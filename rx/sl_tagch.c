@@ -174,6 +174,7 @@ void sl_tagch_payload(struct sl_tagch *t, const struct sl_block_hdr *h,
             on_values(t, &msg.u.keyframe.values, h, key_id, now_ms, now_us);
             break;
         case SL_MSG_DELTA:
+        case SL_MSG_DELTA_SEQ:   /* the mirror ignores seq; history reads it */
             on_values(t, &msg.u.delta.values, h, key_id, now_ms, now_us);
             break;
         case SL_MSG_EVENT:

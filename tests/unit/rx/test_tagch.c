@@ -1,5 +1,5 @@
 /* The tag channel (sl_tagch) fed real encoded payloads: a SCHEMA then a
- * KEYFRAME/DELTA reach the mirror in block order, a malformed payload
+ * KEYFRAME/DELTA/DELTA_SEQ reach the mirror in block order, a malformed payload
  * applies nothing, a value from the future is flagged once a beacon gave
  * TX's clock, blocks are counted per session and per key slot (liveness),
  * and the mirror ages when tag data lags the beacons. Also the link
@@ -124,6 +124,28 @@ SL_TEST(tagch, schema_then_values_in_block_order)
     CU_ASSERT_EQUAL(f.t->st.values, 3u);
     CU_ASSERT_EQUAL(sl_tagch_blocks(f.t, SESSION), 4u);
     CU_ASSERT_EQUAL(sl_tagch_blocks(f.t, SESSION + 1), 0u);
+    fx_close(&f);
+}
+
+SL_TEST(tagch, delta_seq_applies_like_delta)
+{
+    struct fx f;
+    fx_open(&f, 5000);
+    put_schema(&f, 0x51e1);
+    feed(&f, 1, 0, 10, 1000000);
+    struct sl_value v = fx_val(5, SL_TYPE_UINT16, 77, SL_Q_BAD_COMM_ERROR, 900000);
+    v.seq = 12345;
+    struct sl_msg_writer w;
+    sl_msg_writer_init(&w, f.buf, sizeof f.buf);
+    size_t taken = 0;
+    CU_ASSERT_FATAL(sl_msg_put_delta_seq(&w, &taken, 0xABCDull, &v, 1) == SL_OK);
+    f.len = w.off;
+    feed(&f, 2, 0, 20, 1000000);
+    uint32_t q;
+    CU_ASSERT_EQUAL(raw5(&f, &q), 77u);
+    CU_ASSERT_EQUAL(q, SL_Q_BAD_COMM_ERROR);
+    CU_ASSERT_EQUAL(f.t->st.values, 1u);
+    CU_ASSERT_EQUAL(f.t->st.bad_payloads, 0u);
     fx_close(&f);
 }
 
