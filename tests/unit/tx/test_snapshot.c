@@ -664,6 +664,19 @@ static void journal_gone(struct sl_journal *j)
     nftw(jdir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* A snapshot of n tags (keyframe 1 s) appending to a new journal *j,
+ * its start drained. */
+static struct sl_snapshot *journaled(uint32_t n, uint8_t type, double deadband, uint32_t max_delay_ms,
+                                     struct sl_journal **j)
+{
+    make_tags(n, type, deadband);
+    struct sl_snapshot *s = make(n, 1000, max_delay_ms, 0, 0);
+    *j = journal_new();
+    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, *j), SL_OK);
+    drain(s, T0);
+    return s;
+}
+
 /* Every journaled change, in seq order, into out (cap). */
 static size_t journal_read(struct sl_journal *j, struct sl_journal_rec *out, size_t cap)
 {
@@ -685,12 +698,9 @@ static size_t journal_read(struct sl_journal *j, struct sl_journal_rec *out, siz
  * with their source times; keyframes stay plain. */
 SL_TEST(snapshot, journal_delta_seq_with_increasing_seqs)
 {
-    make_tags(4, SL_TYPE_UINT16, 0);
-    struct sl_snapshot *s = make(4, 1000, 5, 0, 0);
-    struct sl_journal *j = journal_new();
-    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
+    struct sl_journal *j;
+    struct sl_snapshot *s = journaled(4, SL_TYPE_UINT16, 0, 5, &j);
     CU_ASSERT_EQUAL(sl_snapshot_set_journal(s, j), SL_ERR_RANGE);   /* once */
-    drain(s, T0);
     struct seen o;
     for (uint32_t i = 0; i < 4; i++)
         CU_ASSERT(sl_snapshot_update(s, i, 7 + i, SL_Q_GOOD, WALL + i, T0 + 10 * MS) == SL_OK);
@@ -745,11 +755,8 @@ SL_TEST(snapshot, journal_delta_seq_with_increasing_seqs)
  * carries no seq). */
 SL_TEST(snapshot, journal_coalesced_keeps_newest_seq)
 {
-    make_tags(2, SL_TYPE_UINT16, 0);
-    struct sl_snapshot *s = make(2, 1000, 900, 0, 0);
-    struct sl_journal *j = journal_new();
-    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
-    drain(s, T0);
+    struct sl_journal *j;
+    struct sl_snapshot *s = journaled(2, SL_TYPE_UINT16, 0, 900, &j);
     for (uint32_t r = 1; r <= 3; r++)
         CU_ASSERT(sl_snapshot_update(s, 1, r, SL_Q_BAD_WAITING_INITIAL, WALL + r, T0 + r * MS) == SL_OK);
     struct sl_snapshot_stats st;
@@ -782,11 +789,8 @@ SL_TEST(snapshot, journal_coalesced_keeps_newest_seq)
  * (whose seq it would otherwise wrongly carry). */
 SL_TEST(snapshot, journal_deadband_against_journaled_value)
 {
-    make_tags(1, SL_TYPE_FLOAT32, 0.5);
-    struct sl_snapshot *s = make(1, 1000, 100, 0, 0);
-    struct sl_journal *j = journal_new();
-    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
-    drain(s, T0);
+    struct sl_journal *j;
+    struct sl_snapshot *s = journaled(1, SL_TYPE_FLOAT32, 0.5, 100, &j);
     struct seen o;
     CU_ASSERT(sl_snapshot_update(s, 0, F32_10_0, SL_Q_GOOD, WALL, T0 + MS) == SL_OK);
     CU_ASSERT_EQUAL(fill(s, T0 + MS, &o), SL_OK);   /* quality change: at once */
@@ -818,11 +822,8 @@ SL_TEST(snapshot, journal_deadband_against_journaled_value)
  * goes out at once. */
 SL_TEST(snapshot, journal_quality_change_journaled)
 {
-    make_tags(1, SL_TYPE_UINT16, 0);
-    struct sl_snapshot *s = make(1, 1000, 100, 0, 0);
-    struct sl_journal *j = journal_new();
-    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, j), SL_OK);
-    drain(s, T0);
+    struct sl_journal *j;
+    struct sl_snapshot *s = journaled(1, SL_TYPE_UINT16, 0, 100, &j);
     struct seen o;
     CU_ASSERT(sl_snapshot_update(s, 0, 42, SL_Q_GOOD, WALL, T0 + MS) == SL_OK);
     CU_ASSERT_EQUAL(fill(s, T0 + MS, &o), SL_OK);
