@@ -12,6 +12,7 @@
 
 #include "sl_filerecv.h"
 #include "sl_fmsg.h"
+#include "sl_hmsg.h"
 #include "sl_hw.h"
 #include "sl_json.h"
 #include "sl_logmsg.h"
@@ -44,13 +45,15 @@ static void usage(FILE *f)
             "link, or by sluice-tx with transport = pcapfile) through the receiver's own\n"
             "code path: CRC32C, Reed-Solomon reassembly, Ed25519 signature and replay\n"
             "checks. With the TX public key(s) it prints every beacon, block and\n"
-            "message (schema tags, keyframe and delta values, events, file messages,\n"
-            "syslog messages with their sender);\n"
+            "message (schema tags, keyframe and delta values with their change seqs,\n"
+            "events, file messages, syslog messages with their sender, history\n"
+            "records and gaps with the journal's status);\n"
             "without one it can only show frame headers (--frames).\n"
             "\n"
             "  --pub FILE    trust this public key (sluice.pub); repeatable\n"
             "  --json        one JSON object per line: kind = frame | beacon | block |\n"
-            "                schema_tag | value | event | file | syslog | stats\n"
+            "                schema_tag | value | delta_seq | event | file | syslog |\n"
+            "                history | gap | stats\n"
             "  --frames      also list every DATA frame header\n"
             "  --no-values   do not list individual tag values\n"
             "  --help, --version\n"
@@ -86,18 +89,27 @@ static void hex(const uint8_t *p, size_t n)
         printf("%02x", p[i]);
 }
 
+/* One value; seq (the TX change seq of DELTA_SEQ and history records)
+ * is shown only when the message carries one (non-zero). */
 static void show_value(const char *msg, const struct sl_value *v)
 {
     if (!o.values)
         return;
-    if (o.json)
+    if (o.json) {
         printf("{\"kind\":\"value\",\"msg\":\"%s\",\"tag_id\":%" PRIu32 ",\"type\":%u,\"raw\":%" PRIu64
-               ",\"quality\":%" PRIu32 ",\"source_time_us\":%" PRIu64 "}\n",
+               ",\"quality\":%" PRIu32 ",\"source_time_us\":%" PRIu64,
                msg, v->tag_id, v->type, v->raw, v->quality, v->source_time_us);
-    else
-        printf("    %s tag %" PRIu32 " %s raw=0x%" PRIx64 " (%.6g) quality=0x%08" PRIx32 " t=%" PRIu64 "\n", msg,
+        if (v->seq)
+            printf(",\"seq\":%" PRIu64, v->seq);
+        printf("}\n");
+    } else {
+        printf("    %s tag %" PRIu32 " %s raw=0x%" PRIx64 " (%.6g) quality=0x%08" PRIx32 " t=%" PRIu64, msg,
                v->tag_id, sl_regs_type_name(v->type), v->raw, sl_regs_number(v->raw, v->type), v->quality,
                v->source_time_us);
+        if (v->seq)
+            printf(" seq=%" PRIu64, v->seq);
+        putchar('\n');
+    }
 }
 
 static void show_tag(const struct sl_schema_tag *t)
@@ -154,6 +166,14 @@ static void tags_payload(const uint8_t *payload, size_t len)
                 printf("  DELTA\n");
             while (sl_msg_value_next(&m.u.delta.values, &v))
                 show_value("delta", &v);
+            break;
+        case SL_MSG_DELTA_SEQ:
+            if (o.json)
+                printf("{\"kind\":\"delta_seq\",\"journal_id\":\"%016" PRIx64 "\"}\n", m.u.delta.journal_id);
+            else
+                printf("  DELTA_SEQ journal %016" PRIx64 "\n", m.u.delta.journal_id);
+            while (sl_msg_value_next(&m.u.delta.values, &v))
+                show_value("delta_seq", &v);
             break;
         case SL_MSG_EVENT:
             if (o.json) {
@@ -251,6 +271,41 @@ static void syslog_payload(const uint8_t *payload, size_t len)
     }
 }
 
+/* A history payload (the backfill carousel): the journal's status, then
+ * every record, value changes as values and GAP ranges as gaps. */
+static void history_payload(const uint8_t *payload, size_t len)
+{
+    struct sl_hmsg_reader r;
+    struct sl_hstatus st;
+    sl_err e = sl_hmsg_reader_init(&r, payload, len, &st);
+    if (e != SL_OK) {
+        printf(o.json ? "{\"kind\":\"error\",\"what\":\"history payload\",\"error\":\"%s\"}\n"
+                      : "  history payload rejected: %s\n",
+               o.json ? sl_err_name(e) : sl_strerror(e));
+        return;
+    }
+    if (o.json)
+        printf("{\"kind\":\"history\",\"journal_id\":\"%016" PRIx64 "\",\"oldest_seq\":%" PRIu64
+               ",\"next_seq\":%" PRIu64 "}\n", st.journal_id, st.oldest_seq, st.next_seq);
+    else
+        printf("  HISTORY journal %016" PRIx64 " holds seqs [%" PRIu64 ", %" PRIu64 ")\n", st.journal_id,
+               st.oldest_seq, st.next_seq);
+    struct sl_hrec h;
+    while (sl_hmsg_next(&r, &h)) {
+        if (h.kind == SL_HREC_GAP) {
+            if (!o.values)
+                continue;
+            if (o.json)
+                printf("{\"kind\":\"gap\",\"seq\":%" PRIu64 ",\"count\":%" PRIu64 "}\n", h.seq, h.count);
+            else
+                printf("    gap seqs [%" PRIu64 ", %" PRIu64 ") lost on TX\n", h.seq, h.seq + h.count);
+            continue;
+        }
+        struct sl_value v = { h.tag_id, h.type, h.raw, h.quality, h.source_time_us, h.seq };
+        show_value("history", &v);
+    }
+}
+
 static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t *key_id, const uint8_t *payload,
                        size_t len, uint64_t now_us)
 {
@@ -271,6 +326,8 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t *k
         tags_payload(payload, len);
     else if (h->channel == SL_CHANNEL_SYSLOG)
         syslog_payload(payload, len);
+    else if (h->channel == SL_CHANNEL_HISTORY)
+        history_payload(payload, len);
     else
         files_payload(payload, len);
 }
