@@ -218,12 +218,18 @@ static unsigned useful_levels(struct sl_carousel *c, const struct sl_journal_sta
     return n;
 }
 
-/* The weight's inverse: level 0 one half, the others the other half. */
+/* The inverse of level j's share of the carousel's bytes when `useful`
+ * levels run: level 0 (short gaps: cuts, restarts, bursts) one half, the
+ * highest level (the whole journal or window_s: every record is re-sent
+ * within a bounded time) one quarter, the levels between them the last
+ * quarter equally. With two levels, a half each; with one, all. */
 static uint64_t inv_weight(unsigned j, unsigned useful)
 {
     if (useful == 1)
         return 1;
-    return j == 0 ? 2 : 2 * (uint64_t)(useful - 1);
+    if (j == 0 || useful == 2)
+        return 2;
+    return j == useful - 1 ? 4 : 4 * (uint64_t)(useful - 2);
 }
 
 static int rec_cmp(const void *a, const void *b)

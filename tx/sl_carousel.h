@@ -9,9 +9,10 @@
  * SL_CAROUSEL_W0_S; a pass starts at "now", reads the journal's segments
  * newest first, and ends when the window is exhausted. Level 0 (the last two
  * minutes: short cuts, RX restarts, bursts lost beyond FEC) gets half the
- * carousel's bytes, the other levels share the other half equally, so a gap
- * heals within about two passes of the smallest level whose window reaches
- * back to it. Levels whose window already reaches past the journal's
+ * carousel's bytes, the highest level (the whole window) a quarter, the
+ * levels between them the last quarter equally, so a gap heals within about
+ * two passes of the smallest level whose window reaches back to it, and
+ * every record within a bounded time. Levels whose window already reaches past the journal's
  * oldest record are skipped (they would re-send the same records). Bytes are
  * shared by start-time fair queueing over the levels that have work: a
  * level that had nothing to send gets no credit for it. A level starts a new
@@ -30,7 +31,7 @@
  * atomic counters (single producer, single consumer).
  *
  * Memory: the ring (SL_CAROUSEL_RING * payload_cap), the batch
- * (batch_records * 40 bytes) and one journal iterator per level (64 KiB
+ * (batch_records * 48 bytes) and one journal iterator per level (64 KiB
  * each), all at create. Nothing per block. */
 #ifndef SL_CAROUSEL_H
 #define SL_CAROUSEL_H
