@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "msg_fixtures.h"
+#include "sl_hmsg.h"
 #include "sl_msg.h"
 #include "sl_test.h"
 
@@ -236,4 +237,38 @@ SL_TEST(msg_kat, fuzz_corpora_are_encoder_output)
         seed_msg("msg_event", names[kind - SL_EVENT_DEVICE_UP], scratch, w.off);
     }
     seed("msg_payload", "empty", scratch, 0);
+
+    /* DELTA_SEQ: the known answer and one value of every type. */
+    n = fx_kat_delta_seq(scratch, sizeof scratch);
+    seed_msg("msg_delta_seq", "kat", scratch, n);
+    for (size_t i = 0; i < nv; i++)
+        v[i].seq = 1 + i * 4099u;
+    sl_msg_writer_init(&w, scratch, sizeof scratch);
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_delta_seq(&w, &taken, UINT64_MAX, v, nv), SL_OK);
+    seed_msg("msg_delta_seq", "every_type", scratch, w.off);
+
+    /* HISTORY (fuzz_hmsg): the known answer, the idle status, both in one
+     * payload, and runs of every type with gaps between them. */
+    n = fx_kat_history(scratch, sizeof scratch);
+    seed("hmsg", "kat", scratch, n);
+    size_t idle = fx_kat_history_idle(scratch + n, sizeof scratch - n);
+    seed("hmsg", "kat_then_idle", scratch, n + idle);
+    seed("hmsg", "idle", scratch + n, idle);
+    const struct sl_hstatus st = { 0xFEDCBA9876543210ull, 0, 1000 };
+    struct sl_hmsg_writer hw;
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&hw, scratch, sizeof scratch, &st), SL_OK);
+    uint64_t seq = 1, ts = FX_TIME_US;
+    for (size_t i = 0; i < nv; i++) {
+        for (int k = 0; k < 3; k++) {
+            struct sl_hrec r = { .kind = SL_HREC_VALUE, .seq = seq++, .count = 1, .tag_id = v[i].tag_id,
+                                 .type = v[i].type, .raw = k == 1 ? 0 : v[i].raw,
+                                 .quality = k == 2 ? SL_Q_BAD_COMM_ERROR : SL_Q_GOOD,
+                                 .source_time_us = ts += 1000000 + (uint64_t)k };
+            CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&hw, &r), SL_OK);
+        }
+        struct sl_hrec g = { .kind = SL_HREC_GAP, .seq = seq, .count = 1 + i };
+        CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&hw, &g), SL_OK);
+        seq += g.count;
+    }
+    seed("hmsg", "every_type", scratch, sl_hmsg_finish(&hw));
 }
