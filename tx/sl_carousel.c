@@ -397,6 +397,9 @@ bool sl_carousel_produce(struct sl_carousel *c, uint64_t now_us, uint64_t *next_
          * wakes up starts there, so it gets no credit for its idle time. */
         c->vclock = best;
         read_batch(c, (unsigned)pick, now_us);
+        /* The status again, taken after the pass's seek: next_seq is then
+         * above every record the batch can hold. */
+        journal_status(c, &hs, &js);
         encode_batch(c, &hs, useful, now_us);
         return true;
     }

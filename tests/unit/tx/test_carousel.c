@@ -106,6 +106,7 @@ static bool take(struct sl_carousel *c, struct got *g, uint32_t *seen, uint64_t 
     struct sl_hrec h;
     while (sl_hmsg_next(&r, &h)) {
         g->n++;
+        CU_ASSERT(h.seq + h.count <= g->st.next_seq);   /* the status covers every record */
         if (h.kind != SL_HREC_VALUE)
             continue;
         g->min_seq = h.seq < g->min_seq ? h.seq : g->min_seq;
