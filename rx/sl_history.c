@@ -438,6 +438,11 @@ sl_err sl_history_open(struct sl_history *h, uint64_t wall_us, char *errbuf, siz
     if (e != SL_OK) {
         if (errbuf && errcap)
             snprintf(errbuf, errcap, "load journals: %s", sl_histdb_errmsg(h->db));
+        sl_histdb_close(h->db);
+        h->db = NULL;
+        for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
+            if (h->j[i].id)
+                sl_hjournal_free(&h->j[i]);
         return e;
     }
     if (h->cfg.db.retention_days)
@@ -581,9 +586,29 @@ static sl_err commit(struct sl_history *h)
 
 sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us, bool force)
 {
-    if (!h->db)
-        return SL_OK;
     sl_err e = SL_OK;
+    if (!h->db) {
+        /* Not open yet (a PostgreSQL server away at start): retried with
+         * the batches' back-off; until then payloads are not taken, so
+         * their changes stay missing for the backfill to bring. */
+        if (mono_ms < h->next_try_ms)
+            return SL_OK;
+        char err[256] = "";
+        e = sl_history_open(h, wall_us, err, sizeof err);
+        if (e != SL_OK) {
+            if (!h->st.failing)
+                sl_log_id(SL_LOG_ERR, "SL-RX-HISTORY-OPEN", "history: cannot open the database: %s (retried)",
+                          err);
+            h->st.failing = true;
+            h->st.write_failures++;
+            h->next_try_ms = mono_ms + h->retry_ms;
+            h->retry_ms = h->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : h->retry_ms * 2;
+            return e;
+        }
+        sl_log_id(SL_LOG_NOTICE, "SL-RX-HISTORY-OPEN", "history: database open (%s)", sl_histdb_kind(h->db));
+        h->st.failing = false;
+        h->retry_ms = SL_HISTORY_RETRY_MS;
+    }
     uint64_t pend_age_ms = h->oldest_pend_ms ? wall_us / 1000u - h->oldest_pend_ms : 0;
     bool due = (h->oldest_pend_ms || h->nretired) && (force || h->npend >= h->cfg.batch_rows || pend_age_ms >= h->cfg.batch_ms);
     if (due && (force || mono_ms >= h->next_try_ms)) {

@@ -150,7 +150,9 @@ sl_err sl_history_open(struct sl_history *h, uint64_t wall_us, char *errbuf, siz
 /* One queued payload (channel SL_CHANNEL_TAGS or SL_CHANNEL_HISTORY),
  * received at wall_us. Never fails: what it cannot take is counted. */
 void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p, size_t len, uint64_t wall_us);
-/* Commits when due (or when force), runs retention when due. SL_OK when
+/* Opens the database first when sl_history_open failed (retried with
+ * back-off, logged once per state change as SL-RX-HISTORY-OPEN).
+ * Commits when due (or when force), runs retention when due. SL_OK when
  * nothing failed; SL_ERR_IO when the batch failed (logged once per state
  * change, retried later). */
 sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us, bool force);

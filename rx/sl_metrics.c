@@ -7,7 +7,7 @@
 
 /* ---- the daemon's metrics: one table ---------------------------------------- */
 
-enum when { ALWAYS, HEALTH, MQTT, SYSLOG, SPB };
+enum when { ALWAYS, HEALTH, MQTT, SYSLOG, SPB, HIST };
 
 /* How a source field is read: most are uint64_t counters. */
 enum kind { U64, U32, U8, FLAG, UP };   /* UP: an int that is 1 when up (carrier) */
@@ -182,6 +182,35 @@ static const struct def defs[] = {
     { "sluice_rx_sparkplug_coalesced_total", "tag changes folded into a DDATA still pending (latest value wins)",
       false, SPB, F(spb.coalesced), U64 },
     { "sluice_rx_sparkplug_pending", "tags waiting for DDATA", true, SPB, F(spb.pending), U32 },
+    /* [history] (docs/history.md "RX history"). */
+    { "sluice_history_missing_changes", "TX journal changes neither received nor known void, summed over "
+      "journals (backfill brings them; 0 when history is whole)", true, HIST, F(hist.missing), U64 },
+    { "sluice_history_missing_oldest_age_seconds", "estimated age of the oldest missing change: now minus the "
+      "source time of the first change received after it (0 when none missing)", true, HIST,
+      F(hist_oldest_age_s), U64 },
+    { "sluice_history_rows_total", "history rows committed to the database", false, HIST, F(hist.rows), U64 },
+    { "sluice_history_duplicates_total", "values already received (live and backfill repeats), not stored again",
+      false, HIST, F(hist.duplicates), U64 },
+    { "sluice_history_lost_changes_total", "missing changes the TX journal dropped before they came (or given "
+      "up to bound memory): never to arrive", false, HIST, F(hist.lost), U64 },
+    { "sluice_history_queue_dropped_total", "payloads the history queue refused when full (their changes stay "
+      "missing until the next backfill pass)", false, HIST, F(hist_queue_dropped), U64 },
+    { "sluice_history_write_failures_total", "history batches the database refused (kept and retried)", false,
+      HIST, F(hist.write_failures), U64 },
+    { "sluice_history_write_failing", "1 while the last history batch failed", true, HIST, F(hist.failing),
+      FLAG },
+    { "sluice_history_unknown_tag_total", "values whose tag id the mirror's schema lacks (skipped, still missing)",
+      false, HIST, F(hist.unknown_tag), U64 },
+    { "sluice_history_dropped_total", "values refused for lack of pending room while the database failed "
+      "(still missing)", false, HIST, F(hist.dropped), U64 },
+    { "sluice_history_bad_payloads_total", "tag or history payloads the history decoder refused", false, HIST,
+      F(hist.bad_payloads), U64 },
+    { "sluice_history_skipped_time_total", "values not stored: source time before the retention window or "
+      "outside 1970..9999", false, HIST, F(hist.bad_time), U64 },
+    { "sluice_history_retained_rows_total", "rows dropped by retention (whole days)", false, HIST,
+      F(hist.retained_rows), U64 },
+    { "sluice_history_journals", "TX journals tracked", true, HIST, F(hist.journals), U32 },
+    { "sluice_history_pending", "history rows waiting for their batch", true, HIST, F(hist.pending), U32 },
 };
 
 _Static_assert(sizeof defs / sizeof defs[0] <= SL_METRICS_DAEMON_MAX, "SL_METRICS_DAEMON_MAX too small");
@@ -192,7 +221,8 @@ size_t sl_metrics_counters(const struct sl_metrics *m, struct sl_http_counter *o
     for (size_t i = 0; i < sizeof defs / sizeof defs[0] && n < cap; i++) {
         const struct def *d = &defs[i];
         if ((d->when == HEALTH && !m->health_ok) || (d->when == MQTT && !m->mqtt_on) ||
-            (d->when == SYSLOG && !m->syslog_on) || (d->when == SPB && !m->spb_on))
+            (d->when == SYSLOG && !m->syslog_on) || (d->when == SPB && !m->spb_on) ||
+            (d->when == HIST && !m->hist_on))
             continue;
         out[n++] = (struct sl_http_counter){ d->name, d->help, value_of(m, d), d->gauge };
     }
@@ -389,7 +419,21 @@ static void prom_http(struct sl_jbuf *b, const struct sl_http_stats *hs)
     sample(b, "sluice_http_bad_host_total", "counter",
            "HTTP requests refused (403): Host not allowed without a token", hs->bad_host);
     sample(b, "sluice_http_bad_requests_total", "counter",
-           "event stream requests refused (400): a bad tag or path argument", hs->bad_request);
+           "requests refused (400): a bad event stream tag or path argument, a bad history parameter",
+           hs->bad_request);
+    if (hs->history_on) {
+        sample(b, "sluice_http_history_queries_total", "counter", "GET /api/history answered 200",
+               hs->history.queries);
+        sample(b, "sluice_http_history_busy_total", "counter",
+               "GET /api/history refused (503): every query slot taken", hs->history.busy);
+        sample(b, "sluice_http_history_failures_total", "counter",
+               "GET /api/history answered 503: the history store could not be opened or queried",
+               hs->history.failures);
+        sample(b, "sluice_http_history_cut_total", "counter",
+               "GET /api/history responses cut: a client too slow, a store failing mid-way", hs->history.cut);
+        sample(b, "sluice_http_history_points_total", "counter", "Points (buckets) sent by GET /api/history",
+               hs->history.points);
+    }
 }
 
 static void prom_modbus(struct sl_jbuf *b, const struct sl_http_status *s)

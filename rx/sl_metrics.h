@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "sl_filerecv.h"
+#include "sl_history.h"
 #include "sl_http.h"
 #include "sl_hw.h"
 #include "sl_json.h"
@@ -73,6 +74,10 @@ struct sl_metrics {
     bool spb_on;                         /* [sparkplug] */
     struct sl_sparkplug_stats spb;
     uint64_t spb_errors;
+    bool hist_on;                        /* [history] */
+    struct sl_history_stats hist;
+    uint64_t hist_oldest_age_s;          /* hist.oldest_age_us in seconds */
+    uint64_t hist_queue_dropped;         /* the history queue's drops (intake) */
     uint64_t state_saves;                /* replay state written */
     uint64_t state_save_failures;
     /* Errors the loop got back from a service's run/poll call, each logged. */
@@ -80,7 +85,7 @@ struct sl_metrics {
 };
 
 /* Most entries sl_metrics_counters() fills. */
-#define SL_METRICS_DAEMON_MAX 76u
+#define SL_METRICS_DAEMON_MAX 96u
 
 /* The daemon's metrics present in m (link health only when read, MQTT only
  * when on) into out[cap], in a fixed order; returns the count. Names and

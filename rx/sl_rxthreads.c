@@ -27,6 +27,8 @@
 
 #include "sl_chanq.h"
 #include "sl_clock.h"
+#include "sl_histdb.h"
+#include "sl_histsrv.h"
 #include "sl_log.h"
 #include "sl_rxcheck.h"
 #include "sl_sdnotify.h"
@@ -42,9 +44,9 @@
 #define MAIN_TURN_MS         100    /* the main thread looks at heartbeats this often */
 #define ALIVE_MS             1000u  /* a thread whose heartbeat has not moved for this long is stuck */
 
-enum { TH_INTAKE, TH_STORE, TH_CHAN, TH_MODBUS, TH_HTTP, TH_MQTT, TH_COUNT };
+enum { TH_INTAKE, TH_STORE, TH_CHAN, TH_MODBUS, TH_HTTP, TH_MQTT, TH_HIST, TH_COUNT };
 static const char *const th_names[TH_COUNT] = { "rx-intake", "rx-store", "rx-chan",
-                                                "rx-modbus", "rx-http", "rx-mqtt" };
+                                                "rx-modbus", "rx-http", "rx-mqtt", "rx-hist" };
 
 /* What each thread publishes (beside intake's, which is a whole
  * struct sl_metrics of the wire side). */
@@ -64,6 +66,9 @@ struct pub_modbus {
     struct sl_mbserver_stats modbus;
     unsigned conns;
     uint64_t errors;
+};
+struct pub_hist {
+    struct sl_history_stats hist;
 };
 struct pub_mqtt {
     struct sl_mqtt_stats mqtt;
@@ -99,6 +104,9 @@ struct sl_rxt {
     int slot[TH_COUNT];           /* mirror reader slots */
     struct sl_chanq *chanq;
     int chanq_fd;
+    struct sl_chanq *histq;       /* intake -> rx-hist: tag and history payloads ([history]) */
+    int histq_fd;
+    struct sl_tribuf hist_http;
     struct sl_mirror_sub *http_sub, *mqtt_sub;
     int http_fd, mqtt_fd;
     struct sl_mirror_sub *spb_sub;   /* the Sparkplug B edge node's, on the MQTT thread */
@@ -128,6 +136,16 @@ void sl_rxd_on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
     switch (h->channel) {
     case SL_CHANNEL_TAGS:
         sl_tagch_payload(d->tags, h, key_id, payload, len, d->now_ms, now_us);
+        /* After the mirror took its SCHEMA: rx-hist maps tag ids through
+         * it. A full queue drops the copy (counted); the seqs stay missing
+         * and the backfill carousel brings them. */
+        if (d->hist)
+            (void)sl_chanq_push(d->t->histq, h->channel, h->session, payload, len, now_us);
+        return;
+    case SL_CHANNEL_HISTORY:
+        if (!d->hist)
+            break;
+        (void)sl_chanq_push(d->t->histq, h->channel, h->session, payload, len, now_us);
         return;
     case SL_CHANNEL_FILES:
         if (!d->fr)
@@ -186,6 +204,11 @@ static void intake_metrics(struct sl_rxd *d, struct sl_metrics *st)
         st->chan_queue_dropped = qs.dropped;
         st->chan_queue_dropped_files = qs.dropped_channel[SL_CHANNEL_FILES];
         st->chan_queue_dropped_syslog = qs.dropped_channel[SL_CHANNEL_SYSLOG];
+    }
+    if (d->t->histq) {
+        struct sl_chanq_stats qs;
+        sl_chanq_stats(d->t->histq, &qs);
+        st->hist_queue_dropped = qs.dropped;
     }
 }
 
@@ -551,6 +574,64 @@ static sl_err chan_main(struct sl_thread *th, void *arg)
     return SL_OK;
 }
 
+/* ---- history writer ------------------------------------------------------------- */
+
+static void hist_drain(struct sl_rxd *d)
+{
+    struct sl_chanq_item it;
+    while (sl_chanq_peek(d->t->histq, &it)) {
+        sl_history_payload(d->hist, it.channel, it.payload, it.len, it.now_us);
+        sl_chanq_pop_done(d->t->histq);
+    }
+}
+
+static void hist_publish(struct sl_rxd *d)
+{
+    struct pub_hist pub;
+    sl_history_stats(d->hist, &pub.hist, sl_clock_wall_us());
+    sl_tribuf_put(&d->t->hist_http, &pub);
+}
+
+/* rx-hist: the history queue into the database in batches (sl_history).
+ * The database may stall this thread (a slow disk, a PostgreSQL reconnect):
+ * intake only ever copies into the queue. */
+static sl_err hist_main(struct sl_thread *th, void *arg)
+{
+    struct sl_rxd *d = arg;
+    struct sl_rxt *t = d->t;
+    sl_err e = thread_seccomp(th, SL_SECCOMP_RX_HIST, d->conf->history.url[0] ? SL_SECCOMP_F_CONNECT : 0);
+    if (e != SL_OK)
+        return e;
+    uint64_t next_pub = 0;
+    while (!sl_thread_should_stop(th)) {
+        sl_thread_beat(th);
+        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                                 { .fd = t->histq_fd, .events = POLLIN } };
+        int pr = poll(fds, 2, WAIT_MAX_MS);
+        if (pr < 0 && errno != EINTR)
+            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+        if (pr > 0 && (fds[0].revents & POLLIN))
+            sl_thread_wake_clear(th);
+        if (pr > 0 && (fds[1].revents & POLLIN)) {
+            uint64_t v;
+            (void)!read(t->histq_fd, &v, sizeof v);
+        }
+        hist_drain(d);
+        uint64_t now = sl_clock_mono_ms();
+        (void)sl_history_tick(d->hist, now, sl_clock_wall_us(), false);   /* failures: logged, retried */
+        if (sl_clock_due(&next_pub, now, PUBLISH_MS))
+            hist_publish(d);
+    }
+    /* Intake has stopped: what it queued, then the last batch. */
+    hist_drain(d);
+    e = sl_history_tick(d->hist, sl_clock_mono_ms(), sl_clock_wall_us(), true);
+    hist_publish(d);
+    if (e != SL_OK)
+        return sl_thread_fail(th, e, "last history batch not written (its changes stay missing: backfill "
+                              "re-sends them)");
+    return SL_OK;
+}
+
 /* ---- services ----------------------------------------------------------------- */
 
 static sl_err modbus_main(struct sl_thread *th, void *arg)
@@ -756,6 +837,12 @@ void sl_rxd_fill_status(void *ctx, struct sl_http_status *out)
         m->spb = q->spb;
         m->spb_errors = q->spb_errors;
     }
+    m->hist_on = d->hist != NULL;
+    if (d->hist) {
+        const struct pub_hist *ph = sl_tribuf_read(&t->hist_http);
+        m->hist = ph->hist;
+        m->hist_oldest_age_s = ph->hist.oldest_age_us / 1000000u;
+    }
     m->http_errors = d->svc.http_errors;
     sl_metrics_http_status(out, m, t->counters, SL_METRICS_DAEMON_MAX);
 }
@@ -768,11 +855,12 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
     const struct sl_rxconf *c = d->conf;
     t->fail_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     t->chanq_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->histq_fd = d->hist ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
     t->http_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     t->mqtt_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     t->spb_fd = d->svc.spb ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
     t->store.sub_fd = d->store ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
-    if (t->fail_fd < 0 || t->chanq_fd < 0 || t->http_fd < 0 || t->mqtt_fd < 0 || (d->svc.spb && t->spb_fd < 0) ||
+    if (t->fail_fd < 0 || t->chanq_fd < 0 || (d->hist && t->histq_fd < 0) || t->http_fd < 0 || t->mqtt_fd < 0 || (d->svc.spb && t->spb_fd < 0) ||
         (d->store && t->store.sub_fd < 0)) {
         sl_log(SL_LOG_ERR, "cannot create eventfds: %s", strerror(errno));
         return -1;
@@ -793,6 +881,8 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_tribuf_init(&t->mqtt_http, sizeof(struct pub_mqtt));
     if (e == SL_OK)
         e = sl_tribuf_init(&t->replay, sizeof(struct sl_replay));
+    if (e == SL_OK)
+        e = sl_tribuf_init(&t->hist_http, sizeof(struct pub_hist));
     /* The largest payload a block can carry at this receiver's limits. */
     size_t max_payload = (size_t)c->fec.max_k * c->link.symbol_max;
     if (e == SL_OK && (d->fr || d->syslog))
@@ -803,6 +893,10 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_chanq_share(t->chanq, SL_CHANNEL_SYSLOG, SL_CHANQ_SYSLOG_SHARE);
     if (e == SL_OK && d->fr && d->syslog)
         e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, SL_CHANQ_SLOTS_DEFAULT - SL_CHANQ_SYSLOG_SHARE);
+    /* rx-hist's own queue: a database stall fills it, never the file or
+     * syslog channels' (SL_CHANQ_SLOTS_DEFAULT blocks of the largest size). */
+    if (e == SL_OK && d->hist)
+        e = sl_chanq_create(&t->histq, SL_CHANQ_SLOTS_DEFAULT, max_payload, t->histq_fd);
     struct store_ctx *s = &t->store;
     if (e == SL_OK && d->store) {
         uint32_t n = c->mirror.max_tags;
@@ -845,15 +939,16 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
 
 static void release(struct sl_rxt *t)
 {
-    int fds[] = { t->fail_fd, t->chanq_fd, t->http_fd, t->mqtt_fd, t->store.sub_fd, t->spb_fd };
+    int fds[] = { t->fail_fd, t->chanq_fd, t->histq_fd, t->http_fd, t->mqtt_fd, t->store.sub_fd, t->spb_fd };
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
     struct sl_tribuf *b[] = { &t->intake_http, &t->intake_main, &t->store_http, &t->chan_http,
-                              &t->modbus_http, &t->modbus_intake, &t->mqtt_http, &t->replay };
+                              &t->modbus_http, &t->modbus_intake, &t->mqtt_http, &t->replay, &t->hist_http };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++)
         sl_tribuf_free(b[i]);
     sl_chanq_destroy(t->chanq);
+    sl_chanq_destroy(t->histq);
     free(t->store.pend);
     free(t->store.pend_bit);
     free(t->store.rows);
@@ -861,19 +956,29 @@ static void release(struct sl_rxt *t)
 }
 
 static const sl_thread_fn th_fns[TH_COUNT] = { intake_main, store_thread, chan_main,
-                                               modbus_main, http_main, mqtt_main };
+                                               modbus_main, http_main, mqtt_main, hist_main };
 
 static int start_threads(struct sl_rxd *d, struct sl_rxt *t)
 {
+    /* GET /api/history's query thread (sl_histsrv), before the HTTP
+     * thread hands it anything. Not in the watchdog's list: a long query
+     * is no hang, and it cuts its own stalled responses. */
+    if (d->svc.histsrv &&
+        sl_histsrv_start(d->svc.histsrv, t->fail_fd, SL_SECCOMP_RX_QUERY,
+                         d->conf->history.url[0] ? SL_SECCOMP_F_CONNECT : 0) != SL_OK) {
+        sl_log_id(SL_LOG_ERR, "SL-RX-THREAD-FAIL", "thread rx-histsrv failed: cannot start it: %s", strerror(errno));
+        return -1;
+    }
     t->run[TH_STORE] = true;
     t->run[TH_CHAN] = d->fr != NULL || d->syslog != NULL;
     t->run[TH_MODBUS] = d->svc.mb != NULL;
     t->run[TH_HTTP] = d->svc.http != NULL;
     t->run[TH_MQTT] = d->svc.mqtt != NULL;
+    t->run[TH_HIST] = d->hist != NULL;
     t->run[TH_INTAKE] = true;
     /* Consumers first, the link last: nothing it hands on waits for a
      * thread not yet there. */
-    static const int order[TH_COUNT] = { TH_STORE, TH_CHAN, TH_MODBUS, TH_HTTP, TH_MQTT, TH_INTAKE };
+    static const int order[TH_COUNT] = { TH_STORE, TH_CHAN, TH_MODBUS, TH_HTTP, TH_MQTT, TH_HIST, TH_INTAKE };
     for (int k = 0; k < TH_COUNT; k++) {
         int i = order[k];
         if (!t->run[i])
@@ -916,6 +1021,7 @@ static bool shutdown_all(struct sl_rxd *d, struct sl_rxt *t)
         ok = false;
     for (int i = TH_CHAN; i < TH_COUNT; i++)
         ok &= stop_join(t, i);
+    sl_histsrv_stop(d->svc.histsrv);   /* before release closes fail_fd */
     return ok;
 }
 
@@ -1063,7 +1169,7 @@ int sl_rxthreads_run(struct sl_rxd *d)
 {
     static struct sl_rxt t;   /* the threads' parts: ~ a few KiB, not on the stack */
     memset(&t, 0, sizeof t);
-    t.fail_fd = t.chanq_fd = t.http_fd = t.mqtt_fd = t.store.sub_fd = t.spb_fd = -1;
+    t.fail_fd = t.chanq_fd = t.histq_fd = t.http_fd = t.mqtt_fd = t.store.sub_fd = t.spb_fd = -1;
     d->t = &t;
     const struct sl_rxconf *c = d->conf;
     sl_thread_set_log_id("SL-RX-THREAD-FAIL");
@@ -1088,13 +1194,19 @@ int sl_rxthreads_run(struct sl_rxd *d)
     char text[SL_SDNOTIFY_STATUS_MAX + 1];
     sl_linkacct_status(&d->acct, text, sizeof text, false, c->keys.keys.count, 0, 0, now);
     /* The process-wide list before the first thread (each inherits it);
-     * outbound sockets only for a broker or a syslog forward. */
+     * outbound sockets only for a broker, a syslog forward or PostgreSQL. */
     char swhy[160];
-    bool out = d->svc.mqtt || (d->syslog && c->syslog.out.proto != SL_SYSLOGOUT_NONE);
+    bool out = d->svc.mqtt || (d->syslog && c->syslog.out.proto != SL_SYSLOGOUT_NONE) || c->history.url[0];
     if (d->svc.mqtt)
         sl_seccomp_preload_names(c->mqtt.addr.host);
     if (d->syslog && c->syslog.out.proto != SL_SYSLOGOUT_NONE)
         sl_seccomp_preload_names(c->syslog.out.forward.host);
+    if (c->history.url[0]) {   /* libpq resolves it again at each reconnect */
+        char pghost[256];
+        sl_histdb_pg_url_host(c->history.url, pghost, sizeof pghost);
+        if (pghost[0])
+            sl_seccomp_preload_names(pghost);
+    }
     bool sandboxed = sl_seccomp_install(SL_SECCOMP_RX, out ? SL_SECCOMP_F_CONNECT : 0, swhy, sizeof swhy) == SL_OK;
     if (sandboxed)
         sl_seccomp_selftest("rx");

@@ -11,6 +11,8 @@
  *   rx-store   SQLite checkpoints from its mirror subscription, WAL,
  *              replay.state saves
  *   rx-chan    the channel worker: sl_filerecv (disk) fed by sl_chanq
+ *   rx-hist    [history]: tag and history payloads from its own sl_chanq
+ *              into the history database in batches (sl_history)
  *   rx-modbus, rx-http, rx-mqtt: one service each, own poll loop
  *
  * Counters cross threads through triple buffers (sl_tribuf), mirror
@@ -22,6 +24,7 @@
 #include <stdint.h>
 
 #include "sl_filerecv.h"
+#include "sl_history.h"
 #include "sl_hw.h"
 #include "sl_key.h"
 #include "sl_link.h"
@@ -49,6 +52,7 @@ struct sl_rxd {
     struct sl_store *store;
     struct sl_filerecv *fr;
     struct sl_syslogout *syslog;    /* [syslog] output; NULL without */
+    struct sl_history *hist;        /* [history] writer (rx-hist); NULL without */
     struct sl_services svc;         /* Modbus, HTTP, MQTT */
     struct sl_linkacct acct;
     struct sl_link_watch nic;       /* health of the diode NIC ([link] interface) */

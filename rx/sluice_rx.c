@@ -23,6 +23,7 @@
 #include "sl_diag.h"
 #include "sl_file.h"
 #include "sl_filerecv.h"
+#include "sl_history.h"
 #include "sl_hw.h"
 #include "sl_key.h"
 #include "sl_link.h"
@@ -30,6 +31,7 @@
 #include "sl_log.h"
 #include "sl_metrics.h"
 #include "sl_mirror.h"
+#include "sl_mqttconn.h"
 #include "sl_receiver.h"
 #include "sl_rxcheck.h"
 #include "sl_rxconf.h"
@@ -137,6 +139,14 @@ static int drop_privileges(const struct sl_rxd *d)
         return -1;
     if (c->mirror.database[0] && sl_sandbox_need_writable(&sandbox, "[mirror] database", c->mirror.database) != SL_OK)
         return -1;
+    /* SQLite creates the database, its -wal and -shm beside it. */
+    if (c->history.database[0]) {
+        char dir[sizeof c->history.database];
+        if (sl_sandbox_need_writable(&sandbox, "[history] database's directory",
+                                     sl_file_dir_of(dir, sizeof dir, c->history.database)) != SL_OK ||
+            sl_sandbox_need_writable(&sandbox, "[history] database", c->history.database) != SL_OK)
+            return -1;
+    }
     if (c->syslog.enabled && c->syslog.out.file[0]) {
         char dir[sizeof c->syslog.out.file];
         if (sl_sandbox_need_writable(&sandbox, "[syslog] file's directory",
@@ -176,6 +186,57 @@ static int open_store(struct sl_rxd *d)
         return -1;
     }
     sl_store_resume(d->store, d->mirror, c->mirror.database, sl_clock_wall_us());
+    return 0;
+}
+
+/* [history]: the writer's state, with the mirror's reader slot it maps tag
+ * ids through, and a PostgreSQL password read now, before the drop (owned
+ * by root or the [rx] user, like [mqtt]'s; kept for reconnects). */
+static char *hist_password;
+
+static int create_history(struct sl_rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    if (!c->history.enabled)
+        return 0;
+    if (c->history.password_file[0]) {
+        char why[160] = "";
+        if (sl_mqttconn_password_load(&hist_password, c->history.password_file,
+                                      sandbox.action == SL_SANDBOX_DROP ? sandbox.uid : geteuid(), why,
+                                      sizeof why) != SL_OK) {
+            sl_log(SL_LOG_ERR, "cannot read [history] password_file %s: %s", c->history.password_file, why);
+            return -1;
+        }
+    }
+    int slot = sl_mirror_reader_register(d->mirror);
+    struct sl_history_config hc = {
+        .db = { .database = c->history.database[0] ? c->history.database : NULL,
+                .url = c->history.url[0] ? c->history.url : NULL, .password = hist_password,
+                .retention_days = c->history.retention_days },
+        .mirror = d->mirror, .mirror_slot = slot };
+    sl_err e = slot < 0 ? SL_ERR_TABLE_FULL : sl_history_create(&d->hist, &hc);
+    if (e != SL_OK) {
+        sl_log(SL_LOG_ERR, "cannot set up [history]: %s", sl_strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
+/* The history database, as the user. SQLite must open now (a wrong path
+ * stops the start); a PostgreSQL server away is retried by rx-hist. */
+static int open_history(struct sl_rxd *d)
+{
+    const struct sl_rxconf *c = d->conf;
+    if (!d->hist)
+        return 0;
+    char err[512] = "";
+    if (sl_history_open(d->hist, sl_clock_wall_us(), err, sizeof err) == SL_OK)
+        return 0;
+    if (c->history.database[0]) {
+        sl_log(SL_LOG_ERR, "cannot open [history] database %s: %s", c->history.database, err);
+        return -1;
+    }
+    sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-OPEN", "history: cannot open the database yet: %s (retried)", err);
     return 0;
 }
 
@@ -253,13 +314,13 @@ static int open_syslog(struct sl_rxd *d)
 static int start(struct sl_rxd *d)
 {
     if (sl_rxstate_prepare(&d->state, d->conf->keys.state_dir, sl_clock_mono_ms()) != SL_OK ||
-        create_mirror(d) != 0 || open_link(d) != 0 ||
+        create_mirror(d) != 0 || create_history(d) != 0 || open_link(d) != 0 ||
         sl_services_open(&d->svc, d->conf, d->mirror, sl_rxd_fill_status, d) != SL_OK)
         return -1;
     if (drop_privileges(d) != 0)
         return -1;
-    if (sl_rxstate_load(&d->state) != SL_OK || open_store(d) != 0 || open_receiver(d) != 0 ||
-        open_files(d) != 0 || open_syslog(d) != 0)
+    if (sl_rxstate_load(&d->state) != SL_OK || open_store(d) != 0 || open_history(d) != 0 ||
+        open_receiver(d) != 0 || open_files(d) != 0 || open_syslog(d) != 0)
         return -1;
     return 0;
 }
@@ -273,6 +334,8 @@ static void stop(struct sl_rxd *d)
     sl_tagch_destroy(d->tags);
     sl_hw_close(d->hw);
     sl_store_close(d->store);
+    sl_history_destroy(d->hist);
+    sl_mqttconn_password_free(hist_password);
     sl_mirror_destroy(d->mirror);
     sl_rxstate_close(&d->state);
 }
