@@ -66,7 +66,18 @@ def check_capture(objs, names, t_start, t_end):
                 families.setdefault(n[:-5], set()).add(v["raw"])
     if len(families) != 5 or any(len(r) != 1 for r in families.values()):
         sl_rig.fail("word-order families disagree in the last keyframe: %s" % families)
-    deltas = [o for o in tu.kinds(objs, "value") if o["msg"] == "delta"]
+    # The change journal is on by default: deltas go as DELTA_SEQ, each
+    # value with its change seq: never sent twice, increasing per tag (a
+    # coalesced entry keeps its place in line, so not across tags).
+    deltas = [o for o in tu.kinds(objs, "value") if o["msg"] in ("delta", "delta_seq")]
+    seqs = [o.get("seq", 0) for o in deltas if o["msg"] == "delta_seq"]
+    per_tag = {}
+    for o in deltas:
+        per_tag.setdefault(o["tag_id"], []).append(o.get("seq", 0))
+    if (not seqs or len(seqs) != len(deltas) or min(seqs) < 1 or len(set(seqs)) != len(seqs)
+            or any(v != sorted(v) for v in per_tag.values())):
+        sl_rig.fail("deltas are not all DELTA_SEQ with unique seqs increasing per tag: %d deltas, seqs %s"
+                    % (len(deltas), seqs[:20]))
     if len({o["tag_id"] for o in deltas}) < 5:
         sl_rig.fail("moving sim values produced deltas for only %d tags"
                     % len({o["tag_id"] for o in deltas}))
