@@ -137,4 +137,9 @@ sl_err sl_histdb_pg_check_url(const char *url, char *err, size_t cap);
  * "***", for logs and --check. */
 void sl_histdb_pg_mask_url(const char *url, char *out, size_t cap);
 
+/* The URL's host name (the first of a list; "" for none or a hostaddr
+ * only), for sl_seccomp_preload_names: libpq resolves it again at each
+ * reconnect, under the sandbox. */
+void sl_histdb_pg_url_host(const char *url, char *host, size_t cap);
+
 #endif

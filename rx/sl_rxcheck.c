@@ -27,7 +27,7 @@ sl_err sl_rxcheck_sandbox(const struct sl_rxconf *c, struct sl_sandbox_plan *pla
     sl_err e = sl_sandbox_plan(plan, "rx", c->rx.user, c->rx.allow_root);
     sl_sandbox_describe(r, plan);
     char line[SL_SANDBOX_LINE_MAX];
-    bool out = c->mqtt.enabled || c->syslog.out.proto != SL_SYSLOGOUT_NONE;
+    bool out = c->mqtt.enabled || c->syslog.out.proto != SL_SYSLOGOUT_NONE || c->history.url[0];
     sl_seccomp_describe(SL_SECCOMP_RX, out ? SL_SECCOMP_F_CONNECT : 0, line, sizeof line);
     sl_sandbox_report_add(r, "%s", line);
     return e;
