@@ -19,7 +19,7 @@
 #include "sl_clock.h"
 #include "sl_conf.h"
 #include "sl_file.h"
-#include "sl_histq.h"
+#include "sl_histsrv.h"
 #include "sl_json.h"
 #include "sl_metrics.h"
 #include "sl_peer.h"
@@ -103,7 +103,7 @@ struct sl_http {
     uint16_t port;
     int fd;
     struct sl_http_stats st;
-    struct sl_histq *histq;    /* NULL: [history] off */
+    struct sl_histsrv *histsrv;  /* NULL: [history] off */
 };
 
 /* A streamed tag list: /api/tags, or the tags under one path. */
@@ -746,7 +746,9 @@ static enum MHD_Result send_metrics(struct sl_http *h, struct MHD_Connection *c)
     struct sl_jbuf b;
     if (sl_jbuf_alloc(&b, 16384, SL_HTTP_BODY_MAX) != SL_OK)
         return MHD_NO;
-    sl_metrics_prom(&b, &s, &h->st, h->m, sl_clock_wall_us());
+    struct sl_http_stats hs;
+    sl_http_stats(h, &hs);
+    sl_metrics_prom(&b, &s, &hs, h->m, sl_clock_wall_us());
     return send_body(h, c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", &b, NULL);
 }
 
@@ -1233,7 +1235,7 @@ static enum MHD_Result send_static(struct sl_http *h, struct MHD_Connection *c, 
 /* The con_cls of a request handed to the history query thread: when the
  * thread resumes the connection, libmicrohttpd calls on_request again, and
  * this says "answered already, close it". */
-static char histq_handed;
+static char histsrv_handed;
 
 static const char *history_arg(void *ctx, const char *key)
 {
@@ -1243,7 +1245,7 @@ static const char *history_arg(void *ctx, const char *key)
 /* Query thread: the job's socket is shut down; libmicrohttpd closes the
  * connection on its next run (MHD_resume_connection is thread-safe with
  * MHD_ALLOW_SUSPEND_RESUME, whose inter-thread channel wakes sl_http_fd). */
-static void histq_done(void *ctx, void *conn)
+static void histsrv_done(void *ctx, void *conn)
 {
     (void)ctx;
     MHD_resume_connection(conn);
@@ -1255,9 +1257,9 @@ static void histq_done(void *ctx, void *conn)
 static enum MHD_Result send_history(struct sl_http *h, struct MHD_Connection *c, bool head, const char *version,
                                     void **con_cls)
 {
-    if (!h->histq)
+    if (!h->histsrv)
         return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE, "history is off (no [history] section)", NULL);
-    struct sl_histq_job j;
+    struct sl_histsrv_job j;
     memset(&j, 0, sizeof j);
     const char *why = "";
     if (sl_histapi_parse(&j.req, history_arg, c, (int64_t)sl_clock_wall_us(), &why) != SL_OK) {
@@ -1271,7 +1273,7 @@ static enum MHD_Result send_history(struct sl_http *h, struct MHD_Connection *c,
     j.conn = c;
     j.head = head;
     j.http10 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
-    sl_err e = sl_histq_reserve(h->histq);
+    sl_err e = sl_histsrv_reserve(h->histsrv);
     if (e != SL_OK)
         return send_error(h, c, MHD_HTTP_SERVICE_UNAVAILABLE,
                           e == SL_ERR_TABLE_FULL ? "busy: too many history queries at once, retry later"
@@ -1280,8 +1282,8 @@ static enum MHD_Result send_history(struct sl_http *h, struct MHD_Connection *c,
     /* Suspended before the submit: from then on the query thread may
      * finish and resume the connection at any moment. */
     MHD_suspend_connection(c);
-    sl_histq_submit(h->histq, &j);
-    *con_cls = &histq_handed;
+    sl_histsrv_submit(h->histsrv, &j);
+    *con_cls = &histsrv_handed;
     h->st.requests++;
     return MHD_YES;
 }
@@ -1295,7 +1297,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     (void)upload_data;
     struct sl_http *h = cls;
     *upload_size = 0;     /* any request body is ignored */
-    if (*con_cls == &histq_handed)
+    if (*con_cls == &histsrv_handed)
         return MHD_NO;    /* the history query thread answered: close */
     struct hconn *k = conn_of(c);
     if (k)
@@ -1391,9 +1393,9 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
     h->req_ms = cfg->request_timeout_ms ? cfg->request_timeout_ms : SL_HTTP_DEFAULT_REQ_MS;
     h->idx_gen = UINT64_MAX;
     h->max_tags = cfg->max_tags;
-    h->histq = cfg->histq;
-    if (h->histq)
-        sl_histq_bind(h->histq, histq_done, h);
+    h->histsrv = cfg->histsrv;
+    if (h->histsrv)
+        sl_histsrv_bind(h->histsrv, histsrv_done, h);
     h->words = ((size_t)cfg->max_tags + 63) / 64;
     h->nsse = cfg->max_sse ? cfg->max_sse : SL_HTTP_DEFAULT_SSE;
     h->sse_per_peer = cfg->max_sse_per_peer ? cfg->max_sse_per_peer : SL_HTTP_DEFAULT_SSE_PEER;
@@ -1545,6 +1547,9 @@ sl_err sl_http_run(struct sl_http *h)
 void sl_http_stats(const struct sl_http *h, struct sl_http_stats *out)
 {
     *out = h->st;
+    out->history_on = h->histsrv != NULL;
+    if (h->histsrv)
+        sl_histsrv_stats(h->histsrv, &out->history);
 }
 
 sl_err sl_http_token_read(char out[SL_HTTP_TOKEN_MAX + 1], const char *path, uid_t owner, char *why,

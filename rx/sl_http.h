@@ -39,6 +39,7 @@
 
 #include "sl_datagram.h"
 #include "sl_err.h"
+#include "sl_histsrv.h"
 #include "sl_mbserver.h"
 #include "sl_mirror.h"
 #include "sl_receiver.h"
@@ -56,7 +57,7 @@
 #define SL_HTTP_TOKEN_MAX         256u
 #define SL_HTTP_BODY_MAX          (64u << 20)  /* largest built (non-streamed) body */
 
-struct sl_histq;
+struct sl_histsrv;
 
 struct sl_http_config {
     const char *listen;        /* "HOST:PORT" or "[V6]:PORT"; port 0 picks a free one */
@@ -72,7 +73,7 @@ struct sl_http_config {
                                       without a token (besides IP literals and
                                       localhost); copied */
     uint32_t max_tags;         /* the mirror's max_tags (sizes the SSE bitmaps) */
-    struct sl_histq *histq;    /* GET /api/history's query thread (sl_histq.h), or NULL:
+    struct sl_histsrv *histsrv;  /* GET /api/history's query thread (sl_histsrv.h), or NULL:
                                   [history] off, the route answers 503 */
 };
 
@@ -123,6 +124,8 @@ struct sl_http_stats {
     uint64_t bad_host;         /* 403: Host not allowed (no token configured) */
     uint64_t bad_request;      /* 400: a bad /api/stream tag or path argument, a bad /api/history parameter */
     unsigned sse_clients;      /* open /api/stream connections */
+    bool history_on;           /* GET /api/history served ([history]): history holds its counters */
+    struct sl_histsrv_stats history;
 };
 
 struct sl_http;

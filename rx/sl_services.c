@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "sl_clock.h"
+#include "sl_histsrv.h"
 #include "sl_log.h"
 #include "sl_sandbox.h"
 
@@ -66,6 +67,31 @@ static uid_t run_uid(const struct sl_rxconf *c)
     return sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK ? plan.uid : geteuid();
 }
 
+/* GET /api/history's query thread: a reader of its own, opened at the
+ * first query (after the privilege drop, as the [rx] user); a PostgreSQL
+ * password is read now, like the writer's. */
+static sl_err open_histsrv(struct sl_services *s, const struct sl_rxconf *c)
+{
+    char *pw = NULL;
+    if (c->history.url[0] && c->history.password_file[0]) {
+        char why[160] = "";
+        sl_err e = sl_mqttconn_password_load(&pw, c->history.password_file, run_uid(c), why, sizeof why);
+        if (e != SL_OK) {
+            sl_log(SL_LOG_ERR, "cannot read [history] password_file %s: %s", c->history.password_file, why);
+            return e;
+        }
+    }
+    struct sl_histsrv_config qc = {
+        .db = { .database = c->history.database[0] ? c->history.database : NULL,
+                .url = c->history.url[0] ? c->history.url : NULL, .password = pw,
+                .retention_days = c->history.retention_days } };
+    sl_err e = sl_histsrv_create(&s->histsrv, &qc);
+    sl_mqttconn_password_free(pw);
+    if (e != SL_OK)
+        sl_log(SL_LOG_ERR, "cannot set up GET /api/history: %s", sl_strerror(e));
+    return e;
+}
+
 /* The bearer token, read before privileges are dropped and owned by the
  * [rx] user (or by us). Wiped once HTTP holds its copy. */
 static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const struct sl_mirror *m,
@@ -90,6 +116,14 @@ static sl_err open_http(struct sl_services *s, const struct sl_rxconf *c, const 
                                  .max_sse = c->http.max_streams,
                                  .max_sse_per_peer = c->http.max_streams_per_peer,
                                  .allowed_hosts = c->http.allowed_hosts };
+    if (c->history.enabled) {
+        sl_err he = open_histsrv(s, c);
+        if (he != SL_OK) {
+            sodium_memzero(token, sizeof token);
+            return he;
+        }
+        hc.histsrv = s->histsrv;
+    }
     sl_err e = sl_http_open(&s->http, &hc, m, status, ctx);
     sodium_memzero(token, sizeof token);
     if (e != SL_OK) {
@@ -326,7 +360,11 @@ void sl_services_close(struct sl_services *s)
     s->spb = NULL;
     s->spb_conn = NULL;
     sl_mqtt_close(s->mqtt);
+    /* Its suspended connections resumed before the server stops. */
+    sl_histsrv_stop(s->histsrv);
     sl_http_close(s->http);
+    sl_histsrv_destroy(s->histsrv);
+    s->histsrv = NULL;
     sl_mbserver_close(s->mb);
     s->mqtt = NULL;
     s->http = NULL;

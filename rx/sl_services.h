@@ -24,10 +24,13 @@
 
 #define SL_SERVICES_WRITE_LOG_MS 10000u    /* at most one refused-write line per period */
 
+struct sl_histsrv;
+
 struct sl_services {
     struct sl_mbserver *mb;                /* NULL when off */
     struct sl_http *http;
     struct sl_mqtt *mqtt;
+    struct sl_histsrv *histsrv;            /* GET /api/history's query thread: [http] and [history] */
     /* Errors a service's run/poll call returned, each logged
      * (sluice_rx_<service>_errors_total); each written by its own thread. */
     uint64_t http_errors, mqtt_errors, modbus_errors;

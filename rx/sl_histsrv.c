@@ -1,5 +1,5 @@
-/* The history query thread (sl_histq.h). */
-#include "sl_histq.h"
+/* The history query thread (sl_histsrv.h). */
+#include "sl_histsrv.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -19,13 +19,13 @@
 
 #define POLL_SLICE_MS 100   /* a blocked write looks at the stop flag this often */
 
-struct sl_histq {
+struct sl_histsrv {
     struct sl_histdb_config dbc;
     char *database, *url, *password;
     struct sl_histdb *db;          /* the reader, query thread only; NULL until opened */
     unsigned slots;
     uint32_t send_ms;
-    sl_histq_done_fn done;
+    sl_histsrv_done_fn done;
     void *done_ctx;
     int profile;
     unsigned flags;
@@ -34,11 +34,11 @@ struct sl_histq {
     /* the queue: a ring of slots jobs under mu (held only to copy a job in
      * or out, never across I/O) */
     pthread_mutex_t mu;
-    struct sl_histq_job *jobs;
+    struct sl_histsrv_job *jobs;
     unsigned head, count, reserved;
     bool stopping;
     /* the running job's response */
-    char *buf;                     /* SL_HISTQ_BUF_BYTES, plus room for a chunk's framing */
+    char *buf;                     /* SL_HISTSRV_BUF_BYTES, plus room for a chunk's framing */
     struct sl_jbuf out;
     int fd;
     bool chunked, broken;
@@ -62,17 +62,17 @@ static char *dup_or_null(const char *s, bool *ok)
     return d;
 }
 
-sl_err sl_histq_create(struct sl_histq **out, const struct sl_histq_config *cfg)
+sl_err sl_histsrv_create(struct sl_histsrv **out, const struct sl_histsrv_config *cfg)
 {
     *out = NULL;
     bool have_db = cfg->db.database && *cfg->db.database, have_url = cfg->db.url && *cfg->db.url;
-    if (have_db == have_url || cfg->slots > SL_HISTQ_SLOTS_MAX)
+    if (have_db == have_url || cfg->slots > SL_HISTSRV_SLOTS_MAX)
         return SL_ERR_CONFIG;
-    struct sl_histq *q = calloc(1, sizeof *q);
+    struct sl_histsrv *q = calloc(1, sizeof *q);
     if (!q)
         return SL_ERR_NOMEM;
-    q->slots = cfg->slots ? cfg->slots : SL_HISTQ_SLOTS_DEFAULT;
-    q->send_ms = cfg->send_timeout_ms ? cfg->send_timeout_ms : SL_HISTQ_SEND_MS;
+    q->slots = cfg->slots ? cfg->slots : SL_HISTSRV_SLOTS_DEFAULT;
+    q->send_ms = cfg->send_timeout_ms ? cfg->send_timeout_ms : SL_HISTSRV_SEND_MS;
     q->profile = -1;
     q->fd = -1;
     bool ok = true;
@@ -85,7 +85,7 @@ sl_err sl_histq_create(struct sl_histq **out, const struct sl_histq_config *cfg)
     q->dbc.retention_days = cfg->db.retention_days;
     q->jobs = calloc(q->slots, sizeof *q->jobs);
     /* Room for a chunk's size line and CRLF before and after the data. */
-    q->buf = malloc(SL_HISTQ_BUF_BYTES + 32);
+    q->buf = malloc(SL_HISTSRV_BUF_BYTES + 32);
     if (!ok || !q->jobs || !q->buf || pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q->jobs);
         free(q->buf);
@@ -99,13 +99,13 @@ sl_err sl_histq_create(struct sl_histq **out, const struct sl_histq_config *cfg)
     return SL_OK;
 }
 
-void sl_histq_bind(struct sl_histq *q, sl_histq_done_fn done, void *ctx)
+void sl_histsrv_bind(struct sl_histsrv *q, sl_histsrv_done_fn done, void *ctx)
 {
     q->done = done;
     q->done_ctx = ctx;
 }
 
-sl_err sl_histq_reserve(struct sl_histq *q)
+sl_err sl_histsrv_reserve(struct sl_histsrv *q)
 {
     sl_err e = SL_OK;
     pthread_mutex_lock(&q->mu);
@@ -121,10 +121,10 @@ sl_err sl_histq_reserve(struct sl_histq *q)
     return e;
 }
 
-void sl_histq_submit(struct sl_histq *q, const struct sl_histq_job *job)
+void sl_histsrv_submit(struct sl_histsrv *q, const struct sl_histsrv_job *job)
 {
     pthread_mutex_lock(&q->mu);
-    /* Even when stopping: sl_histq_stop answers what is left in the ring. */
+    /* Even when stopping: sl_histsrv_stop answers what is left in the ring. */
     q->reserved--;
     q->jobs[(q->head + q->count++) % q->slots] = *job;
     bool wake = !q->stopping;   /* stopping: the eventfd may be closed already */
@@ -139,7 +139,7 @@ void sl_histq_submit(struct sl_histq *q, const struct sl_histq_job *job)
 /* Writes n bytes, waiting at most send_ms for each bit of progress and
  * never past the response's deadline; marks the response broken on any
  * failure (the rest is skipped). */
-static void put_raw(struct sl_histq *q, const char *p, size_t n)
+static void put_raw(struct sl_histsrv *q, const char *p, size_t n)
 {
     uint64_t last = sl_clock_mono_ms();
     while (n && !q->broken) {
@@ -165,7 +165,7 @@ static void put_raw(struct sl_histq *q, const char *p, size_t n)
 }
 
 /* Sends what out holds (one chunk when chunked) and empties it. */
-static void flush(struct sl_histq *q)
+static void flush(struct sl_histsrv *q)
 {
     if (q->out.len == 0 || q->broken) {
         sl_jbuf_reset(&q->out);
@@ -184,7 +184,7 @@ static void flush(struct sl_histq *q)
 }
 
 /* The status line and headers (never chunked themselves). */
-static void put_head(struct sl_histq *q, const struct sl_histq_job *j, unsigned status, const char *reason,
+static void put_head(struct sl_histsrv *q, const struct sl_histsrv_job *j, unsigned status, const char *reason,
                      const char *type)
 {
     char h[512];
@@ -197,7 +197,7 @@ static void put_head(struct sl_histq *q, const struct sl_histq_job *j, unsigned 
 }
 
 /* A JSON error as the HTTP module words them, as the whole response. */
-static void put_error(struct sl_histq *q, const struct sl_histq_job *j, const char *msg)
+static void put_error(struct sl_histsrv *q, const struct sl_histsrv_job *j, const char *msg)
 {
     q->chunked = false;
     char body[512];
@@ -220,7 +220,7 @@ static void put_error(struct sl_histq *q, const struct sl_histq_job *j, const ch
 }
 
 struct run {
-    struct sl_histq *q;
+    struct sl_histsrv *q;
     struct sl_histapi_enc enc;
     bool stopped;                  /* the encoder's limit, or a broken client */
 };
@@ -230,7 +230,7 @@ struct run {
 static bool on_point(void *ctx, const struct sl_histdb_point *p)
 {
     struct run *r = ctx;
-    struct sl_histq *q = r->q;
+    struct sl_histsrv *q = r->q;
     if (q->out.cap - q->out.len < SL_HISTAPI_POINT_MAX)
         flush(q);
     if (q->broken || sl_thread_should_stop(&q->th)) {
@@ -246,7 +246,7 @@ static bool on_point(void *ctx, const struct sl_histdb_point *p)
 
 /* The reader, opened when needed; false (and the reason in why) when the
  * store cannot be reached. */
-static bool reader(struct sl_histq *q, char *why, size_t cap)
+static bool reader(struct sl_histsrv *q, char *why, size_t cap)
 {
     if (q->db)
         return true;
@@ -264,13 +264,13 @@ static bool reader(struct sl_histq *q, char *why, size_t cap)
     return true;
 }
 
-static void run_job(struct sl_histq *q, const struct sl_histq_job *j)
+static void run_job(struct sl_histsrv *q, const struct sl_histsrv_job *j)
 {
     q->fd = j->fd;
     q->broken = false;
     q->chunked = false;
-    q->deadline_ms = sl_clock_mono_ms() + SL_HISTQ_RESPONSE_MS;
-    sl_jbuf_fixed(&q->out, q->buf, SL_HISTQ_BUF_BYTES);
+    q->deadline_ms = sl_clock_mono_ms() + SL_HISTSRV_RESPONSE_MS;
+    sl_jbuf_fixed(&q->out, q->buf, SL_HISTSRV_BUF_BYTES);
     char why[256] = "";
     if (!reader(q, why, sizeof why)) {
         count(&q->n_failures, 1);
@@ -321,7 +321,7 @@ static void run_job(struct sl_histq *q, const struct sl_histq_job *j)
 
 /* The job's socket is done with: the client gets end of stream, and the
  * HTTP side may close it. */
-static void finish(struct sl_histq *q, const struct sl_histq_job *j)
+static void finish(struct sl_histsrv *q, const struct sl_histsrv_job *j)
 {
     shutdown(j->fd, SHUT_WR);
     q->fd = -1;
@@ -329,7 +329,7 @@ static void finish(struct sl_histq *q, const struct sl_histq_job *j)
         q->done(q->done_ctx, j->conn);
 }
 
-static bool take(struct sl_histq *q, struct sl_histq_job *j)
+static bool take(struct sl_histsrv *q, struct sl_histsrv_job *j)
 {
     pthread_mutex_lock(&q->mu);
     bool have = q->count > 0;
@@ -342,16 +342,16 @@ static bool take(struct sl_histq *q, struct sl_histq_job *j)
     return have;
 }
 
-static sl_err histq_main(struct sl_thread *th, void *arg)
+static sl_err histsrv_main(struct sl_thread *th, void *arg)
 {
-    struct sl_histq *q = arg;
+    struct sl_histsrv *q = arg;
     if (q->profile >= 0) {
         char why[256];
         if (sl_seccomp_install((enum sl_seccomp_profile)q->profile, q->flags, why, sizeof why) != SL_OK)
             return sl_thread_fail(th, SL_ERR_PERM, "seccomp: %s", why);
         sl_seccomp_selftest(sl_seccomp_profile_name((enum sl_seccomp_profile)q->profile));
     }
-    struct sl_histq_job j;
+    struct sl_histsrv_job j;
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         struct pollfd pf = { .fd = sl_thread_wake_fd(th), .events = POLLIN };
@@ -368,14 +368,14 @@ static sl_err histq_main(struct sl_thread *th, void *arg)
     return SL_OK;
 }
 
-sl_err sl_histq_start(struct sl_histq *q, int fail_fd, int profile, unsigned flags)
+sl_err sl_histsrv_start(struct sl_histsrv *q, int fail_fd, int profile, unsigned flags)
 {
     q->profile = profile;
     q->flags = flags;
     pthread_mutex_lock(&q->mu);
     q->started = true;
     pthread_mutex_unlock(&q->mu);
-    sl_err e = sl_thread_start(&q->th, "rx-histq", histq_main, q, fail_fd);
+    sl_err e = sl_thread_start(&q->th, "rx-histsrv", histsrv_main, q, fail_fd);
     if (e != SL_OK) {
         pthread_mutex_lock(&q->mu);
         q->started = false;
@@ -384,7 +384,7 @@ sl_err sl_histq_start(struct sl_histq *q, int fail_fd, int profile, unsigned fla
     return e;
 }
 
-void sl_histq_stop(struct sl_histq *q)
+void sl_histsrv_stop(struct sl_histsrv *q)
 {
     if (!q)
         return;
@@ -397,7 +397,7 @@ void sl_histq_stop(struct sl_histq *q)
     sl_thread_stop(&q->th);
     (void)sl_thread_join(&q->th);
     /* The waiting ones: answered here, on the owner's thread now. */
-    struct sl_histq_job j;
+    struct sl_histsrv_job j;
     while (take(q, &j)) {
         q->fd = j.fd;
         q->broken = false;
@@ -411,11 +411,11 @@ void sl_histq_stop(struct sl_histq *q)
     }
 }
 
-void sl_histq_destroy(struct sl_histq *q)
+void sl_histsrv_destroy(struct sl_histsrv *q)
 {
     if (!q)
         return;
-    sl_histq_stop(q);
+    sl_histsrv_stop(q);
     pthread_mutex_destroy(&q->mu);
     free(q->jobs);
     free(q->buf);
@@ -428,7 +428,7 @@ void sl_histq_destroy(struct sl_histq *q)
     free(q);
 }
 
-void sl_histq_stats(const struct sl_histq *q, struct sl_histq_stats *out)
+void sl_histsrv_stats(const struct sl_histsrv *q, struct sl_histsrv_stats *out)
 {
     out->queries = atomic_load_explicit(&q->n_queries, memory_order_relaxed);
     out->busy = atomic_load_explicit(&q->n_busy, memory_order_relaxed);
