@@ -9,6 +9,7 @@ uint64_t bench_now_ns(void);
 
 /* A subcommand: argv[0] is its name; returns the process exit status. */
 int bench_fec(int argc, char **argv);
+int bench_history(int argc, char **argv);
 int bench_journal(int argc, char **argv);
 int bench_signer(int argc, char **argv);
 

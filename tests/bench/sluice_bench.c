@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     { "fec", bench_fec, "Reed-Solomon encode/decode MB/s vs memcpy; Ed25519 sign/verify per second" },
     { "signer", bench_signer, "sluice-tx's signer process vs the key in-process: us per block sealed" },
+    { "history", bench_history, "RX history (SQLite): insert rows/s in 20,000-row batches; one tag's hour/month query" },
     { "journal", bench_journal, "TX change journal: appends/s with group commit, bytes/record, reopen, read" },
 };
 
