@@ -6,7 +6,8 @@
  *
  * Row i (0 <= i < N): source time FROM_US + i * STEP_US, seq i + 1 in
  * journal 42, quality Good; value i % 100 (int64, float64: i % 100 + 0.5),
- * i % 2 (bool); rows BF_FIRST..BF_LAST are marked backfill; row NAN_AT
+ * i % 2 (bool), the source time in µs (ramp: int64, as sluice-tx's
+ * generator sends); rows BF_FIRST..BF_LAST are marked backfill; row NAN_AT
  * (float64) holds NaN with quality BadCommunicationError. */
 #include <inttypes.h>
 #include <math.h>
@@ -22,10 +23,11 @@
 int main(int argc, char **argv)
 {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s DB TAG int64|float64|bool FROM_US STEP_US N [BF_FIRST BF_LAST [NAN_AT]]\n",
+        fprintf(stderr, "usage: %s DB TAG int64|float64|bool|ramp FROM_US STEP_US N [BF_FIRST BF_LAST [NAN_AT]]\n",
                 argv[0]);
         return 2;
     }
+    bool ramp = strcmp(argv[3], "ramp") == 0;
     uint8_t type = strcmp(argv[3], "bool") == 0      ? SL_TYPE_BOOL
                    : strcmp(argv[3], "float64") == 0 ? SL_TYPE_FLOAT64
                                                      : SL_TYPE_INT64;
@@ -57,6 +59,10 @@ int main(int argc, char **argv)
             r->origin = i >= bf0 && i <= bf1 ? SL_HIST_BACKFILL : SL_HIST_LIVE;
             r->value = type == SL_TYPE_BOOL ? (double)(i % 2) : (double)(i % 100) + (type == SL_TYPE_FLOAT64 ? 0.5 : 0);
             r->raw = (uint64_t)(i % 100);
+            if (ramp) {
+                r->value = (double)r->ts_us;
+                r->raw = (uint64_t)r->ts_us;
+            }
             if (i == nan_at && type == SL_TYPE_FLOAT64) {
                 r->value = NAN;
                 r->quality = 0x80050000u;

@@ -5,8 +5,11 @@ sluice-rx on host loopback (no rig; one RX start, many checks).
 Before RX starts, sl_histfill writes known rows into the [history] SQLite
 store through sl_histdb's writer:
   - bench/generator/gen/tags/t0 (int64): one row a second over the last
-    hour, rows 1200..1799 marked backfill (the tag a generator TX also
-    feeds, so the dashboard lists it and its detail shows the chart);
+    hour, rows 1200..1799 marked backfill;
+  - bench/generator/gen/tags/t1: the same rows with the generator's kind of
+    value (its source time in µs), so the chart continues into the live
+    rows the running generator TX adds (the dashboard lists the tag; its
+    detail shows the chart);
   - plant/hist/f (float64): 100 rows, 10 ms apart, row 50 NaN (Bad);
   - plant/hist/b (bool): 10 rows;
   - bench/hist/big (float64): 300,000 rows 100 ms apart (the slow query).
@@ -25,17 +28,15 @@ Checks:
     each; the query thread works, the HTTP thread does not wait);
   - five queries held (one running, four waiting): the sixth gets 503
     "busy"; sluice_http_history_busy_total counts it;
-  - the dashboard in headless Chromium: the detail of t0 draws the trend
+  - the dashboard in headless Chromium: the detail of t1 draws the trend
     (a canvas, points in both series: live and backfilled), and every
     request the page made went to the RX (none elsewhere).
 """
 import json
-import math
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -43,6 +44,8 @@ import urllib.parse
 import urllib.request
 
 import sl_rig
+# The dashboard test's helpers: failing with the daemons' last log lines (LOGS), free ports.
+from test_dashboard import LOGS, check, fail, free_port, write  # noqa: E402
 
 B = sl_rig.BUILD_DIR
 TX = os.path.join(B, "tx", "sluice-tx")
@@ -53,43 +56,12 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 LINK = "127.0.0.2"
 T0TAG = "bench/generator/gen/tags/t0"
+T1TAG = "bench/generator/gen/tags/t1"   # the chart's: the generator's kind of value (its time in µs)
 BIG = 300000
 TAGS_MS = 250
 
-LOGS = []
-
-
 def log(msg):
     print("history_api: " + msg, flush=True)
-
-
-def fail(msg):
-    for path in LOGS:
-        try:
-            with open(path, errors="replace") as f:
-                lines = f.readlines()
-            sys.stderr.write("--- %s (last 30 lines) ---\n%s" % (path, "".join(lines[-30:])))
-        except OSError:
-            pass
-    sl_rig.fail(msg)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def free_port(kind=socket.SOCK_STREAM, host="127.0.0.1"):
-    s = socket.socket(socket.AF_INET, kind)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def iso(us):
@@ -309,11 +281,11 @@ def browser_check(port, work):
             check(time.monotonic() < end, "dashboard shows no tag")
             time.sleep(0.1)
         f = drv.find_element(By.ID, "filter")
-        f.send_keys("t0")
+        f.send_keys("t1")
         time.sleep(0.5)
         rows = drv.find_elements(By.CSS_SELECTOR, "#rows [role=row]")
-        target = [r for r in rows if r.is_displayed() and r.text.split("\n")[1:2] == ["t0"]]
-        check(target, "row t0 not shown: %r" % [r.text for r in rows[:5]])
+        target = [r for r in rows if r.is_displayed() and r.text.split("\n")[1:2] == ["t1"]]
+        check(target, "row t1 not shown: %r" % [r.text for r in rows[:5]])
         target[0].click()   # a click opens the detail
         end = time.monotonic() + 15
         while True:
@@ -374,6 +346,7 @@ def main():
         hour0 = now_us - 3600 * 1000000 - 5 * 1000000
         db = os.path.join(work, "history.db")
         fill(db, T0TAG, "int64", hour0, 1000000, 3600, 1200, 1799)
+        fill(db, T1TAG, "ramp", hour0, 1000000, 3600, 1200, 1799)
         fill(db, "plant/hist/f", "float64", hour0, 10000, 100, -1, -2, 50)
         fill(db, "plant/hist/b", "bool", hour0, 1000000, 10)
         fill(db, "bench/hist/big", "float64", now_us - BIG * 100000, 100000, BIG)
