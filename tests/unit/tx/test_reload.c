@@ -104,6 +104,10 @@ SL_TEST(reload, shape_changes_refused_with_reason)
           "a tag map's registers or types" },
         { MAP_A, "10.0.0.2:7400", "[files]\nspool = out\n", "[files]" },
         { MAP_A, "10.0.0.2:7400", "[syslog]\nlisten = 127.0.0.1:5514\n", "[syslog]" },
+        { MAP_A, "10.0.0.2:7400", "[backfill]\nenabled = no\n", "[backfill]" },
+        { MAP_A, "10.0.0.2:7400", "[backfill]\nshare = 0.1\n", "[backfill]" },
+        { MAP_A, "10.0.0.2:7400", "[backfill]\nwindow_s = 600\n", "[backfill]" },
+        { MAP_A, "10.0.0.2:7400", "[backfill]\nmax_bytes = 1048576\n", "[backfill]" },
     };
     struct sl_txconf a;
     load(&a, MAP_A, "10.0.0.2:7400", "");
