@@ -1,0 +1,262 @@
+/* sl_histsrv: the history query thread over a real SQLite store (written
+ * through sl_histdb's writer), each job's "connection" one end of a
+ * socketpair: the whole HTTP/1.1 response (chunked JSON, CSV for HTTP/1.0,
+ * HEAD), a store that cannot be opened (503, counted), the slots (busy,
+ * counted), a client that stops reading (cut within the send timeout) and
+ * stop answering the waiting jobs 503. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sl_histsrv.h"
+#include "sl_test.h"
+#include "sl_wire.h"
+
+#define T0 1796655600000000ll   /* 2026-12-07T15:00:00Z */
+
+static int done_calls;
+static void *done_conn[16];
+
+static void on_done(void *ctx, void *conn)
+{
+    (void)ctx;
+    if (done_calls < 16)
+        done_conn[done_calls] = conn;
+    __atomic_add_fetch(&done_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static void make_store(const char *path, int n)
+{
+    struct sl_histdb_config cfg = { .database = path, .retention_days = 3650 };
+    struct sl_histdb *db;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_open(&db, &cfg, true, err, sizeof err), SL_OK);
+    uint32_t id;
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(db, "a/b/x", &id), SL_OK);
+    static struct sl_histdb_row rows[5000];
+    for (int i = 0; i < n; i++)
+        rows[i] = (struct sl_histdb_row){ .tag = id, .ts_us = T0 + (int64_t)i * 1000000, .journal_id = 7,
+                                          .seq = (uint64_t)i + 1, .value = i, .type = SL_TYPE_FLOAT64,
+                                          .origin = i == 1 ? SL_HIST_BACKFILL : SL_HIST_LIVE };
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_begin(db), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_put(db, rows, (size_t)n), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_commit(db), SL_OK);
+    sl_histdb_close(db);
+}
+
+/* Reads the peer's whole response (until end of stream) into buf. */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll(&p, 1, 5000) != 1)
+            break;
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+static void wait_done(int want)
+{
+    for (int i = 0; i < 500 && __atomic_load_n(&done_calls, __ATOMIC_SEQ_CST) < want; i++)
+        usleep(10000);
+    CU_ASSERT_EQUAL(__atomic_load_n(&done_calls, __ATOMIC_SEQ_CST), want);
+}
+
+static struct sl_histsrv_job job(int fd, void *conn, bool csv)
+{
+    struct sl_histsrv_job j = { .fd = fd, .conn = conn };
+    snprintf(j.req.tag, sizeof j.req.tag, "a/b/x");
+    j.req.from_us = T0;
+    j.req.to_us = T0 + 3600000000ll;
+    j.req.limit = 10000;
+    j.req.csv = csv;
+    return j;
+}
+
+SL_TEST(histsrv, responses)
+{
+    char dir[] = "/tmp/sl-histsrv-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    make_store(path, 3);
+    struct sl_histsrv *q;
+    struct sl_histsrv_config cfg = { .db = { .database = path }, .slots = 2 };
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_create(&q, &cfg), SL_OK);
+    sl_histsrv_bind(q, on_done, NULL);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_ERR_STATE);   /* not started */
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_start(q, -1, -1, 0), SL_OK);
+    done_calls = 0;
+    static char buf[1 << 16];
+
+    /* HTTP/1.1 JSON: chunked, the body whole, then end of stream. */
+    int sp[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+    struct sl_histsrv_job j = job(sp[0], (void *)1, false);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &j);
+    read_all(sp[1], buf, sizeof buf);
+    wait_done(1);
+    CU_ASSERT_PTR_EQUAL(done_conn[0], (void *)1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "Transfer-Encoding: chunked\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "Connection: close\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "{\"tag\":\"a/b/x\",\"points\":[\n{\"ts\":\"2026-12-07T15:00:00.000000Z\","
+                                       "\"value\":0,\"quality\":0},\n{\"ts\":\"2026-12-07T15:00:01.000000Z\","
+                                       "\"value\":1,\"quality\":0,\"backfill\":true},"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"count\":3,\"truncated\":false}\n\r\n0\r\n\r\n"));
+    close(sp[0]);
+    close(sp[1]);
+
+    /* HTTP/1.0 CSV: no chunks, the body ends at close. */
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+    j = job(sp[0], (void *)2, true);
+    j.http10 = true;
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &j);
+    read_all(sp[1], buf, sizeof buf);
+    wait_done(2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "HTTP/1.0 200 OK\r\nContent-Type: text/csv; charset=utf-8\r\n"));
+    CU_ASSERT_PTR_NULL(strstr(buf, "chunked"));
+    const char *body = strstr(buf, "\r\n\r\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+    CU_ASSERT_STRING_EQUAL(body + 4, "ts,value,quality\n2026-12-07T15:00:00.000000Z,0,0\n"
+                                     "2026-12-07T15:00:01.000000Z,1,0\n2026-12-07T15:00:02.000000Z,2,0\n");
+    close(sp[0]);
+    close(sp[1]);
+
+    /* HEAD: headers only. */
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+    j = job(sp[0], (void *)3, false);
+    j.head = true;
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &j);
+    size_t n = read_all(sp[1], buf, sizeof buf);
+    wait_done(3);
+    CU_ASSERT(n > 4 && strcmp(buf + n - 4, "\r\n\r\n") == 0);
+    close(sp[0]);
+    close(sp[1]);
+
+    struct sl_histsrv_stats st;
+    sl_histsrv_stats(q, &st);
+    CU_ASSERT_EQUAL(st.queries, 3);
+    CU_ASSERT_EQUAL(st.points, 6);
+    CU_ASSERT_EQUAL(st.failures, 0);
+    sl_histsrv_destroy(q);
+    unlink(path);
+    char wal[160];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", path);
+    unlink(wal);
+    rmdir(dir);
+}
+
+SL_TEST(histsrv, store_missing_503)
+{
+    struct sl_histsrv *q;
+    struct sl_histsrv_config cfg = { .db = { .database = "/nonexistent/dir/h.db" } };
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_create(&q, &cfg), SL_OK);
+    sl_histsrv_bind(q, on_done, NULL);
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_start(q, -1, -1, 0), SL_OK);
+    done_calls = 0;
+    int sp[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+    struct sl_histsrv_job j = job(sp[0], NULL, false);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &j);
+    static char buf[4096];
+    read_all(sp[1], buf, sizeof buf);
+    wait_done(1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "HTTP/1.1 503 Service Unavailable\r\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "{\"error\":\"history store not reachable: "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, ",\"status\":503}\n"));
+    struct sl_histsrv_stats st;
+    sl_histsrv_stats(q, &st);
+    CU_ASSERT_EQUAL(st.failures, 1);
+    close(sp[0]);
+    close(sp[1]);
+    sl_histsrv_destroy(q);
+    /* neither or both of database and url */
+    struct sl_histsrv_config none = { .db = { .database = NULL } };
+    CU_ASSERT_EQUAL(sl_histsrv_create(&q, &none), SL_ERR_CONFIG);
+}
+
+SL_TEST(histsrv, busy_stalled_and_stop)
+{
+    char dir[] = "/tmp/sl-histsrv-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    make_store(path, 5000);
+    struct sl_histsrv *q;
+    /* one running + one waiting; a write stalled 300 ms is cut */
+    struct sl_histsrv_config cfg = { .db = { .database = path }, .slots = 1, .send_timeout_ms = 300 };
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_create(&q, &cfg), SL_OK);
+    sl_histsrv_bind(q, on_done, NULL);
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_start(q, -1, -1, 0), SL_OK);
+    done_calls = 0;
+    int a[2], b[2], c[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b), 0);
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, c), 0);
+    int small = 4096;
+    setsockopt(a[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    /* a: 3600 points (the hour) nobody reads (stalls the thread); b waits; c is refused. */
+    struct sl_histsrv_job ja = job(a[0], (void *)10, false), jb = job(b[0], (void *)11, false);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &ja);
+    usleep(100000);   /* a is taken: running */
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &jb);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_ERR_TABLE_FULL);
+    struct sl_histsrv_stats st;
+    sl_histsrv_stats(q, &st);
+    CU_ASSERT_EQUAL(st.busy, 1);
+    /* a is cut after the 300 ms send timeout; then b runs and is answered. */
+    static char buf[1 << 20];
+    read_all(b[1], buf, sizeof buf);
+    wait_done(2);
+    CU_ASSERT_PTR_EQUAL(done_conn[0], (void *)10);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"count\":3600,\"truncated\":false}"));
+    sl_histsrv_stats(q, &st);
+    CU_ASSERT_EQUAL(st.cut, 1);
+    CU_ASSERT_EQUAL(st.queries, 1);
+    /* stop with one stalled and one waiting: the waiting one gets 503 */
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    struct sl_histsrv_job ja2 = job(a[0], (void *)12, false);
+    sl_histsrv_submit(q, &ja2);
+    usleep(100000);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    struct sl_histsrv_job jc = job(c[0], (void *)13, false);
+    sl_histsrv_submit(q, &jc);
+    sl_histsrv_stop(q);
+    CU_ASSERT_EQUAL(done_calls, 4);
+    read_all(c[1], buf, sizeof buf);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "503 Service Unavailable"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "shutting down"));
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_ERR_STATE);
+    for (int i = 0; i < 2; i++) {
+        close(a[i]);
+        close(b[i]);
+        close(c[i]);
+    }
+    sl_histsrv_destroy(q);
+    char f[160];
+    unlink(path);
+    snprintf(f, sizeof f, "%s-wal", path);
+    unlink(f);
+    snprintf(f, sizeof f, "%s-shm", path);
+    unlink(f);
+    rmdir(dir);
+}
