@@ -32,10 +32,12 @@
 #include <libpq-fe.h>
 #include <math.h>
 #include <poll.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CONNECT_MS      5000    /* one connection attempt, TCP + TLS + auth */
 #define BACKOFF_MIN_MS  1000
@@ -57,6 +59,7 @@ struct pgdb {
     bool writer;
     char *url;
     char *password;             /* from password_file; wiped at close */
+    char home_files[5][320];    /* libpq's per-user files under the RX user's home (connect_once) */
     int64_t next_try_ms;        /* monotonic: no reconnect before */
     int64_t backoff_ms;
     bool in_tx;
@@ -278,7 +281,7 @@ static sl_err connect_once(struct pgdb *p)
      * from password_file last (it wins over one in the URL). keepalives and
      * tcp_user_timeout: a server that vanishes without a FIN (a cable, a
      * crash of its host) fails the next call within ~30 s, not hours. */
-    const char *kw[16], *val[16];
+    const char *kw[24], *val[24];
     int n = 0;
     kw[n] = "connect_timeout", val[n++] = "5";
     kw[n] = "application_name", val[n++] = p->writer ? "sluice-rx history" : "sluice-rx query";
@@ -287,6 +290,15 @@ static sl_err connect_once(struct pgdb *p)
     kw[n] = "keepalives_interval", val[n++] = "5";
     kw[n] = "keepalives_count", val[n++] = "3";
     kw[n] = "tcp_user_timeout", val[n++] = "30000";
+    /* libpq looks for ~/.postgresql/ certificates and ~/.pgpass under
+     * $HOME, which after the privilege drop is still root's: an unreadable
+     * directory there fails the TLS set-up ("could not open certificate
+     * file ... Permission denied"). The same files under the home of the
+     * user RX runs as, unless the URL names its own. */
+    static const char *const home_kw[5] = { "sslcert", "sslkey", "sslrootcert", "sslcrl", "passfile" };
+    for (int i = 0; i < 5; i++)
+        if (p->home_files[i][0])
+            kw[n] = home_kw[i], val[n++] = p->home_files[i];
     kw[n] = "dbname", val[n++] = p->url;
     if (p->password)
         kw[n] = "password", val[n++] = p->password;
@@ -1016,6 +1028,14 @@ sl_err sl_histdb_pg_open(struct sl_histdb **out, const struct sl_histdb_config *
     }
     p->base.ops = writer ? &writer_ops : &reader_ops;
     p->writer = writer;
+    struct passwd pw, *pwr = NULL;
+    char pwbuf[1024];
+    if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwr) == 0 && pwr && pwr->pw_dir && pwr->pw_dir[0]) {
+        static const char *const rel[5] = { ".postgresql/postgresql.crt", ".postgresql/postgresql.key",
+                                            ".postgresql/root.crt", ".postgresql/root.crl", ".pgpass" };
+        for (int i = 0; i < 5; i++)
+            snprintf(p->home_files[i], sizeof p->home_files[i], "%s/%s", pwr->pw_dir, rel[i]);
+    }
     e = ensure_conn(p, writer ? writer_setup : reader_check);
     if (e != SL_OK) {
         if (errbuf && errcap)

@@ -15,16 +15,24 @@
  *       month query times; prints figures, asserts nothing.
  *
  * Prints "ok ..." per check and "FAIL ..." then exits 1 at the first
- * failure. PASSWORD "-" for none. */
+ * failure. PASSWORD "-" for none.
+ *
+ * SL_PG_SANDBOX=1 runs the suite under sluice-rx's lists: the process-wide
+ * rx list and both history thread lists (rx-hist, rx-query) stacked, all
+ * with outbound sockets, as sluice-rx loads them with [history] url: a
+ * call libpq makes that a list lacks kills the program (SIGSYS). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "sl_histdb.h"
+#include "sl_seccomp.h"
 
 #define DAY_US 86400000000LL
 
@@ -380,8 +388,9 @@ static int bench(const char *url, const char *pw, uint64_t nrows, uint32_t ntags
         done += n;
     }
     double dt = mono_s() - t0;
-    printf("insert: %" PRIu64 " rows in %.1f s = %.0f rows/s (COPY batches of %zu)\n", nrows, dt,
-           (double)nrows / dt, B);
+    if (nrows)
+        printf("insert: %" PRIu64 " rows in %.1f s = %.0f rows/s (COPY batches of %zu)\n", nrows, dt,
+               (double)nrows / dt, B);
     fflush(stdout);
     sl_histdb_close(w);
     struct sl_histdb *r = open_db(url, pw, false);
@@ -415,15 +424,34 @@ static int bench(const char *url, const char *pw, uint64_t nrows, uint32_t ntags
     return 0;
 }
 
+static void sandbox(const char *url)
+{
+    char host[256], why[160];
+    sl_histdb_pg_url_host(url, host, sizeof host);
+    if (host[0])
+        sl_seccomp_preload_names(host);
+    static const enum sl_seccomp_profile ps[] = { SL_SECCOMP_RX, SL_SECCOMP_RX_HIST, SL_SECCOMP_RX_QUERY };
+    for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++)
+        CHECK(sl_seccomp_install(ps[i], SL_SECCOMP_F_CONNECT, why, sizeof why) == SL_OK, "seccomp %s: %s",
+              sl_seccomp_profile_name(ps[i]), why);
+    /* The lists are on: a new Unix socket is refused (EACCES, not a kill). */
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CHECK(fd < 0 && errno == EACCES, "AF_UNIX socket under the lists: fd %d errno %d", fd, errno);
+    OK("sandboxed: rx, rx-hist and rx-query lists with outbound sockets (host %s)", host);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 2 && getenv("SL_PG_SANDBOX") && !strcmp(getenv("SL_PG_SANDBOX"), "1"))
+        sandbox(argv[2]);
     if (argc == 5 && !strcmp(argv[1], "suite"))
         return suite(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4]);
     if (argc == 7 && !strcmp(argv[1], "bench"))
         return bench(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, strtoull(argv[4], NULL, 10),
                      (uint32_t)strtoul(argv[5], NULL, 10), (uint32_t)strtoul(argv[6], NULL, 10));
     fprintf(stderr, "usage: %s suite URL PASSWORD|- WRONG_PASSWORD\n"
-                    "       %s bench URL PASSWORD|- ROWS TAGS DAYS\n", argv[0], argv[0]);
+                    "       %s bench URL PASSWORD|- ROWS TAGS DAYS   (ROWS 0: the queries only)\n", argv[0],
+            argv[0]);
     return 2;
 }

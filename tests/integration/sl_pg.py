@@ -11,7 +11,8 @@
 The cluster is made by initdb in a fresh temporary directory and runs as an
 unprivileged user (postgres refuses root: `nobody` when the test is root,
 else the caller), listening only on HOST (127.0.0.1 by default) at a free
-TCP port, with no Unix socket. Auth: scram-sha-256 with `password` for TCP
+TCP port, with no Unix socket (tls=True: ssl on with a self-signed
+certificate, url with sslmode=require). Auth: scram-sha-256 with `password` for TCP
 when one is given, else trust. Optionally inside a network namespace
 (netns="sl-it", host=the namespace's address) for the rig chain. Every
 wait is bounded; stop() (also on __exit__) ends the server with pg_ctl
@@ -41,8 +42,9 @@ def free_port(host="127.0.0.1"):
 
 
 class Postgres:
-    def __init__(self, password=None, host="127.0.0.1", port=None, netns=None, user=None):
+    def __init__(self, password=None, host="127.0.0.1", port=None, netns=None, user=None, tls=False):
         self.password = password
+        self.tls = tls
         self.host = host
         self.netns = netns
         self.port = port or (free_port(host) if netns is None else 25432)
@@ -64,7 +66,10 @@ class Postgres:
         return pre + argv
 
     def _run(self, argv, timeout=60, env=None, check=True):
-        e = dict(os.environ, LC_ALL="C", **(env or {}))
+        # HOME: the server's user cannot read root's (libpq would fail to
+        # look for ~/.postgresql/ client certificates and, with sslmode=prefer,
+        # fall back to a plain connection).
+        e = dict(os.environ, LC_ALL="C", HOME=self.root or "/", **(env or {}))
         p = subprocess.run(self._as_user(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=timeout, env=e, cwd="/")
         if check and p.returncode != 0:
@@ -73,13 +78,15 @@ class Postgres:
 
     @property
     def url(self):
-        return "postgresql://%s@%s:%d/%s" % (SUPERUSER, self.host, self.port, DATABASE)
+        return "postgresql://%s@%s:%d/%s%s" % (SUPERUSER, self.host, self.port, DATABASE,
+                                                "?sslmode=require" if self.tls else "")
 
     @property
     def url_with_password(self):
         if not self.password:
             return self.url
-        return "postgresql://%s:%s@%s:%d/%s" % (SUPERUSER, self.password, self.host, self.port, DATABASE)
+        return "postgresql://%s:%s@%s:%d/%s%s" % (SUPERUSER, self.password, self.host, self.port, DATABASE,
+                                                   "?sslmode=require" if self.tls else "")
 
     # -- life cycle -------------------------------------------------------------------
     def start(self, timeout=30):
@@ -107,6 +114,18 @@ class Postgres:
         else:
             argv += ["--auth-host=trust"]
         self._run(argv, timeout=120)
+        if self.tls:
+            # A self-signed server certificate: clients use sslmode=require.
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                            "/CN=" + self.host, "-keyout", os.path.join(self.data, "server.key"),
+                            "-out", os.path.join(self.data, "server.crt")], check=True, timeout=60,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for n in ("server.key", "server.crt"):
+                os.chmod(os.path.join(self.data, n), 0o600)
+                if os.geteuid() == 0:
+                    os.chown(os.path.join(self.data, n), pw.pw_uid, pw.pw_gid)
+            with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
+                f.write("ssl = on\n")
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("listen_addresses = '%s'\nport = %d\nunix_socket_directories = ''\n"
                     "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"

@@ -4,7 +4,11 @@
 sl_pg.py makes a cluster (initdb as nobody, 127.0.0.1 only, scram-sha-256
 password), then sl_histdb_pg_check runs every backend op against it (see
 its header); when it prints STOP the server is stopped, when it prints START
-it is started again, each answered by one line on its stdin. Afterwards the
+it is started again, each answered by one line on its stdin. It runs twice:
+first as sluice-rx runs (as nobody with root's HOME left in the
+environment, under its seccomp lists rx, rx-hist, rx-query with outbound
+sockets, through the host name localhost), then plain as root; both over TLS
+(sslmode=require, the server's certificate self-signed). Afterwards the
 tables are read back with psql: the partitions, the index, no duplicate
 (journal, seq), and that no password reached the server's view of the
 connections' application names.
@@ -22,43 +26,63 @@ CHECK = os.path.join(sl_rig.BUILD_DIR, "tests", "integration", "sl_histdb_pg_che
 PASSWORD = "hist-Pw-7"
 
 
+def run_suite(pg, url, env):
+    """sl_histdb_pg_check suite against url, answering its STOP/START."""
+    print("suite on %s%s" % (url, " (sandboxed)" if env else ""))
+    argv = [CHECK, "suite", url, PASSWORD, "not-" + PASSWORD]
+    if env and os.geteuid() == 0:
+        # As sluice-rx runs: dropped to nobody with root's HOME left behind
+        # (libpq must not look for its certificates there).
+        argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv
+        env = dict(env, HOME="/root")
+    p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                         env=dict(os.environ, **env))
+    out = []
+    deadline = time.monotonic() + 60
+    try:
+        for line in p.stdout:
+            line = line.rstrip("\n")
+            out.append(line)
+            print("  " + line)
+            if line == "STOP":
+                pg.stop_server("fast")
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            elif line == "START":
+                pg.start_server()
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            if time.monotonic() > deadline:
+                p.kill()
+                print("FAIL: the check program ran past 60 s")
+                return 1
+        rc = p.wait(timeout=10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    if rc != 0 or "PASS" not in out:
+        print("FAIL: sl_histdb_pg_check exited %d%s" % (rc, " (SIGSYS: a call off the lists)" if rc == -31 else ""))
+        print(pg.server_log()[-3000:])
+        return 1
+    return 0
+
+
 def main():
     t0 = time.monotonic()
     if not os.path.exists(CHECK):
         print("FAIL: %s not built" % CHECK)
         return 1
-    with sl_pg.Postgres(password=PASSWORD) as pg:
+    with sl_pg.Postgres(password=PASSWORD, tls=True) as pg:
         print("postgresql up at %s in %.1f s" % (pg.url, time.monotonic() - t0))
-        p = subprocess.Popen([CHECK, "suite", pg.url, PASSWORD, "not-" + PASSWORD], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
-        out = []
-        deadline = time.monotonic() + 60
-        try:
-            for line in p.stdout:
-                line = line.rstrip("\n")
-                out.append(line)
-                print("  " + line)
-                if line == "STOP":
-                    pg.stop_server("fast")
-                    p.stdin.write("go\n")
-                    p.stdin.flush()
-                elif line == "START":
-                    pg.start_server()
-                    p.stdin.write("go\n")
-                    p.stdin.flush()
-                if time.monotonic() > deadline:
-                    p.kill()
-                    print("FAIL: the check program ran past 60 s")
-                    return 1
-            rc = p.wait(timeout=10)
-        finally:
-            if p.poll() is None:
-                p.kill()
-        if rc != 0 or "PASS" not in out:
-            print("FAIL: sl_histdb_pg_check exited %d" % rc)
-            print(pg.server_log()[-3000:])
+        # Under sluice-rx's seccomp lists first, through a host name (the
+        # resolver too), in a database of its own; then plain.
+        pg.psql("CREATE DATABASE sandboxed", db="postgres")
+        url = pg.url.replace("@127.0.0.1:", "@localhost:").replace("/%s?" % sl_pg.DATABASE, "/sandboxed?")
+        assert url.endswith("/sandboxed?sslmode=require"), url
+        if run_suite(pg, url, {"SL_PG_SANDBOX": "1"}) != 0:
             return 1
-
+        if run_suite(pg, pg.url, {}) != 0:
+            return 1
         # The tables as an operator sees them.
         parts = [r[0] for r in pg.psql(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
@@ -77,6 +101,9 @@ def main():
         assert state == "restart", state
         jid = pg.scalar("SELECT journal_id FROM sluice_journals ORDER BY journal_id LIMIT 1")
         assert jid == "-2", "u64 journal ids as signed bigint: %s" % jid
+        ssl = pg.scalar("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                        "WHERE s.ssl AND a.usename = 'sluice'")
+        assert ssl and int(ssl) >= 1, "psql's own connection not over TLS: %s" % ssl
         print("ok tables: %d partitions, index (tag, ts, seq), no duplicates, journals" % len(parts))
         log = pg.server_log()
         assert "not-" + PASSWORD not in log and PASSWORD not in log, "password in the server log"
