@@ -45,22 +45,6 @@ static uint64_t zz_dec(uint64_t u)
     return (u >> 1) ^ (uint64_t)-(int64_t)(u & 1u);
 }
 
-/* Largest raw of a type (as sl_msg's rule); 0 when unknown. */
-static uint64_t raw_max(uint8_t type)
-{
-    switch (type) {
-    case SL_TYPE_BOOL:    return 1u;
-    case SL_TYPE_INT16:
-    case SL_TYPE_UINT16:  return 0xFFFFu;
-    case SL_TYPE_INT32:
-    case SL_TYPE_UINT32:
-    case SL_TYPE_FLOAT32: return 0xFFFFFFFFu;
-    case SL_TYPE_INT64:
-    case SL_TYPE_FLOAT64: return UINT64_MAX;
-    default:              return 0;
-    }
-}
-
 /* The value a raw stands for, as the delta is taken: signed types
  * sign-extended (int16 0xFFFF -> -1, so a counter crossing zero costs one
  * byte), others as they are. */
@@ -89,11 +73,13 @@ static sl_err num_raw(uint8_t type, uint64_t num, uint64_t *raw)
             return SL_ERR_RANGE;
         *raw = num & 0xFFFFFFFFu;
         return SL_OK;
-    default:
-        if (num > raw_max(type))
+    default: {
+        struct sl_value v = { .type = type, .raw = num };
+        if (sl_msg_value_check(&v) != SL_OK)
             return SL_ERR_RANGE;
         *raw = num;
         return SL_OK;
+    }
     }
 }
 
@@ -300,7 +286,7 @@ static sl_err get_run(struct sl_buf *b, struct sl_hmsg_ctx *c)
     uint64_t tag = 0;
     if (sl_buf_get_u8(b, &kind) != SL_OK)
         return SL_ERR_LENGTH;
-    if (kind != RUN_GAP && raw_max(kind) == 0)
+    if (kind != RUN_GAP && sl_wire_type_regs(kind) == 0)
         return SL_ERR_TYPE;
     if (kind != RUN_GAP) {
         sl_err e = get_varint(b, &tag);

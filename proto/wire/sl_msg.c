@@ -272,38 +272,47 @@ static sl_err put_values(struct sl_msg_writer *w, uint8_t **at, size_t *taken, u
     return SL_OK;
 }
 
-sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
-                        const struct sl_value *values, size_t n)
+/* DELTA, or DELTA_SEQ when journal_id != 0 (the public entry points
+ * refuse journal_id 0 for DELTA_SEQ). */
+static sl_err put_delta_any(struct sl_msg_writer *w, size_t *taken, uint64_t journal_id,
+                            const struct sl_value *values, size_t n)
 {
+    bool with_seq = journal_id != 0;
     *taken = 0;
     if (n == 0)
         return SL_ERR_RANGE;
-    size_t fit = sl_msg_delta_fit(w->cap - w->off);
+    size_t left = w->cap - w->off;
+    size_t fit = with_seq ? sl_msg_delta_seq_fit(left) : sl_msg_delta_fit(left);
     if (fit == 0)
         return SL_ERR_CAPACITY;
     uint8_t *hdr;
-    sl_err e = put_values(w, &hdr, taken, SL_MSG_DELTA, SL_DELTA_HDR_BYTES, values, n, fit);
-    if (e == SL_OK)
+    sl_err e = put_values(w, &hdr, taken, with_seq ? SL_MSG_DELTA_SEQ : SL_MSG_DELTA,
+                          with_seq ? SL_DELTA_SEQ_HDR_BYTES : SL_DELTA_HDR_BYTES, values, n, fit);
+    if (e != SL_OK)
+        return e;
+    if (with_seq) {
+        sl_be64_put(hdr + SL_DELTA_SEQ_OFF_JOURNAL, journal_id);
+        sl_be16_put(hdr + SL_DELTA_SEQ_OFF_COUNT, (uint16_t)*taken);
+    } else {
         sl_be16_put(hdr + SL_DELTA_OFF_COUNT, (uint16_t)*taken);
-    return e;
+    }
+    return SL_OK;
+}
+
+sl_err sl_msg_put_delta(struct sl_msg_writer *w, size_t *taken,
+                        const struct sl_value *values, size_t n)
+{
+    return put_delta_any(w, taken, 0, values, n);
 }
 
 sl_err sl_msg_put_delta_seq(struct sl_msg_writer *w, size_t *taken, uint64_t journal_id,
                             const struct sl_value *values, size_t n)
 {
-    *taken = 0;
-    if (n == 0 || journal_id == 0)
+    if (journal_id == 0) {
+        *taken = 0;
         return SL_ERR_RANGE;
-    size_t fit = sl_msg_delta_seq_fit(w->cap - w->off);
-    if (fit == 0)
-        return SL_ERR_CAPACITY;
-    uint8_t *hdr;
-    sl_err e = put_values(w, &hdr, taken, SL_MSG_DELTA_SEQ, SL_DELTA_SEQ_HDR_BYTES, values, n, fit);
-    if (e == SL_OK) {
-        sl_be64_put(hdr + SL_DELTA_SEQ_OFF_JOURNAL, journal_id);
-        sl_be16_put(hdr + SL_DELTA_SEQ_OFF_COUNT, (uint16_t)*taken);
     }
-    return e;
+    return put_delta_any(w, taken, journal_id, values, n);
 }
 
 sl_err sl_msg_put_keyframe(struct sl_msg_writer *w, size_t *taken, uint32_t keyframe_id,
@@ -543,46 +552,31 @@ static sl_err values_body_check(const uint8_t *p, size_t count, size_t stride)
     return SL_OK;
 }
 
-/* check == false only for bodies a successful check already covered
- * (sl_msg_next): the header is parsed again, the entries are not. */
-static sl_err decode_delta(struct sl_msg_delta *out, const uint8_t *body, size_t len, bool check)
+/* DELTA (count, 25-byte entries) and DELTA_SEQ (journal_id, count, 33-byte
+ * entries ending in their seq). check == false only for bodies a
+ * successful check already covered (sl_msg_next): the header is parsed
+ * again, the entries are not. */
+static sl_err decode_delta_any(struct sl_msg_delta *out, const uint8_t *body, size_t len, bool check,
+                               bool with_seq)
 {
+    size_t hdr = with_seq ? SL_DELTA_SEQ_HDR_BYTES : SL_DELTA_HDR_BYTES;
+    size_t stride = with_seq ? SL_VALUE_SEQ_BYTES : SL_VALUE_BYTES;
     memset(out, 0, sizeof *out);
-    if (len < SL_DELTA_HDR_BYTES)
+    if (len < hdr)
         return SL_ERR_TRUNCATED;
-    uint16_t count = sl_be16_get(body + SL_DELTA_OFF_COUNT);
-    sl_err e = count_matches(count, SL_VALUE_BYTES, len - SL_DELTA_HDR_BYTES);
-    if (e == SL_OK && count == 0)
+    uint64_t journal_id = with_seq ? sl_be64_get(body + SL_DELTA_SEQ_OFF_JOURNAL) : 0;
+    uint16_t count = sl_be16_get(body + (with_seq ? SL_DELTA_SEQ_OFF_COUNT : SL_DELTA_OFF_COUNT));
+    sl_err e = count_matches(count, stride, len - hdr);
+    if (e == SL_OK && (count == 0 || (with_seq && journal_id == 0)))
         e = SL_ERR_HEADER;
     if (e == SL_OK && check)
-        e = values_body_check(body + SL_DELTA_HDR_BYTES, count, SL_VALUE_BYTES);
-    if (e != SL_OK)
-        return e;
-    out->values.p = body + SL_DELTA_HDR_BYTES;
-    out->values.count = count;
-    out->values.stride = SL_VALUE_BYTES;
-    return SL_OK;
-}
-
-/* DELTA_SEQ: journal_id, count, then entries of 33 bytes (value, seq). */
-static sl_err decode_delta_seq(struct sl_msg_delta *out, const uint8_t *body, size_t len, bool check)
-{
-    memset(out, 0, sizeof *out);
-    if (len < SL_DELTA_SEQ_HDR_BYTES)
-        return SL_ERR_TRUNCATED;
-    uint64_t journal_id = sl_be64_get(body + SL_DELTA_SEQ_OFF_JOURNAL);
-    uint16_t count = sl_be16_get(body + SL_DELTA_SEQ_OFF_COUNT);
-    sl_err e = count_matches(count, SL_VALUE_SEQ_BYTES, len - SL_DELTA_SEQ_HDR_BYTES);
-    if (e == SL_OK && (count == 0 || journal_id == 0))
-        e = SL_ERR_HEADER;
-    if (e == SL_OK && check)
-        e = values_body_check(body + SL_DELTA_SEQ_HDR_BYTES, count, SL_VALUE_SEQ_BYTES);
+        e = values_body_check(body + hdr, count, stride);
     if (e != SL_OK)
         return e;
     out->journal_id = journal_id;
-    out->values.p = body + SL_DELTA_SEQ_HDR_BYTES;
+    out->values.p = body + hdr;
     out->values.count = count;
-    out->values.stride = SL_VALUE_SEQ_BYTES;
+    out->values.stride = (uint16_t)stride;
     return SL_OK;
 }
 
@@ -682,12 +676,12 @@ static sl_err decode_schema(struct sl_msg_schema *out, const uint8_t *body, size
 
 sl_err sl_msg_decode_delta(struct sl_msg_delta *out, const uint8_t *body, size_t len)
 {
-    return decode_delta(out, body, len, true);
+    return decode_delta_any(out, body, len, true, false);
 }
 
 sl_err sl_msg_decode_delta_seq(struct sl_msg_delta *out, const uint8_t *body, size_t len)
 {
-    return decode_delta_seq(out, body, len, true);
+    return decode_delta_any(out, body, len, true, true);
 }
 
 sl_err sl_msg_decode_keyframe(struct sl_msg_keyframe *out, const uint8_t *body, size_t len)
@@ -733,9 +727,9 @@ static sl_err decode_msg(struct sl_msg *out, uint8_t type, const uint8_t *body, 
     switch (type) {
     case SL_MSG_SCHEMA:   e = decode_schema(&out->u.schema, body, len, check); break;
     case SL_MSG_KEYFRAME: e = decode_keyframe(&out->u.keyframe, body, len, check); break;
-    case SL_MSG_DELTA:    e = decode_delta(&out->u.delta, body, len, check); break;
+    case SL_MSG_DELTA:    e = decode_delta_any(&out->u.delta, body, len, check, false); break;
     case SL_MSG_EVENT:    e = sl_msg_decode_event(&out->u.event, body, len); break;
-    case SL_MSG_DELTA_SEQ: e = decode_delta_seq(&out->u.delta, body, len, check); break;
+    case SL_MSG_DELTA_SEQ: e = decode_delta_any(&out->u.delta, body, len, check, true); break;
     default:              e = SL_ERR_TYPE; break;
     }
     if (e == SL_OK)

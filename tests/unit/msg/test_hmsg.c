@@ -76,6 +76,16 @@ static long read_all(const uint8_t *p, size_t len, struct sl_hstatus *st)
     return n;
 }
 
+/* Writes recs[0..n) under ST into pay; returns the payload length. */
+static size_t write_all(size_t n)
+{
+    struct sl_hmsg_writer w;
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, pay, sizeof pay, &ST), SL_OK);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &recs[i]), SL_OK);
+    return sl_hmsg_finish(&w);
+}
+
 SL_TEST(hmsg, roundtrip_random_records)
 {
     uint64_t rs = 42;
@@ -84,11 +94,7 @@ SL_TEST(hmsg, roundtrip_random_records)
         uint64_t seq = 1 + fx_rand(&rs) % 1000, t = FX_TIME_US;
         for (size_t i = 0; i < n; i++)
             recs[i] = rand_rec(&rs, &seq, &t);
-        struct sl_hmsg_writer w;
-        CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, pay, sizeof pay, &ST), SL_OK);
-        for (size_t i = 0; i < n; i++)
-            CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &recs[i]), SL_OK);
-        size_t len = sl_hmsg_finish(&w);
+        size_t len = write_all(n);
         CU_ASSERT_FATAL(len > 0);
         struct sl_hstatus st;
         long m = read_all(pay, len, &st);
@@ -105,11 +111,7 @@ SL_TEST(hmsg, splits_into_messages_with_one_status)
     size_t n = 20000;
     for (size_t i = 0; i < n; i++)
         recs[i] = rand_rec(&rs, &seq, &t);
-    struct sl_hmsg_writer w;
-    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, pay, sizeof pay, &ST), SL_OK);
-    for (size_t i = 0; i < n; i++)
-        CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &recs[i]), SL_OK);
-    size_t len = sl_hmsg_finish(&w);
+    size_t len = write_all(n);
     /* Count the messages: each a HISTORY with the status at its head. */
     struct sl_buf b = sl_buf_make(pay, len);
     int msgs = 0;
@@ -350,11 +352,7 @@ static double per_record(uint8_t type, int counter, uint64_t seq_step)
             r->raw = bits;
         }
     }
-    struct sl_hmsg_writer w;
-    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, pay, sizeof pay, &ST), SL_OK);
-    for (size_t i = 0; i < n; i++)
-        CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &recs[i]), SL_OK);
-    size_t len = sl_hmsg_finish(&w);
+    size_t len = write_all(n);
     CU_ASSERT_EQUAL(read_all(pay, len, NULL), (long)n);
     return (double)(len - 4 - 24) / (double)n;
 }
