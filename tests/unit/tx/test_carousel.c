@@ -437,10 +437,12 @@ SL_TEST(carousel, tags_due_defers)
     jdone(j);
 }
 
-/* The threaded producer fills the ring and writes wake_fd. */
+/* The threaded producer fills the ring, writes wake_fd, and refills the
+ * ring while the consumer takes from it (run under TSan too). */
 SL_TEST(carousel, thread_fills_the_ring)
 {
     struct sl_journal *j = jmake(0);
+    plant(j, 200, T0, T0 + 100 * S_US, S_US);                        /* ~50 payloads a pass */
     struct sl_carousel *c = NULL;
     struct sl_carousel_config cc = ccfg(j, 120, 0, 4096);
     cc.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -454,6 +456,20 @@ SL_TEST(carousel, thread_fills_the_ring)
     uint64_t woken = 0;
     CU_ASSERT_EQUAL(read(cc.wake_fd, &woken, sizeof woken), (ssize_t)sizeof woken);
     CU_ASSERT_TRUE(woken >= 1);
+    /* the consumer takes payloads while the producer refills the ring
+     * (the journal grows meanwhile): every one decodes */
+    struct got g;
+    unsigned taken = 0;
+    for (uint64_t i = 0; i < 400 && taken < 30; i++) {
+        uint64_t at = T0 + (100 + i) * S_US;
+        if (i % 10 == 0)
+            plant(j, 100, at, at + 1, S_US);
+        if (take(c, &g, NULL, 0))
+            taken++;
+        else
+            usleep(2000);
+    }
+    CU_ASSERT_TRUE(taken >= 30);
     sl_carousel_destroy(c);
     close(cc.wake_fd);
     jdone(j);
