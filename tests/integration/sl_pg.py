@@ -12,7 +12,8 @@ The cluster is made by initdb in a fresh temporary directory and runs as an
 unprivileged user (postgres refuses root: `nobody` when the test is root,
 else the caller), listening only on HOST (127.0.0.1 by default) at a free
 TCP port, with no Unix socket (tls=True: ssl on with a self-signed
-certificate, url with sslmode=require). Auth: scram-sha-256 with `password` for TCP
+certificate, url with sslmode=require; durable=True: fsync and
+synchronous commits on, as a production server, for benchmarks). Auth: scram-sha-256 with `password` for TCP
 when one is given, else trust. Optionally inside a network namespace
 (netns="sl-it", host=the namespace's address) for the rig chain. Every
 wait is bounded; stop() (also on __exit__) ends the server with pg_ctl
@@ -42,8 +43,9 @@ def free_port(host="127.0.0.1"):
 
 
 class Postgres:
-    def __init__(self, password=None, host="127.0.0.1", port=None, netns=None, user=None, tls=False):
+    def __init__(self, password=None, host="127.0.0.1", port=None, netns=None, user=None, tls=False, durable=False):
         self.password = password
+        self.durable = durable
         self.tls = tls
         self.host = host
         self.netns = netns
@@ -128,9 +130,10 @@ class Postgres:
                 f.write("ssl = on\n")
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("listen_addresses = '%s'\nport = %d\nunix_socket_directories = ''\n"
-                    "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                     "max_wal_size = '2GB'\nshared_buffers = '256MB'\nlog_min_messages = warning\n"
                     % (self.host, self.port))
+            if not self.durable:   # a test's throw-away cluster: no fsync
+                f.write("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n")
         self._pg_ctl_start(timeout)
         self.psql("CREATE DATABASE %s" % DATABASE, db="postgres")
         return self
