@@ -14,7 +14,11 @@
    namespace of the test's own): [SL-TX-JOURNAL-WRITE] logged once, write
    errors counted, sluice_tx_journal_failing 1, and live frames keep
    flowing at the same pace; SIGTERM still exits 0.
-5. [backfill] enabled = no: no journal directory, no journal metrics."""
+5. [backfill] enabled = no: no journal directory, no journal metrics.
+6. Without CAP_CHOWN (as under the systemd unit): a state_dir owned by the
+   run user gets its journal made by that user after the drop; a root-owned
+   0700 one cannot be handed over: [SL-TX-JOURNAL-OPEN], sluice-tx runs on
+   without a journal (frames flow, sluice_tx_journal_up 0)."""
 import os
 import re
 import shutil
@@ -60,7 +64,7 @@ class Sink:
         self.sock.close()
 
 
-def conf(d, name, key, port, extra="", tags=200, rate=2000):
+def conf(d, name, key, port, extra="", tags=200, rate=2000, state="state"):
     path = os.path.join(d, name + ".conf")
     with open(path, "w") as f:
         f.write("[link]\ntransport = udp\ndestination = 127.0.0.1:%d\ngso = off\nrate_mbps = 20\n"
@@ -68,7 +72,7 @@ def conf(d, name, key, port, extra="", tags=200, rate=2000):
                 "[keys]\nsigning_key = %s\nstate_dir = %s\n"
                 "[snapshot]\nkeyframe_ms = 500\nbeacon_ms = 100\n"
                 "[device gen]\nprotocol = generator\ntags = %d\nrate = %d\n%s"
-                % (port, os.path.join(d, "m", "tx.prom"), key, os.path.join(d, "state"), tags, rate, extra))
+                % (port, os.path.join(d, "m", "tx.prom"), key, os.path.join(d, state), tags, rate, extra))
     return path
 
 
@@ -226,6 +230,32 @@ def disabled(procs, d, key, sink):
         sl_rig.fail("[backfill] enabled = no still reports journal metrics: %s" % metrics(d))
 
 
+def no_chown(procs, d, key, sink):
+    own = os.path.join(d, "own-state")
+    os.mkdir(own, 0o750)
+    os.chown(own, NOBODY, NOBODY)
+    c = conf(d, "own", key, sink.port, state="own-state")
+    r = Run(procs, d, "own", ["setpriv", "--bounding-set=-chown", tu.TX, "-c", c])
+    r.wait_log(OPENED)
+    wait_metric(d, "sluice_tx_journal_appended_total", 10)
+    st = os.stat(os.path.join(own, "journal"))
+    if st.st_uid != NOBODY:
+        sl_rig.fail("without CAP_CHOWN the journal in the user's state_dir is uid %d, want %d" % (st.st_uid, NOBODY))
+    r.stop()
+    os.unlink(os.path.join(d, "m", "tx.prom"))
+    c = conf(d, "rootdir", key, sink.port, state="root-state")   # made by root, 0700
+    r = Run(procs, d, "rootdir", ["setpriv", "--bounding-set=-chown", tu.TX, "-c", c])
+    r.wait_log(r"\[SL-TX-JOURNAL-OPEN\] journal: cannot hand \S+ to uid %d: Operation not permitted" % NOBODY)
+    r.wait_log(r"started: epoch")
+    n0 = sink.count
+    if not sl_rig.wait_for(lambda: sink.count > n0 + 20, 5):
+        sl_rig.fail("no frames from a sluice-tx without its journal")
+    wait_metric(d, "sluice_tx_journal_up", 0)
+    if metrics(d).get("sluice_tx_journal_up") != 0:
+        sl_rig.fail("sluice_tx_journal_up is not 0 without a journal: %s" % metrics(d))
+    r.stop()
+
+
 def main():
     if os.geteuid() != 0:
         sl_rig.fail("needs root (it drops to nobody and mounts a tmpfs in its own namespace)")
@@ -242,6 +272,7 @@ def main():
             wiped_is_new(procs, d, key, sink, jid)
             full_disk(procs, d, key, sink)
             disabled(procs, d, key, sink)
+            no_chown(procs, d, key, sink)
     finally:
         sink.close()
         shutil.rmtree(d, ignore_errors=True)
