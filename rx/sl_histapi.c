@@ -284,7 +284,10 @@ static void put_bucket(struct sl_histapi_enc *e, struct sl_jbuf *b)
         sl_jbuf_lit(b, ",");
         num(b, avg, true);
         sl_jbuf_lit(b, ",");
-        num(b, e->b_last, true);
+        if (e->b_type == SL_TYPE_BOOL && !isnan(e->b_last))
+            sl_jbuf_lit(b, e->b_last != 0 ? "true" : "false");
+        else
+            num(b, e->b_last, true);
         sl_jbuf_printf(b, ",%llu\n", (unsigned long long)e->b_n);
     } else {
         sl_jbuf_lit(b, e->count ? ",\n{\"ts\":" : "\n{\"ts\":");

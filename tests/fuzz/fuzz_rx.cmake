@@ -11,3 +11,6 @@ sl_fuzz_target(tagch SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_tagch.c LIBS sl_rx SE
 # NCMD and STATE payloads the Sparkplug B edge node reads from the broker:
 # nesting bounded before protobuf-c recurses, memory bounded by the arena.
 sl_fuzz_target(spb_ncmd SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_spb_ncmd.c LIBS sl_rx SECONDS 10)
+# GET /api/history's query parameters from any IT client (sl_histapi): an
+# accepted request holds its bounds; encoded points stay within their size.
+sl_fuzz_target(histapi SOURCE ${CMAKE_CURRENT_LIST_DIR}/fuzz_histapi.c LIBS sl_rx SECONDS 10)

@@ -263,6 +263,10 @@ SL_TEST(histapi, buckets)
     r.limit = 10;
     encode(&r, bp, 2, false);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"value\":0.5,\"quality\":0,\"min\":0,\"max\":1,\"avg\":0.5,\"last\":false"));
+    r.csv = true;
+    encode(&r, bp, 2, false);
+    CU_ASSERT_STRING_EQUAL(out, "ts,value,quality,min,max,avg,last,count\n"
+                                "2026-12-07T15:00:00.000000Z,0.5,0,0,1,0.5,false,2\n");
 }
 
 SL_TEST(histapi, bucket_alignment)
