@@ -311,6 +311,7 @@ struct sl_history {
     struct sl_hjournal j[SL_HISTORY_JOURNALS];
     struct sl_histdb_row *rows;     /* pending, cfg.pending_rows */
     size_t npend;
+    size_t npend_backfill;          /* of npend, origin backfill */
     uint64_t oldest_pend_ms;        /* wall ms the oldest pending row (or journal change) came; 0 none */
     uint64_t retired[SL_HISTORY_JOURNALS];   /* journal ids whose saved state the next batch empties */
     size_t nretired;
@@ -482,6 +483,7 @@ static void take_value(struct sl_history *h, struct sl_hjournal *j, const struct
         h->st.dropped++;
         return;
     }
+    h->npend_backfill += origin == SL_HIST_BACKFILL;
     h->rows[h->npend++] = (struct sl_histdb_row){
         .tag = tag,
         .ts_us = (int64_t)v->source_time_us,
@@ -579,7 +581,9 @@ static sl_err commit(struct sl_history *h)
     for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
         h->j[i].dirty = false;
     h->st.rows += h->npend;
+    h->st.backfill_rows += h->npend_backfill;
     h->npend = 0;
+    h->npend_backfill = 0;
     h->oldest_pend_ms = 0;
     return SL_OK;
 }

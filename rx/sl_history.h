@@ -123,6 +123,7 @@ struct sl_history_config {
 
 struct sl_history_stats {
     uint64_t rows;              /* committed */
+    uint64_t backfill_rows;     /* of rows, those that came by backfill (gaps healed) */
     uint64_t duplicates;        /* values already received (not inserted) */
     uint64_t lost;              /* seqs declared lost */
     uint64_t write_failures;    /* failed batches */

@@ -189,6 +189,8 @@ static const struct def defs[] = {
       "source time of the first change received after it (0 when none missing)", true, HIST,
       F(hist_oldest_age_s), U64 },
     { "sluice_history_rows_total", "history rows committed to the database", false, HIST, F(hist.rows), U64 },
+    { "sluice_history_backfill_rows_total", "of the rows committed, those that came by backfill (changes the live "
+      "path had missed: gaps healed)", false, HIST, F(hist.backfill_rows), U64 },
     { "sluice_history_duplicates_total", "values already received (live and backfill repeats), not stored again",
       false, HIST, F(hist.duplicates), U64 },
     { "sluice_history_lost_changes_total", "missing changes the TX journal dropped before they came (or given "

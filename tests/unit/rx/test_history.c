@@ -304,6 +304,9 @@ SL_TEST(history, live_backfill_duplicates_gaps)
     CU_ASSERT_EQUAL(sl_history_tick(h, 2, T0US + 20000, true), SL_OK);
     CU_ASSERT_EQUAL(count_rows(path, ""), 6);
     CU_ASSERT_EQUAL(count_rows(path, "WHERE origin = 1"), 3);
+    sl_history_stats(h, &st, T0US + 20000);
+    CU_ASSERT_EQUAL(st.rows, 6);
+    CU_ASSERT_EQUAL(st.backfill_rows, 3);
     CU_ASSERT_EQUAL(count_rows(path, "WHERE seq = 4 AND raw = 4 AND value = 4.0 AND quality = 0"), 1);
     /* The same live payload again: duplicates, nothing stored. */
     n = delta_seq(buf, sizeof buf, live, 3, 5);
