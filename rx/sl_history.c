@@ -196,6 +196,16 @@ uint64_t sl_hjournal_mark(struct sl_hjournal *j, uint64_t seq, uint64_t count, u
         lo = j->floor;
         t_us = 0;
     }
+    /* A value beyond the last status's next_seq says the journal has
+     * handed out every seq below it: the gap a cut left shows with the
+     * first live value after it, before the carousel's next status. */
+    if (j->have_status && hi > j->next) {
+        uint64_t before = sl_hjournal_missing(j);
+        j->next = hi;
+        j->dirty = true;
+        if (!before && lo > j->floor && sl_ivset_count(&j->done, j->floor, lo) < lo - j->floor)
+            j->missing_since_us = t_us ? t_us : j->last_us;
+    }
     uint64_t forced = 0;
     if (sl_ivset_add(&j->done, lo, hi, t_us, &forced))
         j->dirty = true;

@@ -138,8 +138,12 @@ SL_TEST(hjournal, base_missing_lost)
     /* Seqs below floor are never wanted again. */
     CU_ASSERT_FALSE(sl_hjournal_want(&j, 108));
     CU_ASSERT_FALSE(sl_hjournal_want(&j, 50));
+    /* A value beyond next (live, after a cut) moves next: the gap shows at once. */
+    sl_hjournal_mark(&j, 123, 1, 2050000);
+    CU_ASSERT_EQUAL(j.next, 124);
+    CU_ASSERT_EQUAL(sl_hjournal_missing(&j), 13);  /* 110..122 */
     /* An empty journal (oldest 0): everything below next is gone. */
-    CU_ASSERT_EQUAL(sl_hjournal_status(&j, 0, 125, 2100000), 15);
+    CU_ASSERT_EQUAL(sl_hjournal_status(&j, 0, 125, 2100000), 14);
     CU_ASSERT_EQUAL(sl_hjournal_missing(&j), 0);
     CU_ASSERT_EQUAL(sl_hjournal_oldest_age_us(&j, 9000000), 0);
     /* The first status of an empty journal: base = next. */
