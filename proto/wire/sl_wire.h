@@ -7,7 +7,8 @@
  *   FEC block = k data symbols of S bytes = BLOCK (header, payload, signature)
  *               followed by zero padding; m repair symbols computed over them
  *   payload   = a sequence of messages (tag channel: SCHEMA, KEYFRAME, DELTA,
- *               EVENT; file channel: FILE_*; syslog channel: SYSLOG), each
+ *               EVENT, DELTA_SEQ; file channel: FILE_*; syslog channel:
+ *               SYSLOG; history channel: HISTORY), each
  *               [type][flags][len][body]
  */
 #ifndef SL_WIRE_H

@@ -287,6 +287,8 @@ static void history_payload(const uint8_t *payload, size_t len)
     if (o.json)
         printf("{\"kind\":\"history\",\"journal_id\":\"%016" PRIx64 "\",\"oldest_seq\":%" PRIu64
                ",\"next_seq\":%" PRIu64 "}\n", st.journal_id, st.oldest_seq, st.next_seq);
+    else if (st.oldest_seq == 0)
+        printf("  HISTORY journal %016" PRIx64 " empty, next seq %" PRIu64 "\n", st.journal_id, st.next_seq);
     else
         printf("  HISTORY journal %016" PRIx64 " holds seqs [%" PRIu64 ", %" PRIu64 ")\n", st.journal_id,
                st.oldest_seq, st.next_seq);
