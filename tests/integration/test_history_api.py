@@ -12,7 +12,7 @@ store through sl_histdb's writer:
     detail shows the chart);
   - plant/hist/f (float64): 100 rows, 10 ms apart, row 50 NaN (Bad);
   - plant/hist/b (bool): 10 rows;
-  - bench/hist/big (float64): 300,000 rows 100 ms apart (the slow query).
+  - bench/hist/big (float64): 600,000 rows 100 ms apart (the slow query).
 Checks:
   - JSON: every point in time order with ts (RFC 3339, µs), value
     (NaN -> null, bool -> true/false), quality, backfill: true where so;
@@ -23,8 +23,8 @@ Checks:
   - step: bucket counts, min/max/avg/last per bucket;
   - each 400 (missing/oversized tag, bad from/to, from >= to, bad limit,
     bad step, too many buckets, unknown format) with a JSON error;
-  - a client that stops reading a 300,000-line CSV and a query scanning
-    300,000 rows: another client's /api/tags stays fast meanwhile (< 250 ms
+  - a client that stops reading a 600,000-line CSV and a query scanning
+    600,000 rows: another client's /api/tags stays fast meanwhile (< 250 ms
     each; the query thread works, the HTTP thread does not wait);
   - five queries held (one running, four waiting): the sixth gets 503
     "busy"; sluice_http_history_busy_total counts it;
@@ -57,7 +57,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 LINK = "127.0.0.2"
 T0TAG = "bench/generator/gen/tags/t0"
 T1TAG = "bench/generator/gen/tags/t1"   # the chart's: the generator's kind of value (its time in µs)
-BIG = 300000
+BIG = 600000
 TAGS_MS = 250
 
 def log(msg):
@@ -211,7 +211,7 @@ def tags_ms(api):
 
 def concurrency_checks(api, port, now_us):
     big_from = iso(now_us - BIG * 100000 - 1000000)
-    # A client that asks for 300,000 CSV lines and reads nothing: the query
+    # A client that asks for 600,000 CSV lines and reads nothing: the query
     # thread blocks on it (send timeout), the HTTP thread does not.
     stalled = raw_request(port, "/api/history?tag=bench/hist/big&format=csv&limit=1000000&from=" + big_from)
     time.sleep(0.3)
@@ -234,7 +234,7 @@ def concurrency_checks(api, port, now_us):
             break
         check(time.monotonic() < end, "history queries still busy 15 s after the clients left")
         time.sleep(0.2)
-    # A query that scans every row of the big tag (step: all 300,000 read),
+    # A query that scans every row of the big tag (step: all 600,000 read),
     # while another client times /api/tags.
     import threading
     res = {}
