@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #define CONNECT_MS      5000    /* one connection attempt, TCP + TLS + auth */
+#define CALL_MS         15000   /* one round trip; beyond it the server is taken as hung */
 #define BACKOFF_MIN_MS  1000
 #define BACKOFF_MAX_MS  30000
 #define DAY_US          86400000000LL
@@ -64,6 +65,7 @@ struct pgdb {
     int64_t backoff_ms;
     bool in_tx;
     bool in_copy;
+    bool hung;                  /* the last call timed out; its text is in base.err */
     /* tag cache (writer): open addressing, power-of-two capacity */
     struct tagent *tags;
     size_t tag_cap, tag_n;
@@ -110,6 +112,8 @@ static sl_err conn_err(struct pgdb *p, const char *what)
 
 static sl_err res_err(struct pgdb *p, const char *what, PGresult *r)
 {
+    if (!r && p->hung)
+        return SL_ERR_IO;
     const char *m = r ? PQresultErrorMessage(r) : NULL;
     if (!m || !m[0])
         m = p->conn ? PQerrorMessage(p->conn) : "not connected";
@@ -161,10 +165,91 @@ static void day_name(int32_t day, char *out, size_t cap)
     snprintf(out, cap, "sluice_history_%04d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
 }
 
+/* Waits until libpq holds a whole result, at most until deadline (ms,
+ * monotonic). A server that accepted the connection and then stopped
+ * answering (stopped, swapping, a stalled disk) would hold PQexec for
+ * ever, and TCP keepalives do not see it (its kernel still answers): past
+ * the deadline the connection is dropped, the next call reconnects. */
+static bool wait_ready(struct pgdb *p, int64_t deadline)
+{
+    while (p->conn && PQisBusy(p->conn)) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            set_err(p, "postgresql", "no answer within 15 s: connection dropped");
+            p->hung = true;
+            PQfinish(p->conn);
+            p->conn = NULL;
+            p->in_copy = false;
+            return false;
+        }
+        struct pollfd pf = { .fd = PQsocket(p->conn), .events = POLLIN };
+        int rc = poll(&pf, 1, (int)left);
+        if (rc < 0 && errno != EINTR)
+            return false;
+        if (rc > 0 && !PQconsumeInput(p->conn))
+            return false;
+    }
+    return p->conn != NULL;
+}
+
+/* The next result within the deadline; NULL at the end, or on a failure
+ * with *failed set. */
+static PGresult *next_result(struct pgdb *p, int64_t deadline, bool *failed)
+{
+    if (!wait_ready(p, deadline)) {
+        *failed = true;
+        return NULL;
+    }
+    return PQgetResult(p->conn);
+}
+
+/* PQexec / PQexecParams bounded by CALL_MS: nparams < 0 sends sql as a
+ * simple query (several statements allowed). Returns the first error
+ * result, else the last one, or a COPY_IN result at once; NULL when the
+ * call failed without one (PQresultStatus(NULL) is an error). */
+static PGresult *exec_bounded(struct pgdb *p, const char *sql, int nparams, const char *const *vals,
+                              const int *lens, const int *fmts, int resfmt)
+{
+    p->hung = false;
+    if (!p->conn)
+        return NULL;
+    int ok = nparams < 0 ? PQsendQuery(p->conn, sql)
+                         : PQsendQueryParams(p->conn, sql, nparams, NULL, vals, lens, fmts, resfmt);
+    if (!ok)
+        return NULL;
+    int64_t deadline = mono_ms() + CALL_MS;
+    bool failed = false;
+    PGresult *keep = NULL, *r;
+    while ((r = next_result(p, deadline, &failed))) {
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_COPY_IN) {
+            PQclear(keep);
+            return r;
+        }
+        bool keep_err = keep && PQresultStatus(keep) != PGRES_COMMAND_OK && PQresultStatus(keep) != PGRES_TUPLES_OK;
+        if (keep_err) {
+            PQclear(r);
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+    }
+    if (failed) {
+        PQclear(keep);
+        return NULL;
+    }
+    return keep;
+}
+
+static PGresult *exec_simple(struct pgdb *p, const char *sql)
+{
+    return exec_bounded(p, sql, -1, NULL, NULL, NULL, 0);
+}
+
 /* Simple statement, no result rows. */
 static sl_err exec_cmd(struct pgdb *p, const char *sql)
 {
-    PGresult *r = PQexec(p->conn, sql);
+    PGresult *r = exec_simple(p, sql);
     if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
         return res_err(p, "postgresql", r);
     PQclear(r);
@@ -280,16 +365,19 @@ static sl_err connect_once(struct pgdb *p)
     /* Defaults first, the URL's own settings override them, the password
      * from password_file last (it wins over one in the URL). keepalives and
      * tcp_user_timeout: a server that vanishes without a FIN (a cable, a
-     * crash of its host) fails the next call within ~30 s, not hours. */
+     * crash of its host) fails the call within ~10 s, not hours. With the
+     * statement timeouts below, no call blocks the thread for longer than
+     * ~15 s: under the unit's WatchdogSec (30 s), so a sick database never
+     * gets sluice-rx restarted. */
     const char *kw[24], *val[24];
     int n = 0;
     kw[n] = "connect_timeout", val[n++] = "5";
     kw[n] = "application_name", val[n++] = p->writer ? "sluice-rx history" : "sluice-rx query";
     kw[n] = "keepalives", val[n++] = "1";
-    kw[n] = "keepalives_idle", val[n++] = "10";
-    kw[n] = "keepalives_interval", val[n++] = "5";
+    kw[n] = "keepalives_idle", val[n++] = "5";
+    kw[n] = "keepalives_interval", val[n++] = "2";
     kw[n] = "keepalives_count", val[n++] = "3";
-    kw[n] = "tcp_user_timeout", val[n++] = "30000";
+    kw[n] = "tcp_user_timeout", val[n++] = "10000";
     /* libpq looks for ~/.postgresql/ certificates and ~/.pgpass under
      * $HOME, which after the privilege drop is still root's: an unreadable
      * directory there fails the TLS set-up ("could not open certificate
@@ -338,9 +426,9 @@ static sl_err connect_once(struct pgdb *p)
     PQsetNoticeProcessor(p->conn, drop_notice, NULL);
     /* A statement that hangs (a lock held by an operator's session) fails
      * instead of stopping the thread for ever. Readers never write. */
-    sl_err e = exec_cmd(p, p->writer ? "SET statement_timeout = '60s'; SET lock_timeout = '10s'; "
+    sl_err e = exec_cmd(p, p->writer ? "SET statement_timeout = '15s'; SET lock_timeout = '5s'; "
                                                "SET client_min_messages = warning"
-                                     : "SET statement_timeout = '30s'; SET default_transaction_read_only = on");
+                                     : "SET statement_timeout = '15s'; SET default_transaction_read_only = on");
     return e;
 }
 
@@ -422,7 +510,7 @@ static sl_err day_add(struct pgdb *p, int32_t d)
 static sl_err load_days(struct pgdb *p)
 {
     p->day_n = p->day_committed = 0;
-    PGresult *r = PQexec(p->conn, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+    PGresult *r = exec_simple(p, "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                                   "WHERE i.inhparent = 'sluice_history'::regclass");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return res_err(p, "postgresql partitions", r);
@@ -571,13 +659,18 @@ static sl_err copy_end(struct pgdb *p)
         return conn_err(p, "postgresql copy");
     sl_err e = SL_OK;
     PGresult *r;
-    while ((r = PQgetResult(p->conn))) {
+    bool failed = false;
+    int64_t deadline = mono_ms() + CALL_MS;
+    p->hung = false;
+    while ((r = next_result(p, deadline, &failed))) {
         if (e == SL_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
             e = res_err(p, "postgresql copy", r);
             continue;
         }
         PQclear(r);
     }
+    if (failed && e == SL_OK)
+        e = res_err(p, "postgresql copy", NULL);
     return e;
 }
 
@@ -585,7 +678,7 @@ static sl_err copy_start(struct pgdb *p)
 {
     if (p->in_copy)
         return SL_OK;
-    PGresult *r = PQexec(p->conn, "COPY sluice_history (tag, ts, seq, journal_id, value, raw, quality, type, "
+    PGresult *r = exec_simple(p, "COPY sluice_history (tag, ts, seq, journal_id, value, raw, quality, type, "
                                   "origin) FROM STDIN (FORMAT binary)");
     if (PQresultStatus(r) != PGRES_COPY_IN)
         return res_err(p, "postgresql copy", r);
@@ -647,10 +740,10 @@ static sl_err pg_tag(struct sl_histdb *db, const char *path_name, uint32_t *id)
     /* DO UPDATE (a no-op write) so RETURNING gives the id of a row that
      * already exists too; once per tag per process thanks to the cache. */
     const char *v[1] = { path_name };
-    PGresult *r = PQexecParams(p->conn,
+    PGresult *r = exec_bounded(p,
                                "INSERT INTO sluice_tags (path_name) VALUES ($1) ON CONFLICT (path_name) "
                                "DO UPDATE SET path_name = EXCLUDED.path_name RETURNING id",
-                               1, NULL, v, NULL, NULL, 0);
+                               1, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
         return res_err(p, "postgresql tag", r);
     long t = strtol(PQgetvalue(r, 0, 0), NULL, 10);
@@ -743,10 +836,10 @@ static sl_err pg_put_journal(struct sl_histdb *db, uint64_t journal_id, const vo
     const char *v[2] = { (const char *)jid, len ? (const char *)blob : "" };
     int l[2] = { 8, (int)len };
     int f[2] = { 1, 1 };
-    PGresult *r = PQexecParams(p->conn,
+    PGresult *r = exec_bounded(p,
                                "INSERT INTO sluice_journals (journal_id, state) VALUES ($1::bigint, $2::bytea) "
                                "ON CONFLICT (journal_id) DO UPDATE SET state = EXCLUDED.state, updated = now()",
-                               2, NULL, v, l, f, 0);
+                               2, v, l, f, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         return res_err(p, "postgresql journal", r);
     PQclear(r);
@@ -781,13 +874,14 @@ static void pg_rollback(struct sl_histdb *db)
     if (p->in_copy && p->conn) {
         PQputCopyEnd(p->conn, "rolled back");
         PGresult *r;
-        while ((r = PQgetResult(p->conn)))
+        bool failed = false;
+        int64_t deadline = mono_ms() + CALL_MS;
+        while ((r = next_result(p, deadline, &failed)))
             PQclear(r);
         p->in_copy = false;
     }
     if (p->conn && PQstatus(p->conn) == CONNECTION_OK) {
-        PGresult *r = PQexec(p->conn, "ROLLBACK");
-        PQclear(r);
+        PQclear(exec_simple(p, "ROLLBACK"));
     }
     p->in_tx = false;
     p->day_n = p->day_committed;   /* partitions made in the batch are gone too */
@@ -802,8 +896,8 @@ static sl_err pg_load_journals(struct sl_histdb *db, sl_histdb_journal_fn fn, vo
     sl_err e = ensure_conn(p, p->writer ? writer_setup : NULL);
     if (e != SL_OK)
         return e;
-    PGresult *r = PQexecParams(p->conn, "SELECT journal_id, state FROM sluice_journals ORDER BY journal_id", 0,
-                               NULL, NULL, NULL, NULL, 1);
+    PGresult *r = exec_bounded(p, "SELECT journal_id, state FROM sluice_journals ORDER BY journal_id", 0, NULL,
+                               NULL, NULL, 1);
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return res_err(p, "postgresql journals", r);
     for (int i = 0; i < PQntuples(r) && e == SL_OK; i++) {
@@ -841,7 +935,7 @@ static sl_err pg_retain(struct sl_histdb *db, int64_t before_us, uint64_t *rows)
         day_name(d, name, sizeof name);
         /* reltuples: the planner's estimate, free (a count would read the whole day). */
         snprintf(sql, sizeof sql, "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = '%s'", name);
-        PGresult *r = PQexec(p->conn, sql);
+        PGresult *r = exec_simple(p, sql);
         if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
             dropped += (uint64_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
         PQclear(r);
@@ -860,7 +954,7 @@ static sl_err pg_retain(struct sl_histdb *db, int64_t before_us, uint64_t *rows)
 
 static sl_err reader_check(struct pgdb *p)
 {
-    PGresult *r = PQexec(p->conn, "SELECT to_regclass('sluice_history') IS NOT NULL AND "
+    PGresult *r = exec_simple(p, "SELECT to_regclass('sluice_history') IS NOT NULL AND "
                                   "to_regclass('sluice_tags') IS NOT NULL");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         return res_err(p, "postgresql", r);
@@ -901,9 +995,14 @@ static sl_err pg_query(struct sl_histdb *db, const char *path_name, int64_t from
         return conn_err(p, "postgresql query");
     PQsetSingleRowMode(p->conn);
     size_t got = 0;
-    bool stop = false;
+    bool stop = false, failed = false;
     PGresult *r;
-    while ((r = PQgetResult(p->conn))) {
+    p->hung = false;
+    /* The deadline is for the server's answer, renewed by every row: a
+     * long result that keeps flowing is no hang. */
+    int64_t deadline = mono_ms() + CALL_MS;
+    while ((r = next_result(p, deadline, &failed))) {
+        deadline = mono_ms() + CALL_MS;
         ExecStatusType st = PQresultStatus(r);
         if (st == PGRES_SINGLE_TUPLE && !stop && e == SL_OK) {
             if (got == limit) {
@@ -936,6 +1035,8 @@ static sl_err pg_query(struct sl_histdb *db, const char *path_name, int64_t from
         }
         PQclear(r);
     }
+    if (failed && e == SL_OK)
+        e = res_err(p, "postgresql query", NULL);
     return e;
 }
 

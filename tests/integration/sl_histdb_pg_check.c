@@ -1,15 +1,16 @@
 /* The PostgreSQL history backend (rx/sl_histdb_pg.c) against a real server
  * that test_histdb_pg.py starts (sl_pg.py). Two modes:
  *
- *   sl_histdb_pg_check suite URL PASSWORD WRONG_PASSWORD
+ *   sl_histdb_pg_check suite URL PASSWORD WRONG_PASSWORD [hang]
  *       every op: schema, reader before schema, batches over several days'
  *       partitions, idempotent journal blobs, rollback (rows, tags and
  *       partitions of the batch gone), query order/limits/early stop,
  *       retention dropping partitions, a server stop in the middle (the
  *       batch fails with SL_ERR_IO, then the retried batch lands whole after
- *       the reconnect), a wrong password, URL checks and masking. The
- *       server stop is a handshake on stdout/stdin: the program prints
- *       "STOP" and waits for a line, prints "START" and waits again.
+ *       the reconnect), a wrong password, URL checks and masking; with
+ *       "hang", a server that stops answering (the call gives up after
+ *       15 s). Server changes are a handshake on stdout/stdin: the
+ *       program prints STOP, START, HANG or RESUME and waits for a line.
  *   sl_histdb_pg_check bench URL PASSWORD ROWS TAGS DAYS
  *       insert rate (COPY batches of 20,000 rows) and one tag's hour and
  *       month query times; prints figures, asserts nothing.
@@ -152,7 +153,7 @@ static void handshake(const char *word)
     CHECK(fgets(line, sizeof line, stdin), "no answer to %s", word);
 }
 
-static int suite(const char *url, const char *pw, const char *wrong)
+static int suite(const char *url, const char *pw, const char *wrong, bool hang)
 {
     char err[256];
     struct sl_histdb *db = NULL;
@@ -342,6 +343,35 @@ static int suite(const char *url, const char *pw, const char *wrong)
     CHECK(sl_histdb_load_journals(w, journal_fn, &js) == SL_OK && js.n == 4, "journals after restart %zu", js.n);
     OK("the retried batch whole (5000 rows once), journals 4");
 
+    /* A server that stops answering (processes stopped: TCP still fine,
+     * keepalives answered): the call gives up after its 15 s, the
+     * connection is dropped, and once the server answers again the batch
+     * lands. */
+    if (hang) {
+        handshake("HANG");
+        for (size_t i = 0; i < 100; i++)
+            rb[i] = row(t2, today0 + 20000000 + (int64_t)i, 81, i + 1, (double)i);
+        t0 = mono_s();
+        e = batch(w, rb, 100, 81, "hang");
+        double waited = mono_s() - t0;
+        CHECK(e == SL_ERR_IO && strstr(sl_histdb_errmsg(w), "no answer") && waited < 20,
+              "batch to a hung server: %s after %.1f s: %s", sl_strerror(e), waited, sl_histdb_errmsg(w));
+        OK("batch to a hung server gave up after %.1f s: %s", waited, sl_histdb_errmsg(w));
+        handshake("RESUME");
+        t0 = mono_s();
+        do {
+            e = batch(w, rb, 100, 81, "hang");
+            if (e != SL_OK) {
+                struct timespec ts = { 0, 200000000 };
+                nanosleep(&ts, NULL);
+            }
+        } while (e != SL_OK && mono_s() - t0 < 20);
+        CHECK(e == SL_OK, "batch after resume: %s", sl_histdb_errmsg(w));
+        got = query(r, "ent/site/area/line/flow", today0 + 20000000, today0 + DAY_US, 200, &col, &more);
+        CHECK(got == 100, "rows after the hang: %zu", got);
+        OK("after the server answers again the batch lands once (%zu rows)", got);
+    }
+
     /* A reader refuses writes. */
     CHECK(sl_histdb_begin(r) != SL_OK, "reader begin");
     sl_histdb_close(r);
@@ -445,12 +475,12 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc > 2 && getenv("SL_PG_SANDBOX") && !strcmp(getenv("SL_PG_SANDBOX"), "1"))
         sandbox(argv[2]);
-    if (argc == 5 && !strcmp(argv[1], "suite"))
-        return suite(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4]);
+    if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "hang"))) && !strcmp(argv[1], "suite"))
+        return suite(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], argc == 6);
     if (argc == 7 && !strcmp(argv[1], "bench"))
         return bench(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, strtoull(argv[4], NULL, 10),
                      (uint32_t)strtoul(argv[5], NULL, 10), (uint32_t)strtoul(argv[6], NULL, 10));
-    fprintf(stderr, "usage: %s suite URL PASSWORD|- WRONG_PASSWORD\n"
+    fprintf(stderr, "usage: %s suite URL PASSWORD|- WRONG_PASSWORD [hang]\n"
                     "       %s bench URL PASSWORD|- ROWS TAGS DAYS   (ROWS 0: the queries only)\n", argv[0],
             argv[0]);
     return 2;

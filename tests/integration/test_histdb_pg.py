@@ -5,6 +5,8 @@ sl_pg.py makes a cluster (initdb as nobody, 127.0.0.1 only, scram-sha-256
 password), then sl_histdb_pg_check runs every backend op against it (see
 its header); when it prints STOP the server is stopped, when it prints START
 it is started again, each answered by one line on its stdin. It runs twice:
+a server that stops answering (its processes SIGSTOPped: the call
+gives up after 15 s) in the second run only. It runs twice:
 first as sluice-rx runs (as nobody with root's HOME left in the
 environment, under its seccomp lists rx, rx-hist, rx-query with outbound
 sockets, through the host name localhost), then plain as root; both over TLS
@@ -14,6 +16,7 @@ tables are read back with psql: the partitions, the index, no duplicate
 connections' application names.
 """
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,10 +29,18 @@ CHECK = os.path.join(sl_rig.BUILD_DIR, "tests", "integration", "sl_histdb_pg_che
 PASSWORD = "hist-Pw-7"
 
 
-def run_suite(pg, url, env):
-    """sl_histdb_pg_check suite against url, answering its STOP/START."""
+def server_pids(pg):
+    """The postmaster and its children (the backends)."""
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        pm = int(f.readline())
+    with open("/proc/%d/task/%d/children" % (pm, pm)) as f:
+        return [pm] + [int(x) for x in f.read().split()]
+
+
+def run_suite(pg, url, env, hang=False):
+    """sl_histdb_pg_check suite against url, answering its STOP/START/HANG/RESUME."""
     print("suite on %s%s" % (url, " (sandboxed)" if env else ""))
-    argv = [CHECK, "suite", url, PASSWORD, "not-" + PASSWORD]
+    argv = [CHECK, "suite", url, PASSWORD, "not-" + PASSWORD] + (["hang"] if hang else [])
     if env and os.geteuid() == 0:
         # As sluice-rx runs: dropped to nobody with root's HOME left behind
         # (libpq must not look for its certificates there).
@@ -38,6 +49,7 @@ def run_suite(pg, url, env):
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                          env=dict(os.environ, **env))
     out = []
+    stopped = []
     deadline = time.monotonic() + 60
     try:
         for line in p.stdout:
@@ -52,12 +64,26 @@ def run_suite(pg, url, env):
                 pg.start_server()
                 p.stdin.write("go\n")
                 p.stdin.flush()
+            elif line == "HANG":
+                stopped = server_pids(pg)
+                for pid in stopped:
+                    os.kill(pid, signal.SIGSTOP)
+                p.stdin.write("go\n")
+                p.stdin.flush()
+            elif line == "RESUME":
+                for pid in stopped:
+                    os.kill(pid, signal.SIGCONT)
+                stopped = []
+                p.stdin.write("go\n")
+                p.stdin.flush()
             if time.monotonic() > deadline:
                 p.kill()
                 print("FAIL: the check program ran past 60 s")
                 return 1
         rc = p.wait(timeout=10)
     finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
         if p.poll() is None:
             p.kill()
     if rc != 0 or "PASS" not in out:
@@ -81,7 +107,7 @@ def main():
         assert url.endswith("/sandboxed?sslmode=require"), url
         if run_suite(pg, url, {"SL_PG_SANDBOX": "1"}) != 0:
             return 1
-        if run_suite(pg, pg.url, {}) != 0:
+        if run_suite(pg, pg.url, {}, hang=True) != 0:
             return 1
         # The tables as an operator sees them.
         parts = [r[0] for r in pg.psql(
