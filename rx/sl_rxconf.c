@@ -543,6 +543,20 @@ static void do_sparkplug(struct sl_conf *p, struct sl_rxconf *c)
  * must belong to root or that account (the check sl_mqttconn makes at
  * start); a TLS file it cannot read is a warning, since RX would start and
  * then fail every MQTT connection (SL-RX-MQTT-TLS). */
+/* A password file as sluice-rx reads it at start (sl_mqttconn_password_load:
+ * owned by root or owner, not readable by others, one line); the secret is
+ * wiped at once. */
+static void password_file_check(struct sl_conf *p, unsigned line, const char *path, uid_t owner)
+{
+    char *secret = NULL;
+    char why[SL_DIAG_MSG_MAX];
+    sl_err e = sl_mqttconn_password_load(&secret, path, owner, why, sizeof why);
+    sl_mqttconn_password_free(secret);
+    if (e != SL_OK)
+        sl_conf_error(p, line, "password_file '%s': %s%s", path,
+                      e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
+}
+
 static void mqtt_files_for_account(struct sl_conf *p, const struct sl_rxconf *c)
 {
     struct sl_sandbox_plan plan;
@@ -550,16 +564,8 @@ static void mqtt_files_for_account(struct sl_conf *p, const struct sl_rxconf *c)
         return;
     bool planned = sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK;
     const struct sl_conf_sec *s = &p->single[SEC_MQTT];
-    if (c->mqtt.password_file[0]) {
-        char *secret = NULL;
-        char why[SL_DIAG_MSG_MAX];
-        sl_err e = sl_mqttconn_password_load(&secret, c->mqtt.password_file, planned ? plan.uid : geteuid(), why,
-                                             sizeof why);
-        sl_mqttconn_password_free(secret);
-        if (e != SL_OK)
-            sl_conf_error(p, s->line[K_PASSWORD_FILE], "password_file '%s': %s%s", c->mqtt.password_file,
-                          e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
-    }
+    if (c->mqtt.password_file[0])
+        password_file_check(p, s->line[K_PASSWORD_FILE], c->mqtt.password_file, planned ? plan.uid : geteuid());
     if (!planned || !c->mqtt.tls_ca[0])
         return;
     const struct passwd *pw = getpwuid(plan.uid);
@@ -688,14 +694,8 @@ static void history_password_for_account(struct sl_conf *p, const struct sl_rxco
     if (!c->history.password_file[0] || !sl_conf_host_checks(p))
         return;
     bool planned = sl_sandbox_plan(&plan, "rx", c->rx.user, c->rx.allow_root) == SL_OK;
-    char *secret = NULL;
-    char why[SL_DIAG_MSG_MAX];
-    sl_err e = sl_mqttconn_password_load(&secret, c->history.password_file, planned ? plan.uid : geteuid(), why,
-                                         sizeof why);
-    sl_mqttconn_password_free(secret);
-    if (e != SL_OK)
-        sl_conf_error(p, p->single[SEC_HISTORY].line[K_HIST_PASSWORD_FILE], "password_file '%s': %s%s",
-                      c->history.password_file, e == SL_ERR_PERM || e == SL_ERR_CONFIG ? "refused: " : "", why);
+    password_file_check(p, p->single[SEC_HISTORY].line[K_HIST_PASSWORD_FILE], c->history.password_file,
+                        planned ? plan.uid : geteuid());
 }
 
 static void do_rx(struct sl_conf *p, struct sl_rxconf *c)

@@ -537,6 +537,24 @@ static void chan_drain(struct sl_rxd *d)
     }
 }
 
+/* A queue worker's wait: its wake eventfd or its queue's, at most
+ * WAIT_MAX_MS; both cleared. SL_ERR_IO (the thread failed) when poll does. */
+static sl_err wait_queue(struct sl_thread *th, int queue_fd)
+{
+    struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
+                             { .fd = queue_fd, .events = POLLIN } };
+    int pr = poll(fds, 2, WAIT_MAX_MS);
+    if (pr < 0 && errno != EINTR)
+        return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
+    if (pr > 0 && (fds[0].revents & POLLIN))
+        sl_thread_wake_clear(th);
+    if (pr > 0 && (fds[1].revents & POLLIN)) {
+        uint64_t v;
+        (void)!read(queue_fd, &v, sizeof v);
+    }
+    return SL_OK;
+}
+
 static sl_err chan_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
@@ -546,17 +564,8 @@ static sl_err chan_main(struct sl_thread *th, void *arg)
     memset(&pub, 0, sizeof pub);
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
-        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
-                                 { .fd = t->chanq_fd, .events = POLLIN } };
-        int pr = poll(fds, 2, WAIT_MAX_MS);
-        if (pr < 0 && errno != EINTR)
-            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
-        if (pr > 0 && (fds[0].revents & POLLIN))
-            sl_thread_wake_clear(th);
-        if (pr > 0 && (fds[1].revents & POLLIN)) {
-            uint64_t v;
-            (void)!read(t->chanq_fd, &v, sizeof v);
-        }
+        if (wait_queue(th, t->chanq_fd) != SL_OK)
+            return SL_ERR_IO;
         chan_drain(d);
         if (d->fr)
             sl_filerecv_tick(d->fr, sl_clock_wall_us());
@@ -605,17 +614,8 @@ static sl_err hist_main(struct sl_thread *th, void *arg)
     uint64_t next_pub = 0;
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
-        struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
-                                 { .fd = t->histq_fd, .events = POLLIN } };
-        int pr = poll(fds, 2, WAIT_MAX_MS);
-        if (pr < 0 && errno != EINTR)
-            return sl_thread_fail(th, SL_ERR_IO, "poll: %s", strerror(errno));
-        if (pr > 0 && (fds[0].revents & POLLIN))
-            sl_thread_wake_clear(th);
-        if (pr > 0 && (fds[1].revents & POLLIN)) {
-            uint64_t v;
-            (void)!read(t->histq_fd, &v, sizeof v);
-        }
+        if (wait_queue(th, t->histq_fd) != SL_OK)
+            return SL_ERR_IO;
         hist_drain(d);
         uint64_t now = sl_clock_mono_ms();
         (void)sl_history_tick(d->hist, now, sl_clock_wall_us(), false);   /* failures: logged, retried */

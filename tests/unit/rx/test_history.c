@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "history_fixture.h"
 #include "rx_fixture.h"
 #include "sl_history.h"
 #include "sl_hmsg.h"
@@ -188,25 +189,6 @@ SL_TEST(hjournal, blob_round_trip_and_damage)
 #define JID  0x1122334455667788ull
 #define T0US 1796000000000000ull   /* 2026-11-30 */
 
-static char dir[64];
-
-static const char *db_path(const char *name)
-{
-    static char p[256];
-    if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/sl_history_XXXXXX");
-        CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    }
-    snprintf(p, sizeof p, "%s/%s", dir, name);
-    char q[300];
-    unlink(p);
-    snprintf(q, sizeof q, "%s-wal", p);
-    unlink(q);
-    snprintf(q, sizeof q, "%s-shm", p);
-    unlink(q);
-    return p;
-}
-
 static struct sl_history *open_hist(struct sl_mirror *m, int slot, const char *path)
 {
     struct sl_history_config cfg = { .db = { .database = path, .retention_days = 30 }, .mirror = m,
@@ -279,7 +261,7 @@ SL_TEST(history, live_backfill_duplicates_gaps)
 {
     struct sl_mirror *m = fx_mirror(1);
     int slot = sl_mirror_reader_register(m);
-    const char *path = db_path("pipe.db");
+    const char *path = hist_db_path("pipe.db");
     struct sl_history *h = open_hist(m, slot, path);
     static uint8_t buf[8192];
     /* Live: seqs 3, 5, 6 (1, 2, 4 coalesced away); then the carousel's
@@ -366,7 +348,7 @@ SL_TEST(history, failed_batch_is_kept_and_retried)
 {
     struct sl_mirror *m = fx_mirror(1);
     int slot = sl_mirror_reader_register(m);
-    const char *path = db_path("fail.db");
+    const char *path = hist_db_path("fail.db");
     struct sl_history *h = open_hist(m, slot, path);
     sqlite3 *db;
     CU_ASSERT_FATAL(sqlite3_open(path, &db) == SQLITE_OK);

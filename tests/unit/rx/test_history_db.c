@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "history_fixture.h"
 #include "sl_histdb.h"
 #include "sl_test.h"
 
@@ -19,25 +20,6 @@
 
 #define DAY_US 86400000000LL
 #define T0     (20000LL * DAY_US)   /* 2024-10-04 00:00 UTC */
-
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name)
-{
-    static char p[256];
-    if (!tmpdir[0]) {
-        snprintf(tmpdir, sizeof tmpdir, "/tmp/sl_histdb_XXXXXX");
-        CU_ASSERT_FATAL(mkdtemp(tmpdir) != NULL);
-    }
-    snprintf(p, sizeof p, "%s/%s", tmpdir, name);
-    char q[300];
-    unlink(p);
-    snprintf(q, sizeof q, "%s-wal", p);
-    unlink(q);
-    snprintf(q, sizeof q, "%s-shm", p);
-    unlink(q);
-    return p;
-}
 
 static struct sl_histdb *open_db(const char *path, bool writer)
 {
@@ -88,7 +70,7 @@ SL_TEST(histdb, config_needs_exactly_one_backend)
 
 SL_TEST(histdb, reader_before_writer_says_no_history)
 {
-    const char *path = tmp_path("none.db");
+    const char *path = hist_db_path("none.db");
     struct sl_histdb_config cfg = { .database = path };
     struct sl_histdb *db = NULL;
     char err[256];
@@ -99,7 +81,7 @@ SL_TEST(histdb, reader_before_writer_says_no_history)
 
 SL_TEST(histdb, round_trip_across_days)
 {
-    const char *path = tmp_path("rt.db");
+    const char *path = hist_db_path("rt.db");
     struct sl_histdb *w = open_db(path, true);
     uint32_t a, b, a2;
     CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(w, "acme/plant/area/line/temp", &a), SL_OK);
@@ -214,7 +196,7 @@ static sl_err journal_fn(void *ctx, uint64_t id, const void *blob, size_t len)
 
 SL_TEST(histdb, rollback_undoes_rows_journal_and_tags)
 {
-    const char *path = tmp_path("rb.db");
+    const char *path = hist_db_path("rb.db");
     struct sl_histdb *w = open_db(path, true);
     uint32_t a;
     CU_ASSERT_EQUAL_FATAL(sl_histdb_begin(w), SL_OK);
@@ -254,7 +236,7 @@ SL_TEST(histdb, rollback_undoes_rows_journal_and_tags)
 
 SL_TEST(histdb, retention_drops_whole_days)
 {
-    const char *path = tmp_path("ret.db");
+    const char *path = hist_db_path("ret.db");
     struct sl_histdb *w = open_db(path, true);
     uint32_t a;
     CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(w, "p/a", &a), SL_OK);
@@ -293,7 +275,7 @@ SL_TEST(histdb, retention_drops_whole_days)
 /* More days in one batch than the writer keeps statements for. */
 SL_TEST(histdb, many_days_in_one_batch)
 {
-    const char *path = tmp_path("many.db");
+    const char *path = hist_db_path("many.db");
     struct sl_histdb *w = open_db(path, true);
     uint32_t a;
     CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(w, "p/a", &a), SL_OK);
@@ -368,6 +350,6 @@ static int fsize_body(void *ctx)
 SL_TEST(histdb, full_disk_rolls_back_then_retries)
 {
     static char path[256];
-    snprintf(path, sizeof path, "%s", tmp_path("full.db"));
+    snprintf(path, sizeof path, "%s", hist_db_path("full.db"));
     sl_test_in_child(NULL, fsize_body, path);
 }
