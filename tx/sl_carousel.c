@@ -41,6 +41,7 @@ struct sl_carousel {
     struct sl_hrec *batch;
     size_t batch_cap, batch_n, batch_pos;
     unsigned batch_level;
+    bool batch_ends_pass;        /* its level's pass is done once it is encoded */
 
     /* the journal's oldest value time, found again when oldest_seq moves */
     struct sl_journal_iter *oit;
@@ -306,11 +307,11 @@ static void read_batch(struct sl_carousel *c, unsigned j, uint64_t now_us)
         h->type = r.type;
         h->kind = r.kind == SL_JOURNAL_GAP ? SL_HREC_GAP : SL_HREC_VALUE;
     }
-    if (e != SL_OK) {
-        if (e != SL_ERR_EOF)
-            count(c, &c->st.read_errors);
-        pass_done(c, j, now_us);
-    }
+    /* The pass ends when its last batch is encoded (encode_batch), so its
+     * time counts the sending, up to the ring's three payloads. */
+    c->batch_ends_pass = e != SL_OK;
+    if (e != SL_OK && e != SL_ERR_EOF)
+        count(c, &c->st.read_errors);
     if (c->batch_n > 1)
         qsort(c->batch, c->batch_n, sizeof *c->batch, rec_cmp);
 }
@@ -350,6 +351,10 @@ static void encode_batch(struct sl_carousel *c, const struct sl_hstatus *hs, uns
         c->st.level[c->batch_level].bytes += len;
         pthread_mutex_unlock(&c->mu);
         publish(c, len, n, now_us);
+    }
+    if (c->batch_pos >= c->batch_n && c->batch_ends_pass) {
+        c->batch_ends_pass = false;
+        pass_done(c, c->batch_level, now_us);
     }
 }
 
