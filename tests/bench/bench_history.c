@@ -1,6 +1,6 @@
-/* sluice-bench history [ROWS [TAGS [DB]]]: the SQLite history backend
+/* sluice-bench history [ROWS [TAGS [DB [BATCH]]]]: the SQLite history backend
  * (rx/sl_histdb_sqlite.c) as rx-hist drives it: insert rate in batches of
- * 20,000 rows (one transaction each), then the query time for one tag's
+ * BATCH rows (default 20,000; one transaction each), then the query time for one tag's
  * hour and one tag's whole range (docs/performance.md "History").
  *
  * The plant: TAGS tags (default 10,000) updated round-robin, ROWS rows
@@ -20,7 +20,7 @@
 #include "sl_histdb.h"
 #include "sl_wire.h"
 
-#define BATCH   20000u
+#define BATCH_DEFAULT 20000u
 #define DAYS    30u
 #define DAY_US  86400000000ull
 #define T0_US   1796083200000000ull   /* 2026-12-01 00:00 UTC */
@@ -66,7 +66,8 @@ int bench_history(int argc, char **argv)
     unsigned tags = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 10) : 10000u;
     char made[] = "/tmp/sluice-bench-history-XXXXXX";
     char path[512];
-    bool own = argc <= 3;
+    bool own = argc <= 3 || strcmp(argv[3], "-") == 0;
+    unsigned batch = argc > 4 ? (unsigned)strtoul(argv[4], NULL, 10) : BATCH_DEFAULT;
     if (own) {
         if (!mkdtemp(made))
             return 1;
@@ -74,8 +75,8 @@ int bench_history(int argc, char **argv)
     } else {
         snprintf(path, sizeof path, "%s", argv[3]);
     }
-    if (!(rows_d >= 0 && rows_d <= 1e10) || tags < 1 || tags > 1000000) {
-        fprintf(stderr, "usage: sluice-bench history [ROWS [TAGS [DB]]]\n");
+    if (!(rows_d >= 0 && rows_d <= 1e10) || tags < 1 || tags > 1000000 || batch < 1 || batch > 1000000) {
+        fprintf(stderr, "usage: sluice-bench history [ROWS [TAGS [DB|- [BATCH]]]]\n");
         return 2;
     }
     uint64_t rows = (uint64_t)rows_d;
@@ -87,7 +88,7 @@ int bench_history(int argc, char **argv)
         return 1;
     }
     uint32_t *ids = malloc(tags * sizeof *ids);
-    struct sl_histdb_row *b = malloc(BATCH * sizeof *b);
+    struct sl_histdb_row *b = malloc(batch * sizeof *b);
     if (!ids || !b)
         return 1;
     for (unsigned t = 0; t < tags; t++) {
@@ -98,14 +99,14 @@ int bench_history(int argc, char **argv)
             return 1;
         }
     }
-    printf("history insert: %" PRIu64 " rows, %u tags, %u days, batches of %u rows, %s\n", rows, tags, DAYS, BATCH,
+    printf("history insert: %" PRIu64 " rows, %u tags, %u days, batches of %u rows, %s\n", rows, tags, DAYS, batch,
            path);
     uint64_t step_ns = rows ? (uint64_t)DAYS * DAY_US * 1000u / rows : 0;   /* source time between rows, ns */
     uint64_t t_start = bench_now_ns(), t_mark = t_start, mark_rows = 0, worst_batch = 0;
     uint64_t report = rows / 10 ? rows / 10 : 1;
     for (uint64_t i = 0; i < rows;) {
         size_t n = 0;
-        for (; n < BATCH && i < rows; n++, i++) {
+        for (; n < batch && i < rows; n++, i++) {
             float v = (float)sin((double)i * 1e-3) * 100.0f;
             uint32_t bits;
             memcpy(&bits, &v, sizeof bits);
