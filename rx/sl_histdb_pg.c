@@ -756,13 +756,8 @@ static sl_err pg_tag(struct sl_histdb *db, const char *path_name, uint32_t *id)
     return tag_cache_add(p, path_name, *id, p->in_tx);
 }
 
-static sl_err pg_begin(struct sl_histdb *db)
+static sl_err begin_once(struct pgdb *p)
 {
-    struct pgdb *p = (struct pgdb *)db;
-    if (p->in_tx) {
-        set_err(p, "postgresql", "batch already open");
-        return SL_ERR_STATE;
-    }
     sl_err e = ensure_conn(p, writer_setup);
     if (e != SL_OK)
         return e;
@@ -778,6 +773,23 @@ static sl_err pg_begin(struct sl_histdb *db)
         return e;
     p->in_tx = true;
     return SL_OK;
+}
+
+/* Like a query, a batch's first statement on a connection the server
+ * closed meanwhile (a restart) fails at once: nothing was written, so it
+ * is tried once more on a new connection rather than failing the batch. */
+static sl_err pg_begin(struct sl_histdb *db)
+{
+    struct pgdb *p = (struct pgdb *)db;
+    if (p->in_tx) {
+        set_err(p, "postgresql", "batch already open");
+        return SL_ERR_STATE;
+    }
+    bool was_up = p->conn && PQstatus(p->conn) == CONNECTION_OK;
+    sl_err e = begin_once(p);
+    if (e == SL_ERR_IO && was_up && !p->hung && (!p->conn || PQstatus(p->conn) == CONNECTION_BAD))
+        e = begin_once(p);
+    return e;
 }
 
 static sl_err pg_put(struct sl_histdb *db, const struct sl_histdb_row *rows, size_t n)
@@ -967,14 +979,9 @@ static sl_err reader_check(struct pgdb *p)
     return SL_OK;
 }
 
-static sl_err pg_query(struct sl_histdb *db, const char *path_name, int64_t from_us, int64_t to_us, size_t limit,
-                       sl_histdb_point_fn fn, void *ctx, bool *more)
+static sl_err query_once(struct pgdb *p, const char *path_name, int64_t from_us, int64_t to_us, size_t limit,
+                         sl_histdb_point_fn fn, void *ctx, bool *more, size_t *gotp)
 {
-    struct pgdb *p = (struct pgdb *)db;
-    if (more)
-        *more = false;
-    if (limit == 0 || from_us >= to_us)
-        return SL_OK;
     sl_err e = ensure_conn(p, reader_check);
     if (e != SL_OK)
         return e;
@@ -1037,6 +1044,27 @@ static sl_err pg_query(struct sl_histdb *db, const char *path_name, int64_t from
     }
     if (failed && e == SL_OK)
         e = res_err(p, "postgresql query", NULL);
+    *gotp = got;
+    return e;
+}
+
+/* A query on a connection the server closed meanwhile (a restart, an idle
+ * timeout) fails at once: reads are idempotent, so before any point went
+ * out it is tried once more on a new connection instead of failing the
+ * request. */
+static sl_err pg_query(struct sl_histdb *db, const char *path_name, int64_t from_us, int64_t to_us, size_t limit,
+                       sl_histdb_point_fn fn, void *ctx, bool *more)
+{
+    struct pgdb *p = (struct pgdb *)db;
+    if (more)
+        *more = false;
+    if (limit == 0 || from_us >= to_us)
+        return SL_OK;
+    size_t got = 0;
+    bool was_up = p->conn && PQstatus(p->conn) == CONNECTION_OK;
+    sl_err e = query_once(p, path_name, from_us, to_us, limit, fn, ctx, more, &got);
+    if (e == SL_ERR_IO && was_up && got == 0 && !p->hung && (!p->conn || PQstatus(p->conn) == CONNECTION_BAD))
+        e = query_once(p, path_name, from_us, to_us, limit, fn, ctx, more, &got);
     return e;
 }
 

@@ -501,7 +501,7 @@ void sl_seccomp_describe(enum sl_seccomp_profile p, unsigned flags, char *out, s
     else
         snprintf(out, cap, "seccomp: allow-lists once started: rx (%s), rx-intake, rx-store and rx-modbus/rx-http "
                            "narrower (no execve, no new processes); %s",
-                 flags & SL_SECCOMP_F_CONNECT ? "outbound sockets for [mqtt] or [syslog] forward"
+                 flags & SL_SECCOMP_F_CONNECT ? "outbound sockets for [mqtt], [syslog] forward or [history] url"
                                               : "no internet sockets",
                  how);
 }

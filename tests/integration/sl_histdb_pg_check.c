@@ -10,7 +10,8 @@
  *       the reconnect), a wrong password, URL checks and masking; with
  *       "hang", a server that stops answering (the call gives up after
  *       15 s). Server changes are a handshake on stdout/stdin: the
- *       program prints STOP, START, HANG or RESUME and waits for a line.
+ *       program prints STOP, START, RESTART, HANG or RESUME and waits for a
+ *       line.
  *   sl_histdb_pg_check bench URL PASSWORD ROWS TAGS DAYS
  *       insert rate (COPY batches of 20,000 rows) and one tag's hour and
  *       month query times; prints figures, asserts nothing.
@@ -342,6 +343,21 @@ static int suite(const char *url, const char *pw, const char *wrong, bool hang)
     js.n = 0;
     CHECK(sl_histdb_load_journals(w, journal_fn, &js) == SL_OK && js.n == 4, "journals after restart %zu", js.n);
     OK("the retried batch whole (5000 rows once), journals 4");
+
+    /* A restart between two queries: the reader's connection is stale; the
+     * next query reconnects and answers at once (reads are idempotent). */
+    handshake("RESTART");
+    col.n = 0;
+    e = sl_histdb_query(r, "ent/site/area/line/flow", today0 + 10000000, today0 + DAY_US, 6000, collect_fn, &col,
+                        &more);
+    CHECK(e == SL_OK && col.n == 5000, "first query after a restart: %s %s (%zu)", sl_strerror(e),
+          sl_histdb_errmsg(r), col.n);
+    OK("the first query after a server restart answered on a new connection");
+    for (size_t i = 0; i < 10; i++)
+        rb[i] = row(t2, today0 + 15000000 + (int64_t)i, 82, i + 1, (double)i);
+    e = batch(w, rb, 10, 82, "restart2");
+    CHECK(e == SL_OK, "first batch after a restart: %s", sl_histdb_errmsg(w));
+    OK("the first batch after a server restart landed on a new connection");
 
     /* A server that stops answering (processes stopped: TCP still fine,
      * keepalives answered): the call gives up after its 15 s, the

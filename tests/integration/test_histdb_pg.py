@@ -64,6 +64,10 @@ def run_suite(pg, url, env, hang=False):
                 pg.start_server()
                 p.stdin.write("go\n")
                 p.stdin.flush()
+            elif line == "RESTART":
+                pg.restart()
+                p.stdin.write("go\n")
+                p.stdin.flush()
             elif line == "HANG":
                 stopped = server_pids(pg)
                 for pid in stopped:
