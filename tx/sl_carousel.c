@@ -207,11 +207,16 @@ static bool oldest_time(struct sl_carousel *c, const struct sl_journal_stats *js
 
 /* Levels worth running at now: level j + 1 only while level j's window
  * does not already reach the oldest value (else it re-sends the same). An
- * oldest value not found yet (an empty or young journal): level 0 only. */
+ * empty journal, or one whose values are all newer than now: level 0 only;
+ * one whose oldest value cannot be read: every level (coverage first). */
 static unsigned useful_levels(struct sl_carousel *c, const struct sl_journal_stats *js, uint64_t now_us)
 {
     uint64_t t;
-    if (!oldest_time(c, js, &t) || t >= now_us)
+    if (!js->oldest_seq)
+        return 1;
+    if (!oldest_time(c, js, &t))
+        return c->nlevels;
+    if (t >= now_us)
         return 1;
     unsigned n = 1;
     while (n < c->nlevels && c->lv[n - 1].window_us < now_us - t)
