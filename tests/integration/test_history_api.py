@@ -411,9 +411,20 @@ rate = 20
         # A clean stop with the query thread (its waiting jobs answered, its
         # connections resumed before the server closes): exit 0, and no
         # sanitizer report in a sanitizer build.
+        # One query running into a client that reads nothing, one waiting.
+        big = "/api/history?tag=bench/hist/big&format=csv&limit=1000000&from=" + iso(now_us - BIG * 100000 - 1000000)
+        held = [raw_request(http_port, big) for _ in range(2)]
+        time.sleep(0.3)
         rx = procs[0]
+        t = time.monotonic()
         rx.terminate()
         rc = rx.wait(20)
+        stop_s = time.monotonic() - t
+        tail = held[1].recv(65536)
+        for h in held:
+            h.close()
+        check(b"503" in tail.split(b"\r\n")[0] and b"shutting down" in tail, "waiting query at stop: %r" % tail[:200])
+        check_time(stop_s < 5, "sluice-rx took %.1f s to stop beside a stalled history client" % stop_s)
         with open(LOGS[0], errors="replace") as f:
             text = f.read()
         check(rc == 0 and "Sanitizer" not in text and "runtime error" not in text, "sluice-rx stopped with %d" % rc)
