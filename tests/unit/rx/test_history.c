@@ -443,3 +443,50 @@ SL_TEST(history, config_keys)
     CU_ASSERT_STRING_EQUAL(hcfg.history.url, "postgresql://sluice@db.example:5432/hist");
     CU_ASSERT_STRING_EQUAL(hcfg.history.database, "");
 }
+
+/* Journals beyond SL_HISTORY_JOURNALS retire the one heard from longest ago
+ * (its missing changes count lost); values with an impossible source time
+ * are not stored but are not missing either. */
+SL_TEST(history, journal_bound_and_bad_times)
+{
+    struct sl_mirror *m = fx_mirror(1);
+    int slot = sl_mirror_reader_register(m);
+    const char *path = hist_db_path("bound.db");
+    struct sl_history *h = open_hist(m, slot, path);
+    static uint8_t buf[4096];
+    for (uint64_t k = 0; k <= SL_HISTORY_JOURNALS; k++) {
+        /* Journal k: 10 seqs handed out, none received: 10 missing each. */
+        struct sl_hstatus st = { 1000 + k, 1, 11 };
+        struct sl_hmsg_writer w;
+        CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, buf, sizeof buf, &st), SL_OK);
+        size_t n = sl_hmsg_finish(&w);
+        sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + k);
+    }
+    struct sl_history_stats st;
+    sl_history_stats(h, &st, T0US + 100);
+    CU_ASSERT_EQUAL(st.journals, SL_HISTORY_JOURNALS);
+    CU_ASSERT_EQUAL(st.missing, 10u * SL_HISTORY_JOURNALS);
+    CU_ASSERT_EQUAL(st.lost, 10);   /* journal 1000's, retired */
+    /* A source time before 1970 + retention or in year 10000: done, not stored. */
+    struct sl_value v[2] = { { .tag_id = 5, .type = SL_TYPE_UINT16, .raw = 1, .source_time_us = 5, .seq = 1 },
+                             { .tag_id = 5, .type = SL_TYPE_UINT16, .raw = 2,
+                               .source_time_us = 253402300800000000ull, .seq = 2 } };
+    struct sl_msg_writer mw;
+    sl_msg_writer_init(&mw, buf, sizeof buf);
+    size_t taken;
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_delta_seq(&mw, &taken, 1000 + SL_HISTORY_JOURNALS, v, 2), SL_OK);
+    sl_history_payload(h, SL_CHANNEL_TAGS, buf, mw.off, T0US + 200);
+    sl_history_stats(h, &st, T0US + 200);
+    CU_ASSERT_EQUAL(st.bad_time, 2);
+    CU_ASSERT_EQUAL(st.pending, 0);
+    CU_ASSERT_EQUAL(st.missing, 10u * SL_HISTORY_JOURNALS - 2);
+    CU_ASSERT_EQUAL(sl_history_tick(h, 1, T0US + 200, true), SL_OK);
+    sl_history_destroy(h);
+    /* At restart the retired journal stays retired. */
+    h = open_hist(m, slot, path);
+    sl_history_stats(h, &st, T0US + 300);
+    CU_ASSERT_EQUAL(st.journals, SL_HISTORY_JOURNALS);
+    CU_ASSERT_EQUAL(st.missing, 10u * SL_HISTORY_JOURNALS - 2);
+    sl_history_destroy(h);
+    sl_mirror_destroy(m);
+}
