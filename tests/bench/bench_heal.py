@@ -32,39 +32,35 @@ import bench_rig as R  # noqa: E402
 HEAL_LIMIT_S = 600      # give up after this long (a run that never heals is reported, not awaited forever)
 
 
-def rx_metrics():
-    """RX /metrics inside sl-it as {name: summed value} ({} if unreachable)."""
-    r = subprocess.run(["ip", "netns", "exec", "sl-it", "curl", "-sS", "-m", "5",
-                        "http://%s:8080/metrics" % R.SVC], capture_output=True, text=True, timeout=20)
+def sum_metrics(text):
+    """Prometheus text -> {name: value summed over its label sets}."""
     out = {}
-    if r.returncode != 0:
-        return out
-    for line in r.stdout.splitlines():
+    for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         k, _, v = line.rpartition(" ")
+        name = re.sub(r"\{.*\}$", "", k)
         try:
-            out[re.sub(r"\{.*\}$", "", k)] = out.get(re.sub(r"\{.*\}$", "", k), 0.0) + float(v)
+            out[name] = out.get(name, 0.0) + float(v)
         except ValueError:
             pass
     return out
 
 
+def rx_metrics():
+    """RX /metrics inside sl-it ({} if unreachable)."""
+    r = subprocess.run(["ip", "netns", "exec", "sl-it", "curl", "-sS", "-m", "5",
+                        "http://%s:8080/metrics" % R.SVC], capture_output=True, text=True, timeout=20)
+    return sum_metrics(r.stdout) if r.returncode == 0 else {}
+
+
 def tx_metrics(path):
-    out = {}
+    """TX's metrics file ({} before it is written)."""
     try:
         with open(path) as f:
-            text = f.read()
+            return sum_metrics(f.read())
     except OSError:
-        return out
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            try:
-                out[re.sub(r"\{.*\}$", "", k)] = out.get(re.sub(r"\{.*\}$", "", k), 0.0) + float(v)
-            except ValueError:
-                pass
-    return out
+        return {}
 
 
 def heal_run(b, work, tags, rate, cut_s, mbps):
