@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLOB_VERSION  1u
+#define BLOB_VERSION  2u   /* 2 adds given_up_hi; 1 still loads */
+#define IVSET_FIRST   1024u
 #define DAY_US        86400000000ull
 #define TS_MAX_US     253402300800000000ull   /* 10000-01-01: the backends' bound */
 #define RETRY_MAX_MS  30000u
@@ -27,7 +28,10 @@ sl_err sl_ivset_init(struct sl_ivset *s, uint32_t cap)
     memset(s, 0, sizeof *s);
     if (cap < 2)
         return SL_ERR_RANGE;
-    s->r = malloc((size_t)cap * sizeof *s->r);
+    /* Memory follows the holes: IVSET_FIRST ranges at first, doubled on
+     * demand up to cap. */
+    s->alloc = cap < IVSET_FIRST ? cap : IVSET_FIRST;
+    s->r = malloc((size_t)s->alloc * sizeof *s->r);
     if (!s->r)
         return SL_ERR_NOMEM;
     s->cap = cap;
@@ -84,12 +88,26 @@ uint64_t sl_ivset_add(struct sl_ivset *s, uint64_t lo, uint64_t hi, uint64_t t_u
         s->r[i] = m;
         memmove(&s->r[i + 1], &s->r[j], (size_t)(s->n - j) * sizeof *s->r);
         s->n -= j - i - 1;
+        s->total += (hi - lo) - overlap;
         return (hi - lo) - overlap;
     }
-    if (s->n == s->cap) {
-        /* Full: the lowest hole is given up (the oldest, next to pass the
-         * journal's oldest_seq anyway), then the add again. */
+    if (s->n == s->alloc && s->alloc < s->cap) {
+        uint32_t na = s->alloc > s->cap / 2 ? s->cap : s->alloc * 2;
+        struct sl_ivrange *nr = realloc(s->r, (size_t)na * sizeof *s->r);
+        if (nr) {
+            s->r = nr;
+            s->alloc = na;
+        }
+    }
+    if (s->n == s->alloc) {
+        /* Full (or no memory to grow): the lowest hole is given up and
+         * counted, then the add again. given_up_hi remembers where given-up
+         * holes end: below it the set no longer tells received from given
+         * up, so the journal keeps accepting those seqs (sl_hjournal_want). */
         uint64_t hole = s->r[1].lo - s->r[0].hi;
+        s->total += hole;
+        if (s->r[1].lo > s->given_up_hi)
+            s->given_up_hi = s->r[1].lo;
         s->r[0].hi = s->r[1].hi;
         memmove(&s->r[1], &s->r[2], (size_t)(s->n - 2) * sizeof *s->r);
         s->n--;
@@ -101,6 +119,7 @@ uint64_t sl_ivset_add(struct sl_ivset *s, uint64_t lo, uint64_t hi, uint64_t t_u
     memmove(&s->r[i + 1], &s->r[i], (size_t)(s->n - i) * sizeof *s->r);
     s->r[i] = (struct sl_ivrange){ lo, hi, t_us };
     s->n++;
+    s->total += hi - lo;
     return hi - lo;
 }
 
@@ -119,12 +138,16 @@ uint64_t sl_ivset_count(const struct sl_ivset *s, uint64_t lo, uint64_t hi)
 void sl_ivset_trim(struct sl_ivset *s, uint64_t floor)
 {
     uint32_t k = 0;
-    while (k < s->n && s->r[k].hi <= floor)
+    while (k < s->n && s->r[k].hi <= floor) {
+        s->total -= s->r[k].hi - s->r[k].lo;
         k++;
+    }
     memmove(&s->r[0], &s->r[k], (size_t)(s->n - k) * sizeof *s->r);
     s->n -= k;
-    if (s->n && s->r[0].lo < floor)
+    if (s->n && s->r[0].lo < floor) {
+        s->total -= floor - s->r[0].lo;
         s->r[0].lo = floor;
+    }
 }
 
 /* ---- one journal ------------------------------------------------------------- */
@@ -144,9 +167,12 @@ void sl_hjournal_free(struct sl_hjournal *j)
 
 uint64_t sl_hjournal_missing(const struct sl_hjournal *j)
 {
-    if (!j->have_status || j->next <= j->floor)
+    /* O(1): every range lies in [floor, next) once a status came (a
+     * status or value beyond next raises next), so the set's total is the
+     * done count of the window. */
+    if (!j->have_status || j->next <= j->floor || j->done.total >= j->next - j->floor)
         return 0;
-    return (j->next - j->floor) - sl_ivset_count(&j->done, j->floor, j->next);
+    return (j->next - j->floor) - j->done.total;
 }
 
 uint64_t sl_hjournal_status(struct sl_hjournal *j, uint64_t oldest_seq, uint64_t next_seq, uint64_t now_us)
@@ -161,6 +187,9 @@ uint64_t sl_hjournal_status(struct sl_hjournal *j, uint64_t oldest_seq, uint64_t
         j->base = j->floor = eff;
         j->next = next_seq;
         sl_ivset_trim(&j->done, j->floor);
+        /* Values seen before this status may lie beyond its next_seq. */
+        if (j->done.n && j->done.r[j->done.n - 1].hi > j->next)
+            j->next = j->done.r[j->done.n - 1].hi;
         j->dirty = true;
     } else {
         if (next_seq > j->next) {
@@ -184,7 +213,9 @@ uint64_t sl_hjournal_status(struct sl_hjournal *j, uint64_t oldest_seq, uint64_t
 
 bool sl_hjournal_want(const struct sl_hjournal *j, uint64_t seq)
 {
-    return seq >= j->floor && !sl_ivset_has(&j->done, seq);
+    /* Below given_up_hi a seq in the set may be a hole given up for room,
+     * not a received change: take it (the database ignores a repeat). */
+    return seq >= j->floor && (seq < j->done.given_up_hi || !sl_ivset_has(&j->done, seq));
 }
 
 uint64_t sl_hjournal_mark(struct sl_hjournal *j, uint64_t seq, uint64_t count, uint64_t t_us)
@@ -203,7 +234,7 @@ uint64_t sl_hjournal_mark(struct sl_hjournal *j, uint64_t seq, uint64_t count, u
         uint64_t before = sl_hjournal_missing(j);
         j->next = hi;
         j->dirty = true;
-        if (!before && lo > j->floor && sl_ivset_count(&j->done, j->floor, lo) < lo - j->floor)
+        if (!before && lo > j->floor && j->done.total < lo - j->floor)
             j->missing_since_us = t_us ? t_us : j->last_us;
     }
     uint64_t forced = 0;
@@ -242,6 +273,7 @@ sl_err sl_hjournal_encode(const struct sl_hjournal *j, uint8_t *out, size_t cap,
     o += sl_varint_put(out + o, j->next);
     o += sl_varint_put(out + o, j->last_us);
     o += sl_varint_put(out + o, j->missing_since_us);
+    o += sl_varint_put(out + o, j->done.given_up_hi);
     o += sl_varint_put(out + o, j->done.n);
     uint64_t prev = 0;
     for (uint32_t i = 0; i < j->done.n; i++) {
@@ -259,10 +291,10 @@ sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
 {
     struct sl_buf b = sl_buf_make(blob, len);
     uint8_t ver, hs;
-    uint64_t base, floor, next, last, since, n;
+    uint64_t base, floor, next, last, since, given = 0, n;
     sl_err e = sl_buf_get_u8(&b, &ver);
     if (e == SL_OK)
-        e = ver == BLOB_VERSION ? sl_buf_get_u8(&b, &hs) : SL_ERR_VERSION;
+        e = ver == BLOB_VERSION || ver == 1 ? sl_buf_get_u8(&b, &hs) : SL_ERR_VERSION;
     if (e == SL_OK)
         e = sl_buf_get_varint(&b, &base);
     if (e == SL_OK)
@@ -273,11 +305,23 @@ sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
         e = sl_buf_get_varint(&b, &last);
     if (e == SL_OK)
         e = sl_buf_get_varint(&b, &since);
+    if (e == SL_OK && ver >= 2)
+        e = sl_buf_get_varint(&b, &given);
     if (e == SL_OK)
         e = sl_buf_get_varint(&b, &n);
-    if (e == SL_OK && (n > j->done.cap || hs > 1))
+    if (e == SL_OK && (n > j->done.cap || hs > 1 || given > SL_HREC_SEQ_LIMIT))
         e = SL_ERR_RANGE;
+    if (e == SL_OK && n > j->done.alloc) {
+        struct sl_ivrange *nr = realloc(j->done.r, (size_t)n * sizeof *nr);
+        if (!nr)
+            e = SL_ERR_NOMEM;
+        else {
+            j->done.r = nr;
+            j->done.alloc = (uint32_t)n;
+        }
+    }
     j->done.n = 0;
+    j->done.total = 0;
     uint64_t prev = 0;
     for (uint64_t i = 0; e == SL_OK && i < n; i++) {
         uint64_t gap, width, t;
@@ -292,6 +336,7 @@ sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
             e = SL_ERR_RANGE;
         if (e == SL_OK) {
             j->done.r[j->done.n++] = (struct sl_ivrange){ prev + gap, prev + gap + width, t };
+            j->done.total += width;
             prev += gap + width;
         }
     }
@@ -299,6 +344,8 @@ sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
         e = SL_ERR_TRAILING;
     if (e != SL_OK) {
         j->done.n = 0;
+        j->done.total = 0;
+        j->done.given_up_hi = 0;
         j->have_status = false;
         j->base = j->floor = j->next = 0;
         return SL_ERR_HEADER;
@@ -309,6 +356,12 @@ sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
     j->next = next;
     j->last_us = last;
     j->missing_since_us = since;
+    j->done.given_up_hi = given;
+    /* A saved set may reach past next (saved before the raise). */
+    if (j->have_status && j->done.n && j->done.r[j->done.n - 1].hi > j->next)
+        j->next = j->done.r[j->done.n - 1].hi;
+    if (j->have_status && j->floor > j->next)
+        j->next = j->floor;
     j->dirty = false;
     return SL_OK;
 }
@@ -565,7 +618,7 @@ void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p
 
 /* One transaction: up to batch_rows... all pending rows, and every dirty
  * journal's state. All or nothing. */
-static sl_err commit(struct sl_history *h)
+static sl_err commit(struct sl_history *h, uint64_t mono_ms, bool force)
 {
     sl_err e = sl_histdb_begin(h->db);
     if (e == SL_OK && h->npend)
@@ -574,6 +627,14 @@ static sl_err commit(struct sl_history *h)
         struct sl_hjournal *j = &h->j[i];
         if (!j->id || !j->dirty)
             continue;
+        /* A large set (many holes) is saved at most every
+         * SL_HISTORY_SAVE_MS, not with every batch: rows committed since
+         * its last save count missing again after a crash, their backfill
+         * is stored again and the database ignores the repeats. */
+        if (!force && j->done.n > SL_HISTORY_SAVE_RANGES && mono_ms < j->save_due_ms)
+            continue;
+        j->save_due_ms = mono_ms + SL_HISTORY_SAVE_MS;
+        j->saving = true;
         size_t n;
         e = sl_hjournal_encode(j, h->blob, SL_HISTORY_BLOB_MAX, &n);
         if (e == SL_OK)
@@ -585,11 +646,19 @@ static sl_err commit(struct sl_history *h)
         e = sl_histdb_commit(h->db);
     if (e != SL_OK) {
         sl_histdb_rollback(h->db);
+        for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
+            if (h->j[i].saving) {
+                h->j[i].saving = false;
+                h->j[i].save_due_ms = 0;
+            }
         return e;
     }
     h->nretired = 0;
     for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
-        h->j[i].dirty = false;
+        if (h->j[i].saving) {
+            h->j[i].saving = false;
+            h->j[i].dirty = false;
+        }
     h->st.rows += h->npend;
     h->st.backfill_rows += h->npend_backfill;
     h->npend = 0;
@@ -626,7 +695,7 @@ sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us,
     uint64_t pend_age_ms = h->oldest_pend_ms ? wall_us / 1000u - h->oldest_pend_ms : 0;
     bool due = (h->oldest_pend_ms || h->nretired) && (force || h->npend >= h->cfg.batch_rows || pend_age_ms >= h->cfg.batch_ms);
     if (due && (force || mono_ms >= h->next_try_ms)) {
-        e = commit(h);
+        e = commit(h, mono_ms, force);
         if (e != SL_OK) {
             h->st.write_failures++;
             if (!h->st.failing)

@@ -40,13 +40,15 @@
 
 struct sl_mirror;
 
-#define SL_HISTORY_RANGES       16384u   /* interval ranges per journal (16 B each + time) */
+#define SL_HISTORY_RANGES       262144u  /* interval ranges per journal at most (24 B each: 6 MB) */
 #define SL_HISTORY_JOURNALS     8u       /* TX journals tracked at once */
 #define SL_HISTORY_BATCH_MS     200u     /* a pending row waits at most this long for its commit */
 #define SL_HISTORY_BATCH_ROWS   20000u   /* ... or this many rows make a batch */
 #define SL_HISTORY_PENDING_ROWS 200000u  /* rows kept while the database fails (about 15 MB) */
 #define SL_HISTORY_RETRY_MS     1000u    /* first retry after a failed batch; doubles to 30 s */
 #define SL_HISTORY_RETAIN_MS    3600000u /* retention runs at open and this often */
+#define SL_HISTORY_SAVE_RANGES  4096u    /* a set of more ranges is saved ... */
+#define SL_HISTORY_SAVE_MS      10000u   /* ... at most this often (and at stop) */
 
 /* ---- the interval set (pure; exposed for the tests) ---------------------- */
 
@@ -57,7 +59,9 @@ struct sl_ivrange {
 
 struct sl_ivset {
     struct sl_ivrange *r;   /* sorted, disjoint, non-adjacent */
-    uint32_t n, cap;
+    uint32_t n, alloc, cap; /* used, allocated, at most */
+    uint64_t total;         /* seqs in the set */
+    uint64_t given_up_hi;   /* given-up holes all lie below this; 0 none */
 };
 
 sl_err sl_ivset_init(struct sl_ivset *s, uint32_t cap);
@@ -84,6 +88,8 @@ struct sl_hjournal {
     uint64_t last_us;       /* wall time last heard of (retirement order) */
     uint64_t missing_since_us;  /* when missing last went above 0 */
     bool dirty;             /* changed since its blob was last saved */
+    bool saving;            /* its blob is in the open batch */
+    uint64_t save_due_ms;   /* a large set is saved again not before this */
 };
 
 sl_err sl_hjournal_init(struct sl_hjournal *j, uint64_t id);

@@ -490,3 +490,89 @@ SL_TEST(history, journal_bound_and_bad_times)
     sl_history_destroy(h);
     sl_mirror_destroy(m);
 }
+
+/* A set at its range bound gives up its lowest hole (counted lost) but the
+ * journal still takes those seqs when they come later: "lost" is never
+ * "received". */
+SL_TEST(hjournal, given_up_hole_still_wanted)
+{
+    struct sl_hjournal j;
+    CU_ASSERT_EQUAL_FATAL(sl_hjournal_init(&j, 7), SL_OK);
+    sl_ivset_free(&j.done);
+    CU_ASSERT_EQUAL_FATAL(sl_ivset_init(&j.done, 4), SL_OK);
+    CU_ASSERT_EQUAL(sl_hjournal_status(&j, 1, 1, 1), 0);
+    uint64_t forced = 0;
+    for (uint64_t s = 1; s <= 11; s += 2)   /* 1, 3, ..., 11: holes 2, 4, 6, 8, 10 */
+        forced += sl_hjournal_mark(&j, s, 1, 1000 + s);
+    CU_ASSERT(forced >= 1);
+    CU_ASSERT_EQUAL(sl_hjournal_missing(&j), 5 - forced);
+    CU_ASSERT_TRUE(sl_hjournal_want(&j, 2));   /* given up, still taken */
+    CU_ASSERT_TRUE(sl_hjournal_want(&j, 10));
+    CU_ASSERT_FALSE(sl_hjournal_want(&j, 11));
+    /* The given-up mark survives a restart. */
+    static uint8_t blob[SL_HISTORY_BLOB_MAX];
+    size_t n;
+    CU_ASSERT_EQUAL_FATAL(sl_hjournal_encode(&j, blob, sizeof blob, &n), SL_OK);
+    struct sl_hjournal k;
+    CU_ASSERT_EQUAL_FATAL(sl_hjournal_init(&k, 7), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_hjournal_decode(&k, blob, n), SL_OK);
+    CU_ASSERT_TRUE(sl_hjournal_want(&k, 2));
+    CU_ASSERT_EQUAL(sl_hjournal_missing(&k), sl_hjournal_missing(&j));
+    sl_hjournal_free(&k);
+    sl_hjournal_free(&j);
+}
+
+/* Coalesced live traffic: every other change reaches RX only by backfill.
+ * 20,000 one-seq holes at once; every change TX still holds is stored. */
+SL_TEST(history, many_holes_all_healed)
+{
+    struct sl_mirror *m = fx_mirror(1);
+    int slot = sl_mirror_reader_register(m);
+    const char *path = hist_db_path("holes.db");
+    struct sl_history_config cfg = { .db = { .database = path, .retention_days = 30 }, .mirror = m,
+                                      .mirror_slot = slot, .pending_rows = 50000, .batch_rows = 50000 };
+    struct sl_history *h;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(sl_history_create(&h, &cfg), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_history_open(h, T0US, err, sizeof err), SL_OK);
+    static uint8_t buf[65536];
+    const uint64_t N = 40000;
+    uint64_t seqs[16];
+    size_t k = 0;
+    for (uint64_t s = 1; s < N; s += 2) {
+        seqs[k++] = s;
+        if (k == 16 || s + 2 >= N) {
+            size_t n = delta_seq(buf, sizeof buf, seqs, k, 5);
+            sl_history_payload(h, SL_CHANNEL_TAGS, buf, n, T0US + 1000);
+            k = 0;
+        }
+    }
+    struct sl_history_stats st;
+    size_t n = history(buf, sizeof buf, 1, N, 0, 0, 0, 0);
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 1000);
+    sl_history_stats(h, &st, T0US + 1000);
+    CU_ASSERT_EQUAL(st.missing, N / 2 - 1);   /* 2, 4, ..., N - 2 */
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(sl_history_tick(h, 1, T0US + 1000, true), SL_OK);
+    for (uint64_t s = 2; s < N;) {
+        struct sl_hstatus hs = { JID, 1, N };
+        struct sl_hmsg_writer w;
+        CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, buf, sizeof buf, &hs), SL_OK);
+        for (int r = 0; r < 500 && s < N; r++, s += 2) {
+            struct sl_hrec rec = { .seq = s, .count = 1, .source_time_us = T0US + s * 1000u, .raw = s,
+                                   .tag_id = 5, .quality = 0, .type = SL_TYPE_UINT16, .kind = SL_HREC_VALUE };
+            CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &rec), SL_OK);
+        }
+        n = sl_hmsg_finish(&w);
+        sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 2000);
+    }
+    CU_ASSERT_EQUAL(sl_history_tick(h, 2, T0US + 2000, true), SL_OK);
+    sl_history_stats(h, &st, T0US + 2000);
+    CU_ASSERT_EQUAL(st.missing, 0);
+    CU_ASSERT_EQUAL(st.lost, 0);
+    CU_ASSERT_EQUAL(st.duplicates, 0);
+    CU_ASSERT_EQUAL(st.rows, N - 1);
+    CU_ASSERT_EQUAL(count_rows(path, ""), (int64_t)(N - 1));
+    sl_history_destroy(h);
+    sl_mirror_destroy(m);
+}
