@@ -28,7 +28,8 @@ struct level {
     struct sl_journal_iter *it;
     uint64_t window_us;
     uint64_t vtime;              /* bytes / weight: start-time fair queueing */
-    uint64_t next_start_us;      /* wall: no new pass before */
+    uint64_t next_start_us;      /* monotonic: no new pass before */
+    uint64_t pass_mono_us;       /* monotonic: the current pass started */
 };
 
 struct sl_carousel {
@@ -42,12 +43,13 @@ struct sl_carousel {
     size_t batch_cap, batch_n, batch_pos;
     unsigned batch_level;
     bool batch_ends_pass;        /* its level's pass is done once it is encoded */
+    struct sl_hstatus batch_hs;  /* the status its payloads carry (taken at its read) */
 
     /* the journal's oldest value time, found again when oldest_seq moves */
     struct sl_journal_iter *oit;
     uint64_t oldest_seq, oldest_time_us;
     bool oldest_known;
-    uint64_t last_payload_us;    /* wall: the producer's last payload */
+    uint64_t last_payload_us;    /* monotonic: the producer's last payload */
 
     /* ring: slots [head, tail) are ready; the producer owns the others */
     uint8_t *slot[SL_CAROUSEL_RING];
@@ -112,7 +114,13 @@ sl_err sl_carousel_create(struct sl_carousel **out, const struct sl_carousel_con
     if (c->cfg.batch_records == 0)
         c->cfg.batch_records = SL_CAROUSEL_BATCH_DEFAULT;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
+    /* The producer sleeps on the monotonic clock: a wall-clock step back
+     * must not stop the backfill (nor the status) for the step's length. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&c->head, 0);
     atomic_init(&c->tail, 0);
     atomic_init(&c->stop, false);
@@ -248,15 +256,17 @@ static int rec_cmp(const void *a, const void *b)
     return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-/* Ends level j's pass at now. Level 0's pass time against its window says
- * whether the share keeps up with the change rate (logged on change). */
-static void pass_done(struct sl_carousel *c, unsigned j, uint64_t now_us)
+/* Ends level j's pass at monotonic mono_us. Level 0's pass time against
+ * its window says whether the share keeps up with the change rate (logged
+ * on change). */
+static void pass_done(struct sl_carousel *c, unsigned j, uint64_t mono_us)
 {
     struct sl_carousel_level *L = &c->st.level[j];
+    uint64_t start = c->lv[j].pass_mono_us;
     pthread_mutex_lock(&c->mu);
     L->active = false;
     L->passes++;
-    L->last_pass_us = now_us > L->pass_start_us ? now_us - L->pass_start_us : 0;
+    L->last_pass_us = mono_us > start ? mono_us - start : 0;
     bool behind = j == 0 && L->last_pass_us > c->lv[0].window_us;
     bool was = c->st.behind != 0;
     if (j == 0)
@@ -277,23 +287,26 @@ static void pass_done(struct sl_carousel *c, unsigned j, uint64_t now_us)
 }
 
 /* Reads up to a batch of level j's pass into c->batch, sorted; starts the
- * pass first when none is active and ends it at the journal's end. */
-static void read_batch(struct sl_carousel *c, unsigned j, uint64_t now_us)
+ * pass first when none is active and ends it at the journal's end. The
+ * window is on the wall clock (source times are), the schedule on the
+ * monotonic one. */
+static void read_batch(struct sl_carousel *c, unsigned j, uint64_t wall_us, uint64_t mono_us)
 {
     struct level *lv = &c->lv[j];
     struct sl_carousel_level *L = &c->st.level[j];
     if (!L->active) {
-        uint64_t since = now_us > lv->window_us ? now_us - lv->window_us : 0;
+        uint64_t since = wall_us > lv->window_us ? wall_us - lv->window_us : 0;
         if (sl_journal_iter_newest(lv->it, since) != SL_OK) {
             count(c, &c->st.read_errors);
-            lv->next_start_us = now_us + SL_CAROUSEL_IDLE_US;
+            lv->next_start_us = mono_us + SL_CAROUSEL_IDLE_US;
             return;
         }
         pthread_mutex_lock(&c->mu);
         L->active = true;
-        L->pass_start_us = now_us;
+        L->pass_start_us = wall_us;
         pthread_mutex_unlock(&c->mu);
-        lv->next_start_us = now_us + SL_CAROUSEL_IDLE_US;
+        lv->pass_mono_us = mono_us;
+        lv->next_start_us = mono_us + SL_CAROUSEL_IDLE_US;
         if (lv->vtime < c->vclock)
             lv->vtime = c->vclock;   /* no credit for the time it had nothing to do */
     }
@@ -319,12 +332,23 @@ static void read_batch(struct sl_carousel *c, unsigned j, uint64_t now_us)
         count(c, &c->st.read_errors);
     if (c->batch_n > 1)
         qsort(c->batch, c->batch_n, sizeof *c->batch, rec_cmp);
+    /* The status every payload of this batch carries, taken now (after the
+     * seek: next_seq is above every record read) with oldest_seq no higher
+     * than the batch's lowest seq: a trim while the batch is encoded must
+     * not make a payload declare its own records gone (RX would drop those
+     * of the following payloads as below its floor). */
+    struct sl_journal_stats js;
+    journal_status(c, &c->batch_hs, &js);
+    for (size_t i = 0; i < c->batch_n; i++)
+        if (c->batch[i].seq < c->batch_hs.oldest_seq)
+            c->batch_hs.oldest_seq = c->batch[i].seq;
 }
 
 /* Encodes the batch's next records into free slots until the batch is done
- * or the ring is full. */
-static void encode_batch(struct sl_carousel *c, const struct sl_hstatus *hs, unsigned useful, uint64_t now_us)
+ * or the ring is full, each payload with the batch's status. */
+static void encode_batch(struct sl_carousel *c, unsigned useful, uint64_t now_us)
 {
+    const struct sl_hstatus *hs = &c->batch_hs;
     while (c->batch_pos < c->batch_n && !ring_full(c)) {
         uint64_t t = atomic_load_explicit(&c->tail, memory_order_relaxed);
         struct sl_hmsg_writer w;
@@ -363,7 +387,7 @@ static void encode_batch(struct sl_carousel *c, const struct sl_hstatus *hs, uns
     }
 }
 
-bool sl_carousel_produce(struct sl_carousel *c, uint64_t now_us, uint64_t *next_us)
+bool sl_carousel_produce(struct sl_carousel *c, uint64_t wall_us, uint64_t now_us, uint64_t *next_us)
 {
     *next_us = now_us + SL_CAROUSEL_IDLE_US;
     if (ring_full(c))
@@ -371,9 +395,9 @@ bool sl_carousel_produce(struct sl_carousel *c, uint64_t now_us, uint64_t *next_
     struct sl_hstatus hs;
     struct sl_journal_stats js;
     journal_status(c, &hs, &js);
-    unsigned useful = useful_levels(c, &js, now_us);
+    unsigned useful = useful_levels(c, &js, wall_us);
     if (c->batch_pos < c->batch_n) {
-        encode_batch(c, &hs, useful, now_us);
+        encode_batch(c, useful, now_us);
         return true;
     }
     /* Levels past the useful ones stop; their passes start again later. */
@@ -406,11 +430,8 @@ bool sl_carousel_produce(struct sl_carousel *c, uint64_t now_us, uint64_t *next_
         /* The clock is the start tag of the batch served: a level that
          * wakes up starts there, so it gets no credit for its idle time. */
         c->vclock = best;
-        read_batch(c, (unsigned)pick, now_us);
-        /* The status again, taken after the pass's seek: next_seq is then
-         * above every record the batch can hold. */
-        journal_status(c, &hs, &js);
-        encode_batch(c, &hs, useful, now_us);
+        read_batch(c, (unsigned)pick, wall_us, now_us);
+        encode_batch(c, useful, now_us);
         return true;
     }
     /* Nothing to re-send: the status alone, about once a second, so RX
@@ -441,8 +462,8 @@ static void *producer(void *arg)
 {
     struct sl_carousel *c = arg;
     while (!atomic_load(&c->stop)) {
-        uint64_t now = sl_clock_wall_us(), next;
-        if (sl_carousel_produce(c, now, &next))
+        uint64_t now = sl_clock_mono_us(), next;
+        if (sl_carousel_produce(c, sl_clock_wall_us(), now, &next))
             continue;
         /* Ring full (woken by the consumer's pop) or nothing due before
          * next; never longer than the idle period. */
@@ -450,7 +471,7 @@ static void *producer(void *arg)
         if (wait > SL_CAROUSEL_IDLE_US)
             wait = SL_CAROUSEL_IDLE_US;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t ns = (uint64_t)ts.tv_nsec + wait * 1000u;
         ts.tv_sec += (time_t)(ns / 1000000000u);
         ts.tv_nsec = (long)(ns % 1000000000u);

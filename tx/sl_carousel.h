@@ -68,7 +68,7 @@ struct sl_carousel_level {
     uint64_t window_s;           /* W_j */
     uint64_t passes;             /* completed */
     uint64_t pass_start_us;      /* wall time the current (or last) pass started at */
-    uint64_t last_pass_us;       /* how long the last completed pass took (wall) */
+    uint64_t last_pass_us;       /* how long the last completed pass took (monotonic) */
     uint64_t records;            /* records encoded by this level */
     uint64_t bytes;              /* payload bytes encoded by this level */
     bool active;                 /* a pass is in progress */
@@ -104,7 +104,7 @@ uint64_t sl_carousel_wire_bytes(unsigned k, unsigned m, unsigned symbol_bytes, s
 __attribute__((warn_unused_result))
 sl_err sl_carousel_create(struct sl_carousel **out, const struct sl_carousel_config *cfg);
 
-/* Starts the producer thread (it reads the wall clock itself).
+/* Starts the producer thread (it reads the clocks itself).
  * SL_ERR_IO (errno) when the thread cannot start. */
 __attribute__((warn_unused_result))
 sl_err sl_carousel_start(struct sl_carousel *c);
@@ -112,12 +112,14 @@ sl_err sl_carousel_start(struct sl_carousel *c);
 /* Stops and joins the producer thread, frees everything. NULL: no-op. */
 void sl_carousel_destroy(struct sl_carousel *c);
 
-/* One producer step at wall time now_us: fills ring slots from one batch of
- * the level whose turn it is (or one status-only payload when idle).
- * Returns false when it did nothing (ring full, or nothing due before
- * *next_us, which is then set). The thread loops on it; tests call it with
- * a simulated clock. */
-bool sl_carousel_produce(struct sl_carousel *c, uint64_t now_us, uint64_t *next_us);
+/* One producer step at wall time wall_us (only for the levels' windows of
+ * source time) and monotonic time mono_us (the schedule: passes, the
+ * status period): fills ring slots from one batch of the level whose turn
+ * it is (or one status-only payload when idle). Returns false when it did
+ * nothing (ring full, or nothing due before monotonic *next_us, which is
+ * then set). The thread loops on it; tests call it with simulated clocks.
+ * A wall-clock step moves the windows, never the schedule. */
+bool sl_carousel_produce(struct sl_carousel *c, uint64_t wall_us, uint64_t mono_us, uint64_t *next_us);
 
 /* Consumer: the next ready payload if the share allows one at monotonic
  * now_us (NULL otherwise), *len its length. Valid until sl_carousel_pop. */

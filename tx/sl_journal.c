@@ -29,6 +29,7 @@
 #include "sl_buf.h"
 #include "sl_crc.h"
 #include "sl_file.h"
+#include "sl_hmsg.h"
 
 #define SEG_MAGIC 0x4E4A4C53u       /* "SLJN" little-endian */
 #define SEG_VERSION 1u
@@ -63,15 +64,24 @@
 #define REC_MAX (1u + 5u + SL_VARINT_MAX + 8u + 4u)   /* head, tag, time, value, quality */
 #define GAP_MAX (1u + SL_VARINT_MAX)                 /* head, count */
 
-/* Seqs on disk (blocks, names, the mark) above SEQ_MAX are damage; a
- * journal whose next seq would pass SEQ_OPEN_MAX refuses to open (2^62:
- * 73,000 years at 2 M/s). Everything one run can write then stays below
- * SEQ_MAX, so it is always read back, and the next seq never wraps. */
+/* Seqs on disk (blocks, names, the mark) above SEQ_MAX are damage. The
+ * wire takes seqs below SL_HREC_SEQ_LIMIT (2^62) only, so a journal whose
+ * next seq is past SEQ_OPEN_MAX (half of that, 2^61: 36,000 years at 2 M/s)
+ * refuses to open: no run can then get from there to the wire's limit, and
+ * a seq it hands out is always sendable (append refuses at the limit all
+ * the same). Only a damaged or forged journal gets there. */
 #define SEQ_MAX (1ull << 63)
-#define SEQ_OPEN_MAX (1ull << 62)
+#define SEQ_OPEN_MAX (SL_HREC_SEQ_LIMIT / 2)
 #define RESERVE_MAX (1ull << 40)
 
-#define MARK_FILE "next_seq"
+#define MARK_FILE "mark"              /* the seq mark: two fixed slots, rewritten in place */
+#define MARK_SLOT_BYTES 32u
+#define MARK_BYTES (2u * MARK_SLOT_BYTES)
+#define MARK_MAGIC 0x4B4D4C53u       /* "SLMK" little-endian */
+#define MARK_OFF_COUNTER 8u
+#define MARK_OFF_VALUE 16u
+#define MARK_OFF_CRC 24u             /* CRC32C of bytes 0..23 */
+#define MARK_OLD_FILE "next_seq"     /* the decimal text mark of earlier versions */
 #define MARK_TEXT_MAX 32u
 #define ID_FILE "id"
 #define ID_TEXT_BYTES 17u            /* 16 hex digits and a newline */
@@ -109,6 +119,8 @@ struct sl_journal {
     uint64_t prev_time;              /* delta base of the open block */
     uint64_t blk_min, blk_max, blk_count;
     _Atomic uint64_t reserved;       /* the persisted mark */
+    int mark_fd;                     /* MARK_FILE, MARK_BYTES allocated at open */
+    uint64_t mark_counter;           /* the newest slot's counter */
     struct sl_journal_stats st;
 
     /* Flusher state (one flusher thread). */
@@ -361,12 +373,13 @@ static sl_err list_segments(struct sl_journal *j, uint64_t **out, size_t *n)
     return SL_OK;
 }
 
-/* The persisted mark: SL_OK with *mark (0 when the file is missing);
- * SL_ERR_CONFIG when it exists but is not a decimal number. */
-static sl_err mark_read(struct sl_journal *j, uint64_t *mark)
+/* The mark of earlier versions (the text file next_seq): SL_OK with *mark
+ * (0 when the file is missing); SL_ERR_CONFIG when it exists but is not a
+ * decimal number. */
+static sl_err mark_read_old(struct sl_journal *j, uint64_t *mark)
 {
     *mark = 0;
-    int fd = openat(j->dirfd, MARK_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(j->dirfd, MARK_OLD_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return errno == ENOENT ? SL_OK : SL_ERR_CONFIG;
     char text[MARK_TEXT_MAX + 1];
@@ -387,6 +400,46 @@ static sl_err mark_read(struct sl_journal *j, uint64_t *mark)
     if (v > SEQ_MAX)
         return SL_ERR_CONFIG;
     *mark = v;
+    return SL_OK;
+}
+
+/* Opens (creating it with its two slots' blocks allocated: MARK_BYTES
+ * written) the mark file, and reads the valid slot with the highest
+ * counter: SL_OK with *mark (0: no valid slot, e.g. a new file), else
+ * SL_ERR_IO. Later updates rewrite one slot in place (pwrite within the
+ * allocated bytes, fdatasync), which needs no free block: the mark moves
+ * on a full disk too. */
+static sl_err mark_open(struct sl_journal *j, uint64_t *mark)
+{
+    *mark = 0;
+    j->mark_fd = openat(j->dirfd, MARK_FILE, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (j->mark_fd < 0)
+        return SL_ERR_IO;
+    struct stat st;
+    if (fstat(j->mark_fd, &st) != 0)
+        return SL_ERR_IO;
+    uint8_t b[MARK_BYTES] = { 0 };
+    if ((uint64_t)st.st_size < MARK_BYTES) {
+        /* New (or cut short): both slots zero, allocated and synced, the
+         * directory entry too. Needs disk space once, at open. */
+        if (pwrite_all(j->mark_fd, b, MARK_BYTES, 0) != SL_OK || fsync(j->mark_fd) != 0 || fsync(j->dirfd) != 0)
+            return SL_ERR_IO;
+        return SL_OK;
+    }
+    if (pread_all(j->mark_fd, b, MARK_BYTES, 0) != SL_OK)
+        return SL_ERR_IO;
+    bool any = false;
+    for (unsigned i = 0; i < 2; i++) {
+        const uint8_t *p = b + i * MARK_SLOT_BYTES;
+        if (sl_le32_get(p) != MARK_MAGIC || sl_crc_compute(p, MARK_OFF_CRC) != sl_le32_get(p + MARK_OFF_CRC))
+            continue;   /* never written, or torn: the other slot holds */
+        uint64_t c = sl_le64_get(p + MARK_OFF_COUNTER), v = sl_le64_get(p + MARK_OFF_VALUE);
+        if (v > SEQ_MAX || (any && c <= j->mark_counter))
+            continue;
+        any = true;
+        j->mark_counter = c;
+        *mark = v;
+    }
     return SL_OK;
 }
 
@@ -420,15 +473,24 @@ static sl_err write_atomic_at(struct sl_journal *j, const char *name, const char
     return fsync(j->dirfd) == 0 ? SL_OK : SL_ERR_IO;
 }
 
-/* Persists mark (fsync'd, renamed into place) before anyone may be handed
- * a seq at or above the old one. */
+/* Persists mark before anyone may be handed a seq at or above the old
+ * one: the slot the newest one is not in, rewritten in place and synced
+ * (a torn write leaves the other slot valid). errno kept. */
 static sl_err mark_write(struct sl_journal *j, uint64_t mark)
 {
-    char text[MARK_TEXT_MAX];
-    int n = snprintf(text, sizeof text, "%" PRIu64 "\n", mark);
-    sl_err e = write_atomic_at(j, MARK_FILE, text, (size_t)n);
-    if (e == SL_OK)
+    uint8_t p[MARK_SLOT_BYTES] = { 0 };
+    uint64_t c = j->mark_counter + 1;
+    sl_le32_put(p, MARK_MAGIC);
+    sl_le64_put(p + MARK_OFF_COUNTER, c);
+    sl_le64_put(p + MARK_OFF_VALUE, mark);
+    sl_le32_put(p + MARK_OFF_CRC, sl_crc_compute(p, MARK_OFF_CRC));
+    sl_err e = pwrite_all(j->mark_fd, p, MARK_SLOT_BYTES, (c % 2) * MARK_SLOT_BYTES);
+    if (e == SL_OK && fdatasync(j->mark_fd) != 0)
+        e = SL_ERR_IO;
+    if (e == SL_OK) {
+        j->mark_counter = c;
         atomic_store(&j->reserved, mark);
+    }
     return e;
 }
 
@@ -595,6 +657,7 @@ sl_err sl_journal_open_at(struct sl_journal **out, const struct sl_journal_confi
         return SL_ERR_NOMEM;
     j->dirfd = -1;
     j->seg_fd = -1;
+    j->mark_fd = -1;
     pthread_mutex_init(&j->lock, NULL);
     pthread_mutex_init(&j->idx_lock, NULL);
     sl_err e = config(j, cfg);
@@ -620,7 +683,13 @@ sl_err sl_journal_open_at(struct sl_journal **out, const struct sl_journal_confi
         uint64_t last_end = 0;
         for (size_t i = 0; i < j->nseg; i++)
             last_end = j->segs[i].end_seq > last_end ? j->segs[i].end_seq : last_end;
-        bool mark_ok = mark_read(j, &mark) == SL_OK && (mark != 0 || j->nseg == 0);
+        bool mark_ok = true;
+        e = mark_open(j, &mark);
+        if (e == SL_OK && mark == 0) {
+            /* No valid slot: a journal of an earlier version has the text
+             * mark (taken over, then removed below), else it is lost. */
+            mark_ok = mark_read_old(j, &mark) == SL_OK && (mark != 0 || j->nseg == 0);
+        }
         uint64_t next = mark > last_end ? mark : last_end;
         if (!mark_ok) {
             /* The mark was ahead of every seq handed out by at most two
@@ -635,6 +704,8 @@ sl_err sl_journal_open_at(struct sl_journal **out, const struct sl_journal_confi
     if (e == SL_OK) {
         j->written_seq = j->nseg ? j->segs[j->nseg - 1].end_seq : j->next_seq;
         e = mark_write(j, j->next_seq + j->reserve);
+        if (e == SL_OK)
+            unlinkat(j->dirfd, MARK_OLD_FILE, 0);   /* the mark file has it now */
     }
     if (e != SL_OK) {
         int saved = errno;
@@ -691,6 +762,10 @@ sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_
     if (type > REC_TYPE_MASK)
         return SL_ERR_RANGE;
     pthread_mutex_lock(&j->lock);
+    if (j->next_seq >= SL_HREC_SEQ_LIMIT) {
+        pthread_mutex_unlock(&j->lock);
+        return SL_ERR_RANGE;   /* not reached: open refuses long before */
+    }
     uint64_t seq = j->next_seq++;
     j->st.appended++;
     if (seq >= atomic_load_explicit(&j->reserved, memory_order_relaxed))
@@ -969,6 +1044,8 @@ static void destroy(struct sl_journal *j)
 {
     if (j->seg_fd >= 0)
         close(j->seg_fd);
+    if (j->mark_fd >= 0)
+        close(j->mark_fd);
     if (j->dirfd >= 0)
         close(j->dirfd);
     free(j->buf[0].p);

@@ -15,10 +15,13 @@
  *
  * Sequence numbers start at 1, strictly increase, and are never reused,
  * even after a crash that lost records still in memory or tore the tail of
- * a file: the journal persists a high-water mark (the file "next_seq")
+ * a file: the journal persists a high-water mark (the file "mark")
  * seq_reserve numbers ahead of the last one handed out, refreshed by the
  * flusher, and a reopened journal continues above both that mark and the
- * last valid record. Numbers that never reach the disk (lost in memory, or
+ * last valid record. The mark file's blocks are allocated at open and
+ * rewritten in place (two CRC'd slots, pwrite + fdatasync), so it moves on a
+ * full disk too: seqs handed out (and sent live) while the disk is full are
+ * never handed out again after a restart. Numbers that never reach the disk (lost in memory, or
  * skipped after a restart) are written as a GAP record, so a reader can tell
  * a void range from a missing one.
  *
@@ -81,7 +84,7 @@ struct sl_journal_stats {
     uint64_t open_torn_bytes;   /* cut from the newest segment's tail at open */
     uint64_t open_bad_segments; /* segments whose valid part ends early, or
                                  * with a bad header (deleted) */
-    bool open_mark_lost;        /* next_seq file missing or damaged while
+    bool open_mark_lost;        /* mark file missing or damaged while
                                  * segments exist: seqs jumped 2 * reserve */
     bool open_id_renewed;       /* id file missing or damaged while segments
                                  * exist: a new journal_id was made */
@@ -113,9 +116,11 @@ struct sl_journal_iter;
  * newest segment's torn tail, deletes segments with a bad header, recovers
  * the next seq, and persists a new mark. SL_ERR_IO (errno) when the
  * directory or the mark cannot be made; SL_ERR_RANGE for a config out of
- * range, or when the next seq would pass 2^62 (only a damaged or forged
- * journal claims that many: move it away); SL_ERR_NOMEM. *out is NULL on
- * failure; a failed open writes no mark and no record. */
+ * range, or when the next seq would pass 2^61 (only a damaged or forged
+ * journal claims that many: move it away; half the wire's limit
+ * SL_HREC_SEQ_LIMIT, so every seq a run hands out can be sent);
+ * SL_ERR_NOMEM. *out is NULL on failure; a failed open writes no mark and
+ * no record. */
 __attribute__((warn_unused_result))
 sl_err sl_journal_open(struct sl_journal **out, const struct sl_journal_config *cfg);
 
@@ -139,7 +144,8 @@ void sl_journal_close(struct sl_journal *j);
  * Never blocks on the disk, never allocates: when both buffers are full
  * (flushes failing) the record is counted lost, still gets its seq (the
  * caller may have sent it live) and SL_OK is returned; the lost range is
- * written as a GAP later. SL_ERR_RANGE (no seq) for type > 15. Cost: a
+ * written as a GAP later. SL_ERR_RANGE (no seq) for type > 15 or at
+ * SL_HREC_SEQ_LIMIT (not reached: see open). Cost: a
  * mutex and ~10-20 encoded bytes. One appender thread. */
 sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
                          uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out);

@@ -196,7 +196,7 @@ static void log_open(const struct sl_journald *jd, const struct sl_journal_stats
                   (unsigned long long)st->open_torn_bytes, (unsigned long long)st->open_bad_segments);
     if (st->open_mark_lost)
         sl_log_id(SL_LOG_WARNING, "SL-TX-JOURNAL-DAMAGE",
-                  "journal: the seq mark (next_seq) was missing or damaged: seqs continue at %llu, above "
+                  "journal: the seq mark (mark) was missing or damaged: seqs continue at %llu, above "
                   "anything handed out before", (unsigned long long)st->next_seq);
     if (st->open_id_renewed)
         sl_log_id(SL_LOG_WARNING, "SL-TX-JOURNAL-DAMAGE",

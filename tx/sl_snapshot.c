@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sl_hmsg.h"
 #include "sl_journal.h"
 #include "sl_log.h"
 #include "sl_regs.h"
@@ -668,6 +669,21 @@ static bool write_schema_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
     return true;
 }
 
+/* A pending delta the encoder refused (with a journal: a seq outside
+ * 1 .. SL_HREC_SEQ_LIMIT - 1, which the journal never hands out, so only a
+ * bug gets here): dropped and counted, logged once, so that one bad entry
+ * at the head can never hold back every other tag's deltas. The value
+ * still reaches RX by the next keyframe. */
+static void drop_refused(struct sl_snapshot *s, uint32_t id)
+{
+    if (s->st.delta_refused++ == 0)
+        sl_log_id(SL_LOG_ERR, "SL-TX-JOURNAL-SEQ",
+                  "journal: a delta with seq %llu cannot be sent (the wire takes 1 .. 2^62 - 1): dropped, "
+                  "the value goes by keyframe (further ones counted only)",
+                  (unsigned long long)(s->journal ? s->jtag[id].seq : 0));
+    unlink_pending(s, id);
+}
+
 /* Every pending delta that fits, oldest first. */
 static void write_deltas(struct sl_snapshot *s, struct sl_msg_writer *w)
 {
@@ -675,14 +691,27 @@ static void write_deltas(struct sl_snapshot *s, struct sl_msg_writer *w)
         size_t fit = s->journal ? sl_msg_delta_seq_fit(room(w)) : sl_msg_delta_fit(room(w));
         if (fit == 0)
             return;
+        if (s->journal && (s->jtag[s->head].seq == 0 || s->jtag[s->head].seq >= SL_HREC_SEQ_LIMIT)) {
+            drop_refused(s, s->head);
+            continue;
+        }
         size_t n = 0;
-        for (uint32_t id = s->head; id != NONE && n < fit && n < s->scratch_n; id = s->tag[id].next)
+        for (uint32_t id = s->head; id != NONE && n < fit && n < s->scratch_n; id = s->tag[id].next) {
+            if (s->journal && (s->jtag[id].seq == 0 || s->jtag[id].seq >= SL_HREC_SEQ_LIMIT))
+                break;   /* dropped when it reaches the head */
             fill_delta(s, id, &s->scratch[n++]);
+        }
         size_t taken = 0;
         sl_err e = s->journal ? sl_msg_put_delta_seq(w, &taken, s->journal_id, s->scratch, n)
                               : sl_msg_put_delta(w, &taken, s->scratch, n);
-        if (e != SL_OK)
-            return;   /* values were checked on update: not reached */
+        if (e != SL_OK && taken == 0 && s->npending) {
+            /* Values were checked on update, seqs above: not reached. Still,
+             * never leave a refused entry at the head. */
+            drop_refused(s, s->head);
+            continue;
+        }
+        if (taken == 0)
+            return;
         for (size_t i = 0; i < taken; i++) {
             uint32_t id = s->head;
             unlink_pending(s, id);

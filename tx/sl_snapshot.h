@@ -103,6 +103,8 @@ struct sl_snapshot_stats {
     uint64_t events_dropped;        /* ring full: oldest dropped */
     uint64_t late;                  /* overdue chunks promoted ahead of deltas */
     uint64_t journaled;             /* changes appended to the journal */
+    uint64_t delta_refused;         /* pending deltas the encoder refused (a seq out of
+                                     * range): dropped, the value goes by keyframe */
     uint64_t blocks;                /* successful fills */
     uint32_t pending;               /* deltas waiting now */
     uint32_t keyframe_id;           /* id of the current keyframe */

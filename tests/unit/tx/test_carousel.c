@@ -174,7 +174,7 @@ SL_TEST(carousel, payloads_decode_to_the_journal)
     struct sl_journal_stats js;
     sl_journal_stats(j, &js);
     for (int guard = 0; guard < 10000; guard++) {
-        bool did = sl_carousel_produce(c, now, &next);
+        bool did = sl_carousel_produce(c, now, now, &next);
         bool any = false;
         while (take(c, &g, seen, n)) {
             any = true;
@@ -200,7 +200,7 @@ SL_TEST(carousel, payloads_decode_to_the_journal)
     CU_ASSERT_EQUAL_FATAL(sl_journal_iter_from_seq(it, 1), SL_OK);
     sl_carousel_destroy(c);
     CU_ASSERT_EQUAL_FATAL(sl_carousel_create(&c, &cc), SL_OK);
-    CU_ASSERT_TRUE(sl_carousel_produce(c, now, &next));
+    CU_ASSERT_TRUE(sl_carousel_produce(c, now, now, &next));
     size_t len;
     const uint8_t *p = sl_carousel_peek(c, mono, &len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
@@ -256,7 +256,7 @@ SL_TEST(carousel, schedule_windows_order_and_shares)
             plant(j, 2000, planted, planted + S_US, S_US);
             planted += S_US;
         }
-        sl_carousel_produce(c, t, &next);
+        sl_carousel_produce(c, t, t, &next);
         sl_carousel_stats(c, &st);
         int lvl = -1;
         for (unsigned k = 0; k < st.levels; k++)
@@ -329,7 +329,7 @@ SL_TEST(carousel, levels_past_the_journal_skipped)
     struct got g;
     uint64_t next, t = now;
     for (int step = 0; step < 200; step++, t += 20000) {   /* 4 s: the journal stays < 40 s old */
-        sl_carousel_produce(c, t, &next);
+        sl_carousel_produce(c, t, t, &next);
         while (take(c, &g, NULL, 0)) {
         }
     }
@@ -356,7 +356,7 @@ SL_TEST(carousel, share_honoured_on_a_simulated_clock)
     CU_ASSERT_EQUAL_FATAL(sl_carousel_create(&c, &cc), SL_OK);
     uint64_t mono0 = 5000000, sent = 0, next;
     for (uint64_t us = 0; us < 20 * S_US; us += 500) {
-        sl_carousel_produce(c, wall + us, &next);
+        sl_carousel_produce(c, wall + us, wall + us, &next);
         size_t len;
         if (sl_carousel_peek(c, mono0 + us, &len)) {
             sent += sl_carousel_wire_bytes(64, 16, 1424, len);
@@ -372,7 +372,7 @@ SL_TEST(carousel, share_honoured_on_a_simulated_clock)
     CU_ASSERT_EQUAL(st.wire_bytes, sent);
     /* a failed send is not charged */
     uint64_t d = sl_carousel_deadline(c);
-    sl_carousel_produce(c, wall, &next);
+    sl_carousel_produce(c, wall, wall, &next);
     size_t len;
     CU_ASSERT_PTR_NOT_NULL(sl_carousel_peek(c, d, &len));
     sl_carousel_pop(c, false, d);
@@ -396,7 +396,7 @@ SL_TEST(carousel, idle_journal_sends_its_status_each_second)
     struct got g;
     uint64_t next, payloads = 0;
     for (uint64_t us = 0; us < 10 * S_US; us += 10000) {
-        while (sl_carousel_produce(c, now + us, &next)) {
+        while (sl_carousel_produce(c, now + us, now + us, &next)) {
         }
         CU_ASSERT_TRUE(next > now + us);
         while (take(c, &g, NULL, 0)) {
@@ -424,7 +424,7 @@ SL_TEST(carousel, tags_due_defers)
     struct sl_carousel_config cc = ccfg(j, 120, 0, 4096);
     CU_ASSERT_EQUAL_FATAL(sl_carousel_create(&c, &cc), SL_OK);
     uint64_t next;
-    while (sl_carousel_produce(c, T0, &next)) {                      /* an empty pass, the status */
+    while (sl_carousel_produce(c, T0, T0, &next)) {                      /* an empty pass, the status */
     }
     CU_ASSERT_EQUAL(sl_carousel_run(c, NULL, true, 1000), SL_OK);
     struct sl_carousel_stats st;
@@ -492,7 +492,7 @@ SL_TEST(carousel, bytes_per_record_10k_plant)
     uint64_t next, bytes = 0, wire = 0, recs = 0, blocks = 0;
     struct sl_carousel_stats st;
     for (int step = 0; step < 1000; step++) {
-        sl_carousel_produce(c, now, &next);
+        sl_carousel_produce(c, now, now, &next);
         while (take(c, &g, NULL, 0)) {
             bytes += g.len;
             wire += sl_carousel_wire_bytes(64, 16, 1424, g.len);
@@ -507,6 +507,84 @@ SL_TEST(carousel, bytes_per_record_10k_plant)
     printf("\n  10,000-tag plant: %.2f payload bytes/record, %.2f wire bytes/record, %llu blocks\n",
            (double)bytes / (double)recs, (double)wire / (double)recs, (unsigned long long)blocks);
     CU_ASSERT_TRUE((double)wire / (double)recs < 16.0);
+    sl_carousel_destroy(c);
+    jdone(j);
+}
+
+/* The schedule runs on the monotonic clock: a wall clock stepped back by
+ * an hour (NTP, an operator) moves the windows, not the passes, and the
+ * payloads (at least the status) keep coming every second. */
+SL_TEST(carousel, wall_step_back_keeps_the_schedule)
+{
+    struct sl_journal *j = jmake(0);
+    uint64_t wall = T0 + 100 * S_US;
+    plant(j, 20, T0, wall, S_US);
+    struct sl_carousel *c = NULL;
+    struct sl_carousel_config cc = ccfg(j, 120, 0, 4096);
+    CU_ASSERT_EQUAL_FATAL(sl_carousel_create(&c, &cc), SL_OK);
+    uint64_t m = 5000 * S_US, next;
+    struct got g;
+    for (unsigned phase = 0; phase < 2; phase++) {
+        if (phase == 1)
+            wall -= 3600 * S_US;                                     /* the step back */
+        unsigned quiet = 0;
+        for (unsigned s = 0; s < 30; s++) {
+            unsigned got = 0;
+            for (unsigned step = 0; step < 10; step++) {             /* 100 ms steps */
+                while (sl_carousel_produce(c, wall, m, &next))
+                    while (take(c, &g, NULL, 0))
+                        got++;
+                while (take(c, &g, NULL, 0))
+                    got++;
+                wall += S_US / 10;
+                m += S_US / 10;
+            }
+            quiet += got == 0;
+        }
+        CU_ASSERT_EQUAL(quiet, 0);                                   /* something every second */
+    }
+    sl_carousel_destroy(c);
+    jdone(j);
+}
+
+/* A trim while a batch is being encoded: every payload's status has an
+ * oldest_seq at or below each record it carries (else RX, having moved its
+ * floor on the first payload, drops the records of the next ones). */
+SL_TEST(carousel, trim_during_a_pass_keeps_status_below_records)
+{
+    struct sl_journal *j = jmake(64u << 10);
+    uint64_t now = T0 + 100 * S_US;
+    plant(j, 250, T0, now, S_US);                                    /* 25,000 records, several segments */
+    struct sl_journal_stats js;
+    sl_journal_stats(j, &js);
+    CU_ASSERT_FATAL(js.segments >= 3);
+    struct sl_carousel *c = NULL;
+    struct sl_carousel_config cc = ccfg(j, 120, 0, 2048);
+    cc.batch_records = 65536;                                        /* the whole pass is one batch */
+    CU_ASSERT_EQUAL_FATAL(sl_carousel_create(&c, &cc), SL_OK);
+    uint64_t next;
+    struct got g;
+    CU_ASSERT_TRUE(sl_carousel_produce(c, now, now, &next));
+    CU_ASSERT_TRUE(take(c, &g, NULL, 0));
+    CU_ASSERT_EQUAL(sl_journal_trim(j, now + 2 * 86400 * S_US), SL_OK);   /* all but the newest segment */
+    sl_journal_stats(j, &js);
+    CU_ASSERT_FATAL(js.oldest_seq > 1);
+    unsigned payloads = 0, below = 0;
+    for (int guard = 0; guard < 5000; guard++) {
+        bool did = sl_carousel_produce(c, now, now, &next);
+        bool any = false;
+        while (take(c, &g, NULL, 0)) {
+            any = true;
+            payloads++;
+            below += g.n && g.min_seq != UINT64_MAX && g.min_seq < g.st.oldest_seq;
+        }
+        struct sl_carousel_stats st;
+        sl_carousel_stats(c, &st);
+        if (st.level[0].passes >= 1 && !did && !any)
+            break;
+    }
+    CU_ASSERT_TRUE(payloads > 10);
+    CU_ASSERT_EQUAL(below, 0);
     sl_carousel_destroy(c);
     jdone(j);
 }

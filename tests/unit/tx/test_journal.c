@@ -10,16 +10,19 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sl_hmsg.h"
 #include "sl_journal.h"
 #include "sl_test.h"
 #include "sl_wire.h"
@@ -230,7 +233,7 @@ SL_TEST(journal, torn_tail_truncated_at_every_offset)
     sl_journal_close(j);
     size_t len2, mlen;
     char mark[256];
-    snprintf(mark, sizeof mark, "%s/next_seq", dir);
+    snprintf(mark, sizeof mark, "%s/mark", dir);
     uint8_t *full = slurp(seg_path(1), &len2);
     void *mark_bytes = slurp(mark, &mlen);
     CU_ASSERT_FATAL(len2 > len1 + 44);
@@ -479,7 +482,7 @@ SL_TEST(journal, seq_never_reused_after_a_crash)
 
     /* The mark lost as well: two reserves above the last record on disk. */
     char mark[256];
-    snprintf(mark, sizeof mark, "%s/next_seq", dir);
+    snprintf(mark, sizeof mark, "%s/mark", dir);
     spill(mark, "garbage\n", 8);
     j = jopen(&c);
     sl_journal_stats(j, &st);
@@ -756,5 +759,124 @@ SL_TEST(journal, open_at_a_directory_descriptor)
     CU_ASSERT_EQUAL(st.next_seq, 101);
     sl_journal_close(j);
     close(fd);
+    dir_remove();
+}
+
+/* The child of full_disk_never_reuses_seqs, in its own mount namespace
+ * with a 512 KiB tmpfs: 0 passed, 1 failed, 77 cannot run. */
+static int full_disk_child(void)
+{
+    if (unshare(CLONE_NEWNS) != 0 || mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+        return 77;
+    char base[] = "/tmp/sl-jfull-XXXXXX";
+    if (!mkdtemp(base))
+        return 77;
+    if (mount("sl-jfull", base, "tmpfs", 0, "size=512k,mode=0700") != 0) {
+        rmdir(base);
+        return 77;
+    }
+    snprintf(dir, sizeof dir, "%s/j", base);
+    struct sl_journal_config c = cfg_of();
+    c.max_bytes = 256u << 10;
+    c.buffer_bytes = 64u << 10;
+    struct sl_journal *j = NULL;
+    int rc = 1;
+    if (sl_journal_open(&j, &c) != SL_OK)
+        goto out;
+    /* The disk full to the last block. */
+    char filler[256];
+    snprintf(filler, sizeof filler, "%s/filler", base);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    static uint8_t chunk[4096];
+    while (fd >= 0 && write(fd, chunk, sizeof chunk) > 0) {
+    }
+    if (fd >= 0)
+        close(fd);
+    /* 5 reserves of appends, flushed (failing) as the flusher would. */
+    uint64_t last = 0, seq = 0;
+    unsigned failed = 0;
+    for (uint64_t i = 0; i < 5000; i++) {
+        if (sl_journal_append(j, 1, 1700000000000000ull + i, i, SL_TYPE_UINT16, SL_Q_GOOD, &seq) != SL_OK)
+            goto out;
+        last = seq;
+        if (i % 100 == 99)
+            failed += sl_journal_flush(j) != SL_OK;
+    }
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    sl_journal_close(j);                      /* its last flush fails too */
+    j = NULL;
+    if (sl_journal_open(&j, &c) != SL_OK)     /* still full: the mark is rewritten in place */
+        goto out;
+    struct sl_journal_stats st2;
+    sl_journal_stats(j, &st2);
+    fprintf(stderr, "\n  full disk: %u failed flushes, last seq %llu, unreserved %llu; reopened at %llu\n",
+            failed, (unsigned long long)last, (unsigned long long)st.unreserved,
+            (unsigned long long)st2.next_seq);
+    rc = failed > 0 && st2.next_seq > last ? 0 : 1;
+out:
+    sl_journal_close(j);
+    umount2(base, MNT_DETACH);
+    rmdir(base);
+    return rc;
+}
+
+/* A full disk does not stop the seq mark (rewritten in place in blocks
+ * allocated at open), so appends beyond the reserve while the disk is full
+ * are still covered by it and a restart (even with the disk still full)
+ * continues above every seq handed out (sent live), never reusing one.
+ * Needs root for the tmpfs (skipped otherwise). */
+SL_TEST(journal, full_disk_never_reuses_seqs)
+{
+    pid_t pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0)
+        _exit(full_disk_child());
+    int status = 0;
+    CU_ASSERT_EQUAL_FATAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT_FATAL(WIFEXITED(status));
+    if (WEXITSTATUS(status) == 77) {
+        printf("\n  skipped: no mount namespace (not root)\n");
+        return;
+    }
+    CU_ASSERT_EQUAL(WEXITSTATUS(status), 0);
+}
+
+/* One seq bound with the wire: a mark past 2^61 (damaged, forged, another
+ * box's) refuses to open, so no run can reach the wire's 2^62; just below
+ * opens, and its seqs go on the wire. */
+SL_TEST(journal, seq_bound_refuses_to_open)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    struct sl_journal *j = jopen(&c);
+    sl_journal_close(j);
+    char path[256];
+    snprintf(path, sizeof path, "%s/mark", dir);
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    snprintf(path, sizeof path, "%s/next_seq", dir);      /* the earlier text mark is still read */
+    const uint64_t marks[] = { (1ull << 62) - 1, (1ull << 61) + 1, (1ull << 61) - 10 };
+    for (unsigned i = 0; i < 3; i++) {
+        char text[32];
+        int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)marks[i]);
+        spill(path, text, (size_t)n);
+        char mp[256];
+        snprintf(mp, sizeof mp, "%s/mark", dir);
+        unlink(mp);
+        j = (struct sl_journal *)&c;
+        sl_err e = sl_journal_open(&j, &c);
+        if (i < 2) {
+            CU_ASSERT_EQUAL(e, SL_ERR_RANGE);
+            CU_ASSERT_PTR_NULL(j);
+            continue;
+        }
+        CU_ASSERT_EQUAL_FATAL(e, SL_OK);
+        uint64_t seq = 0;
+        CU_ASSERT_EQUAL(sl_journal_append(j, 1, 1, 1, SL_TYPE_UINT16, 0, &seq), SL_OK);
+        CU_ASSERT_EQUAL(seq, marks[i]);
+        CU_ASSERT(seq < SL_HREC_SEQ_LIMIT);
+        sl_journal_close(j);
+        CU_ASSERT_EQUAL(access(path, F_OK), -1);          /* taken over by the mark file */
+    }
     dir_remove();
 }
