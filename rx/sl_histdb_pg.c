@@ -5,13 +5,19 @@
  *   sluice_journals  (journal_id bigint primary key, state bytea, updated timestamptz)
  *   sluice_history   (tag, ts timestamptz, seq, journal_id, value, raw, quality, type, origin)
  *                    partitioned by RANGE (ts), one partition per UTC day
- *                    (sluice_history_YYYYMMDD), index (tag, ts, seq) covering
- *                    the other columns (a tag's range is read from the index
- *                    alone: 7x faster for a month than visiting the heap).
+ *                    (sluice_history_YYYYMMDD), UNIQUE index
+ *                    (tag, ts, seq, journal_id) covering the other columns
+ *                    (a tag's range is read from the index alone: 7x faster
+ *                    for a month than visiting the heap).
  *
- * Writes: one transaction per batch; rows go in with COPY ... (FORMAT
- * binary) (no text formatting of doubles, no per-row statement); the
- * journal blobs in the same transaction. A day's partition is created the
+ * Writes: one transaction per batch; rows go with COPY ... (FORMAT binary)
+ * (no text formatting of doubles, no per-row statement) into a temporary
+ * staging table, then INSERT ... SELECT ... ON CONFLICT DO NOTHING moves
+ * them into sluice_history: a row already stored is skipped, so a batch
+ * sent twice (a COMMIT whose reply was lost and that the caller retries, a
+ * lost journal blob, a retired journal coming back, two RX on one
+ * database) never stores a row twice. The journal blobs in the same
+ * transaction. A day's partition is created the
  * first time a row of that day comes (today's and tomorrow's ahead, outside
  * the batch, so the batch seldom takes the parent's lock). Retention drops
  * whole partitions. Queries: one statement per call, streamed row by row
@@ -28,8 +34,10 @@
 #define _GNU_SOURCE   /* timegm, explicit_bzero */
 #include "sl_histdb_impl.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libpq-fe.h>
+#include <netdb.h>
 #include <math.h>
 #include <poll.h>
 #include <pwd.h>
@@ -47,6 +55,7 @@
 /* µs between the Unix epoch and PostgreSQL's (2000-01-01), for binary timestamptz. */
 #define PG_EPOCH_US     946684800000000LL
 #define HIST_COLS       9
+#define PIN_ADDRS       4       /* addresses of the host name kept (IPv4 and IPv6 of a dual-stack host) */
 
 struct tagent {
     char *name;         /* NULL: free slot */
@@ -61,10 +70,18 @@ struct pgdb {
     char *url;
     char *password;             /* from password_file; wiped at close */
     char home_files[5][320];    /* libpq's per-user files under the RX user's home (connect_once) */
+    /* The URL's host name resolved once (resolve_pin): every connection
+     * then passes hostaddr= and never asks DNS again. pin_host is the name
+     * repeated once per address (libpq pairs host and hostaddr lists; the
+     * name still serves TLS verification and .pgpass). */
+    bool pin_wanted;            /* the URL names one host by name, no hostaddr */
+    char pin_host[PIN_ADDRS * 256];
+    char pin_addr[PIN_ADDRS * INET6_ADDRSTRLEN + PIN_ADDRS];
     int64_t next_try_ms;        /* monotonic: no reconnect before */
     int64_t backoff_ms;
     bool in_tx;
     bool in_copy;
+    bool staged;                /* rows COPYed into sluice_stage in the open transaction */
     bool hung;                  /* the last call timed out; its text is in base.err */
     /* tag cache (writer): open addressing, power-of-two capacity */
     struct tagent *tags;
@@ -258,25 +275,90 @@ static sl_err exec_cmd(struct pgdb *p, const char *sql)
 
 /* ---- URL checks and masking (--check, logs) -------------------------------- */
 
+/* The host and hostaddr values of a parsed URL (NULL when not given). */
+static void url_hosts(const PQconninfoOption *opts, const char **host, const char **hostaddr)
+{
+    *host = *hostaddr = NULL;
+    for (const PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!strcmp(o->keyword, "host"))
+            *host = o->val;
+        else if (!strcmp(o->keyword, "hostaddr"))
+            *hostaddr = o->val;
+    }
+}
+
+/* Whether libpq parses url with its part [cut, cut + len) replaced by with. */
+static bool parses_with(const char *url, size_t cut, size_t len, const char *with)
+{
+    size_t n = strlen(url), w = strlen(with);
+    char *t = malloc(n - len + w + 1);
+    if (!t)
+        return false;
+    memcpy(t, url, cut);
+    memcpy(t + cut, with, w);
+    memcpy(t + cut + w, url + cut + len, n - cut - len + 1);
+    PQconninfoOption *o = PQconninfoParse(t, NULL);
+    explicit_bzero(t, n - len + w);
+    free(t);
+    PQconninfoFree(o);
+    return o != NULL;
+}
+
+/* The reason a URL does not parse, without any of its text. libpq's own
+ * message quotes the offending token or the whole URL, password included
+ * (a bad percent escape in the password echoes the password), and --check
+ * prints it, start-up logs it: so the message is reduced to a class of
+ * mistake and the part of the URL it is in, found by parsing again with
+ * that part replaced. */
+static void parse_error(const char *url, const char *perr, char *err, size_t cap)
+{
+    static const struct {
+        const char *libpq, *what;
+    } cls[] = {
+        { "invalid percent-encoded token", "a bad percent escape (%XX)" },
+        { "forbidden value %00", "a %00 escape" },
+        { "end of string reached when looking for matching", "an IPv6 address without its closing ]" },
+        { "IPv6 host address may not be empty", "an empty IPv6 address []" },
+        { "unexpected character", "an unexpected character after the host" },
+        { "invalid URI query parameter", "an unknown query parameter" },
+        { "missing key/value separator", "a query parameter without =value" },
+        { "extra key/value separator", "a query parameter with two =" },
+        { "invalid connection option", "an unknown connection option" },
+    };
+    const char *what = "a form libpq does not accept";
+    for (size_t i = 0; perr && i < sizeof cls / sizeof cls[0]; i++)
+        if (!strncmp(perr, cls[i].libpq, strlen(cls[i].libpq)))
+            what = cls[i].what;
+    const char *part = "host, port or database";
+    const char *auth = strstr(url, "://");
+    if (auth) {
+        size_t a = (size_t)(auth + 3 - url), alen = strcspn(url + a, "/?"), at = 0;
+        for (size_t i = a; i < a + alen; i++)
+            if (url[i] == '@')
+                at = i;
+        const char *q = strchr(url + a, '?');
+        if (at && parses_with(url, a, at - a, "u"))
+            part = "user or password";
+        else if (q && parses_with(url, (size_t)(q - url), strlen(q), ""))
+            part = "query parameters (?...)";
+    }
+    snprintf(err, cap, "url cannot be parsed: %s in the %s (the value is not shown)", what, part);
+}
+
 sl_err sl_histdb_pg_check_url(const char *url, char *err, size_t cap)
 {
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(url, &perr);
     if (!opts) {
-        snprintf(err, cap, "url: %s", perr ? perr : "cannot parse");
-        for (char *c = err; *c; c++)
-            if (*c == '\n')
-                *c = ' ';
-        PQfreemem(perr);
+        parse_error(url, perr, err, cap);
+        if (perr) {
+            explicit_bzero(perr, strlen(perr));
+            PQfreemem(perr);
+        }
         return SL_ERR_CONFIG;
     }
-    const char *host = NULL, *hostaddr = NULL;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!strcmp(o->keyword, "host"))
-            host = o->val;
-        else if (!strcmp(o->keyword, "hostaddr"))
-            hostaddr = o->val;
-    }
+    const char *host, *hostaddr;
+    url_hosts(opts, &host, &hostaddr);
     sl_err e = SL_OK;
     if (strncmp(url, "postgresql://", 13) && strncmp(url, "postgres://", 11)) {
         snprintf(err, cap, "url must start with postgresql://");
@@ -354,14 +436,82 @@ static void drop_notice(void *arg, const char *msg)
     (void)msg;
 }
 
-/* One connection attempt, non-blocking, bounded by CONNECT_MS. */
+/* Whether the URL names one host by name (not an address, not a list,
+ * no hostaddr): the case resolve_pin handles. */
+static bool pin_wanted(const char *url)
+{
+    PQconninfoOption *opts = PQconninfoParse(url, NULL);
+    if (!opts)
+        return false;
+    const char *host, *hostaddr;
+    url_hosts(opts, &host, &hostaddr);
+    unsigned char a[16];
+    bool want = host && host[0] && !strchr(host, ',') && (!hostaddr || !hostaddr[0]) &&
+                strlen(host) < 255 && inet_pton(AF_INET, host, a) != 1 && inet_pton(AF_INET6, host, a) != 1;
+    PQconninfoFree(opts);
+    return want;
+}
+
+/* libpq resolves a host name inside PQconnectStart/PQconnectPoll with a
+ * blocking getaddrinfo that no timeout of ours bounds: with the DNS server
+ * down that is the resolver's timeout × attempts × servers (up to 30 s
+ * with glibc's defaults) at every reconnect, enough for the unit's
+ * watchdog to restart all of sluice-rx over an IT-side DNS outage. So the
+ * name is looked up once, by the first connection, and its addresses are
+ * kept for every later one: a reconnect never waits on DNS. A name that
+ * moves to another address needs a restart of sluice-rx (docs/history.md).
+ * Until a lookup succeeds each attempt tries it again (as libpq would). */
+static sl_err resolve_pin(struct pgdb *p)
+{
+    if (!p->pin_wanted || p->pin_addr[0])
+        return SL_OK;
+    char host[256];
+    sl_histdb_pg_url_host(p->url, host, sizeof host);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        set_err(p, "postgresql connect: cannot resolve the host name", gai_strerror(rc));
+        return SL_ERR_IO;
+    }
+    char addrs[PIN_ADDRS][INET6_ADDRSTRLEN];
+    int n = 0;
+    for (struct addrinfo *a = res; a && n < PIN_ADDRS; a = a->ai_next) {
+        const void *src = a->ai_family == AF_INET ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+                        : a->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr
+                                                   : NULL;
+        if (!src || !inet_ntop(a->ai_family, src, addrs[n], sizeof addrs[n]))
+            continue;
+        bool dup = false;
+        for (int i = 0; i < n; i++)
+            dup = dup || !strcmp(addrs[i], addrs[n]);
+        if (!dup)
+            n++;
+    }
+    freeaddrinfo(res);
+    if (n == 0) {
+        set_err(p, "postgresql connect: cannot resolve the host name", "no address");
+        return SL_ERR_IO;
+    }
+    size_t ho = 0, ao = 0;
+    for (int i = 0; i < n; i++) {
+        ho += (size_t)snprintf(p->pin_host + ho, sizeof p->pin_host - ho, "%s%s", i ? "," : "", host);
+        ao += (size_t)snprintf(p->pin_addr + ao, sizeof p->pin_addr - ao, "%s%s", i ? "," : "", addrs[i]);
+    }
+    return SL_OK;
+}
+
+/* One connection attempt, non-blocking, bounded by CONNECT_MS (DNS aside:
+ * see resolve_pin). */
 static sl_err connect_once(struct pgdb *p)
 {
     if (p->conn) {
         PQfinish(p->conn);
         p->conn = NULL;
     }
-    p->in_tx = p->in_copy = false;
+    p->in_tx = p->in_copy = p->staged = false;
+    sl_err pe = resolve_pin(p);
+    if (pe != SL_OK)
+        return pe;
     /* Defaults first, the URL's own settings override them, the password
      * from password_file last (it wins over one in the URL). keepalives and
      * tcp_user_timeout: a server that vanishes without a FIN (a cable, a
@@ -388,6 +538,10 @@ static sl_err connect_once(struct pgdb *p)
         if (p->home_files[i][0])
             kw[n] = home_kw[i], val[n++] = p->home_files[i];
     kw[n] = "dbname", val[n++] = p->url;
+    if (p->pin_addr[0]) {   /* after dbname: overrides the URL's host */
+        kw[n] = "host", val[n++] = p->pin_host;
+        kw[n] = "hostaddr", val[n++] = p->pin_addr;
+    }
     if (p->password)
         kw[n] = "password", val[n++] = p->password;
     kw[n] = NULL, val[n] = NULL;
@@ -479,8 +633,17 @@ static const char schema_sql[] =
     " type smallint NOT NULL,"
     " origin smallint NOT NULL"
     ") PARTITION BY RANGE (ts);"
-    "CREATE INDEX IF NOT EXISTS sluice_history_tag_ts ON sluice_history (tag, ts, seq) "
-    "INCLUDE (value, raw, quality, type, origin);";
+    /* The covering index is the uniqueness too (no second index to
+     * maintain): ts is the partition key, so it may be unique on the
+     * partitioned table. The plain index of earlier versions goes. */
+    "CREATE UNIQUE INDEX IF NOT EXISTS sluice_history_key ON sluice_history (tag, ts, seq, journal_id) "
+    "INCLUDE (value, raw, quality, type, origin);"
+    "DROP INDEX IF EXISTS sluice_history_tag_ts;";
+
+/* Per connection: where a batch's COPY lands before the merge (emptied by
+ * every COMMIT, gone with the connection). */
+static const char stage_sql[] =
+    "CREATE TEMP TABLE IF NOT EXISTS sluice_stage (LIKE sluice_history) ON COMMIT DELETE ROWS";
 
 static bool day_known(const struct pgdb *p, int32_t d)
 {
@@ -551,6 +714,8 @@ static sl_err make_partition(struct pgdb *p, int32_t d)
 static sl_err writer_setup(struct pgdb *p)
 {
     sl_err e = exec_cmd(p, schema_sql);
+    if (e == SL_OK)
+        e = exec_cmd(p, stage_sql);
     if (e == SL_OK)
         e = load_days(p);
     return e;
@@ -678,7 +843,7 @@ static sl_err copy_start(struct pgdb *p)
 {
     if (p->in_copy)
         return SL_OK;
-    PGresult *r = exec_simple(p, "COPY sluice_history (tag, ts, seq, journal_id, value, raw, quality, type, "
+    PGresult *r = exec_simple(p, "COPY sluice_stage (tag, ts, seq, journal_id, value, raw, quality, type, "
                                   "origin) FROM STDIN (FORMAT binary)");
     if (PQresultStatus(r) != PGRES_COPY_IN)
         return res_err(p, "postgresql copy", r);
@@ -809,8 +974,11 @@ static sl_err pg_put(struct sl_histdb *db, const struct sl_histdb_row *rows, siz
         if ((e = copy_end(p)) != SL_OK || (e = make_partition(p, d)) != SL_OK)
             return e;
     }
+    if (n == 0)
+        return SL_OK;
     if ((e = copy_start(p)) != SL_OK)
         return e;
+    p->staged = true;
     size_t chunk = 4096;
     if (p->buf_cap < chunk * ROW_BYTES) {
         unsigned char *nb = realloc(p->buf, chunk * ROW_BYTES);
@@ -866,6 +1034,9 @@ static sl_err pg_commit(struct sl_histdb *db)
         return SL_ERR_STATE;
     }
     sl_err e = copy_end(p);
+    /* The merge: rows already stored (same tag, ts, seq, journal) skipped. */
+    if (e == SL_OK && p->staged)
+        e = exec_cmd(p, "INSERT INTO sluice_history SELECT * FROM sluice_stage ON CONFLICT DO NOTHING");
     if (e == SL_OK)
         e = exec_cmd(p, "COMMIT");
     if (e != SL_OK) {
@@ -873,6 +1044,7 @@ static sl_err pg_commit(struct sl_histdb *db)
         return e;
     }
     p->in_tx = false;
+    p->staged = false;
     p->day_committed = p->day_n;
     tag_cache_settle(p, true);
     return SL_OK;
@@ -895,7 +1067,7 @@ static void pg_rollback(struct sl_histdb *db)
     if (p->conn && PQstatus(p->conn) == CONNECTION_OK) {
         PQclear(exec_simple(p, "ROLLBACK"));
     }
-    p->in_tx = false;
+    p->in_tx = p->staged = false;
     p->day_n = p->day_committed;   /* partitions made in the batch are gone too */
     tag_cache_settle(p, false);
 }
@@ -1157,6 +1329,7 @@ sl_err sl_histdb_pg_open(struct sl_histdb **out, const struct sl_histdb_config *
     }
     p->base.ops = writer ? &writer_ops : &reader_ops;
     p->writer = writer;
+    p->pin_wanted = pin_wanted(p->url);
     struct passwd pw, *pwr = NULL;
     char pwbuf[1024];
     if (getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &pwr) == 0 && pwr && pwr->pw_dir && pwr->pw_dir[0]) {

@@ -171,7 +171,21 @@ static int suite(const char *url, const char *pw, const char *wrong, bool hang)
     CHECK(!strcmp(m, "postgresql://u:***@h:5432/db?sslmode=require&password=***"), "mask: %s", m);
     sl_histdb_pg_mask_url("postgresql://u@h/db", m, sizeof m);
     CHECK(!strcmp(m, "postgresql://u@h/db"), "mask: %s", m);
-    OK("url checks and masking");
+    /* A URL libpq cannot parse: libpq's own text quotes the token or the
+     * whole URL; the error names the mistake and the part, never a value. */
+    static const char *const bad[][2] = {
+        { "postgresql://sluice:S3cretPw%zz@db.example/hist", "user or password" },
+        { "postgresql://sluice:S3cretPw@[::1/hist", "closing ]" },
+        { "postgresql://sluice:S3c\"retPw%zz@h/d", "user or password" },
+        { "postgresql://u:S3cretPw@h/d?password=S3cretPw%zz", "query parameters" },
+        { "postgresql://u:S3cretPw@h/d?password", "query parameters" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CHECK(sl_histdb_pg_check_url(bad[i][0], err, sizeof err) == SL_ERR_CONFIG, "bad url accepted: %zu", i);
+        CHECK(!strstr(err, "S3c") && !strstr(err, "retPw") && strstr(err, bad[i][1]) &&
+                  strstr(err, "cannot be parsed"), "bad url %zu: %s", i, err);
+    }
+    OK("url checks and masking; a URL that does not parse: %s", err);
 
     /* A reader before any writer: the schema is not there yet. */
     sl_err e = sl_histdb_open(&db, &c, false, err, sizeof err);
@@ -343,6 +357,27 @@ static int suite(const char *url, const char *pw, const char *wrong, bool hang)
     js.n = 0;
     CHECK(sl_histdb_load_journals(w, journal_fn, &js) == SL_OK && js.n == 4, "journals after restart %zu", js.n);
     OK("the retried batch whole (5000 rows once), journals 4");
+
+    /* A COMMIT that went through but whose reply was lost (the connection
+     * died after COMMIT was sent): the caller cannot tell, rolls back its
+     * side and sends the same batch again. The database keeps one copy;
+     * a batch half of which is stored stores the other half. */
+    e = batch(w, rb, 5000, 80, "restart");
+    CHECK(e == SL_OK, "the same batch again: %s", sl_histdb_errmsg(w));
+    col.n = 0;
+    e = sl_histdb_query(r, "ent/site/area/line/flow", today0 + 10000000, today0 + DAY_US, 20000, collect_fn, &col,
+                        &more);
+    CHECK(e == SL_OK && col.n == 5000, "the same batch twice: %zu rows (want 5000)", col.n);
+    static struct sl_histdb_row ov[4000];
+    for (size_t i = 0; i < 4000; i++)
+        ov[i] = row(t3, today0 + 30000000 + (int64_t)i, 83, i + 1, (double)i);
+    CHECK(batch(w, ov, 2000, 83, "half") == SL_OK, "first half: %s", sl_histdb_errmsg(w));
+    CHECK(batch(w, ov, 4000, 83, "whole") == SL_OK, "overlapping batch: %s", sl_histdb_errmsg(w));
+    got = query(r, "ent/site/area/line/new", today0 + 30000000, today0 + DAY_US, 8000, &col, &more);
+    CHECK(got == 4000, "overlapping batches: %zu rows (want 4000)", got);
+    for (size_t i = 0; i < got; i++)
+        CHECK(col.p[i].value == (double)i, "overlap row %zu", i);
+    OK("a batch sent twice (a lost COMMIT reply) stored once; an overlapping one adds only its new rows");
 
     /* A restart between two queries: the reader's connection is stale; the
      * next query reconnects and answers at once (reads are idempotent). */

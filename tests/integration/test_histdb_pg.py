@@ -11,14 +11,18 @@ first as sluice-rx runs (as nobody with root's HOME left in the
 environment, under its seccomp lists rx, rx-hist, rx-query with outbound
 sockets, through the host name localhost), then plain as root; both over TLS
 (sslmode=require, the server's certificate self-signed). Afterwards the
-tables are read back with psql: the partitions, the index, no duplicate
-(journal, seq), and that no password reached the server's view of the
+host name resolved once: the reconnects of the sandboxed run happen while
+DNS is down and the name gone from /etc/hosts. Afterwards the
+tables are read back with psql: the partitions, the unique index, no
+duplicate (journal, seq) although batches were sent twice, and that no password reached the server's view of the
 connections' application names.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,8 +41,15 @@ def server_pids(pg):
         return [pm] + [int(x) for x in f.read().split()]
 
 
-def run_suite(pg, url, env, hang=False):
-    """sl_histdb_pg_check suite against url, answering its STOP/START/HANG/RESUME."""
+def run_suite(pg, url, env, hang=False, dns_dir=None):
+    """sl_histdb_pg_check suite against url, answering its STOP/START/HANG/RESUME.
+
+    dns_dir (root only): the program runs in a mount namespace of its own
+    with dns_dir/hosts and dns_dir/resolv.conf over /etc's; while the server
+    is stopped the host name is taken out of hosts and the resolver pointed
+    at an address that never answers (a DNS outage on the IT side): the
+    reconnect after START must not need DNS (the name was resolved once, at
+    the first connection)."""
     print("suite on %s%s" % (url, " (sandboxed)" if env else ""))
     argv = [CHECK, "suite", url, PASSWORD, "not-" + PASSWORD] + (["hang"] if hang else [])
     if env and os.geteuid() == 0:
@@ -46,6 +57,10 @@ def run_suite(pg, url, env, hang=False):
         # (libpq must not look for its certificates there).
         argv = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + argv
         env = dict(env, HOME="/root")
+    if dns_dir:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                'mount --bind "$0/hosts" /etc/hosts && mount --bind "$0/resolv.conf" /etc/resolv.conf && exec "$@"',
+                dns_dir] + argv
     p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                          env=dict(os.environ, **env))
     out = []
@@ -58,6 +73,15 @@ def run_suite(pg, url, env, hang=False):
             print("  " + line)
             if line == "STOP":
                 pg.stop_server("fast")
+                if dns_dir:
+                    # Rewritten in place (the bind mounts hold the inodes).
+                    with open(os.path.join(dns_dir, "hosts"), "r+") as f:
+                        kept = [ln for ln in f if "localhost" not in ln]
+                        f.seek(0)
+                        f.truncate()
+                        f.writelines(kept)
+                    with open(os.path.join(dns_dir, "resolv.conf"), "w") as f:
+                        f.write("nameserver 192.0.2.1\noptions timeout:5 attempts:2\n")
                 p.stdin.write("go\n")
                 p.stdin.flush()
             elif line == "START":
@@ -109,8 +133,12 @@ def main():
         pg.psql("CREATE DATABASE sandboxed", db="postgres")
         url = pg.url.replace("@127.0.0.1:", "@localhost:").replace("/%s?" % sl_pg.DATABASE, "/sandboxed?")
         assert url.endswith("/sandboxed?sslmode=require"), url
-        if run_suite(pg, url, {"SL_PG_SANDBOX": "1"}) != 0:
-            return 1
+        with tempfile.TemporaryDirectory(prefix="sl-pgdns-") as dns:
+            shutil.copy("/etc/hosts", os.path.join(dns, "hosts"))
+            shutil.copy("/etc/resolv.conf", os.path.join(dns, "resolv.conf"))
+            os.chmod(dns, 0o755)
+            if run_suite(pg, url, {"SL_PG_SANDBOX": "1"}, dns_dir=dns if os.geteuid() == 0 else None) != 0:
+                return 1
         if run_suite(pg, pg.url, {}, hang=True) != 0:
             return 1
         # The tables as an operator sees them.
@@ -121,7 +149,7 @@ def main():
         assert parts and all(len(n) == len("sluice_history_20261207") for n in parts), parts
         assert len(parts) >= 3, parts   # today, tomorrow, yesterday (older ones retained away)
         idx = pg.psql("SELECT indexdef FROM pg_indexes WHERE tablename = 'sluice_history'")
-        assert idx and "(tag, ts, seq)" in idx[0][0], idx
+        assert len(idx) == 1 and "UNIQUE" in idx[0][0] and "(tag, ts, seq, journal_id)" in idx[0][0], idx
         dups = pg.scalar("SELECT count(*) FROM (SELECT journal_id, seq FROM sluice_history "
                          "GROUP BY tag, journal_id, seq HAVING count(*) > 1) d")
         assert dups == "0", "duplicate (journal, seq) rows: %s" % dups
@@ -134,7 +162,7 @@ def main():
         ssl = pg.scalar("SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
                         "WHERE s.ssl AND a.usename = 'sluice'")
         assert ssl and int(ssl) >= 1, "psql's own connection not over TLS: %s" % ssl
-        print("ok tables: %d partitions, index (tag, ts, seq), no duplicates, journals" % len(parts))
+        print("ok tables: %d partitions, unique index (tag, ts, seq, journal_id), no duplicates, journals" % len(parts))
         log = pg.server_log()
         assert "not-" + PASSWORD not in log and PASSWORD not in log, "password in the server log"
         assert "password authentication failed" in log
