@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_clock.h"
 #include "sl_crc.h"
 #include "sl_file.h"
 #include "sl_hmsg.h"
@@ -85,12 +86,15 @@
 #define MARK_TEXT_MAX 32u
 #define ID_FILE "id"
 #define ID_TEXT_BYTES 17u            /* 16 hex digits and a newline */
+#define SCHEMA_FILE "schema"         /* the tag map's fingerprint the records were made with */
 
 struct seg {
     uint64_t first_seq;
     uint64_t end_seq;                /* exclusive; first_seq when empty */
     uint64_t bytes;                  /* valid part, header included */
     uint64_t min_time, max_time;     /* of its values (UINT64_MAX, 0: none) */
+    int64_t clock_off;               /* wall - monotonic µs when last written (at open:
+                                      * then), to see a wall-clock step since */
 };
 
 /* An append buffer: whole blocks, the last one open while the appender
@@ -104,7 +108,7 @@ struct jbuf {
 
 struct sl_journal {
     /* Fixed at open. */
-    uint64_t max_bytes, window_us, segment_bytes, reserve, epoch;
+    uint64_t max_bytes, window_us, segment_bytes, reserve, epoch, schema_fp;
     bool no_sync;
     int dirfd;
     uint64_t id;                     /* journal_id, non-zero */
@@ -134,6 +138,7 @@ struct sl_journal {
     struct seg *segs;
     size_t nseg, segcap;
     uint64_t idx_bytes, idx_trimmed;
+    uint64_t st_clock_step_us;       /* the largest forward step trim saw */
 };
 
 struct sl_journal_iter {
@@ -289,6 +294,13 @@ static void idx_totals(struct sl_journal *j)
     j->idx_bytes = bytes;
 }
 
+/* wall - monotonic now: moves only when the wall clock is stepped (or
+ * slewed), so two readings tell how far it stepped between them. */
+static int64_t clock_offset(void)
+{
+    return (int64_t)(sl_clock_wall_us() - sl_clock_mono_us());
+}
+
 /* ---- Open: scan, recover, reserve ---- */
 
 static void destroy(struct sl_journal *j);
@@ -309,7 +321,7 @@ static bool scan_segment(struct sl_journal *j, const char *name, uint64_t first_
         return false;
     }
     *file_size = (uint64_t)st.st_size;
-    *s = (struct seg){ first_seq, first_seq, SEG_HDR_BYTES, UINT64_MAX, 0 };
+    *s = (struct seg){ first_seq, first_seq, SEG_HDR_BYTES, UINT64_MAX, 0, clock_offset() };
     struct blk_info b;
     while (blk_read(fd, blk, &b, s->bytes, *file_size) && b.first_seq == s->end_seq) {
         s->bytes += BLK_CRC_FROM + b.len;
@@ -497,10 +509,10 @@ static sl_err mark_write(struct sl_journal *j, uint64_t mark)
 /* The journal's id from the file "id" (16 lower-case hex digits and a
  * newline, non-zero): SL_OK with *id, 0 when the file is missing;
  * SL_ERR_CONFIG when it exists but is damaged. */
-static sl_err id_read(struct sl_journal *j, uint64_t *id)
+static sl_err id_read_file(struct sl_journal *j, const char *name, uint64_t *id)
 {
     *id = 0;
-    int fd = openat(j->dirfd, ID_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = openat(j->dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return errno == ENOENT ? SL_OK : SL_ERR_CONFIG;
     char text[ID_TEXT_BYTES + 1];
@@ -527,27 +539,74 @@ static sl_err id_read(struct sl_journal *j, uint64_t *id)
     return SL_OK;
 }
 
+static sl_err id_read(struct sl_journal *j, uint64_t *id)
+{
+    return id_read_file(j, ID_FILE, id);
+}
+
+/* Deletes every segment found at open: their records belong to a journal
+ * this one is not (counted in open_discarded_segments). */
+static void discard_segments(struct sl_journal *j)
+{
+    if (j->seg_fd >= 0)
+        close(j->seg_fd);
+    j->seg_fd = -1;
+    j->seg_off = 0;
+    for (size_t i = 0; i < j->nseg; i++) {
+        char name[SEG_NAME_BYTES];
+        seg_name(name, j->segs[i].first_seq);
+        unlinkat(j->dirfd, name, 0);
+        j->st.open_discarded_segments++;
+    }
+    j->nseg = 0;
+}
+
+/* A 64-bit value as 16 hex digits and a newline in the file name. */
+static sl_err hex_write(struct sl_journal *j, const char *name, uint64_t v)
+{
+    char text[ID_TEXT_BYTES + 1];
+    snprintf(text, sizeof text, "%016" PRIx64 "\n", v);
+    return write_atomic_at(j, name, text, ID_TEXT_BYTES);
+}
+
 /* Keeps the journal's id, or makes a new random one: a new journal, or
  * one whose id file is missing or damaged while segments exist (counted in
- * open_id_renewed: the seqs on disk may then belong to another journal, so
- * RX must not take them for the ones it already holds). */
+ * open_id_renewed), or whose records were made with another tag map than
+ * cfg's schema_fp (open_schema_changed). In both cases the segments are
+ * deleted: re-sent under a new id, RX would store them a second time (a lost
+ * id), or store them under the tags that now have their ids (a new map). The
+ * mark is kept, so seqs still go on upwards. */
 static sl_err id_load(struct sl_journal *j)
 {
-    uint64_t id = 0;
-    if (id_read(j, &id) == SL_OK && id != 0) {
-        j->id = id;
-        return SL_OK;
+    uint64_t id = 0, fp = 0;
+    bool schema_ok = true;
+    if (j->schema_fp) {
+        bool have = id_read_file(j, SCHEMA_FILE, &fp) == SL_OK && fp != 0;
+        schema_ok = have ? fp == j->schema_fp : j->nseg == 0;
+        if (!schema_ok) {
+            j->st.open_schema_changed = true;
+            discard_segments(j);
+        }
     }
-    if (j->nseg)
+    if (schema_ok && id_read(j, &id) == SL_OK && id != 0) {
+        j->id = id;
+        return j->schema_fp && fp != j->schema_fp ? hex_write(j, SCHEMA_FILE, j->schema_fp) : SL_OK;
+    }
+    id = 0;
+    if (j->nseg) {
         j->st.open_id_renewed = true;
+        discard_segments(j);
+    }
     while (id == 0)
         if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id)
             return SL_ERR_IO;
-    char text[ID_TEXT_BYTES + 1];
-    snprintf(text, sizeof text, "%016" PRIx64 "\n", id);
-    sl_err e = write_atomic_at(j, ID_FILE, text, ID_TEXT_BYTES);
+    /* The id first: a crash before the fingerprint is written makes the
+     * next open renew it again, with no segment to lose. */
+    sl_err e = hex_write(j, ID_FILE, id);
     if (e == SL_OK)
         j->id = id;
+    if (e == SL_OK && j->schema_fp)
+        e = hex_write(j, SCHEMA_FILE, j->schema_fp);
     return e;
 }
 
@@ -570,6 +629,7 @@ static sl_err config(struct sl_journal *j, const struct sl_journal_config *cfg)
     if (j->reserve > RESERVE_MAX)
         return SL_ERR_RANGE;
     j->epoch = cfg->epoch;
+    j->schema_fp = cfg->schema_fp;
     j->no_sync = cfg->no_sync;
     size_t bufb = cfg->buffer_bytes ? cfg->buffer_bytes : SL_JOURNAL_BUFFER_DEFAULT;
     if (bufb < BLOCK_MAX)
@@ -840,7 +900,7 @@ static sl_err segment_start(struct sl_journal *j, uint64_t first_seq)
         errno = saved;
         return SL_ERR_IO;
     }
-    struct seg s = { first_seq, first_seq, SEG_HDR_BYTES, UINT64_MAX, 0 };
+    struct seg s = { first_seq, first_seq, SEG_HDR_BYTES, UINT64_MAX, 0, clock_offset() };
     pthread_mutex_lock(&j->idx_lock);
     sl_err e = idx_push(j, &s);
     idx_totals(j);
@@ -877,6 +937,7 @@ static sl_err write_run(struct sl_journal *j, const uint8_t *p, size_t from, siz
     struct seg *s = &j->segs[j->nseg - 1];
     s->bytes = j->seg_off;
     s->end_seq = end_seq;
+    s->clock_off = clock_offset();
     if (min_t <= max_t) {
         s->min_time = min_t < s->min_time ? min_t : s->min_time;
         s->max_time = max_t > s->max_time ? max_t : s->max_time;
@@ -944,15 +1005,24 @@ static sl_err trim_oldest(struct sl_journal *j)
     return unlinkat(j->dirfd, name, 0) == 0 || errno == ENOENT ? SL_OK : SL_ERR_IO;
 }
 
-/* now_us 0: by bytes only. */
-static sl_err trim(struct sl_journal *j, uint64_t now_us)
+/* now_us 0: by bytes only. With clock_off (wall - monotonic now; steps
+ * true), a segment's source times are moved by how far the wall clock
+ * stepped forward since it was written, so a step forward never makes a
+ * segment look older than it is (its records did not age). */
+static sl_err trim(struct sl_journal *j, uint64_t now_us, int64_t clock_off, bool steps)
 {
     sl_err e = SL_OK;
     for (;;) {
         pthread_mutex_lock(&j->idx_lock);
+        uint64_t newest = j->nseg ? j->segs[0].max_time : 0;
+        if (steps && j->nseg && clock_off > j->segs[0].clock_off) {
+            uint64_t step = (uint64_t)(clock_off - j->segs[0].clock_off);
+            newest = newest > UINT64_MAX - step ? UINT64_MAX : newest + step;
+            if (step > j->st_clock_step_us)
+                j->st_clock_step_us = step;
+        }
         bool go = j->nseg > 1 &&
-                  (j->idx_bytes > j->max_bytes ||
-                   (now_us > j->window_us && j->segs[0].max_time < now_us - j->window_us));
+                  (j->idx_bytes > j->max_bytes || (now_us > j->window_us && newest < now_us - j->window_us));
         pthread_mutex_unlock(&j->idx_lock);
         if (!go)
             return e;
@@ -1003,14 +1073,19 @@ sl_err sl_journal_flush(struct sl_journal *j)
         pthread_mutex_unlock(&j->lock);
     }
     int saved = errno;
-    sl_err t = trim(j, 0);
+    sl_err t = trim(j, 0, 0, false);
     errno = saved;
     return e != SL_OK ? e : t;
 }
 
 sl_err sl_journal_trim(struct sl_journal *j, uint64_t now_us)
 {
-    return trim(j, now_us ? now_us : 1);
+    return trim(j, now_us ? now_us : 1, 0, false);
+}
+
+sl_err sl_journal_trim_clocks(struct sl_journal *j, uint64_t wall_us, uint64_t mono_us)
+{
+    return trim(j, wall_us ? wall_us : 1, (int64_t)(wall_us - mono_us), true);
 }
 
 void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out)
@@ -1031,6 +1106,7 @@ void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out)
             break;
         }
     out->trimmed_segments = j->idx_trimmed;
+    out->clock_step_us = j->st_clock_step_us;
     pthread_mutex_unlock(&j->idx_lock);
 }
 

@@ -62,6 +62,10 @@ struct sl_journal_config {
     size_t buffer_bytes;        /* 0: SL_JOURNAL_BUFFER_DEFAULT; at least 64 KiB */
     uint64_t seq_reserve;       /* 0: SL_JOURNAL_RESERVE_DEFAULT */
     uint64_t epoch;             /* the TX epoch, written in each segment header */
+    uint64_t schema_fp;         /* the tag map's fingerprint (non-zero; 0: not
+                                 * checked): kept in the file "schema"; a
+                                 * journal made with another one is renewed
+                                 * (new id, its segments deleted) */
     bool no_sync;               /* skip fdatasync (benchmarks and tests only) */
 };
 
@@ -87,7 +91,13 @@ struct sl_journal_stats {
     bool open_mark_lost;        /* mark file missing or damaged while
                                  * segments exist: seqs jumped 2 * reserve */
     bool open_id_renewed;       /* id file missing or damaged while segments
-                                 * exist: a new journal_id was made */
+                                 * exist: a new journal_id was made (and the
+                                 * segments deleted) */
+    bool open_schema_changed;   /* made with another tag map (schema_fp): a new
+                                 * journal_id, the segments deleted */
+    uint64_t open_discarded_segments; /* deleted by the two above */
+    uint64_t clock_step_us;     /* the largest forward wall-clock step the window
+                                 * trim saw (sl_journal_trim_clocks) */
     uint64_t journal_id;        /* sl_journal_id */
 };
 
@@ -164,6 +174,12 @@ sl_err sl_journal_flush(struct sl_journal *j);
  * now_us - window_s. The segment being written is never deleted. Returns
  * SL_ERR_IO when an unlink failed (the rest is still done). Flusher thread. */
 sl_err sl_journal_trim(struct sl_journal *j, uint64_t now_us);
+/* The same with both clocks (the flusher): a segment's age is measured as
+ * if the wall clock had not been stepped forward since the segment was
+ * written (wall - monotonic then and now), so a step forward does not
+ * delete the backlog; its records age from then on at the monotonic
+ * clock's rate. A step back only keeps segments longer. */
+sl_err sl_journal_trim_clocks(struct sl_journal *j, uint64_t wall_us, uint64_t mono_us);
 
 /* A copy of the counters. Any thread. */
 void sl_journal_stats(struct sl_journal *j, struct sl_journal_stats *out);

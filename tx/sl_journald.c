@@ -176,7 +176,7 @@ static void *flusher(void *arg)
         uint64_t now = sl_clock_mono_us();
         if (now >= next_trim) {
             next_trim = now + SL_JOURNALD_TRIM_MS * 1000ull;
-            if (sl_journal_trim(jd->j, sl_clock_wall_us()) != SL_OK)
+            if (sl_journal_trim_clocks(jd->j, sl_clock_wall_us(), sl_clock_mono_us()) != SL_OK)
                 sl_log_id(SL_LOG_WARNING, "SL-TX-JOURNAL-WRITE", "journal: deleting an old segment failed: %s",
                           strerror(errno));
         }
@@ -201,7 +201,14 @@ static void log_open(const struct sl_journald *jd, const struct sl_journal_stats
     if (st->open_id_renewed)
         sl_log_id(SL_LOG_WARNING, "SL-TX-JOURNAL-DAMAGE",
                   "journal: its id file was missing or damaged: new journal id %016llx (RX starts a new "
-                  "sequence for it)", (unsigned long long)st->journal_id);
+                  "sequence for it); the %llu segment(s) of the unknown journal deleted, not re-sent",
+                  (unsigned long long)st->journal_id, (unsigned long long)st->open_discarded_segments);
+    if (st->open_schema_changed)
+        sl_log_id(SL_LOG_NOTICE, "SL-TX-JOURNAL-OPEN",
+                  "journal: the tag maps changed since its records were made: new journal id %016llx, %llu "
+                  "segment(s) of the old one deleted (their tag ids now name other tags; RX counts what it "
+                  "had not received of them as lost)",
+                  (unsigned long long)st->journal_id, (unsigned long long)st->open_discarded_segments);
     sl_log(SL_LOG_INFO, "journal: %s/" SL_JOURNAL_DIR_NAME ", id %016llx, next seq %llu, %llu segment(s), "
            "%llu bytes, oldest seq %llu", jd->state_dir, (unsigned long long)st->journal_id,
            (unsigned long long)st->next_seq, (unsigned long long)st->segments, (unsigned long long)st->bytes,

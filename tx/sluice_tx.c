@@ -260,12 +260,23 @@ static int open_spool(struct daemon *D)
  * becomes its appender and sends DELTA_SEQ. A journal that cannot be
  * opened costs history, never live values: TX goes on without it (logged,
  * sluice_tx_journal_up 0). 1 only when out of memory. */
+/* The journal's tag-map fingerprint: the schema fingerprint's first 8
+ * bytes (never 0: 0 means "not checked"). */
+static uint64_t schema_fp64(const uint8_t fp[SL_FP_BYTES])
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8 && i < SL_FP_BYTES; i++)
+        v |= (uint64_t)fp[i] << (8 * i);
+    return v ? v : 1;
+}
+
 static int open_journal(struct daemon *D)
 {
     if (!D->jd)
         return 0;
     struct sl_journal_config jc = {
         .max_bytes = D->cfg.backfill.max_bytes, .window_s = D->cfg.backfill.window_s, .epoch = D->epoch,
+        .schema_fp = schema_fp64(D->ann.schema_fp),
     };
     if (sl_journald_start(D->jd, &jc) != SL_OK)
         return 0;

@@ -22,6 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "sl_clock.h"
 #include "sl_hmsg.h"
 #include "sl_journal.h"
 #include "sl_test.h"
@@ -711,6 +712,18 @@ SL_TEST(journal, id_made_kept_and_renewed)
     sl_journal_stats(j, &st);
     CU_ASSERT_TRUE(st.open_id_renewed);
     CU_ASSERT_EQUAL(st.next_seq, 11);            /* seqs still never reused */
+    /* the old records are not served under the new id (RX would store
+     * them twice): their segments are gone */
+    CU_ASSERT_EQUAL(st.segments, 0);
+    CU_ASSERT_EQUAL(st.open_discarded_segments, 1);
+    CU_ASSERT_EQUAL(st.oldest_seq, 0);
+    struct sl_journal_iter *it = NULL;
+    struct sl_journal_rec r;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_iter_new(&it, j), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_from_seq(it, 1), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_next(it, &r, NULL), SL_ERR_EOF);
+    sl_journal_iter_free(it);
+    append_n(j, 10, 5, 11);
     sl_journal_close(j);
 
     CU_ASSERT_EQUAL(unlink(path), 0);            /* missing beside segments */
@@ -878,5 +891,85 @@ SL_TEST(journal, seq_bound_refuses_to_open)
         sl_journal_close(j);
         CU_ASSERT_EQUAL(access(path, F_OK), -1);          /* taken over by the mark file */
     }
+    dir_remove();
+}
+
+/* A journal made with another tag map (schema fingerprint): a new id, the
+ * old records deleted (re-sent, RX would file them under the tags that now
+ * have their ids); the same map: kept. Seqs go on upwards. */
+SL_TEST(journal, schema_change_renews_the_journal)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    c.schema_fp = 0x1111;
+    struct sl_journal *j = jopen(&c);
+    uint64_t id = sl_journal_id(j);
+    append_n(j, 0, 20, 1);
+    sl_journal_close(j);
+
+    j = jopen(&c);                               /* the same map: kept */
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(sl_journal_id(j), id);
+    CU_ASSERT_FALSE(st.open_schema_changed);
+    CU_ASSERT_EQUAL(st.oldest_seq, 1);
+    sl_journal_close(j);
+
+    c.schema_fp = 0x2222;                        /* a tag inserted, say */
+    j = jopen(&c);
+    sl_journal_stats(j, &st);
+    CU_ASSERT_NOT_EQUAL(sl_journal_id(j), id);
+    CU_ASSERT_TRUE(st.open_schema_changed);
+    CU_ASSERT_FALSE(st.open_id_renewed);
+    CU_ASSERT_EQUAL(st.segments, 0);
+    CU_ASSERT_EQUAL(st.next_seq, 21);
+    struct sl_journal_iter *it = NULL;
+    struct sl_journal_rec r;
+    CU_ASSERT_EQUAL_FATAL(sl_journal_iter_new(&it, j), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_from_seq(it, 1), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_iter_next(it, &r, NULL), SL_ERR_EOF);   /* no old record served */
+    sl_journal_iter_free(it);
+    uint64_t id2 = sl_journal_id(j);
+    append_n(j, 20, 5, 21);
+    sl_journal_close(j);
+
+    j = jopen(&c);                               /* and that one is kept in turn */
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(sl_journal_id(j), id2);
+    CU_ASSERT_FALSE(st.open_schema_changed);
+    CU_ASSERT_EQUAL(st.oldest_seq, 21);
+    sl_journal_close(j);
+    dir_remove();
+}
+
+/* A wall clock stepped forward by more than window_s does not delete the
+ * backlog (the segments' age is taken from the monotonic clock since they
+ * were written); the same time really passing does. */
+SL_TEST(journal, window_trim_ignores_a_clock_step_forward)
+{
+    dir_make();
+    struct sl_journal_config c = cfg_of();
+    c.max_bytes = 1u << 20;
+    c.segment_bytes = 64u << 10;
+    c.window_s = 3600;
+    struct sl_journal *j = jopen(&c);
+    uint64_t wall = sl_clock_wall_us(), mono = sl_clock_mono_us();
+    for (uint64_t i = 0; i < 20000; i++)
+        CU_ASSERT_EQUAL(sl_journal_append(j, (uint32_t)(i % 50), wall - 60000000ull + i * 1000u, i,
+                                          SL_TYPE_UINT32, 0, NULL), SL_OK);
+    CU_ASSERT_EQUAL(sl_journal_flush(j), SL_OK);
+    struct sl_journal_stats st;
+    sl_journal_stats(j, &st);
+    uint64_t segs = st.segments;
+    CU_ASSERT_FATAL(segs >= 3);
+    uint64_t step = 2 * 3600 * 1000000ull;
+    CU_ASSERT_EQUAL(sl_journal_trim_clocks(j, wall + step, mono), SL_OK);        /* the step */
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.segments, segs);
+    CU_ASSERT(st.clock_step_us >= step - 10000000ull);
+    CU_ASSERT_EQUAL(sl_journal_trim_clocks(j, wall + step, mono + step), SL_OK); /* time passing */
+    sl_journal_stats(j, &st);
+    CU_ASSERT_EQUAL(st.segments, 1);
+    sl_journal_close(j);
     dir_remove();
 }
