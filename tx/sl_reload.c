@@ -96,6 +96,13 @@ static sl_err apply(struct sl_reload_state *st, struct sl_snapshot *snap,
         snprintf(why, cap, "no change");
         return SL_ERR_AGAIN;
     }
+    if (st->schema_locked && memcmp(sfp, st->schema_fp, SL_FP_BYTES) != 0) {
+        snprintf(why, cap, "the tag maps' names, units, scale or offset changed while the history journal "
+                 "([backfill]) is on; restart sluice-tx to apply them (the journal then starts anew: its "
+                 "records would otherwise reach RX under the new names and scale) (keeping the running "
+                 "configuration)");
+        return SL_ERR_MISMATCH;
+    }
     uint32_t sid = sl_snapshot_conf_schema_id(next);
     sl_err e = sl_snapshot_set_schema_fn(snap, sl_snapshot_conf_tag, next, release, next->ntags, sid,
                                          now_us);

@@ -23,6 +23,9 @@ struct sl_reload_state {
     uint8_t schema_fp[SL_FP_BYTES];
     uint8_t config_fp[SL_FP_BYTES];
     uint32_t schema_id;
+    bool schema_locked;   /* the history journal is on: its records are kept by
+                           * tag id under the running tag maps, so a schema
+                           * change is refused (a restart renews the journal) */
 };
 
 /* True when b can be applied to a TX running a: only schema metadata and

@@ -282,6 +282,7 @@ static int open_journal(struct daemon *D)
         return 0;
     D->journal = sl_journald_journal(D->jd);
     D->journal_id = sl_journal_id(D->journal);
+    D->ann.schema_locked = true;   /* a SIGHUP may not re-map its records' tag ids */
     if (sl_snapshot_set_journal(D->snap, D->journal) != SL_OK) {
         sl_log(SL_LOG_ERR, "out of memory");
         return 1;

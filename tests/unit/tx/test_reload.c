@@ -77,6 +77,7 @@ static struct sl_snapshot *running(const struct sl_txconf *c, struct sl_reload_s
     CU_ASSERT_EQUAL_FATAL(sl_snapshot_tags_from_conf(&tags, &st->schema_id, c), SL_OK);
     sl_txconf_schema_fp(st->schema_fp, c);
     sl_txconf_config_fp(st->config_fp, c);
+    st->schema_locked = false;
     struct sl_snapshot_config sc = { .tags = tags, .ntags = c->ntags, .schema_id = st->schema_id,
                                      .keyframe_ms = 1000, .max_delay_ms = 1, .payload_cap = 1300 };
     struct sl_snapshot *s = NULL;
@@ -180,6 +181,29 @@ SL_TEST(reload, tag_map_metadata_accepted)
     struct sl_snapshot_stats ss;
     sl_snapshot_stats(s, &ss);
     CU_ASSERT_EQUAL(ss.events_sent, 1);   /* the CONFIG event (no start event queued here) */
+    sl_snapshot_destroy(s);
+    sl_txconf_free(&a);
+    sl_txconf_free(&b);
+}
+
+/* With the history journal on, a schema change (names, scale) is refused:
+ * the journal's records are kept by tag id under the running maps. A
+ * restart applies it (and renews the journal). */
+SL_TEST(reload, schema_change_refused_while_the_journal_is_on)
+{
+    struct sl_txconf a, b;
+    load(&a, MAP_A, "10.0.0.2:7400", "");
+    load(&b, SL_TAGMAP_HEADER "\nflow,e/s/a/l9,holding,0,int16,,2.5,1,m3/h,0.5\n"
+             "t2,e/s/a/l,holding,4,float32,ABCD,,,degC,\n", "10.0.0.2:7400", "");
+    struct sl_reload_state st;
+    struct sl_snapshot *s = running(&a, &st);
+    st.schema_locked = true;
+    struct sl_reload_state before = st;
+    char why[512];
+    CU_ASSERT_EQUAL(sl_reload_apply(&st, s, &a, &b, 2000, 5, why, sizeof why), SL_ERR_MISMATCH);
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "history journal"));
+    CU_ASSERT_EQUAL(memcmp(before.schema_fp, st.schema_fp, SL_FP_BYTES), 0);
+    CU_ASSERT_EQUAL(before.schema_id, st.schema_id);
     sl_snapshot_destroy(s);
     sl_txconf_free(&a);
     sl_txconf_free(&b);
