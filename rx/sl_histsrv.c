@@ -39,6 +39,7 @@ struct sl_histsrv {
     bool stopping;
     /* the running job's response */
     char *buf;                     /* SL_HISTSRV_BUF_BYTES, plus room for a chunk's framing */
+    struct sl_histdb_point *pts;   /* SL_HISTSRV_READ_POINTS: one read's points, sent after it ended */
     struct sl_jbuf out;
     int fd;
     bool chunked, broken;
@@ -86,9 +87,11 @@ sl_err sl_histsrv_create(struct sl_histsrv **out, const struct sl_histsrv_config
     q->jobs = calloc(q->slots, sizeof *q->jobs);
     /* Room for a chunk's size line and CRLF before and after the data. */
     q->buf = malloc(SL_HISTSRV_BUF_BYTES + 32);
-    if (!ok || !q->jobs || !q->buf || pthread_mutex_init(&q->mu, NULL) != 0) {
+    q->pts = malloc(SL_HISTSRV_READ_POINTS * sizeof *q->pts);
+    if (!ok || !q->jobs || !q->buf || !q->pts || pthread_mutex_init(&q->mu, NULL) != 0) {
         free(q->jobs);
         free(q->buf);
+        free(q->pts);
         free(q->database);
         free(q->url);
         free(q->password);
@@ -223,25 +226,103 @@ struct run {
     struct sl_histsrv *q;
     struct sl_histapi_enc enc;
     bool stopped;                  /* the encoder's limit, or a broken client */
+    /* the read in progress (on_point) */
+    size_t skip;                   /* points at its first ts that an earlier read sent already */
+    size_t n;                      /* points in q->pts */
+    uint64_t seen;
+    bool late;                     /* the response's deadline passed (or stop) during the read */
 };
 
-/* Each point: encoded into out; out is sent whenever it could not take
- * another point. */
+/* Each point of one read: kept in q->pts, nothing written to the socket
+ * while the store's read is open. The response's deadline is looked at
+ * every 256 rows, so a step query over a long range that writes little
+ * is bounded like any other. */
 static bool on_point(void *ctx, const struct sl_histdb_point *p)
 {
     struct run *r = ctx;
     struct sl_histsrv *q = r->q;
-    if (q->out.cap - q->out.len < SL_HISTAPI_POINT_MAX)
-        flush(q);
-    if (q->broken || sl_thread_should_stop(&q->th)) {
-        r->stopped = true;
+    if (r->skip) {
+        r->skip--;
+        return true;
+    }
+    if ((++r->seen & 255u) == 0 && (sl_clock_mono_ms() >= q->deadline_ms || sl_thread_should_stop(&q->th))) {
+        r->late = true;
         return false;
     }
-    if (!sl_histapi_point(&r->enc, p, &q->out)) {
-        r->stopped = true;
-        return false;
+    if (r->n < SL_HISTSRV_READ_POINTS)
+        q->pts[r->n++] = *p;
+    return true;
+}
+
+/* Encodes one read's points into out, sending out whenever it could not
+ * take another point; false once the response ends early (the encoder's
+ * limit, a broken client, stop). */
+static bool send_points(struct run *r)
+{
+    struct sl_histsrv *q = r->q;
+    for (size_t i = 0; i < r->n; i++) {
+        if (q->out.cap - q->out.len < SL_HISTAPI_POINT_MAX)
+            flush(q);
+        if (q->broken || sl_thread_should_stop(&q->th) || !sl_histapi_point(&r->enc, &q->pts[i], &q->out)) {
+            r->stopped = true;
+            return false;
+        }
     }
     return true;
+}
+
+/* The query in reads of at most SL_HISTSRV_READ_POINTS points, each its
+ * own sl_histdb_query (one short read transaction: SQLite's WAL can be
+ * checkpointed and reset, PostgreSQL's vacuum is not held back), the
+ * points sent to the client only between reads: a client that reads
+ * slowly holds no snapshot of the store open. The next read starts at the
+ * last point's source time and skips the points of that time it sent
+ * already (points are in (ts, seq) order). Rows written between two reads
+ * at a time already passed are not shown: the answer is the store as each
+ * read saw it. */
+static sl_err query_chunked(struct sl_histsrv *q, const struct sl_histsrv_job *j, struct run *r, bool *more)
+{
+    const struct sl_histapi_req *rq = &j->req;
+    /* With step the limit counts buckets, so rows are read until the
+     * encoder has its limit of buckets or the range ends. */
+    size_t left = rq->step_us ? SIZE_MAX : rq->limit;
+    int64_t from = rq->from_us;
+    size_t same = 0;   /* points sent at time `from` */
+    *more = false;
+    while (left) {
+        size_t want = left < SL_HISTSRV_READ_POINTS ? left : SL_HISTSRV_READ_POINTS;
+        r->n = 0;
+        r->skip = same;
+        bool beyond = false;
+        sl_err e = sl_histdb_query(q->db, rq->tag, from, rq->to_us, want + same, on_point, r, &beyond);
+        if (e != SL_OK)
+            return e;
+        if (r->late) {
+            q->broken = true;
+            return SL_OK;
+        }
+        if (!send_points(r))
+            return SL_OK;
+        if (r->n < want || !beyond)
+            return SL_OK;   /* the range is done */
+        if (left != SIZE_MAX)
+            left -= r->n;
+        if (!left) {
+            *more = true;
+            return SL_OK;
+        }
+        int64_t last = q->pts[r->n - 1].ts_us;
+        size_t tail = 0;
+        while (tail < r->n && q->pts[r->n - 1 - tail].ts_us == last)
+            tail++;
+        same = tail == r->n && last == from ? same + tail : tail;
+        from = last;
+        if (sl_clock_mono_ms() >= q->deadline_ms) {
+            q->broken = true;
+            return SL_OK;
+        }
+    }
+    return SL_OK;
 }
 
 /* The reader, opened when needed; false (and the reason in why) when the
@@ -289,10 +370,7 @@ static void run_job(struct sl_histsrv *q, const struct sl_histsrv_job *j)
     sl_histapi_enc_init(&r.enc, &j->req);
     sl_histapi_head(&r.enc, &q->out);
     bool more = false;
-    /* With step the limit counts buckets, so every row of the range is
-     * read (the encoder stops the query once limit buckets are out). */
-    size_t limit = j->req.step_us ? SIZE_MAX : j->req.limit;
-    sl_err e = sl_histdb_query(q->db, j->req.tag, j->req.from_us, j->req.to_us, limit, on_point, &r, &more);
+    sl_err e = query_chunked(q, j, &r, &more);
     count(&q->n_points, r.enc.count);
     if (e != SL_OK || q->broken || sl_thread_should_stop(&q->th)) {
         /* Mid-way: the chunked body stays unterminated, so the client sees
@@ -419,6 +497,7 @@ void sl_histsrv_destroy(struct sl_histsrv *q)
     pthread_mutex_destroy(&q->mu);
     free(q->jobs);
     free(q->buf);
+    free(q->pts);
     free(q->database);
     free(q->url);
     if (q->password) {

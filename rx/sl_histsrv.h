@@ -14,7 +14,12 @@
  * submit beyond is refused and the HTTP thread answers 503 "busy",
  * counted); every write must make progress within send_timeout_ms and a
  * whole response may take at most SL_HISTSRV_RESPONSE_MS, else the
- * connection is cut (counted). Queries run one at a time on one reader
+ * connection is cut (counted), also while reading the store (a step
+ * query that reads much and writes little). The store is read in bounded
+ * reads, each its own short read transaction, and the client is written
+ * to only between them: a slow client never holds a snapshot open (which
+ * would stop SQLite's WAL from being reset, PostgreSQL's vacuum from
+ * cleaning up). Queries run one at a time on one reader
  * handle (SQLite read-only; PostgreSQL its own connection), opened at the
  * first query and again after a failure; a store that cannot be opened or
  * queried answers 503 with a JSON error (counted). */
@@ -33,6 +38,7 @@
 #define SL_HISTSRV_SEND_MS       10000u     /* a write that makes no progress this long cuts the response */
 #define SL_HISTSRV_RESPONSE_MS   300000u    /* a whole response, however slowly read */
 #define SL_HISTSRV_BUF_BYTES     (64u * 1024u)
+#define SL_HISTSRV_READ_POINTS   4096u      /* points per read of the store (each its own short transaction) */
 
 struct sl_histsrv_config {
     struct sl_histdb_config db;   /* the store to read (the strings are copied) */

@@ -3,13 +3,18 @@
  * socketpair: the whole HTTP/1.1 response (chunked JSON, CSV for HTTP/1.0,
  * HEAD), a store that cannot be opened (503, counted), the slots (busy,
  * counted), a client that stops reading (cut within the send timeout) and
- * stop answering the waiting jobs 503. */
+ * stop answering the waiting jobs 503; reads in bounded pieces: a stalled
+ * client holds no read transaction (the WAL can be checkpointed and
+ * truncated meanwhile), points sharing a time across a piece's edge are
+ * each sent once, limits at the edge. */
 #include <errno.h>
 #include <poll.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sl_histsrv.h"
@@ -29,7 +34,8 @@ static void on_done(void *ctx, void *conn)
     __atomic_add_fetch(&done_calls, 1, __ATOMIC_SEQ_CST);
 }
 
-static void make_store(const char *path, int n)
+/* n rows of tag a/b/x, per_ts of them at each second from T0, value i. */
+static void make_store_ts(const char *path, int n, int per_ts)
 {
     struct sl_histdb_config cfg = { .database = path, .retention_days = 3650 };
     struct sl_histdb *db;
@@ -39,13 +45,18 @@ static void make_store(const char *path, int n)
     CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(db, "a/b/x", &id), SL_OK);
     static struct sl_histdb_row rows[5000];
     for (int i = 0; i < n; i++)
-        rows[i] = (struct sl_histdb_row){ .tag = id, .ts_us = T0 + (int64_t)i * 1000000, .journal_id = 7,
+        rows[i] = (struct sl_histdb_row){ .tag = id, .ts_us = T0 + (int64_t)(i / per_ts) * 1000000, .journal_id = 7,
                                           .seq = (uint64_t)i + 1, .value = i, .type = SL_TYPE_FLOAT64,
                                           .origin = i == 1 ? SL_HIST_BACKFILL : SL_HIST_LIVE };
     CU_ASSERT_EQUAL_FATAL(sl_histdb_begin(db), SL_OK);
     CU_ASSERT_EQUAL_FATAL(sl_histdb_put(db, rows, (size_t)n), SL_OK);
     CU_ASSERT_EQUAL_FATAL(sl_histdb_commit(db), SL_OK);
     sl_histdb_close(db);
+}
+
+static void make_store(const char *path, int n)
+{
+    make_store_ts(path, n, 1);
 }
 
 /* Reads the peer's whole response (until end of stream) into buf. */
@@ -259,4 +270,135 @@ SL_TEST(histsrv, busy_stalled_and_stop)
     snprintf(f, sizeof f, "%s-shm", path);
     unlink(f);
     rmdir(dir);
+}
+
+static void remove_store(const char *dir, const char *path)
+{
+    char f[160];
+    unlink(path);
+    snprintf(f, sizeof f, "%s-wal", path);
+    unlink(f);
+    snprintf(f, sizeof f, "%s-shm", path);
+    unlink(f);
+    rmdir(dir);
+}
+
+/* A client that does not read holds no read transaction of the store:
+ * while its response is stalled, a writer's TRUNCATE checkpoint completes
+ * and the WAL is emptied (it could not while a reader's snapshot stayed
+ * open in the middle of a statement). */
+SL_TEST(histsrv, stalled_client_holds_no_snapshot)
+{
+    char dir[] = "/tmp/sl-histsrv-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[128], wal[160];
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    make_store(path, 5000);
+    struct sl_histsrv *q;
+    struct sl_histsrv_config cfg = { .db = { .database = path }, .send_timeout_ms = 5000 };
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_create(&q, &cfg), SL_OK);
+    sl_histsrv_bind(q, on_done, NULL);
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_start(q, -1, -1, 0), SL_OK);
+    done_calls = 0;
+    int a[2];
+    CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, a), 0);
+    int small = 4096;
+    setsockopt(a[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    struct sl_histsrv_job ja = job(a[0], (void *)20, false);
+    CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+    sl_histsrv_submit(q, &ja);
+    /* The response stalls once the socket's few KB are full. */
+    usleep(300000);
+    CU_ASSERT_EQUAL(__atomic_load_n(&done_calls, __ATOMIC_SEQ_CST), 0);   /* still answering */
+    sqlite3 *w;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &w), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(w, "CREATE TABLE fxp_t (x); INSERT INTO fxp_t VALUES (1)", NULL, NULL, NULL),
+                    SQLITE_OK);
+    int log = -1, ck = -1;
+    int rc = sqlite3_wal_checkpoint_v2(w, NULL, SQLITE_CHECKPOINT_TRUNCATE, &log, &ck);
+    CU_ASSERT_EQUAL(rc, SQLITE_OK);
+    CU_ASSERT_EQUAL(log, 0);
+    struct stat st_wal;
+    CU_ASSERT(stat(wal, &st_wal) != 0 || st_wal.st_size == 0);
+    sqlite3_close(w);
+    /* The client reads again: the whole answer, nothing lost or repeated. */
+    static char buf[1 << 20];
+    read_all(a[1], buf, sizeof buf);
+    wait_done(1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(buf, "\"count\":3600,\"truncated\":false}"));
+    close(a[0]);
+    close(a[1]);
+    sl_histsrv_destroy(q);
+    remove_store(dir, path);
+}
+
+/* Points that share a time across the edge of a read are each sent once,
+ * in order; a limit at the edge says truncated only when more exist. */
+SL_TEST(histsrv, reads_in_pieces)
+{
+    char dir[] = "/tmp/sl-histsrv-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/h.db", dir);
+    make_store_ts(path, 5000, 7);   /* 7 points per second: the edge at 4096 falls inside a second */
+    struct sl_histsrv *q;
+    struct sl_histsrv_config cfg = { .db = { .database = path } };
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_create(&q, &cfg), SL_OK);
+    sl_histsrv_bind(q, on_done, NULL);
+    CU_ASSERT_EQUAL_FATAL(sl_histsrv_start(q, -1, -1, 0), SL_OK);
+    done_calls = 0;
+    static char buf[1 << 20];
+    static const struct {
+        size_t limit, count;
+        bool truncated;
+    } cases[] = { { 10000, 5000, false }, { 5000, 5000, false }, { 4096, 4096, true }, { 4097, 4097, true },
+                  { 4999, 4999, true } };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int sp[2];
+        CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+        struct sl_histsrv_job j = job(sp[0], NULL, true);
+        j.http10 = true;
+        j.req.limit = cases[c].limit;
+        CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+        sl_histsrv_submit(q, &j);
+        read_all(sp[1], buf, sizeof buf);
+        wait_done((int)c + 1);
+        const char *body = strstr(buf, "\r\n\r\nts,value,quality\n");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(body);
+        body += strlen("\r\n\r\nts,value,quality\n");
+        size_t n = 0;
+        bool order = true;
+        for (const char *l = body; *l; n++) {
+            const char *comma = strchr(l, ',');
+            const char *nl = strchr(l, '\n');
+            if (!comma || !nl)
+                break;
+            order = order && strtol(comma + 1, NULL, 10) == (long)n;
+            l = nl + 1;
+        }
+        CU_ASSERT_EQUAL(n, cases[c].count);
+        CU_ASSERT(order);
+        close(sp[0]);
+        close(sp[1]);
+    }
+    /* truncated is JSON only: the same limits as JSON. */
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int sp[2];
+        CU_ASSERT_EQUAL_FATAL(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+        struct sl_histsrv_job j = job(sp[0], NULL, false);
+        j.http10 = true;
+        j.req.limit = cases[c].limit;
+        CU_ASSERT_EQUAL(sl_histsrv_reserve(q), SL_OK);
+        sl_histsrv_submit(q, &j);
+        read_all(sp[1], buf, sizeof buf);
+        char want[64];
+        snprintf(want, sizeof want, "\"count\":%zu,\"truncated\":%s}", cases[c].count,
+                 cases[c].truncated ? "true" : "false");
+        CU_ASSERT_PTR_NOT_NULL(strstr(buf, want));
+        close(sp[0]);
+        close(sp[1]);
+    }
+    sl_histsrv_destroy(q);
+    remove_store(dir, path);
 }
