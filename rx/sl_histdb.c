@@ -71,6 +71,11 @@ sl_err sl_histdb_load_journals(struct sl_histdb *db, sl_histdb_journal_fn fn, vo
     return db->ops->load_journals(db, fn, ctx);
 }
 
+sl_err sl_histdb_merge(struct sl_histdb *db)
+{
+    return db->ops->merge ? db->ops->merge(db) : SL_OK;
+}
+
 sl_err sl_histdb_retain(struct sl_histdb *db, int64_t before_us, uint64_t *rows)
 {
     return db->ops->retain(db, before_us, rows);

@@ -104,6 +104,13 @@ __attribute__((warn_unused_result))
 sl_err sl_histdb_commit(struct sl_histdb *db);
 void sl_histdb_rollback(struct sl_histdb *db);
 
+/* Moves rows a backend staged (SQLite: the staging table, merged on its
+ * own every 30 s) to their final place now; outside a batch. SL_OK when
+ * the backend stages nothing. Called at stop so the file holds no staged
+ * rows; queries see staged rows either way. */
+__attribute__((warn_unused_result))
+sl_err sl_histdb_merge(struct sl_histdb *db);
+
 /* Calls fn for every saved journal state (at start). */
 __attribute__((warn_unused_result))
 sl_err sl_histdb_load_journals(struct sl_histdb *db, sl_histdb_journal_fn fn, void *ctx);

@@ -22,6 +22,7 @@ struct sl_histdb_ops {
     sl_err (*query)(struct sl_histdb *db, const char *path_name, int64_t from_us, int64_t to_us, size_t limit,
                     sl_histdb_point_fn fn, void *ctx, bool *more);
     void (*close)(struct sl_histdb *db);   /* frees the handle */
+    sl_err (*merge)(struct sl_histdb *db);  /* may be NULL: nothing staged */
 };
 
 struct sl_histdb {

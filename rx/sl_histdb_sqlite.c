@@ -8,9 +8,19 @@
  * (DROP TABLE, no DELETE of millions of rows, no free-list churn beyond the
  * pages it frees). The partitions table lists the days with their row
  * counts, so a query opens only the days overlapping its range and
- * retention reports what it dropped without counting. */
+ * retention reports what it dropped without counting.
+ *
+ * Writes go through a staging table: each batch appends its rows to
+ * staging (rowid order, so a batch dirties only the pages at its end) in
+ * the same transaction as the journal states; the rows move to their day
+ * tables in key order every MERGE_MS or MERGE_ROWS staged rows, at a forced
+ * merge (sl_histdb_merge: stop) and at open, with INSERT OR IGNORE, so a
+ * merge interrupted by a crash is simply done again. Written tag-major per
+ * batch instead, each row of a 10,000-tag plant dirtied its own leaf page.
+ * Queries read the day tables and staging together. */
 #include "sl_histdb_impl.h"
 
+#include "sl_clock.h"
 #include "sl_file.h"
 
 #include <errno.h>
@@ -29,6 +39,9 @@
 #define TS_MAX_US     253402300800000000LL
 #define PART_CACHE    8u          /* insert statements kept for this many days */
 #define TAGS_MAX      (1u << 20)  /* distinct PATH/NAME a writer caches */
+#define MERGE_MS      30000u      /* staged rows move to the day tables this often ... */
+#define MERGE_ROWS    1000000u    /* ... or at this many staged rows (about 50 MB; a merge stalls ~3 s) */
+#define COLS          "tag, ts_us, seq, journal_id, raw, value, quality, type, origin"
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta("
@@ -43,7 +56,17 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS partitions("
     "  day INTEGER PRIMARY KEY,"
     "  name TEXT NOT NULL,"
-    "  rows INTEGER NOT NULL);";
+    "  rows INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS staging("
+    "  tag INTEGER NOT NULL,"
+    "  ts_us INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  journal_id INTEGER NOT NULL,"
+    "  raw INTEGER NOT NULL,"
+    "  value REAL,"
+    "  quality INTEGER NOT NULL,"
+    "  type INTEGER NOT NULL,"
+    "  origin INTEGER NOT NULL);";
 
 struct part {
     int64_t day;               /* days since 1970-01-01; -1 = free slot */
@@ -62,7 +85,10 @@ struct sqlite_db {
     sqlite3 *db;
     bool writer;
     bool in_batch;
-    sqlite3_stmt *sel_tag, *ins_tag, *put_journal, *part_rows, *sel_journals;
+    sqlite3_stmt *sel_tag, *ins_tag, *put_journal, *part_rows, *sel_journals, *ins_stage;
+    uint64_t staged;           /* rows in staging (committed and in the open batch) */
+    uint64_t staged_batch;     /* of staged, in the open batch */
+    uint64_t merged_ms;        /* monotonic ms of the last merge */
     struct part parts[PART_CACHE];
     uint64_t stamp;
     struct tagent *tags;       /* open addressing, power-of-two capacity */
@@ -264,13 +290,6 @@ static sl_err part_get(struct sqlite_db *s, int64_t day, struct part **out)
     sl_err e = exec(s, sql, "create partition");
     if (e != SL_OK)
         return e;
-    snprintf(sql, sizeof sql,
-             "INSERT OR IGNORE INTO %s(tag, ts_us, seq, journal_id, raw, value, quality, type, origin)"
-             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-             name);
-    e = prepare(s, &victim->ins, sql);
-    if (e != SL_OK)
-        return e;
     victim->day = day;
     victim->used = ++s->stamp;
     *out = victim;
@@ -278,6 +297,8 @@ static sl_err part_get(struct sqlite_db *s, int64_t day, struct part **out)
 }
 
 /* ---- writer ------------------------------------------------------------------ */
+
+static sl_err merge(struct sqlite_db *s);
 
 static sl_err op_begin(struct sl_histdb *h)
 {
@@ -307,10 +328,11 @@ static sl_err op_put(struct sl_histdb *h, const struct sl_histdb_row *rows, size
     for (size_t i = 0; i < n; i++) {
         const struct sl_histdb_row *r = &rows[i];
         struct part *p;
+        /* The day's table exists from the batch on (queries list it). */
         sl_err e = part_get(s, r->ts_us / DAY_US, &p);
         if (e != SL_OK)
             return e;
-        sqlite3_stmt *st = p->ins;
+        sqlite3_stmt *st = s->ins_stage;
         sqlite3_bind_int64(st, 1, r->tag);
         sqlite3_bind_int64(st, 2, r->ts_us);
         sqlite3_bind_int64(st, 3, (int64_t)r->seq);
@@ -327,7 +349,7 @@ static sl_err op_put(struct sl_histdb *h, const struct sl_histdb_row *rows, size
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
             return fail(s, "insert");
-        p->pending += (uint64_t)sqlite3_changes(s->db);
+        s->staged_batch++;
     }
     return SL_OK;
 }
@@ -365,7 +387,83 @@ static sl_err op_commit(struct sl_histdb *h)
     s->in_batch = false;
     for (size_t i = 0; i < PART_CACHE; i++)
         s->parts[i].pending = 0;
+    s->staged += s->staged_batch;
+    s->staged_batch = 0;
+    uint64_t now = sl_clock_mono_ms();
+    if (s->staged >= MERGE_ROWS || (s->staged && now - s->merged_ms >= MERGE_MS))
+        (void)merge(s);   /* a failure leaves the rows staged (still queried): the next try takes them */
     return SL_OK;
+}
+
+/* Moves every staged row to its day table (key order: each day's B-tree
+ * written once per leaf page), counts the new ones in partitions, empties
+ * staging; one transaction, then a passive checkpoint outside it. A
+ * repeat of a stored (tag, ts_us, seq, journal_id) is ignored, so doing a
+ * merge twice stores nothing twice. */
+static sl_err merge(struct sqlite_db *s)
+{
+    s->merged_ms = sl_clock_mono_ms();
+    if (!s->writer || s->in_batch)
+        return SL_OK;
+    sl_err e = exec(s, "BEGIN IMMEDIATE", "begin merge");
+    if (e != SL_OK)
+        return e;
+    sqlite3_stmt *dl = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT DISTINCT ts_us / 86400000000 FROM staging", -1, &dl, NULL) != SQLITE_OK)
+        e = fail(s, "merge: list days");
+    int64_t days[64];
+    size_t nd = 0;
+    bool more = true;
+    while (e == SL_OK && more) {
+        /* At most 64 days per pass (a table is created while no SELECT
+         * walks the catalogue). */
+        nd = 0;
+        int rc;
+        while (nd < 64 && (rc = sqlite3_step(dl)) == SQLITE_ROW)
+            days[nd++] = sqlite3_column_int64(dl, 0);
+        more = nd == 64;
+        sqlite3_reset(dl);
+        for (size_t i = 0; i < nd && e == SL_OK; i++) {
+            struct part *p;
+            e = part_get(s, days[i], &p);
+            char name[80], sql[512];
+            day_name(name, days[i]);
+            snprintf(sql, sizeof sql,
+                     "INSERT OR IGNORE INTO %s(" COLS ") SELECT " COLS " FROM staging"
+                     " WHERE ts_us >= %" PRId64 " AND ts_us < %" PRId64 " ORDER BY tag, ts_us, seq, journal_id;",
+                     name, (int64_t)(days[i] * DAY_US), (int64_t)((days[i] + 1) * DAY_US));
+            if (e == SL_OK)
+                e = exec(s, sql, "merge");
+            if (e == SL_OK) {
+                sqlite3_bind_int64(s->part_rows, 1, (int64_t)sqlite3_changes(s->db));
+                sqlite3_bind_int64(s->part_rows, 2, days[i]);
+                e = step_done(s, s->part_rows, "count rows");
+            }
+            if (e == SL_OK) {
+                snprintf(sql, sizeof sql, "DELETE FROM staging WHERE ts_us >= %" PRId64 " AND ts_us < %" PRId64,
+                         (int64_t)(days[i] * DAY_US), (int64_t)((days[i] + 1) * DAY_US));
+                e = exec(s, sql, "merge: empty staging");
+            }
+        }
+    }
+    sqlite3_finalize(dl);
+    if (e == SL_OK)
+        e = exec(s, "COMMIT", "commit merge");
+    if (e != SL_OK) {
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        parts_forget(s);
+        return e;
+    }
+    s->staged = 0;
+    /* The WAL's pages go to the database now, between batches, not inside
+     * every commit (wal_autocheckpoint is high). */
+    sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SL_OK;
+}
+
+static sl_err op_merge(struct sl_histdb *h)
+{
+    return merge((struct sqlite_db *)h);
 }
 
 /* Undoes the batch, and forgets what the batch may have created (tag ids,
@@ -376,6 +474,7 @@ static void op_rollback(struct sl_histdb *h)
     if (!sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
     s->in_batch = false;
+    s->staged_batch = 0;
     parts_forget(s);
     tags_clear(s);
 }
@@ -408,6 +507,9 @@ static sl_err op_retain(struct sl_histdb *h, int64_t before_us, uint64_t *rows)
         snprintf(s->base.err, sizeof s->base.err, "retention inside a batch");
         return SL_ERR_STATE;
     }
+    /* Staged rows first, so partitions' counts are whole (a failure
+     * leaves them staged; the staged rows before the cut go below). */
+    (void)merge(s);
     /* Days wholly before before_us. */
     int64_t cut = floor_div(before_us, DAY_US);
     sl_err e = exec(s, "BEGIN IMMEDIATE", "begin retention");
@@ -444,6 +546,13 @@ static sl_err op_retain(struct sl_histdb *h, int64_t before_us, uint64_t *rows)
         snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s; DELETE FROM partitions WHERE day = %" PRId64 ";", name,
                  days[i]);
         e = exec(s, sql, "drop partition");
+    }
+    if (e == SL_OK) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "DELETE FROM staging WHERE ts_us < %" PRId64, (int64_t)(cut * DAY_US));
+        e = exec(s, sql, "drop staged rows");
+        if (e == SL_OK && s->staged >= (uint64_t)sqlite3_changes(s->db))
+            s->staged -= (uint64_t)sqlite3_changes(s->db);
     }
     if (e == SL_OK)
         e = exec(s, "COMMIT", "commit retention");
@@ -484,6 +593,24 @@ static sl_err op_query(struct sl_histdb *h, const char *path_name, int64_t from_
     sqlite3_clear_bindings(s->sel_tag);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         e = fail(s, "look up tag");
+    /* The days staging holds rows of this tag for (not yet merged): those
+     * days are read from their table and staging together. One scan of
+     * staging (at most MERGE_MS of rows); a database without staging (an
+     * older writer) has none. */
+    int64_t sd0 = 1, sd1 = 0;
+    sqlite3_stmt *sm = NULL;
+    if (e == SL_OK && tag &&
+        sqlite3_prepare_v2(s->db, "SELECT min(ts_us), max(ts_us) FROM staging WHERE tag = ?1 AND ts_us >= ?2"
+                                  " AND ts_us < ?3", -1, &sm, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(sm, 1, tag);
+        sqlite3_bind_int64(sm, 2, from_us);
+        sqlite3_bind_int64(sm, 3, to_us);
+        if (sqlite3_step(sm) == SQLITE_ROW && sqlite3_column_type(sm, 0) != SQLITE_NULL) {
+            sd0 = sqlite3_column_int64(sm, 0) / DAY_US;
+            sd1 = sqlite3_column_int64(sm, 1) / DAY_US;
+        }
+    }
+    sqlite3_finalize(sm);
     sqlite3_stmt *pl = NULL;
     if (e == SL_OK && tag &&
         sqlite3_prepare_v2(s->db, "SELECT day FROM partitions WHERE day >= ?1 AND day <= ?2 ORDER BY day", -1, &pl,
@@ -496,12 +623,23 @@ static sl_err op_query(struct sl_histdb *h, const char *path_name, int64_t from_
     size_t left = limit;
     bool stop = false;
     while (e == SL_OK && pl && !stop && (rc = sqlite3_step(pl)) == SQLITE_ROW) {
-        char name[80], sql[256];
-        day_name(name, sqlite3_column_int64(pl, 0));
-        snprintf(sql, sizeof sql,
-                 "SELECT ts_us, value, raw, quality, type, origin FROM %s"
-                 " WHERE tag = ?1 AND ts_us >= ?2 AND ts_us < ?3 ORDER BY ts_us, seq LIMIT ?4",
-                 name);
+        char name[80], sql[768];
+        int64_t day = sqlite3_column_int64(pl, 0);
+        day_name(name, day);
+        if (day >= sd0 && day <= sd1)
+            snprintf(sql, sizeof sql,
+                     "SELECT ts_us, value, raw, quality, type, origin FROM ("
+                     "SELECT ts_us, seq, journal_id, value, raw, quality, type, origin FROM %s"
+                     " WHERE tag = ?1 AND ts_us >= ?2 AND ts_us < ?3 UNION "
+                     "SELECT ts_us, seq, journal_id, value, raw, quality, type, origin FROM staging"
+                     " WHERE tag = ?1 AND ts_us >= max(?2, ?5) AND ts_us < min(?3, ?6))"
+                     " ORDER BY ts_us, seq LIMIT ?4",
+                     name);
+        else
+            snprintf(sql, sizeof sql,
+                     "SELECT ts_us, value, raw, quality, type, origin FROM %s"
+                     " WHERE tag = ?1 AND ts_us >= ?2 AND ts_us < ?3 ORDER BY ts_us, seq LIMIT ?4",
+                     name);
         sqlite3_stmt *q;
         if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
             e = fail(s, "query partition");
@@ -510,6 +648,10 @@ static sl_err op_query(struct sl_histdb *h, const char *path_name, int64_t from_
         sqlite3_bind_int64(q, 1, tag);
         sqlite3_bind_int64(q, 2, from_us);
         sqlite3_bind_int64(q, 3, to_us);
+        if (day >= sd0 && day <= sd1) {   /* staging's rows of this day only */
+            sqlite3_bind_int64(q, 5, day * DAY_US);
+            sqlite3_bind_int64(q, 6, (day + 1) * DAY_US);
+        }
         /* One beyond what is left, to tell "more" without another query. */
         sqlite3_bind_int64(q, 4, left >= (size_t)INT64_MAX ? INT64_MAX : (int64_t)left + 1);
         while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -542,7 +684,13 @@ static sl_err op_query(struct sl_histdb *h, const char *path_name, int64_t from_
             stop = true;
             while (sqlite3_step(pl) == SQLITE_ROW) {
                 char n2[80], s2[256];
-                day_name(n2, sqlite3_column_int64(pl, 0));
+                int64_t d2 = sqlite3_column_int64(pl, 0);
+                day_name(n2, d2);
+                if (d2 >= sd0 && d2 <= sd1) {   /* staged rows of this tag there */
+                    if (more)
+                        *more = true;
+                    break;
+                }
                 snprintf(s2, sizeof s2, "SELECT 1 FROM %s WHERE tag = ?1 AND ts_us >= ?2 AND ts_us < ?3 LIMIT 1", n2);
                 if (sqlite3_prepare_v2(s->db, s2, -1, &q, NULL) != SQLITE_OK)
                     break;
@@ -573,12 +721,15 @@ static void op_close(struct sl_histdb *h)
     struct sqlite_db *s = (struct sqlite_db *)h;
     if (s->in_batch)
         op_rollback(h);
+    if (s->writer && s->staged && s->put_journal)
+        (void)merge(s);   /* else at the next open */
     parts_forget(s);
     tags_clear(s);
     free(s->tags);
     sqlite3_finalize(s->sel_tag);
     sqlite3_finalize(s->ins_tag);
     sqlite3_finalize(s->put_journal);
+    sqlite3_finalize(s->ins_stage);
     sqlite3_finalize(s->part_rows);
     sqlite3_finalize(s->sel_journals);
     sqlite3_close(s->db);
@@ -631,6 +782,7 @@ static const struct sl_histdb_ops writer_ops = {
     .retain = op_retain,
     .query = op_query,
     .close = op_close,
+    .merge = op_merge,
 };
 
 static const struct sl_histdb_ops reader_ops = {
@@ -729,8 +881,11 @@ sl_err sl_histdb_sqlite_open(struct sl_histdb **out, const struct sl_histdb_conf
         /* WAL: queries never block the writer. NORMAL: consistent always,
          * durable at checkpoints; a lost last batch is healed by backfill
          * like any other gap, since its seqs were never saved as received. */
-        e = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-32768;"
-                    "PRAGMA journal_size_limit=67108864;",
+        /* wal_autocheckpoint 50,000 pages (200 MB): a checkpoint inside
+         * every 200 ms commit wrote each page twice; the merge checkpoints
+         * instead. */
+        e = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536;"
+                    "PRAGMA wal_autocheckpoint=50000; PRAGMA journal_size_limit=268435456;",
                  "set WAL mode");
         if (e == SL_OK)
             e = exec(s, schema_sql, "create tables");
@@ -747,6 +902,13 @@ sl_err sl_histdb_sqlite_open(struct sl_histdb **out, const struct sl_histdb_conf
         e = prepare(s, &s->put_journal, "INSERT OR REPLACE INTO journals(journal_id, state) VALUES(?1, ?2)");
     if (e == SL_OK && writer)
         e = prepare(s, &s->part_rows, "UPDATE partitions SET rows = rows + ?1 WHERE day = ?2");
+    if (e == SL_OK && writer)
+        e = prepare(s, &s->ins_stage, "INSERT INTO staging(" COLS ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    if (e == SL_OK && writer) {
+        /* Rows a stop left staged go to their days now. */
+        s->staged = 1;
+        e = merge(s);
+    }
 out:
     if (e != SL_OK) {
         if (errbuf && errcap)

@@ -21,6 +21,8 @@
 #define TS_MAX_US     253402300800000000ull   /* 10000-01-01: the backends' bound */
 #define RETRY_MAX_MS  30000u
 
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+
 /* ---- interval set ------------------------------------------------------------ */
 
 sl_err sl_ivset_init(struct sl_ivset *s, uint32_t cap)
@@ -182,6 +184,7 @@ uint64_t sl_hjournal_status(struct sl_hjournal *j, uint64_t oldest_seq, uint64_t
     uint64_t eff = oldest_seq ? oldest_seq : next_seq;
     uint64_t lost = 0;
     j->last_us = now_us;
+    j->status_us = now_us;
     if (!j->have_status) {
         j->have_status = true;
         j->base = j->floor = eff;
@@ -384,8 +387,29 @@ struct sl_history {
     uint8_t *blob;                  /* SL_HISTORY_BLOB_MAX */
     struct sl_history_stats st;
     uint64_t cutoff_us;             /* rows older than this are past retention */
+    uint64_t status_ms;             /* wall ms of the last journal status (or of open); 0 none */
+    uint64_t log_ms[3];             /* throttled warnings: last logged (wall ms) */
+    uint64_t log_held[3];           /* ... and how many held back since */
+    bool warned_unseq;
     char name[SL_HIST_TAG_MAX + 2];
 };
+
+enum { LOG_JOURNAL, LOG_SEQ, LOG_SCHEMA };
+
+/* A warning at most once a minute per kind; the ones held back are
+ * counted into the next. True when the caller may log now (*held: how
+ * many were held back before it). */
+static bool log_due(struct sl_history *h, int kind, uint64_t wall_ms, uint64_t *held)
+{
+    if (h->log_ms[kind] && wall_ms - h->log_ms[kind] < 60000u) {
+        h->log_held[kind]++;
+        return false;
+    }
+    h->log_ms[kind] = wall_ms ? wall_ms : 1;
+    *held = h->log_held[kind];
+    h->log_held[kind] = 0;
+    return true;
+}
 
 sl_err sl_history_create(struct sl_history **out, const struct sl_history_config *cfg)
 {
@@ -426,10 +450,26 @@ void sl_history_destroy(struct sl_history *h)
     free(h);
 }
 
-/* The slot of journal id; with create, a free slot or the one heard of
+/* Retires j: its missing seqs count lost, its saved state is emptied by
+ * the next batch, its slot is free. */
+static void retire(struct sl_history *h, struct sl_hjournal *j)
+{
+    h->st.lost = sat_add(h->st.lost, sl_hjournal_missing(j));
+    h->st.retired++;
+    if (h->nretired < SL_HISTORY_JOURNALS)
+        h->retired[h->nretired++] = j->id;
+    if (!h->oldest_pend_ms)
+        h->oldest_pend_ms = 1;
+    sl_hjournal_free(j);
+}
+
+enum { J_FIND, J_FREE, J_EVICT };
+
+/* The slot of journal id; J_FREE: a free slot when none (a live value's
+ * journal: values alone never retire a journal); J_EVICT (a status), a free slot or the one heard of
  * longest ago (retired: its missing seqs count lost, its saved state is
  * emptied by the next batch). NULL when not tracked. */
-static struct sl_hjournal *journal(struct sl_history *h, uint64_t id, bool create, uint64_t now_us)
+static struct sl_hjournal *journal(struct sl_history *h, uint64_t id, int create, uint64_t now_us)
 {
     struct sl_hjournal *free_slot = NULL, *old = NULL;
     for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++) {
@@ -441,18 +481,16 @@ static struct sl_hjournal *journal(struct sl_history *h, uint64_t id, bool creat
         if (j->id && (!old || j->last_us < old->last_us))
             old = j;
     }
-    if (!create)
+    if (create == J_FIND || (create == J_FREE && !free_slot))
         return NULL;
     if (!free_slot) {
-        uint64_t m = sl_hjournal_missing(old);
-        h->st.lost += m;
-        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
-                  "history: journal %016" PRIx64 " retired for journal %016" PRIx64 " (%u tracked at most); "
-                  "its %" PRIu64 " missing changes count lost",
-                  old->id, id, SL_HISTORY_JOURNALS, m);
-        if (h->nretired < SL_HISTORY_JOURNALS)
-            h->retired[h->nretired++] = old->id;
-        sl_hjournal_free(old);
+        uint64_t m = sl_hjournal_missing(old), held;
+        if (log_due(h, LOG_JOURNAL, now_us / 1000u, &held))
+            sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                      "history: journal %016" PRIx64 " retired for journal %016" PRIx64 " (%u tracked at most); "
+                      "its %" PRIu64 " missing changes count lost (%" PRIu64 " like it not logged)",
+                      old->id, id, SL_HISTORY_JOURNALS, m, held);
+        retire(h, old);
         free_slot = old;
     }
     if (sl_hjournal_init(free_slot, id) != SL_OK)
@@ -467,7 +505,7 @@ static sl_err load_one(void *ctx, uint64_t id, const void *blob, size_t len)
     struct sl_history *h = ctx;
     if (!id || !len)
         return SL_OK;   /* retired */
-    struct sl_hjournal *j = journal(h, id, true, 0);
+    struct sl_hjournal *j = journal(h, id, J_EVICT, 0);
     if (!j)
         return SL_ERR_NOMEM;
     if (sl_hjournal_decode(j, blob, len) != SL_OK)
@@ -515,6 +553,28 @@ sl_err sl_history_open(struct sl_history *h, uint64_t wall_us, char *errbuf, siz
 }
 
 /* Takes one value as a pending row when new. */
+/* The most next_seq may grow by at wall_us: a journal hands out at most
+ * SL_HISTORY_JUMP_PER_S seqs a second (a forged or corrupt status must not
+ * pin missing near 2^62). */
+static bool seq_plausible(const struct sl_hjournal *j, uint64_t next, uint64_t wall_us)
+{
+    if (!j->have_status || next <= j->next)
+        return true;
+    uint64_t el_s = wall_us > j->status_us ? (wall_us - j->status_us) / 1000000u : 0;
+    uint64_t bound = SL_HISTORY_JUMP_SEQS + (el_s > 1000000u ? 1000000u : el_s) * SL_HISTORY_JUMP_PER_S;
+    return next - j->next <= bound;
+}
+
+static void bad_seq(struct sl_history *h, const struct sl_hjournal *j, uint64_t seq, uint64_t wall_ms)
+{
+    uint64_t held;
+    h->st.bad_seq++;
+    if (log_due(h, LOG_SEQ, wall_ms, &held))
+        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                  "history: journal %016" PRIx64 " seq %" PRIu64 " jumps beyond %" PRIu64 " too far: refused "
+                  "(sluice_history_bad_seq_total; %" PRIu64 " like it not logged)", j->id, seq, j->next, held);
+}
+
 static void take_value(struct sl_history *h, struct sl_hjournal *j, const struct sl_value *v, uint8_t origin,
                        uint64_t wall_ms)
 {
@@ -522,9 +582,15 @@ static void take_value(struct sl_history *h, struct sl_hjournal *j, const struct
         h->st.duplicates++;
         return;
     }
-    if (v->source_time_us >= TS_MAX_US || v->source_time_us < h->cutoff_us) {
-        /* Never stored (past retention, or a time no backend keeps): done,
-         * so it is not missing for ever. */
+    if (!seq_plausible(j, v->seq + 1, wall_ms * 1000u)) {
+        bad_seq(h, j, v->seq, wall_ms);
+        return;
+    }
+    uint64_t future = wall_ms * 1000u + SL_HISTORY_FUTURE_US;
+    if (v->source_time_us >= TS_MAX_US || v->source_time_us < h->cutoff_us ||
+        (wall_ms && v->source_time_us > future)) {
+        /* Never stored (past retention, a day or more in the future, or a
+         * time no backend keeps): done, so it is not missing for ever. */
         h->st.bad_time++;
         h->st.lost += sl_hjournal_mark(j, v->seq, 1, 0);
         return;
@@ -538,6 +604,19 @@ static void take_value(struct sl_history *h, struct sl_hjournal *j, const struct
     if (sl_mirror_find(h->cfg.mirror, v->tag_id, &pos) != SL_OK ||
         sl_mirror_get(h->cfg.mirror, pos, &t) != SL_OK) {
         h->st.unknown_tag++;
+        return;
+    }
+    if (origin == SL_HIST_BACKFILL && t.type != v->type) {
+        /* Journaled under another schema (TX's tag list changed since):
+         * the id names another tag now. Not stored, counted lost. */
+        uint64_t held;
+        h->st.schema_mismatch++;
+        h->st.lost += 1 + sl_hjournal_mark(j, v->seq, 1, 0);
+        if (log_due(h, LOG_SCHEMA, wall_ms, &held))
+            sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-SCHEMA",
+                      "history: backfilled change %" PRIu64 " of tag id %" PRIu32 " has type %u, the schema says "
+                      "%s/%s is type %u: not stored, counted lost (sluice_history_schema_mismatch_total; %" PRIu64
+                      " like it not logged)", v->seq, v->tag_id, v->type, t.path, t.name, t.type, held);
         return;
     }
     int n = snprintf(h->name, sizeof h->name, "%s/%s", t.path, t.name);
@@ -576,9 +655,20 @@ void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p
         } else {
             struct sl_msg m;
             while (sl_msg_next(&r, &m)) {
+                if (m.type == SL_MSG_DELTA) {
+                    /* TX's journal is off: changes without seqs cannot be
+                     * accounted for, so history does not record them. */
+                    h->st.unsequenced += m.u.delta.values.count;
+                    if (!h->warned_unseq)
+                        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                                  "history: values arrive without change sequence numbers: TX's journal is off "
+                                  "([backfill] on TX); history is not recorded (sluice_history_unsequenced_values_total)");
+                    h->warned_unseq = true;
+                    continue;
+                }
                 if (m.type != SL_MSG_DELTA_SEQ)
                     continue;   /* KEYFRAMEs carry no seq and stay out of history */
-                struct sl_hjournal *j = journal(h, m.u.delta.journal_id, true, wall_us);
+                struct sl_hjournal *j = journal(h, m.u.delta.journal_id, J_FREE, wall_us);
                 if (!j)
                     continue;
                 j->last_us = wall_us;
@@ -593,7 +683,18 @@ void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p
         if (sl_hmsg_reader_init(&r, p, len, &st) != SL_OK) {
             h->st.bad_payloads++;
         } else {
-            struct sl_hjournal *j = journal(h, st.journal_id, true, wall_us);
+            h->status_ms = wall_ms ? wall_ms : 1;
+            if (h->st.no_status)
+                sl_log_id(SL_LOG_NOTICE, "SL-RX-HISTORY-JOURNAL", "history: journal status arriving again");
+            h->st.no_status = false;
+            struct sl_hjournal *j = journal(h, st.journal_id, J_EVICT, wall_us);
+            if (j && (!seq_plausible(j, st.next_seq, wall_us) ||
+                      (!j->have_status && st.oldest_seq && st.next_seq - st.oldest_seq > SL_HISTORY_WINDOW_MAX))) {
+                bad_seq(h, j, st.next_seq, wall_ms);
+                if (!j->have_status && !j->done.n)
+                    retire(h, j);   /* made for this status only */
+                j = NULL;
+            }
             if (j) {
                 struct sl_hrec rec;
                 while (sl_hmsg_next(&r, &rec)) {
@@ -667,6 +768,41 @@ static sl_err commit(struct sl_history *h, uint64_t mono_ms, bool force)
     return SL_OK;
 }
 
+/* Journals that went silent: one not heard of for SL_HISTORY_IDLE_US while
+ * another was heard of within the last minute (TX's state was wiped or TX
+ * replaced: its old journal will never heal), or for SL_HISTORY_STALE_US
+ * at all, is retired, its missing counted lost. And the no-status flag:
+ * [history] on but no journal status for SL_HISTORY_NO_STATUS_MS (TX's
+ * journal or backfill off, or the history channel not crossing). */
+static void idle_journals(struct sl_history *h, uint64_t wall_us)
+{
+    uint64_t wall_ms = wall_us / 1000u;
+    if (!h->status_ms)
+        h->status_ms = wall_ms ? wall_ms : 1;
+    if (!h->st.no_status && wall_ms > h->status_ms && wall_ms - h->status_ms >= SL_HISTORY_NO_STATUS_MS) {
+        h->st.no_status = true;
+        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                  "history: no journal status for %u s: is TX's journal on ([backfill] on TX) and its history "
+                  "channel crossing? (sluice_history_no_status)", SL_HISTORY_NO_STATUS_MS / 1000u);
+    }
+    bool active = false;
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++)
+        if (h->j[i].id && h->j[i].last_us + 60000000u >= wall_us)
+            active = true;
+    for (size_t i = 0; i < SL_HISTORY_JOURNALS; i++) {
+        struct sl_hjournal *j = &h->j[i];
+        if (!j->id || !j->last_us || j->last_us > wall_us)
+            continue;
+        uint64_t silent = wall_us - j->last_us;
+        if (silent >= SL_HISTORY_STALE_US || (active && silent >= SL_HISTORY_IDLE_US)) {
+            sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-JOURNAL",
+                      "history: journal %016" PRIx64 " silent for %" PRIu64 " s: retired, its %" PRIu64
+                      " missing changes count lost", j->id, silent / 1000000u, sl_hjournal_missing(j));
+            retire(h, j);
+        }
+    }
+}
+
 sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us, bool force)
 {
     sl_err e = SL_OK;
@@ -713,7 +849,14 @@ sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us,
             h->retry_ms = SL_HISTORY_RETRY_MS;
         }
     }
-    if (h->cfg.db.retention_days && !h->st.failing && mono_ms >= h->next_retain_ms) {
+    /* A forced tick (stop) leaves no row staged in the backend. */
+    if (force && !h->st.failing && sl_histdb_merge(h->db) != SL_OK)
+        sl_log_id(SL_LOG_WARNING, "SL-RX-HISTORY-WRITE", "history: merging staged rows failed: %s (kept, retried)",
+                  sl_histdb_errmsg(h->db));
+    idle_journals(h, wall_us);
+    /* Retention runs while batches fail too: on a full disk, dropping the
+     * oldest day frees the pages the next batch needs. */
+    if (h->cfg.db.retention_days && mono_ms >= h->next_retain_ms) {
         if (h->next_retain_ms)
             retain(h, wall_us);
         h->next_retain_ms = mono_ms + SL_HISTORY_RETAIN_MS;
@@ -732,7 +875,7 @@ void sl_history_stats(const struct sl_history *h, struct sl_history_stats *out, 
         if (!j->id)
             continue;
         out->journals++;
-        out->missing += sl_hjournal_missing(j);
+        out->missing = sat_add(out->missing, sl_hjournal_missing(j));
         uint64_t a = sl_hjournal_oldest_age_us(j, wall_us);
         if (a > out->oldest_age_us)
             out->oldest_age_us = a;

@@ -47,6 +47,13 @@ struct sl_mirror;
 #define SL_HISTORY_PENDING_ROWS 200000u  /* rows kept while the database fails (about 15 MB) */
 #define SL_HISTORY_RETRY_MS     1000u    /* first retry after a failed batch; doubles to 30 s */
 #define SL_HISTORY_RETAIN_MS    3600000u /* retention runs at open and this often */
+#define SL_HISTORY_FUTURE_US    86400000000ull  /* source times beyond now + this are refused (counted) */
+#define SL_HISTORY_WINDOW_MAX   (1ull << 32)    /* a first status's next - oldest at most (seqs) */
+#define SL_HISTORY_JUMP_SEQS    (1ull << 20)    /* next_seq may grow by this ... */
+#define SL_HISTORY_JUMP_PER_S   1000000ull      /* ... plus this per second since the journal was last heard */
+#define SL_HISTORY_IDLE_US      600000000ull    /* a journal silent this long while another talks is retired */
+#define SL_HISTORY_STALE_US     (2ull * 86400000000ull)  /* ... and any journal silent this long */
+#define SL_HISTORY_NO_STATUS_MS 60000u          /* no journal status this long: warned, flagged */
 #define SL_HISTORY_SAVE_RANGES  4096u    /* a set of more ranges is saved ... */
 #define SL_HISTORY_SAVE_MS      10000u   /* ... at most this often (and at stop) */
 
@@ -86,6 +93,7 @@ struct sl_hjournal {
     uint64_t base, floor, next;
     struct sl_ivset done;
     uint64_t last_us;       /* wall time last heard of (retirement order) */
+    uint64_t status_us;     /* wall time of its last status (the seq jump bound) */
     uint64_t missing_since_us;  /* when missing last went above 0 */
     bool dirty;             /* changed since its blob was last saved */
     bool saving;            /* its blob is in the open batch */
@@ -136,7 +144,12 @@ struct sl_history_stats {
     uint64_t unknown_tag;       /* values whose tag id the schema lacks (skipped, still missing) */
     uint64_t dropped;           /* values refused for lack of pending room (still missing) */
     uint64_t bad_payloads;      /* payloads the decoders refused */
-    uint64_t bad_time;          /* values with a source time outside 1970..9999 or past retention (not stored) */
+    uint64_t bad_time;          /* values with a source time outside 1970..now + 1 day or past retention (not stored) */
+    uint64_t bad_seq;           /* statuses and values whose seq jumps beyond the bound (refused) */
+    uint64_t schema_mismatch;   /* backfilled values whose type differs from the schema's (not stored, lost) */
+    uint64_t unsequenced;       /* DELTA values without a seq: TX's journal is off, not recorded */
+    uint64_t retired;           /* journals retired (slot bound, or silent) */
+    bool no_status;             /* gauge: [history] on, no journal status for SL_HISTORY_NO_STATUS_MS */
     uint64_t retained_rows;     /* rows retention dropped */
     uint64_t missing;           /* gauge: sum over journals */
     uint64_t oldest_age_us;     /* gauge: max over journals */

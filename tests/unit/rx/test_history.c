@@ -245,7 +245,10 @@ static int64_t count_rows(const char *path, const char *where)
     sqlite3 *db;
     CU_ASSERT_FATAL(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM history_20261130 %s", where);
+    /* Merged rows and rows still staged (merged every 30 s or at stop). */
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM (SELECT seq, raw, value, quality, origin FROM history_20261130 UNION ALL "
+             "SELECT seq, raw, value, quality, origin FROM staging) %s", where);
     sqlite3_stmt *st;
     int64_t n = -1;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
@@ -341,8 +344,8 @@ SL_TEST(history, live_backfill_duplicates_gaps)
 
 /* The database refuses (its file replaced by a read-only one under the
  * writer's feet is hard to arrange; a pending table too small is not a
- * failure): here the history table of the day is made a view, so the
- * insert fails, the batch stays, the accounting stays, and once the view is
+ * failure): here a trigger refuses every insert into staging, so the
+ * batch fails, the batch stays, the accounting stays, and once the view is
  * gone the retry stores everything once. */
 SL_TEST(history, failed_batch_is_kept_and_retried)
 {
@@ -352,8 +355,8 @@ SL_TEST(history, failed_batch_is_kept_and_retried)
     struct sl_history *h = open_hist(m, slot, path);
     sqlite3 *db;
     CU_ASSERT_FATAL(sqlite3_open(path, &db) == SQLITE_OK);
-    CU_ASSERT_FATAL(sqlite3_exec(db, "CREATE VIEW history_20261130 AS SELECT 1 AS tag", NULL, NULL, NULL) ==
-                    SQLITE_OK);
+    CU_ASSERT_FATAL(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON staging BEGIN SELECT RAISE(FAIL, "
+                                     "'refused'); END", NULL, NULL, NULL) == SQLITE_OK);
     static uint8_t buf[8192];
     size_t n = history(buf, sizeof buf, 1, 11, 1, 11, 0, 0);
     sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 1000);
@@ -375,7 +378,7 @@ SL_TEST(history, failed_batch_is_kept_and_retried)
     CU_ASSERT_EQUAL(sl_history_tick(h, 11, T0US + 300000, false), SL_OK);
     sl_history_stats(h, &st, T0US + 300000);
     CU_ASSERT_EQUAL(st.write_failures, 1);
-    CU_ASSERT_FATAL(sqlite3_exec(db, "DROP VIEW history_20261130", NULL, NULL, NULL) == SQLITE_OK);
+    CU_ASSERT_FATAL(sqlite3_exec(db, "DROP TRIGGER refuse", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     CU_ASSERT_EQUAL(sl_history_tick(h, 10 + SL_HISTORY_RETRY_MS, T0US + 300000, false), SL_OK);
     sl_history_stats(h, &st, T0US + 300000);
