@@ -54,6 +54,17 @@ static void make_store_ts(const char *path, int n, int per_ts)
     sl_histdb_close(db);
 }
 
+static void remove_store(const char *dir, const char *path)
+{
+    char f[160];
+    unlink(path);
+    snprintf(f, sizeof f, "%s-wal", path);
+    unlink(f);
+    snprintf(f, sizeof f, "%s-shm", path);
+    unlink(f);
+    rmdir(dir);
+}
+
 static void make_store(const char *path, int n)
 {
     make_store_ts(path, n, 1);
@@ -164,13 +175,7 @@ SL_TEST(histsrv, responses)
     CU_ASSERT_EQUAL(st.points, 6);
     CU_ASSERT_EQUAL(st.failures, 0);
     sl_histsrv_destroy(q);
-    unlink(path);
-    char wal[160];
-    snprintf(wal, sizeof wal, "%s-wal", path);
-    unlink(wal);
-    snprintf(wal, sizeof wal, "%s-shm", path);
-    unlink(wal);
-    rmdir(dir);
+    remove_store(dir, path);
 }
 
 SL_TEST(histsrv, store_missing_503)
@@ -263,25 +268,9 @@ SL_TEST(histsrv, busy_stalled_and_stop)
         close(c[i]);
     }
     sl_histsrv_destroy(q);
-    char f[160];
-    unlink(path);
-    snprintf(f, sizeof f, "%s-wal", path);
-    unlink(f);
-    snprintf(f, sizeof f, "%s-shm", path);
-    unlink(f);
-    rmdir(dir);
+    remove_store(dir, path);
 }
 
-static void remove_store(const char *dir, const char *path)
-{
-    char f[160];
-    unlink(path);
-    snprintf(f, sizeof f, "%s-wal", path);
-    unlink(f);
-    snprintf(f, sizeof f, "%s-shm", path);
-    unlink(f);
-    rmdir(dir);
-}
 
 /* A client that does not read holds no read transaction of the store:
  * while its response is stalled, a writer's TRUNCATE checkpoint completes
