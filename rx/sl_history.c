@@ -642,6 +642,18 @@ static void take_value(struct sl_history *h, struct sl_hjournal *j, const struct
     h->st.lost += sl_hjournal_mark(j, v->seq, 1, v->source_time_us);
 }
 
+bool sl_history_wants_tags(const uint8_t *p, size_t len)
+{
+    struct sl_msg_reader r;
+    if (sl_msg_reader_init(&r, p, len) != SL_OK)
+        return false;
+    struct sl_msg m;
+    while (sl_msg_next(&r, &m))
+        if (m.type == SL_MSG_DELTA_SEQ || m.type == SL_MSG_DELTA)
+            return true;
+    return false;
+}
+
 void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p, size_t len, uint64_t wall_us)
 {
     uint64_t wall_ms = wall_us / 1000u;   /* the batch timer's clock */

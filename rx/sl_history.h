@@ -170,6 +170,13 @@ sl_err sl_history_open(struct sl_history *h, uint64_t wall_us, char *errbuf, siz
 /* One queued payload (channel SL_CHANNEL_TAGS or SL_CHANNEL_HISTORY),
  * received at wall_us. Never fails: what it cannot take is counted. */
 void sl_history_payload(struct sl_history *h, uint16_t channel, const uint8_t *p, size_t len, uint64_t wall_us);
+/* Intake's filter for a tag-channel payload: true when it holds a DELTA_SEQ
+ * or DELTA message (what rx-hist records or counts); KEYFRAME and SCHEMA
+ * chunks are not queued. O(messages), no copy. */
+bool sl_history_wants_tags(const uint8_t *p, size_t len);
+/* The history queue's room: about this many bytes of payload slots
+ * (at least 64, at most 4,096 slots of the largest payload). */
+#define SL_HISTORY_QUEUE_BYTES (16u << 20)
 /* Opens the database first when sl_history_open failed (retried with
  * back-off, logged once per state change as SL-RX-HISTORY-OPEN).
  * Commits when due (or when force), runs retention when due. SL_OK when

@@ -208,9 +208,19 @@ static const struct def defs[] = {
     { "sluice_history_bad_payloads_total", "tag or history payloads the history decoder refused", false, HIST,
       F(hist.bad_payloads), U64 },
     { "sluice_history_skipped_time_total", "values not stored: source time before the retention window or "
-      "outside 1970..9999", false, HIST, F(hist.bad_time), U64 },
+      "outside 1970..now + 1 day", false, HIST, F(hist.bad_time), U64 },
     { "sluice_history_retained_rows_total", "rows dropped by retention (whole days)", false, HIST,
       F(hist.retained_rows), U64 },
+    { "sluice_history_bad_seq_total", "journal statuses and values whose seq jumps implausibly far (refused)",
+      false, HIST, F(hist.bad_seq), U64 },
+    { "sluice_history_schema_mismatch_total", "backfilled values whose type differs from the schema's type for "
+      "their tag id (TX's tag list changed): not stored, counted lost", false, HIST, F(hist.schema_mismatch), U64 },
+    { "sluice_history_unsequenced_values_total", "values that came without a change seq (TX's journal off): not "
+      "recorded", false, HIST, F(hist.unsequenced), U64 },
+    { "sluice_history_journals_retired_total", "TX journals retired (slot bound, or silent): their missing counted "
+      "lost", false, HIST, F(hist.retired), U64 },
+    { "sluice_history_no_status", "1 while no TX journal status came for 60 s ([backfill] off on TX?)", true, HIST,
+      F(hist.no_status), FLAG },
     { "sluice_history_journals", "TX journals tracked", true, HIST, F(hist.journals), U32 },
     { "sluice_history_pending", "history rows waiting for their batch", true, HIST, F(hist.pending), U32 },
 };

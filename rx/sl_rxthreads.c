@@ -139,7 +139,7 @@ void sl_rxd_on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
         /* After the mirror took its SCHEMA: rx-hist maps tag ids through
          * it. A full queue drops the copy (counted); the seqs stay missing
          * and the backfill carousel brings them. */
-        if (d->hist)
+        if (d->hist && sl_history_wants_tags(payload, len))   /* KEYFRAME/SCHEMA-only: not queued */
             (void)sl_chanq_push(d->t->histq, h->channel, h->session, payload, len, now_us);
         return;
     case SL_CHANNEL_HISTORY:
@@ -895,8 +895,12 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, SL_CHANQ_SLOTS_DEFAULT - SL_CHANQ_SYSLOG_SHARE);
     /* rx-hist's own queue: a database stall fills it, never the file or
      * syslog channels' (SL_CHANQ_SLOTS_DEFAULT blocks of the largest size). */
-    if (e == SL_OK && d->hist)
-        e = sl_chanq_create(&t->histq, SL_CHANQ_SLOTS_DEFAULT, max_payload, t->histq_fd);
+    if (e == SL_OK && d->hist) {
+        /* Sized in bytes: 64 slots were ~90 ms of a busy plant's payloads. */
+        size_t hslots = max_payload ? SL_HISTORY_QUEUE_BYTES / max_payload : 0;
+        hslots = hslots < SL_CHANQ_SLOTS_DEFAULT ? SL_CHANQ_SLOTS_DEFAULT : hslots > 4096u ? 4096u : hslots;
+        e = sl_chanq_create(&t->histq, (uint32_t)hslots, max_payload, t->histq_fd);
+    }
     struct store_ctx *s = &t->store;
     if (e == SL_OK && d->store) {
         uint32_t n = c->mirror.max_tags;

@@ -579,3 +579,123 @@ SL_TEST(history, many_holes_all_healed)
     sl_history_destroy(h);
     sl_mirror_destroy(m);
 }
+
+/* One status-only HISTORY payload of journal jid. */
+static size_t status_only(uint8_t *buf, size_t cap, uint64_t jid, uint64_t oldest, uint64_t next)
+{
+    struct sl_hstatus st = { jid, oldest, next };
+    struct sl_hmsg_writer w;
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, buf, cap, &st), SL_OK);
+    return sl_hmsg_finish(&w);
+}
+
+/* Bad input bounded: a next_seq jump near 2^62 (status or live value) is
+ * refused and missing stays sane; a source time days ahead is not stored;
+ * a backfilled value whose type is not the schema's is not stored (lost);
+ * plain DELTA values are counted as unsequenced; KEYFRAME-only payloads are
+ * not queued. */
+SL_TEST(history, implausible_input_refused)
+{
+    struct sl_mirror *m = fx_mirror(1);
+    int slot = sl_mirror_reader_register(m);
+    const char *path = hist_db_path("implausible.db");
+    struct sl_history *h = open_hist(m, slot, path);
+    static uint8_t buf[8192];
+    struct sl_history_stats st;
+    size_t n = status_only(buf, sizeof buf, JID, 1, 11);
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 1000);
+    n = status_only(buf, sizeof buf, JID, 1, 1ull << 62);
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 2000);
+    sl_history_stats(h, &st, T0US + 2000);
+    CU_ASSERT_EQUAL(st.missing, 10);
+    CU_ASSERT_EQUAL(st.bad_seq, 1);
+    struct sl_value fv = { .tag_id = 5, .type = SL_TYPE_UINT16, .raw = 1, .source_time_us = T0US, .seq = 1ull << 40 };
+    struct sl_msg_writer mw;
+    size_t taken;
+    sl_msg_writer_init(&mw, buf, sizeof buf);
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_delta_seq(&mw, &taken, JID, &fv, 1), SL_OK);
+    sl_history_payload(h, SL_CHANNEL_TAGS, buf, mw.off, T0US + 3000);
+    sl_history_stats(h, &st, T0US + 3000);
+    CU_ASSERT_EQUAL(st.missing, 10);
+    CU_ASSERT_EQUAL(st.bad_seq, 2);
+    CU_ASSERT_EQUAL(st.pending, 0);
+    /* An honest status still moves it. */
+    n = status_only(buf, sizeof buf, JID, 1, 21);
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 4000);
+    sl_history_stats(h, &st, T0US + 4000);
+    CU_ASSERT_EQUAL(st.missing, 20);
+    /* Seq 1 two days ahead of the receive time: done, not stored. */
+    struct sl_value v = { .tag_id = 5, .type = SL_TYPE_UINT16, .raw = 1, .source_time_us = T0US + 2 * 86400000000ull,
+                          .seq = 1 };
+    sl_msg_writer_init(&mw, buf, sizeof buf);
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_delta_seq(&mw, &taken, JID, &v, 1), SL_OK);
+    CU_ASSERT_TRUE(sl_history_wants_tags(buf, mw.off));
+    sl_history_payload(h, SL_CHANNEL_TAGS, buf, mw.off, T0US + 5000);
+    sl_history_stats(h, &st, T0US + 5000);
+    CU_ASSERT_EQUAL(st.bad_time, 1);
+    CU_ASSERT_EQUAL(st.pending, 0);
+    CU_ASSERT_EQUAL(st.missing, 19);
+    /* Backfill of seq 2 typed float32 while tag 5 is uint16. */
+    struct sl_hstatus hs = { JID, 1, 21 };
+    struct sl_hmsg_writer w;
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_writer_init(&w, buf, sizeof buf, &hs), SL_OK);
+    struct sl_hrec rec = { .seq = 2, .count = 1, .source_time_us = T0US, .raw = 0x3f800000u, .tag_id = 5,
+                           .type = SL_TYPE_FLOAT32, .kind = SL_HREC_VALUE };
+    CU_ASSERT_EQUAL_FATAL(sl_hmsg_put(&w, &rec), SL_OK);
+    n = sl_hmsg_finish(&w);
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 6000);
+    sl_history_stats(h, &st, T0US + 6000);
+    CU_ASSERT_EQUAL(st.schema_mismatch, 1);
+    CU_ASSERT_EQUAL(st.pending, 0);
+    CU_ASSERT_EQUAL(st.missing, 18);
+    CU_ASSERT_EQUAL(st.lost, 1);
+    /* Plain DELTA: counted, not recorded; a KEYFRAME-only payload is not wanted. */
+    v.source_time_us = T0US;
+    sl_msg_writer_init(&mw, buf, sizeof buf);
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_delta(&mw, &taken, &v, 1), SL_OK);
+    sl_history_payload(h, SL_CHANNEL_TAGS, buf, mw.off, T0US + 7000);
+    sl_history_stats(h, &st, T0US + 7000);
+    CU_ASSERT_EQUAL(st.unsequenced, 1);
+    sl_msg_writer_init(&mw, buf, sizeof buf);
+    CU_ASSERT_EQUAL_FATAL(sl_msg_put_keyframe(&mw, &taken, 1, 0, 1, 1, &v, 1), SL_OK);
+    CU_ASSERT_FALSE(sl_history_wants_tags(buf, mw.off));
+    sl_history_destroy(h);
+    sl_mirror_destroy(m);
+}
+
+/* A journal that went silent (TX's state wiped: a new journal talks) is
+ * retired after SL_HISTORY_IDLE_US, its missing counted lost; with no status
+ * at all for a minute the no-status flag is up; retention runs while
+ * batches fail. */
+SL_TEST(history, silent_journal_retired_and_no_status)
+{
+    struct sl_mirror *m = fx_mirror(1);
+    int slot = sl_mirror_reader_register(m);
+    const char *path = hist_db_path("silent.db");
+    struct sl_history *h = open_hist(m, slot, path);
+    static uint8_t buf[4096];
+    struct sl_history_stats st;
+    CU_ASSERT_EQUAL(sl_history_tick(h, 1, T0US, false), SL_OK);
+    CU_ASSERT_EQUAL(sl_history_tick(h, 2, T0US + 61000000ull, false), SL_OK);
+    sl_history_stats(h, &st, T0US + 61000000ull);
+    CU_ASSERT_TRUE(st.no_status);
+    size_t n = status_only(buf, sizeof buf, JID, 1, 101);   /* 100 missing */
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 62000000ull);
+    sl_history_stats(h, &st, T0US + 62000000ull);
+    CU_ASSERT_FALSE(st.no_status);
+    CU_ASSERT_EQUAL(st.missing, 100);
+    uint64_t t = T0US + 62000000ull;
+    for (int k = 0; k < 12; k++) {   /* 12 minutes of only the new journal */
+        t += 60000000ull;
+        n = status_only(buf, sizeof buf, JID + 1, 1, 1);
+        sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, t);
+        CU_ASSERT_EQUAL(sl_history_tick(h, 3 + (uint64_t)k, t, false), SL_OK);
+    }
+    sl_history_stats(h, &st, t);
+    CU_ASSERT_EQUAL(st.missing, 0);
+    CU_ASSERT_EQUAL(st.lost, 100);
+    CU_ASSERT_EQUAL(st.journals, 1);
+    CU_ASSERT_EQUAL(st.retired, 1);
+    sl_history_destroy(h);
+    sl_mirror_destroy(m);
+}

@@ -353,3 +353,32 @@ SL_TEST(histdb, full_disk_rolls_back_then_retries)
     snprintf(path, sizeof path, "%s", hist_db_path("full.db"));
     sl_test_in_child(NULL, fsize_body, path);
 }
+
+/* A repeated (tag, ts, seq, journal) is an ignored duplicate, never a failed
+ * batch: in one batch, across batches, and across merges (staged, merged,
+ * staged again, merged again). Queries see staged rows before the merge. */
+SL_TEST(histdb, repeats_ignored_and_merge_idempotent)
+{
+    const char *path = hist_db_path("idem.db");
+    struct sl_histdb *w = open_db(path, true);
+    uint32_t a;
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(w, "p/a", &a), SL_OK);
+    struct sl_histdb_row r[3] = { row(a, T0 + 5, 1, 1.0), row(a, T0 + 5, 1, 1.0), row(a, T0 + 6, 2, 2.0) };
+    for (int pass = 0; pass < 2; pass++) {
+        CU_ASSERT_EQUAL_FATAL(sl_histdb_begin(w), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(sl_histdb_put(w, r, 3), SL_OK);
+        CU_ASSERT_EQUAL_FATAL(sl_histdb_commit(w), SL_OK);
+        struct collect c = { 0 };
+        CU_ASSERT_EQUAL(sl_histdb_query(w, "p/a", T0, T0 + DAY_US, 100, collect_fn, &c, NULL), SL_OK);
+        CU_ASSERT_EQUAL(c.n, 2);   /* staged (and merged) rows, each once */
+        CU_ASSERT_EQUAL(sl_histdb_merge(w), SL_OK);
+        CU_ASSERT_EQUAL(sl_histdb_merge(w), SL_OK);
+        c = (struct collect){ 0 };
+        CU_ASSERT_EQUAL(sl_histdb_query(w, "p/a", T0, T0 + DAY_US, 100, collect_fn, &c, NULL), SL_OK);
+        CU_ASSERT_EQUAL(c.n, 2);
+    }
+    uint64_t n = 0;
+    CU_ASSERT_EQUAL(sl_histdb_retain(w, T0 + 2 * DAY_US, &n), SL_OK);
+    CU_ASSERT_EQUAL(n, 2);   /* partitions counted what the merges stored, once */
+    sl_histdb_close(w);
+}
