@@ -35,7 +35,10 @@
  * Identity: a journal has a random non-zero 64-bit journal_id made when it
  * is created and kept in the file "id" beside the segments; the seqs belong
  * to it. A wiped directory is a new journal with a new id, so a receiver
- * never mistakes reused seqs for ones it already holds. */
+ * never mistakes reused seqs for ones it already holds. A lost id, or
+ * records made with other tag maps (cfg->schema_fp against the file
+ * "schema"), also make a new id, and the segments found are deleted rather
+ * than served under it (RX would store them twice, or under other tags). */
 #ifndef SL_JOURNAL_H
 #define SL_JOURNAL_H
 
