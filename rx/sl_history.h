@@ -22,9 +22,11 @@
  *   missing  seqs in [floor, next) not in done
  * A status whose oldest_seq passes floor makes the missing seqs below it
  * lost (counted) and moves floor up. Memory is bounded: at most
- * SL_HISTORY_RANGES ranges per journal (the lowest hole is declared lost
- * when a new one would not fit) and SL_HISTORY_JOURNALS journals (the one
- * heard of longest ago is retired, its missing seqs counted lost).
+ * SL_HISTORY_RANGES ranges per journal, allocated as holes appear (past it
+ * the lowest hole is counted lost, yet its seqs are still taken when they
+ * come: the set's given_up_hi) and SL_HISTORY_JOURNALS journals (a status
+ * of a new one retires the one heard of longest ago; a silent journal is
+ * retired too; their missing seqs count lost).
  *
  * Not thread-safe: one thread (rx-hist) calls everything but
  * sl_history_stats' reader, which takes a copy the owner published. */
@@ -77,8 +79,9 @@ void sl_ivset_free(struct sl_ivset *s);
 bool sl_ivset_has(const struct sl_ivset *s, uint64_t seq);
 /* Adds [lo, hi) (t_us: source time of lo, 0 unknown); returns how many seqs
  * were new. When the set would exceed cap ranges, the lowest hole is
- * filled first and its length added to *forced (the caller counts it
- * lost). O(n) worst case, O(log n) for the common append. */
+ * filled first, its length added to *forced (the caller counts it lost)
+ * and given_up_hi raised past it (seqs below it may be given up, not
+ * received). O(n) worst case, O(log n) for the common append. */
 uint64_t sl_ivset_add(struct sl_ivset *s, uint64_t lo, uint64_t hi, uint64_t t_us, uint64_t *forced);
 /* Seqs of [lo, hi) in the set. O(n). */
 uint64_t sl_ivset_count(const struct sl_ivset *s, uint64_t lo, uint64_t hi);
