@@ -50,6 +50,11 @@ static sl_err chown_entries(int dir_fd, uid_t uid, gid_t gid)
         struct stat st;
         if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
+        /* The journal's own files are regular with one link: a hard link
+         * the run user made to someone else's file is left alone (root
+         * would otherwise hand that file over). */
+        if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
+            continue;
         if ((st.st_uid != uid || st.st_gid != gid) &&
             fchownat(dir_fd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
             e = SL_ERR_IO;
