@@ -167,7 +167,8 @@ def api_points(tag, from_us, to_us, fmt="json"):
 
 class SqliteHistory:
     """RX's SQLite history read-only (docs/history.md, "RX history"): the
-    tags table and the per-day partitions the partitions table lists."""
+    tags table, the per-day tables the partitions table lists and the
+    staging table."""
 
     def __init__(self, path):
         self.path = path
@@ -176,17 +177,22 @@ class SqliteHistory:
         return sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=10)
 
     def rows(self):
-        """[(path_name, ts_us, journal_id, seq, value, quality, origin)] of every partition."""
+        """[(path_name, ts_us, journal_id, seq, value, quality, origin)] of every table."""
         con = self._con()
         try:
-            parts = [r[0] for r in con.execute("SELECT name FROM partitions ORDER BY day")]
-            out = []
-            for p in parts:
-                out += con.execute("SELECT t.path_name, h.ts_us, h.journal_id, h.seq, h.value, h.quality, "
-                                   "h.origin FROM %s h JOIN tags t ON t.tag_id = h.tag" % p).fetchall()
+            out = set()      # a row both staged and merged (a merge redone after a crash) is one row
+            for p in self._tables(con):
+                out |= set(con.execute("SELECT t.path_name, h.ts_us, h.journal_id, h.seq, h.value, h.quality, "
+                                       "h.origin FROM %s h JOIN tags t ON t.tag_id = h.tag" % p).fetchall())
         finally:
             con.close()
         return [(r[0], r[1], r[2] & 0xFFFFFFFFFFFFFFFF, r[3], r[4], r[5], r[6]) for r in out]
+
+    @staticmethod
+    def _tables(con):
+        """The day tables, then staging (rows of recent batches not yet
+        merged into their day: queries read both)."""
+        return [r[0] for r in con.execute("SELECT name FROM partitions ORDER BY day")] + ["staging"]
 
     def count(self):
         return self.summary()[0]
@@ -196,10 +202,7 @@ class SqliteHistory:
         try:
             con = self._con()
             try:
-                parts = [r[0] for r in con.execute("SELECT name FROM partitions")]
-                if not parts:
-                    return 0, 0, 0
-                q = " UNION ALL ".join("SELECT seq, ts_us FROM %s" % p for p in parts)
+                q = " UNION ".join("SELECT tag, ts_us, seq, journal_id FROM %s" % p for p in self._tables(con))
                 n, top, newest = con.execute("SELECT count(*), max(seq), max(ts_us) FROM (%s)" % q).fetchone()
             finally:
                 con.close()
