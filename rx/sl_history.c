@@ -33,16 +33,17 @@ sl_err sl_ivset_init(struct sl_ivset *s, uint32_t cap)
     /* Memory follows the holes: IVSET_FIRST ranges at first, doubled on
      * demand up to cap. */
     s->alloc = cap < IVSET_FIRST ? cap : IVSET_FIRST;
-    s->r = malloc((size_t)s->alloc * sizeof *s->r);
-    if (!s->r)
+    s->base = malloc((size_t)s->alloc * sizeof *s->base);
+    if (!s->base)
         return SL_ERR_NOMEM;
+    s->r = s->base;
     s->cap = cap;
     return SL_OK;
 }
 
 void sl_ivset_free(struct sl_ivset *s)
 {
-    free(s->r);
+    free(s->base);
     memset(s, 0, sizeof *s);
 }
 
@@ -88,16 +89,25 @@ uint64_t sl_ivset_add(struct sl_ivset *s, uint64_t lo, uint64_t hi, uint64_t t_u
         m.lo = lo < m.lo ? lo : m.lo;
         m.hi = hi > s->r[j - 1].hi ? hi : s->r[j - 1].hi;
         s->r[i] = m;
-        memmove(&s->r[i + 1], &s->r[j], (size_t)(s->n - j) * sizeof *s->r);
-        s->n -= j - i - 1;
+        uint32_t d = j - i - 1;
+        if (d && i < s->n / 2) {
+            /* Backfill fills the lowest holes first: move the shorter side. */
+            memmove(&s->r[d], &s->r[0], (size_t)(i + 1) * sizeof *s->r);
+            s->r += d;
+        } else if (d) {
+            memmove(&s->r[i + 1], &s->r[j], (size_t)(s->n - j) * sizeof *s->r);
+        }
+        s->n -= d;
         s->total += (hi - lo) - overlap;
         return (hi - lo) - overlap;
     }
     if (s->n == s->alloc && s->alloc < s->cap) {
         uint32_t na = s->alloc > s->cap / 2 ? s->cap : s->alloc * 2;
-        struct sl_ivrange *nr = realloc(s->r, (size_t)na * sizeof *s->r);
-        if (nr) {
-            s->r = nr;
+        size_t off = (size_t)(s->r - s->base);
+        struct sl_ivrange *nb = realloc(s->base, (size_t)na * sizeof *s->base);
+        if (nb) {
+            s->base = nb;
+            s->r = nb + off;
             s->alloc = na;
         }
     }
@@ -110,15 +120,26 @@ uint64_t sl_ivset_add(struct sl_ivset *s, uint64_t lo, uint64_t hi, uint64_t t_u
         s->total += hole;
         if (s->r[1].lo > s->given_up_hi)
             s->given_up_hi = s->r[1].lo;
-        s->r[0].hi = s->r[1].hi;
-        memmove(&s->r[1], &s->r[2], (size_t)(s->n - 2) * sizeof *s->r);
+        s->r[1].lo = s->r[0].lo;
+        s->r[1].t_us = s->r[0].t_us;
+        s->r++;
         s->n--;
         if (forced)
             *forced += hole;
         /* The given-up hole may have held part of [lo, hi). */
         return sl_ivset_add(s, lo, hi, t_us, forced);
     }
-    memmove(&s->r[i + 1], &s->r[i], (size_t)(s->n - i) * sizeof *s->r);
+    if (s->r > s->base && i < s->n / 2) {
+        /* Room below the first range: move the shorter front down. */
+        s->r--;
+        memmove(&s->r[0], &s->r[1], (size_t)i * sizeof *s->r);
+    } else {
+        if ((size_t)(s->r - s->base) + s->n == s->alloc) {
+            memmove(s->base, s->r, (size_t)s->n * sizeof *s->r);   /* compact: once per freed front */
+            s->r = s->base;
+        }
+        memmove(&s->r[i + 1], &s->r[i], (size_t)(s->n - i) * sizeof *s->r);
+    }
     s->r[i] = (struct sl_ivrange){ lo, hi, t_us };
     s->n++;
     s->total += hi - lo;
@@ -144,8 +165,10 @@ void sl_ivset_trim(struct sl_ivset *s, uint64_t floor)
         s->total -= s->r[k].hi - s->r[k].lo;
         k++;
     }
-    memmove(&s->r[0], &s->r[k], (size_t)(s->n - k) * sizeof *s->r);
+    s->r += k;
     s->n -= k;
+    if (!s->n)
+        s->r = s->base;
     if (s->n && s->r[0].lo < floor) {
         s->total -= floor - s->r[0].lo;
         s->r[0].lo = floor;
@@ -315,14 +338,15 @@ sl_err sl_hjournal_decode(struct sl_hjournal *j, const void *blob, size_t len)
     if (e == SL_OK && (n > j->done.cap || hs > 1 || given > SL_HREC_SEQ_LIMIT))
         e = SL_ERR_RANGE;
     if (e == SL_OK && n > j->done.alloc) {
-        struct sl_ivrange *nr = realloc(j->done.r, (size_t)n * sizeof *nr);
-        if (!nr)
+        struct sl_ivrange *nb = realloc(j->done.base, (size_t)n * sizeof *nb);
+        if (!nb)
             e = SL_ERR_NOMEM;
         else {
-            j->done.r = nr;
+            j->done.base = nb;
             j->done.alloc = (uint32_t)n;
         }
     }
+    j->done.r = j->done.base;
     j->done.n = 0;
     j->done.total = 0;
     uint64_t prev = 0;

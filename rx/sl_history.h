@@ -67,7 +67,8 @@ struct sl_ivrange {
 };
 
 struct sl_ivset {
-    struct sl_ivrange *r;   /* sorted, disjoint, non-adjacent */
+    struct sl_ivrange *r;   /* sorted, disjoint, non-adjacent; r[0..n) lies in base[0..alloc) */
+    struct sl_ivrange *base;/* the allocation: ranges dropped or filled at the front move r up, O(1) */
     uint32_t n, alloc, cap; /* used, allocated, at most */
     uint64_t total;         /* seqs in the set */
     uint64_t given_up_hi;   /* given-up holes all lie below this; 0 none */
