@@ -699,3 +699,43 @@ SL_TEST(history, silent_journal_retired_and_no_status)
     sl_history_destroy(h);
     sl_mirror_destroy(m);
 }
+
+/* Retention runs while batches fail (on a full disk it frees the pages the
+ * next batch needs). */
+SL_TEST(history, retention_runs_while_failing)
+{
+    struct sl_mirror *m = fx_mirror(1);
+    int slot = sl_mirror_reader_register(m);
+    const char *path = hist_db_path("retfail.db");
+    struct sl_histdb_config dc = { .database = path, .retention_days = 30 };
+    struct sl_histdb *w;
+    char err[256];
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_open(&w, &dc, true, err, sizeof err), SL_OK);
+    uint32_t tag;
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_tag(w, "p/old", &tag), SL_OK);
+    struct sl_histdb_row old = { .tag = tag, .ts_us = (int64_t)(T0US - 29ull * 86400000000ull - 43200000000ull),
+                                 .journal_id = 9, .seq = 1, .type = SL_TYPE_UINT16 };
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_begin(w), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_put(w, &old, 1), SL_OK);
+    CU_ASSERT_EQUAL_FATAL(sl_histdb_commit(w), SL_OK);
+    sl_histdb_close(w);
+    struct sl_history *h = open_hist(m, slot, path);
+    sqlite3 *db;
+    CU_ASSERT_FATAL(sqlite3_open(path, &db) == SQLITE_OK);
+    CU_ASSERT_FATAL(sqlite3_exec(db, "CREATE TRIGGER refuse BEFORE INSERT ON staging BEGIN SELECT RAISE(FAIL, "
+                                     "'refused'); END", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    static uint8_t buf[4096];
+    size_t n = history(buf, sizeof buf, 1, 3, 1, 3, 0, 0);
+    sl_history_payload(h, SL_CHANNEL_HISTORY, buf, n, T0US + 1000);
+    CU_ASSERT_EQUAL(sl_history_tick(h, 1, T0US + 1000, false), SL_OK);   /* not due yet; arms retention */
+    CU_ASSERT_EQUAL(sl_history_tick(h, 2, T0US + 1000, true), SL_ERR_IO);
+    struct sl_history_stats st;
+    /* An hour later, a day later: the batch still fails, the old day goes. */
+    (void)sl_history_tick(h, 2 + SL_HISTORY_RETAIN_MS, T0US + 86400000000ull, false);
+    sl_history_stats(h, &st, T0US + 86400000000ull);
+    CU_ASSERT_TRUE(st.failing);
+    CU_ASSERT_EQUAL(st.retained_rows, 1);
+    sl_history_destroy(h);
+    sl_mirror_destroy(m);
+}
