@@ -900,6 +900,8 @@ sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us,
     return e;
 }
 
+uint64_t sl_history_rows(const struct sl_history *h) { return h->st.rows; }
+
 void sl_history_stats(const struct sl_history *h, struct sl_history_stats *out, uint64_t wall_us)
 {
     *out = h->st;

@@ -188,6 +188,8 @@ bool sl_history_wants_tags(const uint8_t *p, size_t len);
  * change, retried later). */
 sl_err sl_history_tick(struct sl_history *h, uint64_t mono_ms, uint64_t wall_us, bool force);
 void sl_history_stats(const struct sl_history *h, struct sl_history_stats *out, uint64_t wall_us);
+/* Rows committed so far (stats' rows), O(1): the owner publishes after a commit. */
+uint64_t sl_history_rows(const struct sl_history *h);
 /* Closes the writer (no commit: call sl_history_tick(force) first). */
 void sl_history_destroy(struct sl_history *h);
 

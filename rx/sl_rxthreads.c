@@ -617,9 +617,12 @@ static sl_err hist_main(struct sl_thread *th, void *arg)
         if (wait_queue(th, t->histq_fd) != SL_OK)
             return SL_ERR_IO;
         hist_drain(d);
-        uint64_t now = sl_clock_mono_ms();
+        uint64_t now = sl_clock_mono_ms(), rows = sl_history_rows(d->hist);
         (void)sl_history_tick(d->hist, now, sl_clock_wall_us(), false);   /* failures: logged, retried */
-        if (sl_clock_due(&next_pub, now, PUBLISH_MS))
+        /* After a commit at once: missing falls when values are taken, the
+         * row counters when their batch commits; a reader of both must not
+         * see the store complete with the counters of before. */
+        if (sl_clock_due(&next_pub, now, PUBLISH_MS) || sl_history_rows(d->hist) != rows)
             hist_publish(d);
     }
     /* Intake has stopped: what it queued, then the last batch. */
