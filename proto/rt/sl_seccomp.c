@@ -392,7 +392,8 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
         static const int hist_net_calls[] = { SCMP_SYS(sendto), SCMP_SYS(sendmsg), SCMP_SYS(recvfrom),
                                               SCMP_SYS(recvmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
                                               SCMP_SYS(setsockopt), SCMP_SYS(getsockname),
-                                              SCMP_SYS(getpeername), SCMP_SYS(connect) };
+                                              SCMP_SYS(getpeername), SCMP_SYS(connect),
+                                              SCMP_SYS(sendmmsg) /* glibc's DNS queries (A and AAAA at once) */ };
         rc |= ALLOW(f, file_calls);
         rc |= common_rules(f, false);
         if (flags & SL_SECCOMP_F_CONNECT) {
@@ -413,6 +414,7 @@ static int build(scmp_filter_ctx f, enum sl_seccomp_profile p, unsigned flags)
         rc |= common_rules(f, false);
         if (flags & SL_SECCOMP_F_CONNECT) {
             rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(connect), 0);
+            rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(sendmmsg), 0);   /* DNS, as rx-hist */
             rc |= socket_rules(f, true);
         }
         break;

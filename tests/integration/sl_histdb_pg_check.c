@@ -12,6 +12,10 @@
  *       15 s). Server changes are a handshake on stdout/stdin: the
  *       program prints STOP, START, RESTART, HANG or RESUME and waits for a
  *       line.
+ *   sl_histdb_pg_check unresolvable URL
+ *       URL's host name cannot be resolved (the caller points DNS at a dead
+ *       address): reader and writer opens fail with the reason, no SIGSYS
+ *       under SL_PG_SANDBOX.
  *   sl_histdb_pg_check bench URL PASSWORD ROWS TAGS DAYS
  *       insert rate (COPY batches of 20,000 rows) and one tag's hour and
  *       month query times; prints figures, asserts nothing.
@@ -521,6 +525,24 @@ static void sandbox(const char *url)
     OK("sandboxed: rx, rx-hist and rx-query lists with outbound sockets (host %s)", host);
 }
 
+/* A host name only DNS could answer, with DNS not answering, under the
+ * lists: the opens fail with the resolver's reason (the lookup's own calls,
+ * sendmmsg among them, are on the history threads' lists: no SIGSYS). */
+static int unresolvable(const char *url)
+{
+    char err[256];
+    struct sl_histdb *db = NULL;
+    struct sl_histdb_config c = { .url = url };
+    for (int w = 0; w < 2; w++) {
+        sl_err e = sl_histdb_open(&db, &c, w == 1, err, sizeof err);
+        CHECK(e == SL_ERR_IO && strstr(err, "cannot resolve the host name"), "%s open: %s %s",
+              w ? "writer" : "reader", sl_strerror(e), err);
+    }
+    OK("a name DNS cannot answer: %s", err);
+    printf("PASS\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -528,6 +550,8 @@ int main(int argc, char **argv)
         sandbox(argv[2]);
     if ((argc == 5 || (argc == 6 && !strcmp(argv[5], "hang"))) && !strcmp(argv[1], "suite"))
         return suite(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, argv[4], argc == 6);
+    if (argc == 3 && !strcmp(argv[1], "unresolvable"))
+        return unresolvable(argv[2]);
     if (argc == 7 && !strcmp(argv[1], "bench"))
         return bench(argv[2], strcmp(argv[3], "-") ? argv[3] : NULL, strtoull(argv[4], NULL, 10),
                      (uint32_t)strtoul(argv[5], NULL, 10), (uint32_t)strtoul(argv[6], NULL, 10));

@@ -139,6 +139,21 @@ def main():
             os.chmod(dns, 0o755)
             if run_suite(pg, url, {"SL_PG_SANDBOX": "1"}, dns_dir=dns if os.geteuid() == 0 else None) != 0:
                 return 1
+            if os.geteuid() == 0:
+                # A name only DNS knows, DNS not answering (port 53 on
+                # loopback: refused at once), under the lists.
+                with open(os.path.join(dns, "resolv.conf"), "w") as f:
+                    f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+                r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                                    'mount --bind "$0/hosts" /etc/hosts && mount --bind "$0/resolv.conf" '
+                                    '/etc/resolv.conf && exec "$@"', dns, CHECK, "unresolvable",
+                                    url.replace("@localhost:", "@pg.sluice-test.invalid:")],
+                                   env=dict(os.environ, SL_PG_SANDBOX="1"), capture_output=True, text=True,
+                                   timeout=60)
+                print("  " + r.stdout.replace("\n", "\n  ").rstrip())
+                assert r.returncode == 0 and "PASS" in r.stdout, \
+                    "unresolvable name: exit %d%s\n%s" % (r.returncode, " (SIGSYS)" if r.returncode == -31 else "",
+                                                            r.stderr[-500:])
         if run_suite(pg, pg.url, {}, hang=True) != 0:
             return 1
         # The tables as an operator sees them.
