@@ -12,7 +12,10 @@
  * Idempotency is the caller's: the rx-hist thread inserts a (journal, seq)
  * only when its received-set says it is new, and saves that set in the same
  * transaction as the rows, so a crash never leaves rows without their
- * accounting or the reverse. Backends need no unique index on seq.
+ * accounting or the reverse. Backends still key rows uniquely on (tag,
+ * ts, seq, journal) and ignore a repeat, because a state saved late (large
+ * sets are saved every 10 s) or a COMMIT whose reply was lost makes the
+ * writer send rows it already stored.
  *
  * Errors: SL_ERR_IO (disk full, I/O error, connection lost, refused SQL)
  * with the backend's text in sl_histdb_errmsg; a failed batch is rolled

@@ -21,10 +21,9 @@ SQLite run (the default), one chain:
   each followed by: healed within HEAL_S s (measured and printed: "healed
   after"): sluice_history_missing_changes 0 and the store holding every
   seq from 1 to one journaled after the impairment, the gap's rows counted
-  in sluice_history_backfill_rows_total. missing_changes must have been
-  seen above 0 in at least one phase (a sampler in sl-it reads /metrics
-  every ~10 ms; within one phase RX may count a gap and fill it inside one
-  100 ms publication).
+  in sluice_history_backfill_rows_total. The highest missing_changes a
+  sampler in sl-it saw (every ~10 ms) is printed per phase, not asserted:
+  RX may count a gap and fill it inside one commit.
   Then the PLC stops (sluice-sim terminated: the tags' BadCommunicationError
   is the journal's last change), the journal stands still and the last
   missing seqs heal. Checked then:
@@ -504,11 +503,14 @@ def run_chain(d, backend, phases):
                    "the burst proved nothing" % (lost0, lost1))
             say("burst: %d blocks lost beyond FEC" % (lost1 - lost0))
             ch.alive()
-        # RX counted a gap at least once (a missing_changes stuck at 0 fails here;
-        # per phase the count may come and go within one publication).
+        # How high missing_changes was seen per phase. Reported, not asserted:
+        # a gap that backfill closes inside one commit (the first live value
+        # after it and its HISTORY in the same batch) never shows in /metrics,
+        # so a zero peak proves nothing. That RX counts what it lacks is proved
+        # by unit_rx_history (accounting cases) and here by every healed phase
+        # needing sluice_history_backfill_rows_total to rise.
         peaks = {k: v[0] for k, v in heals.items()}
-        expect(max(peaks.values() or [1]) > 0, "sluice_history_missing_changes was never seen above 0 "
-               "(peaks per phase %s): RX does not count the changes it lacks" % peaks)
+        say("sluice_history_missing_changes peaks per phase: %s" % peaks)
         # The PLC stops: TX journals the tags' BadCommunicationError and then
         # nothing more, so the journal stands still and the history can be
         # compared with it whole.
