@@ -727,6 +727,9 @@ static enum MHD_Result send_status(struct sl_http *h, struct MHD_Connection *c)
     sl_jbuf_lit(&b, "},\"http\":{");
     field_u64(&b, "requests", h->st.requests, true);
     field_u64(&b, "sse_clients", h->st.sse_clients, false);
+    /* The page asks before it fetches a trend: with [history] off it says
+     * so instead of drawing a 503 into the browser's console. */
+    sl_jbuf_lit(&b, h->histsrv != NULL ? ",\"history\":true" : ",\"history\":false");
     sl_jbuf_lit(&b, "},\"counters\":{");
     for (size_t i = 0; i < s.ncounters; i++) {
         sl_jbuf_lit(&b, i ? "," : "");

@@ -327,8 +327,9 @@ sl_err sl_sender_beacon(struct sl_sender *s, struct sl_beacon *b)
      * groups go out whole and in order, so between drains this is a prefix
      * of the sequence and RX can count what never arrived. */
     b->highest_block = s->st.emitted[SL_CHANNEL_TAGS];
-    b->blocks_sent = s->st.emitted[SL_CHANNEL_TAGS] + s->st.emitted[SL_CHANNEL_FILES] +
-                     s->st.emitted[SL_CHANNEL_SYSLOG];
+    b->blocks_sent = 0;   /* every channel, as the beacon layout says */
+    for (unsigned c = 0; c < SL_CHANNEL_COUNT; c++)
+        b->blocks_sent += s->st.emitted[c];
     b->frames_sent = s->st.frames_sent;
     uint8_t dg[SL_BEACON_BYTES];
     sl_err e = sl_datagram_beacon_encode(dg, sizeof dg, b, s->cfg.signer);
