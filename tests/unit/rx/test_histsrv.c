@@ -216,8 +216,11 @@ SL_TEST(histsrv, busy_stalled_and_stop)
     snprintf(path, sizeof path, "%s/h.db", dir);
     make_store(path, 5000);
     struct sl_histsrv *q;
-    /* one running + one waiting; a write stalled 300 ms is cut */
-    struct sl_histsrv_config cfg = { .db = { .database = path }, .slots = 1, .send_timeout_ms = 300 };
+    /* one running + one waiting; a write stalled 1 s is cut. The stop case
+     * below needs its stalled job still running when stop comes, ~100 ms
+     * after it started: the timeout leaves room for a loaded machine (a
+     * sanitizer build beside other tests) to be late by most of a second. */
+    struct sl_histsrv_config cfg = { .db = { .database = path }, .slots = 1, .send_timeout_ms = 1000 };
     CU_ASSERT_EQUAL_FATAL(sl_histsrv_create(&q, &cfg), SL_OK);
     sl_histsrv_bind(q, on_done, NULL);
     CU_ASSERT_EQUAL_FATAL(sl_histsrv_start(q, -1, -1, 0), SL_OK);
@@ -239,7 +242,7 @@ SL_TEST(histsrv, busy_stalled_and_stop)
     struct sl_histsrv_stats st;
     sl_histsrv_stats(q, &st);
     CU_ASSERT_EQUAL(st.busy, 1);
-    /* a is cut after the 300 ms send timeout; then b runs and is answered. */
+    /* a is cut after the 1 s send timeout; then b runs and is answered. */
     static char buf[1 << 20];
     read_all(b[1], buf, sizeof buf);
     wait_done(2);
