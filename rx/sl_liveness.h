@@ -1,5 +1,5 @@
 /* Liveness from data: is the mirror really fed by the tag blocks TX sends?
- * (issue 13, docs/mirror.md §1.2)
+ * (docs/mirror.md §1.2)
  *
  * Beacons alone cannot prove the mirror is fed: a link that delivers
  * beacons but loses (or is made to lose) tag blocks would keep frozen

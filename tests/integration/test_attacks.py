@@ -35,7 +35,7 @@ parts_count, +5/s) keeps moving on HTTP, Modbus and MQTT, or stops saying
 Good -- never frozen and Good for longer than FROZEN_S; during poisoning,
 the beacon flood and evict, tag blocks delivered (sluice_rx_blocks_total)
 reach DELIVERY_MIN of what the beacons announced (highest_block) over the
-window (the issue's "poisoning leaves genuine blocks delivered"), and
+window ("poisoning leaves genuine blocks delivered"), and
 evict also requires the value to keep moving; during IT-side floods
 RX's socket overflow counter (sluice_link_kernel_drops_total) stays 0 and
 HTTP answers within 1 s; nothing is written outside RX's directories. Every
@@ -191,7 +191,7 @@ def delivery_mark():
 
 def delivery(name, d0, require=True, min_ratio=DELIVERY_MIN):
     """Tag blocks delivered (verified, fresh) against the blocks the beacons
-    announced since d0: the issue's "poisoning leaves genuine blocks
+    announced since d0: "poisoning leaves genuine blocks
     delivered". Returns the ratio (None when it cannot be measured)."""
     d1 = delivery_mark()
     if d0 is None or d1 is None or d0[0] != d1[0] or d0[0] is None:
