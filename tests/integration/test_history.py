@@ -43,8 +43,9 @@ SQLite run (the default), one chain:
   - bad queries answered 400 with a JSON error: no tag, a bad from, from
     after to, a bad step, a bad limit, an unknown format.
 --pg: the same chain writing to a PostgreSQL started for the test inside
-sl-it (tests/integration/sl_pg.py, with a password_file), one cut, the same
-final checks against PostgreSQL (psql) and the API.
+sl-it (tests/integration/sl_pg.py, with a password_file), the same cut,
+RX restart and burst, the same final checks against PostgreSQL (psql) and
+the API.
 
 Healing time (docs/history.md, "Healing time"): the journal grows U ~200
 changes a second here; at b = 11 link bytes a record, R = RATE_MBPS and
@@ -572,7 +573,7 @@ def main():
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sl-history-") as d:
         if pg:
-            heals = run_chain(d, pg_backend, ("cut",))
+            heals = run_chain(d, pg_backend, ("cut", "restart", "burst"))
         else:
             heals = run_chain(d, sqlite_backend, ("cut", "restart", "burst", "queries"))
     say("healing times: %s; run took %.1f s" % (
