@@ -18,14 +18,25 @@
 #include "sl_key.h"
 #include "sl_wire.h"
 
-/* Block header fields that vary (magic, version, flags, reserved are fixed;
- * payload_len comes from the payload). */
+/* Block header fields that vary (magic and version are fixed; payload_len
+ * comes from the payload).
+ *
+ * split: 0 for the plain digest rule. 1 <= split < payload_len selects
+ * SL_BLOCK_FLAG_SPLIT: the signed digest is
+ * SHA-256(payload[0, split) || leaf) with leaf = SHA-256(payload[split, L)).
+ * Sealing: the caller that sets split also puts that leaf in h->leaf (it
+ * has just hashed those bytes for the file's tree digest, so they are not
+ * hashed again); a wrong leaf yields a block no receiver accepts.
+ * Opening: sl_block_open fills split and, when split != 0, leaf, which
+ * the file receiver takes as its chunk's leaf without a second pass. */
 struct sl_block_hdr {
     uint16_t channel;
     uint64_t session;
     uint64_t epoch;
     uint64_t block_seq;
     uint64_t tx_time_us;    /* TX wall clock at block close, µs since Unix epoch */
+    uint16_t split;         /* 0: plain digest; else SL_BLOCK_FLAG_SPLIT at this offset */
+    uint8_t leaf[SL_BLOCK_DIGEST_BYTES];   /* split != 0: SHA-256(payload[split, L)) */
 };
 
 /* What RX knows about a block from the DATA frames that carried it. */
@@ -78,7 +89,8 @@ sl_err sl_block_pad(size_t *padded_len, uint8_t *buf, size_t cap, size_t len, ui
  *   S in range, k' >= 1, blk_len == k' * S      SL_ERR_LENGTH
  *   blk_len >= SL_BLOCK_OVERHEAD                SL_ERR_TRUNCATED
  *   magic "SB" / version                        SL_ERR_MAGIC / SL_ERR_VERSION
- *   flags == 0, reserved == 0                   SL_ERR_HEADER
+ *   flags 0 with split field 0, or flags
+ *   SL_BLOCK_FLAG_SPLIT with 1 <= split < L      SL_ERR_HEADER
  *   channel, session, epoch, block_seq equal x  SL_ERR_MISMATCH
  *   44 + L + 64 <= blk_len, padding < S         SL_ERR_LENGTH
  *   padding bytes all zero                      SL_ERR_TRAILING

@@ -17,13 +17,13 @@
 #include "sl_wire.h"
 
 struct sl_fmsg {
-    uint8_t type;                        /* SL_MSG_FILE_BEGIN / _DATA / _END */
+    uint8_t type;                        /* SL_MSG_FILE_BEGIN / _DATA / _END / _END_TREE */
     uint32_t file_id;
     uint64_t size;                       /* BEGIN, END: file length in bytes */
     uint64_t offset;                     /* DATA */
     const uint8_t *data;                 /* DATA: borrowed from the payload */
     size_t data_len;
-    uint8_t sha256[SL_FILE_SHA256_BYTES];/* END */
+    uint8_t sha256[SL_FILE_SHA256_BYTES];/* END: SHA-256 of the file; END_TREE: tree digest */
     char name[SL_FILE_NAME_MAX + 1];     /* BEGIN, END: NUL-terminated */
 };
 
@@ -37,6 +37,11 @@ sl_err sl_fmsg_put_begin(uint8_t *out, size_t cap, size_t *off, uint32_t file_id
 __attribute__((warn_unused_result))
 sl_err sl_fmsg_put_end(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
                        const uint8_t sha256[SL_FILE_SHA256_BYTES], const char *name);
+
+/* The same for FILE_END_TREE: digest is the file's tree digest (sl_ftree.h). */
+__attribute__((warn_unused_result))
+sl_err sl_fmsg_put_end_tree(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
+                            const uint8_t digest[SL_FILE_SHA256_BYTES], const char *name);
 
 /* Room for file data in a FILE_DATA message that must fit in cap bytes
  * (header included): min(cap - 16, 65535 - 12), or 0 if none. */

@@ -100,9 +100,10 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
  *   0     2 magic        SL_BLOCK_MAGIC ("SB"; differs from datagram magic
  *                        so a block and a beacon can never verify as each other)
  *   2     1 version      SL_BLOCK_VERSION (2: the signature rule below)
- *   3     1 flags        0
+ *   3     1 flags        0, or SL_BLOCK_FLAG_SPLIT
  *   4     2 channel      must equal the frames' channel
- *   6     2 reserved     0
+ *   6     2 split        0 without the flag; with it 1 <= split < L: where
+ *                        the payload's digest splits (below)
  *   8     8 session      must equal the frames' session
  *  16     8 epoch        must equal the frames' epoch
  *  24     8 block_seq    must equal the frames' block_seq
@@ -112,7 +113,12 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
  *  44+L  64 signature    Ed25519 over the 76 bytes header [0, 44) followed
  *                        by SHA-256(payload): hash-then-sign, so the costly
  *                        pass over a large block is one SHA-256 (SHA-NI)
- *                        instead of Ed25519's two SHA-512 passes
+ *                        instead of Ed25519's two SHA-512 passes. With
+ *                        SL_BLOCK_FLAG_SPLIT the digest is instead
+ *                        SHA-256(payload[0, split) || SHA-256(payload[split, L)))
+ *                        so a file block's data (put last, at split) is
+ *                        hashed once and that hash is also the leaf of the
+ *                        file's tree digest (SL_MSG_FILE_END_TREE)
  *  108+L  . padding      zeros up to k*S; fewer than S bytes (k is minimal)
  */
 #define SL_BLOCK_MAGIC       0x5342u
@@ -121,6 +127,8 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_BLOCK_OFF_FLAGS       3u
 #define SL_BLOCK_OFF_CHANNEL     4u
 #define SL_BLOCK_OFF_RESERVED    6u
+#define SL_BLOCK_OFF_SPLIT       6u    /* the reserved field, with SL_BLOCK_FLAG_SPLIT */
+#define SL_BLOCK_FLAG_SPLIT      0x01u /* receivers older than the flag refuse such blocks (SL_ERR_HEADER) */
 #define SL_BLOCK_OFF_SESSION     8u
 #define SL_BLOCK_OFF_EPOCH       16u
 #define SL_BLOCK_OFF_BLOCK_SEQ   24u
@@ -211,7 +219,8 @@ static inline bool sl_wire_code_ok(unsigned k, unsigned m)
 #define SL_MSG_DELTA_SEQ     5u        /* DELTA whose values carry their change seq */
 #define SL_MSG_FILE_BEGIN    16u
 #define SL_MSG_FILE_DATA     17u
-#define SL_MSG_FILE_END      18u
+#define SL_MSG_FILE_END      18u       /* digest: SHA-256 of the whole file */
+#define SL_MSG_FILE_END_TREE 19u       /* same body; digest: the file's tree digest (below) */
 #define SL_MSG_SYSLOG        32u
 #define SL_MSG_HISTORY       48u       /* history channel: journal records (sl_hmsg.h) */
 
@@ -337,6 +346,14 @@ static inline unsigned sl_wire_type_regs(uint8_t type)
  *   FILE_DATA   0 4 file_id   4 8 offset   12 data (body_len - 12 bytes, >= 1)
  *   FILE_END    0 4 file_id   4 8 size     12 32 sha256    44 1 name_len
  *               45 name
+ *   FILE_END_TREE  the FILE_END body; its 32 bytes are the tree digest:
+ *     SHA-256("SLUICE-FILE-TREE-1" (18 ASCII bytes) || u64be size ||
+ *             for each FILE_DATA chunk in ascending offset:
+ *             u64be offset || u32be len || SHA-256(chunk data))
+ *     where the chunks cover [0, size) exactly, without gaps or overlaps
+ *     (size 0: no chunks). The leaves depend only on the data and the
+ *     chunking, not on file_id, so a repeat of the same file with the same
+ *     block geometry has the same digest.
  * Names are 1..SL_FILE_NAME_MAX bytes without NUL. */
 #define SL_FILE_OFF_ID          0u
 #define SL_FILE_OFF_SIZE        4u    /* BEGIN, END */
@@ -349,6 +366,9 @@ static inline unsigned sl_wire_type_regs(uint8_t type)
 #define SL_FILE_DATA_HDR        12u   /* file_id + offset */
 #define SL_FILE_BEGIN_FIXED     13u   /* file_id + size + name_len */
 #define SL_FILE_END_FIXED       45u   /* file_id + size + sha256 + name_len */
+#define SL_FTREE_DOMAIN         "SLUICE-FILE-TREE-1"
+#define SL_FTREE_DOMAIN_BYTES   18u
+#define SL_FTREE_ENTRY_BYTES    44u   /* offset 8 + len 4 + leaf 32 */
 
 /* Syslog channel (SL_CHANNEL_SYSLOG) body, one syslog message per SYSLOG
  * message, many per block (a batch); codec sl_logmsg.h:
