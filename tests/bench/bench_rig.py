@@ -131,19 +131,24 @@ def wait_until(pred, timeout, step=0.02):
 
 class Watch(threading.Thread):
     """Polls a directory every 2 ms: when the first byte of any file
-    appeared, and when a file first reached `size` bytes (the last byte).
-    Both receivers write the file in order, so this is first-to-last byte
-    as the receiver wrote it. Bounded by `timeout` seconds."""
+    appeared, when a file first reached `size` bytes (the last byte), and,
+    given `final`, when that path first existed (sluice-rx links the
+    verified, fsynced file under its final name only when it is whole).
+    Both receivers write the file in order, so first..last is first-to-last
+    byte as the receiver wrote it. Bounded by `timeout` seconds."""
 
-    def __init__(self, d, size, timeout):
+    def __init__(self, d, size, timeout, final=None):
         super().__init__(daemon=True)
-        self.d, self.size, self.timeout = d, size, timeout
-        self.first = self.last = None
+        self.d, self.size, self.timeout, self.final = d, size, timeout, final
+        self.first = self.last = self.delivered = None
         self.stop = False
+
+    def done(self):
+        return self.last is not None and (self.final is None or self.delivered is not None)
 
     def run(self):
         end = time.monotonic() + self.timeout
-        while not self.stop and time.monotonic() < end and self.last is None:
+        while not self.stop and time.monotonic() < end and not self.done():
             try:
                 for n in os.listdir(self.d):
                     try:
@@ -155,12 +160,29 @@ class Watch(threading.Thread):
                         self.first = now
                     if sz >= self.size and self.last is None:
                         self.last = now
+                if self.final and self.delivered is None and os.path.exists(self.final):
+                    self.delivered = time.monotonic()
             except FileNotFoundError:
                 pass
             time.sleep(0.002)
 
 
 # ---------------------------------------------------------------- machine
+
+def lscpu():
+    """lscpu's fields ("Model name", "Vendor ID", ...) as a dict; {} without lscpu."""
+    try:
+        r = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, LC_ALL="C"))
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    out = {}
+    for line in r.stdout.splitlines():
+        if ":" in line:
+            k, v = line.split(":", 1)
+            out.setdefault(k.strip(), v.strip())
+    return out
+
 
 def machine():
     model = ""
@@ -178,7 +200,16 @@ def machine():
                          text=True).stdout.strip()
     dirty = subprocess.run(["git", "-C", SRC, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
-    return {"nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
+    cpu = lscpu()
+    cores = None
+    try:
+        cores = int(cpu.get("Core(s) per socket", "")) * int(cpu.get("Socket(s)", "1"))
+    except ValueError:
+        pass
+    # The peer's figures move with the CPU vendor (udpcast ~2x between an
+    # Intel and an AMD host here), so the model travels with every result.
+    return {"nproc": os.cpu_count(), "cpu_model": cpu.get("Model name") or model,
+            "cpu_vendor": cpu.get("Vendor ID", ""), "cores": cores, "kernel": platform.release(),
             "memory_mib": mem, "loadavg_start": os.getloadavg()[0],
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "commit": rev + ("+local changes" if dirty else "")}
@@ -296,38 +327,61 @@ def bad_drops(totals):
 
 # ---------------------------------------------------------------- 2. bulk
 
+def per_gb(cpu_s, size):
+    """CPU seconds per 10^9 bytes of file."""
+    return cpu_s / (size / 1e9) if cpu_s is not None else None
+
+
+def goodputs(res, size, w, delivered):
+    """Both goodputs of one run into `res`, from the receiver's first byte:
+    to its last byte written (w.last) and to the file delivered (durable
+    under its final name). A run missing either is not ok."""
+    if not (res["ok"] and w.first is not None and w.last is not None and delivered is not None
+            and w.last > w.first and delivered >= w.last):
+        res["ok"] = False
+        return res
+    res["wall_s"] = w.last - w.first
+    res["goodput_mbps"] = size * 8 / res["wall_s"] / 1e6
+    res["delivered_s"] = delivered - w.first
+    res["goodput_delivered_mbps"] = size * 8 / res["delivered_s"] / 1e6
+    res["tail_s"] = delivered - w.last    # last byte -> usable file
+    return res
+
+
 def sluice_bulk(b, work, src, size, want, rate, gso, k, m, interleave):
     fresh(work, "incoming", "rx-state", "tx-state")
     txc = tx_conf(work, "bulk-tx.conf", rate, gso,
                   "[device none]\nprotocol = generator\ntags = 1\nrate = 0\n", k, m, interleave)
     rxc = rx_conf(work, "bulk-rx.conf", f"[files]\ndirectory = {work}/incoming\n")
+    dst = os.path.join(work, "incoming", os.path.basename(src))
     rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, "bulk-rx.log"))
+    tx = None
     try:
         if not wait_until(lambda: listening(7400), 10):
-            raise RuntimeError("sluice-rx did not listen")
-        timeout = size * 8 / (rate * 1e6 * 0.3) + 30
-        w = Watch(os.path.join(work, "incoming"), size, timeout)
+            raise RuntimeError("sluice-rx did not listen on 7400 within 10 s (see %s/bulk-rx.log)" % work)
+        timeout = size * 8 / (min(rate, 1000) * 1e6 * 0.3) + 30
+        # sluice-rx writes a temporary name, fsyncs, verifies the SHA-256
+        # and links the file under its final name: `dst` appearing is the
+        # moment the file is delivered.
+        w = Watch(os.path.join(work, "incoming"), size, timeout, final=dst)
         w.start()
         t0 = time.monotonic()
         tx = Proc("ot", [b.tx, "-c", txc, "--send", src], os.path.join(work, "bulk-tx.log"))
         if not tx.wait(timeout):
             tx.stop()
-            raise RuntimeError("sluice-tx --send did not finish")
-        dst = os.path.join(work, "incoming", os.path.basename(src))
-        wait_until(lambda: os.path.exists(dst), 8)
-        t_pub = time.monotonic()
+            raise RuntimeError("sluice-tx --send did not finish within %.0f s" % timeout)
+        wait_until(lambda: w.done() or not w.is_alive(), 15)
         w.stop = True
         w.join()
     finally:
         rx.stop()
-    ok = os.path.exists(dst) and sha256(dst) == want
-    res = {"ok": ok, "rate_mbps": rate, "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
-           "publish_s": (t_pub - t0) if ok else None}
-    if ok and w.first is not None and w.last is not None and w.last > w.first:
-        res["wall_s"] = w.last - w.first
-        res["goodput_mbps"] = size * 8 / res["wall_s"] / 1e6
-    else:
-        res["ok"] = False
+        if tx is not None and tx.rc is None:
+            tx.stop()
+    ok = tx.rc == 0 and os.path.exists(dst) and sha256(dst) == want
+    res = {"ok": ok, "rate_mbps": rate, "tx_rc": tx.rc, "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
+           "tx_cpu_s_per_gb": per_gb(tx.cpu, size), "rx_cpu_s_per_gb": per_gb(rx.cpu, size),
+           "send_to_delivered_s": (w.delivered - t0) if w.delivered else None}
+    goodputs(res, size, w, w.delivered)
     res["rx_drops"] = rx_totals(open(os.path.join(work, "bulk-rx.log")).read()).get("drops", {})
     return res
 
@@ -335,63 +389,144 @@ def sluice_bulk(b, work, src, size, want, rate, gso, k, m, interleave):
 def udpcast_bulk(b, work, src, size, want, rate):
     fresh(work, "incoming")
     out = os.path.join(work, "incoming", "udpcast.out")
+    # --exit-wait 0: the receiver's default 500 ms linger guards against a
+    # lost final ACK, and in --async mode no ACK crosses the diode anyway.
     rcv = Proc("it", ["udp-receiver", "--nosync", "--interface", "sl-veth-it", "--mcast-rdv-address",
-                      "224.0.0.1", "--file", out, "--nokbd", "--no-progress"],
+                      "224.0.0.1", "--file", out, "--nokbd", "--no-progress", "--exit-wait", "0"],
                os.path.join(work, "udpcast-rx.log"))
+    snd = None
+    exited = fsync_s = None
     try:
         time.sleep(0.3)
+        if not rcv.alive():
+            raise RuntimeError("udp-receiver exited at start (rc %s, see %s/udpcast-rx.log)" % (rcv.rc, work))
         timeout = size * 8 / (rate * 1e6 * 0.3) + 30
         w = Watch(os.path.join(work, "incoming"), size, timeout)
         w.start()
+        t0 = time.monotonic()
         snd = Proc("ot", ["udp-sender", "--async", "--fec", "8x32/128", "--max-bitrate", "%dm" % rate,
                           "--file", src, "--interface", "sl-veth-ot", "--nokbd", "--no-progress",
                           "--autostart", "1"], os.path.join(work, "udpcast-tx.log"))
-        if not snd.wait(timeout):
+        # The receiver exiting with the whole file is udpcast's delivery;
+        # polled every 2 ms, bounded by the sender's time plus 8 s.
+        end = time.monotonic() + timeout + 8
+        snd_end = None
+        while rcv.alive() and time.monotonic() < end:
+            if snd_end is None and not snd.alive():
+                snd_end = time.monotonic() + 8    # the receiver's grace after the sender
+            if snd_end is not None and time.monotonic() > snd_end:
+                break
+            time.sleep(0.002)
+        if rcv.rc is not None:
+            exited = time.monotonic()
+        if not snd.wait(max(0.0, end - time.monotonic())):
             snd.stop()
-        rcv.wait(8)
+        if rcv.rc == 0 and os.path.exists(out):
+            # The bench makes the file durable, as sluice-rx does before it
+            # publishes, and counts the time (--nosync writes to the cache).
+            f0 = time.monotonic()
+            fd = os.open(out, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_s = time.monotonic() - f0
         w.stop = True
         w.join()
     finally:
         rcv.stop(3)
-    ok = os.path.exists(out) and os.path.getsize(out) == size and sha256(out) == want
-    res = {"ok": ok, "rate_mbps": rate, "tx_cpu_s": snd.cpu, "rx_cpu_s": rcv.cpu}
-    if ok and w.first is not None and w.last is not None and w.last > w.first:
-        res["wall_s"] = w.last - w.first
-        res["goodput_mbps"] = size * 8 / res["wall_s"] / 1e6
-    else:
-        res["ok"] = False
+        if snd is not None and snd.rc is None:
+            snd.stop(3)
+    ok = rcv.rc == 0 and os.path.exists(out) and os.path.getsize(out) == size and sha256(out) == want
+    res = {"ok": ok, "rate_mbps": rate, "rx_rc": rcv.rc, "tx_cpu_s": snd.cpu, "rx_cpu_s": rcv.cpu,
+           "tx_cpu_s_per_gb": per_gb(snd.cpu, size), "rx_cpu_s_per_gb": per_gb(rcv.cpu, size),
+           "fsync_s": fsync_s}
+    delivered = exited + fsync_s if (exited is not None and fsync_s is not None) else None
+    res["send_to_delivered_s"] = (delivered - t0) if delivered else None
+    goodputs(res, size, w, delivered)
     return res
 
 
-def ladder_search(run, ladder, runs, label):
-    """Highest rung whose first run delivers the file intact, then `runs`
-    runs there; a rung where any run fails is abandoned for the next one
-    down. At most len(ladder) rungs, each at most `runs` runs."""
-    tried = []
-    for rate in ladder:
-        first = run(rate)
-        tried.append((rate, first["ok"]))
-        log("%s at %d Mbit/s: %s" % (label, rate, "%.0f Mbit/s goodput" % first["goodput_mbps"]
-                                      if first["ok"] else "FAILED"))
-        if not first["ok"]:
-            continue
-        results = [first]
-        for _ in range(runs - 1):
-            r = run(rate)
-            log("%s at %d Mbit/s: %s" % (label, rate, "%.0f Mbit/s goodput" % r["goodput_mbps"]
-                                          if r["ok"] else "FAILED"))
-            results.append(r)
-            if not r["ok"]:
+# The upward ladders (Mbit/s offered: Sluice's rate_mbps, which counts
+# Ethernet overhead; udpcast's --max-bitrate). Each peer climbs from the
+# bottom until a rung fails or goodput stops rising, so the ladder finds
+# each peer's own peak on whatever machine runs it.
+SLUICE_RUNGS = [500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 9000, 12000, 16000, 24000]
+UDPCAST_RUNGS = [100, 150, 200, 300, 400, 500, 700, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000]
+RISE = 1.03        # a rung "rises" when its delivered goodput beats the best so far by 3 %
+FLAT_RUNGS = 2     # ... and the climb stops after this many rungs in a row that do not
+DOWN_RUNGS = 3     # if the bottom rung fails: at most this many halvings below it
+PEAK_TRIES = 3     # peak candidates tried (best first) when a repeat fails
+
+
+def ladder_up(run, rungs, runs, label, budget_s):
+    """Climbs `rungs` (low to high): one run per rung until a rung fails to
+    deliver the file intact, or two rungs in a row fail to beat the best
+    delivered goodput so far by 3 %, or the rungs or `budget_s` seconds run
+    out. If the bottom rung already fails, halves it at most DOWN_RUNGS
+    times. The peak (the passed rung with the highest delivered goodput)
+    then gets `runs` runs in all (its ladder run counts); if a repeat fails
+    there, the next-best passed rung is tried, at most PEAK_TRIES rungs.
+    Every run is logged; the rungs and their results go into the result."""
+    t_end = time.monotonic() + budget_s
+    tried, passed = [], {}
+    best, flat, stop = None, 0, "top of the ladder"
+
+    def one(rate):
+        r = run(rate)
+        tried.append({"rate_mbps": rate, "ok": r["ok"], "goodput_delivered_mbps": r.get("goodput_delivered_mbps"),
+                      "goodput_mbps": r.get("goodput_mbps")})
+        log("%s at %d Mbit/s offered: %s" % (label, rate, "delivered %.0f Mbit/s (last byte %.0f)" % (
+            r["goodput_delivered_mbps"], r["goodput_mbps"]) if r["ok"] else "FAILED"))
+        return r
+
+    for rate in rungs:
+        if time.monotonic() > t_end:
+            stop = "time budget (%d s)" % budget_s
+            break
+        r = one(rate)
+        if not r["ok"]:
+            stop = "rung %d failed" % rate
+            break
+        passed[rate] = [r]
+        g = r["goodput_delivered_mbps"]
+        if best is None or g > best * RISE:
+            flat = 0
+        else:
+            flat += 1
+        best = g if best is None else max(best, g)
+        if flat >= FLAT_RUNGS:
+            stop = "goodput stopped rising (%d rungs < +%d %%)" % (FLAT_RUNGS, round((RISE - 1) * 100))
+            break
+    if not passed:
+        rate = rungs[0]
+        for _ in range(DOWN_RUNGS):
+            rate = max(1, rate // 2)
+            r = one(rate)
+            if r["ok"]:
+                passed[rate] = [r]
+                stop += "; passed at %d below the bottom rung" % rate
                 break
-        tried[-1] = (rate, all(r["ok"] for r in results))
+    peak_order = sorted(passed, key=lambda x: -passed[x][0]["goodput_delivered_mbps"])
+    for rate in peak_order[:PEAK_TRIES]:
+        results = passed[rate]
+        while len(results) < runs and results[-1]["ok"]:
+            results.append(one(rate))
         if all(r["ok"] for r in results):
-            return {"rate_mbps": rate, "runs": len(results), "sha256_match": True,
+            log("%s: peak %d Mbit/s offered (%s)" % (label, rate, stop))
+            return {"rate_mbps": rate, "runs": len(results), "sha256_match": True, "stop": stop,
+                    "goodput_delivered_mbps": stat([r["goodput_delivered_mbps"] for r in results]),
                     "goodput_mbps": stat([r["goodput_mbps"] for r in results]),
                     "wall_s": stat([r["wall_s"] for r in results]),
+                    "delivered_s": stat([r["delivered_s"] for r in results]),
+                    "tail_s": stat([r["tail_s"] for r in results]),
                     "tx_cpu_s": stat([r["tx_cpu_s"] for r in results]),
                     "rx_cpu_s": stat([r["rx_cpu_s"] for r in results]),
+                    "tx_cpu_s_per_gb": stat([r["tx_cpu_s_per_gb"] for r in results]),
+                    "rx_cpu_s_per_gb": stat([r["rx_cpu_s_per_gb"] for r in results]),
                     "ladder_tried": tried, "detail": results}
-    return {"rate_mbps": None, "sha256_match": False, "ladder_tried": tried}
+    log("%s: NO rung delivered the file intact (%s)" % (label, stop))
+    return {"rate_mbps": None, "sha256_match": False, "stop": stop, "ladder_tried": tried}
 
 
 def bench_bulk(b, work, quick, runs):
@@ -401,32 +536,159 @@ def bench_bulk(b, work, quick, runs):
         for _ in range(size // MIB):
             f.write(os.urandom(MIB))
     want = sha256(src)
-    ladders = {  # Mbit/s, highest first
-        0: ([4000, 3000, 2000, 1500, 1000, 700], [2000, 1000, 700, 500, 300]),
-        1: ([2500, 2000, 1500, 1000, 700, 500], [1500, 1000, 700, 500, 300, 200, 100]),
-        5: ([2500, 2000, 1500, 1000, 700, 500, 300], [1000, 700, 500, 300, 200, 100, 50]),
-    }
-    if quick:
-        ladders = {l: (s[1:4], u[1:4]) for l, (s, u) in ladders.items()}
+    budget = 150 if quick else 420     # seconds per peer and loss level
     out = {"file_bytes": size, "overhead": "25 %: Sluice k=64 m=16 (interleave 16) and udpcast "
-           "--fec 8x32/128 (32 repair per 128 data, 8 stripes)", "loss": {}}
+           "--fec 8x32/128 (32 repair per 128 data, 8 stripes)", "loss": {},
+           "ladder": {"sluice": SLUICE_RUNGS, "udpcast": UDPCAST_RUNGS, "rise": RISE,
+                      "flat_rungs": FLAT_RUNGS, "budget_s": budget,
+                      "goodput": "from the receiver's first byte written; 'delivered' to the file durable "
+                                 "under its final name (Sluice: verified, fsynced, linked; udpcast: "
+                                 "udp-receiver exited, then fsync by the bench, timed)"},
+           "errors": []}
     # Loss is per datagram on the wire (scripts/rig --wire-loss: the ot veth
     # segments GSO super-packets before the it-side drop rule), so Sluice
     # keeps gso = on and both peers see the same random datagram loss.
     out["rig"] = "loss: scripts/rig --wire-loss (per datagram, after segmentation)"
     for loss in (0, 1, 5):
         rig("set", "--wire-loss", str(loss))
-        s = ladder_search(lambda r: sluice_bulk(b, work, src, size, want, r, True, 64, 16, 16),
-                          ladders[loss][0], runs, "sluice %d %% loss" % loss)
+        s = ladder_up(lambda r: sluice_bulk(b, work, src, size, want, r, True, 64, 16, 16),
+                      SLUICE_RUNGS, runs, "sluice %d %% loss" % loss, budget)
         s["gso"] = True
-        u = ladder_search(lambda r: udpcast_bulk(b, work, src, size, want, r),
-                          ladders[loss][1], runs, "udpcast %d %% loss" % loss)
-        ratio = None
-        if s.get("goodput_mbps") and u.get("goodput_mbps"):
-            ratio = s["goodput_mbps"]["median"] / u["goodput_mbps"]["median"]
-        out["loss"][str(loss)] = {"sluice": s, "udpcast": u, "ratio": ratio,
+        u = ladder_up(lambda r: udpcast_bulk(b, work, src, size, want, r),
+                      UDPCAST_RUNGS, runs, "udpcast %d %% loss" % loss, budget)
+        ratio = ratio_lb = None
+        if s.get("goodput_delivered_mbps") and u.get("goodput_delivered_mbps"):
+            ratio = s["goodput_delivered_mbps"]["median"] / u["goodput_delivered_mbps"]["median"]
+            ratio_lb = s["goodput_mbps"]["median"] / u["goodput_mbps"]["median"]
+        for peer, r in (("sluice", s), ("udpcast", u)):
+            if r["rate_mbps"] is None:
+                out["errors"].append("%s at %d %% loss: no rung delivered the file intact (%s)" % (
+                    peer, loss, r["stop"]))
+        out["loss"][str(loss)] = {"sluice": s, "udpcast": u, "ratio": ratio, "ratio_last_byte": ratio_lb,
                                   "rig_status": rig("status")}
     rig("set", "--loss", "0")
+    return out
+
+
+# ---------------------------------------------------------------- bulk profile
+
+PROFILE_GROUPS = (("sluice-tx", ("sluice-tx", "tx-", "sluice-signer")),
+                  ("sluice-rx", ("sluice-rx", "rx-")))
+PROFILE_DSOS = (("kernel", ("[kernel", "[vdso")), ("libcrypto", ("libcrypto",)), ("ISA-L", ("libisal",)),
+                ("libsodium", ("libsodium",)), ("libc", ("libc.so", "libc-", "ld-linux")),
+                ("own code", ("sluice-tx", "sluice-rx")))
+
+
+def profile_group(comm):
+    """perf names threads (rx-intake, tx-signer, ...): back to their daemon."""
+    for name, prefixes in PROFILE_GROUPS:
+        if comm.startswith(prefixes):
+            return name
+    return None
+
+
+def profile_dso(dso):
+    base = os.path.basename(dso) if not dso.startswith("[") else dso
+    for name, prefixes in PROFILE_DSOS:
+        if base.startswith(prefixes):
+            return name
+    return "other"
+
+
+def perf_rows(data, sort, limit=0):
+    """`perf report --sort SORT` as rows of (percent of all samples, fields...)."""
+    r = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", sort, "-g", "none",
+                        "--stdio", "--percent-limit", str(limit), "-t", "|"],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        raise RuntimeError("perf report failed: " + r.stderr.strip()[-500:])
+    rows = []
+    for line in r.stdout.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        f = [x.strip() for x in line.split("|")]
+        try:
+            rows.append((float(f[0].rstrip("%")), *f[1:]))
+        except ValueError:
+            continue
+    return rows
+
+
+def bench_profile(b, work, outdir, rate, loss, mib):
+    """One Sluice bulk transfer under `perf record -a -g -e cpu-clock`
+    (hardware counters are not available in these VMs), then each daemon's
+    samples split by where they ran: kernel, libcrypto, ISA-L, libsodium,
+    libc, its own code, other; and each daemon's top symbols. Keeps
+    perf.data beside the results for `perf report -i`."""
+    if not shutil.which("perf"):
+        raise RuntimeError("perf missing (apt-get install linux-perf)")
+    size = mib * MIB
+    src = os.path.join(work, "bulk.bin")
+    with open(src, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(MIB))
+    want = sha256(src)
+    rig("set", "--wire-loss", str(loss))
+    data = os.path.join(outdir, "perf-bulk.data")
+    perf = Proc(None, ["perf", "record", "-a", "-g", "-e", "cpu-clock", "-o", data],
+                os.path.join(work, "perf.log"))
+    try:
+        time.sleep(1.0)
+        if not perf.alive():
+            raise RuntimeError("perf record exited at start: " + open(os.path.join(work, "perf.log")).read()[-500:])
+        run = sluice_bulk(b, work, src, size, want, rate, True, 64, 16, 16)
+    finally:
+        if perf.rc is None:
+            os.kill(perf.pid, signal.SIGINT)
+            if not perf.wait(60):
+                perf.stop(5)
+        rig("set", "--loss", "0")
+    if not run["ok"]:
+        raise RuntimeError("the profiled transfer did not deliver the file intact at %d Mbit/s" % rate)
+    shares = {}
+    for pct_, comm, dso in perf_rows(data, "comm,dso"):
+        g = profile_group(comm) or "other processes"
+        shares.setdefault(g, {}).setdefault(profile_dso(dso) if g != "other processes" else comm, 0.0)
+        shares[g][profile_dso(dso) if g != "other processes" else comm] += pct_
+    syms = {}
+    for pct_, comm, dso, sym in perf_rows(data, "comm,dso,sym", 0.05):
+        g = profile_group(comm)
+        if g:
+            name = sym.split("] ", 1)[-1]
+            if name.startswith("0x"):
+                name = "(no symbols)"     # e.g. libcrypto without its debug package: one row per library
+            key = "%s %s" % (os.path.basename(dso) if not dso.startswith("[") else dso, name)
+            syms.setdefault(g, {}).setdefault(key, 0.0)
+            syms[g][key] += pct_
+    return {"rate_mbps": rate, "loss": loss, "file_bytes": size, "perf_data": data, "run": run,
+            "shares": shares, "symbols": {g: sorted(v.items(), key=lambda x: -x[1])[:12]
+                                          for g, v in syms.items()}}
+
+
+def profile_rows(p):
+    r = p["run"]
+    out = ["Bulk profile: %d MiB, sluice-tx rate_mbps %d, %d %% wire loss, perf record -a -g -e cpu-clock" % (
+        p["file_bytes"] // MIB, p["rate_mbps"], p["loss"]),
+        "   run: delivered %.0f Mbit/s (last byte %.0f), TX CPU %.2f s, RX CPU %.2f s" % (
+            r["goodput_delivered_mbps"], r["goodput_mbps"], r["tx_cpu_s"], r["rx_cpu_s"]),
+        "   share of each process's own samples (the process's share of all samples in brackets):"]
+    cats = [n for n, _ in PROFILE_DSOS] + ["other"]
+    for g in ("sluice-tx", "sluice-rx"):
+        sh = p["shares"].get(g, {})
+        tot = sum(sh.values())
+        if not tot:
+            out.append("   %-10s no samples" % g)
+            continue
+        out.append("   %-10s [%4.1f %%] " % (g, tot) + ", ".join(
+            "%s %.1f %%" % (c, 100 * sh[c] / tot) for c in cats if sh.get(c)))
+    oth = sorted(p["shares"].get("other processes", {}).items(), key=lambda x: -x[1])[:6]
+    out.append("   other processes (of all samples): " + ", ".join("%s %.1f %%" % x for x in oth))
+    for g in ("sluice-tx", "sluice-rx"):
+        tot = sum(p["shares"].get(g, {}).values()) or 1
+        out.append("   top symbols of %s (share of its samples):" % g)
+        for k, v in p["symbols"].get(g, []):
+            out.append("     %5.1f %%  %s" % (100 * v / tot, k))
+    out.append("   perf.data: %s (perf report -i it --sort comm,dso,sym)" % p["perf_data"])
     return out
 
 
@@ -1001,12 +1263,63 @@ def fmt(st, f="%.0f"):
     return (f + " [" + f + "-" + f + "]") % (st["median"], st["min"], st["max"])
 
 
+def bulk_rows(bl):
+    """The bulk part of the table. Results files from before the delivered
+    goodput (no goodput_delivered_mbps) print '-' there and derive CPU
+    seconds per GB from the CPU seconds."""
+    size = bl["file_bytes"]
+    out = ["2. Bulk: %d MiB file, %s%s" % (size // MIB, bl["overhead"], "; " + bl["rig"] if bl.get("rig") else "")]
+    if bl.get("ladder"):
+        out.append("   goodput from the receiver's first byte to the file delivered (durable, final name; the "
+                   "headline and the ratio) and to its last byte written; each peer climbs its ladder until a "
+                   "rung fails or two rungs gain < %d %%" % round((bl["ladder"]["rise"] - 1) * 100))
+    else:
+        out.append("   (a results file from before the delivered goodput: its goodput and ratio are to the "
+                   "last byte written)")
+    out.append("%5s %-11s %6s %24s %24s %18s %18s %6s %7s" % (
+        "loss", "peer", "rate", "delivered Mbit/s", "last byte Mbit/s", "TX CPU s/GB", "RX CPU s/GB", "sha",
+        "ratio"))
+
+    def cpu_gb(r, side):
+        v = r.get(side + "_cpu_s_per_gb")
+        if v is None and isinstance(r.get(side + "_cpu_s"), dict):
+            c = r[side + "_cpu_s"]
+            v = {k: c[k] / (size / 1e9) for k in ("median", "min", "max")}
+        return fmt(v, "%.2f")
+
+    for loss, e in bl["loss"].items():
+        for peer in ("sluice", "udpcast"):
+            r = e[peer]
+            out.append("%4s%% %-11s %6s %24s %24s %18s %18s %6s %7s" % (
+                loss, peer + (" gso" if r.get("gso") else ""), r.get("rate_mbps") or "none",
+                fmt(r.get("goodput_delivered_mbps")), fmt(r.get("goodput_mbps")), cpu_gb(r, "tx"),
+                cpu_gb(r, "rx"), "match" if r.get("sha256_match") else "FAIL",
+                ("%.2fx" % e["ratio"]) if (peer == "sluice" and e.get("ratio")) else ""))
+        for peer in ("sluice", "udpcast"):
+            r = e[peer]
+            rungs = []
+            for t in r.get("ladder_tried", []):
+                if isinstance(t, dict):
+                    rungs.append("%d:%s" % (t["rate_mbps"], "%.0f" % t["goodput_delivered_mbps"]
+                                            if t["ok"] else "FAIL"))
+                else:   # older files: [rate, ok]
+                    rungs.append("%d:%s" % (t[0], "ok" if t[1] else "FAIL"))
+            if rungs:
+                out.append("      %s rungs (offered:delivered): %s%s" % (
+                    peer, " ".join(rungs), "; " + r["stop"] if r.get("stop") else ""))
+    for err in bl.get("errors", []):
+        out.append("   ERROR: " + err)
+    out.append("")
+    return out
+
+
 def table(res):
     """The human table scripts/bench prints (medians, [min-max])."""
     m = res["machine"]
-    out = ["Sluice benchmark %s (%s), %d CPUs %s, %d MiB, kernel %s, load %.1f%s" % (
-        m["date"], m["commit"], m["nproc"], m["cpu_model"], m["memory_mib"], m["kernel"],
-        m["loadavg_start"], ", QUICK" if res.get("quick") else ""),
+    cpu = " ".join(x for x in (m.get("cpu_vendor"), m["cpu_model"]) if x)
+    out = ["Sluice benchmark %s (%s), %d CPUs%s %s, %d MiB, kernel %s, load %.1f%s" % (
+        m["date"], m["commit"], m["nproc"], " (%s cores)" % m["cores"] if m.get("cores") else "", cpu,
+        m["memory_mib"], m["kernel"], m["loadavg_start"], ", QUICK" if res.get("quick") else ""),
         "figures: median [min-max] of %d run(s)" % res["runs_per_figure"], ""]
     f = res.get("fec")
     if f:
@@ -1028,19 +1341,7 @@ def table(res):
         out.append("")
     bl = res.get("bulk")
     if bl:
-        out.append("2. Bulk: %d MiB file, %s%s" % (bl["file_bytes"] // MIB, bl["overhead"],
-                                                  "; " + bl["rig"] if bl.get("rig") else ""))
-        out.append("%5s %-8s %6s %24s %18s %18s %6s %7s" % ("loss", "peer", "rate", "goodput Mbit/s",
-                                                         "TX CPU s", "RX CPU s", "sha", "ratio"))
-        for loss, e in bl["loss"].items():
-            for peer in ("sluice", "udpcast"):
-                r = e[peer]
-                out.append("%4s%% %-8s %6s %24s %18s %18s %6s %7s" % (
-                    loss, peer + (" gso" if r.get("gso") else ""), r.get("rate_mbps") or "none",
-                    fmt(r.get("goodput_mbps")), fmt(r.get("tx_cpu_s"), "%.2f"), fmt(r.get("rx_cpu_s"), "%.2f"),
-                    "match" if r.get("sha256_match") else "FAIL",
-                    ("%.2fx" % e["ratio"]) if (peer == "sluice" and e.get("ratio")) else ""))
-        out.append("")
+        out += bulk_rows(bl)
     t = res.get("tags")
     if t:
         out.append("3. Tag throughput: %d generator tags, %d s per run" % (t["tags"], t["seconds"]))
@@ -1168,14 +1469,15 @@ def plot(res, png):
         for loss, e in sorted(bl["loss"].items(), key=lambda x: float(x[0])):
             row = [loss]
             for peer in ("sluice", "udpcast"):
-                g = e[peer].get("goodput_mbps") or {"median": 0, "min": 0, "max": 0}
+                g = (e[peer].get("goodput_delivered_mbps") or e[peer].get("goodput_mbps")
+                     or {"median": 0, "min": 0, "max": 0})
                 row += [g["median"], g["min"], g["max"]]
             f.write(" ".join(str(x) for x in row) + "\n")
     script = f"""set terminal pngcairo size 800,480
 set output '{png}'
 set title 'Bulk goodput on the rig, {bl["file_bytes"] // MIB} MiB file, 25 % repair overhead, per-datagram wire loss'
 set xlabel 'random loss (%)'
-set ylabel 'goodput (Mbit/s), highest intact rate'
+set ylabel 'goodput to the delivered file (Mbit/s), peak rung'
 set yrange [0:*]
 set xrange [-0.5:5.5]
 set key top right
@@ -1198,6 +1500,30 @@ class Bins:
         self.keygen = os.path.join(build, "tx", "sluice-keygen")
 
 
+def profile_main(a):
+    """scripts/bench --profile: only the bulk profile; writes profile-bulk.txt
+    and perf-bulk.data beside the results file (which it leaves alone)."""
+    b = Bins(a.build)
+    outdir = os.path.dirname(os.path.abspath(a.out))
+    os.makedirs(outdir, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="sl_bench_")
+    try:
+        subprocess.run([b.keygen, "-o", os.path.join(work, "keys")], check=True, capture_output=True)
+        rig("up")
+        p = bench_profile(b, work, outdir, a.profile_rate, a.profile_loss, 64 if a.quick else 256)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    m = machine()
+    text = "\n".join(["Sluice bulk profile %s (%s), %d CPUs %s %s, kernel %s, load %.1f" % (
+        m["date"], m["commit"], m["nproc"], m["cpu_vendor"], m["cpu_model"], m["kernel"], m["loadavg_start"])]
+                     + profile_rows(p))
+    write(os.path.join(outdir, "profile-bulk.txt"), text + "\n")
+    with open(os.path.join(outdir, "profile-bulk.json"), "w") as f:
+        json.dump({"machine": m, "profile": p}, f, indent=1)
+    print(text)
+    return 0
+
+
 def main():
     if len(sys.argv) > 2 and sys.argv[1] == "--helper":
         mode, args = sys.argv[2], sys.argv[3:]
@@ -1218,7 +1544,12 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", default="fec,bulk,tags,latency,memory,pipeline,history")
     ap.add_argument("--baseline-build", default=None)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--profile-rate", type=int, default=6000)
+    ap.add_argument("--profile-loss", type=int, default=0)
     a = ap.parse_args()
+    if a.profile:
+        return profile_main(a)
     only = set(a.only.split(","))
     runs = 1 if a.quick else 3
     b = Bins(a.build)
@@ -1253,6 +1584,10 @@ def main():
             json.dump(res, f, indent=1)
         shutil.rmtree(work, ignore_errors=True)
     print(table(res))
+    errors = (res.get("bulk") or {}).get("errors")
+    if errors:
+        print("scripts/bench: bulk FAILED: " + "; ".join(errors), file=sys.stderr)
+        return 1
     png = plot(res, os.path.join(os.path.dirname(os.path.abspath(a.out)), "goodput.png"))
     print("plot: " + (png or "skipped (gnuplot not installed)"))
     return 0
