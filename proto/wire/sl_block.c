@@ -3,8 +3,10 @@
 #include <string.h>
 
 #include <openssl/sha.h>
+#include <sodium.h>
 
 #include "sl_buf.h"
+#include "sl_ftree.h"
 
 _Static_assert(SL_BLOCK_OVERHEAD == 108, "BLOCK layout");
 
@@ -12,18 +14,35 @@ _Static_assert(SL_BLOCK_OVERHEAD == 108, "BLOCK layout");
  * is, then SHA-256 of the L payload bytes that follow it in blk. The header
  * (magic "SB" first) keeps blocks and beacons in separate domains; the
  * digest binds every payload byte at SHA-NI speed (~2 GB/s here), where
- * pure Ed25519 over a 91 KB block hashed it twice with SHA-512. */
-static void signed_bytes(uint8_t out[SL_BLOCK_SIGNED_BYTES], const uint8_t *blk, size_t payload_len)
+ * pure Ed25519 over a 91 KB block hashed it twice with SHA-512.
+ *
+ * With split != 0 (SL_BLOCK_FLAG_SPLIT) the digest is instead
+ * SHA-256(payload[0, split) || leaf), leaf = SHA-256(payload[split, L)),
+ * given by the caller: the bulk of the payload (file data) is hashed once,
+ * by whoever also needs that hash. The outer hash covers the short prefix
+ * and 32 bytes, so libsodium's incremental SHA-256 (state on the stack, no
+ * allocation) does it; the same function as OpenSSL's. */
+static void signed_bytes(uint8_t out[SL_BLOCK_SIGNED_BYTES], const uint8_t *blk, size_t payload_len,
+                         uint16_t split, const uint8_t leaf[SL_BLOCK_DIGEST_BYTES])
 {
     memcpy(out, blk, SL_BLOCK_HDR_BYTES);
-    SHA256(blk + SL_BLOCK_HDR_BYTES, payload_len, out + SL_BLOCK_HDR_BYTES);
+    if (split == 0) {
+        SHA256(blk + SL_BLOCK_HDR_BYTES, payload_len, out + SL_BLOCK_HDR_BYTES);
+        return;
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, blk + SL_BLOCK_HDR_BYTES, split);
+    crypto_hash_sha256_update(&st, leaf, SL_BLOCK_DIGEST_BYTES);
+    crypto_hash_sha256_final(&st, out + SL_BLOCK_HDR_BYTES);
 }
 
 sl_err sl_block_prepare(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
                         const uint8_t *payload, size_t payload_len, uint8_t msg[SL_BLOCK_SIGNED_BYTES])
 {
     *out_len = 0;
-    if (h->channel >= SL_CHANNEL_COUNT || payload_len > SL_BLOCK_PAYLOAD_MAX)
+    if (h->channel >= SL_CHANNEL_COUNT || payload_len > SL_BLOCK_PAYLOAD_MAX ||
+        (h->split != 0 && h->split >= payload_len))
         return SL_ERR_RANGE;
     size_t signed_len = SL_BLOCK_HDR_BYTES + payload_len;
     if (cap < signed_len + SL_SIG_BYTES)
@@ -31,9 +50,9 @@ sl_err sl_block_prepare(uint8_t *out, size_t cap, size_t *out_len, const struct 
     struct sl_wbuf w = sl_wbuf_make(out, SL_BLOCK_HDR_BYTES);
     sl_err e = sl_wbuf_put_u16be(&w, SL_BLOCK_MAGIC);
     if (e == SL_OK) e = sl_wbuf_put_u8(&w, SL_BLOCK_VERSION);
-    if (e == SL_OK) e = sl_wbuf_put_u8(&w, 0);      /* flags */
+    if (e == SL_OK) e = sl_wbuf_put_u8(&w, h->split ? SL_BLOCK_FLAG_SPLIT : 0);   /* flags */
     if (e == SL_OK) e = sl_wbuf_put_u16be(&w, h->channel);
-    if (e == SL_OK) e = sl_wbuf_put_u16be(&w, 0);   /* reserved */
+    if (e == SL_OK) e = sl_wbuf_put_u16be(&w, h->split);
     if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->session);
     if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->epoch);
     if (e == SL_OK) e = sl_wbuf_put_u64be(&w, h->block_seq);
@@ -43,7 +62,7 @@ sl_err sl_block_prepare(uint8_t *out, size_t cap, size_t *out_len, const struct 
         return SL_ERR_OVERFLOW;   /* unreachable: the header is fixed-size */
     if (payload_len > 0 && payload != out + SL_BLOCK_HDR_BYTES)
         memmove(out + SL_BLOCK_HDR_BYTES, payload, payload_len);
-    signed_bytes(msg, out, payload_len);
+    signed_bytes(msg, out, payload_len, h->split, h->leaf);
     *out_len = signed_len + SL_SIG_BYTES;
     return SL_OK;
 }
@@ -92,7 +111,7 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
     if (blk_len < SL_BLOCK_OVERHEAD)
         return SL_ERR_TRUNCATED;
     struct sl_buf b = sl_buf_make(blk, blk_len);
-    uint16_t magic, reserved;
+    uint16_t magic, split;
     uint8_t version, flags;
     uint32_t len;
     /* blk_len >= SL_BLOCK_OVERHEAD covers the header getters. */
@@ -104,7 +123,7 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
         return SL_ERR_VERSION;
     if (e == SL_OK) e = sl_buf_get_u8(&b, &flags);
     if (e == SL_OK) e = sl_buf_get_u16be(&b, &h->channel);
-    if (e == SL_OK) e = sl_buf_get_u16be(&b, &reserved);
+    if (e == SL_OK) e = sl_buf_get_u16be(&b, &split);
     if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->session);
     if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->epoch);
     if (e == SL_OK) e = sl_buf_get_u64be(&b, &h->block_seq);
@@ -112,7 +131,9 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
     if (e == SL_OK) e = sl_buf_get_u32be(&b, &len);
     if (e != SL_OK)
         return e;
-    if (flags != 0 || reserved != 0)
+    /* The split field is only meaningful with its flag, and then it must
+     * leave a non-empty prefix and a non-empty tail. */
+    if (flags == 0 ? split != 0 : (flags != SL_BLOCK_FLAG_SPLIT || split == 0 || split >= len))
         return SL_ERR_HEADER;
     if (h->channel != x->channel || h->session != x->session || h->epoch != x->epoch ||
         h->block_seq != x->block_seq)
@@ -139,11 +160,16 @@ static sl_err block_open(const uint8_t **payload, size_t *payload_len, struct sl
     e = sl_key_set_signer(&key, trusted, x->key_id, sig);
     if (e != SL_OK || !verify)
         return e;
+    /* The leaf is computed here once; the file receiver takes it from
+     * hdr instead of hashing the chunk again. */
+    if (split != 0)
+        sl_ftree_leaf(h->leaf, body + split, len - split);
     uint8_t msg[SL_BLOCK_SIGNED_BYTES];
-    signed_bytes(msg, blk, len);
+    signed_bytes(msg, blk, len, split, h->leaf);
     e = sl_key_verify(key, sig, msg, sizeof msg);
     if (e != SL_OK)
         return e;
+    h->split = split;
     *payload = body;
     *payload_len = len;
     return SL_OK;

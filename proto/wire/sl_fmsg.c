@@ -16,7 +16,7 @@ static sl_err name_ok(const char *name, size_t *len)
     return SL_OK;
 }
 
-/* FILE_BEGIN and FILE_END (type): file_id, size, (END only: sha256),
+/* FILE_BEGIN and FILE_END / FILE_END_TREE (type): file_id, size, (END only: digest),
  * name_len, name. Everything is checked before a byte is written. */
 static sl_err put_named(uint8_t *out, size_t cap, size_t *off, uint8_t type, uint32_t file_id,
                         uint64_t size, const uint8_t *sha256, const char *name)
@@ -24,7 +24,7 @@ static sl_err put_named(uint8_t *out, size_t cap, size_t *off, uint8_t type, uin
     size_t n;
     if (name_ok(name, &n) != SL_OK)
         return SL_ERR_RANGE;
-    bool end = type == SL_MSG_FILE_END;
+    bool end = type == SL_MSG_FILE_END || type == SL_MSG_FILE_END_TREE;
     size_t name_at = end ? SL_FILE_END_OFF_NAME_LEN : SL_FILE_BEGIN_OFF_NAME_LEN;
     size_t body = name_at + 1 + n;
     if (*off > cap || SL_MSG_HDR_BYTES + body > cap - *off)
@@ -52,6 +52,12 @@ sl_err sl_fmsg_put_end(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, 
                        const uint8_t sha256[SL_FILE_SHA256_BYTES], const char *name)
 {
     return put_named(out, cap, off, SL_MSG_FILE_END, file_id, size, sha256, name);
+}
+
+sl_err sl_fmsg_put_end_tree(uint8_t *out, size_t cap, size_t *off, uint32_t file_id, uint64_t size,
+                            const uint8_t digest[SL_FILE_SHA256_BYTES], const char *name)
+{
+    return put_named(out, cap, off, SL_MSG_FILE_END_TREE, file_id, size, digest, name);
 }
 
 size_t sl_fmsg_data_room(size_t cap)
@@ -123,6 +129,7 @@ sl_err sl_fmsg_decode(struct sl_fmsg *out, uint8_t type, const uint8_t *body, si
         }
         break;
     case SL_MSG_FILE_END:
+    case SL_MSG_FILE_END_TREE:   /* same body; only the digest's rule differs */
         e = sl_buf_get_u32be(&b, &m.file_id);
         if (e == SL_OK)
             e = sl_buf_get_u64be(&b, &m.size);

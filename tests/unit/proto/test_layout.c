@@ -222,6 +222,35 @@ SL_TEST(layout, file_messages)
     CU_ASSERT_EQUAL(p[SL_FILE_END_OFF_NAME_LEN], 5);
     CU_ASSERT_EQUAL(memcmp(p + SL_FILE_END_FIXED, "a.bin", 5), 0);
 
+    /* FILE_END_TREE: the FILE_END body under its own type; decodes back
+     * with the type kept, and a body a byte short or long is refused. */
+    off = 0;
+    CU_ASSERT_EQUAL_FATAL(sl_fmsg_put_end_tree(buf, sizeof buf, &off, 0x11223344u, 99, sha, "a.bin"), SL_OK);
+    CU_ASSERT_EQUAL(off, SL_MSG_HDR_BYTES + SL_FILE_END_FIXED + 5);
+    CU_ASSERT_EQUAL(buf[SL_MSG_OFF_TYPE], SL_MSG_FILE_END_TREE);
+    CU_ASSERT_EQUAL(sl_be16_get(buf + SL_MSG_OFF_LEN), SL_FILE_END_FIXED + 5);
+    CU_ASSERT_EQUAL(sl_be32_get(p + SL_FILE_OFF_ID), 0x11223344u);
+    CU_ASSERT_EQUAL(sl_be64_get(p + SL_FILE_OFF_SIZE), 99);
+    CU_ASSERT_EQUAL(memcmp(p + SL_FILE_END_OFF_SHA256, sha, sizeof sha), 0);
+    CU_ASSERT_EQUAL(p[SL_FILE_END_OFF_NAME_LEN], 5);
+    CU_ASSERT_EQUAL(memcmp(p + SL_FILE_END_FIXED, "a.bin", 5), 0);
+    struct sl_fmsg fm;
+    CU_ASSERT_EQUAL_FATAL(sl_fmsg_decode(&fm, SL_MSG_FILE_END_TREE, p, SL_FILE_END_FIXED + 5), SL_OK);
+    CU_ASSERT_EQUAL(fm.type, SL_MSG_FILE_END_TREE);
+    CU_ASSERT_EQUAL(fm.file_id, 0x11223344u);
+    CU_ASSERT_EQUAL(fm.size, 99u);
+    CU_ASSERT_EQUAL(memcmp(fm.sha256, sha, sizeof sha), 0);
+    CU_ASSERT_STRING_EQUAL(fm.name, "a.bin");
+    CU_ASSERT_EQUAL(sl_fmsg_decode(&fm, SL_MSG_FILE_END_TREE, p, SL_FILE_END_FIXED + 4), SL_ERR_TRUNCATED);
+    CU_ASSERT_EQUAL(fm.type, 0);
+    CU_ASSERT_EQUAL(sl_fmsg_decode(&fm, SL_MSG_FILE_END_TREE, p, SL_FILE_END_FIXED + 6), SL_ERR_TRAILING);
+    CU_ASSERT_EQUAL(sl_fmsg_decode(&fm, SL_MSG_FILE_END_TREE + 1, p, SL_FILE_END_FIXED + 5), SL_ERR_TYPE);
+    size_t small = 0;
+    CU_ASSERT_EQUAL(sl_fmsg_put_end_tree(buf, SL_MSG_HDR_BYTES + SL_FILE_END_FIXED + 4, &small, 1, 99, sha, "a.bin"),
+                    SL_ERR_CAPACITY);
+    CU_ASSERT_EQUAL(small, 0u);
+    CU_ASSERT_EQUAL(sl_fmsg_put_end_tree(buf, sizeof buf, &small, 1, 99, sha, ""), SL_ERR_RANGE);
+
     off = 0;
     uint8_t *data = NULL;
     CU_ASSERT_EQUAL_FATAL(sl_fmsg_put_data(buf, sizeof buf, &off, &data, 0x11223344u, 0x0807060504030201ull, 3),
