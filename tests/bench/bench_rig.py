@@ -651,7 +651,7 @@ def bench_profile(b, work, outdir, rate, loss, mib):
         shares.setdefault(g, {}).setdefault(profile_dso(dso) if g != "other processes" else comm, 0.0)
         shares[g][profile_dso(dso) if g != "other processes" else comm] += pct_
     syms = {}
-    for pct_, comm, dso, sym in perf_rows(data, "comm,dso,sym", 0.05):
+    for pct_, comm, dso, sym in perf_rows(data, "comm,dso,sym"):
         g = profile_group(comm)
         if g:
             name = sym.split("] ", 1)[-1]
