@@ -252,7 +252,9 @@ sl_err sl_sender_block(struct sl_sender *s, uint8_t **payload, size_t *cap, uint
     return SL_OK;
 }
 
-sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, uint64_t now_us)
+/* The body of both commits; split 0 is the plain digest rule. */
+static sl_err commit_block(struct sl_sender *s, size_t len, size_t split, const uint8_t *leaf,
+                           uint64_t tx_time_us, uint64_t now_us)
 {
     struct sl_fec_block *b = s->open;
     if (!b)
@@ -262,7 +264,7 @@ sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, ui
         sl_fec_pool_put(s->pool, b);
         return SL_OK;
     }
-    if (len > sl_sender_payload_cap(s)) {
+    if (len > sl_sender_payload_cap(s) || split >= len || split > UINT16_MAX) {
         sl_fec_pool_put(s->pool, b);
         return SL_ERR_RANGE;
     }
@@ -273,7 +275,10 @@ sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, ui
         .epoch = s->cfg.epoch,
         .block_seq = s->st.next_seq[ch],
         .tx_time_us = tx_time_us,
+        .split = (uint16_t)split,
     };
+    if (split != 0)
+        memcpy(h.leaf, leaf, sizeof h.leaf);
     size_t blen = 0;
     sl_err e = sl_block_prepare(b->sym, b->cap, &blen, &h, b->sym + SL_BLOCK_HDR_BYTES, len,
                                 s->pend_msgs + s->npend * SL_BLOCK_SIGNED_BYTES);
@@ -288,6 +293,21 @@ sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, ui
     s->pend_len[s->npend++] = blen;
     s->pend_now_us = now_us;
     return s->npend < s->sign_batch ? SL_OK : complete(s);
+}
+
+sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, uint64_t now_us)
+{
+    return commit_block(s, len, 0, NULL, tx_time_us, now_us);
+}
+
+sl_err sl_sender_commit_split(struct sl_sender *s, size_t len, size_t split,
+                              const uint8_t leaf[SL_BLOCK_DIGEST_BYTES], uint64_t tx_time_us, uint64_t now_us)
+{
+    if (split == 0 || !leaf) {
+        sl_err e = commit_block(s, 0, 0, NULL, tx_time_us, now_us);   /* abandons the open block */
+        return e != SL_OK ? e : SL_ERR_RANGE;
+    }
+    return commit_block(s, len, split, leaf, tx_time_us, now_us);
 }
 
 sl_err sl_sender_flush(struct sl_sender *s)

@@ -76,6 +76,17 @@ sl_err sl_sender_block(struct sl_sender *s, uint8_t **payload, size_t *cap, uint
 __attribute__((warn_unused_result))
 sl_err sl_sender_commit(struct sl_sender *s, size_t len, uint64_t tx_time_us, uint64_t now_us);
 
+/* sl_sender_commit for a block whose payload ends with data the caller has
+ * already hashed: the block is sealed with SL_BLOCK_FLAG_SPLIT at split
+ * (1 <= split < len), and leaf must be SHA-256(payload[split, len)), so
+ * those bytes are not hashed again (sl_block.h). A wrong leaf yields a
+ * block no receiver accepts. SL_ERR_RANGE (block abandoned) for a split
+ * outside 1..min(len - 1, 65535) or no leaf; otherwise as sl_sender_commit,
+ * minus one SHA-256 pass over the data. */
+__attribute__((warn_unused_result))
+sl_err sl_sender_commit_split(struct sl_sender *s, size_t len, size_t split,
+                              const uint8_t leaf[SL_BLOCK_DIGEST_BYTES], uint64_t tx_time_us, uint64_t now_us);
+
 /* Sends every queued block now, sealing a partial interleave group. */
 __attribute__((warn_unused_result))
 sl_err sl_sender_flush(struct sl_sender *s);
