@@ -8,6 +8,8 @@ struct slot {
     uint16_t channel;
     uint64_t session, now_us;
     size_t len;
+    uint16_t split;
+    uint8_t leaf[SL_BLOCK_DIGEST_BYTES];
 };
 
 struct sl_chanq {
@@ -88,6 +90,12 @@ static sl_err drop(struct sl_chanq *q, uint16_t channel, sl_err why)
 sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload, size_t len,
                      uint64_t now_us)
 {
+    return sl_chanq_push_split(q, channel, session, payload, len, 0, NULL, now_us);
+}
+
+sl_err sl_chanq_push_split(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload,
+                           size_t len, uint16_t split, const uint8_t *leaf, uint64_t now_us)
+{
     if (channel >= SL_CHANNEL_COUNT)
         return drop(q, channel, SL_ERR_RANGE);
     if (len > q->max_bytes)
@@ -98,7 +106,14 @@ sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, con
         atomic_load_explicit(&q->queued[channel], memory_order_acquire) >= q->share[channel])
         return drop(q, channel, SL_ERR_CAPACITY);
     size_t i = (size_t)(head % q->slots);
-    q->meta[i] = (struct slot){ channel, session, now_us, len };
+    struct slot *m = &q->meta[i];
+    m->channel = channel;
+    m->session = session;
+    m->now_us = now_us;
+    m->len = len;
+    m->split = leaf && split < len ? split : 0;
+    if (m->split)
+        memcpy(m->leaf, leaf, sizeof m->leaf);
     if (len)
         memcpy(q->data + i * q->max_bytes, payload, len);
     atomic_fetch_add_explicit(&q->queued[channel], 1, memory_order_relaxed);
@@ -119,7 +134,8 @@ bool sl_chanq_peek(struct sl_chanq *q, struct sl_chanq_item *it)
         return false;
     size_t i = (size_t)(tail % q->slots);
     const struct slot *s = &q->meta[i];
-    *it = (struct sl_chanq_item){ s->channel, s->session, s->now_us, s->len, q->data + i * q->max_bytes };
+    *it = (struct sl_chanq_item){ s->channel, s->session, s->now_us, s->len, q->data + i * q->max_bytes,
+                                  s->split, s->split ? s->leaf : NULL };
     return true;
 }
 

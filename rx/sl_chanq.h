@@ -8,7 +8,14 @@
  * acquire/release atomics. A push into a full ring (or a payload above
  * max_bytes) is dropped and counted (sluice_rx_chan_queue_dropped_total):
  * intake never waits; the TX's keyframes and file resends repair what is
- * lost. Every push writes the wake eventfd the worker polls. */
+ * lost. Every push writes the wake eventfd the worker polls.
+ *
+ * Why a copy: the payload lives in the receiver's block buffer, which the
+ * next block reuses as soon as the payload callback returns. Handing that
+ * buffer to the worker instead would make intake wait for the disk (or need
+ * a second pool of block buffers, which is this ring). One memcpy per
+ * payload, at memory speed, is a few per cent of the page-cache write the
+ * worker then does with the same bytes. */
 #ifndef SL_CHANQ_H
 #define SL_CHANQ_H
 
@@ -30,6 +37,8 @@ struct sl_chanq_item {
     uint64_t now_us;          /* wall clock at receipt */
     size_t len;
     const uint8_t *payload;   /* len bytes, valid until sl_chanq_pop_done */
+    uint16_t split;           /* the block's split (sl_block_hdr); 0: none */
+    const uint8_t *leaf;      /* split != 0: SL_BLOCK_DIGEST_BYTES, SHA-256(payload[split, len)) */
 };
 
 struct sl_chanq_stats {
@@ -57,6 +66,11 @@ sl_err sl_chanq_share(struct sl_chanq *q, uint16_t channel, uint32_t max);
  * >= SL_CHANNEL_COUNT. O(len), never blocks. */
 sl_err sl_chanq_push(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload, size_t len,
                      uint64_t now_us);
+
+/* The same with the block's split and leaf (leaf read only when split !=
+ * 0), handed to the consumer so it need not hash payload[split, len) again. */
+sl_err sl_chanq_push_split(struct sl_chanq *q, uint16_t channel, uint64_t session, const uint8_t *payload,
+                           size_t len, uint16_t split, const uint8_t *leaf, uint64_t now_us);
 
 /* Consumer: the oldest entry into *it, false when empty; the entry stays
  * until sl_chanq_pop_done. */

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE   /* fallocate, sync_file_range */
 #include "sl_filerecv.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "sl_buf.h"
+#include "sl_ftree.h"
 #include "sl_msg.h"
 #include "sl_wire.h"
 
@@ -26,6 +28,14 @@
 #define REFUSED_MAX 64u          /* discarded (session, file id) remembered */
 #define PUBLISHED_MAX 64u        /* published (session, file id, digest) remembered: later copies dropped */
 #define RANGES_MAX 32u           /* disjoint byte ranges received per file */
+/* A chunk is one FILE_DATA: a block's worth of file data (kilobytes), only
+ * the last of a file shorter. 512 bytes on average is far below any block
+ * a sender fills, so max_bytes / 512 + 1 entries (48 bytes each, grown only
+ * as chunks come) never refuse a genuine file yet bound what a signed but
+ * misbehaving sender can make one slot hold. */
+#define CHUNK_MIN_AVG 512u
+#define CHUNKS_NO_LIMIT (1u << 22)   /* max_bytes 0: 2 GiB in 512-byte chunks, 256 GiB in 64 KiB ones */
+#define WRITE_BEHIND (16u << 20)     /* start writeback every 16 MiB written, so the final fsync is short */
 
 struct slot {
     bool used;
@@ -48,6 +58,24 @@ struct slot {
     char part[PART_NAME_MAX];
     char name[SL_FILE_NAME_MAX + 1];
     uint8_t sha256[SL_FILE_SHA256_BYTES];
+    uint8_t end_type;           /* SL_MSG_FILE_END or SL_MSG_FILE_END_TREE, once ended */
+    /* Tree digest (FILE_END_TREE): each chunk's leaf, taken from the block
+     * check when the block was split at the chunk's data (no hashing here),
+     * else hashed here. tree_mode: a split chunk was seen, so the sender is
+     * one that ends with FILE_END_TREE. Chunks written before that carried
+     * no leaf: pending keeps their ranges (zero leaves) to hash from disk
+     * at the end; pending_lost when one could not be recorded. */
+    bool tree_mode;
+    bool pending_lost;
+    struct sl_ftree tree;
+    struct sl_ftree pending;
+    /* Whole-file SHA-256 (FILE_END, older senders): a running hash of the
+     * contiguous prefix [0, hashed), fed from the messages as they are
+     * written; data that came ahead of a hole is read back once the hole
+     * fills (only that part). */
+    EVP_MD_CTX *md;
+    uint64_t hashed;
+    uint64_t unsynced;          /* bytes written since the last write-behind */
 };
 
 struct sl_filerecv {
@@ -71,9 +99,12 @@ struct sl_filerecv {
         uint64_t session;
         uint32_t file_id;
         uint8_t sha256[SL_FILE_SHA256_BYTES];
+        uint8_t end_type;
         char name[SL_FILE_NAME_MAX + 1];
     } published[PUBLISHED_MAX]; /* ring: later copies of these are duplicates */
     unsigned published_n, published_next;
+    size_t max_chunks;          /* a slot's chunk list bound (CHUNK_MIN_AVG) */
+    uint64_t tree_size;         /* chunk list bound on offsets before the size is known */
     struct sl_filerecv_stats st;
 };
 
@@ -238,6 +269,9 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
     }
     for (unsigned i = 0; i < cfg->slots; i++)
         fr->slots[i].fd = -1;
+    uint64_t chunks = cfg->max_bytes ? cfg->max_bytes / CHUNK_MIN_AVG + 1 : CHUNKS_NO_LIMIT;
+    fr->max_chunks = chunks < CHUNKS_NO_LIMIT ? (size_t)chunks : CHUNKS_NO_LIMIT;
+    fr->tree_size = cfg->max_bytes ? cfg->max_bytes : UINT64_MAX / 2;
     if (fr->st.stale_removed)
         say(fr, 0, NULL, "removed %" PRIu64 " temporary file%s left by an earlier run", fr->st.stale_removed,
             fr->st.stale_removed == 1 ? "" : "s");
@@ -249,6 +283,9 @@ static void release(struct sl_filerecv *fr, struct slot *s, bool unlink_part)
 {
     if (s->fd >= 0)
         close(s->fd);
+    sl_ftree_free(&s->tree);
+    sl_ftree_free(&s->pending);
+    EVP_MD_CTX_free(s->md);
     if (unlink_part && s->part[0])
         unlinkat(fr->dirfd, s->part, 0);
     fr->st.reserved_bytes -= s->reserved;
@@ -290,6 +327,7 @@ static void remember_published(struct sl_filerecv *fr, const struct slot *s)
     fr->published[i].session = s->session;
     fr->published[i].file_id = s->file_id;
     memcpy(fr->published[i].sha256, s->sha256, sizeof s->sha256);
+    fr->published[i].end_type = s->end_type;
     memcpy(fr->published[i].name, s->name, sizeof s->name);
     fr->published_next = (i + 1) % PUBLISHED_MAX;
     if (fr->published_n < PUBLISHED_MAX)
@@ -312,9 +350,10 @@ static int published_index(const struct sl_filerecv *fr, uint64_t session, uint3
 static void on_published(struct sl_filerecv *fr, int i, const struct sl_fmsg *m)
 {
     fr->st.messages_duplicate++;
-    if (m->type != SL_MSG_FILE_END)
+    if (m->type != SL_MSG_FILE_END && m->type != SL_MSG_FILE_END_TREE)
         return;
-    if (memcmp(m->sha256, fr->published[i].sha256, SL_FILE_SHA256_BYTES) == 0) {
+    if (m->type == fr->published[i].end_type &&
+        memcmp(m->sha256, fr->published[i].sha256, SL_FILE_SHA256_BYTES) == 0) {
         fr->st.files_duplicate++;
         say(fr, 1, NULL, "file %s (id %" PRIu32 "): another copy, same SHA-256: dropped (published once)",
             fr->published[i].name, m->file_id);
@@ -466,6 +505,8 @@ static struct slot *find(struct sl_filerecv *fr, uint64_t session, uint32_t id, 
     s->session = session;
     s->file_id = id;
     s->last_us = now_us;
+    sl_ftree_init(&s->tree, fr->tree_size, fr->max_chunks);
+    sl_ftree_init(&s->pending, fr->tree_size, fr->max_chunks);
     fr->st.in_progress++;
     return s;
 }
@@ -544,34 +585,143 @@ static bool set_size(struct sl_filerecv *fr, struct slot *s, uint64_t size, cons
     }
     if (!s->size_known && !reserve(fr, s, size, now_us))
         return false;
+    if (!s->size_known && size) {
+        /* The whole file's blocks at once: a full disk fails here, at the
+         * start, not after most of the file crossed; and the writes that
+         * follow allocate nothing. A filesystem without it just goes on. */
+        int r;
+        while ((r = fallocate(s->fd, 0, 0, (off_t)size)) != 0 && errno == EINTR)
+            ;
+        if (r != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
+            discard(fr, s, &fr->st.failed_io, strerror(errno));
+            return false;
+        }
+    }
     s->size = size;
     s->size_known = true;
+    s->tree.size = size;
+    s->pending.size = size;
     sl_filerecv_sanitize(s->name, sizeof s->name, name);
     return true;
 }
 
-/* SHA-256 of the temporary file as it is on disk (what will be published). */
-static bool hash_part(struct sl_filerecv *fr, struct slot *s, uint8_t out[SL_FILE_SHA256_BYTES])
+/* Reads [off, off + len) of s's temporary file into the read-back buffer,
+ * piece by piece, feeding each to md: the bytes as they are on disk. */
+static bool read_into(struct sl_filerecv *fr, struct slot *s, EVP_MD_CTX *md, uint64_t off, uint64_t len)
 {
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
-    uint64_t off = 0;
-    while (ok && off < s->size) {
-        size_t want = s->size - off < HASH_CHUNK ? (size_t)(s->size - off) : HASH_CHUNK;
+    while (len) {
+        size_t want = len < HASH_CHUNK ? (size_t)len : HASH_CHUNK;
         ssize_t r = pread(s->fd, fr->hashbuf, want, (off_t)off);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0) {
-            ok = false;
-            break;
-        }
-        ok = EVP_DigestUpdate(md, fr->hashbuf, (size_t)r) == 1;
+        if (r <= 0)
+            return false;
+        if (EVP_DigestUpdate(md, fr->hashbuf, (size_t)r) != 1)
+            return false;
+        fr->st.readback_bytes += (uint64_t)r;
         off += (uint64_t)r;
+        len -= (uint64_t)r;
     }
-    unsigned len = 0;
-    ok = ok && EVP_DigestFinal_ex(md, out, &len) == 1 && len == SL_FILE_SHA256_BYTES;
+    return true;
+}
+
+/* SHA-256 of [off, off + len) of the temporary file as it is on disk. */
+static bool hash_range(struct sl_filerecv *fr, struct slot *s, uint64_t off, uint64_t len,
+                       uint8_t out[SL_FILE_SHA256_BYTES])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned n = 0;
+    bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 && read_into(fr, s, md, off, len) &&
+              EVP_DigestFinal_ex(md, out, &n) == 1 && n == SL_FILE_SHA256_BYTES;
     EVP_MD_CTX_free(md);
     return ok;
+}
+
+/* Extends the running SHA-256 over the contiguous prefix received so far.
+ * m (or NULL) is the message just written, whose bytes are hashed from
+ * memory (no read); anything else the prefix now reaches (data that came
+ * ahead of a hole) is read back, once. False on a read or hash failure. */
+static bool advance_prefix(struct sl_filerecv *fr, struct slot *s, const struct sl_fmsg *m)
+{
+    uint64_t end = s->nranges && s->range[0].start == 0 ? s->range[0].end : 0;
+    if (!s->md) {   /* made on first use (also for an empty file) */
+        s->md = EVP_MD_CTX_new();
+        if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+            return false;
+    }
+    if (s->hashed >= end)
+        return true;
+    while (s->hashed < end) {
+        if (m && s->hashed >= m->offset && s->hashed - m->offset < m->data_len) {
+            uint64_t stop = m->offset + m->data_len < end ? m->offset + m->data_len : end;
+            if (EVP_DigestUpdate(s->md, m->data + (s->hashed - m->offset), (size_t)(stop - s->hashed)) != 1)
+                return false;
+            s->hashed = stop;
+            continue;
+        }
+        uint64_t stop = m && m->offset > s->hashed && m->offset < end ? m->offset : end;
+        if (!read_into(fr, s, s->md, s->hashed, stop - s->hashed))
+            return false;
+        s->hashed = stop;
+    }
+    return true;
+}
+
+/* FILE_END_TREE: the leaves of chunks written before the sender was known
+ * to split its blocks, hashed from disk into the tree (a repeat of one that
+ * came split is a duplicate, a different one a mismatch); then the digest.
+ * Returns the discard reason, or NULL with out filled. */
+static const char *tree_digest(struct sl_filerecv *fr, struct slot *s, uint64_t **reason,
+                               uint8_t out[SL_FILE_SHA256_BYTES])
+{
+    *reason = &fr->st.failed_invalid;
+    if (s->pending_lost)
+        return "chunk list incomplete (too many chunks, or chunks overlapping differently)";
+    for (size_t i = 0; i < s->pending.n; i++) {
+        const struct sl_ftree_chunk *c = &s->pending.c[i];
+        uint8_t leaf[SL_FTREE_LEAF_BYTES];
+        bool dup;
+        if (!hash_range(fr, s, c->offset, c->len, leaf)) {
+            *reason = &fr->st.failed_io;
+            return "cannot read back the temporary file";
+        }
+        sl_err e = sl_ftree_add(&s->tree, c->offset, c->len, leaf, &dup);
+        if (e == SL_ERR_MISMATCH) {
+            *reason = &fr->st.failed_hash;
+            return "chunks overlap differently or differ for the same range";
+        }
+        if (e != SL_OK)
+            return "chunk list full";
+    }
+    sl_ftree_free(&s->pending);
+    if (!sl_ftree_complete(&s->tree) || sl_ftree_final(&s->tree, out) != SL_OK)
+        return "chunks do not cover the file";
+    return NULL;
+}
+
+/* [files] verify_readback: the digest again, from the bytes on disk after
+ * fsync (tree: every recorded chunk's leaf; else the whole file). */
+static bool readback_ok(struct sl_filerecv *fr, struct slot *s, bool *io_error)
+{
+    uint8_t got[SL_FILE_SHA256_BYTES];
+    *io_error = false;
+    if (s->end_type == SL_MSG_FILE_END_TREE) {
+        for (size_t i = 0; i < s->tree.n; i++) {
+            const struct sl_ftree_chunk *c = &s->tree.c[i];
+            if (!hash_range(fr, s, c->offset, c->len, got)) {
+                *io_error = true;
+                return false;
+            }
+            if (memcmp(got, c->leaf, sizeof got) != 0)
+                return false;
+        }
+        return true;
+    }
+    if (!hash_range(fr, s, 0, s->size, got)) {
+        *io_error = true;
+        return false;
+    }
+    return memcmp(got, s->sha256, sizeof got) == 0;
 }
 
 /* Publishes a complete file: fsync, verify, link under a free name. */
@@ -582,13 +732,39 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
         discard(fr, s, &fr->st.failed_io, strerror(errno));
         return;
     }
-    if (!hash_part(fr, s, got)) {
-        discard(fr, s, &fr->st.failed_io, "cannot read back the temporary file");
-        return;
+    if (s->end_type == SL_MSG_FILE_END_TREE) {
+        uint64_t *reason;
+        const char *why = tree_digest(fr, s, &reason, got);
+        if (why) {
+            discard(fr, s, reason, why);
+            return;
+        }
+        if (memcmp(got, s->sha256, sizeof got) != 0) {
+            discard(fr, s, &fr->st.failed_hash, "tree digest mismatch");
+            return;
+        }
+    } else {
+        unsigned n = 0;
+        if (!advance_prefix(fr, s, NULL) || s->hashed != s->size || !s->md ||
+            EVP_DigestFinal_ex(s->md, got, &n) != 1 || n != SL_FILE_SHA256_BYTES) {
+            discard(fr, s, &fr->st.failed_io, "cannot read back the temporary file");
+            return;
+        }
+        if (memcmp(got, s->sha256, sizeof got) != 0) {
+            discard(fr, s, &fr->st.failed_hash, "SHA-256 mismatch");
+            return;
+        }
     }
-    if (memcmp(got, s->sha256, sizeof got) != 0) {
-        discard(fr, s, &fr->st.failed_hash, "SHA-256 mismatch");
-        return;
+    if (fr->cfg.verify_readback) {
+        bool io;
+        if (!readback_ok(fr, s, &io)) {
+            if (io)
+                discard(fr, s, &fr->st.failed_io, "cannot read back the temporary file");
+            else
+                discard(fr, s, &fr->st.failed_hash, "the file on disk differs from what was received "
+                        "([files] verify_readback)");
+            return;
+        }
     }
     char final[SL_FILE_NAME_MAX + 16];
     snprintf(final, sizeof final, "%s", s->name);
@@ -616,12 +792,13 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
     fr->scan_published += s->size;
     fr->st.files_ok++;
     remember_published(fr, s);
+    const char *what = s->end_type == SL_MSG_FILE_END_TREE ? "tree digest" : "SHA-256";
     if (n) {
         fr->st.files_renamed++;
-        say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, SHA-256 verified, published as %s (name existed)", s->name,
-            s->size, final);
+        say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, %s verified, published as %s (name existed)", s->name,
+            s->size, what, final);
     } else {
-        say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, SHA-256 verified, published", s->name, s->size);
+        say(fr, 1, NULL, "file %s: %" PRIu64 " bytes, %s verified, published", s->name, s->size, what);
     }
     release(fr, s, false);
 }
@@ -632,13 +809,68 @@ static void maybe_finish(struct sl_filerecv *fr, struct slot *s)
         finish(fr, s);
 }
 
-static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t session, uint64_t now_us)
+/* The parts of [start, end) no range holds yet (at most nranges + 1). */
+struct gap {
+    uint64_t start, end;
+};
+static unsigned gaps_of(const struct slot *s, uint64_t start, uint64_t end, struct gap *g)
+{
+    unsigned n = 0;
+    uint64_t cur = start;
+    for (unsigned i = 0; i < s->nranges && cur < end; i++) {
+        if (s->range[i].end <= cur)
+            continue;
+        if (s->range[i].start >= end)
+            break;
+        if (s->range[i].start > cur)
+            g[n++] = (struct gap){ cur, s->range[i].start };
+        cur = s->range[i].end;
+    }
+    if (cur < end)
+        g[n++] = (struct gap){ cur, end };
+    return n;
+}
+
+/* Records the chunk in the slot's lists; false when the file was discarded. */
+static bool record_chunk(struct sl_filerecv *fr, struct slot *s, const struct sl_fmsg *m,
+                         const uint8_t *leaf)
+{
+    uint8_t own[SL_FTREE_LEAF_BYTES];
+    bool dup;
+    if (!leaf && s->tree_mode) {
+        sl_ftree_leaf(own, m->data, m->data_len);   /* not split at this chunk: hashed here */
+        leaf = own;
+    }
+    if (!leaf) {
+        /* Not known yet whether a tree digest will be asked for: the range
+         * is kept (hashed from disk only if it is); the running SHA-256
+         * serves FILE_END. A failure matters only to FILE_END_TREE. */
+        static const uint8_t zero[SL_FTREE_LEAF_BYTES];
+        if (sl_ftree_add(&s->pending, m->offset, (uint32_t)m->data_len, zero, &dup) != SL_OK)
+            s->pending_lost = true;
+        return true;
+    }
+    sl_err e = sl_ftree_add(&s->tree, m->offset, (uint32_t)m->data_len, leaf, &dup);
+    if (e == SL_ERR_MISMATCH) {
+        discard(fr, s, &fr->st.failed_hash, "a chunk overlaps another differently or differs for the same range");
+        return false;
+    }
+    if (e != SL_OK) {
+        discard(fr, s, e == SL_ERR_NOMEM ? &fr->st.failed_io : &fr->st.failed_invalid,
+                e == SL_ERR_CAPACITY ? "too many chunks for [files] max_bytes" : "chunk list");
+        return false;
+    }
+    return true;
+}
+
+static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t session, uint64_t now_us,
+                    const uint8_t *leaf)
 {
     struct slot *s = find(fr, session, m->file_id, now_us, true);
     if (!s)
         return;
     if ((s->size_known && m->offset + m->data_len > s->size) ||
-        (fr->cfg.max_bytes && m->offset + m->data_len > fr->cfg.max_bytes)) {
+        (fr->cfg.max_bytes && m->offset + m->data_len > fr->cfg.max_bytes) || m->data_len > UINT32_MAX) {
         discard(fr, s, &fr->st.failed_invalid, "data beyond the file's size");
         return;
     }
@@ -646,31 +878,54 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
      * occupies (a sparse write far out still counts in full). */
     if (!reserve(fr, s, m->offset + m->data_len, now_us))
         return;
+    if (leaf)
+        s->tree_mode = true;
+    /* Only bytes not already on disk are written: a repeat never rewrites
+     * what was hashed or recorded. */
+    struct gap gaps[RANGES_MAX + 1];
+    unsigned ngaps = gaps_of(s, m->offset, m->offset + m->data_len, gaps);
     uint64_t fresh = add_range(s, m->offset, m->offset + m->data_len);
     if (fresh == UINT64_MAX) {
         fr->st.messages_dropped++;
         return;
     }
-    const uint8_t *p = m->data;
-    size_t left = m->data_len;
-    uint64_t off = m->offset;
-    while (left) {
-        ssize_t w = pwrite(s->fd, p, left, (off_t)off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            discard(fr, s, &fr->st.failed_io, w < 0 ? strerror(errno) : "short write");
-            return;
+    if (!record_chunk(fr, s, m, leaf))
+        return;
+    for (unsigned g = 0; g < ngaps; g++) {
+        const uint8_t *p = m->data + (gaps[g].start - m->offset);
+        uint64_t off = gaps[g].start;
+        size_t left = (size_t)(gaps[g].end - gaps[g].start);
+        while (left) {
+            ssize_t w = pwrite(s->fd, p, left, (off_t)off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                discard(fr, s, &fr->st.failed_io, w < 0 ? strerror(errno) : "short write");
+                return;
+            }
+            p += w;
+            off += (uint64_t)w;
+            left -= (size_t)w;
         }
-        p += w;
-        off += (uint64_t)w;
-        left -= (size_t)w;
     }
     s->received += fresh;
-    fr->st.bytes_written += m->data_len;
+    fr->st.bytes_written += fresh;
     s->last_us = now_us;
     if (s->size_known && s->received > s->size) {
         discard(fr, s, &fr->st.failed_invalid, "more data than the announced size");
+        return;
+    }
+    /* Write-behind: the kernel starts writing what is dirty now (it does
+     * not wait for it), so the fsync before publishing has little left. */
+    s->unsynced += fresh;
+    if (s->unsynced >= WRITE_BEHIND) {
+        s->unsynced = 0;
+        (void)sync_file_range(s->fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    }
+    /* Messages are hashed from memory only when all of it was just written
+     * (what is on disk); a partial repeat is read back instead. */
+    if (!s->tree_mode && !advance_prefix(fr, s, fresh == m->data_len ? m : NULL)) {
+        discard(fr, s, &fr->st.failed_io, "cannot read back the temporary file");
         return;
     }
     maybe_finish(fr, s);
@@ -688,6 +943,12 @@ sl_err sl_filerecv_next(struct sl_buf *b, struct sl_fmsg *m)
 void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t *payload, size_t len,
                          uint64_t now_us)
 {
+    sl_filerecv_block(fr, session, payload, len, 0, NULL, now_us);
+}
+
+void sl_filerecv_block(struct sl_filerecv *fr, uint64_t session, const uint8_t *payload, size_t len, size_t split,
+                       const uint8_t *leaf, uint64_t now_us)
+{
     struct sl_buf b = sl_buf_make(payload, len);
     while (sl_buf_left(&b)) {
         struct sl_fmsg m;
@@ -698,7 +959,8 @@ void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t
         }
         struct slot *s;
         int pub = published_index(fr, session, m.file_id);
-        if (pub >= 0 && (m.type == SL_MSG_FILE_BEGIN || m.type == SL_MSG_FILE_DATA || m.type == SL_MSG_FILE_END)) {
+        if (pub >= 0 && (m.type == SL_MSG_FILE_BEGIN || m.type == SL_MSG_FILE_DATA || m.type == SL_MSG_FILE_END ||
+                         m.type == SL_MSG_FILE_END_TREE)) {
             on_published(fr, pub, &m);
             continue;
         }
@@ -711,12 +973,23 @@ void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t
             }
             break;
         case SL_MSG_FILE_DATA:
-            on_data(fr, &m, session, now_us);
+            /* The block check hashed payload[split, len) for its signature:
+             * when that is exactly this message's data, it is the chunk's
+             * leaf and the data is not hashed again. */
+            on_data(fr, &m, session, now_us,
+                    leaf && split && split < len && m.data == payload + split && m.data_len == len - split ? leaf
+                                                                                                       : NULL);
             break;
         case SL_MSG_FILE_END:
+        case SL_MSG_FILE_END_TREE:
             s = find(fr, session, m.file_id, now_us, true);
+            if (s && s->ended && s->end_type != m.type) {
+                discard(fr, s, &fr->st.failed_invalid, "FILE_END and FILE_END_TREE for one file");
+                break;
+            }
             if (s && set_size(fr, s, m.size, m.name, now_us)) {
                 memcpy(s->sha256, m.sha256, sizeof s->sha256);
+                s->end_type = m.type;
                 s->ended = true;
                 s->last_us = now_us;
                 maybe_finish(fr, s);

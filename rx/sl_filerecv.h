@@ -4,10 +4,26 @@
  *
  * A file is written to a hidden temporary name in the directory
  * (".sluice-part-<session>-<id>", mode 0600, O_EXCL), at the offsets the
- * messages give (blocks may complete out of order). It is published when
- * every byte has arrived and FILE_END has given the size and SHA-256: the
- * temporary file is fsync'd, read back and hashed, and linked into place
- * under its sanitised name; link(2) never replaces an existing file, so a
+ * messages give (blocks may complete out of order), only the bytes not
+ * already there (a repeat never rewrites). Its blocks are allocated when the
+ * size is known (fallocate: a full disk fails the file at the start), and
+ * writeback is started every 16 MiB (sync_file_range) so the fsync before
+ * publishing is short. It is published when every byte has arrived and
+ * FILE_END or FILE_END_TREE has given the size and the digest:
+ *  - FILE_END_TREE (tree digest, sl_ftree.h): each FILE_DATA is a chunk
+ *    whose leaf is the SHA-256 its block's check already computed when the
+ *    block was split at the chunk's data (sl_filerecv_block), else hashed
+ *    here; the chunks (any order, repeats deduplicated) are kept in a list
+ *    of at most max_bytes / 512 + 1 entries. A chunk overlapping another
+ *    differently, or another leaf for the same range, fails the file
+ *    (failed_hash). No file byte is read back.
+ *  - FILE_END (whole-file SHA-256, older senders): a running SHA-256 of the
+ *    contiguous prefix is fed as the data is written; data that arrived
+ *    ahead of a hole is read back once the hole fills, only that part.
+ * With verify_readback the file is read back after fsync and the digest
+ * recomputed from the disk's bytes (a storage or page-cache fault between
+ * write and publish). The temporary file is fsync'd, verified and linked
+ * into place under its sanitised name; link(2) never replaces an existing file, so a
  * name that exists gets ".1", ".2", ... appended (logged), up to
  * max_versions files of one name; past that the file is refused (logged,
  * failed_versions), never overwritten. The directory is fsync'd. A file that
@@ -58,6 +74,7 @@
 #ifndef SL_FILERECV_H
 #define SL_FILERECV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +94,7 @@ struct sl_filerecv_config {
     uint64_t idle_timeout_us;   /* discard a file with no progress this long */
     uint64_t max_total_bytes;   /* directory + in progress; 0 = no limit */
     unsigned max_versions;      /* files of one name kept (1..1000); 0 = default 10 */
+    bool verify_readback;       /* re-read the file after fsync and check its digest from disk */
     /* One line per file outcome (published, renamed, discarded + reason). */
     void (*log)(void *ctx, int ok, const char *line);
     void *ctx;
@@ -87,7 +105,7 @@ struct sl_filerecv_stats {
     uint64_t files_renamed;     /* of which got a ".N" suffix (name existed) */
     uint64_t files_failed;      /* discarded, any reason */
     uint64_t failed_incomplete; /* data missing at FILE_END + timeout, or idle */
-    uint64_t failed_hash;       /* SHA-256 mismatch */
+    uint64_t failed_hash;       /* digest mismatch, chunks overlapping differently, read-back differs */
     uint64_t failed_io;         /* write/fsync/link errors, e.g. disk full */
     uint64_t failed_invalid;    /* sizes or offsets inconsistent, too big */
     uint64_t files_evicted;     /* unfinished files given up for a newer one (slots or quota full) */
@@ -101,7 +119,8 @@ struct sl_filerecv_stats {
     uint64_t scan_entries;      /* directory entries stat'ed by the quota scans (one fstatat each) */
     uint64_t scan_passes;       /* full passes over the directory completed (the first at create) */
     uint64_t reserved_bytes;    /* reserved by files in progress */
-    uint64_t bytes_written;
+    uint64_t bytes_written;     /* distinct file bytes written (repeats are not written again) */
+    uint64_t readback_bytes;    /* file bytes read back to hash (holes filled late, verify_readback) */
     uint64_t messages_bad;      /* malformed file messages */
     unsigned in_progress;
 };
@@ -127,8 +146,17 @@ sl_err sl_filerecv_next(struct sl_buf *b, struct sl_fmsg *m);
 
 /* Applies the file messages in one verified block payload of the given TX
  * session. Malformed messages are counted and skipped (the rest of the
- * payload is not trusted past a framing error). Cost: one pwrite per
- * FILE_DATA; at completion one read-back pass over the file for SHA-256. */
+ * payload is not trusted past a framing error). split and leaf are the
+ * block's (struct sl_block_hdr): when split != 0 and a FILE_DATA's data is
+ * exactly payload[split, len), leaf (SHA-256 of it, computed by the block
+ * check) is that chunk's leaf. Cost: one pwrite per FILE_DATA; SHA-256 of
+ * the data only where the block check did not already hash it; no read-back
+ * pass unless data came out of order for a FILE_END file or
+ * verify_readback is on. */
+void sl_filerecv_block(struct sl_filerecv *fr, uint64_t session, const uint8_t *payload, size_t len, size_t split,
+                       const uint8_t *leaf, uint64_t now_us);
+
+/* sl_filerecv_block without a split (every chunk hashed here). */
 void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t *payload, size_t len,
                          uint64_t now_us);
 

@@ -39,7 +39,7 @@ enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOU
        K_HTTP_STREAMS, K_HTTP_STREAMS_PER_PEER, K_HTTP_HOSTS };
 enum { K_BROKER, K_PREFIX, K_TLS_CA, K_TLS_CERT, K_TLS_KEY, K_USERNAME, K_PASSWORD_FILE, K_CLIENT_ID,
        K_KEEPALIVE };
-enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS };
+enum { K_DIRECTORY, K_FILES_MAX_BYTES, K_FILES_MAX_TOTAL, K_FILES_MAX_VERSIONS, K_FILES_VERIFY_READBACK };
 enum { K_USER, K_ALLOW_ROOT };
 enum { K_SYSLOG_FILE, K_FORWARD, K_QUEUE_BYTES };
 enum { K_GROUP_ID, K_EDGE_NODE_ID, K_PRIMARY_HOST_ID, K_DDATA_MAX };
@@ -59,7 +59,7 @@ static const char *const http_keys[] = { "listen", "token_file", "max_conns", "m
 static const char *const mqtt_keys[] = { "broker", "prefix", "tls_ca", "tls_cert", "tls_key", "username",
                                          "password_file", "client_id", "keepalive", NULL };
 static const char *const files_keys[] = { "directory", "max_bytes", "max_total_bytes", "max_versions",
-                                          NULL };
+                                          "verify_readback", NULL };
 static const char *const rx_keys[] = { "user", "allow_root", NULL };
 static const char *const syslog_keys[] = { "file", "forward", "queue_bytes", NULL };
 static const char *const sparkplug_keys[] = { "group_id", "edge_node_id", "primary_host_id",
@@ -596,6 +596,7 @@ static void do_files(struct sl_conf *p, struct sl_rxconf *c)
                 &c->files.max_total_bytes);
     sl_conf_u32(p, s, K_FILES_MAX_VERSIONS, 1, SL_RXCONF_FILES_VERSIONS_MAX,
                 SL_RXCONF_DEFAULT_FILES_VERSIONS, &c->files.max_versions);
+    sl_conf_bool(p, s, K_FILES_VERIFY_READBACK, SL_CONF_YES_NO, &c->files.verify_readback);
     if (c->files.max_total_bytes && c->files.max_bytes > c->files.max_total_bytes)
         sl_conf_error(p, s->line[K_FILES_MAX_BYTES] ? s->line[K_FILES_MAX_BYTES] : s->line[K_FILES_MAX_TOTAL],
                       "max_bytes %llu exceeds max_total_bytes %llu: no such file could be kept",

@@ -153,6 +153,7 @@ struct sl_rxconf {
         uint64_t max_bytes;             /* largest file accepted; 0 = no limit */
         uint64_t max_total_bytes;       /* directory + files in progress; 0 = no limit */
         uint32_t max_versions;          /* files of one name kept: NAME, NAME.1 .. */
+        bool verify_readback;           /* re-read each file after fsync and check it (default no) */
     } files;
     struct {
         bool enabled;                   /* [syslog] present */

@@ -152,7 +152,7 @@ void sl_rxd_on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t ke
             break;
         /* Copied for the channel worker; a full queue drops it (counted):
          * intake never waits for the disk. */
-        (void)sl_chanq_push(d->t->chanq, h->channel, h->session, payload, len, now_us);
+        (void)sl_chanq_push_split(d->t->chanq, h->channel, h->session, payload, len, h->split, h->leaf, now_us);
         return;
     case SL_CHANNEL_SYSLOG:
         if (!d->syslog)
@@ -518,7 +518,7 @@ static void chan_dispatch(struct sl_rxd *d, const struct sl_chanq_item *it)
 {
     switch (it->channel) {
     case SL_CHANNEL_FILES:
-        sl_filerecv_payload(d->fr, it->session, it->payload, it->len, it->now_us);
+        sl_filerecv_block(d->fr, it->session, it->payload, it->len, it->split, it->leaf, it->now_us);
         break;
     case SL_CHANNEL_SYSLOG:
         sl_syslogout_payload(d->syslog, it->payload, it->len, sl_clock_mono_us());

@@ -280,6 +280,7 @@ static int open_files(struct sl_rxd *d)
     struct sl_filerecv_config fc = { .directory = c->files.directory, .slots = SL_FILERECV_SLOTS_DEFAULT,
                                      .max_bytes = c->files.max_bytes, .max_total_bytes = c->files.max_total_bytes,
                                      .max_versions = c->files.max_versions, .idle_timeout_us = FILES_IDLE_US,
+                                     .verify_readback = c->files.verify_readback,
                                      .log = on_file_log, .ctx = d };
     sl_err e = sl_filerecv_create(&d->fr, &fc);
     if (e == SL_OK)
