@@ -645,9 +645,12 @@ def bench_profile(b, work, outdir, rate, loss, mib):
         rig("set", "--loss", "0")
     if not run["ok"]:
         raise RuntimeError("the profiled transfer did not deliver the file intact at %d Mbit/s" % rate)
-    shares = {}
+    shares, threads = {}, {}
     for pct_, comm, dso in perf_rows(data, "comm,dso"):
         g = profile_group(comm) or "other processes"
+        if g != "other processes":
+            t = threads.setdefault(g, {}).setdefault(comm, {})
+            t[profile_dso(dso)] = t.get(profile_dso(dso), 0.0) + pct_
         shares.setdefault(g, {}).setdefault(profile_dso(dso) if g != "other processes" else comm, 0.0)
         shares[g][profile_dso(dso) if g != "other processes" else comm] += pct_
     syms = {}
@@ -661,7 +664,7 @@ def bench_profile(b, work, outdir, rate, loss, mib):
             syms.setdefault(g, {}).setdefault(key, 0.0)
             syms[g][key] += pct_
     return {"rate_mbps": rate, "loss": loss, "file_bytes": size, "perf_data": data, "run": run,
-            "shares": shares, "symbols": {g: sorted(v.items(), key=lambda x: -x[1])[:12]
+            "shares": shares, "threads": threads, "symbols": {g: sorted(v.items(), key=lambda x: -x[1])[:12]
                                           for g, v in syms.items()}}
 
 
@@ -681,6 +684,13 @@ def profile_rows(p):
             continue
         out.append("   %-10s [%4.1f %%] " % (g, tot) + ", ".join(
             "%s %.1f %%" % (c, 100 * sh[c] / tot) for c in cats if sh.get(c)))
+    for g in ("sluice-tx", "sluice-rx"):
+        tot = sum(p["shares"].get(g, {}).values()) or 1
+        for comm, sh in sorted(p.get("threads", {}).get(g, {}).items(), key=lambda x: -sum(x[1].values())):
+            t = sum(sh.values())
+            if 100 * t / tot >= 1:
+                out.append("     thread %-14s %4.1f %% of %s: " % (comm, 100 * t / tot, g) + ", ".join(
+                    "%s %.0f %%" % (c, 100 * sh[c] / t) for c in cats if sh.get(c, 0) >= 0.005 * t))
     oth = sorted(p["shares"].get("other processes", {}).items(), key=lambda x: -x[1])[:6]
     out.append("   other processes (of all samples): " + ", ".join("%s %.1f %%" % x for x in oth))
     for g in ("sluice-tx", "sluice-rx"):
