@@ -124,6 +124,10 @@ struct sl_http_stats {
     uint64_t bad_host;         /* 403: Host not allowed (no token configured) */
     uint64_t bad_request;      /* 400: a bad /api/stream tag or path argument, a bad /api/history parameter */
     unsigned sse_clients;      /* open /api/stream connections */
+    uint64_t sse_encoded;      /* tag events encoded (a value no stream had sent yet) */
+    uint64_t sse_shared;       /* tag events copied from an encoding made for another
+                                  event of the same value (another stream, or the same
+                                  stream after a link change) */
     bool history_on;           /* GET /api/history served ([history]): history holds its counters */
     struct sl_histsrv_stats history;
 };

@@ -352,21 +352,46 @@ static void put_raw(struct sl_jbuf *b, uint64_t raw, uint8_t type)
     }
 }
 
-void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_us,
-                 unsigned which)
+/* Offsets of b's text from base, for the cuts (an encoding is at most
+ * SL_JSON_TAG_MAX bytes, so they fit 16 bits). */
+static uint16_t cut_at(const struct sl_jbuf *b, size_t base)
 {
+    return (uint16_t)(b->len - base);
+}
+
+/* The age field and the closing brace of the HTTP form. */
+static void put_age(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_us)
+{
+    sl_jbuf_lit(b, ",\"age_ms\":");
+    if (t->has_value)
+        sl_json_u64(b, now_us > t->source_time_us ? (now_us - t->source_time_us) / 1000u : 0);
+    else
+        sl_jbuf_lit(b, "null");
+    sl_jbuf_put(b, "}", 1);
+}
+
+/* sl_json_tag's writer; with c (HTTP form only), stops before the age and
+ * records where each part the live form reuses begins and ends. */
+static void tag_write(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_us,
+                      unsigned which, struct sl_json_tag_cuts *c)
+{
+    size_t base = b->len;
     bool http = which & SL_JSON_TAG_HTTP;
     bool live = which & SL_JSON_TAG_LIVE;
     if (http || live) {
         sl_jbuf_lit(b, "{\"id\":");
         sl_json_u64(b, t->tag_id);
     }
+    if (c)
+        c->id_end = cut_at(b, base);
     if (http) {
         sl_jbuf_lit(b, ",\"name\":");
         sl_json_str(b, t->name);
         sl_jbuf_lit(b, ",\"path\":");
         sl_json_str(b, t->path);
     }
+    if (c)
+        c->value = cut_at(b, base);
     sl_jbuf_lit(b, http || live ? ",\"value\":" : "{\"value\":");
     if (!t->has_value)
         sl_jbuf_lit(b, "null");
@@ -383,18 +408,26 @@ void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_
         else
             sl_jbuf_lit(b, "null");
     }
+    if (c)
+        c->raw_end = cut_at(b, base);
     if (http) {
         sl_jbuf_lit(b, ",\"type\":");
         sl_json_str(b, sl_regs_type_name(t->type));
         sl_jbuf_lit(b, ",\"units\":");
         sl_json_str(b, t->units);
     }
+    if (c)
+        c->quality = cut_at(b, base);
     sl_jbuf_lit(b, ",\"quality\":");
     sl_json_u64(b, t->quality);
+    if (c)
+        c->quality_end = cut_at(b, base);
     if (!live) {
         sl_jbuf_lit(b, ",\"quality_name\":");
         sl_json_str(b, sl_quality_name(t->quality));
     }
+    if (c)
+        c->ts = cut_at(b, base);
     sl_jbuf_lit(b, ",\"ts\":");
     if (t->has_value)
         sl_json_time(b, t->source_time_us);
@@ -405,12 +438,40 @@ void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_
         sl_json_time(b, t->rx_time_us);
     else
         sl_jbuf_lit(b, "null");
-    if (http) {
-        sl_jbuf_lit(b, ",\"age_ms\":");
-        if (t->has_value)
-            sl_json_u64(b, now_us > t->source_time_us ? (now_us - t->source_time_us) / 1000u : 0);
-        else
-            sl_jbuf_lit(b, "null");
+    if (c) {
+        c->len = cut_at(b, base);
+        return;
     }
+    if (http)
+        put_age(b, t, now_us);
+    else
+        sl_jbuf_put(b, "}", 1);
+}
+
+void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_us,
+                 unsigned which)
+{
+    tag_write(b, t, now_us, which, NULL);
+}
+
+void sl_json_tag_shared(struct sl_jbuf *b, const struct sl_mirror_tag *t, struct sl_json_tag_cuts *c)
+{
+    memset(c, 0, sizeof *c);
+    tag_write(b, t, 0, SL_JSON_TAG_HTTP, c);
+}
+
+void sl_json_tag_put_shared(struct sl_jbuf *b, const char *text, const struct sl_json_tag_cuts *c,
+                            const struct sl_mirror_tag *t, uint64_t now_us, unsigned which)
+{
+    if (which & SL_JSON_TAG_HTTP) {
+        sl_jbuf_put(b, text, c->len);
+        put_age(b, t, now_us);
+        return;
+    }
+    /* The live form: {"id":N ,"value":V,"raw":R ,"quality":Q ,"ts":..,"rx_ts":.. } */
+    sl_jbuf_put(b, text, c->id_end);
+    sl_jbuf_put(b, text + c->value, (size_t)(c->raw_end - c->value));
+    sl_jbuf_put(b, text + c->quality, (size_t)(c->quality_end - c->quality));
+    sl_jbuf_put(b, text + c->ts, (size_t)(c->len - c->ts));
     sl_jbuf_put(b, "}", 1);
 }

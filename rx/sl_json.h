@@ -95,4 +95,27 @@ const char *sl_quality_name(uint32_t q);
 void sl_json_tag(struct sl_jbuf *b, const struct sl_mirror_tag *t, uint64_t now_us,
                  unsigned which);
 
+/* One encoding of a tag's value shared by every event stream that sends it:
+ * the HTTP form up to (not including) its age, which depends on when it is
+ * sent, plus where the parts the live form reuses begin and end (offsets
+ * from the start of the text). */
+struct sl_json_tag_cuts {
+    uint16_t id_end;                /* {"id":N            [0, id_end) */
+    uint16_t value, raw_end;        /* ,"value":V,"raw":R [value, raw_end) */
+    uint16_t quality, quality_end;  /* ,"quality":Q       [quality, quality_end) */
+    uint16_t ts;                    /* ,"ts":T,"rx_ts":T  [ts, len) */
+    uint16_t len;                   /* the whole shared text */
+};
+
+/* Appends t's shared text to b and fills c (offsets from b->len at the
+ * call). At most SL_JSON_TAG_MAX bytes; same cost as sl_json_tag. */
+void sl_json_tag_shared(struct sl_jbuf *b, const struct sl_mirror_tag *t, struct sl_json_tag_cuts *c);
+
+/* Appends the object sl_json_tag(b, t, now_us, which) would write, byte for
+ * byte, from text and c made by sl_json_tag_shared for the same value of t
+ * (which: SL_JSON_TAG_HTTP or SL_JSON_TAG_LIVE). Copies only, plus the age
+ * (HTTP form). */
+void sl_json_tag_put_shared(struct sl_jbuf *b, const char *text, const struct sl_json_tag_cuts *c,
+                            const struct sl_mirror_tag *t, uint64_t now_us, unsigned which);
+
 #endif

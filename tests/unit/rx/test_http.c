@@ -324,6 +324,43 @@ SL_TEST(json, numbers_and_times)
                            "\"1970-01-01T00:00:00.001000Z\"\"2023-11-14T22:13:20.123456Z\"");
 }
 
+/* The shared encoding rebuilds sl_json_tag's output byte for byte, in
+ * the HTTP and the live form, for every type, without a value, Good and
+ * stale, and with names that need escaping. */
+SL_TEST(json, shared_tag_matches_direct)
+{
+    struct sl_mirror *m = fx_mirror(3);
+    char a[SL_JSON_TAG_MAX], d[SL_JSON_TAG_MAX], shared[SL_JSON_TAG_MAX];
+    struct sl_jbuf ab, db, sb;
+    const uint64_t now = 1700000000123456ull;
+    for (int round = 0; round < 3; round++) {
+        if (round == 1)
+            fx_fill(m, now - 2500000);
+        if (round == 2)
+            sl_mirror_tick(m, 100000, 0);
+        for (uint32_t pos = 0; pos < FX_TAGS; pos++) {
+            struct sl_mirror_tag t;
+            CU_ASSERT_FATAL(sl_mirror_get(m, pos, &t) == SL_OK);
+            if (pos == 3)
+                t.units = "<b>\"\xe2\x80\xa8u\"";
+            sl_jbuf_fixed(&sb, shared, sizeof shared);
+            struct sl_json_tag_cuts c;
+            sl_json_tag_shared(&sb, &t, &c);
+            CU_ASSERT_FATAL(!sb.failed);
+            CU_ASSERT_EQUAL(c.len, sb.len);
+            const unsigned forms[2] = { SL_JSON_TAG_HTTP, SL_JSON_TAG_LIVE };
+            for (int f = 0; f < 2; f++) {
+                sl_jbuf_fixed(&ab, a, sizeof a);
+                sl_jbuf_fixed(&db, d, sizeof d);
+                sl_json_tag_put_shared(&ab, shared, &c, &t, now, forms[f]);
+                sl_json_tag(&db, &t, now, forms[f]);
+                CU_ASSERT_STRING_EQUAL(sl_jbuf_cstr(&ab), sl_jbuf_cstr(&db));
+            }
+        }
+    }
+    sl_mirror_destroy(m);
+}
+
 /* The number and time writers print integers and times without printf:
  * byte for byte what printf prints, across the edges (sign, -0, 1e15 and
  * 1e16, 2^53 and above, a second's turn, a five-digit year). */
@@ -962,6 +999,128 @@ SL_TEST(http, sse_batch_stream)
     close(fd);
     resp_free(&acc);
     resp_free(&acc2);
+    sl_mirror_set_hook(m, NULL, NULL);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
+/* The last event of a decoded stream body that starts with `head`, up to
+ * its blank line (malloc'd), or NULL. */
+static char *last_event(const char *body, const char *head)
+{
+    const char *e = NULL;
+    for (const char *p = strstr(body, head); p; p = strstr(p + 1, head))
+        e = p;
+    if (!e)
+        return NULL;
+    const char *end = strstr(e, "\n\n");
+    return end ? strndup(e, (size_t)(end - e + 2)) : NULL;
+}
+
+/* Every stream sends a changed tag from one encoding made for that value:
+ * two plain streams get identical events (and a batch stream the live form
+ * of it), the tag encoded once for the three; and a new value, or the same
+ * value with a new quality, is never answered from the old encoding. The
+ * source times lie in 2100, so age_ms is 0 whichever turn sends it. */
+SL_TEST(http, sse_shared_encoding)
+{
+    const uint64_t t2100 = 4102444800000000ull;
+    struct sl_mirror *m = fx_mirror(3);
+    fx_fill(m, t2100);
+    sl_mirror_tick(m, 100, 0);
+    struct sl_http *h = start(m, NULL, 3, 64);
+    sl_mirror_set_hook(m, hook, h);
+    const char plain[] = "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    const char batch[] = "GET /api/stream?batch=1 HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    int fd[3];
+    struct resp acc[3] = { { 0 } };
+    size_t cap[3] = { 0 };
+    for (int i = 0; i < 3; i++) {
+        fd[i] = client(h);
+        const char *rq = i < 2 ? plain : batch;
+        CU_ASSERT_FATAL(send(fd[i], rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));
+        char *b = events_until(h, fd[i], &acc[i], &cap[i], "event: hello");
+        CU_ASSERT_FATAL(b != NULL);
+        free(b);
+    }
+    struct sl_http_stats st0, st;
+    sl_http_stats(h, &st0);
+
+    /* One change, three streams: one encoding, shared twice. */
+    struct sl_value v = fx_val(5, SL_TYPE_UINT16, 111, SL_Q_GOOD, t2100 + 1);
+    CU_ASSERT(sl_mirror_apply(m, &v, 1, t2100 + 2) == SL_OK);
+    char *b0 = events_until(h, fd[0], &acc[0], &cap[0], "\"value\":111,");
+    char *b1 = events_until(h, fd[1], &acc[1], &cap[1], "\"value\":111,");
+    char *b2 = events_until(h, fd[2], &acc[2], &cap[2], "{\"id\":5,\"value\":111,");
+    CU_ASSERT_FATAL(b0 && b1 && b2);
+    char *e0 = last_event(b0, "event: tag\ndata: {\"id\":5,");
+    char *e1 = last_event(b1, "event: tag\ndata: {\"id\":5,");
+    CU_ASSERT_FATAL(e0 && e1);
+    CU_ASSERT_STRING_EQUAL(e0, e1);
+    /* Byte for byte what the tag's own encoding is, in both forms. */
+    struct sl_mirror_tag t;
+    CU_ASSERT_FATAL(sl_mirror_get(m, 5, &t) == SL_OK);
+    char mem[SL_JSON_TAG_MAX + 64];
+    struct sl_jbuf jb;
+    sl_jbuf_fixed(&jb, mem, sizeof mem);
+    sl_jbuf_lit(&jb, "event: tag\ndata: ");
+    sl_json_tag(&jb, &t, t2100 - 1000000, SL_JSON_TAG_HTTP);
+    sl_jbuf_lit(&jb, "\n\n");
+    CU_ASSERT_STRING_EQUAL(e0, sl_jbuf_cstr(&jb));
+    CU_ASSERT(strstr(e0, ",\"age_ms\":0}") != NULL);
+    sl_jbuf_reset(&jb);
+    sl_json_tag(&jb, &t, 0, SL_JSON_TAG_LIVE);
+    CU_ASSERT(strstr(b2, sl_jbuf_cstr(&jb)) != NULL);
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.sse_encoded - st0.sse_encoded, 1);
+    CU_ASSERT_EQUAL(st.sse_shared - st0.sse_shared, 2);
+    free(e0);
+    free(e1);
+    free(b0);
+    free(b1);
+    free(b2);
+
+    /* A new value between two reads of one stream: the new text, encoded
+     * again; the other stream, read later, gets the same latest text. */
+    for (uint64_t val = 222; val <= 333; val += 111) {
+        v = fx_val(5, SL_TYPE_UINT16, val, SL_Q_GOOD, t2100 + val);
+        CU_ASSERT(sl_mirror_apply(m, &v, 1, t2100 + val + 1) == SL_OK);
+        char want[32];
+        snprintf(want, sizeof want, "\"value\":%" PRIu64 ",", val);
+        b0 = events_until(h, fd[0], &acc[0], &cap[0], want);
+        CU_ASSERT_FATAL(b0 != NULL);
+        e0 = last_event(b0, "event: tag\ndata: {\"id\":5,");
+        CU_ASSERT_FATAL(e0 != NULL);
+        CU_ASSERT(strstr(e0, want) != NULL);
+        free(e0);
+        free(b0);
+    }
+    b1 = events_until(h, fd[1], &acc[1], &cap[1], "\"value\":333,");
+    b0 = events_until(h, fd[0], &acc[0], &cap[0], "\"value\":333,");
+    CU_ASSERT_FATAL(b0 && b1);
+    e0 = last_event(b0, "event: tag\ndata: {\"id\":5,");
+    e1 = last_event(b1, "event: tag\ndata: {\"id\":5,");
+    CU_ASSERT_FATAL(e0 && e1);
+    CU_ASSERT_STRING_EQUAL(e0, e1);
+    free(e0);
+    free(e1);
+    free(b0);
+    free(b1);
+
+    /* The same value with a new quality (link stale): the new quality. */
+    sl_mirror_tick(m, 5000, 0);
+    b0 = events_until(h, fd[0], &acc[0], &cap[0], "\"value\":333,\"raw\":333,\"type\":\"uint16\","
+                                                  "\"units\":\"degC\",\"quality\":1083113472,");
+    CU_ASSERT(b0 != NULL);
+    free(b0);
+    b2 = events_until(h, fd[2], &acc[2], &cap[2], "{\"id\":5,\"value\":333,\"raw\":333,\"quality\":1083113472,");
+    CU_ASSERT(b2 != NULL);
+    free(b2);
+
+    for (int i = 0; i < 3; i++) {
+        close(fd[i]);
+        resp_free(&acc[i]);
+    }
     sl_mirror_set_hook(m, NULL, NULL);
     sl_http_close(h);
     sl_mirror_destroy(m);
