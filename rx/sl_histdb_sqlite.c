@@ -22,6 +22,7 @@
 
 #include "sl_clock.h"
 #include "sl_file.h"
+#include "sl_sqlite.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -95,33 +96,25 @@ struct sqlite_db {
     size_t tag_cap, tag_count;
 };
 
+/* SQLite calls with the message kept in s->base.err (sl_sqlite.h). */
 static sl_err fail(struct sqlite_db *s, const char *what)
 {
-    snprintf(s->base.err, sizeof s->base.err, "%s: %s", what, sqlite3_errmsg(s->db));
-    return SL_ERR_IO;
+    return sl_sqlite_fail(s->db, s->base.err, sizeof s->base.err, what);
 }
 
 static sl_err exec(struct sqlite_db *s, const char *sql, const char *what)
 {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return fail(s, what);
-    return SL_OK;
+    return sl_sqlite_exec(s->db, sql, s->base.err, sizeof s->base.err, what);
 }
 
 static sl_err prepare(struct sqlite_db *s, sqlite3_stmt **st, const char *sql)
 {
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return fail(s, "prepare");
-    return SL_OK;
+    return sl_sqlite_prepare(s->db, st, sql, s->base.err, sizeof s->base.err);
 }
 
 static sl_err step_done(struct sqlite_db *s, sqlite3_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    sl_err e = rc == SQLITE_DONE ? SL_OK : fail(s, what);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    return e;
+    return sl_sqlite_step_done(s->db, st, s->base.err, sizeof s->base.err, what);
 }
 
 static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0); }

@@ -3,6 +3,7 @@
 #include "sl_file.h"
 #include "sl_log.h"
 #include "sl_regs.h"
+#include "sl_sqlite.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -71,26 +72,17 @@ static int name_index(const char *const *names, int count, const unsigned char *
     return -1;
 }
 
-/* Records SQLite's message and maps the result code: every storage failure
- * is SL_ERR_IO to the caller, who only needs to know "retry later". */
-static sl_err fail(struct sl_store *s, const char *what)
-{
-    snprintf(s->err, sizeof s->err, "%s: %s", what, sqlite3_errmsg(s->db));
-    return SL_ERR_IO;
-}
+/* SQLite calls with the message kept in s->err (sl_sqlite.h). */
+static sl_err fail(struct sl_store *s, const char *what) { return sl_sqlite_fail(s->db, s->err, sizeof s->err, what); }
 
 static sl_err exec(struct sl_store *s, const char *sql, const char *what)
 {
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return fail(s, what);
-    return SL_OK;
+    return sl_sqlite_exec(s->db, sql, s->err, sizeof s->err, what);
 }
 
 static sl_err prepare(struct sl_store *s, sqlite3_stmt **st, const char *sql)
 {
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return fail(s, "prepare");
-    return SL_OK;
+    return sl_sqlite_prepare(s->db, st, sql, s->err, sizeof s->err);
 }
 
 static sl_err check_format(struct sl_store *s)
@@ -239,12 +231,7 @@ void sl_store_stats(const struct sl_store *s, struct sl_store_stats *out) { *out
 
 static sl_err step_done(struct sl_store *s, sqlite3_stmt *st, const char *what)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE)
-        return fail(s, what);
-    return SL_OK;
+    return sl_sqlite_step_done(s->db, st, s->err, sizeof s->err, what);
 }
 
 static sl_err put_meta(struct sl_store *s, const char *key, int64_t v)
