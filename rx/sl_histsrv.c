@@ -423,6 +423,8 @@ static bool take(struct sl_histsrv *q, struct sl_histsrv_job *j)
 static sl_err histsrv_main(struct sl_thread *th, void *arg)
 {
     struct sl_histsrv *q = arg;
+    if (sl_thread_lower_priority(SL_THREAD_NICE_BACKGROUND) != SL_OK)   /* queries yield to the latency path */
+        sl_log(SL_LOG_WARNING, "rx-histsrv keeps its priority: setpriority: %s", strerror(errno));
     if (q->profile >= 0) {
         char why[256];
         if (sl_seccomp_install((enum sl_seccomp_profile)q->profile, q->flags, why, sizeof why) != SL_OK)

@@ -37,6 +37,9 @@ struct conn {
     bool partial;             /* an incomplete request waits on the client */
     bool readable, writable;  /* epoll reported it; not yet handled */
     bool pending;             /* whole requests buffered, answerable now */
+    bool held;                /* rate budget spent: not read from until it refills */
+    uint64_t tokens;          /* rate budget left, in thousandths of a request */
+    uint64_t fill_ms;         /* tokens last refilled at */
     uint8_t addr[SL_PEER_KEY_BYTES];   /* sl_peer_key: IPv4 address or IPv6 /64, per-peer cap */
     size_t in_len;
     size_t out_off, out_len;  /* unsent bytes are out[out_off, out_len) */
@@ -55,6 +58,9 @@ struct sl_mbserver {
     unsigned conn_reqs, turn_reqs;
     unsigned rr;              /* slot served first next turn (round robin) */
     unsigned npending;        /* slots with work left after the last turn */
+    uint32_t rate;            /* reqs_per_s; 0: no budget */
+    uint64_t burst;           /* bucket size, thousandths of a request */
+    int wake_ms;              /* -1, or ms until a held slot may go on */
     uint32_t idle_ms;
     uint32_t req_ms;
     uint64_t now_ms;
@@ -181,6 +187,12 @@ sl_err sl_mbserver_open(struct sl_mbserver **out, const struct sl_mbserver_confi
     s->turn_reqs = cfg->reqs_per_turn ? cfg->reqs_per_turn : SL_MBSERVER_DEFAULT_TURN_REQS;
     if (s->turn_reqs < s->conn_reqs)
         s->turn_reqs = s->conn_reqs;
+    s->rate = cfg->reqs_per_s;
+    /* rate requests/s for BURST_MS ms, in thousandths; at least one request. */
+    s->burst = (uint64_t)s->rate * SL_MBSERVER_BURST_MS;
+    if (s->burst < 1000u)
+        s->burst = 1000u;
+    s->wake_ms = -1;
     s->conns = calloc(s->max_conns, sizeof *s->conns);
     if (!s->conns) {
         sl_mbserver_close(s);
@@ -211,7 +223,7 @@ static void conn_close(struct sl_mbserver *s, struct conn *c)
         return;
     close(c->fd);   /* also removes it from the epoll set */
     c->fd = -1;
-    c->pending = c->readable = c->writable = c->partial = false;
+    c->pending = c->readable = c->writable = c->partial = c->held = false;
     s->nconns--;
 }
 
@@ -233,7 +245,7 @@ void sl_mbserver_close(struct sl_mbserver *s)
 int sl_mbserver_fd(const struct sl_mbserver *s) { return s->epfd; }
 uint16_t sl_mbserver_port(const struct sl_mbserver *s) { return s->port; }
 unsigned sl_mbserver_conns(const struct sl_mbserver *s) { return s->nconns; }
-int sl_mbserver_timeout_ms(const struct sl_mbserver *s) { return s->npending ? 0 : -1; }
+int sl_mbserver_timeout_ms(const struct sl_mbserver *s) { return s->npending ? 0 : s->wake_ms; }
 void sl_mbserver_stats(const struct sl_mbserver *s, struct sl_mbserver_stats *out) { *out = s->st; }
 
 void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn, void *ctx)
@@ -302,7 +314,9 @@ static void accept_all(struct sl_mbserver *s)
         c->fd = fd;
         c->events = EPOLLIN;
         c->last_req_ms = s->now_ms;
-        c->partial = c->pending = c->readable = c->writable = false;
+        c->partial = c->pending = c->readable = c->writable = c->held = false;
+        c->tokens = s->burst;
+        c->fill_ms = s->now_ms;
         c->in_len = 0;
         c->out_off = c->out_len = 0;
         memcpy(c->addr, key, sizeof key);
@@ -398,7 +412,7 @@ static bool rearm(struct sl_mbserver *s, struct conn *c)
         c->out_off = 0;
     }
     uint32_t want = 0;
-    if (c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX)
+    if (!c->held && c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX)
         want |= EPOLLIN;
     if (c->out_len)
         want |= EPOLLOUT;
@@ -424,6 +438,26 @@ static unsigned whole_requests(const struct conn *c)
     return n;
 }
 
+/* Adds the tokens earned since the last fill (rate thousandths of a
+ * request per ms), up to the bucket; releases a held slot that has a
+ * whole request again. O(1). */
+static void refill(struct sl_mbserver *s, struct conn *c, uint64_t now_ms)
+{
+    if (c->fd < 0 || now_ms <= c->fill_ms)
+        return;
+    uint64_t dt = now_ms - c->fill_ms;
+    if (dt > 1000000u)
+        dt = 1000000u;   /* a full bucket anyway; no overflow after a long pause */
+    c->tokens += dt * s->rate;
+    if (c->tokens > s->burst)
+        c->tokens = s->burst;
+    c->fill_ms = now_ms;
+    if (c->held && c->tokens >= 1000u) {
+        c->held = false;
+        c->readable = true;
+    }
+}
+
 /* One connection's turn: flush, answer what is buffered, read once (at
  * most the input buffer's free space), answer again, all within *budget
  * requests (decremented) and the per-connection cap. Then records whether
@@ -434,6 +468,8 @@ static void serve(struct sl_mbserver *s, struct conn *c, unsigned *budget)
 {
     uint64_t bad_before = s->st.bad_frames;
     unsigned quota = s->conn_reqs < *budget ? s->conn_reqs : *budget;
+    if (s->rate && c->tokens / 1000u < quota)
+        quota = (unsigned)(c->tokens / 1000u);
     unsigned start = quota;
     bool ok = true;
     if (c->writable) {
@@ -442,7 +478,7 @@ static void serve(struct sl_mbserver *s, struct conn *c, unsigned *budget)
     }
     if (ok)
         ok = drain(s, c, &quota);
-    if (ok && c->readable && c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
+    if (ok && c->readable && !c->held && c->in_len < IN_BYTES && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX) {
         c->readable = false;
         ssize_t n = recv(c->fd, c->in + c->in_len, IN_BYTES - c->in_len, 0);
         if (n == 0) {
@@ -456,6 +492,17 @@ static void serve(struct sl_mbserver *s, struct conn *c, unsigned *budget)
         }
     }
     *budget -= start - quota;
+    if (s->rate) {
+        c->tokens -= (uint64_t)(start - quota) * 1000u;
+        /* Spent: the rest stays in the kernel's buffer (TCP pushes back
+         * on the client) until the bucket refills. */
+        if (c->tokens < 1000u && !c->held) {
+            c->held = true;
+            s->st.rate_limited++;
+        }
+        if (c->held)
+            c->readable = false;   /* EPOLLIN comes off below; re-armed when it refills */
+    }
     if (ok)
         ok = rearm(s, c);
     if (!ok) {
@@ -468,7 +515,7 @@ static void serve(struct sl_mbserver *s, struct conn *c, unsigned *budget)
     bool whole = c->in_len && sl_mbreq_frame(&adu, c->in, c->in_len) == SL_OK;
     /* Blocked on the client reading its answers is not pending: EPOLLOUT
      * wakes it. Blocked on our caps is. */
-    c->pending = whole && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX;
+    c->pending = whole && !c->held && OUT_BYTES - c->out_len >= SL_MB_RESP_MAX;
     if (c->pending)
         s->st.deferred += whole_requests(c);
     if (c->in_len && !whole && c->out_len == 0) {
@@ -498,8 +545,18 @@ sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now
                 c->readable = true;
             if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 c->writable = true;
+            /* A dead socket is read (and closed) even over budget: level-
+             * triggered HUP would otherwise wake the loop until it refills. */
+            if (evs[i].events & (EPOLLHUP | EPOLLERR))
+                c->held = false;
         }
     }
+    /* Rate budgets fill with time; a held slot whose bucket has a whole
+     * request again goes on: marked readable, so its turn reads (EAGAIN
+     * if nothing came) and re-arms EPOLLIN. */
+    if (s->rate)
+        for (unsigned i = 0; i < s->max_conns; i++)
+            refill(s, &s->conns[i], now_ms);
     /* Round robin from where the last turn stopped, within the budget. */
     unsigned budget = s->turn_reqs;
     unsigned next = s->rr;
@@ -517,6 +574,7 @@ sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now
     }
     s->rr = next;
     s->npending = 0;
+    s->wake_ms = -1;
     for (unsigned i = 0; i < s->max_conns; i++) {
         struct conn *c = &s->conns[i];
         if (c->fd < 0)
@@ -529,6 +587,12 @@ sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now
             conn_close(s, c);
         } else if (c->pending || c->readable || c->writable) {
             s->npending++;
+        } else if (c->held) {
+            /* ceil(missing thousandths / rate per ms), at least 1 ms */
+            uint64_t ms = (1000u - c->tokens + s->rate - 1u) / s->rate;
+            int w = ms > 1000u ? 1000 : (int)ms;
+            if (s->wake_ms < 0 || w < s->wake_ms)
+                s->wake_ms = w;
         }
     }
     return SL_OK;

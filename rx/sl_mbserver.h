@@ -19,7 +19,12 @@
  * served round robin, so the one after the last served goes first next
  * turn. Requests left buffered wait for the next call (counted as
  * deferred; sl_mbserver_timeout_ms() then says 0 so the daemon does not
- * sleep on them). A peer (an IPv4 address or an IPv6 /64: sl_peer.h)
+ * sleep on them). A connection may also have a request-rate budget
+ * (reqs_per_s, a token bucket holding 100 ms of requests): one that has
+ * spent it is not read from until the bucket refills, so a client in a
+ * tight pipelined loop costs the thread at most that rate however fast it
+ * sends (TCP pushes back on it), while a polling client never meets it.
+ * A peer (an IPv4 address or an IPv6 /64: sl_peer.h)
  * holds at most max_conns_per_peer connections. A connection is closed when no complete request arrived for
  * idle_ms (bytes that never form a request do not count: slowloris), or
  * when an incomplete request has been waiting request_timeout_ms. */
@@ -39,6 +44,7 @@
 #define SL_MBSERVER_DEFAULT_REQ_MS   5000u    /* deadline of an incomplete request */
 #define SL_MBSERVER_DEFAULT_CONN_REQS 16u     /* requests answered per connection per turn */
 #define SL_MBSERVER_DEFAULT_TURN_REQS 256u    /* requests answered per turn, all connections */
+#define SL_MBSERVER_BURST_MS        100u     /* a rate budget's bucket: this long at the rate */
 #define SL_MBSERVER_READ_BYTES       1024u    /* bytes read per connection per turn (its input buffer) */
 #define SL_MBSERVER_PEER_MAX         64u    /* "[v6 address]:port" + NUL */
 
@@ -50,6 +56,7 @@ struct sl_mbserver_config {
     uint32_t request_timeout_ms;   /* 0: SL_MBSERVER_DEFAULT_REQ_MS */
     unsigned reqs_per_conn;        /* 0: SL_MBSERVER_DEFAULT_CONN_REQS */
     unsigned reqs_per_turn;        /* 0: SL_MBSERVER_DEFAULT_TURN_REQS (at least reqs_per_conn) */
+    uint32_t reqs_per_s;           /* requests answered per connection per second; 0: no budget */
 };
 
 struct sl_mbserver_stats {
@@ -61,6 +68,8 @@ struct sl_mbserver_stats {
     uint64_t closed_slow;        /* closed: a request incomplete for request_timeout_ms */
     uint64_t deferred;           /* whole requests left buffered at the end of a turn
                                     (a request waiting two turns counts twice) */
+    uint64_t rate_limited;       /* times a connection spent its request-rate budget
+                                    and was held until it refilled */
     uint64_t closed_peer;        /* closed by the client or a socket error */
     uint64_t bad_frames;         /* closed on a malformed MBAP header */
     uint64_t requests;           /* well-framed requests */
@@ -102,8 +111,11 @@ uint16_t sl_mbserver_port(const struct sl_mbserver *s);
 sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now_ms);
 
 /* 0 when whole requests wait in a buffer (the next sl_mbserver_poll_once
- * must come without waiting for a socket event), else -1 (no wish: the
- * descriptor and the caller's own timer suffice). O(1). */
+ * must come without waiting for a socket event); the ms until the first
+ * connection held by its rate budget may go on (at least 1: a caller that
+ * waits longer only delays that client, whose bucket keeps filling up to
+ * SL_MBSERVER_BURST_MS worth); else -1 (no wish: the descriptor and the
+ * caller's own timer suffice). Relative to the last poll's now_ms. O(1). */
 int sl_mbserver_timeout_ms(const struct sl_mbserver *s);
 
 void sl_mbserver_set_write_hook(struct sl_mbserver *s, sl_mbserver_write_hook fn, void *ctx);

@@ -468,6 +468,9 @@ static void prom_modbus(struct sl_jbuf *b, const struct sl_http_status *s)
            mb->requests - mb->served);
     sample(b, "sluice_modbus_deferred_total", "counter",
            "Modbus requests left for the next loop turn by the per-turn caps", mb->deferred);
+    sample(b, "sluice_modbus_rate_limited_total", "counter",
+           "Times a Modbus connection spent its max_requests_per_s budget and was held until it refilled",
+           mb->rate_limited);
 }
 
 void sl_metrics_prom(struct sl_jbuf *b, const struct sl_http_status *s, const struct sl_http_stats *hs,

@@ -34,7 +34,7 @@ enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_AL
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
 enum { K_TRUSTED, K_STATE_DIR };
 enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS, K_FUTURE_TOL_MS };
-enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS, K_MB_PER_PEER, K_MB_REQ_MS };
+enum { K_MB_LISTEN, K_MAX_CONNS, K_IDLE_MS, K_MB_PER_PEER, K_MB_REQ_MS, K_MB_RATE };
 enum { K_HTTP_LISTEN, K_TOKEN_FILE, K_HTTP_CONNS, K_HTTP_PER_PEER, K_HTTP_TIMEOUT_S, K_HTTP_REQ_MS,
        K_HTTP_STREAMS, K_HTTP_STREAMS_PER_PEER, K_HTTP_HOSTS };
 enum { K_BROKER, K_PREFIX, K_TLS_CA, K_TLS_CERT, K_TLS_KEY, K_USERNAME, K_PASSWORD_FILE, K_CLIENT_ID,
@@ -52,7 +52,7 @@ static const char *const keys_keys[] = { "trusted", "state_dir", NULL };
 static const char *const mirror_keys[] = { "stale_ms", "database", "max_bytes", "max_tags",
                                            "checkpoint_ms", "future_tolerance_ms", NULL };
 static const char *const modbus_keys[] = { "listen", "max_conns", "idle_ms", "max_conns_per_peer",
-                                           "request_timeout_ms", NULL };
+                                           "request_timeout_ms", "max_requests_per_s", NULL };
 static const char *const http_keys[] = { "listen", "token_file", "max_conns", "max_conns_per_peer",
                                          "timeout_s", "request_timeout_ms", "max_streams",
                                          "max_streams_per_peer", "allowed_hosts", NULL };
@@ -93,6 +93,7 @@ static const struct sl_conf_u32_field modbus_nums[] = {
     RX_U32(K_MAX_CONNS, 1, 4096, SL_RXCONF_DEFAULT_MB_CONNS, modbus.max_conns),
     RX_U32(K_IDLE_MS, 100, 86400000, SL_RXCONF_DEFAULT_MB_IDLE_MS, modbus.idle_ms),
     RX_U32(K_MB_REQ_MS, 100, 3600000, SL_RXCONF_DEFAULT_MB_REQ_MS, modbus.request_timeout_ms),
+    RX_U32(K_MB_RATE, 0, 1000000, SL_RXCONF_DEFAULT_MB_RATE, modbus.max_requests_per_s),
 };
 static const struct sl_conf_u32_field http_nums[] = {
     RX_U32(K_HTTP_CONNS, 1, 4096, SL_RXCONF_DEFAULT_HTTP_CONNS, http.max_conns),

@@ -46,6 +46,7 @@
 #define SL_RXCONF_DEFAULT_MB_IDLE_MS    60000u
 #define SL_RXCONF_DEFAULT_MB_PER_PEER   8u      /* Modbus connections per source address */
 #define SL_RXCONF_DEFAULT_MB_REQ_MS     5000u   /* an incomplete Modbus request is closed after this */
+#define SL_RXCONF_DEFAULT_MB_RATE       20000u  /* Modbus requests per connection per second (0: none) */
 #define SL_RXCONF_DEFAULT_HTTP_CONNS    64u
 #define SL_RXCONF_DEFAULT_HTTP_PER_PEER 16u
 #define SL_RXCONF_DEFAULT_HTTP_TIMEOUT_S 30u    /* idle HTTP connection */
@@ -118,6 +119,7 @@ struct sl_rxconf {
         uint32_t idle_ms;
         uint32_t max_conns_per_peer;
         uint32_t request_timeout_ms;
+        uint32_t max_requests_per_s;    /* per connection; 0: no budget */
     } modbus;
     struct {
         bool enabled;

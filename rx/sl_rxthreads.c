@@ -249,6 +249,15 @@ static void intake_periodic(struct sl_rxd *d)
         intake_publish(d);
 }
 
+/* A background thread (store, history, channel) yields the CPU to the
+ * latency path: called first in its body, before its own seccomp list.
+ * Refused (a container's policy), it runs on at the old priority. */
+static void background(const struct sl_thread *th)
+{
+    if (sl_thread_lower_priority(SL_THREAD_NICE_BACKGROUND) != SL_OK)
+        sl_log(SL_LOG_WARNING, "%s keeps its priority: setpriority: %s", th->name, strerror(errno));
+}
+
 /* A thread's own seccomp list, stacked on the process's (it can only
  * narrow it), then the self-test's forbidden call when one is asked for
  * this thread. */
@@ -504,6 +513,7 @@ static sl_err store_final(struct sl_rxd *d)
 
 static sl_err store_thread(struct sl_thread *th, void *arg)
 {
+    background(th);
     sl_err e = thread_seccomp(th, SL_SECCOMP_RX_STORE, 0);
     if (e != SL_OK)
         return e;
@@ -562,6 +572,7 @@ static sl_err chan_main(struct sl_thread *th, void *arg)
     uint64_t next_pub = 0;
     struct pub_chan pub;
     memset(&pub, 0, sizeof pub);
+    background(th);
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         if (wait_queue(th, t->chanq_fd) != SL_OK)
@@ -608,6 +619,7 @@ static sl_err hist_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
     struct sl_rxt *t = d->t;
+    background(th);
     sl_err e = thread_seccomp(th, SL_SECCOMP_RX_HIST, d->conf->history.url[0] ? SL_SECCOMP_F_CONNECT : 0);
     if (e != SL_OK)
         return e;

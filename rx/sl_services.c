@@ -46,7 +46,8 @@ static sl_err open_modbus(struct sl_services *s, const struct sl_rxconf *c, stru
     struct sl_mbserver_config mbc = { .listen = c->modbus.listen, .max_conns = c->modbus.max_conns,
                                       .idle_ms = c->modbus.idle_ms,
                                       .max_conns_per_peer = c->modbus.max_conns_per_peer,
-                                      .request_timeout_ms = c->modbus.request_timeout_ms };
+                                      .request_timeout_ms = c->modbus.request_timeout_ms,
+                                      .reqs_per_s = c->modbus.max_requests_per_s };
     sl_err e = sl_mbserver_open(&s->mb, &mbc, m);
     if (e != SL_OK) {
         sl_log(SL_LOG_ERR, "cannot listen for Modbus on %s: %s%s%s", c->modbus.listen, sl_strerror(e),

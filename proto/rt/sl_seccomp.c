@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -301,6 +302,14 @@ static int common_rules(scmp_filter_ctx f, bool threads)
      * make the answer stricter, never loosen one already loaded. */
     rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(seccomp), 0);
     if (threads) {
+        /* A background thread lowers its own priority
+         * (sl_thread_lower_priority): PRIO_PROCESS with who 0 is the
+         * calling thread only; no other thread or process can be named,
+         * and unprivileged a nice value only goes up. */
+        rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(getpriority), 2,
+                               SCMP_A0_32(SCMP_CMP_EQ, PRIO_PROCESS), SCMP_A1_32(SCMP_CMP_EQ, 0));
+        rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(setpriority), 2,
+                               SCMP_A0_32(SCMP_CMP_EQ, PRIO_PROCESS), SCMP_A1_32(SCMP_CMP_EQ, 0));
         rc |= seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
         if (!SANITIZED)
             rc |= seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -119,4 +120,25 @@ sl_err sl_thread_join(struct sl_thread *th)
     close(th->wake_fd);
     th->wake_fd = -1;
     return th->result;
+}
+
+sl_err sl_thread_lower_priority(int by)
+{
+    /* PRIO_PROCESS with who 0 is the calling thread on Linux, not the
+     * whole process: the other threads keep theirs. getpriority may
+     * return -1 as a value: errno tells. */
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, 0);
+    if (cur == -1 && errno != 0)
+        return SL_ERR_IO;
+    int want = by < 0 ? cur : (cur + by > 19 ? 19 : cur + by);
+    if (setpriority(PRIO_PROCESS, 0, want) != 0)
+        return SL_ERR_IO;
+    return SL_OK;
+}
+
+int sl_thread_nice(void)
+{
+    errno = 0;
+    return getpriority(PRIO_PROCESS, 0);
 }

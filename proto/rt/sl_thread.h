@@ -75,6 +75,27 @@ sl_err sl_thread_fail(struct sl_thread *th, sl_err e, const char *fmt, ...) __at
  * result are readable). */
 int sl_thread_done(const struct sl_thread *th);
 
+/* How much the background threads (the store, the history writer and
+ * its query thread, the channel worker) raise their nice value: at +10 a
+ * CFS/EEVDF weight of 110 against 1024, so on a saturated machine the latency path
+ * (link intake, the Modbus and HTTP services) runs first and a background
+ * thread still gets about a tenth of a core's share: it falls behind and
+ * coalesces, never stops. */
+#define SL_THREAD_NICE_BACKGROUND 10
+
+/* Body: lowers the calling thread's scheduling priority, raising its
+ * nice value by `by` (>= 0; capped at 19), relative to what it inherited
+ * (a service manager's Nice= composes). Only this thread: Linux keeps a
+ * nice value per thread. Unprivileged, it can never be undone; call it at
+ * the top of the body, before the thread's own seccomp list (the process
+ * lists allow get/setpriority(PRIO_PROCESS, 0, ...) and nothing wider).
+ * SL_ERR_IO with errno when the kernel refuses (the thread runs on at its
+ * old priority: a caller logs it, it is not fatal). Two system calls. */
+sl_err sl_thread_lower_priority(int by);
+
+/* The calling thread's nice value (for tests). */
+int sl_thread_nice(void);
+
 /* Owner: waits for the body to return, closes the eventfd; the body's
  * result. A thread never started (or already joined) gives SL_OK. */
 sl_err sl_thread_join(struct sl_thread *th);

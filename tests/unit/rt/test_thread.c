@@ -134,3 +134,34 @@ SL_TEST(thread, failure_is_reported_to_the_owner)
     CU_ASSERT_EQUAL(sl_thread_join(&th), SL_ERR_IO);
     close(fail_fd);
 }
+
+struct nice_probe {
+    int want, got;
+    sl_err e;
+};
+
+static sl_err lowers_itself(struct sl_thread *th, void *arg)
+{
+    (void)th;
+    struct nice_probe *p = arg;
+    p->e = sl_thread_lower_priority(SL_THREAD_NICE_BACKGROUND);
+    p->got = sl_thread_nice();
+    return SL_OK;
+}
+
+/* A background thread lowers its own priority, relative to what it
+ * inherited, and nobody else's: Linux keeps a nice value per thread, and
+ * PRIO_PROCESS with who 0 names the caller only. The starting thread
+ * keeps its value. */
+SL_TEST(thread, nice_is_per_thread)
+{
+    int base = sl_thread_nice();
+    int want = base + SL_THREAD_NICE_BACKGROUND;
+    struct nice_probe p = { .want = want > 19 ? 19 : want };
+    struct sl_thread th;
+    CU_ASSERT_EQUAL_FATAL(sl_thread_start(&th, "sl-nicer", lowers_itself, &p, -1), SL_OK);
+    CU_ASSERT_EQUAL(sl_thread_join(&th), SL_OK);
+    CU_ASSERT_EQUAL(p.e, SL_OK);
+    CU_ASSERT_EQUAL(p.got, p.want);
+    CU_ASSERT_EQUAL(sl_thread_nice(), base);
+}

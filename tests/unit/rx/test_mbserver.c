@@ -463,6 +463,111 @@ SL_TEST(mbserver, turn_budget_round_robin)
     sl_mirror_destroy(m);
 }
 
+/* Responses of 11 bytes (FC 3, one register) waiting on fd now. */
+static size_t answered11(int fd)
+{
+    uint8_t buf[4096];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = recv(fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+        n += (size_t)r;
+    CU_ASSERT_EQUAL(n % 11, 0);
+    return n / 11;
+}
+
+/* The request-rate budget: a client pipelining in a tight loop gets its
+ * bucket (100 ms at the rate) at once, then the rate, measured on the
+ * caller's clock; it is not read from meanwhile, the server says when to
+ * come back, and a second client is answered at once while the first is
+ * held. Nothing is lost: every request is answered in the end. */
+SL_TEST(mbserver, rate_budget_holds_a_flooder)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start_cfg(m, (struct sl_mbserver_config){ .max_conns = 4, .reqs_per_s = 100 });
+    int a = client(s), b = client(s);
+    pump(s, 0);
+    enum { N = 60 };
+    static uint8_t req[N * 12];
+    for (unsigned i = 0; i < N; i++)
+        rx_mb_read_req(req + 12 * i, (uint16_t)i, 1, 3, 10, 1);
+    send_all(a, req, sizeof req);
+    settle(s);
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+    /* 100/s for 100 ms: 10 requests, then held (1 request = 10 ms). */
+    CU_ASSERT_EQUAL(answered11(a), 10);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.served, 10);
+    CU_ASSERT_EQUAL(st.rate_limited, 1);
+    CU_ASSERT_EQUAL(sl_mbserver_timeout_ms(s), 10);
+
+    /* b is not held behind a. */
+    uint8_t one[12], resp[16];
+    rx_mb_read_req(one, 0xBEEF, 1, 3, 10, 1);
+    send_all(b, one, sizeof one);
+    settle(s);
+    CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+    CU_ASSERT_EQUAL(recv(b, resp, sizeof resp, MSG_DONTWAIT), 11);
+    CU_ASSERT(resp[0] == 0xBE && resp[1] == 0xEF);
+    CU_ASSERT_EQUAL(answered11(a), 0);
+
+    /* 50 ms later: 5 more. */
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT(sl_mbserver_poll_once(s, 0, 50) == SL_OK);
+    CU_ASSERT_EQUAL(answered11(a), 5);
+    /* A long pause fills the bucket, never more: 10. */
+    for (int i = 0; i < 20; i++)
+        CU_ASSERT(sl_mbserver_poll_once(s, 0, 5000) == SL_OK);
+    CU_ASSERT_EQUAL(answered11(a), 10);
+    /* The rest, 100 ms at a time; in order, none lost. */
+    size_t got = 25;
+    for (uint64_t now = 5100; now <= 9000 && got < N; now += 100) {
+        for (int i = 0; i < 20; i++)
+            CU_ASSERT(sl_mbserver_poll_once(s, 0, now) == SL_OK);
+        got += answered11(a);
+    }
+    CU_ASSERT_EQUAL(got, N);
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.served, N + 1);
+    CU_ASSERT_EQUAL(sl_mbserver_conns(s), 2);
+    close(a);
+    close(b);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
+/* No budget (0, the struct's default): the same flood is answered at the
+ * per-turn caps alone, with no clock moving. */
+SL_TEST(mbserver, no_rate_budget_by_default)
+{
+    struct sl_mirror *m = fx_mirror(7);
+    fx_fill(m, 100);
+    struct sl_mbserver *s = start_cfg(m, (struct sl_mbserver_config){ .max_conns = 4 });
+    int a = client(s);
+    pump(s, 0);
+    enum { N = 60 };
+    static uint8_t req[N * 12];
+    for (unsigned i = 0; i < N; i++)
+        rx_mb_read_req(req + 12 * i, (uint16_t)i, 1, 3, 10, 1);
+    send_all(a, req, sizeof req);
+    settle(s);
+    size_t got = 0;
+    for (int i = 0; i < 200 && got < N; i++) {
+        CU_ASSERT(sl_mbserver_poll_once(s, 0, 0) == SL_OK);
+        got += answered11(a);
+    }
+    CU_ASSERT_EQUAL(got, N);
+    struct sl_mbserver_stats st;
+    sl_mbserver_stats(s, &st);
+    CU_ASSERT_EQUAL(st.rate_limited, 0);
+    CU_ASSERT_EQUAL(sl_mbserver_timeout_ms(s), -1);
+    close(a);
+    sl_mbserver_close(s);
+    sl_mirror_destroy(m);
+}
+
 SL_TEST(mbserver, per_peer_cap)
 {
     struct sl_mirror *m = fx_mirror(7);
