@@ -377,8 +377,14 @@ def sluice_bulk(b, work, src, size, want, rate, gso, k, m, interleave):
         rx.stop()
         if tx is not None and tx.rc is None:
             tx.stop()
-    ok = tx.rc == 0 and os.path.exists(dst) and sha256(dst) == want
-    res = {"ok": ok, "rate_mbps": rate, "tx_rc": tx.rc, "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
+    # A daemon that fails (rather than a file that does not arrive) is a
+    # broken run, not a rung too high: stop the bench and say why.
+    for name, p, logf in (("sluice-tx", tx, "bulk-tx.log"), ("sluice-rx", rx, "bulk-rx.log")):
+        if p.rc != 0:
+            tail = open(os.path.join(work, logf)).read()[-600:]
+            raise RuntimeError("%s exited with %s at rate_mbps %d; its log ends:\n%s" % (name, p.rc, rate, tail))
+    ok = os.path.exists(dst) and sha256(dst) == want
+    res = {"ok": ok, "rate_mbps": rate, "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
            "tx_cpu_s_per_gb": per_gb(tx.cpu, size), "rx_cpu_s_per_gb": per_gb(rx.cpu, size),
            "send_to_delivered_s": (w.delivered - t0) if w.delivered else None}
     goodputs(res, size, w, w.delivered)
