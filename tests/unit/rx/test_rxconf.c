@@ -597,7 +597,11 @@ SL_TEST(rxconf, trust_files_links_and_file_limits)
     CU_ASSERT_EQUAL(parse(BASE "[files]\ndirectory = in\n"), SL_OK);
     CU_ASSERT_EQUAL(cfg.files.max_total_bytes, 1ull << 30);
     CU_ASSERT_EQUAL(cfg.files.max_versions, 10);
+    CU_ASSERT_FALSE(cfg.files.verify_readback);
     CU_ASSERT_FALSE(cfg.rx.allow_root);
+    CU_ASSERT_EQUAL(parse(BASE "[files]\ndirectory = in\nverify_readback = yes\n"), SL_OK);
+    CU_ASSERT_TRUE(cfg.files.verify_readback);
+    one(BASE "[files]\ndirectory = in\nverify_readback = later\n", "rx.conf:9: bad verify_readback 'later' (yes|no)");
     CU_ASSERT_EQUAL(parse(BASE "[files]\ndirectory = in\nmax_total_bytes = 0\nmax_versions = 1\n"
                                "[rx]\nallow_root = yes\n"), SL_OK);
     CU_ASSERT_EQUAL(cfg.files.max_total_bytes, 0);
