@@ -97,3 +97,29 @@ uint64_t sl_generator_wake_us(const struct sl_generator *g, uint64_t now_us)
     uint64_t soonest = now_us + SL_GENERATOR_TICK_US;
     return at > soonest ? at : soonest;
 }
+
+uint64_t sl_generator_apply(struct sl_generator *g, struct sl_snapshot *snap, uint64_t n, uint64_t wall,
+                            uint64_t now_us)
+{
+    if (n > g->ntags) {
+        /* Whole rounds ahead of the last one only rewrite the same value. */
+        uint64_t skip = n - g->ntags;
+        g->next = (uint32_t)((g->next + skip % g->ntags) % g->ntags);
+        g->produced += skip;
+        n = g->ntags;
+    }
+    uint64_t refused = 0;
+    while (n > 0) {
+        uint32_t run = g->ntags - g->next;   /* up to the wrap */
+        if (run > n)
+            run = (uint32_t)n;
+        refused += sl_snapshot_update_range(snap, g->first_tag_id + g->next, run, wall, SL_Q_GOOD, wall,
+                                            now_us);
+        g->next += run;
+        if (g->next == g->ntags)
+            g->next = 0;
+        g->produced += run;
+        n -= run;
+    }
+    return refused;
+}

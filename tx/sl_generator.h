@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "sl_err.h"
+#include "sl_snapshot.h"
 #include "sl_tagmap.h"
 
 #define SL_GENERATOR_MAX_TAGS   1000000u     /* tags = 1..this */
@@ -63,6 +64,18 @@ static inline uint32_t sl_generator_next(struct sl_generator *g)
     g->produced++;
     return id;
 }
+
+/* Hands the next n updates to snap, all Good with value = source time =
+ * wall (the batch's one clock reading), as n sl_generator_next +
+ * sl_snapshot_update calls would, but in runs of consecutive tags
+ * (sl_snapshot_update_range: the journal's lock once per run). A batch of
+ * more than ntags updates writes every tag the same wall value at least
+ * twice; only the last ntags are applied (the earlier ones would change
+ * nothing the later ones do not overwrite) and all n count as produced.
+ * Returns the updates the snapshot refused (0 unless the tags are not the
+ * snapshot's). O(min(n, ntags)). */
+uint64_t sl_generator_apply(struct sl_generator *g, struct sl_snapshot *snap, uint64_t n, uint64_t wall,
+                            uint64_t now_us);
 
 /* When the daemon should next wake for this generator: when one more update
  * is due, but no sooner than SL_GENERATOR_TICK_US after now_us (updates are

@@ -816,16 +816,14 @@ static bool block_room(struct sl_journal *j, struct jbuf *b, size_t need)
     return true;
 }
 
-sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
-                         uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out)
+/* One append under j->lock (held by the caller). */
+static sl_err append_held(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
+                          uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out)
 {
     if (type > REC_TYPE_MASK)
         return SL_ERR_RANGE;
-    pthread_mutex_lock(&j->lock);
-    if (j->next_seq >= SL_HREC_SEQ_LIMIT) {
-        pthread_mutex_unlock(&j->lock);
+    if (j->next_seq >= SL_HREC_SEQ_LIMIT)
         return SL_ERR_RANGE;   /* not reached: open refuses long before */
-    }
     uint64_t seq = j->next_seq++;
     j->st.appended++;
     if (seq >= atomic_load_explicit(&j->reserved, memory_order_relaxed))
@@ -834,7 +832,6 @@ sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_
     bool gap = j->written_seq < seq;
     if (!block_room(j, b, REC_MAX + (gap ? GAP_MAX : 0))) {
         j->st.lost++;                 /* written as a GAP once there is room */
-        pthread_mutex_unlock(&j->lock);
         if (seq_out)
             *seq_out = seq;
         return SL_OK;
@@ -866,10 +863,34 @@ sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_
     j->blk_max = source_time_us > j->blk_max ? source_time_us : j->blk_max;
     j->blk_count++;
     j->written_seq = seq + 1;
-    pthread_mutex_unlock(&j->lock);
     if (seq_out)
         *seq_out = seq;
     return SL_OK;
+}
+
+sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
+                         uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out)
+{
+    pthread_mutex_lock(&j->lock);
+    sl_err e = append_held(j, tag_id, source_time_us, raw, type, quality, seq_out);
+    pthread_mutex_unlock(&j->lock);
+    return e;
+}
+
+void sl_journal_append_begin(struct sl_journal *j)
+{
+    pthread_mutex_lock(&j->lock);
+}
+
+sl_err sl_journal_append_held(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
+                              uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out)
+{
+    return append_held(j, tag_id, source_time_us, raw, type, quality, seq_out);
+}
+
+void sl_journal_append_end(struct sl_journal *j)
+{
+    pthread_mutex_unlock(&j->lock);
 }
 
 /* ---- Flush ---- */

@@ -163,6 +163,17 @@ void sl_journal_close(struct sl_journal *j);
 sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
                          uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out);
 
+/* The same for a run of appends under one lock: begin, any number of
+ * sl_journal_append_held (each exactly as sl_journal_append), end. The
+ * flusher waits for end, so keep a run short (the snapshot holds it for
+ * at most SL_SNAPSHOT_JOURNAL_RUN appends, a few tens of µs); nothing else
+ * on the journal may be called in between by the same thread. Saves a
+ * mutex pair per change on the appender's hot path. */
+void sl_journal_append_begin(struct sl_journal *j);
+sl_err sl_journal_append_held(struct sl_journal *j, uint32_t tag_id, uint64_t source_time_us,
+                              uint64_t raw, uint8_t type, uint32_t quality, uint64_t *seq_out);
+void sl_journal_append_end(struct sl_journal *j);
+
 /* Group commit: first refreshes the persisted seq mark when fewer than
  * seq_reserve / 2 are left, then writes everything appended so far, syncs
  * it, rotates segments at segment_bytes and deletes the oldest segments

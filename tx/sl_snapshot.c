@@ -372,23 +372,33 @@ static void unlink_pending(struct sl_snapshot *s, uint32_t id)
     s->npending--;
 }
 
-sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
-                          uint64_t source_time_us, uint64_t now_us)
+/* Largest raw each type can carry (the sl_msg_value_check rule): the
+ * tag's type was checked at create, so an update only compares widths. */
+static const uint64_t type_max[16] = {
+    [SL_TYPE_BOOL] = 1u,
+    [SL_TYPE_INT16] = 0xFFFFu, [SL_TYPE_UINT16] = 0xFFFFu,
+    [SL_TYPE_INT32] = 0xFFFFFFFFu, [SL_TYPE_UINT32] = 0xFFFFFFFFu, [SL_TYPE_FLOAT32] = 0xFFFFFFFFu,
+    [SL_TYPE_INT64] = UINT64_MAX, [SL_TYPE_FLOAT64] = UINT64_MAX,
+};
+
+/* One update of a known tag (tag_id < ntags). held: the caller holds the
+ * journal's append lock (sl_journal_append_begin). */
+static inline sl_err update_one(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
+                                uint64_t source_time_us, uint64_t now_us, bool held)
 {
-    if (tag_id >= s->ntags)
-        return SL_ERR_RANGE;
     struct tagstate *t = &s->tag[tag_id];
-    struct sl_value v = { .tag_id = tag_id, .type = t->type, .raw = raw };
-    if (sl_msg_value_check(&v) != SL_OK)
+    if (raw > type_max[t->type & 15u])
         return SL_ERR_RANGE;
     t->raw = raw;
     t->quality = quality;
     t->time_us = source_time_us;
     s->st.updates++;
     bool qchange = quality != t->sent_quality;
+    /* Without deadbands any other bit pattern is a change (the rule of
+     * sl_regs_deadband_exceeded for a band of 0), decided inline. */
     const struct band *b = s->band ? &s->band[tag_id] : NULL;
-    if (!qchange && !sl_regs_deadband_exceeded(t->sent_raw, raw, t->type, b ? b->scale : 1.0,
-                                               b ? b->deadband : 0.0))
+    if (!qchange && (raw == t->sent_raw ||
+                     (b && !sl_regs_deadband_exceeded(t->sent_raw, raw, t->type, b->scale, b->deadband))))
         return SL_OK;   /* within the band of what RX holds (or of what was
                          * journaled); a pending entry stays */
     if (s->journal) {
@@ -396,7 +406,8 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
          * delta carries the newest one with its seq, and the ones it
          * replaces reach RX by backfill. */
         uint64_t seq = 0;
-        sl_err e = sl_journal_append(s->journal, tag_id, source_time_us, raw, t->type, quality, &seq);
+        sl_err e = held ? sl_journal_append_held(s->journal, tag_id, source_time_us, raw, t->type, quality, &seq)
+                        : sl_journal_append(s->journal, tag_id, source_time_us, raw, t->type, quality, &seq);
         if (e != SL_OK)
             return e;   /* a type above 15: not reached (checked above) */
         t->sent_raw = raw;
@@ -425,6 +436,39 @@ sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, 
         s->nurgent++;
     }
     return SL_OK;
+}
+
+sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
+                          uint64_t source_time_us, uint64_t now_us)
+{
+    if (tag_id >= s->ntags)
+        return SL_ERR_RANGE;
+    return update_one(s, tag_id, raw, quality, source_time_us, now_us, false);
+}
+
+uint32_t sl_snapshot_update_range(struct sl_snapshot *s, uint32_t first, uint32_t n, uint64_t raw,
+                                  uint32_t quality, uint64_t source_time_us, uint64_t now_us)
+{
+    if (first >= s->ntags)
+        return n;
+    uint32_t refused = 0;
+    if (n > s->ntags - first) {
+        refused = n - (s->ntags - first);
+        n = s->ntags - first;
+    }
+    /* The journal's lock once per run, not once per change: the flusher
+     * waits at most one run. */
+    for (uint32_t done = 0; done < n;) {
+        uint32_t run = n - done < SL_SNAPSHOT_JOURNAL_RUN ? n - done : SL_SNAPSHOT_JOURNAL_RUN;
+        if (s->journal)
+            sl_journal_append_begin(s->journal);
+        for (uint32_t i = first + done, end = first + done + run; i < end; i++)
+            refused += update_one(s, i, raw, quality, source_time_us, now_us, s->journal != NULL) != SL_OK;
+        if (s->journal)
+            sl_journal_append_end(s->journal);
+        done += run;
+    }
+    return refused;
 }
 
 sl_err sl_snapshot_set_journal(struct sl_snapshot *s, struct sl_journal *j)

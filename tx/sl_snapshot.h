@@ -147,6 +147,17 @@ __attribute__((warn_unused_result))
 sl_err sl_snapshot_update(struct sl_snapshot *s, uint32_t tag_id, uint64_t raw, uint32_t quality,
                           uint64_t source_time_us, uint64_t now_us);
 
+/* sl_snapshot_update of tags first .. first + n - 1, all with the same
+ * raw, quality and source time (the generator's batches; a device's tags
+ * are consecutive ids too). With a journal its lock is taken once per
+ * SL_SNAPSHOT_JOURNAL_RUN updates instead of once per change. Returns how
+ * many updates were refused (ids past the table, a raw the tag's type
+ * cannot carry); the others are applied exactly as single updates would
+ * be, in id order. O(n); no allocation. */
+#define SL_SNAPSHOT_JOURNAL_RUN 1024u
+uint32_t sl_snapshot_update_range(struct sl_snapshot *s, uint32_t first, uint32_t n, uint64_t raw,
+                                  uint32_t quality, uint64_t source_time_us, uint64_t now_us);
+
 /* Queues an EVENT (kind SL_EVENT_*, mirror_unit or 0, time_us since the Unix
  * epoch, text of text_len bytes: UTF-8 without controls, at most
  * SL_EVENT_TEXT_MAX). Encoded now, so a bad argument is SL_ERR_RANGE here

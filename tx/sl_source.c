@@ -527,10 +527,7 @@ static uint64_t gen_collect(struct sl_source *s, struct sl_snapshot *snap, uint6
         uint64_t n = sl_generator_due(g, now);
         if (n > SL_SOURCE_GEN_PER_TURN)
             n = SL_SOURCE_GEN_PER_TURN;
-        uint64_t wall = sl_clock_wall_us(), bad = 0;
-        for (uint64_t j = 0; j < n; j++)
-            if (sl_snapshot_update(snap, sl_generator_next(g), wall, SL_Q_GOOD, wall, now) != SL_OK)
-                bad++;
+        uint64_t bad = sl_generator_apply(g, snap, n, sl_clock_wall_us(), now);
         if (bad)
             sl_log(SL_LOG_ERR, "device %s: %llu generated values refused by the snapshot",
                    G->cfg[i]->name, (unsigned long long)bad);

@@ -839,3 +839,116 @@ SL_TEST(snapshot, journal_quality_change_journaled)
     sl_snapshot_destroy(s);
     journal_gone(j);
 }
+
+/* ---- runs of consecutive tags (sl_snapshot_update_range) ---------------- */
+
+#define RUN_TAGS (2 * SL_SNAPSHOT_JOURNAL_RUN + 500u)   /* three journal runs */
+
+/* RUN_TAGS uint16 tags read on demand: tag i is "r<i>". */
+static void run_tag(const void *ctx, uint32_t id, struct sl_snapshot_tag *out)
+{
+    (void)ctx;
+    memset(out, 0, sizeof *out);
+    out->schema.tag_id = id;
+    out->schema.type = SL_TYPE_UINT16;
+    out->schema.reg = SL_REG_HOLDING;
+    out->schema.word_order = SL_WORD_ABCD;
+    out->schema.mirror_unit = 1;
+    out->schema.address = (uint16_t)id;
+    out->schema.scale = 1;
+    snprintf(out->schema.name, sizeof out->schema.name, "r%u", id);
+}
+
+static struct sl_snapshot *run_snapshot(struct sl_journal **j)
+{
+    struct sl_snapshot_config cfg = {
+        .tag_fn = run_tag, .ntags = RUN_TAGS, .schema_id = 7, .keyframe_ms = 1000, .max_delay_ms = 5,
+        .payload_cap = CAP,
+    };
+    struct sl_snapshot *s = NULL;
+    CU_ASSERT_FATAL(sl_snapshot_create(&s, &cfg, T0) == SL_OK);
+    *j = journal_new();
+    CU_ASSERT_EQUAL_FATAL(sl_snapshot_set_journal(s, *j), SL_OK);
+    drain(s, T0);
+    return s;
+}
+
+/* A range is the same as one update per tag in id order: every change
+ * journaled with consecutive seqs across the journal-lock runs, pending in
+ * that order, sent as DELTA_SEQ with those seqs; an unchanged range is no
+ * change; ids past the table and raws the type cannot carry are refused
+ * and counted, nothing of them applied. */
+SL_TEST(snapshot, update_range_equals_single_updates)
+{
+    struct sl_journal *j;
+    struct sl_snapshot *s = run_snapshot(&j);
+    CU_ASSERT_EQUAL(sl_snapshot_update_range(s, 0, RUN_TAGS, 42, SL_Q_GOOD, WALL, T0 + MS), 0);
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.changes, RUN_TAGS);
+    CU_ASSERT_EQUAL(st.journaled, RUN_TAGS);
+    CU_ASSERT_EQUAL(st.pending, RUN_TAGS);
+    /* Unchanged: nothing new. Past the end and too wide: refused. */
+    CU_ASSERT_EQUAL(sl_snapshot_update_range(s, 0, RUN_TAGS, 42, SL_Q_GOOD, WALL, T0 + MS), 0);
+    CU_ASSERT_EQUAL(sl_snapshot_update_range(s, RUN_TAGS - 10, 30, 42, SL_Q_GOOD, WALL, T0 + MS), 20);
+    CU_ASSERT_EQUAL(sl_snapshot_update_range(s, RUN_TAGS, 5, 43, SL_Q_GOOD, WALL, T0 + MS), 5);
+    CU_ASSERT_EQUAL(sl_snapshot_update_range(s, 3, 4, 0x10000u, SL_Q_GOOD, WALL, T0 + MS), 4);
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.changes, RUN_TAGS);
+    CU_ASSERT_EQUAL(st.updates, RUN_TAGS + RUN_TAGS + 10);
+    struct sl_value v;
+    CU_ASSERT_EQUAL(sl_snapshot_value(s, 3, &v), SL_OK);
+    CU_ASSERT_EQUAL(v.raw, 42);
+    /* Deltas in id order, seq = id + 1. */
+    uint32_t next = 0;
+    struct seen o;
+    for (unsigned b = 0; b < 100 && next < RUN_TAGS; b++) {
+        CU_ASSERT_EQUAL_FATAL(fill(s, T0 + 10 * MS, &o), SL_OK);
+        for (unsigned i = 0; i < o.ndelta; i++, next++) {
+            CU_ASSERT_EQUAL(o.delta[i].tag_id, next);
+            CU_ASSERT_EQUAL(o.delta[i].seq, next + 1u);
+            CU_ASSERT_EQUAL(o.delta[i].raw, 42);
+        }
+    }
+    CU_ASSERT_EQUAL(next, RUN_TAGS);
+    /* The journal holds the same, and the lock was given back (a flush
+     * from here would hang otherwise). */
+    static struct sl_journal_rec r[RUN_TAGS + 1];
+    CU_ASSERT_EQUAL_FATAL(journal_read(j, r, RUN_TAGS + 1), RUN_TAGS);
+    for (uint32_t i = 0; i < RUN_TAGS; i++) {
+        CU_ASSERT_EQUAL(r[i].seq, i + 1u);
+        CU_ASSERT_EQUAL(r[i].tag_id, i);
+    }
+    sl_snapshot_destroy(s);
+    journal_gone(j);
+}
+
+/* The fast checks inside an update: a bool takes only 0 or 1 and a
+ * uint16 nothing above 0xFFFF (refused, nothing changes); without
+ * deadbands a new bit pattern is a change and the same one is not. */
+SL_TEST(snapshot, update_checks_width_and_change)
+{
+    make_tags(2, SL_TYPE_BOOL, 0);
+    struct sl_snapshot *s = make(2, 1000, 5, 0, 0);
+    drain(s, T0);
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 0, 2, SL_Q_GOOD, WALL, T0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 0, 1, SL_Q_GOOD, WALL, T0), SL_OK);
+    drain(s, T0);   /* sent: the reference for the next change */
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 0, 1, SL_Q_GOOD, WALL + 1, T0), SL_OK);
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 2, 1, SL_Q_GOOD, WALL, T0), SL_ERR_RANGE);
+    struct sl_snapshot_stats st;
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.updates, 2);
+    CU_ASSERT_EQUAL(st.changes, 1);
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 0, 0, SL_Q_GOOD, WALL + 2, T0), SL_OK);
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.changes, 2);
+    sl_snapshot_destroy(s);
+    make_tags(1, SL_TYPE_UINT16, 0);
+    s = make(1, 1000, 5, 0, 0);
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 0, 0x10000u, SL_Q_GOOD, WALL, T0), SL_ERR_RANGE);
+    CU_ASSERT_EQUAL(sl_snapshot_update(s, 0, 0xFFFFu, SL_Q_GOOD, WALL, T0), SL_OK);
+    sl_snapshot_stats(s, &st);
+    CU_ASSERT_EQUAL(st.updates, 1);
+    sl_snapshot_destroy(s);
+}
