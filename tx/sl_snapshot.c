@@ -79,6 +79,9 @@ struct sl_snapshot {
     size_t scratch_n;
     struct sl_schema_tag *sc_scratch;    /* chunk_values records: one SCHEMA chunk */
     uint32_t *schema_start;          /* first tag of each schema chunk, +1 sentinel */
+    uint32_t *schema_bytes;          /* each chunk's encoded SCHEMA message bytes: a block
+                                      * without that much room is passed over without
+                                      * reading the chunk's tags */
     size_t schema_start_n;
 
     uint32_t head, tail;             /* pending FIFO */
@@ -118,15 +121,18 @@ static size_t schema_room(size_t cap)
  * index, deadband >= 0, sl_msg_tag_check; types equal to types[] when
  * given), plans the SCHEMA chunks greedily (as many whole records as fit
  * an empty payload, at most per, the same cut sl_msg_schema_fit makes) into
- * starts[0..*nchunks], and says whether any deadband is non-zero. */
-static sl_err scan_schema(uint32_t *starts, size_t starts_n, uint32_t *nchunks, bool *banded,
+ * starts[0..*nchunks] with each chunk's message bytes in bytes[0..*nchunks),
+ * and says whether any deadband is non-zero. */
+static sl_err scan_schema(uint32_t *starts, uint32_t *bytes, size_t starts_n, uint32_t *nchunks, bool *banded,
                           sl_snapshot_tag_fn fn, const void *ctx, uint32_t n, size_t payload_cap,
                           uint32_t per, const struct tagstate *types)
 {
     size_t room = schema_room(payload_cap), used = 0;
+    const size_t fixed = SL_MSG_HDR_BYTES + SL_SCHEMA_HDR_BYTES;
     uint32_t c = 0, count = 0;
     *banded = false;
     starts[0] = 0;
+    bytes[0] = (uint32_t)fixed;
     for (uint32_t i = 0; i < n; i++) {
         struct sl_snapshot_tag t;
         fn(ctx, i, &t);
@@ -144,6 +150,7 @@ static sl_err scan_schema(uint32_t *starts, size_t starts_n, uint32_t *nchunks, 
         if (count == per || count == UINT16_MAX || b > room - used) {
             if (c >= UINT16_MAX || c + 1 >= starts_n)
                 return SL_ERR_RANGE;
+            bytes[c] = (uint32_t)(fixed + used);
             starts[++c] = i;
             count = 0;
             used = 0;
@@ -154,6 +161,7 @@ static sl_err scan_schema(uint32_t *starts, size_t starts_n, uint32_t *nchunks, 
     if (n > 0) {
         if (c >= UINT16_MAX || c + 1 >= starts_n)
             return SL_ERR_RANGE;
+        bytes[c] = (uint32_t)(fixed + used);
         starts[++c] = n;
     } else {
         starts[1] = 0;   /* an empty set is one empty chunk */
@@ -193,6 +201,7 @@ void sl_snapshot_destroy(struct sl_snapshot *s)
     free(s->scratch);
     free(s->sc_scratch);
     free(s->schema_start);
+    free(s->schema_bytes);
     free(s);
 }
 
@@ -243,6 +252,7 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
     s->scratch = calloc(s->scratch_n, sizeof *s->scratch);
     s->sc_scratch = calloc(per, sizeof *s->sc_scratch);
     s->schema_start = calloc(s->schema_start_n, sizeof *s->schema_start);
+    s->schema_bytes = calloc(s->schema_start_n, sizeof *s->schema_bytes);
     struct sl_snapshot_tag *own = NULL;
     if (cfg->tags) {
         own = malloc(nt * sizeof *own);
@@ -253,7 +263,8 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
     }
     s->tag_fn = cfg->tags ? array_tag : cfg->tag_fn;
     s->tag_ctx = cfg->tags ? own : cfg->tag_ctx;
-    if (!s->tag || !s->scratch || !s->sc_scratch || !s->schema_start || (cfg->tags && !own)) {
+    if (!s->tag || !s->scratch || !s->sc_scratch || !s->schema_start || !s->schema_bytes ||
+        (cfg->tags && !own)) {
         sl_snapshot_destroy(s);
         return SL_ERR_NOMEM;
     }
@@ -266,7 +277,7 @@ sl_err sl_snapshot_create(struct sl_snapshot **out, const struct sl_snapshot_con
     s->chunk_values = per;
     s->delta_full = dfit;
     bool banded;
-    sl_err e = scan_schema(s->schema_start, s->schema_start_n, &s->sc.chunks, &banded, s->tag_fn,
+    sl_err e = scan_schema(s->schema_start, s->schema_bytes, s->schema_start_n, &s->sc.chunks, &banded, s->tag_fn,
                            s->tag_ctx, s->ntags, s->payload_cap, per, NULL);
     if (e == SL_OK && banded) {
         s->band = calloc(nt, sizeof *s->band);
@@ -306,17 +317,19 @@ sl_err sl_snapshot_set_schema_fn(struct sl_snapshot *s, sl_snapshot_tag_fn fn, c
     if (ntags != s->ntags)
         return SL_ERR_MISMATCH;
     uint32_t *starts = calloc(s->schema_start_n, sizeof *starts);
+    uint32_t *bytes = calloc(s->schema_start_n, sizeof *bytes);
     uint32_t nchunks = 0;
     bool banded = false;
-    sl_err e = starts ? SL_OK : SL_ERR_NOMEM;
+    sl_err e = starts && bytes ? SL_OK : SL_ERR_NOMEM;
     if (e == SL_OK)
-        e = scan_schema(starts, s->schema_start_n, &nchunks, &banded, fn, ctx, ntags, s->payload_cap,
+        e = scan_schema(starts, bytes, s->schema_start_n, &nchunks, &banded, fn, ctx, ntags, s->payload_cap,
                         s->chunk_values, s->tag);
     struct band *band = NULL;
     if (e == SL_OK && banded && !(band = calloc(ntags ? ntags : 1, sizeof *band)))
         e = SL_ERR_NOMEM;
     if (e != SL_OK) {
         free(starts);
+        free(bytes);
         return e;
     }
     if (band)
@@ -325,6 +338,8 @@ sl_err sl_snapshot_set_schema_fn(struct sl_snapshot *s, sl_snapshot_tag_fn fn, c
     s->band = band;
     free(s->schema_start);
     s->schema_start = starts;
+    free(s->schema_bytes);
+    s->schema_bytes = bytes;
     s->sc.chunks = nchunks;
     if (s->release)
         s->release((void *)s->tag_ctx);
@@ -690,6 +705,11 @@ static bool write_schema_chunk(struct sl_snapshot *s, struct sl_msg_writer *w)
 {
     uint32_t c = s->sc.next;
     uint32_t first = s->schema_start[c], n = s->schema_start[c + 1] - first;
+    /* A block filled by deltas asks for the due chunk at its end, block
+     * after block: its size, known since the scan, answers without
+     * reading (and copying) every tag of the chunk each time. */
+    if (s->schema_bytes[c] > room(w))
+        return false;
     /* n <= chunk_values (scan_schema): the chunk's records fit the scratch. */
     for (uint32_t i = 0; i < n; i++) {
         struct sl_snapshot_tag t;
