@@ -2,12 +2,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "sl_clock.h"
 #include "sl_fmsg.h"
+#include "sl_ftree.h"
 
 static const char *base_name(const char *path)
 {
@@ -55,17 +55,12 @@ sl_err sl_filesend_open(struct sl_filesend *fs, int fd, const char *name, uint32
     }
     fs->file_id = file_id;
     fs->size = (uint64_t)fs->st.st_size;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    fs->md = md;
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-        return SL_ERR_NOMEM;
-    return SL_OK;
+    return sl_ftree_acc_init(&fs->tree, fs->size);
 }
 
 void sl_filesend_close(struct sl_filesend *fs)
 {
-    EVP_MD_CTX_free(fs->md);
-    fs->md = NULL;
+    sl_ftree_acc_free(&fs->tree);
     if (fs->fd >= 0)
         close(fs->fd);
     fs->fd = -1;
@@ -77,29 +72,40 @@ bool sl_filesend_changed(const struct sl_filesend *fs, const struct stat *st)
            st->st_mtim.tv_sec != fs->st.st_mtim.tv_sec || st->st_mtim.tv_nsec != fs->st.st_mtim.tv_nsec;
 }
 
-/* Before FILE_END: the file must still be what it was at open, so RX
+/* Before FILE_END_TREE: the file must still be what it was at open, so RX
  * never publishes a mix of two versions under a digest that matches
- * neither; then the digest is final (once: FILE_END may be retried). */
-static sl_err end_ready(struct sl_filesend *fs)
+ * neither. */
+static sl_err unchanged(const struct sl_filesend *fs)
 {
     struct stat now;
     if (fstat(fs->fd, &now) != 0)
         return SL_ERR_IO;
-    if (sl_filesend_changed(fs, &now))
-        return SL_ERR_MISMATCH;
-    unsigned dlen = 0;
-    if (!fs->digested) {
-        if (EVP_DigestFinal_ex(fs->md, fs->digest, &dlen) != 1 || dlen != sizeof fs->digest)
-            return SL_ERR_NOMEM;
-        fs->digested = true;
-    }
-    return SL_OK;
+    return sl_filesend_changed(fs, &now) ? SL_ERR_MISMATCH : SL_OK;
 }
 
-/* FILE_END in a block of its own (it did not fit after the last data). */
+/* The tree digest, once every chunk is in (once: FILE_END_TREE may be
+ * retried after a link error). */
+static sl_err digest_final(struct sl_filesend *fs)
+{
+    if (fs->digested)
+        return SL_OK;
+    sl_err e = sl_ftree_acc_final(&fs->tree, fs->digest);
+    fs->digested = e == SL_OK;
+    return e;
+}
+
+/* Bytes FILE_END_TREE takes in a payload, header included. */
+static size_t end_bytes(const struct sl_filesend *fs)
+{
+    return SL_MSG_HDR_BYTES + SL_FILE_END_FIXED + strlen(fs->name);
+}
+
+/* FILE_END_TREE in a block of its own (it did not fit before the last data). */
 static sl_err put_end(struct sl_filesend *fs, struct sl_sender *snd, sl_err *link)
 {
-    sl_err r = end_ready(fs);
+    sl_err r = unchanged(fs);
+    if (r == SL_OK)
+        r = digest_final(fs);
     if (r != SL_OK)
         return r;
     uint8_t *p;
@@ -107,13 +113,19 @@ static sl_err put_end(struct sl_filesend *fs, struct sl_sender *snd, sl_err *lin
     *link = sl_sender_block(snd, &p, &cap, SL_CHANNEL_FILES);
     if (*link != SL_OK)
         return SL_OK;
-    sl_err e = sl_fmsg_put_end(p, cap, &off, fs->file_id, fs->size, fs->digest, fs->name);
+    sl_err e = sl_fmsg_put_end_tree(p, cap, &off, fs->file_id, fs->size, fs->digest, fs->name);
     *link = commit(snd, e == SL_OK ? off : 0);
     if (e == SL_OK)
         fs->ended = true;
     return e;
 }
 
+/* One block: [FILE_BEGIN] [FILE_END_TREE] [FILE_DATA], the data always
+ * last, so the block is sealed with the split rule at the data's first
+ * byte: the chunk is hashed once (its leaf) and that hash serves both the
+ * block signature and the file's tree digest. FILE_END_TREE needs the last
+ * chunk's leaf, so its room is reserved before the data and it is written
+ * after the data has been read and hashed. */
 sl_err sl_filesend_step(struct sl_filesend *fs, struct sl_sender *snd, bool *done, sl_err *link)
 {
     *link = SL_OK;
@@ -133,31 +145,47 @@ sl_err sl_filesend_step(struct sl_filesend *fs, struct sl_sender *snd, bool *don
     sl_err e = SL_OK;
     if (!fs->begun)
         e = sl_fmsg_put_begin(p, cap, &off, fs->file_id, fs->size, fs->name);
-    size_t room = sl_fmsg_data_room(cap - off);
-    size_t n = fs->size - fs->sent < room ? (size_t)(fs->size - fs->sent) : room;
+    uint64_t left = fs->size - fs->sent;
+    size_t room = e == SL_OK ? sl_fmsg_data_room(cap - off) : 0;
+    size_t n = left < room ? (size_t)left : room;
+    /* The last data: FILE_END_TREE goes in the same block, before it, when
+     * both fit (a small file costs one block, not two). */
+    size_t end_at = 0, elen = end_bytes(fs);
+    bool end_here = false;
+    if (e == SL_OK && fs->sent + n == fs->size && elen <= cap - off &&
+        (n == 0 || n <= sl_fmsg_data_room(cap - off - elen))) {
+        end_here = true;
+        end_at = off;
+        off += elen;
+    }
+    size_t split = 0;
+    uint8_t leaf[SL_FTREE_LEAF_BYTES];
     if (e == SL_OK && n > 0) {
         uint8_t *data;
         e = sl_fmsg_put_data(p, cap, &off, &data, fs->file_id, fs->sent, n);
         if (e == SL_OK)
             e = read_full(fs->fd, data, n, fs->sent);
-        if (e == SL_OK && EVP_DigestUpdate(fs->md, data, n) != 1)
-            e = SL_ERR_NOMEM;
-    }
-    /* The last data: FILE_END goes in the same block when it fits (a small
-     * file costs one block, not two). A file changed meanwhile sends
-     * nothing of this block. */
-    bool end_here = false;
-    if (e == SL_OK && fs->sent + n == fs->size) {
-        e = end_ready(fs);
         if (e == SL_OK) {
-            e = sl_fmsg_put_end(p, cap, &off, fs->file_id, fs->size, fs->digest, fs->name);
-            end_here = e == SL_OK;
-            if (e == SL_ERR_CAPACITY)
-                e = SL_OK;   /* in a block of its own, next step */
+            sl_ftree_leaf(leaf, data, n);
+            split = (size_t)(data - p);
         }
     }
+    /* A file changed meanwhile sends nothing of this block. */
+    if (e == SL_OK && end_here)
+        e = unchanged(fs);
+    if (e == SL_OK && n > 0)
+        e = sl_ftree_acc_add(&fs->tree, fs->sent, (uint32_t)n, leaf);
+    if (e == SL_OK && end_here) {
+        e = digest_final(fs);
+        size_t at = end_at;
+        if (e == SL_OK)
+            e = sl_fmsg_put_end_tree(p, end_at + elen, &at, fs->file_id, fs->size, fs->digest, fs->name);
+    }
     int err = errno;
-    *link = commit(snd, e == SL_OK ? off : 0);
+    if (e == SL_OK && split != 0)
+        *link = sl_sender_commit_split(snd, off, split, leaf, sl_clock_wall_us(), sl_clock_mono_us());
+    else
+        *link = commit(snd, e == SL_OK ? off : 0);
     errno = err;
     if (e == SL_OK) {
         fs->begun = true;

@@ -1,8 +1,11 @@
 /* Sends whole files over the file channel through an sl_sender (same FEC,
  * signing and pacing as the tag channel). Each file becomes FILE_BEGIN +
- * FILE_DATA... + FILE_END messages (proto/sl_fmsg.h); data is read from
- * disk straight into block payloads and hashed (SHA-256) on the way, so
- * memory stays one block whatever the file size.
+ * FILE_DATA... + FILE_END_TREE messages (proto/sl_fmsg.h); data is read
+ * from disk straight into block payloads, always last in its block, and
+ * hashed once there: that SHA-256 (the chunk's leaf) is both the block's
+ * split digest and an entry of the file's tree digest (sl_ftree.h), so
+ * each file byte is hashed once and memory stays one block whatever the
+ * file size.
  *
  * Two ways in: sl_filesend_file sends a whole file at once (bulk mode), and
  * a job (sl_filesend_open / _step / _close) sends one block per step, so
@@ -16,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "sl_err.h"
+#include "sl_ftree.h"
 #include "sl_sender.h"
 #include "sl_wire.h"
 
@@ -29,10 +33,10 @@ struct sl_filesend {
     uint64_t size;              /* at open: what FILE_BEGIN announces */
     uint64_t sent;              /* data bytes in committed blocks */
     bool begun, ended;
-    bool digested;              /* digest final (FILE_END retried after a link error) */
-    uint8_t digest[SL_FILE_SHA256_BYTES];
+    bool digested;              /* digest final (FILE_END_TREE retried after a link error) */
+    uint8_t digest[SL_FILE_SHA256_BYTES];   /* the tree digest */
     struct stat st;             /* at open: the change check compares with it */
-    void *md;                   /* EVP_MD_CTX, owned */
+    struct sl_ftree_acc tree;   /* the chunks' leaves so far, owned */
     char name[SL_FILE_NAME_MAX + 1];
 };
 
@@ -40,15 +44,15 @@ struct sl_filesend {
  * from here on, closed by sl_filesend_close even on error) sent as file_id
  * (unique within the TX session) under name. SL_ERR_RANGE if name is empty
  * or longer than SL_FILE_NAME_MAX, SL_ERR_IO if fd is not a regular file,
- * SL_ERR_NOMEM. Allocates one digest context. */
+ * SL_ERR_NOMEM. Allocates one digest context (the tree's). */
 __attribute__((warn_unused_result))
 sl_err sl_filesend_open(struct sl_filesend *fs, int fd, const char *name, uint32_t file_id);
 
 /* Writes and commits the next block of the job: FILE_BEGIN with the first
- * data, then data, and once every byte has gone, FILE_END with the SHA-256
- * (in the block of the last data when it fits there, else in one of its
- * own at the next step).
- * Before FILE_END the file is fstat'ed again: if its size, mtime, inode or
+ * data, then data, and once every byte has gone, FILE_END_TREE with the
+ * tree digest (in the block of the last data, before it, when it fits
+ * there, else in one of its own at the next step).
+ * Before FILE_END_TREE the file is fstat'ed again: if its size, mtime, inode or
  * device differ from the open's, nothing more is sent and SL_ERR_MISMATCH
  * is returned (the copy on RX never completes; resend it as a new file id).
  * A file that shrank while read is SL_ERR_MISMATCH too, a read error
@@ -56,7 +60,8 @@ sl_err sl_filesend_open(struct sl_filesend *fs, int fd, const char *name, uint32
  * block that was committed counts as sent even when the link then lost
  * frames (FEC or another copy covers it); when no block could be had,
  * *link says why and nothing moved (try again later). *done is set once
- * FILE_END is committed. Cost: one pread and one block. */
+ * FILE_END_TREE is committed. Cost: one pread, one SHA-256 pass over the
+ * data read, and one block. */
 __attribute__((warn_unused_result))
 sl_err sl_filesend_step(struct sl_filesend *fs, struct sl_sender *snd, bool *done, sl_err *link);
 

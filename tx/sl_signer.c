@@ -57,7 +57,10 @@ static sl_err check_block(const uint8_t *m, const struct sl_signer_state *b)
         return SL_ERR_MAGIC;
     if (version != SL_BLOCK_VERSION)
         return SL_ERR_VERSION;
-    if (flags != 0 || reserved != 0 || channel >= SL_CHANNEL_COUNT || len > SL_BLOCK_PAYLOAD_MAX)
+    /* reserved is the split field: set only with SL_BLOCK_FLAG_SPLIT, then
+     * 1 <= split < len, the rule receivers enforce (sl_block_open). */
+    bool split_ok = flags == 0 ? reserved == 0 : flags == SL_BLOCK_FLAG_SPLIT && reserved != 0 && reserved < len;
+    if (!split_ok || channel >= SL_CHANNEL_COUNT || len > SL_BLOCK_PAYLOAD_MAX)
         return SL_ERR_HEADER;
     if (session != b->session || epoch != b->epoch)
         return SL_ERR_MISMATCH;

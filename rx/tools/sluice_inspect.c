@@ -204,7 +204,10 @@ static void files_payload(const uint8_t *payload, size_t len)
                    o.json ? sl_err_name(e) : sl_strerror(e));
             return;
         }
-        const char *what = m.type == SL_MSG_FILE_BEGIN ? "begin" : m.type == SL_MSG_FILE_DATA ? "data" : "end";
+        const char *what = m.type == SL_MSG_FILE_BEGIN  ? "begin"
+                           : m.type == SL_MSG_FILE_DATA ? "data"
+                           : m.type == SL_MSG_FILE_END  ? "end"
+                                                        : "end_tree";
         if (o.json) {
             printf("{\"kind\":\"file\",\"msg\":\"%s\",\"file_id\":%" PRIu32, what, m.file_id);
             if (m.type == SL_MSG_FILE_DATA)
@@ -212,8 +215,9 @@ static void files_payload(const uint8_t *payload, size_t len)
             else {
                 printf(",\"size\":%" PRIu64 ",\"name\":", m.size);
                 jstr(m.name);
-                if (m.type == SL_MSG_FILE_END) {
-                    printf(",\"sha256\":\"");
+                if (m.type == SL_MSG_FILE_END || m.type == SL_MSG_FILE_END_TREE) {
+                    /* END: SHA-256 of the file; END_TREE: the tree digest. */
+                    printf(m.type == SL_MSG_FILE_END ? ",\"sha256\":\"" : ",\"tree_sha256\":\"");
                     hex(m.sha256, sizeof m.sha256);
                     putchar('"');
                 }
@@ -222,10 +226,11 @@ static void files_payload(const uint8_t *payload, size_t len)
         } else if (m.type == SL_MSG_FILE_DATA) {
             printf("  FILE_DATA file %" PRIu32 " offset %" PRIu64 " %zu bytes\n", m.file_id, m.offset, m.data_len);
         } else {
-            printf("  FILE_%s file %" PRIu32 " \"%s\" %" PRIu64 " bytes", m.type == SL_MSG_FILE_BEGIN ? "BEGIN" : "END",
-                   m.file_id, m.name, m.size);
-            if (m.type == SL_MSG_FILE_END) {
-                printf(" sha256 ");
+            printf("  FILE_%s file %" PRIu32 " \"%s\" %" PRIu64 " bytes",
+                   m.type == SL_MSG_FILE_BEGIN ? "BEGIN" : m.type == SL_MSG_FILE_END ? "END" : "END_TREE", m.file_id,
+                   m.name, m.size);
+            if (m.type == SL_MSG_FILE_END || m.type == SL_MSG_FILE_END_TREE) {
+                printf(m.type == SL_MSG_FILE_END ? " sha256 " : " tree digest ");
                 hex(m.sha256, sizeof m.sha256);
             }
             putchar('\n');
@@ -318,11 +323,22 @@ static void on_payload(void *ctx, const struct sl_block_hdr *h, const uint8_t *k
                ",\"tx_time_us\":%" PRIu64 ",\"payload_bytes\":%zu,\"key_id\":\"",
                h->channel, h->session, h->epoch, h->block_seq, h->tx_time_us, len);
         hex(key_id, SL_KEY_ID_BYTES);
+        if (h->split) {
+            /* Split digest: the signature covers SHA-256(payload[0, split) || leaf). */
+            printf("\",\"split\":%u,\"leaf\":\"", h->split);
+            hex(h->leaf, sizeof h->leaf);
+        }
         printf("\"}\n");
     } else {
         printf("block channel %u seq %" PRIu64 " epoch %" PRIu64 " session %016" PRIx64 " tx_time %" PRIu64
-               " us, %zu payload bytes, signature OK\n",
+               " us, %zu payload bytes, signature OK",
                h->channel, h->block_seq, h->epoch, h->session, h->tx_time_us, len);
+        if (h->split) {
+            printf(" (split digest at %u, leaf ", h->split);
+            hex(h->leaf, sizeof h->leaf);
+            putchar(')');
+        }
+        putchar('\n');
     }
     if (h->channel == SL_CHANNEL_TAGS)
         tags_payload(payload, len);

@@ -2,7 +2,9 @@
  * test key and the fixture block header). The input is zero-padded to
  * whole symbols of S = 64, as the FEC decoder would hand it over.
  * Properties: no crash or over-read; success only with the payload inside
- * the block and a header equal to the expected frame fields. */
+ * the block and a header equal to the expected frame fields; a split block
+ * (SL_BLOCK_FLAG_SPLIT) only with 1 <= split < L, its leaf the SHA-256 of
+ * payload[split, L), and flags and split as the header bytes say. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include "../unit/proto/proto_fixture.h"
 #include "sl_block.h"
+#include "sl_ftree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -58,6 +61,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             len - plen - SL_BLOCK_OVERHEAD >= FX_SYMBOL_SIZE || h.session != FX_SESSION ||
             h.epoch != FX_EPOCH || h.block_seq != FX_BLOCK_SEQ)
             __builtin_trap();
+        uint8_t flags = blk[SL_BLOCK_OFF_FLAGS];
+        uint16_t split = (uint16_t)(blk[SL_BLOCK_OFF_SPLIT] << 8 | blk[SL_BLOCK_OFF_SPLIT + 1]);
+        if (h.split != split || (flags != 0 && flags != SL_BLOCK_FLAG_SPLIT) || (flags == 0) != (split == 0) ||
+            (split != 0 && split >= plen))
+            __builtin_trap();
+        if (split != 0) {
+            uint8_t l[SL_FTREE_LEAF_BYTES];
+            sl_ftree_leaf(l, p + split, plen - split);
+            if (memcmp(l, h.leaf, sizeof l) != 0)
+                __builtin_trap();
+        }
     } else if (p || plen || h.session) {
         __builtin_trap();
     }

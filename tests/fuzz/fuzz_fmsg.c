@@ -30,6 +30,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             e = sl_fmsg_put_begin(again, sizeof again, &off, m.file_id, m.size, m.name);
         else if (m.type == SL_MSG_FILE_END)
             e = sl_fmsg_put_end(again, sizeof again, &off, m.file_id, m.size, m.sha256, m.name);
+        else if (m.type == SL_MSG_FILE_END_TREE)
+            e = sl_fmsg_put_end_tree(again, sizeof again, &off, m.file_id, m.size, m.sha256, m.name);
         else if (m.type == SL_MSG_FILE_DATA) {
             e = sl_fmsg_put_data(again, sizeof again, &off, &d, m.file_id, m.offset, m.data_len);
             if (e == SL_OK)

@@ -21,6 +21,7 @@ beyond writing a pcapfile):
    stops. --send with its own key and state_dir (and no [device] section: a
    file-only configuration) works beside the daemon."""
 import hashlib
+import struct
 import os
 import re
 import subprocess
@@ -147,14 +148,23 @@ def check_send(d, key, pub):
     fmsgs = tu.kinds(objs, "file")
     for i, path in enumerate(files, 1):
         with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        ends = [m for m in fmsgs if m["file_id"] == i and m["msg"] == "end"]
-        data = sum(m["bytes"] for m in fmsgs if m["file_id"] == i and m["msg"] == "data")
-        if not ends or ends[0]["sha256"] != digest or ends[0]["name"] != os.path.basename(path):
-            sl_rig.fail("file %d (%s): FILE_END %s, want sha256 %s" % (i, path, ends, digest))
+            content = f.read()
+        chunks = sorted((m["offset"], m["bytes"]) for m in fmsgs if m["file_id"] == i and m["msg"] == "data")
+        # The tree digest by its definition (docs/protocol-messages.md), from
+        # the file's bytes and the chunking that crossed.
+        h = hashlib.sha256(b"SLUICE-FILE-TREE-1" + struct.pack(">Q", len(content)))
+        for off, n in chunks:
+            h.update(struct.pack(">QI", off, n) + hashlib.sha256(content[off:off + n]).digest())
+        digest = h.hexdigest()
+        ends = [m for m in fmsgs if m["file_id"] == i and m["msg"] == "end_tree"]
+        if any(m["file_id"] == i and m["msg"] == "end" for m in fmsgs):
+            sl_rig.fail("file %d: a FILE_END crossed; TX sends FILE_END_TREE" % i)
+        if not ends or ends[0]["tree_sha256"] != digest or ends[0]["name"] != os.path.basename(path):
+            sl_rig.fail("file %d (%s): FILE_END_TREE %s, want tree digest %s" % (i, path, ends, digest))
+        data = sum(n for _, n in chunks)
         if data != os.path.getsize(path):
             sl_rig.fail("file %d: %d data bytes crossed, want %d" % (i, data, os.path.getsize(path)))
-    print("--send: %d files crossed whole with their SHA-256" % len(files))
+    print("--send: %d files crossed whole with their tree digest" % len(files))
 
 
 BULK_BEACONS = 4   # three before the first file, one after the last

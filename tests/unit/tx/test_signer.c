@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "sl_block.h"
+#include "sl_buf.h"
 #include "sl_datagram.h"
 #include "sl_keyfile.h"
 #include "sl_log.h"
@@ -160,6 +161,20 @@ SL_TEST(signer, refuses_what_is_not_a_block_or_beacon_of_its_session)
     memcpy(bad, blk, sizeof blk);
     bad[SL_BLOCK_OFF_FLAGS] = 1;
     CU_ASSERT_EQUAL(ask(sv[0], req, req_of(req, SL_SIGNER_OP_BLOCK, 1, bad, sizeof blk), sigs, &n), SL_ERR_HEADER);
+    /* The split field: with its flag and 1 <= split < L (16) it signs; out
+     * of that range, or without the flag, it is refused as RX refuses it. */
+    static const struct { uint8_t flags; uint16_t split; uint8_t want; } splits[] = {
+        { SL_BLOCK_FLAG_SPLIT, 5, SL_OK },          { SL_BLOCK_FLAG_SPLIT, 15, SL_OK },
+        { SL_BLOCK_FLAG_SPLIT, 16, SL_ERR_HEADER }, { SL_BLOCK_FLAG_SPLIT, 0xFFFF, SL_ERR_HEADER },
+        { 0, 5, SL_ERR_HEADER },                    { SL_BLOCK_FLAG_SPLIT | 2, 5, SL_ERR_HEADER },
+    };
+    for (size_t i = 0; i < sizeof splits / sizeof splits[0]; i++) {
+        memcpy(bad, blk, sizeof blk);
+        bad[SL_BLOCK_OFF_FLAGS] = splits[i].flags;
+        sl_be16_put(bad + SL_BLOCK_OFF_SPLIT, splits[i].split);
+        CU_ASSERT_EQUAL(ask(sv[0], req, req_of(req, SL_SIGNER_OP_BLOCK, 1, bad, sizeof blk), sigs, &n), splits[i].want);
+        CU_ASSERT_EQUAL(n, splits[i].want == SL_OK ? 1u : 0u);
+    }
     memcpy(bad, blk, sizeof blk);
     bad[SL_BLOCK_OFF_CHANNEL + 1] = SL_CHANNEL_COUNT;
     CU_ASSERT_EQUAL(ask(sv[0], req, req_of(req, SL_SIGNER_OP_BLOCK, 1, bad, sizeof blk), sigs, &n), SL_ERR_HEADER);
