@@ -26,6 +26,13 @@
 #include "sl_regs.h"
 
 #define BLOCK_BYTES   (16u * 1024u)    /* content-reader block */
+/* An event stream's block: a full stream moves ~270 bytes a tag, and each
+ * block costs the HTTP thread a loop turn (poll, the subscription drain,
+ * MHD_run, one send), so a busy stream takes bigger blocks. The send
+ * buffer MHD gives a chunked response is what is left of the connection's
+ * memory (CONN_MEMORY), which must hold it. */
+#define SSE_BLOCK_BYTES (64u * 1024u)
+#define CONN_MEMORY     (128u * 1024u)
 /* One SSE event: a tag, or (batch streams) as many tags as fit in their
  * live form (up to ~140), so a browser pays its per-event cost once per
  * many tags, not per tag. */
@@ -1221,7 +1228,7 @@ static enum MHD_Result send_stream(struct sl_http *h, struct MHD_Connection *c, 
         sl_jbuf_fixed(&s->ev, s->text, sizeof s->text);
         s->ev_off = 0;
         h->st.sse_clients++;
-        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, BLOCK_BYTES, sse_read, s,
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_BYTES, sse_read, s,
                                               sse_free);
         if (!r) {
             sse_free(s);
@@ -1519,7 +1526,7 @@ sl_err sl_http_open(struct sl_http **out, const struct sl_http_config *cfg,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
                             MHD_OPTION_CONNECTION_TIMEOUT, h->timeout_s,
                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                             MHD_OPTION_END);
     if (!h->d) {
         sl_http_close(h);
