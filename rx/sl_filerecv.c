@@ -588,9 +588,11 @@ static bool set_size(struct sl_filerecv *fr, struct slot *s, uint64_t size, cons
     if (!s->size_known && size) {
         /* The whole file's blocks at once: a full disk fails here, at the
          * start, not after most of the file crossed; and the writes that
-         * follow allocate nothing. A filesystem without it just goes on. */
+         * follow allocate nothing. KEEP_SIZE: the temporary's size still
+         * shows how far the data has come (progress seen from outside). A
+         * filesystem without it just goes on. */
         int r;
-        while ((r = fallocate(s->fd, 0, 0, (off_t)size)) != 0 && errno == EINTR)
+        while ((r = fallocate(s->fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)size)) != 0 && errno == EINTR)
             ;
         if (r != 0 && errno != EOPNOTSUPP && errno != ENOSYS) {
             discard(fr, s, &fr->st.failed_io, strerror(errno));

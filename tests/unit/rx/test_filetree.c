@@ -193,6 +193,14 @@ SL_TEST(filetree, out_of_order_published_without_readback)
     struct fx x;
     fx_open(&x, false);
     begin(&x, 1);
+    /* The size announced: its blocks are allocated (a full disk fails
+     * here), while the size still shows the data written so far (none). */
+    char path[128];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/.sluice-part-%016llx-%08x", x.dir, (unsigned long long)SESSION, 1u);
+    CU_ASSERT_FATAL(stat(path, &sb) == 0);
+    CU_ASSERT(sb.st_size == 0);
+    CU_ASSERT((uint64_t)sb.st_blocks * 512u >= FSIZE);
     for (unsigned i = NCHUNK; i-- > 0;)
         chunk(&x, 1, i, true, false);
     end_tree(&x, 1);
