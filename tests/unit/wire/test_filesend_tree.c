@@ -18,6 +18,7 @@
 #include "sl_buf.h"
 #include "sl_filesend.h"
 #include "sl_fmsg.h"
+#include "sl_ftree.h"
 #include "sl_hw.h"
 #include "sl_msg.h"
 #include "sl_receiver.h"
@@ -324,6 +325,50 @@ SL_TEST(filesend_tree, changed_while_sent_never_ends)
     CU_ASSERT_EQUAL(s.bad_split + s.bad_leaf + s.plain_with_data, 0);
     free(s.f[0].data);
     unlink(path);
+    unlink(cap_path);
+    rmdir(dir);
+    sl_key_free(key);
+}
+
+/* sl_sender_commit_split refuses a split that leaves no prefix or no tail,
+ * or no leaf, and abandons the block (the next one can be had). */
+SL_TEST(filesend_tree, commit_split_limits)
+{
+    char dir[] = "/tmp/sl_fst_XXXXXX";
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    uint8_t seed[SL_KEY_SEED_BYTES];
+    memset(seed, 0x7C, sizeof seed);
+    struct sl_key_secret *key = NULL;
+    CU_ASSERT_FATAL(sl_key_from_seed(&key, seed) == SL_OK);
+    char cap_path[64];
+    snprintf(cap_path, sizeof cap_path, "%s/cap.pcap", dir);
+    struct sl_hw *hw = NULL;
+    struct sl_sender *snd = open_sender(&hw, cap_path, key);
+    uint8_t leaf[SL_BLOCK_DIGEST_BYTES] = { 0 };
+    static const struct { size_t len, split; bool leaf; sl_err want; } cases[] = {
+        { 100, 0, true, SL_ERR_RANGE },   { 100, 100, true, SL_ERR_RANGE }, { 100, 101, true, SL_ERR_RANGE },
+        { 100, 50, false, SL_ERR_RANGE }, { 70000, 65536, true, SL_ERR_RANGE },
+        { 100, 99, true, SL_OK },         { 100, 1, true, SL_OK },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t *p;
+        size_t cap;
+        CU_ASSERT_FATAL(sl_sender_block(snd, &p, &cap, SL_CHANNEL_FILES) == SL_OK);
+        if (cases[i].len > cap) {
+            CU_ASSERT_EQUAL(sl_sender_commit(snd, 0, 1, 1), SL_OK);
+            continue;   /* this geometry cannot hold it */
+        }
+        memset(p, 0x11, cases[i].len);
+        sl_ftree_leaf(leaf, p + cases[i].split % cases[i].len, cases[i].len - cases[i].split % cases[i].len);
+        CU_ASSERT_EQUAL(sl_sender_commit_split(snd, cases[i].len, cases[i].split, cases[i].leaf ? leaf : NULL, 1, 1),
+                        cases[i].want);
+    }
+    struct sl_sender_stats st;
+    CU_ASSERT_FATAL(sl_sender_flush(snd) == SL_OK);
+    sl_sender_stats(snd, &st);
+    CU_ASSERT_EQUAL(st.blocks_sent[SL_CHANNEL_FILES], 2);   /* only the two good ones */
+    sl_sender_destroy(snd);
+    sl_hw_close(hw);
     unlink(cap_path);
     rmdir(dir);
     sl_key_free(key);
