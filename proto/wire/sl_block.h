@@ -57,8 +57,9 @@ struct sl_block_expect {
  * SL_BLOCK_PAYLOAD_MAX, SL_ERR_OVERFLOW if cap is too small; the signer's
  * error when it cannot sign (SL_ERR_IO: the signer process is gone), with
  * *out_len 0 and no signature written.
- * Cost: one SHA-256 pass over the payload and one Ed25519 signature of
- * 76 bytes (plus a round trip to the signer process in sluice-tx). */
+ * Cost: one SHA-256 pass over the payload (with split: over its first
+ * split bytes and the leaf only) and one Ed25519 signature of 76 bytes
+ * (plus a round trip to the signer process in sluice-tx). */
 __attribute__((warn_unused_result))
 sl_err sl_block_seal(uint8_t *out, size_t cap, size_t *out_len, const struct sl_block_hdr *h,
                      const uint8_t *payload, size_t payload_len, const struct sl_signer *signer);
@@ -95,7 +96,8 @@ sl_err sl_block_pad(size_t *padded_len, uint8_t *buf, size_t cap, size_t len, ui
  *   44 + L + 64 <= blk_len, padding < S         SL_ERR_LENGTH
  *   padding bytes all zero                      SL_ERR_TRAILING
  *   key id x->key_id in trusted                 SL_ERR_UNKNOWN_KEY
- *   Ed25519 over header || SHA-256(payload)     SL_ERR_SIGNATURE
+ *   Ed25519 over header || payload digest       SL_ERR_SIGNATURE
+ *     (SHA-256(payload), or with split the digest above)
  * On failure the outputs are NULL / zero. Replay is the caller's next step
  * (sl_replay_accept). Cost: one pass over the padding, one SHA-256 pass
  * over the payload, one verification of 76 bytes. */
