@@ -149,6 +149,18 @@ void sl_chanq_pop_done(struct sl_chanq *q)
     atomic_fetch_add_explicit(&q->popped, 1, memory_order_relaxed);
 }
 
+uint32_t sl_chanq_depth(const struct sl_chanq *q)
+{
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    uint64_t head = atomic_load_explicit(&q->head, memory_order_acquire);
+    return (uint32_t)(head - tail);
+}
+
+uint32_t sl_chanq_slots(const struct sl_chanq *q)
+{
+    return q->slots;
+}
+
 void sl_chanq_stats(const struct sl_chanq *q, struct sl_chanq_stats *out)
 {
     out->pushed = atomic_load_explicit(&q->pushed, memory_order_relaxed);

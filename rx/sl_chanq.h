@@ -77,6 +77,11 @@ sl_err sl_chanq_push_split(struct sl_chanq *q, uint16_t channel, uint64_t sessio
 bool sl_chanq_peek(struct sl_chanq *q, struct sl_chanq_item *it);
 void sl_chanq_pop_done(struct sl_chanq *q);
 
+/* Consumer: entries queued now (the peeked one included). */
+uint32_t sl_chanq_depth(const struct sl_chanq *q);
+/* The ring's size in entries. */
+uint32_t sl_chanq_slots(const struct sl_chanq *q);
+
 /* Any thread: the counters (relaxed atomics). */
 void sl_chanq_stats(const struct sl_chanq *q, struct sl_chanq_stats *out);
 

@@ -104,6 +104,7 @@ struct sl_filerecv {
     } published[PUBLISHED_MAX]; /* ring: later copies of these are duplicates */
     unsigned published_n, published_next;
     size_t max_chunks;          /* a slot's chunk list bound (CHUNK_MIN_AVG) */
+    bool hurry;                 /* sl_filerecv_hurry: running SHA-256 deferred */
     uint64_t tree_size;         /* chunk list bound on offsets before the size is known */
     struct sl_filerecv_stats st;
 };
@@ -926,7 +927,7 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
     }
     /* Messages are hashed from memory only when all of it was just written
      * (what is on disk); a partial repeat is read back instead. */
-    if (!s->tree_mode && !advance_prefix(fr, s, fresh == m->data_len ? m : NULL)) {
+    if (!s->tree_mode && !fr->hurry && !advance_prefix(fr, s, fresh == m->data_len ? m : NULL)) {
         discard(fr, s, &fr->st.failed_io, "cannot read back the temporary file");
         return;
     }
@@ -1002,6 +1003,11 @@ void sl_filerecv_block(struct sl_filerecv *fr, uint64_t session, const uint8_t *
             return;
         }
     }
+}
+
+void sl_filerecv_hurry(struct sl_filerecv *fr, bool hurry)
+{
+    fr->hurry = hurry;
 }
 
 void sl_filerecv_tick(struct sl_filerecv *fr, uint64_t now_us)

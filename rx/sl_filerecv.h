@@ -160,6 +160,12 @@ void sl_filerecv_block(struct sl_filerecv *fr, uint64_t session, const uint8_t *
 void sl_filerecv_payload(struct sl_filerecv *fr, uint64_t session, const uint8_t *payload, size_t len,
                          uint64_t now_us);
 
+/* hurry true: the caller is behind (its queue filling up), so FILE_END
+ * files' running SHA-256 is not fed from the messages for now; what it
+ * misses is read back later (when no longer hurried, or at the end). Only
+ * data writes stay on the path: a queue that overflows loses blocks. */
+void sl_filerecv_hurry(struct sl_filerecv *fr, bool hurry);
+
 /* Discards files idle for longer than idle_timeout_us. */
 void sl_filerecv_tick(struct sl_filerecv *fr, uint64_t now_us);
 

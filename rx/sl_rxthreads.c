@@ -528,6 +528,10 @@ static void chan_dispatch(struct sl_rxd *d, const struct sl_chanq_item *it)
 {
     switch (it->channel) {
     case SL_CHANNEL_FILES:
+        /* A quarter of the ring queued: only the writes (FILE_END's
+         * running hash catches up later), so the ring does not overflow
+         * while this thread gets little CPU. */
+        sl_filerecv_hurry(d->fr, sl_chanq_depth(d->t->chanq) > sl_chanq_slots(d->t->chanq) / 4);
         sl_filerecv_block(d->fr, it->session, it->payload, it->len, it->split, it->leaf, it->now_us);
         break;
     case SL_CHANNEL_SYSLOG:
