@@ -1041,7 +1041,7 @@ static const struct enc *enc_get(struct sl_http *h, uint32_t pos, const struct s
         e->has_value = t->has_value;
         e->state = eb.failed ? ENC_LONG : ENC_TEXT;
         h->st.sse_encoded++;
-    } else {
+    } else if (e->state == ENC_TEXT) {
         h->st.sse_shared++;
     }
     return e->state == ENC_TEXT ? e : NULL;

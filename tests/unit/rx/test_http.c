@@ -1126,6 +1126,70 @@ SL_TEST(http, sse_shared_encoding)
     sl_mirror_destroy(m);
 }
 
+/* A tag whose text is longer than a shared slot (long name and path, units
+ * that escape to six bytes a character) is encoded per stream, still byte
+ * for byte sl_json_tag, and never counted as shared. */
+SL_TEST(http, sse_long_tag_encoded_per_stream)
+{
+    struct sl_mirror_config mc = { .max_tags = 4, .stale_ms = 100000 };
+    struct sl_mirror *m = NULL;
+    CU_ASSERT_FATAL(sl_mirror_create(&m, &mc) == SL_OK);
+    CU_ASSERT_FATAL(sl_mirror_schema_begin(m, 9, 1) == SL_OK);
+    struct sl_schema_tag d = fx_tag(0, SL_TYPE_UINT16, SL_REG_HOLDING, SL_WORD_ABCD, 1, 0);
+    memset(d.name, 'n', SL_NAME_MAX - 1);
+    d.name[SL_NAME_MAX - 1] = '\0';
+    snprintf(d.path, sizeof d.path, "acme/plant1/area1/%0100u", 7u);
+    memset(d.units, '<', SL_UNITS_MAX - 1);
+    d.units[SL_UNITS_MAX - 1] = '\0';
+    CU_ASSERT_FATAL(sl_mirror_schema_add(m, &d) == SL_OK);
+    CU_ASSERT_FATAL(sl_mirror_schema_commit(m) == SL_OK);
+    const uint64_t t2100 = 4102444800000000ull;
+    struct sl_value v = fx_val(0, SL_TYPE_UINT16, 42, SL_Q_GOOD, t2100);
+    CU_ASSERT(sl_mirror_apply(m, &v, 1, t2100 + 1) == SL_OK);
+    sl_mirror_tick(m, 100, 0);
+    struct sl_http *h = start(m, NULL, 2, 4);
+    sl_mirror_set_hook(m, hook, h);
+    const char plain[] = "GET /api/stream HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    int fd[2];
+    struct resp acc[2] = { { 0 } };
+    size_t cap[2] = { 0 };
+    for (int i = 0; i < 2; i++) {
+        fd[i] = client(h);
+        CU_ASSERT_FATAL(send(fd[i], plain, sizeof plain - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof plain - 1));
+        char *b = events_until(h, fd[i], &acc[i], &cap[i], "event: hello");
+        CU_ASSERT_FATAL(b != NULL);
+        free(b);
+    }
+    v = fx_val(0, SL_TYPE_UINT16, 43, SL_Q_GOOD, t2100 + 5);
+    CU_ASSERT(sl_mirror_apply(m, &v, 1, t2100 + 6) == SL_OK);
+    struct sl_mirror_tag t;
+    CU_ASSERT_FATAL(sl_mirror_get(m, 0, &t) == SL_OK);
+    char mem[SL_JSON_TAG_MAX + 64];
+    struct sl_jbuf jb;
+    sl_jbuf_fixed(&jb, mem, sizeof mem);
+    sl_jbuf_lit(&jb, "event: tag\ndata: ");
+    sl_json_tag(&jb, &t, 0, SL_JSON_TAG_HTTP);
+    sl_jbuf_lit(&jb, "\n\n");
+    CU_ASSERT(jb.len > 400);   /* longer than a slot's text */
+    for (int i = 0; i < 2; i++) {
+        char *b = events_until(h, fd[i], &acc[i], &cap[i], "\"value\":43,");
+        CU_ASSERT_FATAL(b != NULL);
+        char *e = last_event(b, "event: tag\ndata: {\"id\":0,");
+        CU_ASSERT_FATAL(e != NULL);
+        CU_ASSERT_STRING_EQUAL(e, sl_jbuf_cstr(&jb));
+        free(e);
+        free(b);
+        close(fd[i]);
+        resp_free(&acc[i]);
+    }
+    struct sl_http_stats st;
+    sl_http_stats(h, &st);
+    CU_ASSERT_EQUAL(st.sse_shared, 0);
+    sl_mirror_set_hook(m, NULL, NULL);
+    sl_http_close(h);
+    sl_mirror_destroy(m);
+}
+
 /* Counts the "tag" events of a decoded stream body by tag name: each
  * name's events into got[k] for "tag_<k>" (k < n); returns the events. */
 static unsigned tag_events_by_name(const char *body, unsigned *got, unsigned n)
