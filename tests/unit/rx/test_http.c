@@ -1004,6 +1004,17 @@ SL_TEST(http, sse_batch_stream)
     sl_mirror_destroy(m);
 }
 
+/* Opens an event stream with request rq and reads it up to its hello. */
+static int open_stream(struct sl_http *h, const char *rq, struct resp *acc, size_t *cap)
+{
+    int fd = client(h);
+    CU_ASSERT_FATAL(send(fd, rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));
+    char *b = events_until(h, fd, acc, cap, "event: hello");
+    CU_ASSERT_FATAL(b != NULL);
+    free(b);
+    return fd;
+}
+
 /* The last event of a decoded stream body that starts with `head`, up to
  * its blank line (malloc'd), or NULL. */
 static char *last_event(const char *body, const char *head)
@@ -1035,14 +1046,8 @@ SL_TEST(http, sse_shared_encoding)
     int fd[3];
     struct resp acc[3] = { { 0 } };
     size_t cap[3] = { 0 };
-    for (int i = 0; i < 3; i++) {
-        fd[i] = client(h);
-        const char *rq = i < 2 ? plain : batch;
-        CU_ASSERT_FATAL(send(fd[i], rq, strlen(rq), MSG_NOSIGNAL) == (ssize_t)strlen(rq));
-        char *b = events_until(h, fd[i], &acc[i], &cap[i], "event: hello");
-        CU_ASSERT_FATAL(b != NULL);
-        free(b);
-    }
+    for (int i = 0; i < 3; i++)
+        fd[i] = open_stream(h, i < 2 ? plain : batch, &acc[i], &cap[i]);
     struct sl_http_stats st0, st;
     sl_http_stats(h, &st0);
 
@@ -1153,13 +1158,8 @@ SL_TEST(http, sse_long_tag_encoded_per_stream)
     int fd[2];
     struct resp acc[2] = { { 0 } };
     size_t cap[2] = { 0 };
-    for (int i = 0; i < 2; i++) {
-        fd[i] = client(h);
-        CU_ASSERT_FATAL(send(fd[i], plain, sizeof plain - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof plain - 1));
-        char *b = events_until(h, fd[i], &acc[i], &cap[i], "event: hello");
-        CU_ASSERT_FATAL(b != NULL);
-        free(b);
-    }
+    for (int i = 0; i < 2; i++)
+        fd[i] = open_stream(h, plain, &acc[i], &cap[i]);
     v = fx_val(0, SL_TYPE_UINT16, 43, SL_Q_GOOD, t2100 + 5);
     CU_ASSERT(sl_mirror_apply(m, &v, 1, t2100 + 6) == SL_OK);
     struct sl_mirror_tag t;
