@@ -548,18 +548,21 @@ static void gen_log_counters(struct sl_source *s, const struct sl_snapshot *snap
                              bool final)
 {
     struct gen *G = (struct gen *)s;
-    (void)now;
     if (!final)
         return;
     struct sl_snapshot_stats st;
     sl_snapshot_stats(snap, &st);
     for (size_t i = 0; i < G->n; i++)
         sl_log(SL_LOG_INFO, "generator %s: %llu updates produced, %llu skipped (behind schedule); "
-               "snapshot: %llu changes, %llu delta values sent, %llu coalesced, %llu keyframes",
+               "snapshot: %llu changes, %llu delta values sent, %llu coalesced, %llu keyframes; "
+               "generator ran %.3f s",
                G->cfg[i]->name, (unsigned long long)G->g[i].produced,
                (unsigned long long)G->g[i].skipped, (unsigned long long)st.changes,
                (unsigned long long)st.deltas_sent, (unsigned long long)st.coalesced,
-               (unsigned long long)st.keyframes);
+               (unsigned long long)st.keyframes,
+               /* Its own schedule's span: the rate it kept is produced / this,
+                * without the daemon's start-up before the first update. */
+               now > G->g[i].start_us ? (double)(now - G->g[i].start_us) / 1e6 : 0.0);
 }
 
 static size_t gen_nlines(const struct sl_source *s)
