@@ -249,7 +249,7 @@ static void intake_periodic(struct sl_rxd *d)
         intake_publish(d);
 }
 
-/* A background thread (store, history, channel) yields the CPU to the
+/* A background thread (store, history) yields the CPU to the
  * latency path: called first in its body, before its own seccomp list.
  * Refused (a container's policy), it runs on at the old priority. */
 static void background(const struct sl_thread *th)
@@ -576,7 +576,11 @@ static sl_err chan_main(struct sl_thread *th, void *arg)
     uint64_t next_pub = 0;
     struct pub_chan pub;
     memset(&pub, 0, sizeof pub);
-    background(th);
+    /* Not a background thread: what its queue drops is a file or syslog
+     * line gone for good (no retransmission, and a file is re-sent only if
+     * TX repeats it), and at nice +10 it could not keep up with a bulk
+     * transfer on a busy machine (files lost on the rig). The store and
+     * history threads can yield: the store coalesces, backfill heals. */
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         if (wait_queue(th, t->chanq_fd) != SL_OK)

@@ -76,7 +76,8 @@ sl_err sl_thread_fail(struct sl_thread *th, sl_err e, const char *fmt, ...) __at
 int sl_thread_done(const struct sl_thread *th);
 
 /* How much the background threads (the store, the history writer and
- * its query thread, the channel worker) raise their nice value: at +10 a
+ * its query thread; not the channel worker, whose drops are data lost
+ * for good) raise their nice value: at +10 a
  * CFS/EEVDF weight of 110 against 1024, so on a saturated machine the latency path
  * (link intake, the Modbus and HTTP services) runs first and a background
  * thread still gets about a tenth of a core's share: it falls behind and
