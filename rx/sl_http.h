@@ -21,7 +21,8 @@
  * it: slowloris), and timeout_s bounds any connection that makes no
  * progress; max_sse streams in all, max_sse_per_peer per peer. One
  * sl_http_run() handles each ready connection once (one read, one write of
- * at most one 16 KiB block), so its cost is bounded by max_conns.
+ * at most one block: 64 KiB for an event stream), so its cost is bounded by
+ * max_conns.
  *
  * Authentication: the bearer token only in the Authorization header (never
  * the query string: URLs end up in logs and history). EventSource cannot

@@ -38,6 +38,7 @@ struct conn {
     bool readable, writable;  /* epoll reported it; not yet handled */
     bool pending;             /* whole requests buffered, answerable now */
     bool held;                /* rate budget spent: not read from until it refills */
+    bool hup;                 /* epoll reported HUP or ERR: closed at its next turn */
     uint64_t tokens;          /* rate budget left, in thousandths of a request */
     uint64_t fill_ms;         /* tokens last refilled at */
     uint8_t addr[SL_PEER_KEY_BYTES];   /* sl_peer_key: IPv4 address or IPv6 /64, per-peer cap */
@@ -223,7 +224,7 @@ static void conn_close(struct sl_mbserver *s, struct conn *c)
         return;
     close(c->fd);   /* also removes it from the epoll set */
     c->fd = -1;
-    c->pending = c->readable = c->writable = c->partial = c->held = false;
+    c->pending = c->readable = c->writable = c->partial = c->held = c->hup = false;
     s->nconns--;
 }
 
@@ -314,8 +315,10 @@ static void accept_all(struct sl_mbserver *s)
         c->fd = fd;
         c->events = EPOLLIN;
         c->last_req_ms = s->now_ms;
-        c->partial = c->pending = c->readable = c->writable = c->held = false;
-        c->tokens = s->burst;
+        c->partial = c->pending = c->readable = c->writable = c->held = c->hup = false;
+        /* One request's worth, not a full bucket: a client that spent its
+         * budget gains nothing by reconnecting. */
+        c->tokens = 1000u;
         c->fill_ms = s->now_ms;
         c->in_len = 0;
         c->out_off = c->out_len = 0;
@@ -466,6 +469,14 @@ static void refill(struct sl_mbserver *s, struct conn *c, uint64_t now_ms)
  * deadline starts). */
 static void serve(struct sl_mbserver *s, struct conn *c, unsigned *budget)
 {
+    /* A hung-up or failed socket can take no answers: close it now. Read
+     * first, it might never see its EOF (a full input buffer is not read)
+     * and level-triggered HUP would wake the loop every turn. */
+    if (c->hup) {
+        s->st.closed_peer++;
+        conn_close(s, c);
+        return;
+    }
     uint64_t bad_before = s->st.bad_frames;
     unsigned quota = s->conn_reqs < *budget ? s->conn_reqs : *budget;
     if (s->rate && c->tokens / 1000u < quota)
@@ -545,10 +556,9 @@ sl_err sl_mbserver_poll_once(struct sl_mbserver *s, int timeout_ms, uint64_t now
                 c->readable = true;
             if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
                 c->writable = true;
-            /* A dead socket is read (and closed) even over budget: level-
-             * triggered HUP would otherwise wake the loop until it refills. */
+            /* A dead socket is closed at its turn, even over budget. */
             if (evs[i].events & (EPOLLHUP | EPOLLERR))
-                c->held = false;
+                c->hup = true;
         }
     }
     /* Rate budgets fill with time; a held slot whose bucket has a whole

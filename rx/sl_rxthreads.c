@@ -258,6 +258,14 @@ static void background(const struct sl_thread *th)
         sl_log(SL_LOG_WARNING, "%s keeps its priority: setpriority: %s", th->name, strerror(errno));
 }
 
+/* A service thread (Modbus, HTTP, MQTT) yields to link intake when they
+ * compete, less than a background thread does (SL_THREAD_NICE_SERVICE). */
+static void service(const struct sl_thread *th)
+{
+    if (sl_thread_lower_priority(SL_THREAD_NICE_SERVICE) != SL_OK)
+        sl_log(SL_LOG_WARNING, "%s keeps its priority: setpriority: %s", th->name, strerror(errno));
+}
+
 /* A thread's own seccomp list, stacked on the process's (it can only
  * narrow it), then the self-test's forbidden call when one is asked for
  * this thread. */
@@ -665,13 +673,17 @@ static sl_err modbus_main(struct sl_thread *th, void *arg)
     uint64_t next_pub = 0, next_log = sl_clock_mono_ms() + SL_LINKACCT_DROP_LOG_MS;
     struct pub_modbus pub;
     memset(&pub, 0, sizeof pub);
+    service(th);
     sl_err se = thread_seccomp(th, SL_SECCOMP_RX_SERVICE, 0);
     if (se != SL_OK)
         return se;
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
-        /* Requests left by the server's per-turn caps: come straight back. */
-        int wait = sl_mbserver_timeout_ms(sv->mb) == 0 ? 0 : WAIT_MAX_MS;
+        /* Requests left by the server's per-turn caps: come straight back;
+         * a connection held by its rate budget: back when it has refilled. */
+        int wait = sl_mbserver_timeout_ms(sv->mb);
+        if (wait < 0 || wait > WAIT_MAX_MS)
+            wait = WAIT_MAX_MS;
         struct pollfd fds[2] = { { .fd = sl_thread_wake_fd(th), .events = POLLIN },
                                  { .fd = sl_mbserver_fd(sv->mb), .events = POLLIN } };
         int pr = poll(fds, 2, wait);
@@ -710,6 +722,7 @@ static sl_err http_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
     struct sl_rxt *t = d->t;
+    service(th);
     sl_err se = thread_seccomp(th, SL_SECCOMP_RX_SERVICE, 0);
     if (se != SL_OK)
         return se;
@@ -765,6 +778,7 @@ static sl_err mqtt_main(struct sl_thread *th, void *arg)
     uint64_t next_pub = 0;
     struct pub_mqtt pub;
     memset(&pub, 0, sizeof pub);
+    service(th);
     while (!sl_thread_should_stop(th)) {
         sl_thread_beat(th);
         uint64_t now = sl_clock_mono_ms();

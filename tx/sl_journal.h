@@ -166,7 +166,9 @@ sl_err sl_journal_append(struct sl_journal *j, uint32_t tag_id, uint64_t source_
 /* The same for a run of appends under one lock: begin, any number of
  * sl_journal_append_held (each exactly as sl_journal_append), end. The
  * flusher waits for end, so keep a run short (the snapshot holds it for
- * at most SL_SNAPSHOT_JOURNAL_RUN appends, a few tens of µs); nothing else
+ * at most SL_SNAPSHOT_JOURNAL_RUN appends, a few tens of µs; the mutex is
+ * not fair, so back-to-back runs can keep the flusher waiting for several,
+ * as a lock per append could); nothing else
  * on the journal may be called in between by the same thread. Saves a
  * mutex pair per change on the appender's hot path. */
 void sl_journal_append_begin(struct sl_journal *j);

@@ -471,8 +471,12 @@ uint32_t sl_snapshot_update_range(struct sl_snapshot *s, uint32_t first, uint32_
         refused = n - (s->ntags - first);
         n = s->ntags - first;
     }
-    /* The journal's lock once per run, not once per change: the flusher
-     * waits at most one run. */
+    /* The journal's lock once per run, not once per change. The mutex is
+     * not fair: between back-to-back runs the flusher may lose the lock
+     * again, so in the worst case it waits for the whole call (one
+     * generator turn, SL_SOURCE_GEN_PER_TURN changes, ~10 ms), as it could
+     * with a lock per change; its buffer absorbs that (a full one is a
+     * counted gap). */
     for (uint32_t done = 0; done < n;) {
         uint32_t run = n - done < SL_SNAPSHOT_JOURNAL_RUN ? n - done : SL_SNAPSHOT_JOURNAL_RUN;
         if (s->journal)

@@ -84,6 +84,13 @@ int sl_thread_done(const struct sl_thread *th);
  * coalesces, never stops. */
 #define SL_THREAD_NICE_BACKGROUND 10
 
+/* How much the IT-facing service threads (Modbus, HTTP/SSE, MQTT) raise
+ * theirs: +3 is a weight of 526 against link intake's 1024, so when
+ * readers pull as fast as they can (a Modbus flood, many full event
+ * streams) intake still gets about two thirds of a shared core. Its
+ * losses are data gone for good; theirs are latency. */
+#define SL_THREAD_NICE_SERVICE 3
+
 /* Body: lowers the calling thread's scheduling priority, raising its
  * nice value by `by` (>= 0; capped at 19), relative to what it inherited
  * (a service manager's Nice= composes). Only this thread: Linux keeps a
