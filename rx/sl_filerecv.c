@@ -103,7 +103,7 @@ struct sl_filerecv {
         char name[SL_FILE_NAME_MAX + 1];
     } published[PUBLISHED_MAX]; /* ring: later copies of these are duplicates */
     unsigned published_n, published_next;
-    size_t max_chunks;          /* a slot's chunk list bound (CHUNK_MIN_AVG) */
+    size_t max_chunks;          /* each chunk list's bound (max_bytes / CHUNK_MIN_AVG + 2); see chunks_max */
     bool hurry;                 /* sl_filerecv_hurry: running SHA-256 deferred */
     uint64_t tree_size;         /* chunk list bound on offsets before the size is known */
     struct sl_filerecv_stats st;
@@ -270,7 +270,7 @@ sl_err sl_filerecv_create(struct sl_filerecv **out, const struct sl_filerecv_con
     }
     for (unsigned i = 0; i < cfg->slots; i++)
         fr->slots[i].fd = -1;
-    uint64_t chunks = cfg->max_bytes ? cfg->max_bytes / CHUNK_MIN_AVG + 1 : CHUNKS_NO_LIMIT;
+    uint64_t chunks = cfg->max_bytes ? cfg->max_bytes / CHUNK_MIN_AVG + 2 : CHUNKS_NO_LIMIT;
     fr->max_chunks = chunks < CHUNKS_NO_LIMIT ? (size_t)chunks : CHUNKS_NO_LIMIT;
     fr->tree_size = cfg->max_bytes ? cfg->max_bytes : UINT64_MAX / 2;
     if (fr->st.stale_removed)
@@ -579,6 +579,10 @@ static bool set_size(struct sl_filerecv *fr, struct slot *s, uint64_t size, cons
         discard(fr, s, &fr->st.failed_invalid, "larger than [files] max_bytes");
         return false;
     }
+    if (size > (uint64_t)INT64_MAX) {   /* no file offset (off_t) reaches it */
+        discard(fr, s, &fr->st.failed_invalid, "size beyond what a file can hold");
+        return false;
+    }
     /* Before the size was known the reservation is the highest byte written. */
     if (s->received > size || (!s->size_known && s->reserved > size)) {
         discard(fr, s, &fr->st.failed_invalid, "more data than the announced size");
@@ -697,7 +701,12 @@ static const char *tree_digest(struct sl_filerecv *fr, struct slot *s, uint64_t 
             return "chunk list full";
     }
     sl_ftree_free(&s->pending);
-    if (!sl_ftree_complete(&s->tree) || sl_ftree_final(&s->tree, out) != SL_OK)
+    sl_err e = sl_ftree_final(&s->tree, out);
+    if (e == SL_ERR_MISMATCH) {
+        *reason = &fr->st.failed_hash;
+        return "chunks overlap differently or differ for the same range";
+    }
+    if (e != SL_OK)
         return "chunks do not cover the file";
     return NULL;
 }
@@ -759,6 +768,11 @@ static void finish(struct sl_filerecv *fr, struct slot *s)
         }
     }
     if (fr->cfg.verify_readback) {
+        /* Drop the file's clean pages (all of them: fsync wrote them) so
+         * the read-back comes from the device rather than the page cache.
+         * Advice only: a kernel that keeps a page still gives a check of
+         * the cached copy, so its result is not an error. */
+        (void)posix_fadvise(s->fd, 0, 0, POSIX_FADV_DONTNEED);
         bool io;
         if (!readback_ok(fr, s, &io)) {
             if (io)
@@ -834,12 +848,25 @@ static unsigned gaps_of(const struct slot *s, uint64_t start, uint64_t end, stru
     return n;
 }
 
-/* Records the chunk in the slot's lists; false when the file was discarded. */
+/* The most entries a slot's two chunk lists may hold together: one per
+ * CHUNK_MIN_AVG bytes of the file's own extent (its size once known, before
+ * that the reservation, the highest byte written), plus 2 for the ends. The
+ * extent counts against [files] max_total_bytes, so the quota bounds the
+ * lists' memory too, whatever the chunk size a sender picks. */
+static uint64_t chunks_max(const struct slot *s)
+{
+    return (s->size_known ? s->size : s->reserved) / CHUNK_MIN_AVG + 2;
+}
+
+/* Records the chunk in the slot's lists; false when the file was discarded.
+ * The caller records only chunks whose bytes were all new, so the entries
+ * never overlap or repeat. */
 static bool record_chunk(struct sl_filerecv *fr, struct slot *s, const struct sl_fmsg *m,
                          const uint8_t *leaf)
 {
     uint8_t own[SL_FTREE_LEAF_BYTES];
     bool dup;
+    bool full = (uint64_t)s->tree.n + s->pending.n >= chunks_max(s);
     if (!leaf && s->tree_mode) {
         sl_ftree_leaf(own, m->data, m->data_len);   /* not split at this chunk: hashed here */
         leaf = own;
@@ -849,9 +876,13 @@ static bool record_chunk(struct sl_filerecv *fr, struct slot *s, const struct sl
          * is kept (hashed from disk only if it is); the running SHA-256
          * serves FILE_END. A failure matters only to FILE_END_TREE. */
         static const uint8_t zero[SL_FTREE_LEAF_BYTES];
-        if (sl_ftree_add(&s->pending, m->offset, (uint32_t)m->data_len, zero, &dup) != SL_OK)
+        if (full || sl_ftree_add(&s->pending, m->offset, (uint32_t)m->data_len, zero, &dup) != SL_OK)
             s->pending_lost = true;
         return true;
+    }
+    if (full) {
+        discard(fr, s, &fr->st.failed_invalid, "too many chunks for the file's size");
+        return false;
     }
     sl_err e = sl_ftree_add(&s->tree, m->offset, (uint32_t)m->data_len, leaf, &dup);
     if (e == SL_ERR_MISMATCH) {
@@ -892,8 +923,22 @@ static void on_data(struct sl_filerecv *fr, const struct sl_fmsg *m, uint64_t se
         fr->st.messages_dropped++;
         return;
     }
-    if (!record_chunk(fr, s, m, leaf))
-        return;
+    /* A chunk is recorded only when all its bytes are new: a repeat
+     * (fresh 0) writes nothing and needs no entry (if the first copy was
+     * wrong, the digest at the end says so), and entries never overlap, so
+     * the list's checks stay O(1) per chunk. A chunk that is new in part
+     * cannot be recorded without an overlap: a tree file fails; before a
+     * tree was known it only makes a tree impossible (pending_lost). */
+    if (fresh == m->data_len) {
+        if (!record_chunk(fr, s, m, leaf))
+            return;
+    } else if (fresh > 0) {
+        if (leaf || s->tree_mode) {
+            discard(fr, s, &fr->st.failed_hash, "a chunk overlaps another differently");
+            return;
+        }
+        s->pending_lost = true;
+    }
     for (unsigned g = 0; g < ngaps; g++) {
         const uint8_t *p = m->data + (gaps[g].start - m->offset);
         uint64_t off = gaps[g].start;

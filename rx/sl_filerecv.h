@@ -13,16 +13,24 @@
  *  - FILE_END_TREE (tree digest, sl_ftree.h): each FILE_DATA is a chunk
  *    whose leaf is the SHA-256 its block's check already computed when the
  *    block was split at the chunk's data (sl_filerecv_block), else hashed
- *    here; the chunks (any order, repeats deduplicated) are kept in a list
- *    of at most max_bytes / 512 + 1 entries. A chunk overlapping another
- *    differently, or another leaf for the same range, fails the file
- *    (failed_hash). No file byte is read back.
+ *    here; a chunk whose bytes are all new is kept in a list (any order,
+ *    appended in O(1), sorted once at the end); a repeat whose bytes are
+ *    all there already is skipped (nothing written; a wrong first copy
+ *    still fails the digest); a chunk new only in part fails the file
+ *    (failed_hash). A slot's lists together hold at most one entry per 512
+ *    bytes of the file's own extent, + 2 (its size once known, before that
+ *    the highest byte written, both counted against max_total_bytes, so
+ *    the quota bounds this memory too: 48 bytes an entry, under 10 % of
+ *    the bytes reserved); more fail the file (failed_invalid). No file byte
+ *    is read back.
  *  - FILE_END (whole-file SHA-256, older senders): a running SHA-256 of the
  *    contiguous prefix is fed as the data is written; data that arrived
  *    ahead of a hole is read back once the hole fills, only that part.
- * With verify_readback the file is read back after fsync and the digest
- * recomputed from the disk's bytes (a storage or page-cache fault between
- * write and publish). The temporary file is fsync'd, verified and linked
+ * With verify_readback the file is read back after fsync, its cached pages
+ * first dropped (POSIX_FADV_DONTNEED, advice the kernel may not fully
+ * follow) so the bytes come from the device, and the digest recomputed
+ * from them: best effort against a storage or page-cache fault between
+ * write and publish. The temporary file is fsync'd, verified and linked
  * into place under its sanitised name; link(2) never replaces an existing file, so a
  * name that exists gets ".1", ".2", ... appended (logged), up to
  * max_versions files of one name; past that the file is refused (logged,

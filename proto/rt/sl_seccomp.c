@@ -106,7 +106,7 @@ static const int file_calls[] = {
     SCMP_SYS(getcwd), SCMP_SYS(flock), SCMP_SYS(fchmod), SCMP_SYS(fchown), SCMP_SYS(fstatfs),
     SCMP_SYS(statfs), SCMP_SYS(getdents64), SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(mkdir),
     SCMP_SYS(mkdirat), SCMP_SYS(dup), SCMP_SYS(dup3), SCMP_SYS(umask), SCMP_SYS(fsetxattr),
-    SCMP_SYS(utimensat), SCMP_SYS(sync_file_range), SCMP_SYS(copy_file_range),
+    SCMP_SYS(utimensat), SCMP_SYS(sync_file_range), SCMP_SYS(copy_file_range), SCMP_SYS(fadvise64),
 };
 
 /* A whole daemon's other threads: signalfd, eventfds, threads, sd_notify,

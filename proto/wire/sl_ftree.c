@@ -97,20 +97,7 @@ void sl_ftree_free(struct sl_ftree *t)
     t->c = NULL;
     t->n = t->cap = 0;
     t->covered = 0;
-}
-
-/* Index of the first chunk whose offset is >= offset (binary search). */
-static size_t lower_bound(const struct sl_ftree *t, uint64_t offset)
-{
-    size_t lo = 0, hi = t->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (t->c[mid].offset < offset)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    t->unsorted = false;
 }
 
 sl_err sl_ftree_add(struct sl_ftree *t, uint64_t offset, uint32_t len, const uint8_t leaf[SL_FTREE_LEAF_BYTES],
@@ -120,19 +107,21 @@ sl_err sl_ftree_add(struct sl_ftree *t, uint64_t offset, uint32_t len, const uin
     if (len == 0 || offset > t->size || len > t->size - offset)
         return SL_ERR_RANGE;
     uint64_t end = offset + len;   /* <= size: no wrap */
-    size_t i = lower_bound(t, offset);
-    if (i < t->n && t->c[i].offset == offset) {
-        const struct sl_ftree_chunk *c = &t->c[i];
-        if (c->len != len || memcmp(c->leaf, leaf, SL_FTREE_LEAF_BYTES) != 0)
+    /* Only the last entry is checked here (O(1)): chunks mostly come in
+     * order, and an insert into the middle of a sorted array would move its
+     * tail every time (a late hole in a large file: gigabytes moved). The
+     * rest is checked once, by settle. */
+    if (t->n > 0) {
+        const struct sl_ftree_chunk *c = &t->c[t->n - 1];
+        if (c->offset == offset) {
+            if (c->len != len || memcmp(c->leaf, leaf, SL_FTREE_LEAF_BYTES) != 0)
+                return SL_ERR_MISMATCH;
+            *dup = true;
+            return SL_OK;
+        }
+        if (offset < c->offset + c->len && end > c->offset)
             return SL_ERR_MISMATCH;
-        *dup = true;
-        return SL_OK;
     }
-    /* Sorted and disjoint: only the neighbours can overlap. */
-    if (i > 0 && t->c[i - 1].offset + t->c[i - 1].len > offset)
-        return SL_ERR_MISMATCH;
-    if (i < t->n && t->c[i].offset < end)
-        return SL_ERR_MISMATCH;
     if (t->n >= t->max_chunks)
         return SL_ERR_CAPACITY;
     if (t->n == t->cap) {
@@ -148,25 +137,69 @@ sl_err sl_ftree_add(struct sl_ftree *t, uint64_t offset, uint32_t len, const uin
         t->c = nc;
         t->cap = ncap;
     }
-    /* Chunks come mostly in order: the move is usually empty. */
-    memmove(&t->c[i + 1], &t->c[i], (t->n - i) * sizeof *t->c);
-    t->c[i].offset = offset;
-    t->c[i].len = len;
-    memcpy(t->c[i].leaf, leaf, SL_FTREE_LEAF_BYTES);
+    if (t->n > 0 && offset < t->c[t->n - 1].offset)
+        t->unsorted = true;
+    t->c[t->n].offset = offset;
+    t->c[t->n].len = len;
+    memcpy(t->c[t->n].leaf, leaf, SL_FTREE_LEAF_BYTES);
     t->n++;
     t->covered += len;
     return SL_OK;
 }
 
-bool sl_ftree_complete(const struct sl_ftree *t)
+/* Offset, then len, then leaf: exact duplicates end up next to each other. */
+static int chunk_cmp(const void *pa, const void *pb)
 {
-    /* Disjoint chunks inside [0, size) whose lengths sum to size tile it. */
-    return t->covered == t->size;
+    const struct sl_ftree_chunk *a = pa, *b = pb;
+    if (a->offset != b->offset)
+        return a->offset < b->offset ? -1 : 1;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return memcmp(a->leaf, b->leaf, SL_FTREE_LEAF_BYTES);
 }
 
-sl_err sl_ftree_final(const struct sl_ftree *t, uint8_t out[SL_FILE_SHA256_BYTES])
+/* Makes an unsorted list sorted and disjoint: one sort (O(n log n)), exact
+ * duplicates dropped, covered recounted. SL_ERR_MISMATCH when two entries
+ * overlap other than as exact duplicates: the list is then left sorted,
+ * unsettled (every later call fails the same way), covered unchanged. */
+static sl_err settle(struct sl_ftree *t)
 {
-    if (!sl_ftree_complete(t))
+    if (!t->unsorted)
+        return SL_OK;
+    qsort(t->c, t->n, sizeof *t->c, chunk_cmp);
+    for (size_t i = 1; i < t->n; i++) {
+        const struct sl_ftree_chunk *p = &t->c[i - 1], *c = &t->c[i];
+        if (chunk_cmp(p, c) == 0)
+            continue;
+        if (p->offset + p->len > c->offset)   /* sorted: also catches a same offset with another len or leaf */
+            return SL_ERR_MISMATCH;
+    }
+    size_t w = 0;
+    uint64_t covered = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        if (w > 0 && chunk_cmp(&t->c[w - 1], &t->c[i]) == 0)
+            continue;
+        t->c[w++] = t->c[i];
+        covered += t->c[i].len;
+    }
+    t->n = w;
+    t->covered = covered;
+    t->unsorted = false;
+    return SL_OK;
+}
+
+bool sl_ftree_complete(struct sl_ftree *t)
+{
+    /* Disjoint chunks inside [0, size) whose lengths sum to size tile it. */
+    return settle(t) == SL_OK && t->covered == t->size;
+}
+
+sl_err sl_ftree_final(struct sl_ftree *t, uint8_t out[SL_FILE_SHA256_BYTES])
+{
+    sl_err e = settle(t);
+    if (e != SL_OK)
+        return e;
+    if (t->covered != t->size)
         return SL_ERR_TRUNCATED;
     EVP_MD_CTX *md = digest_begin(t->size);
     if (!md)

@@ -13,9 +13,10 @@
  * Two users, one definition:
  *  - sl_ftree_acc (TX): chunks arrive in order and contiguous; constant
  *    memory whatever the file size.
- *  - sl_ftree (RX): chunks arrive in any order and may repeat (FEC
- *    interleave, a repeated copy filling holes); the list is kept sorted,
- *    bounded by max_chunks, and hashed in order at the end. */
+ *  - sl_ftree (RX): chunks arrive in any order (FEC interleave, a repeated
+ *    copy filling holes); each is appended in O(1), the list bounded by
+ *    max_chunks, sorted once (O(n log n)) when complete or final is asked,
+ *    and hashed in order. */
 #ifndef SL_FTREE_H
 #define SL_FTREE_H
 
@@ -60,10 +61,11 @@ struct sl_ftree_chunk {
 };
 
 struct sl_ftree {
-    struct sl_ftree_chunk *c;   /* sorted by offset, no overlaps */
+    struct sl_ftree_chunk *c;   /* in arrival order; sorted and disjoint unless unsorted */
     size_t n, cap, max_chunks;
     uint64_t size;
-    uint64_t covered;           /* sum of len */
+    uint64_t covered;           /* sum of len (exact, no duplicate counted twice, unless unsorted) */
+    bool unsorted;              /* an entry came before an earlier one's offset: not checked yet */
 };
 
 /* Empty list for a file of size bytes, at most max_chunks chunks (the list
@@ -71,20 +73,30 @@ struct sl_ftree {
 void sl_ftree_init(struct sl_ftree *t, uint64_t size, size_t max_chunks);
 void sl_ftree_free(struct sl_ftree *t);
 
-/* Records one chunk. The same chunk again (same offset, len and leaf):
- * SL_OK with *dup true. A chunk that overlaps another or has the same range
- * with another leaf: SL_ERR_MISMATCH (the caller fails the file). len 0 or
- * beyond size: SL_ERR_RANGE. max_chunks reached: SL_ERR_CAPACITY. Memory:
- * SL_ERR_NOMEM. On any error the list is unchanged. */
+/* Records one chunk, in O(1) (amortised): it is checked against the last
+ * entry only. The same chunk as the last entry again (same offset, len and
+ * leaf): SL_OK with *dup true, nothing added. A chunk that overlaps the last
+ * entry other than as that duplicate: SL_ERR_MISMATCH (the caller fails the
+ * file). A chunk before the last entry is appended unchecked: a duplicate of
+ * any other entry (dropped) or an overlap with one (SL_ERR_MISMATCH) is
+ * found later, by sl_ftree_complete or sl_ftree_final, and such a duplicate
+ * takes a place against max_chunks meanwhile. len 0 or beyond size:
+ * SL_ERR_RANGE. max_chunks reached: SL_ERR_CAPACITY. Memory: SL_ERR_NOMEM.
+ * On any error the list is unchanged. */
 __attribute__((warn_unused_result))
 sl_err sl_ftree_add(struct sl_ftree *t, uint64_t offset, uint32_t len, const uint8_t leaf[SL_FTREE_LEAF_BYTES],
                     bool *dup);
 
-/* True when the chunks cover [0, size). */
-bool sl_ftree_complete(const struct sl_ftree *t);
+/* True when the chunks cover [0, size) exactly once. Sorts the list first
+ * if a chunk came out of order (once: O(n log n), then O(1) until the next
+ * out-of-order add), dropping exact duplicates; false when two chunks
+ * overlap (sl_ftree_final then says SL_ERR_MISMATCH). */
+bool sl_ftree_complete(struct sl_ftree *t);
 
-/* The digest over the list; SL_ERR_TRUNCATED unless complete. */
+/* The digest over the list, after the same sort: SL_ERR_MISMATCH when two
+ * chunks overlap other than as exact duplicates (or share an offset with
+ * another len or leaf), SL_ERR_TRUNCATED unless complete. */
 __attribute__((warn_unused_result))
-sl_err sl_ftree_final(const struct sl_ftree *t, uint8_t out[SL_FILE_SHA256_BYTES]);
+sl_err sl_ftree_final(struct sl_ftree *t, uint8_t out[SL_FILE_SHA256_BYTES]);
 
 #endif

@@ -135,12 +135,13 @@ SL_TEST(ftree, list_duplicates_overlaps_capacity)
     sl_ftree_init(&t, 10, 3);
     leaf(l, 3, 3);
     CU_ASSERT_EQUAL(sl_ftree_add(&t, 3, 3, l, &dup), SL_OK);   /* [3,6) */
-    CU_ASSERT_EQUAL(sl_ftree_add(&t, 3, 3, l, &dup), SL_OK);   /* the same chunk again */
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 3, 3, l, &dup), SL_OK);   /* the last chunk again */
     CU_ASSERT_TRUE(dup);
     CU_ASSERT_EQUAL(t.n, 1u);
     CU_ASSERT_EQUAL(t.covered, 3u);
     memcpy(other, l, sizeof other);
     other[0] ^= 1;
+    /* Against the last entry, refused at once. */
     CU_ASSERT_EQUAL(sl_ftree_add(&t, 3, 3, other, &dup), SL_ERR_MISMATCH);   /* same range, other leaf */
     CU_ASSERT_FALSE(dup);
     CU_ASSERT_EQUAL(sl_ftree_add(&t, 3, 2, l, &dup), SL_ERR_MISMATCH);       /* same start, other len */
@@ -162,12 +163,78 @@ SL_TEST(ftree, list_duplicates_overlaps_capacity)
     CU_ASSERT_EQUAL(sl_ftree_add(&t, 8, 2, l, &dup), SL_ERR_CAPACITY);   /* max_chunks 3 */
     CU_ASSERT_EQUAL(t.n, 3u);
     leaf(l, 6, 2);
-    CU_ASSERT_EQUAL(sl_ftree_add(&t, 6, 2, l, &dup), SL_OK);   /* a duplicate still fits */
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 6, 2, l, &dup), SL_OK);   /* a duplicate of the last still fits */
     CU_ASSERT_TRUE(dup);
     CU_ASSERT_EQUAL(sl_ftree_final(&t, d), SL_ERR_TRUNCATED);
     for (size_t i = 1; i < t.n; i++)
         CU_ASSERT(t.c[i - 1].offset + t.c[i - 1].len <= t.c[i].offset);
     sl_ftree_free(&t);
+}
+
+/* A chunk before the last entry is appended unchecked (O(1)); the sort at
+ * complete/final drops an exact duplicate of an earlier entry without
+ * counting it twice, and refuses an overlap or another leaf for a range. */
+SL_TEST(ftree, list_out_of_order_checked_at_final)
+{
+    struct sl_ftree t;
+    uint8_t l[SL_FTREE_LEAF_BYTES], d[32], d2[32];
+    char h[65];
+    bool dup = true;
+    /* [4,10) [0,4) then [4,10) again (not the last entry: appended). */
+    sl_ftree_init(&t, 10, 8);
+    leaf(l, 4, 6);
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 4, 6, l, &dup), SL_OK);
+    leaf(l, 0, 4);
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 0, 4, l, &dup), SL_OK);
+    CU_ASSERT_FALSE(dup);
+    leaf(l, 4, 6);
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 4, 6, l, &dup), SL_OK);
+    CU_ASSERT_FALSE(dup);   /* found at final, not here */
+    CU_ASSERT_EQUAL(t.n, 3u);
+    CU_ASSERT_TRUE(sl_ftree_complete(&t));
+    CU_ASSERT_EQUAL(t.n, 2u);
+    CU_ASSERT_EQUAL(t.covered, 10u);
+    CU_ASSERT_EQUAL_FATAL(sl_ftree_final(&t, d), SL_OK);
+    hex(h, d);
+    CU_ASSERT_STRING_EQUAL(h, kat_4_6);
+    CU_ASSERT_EQUAL_FATAL(sl_ftree_final(&t, d2), SL_OK);   /* sorted once; the same again */
+    CU_ASSERT_EQUAL(memcmp(d, d2, sizeof d), 0);
+    sl_ftree_free(&t);
+
+    /* Duplicates of one entry fill a gap's worth of length: not complete. */
+    sl_ftree_init(&t, 10, 8);
+    leaf(l, 5, 5);
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 5, 5, l, &dup), SL_OK);
+    leaf(l, 0, 1);
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 0, 1, l, &dup), SL_OK);
+    leaf(l, 5, 5);
+    CU_ASSERT_EQUAL(sl_ftree_add(&t, 5, 5, l, &dup), SL_OK);
+    CU_ASSERT_FALSE(sl_ftree_complete(&t));   /* 1 + 5 + 5 bytes appended, 6 covered */
+    CU_ASSERT_EQUAL(t.covered, 6u);
+    CU_ASSERT_EQUAL(sl_ftree_final(&t, d), SL_ERR_TRUNCATED);
+    sl_ftree_free(&t);
+
+    /* An overlap with an earlier entry, and another leaf for an earlier
+     * range: refused at final (and complete is false). */
+    for (int k = 0; k < 2; k++) {
+        sl_ftree_init(&t, 10, 8);
+        leaf(l, 4, 6);
+        CU_ASSERT_EQUAL(sl_ftree_add(&t, 4, 6, l, &dup), SL_OK);
+        leaf(l, 0, 4);
+        CU_ASSERT_EQUAL(sl_ftree_add(&t, 0, 4, l, &dup), SL_OK);
+        if (k == 0) {
+            leaf(l, 5, 2);
+            CU_ASSERT_EQUAL(sl_ftree_add(&t, 5, 2, l, &dup), SL_OK);   /* inside [4,10) */
+        } else {
+            leaf(l, 4, 6);
+            l[0] ^= 1;
+            CU_ASSERT_EQUAL(sl_ftree_add(&t, 4, 6, l, &dup), SL_OK);
+        }
+        CU_ASSERT_FALSE(sl_ftree_complete(&t));
+        CU_ASSERT_EQUAL(sl_ftree_final(&t, d), SL_ERR_MISMATCH);
+        CU_ASSERT_EQUAL(sl_ftree_final(&t, d), SL_ERR_MISMATCH);   /* stays refused */
+        sl_ftree_free(&t);
+    }
 }
 
 /* Many one-byte chunks in a scrambled order (the list grows past its first

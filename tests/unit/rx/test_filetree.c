@@ -1,7 +1,8 @@
 /* sl_filerecv with the tree digest (FILE_END_TREE) and the running SHA-256
  * of FILE_END: chunks in any order, holes filled by a later copy, a copy
- * deduplicated, a wrong leaf or a chunk overlapping differently never
- * published, [files] verify_readback catching a file altered on disk
+ * deduplicated, a repeat skipped however it is cut, a wrong leaf or a
+ * chunk overlapping differently never published, the chunk lists bounded
+ * by the file's extent, [files] verify_readback catching a file altered on disk
  * between write and publish, and older senders' files still delivered
  * without a read-back pass when their data came in order. The expected
  * digests are computed here from the definition (sl_wire.h), not by
@@ -9,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,15 +282,111 @@ SL_TEST(filetree, wrong_leaf_never_published)
     CU_ASSERT_EQUAL(st.files_ok, 0);
     CU_ASSERT_EQUAL(st.failed_hash, 1);
     CU_ASSERT_EQUAL(entries(&x), 0);
-    /* The same range again with another leaf: fails at once. */
+    /* A wrong first copy of a range, then the right one: the repeat writes
+     * nothing and is not recorded, so the digest at the end refuses it. */
     begin(&x, 6);
-    chunk(&x, 6, 2, true, false);
     chunk(&x, 6, 2, true, true);
+    for (unsigned i = 0; i < NCHUNK; i++)
+        chunk(&x, 6, i, true, false);
+    end_tree(&x, 6);
     st = fx_stats(&x);
+    CU_ASSERT_EQUAL(st.files_ok, 0);
     CU_ASSERT_EQUAL(st.failed_hash, 2);
     CU_ASSERT_EQUAL(st.in_progress, 0);
     CU_ASSERT_EQUAL(entries(&x), 0);
     fx_close(&x);
+}
+
+/* A repeat whose bytes are all there already is skipped, however it is cut
+ * (a copy sent with other chunk boundaries): chunks 0 and 1, then one chunk
+ * over both, then the rest: published from the first copy's bytes. */
+SL_TEST(filetree, repeat_cut_differently_skipped)
+{
+    struct fx x;
+    fx_open(&x, false);
+    begin(&x, 20);
+    chunk(&x, 20, 0, true, false);
+    chunk(&x, 20, 1, true, false);
+    uint8_t p[4096], leaf[32], *d;
+    size_t off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_data(p, sizeof p, &off, &d, 20, 0, 2 * CHUNK) == SL_OK);
+    memcpy(d, x.data, 2 * CHUNK);
+    sha(leaf, d, 2 * CHUNK);
+    sl_filerecv_block(x.fr, SESSION, p, off, (size_t)(d - p), leaf, 1);
+    CU_ASSERT_EQUAL(fx_stats(&x).files_failed, 0);
+    for (unsigned i = 2; i < NCHUNK; i++)
+        chunk(&x, 20, i, true, false);
+    end_tree(&x, 20);
+    struct sl_filerecv_stats st = fx_stats(&x);
+    CU_ASSERT_EQUAL(st.files_ok, 1);
+    CU_ASSERT_EQUAL(st.files_failed, 0);
+    CU_ASSERT_EQUAL(st.bytes_written, FSIZE);
+    CU_ASSERT(published(&x, "f.bin"));
+    fx_close(&x);
+}
+
+/* One-byte chunks at offset off .. off + n - 1 of file id, split. */
+static void tiny_chunks(struct fx *x, uint32_t id, uint64_t at, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t p[256], leaf[32], *d;
+        size_t off = 0;
+        CU_ASSERT_FATAL(sl_fmsg_put_data(p, sizeof p, &off, &d, id, at + i, 1) == SL_OK);
+        d[0] = x->data[at + i];
+        sha(leaf, d, 1);
+        sl_filerecv_block(x->fr, SESSION, p, off, (size_t)(d - p), leaf, 1);
+    }
+}
+
+/* The chunk lists are bounded by the file's own extent (one entry per 512
+ * bytes + 2), not by max_bytes: FSIZE allows 22 entries, the 23rd fails
+ * the file; before the size is known the extent is the highest byte
+ * written (two one-byte chunks at the start, the third fails). */
+SL_TEST(filetree, chunk_list_bounded_by_extent)
+{
+    struct fx x;
+    fx_open(&x, false);
+    const unsigned bound = FSIZE / 512u + 2u;
+    begin(&x, 21);
+    tiny_chunks(&x, 21, 0, bound);
+    CU_ASSERT_EQUAL(fx_stats(&x).files_failed, 0);
+    tiny_chunks(&x, 21, bound, 1);
+    struct sl_filerecv_stats st = fx_stats(&x);
+    CU_ASSERT_EQUAL(st.files_failed, 1);
+    CU_ASSERT_EQUAL(st.failed_invalid, 1);
+    CU_ASSERT_EQUAL(st.in_progress, 0);
+    tiny_chunks(&x, 22, 0, 2);
+    CU_ASSERT_EQUAL(fx_stats(&x).files_failed, 1);
+    tiny_chunks(&x, 22, 2, 1);
+    st = fx_stats(&x);
+    CU_ASSERT_EQUAL(st.files_failed, 2);
+    CU_ASSERT_EQUAL(st.failed_invalid, 2);
+    CU_ASSERT_EQUAL(entries(&x), 0);
+    fx_close(&x);
+}
+
+/* A size beyond INT64_MAX (no file offset reaches it) with no max_bytes:
+ * refused as invalid, not passed to fallocate as a negative length. */
+SL_TEST(filetree, size_beyond_off_t_invalid)
+{
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/sl-ftree-XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    struct sl_filerecv_config c = { .directory = dir, .slots = 4, .max_bytes = 0, .max_versions = 10 };
+    struct sl_filerecv *fr;
+    CU_ASSERT_EQUAL_FATAL(sl_filerecv_create(&fr, &c), SL_OK);
+    uint8_t p[512];
+    size_t off = 0;
+    CU_ASSERT_FATAL(sl_fmsg_put_begin(p, sizeof p, &off, 1, (uint64_t)INT64_MAX + 1u, "big") == SL_OK);
+    sl_filerecv_payload(fr, SESSION, p, off, 1);
+    struct sl_filerecv_stats st;
+    sl_filerecv_stats(fr, &st);
+    CU_ASSERT_EQUAL(st.files_failed, 1);
+    CU_ASSERT_EQUAL(st.failed_invalid, 1);
+    CU_ASSERT_EQUAL(st.failed_io, 0);
+    CU_ASSERT_EQUAL(st.in_progress, 0);
+    sl_filerecv_destroy(fr);
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
 }
 
 /* A chunk overlapping another differently (not the same range): failed. */
