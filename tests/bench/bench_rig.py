@@ -787,10 +787,16 @@ def tag_run(b, work, n, rate, secs):
     cnt, mismatch, notgood = (int(x or 0) for x in q.split("|")) if q else (0, 0, 0)
     kf_values = keyframes * n
     lost = deltas + kf_values - tot.get("values", 0)
-    ok = (skipped == 0 and produced >= 0.97 * rate * gen_dur and not bad and cnt == n and mismatch == 0
+    # Generator values are their source times, so every update is a change
+    # unless TX fell so far behind that one turn held several updates of a
+    # tag (the generator then applies only the last: the earlier ones carry
+    # the same time, and "produced" still counts them). Changes that crossed
+    # as deltas must therefore be close to the rate, or TX did not keep up.
+    keeps_up = deltas >= 0.9 * rate * gen_dur
+    ok = (skipped == 0 and produced >= 0.97 * rate * gen_dur and keeps_up and not bad and cnt == n and mismatch == 0
           and notgood == 0 and lost <= 0 and coalesced <= 0.01 * max(changes, 1))
     return {"ok": ok, "target_rate": rate, "tags": n, "seconds": dur,
-            "generator_seconds": gen_dur,
+            "generator_seconds": gen_dur, "deltas_kept_up": keeps_up,
             "produced_per_s": produced / gen_dur, "delta_values_per_s": deltas / dur,
             "rx_values_per_s": tot.get("values", 0) / dur, "rx_applied_per_s": tot.get("applied", 0) / dur,
             "skipped": skipped, "coalesced": coalesced, "keyframes": keyframes, "bad_drops": bad,
