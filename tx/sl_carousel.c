@@ -19,6 +19,7 @@
 #include "sl_log.h"
 #include "sl_pace.h"
 #include "sl_sender.h"
+#include "sl_thread.h"
 #include "sl_wire.h"
 
 #define BURST_BLOCKS 2u          /* the bucket's depth: full blocks' wire time */
@@ -461,6 +462,12 @@ bool sl_carousel_produce(struct sl_carousel *c, uint64_t wall_us, uint64_t now_u
 static void *producer(void *arg)
 {
     struct sl_carousel *c = arg;
+    /* Reading, sorting and encoding the journal is bulk work that only
+     * heals history: on a busy TX it must yield to the send loop (live
+     * tags) and the pollers, or its bursts show as live latency. Refused
+     * (a container's policy), it runs on at the old priority. */
+    if (sl_thread_lower_priority(SL_THREAD_NICE_BACKGROUND) != SL_OK)
+        sl_log(SL_LOG_WARNING, "backfill carousel keeps its priority: setpriority: %s", strerror(errno));
     while (!atomic_load(&c->stop)) {
         uint64_t now = sl_clock_mono_us(), next;
         if (sl_carousel_produce(c, sl_clock_wall_us(), now, &next))
@@ -491,6 +498,7 @@ sl_err sl_carousel_start(struct sl_carousel *c)
         return SL_ERR_IO;
     }
     c->started = true;
+    (void)pthread_setname_np(c->thread, "tx-backfill");   /* ps -L, top -H, perf */
     return SL_OK;
 }
 

@@ -7,6 +7,7 @@
  * live tags first. Also measures bytes per record for a 10,000-tag plant
  * (printed; docs/history.md quotes it). */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <ftw.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "sl_journal.h"
 #include "sl_pace.h"
 #include "sl_test.h"
+#include "sl_thread.h"
 #include "sl_wire.h"
 
 #define T0 1800000000000000ull   /* a wall time, µs */
@@ -437,6 +439,40 @@ SL_TEST(carousel, tags_due_defers)
     jdone(j);
 }
 
+/* The nice value of this process's thread named "tx-backfill" (field 19
+ * of its /proc stat), or -100 when there is none. */
+static int producer_nice(void)
+{
+    DIR *d = opendir("/proc/self/task");
+    int nice = -100;
+    struct dirent *e;
+    while (d && nice == -100 && (e = readdir(d)) != NULL) {
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *name = strchr(buf, '('), *end = strrchr(buf, ')');
+        if (!name || !end || strncmp(name + 1, "tx-backfill)", 12) != 0)
+            continue;
+        /* after ") ": state is field 3, nice field 19 */
+        const char *p = end + 2;
+        for (int field = 3; field < 19 && p; field++) {
+            p = strchr(p, ' ');
+            if (p)
+                p++;
+        }
+        if (p)
+            nice = atoi(p);
+    }
+    if (d)
+        closedir(d);
+    return nice;
+}
+
 /* The threaded producer fills the ring, writes wake_fd, and refills the
  * ring while the consumer takes from it (run under TSan too). */
 SL_TEST(carousel, thread_fills_the_ring)
@@ -470,6 +506,10 @@ SL_TEST(carousel, thread_fills_the_ring)
             usleep(2000);
     }
     CU_ASSERT_TRUE(taken >= 30);
+    /* the producer is named and yields the CPU: nice raised by
+     * SL_THREAD_NICE_BACKGROUND over this thread's (capped at 19) */
+    int want = sl_thread_nice() + SL_THREAD_NICE_BACKGROUND;
+    CU_ASSERT_EQUAL(producer_nice(), want > 19 ? 19 : want);
     sl_carousel_destroy(c);
     close(cc.wake_fd);
     jdone(j);
