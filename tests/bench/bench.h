@@ -12,5 +12,6 @@ int bench_fec(int argc, char **argv);
 int bench_history(int argc, char **argv);
 int bench_journal(int argc, char **argv);
 int bench_signer(int argc, char **argv);
+int bench_udpfloor(int argc, char **argv);
 
 #endif

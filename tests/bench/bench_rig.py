@@ -453,6 +453,106 @@ def udpcast_bulk(b, work, src, size, want, rate):
     return res
 
 
+def json_line(path):
+    """The last line of a log that parses as a JSON object, or None."""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
+
+
+FLOOR_DATAGRAM = 1472   # sluice-tx's UDP payload at mtu 1500 (IPv4 20 + UDP 8)
+
+
+def bulk_size(quick):
+    return (64 if quick else 256) * MIB
+
+
+def udp_floor(b, work, size, runs=3):
+    """The kernel floor under the bulk CPU figures: `size` bytes through the
+    same rig path (veth ot -> it, UDP to sluice-rx's listen address,
+    1472-byte datagrams, GSO on send, GRO on receive) into a file on the
+    it side, fsynced, with no FEC, hashing or signatures and no pacing
+    (sluice-bench udpfloor send/recv). `runs` runs; CPU seconds per GB from
+    each process's own rusage (wait4) as for the peers, TX per GB sent, RX
+    per GB written, and of the data phase alone (the programs' getrusage
+    around it: without the start-up, which a short run would otherwise
+    weigh heavily);
+    goodput from the receiver's first datagram to its last byte written
+    plus the fsync. Loss is allowed and reported: it is no protocol."""
+    det = []
+    for i in range(runs):
+        fresh(work, "incoming")
+        out = os.path.join(work, "incoming", "floor.out")
+        timeout = 60
+        rlog, slog = os.path.join(work, "floor-rx.log"), os.path.join(work, "floor-tx.log")
+        rx = Proc("it", [b.bench, "udpfloor", "recv", "--listen", "%s:7400" % IT, "--bytes", str(size),
+                         "--out", out, "--timeout-s", str(timeout)], rlog)
+        tx = None
+        try:
+            if not wait_until(lambda: listening(7400) or not rx.alive(), 10) or not rx.alive():
+                raise RuntimeError("udpfloor recv did not listen on 7400 within 10 s (see %s)" % rlog)
+            tx = Proc("ot", [b.bench, "udpfloor", "send", "--dest", "%s:7400" % IT, "--bytes", str(size),
+                             "--datagram", str(FLOOR_DATAGRAM), "--timeout-s", str(timeout)], slog)
+            # Both bound themselves by --timeout-s (the receiver also stops
+            # 2 s after its last datagram); these waits are the backstop.
+            if not tx.wait(timeout + 15):
+                tx.stop()
+            if not rx.wait(timeout + 15):
+                rx.stop()
+        finally:
+            if tx is not None and tx.rc is None:
+                tx.stop()
+            rx.stop()
+        s, r = json_line(slog), json_line(rlog)
+        if tx.rc != 0 or rx.rc != 0 or not s or not r or not r.get("bytes"):
+            tail = "".join(open(f).read()[-300:] for f in (slog, rlog))
+            raise RuntimeError("udpfloor run %d failed (send rc %s, recv rc %s): %s" % (i + 1, tx.rc, rx.rc, tail))
+        if os.path.getsize(out) != r["bytes"]:
+            raise RuntimeError("udpfloor: the file holds %d bytes, the receiver counted %d" % (
+                os.path.getsize(out), r["bytes"]))
+        run = {"sent_bytes": s["bytes"], "bytes": r["bytes"], "lost_bytes": r["lost_bytes"],
+               "lost_pct": 100.0 * r["lost_bytes"] / size, "tx_cpu_s": tx.cpu, "rx_cpu_s": rx.cpu,
+               "tx_cpu_s_per_gb": per_gb(tx.cpu, s["bytes"]), "rx_cpu_s_per_gb": per_gb(rx.cpu, r["bytes"]),
+               "tx_data_cpu_s_per_gb": per_gb(s.get("cpu_data_s"), s["bytes"]),
+               "rx_data_cpu_s_per_gb": per_gb(r.get("cpu_data_s"), r["bytes"]),
+               "goodput_mbps": r["bytes"] * 8 / r["wall_s"] / 1e6 if r["wall_s"] > 0 else None,
+               "send_mbps": s["bytes"] * 8 / s["wall_s"] / 1e6 if s["wall_s"] > 0 else None,
+               "gso": s["gso"], "gro": r["gro"], "end": r["end"], "kernel_drops": r["kernel_drops"],
+               "fsync_s": r["fsync_s"], "send": s, "recv": r}
+        log("kernel floor run %d: %.0f Mbit/s to the file, %.2f %% lost, CPU s/GB TX %.2f RX %.2f "
+            "(data phase TX %.2f RX %.2f)" % (
+                i + 1, run["goodput_mbps"] or 0, run["lost_pct"], run["tx_cpu_s_per_gb"], run["rx_cpu_s_per_gb"],
+                run["tx_data_cpu_s_per_gb"] or 0, run["rx_data_cpu_s_per_gb"] or 0))
+        det.append(run)
+    return {"file_bytes": size, "datagram": FLOOR_DATAGRAM, "gso": det[-1]["gso"], "gro": det[-1]["gro"],
+            "runs": len(det), "tx_cpu_s_per_gb": stat([d["tx_cpu_s_per_gb"] for d in det]),
+            "rx_cpu_s_per_gb": stat([d["rx_cpu_s_per_gb"] for d in det]),
+            "tx_data_cpu_s_per_gb": stat([d["tx_data_cpu_s_per_gb"] for d in det]),
+            "rx_data_cpu_s_per_gb": stat([d["rx_data_cpu_s_per_gb"] for d in det]),
+            "goodput_mbps": stat([d["goodput_mbps"] for d in det]),
+            "send_mbps": stat([d["send_mbps"] for d in det]),
+            "lost_pct": stat([d["lost_pct"] for d in det]), "detail": det}
+
+
+def floor_or_error(b, work, size, runs):
+    """udp_floor, or {"error": why}: a floor that cannot run is reported
+    beside the bulk figures, it does not fail them."""
+    log("kernel floor (sluice-bench udpfloor x%d)" % runs)
+    try:
+        return udp_floor(b, work, size, runs)
+    except (RuntimeError, OSError) as e:
+        log("kernel floor FAILED: %s" % e)
+        return {"error": str(e)}
+
+
 # The upward ladders (Mbit/s offered: Sluice's rate_mbps, which counts
 # Ethernet overhead; udpcast's --max-bitrate). Each peer climbs from the
 # bottom until a rung fails or goodput stops rising, so the ladder finds
@@ -536,7 +636,7 @@ def ladder_up(run, rungs, runs, label, budget_s):
 
 
 def bench_bulk(b, work, quick, runs):
-    size = (64 if quick else 256) * MIB
+    size = bulk_size(quick)
     src = os.path.join(work, "bulk.bin")
     with open(src, "wb") as f:
         for _ in range(size // MIB):
@@ -572,6 +672,8 @@ def bench_bulk(b, work, quick, runs):
                     peer, loss, r["stop"]))
         out["loss"][str(loss)] = {"sluice": s, "udpcast": u, "ratio": ratio, "ratio_last_byte": ratio_lb,
                                   "rig_status": rig("status")}
+        if loss == 0:
+            out["floor"] = floor_or_error(b, work, size, runs)
     rig("set", "--loss", "0")
     return out
 
@@ -1336,9 +1438,33 @@ def bulk_rows(bl):
             if rungs:
                 out.append("      %s rungs (offered:delivered): %s%s" % (
                     peer, " ".join(rungs), "; " + r["stop"] if r.get("stop") else ""))
+        if loss == "0" and bl.get("floor"):
+            out += floor_rows(bl["floor"])   # measured at 0 % loss only
     for err in bl.get("errors", []):
         out.append("   ERROR: " + err)
     out.append("")
+    return out
+
+
+FLOOR_LABEL = "kernel floor (UDP + file write, no FEC/crypto)"
+
+
+def floor_rows(fl):
+    """The kernel floor (udp_floor) as a row under the bulk table's columns
+    (its goodput where the peers have theirs to the last byte, its CPU
+    under theirs) and a line saying what it is."""
+    if fl.get("error"):
+        return ["   0%% %s: FAILED: %s" % (FLOOR_LABEL, fl["error"])]
+    out = ["%4s%% %-46s %21s %18s %18s" % (0, FLOOR_LABEL, fmt(fl.get("goodput_mbps")),
+                                           fmt(fl.get("tx_cpu_s_per_gb"), "%.2f"),
+                                           fmt(fl.get("rx_cpu_s_per_gb"), "%.2f"))]
+    out.append("      kernel floor: sluice-bench udpfloor, %d MiB, %d-byte datagrams, GSO %s, GRO %s, unpaced "
+               "(sent at %s Mbit/s), into a file + fsync; Mbit/s from the first datagram to the last byte "
+               "written + fsync; lost %s %%; TX CPU per GB sent, RX per GB written, whole process as for the peers; "
+               "the data phase alone (no start-up): TX %s, RX %s CPU s/GB" % (
+                   fl["file_bytes"] // MIB, fl["datagram"], fl["gso"] if fl.get("gso", 1) > 1 else "off",
+                   "on" if fl.get("gro") else "off", fmt(fl.get("send_mbps")), fmt(fl.get("lost_pct"), "%.2f"),
+                   fmt(fl.get("tx_data_cpu_s_per_gb"), "%.2f"), fmt(fl.get("rx_data_cpu_s_per_gb"), "%.2f")))
     return out
 
 
@@ -1371,6 +1497,13 @@ def table(res):
     bl = res.get("bulk")
     if bl:
         out += bulk_rows(bl)
+    if res.get("floor"):
+        fl = res["floor"]
+        out.append("2. Bulk, the kernel floor alone: %s" % (
+            "%d MiB, figures as in the bulk table" % (fl["file_bytes"] // MIB) if fl.get("file_bytes") else "FAILED"))
+        out.append("%5s %-46s %21s %18s %18s" % ("loss", "", "last byte Mbit/s", "TX CPU s/GB", "RX CPU s/GB"))
+        out += floor_rows(fl)
+        out.append("")
     t = res.get("tags")
     if t:
         out.append("3. Tag throughput: %d generator tags, %d s per run" % (t["tags"], t["seconds"]))
@@ -1527,6 +1660,7 @@ class Bins:
         self.rx = os.path.join(build, "rx", "sluice-rx")
         self.sim = os.path.join(build, "tx", "sluice-sim")
         self.keygen = os.path.join(build, "tx", "sluice-keygen")
+        self.bench = os.path.join(build, "tests", "bench", "sluice-bench")
 
 
 def profile_main(a):
@@ -1571,7 +1705,9 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="fec,bulk,tags,latency,memory,pipeline,history")
+    ap.add_argument("--only", default="fec,bulk,tags,latency,memory,pipeline,history",
+                    help="comma-separated subset of fec,bulk,floor,tags,latency,memory,pipeline,history "
+                         "(bulk includes floor)")
     ap.add_argument("--baseline-build", default=None)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--profile-rate", type=int, default=6000)
@@ -1580,6 +1716,9 @@ def main():
     if a.profile:
         return profile_main(a)
     only = set(a.only.split(","))
+    unknown = only - {"fec", "bulk", "floor", "tags", "latency", "memory", "pipeline", "history"}
+    if unknown:
+        ap.error("--only: unknown part(s) %s" % ",".join(sorted(unknown)))
     runs = 1 if a.quick else 3
     b = Bins(a.build)
     res = {"machine": machine(), "quick": a.quick, "runs_per_figure": runs}
@@ -1592,6 +1731,9 @@ def main():
         rig("up")
         if "bulk" in only:
             res["bulk"] = bench_bulk(b, work, a.quick, runs)
+        elif "floor" in only:
+            # The floor alone (bulk runs it too, at its 0 % loss level).
+            res["floor"] = floor_or_error(b, work, bulk_size(a.quick), runs)
         max_rate = None
         if "tags" in only:
             res["tags"] = bench_tags(b, work, a.quick, runs)

@@ -15,6 +15,8 @@ static const struct {
     { "signer", bench_signer, "sluice-tx's signer process vs the key in-process: us per block sealed" },
     { "history", bench_history, "RX history (SQLite): insert rows/s in 20,000-row batches; one tag's hour/month query" },
     { "journal", bench_journal, "TX change journal: appends/s with group commit, bytes/record, reopen, read" },
+    { "udpfloor", bench_udpfloor, "kernel floor of a bulk transfer: UDP with GSO/GRO into a file, CPU s and wall s "
+                                  "(send | recv; udpfloor --help)" },
 };
 
 uint64_t bench_now_ns(void)
