@@ -30,7 +30,7 @@
 enum sec { SEC_LINK, SEC_FEC, SEC_KEYS, SEC_MIRROR, SEC_MODBUS, SEC_HTTP, SEC_MQTT, SEC_FILES,
            SEC_RX, SEC_SYSLOG, SEC_SPARKPLUG, SEC_HISTORY, SEC__COUNT };
 
-enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_ALLOW_DIODE };
+enum { K_TRANSPORT, K_LISTEN, K_INTERFACE, K_PORT, K_FILE, K_FOLLOW, K_MTU, K_ALLOW_DIODE, K_COALESCE };
 enum { K_MAX_K, K_MAX_M, K_ENTRIES, K_MAX_AGE_MS };
 enum { K_TRUSTED, K_STATE_DIR };
 enum { K_STALE_MS, K_DATABASE, K_DB_MAX_BYTES, K_MAX_TAGS, K_CHECKPOINT_MS, K_FUTURE_TOL_MS };
@@ -46,7 +46,7 @@ enum { K_GROUP_ID, K_EDGE_NODE_ID, K_PRIMARY_HOST_ID, K_DDATA_MAX };
 enum { K_HIST_DATABASE, K_HIST_URL, K_HIST_RETENTION, K_HIST_PASSWORD_FILE };
 
 static const char *const link_keys[] = { "transport", "listen", "interface", "port", "file", "follow",
-                                         "mtu", "allow_services_on_diode", NULL };
+                                         "mtu", "allow_services_on_diode", "coalesce_us", NULL };
 static const char *const fec_keys[] = { "max_k", "max_m", "entries", "max_age_ms", NULL };
 static const char *const keys_keys[] = { "trusted", "state_dir", NULL };
 static const char *const mirror_keys[] = { "stale_ms", "database", "max_bytes", "max_tags",
@@ -161,6 +161,7 @@ static const struct sl_conf_rule link_rules[] = {
     { SL_RXCONF_PCAP, K_FOLLOW, false, "applies only to transport pcapfile" },
     { SL_RXCONF_PCAP, K_ALLOW_DIODE, false, "applies only to transport udp" },
     { SL_RXCONF_PCAPFILE, K_FILE, true, " for transport pcapfile" },
+    { SL_RXCONF_PCAPFILE, K_COALESCE, false, "does not apply to transport pcapfile (a capture is read as fast as it goes)" },
     { SL_RXCONF_PCAPFILE, K_LISTEN, false, "applies only to transport udp" },
     { SL_RXCONF_PCAPFILE, K_INTERFACE, false, "does not apply to transport pcapfile" },
     { SL_RXCONF_PCAPFILE, K_ALLOW_DIODE, false, "applies only to transport udp" },
@@ -199,6 +200,9 @@ static void do_link(struct sl_conf *p, struct sl_rxconf *c)
     sl_conf_u32(p, s, K_MTU, SL_RXCONF_MTU_MIN, SL_RXCONF_MTU_MAX, SL_RXCONF_DEFAULT_MTU, &c->link.mtu);
     c->link.symbol_max = SL_SYMBOL_FOR_MTU(c->link.mtu);
     c->link.datagram_max = c->link.mtu - SL_IPV4_UDP_BYTES;
+    sl_conf_u32(p, s, K_COALESCE, 0, SL_RXCONF_COALESCE_US_MAX, SL_RXCONF_DEFAULT_COALESCE_US, &c->link.coalesce_us);
+    if (c->link.transport == SL_RXCONF_PCAPFILE)
+        c->link.coalesce_us = 0;
 }
 
 static void do_fec(struct sl_conf *p, struct sl_rxconf *c)

@@ -33,6 +33,8 @@
 
 /* Defaults (docs/rx.md explains each). */
 #define SL_RXCONF_DEFAULT_MTU           1500u
+#define SL_RXCONF_DEFAULT_COALESCE_US   100u    /* [link] coalesce_us */
+#define SL_RXCONF_COALESCE_US_MAX       1000u
 #define SL_RXCONF_DEFAULT_MAX_K         128u
 #define SL_RXCONF_DEFAULT_MAX_M         64u
 #define SL_RXCONF_DEFAULT_ENTRIES       64u     /* partial blocks held by the decoder */
@@ -89,6 +91,8 @@ struct sl_rxconf {
         uint32_t datagram_max;          /* mtu - 28: largest datagram slot */
         bool allow_services_on_diode;   /* udp: [modbus]/[http] may bind the diode address or
                                            a wildcard (a warning instead of an error) */
+        uint32_t coalesce_us;           /* udp, pcap: intake's pause after draining the link,
+                                           so a burst gathers for one wake-up; 0 = none */
     } link;
     struct {
         uint32_t max_k, max_m;          /* largest k', m' accepted (k + m <= 255) */

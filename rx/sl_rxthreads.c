@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -282,6 +283,24 @@ static sl_err thread_seccomp(struct sl_thread *th, enum sl_seccomp_profile p, un
  * with the timers looked at between batches and at least every
  * WAIT_MAX_MS. A pcapfile capture has no descriptor: it is read without
  * waiting until it ends. */
+/* [link] coalesce_us: after a turn that took datagrams and emptied the
+ * socket, pause before waiting on it again. In a flow the sender's
+ * datagrams then gather in the socket buffer and the next turn reads a
+ * whole burst, where blocking at once in poll() had the sender's softirq
+ * wake this thread for every few datagrams: each such wake-up is a
+ * cross-CPU interrupt for the sender and a context switch here, and at
+ * bulk rates they cost more CPU than the datagrams themselves (software
+ * interrupt moderation, as a NIC's rx-usecs). A datagram arriving during
+ * the pause waits at most coalesce_us; an idle link never pauses. */
+static void coalesce(uint32_t us)
+{
+    if (us == 0)
+        return;
+    struct timespec ts = { 0, (long)us * 1000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
 static sl_err intake_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
@@ -311,13 +330,17 @@ static sl_err intake_main(struct sl_thread *th, void *arg)
             /* follow mode waits a little inside recv for appended records. */
             int wait = pcapfile && c->link.follow ? 10 : 0;
             sl_err e = SL_ERR_AGAIN;
+            int batches = 0;
             for (int i = 0; i < RX_BATCHES_PER_TURN && !sl_thread_should_stop(th); i++) {
                 e = sl_receiver_poll(d->rcv, wait, sl_clock_wall_us());
                 d->now_ms = sl_clock_mono_ms();
                 if (e != SL_OK)
                     break;
+                batches++;
                 wait = 0;
             }
+            if (e == SL_ERR_AGAIN && batches > 0)
+                coalesce(c->link.coalesce_us);
             if (e == SL_ERR_EOF) {
                 intake_periodic(d);
                 d->t->eof = true;

@@ -53,6 +53,7 @@ SL_TEST(rxconf, minimal_and_defaults)
     CU_ASSERT_EQUAL(cfg.link.mtu, 1500);
     CU_ASSERT_EQUAL(cfg.link.symbol_max, 1424);
     CU_ASSERT_EQUAL(cfg.link.datagram_max, 1472);
+    CU_ASSERT_EQUAL(cfg.link.coalesce_us, SL_RXCONF_DEFAULT_COALESCE_US);
     CU_ASSERT_EQUAL(cfg.fec.max_k, 128);
     CU_ASSERT_EQUAL(cfg.fec.max_m, 64);
     CU_ASSERT_EQUAL(cfg.fec.entries, 64);
@@ -123,6 +124,11 @@ SL_TEST(rxconf, transports)
     CU_ASSERT_EQUAL(parse("[link]\ntransport = pcapfile\nfile = x.pcap\nfollow = on\n" BASE_KEYS), SL_OK);
     CU_ASSERT_EQUAL(cfg.link.port, 0);
     CU_ASSERT_TRUE(cfg.link.follow);
+    CU_ASSERT_EQUAL(cfg.link.coalesce_us, 0);   /* a capture is read as fast as it goes */
+    CU_ASSERT_EQUAL(parse("[link]\ntransport = pcap\ninterface = eth1\ncoalesce_us = 0\n" BASE_KEYS), SL_OK);
+    CU_ASSERT_EQUAL(cfg.link.coalesce_us, 0);
+    CU_ASSERT_EQUAL(parse(BASE_LINK "coalesce_us = 1000\n" BASE_KEYS), SL_OK);
+    CU_ASSERT_EQUAL(cfg.link.coalesce_us, 1000);
     CU_ASSERT_EQUAL(parse("[link]\ntransport = udp\nlisten = 127.0.0.1\n" BASE_KEYS), SL_OK);
     CU_ASSERT_EQUAL(cfg.link.listen_port, 7400);
 }
@@ -221,6 +227,10 @@ SL_TEST(rxconf, bad_values)
     one(BASE_LINK "mtu = 575\n" BASE_KEYS, "rx.conf:4: bad mtu '575' (integer 576..8976)");
     one(BASE_LINK "mtu = 8977\n" BASE_KEYS, "rx.conf:4: bad mtu '8977' (integer 576..8976)");
     one(BASE_LINK "mtu = 1500x\n" BASE_KEYS, "rx.conf:4: bad mtu '1500x' (integer 576..8976)");
+    one(BASE_LINK "coalesce_us = 1001\n" BASE_KEYS, "rx.conf:4: bad coalesce_us '1001' (integer 0..1000)");
+    one(BASE_LINK "coalesce_us = -1\n" BASE_KEYS, "rx.conf:4: bad coalesce_us '-1' (integer 0..1000)");
+    one("[link]\ntransport = pcapfile\nfile = x.pcap\ncoalesce_us = 50\n" BASE_KEYS,
+        "rx.conf:4: key 'coalesce_us' does not apply to transport pcapfile (a capture is read as fast as it goes)");
     one("[link]\ntransport = pcap\ninterface = e\nport = 0\n" BASE_KEYS,
         "rx.conf:4: bad port '0' (integer 1..65535)");
     one(BASE "[fec]\nmax_k = 255\n", "rx.conf:8: bad max_k '255' (integer 1..254)");
