@@ -825,14 +825,14 @@ def gen_device(n, rate, unit=1):
     return f"[device gen]\nprotocol = generator\ntags = {n}\nrate = {rate}\nmirror_unit = {unit}\n"
 
 
-def start_pair(b, work, n, rate, link_mbps=3000, max_delay_ms=2, tag="tags", db=True, http_extra=""):
+def start_pair(b, work, n, rate, link_mbps=3000, max_delay_ms=2, tag="tags", db=True, http_extra="", tx_extra=""):
     fresh(work, "rx-state", "tx-state")
     for f in ("mirror.db", "mirror.db-wal", "mirror.db-shm"):
         if os.path.exists(os.path.join(work, f)):
             os.unlink(os.path.join(work, f))
     dbline = "database = %s/mirror.db" % work if db else "; no database: memory only"
     rxc = rx_conf(work, tag + "-rx.conf", RX_TAG_SERVICES.format(db=dbline, it=SVC) + http_extra)
-    txc = tx_conf(work, tag + "-tx.conf", link_mbps, True, gen_device(n, rate), max_delay_ms=max_delay_ms)
+    txc = tx_conf(work, tag + "-tx.conf", link_mbps, True, tx_extra + gen_device(n, rate), max_delay_ms=max_delay_ms)
     rx = Proc("it", [b.rx, "-c", rxc], os.path.join(work, tag + "-rx.log"))
     if not wait_until(lambda: listening(7400), 10):
         rx.stop()
@@ -1118,7 +1118,7 @@ PIPE_HTTP = "max_conns = 64\nmax_conns_per_peer = 48\nmax_streams = 32\nmax_stre
 ATTACK = os.path.join(SRC, "tests", "integration", "attack.py")
 
 
-def pipeline_lat(b, work, rate, secs, label, load=False):
+def pipeline_lat(b, work, rate, secs, label, load=False, tx_extra=""):
     """Change -> mirror latency over Modbus and SSE at `rate` updates/s
     (latency_generator's clients: 31 int64 tags read in a tight loop, one
     SSE follower filtered to them, one of the full stream), with RX's receive drops from its exit totals. With
@@ -1126,7 +1126,7 @@ def pipeline_lat(b, work, rate, secs, label, load=False):
     mbflood) and 16 more SSE clients follow /api/stream for the whole
     measurement. Bounded: secs + 40 s per helper."""
     n = PIPE_TAGS
-    tx, rx = start_pair(b, work, n, rate, tag="pipe", http_extra=PIPE_HTTP)
+    tx, rx = start_pair(b, work, n, rate, tag="pipe", http_extra=PIPE_HTTP, tx_extra=tx_extra)
     extra = {}
     try:
         if not wait_until(lambda: mirror_ready(work, "pipe", n), 30):
@@ -1153,17 +1153,18 @@ def pipeline_lat(b, work, rate, secs, label, load=False):
             th.start()
         if load:
             time.sleep(0.5)   # the flood and the 16 streams are on before the measurement
-        cpu0 = thread_cpu(rx.pid)
+        cpu0, tcpu0 = thread_cpu(rx.pid), thread_cpu(tx.pid)
         mb = helper("it", "mbread", SVC, 5502, 1, secs, "gen", timeout=secs + 40)
         for th in ths:
             th.join(secs + 45)
-        cpu1 = thread_cpu(rx.pid)
+        cpu1, tcpu1 = thread_cpu(rx.pid), thread_cpu(tx.pid)
     finally:
         tx.stop()
         rx.stop()
     # CPU seconds of each sluice-rx thread (by name) during the measurement:
     # which stage was busy (intake, store, services) when the figures moved.
     extra["rx_thread_cpu_s"] = {k: round(v - cpu0.get(k, 0.0), 2) for k, v in cpu1.items()}
+    extra["tx_thread_cpu_s"] = {k: round(v - tcpu0.get(k, 0.0), 2) for k, v in tcpu1.items()}
     tot = rx_totals(open(os.path.join(work, "pipe-rx.log")).read())
     drops = tot.get("drops", {})
     res = {"label": label, "tags": n, "rate": rate, "seconds": secs,
@@ -1213,6 +1214,11 @@ def pipeline_scenario(b, work, quick, which, sc):
         log("pipeline [%s] b) %s, socket overflow %d, undecodable %d" % (
             which, "ok" if r["ok"] else "FAILED", r["socket_overflow"], r["undecodable"]))
         return r
+    if sc == "e":
+        # a) with the change journal and backfill carousel off: what they
+        # cost the latency path when TX and RX share the machine's cores
+        log("pipeline [%s] e) 2 M updates/s, [backfill] enabled = no" % which)
+        return pipeline_lat(b, work, 2000000, secs, "2 M/s, no journal", tx_extra="[backfill]\nenabled = no\n")
     if sc == "c":
         log("pipeline [%s] c) 2 M updates/s, Modbus flood + 16 SSE clients" % which)
         return pipeline_lat(b, work, 2000000, secs, "2 M/s + flood + 16 SSE", load=True)
@@ -1227,7 +1233,7 @@ def bench_pipeline(b, base, work, quick):
     out = {"tags": PIPE_TAGS, "new": {}, "old": {} if base else None,
            "builds": {"new": os.path.dirname(os.path.dirname(b.rx)),
                       "old": os.path.dirname(os.path.dirname(base.rx)) if base else None}}
-    for sc in ("a", "b", "c", "d"):
+    for sc in ("a", "e", "b", "c", "d"):
         for which, bins in (("old", base), ("new", b)):
             if bins:
                 out[which][sc] = pipeline_scenario(bins, work, quick, which, sc)
@@ -1561,7 +1567,7 @@ def pipeline_rows(r):
     def lat(sc, how, key):
         x = (r.get(sc) or {}).get(how)
         return x.get(key) if isinstance(x, dict) else None
-    for sc, name in (("a", "a) 2 M/s"), ("c", "c) 2 M/s, Modbus flood + 16 SSE")):
+    for sc, name in (("a", "a) 2 M/s"), ("e", "e) 2 M/s, no journal"), ("c", "c) 2 M/s, Modbus flood + 16 SSE")):
         for how, hn in SSE_HOW:
             for key in ("p50_ms", "p99_ms", "max_ms"):
                 rows.append(("%s %s %s" % (name, hn, key.replace("_ms", " ms")), lat(sc, how, key)))
@@ -1596,11 +1602,12 @@ def pipeline_table(pi):
         return "%.0f" % v
     out = ["6. Pipeline: %d generator tags, RX with SQLite + Modbus + HTTP (one run each)" % pi["tags"]]
     for which in ("old", "new"):
-        for sc in ("a", "c"):
-            cpu = ((pi.get(which) or {}).get(sc) or {}).get("rx_thread_cpu_s")
-            if cpu:
-                out.append("   %s %s) RX CPU s by thread: %s" % (which, sc, ", ".join(
-                    "%s %.2f" % (k, v) for k, v in sorted(cpu.items(), key=lambda x: -x[1]) if v >= 0.01)))
+        for sc in ("a", "e", "c"):
+            for side in ("RX", "TX"):
+                cpu = ((pi.get(which) or {}).get(sc) or {}).get(side.lower() + "_thread_cpu_s")
+                if cpu:
+                    out.append("   %s %s) %s CPU s by thread: %s" % (which, sc, side, ", ".join(
+                        "%s %.2f" % (k, v) for k, v in sorted(cpu.items(), key=lambda x: -x[1]) if v >= 0.01)))
     new = dict(pipeline_rows(pi["new"]))
     if pi.get("old"):
         old = dict(pipeline_rows(pi["old"]))
