@@ -211,10 +211,15 @@ sl_err sl_hw_recv(struct sl_hw *hw, size_t *got, struct sl_hw_rxmsg *msgs, size_
         return SL_ERR_RANGE;
     if (n > hw->cfg.batch)
         n = hw->cfg.batch;
+    for (size_t i = 0; i < n; i++)
+        msgs[i].data = NULL;
     sl_err e = hw->ops->recv(hw, got, msgs, n, timeout_ms);
     hw->st.datagrams += *got;
-    for (size_t i = 0; i < *got; i++)
+    for (size_t i = 0; i < *got; i++) {
+        if (!msgs[i].data)        /* a transport that copied into buf */
+            msgs[i].data = msgs[i].buf;
         hw->st.bytes += msgs[i].len;
+    }
     return e;
 }
 

@@ -94,11 +94,15 @@ struct sl_hw_stats {
     char warning[SL_HW_WARNING_BYTES];   /* "" or a sentence for the log */
 };
 
-/* One receive slot: the caller sets buf and cap, recv sets len. */
+/* One receive slot: the caller sets buf and cap; recv sets len and data,
+ * where the datagram's len bytes are: buf, or (udp) the transport's own
+ * receive buffer, lent without a copy and valid until the next
+ * sl_hw_recv() or sl_hw_close() on the handle. Read through data. */
 struct sl_hw_rxmsg {
     uint8_t *buf;
     size_t cap;
     size_t len;
+    const uint8_t *data;
 };
 
 struct sl_hw;

@@ -103,7 +103,7 @@ sl_err sl_receiver_create(struct sl_receiver **out, const struct sl_receiver_con
             e = SL_ERR_NOMEM;
         else
             for (size_t i = 0; i < cfg->batch; i++)
-                r->msgs[i] = (struct sl_hw_rxmsg){ r->slots + i * cfg->datagram_max, cfg->datagram_max, 0 };
+                r->msgs[i] = (struct sl_hw_rxmsg){ r->slots + i * cfg->datagram_max, cfg->datagram_max, 0, NULL };
     }
     if (e != SL_OK) {
         sl_receiver_destroy(r);
@@ -462,7 +462,7 @@ sl_err sl_receiver_poll(struct sl_receiver *r, int timeout_ms, uint64_t now_us)
     size_t got = 0;
     sl_err e = sl_hw_recv(r->cfg.hw, &got, r->msgs, r->cfg.batch, timeout_ms);
     for (size_t i = 0; i < got; i++)
-        sl_receiver_input(r, r->msgs[i].buf, r->msgs[i].len, now_us);
+        sl_receiver_input(r, r->msgs[i].data, r->msgs[i].len, now_us);
     sl_receiver_tick(r, now_us);
     if (e == SL_OK && got == 0)
         return SL_ERR_AGAIN;

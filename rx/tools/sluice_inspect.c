@@ -493,14 +493,14 @@ int main(int argc, char **argv)
     static uint8_t buf[64][SL_FRAME_MAX_BYTES];
     struct sl_hw_rxmsg msgs[64];
     for (size_t i = 0; i < 64; i++)
-        msgs[i] = (struct sl_hw_rxmsg){ buf[i], sizeof buf[i], 0 };
+        msgs[i] = (struct sl_hw_rxmsg){ buf[i], sizeof buf[i], 0, NULL };
     for (;;) {
         size_t got = 0;
         e = sl_hw_recv(hw, &got, msgs, 64, 0);
         for (size_t i = 0; i < got; i++) {
             if (o.frames)
-                show_frame(msgs[i].buf, msgs[i].len);
-            sl_receiver_input(r, msgs[i].buf, msgs[i].len, 0);
+                show_frame(msgs[i].data, msgs[i].len);
+            sl_receiver_input(r, msgs[i].data, msgs[i].len, 0);
         }
         if (e != SL_OK && e != SL_ERR_AGAIN)
             break;

@@ -173,7 +173,7 @@ SL_TEST(pace, real_time_one_second_over_loopback)
         total += sent;
         for (int k = 0; k < 4; k++) {
             for (int i = 0; i < 64; i++)
-                msgs[i] = (struct sl_hw_rxmsg){ rxbuf[i], DLEN, 0 };
+                msgs[i] = (struct sl_hw_rxmsg){ rxbuf[i], DLEN, 0, NULL };
             size_t got = 0;
             if (sl_hw_recv(rx, &got, msgs, 64, 0) != SL_OK)
                 break;
@@ -183,7 +183,7 @@ SL_TEST(pace, real_time_one_second_over_loopback)
     uint64_t t1 = mono_ns();
     for (int k = 0; k < 1000 && received < total; k++) {
         for (int i = 0; i < 64; i++)
-            msgs[i] = (struct sl_hw_rxmsg){ rxbuf[i], DLEN, 0 };
+            msgs[i] = (struct sl_hw_rxmsg){ rxbuf[i], DLEN, 0, NULL };
         size_t got = 0;
         if (sl_hw_recv(rx, &got, msgs, 64, 100) != SL_OK)
             break;

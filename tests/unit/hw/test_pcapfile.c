@@ -53,7 +53,7 @@ static sl_err read_all(struct sl_hw *rx, uint32_t *next, uint32_t *bad, int time
     for (int k = 0; k < 1000; k++) {
         struct sl_hw_rxmsg msgs[64];
         for (int i = 0; i < 64; i++)
-            msgs[i] = (struct sl_hw_rxmsg){ mem[i], DLEN, 0 };
+            msgs[i] = (struct sl_hw_rxmsg){ mem[i], DLEN, 0, NULL };
         size_t got = 0;
         sl_err e = sl_hw_recv(rx, &got, msgs, 64, timeout_ms);
         if (e != SL_OK)
@@ -61,7 +61,7 @@ static sl_err read_all(struct sl_hw *rx, uint32_t *next, uint32_t *bad, int time
         for (size_t i = 0; i < got; i++) {
             uint8_t want[DLEN];
             hw_fill(want, DLEN, *next);
-            if (msgs[i].len != DLEN || memcmp(want, msgs[i].buf, DLEN) != 0)
+            if (msgs[i].len != DLEN || memcmp(want, msgs[i].data, DLEN) != 0)
                 (*bad)++;
             (*next)++;
         }
@@ -86,7 +86,7 @@ SL_TEST(pcapfile, round_trip_then_eof)
     CU_ASSERT_EQUAL(next, NREC);
     CU_ASSERT_EQUAL(bad, 0u);
     size_t got = 7;
-    struct sl_hw_rxmsg m = { data, DLEN, 0 };
+    struct sl_hw_rxmsg m = { data, DLEN, 0, NULL };
     CU_ASSERT_EQUAL(sl_hw_recv(rx, &got, &m, 1, 100), SL_ERR_EOF);   /* stays at EOF */
     CU_ASSERT_EQUAL(got, 0u);
     struct sl_hw_stats st;
@@ -221,7 +221,7 @@ SL_TEST(pcapfile, bad_files_refused)
     fclose(f);
     CU_ASSERT_EQUAL_FATAL(sl_hw_open(&h, NULL, 0, &c), SL_OK);
     uint8_t buf[DLEN];
-    struct sl_hw_rxmsg m = { buf, sizeof buf, 0 };
+    struct sl_hw_rxmsg m = { buf, sizeof buf, 0, NULL };
     size_t got = 0;
     CU_ASSERT_EQUAL(sl_hw_recv(h, &got, &m, 1, 0), SL_ERR_HEADER);
     sl_hw_close(h);

@@ -36,7 +36,7 @@ static sl_err drain(struct sl_hw *rx, uint32_t *next, uint32_t *bad, uint32_t wa
     for (int k = 0; k < 200 && *next < want; k++) {
         struct sl_hw_rxmsg msgs[64];
         for (int i = 0; i < 64; i++)
-            msgs[i] = (struct sl_hw_rxmsg){ mem[i], DLEN, 0 };
+            msgs[i] = (struct sl_hw_rxmsg){ mem[i], DLEN, 0, NULL };
         size_t got = 0;
         e = sl_hw_recv(rx, &got, msgs, 64, 200);
         if (e == SL_ERR_AGAIN)
@@ -46,7 +46,7 @@ static sl_err drain(struct sl_hw *rx, uint32_t *next, uint32_t *bad, uint32_t wa
         for (size_t i = 0; i < got; i++, (*next)++) {
             uint8_t exp[DLEN];
             hw_fill(exp, DLEN, *next);
-            if (msgs[i].len != DLEN || memcmp(exp, msgs[i].buf, DLEN) != 0)
+            if (msgs[i].len != DLEN || memcmp(exp, msgs[i].data, DLEN) != 0)
                 (*bad)++;
         }
     }
@@ -140,7 +140,7 @@ static void raw_body(void)
         CHECK_EQ(sl_hw_send(prx, &sent, ptrs, 1), SL_ERR_STATE);
         /* Nothing more: a timeout, not an error. */
         size_t got = 0;
-        struct sl_hw_rxmsg m = { data[0], DLEN, 0 };
+        struct sl_hw_rxmsg m = { data[0], DLEN, 0, NULL };
         CHECK_EQ(sl_hw_recv(prx, &got, &m, 1, 50), SL_ERR_AGAIN);
     }
     struct sl_hw_stats ts;

@@ -70,7 +70,7 @@ static void round_trip(size_t dlen, bool gso, bool gro)
         for (int k = 0; k < 200 && recvd < off + 100; k++) {
             struct sl_hw_rxmsg msgs[64];
             for (int i = 0; i < 64; i++)
-                msgs[i] = (struct sl_hw_rxmsg){ rxmem + (size_t)i * dlen, dlen, 0 };
+                msgs[i] = (struct sl_hw_rxmsg){ rxmem + (size_t)i * dlen, dlen, 0, NULL };
             size_t got = 0;
             sl_err e = sl_hw_recv(p.rx, &got, msgs, 64, 200);
             if (e == SL_ERR_AGAIN)
@@ -78,7 +78,7 @@ static void round_trip(size_t dlen, bool gso, bool gro)
             CU_ASSERT_EQUAL_FATAL(e, SL_OK);
             for (size_t i = 0; i < got; i++, next++) {
                 if (msgs[i].len != dlen || next >= N_DGRAMS ||
-                    memcmp(msgs[i].buf, data + next * dlen, dlen) != 0)
+                    memcmp(msgs[i].data, data + next * dlen, dlen) != 0)
                     bad++;
             }
             recvd += got;
@@ -148,7 +148,7 @@ SL_TEST(udp, oversize_and_misuse)
     const uint8_t *ptr = d;
     size_t sent = 0, got = 0;
     CU_ASSERT_EQUAL(sl_hw_send(p.tx, &sent, &ptr, 1), SL_OK);
-    struct sl_hw_rxmsg m = { small, sizeof small, 0 };
+    struct sl_hw_rxmsg m = { small, sizeof small, 0, NULL };
     CU_ASSERT_EQUAL(sl_hw_recv(p.rx, &got, &m, 1, 500), SL_ERR_AGAIN);
     struct sl_hw_stats rs;
     sl_hw_stats(p.rx, &rs);
@@ -198,7 +198,7 @@ SL_TEST(udp, empty_datagram_delivered)
     CU_ASSERT_EQUAL(sendto(fd, "", 0, 0, (struct sockaddr *)&to, tlen), 0);
     CU_ASSERT_EQUAL(sendto(fd, "abc", 3, 0, (struct sockaddr *)&to, tlen), 3);
     uint8_t b0[200], b1[200];
-    struct sl_hw_rxmsg m[2] = { { b0, sizeof b0, 99 }, { b1, sizeof b1, 99 } };
+    struct sl_hw_rxmsg m[2] = { { b0, sizeof b0, 99, NULL }, { b1, sizeof b1, 99, NULL } };
     size_t got = 0, total = 0;
     for (int i = 0; i < 50 && total < 2; i++) {
         CU_ASSERT(sl_hw_recv(p.rx, &got, m + total, 2 - total, 100) != SL_ERR_IO);
@@ -207,6 +207,7 @@ SL_TEST(udp, empty_datagram_delivered)
     CU_ASSERT_EQUAL(total, 2u);
     CU_ASSERT_EQUAL(m[0].len, 0u);
     CU_ASSERT_EQUAL(m[1].len, 3u);
+    CU_ASSERT_TRUE(m[1].data != NULL && memcmp(m[1].data, "abc", 3) == 0);   /* lent, read through data */
     close(fd);
     sl_hw_close(p.tx);
     sl_hw_close(p.rx);
