@@ -29,6 +29,14 @@
 
 #define SL_CHANQ_SLOTS_DEFAULT 64u
 #define SL_CHANQ_SYSLOG_SHARE  16u    /* syslog's cap when files share the ring */
+/* The file and syslog ring's size in bytes of slots at the receiver's
+ * largest block (at least SL_CHANQ_SLOTS_DEFAULT slots, at most 4096): at
+ * the defaults (max_k 128, mtu 1500) 276 slots, ~100 ms of a 2 Gbit/s file
+ * transfer in k = 64 blocks. The worker's page-cache writes stall for tens
+ * of ms when the kernel throttles dirty pages or commits the journal; 64
+ * slots (~23 ms) dropped file blocks then, and a file missing a block is
+ * lost. Memory is taken as slots are first used: a block's own size. */
+#define SL_CHANQ_FILES_BYTES   (48u << 20)
 
 /* One queued payload, as the worker sees it. */
 struct sl_chanq_item {

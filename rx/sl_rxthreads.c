@@ -945,14 +945,16 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_tribuf_init(&t->hist_http, sizeof(struct pub_hist));
     /* The largest payload a block can carry at this receiver's limits. */
     size_t max_payload = (size_t)c->fec.max_k * c->link.symbol_max;
+    size_t cslots = max_payload ? SL_CHANQ_FILES_BYTES / max_payload : 0;
+    cslots = cslots < SL_CHANQ_SLOTS_DEFAULT ? SL_CHANQ_SLOTS_DEFAULT : cslots > 4096u ? 4096u : cslots;
     if (e == SL_OK && (d->fr || d->syslog))
-        e = sl_chanq_create(&t->chanq, SL_CHANQ_SLOTS_DEFAULT, max_payload, t->chanq_fd);
+        e = sl_chanq_create(&t->chanq, (uint32_t)cslots, max_payload, t->chanq_fd);
     /* Both channels on: a syslog burst may take only its share of the
      * slots, never the file blocks' (each alone has the whole ring). */
     if (e == SL_OK && d->fr && d->syslog)
         e = sl_chanq_share(t->chanq, SL_CHANNEL_SYSLOG, SL_CHANQ_SYSLOG_SHARE);
     if (e == SL_OK && d->fr && d->syslog)
-        e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, SL_CHANQ_SLOTS_DEFAULT - SL_CHANQ_SYSLOG_SHARE);
+        e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, (uint32_t)cslots - SL_CHANQ_SYSLOG_SHARE);
     /* rx-hist's own queue: a database stall fills it, never the file or
      * syslog channels' (SL_CHANQ_SLOTS_DEFAULT blocks of the largest size). */
     if (e == SL_OK && d->hist) {
@@ -1124,6 +1126,15 @@ static void summary(struct sl_rxd *d, struct sl_rxt *t, const char *why)
     char sum[512], drops[768];
     sl_metrics_summary(sum, sizeof sum, st);
     sl_linkacct_drops(&d->acct, &st->rx, &st->link, drops, sizeof drops, false);
+    /* Verified blocks the channel worker's full queue refused: data gone
+     * for good, so said here as well as on /metrics. */
+    size_t dl = strlen(drops);
+    if (st->chan_queue_dropped_files && dl < sizeof drops)
+        dl += (size_t)snprintf(drops + dl, sizeof drops - dl, " chan/files_queue_full=%" PRIu64,
+                               st->chan_queue_dropped_files);
+    if (st->chan_queue_dropped_syslog && dl < sizeof drops)
+        (void)snprintf(drops + dl, sizeof drops - dl, " chan/syslog_queue_full=%" PRIu64,
+                       st->chan_queue_dropped_syslog);
     sl_log(SL_LOG_INFO, "%s: %s drops:%s", why, sum, drops[0] ? drops : " none");
 }
 
