@@ -30,6 +30,14 @@ struct sl_chanq {
     _Atomic uint64_t dropped_channel[SL_CHANNEL_COUNT];
 };
 
+uint32_t sl_chanq_slots_for(size_t max_bytes)
+{
+    size_t n = max_bytes ? SL_CHANQ_FILES_BYTES / max_bytes : 0;
+    if (n < SL_CHANQ_SLOTS_DEFAULT)
+        return SL_CHANQ_SLOTS_DEFAULT;
+    return n > SL_CHANQ_SLOTS_MAX ? SL_CHANQ_SLOTS_MAX : (uint32_t)n;
+}
+
 sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, int wake_fd)
 {
     *out = NULL;

@@ -37,6 +37,7 @@
  * slots (~23 ms) dropped file blocks then, and a file missing a block is
  * lost. Memory is taken as slots are first used: a block's own size. */
 #define SL_CHANQ_FILES_BYTES   (48u << 20)
+#define SL_CHANQ_SLOTS_MAX     4096u
 
 /* One queued payload, as the worker sees it. */
 struct sl_chanq_item {
@@ -61,6 +62,11 @@ struct sl_chanq;
 __attribute__((warn_unused_result))
 sl_err sl_chanq_create(struct sl_chanq **out, uint32_t slots, size_t max_bytes, int wake_fd);
 void sl_chanq_destroy(struct sl_chanq *q);
+
+/* The slot count for a ring of SL_CHANQ_FILES_BYTES at max_bytes a slot:
+ * SL_CHANQ_FILES_BYTES / max_bytes, at least SL_CHANQ_SLOTS_DEFAULT, at
+ * most SL_CHANQ_SLOTS_MAX (max_bytes 0: SL_CHANQ_SLOTS_DEFAULT). */
+uint32_t sl_chanq_slots_for(size_t max_bytes);
 
 /* Before the threads start: channel (< SL_CHANNEL_COUNT) may hold at most
  * max (1..slots) entries at once; without a call it may fill the ring.

@@ -945,16 +945,15 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
         e = sl_tribuf_init(&t->hist_http, sizeof(struct pub_hist));
     /* The largest payload a block can carry at this receiver's limits. */
     size_t max_payload = (size_t)c->fec.max_k * c->link.symbol_max;
-    size_t cslots = max_payload ? SL_CHANQ_FILES_BYTES / max_payload : 0;
-    cslots = cslots < SL_CHANQ_SLOTS_DEFAULT ? SL_CHANQ_SLOTS_DEFAULT : cslots > 4096u ? 4096u : cslots;
+    uint32_t cslots = sl_chanq_slots_for(max_payload);
     if (e == SL_OK && (d->fr || d->syslog))
-        e = sl_chanq_create(&t->chanq, (uint32_t)cslots, max_payload, t->chanq_fd);
+        e = sl_chanq_create(&t->chanq, cslots, max_payload, t->chanq_fd);
     /* Both channels on: a syslog burst may take only its share of the
      * slots, never the file blocks' (each alone has the whole ring). */
     if (e == SL_OK && d->fr && d->syslog)
         e = sl_chanq_share(t->chanq, SL_CHANNEL_SYSLOG, SL_CHANQ_SYSLOG_SHARE);
     if (e == SL_OK && d->fr && d->syslog)
-        e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, (uint32_t)cslots - SL_CHANQ_SYSLOG_SHARE);
+        e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, cslots - SL_CHANQ_SYSLOG_SHARE);
     /* rx-hist's own queue: a database stall fills it, never the file or
      * syslog channels' (SL_CHANQ_SLOTS_DEFAULT blocks of the largest size). */
     if (e == SL_OK && d->hist) {

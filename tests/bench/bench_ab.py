@@ -8,12 +8,15 @@ transfer, so work that only moves between processes (to a softirq thread,
 say) is not counted as saved. The transfer is the bench's own (bench_rig's
 sluice_bulk: k=64 m=16, GSO on, 0 % loss).
 
-    flock /run/sluice-rig.lock tests/bench/bench_ab.py --rate 3000 --mib 256 \\
-        --runs 3 [--coalesce US] BUILD [BUILD ...]
+    tests/bench/bench_ab.py --rate 3000 --mib 256 --runs 3 [--coalesce US] \\
+        BUILD [BUILD ...]
 
-Needs root (the rig's namespaces). Bounded: each transfer has the bench's
-timeout; --runs at most 20."""
+Needs root (the rig's namespaces); takes the rig lock (/run/sluice-rig.lock)
+like scripts/bench. --coalesce sets sluice-rx [link] coalesce_us for every
+build (a build older than that key refuses it: leave it out for those).
+Bounded: each transfer has the bench's timeout; --runs at most 20."""
 import argparse
+import fcntl
 import os
 import subprocess
 import sys
@@ -24,11 +27,13 @@ import bench_rig as br  # noqa: E402
 
 
 def busy():
-    """(busy, softirq) CPU seconds of the whole machine so far."""
+    """(busy, softirq) CPU seconds of the whole machine so far: user, nice,
+    system, irq and softirq (idle, iowait and steal are not this VM's work;
+    guest time is already inside user)."""
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
+        v = [int(x) for x in f.readline().split()[1:8]]
     tick = os.sysconf("SC_CLK_TCK")
-    return (sum(v) - v[3] - v[4]) / tick, v[6] / tick
+    return (v[0] + v[1] + v[2] + v[5] + v[6]) / tick, v[6] / tick
 
 
 def main():
@@ -59,6 +64,8 @@ def main():
                 f.write(text)
             return p
         br.rx_conf = with_coalesce
+    lock = open("/run/sluice-rig.lock", "w")   # one rig per machine, as scripts/bench
+    fcntl.flock(lock, fcntl.LOCK_EX)
     work = tempfile.mkdtemp(prefix="sl_ab_")
     bins = [br.Bins(b) for b in a.builds]
     subprocess.run([bins[0].keygen, "-o", os.path.join(work, "keys")], check=True, capture_output=True)

@@ -52,6 +52,16 @@ SL_TEST(chanq, order_copy_overflow_counted)
 /* A burst on a channel with a share (syslog) stops at its share and never
  * takes the other channel's slots; drops are counted per channel, and the
  * share frees as the worker takes entries. */
+/* The file/syslog ring's size: 48 MiB of slots, 64..4096. */
+SL_TEST(chanq, slots_for_payload_size)
+{
+    CU_ASSERT_EQUAL(sl_chanq_slots_for(128u * 1424u), 276u);         /* the defaults: max_k 128, mtu 1500 */
+    CU_ASSERT_EQUAL(sl_chanq_slots_for(254u * 8900u), SL_CHANQ_SLOTS_DEFAULT);   /* the limits */
+    CU_ASSERT_EQUAL(sl_chanq_slots_for(500u), SL_CHANQ_SLOTS_MAX);
+    CU_ASSERT_EQUAL(sl_chanq_slots_for(0), SL_CHANQ_SLOTS_DEFAULT);
+    CU_ASSERT_TRUE(sl_chanq_slots_for(128u * 1424u) > SL_CHANQ_SYSLOG_SHARE);
+}
+
 SL_TEST(chanq, shares_per_channel)
 {
     struct sl_chanq *q;
