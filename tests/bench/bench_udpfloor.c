@@ -152,7 +152,7 @@ static int parse(int argc, char **argv, struct floor_args *a)
         return 2;
     }
     bool have_bytes = false;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) {   /* options come as OPTION VALUE pairs */
         const char *o = argv[i];
         if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
             usage(stdout);
@@ -185,7 +185,6 @@ static int parse(int argc, char **argv, struct floor_args *a)
             fprintf(stderr, "sluice-bench udpfloor %s: bad or missing value for %s\n", argv[1], o);
             return 2;
         }
-        i++;
     }
     if (!a->addr || !have_bytes || (!a->send && !a->out)) {
         fprintf(stderr, "sluice-bench udpfloor %s: needs %s HOST:PORT, --bytes N%s\n", argv[1],
