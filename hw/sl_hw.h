@@ -162,8 +162,9 @@ sl_err sl_hw_send_small(struct sl_hw *hw, const uint8_t *dg, size_t len);
 
 /* Receives up to n datagrams (each up to msgs[i].cap bytes; its bytes at
  * msgs[i].data, length in msgs[i].len: see struct sl_hw_rxmsg), waiting
- * at most timeout_ms (0: poll, -1: forever) for the first. *got is how many. Frames that are malformed, filtered or
- * too big for their slot are dropped and counted in stats by reason.
+ * at most timeout_ms (0: poll, -1: forever) for the first. *got is how
+ * many. Frames that are malformed, filtered or too big for their slot are
+ * dropped and counted in stats by reason.
  * Returns SL_OK with *got >= 1, SL_ERR_AGAIN on timeout, SL_ERR_EOF when a
  * pcapfile replay is exhausted (not in follow mode), SL_ERR_IO otherwise. */
 __attribute__((warn_unused_result))

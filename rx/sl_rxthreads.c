@@ -279,10 +279,6 @@ static sl_err thread_seccomp(struct sl_thread *th, enum sl_seccomp_profile p, un
     return SL_OK;
 }
 
-/* frames -> FEC -> verify -> replay -> decode -> mirror apply, in batches,
- * with the timers looked at between batches and at least every
- * WAIT_MAX_MS. A pcapfile capture has no descriptor: it is read without
- * waiting until it ends. */
 /* [link] coalesce_us: after a turn that took datagrams and emptied the
  * socket, pause before waiting on it again. In a flow the sender's
  * datagrams then gather in the socket buffer and the next turn reads a
@@ -291,7 +287,8 @@ static sl_err thread_seccomp(struct sl_thread *th, enum sl_seccomp_profile p, un
  * cross-CPU interrupt for the sender and a context switch here, and at
  * bulk rates they cost more CPU than the datagrams themselves (software
  * interrupt moderation, as a NIC's rx-usecs). A datagram arriving during
- * the pause waits at most coalesce_us; an idle link never pauses. */
+ * the pause waits at most coalesce_us plus the timer slack; an idle link
+ * never pauses. */
 static void coalesce(uint32_t us)
 {
     if (us == 0)
@@ -301,6 +298,10 @@ static void coalesce(uint32_t us)
     }
 }
 
+/* frames -> FEC -> verify -> replay -> decode -> mirror apply, in batches,
+ * with the timers looked at between batches and at least every
+ * WAIT_MAX_MS. A pcapfile capture has no descriptor: it is read without
+ * waiting until it ends. */
 static sl_err intake_main(struct sl_thread *th, void *arg)
 {
     struct sl_rxd *d = arg;
@@ -955,7 +956,7 @@ static int prepare(struct sl_rxd *d, struct sl_rxt *t)
     if (e == SL_OK && d->fr && d->syslog)
         e = sl_chanq_share(t->chanq, SL_CHANNEL_FILES, cslots - SL_CHANQ_SYSLOG_SHARE);
     /* rx-hist's own queue: a database stall fills it, never the file or
-     * syslog channels' (SL_CHANQ_SLOTS_DEFAULT blocks of the largest size). */
+     * syslog channels' ring. */
     if (e == SL_OK && d->hist) {
         /* Sized in bytes: 64 slots were ~90 ms of a busy plant's payloads. */
         size_t hslots = max_payload ? SL_HISTORY_QUEUE_BYTES / max_payload : 0;
