@@ -256,6 +256,12 @@ def start_tx(procs, conf, log):
 def start_rx(procs, conf, log):
     p = procs.start("it", [RX, "-c", conf], stderr=log.f, stdout=log.f)
     wait_port("it", "t", MB_PORT, "sluice-rx Modbus")
+    # The HTTP thread binds after the Modbus one (slower still under ASan):
+    # a caller that reads HTTP at once must not find it closed.
+    with open(conf) as f:
+        text = f.read()
+    if "[http]" in text and ":%d" % HTTP_PORT in text:
+        wait_port("it", "t", HTTP_PORT, "sluice-rx HTTP")
     return p
 
 
