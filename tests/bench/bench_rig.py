@@ -1114,6 +1114,12 @@ def memory_run(b, work, n):
 # generator tags. HTTP admits the 16 extra stream clients of scenario c
 # from one address (the defaults allow 16 streams, 4 per peer).
 PIPE_TAGS = 100000
+# The Modbus probe polls every PIPE_POLL_MS (1 kHz, far above any SCADA
+# poll rate; a sample gains at most 1 ms). A tight loop here took a whole
+# core of the two while TX, RX and the SSE followers needed them, and its
+# p99 measured the probe's own contention: 35-37 ms tight against 12.5-13.5
+# ms paced on the same build, journal on, back to back (2026-12-08).
+PIPE_POLL_MS = 1
 PIPE_HTTP = "max_conns = 64\nmax_conns_per_peer = 48\nmax_streams = 32\nmax_streams_per_peer = 32\n"
 ATTACK = os.path.join(SRC, "tests", "integration", "attack.py")
 
@@ -1154,7 +1160,7 @@ def pipeline_lat(b, work, rate, secs, label, load=False, tx_extra=""):
         if load:
             time.sleep(0.5)   # the flood and the 16 streams are on before the measurement
         cpu0, tcpu0 = thread_cpu(rx.pid), thread_cpu(tx.pid)
-        mb = helper("it", "mbread", SVC, 5502, 1, secs, "gen", timeout=secs + 40)
+        mb = helper("it", "mbread", SVC, 5502, 1, secs, "gen", PIPE_POLL_MS, timeout=secs + 40)
         for th in ths:
             th.join(secs + 45)
         cpu1, tcpu1 = thread_cpu(rx.pid), thread_cpu(tx.pid)
@@ -1169,6 +1175,7 @@ def pipeline_lat(b, work, rate, secs, label, load=False, tx_extra=""):
     drops = tot.get("drops", {})
     res = {"label": label, "tags": n, "rate": rate, "seconds": secs,
            "modbus": lat_summary(mb["lat_us"]), "modbus_reads": mb.get("reads"),
+           "modbus_poll_ms": PIPE_POLL_MS,
            "socket_overflow": drops.get("link/socket_overflow", 0),
            "undecodable": drops.get("fec/undecodable", 0), "bad_drops": bad_drops(tot),
            "rx_values": tot.get("values", 0), "rx_cpu_s": rx.cpu}
@@ -1261,16 +1268,28 @@ def mb_req(sock, tid, unit, fc, body):
     return data
 
 
-def helper_mbread(host, port, unit, secs, kind):
-    """Tight-loop Modbus reads of the mirror; a sample per changed value:
-    gen: 31 int64 tags at 0..123 (value = source time µs); sim: registers
-    100-101 = low 32 bits of the writer's CLOCK_REALTIME µs."""
+def helper_mbread(host, port, unit, secs, kind, period_ms="0"):
+    """Modbus reads of the mirror; a sample per changed value: gen: 31
+    int64 tags at 0..123 (value = source time µs); sim: registers 100-101 =
+    low 32 bits of the writer's CLOCK_REALTIME µs. period_ms 0: a tight
+    loop (finest timing, but the client takes a core for itself); > 0: one
+    read every period_ms on a fixed schedule (a read that comes late is not
+    made up by a burst), which adds at most period_ms to a sample."""
     s = socket.create_connection((host, int(port)), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    period = float(period_ms) / 1000.0
     end = time.monotonic() + float(secs)
     last, lat, reads, tid = {}, [], 0, 0
     t_start = time.monotonic()
+    due = t_start
     while time.monotonic() < end and len(lat) < 200000:
+        if period > 0:
+            due += period
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                due = time.monotonic()
         tid = (tid + 1) & 0xFFFF
         if kind == "gen":
             d = mb_req(s, tid, int(unit), 3, struct.pack(">HH", 0, 124))
