@@ -136,6 +136,14 @@ static size_t deliver(struct udp *u, struct sl_hw_rxmsg *msgs, size_t n)
     while (got < n && u->cur < u->filled) {
         size_t total = u->msgs[u->cur].msg_len;
         size_t seg = u->seg[u->cur];
+        if (seg == 0) {
+            /* Truncated by the kernel: already counted (link/overflow)
+             * when it was read; handing it on as empty would count it a
+             * second time as datagram/truncated. */
+            u->cur++;
+            u->cur_off = 0;
+            continue;
+        }
         if (total == 0) {
             /* An empty datagram is still a datagram: hand it over so the
              * receiver counts it (datagram/truncated) instead of it
@@ -219,7 +227,7 @@ static sl_err udp_recv(struct sl_hw *hw, size_t *got, struct sl_hw_rxmsg *msgs, 
                 read_cmsgs(u, s);
                 if (u->msgs[s].msg_hdr.msg_flags & MSG_TRUNC) {
                     sl_hw_reject(&hw->st, SL_ERR_OVERFLOW);
-                    u->msgs[s].msg_len = 0;   /* deliver() skips it */
+                    u->seg[s] = 0;   /* deliver() skips it */
                 }
             }
             *got = deliver(u, msgs, n);
