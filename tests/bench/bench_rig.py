@@ -555,7 +555,7 @@ def floor_or_error(b, work, size, runs):
 
 # The upward ladders (Mbit/s offered: Sluice's rate_mbps, which counts
 # Ethernet overhead; udpcast's --max-bitrate). Each peer climbs from the
-# bottom until a rung fails or goodput stops rising, so the ladder finds
+# bottom until a rung fails twice running or goodput stops rising, so the ladder finds
 # each peer's own peak on whatever machine runs it.
 SLUICE_RUNGS = [500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 9000, 12000, 16000, 24000]
 UDPCAST_RUNGS = [100, 150, 200, 300, 400, 500, 700, 1000, 1250, 1500, 2000, 2500, 3000, 4000, 5000]
@@ -575,7 +575,7 @@ def ladder_up(run, rungs, runs, label, budget_s):
     there, the next-best passed rung is tried, at most PEAK_TRIES rungs.
     Every run is logged; the rungs and their results go into the result."""
     t_end = time.monotonic() + budget_s
-    tried, passed = [], {}
+    tried, passed, retried = [], {}, []
     best, flat, stop = None, 0, "top of the ladder"
 
     def one(rate):
@@ -591,11 +591,14 @@ def ladder_up(run, rungs, runs, label, budget_s):
             stop = "time budget (%d s)" % budget_s
             break
         r = one(rate)
-        if not r["ok"]:
+        if not r["ok"] and time.monotonic() <= t_end:
             # Once more before the climb stops: one transient failure (a
             # peer's run lost to a scheduling hiccup of this shared VM)
-            # must not cap that peer's ladder at a rung it can pass.
+            # must not cap that peer's ladder at a rung it can pass. The
+            # table's rung list shows both runs (FAIL, then the result).
             r = one(rate)
+            if r["ok"]:
+                retried.append(rate)
         if not r["ok"]:
             stop = "rung %d failed twice" % rate
             break
@@ -635,9 +638,10 @@ def ladder_up(run, rungs, runs, label, budget_s):
                     "rx_cpu_s": stat([r["rx_cpu_s"] for r in results]),
                     "tx_cpu_s_per_gb": stat([r["tx_cpu_s_per_gb"] for r in results]),
                     "rx_cpu_s_per_gb": stat([r["rx_cpu_s_per_gb"] for r in results]),
-                    "ladder_tried": tried, "detail": results}
+                    "ladder_tried": tried, "retried": retried, "detail": results}
     log("%s: NO rung delivered the file intact (%s)" % (label, stop))
-    return {"rate_mbps": None, "sha256_match": False, "stop": stop, "ladder_tried": tried}
+    return {"rate_mbps": None, "sha256_match": False, "stop": stop, "ladder_tried": tried,
+            "retried": retried}
 
 
 def bench_bulk(b, work, quick, runs):
