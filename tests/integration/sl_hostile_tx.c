@@ -1,5 +1,5 @@
 /* sl_hostile_tx: a compromised (or misconfigured) TX for the attack test
- * (issue 13): it signs with a test-only key that RX trusts beside the real
+ * of the receive path: it signs with a test-only key that RX trusts beside the real
  * TX key and sends, over UDP, beacons and tag blocks through sl_sender, as
  * sluice-tx would, but with content a genuine TX never sends:
  *
@@ -18,7 +18,7 @@
  *   --mode markup  the clean schema plus tags whose names, paths and units
  *                  are markup and script (`<script>`, `<img onerror>`,
  *                  quotes, `&`, U+2028/U+2029) that RX accepts: the
- *                  dashboard test (issue 16) proves the page shows them as
+ *                  dashboard test proves the page shows them as
  *                  text and runs none of them. The counter keeps moving.
  *
  *   sl_hostile_tx -k KEY -d HOST:PORT [--epoch N] [--mode future|names|markup]

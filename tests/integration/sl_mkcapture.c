@@ -3,7 +3,7 @@
  * type, register kind and word order, an EVENT, a keyframe, deltas, a second
  * keyframe, and a last delta with the final values but an older source time
  * (TX's clock stepped back), which RX must apply: values are ordered by
- * block, not by source time (issue 13). The final values are written as CSV
+ * block, not by source time. The final values are written as CSV
  * for the test to compare with what RX stores.
  *
  *   sl_mkcapture --keygen DIR

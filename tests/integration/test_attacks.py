@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Issue 13: attacks on the receive path, against a live chain with TX sending.
+"""Attacks on the receive path, against a live chain with TX sending.
 
 One chain on the rig (sluice-sim + sluice-tx in sl-ot; sluice-rx in sl-it
 with Modbus, HTTP, SQLite and MQTT to a mosquitto inside sl-it; RX trusts the

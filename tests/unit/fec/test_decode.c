@@ -2,7 +2,7 @@
  * patterns for large ones (k=1, m=1, k+m=255), more than m lost, early-closed
  * blocks, table-full and age eviction, duplicates, late symbols, symbols
  * with other parameters, range checks and the decode-matrix cache; and the
- * attacks of issue 13: forged blocks that complete first, forged symbols
+ * attacks on the receive path: forged blocks that complete first, forged symbols
  * with other parameters, junk floods against announced blocks. */
 #include <stdlib.h>
 #include <string.h>

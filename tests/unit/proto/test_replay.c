@@ -289,7 +289,7 @@ SL_TEST(replay, corrupt_state_rejected)
     free(s);
 }
 
-/* Issue 13: a compromised (or buggy) TX signing an epoch or a sequence near
+/* A compromised (or buggy) TX signing an epoch or a sequence near
  * UINT64_MAX would lock the genuine sender out for good. Jumps beyond the
  * bounds are refused with SL_ERR_RANGE by check and accept alike, change
  * nothing, and so are never persisted. */

@@ -359,7 +359,7 @@ static void settle(const struct sl_mbserver *s)
     usleep(20000);   /* the rest of a multi-segment send */
 }
 
-/* The finding of issue 13: one client pipelining requests kept one poll
+/* A finding of the receive-path review: one client pipelining requests kept one poll
  * call busy for seconds. Now one turn answers at most the per-connection
  * cap, the rest waits (deferred, timeout 0), every request is answered in
  * order, and a second client is answered in the same first turn. */

@@ -598,7 +598,7 @@ SL_TEST(rxbeacon, decoder_limits)
     CU_ASSERT_FALSE(sl_rxbeacon_fits(&b, &lim));
 }
 
-/* Issue 13: files that decide trust are checked for their owner and mode,
+/* Files that decide trust are checked for their owner and mode,
  * links are refused, and [files] has a quota and a cap on copies. */
 SL_TEST(rxconf, trust_files_links_and_file_limits)
 {

@@ -628,7 +628,7 @@ SL_TEST(files, versions_capped_never_overwritten)
     CU_ASSERT_EQUAL(system(cmd), 0);
 }
 
-/* Issue 13 review, finding 7: the quota must not stat the whole directory
+/* A review finding: the quota must not stat the whole directory
  * on the intake thread. 20,000 one-byte files left by IT consumers: after
  * the one full pass at create, each sl_filerecv_payload / _tick call
  * stats at most 256 entries (the old code stat'ed all 20,000 once a

@@ -1,11 +1,11 @@
-/* sl_receiver against the attacks of issue 13, with real signed blocks and
+/* sl_receiver against attacks on the receive path, with real signed blocks and
  * beacons built here (sl_block_seal, sl_fec_encode, sl_datagram_*_encode)
  * and forged frames beside them: forged blocks that complete before the
  * genuine ones, forged symbols with other parameters, a junk flood against
  * announced blocks, frames that disagree with the verified beacon, and the
  * budget of failed signature checks. Each test fails on the code before
- * issue 13 (decoder remembered ids on release; one shared table; every
- * candidate verified). */
+ * the receive-path review (decoder remembered ids on release; one shared
+ * table; every candidate verified). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -221,7 +221,7 @@ static struct sl_receiver_stats stats(const struct fixture *f)
     return st;
 }
 
-/* Issue 13 item 1: one forged k'=1 frame per upcoming block id, sent ahead
+/* One forged k'=1 frame per upcoming block id, sent ahead
  * of the genuine frames, once made every genuine block "late". Both with
  * and without a verified beacon (before the first beacon everything is
  * unannounced). */
@@ -310,7 +310,7 @@ SL_TEST(receiver, forged_symbols_with_other_parameters_do_not_collide)
     fx_free(f);
 }
 
-/* Issue 13: junk and announced blocks compete for separate room. With a
+/* Junk and announced blocks compete for separate room. With a
  * verified beacon, a flood of unannounced junk (a newer epoch, thousands of
  * ids) cannot evict a genuine partial block; junk in the announced epoch
  * that disagrees with the beacon never takes an entry at all. */
@@ -372,7 +372,7 @@ SL_TEST(receiver, frames_checked_against_verified_beacon)
     fx_free(f);
 }
 
-/* Issue 13 item 2: forged blocks and beacons that pass every cheap check
+/* Forged blocks and beacons that pass every cheap check
  * cost a signature verification each. The budget bounds the failures per
  * second; successes are free. During a flood on one key's pool, blocks of
  * another trusted key (its own pool) are all delivered; after the flood
