@@ -1356,7 +1356,11 @@ def helper_sse(host, port, secs, ntags, filtered=1):
     tags: arrival time minus the value (= its source time). Parses in
     linear time (a regular expression over whole events, no JSON decoder
     per event): the full stream carries ~10^5 events/s, and a client slower
-    than that would measure itself."""
+    than that would measure itself. Like the Modbus probe, a sample is a
+    *change*: a tag's first value (the hello's snapshot) and a value equal
+    to the last one seen (a keyframe re-sends every value once a second)
+    are not samples: their age is the time since the tag last changed, up
+    to a whole change period, not a latency."""
     s = socket.create_connection((host, int(port)), timeout=5)
     n = int(ntags)
     q = "&".join("tag=%s/t%d" % (GEN_PATH, i) for i in range(n)) if int(filtered) else ""
@@ -1366,7 +1370,7 @@ def helper_sse(host, port, secs, ntags, filtered=1):
               % (("?" + q).encode() if q else b"", host.encode(), int(port)))
     s.settimeout(0.5)
     end = time.monotonic() + float(secs)
-    buf, lat, events, nbytes = b"", [], 0, 0
+    buf, lat, events, nbytes, last, repeats = b"", [], 0, 0, {}, 0
     while time.monotonic() < end and len(lat) < 200000:
         try:
             chunk = s.recv(1 << 18)
@@ -1383,9 +1387,16 @@ def helper_sse(host, port, secs, ntags, filtered=1):
         done, buf = buf[:cut + 2], buf[cut + 2:]
         events += done.count(b"\n\n")
         for m in SSE_TAG.finditer(done):
-            if int(m.group(1)) < n:
-                lat.append(now - int(float(m.group(2))))
-    print(json.dumps({"lat_us": lat, "events": events, "bytes": nbytes}))
+            i = int(m.group(1))
+            if i >= n:
+                continue
+            v = int(float(m.group(2)))
+            if i in last and last[i] != v:
+                lat.append(now - v)
+            elif i in last:
+                repeats += 1
+            last[i] = v
+    print(json.dumps({"lat_us": lat, "events": events, "bytes": nbytes, "repeats": repeats}))
 
 
 def helper_ssemany(host, port, secs, nclients):
